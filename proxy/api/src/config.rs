@@ -1,0 +1,332 @@
+//! The per-workload config meshc emits and mesh-proxy enforces.
+//!
+//! Everything here is data: no file paths or line numbers, so that a config's
+//! bytes (and hash) change only when what the proxy enforces changes. meshc
+//! keeps provenance in a side table keyed by [`Meta`].
+
+use ipnet::IpNet;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API version written into every [`ProxyConfig`].
+pub const API_VERSION: &str = "meshc.io/v1alpha1";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyConfig {
+    pub api_version: String,
+    pub workload: WorkloadRef,
+    /// The mTLS identity the workload's proxy presents, e.g.
+    /// `web.emojivoto.serviceaccount.identity.linkerd.cluster.local`.
+    pub identity: String,
+    pub inbound: Inbound,
+}
+
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadRef {
+    /// Kubernetes kind of the owner: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Inbound {
+    /// Servers for ports that differ from `default_server`, sorted by port.
+    pub ports: Vec<PortServer>,
+    /// Served on any port not listed in `ports`: the pod's default inbound policy.
+    pub default_server: InboundServer,
+    /// Ports the proxy never sees (`config.linkerd.io/skip-inbound-ports`):
+    /// traffic to them bypasses policy and mTLS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_ports: Vec<PortRange>,
+    /// Source networks whose traffic bypasses the proxy (`config.linkerd.io/skip-subnets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub skip_subnets: Vec<IpNet>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortServer {
+    pub port: u16,
+    pub server: InboundServer,
+}
+
+/// An inclusive port range; a single port has `start == end`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortRange {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl PortRange {
+    pub fn contains(&self, port: u16) -> bool {
+        self.start <= port && port <= self.end
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InboundServer {
+    /// `kind: server` for a Server resource, `kind: default` for a default
+    /// server (name = the default policy).
+    pub meta: Meta,
+    pub protocol: Protocol,
+    pub authorizations: Vec<Authorization>,
+    /// Used when the protocol is Detect, HTTP/1 or HTTP/2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_routes: Vec<HttpRoute>,
+    /// Used when the protocol is gRPC.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grpc_routes: Vec<GrpcRoute>,
+}
+
+/// Identifies the resource (or built-in) a server, route or authorization came from.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Meta {
+    /// `default` for built-ins, otherwise the lower-case resource kind
+    /// (`server`, `authorizationpolicy`, `serverauthorization`, `httproute`, `grpcroute`).
+    pub kind: String,
+    pub name: String,
+    /// Group of the resource, for kinds that exist in two API groups (HTTPRoute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl Meta {
+    pub fn default_named(name: &str) -> Self {
+        Meta {
+            kind: "default".into(),
+            name: name.into(),
+            group: None,
+        }
+    }
+    pub fn resource(kind: &str, name: &str) -> Self {
+        Meta {
+            kind: kind.to_ascii_lowercase(),
+            name: name.into(),
+            group: None,
+        }
+    }
+    /// Audit authorizations allow, and the proxy logs what they allowed.
+    pub fn is_audit(&self) -> bool {
+        self.kind == "default" && self.name == "audit"
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", tag = "kind", deny_unknown_fields)]
+pub enum Protocol {
+    /// Protocol detection; non-HTTP traffic (or a timeout) is handled as opaque TCP.
+    Detect {
+        timeout_ms: u64,
+    },
+    Http1,
+    Http2,
+    Grpc,
+    Opaque,
+    Tls,
+}
+
+impl Protocol {
+    /// Whether requests on this server are routed and authorized per HTTP request.
+    pub fn is_http(&self) -> bool {
+        matches!(
+            self,
+            Protocol::Detect { .. } | Protocol::Http1 | Protocol::Http2 | Protocol::Grpc
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Authorization {
+    pub meta: Meta,
+    /// The client IP must be in one of these networks (and in none of its `except`s).
+    pub networks: Vec<Network>,
+    pub authentication: Authentication,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Network {
+    #[schemars(with = "String")]
+    pub net: IpNet,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub except: Vec<IpNet>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", tag = "kind", deny_unknown_fields)]
+pub enum Authentication {
+    /// Any client, with or without TLS.
+    Unauthenticated,
+    /// mTLS required, any (or no) client identity.
+    TlsUnauthenticated,
+    /// mTLS with a client identity that equals one of `identities` or ends
+    /// with one of `suffixes` (an empty suffix matches any identity).
+    TlsAuthenticated {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        identities: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        suffixes: Vec<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRoute {
+    pub meta: Meta,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<HostMatch>,
+    pub rules: Vec<HttpRule>,
+    /// Route-level authorizations; the server's follow them.
+    pub authorizations: Vec<Authorization>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRule {
+    /// OR of matches; an empty list matches every request.
+    pub matches: Vec<HttpMatch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<HttpFilter>,
+}
+
+/// AND of the conditions that are set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<QueryParamMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    rename_all = "camelCase",
+    tag = "type",
+    content = "value",
+    deny_unknown_fields
+)]
+pub enum PathMatch {
+    Exact(String),
+    /// Segment-aware prefix: `/foo` matches `/foo` and `/foo/bar`, not `/foobar`.
+    Prefix(String),
+    /// Must match the whole path.
+    Regex(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    rename_all = "camelCase",
+    tag = "type",
+    content = "value",
+    deny_unknown_fields
+)]
+pub enum StringMatch {
+    Exact(String),
+    /// Must match the whole value.
+    Regex(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderMatch {
+    /// Header names compare case-insensitively.
+    pub name: String,
+    pub value: StringMatch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QueryParamMatch {
+    pub name: String,
+    pub value: StringMatch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    rename_all = "camelCase",
+    tag = "type",
+    content = "value",
+    deny_unknown_fields
+)]
+pub enum HostMatch {
+    Exact(String),
+    /// `*.example.com` is stored as the suffix `example.com`.
+    Suffix(String),
+}
+
+/// Inbound filters Linkerd applies after authorization.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", tag = "type", deny_unknown_fields)]
+pub enum HttpFilter {
+    RequestHeaderModifier {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        set: Vec<(String, String)>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        add: Vec<(String, String)>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<String>,
+    },
+    RequestRedirect {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheme: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hostname: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+        /// 301 or 302.
+        status: u16,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcRoute {
+    pub meta: Meta,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<HostMatch>,
+    pub rules: Vec<GrpcRule>,
+    pub authorizations: Vec<Authorization>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcRule {
+    /// OR of matches; an empty list matches every gRPC request.
+    pub matches: Vec<GrpcMatch>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcMatch {
+    /// Exact service name; `None` matches any service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Exact method name; `None` matches any method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatch>,
+}
