@@ -1,1 +1,15 @@
-pub fn y() {}
+//! meshc: reads Kubernetes manifests (Linkerd policy, Gateway API routes,
+//! workloads), resolves Linkerd's inbound policy exactly, lowers it into
+//! per-workload proxy configs, and reports what will break. See ARCHITECTURE.md.
+
+pub mod analyze;
+pub mod cli;
+pub mod findings;
+pub mod load;
+pub mod lower;
+pub mod model;
+pub mod pipeline;
+pub mod report;
+pub mod resolve;
+pub mod schemas;
+pub mod settings;

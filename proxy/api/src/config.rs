@@ -126,7 +126,12 @@ impl Meta {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", tag = "kind", deny_unknown_fields)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind",
+    deny_unknown_fields
+)]
 pub enum Protocol {
     /// Protocol detection; non-HTTP traffic (or a timeout) is handled as opaque TCP.
     Detect {
@@ -176,7 +181,15 @@ pub enum Authentication {
     /// mTLS required, any (or no) client identity.
     TlsUnauthenticated,
     /// mTLS with a client identity that equals one of `identities` or ends
-    /// with one of `suffixes` (an empty suffix matches any identity).
+    /// with one of `suffixes`.
+    ///
+    /// Each suffix is the literal string the identity must end with, exactly
+    /// as linkerd2-proxy stores it: `""` (from identity `*`) matches any
+    /// identity, and `*.ns.serviceaccount.identity.linkerd.cluster.local` is
+    /// stored WITH its leading dot as `.ns.serviceaccount.identity.linkerd.cluster.local`.
+    /// Build entries with [`crate::identity_match_from_str`]. Suffixes apply
+    /// only to DNS-like identities; URI identities (`spiffe://…`) must appear
+    /// in `identities`.
     TlsAuthenticated {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         identities: Vec<String>,

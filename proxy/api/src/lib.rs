@@ -1,11 +1,31 @@
 //! `mesh-proxy-api`: the contract between meshc and mesh-proxy.
 //!
 //! [`ProxyConfig`] is what meshc lowers a workload's policy into and what the
-//! proxy enforces. The decision functions ([`authorize`], route selection) are
-//! the ones the proxy calls per request, and the ones meshc's analysis calls to
-//! prove reachability, so the verifier checks exactly what will be enforced.
+//! proxy enforces. The decision functions ([`authorize`], route selection,
+//! [`decide_http`] and friends) are the ones the proxy calls per request,
+//! and the ones meshc's analysis calls to prove reachability, so the
+//! verifier checks exactly what will be enforced.
 //! Pure: no I/O, no async.
 
+pub mod authz;
+pub mod client;
 pub mod config;
+pub mod decide;
+pub mod route;
+pub mod schema;
 
+pub use authz::{
+    AuthnMismatch, AuthzAttempt, AuthzMatch, AuthzSource, IdentityMatch, NetworkMismatch,
+    authorize, explain_authorize, identity_match_from_str, is_dns_identity,
+    localhost_authorization,
+};
+pub use client::{Client, ClientTls, GrpcRequest, HttpRequest};
 pub use config::*;
+pub use decide::{
+    HttpVerdict, PortPolicy, TcpVerdict, Verdict, decide, decide_grpc, decide_http, decide_tcp,
+};
+pub use route::{
+    RouteSelection, select_grpc_route, select_grpc_route_for_http, select_http_route,
+    validate_regex,
+};
+pub use schema::proxy_config_schema;

@@ -1,0 +1,159 @@
+use super::{EXIT_FINDINGS, EXIT_USAGE};
+use crate::findings::{Code, Severity};
+use crate::load::Input;
+use crate::pipeline::{self, Options};
+use crate::report::{self, Summary};
+use crate::settings::SettingsFile;
+use clap::{Args, ValueEnum};
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// A directory (searched recursively for .yaml, .yml, .json), a file, or `-` for stdin.
+    #[arg(default_value = ".")]
+    path: String,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Exit 1 when a finding at or above this severity remains.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    fail_on: FailOn,
+    /// Suppress a finding code for this run (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    ignore: Vec<String>,
+    /// Mesh settings file (default: meshc.yaml at the root of PATH).
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Cluster default inbound policy (Helm proxy.defaultInboundPolicy).
+    #[arg(long)]
+    default_inbound_policy: Option<String>,
+    /// Cluster networks, comma-separated (Helm clusterNetworks).
+    #[arg(long, value_delimiter = ',')]
+    cluster_networks: Option<Vec<String>>,
+    /// Identity trust domain (Helm identityTrustDomain).
+    #[arg(long)]
+    trust_domain: Option<String>,
+    /// Namespace of Linkerd's control plane.
+    #[arg(long)]
+    control_plane_namespace: Option<String>,
+    /// Networks allowed to reach probe paths (Helm policyController.probeNetworks).
+    #[arg(long, value_delimiter = ',')]
+    probe_networks: Option<Vec<String>>,
+    /// Default opaque ports (Helm proxy.opaquePorts).
+    #[arg(long)]
+    default_opaque_ports: Option<String>,
+    /// Namespace for objects that have none (what `kubectl apply -n` would use).
+    #[arg(long = "namespace", short = 'n')]
+    default_namespace: Option<String>,
+    /// Color in human output.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FailOn {
+    Error,
+    Warning,
+    Info,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+pub fn run(args: CheckArgs) -> ExitCode {
+    let mut ignore = Vec::new();
+    for code in args
+        .ignore
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+    {
+        match Code::parse(code) {
+            Some(c) => ignore.push(c),
+            None => {
+                return fail(&format!(
+                    "--ignore: unknown finding code `{code}` (see `meshc explain`)"
+                ));
+            }
+        }
+    }
+    let input = if args.path == "-" {
+        let mut bytes = Vec::new();
+        if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
+            return fail(&format!("cannot read stdin: {e}"));
+        }
+        match crate::load::discover::text_from_bytes(bytes) {
+            Ok(text) => Input::Text {
+                name: "<stdin>".to_owned(),
+                text,
+            },
+            Err(e) => return fail(&format!("stdin: {e}")),
+        }
+    } else {
+        let path = PathBuf::from(&args.path);
+        if !path.exists() {
+            return fail(&format!("{}: no such file or directory", args.path));
+        }
+        Input::Path(path)
+    };
+    let overrides = SettingsFile {
+        default_inbound_policy: args.default_inbound_policy,
+        cluster_networks: args.cluster_networks,
+        trust_domain: args.trust_domain,
+        control_plane_namespace: args.control_plane_namespace,
+        probe_networks: args.probe_networks,
+        default_opaque_ports: args.default_opaque_ports,
+        default_namespace: args.default_namespace,
+        ..SettingsFile::default()
+    };
+    let options = Options {
+        overrides,
+        settings_file: args.settings,
+        ignore,
+    };
+    let outcome = match pipeline::check(&input, &options) {
+        Ok(o) => o,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let summary = Summary::new(&outcome.findings, outcome.objects, outcome.workloads());
+    let text = match args.format {
+        Format::Json => report::json::render(&outcome.findings, &outcome.sources, summary),
+        Format::Human => {
+            let color = match args.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
+            };
+            report::human::render(&outcome.findings, &outcome.sources, summary, color)
+        }
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    let threshold = match args.fail_on {
+        FailOn::Error => Severity::Error,
+        FailOn::Warning => Severity::Warning,
+        FailOn::Info => Severity::Info,
+    };
+    if outcome.findings.iter().any(|f| f.severity >= threshold) {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,47 @@
+//! The `meshc` command line. Thin: parses flags, runs the pipeline, renders.
+
+mod check;
+mod explain;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit codes (DESIGN.md): 0 clean, 1 findings at or above --fail-on, 2 usage or input error.
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "meshc",
+    version,
+    about = "Verify Linkerd and Gateway API mesh policy from git, before rollout"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Load manifests, resolve Linkerd's inbound policy, and report what will break.
+    Check(Box<check::CheckArgs>),
+    /// Print the catalogue entry for a finding code (or list all codes).
+    Explain(explain::ExplainArgs),
+    /// Write the JSON Schemas of meshc.yaml, the resources meshc reads, and ProxyConfig.
+    Schemas(explain::SchemasArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Check(args) => check::run(*args),
+        Command::Explain(args) => explain::run(args),
+        Command::Schemas(args) => explain::schemas(args),
+    }
+}

@@ -1,0 +1,163 @@
+//! The catalogue of finding codes: one entry per code, printed by `meshc explain`.
+//! Codes are stable: never rename one; add a new code instead.
+
+use super::Severity;
+use Severity::*;
+
+pub struct Entry {
+    pub code: Code,
+    pub severity: Severity,
+    pub summary: &'static str,
+    /// What happens at runtime and why (Linkerd's behaviour).
+    pub explanation: &'static str,
+    pub fix: &'static str,
+}
+
+macro_rules! catalogue {
+    ($( $variant:ident = $code:literal, $sev:expr, $summary:literal, $explanation:literal, $fix:literal; )*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $($variant),* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code),* }
+            }
+
+            pub fn parse(s: &str) -> Option<Code> {
+                match s { $($code => Some(Code::$variant),)* _ => None }
+            }
+
+            pub fn entry(self) -> &'static Entry {
+                match self {
+                    $(Code::$variant => &Entry {
+                        code: Code::$variant,
+                        severity: $sev,
+                        summary: $summary,
+                        explanation: $explanation,
+                        fix: $fix,
+                    }),*
+                }
+            }
+        }
+    };
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+catalogue! {
+    ParseError = "parse-error", Error,
+        "A file is not valid YAML or JSON.",
+        "kubectl and GitOps controllers refuse the whole file, so none of its objects are applied. meshc reports where parsing stopped and analyses the rest of the repository without this file.",
+        "Fix the syntax at the reported line (indentation, an unquoted ':' or '#', a tab).";
+    SchemaViolation = "schema-violation", Error,
+        "A field is unknown, has the wrong type, or a value is not allowed.",
+        "The API server rejects an object with a wrong type or invalid value; unknown fields are rejected by kubectl's strict field validation or silently dropped by the server, so the setting you wrote has no effect. When meshc cannot read the object at all it leaves it out of the analysis, as the cluster would.",
+        "Check the field name and type against the CRD (`kubectl explain KIND.spec`).";
+    SkippedFile = "skipped-file", Info,
+        "A file is not a Kubernetes manifest and was not analysed.",
+        "Kustomize files, Helm charts, values files and templates are inputs to a renderer, not objects the cluster sees. meshc reads rendered manifests only.",
+        "Render first and pipe the result: `helm template . | meshc check -` or `kustomize build . | meshc check -`.";
+    UnknownKind = "unknown-kind", Info,
+        "An object's kind is not one meshc models; it is ignored.",
+        "Only workloads, Services, ServiceAccounts, Namespaces and Linkerd / Gateway API policy resources affect mesh reachability. Other kinds (ConfigMaps, Ingresses, ...) are counted but not analysed.",
+        "Nothing to do, unless the kind is a misspelled policy kind.";
+    DuplicateResource = "duplicate-resource", Warning,
+        "The same kind/namespace/name is defined twice.",
+        "`kubectl apply -f DIR` applies files in lexical order and documents in file order, so the last definition silently replaces the earlier one. meshc analyses the one that would win.",
+        "Delete or rename one of the definitions.";
+    InvalidAnnotation = "invalid-annotation", Warning,
+        "A Linkerd annotation has a value Linkerd does not accept.",
+        "Linkerd logs a warning and ignores an invalid value: an invalid default-inbound-policy falls back to the cluster default, an opaque-ports list with a port name is ignored as a whole, an unknown inject value means the pod is not meshed.",
+        "Use one of the values in Linkerd's proxy-configuration reference.";
+    UnresolvedReference = "unresolved-reference", Error,
+        "A reference names a resource that does not exist.",
+        "An AuthorizationPolicy with a dangling requiredAuthenticationRef or identityRef is ignored as a whole: it grants nothing, and the traffic it was meant to allow is denied (403 or closed connection). A policy whose targetRef or a route whose parentRef names a missing Server has no effect at all. Linkerd reports none of this anywhere.",
+        "Fix the name (or namespace) so it matches an existing resource.";
+    ServerSelectsNothing = "server-selects-nothing", Warning,
+        "A Server's podSelector matches no pod in its namespace.",
+        "The Server enforces nothing; the pods it was meant for keep their default policy, and policies attached to it grant nothing.",
+        "Make the podSelector match the pod template labels (in the Server's namespace).";
+    ServerPortUnresolved = "server-port-unresolved", Error,
+        "A Server's named port matches no TCP containerPort of the pods it selects.",
+        "Linkerd resolves a port name against the pods' containers and init containers; an unknown name selects nothing, so the port keeps the default policy and the Server's authorizations never apply.",
+        "Use the containerPort's name (or a port number).";
+    ServerConflict = "server-conflict", Warning,
+        "Two Servers select the same pod and port.",
+        "Linkerd uses the oldest Server (by creationTimestamp, then name) and ignores the other for that port. Offline there are no timestamps, so the first name wins; in a live cluster the older one does.",
+        "Narrow one Server's podSelector or port so each port has one Server.";
+    RouteNotAccepted = "route-not-accepted", Warning,
+        "A route will not be attached to its parent Server.",
+        "Linkerd ignores a route whose Server parentRef has a port, sectionName or another namespace, whose parent Server does not exist, which loses to a higher-precedence route kind on the same Server (GRPCRoute over HTTPRoute), which uses an unsupported filter, or whose kind does not fit the Server's protocol. Requests are then handled as if the route did not exist.",
+        "Fix the parentRef or the filter the message names.";
+    RouteUnauthorized = "route-unauthorized", Warning,
+        "A route has no authorization that could allow any request.",
+        "Route authorizations are followed by the Server's authorizations; when neither the route nor its Server has any, every request matching the route gets 403 (gRPC PERMISSION_DENIED), except from localhost.",
+        "Add an AuthorizationPolicy targeting the route or its Server.";
+    ProbeDenied = "probe-denied", Error,
+        "A kubelet httpGet probe would be denied by the proxy.",
+        "Kubelet probes come from the node, without mTLS. Linkerd authorizes them automatically only on ports without HTTPRoutes; once a route is attached (or a Server's policy excludes unauthenticated clients), a probe path no route matches gets 404 and an unauthorized one 403, and the pod never becomes ready or is restarted.",
+        "Add a route for the probe path with an AuthorizationPolicy allowing unauthenticated clients from the probe networks (or the Server's accessPolicy).";
+    OverbroadRoute = "overbroad-route", Info,
+        "A route rule matches every request on its Server.",
+        "A PathPrefix `/` rule without method or header constraints captures all requests: policy attached to it is effectively Server-wide, and it takes the place of the default and probe routes.",
+        "Match the paths and methods the route is meant for.";
+    OverbroadNetwork = "overbroad-network", Warning,
+        "A NetworkAuthentication or ServerAuthorization allows 0.0.0.0/0 or ::/0.",
+        "Every source address, inside the cluster or outside it, satisfies the network requirement.",
+        "List the networks the clients really use (cluster pod CIDR, a load balancer's range).";
+    RedundantAuthorization = "redundant-authorization", Info,
+        "Two authorizations have the same target and the same authentications.",
+        "Authorizations are OR'ed, so the second grants nothing new; edits to one and not the other are a common source of surprise.",
+        "Remove one of them.";
+    IdentityMatchesNothing = "identity-matches-nothing", Info,
+        "An identity matches no ServiceAccount defined in the repository.",
+        "The identity may belong to a client defined elsewhere (another repository or cluster), in which case this is fine; if it is a typo, the authorization grants nothing.",
+        "Check the spelling: `<serviceaccount>.<namespace>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`.";
+    PolicyOnUnmeshed = "policy-on-unmeshed", Warning,
+        "Policy applies to pods that have no Linkerd proxy.",
+        "Only the proxy enforces Servers and authorizations. Pods that are not injected (linkerd.io/inject missing or disabled, hostNetwork) accept every connection the network allows.",
+        "Enable injection on the namespace or pod template, or remove the policy.";
+    SkipPortBypassesPolicy = "skip-port-bypasses-policy", Warning,
+        "A port with policy is listed in config.linkerd.io/skip-inbound-ports.",
+        "Traffic to a skipped port never reaches the proxy: no Server, no authorization and no mTLS applies to it.",
+        "Remove the port from skip-inbound-ports, or remove the policy that cannot apply.";
+    UnusedAuthentication = "unused-authentication", Info,
+        "A MeshTLSAuthentication or NetworkAuthentication is referenced by no AuthorizationPolicy.",
+        "Authentications grant nothing by themselves.",
+        "Reference it from an AuthorizationPolicy or delete it.";
+    SharedDefaultServiceAccount = "shared-default-serviceaccount", Warning,
+        "A policy grants the `default` ServiceAccount.",
+        "Every pod without its own serviceAccountName runs as `default`, so granting it grants every such workload in that namespace, including ones added later.",
+        "Give the client workload its own ServiceAccount and grant that.";
+    InertPolicy = "inert-policy", Warning,
+        "A policy's target exists but the policy can never apply.",
+        "Linkerd drops an AuthorizationPolicy whose targetRef kind is not Server, Namespace, HTTPRoute or GRPCRoute, that mixes authentication kinds it rejects, or that targets a route that is not attached.",
+        "Target a Server, a Namespace or an attached route.";
+}
+
+/// The text `meshc explain CODE` prints.
+pub fn render_entry(code: Code) -> String {
+    let e = code.entry();
+    format!(
+        "{} ({})\n\n{}\n\nWhat happens: {}\n\nFix: {}\n\nSuppress: annotate the resource with `meshc.io/ignore: {}`, or pass `--ignore {}`.\n",
+        code.as_str(),
+        e.severity.as_str(),
+        e.summary,
+        e.explanation,
+        e.fix,
+        code.as_str(),
+        code.as_str()
+    )
+}

@@ -1,0 +1,110 @@
+//! Loading: files (or stdin) → sources → raw Kubernetes objects with positions.
+//! Files are parsed in parallel; results keep the lexical file order.
+
+pub mod discover;
+pub mod objects;
+pub mod yaml;
+
+use crate::findings::{Code, Finding, Span};
+use discover::Source;
+pub use objects::RawObject;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// The mesh settings file at the root of a checked directory.
+pub const SETTINGS_FILE: &str = "meshc.yaml";
+
+#[derive(Clone, Debug)]
+pub enum Input {
+    Path(PathBuf),
+    /// Text already read (stdin, or a git blob), with the name findings use.
+    Text {
+        name: String,
+        text: String,
+    },
+}
+
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub sources: Vec<Source>,
+    pub objects: Vec<RawObject>,
+    pub findings: Vec<Finding>,
+}
+
+/// An input that cannot be read at all (exit code 2), as opposed to a bad file inside it.
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn load(input: &Input) -> Result<Loaded, InputError> {
+    let mut loaded = Loaded::default();
+    let texts: Vec<FileText> = match input {
+        Input::Text { name, text } => vec![(name.clone(), Ok(text.clone()))],
+        Input::Path(root) => read_tree(root)?,
+    };
+    let parsed: Vec<_> = texts
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, (name, text))| {
+            let source = i as u32;
+            let (objects, findings) = match &text {
+                Ok(text) => objects::objects_of(source, &name, text),
+                Err(reason) => (Vec::new(), vec![unreadable(source, &name, reason)]),
+            };
+            (
+                Source {
+                    name,
+                    text: text.unwrap_or_default(),
+                },
+                objects,
+                findings,
+            )
+        })
+        .collect();
+    for (source, objects, findings) in parsed {
+        loaded.sources.push(source);
+        loaded.objects.extend(objects);
+        loaded.findings.extend(findings);
+    }
+    Ok(loaded)
+}
+
+fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
+    Finding::new(
+        Code::ParseError,
+        Span {
+            source,
+            line: 1,
+            column: 1,
+            offset: 0,
+        },
+        format!("{name}: {reason}"),
+    )
+}
+
+/// Reads every manifest under `root`; a file or directory that cannot be
+/// read becomes an entry with the reason, reported as a parse error.
+/// A file's display name and its text, or why it could not be read.
+type FileText = (String, Result<String, String>);
+
+fn read_tree(root: &Path) -> Result<Vec<FileText>, InputError> {
+    let found = discover::discover(root)
+        .map_err(|e| InputError(format!("cannot read {}: {e}", root.display())))?;
+    let is_dir = root.is_dir();
+    let files: Vec<_> = found
+        .files
+        .into_iter()
+        .filter(|(name, _)| !name.ends_with(".meshtest.yaml") && !(is_dir && name == SETTINGS_FILE))
+        .collect();
+    let mut texts: Vec<_> = files
+        .into_par_iter()
+        .map(|(name, path)| (name, discover::read_text(&path)))
+        .collect();
+    texts.extend(found.errors.into_iter().map(|e| (e.name, Err(e.reason))));
+    Ok(texts)
+}

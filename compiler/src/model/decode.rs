@@ -1,0 +1,202 @@
+//! Typed decoding of a raw object, with findings that point at the line of
+//! the offending field: every unknown field (the object is kept, as the API
+//! server prunes them) and the first wrong type (the object is dropped, as
+//! the API server rejects it).
+
+use super::meta::ObjectMeta;
+use crate::findings::{Code, Finding, Span};
+use crate::load::RawObject;
+use crate::load::yaml::{Node, Value};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The parts of every object meshc reads; `spec` is typed per kind.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<S> {
+    #[serde(rename = "apiVersion")]
+    pub _api_version: String,
+    #[serde(rename = "kind")]
+    pub _kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default = "none")]
+    pub spec: Option<S>,
+    /// Read but not interpreted: git manifests rarely carry status, and meshc
+    /// computes what the controllers would write there.
+    #[serde(default, rename = "status")]
+    pub _status: Option<serde_json::Value>,
+}
+
+fn none<S>() -> Option<S> {
+    None
+}
+
+/// A path segment, enough to find a field's position in the YAML tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Decodes `raw`. `strict` reports unknown fields (our CRD types list every
+/// field; core kinds are read partially, so they are not strict).
+pub fn decode<S: DeserializeOwned>(
+    raw: &RawObject,
+    strict: bool,
+    findings: &mut Vec<Finding>,
+) -> Option<Envelope<S>> {
+    let json = raw.node.to_json();
+    let mut track = serde_path_to_error::Track::new();
+    let mut unknown: Vec<Vec<Seg>> = Vec::new();
+    let result = {
+        let de = serde_path_to_error::Deserializer::new(json, &mut track);
+        serde_ignored::deserialize(de, |path| {
+            if strict {
+                unknown.push(ignored_path(&path));
+            }
+        })
+    };
+    for path in unknown.into_iter().filter(|p| !is_open_map(p)) {
+        let (span, name) = key_span(raw, &path);
+        let msg = format!(
+            "unknown field `{}` in {} {}",
+            name,
+            raw.kind,
+            display_path(&path)
+        );
+        findings.push(
+            Finding::new(Code::SchemaViolation, span, msg)
+                .hint("the API server drops unknown fields (or kubectl rejects them): check the spelling against the CRD"),
+        );
+    }
+    match result {
+        Ok(env) => Some(env),
+        Err(err) => {
+            let path = error_path(&track.path());
+            let span = value_span(raw, &path);
+            let at = if path.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", display_path(&path))
+            };
+            let msg = format!(
+                "{} is invalid{at}: {}; the API server rejects it, so it is left out of the analysis",
+                raw.kind,
+                clean(&err.to_string())
+            );
+            findings.push(Finding::new(Code::SchemaViolation, span, msg));
+            None
+        }
+    }
+}
+
+/// `metadata` keeps the rest of ObjectMeta in a catch-all map; those are not unknown.
+fn is_open_map(path: &[Seg]) -> bool {
+    matches!(path.first(), Some(Seg::Key(k)) if k == "metadata")
+}
+
+fn clean(msg: &str) -> String {
+    msg.split(" at line ").next().unwrap_or(msg).to_owned()
+}
+
+fn ignored_path(path: &serde_ignored::Path) -> Vec<Seg> {
+    use serde_ignored::Path as P;
+    let mut out = Vec::new();
+    let mut cur = path;
+    loop {
+        match cur {
+            P::Root => break,
+            P::Seq { parent, index } => {
+                out.push(Seg::Index(*index));
+                cur = parent;
+            }
+            P::Map { parent, key } => {
+                out.push(Seg::Key(key.clone()));
+                cur = parent;
+            }
+            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+                cur = parent
+            }
+        }
+    }
+    out.reverse();
+    out
+}
+
+fn error_path(path: &serde_path_to_error::Path) -> Vec<Seg> {
+    use serde_path_to_error::Segment as S;
+    path.iter()
+        .filter_map(|s| match s {
+            S::Seq { index } => Some(Seg::Index(*index)),
+            S::Map { key } => Some(Seg::Key(key.clone())),
+            S::Enum { .. } | S::Unknown => None,
+        })
+        .collect()
+}
+
+pub fn display_path(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// The deepest node along `path` (as far as it exists).
+pub fn node_at<'a>(node: &'a Node, path: &[Seg]) -> &'a Node {
+    let mut cur = node;
+    for seg in path {
+        let next = match (seg, &cur.value) {
+            (Seg::Key(k), Value::Map(entries)) => entries
+                .iter()
+                .find(|(key, _)| &key.name == k)
+                .map(|(_, v)| v),
+            (Seg::Index(i), Value::Seq(items)) => items.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => break,
+        }
+    }
+    cur
+}
+
+fn value_span(raw: &RawObject, path: &[Seg]) -> Span {
+    let node = node_at(&raw.node, path);
+    Span {
+        source: raw.source,
+        line: node.line,
+        column: node.column,
+        offset: node.offset,
+    }
+}
+
+/// Position of the last key of `path` (the unknown field's name), and that name.
+fn key_span(raw: &RawObject, path: &[Seg]) -> (Span, String) {
+    let Some((Seg::Key(last), parent)) = path.split_last() else {
+        return (raw.span(), display_path(path));
+    };
+    let parent = node_at(&raw.node, parent);
+    if let Value::Map(entries) = &parent.value
+        && let Some((key, _)) = entries.iter().find(|(k, _)| &k.name == last)
+    {
+        let span = Span {
+            source: raw.source,
+            line: key.line,
+            column: key.column,
+            offset: key.offset,
+        };
+        return (span, last.clone());
+    }
+    (value_span(raw, path), last.clone())
+}

@@ -1,0 +1,314 @@
+//! Typed resources. Dispatch is two-pass (apiVersion/kind first, then the
+//! concrete type), which keeps positions exact and errors specific.
+
+pub mod core;
+pub mod decode;
+pub mod meta;
+pub mod policy;
+pub mod profile;
+pub mod route;
+mod versions;
+
+use crate::findings::{Code, Finding, ResourceId, Span};
+use crate::load::RawObject;
+use crate::load::yaml::Node;
+use decode::{Seg, decode, node_at};
+use meta::ObjectMeta;
+use serde::de::DeserializeOwned;
+
+/// A decoded resource with where it was written.
+#[derive(Clone, Debug)]
+pub struct Resource {
+    pub id: ResourceId,
+    /// The API group (empty for core) and version it was written in.
+    pub group: String,
+    pub version: String,
+    pub meta: ObjectMeta,
+    pub source: u32,
+    /// The object's YAML tree, to point findings at a field.
+    pub node: Node,
+    pub spec: Spec,
+}
+
+#[derive(Clone, Debug)]
+pub enum Spec {
+    Namespace,
+    ServiceAccount,
+    /// Pods and every controller with a pod template.
+    Workload(core::PodTemplate),
+    Service(core::ServiceSpec),
+    Server(policy::ServerSpec),
+    ServerAuthorization(policy::ServerAuthorizationSpec),
+    AuthorizationPolicy(policy::AuthorizationPolicySpec),
+    MeshTlsAuthentication(policy::MeshTlsAuthenticationSpec),
+    NetworkAuthentication(policy::NetworkAuthenticationSpec),
+    HttpRoute(route::HttpRouteSpec),
+    GrpcRoute(route::GrpcRouteSpec),
+    ServiceProfile(profile::ServiceProfileSpec),
+}
+
+impl Resource {
+    pub fn name(&self) -> &str {
+        &self.id.name
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.id.namespace.as_deref().unwrap_or("")
+    }
+
+    pub fn span(&self) -> Span {
+        self.span_at(&[])
+    }
+
+    /// Position of the field at `path` (e.g. `["spec", "targetRef", "name"]`),
+    /// or of its deepest existing ancestor.
+    pub fn span_at(&self, path: &[&str]) -> Span {
+        let segs: Vec<Seg> = path
+            .iter()
+            .map(|s| {
+                s.parse::<usize>()
+                    .map_or_else(|_| Seg::Key((*s).to_owned()), Seg::Index)
+            })
+            .collect();
+        let node = node_at(&self.node, &segs);
+        Span {
+            source: self.source,
+            line: node.line,
+            column: node.column,
+            offset: node.offset,
+        }
+    }
+
+    /// `meshc.io/ignore: code[,code]` on the resource suppresses those codes for it.
+    pub fn ignores(&self, code: Code) -> bool {
+        self.meta.annotation("meshc.io/ignore").is_some_and(|v| {
+            v.split(',')
+                .any(|c| c.trim() == code.as_str() || c.trim() == "all")
+        })
+    }
+}
+
+/// Which kinds meshc reads, by group and kind, with the versions each group serves.
+fn known(group: &str, kind: &str) -> Option<(&'static [&'static str], bool)> {
+    const CORE: &[&str] = &["v1"];
+    const APPS: &[&str] = &["v1"];
+    const BATCH: &[&str] = &["v1", "v1beta1"];
+    const SERVER: &[&str] = &["v1alpha1", "v1beta1", "v1beta2", "v1beta3"];
+    const SAZ: &[&str] = &["v1alpha1", "v1beta1"];
+    const A1: &[&str] = &["v1alpha1"];
+    const LROUTE: &[&str] = &["v1alpha1", "v1beta1", "v1beta2", "v1beta3"];
+    const GHTTP: &[&str] = &["v1", "v1beta1"];
+    const GGRPC: &[&str] = &["v1", "v1alpha2"];
+    const SP: &[&str] = &["v1alpha2", "v1alpha1"];
+    // (versions, strict): strict kinds report unknown fields.
+    Some(match (group, kind) {
+        ("", "Namespace" | "Pod" | "Service" | "ServiceAccount") => (CORE, false),
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => (APPS, false),
+        ("batch", "Job" | "CronJob") => (BATCH, false),
+        ("policy.linkerd.io", "Server") => (SERVER, true),
+        ("policy.linkerd.io", "ServerAuthorization") => (SAZ, true),
+        (
+            "policy.linkerd.io",
+            "AuthorizationPolicy" | "MeshTLSAuthentication" | "NetworkAuthentication",
+        ) => (A1, true),
+        ("policy.linkerd.io", "HTTPRoute") => (LROUTE, true),
+        ("gateway.networking.k8s.io", "HTTPRoute") => (GHTTP, true),
+        ("gateway.networking.k8s.io", "GRPCRoute") => (GGRPC, true),
+        ("linkerd.io", "ServiceProfile") => (SP, true),
+        _ => return None,
+    })
+}
+
+/// Kinds that exist in the groups meshc owns but that it does not model yet;
+/// they are valid, so they are skipped silently rather than reported.
+fn known_unmodelled(group: &str, kind: &str) -> bool {
+    matches!(
+        (group, kind),
+        (
+            "policy.linkerd.io",
+            "HTTPLocalRateLimitPolicy" | "EgressNetwork" | "ExternalWorkload"
+        ) | ("workload.linkerd.io", _)
+            | (
+                "gateway.networking.k8s.io",
+                "Gateway"
+                    | "GatewayClass"
+                    | "TLSRoute"
+                    | "TCPRoute"
+                    | "UDPRoute"
+                    | "ReferenceGrant"
+                    | "BackendTLSPolicy"
+            )
+            | ("linkerd.io", "ServiceProfile" | "Link")
+    )
+}
+
+/// Groups whose kinds meshc knows all of: an unknown kind there is a typo.
+const OWNED_GROUPS: &[&str] = &["policy.linkerd.io", "linkerd.io"];
+
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.split_once('/').unwrap_or(("", api_version))
+}
+
+/// Decodes every raw object meshc models; others are counted, not kept.
+pub fn decode_all(
+    raws: Vec<RawObject>,
+    default_namespace: &str,
+    findings: &mut Vec<Finding>,
+) -> (Vec<Resource>, usize) {
+    let mut out = Vec::with_capacity(raws.len());
+    let mut total = 0;
+    for raw in raws {
+        total += 1;
+        if let Some(r) = decode_one(raw, default_namespace, findings) {
+            out.push(r);
+        }
+    }
+    (out, total)
+}
+
+fn decode_one(
+    raw: RawObject,
+    default_namespace: &str,
+    findings: &mut Vec<Finding>,
+) -> Option<Resource> {
+    let (group, version) = split_api_version(&raw.api_version);
+    let Some((versions, strict)) = known(group, &raw.kind) else {
+        if OWNED_GROUPS.contains(&group) && !known_unmodelled(group, &raw.kind) {
+            let msg = format!(
+                "{} has no kind `{}`; the API server rejects this object",
+                group, raw.kind
+            );
+            findings.push(Finding::new(Code::SchemaViolation, raw.span(), msg));
+        }
+        return None;
+    };
+    if !versions.contains(&version) {
+        let msg = format!(
+            "{}/{} is not served for {} (served: {})",
+            group,
+            version,
+            raw.kind,
+            versions.join(", ")
+        );
+        let span = field_span(&raw, "apiVersion");
+        findings.push(Finding::new(Code::SchemaViolation, span, msg));
+        return None;
+    }
+    let (group, version) = (group.to_owned(), version.to_owned());
+    let (meta, spec) = decode_spec(&raw, strict, findings)?;
+    let Some(name) = meta.name.clone().filter(|n| !n.is_empty()) else {
+        let msg = format!(
+            "{} has no metadata.name; kubectl apply rejects it",
+            raw.kind
+        );
+        findings.push(Finding::new(Code::SchemaViolation, raw.span(), msg));
+        return None;
+    };
+    let namespaced = raw.kind != "Namespace";
+    let namespace = namespaced.then(|| {
+        meta.namespace
+            .clone()
+            .unwrap_or_else(|| default_namespace.to_owned())
+    });
+    let id = ResourceId {
+        api_version: raw.api_version.clone(),
+        kind: raw.kind.clone(),
+        namespace,
+        name,
+    };
+    let resource = Resource {
+        id,
+        group,
+        version,
+        meta,
+        source: raw.source,
+        node: raw.node,
+        spec,
+    };
+    versions::check(&resource, findings);
+    Some(resource)
+}
+
+fn field_span(raw: &RawObject, key: &str) -> Span {
+    let node = node_at(&raw.node, &[Seg::Key(key.to_owned())]);
+    Span {
+        source: raw.source,
+        line: node.line,
+        column: node.column,
+        offset: node.offset,
+    }
+}
+
+fn decode_spec(
+    raw: &RawObject,
+    strict: bool,
+    findings: &mut Vec<Finding>,
+) -> Option<(ObjectMeta, Spec)> {
+    fn typed<S: DeserializeOwned>(
+        raw: &RawObject,
+        strict: bool,
+        fallback: Option<Spec>,
+        findings: &mut Vec<Finding>,
+        wrap: impl FnOnce(S) -> Spec,
+    ) -> Option<(ObjectMeta, Spec)> {
+        let env = decode::<S>(raw, strict, findings)?;
+        match (env.spec, fallback) {
+            (Some(spec), _) => Some((env.metadata, wrap(spec))),
+            (None, Some(fallback)) => Some((env.metadata, fallback)),
+            (None, None) => {
+                let msg = format!("{} has no spec; the API server rejects it", raw.kind);
+                findings.push(Finding::new(Code::SchemaViolation, raw.span(), msg));
+                None
+            }
+        }
+    }
+    let s = strict;
+    match raw.kind.as_str() {
+        "Namespace" | "ServiceAccount" => {
+            let env = decode::<serde_json::Value>(raw, false, findings)?;
+            let spec = if raw.kind == "Namespace" {
+                Spec::Namespace
+            } else {
+                Spec::ServiceAccount
+            };
+            Some((env.metadata, spec))
+        }
+        "Pod" => {
+            // A Pod is its own template: its labels and annotations are the pod's.
+            let (meta, spec) = typed::<core::PodSpec>(raw, s, None, findings, |spec| {
+                Spec::Workload(core::PodTemplate {
+                    metadata: Default::default(),
+                    spec,
+                })
+            })?;
+            let Spec::Workload(mut template) = spec else {
+                return None;
+            };
+            template.metadata = meta.clone();
+            Some((meta, Spec::Workload(template)))
+        }
+        "CronJob" => typed::<core::CronJobSpec>(raw, s, None, findings, |c| {
+            Spec::Workload(c.job_template.spec.template)
+        }),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+            typed::<core::WorkloadSpec>(raw, s, None, findings, |w| Spec::Workload(w.template))
+        }
+        // A Service without spec is still a Service (it selects nothing).
+        "Service" => typed(
+            raw,
+            s,
+            Some(Spec::Service(Default::default())),
+            findings,
+            Spec::Service,
+        ),
+        "Server" => typed(raw, s, None, findings, Spec::Server),
+        "ServerAuthorization" => typed(raw, s, None, findings, Spec::ServerAuthorization),
+        "AuthorizationPolicy" => typed(raw, s, None, findings, Spec::AuthorizationPolicy),
+        "MeshTLSAuthentication" => typed(raw, s, None, findings, Spec::MeshTlsAuthentication),
+        "NetworkAuthentication" => typed(raw, s, None, findings, Spec::NetworkAuthentication),
+        "HTTPRoute" => typed(raw, s, None, findings, Spec::HttpRoute),
+        "GRPCRoute" => typed(raw, s, None, findings, Spec::GrpcRoute),
+        "ServiceProfile" => typed(raw, s, None, findings, Spec::ServiceProfile),
+        _ => None,
+    }
+}

@@ -1,0 +1,131 @@
+//! The check pipeline: load → decode → resolve → lower → analyze, then
+//! suppression and a deterministic order of findings.
+
+use crate::findings::{Code, Finding, ResourceId, Span};
+use crate::load::discover::Source;
+use crate::load::{self, Input, InputError, SETTINGS_FILE};
+use crate::resolve::Resolved;
+use crate::settings::{self, Settings, SettingsFile};
+use crate::{analyze, lower, model, resolve};
+use mesh_proxy_api::ProxyConfig;
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Settings given as flags; each set field overrides `meshc.yaml`.
+    pub overrides: SettingsFile,
+    /// An explicit settings file instead of `<path>/meshc.yaml`.
+    pub settings_file: Option<std::path::PathBuf>,
+    /// Codes suppressed for this run.
+    pub ignore: Vec<Code>,
+}
+
+pub struct Outcome {
+    pub sources: Vec<Source>,
+    pub findings: Vec<Finding>,
+    /// Objects read (every kind), and workloads among them.
+    pub objects: usize,
+    pub resolved: Resolved,
+    pub configs: Vec<Option<ProxyConfig>>,
+}
+
+impl Outcome {
+    pub fn workloads(&self) -> usize {
+        self.resolved.workloads.len()
+    }
+}
+
+pub fn check(input: &Input, options: &Options) -> Result<Outcome, InputError> {
+    let loaded = load::load(input)?;
+    let mut sources = loaded.sources;
+    let mut findings = loaded.findings;
+    let settings = read_settings(input, options, &mut sources, &mut findings)?;
+    let (resources, objects) =
+        model::decode_all(loaded.objects, &settings.default_namespace, &mut findings);
+    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let resolved = resolve::resolve(resources, settings, &names, &mut findings);
+    let configs = lower::lower_all(&resolved);
+    analyze::analyze(&resolved, &configs, &mut findings);
+    let findings = finish(findings, &resolved, options);
+    Ok(Outcome {
+        sources,
+        findings,
+        objects,
+        resolved,
+        configs,
+    })
+}
+
+fn read_settings(
+    input: &Input,
+    options: &Options,
+    sources: &mut Vec<Source>,
+    findings: &mut Vec<Finding>,
+) -> Result<Settings, InputError> {
+    let path = match (&options.settings_file, input) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Input::Path(root)) if root.is_dir() => {
+            Some(root.join(SETTINGS_FILE)).filter(|p| p.is_file())
+        }
+        _ => None,
+    };
+    let mut file = SettingsFile::default();
+    let mut span = Span::default();
+    if let Some(path) = path {
+        let text = load::discover::read_text(&path)
+            .map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+        let source = sources.len() as u32;
+        file = settings::parse_file(source, &text, findings);
+        span = Span {
+            source,
+            line: 1,
+            column: 1,
+            offset: 0,
+        };
+        let name = if options.settings_file.is_some() {
+            path.display().to_string()
+        } else {
+            SETTINGS_FILE.to_owned()
+        };
+        sources.push(Source { name, text });
+    }
+    overlay(&mut file, options.overrides.clone());
+    Ok(Settings::resolve(file, findings, span))
+}
+
+fn overlay(file: &mut SettingsFile, o: SettingsFile) {
+    macro_rules! take {
+        ($($f:ident),*) => { $( if o.$f.is_some() { file.$f = o.$f; } )* };
+    }
+    take!(
+        default_inbound_policy,
+        cluster_networks,
+        trust_domain,
+        control_plane_namespace,
+        probe_networks,
+        default_opaque_ports,
+        default_skip_inbound_ports,
+        default_namespace,
+        kubelet_ip
+    );
+    file.namespaces.extend(o.namespaces);
+}
+
+/// Drops suppressed findings and duplicates, and sorts by place.
+fn finish(findings: Vec<Finding>, r: &Resolved, options: &Options) -> Vec<Finding> {
+    let by_id: HashMap<&ResourceId, &model::Resource> =
+        r.resources.iter().map(|res| (&res.id, res)).collect();
+    let mut out: Vec<Finding> = findings
+        .into_iter()
+        .filter(|f| !options.ignore.contains(&f.code))
+        .filter(|f| {
+            !f.resource
+                .as_ref()
+                .and_then(|id| by_id.get(id))
+                .is_some_and(|res| res.ignores(f.code))
+        })
+        .collect();
+    out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    out.dedup_by(|a, b| a.code == b.code && a.span == b.span && a.message == b.message);
+    out
+}

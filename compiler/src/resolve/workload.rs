@@ -1,0 +1,423 @@
+//! What Linkerd's injector and policy controller derive for each pod
+//! template: whether it is meshed, its identity, its effective annotations
+//! (namespace `config.linkerd.io/*` copied at injection), ports and probes.
+
+use super::ports::parse_port_ranges;
+use crate::findings::{Code, Finding};
+use crate::model::core::{Container, PodTemplate};
+use crate::model::meta::PortRef;
+use crate::model::{Resource, Spec};
+use crate::settings::{DEFAULT_POLICIES, Settings};
+use mesh_proxy_api::PortRange;
+use std::collections::BTreeMap;
+
+pub const PROXY_PORT: u16 = 4143;
+pub const ADMIN_PORT: u16 = 4191;
+
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Index of the resource in the resolved model.
+    pub resource: usize,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub meshed: Result<(), String>,
+    pub service_account: String,
+    pub identity: String,
+    pub default_policy: DefaultPolicySource,
+    pub ports: Vec<NamedPort>,
+    pub probes: Vec<HttpProbe>,
+    pub opaque_ports: Vec<PortRange>,
+    pub skip_inbound_ports: Vec<PortRange>,
+    pub skip_subnets: Vec<ipnet::IpNet>,
+    pub require_identity_ports: Vec<PortRange>,
+}
+
+impl Workload {
+    pub fn is_meshed(&self) -> bool {
+        self.meshed.is_ok()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefaultPolicySource {
+    pub policy: String,
+    /// "pod annotation", "namespace annotation" or "cluster default".
+    pub from: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedPort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub container: String,
+    /// True for ports of the injected linkerd-proxy container.
+    pub injected: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpProbe {
+    pub port: u16,
+    /// Without its query string (Linkerd strips it, #10877).
+    pub path: String,
+    pub kind: &'static str,
+    pub container: String,
+    pub injected: bool,
+    pub https: bool,
+    /// Where the probe is written, from the resource root (empty when injected).
+    pub field: Vec<String>,
+}
+
+/// Namespace metadata as the injector sees it: from the repo, else meshc.yaml.
+pub struct NamespaceInfo<'a> {
+    pub annotations: Option<&'a BTreeMap<String, String>>,
+    pub labels: Option<&'a BTreeMap<String, String>>,
+    pub known: bool,
+}
+
+pub fn derive(
+    index: usize,
+    r: &Resource,
+    template: &PodTemplate,
+    ns: &NamespaceInfo,
+    settings: &Settings,
+    findings: &mut Vec<Finding>,
+) -> Workload {
+    let namespace = r.namespace().to_owned();
+    let meta = if r.id.kind == "Pod" {
+        &r.meta
+    } else {
+        &template.metadata
+    };
+    let annotations = effective_annotations(&meta.annotations, ns.annotations);
+    let meshed = injection(r, template, &meta.labels, &annotations, ns);
+    let service_account = template
+        .spec
+        .service_account_name
+        .clone()
+        .or_else(|| template.spec.service_account.clone())
+        .unwrap_or_else(|| "default".to_owned());
+    let mut annotation_finding = |key: &str, why: String| {
+        let msg = format!("{} {}/{}: `{key}` {why}", r.id.kind, namespace, r.name());
+        findings.push(Finding::new(Code::InvalidAnnotation, r.span(), msg).resource(r.id.clone()));
+    };
+    let default_policy = default_policy(
+        &meta.annotations,
+        ns.annotations,
+        settings,
+        &mut annotation_finding,
+    );
+    let mut ports = container_ports(&template.spec.containers, false);
+    ports.extend(container_ports(&template.spec.init_containers, false));
+    let prefix = pod_spec_path(&r.id.kind);
+    let mut probes = http_probes(&template.spec.containers, &prefix, "containers");
+    probes.extend(http_probes(
+        &template.spec.init_containers,
+        &prefix,
+        "initContainers",
+    ));
+    let already_injected = has_proxy_container(template);
+    if meshed.is_ok() && !already_injected {
+        add_injected_proxy(&mut ports, &mut probes);
+    }
+    let declared: Vec<u16> = ports
+        .iter()
+        .filter(|p| !p.injected)
+        .map(|p| p.port)
+        .collect();
+    let port_list =
+        |key: &str, default: Option<&str>, f: &mut dyn FnMut(&str, String)| -> Vec<PortRange> {
+            match annotations.get(key).map(String::as_str).or(default) {
+                None => Vec::new(),
+                Some(v) => parse_port_ranges(v).unwrap_or_else(|e| {
+                    f(
+                        key,
+                        format!("is invalid ({e}); Linkerd ignores the whole list"),
+                    );
+                    Vec::new()
+                }),
+            }
+        };
+    let opaque_ports = match annotations.get("config.linkerd.io/opaque-ports") {
+        Some(_) => port_list(
+            "config.linkerd.io/opaque-ports",
+            None,
+            &mut annotation_finding,
+        ),
+        // The injector writes the default list filtered to declared containerPorts.
+        None => parse_port_ranges(&settings.default_opaque_ports)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| declared.iter().any(|p| r.contains(*p)))
+            .collect(),
+    };
+    let skip_inbound_ports = port_list(
+        "config.linkerd.io/skip-inbound-ports",
+        Some(&settings.default_skip_inbound_ports),
+        &mut annotation_finding,
+    );
+    let require_identity_ports = port_list(
+        "config.linkerd.io/proxy-require-identity-inbound-ports",
+        None,
+        &mut annotation_finding,
+    );
+    let skip_subnets = annotations
+        .get("config.linkerd.io/skip-subnets")
+        .map(|v| {
+            v.split(',')
+                .filter_map(crate::settings::parse_net)
+                .collect()
+        })
+        .unwrap_or_default();
+    Workload {
+        resource: index,
+        kind: r.id.kind.clone(),
+        namespace: namespace.clone(),
+        name: r.name().to_owned(),
+        labels: meta.labels.clone(),
+        meshed,
+        identity: settings.identity(&namespace, &service_account),
+        service_account,
+        default_policy,
+        ports,
+        probes,
+        opaque_ports,
+        skip_inbound_ports,
+        skip_subnets,
+        require_identity_ports,
+    }
+}
+
+/// Pod annotations plus the namespace's `config.linkerd.io/*` ones the pod lacks.
+fn effective_annotations(
+    pod: &BTreeMap<String, String>,
+    ns: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut out = pod.clone();
+    for (k, v) in ns.into_iter().flatten() {
+        if k.starts_with("config.linkerd.io/") && k != "config.linkerd.io/admission-webhooks" {
+            out.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    out
+}
+
+/// The injector's decision (`pkg/inject/report.go`); `Err` says why not.
+fn injection(
+    r: &Resource,
+    template: &PodTemplate,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    ns: &NamespaceInfo,
+) -> Result<(), String> {
+    if has_proxy_container(template) {
+        return Ok(());
+    }
+    let namespace = r.namespace();
+    if matches!(namespace, "kube-system" | "cert-manager") {
+        return Err(format!("namespace {namespace} is never injected"));
+    }
+    if ns
+        .labels
+        .and_then(|l| l.get("config.linkerd.io/admission-webhooks"))
+        .is_some_and(|v| v == "disabled")
+    {
+        return Err(format!(
+            "namespace {namespace} has config.linkerd.io/admission-webhooks: disabled"
+        ));
+    }
+    if labels.contains_key("linkerd.io/control-plane-component")
+        || labels.contains_key("linkerd.io/cni-resource")
+    {
+        return Err("it is a Linkerd control-plane pod".to_owned());
+    }
+    if template.spec.host_network == Some(true) {
+        return Err("it uses hostNetwork".to_owned());
+    }
+    let pod_value = annotations.get("linkerd.io/inject").map(String::as_str);
+    let ns_value = ns
+        .annotations
+        .and_then(|a| a.get("linkerd.io/inject"))
+        .map(String::as_str);
+    let enabling = |v: Option<&str>| matches!(v, Some("enabled" | "ingress"));
+    let decided = match pod_value {
+        Some("disabled") => Err("its pod template has linkerd.io/inject: disabled".to_owned()),
+        Some(v) if !enabling(Some(v)) => {
+            Err(format!("linkerd.io/inject: {v} is not a valid value"))
+        }
+        Some(_) => Ok(()),
+        None if enabling(ns_value) => Ok(()),
+        None if !ns.known => Err(format!(
+            "neither its pod template nor namespace {namespace} enables linkerd.io/inject (the Namespace is not in the repository: add it, or declare it under `namespaces:` in meshc.yaml)"
+        )),
+        None => Err(format!(
+            "neither its pod template nor namespace {namespace} has linkerd.io/inject: enabled"
+        )),
+    };
+    decided?;
+    if template.spec.automount_service_account_token == Some(false) {
+        return Err(
+            "automountServiceAccountToken is false, so the proxy gets no identity token".to_owned(),
+        );
+    }
+    Ok(())
+}
+
+fn has_proxy_container(template: &PodTemplate) -> bool {
+    template
+        .spec
+        .containers
+        .iter()
+        .chain(&template.spec.init_containers)
+        .any(|c| c.name == "linkerd-proxy")
+}
+
+fn default_policy(
+    pod: &BTreeMap<String, String>,
+    ns: Option<&BTreeMap<String, String>>,
+    settings: &Settings,
+    finding: &mut dyn FnMut(&str, String),
+) -> DefaultPolicySource {
+    const KEY: &str = "config.linkerd.io/default-inbound-policy";
+    let cluster = DefaultPolicySource {
+        policy: settings.default_inbound_policy.clone(),
+        from: "cluster default",
+    };
+    // The namespace value is copied at injection only when the pod has none;
+    // an invalid copied value falls back to the cluster default like a pod one.
+    let (value, from) = match (pod.get(KEY), ns.and_then(|n| n.get(KEY))) {
+        (Some(v), _) => (v, "pod annotation"),
+        (None, Some(v)) => (v, "namespace annotation"),
+        (None, None) => return cluster,
+    };
+    if DEFAULT_POLICIES.contains(&value.as_str()) {
+        DefaultPolicySource {
+            policy: value.clone(),
+            from,
+        }
+    } else {
+        finding(
+            KEY,
+            format!(
+                "({from}) `{value}` is not a default policy; Linkerd falls back to the cluster default `{}`",
+                cluster.policy
+            ),
+        );
+        cluster
+    }
+}
+
+fn container_ports(containers: &[Container], injected: bool) -> Vec<NamedPort> {
+    let mut out = Vec::new();
+    for c in containers {
+        for p in &c.ports {
+            let tcp = p
+                .protocol
+                .as_deref()
+                .is_none_or(|proto| proto.eq_ignore_ascii_case("TCP"));
+            if let (true, Ok(port)) = (tcp, u16::try_from(p.container_port)) {
+                out.push(NamedPort {
+                    name: p.name.clone(),
+                    port,
+                    container: c.name.clone(),
+                    injected,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Path from a workload resource's root to its pod spec.
+pub fn pod_spec_path(kind: &str) -> Vec<&'static str> {
+    match kind {
+        "Pod" => vec!["spec"],
+        "CronJob" => vec!["spec", "jobTemplate", "spec", "template", "spec"],
+        _ => vec!["spec", "template", "spec"],
+    }
+}
+
+fn http_probes(containers: &[Container], prefix: &[&str], list: &str) -> Vec<HttpProbe> {
+    let mut out = Vec::new();
+    for (ci, c) in containers.iter().enumerate() {
+        let probes = [
+            ("liveness", "livenessProbe", &c.liveness_probe),
+            ("readiness", "readinessProbe", &c.readiness_probe),
+            ("startup", "startupProbe", &c.startup_probe),
+        ];
+        for (kind, key, probe) in probes {
+            let Some(get) = probe.as_ref().and_then(|p| p.http_get.as_ref()) else {
+                continue;
+            };
+            // A named probe port resolves only against the same container's TCP ports.
+            let port = match get.port.port() {
+                Some(PortRef::Number(n)) => Some(n),
+                Some(PortRef::Name(name)) => container_ports(std::slice::from_ref(c), false)
+                    .into_iter()
+                    .find(|p| p.name.as_deref() == Some(name.as_str()))
+                    .map(|p| p.port),
+                None => None,
+            };
+            let Some(port) = port else { continue };
+            let raw = get.path.as_deref().unwrap_or("/");
+            let path = raw.split('?').next().unwrap_or("/");
+            let path = if path.is_empty() { "/" } else { path };
+            let https = get
+                .scheme
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"));
+            let field = prefix
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain([
+                    list.to_owned(),
+                    ci.to_string(),
+                    key.to_owned(),
+                    "httpGet".to_owned(),
+                ])
+                .collect();
+            out.push(HttpProbe {
+                port,
+                path: path.to_owned(),
+                kind,
+                container: c.name.clone(),
+                injected: false,
+                https,
+                field,
+            });
+        }
+    }
+    out
+}
+
+/// The proxy container the injector adds (`_proxy.tpl`): its ports and probes.
+fn add_injected_proxy(ports: &mut Vec<NamedPort>, probes: &mut Vec<HttpProbe>) {
+    for (name, port) in [("linkerd-proxy", PROXY_PORT), ("linkerd-admin", ADMIN_PORT)] {
+        ports.push(NamedPort {
+            name: Some(name.to_owned()),
+            port,
+            container: "linkerd-proxy".to_owned(),
+            injected: true,
+        });
+    }
+    for (kind, path) in [("liveness", "/live"), ("readiness", "/ready")] {
+        probes.push(HttpProbe {
+            port: ADMIN_PORT,
+            path: path.to_owned(),
+            kind,
+            container: "linkerd-proxy".to_owned(),
+            injected: true,
+            https: false,
+            field: Vec::new(),
+        });
+    }
+}
+
+/// The pod template of a workload resource, if it is one.
+pub fn template_of(r: &Resource) -> Option<&PodTemplate> {
+    match &r.spec {
+        Spec::Workload(t) => Some(t),
+        _ => None,
+    }
+}

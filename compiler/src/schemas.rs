@@ -1,0 +1,68 @@
+//! JSON Schemas meshc publishes in `schemas/`: the settings file, the
+//! resources it reads (as it reads them), and the ProxyConfig it emits.
+
+use crate::model::{core, policy, profile, route};
+use crate::settings::SettingsFile;
+
+fn pretty(schema: &schemars::Schema) -> String {
+    let mut s = serde_json::to_string_pretty(schema).expect("schemas serialize");
+    s.push('\n');
+    s
+}
+
+/// (file name, contents), sorted by name.
+pub fn all() -> Vec<(&'static str, String)> {
+    use schemars::schema_for;
+    let mut out = vec![
+        (
+            "meshc-settings.schema.json",
+            pretty(&schema_for!(SettingsFile)),
+        ),
+        (
+            "proxy-config.schema.json",
+            pretty(&mesh_proxy_api::proxy_config_schema()),
+        ),
+        (
+            "server.spec.schema.json",
+            pretty(&schema_for!(policy::ServerSpec)),
+        ),
+        (
+            "server-authorization.spec.schema.json",
+            pretty(&schema_for!(policy::ServerAuthorizationSpec)),
+        ),
+        (
+            "authorization-policy.spec.schema.json",
+            pretty(&schema_for!(policy::AuthorizationPolicySpec)),
+        ),
+        (
+            "meshtls-authentication.spec.schema.json",
+            pretty(&schema_for!(policy::MeshTlsAuthenticationSpec)),
+        ),
+        (
+            "network-authentication.spec.schema.json",
+            pretty(&schema_for!(policy::NetworkAuthenticationSpec)),
+        ),
+        (
+            "httproute.spec.schema.json",
+            pretty(&schema_for!(route::HttpRouteSpec)),
+        ),
+        (
+            "grpcroute.spec.schema.json",
+            pretty(&schema_for!(route::GrpcRouteSpec)),
+        ),
+        (
+            "serviceprofile.spec.schema.json",
+            pretty(&schema_for!(profile::ServiceProfileSpec)),
+        ),
+        (
+            "pod-template.schema.json",
+            pretty(&schema_for!(core::PodTemplate)),
+        ),
+        (
+            "service.spec.schema.json",
+            pretty(&schema_for!(core::ServiceSpec)),
+        ),
+    ];
+    out.sort_by_key(|(n, _)| *n);
+    out
+}

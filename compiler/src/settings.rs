@@ -1,0 +1,267 @@
+//! Mesh settings that manifests do not carry, from `meshc.yaml` at the root
+//! of the checked path and from flags, with Linkerd's defaults otherwise.
+
+use crate::findings::{Code, Finding, Span};
+use crate::load::yaml;
+use ipnet::IpNet;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The file form. Every key is optional; see `docs/settings.md`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct SettingsFile {
+    /// Helm `proxy.defaultInboundPolicy` (default `all-unauthenticated`).
+    #[serde(default)]
+    pub default_inbound_policy: Option<String>,
+    /// Helm `clusterNetworks` (default `10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8`).
+    #[serde(default)]
+    pub cluster_networks: Option<Vec<String>>,
+    /// Helm `identityTrustDomain` (default `cluster.local`).
+    #[serde(default)]
+    pub trust_domain: Option<String>,
+    /// The namespace Linkerd's control plane runs in (default `linkerd`); part of every identity.
+    #[serde(default)]
+    pub control_plane_namespace: Option<String>,
+    /// Helm `policyController.probeNetworks` (default `0.0.0.0/0, ::/0`).
+    #[serde(default)]
+    pub probe_networks: Option<Vec<String>>,
+    /// Helm `proxy.opaquePorts` (default `25,587,3306,4444,5432,6379,9300,11211`).
+    #[serde(default)]
+    pub default_opaque_ports: Option<String>,
+    /// Helm `proxyInit.ignoreInboundPorts` (default `4567,4568`).
+    #[serde(default)]
+    pub default_skip_inbound_ports: Option<String>,
+    /// Namespace for objects that name none (what `kubectl apply -n` would use; default `default`).
+    #[serde(default)]
+    pub default_namespace: Option<String>,
+    /// The source address kubelet probes come from (a node IP; default: the first
+    /// address of the first probe network narrower than 0.0.0.0/0, else of the
+    /// first cluster network).
+    #[serde(default)]
+    pub kubelet_ip: Option<String>,
+    /// Namespaces that exist in the cluster but not in this repository, with the
+    /// annotations and labels that matter for injection and default policy.
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, NamespaceSettings>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct NamespaceSettings {
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Resolved settings used by every stage.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub default_inbound_policy: String,
+    pub cluster_networks: Vec<IpNet>,
+    pub trust_domain: String,
+    pub control_plane_namespace: String,
+    pub probe_networks: Vec<IpNet>,
+    pub default_opaque_ports: String,
+    pub default_skip_inbound_ports: String,
+    pub default_namespace: String,
+    pub kubelet_ip: std::net::IpAddr,
+    pub namespaces: BTreeMap<String, NamespaceSettings>,
+    /// Protocol detection timeout Linkerd's controller sends (10 s).
+    pub detect_timeout_ms: u64,
+}
+
+pub const DEFAULT_CLUSTER_NETWORKS: &[&str] = &[
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fd00::/8",
+];
+pub const DEFAULT_OPAQUE_PORTS: &str = "25,587,3306,4444,5432,6379,9300,11211";
+pub const DEFAULT_POLICIES: &[&str] = &[
+    "all-unauthenticated",
+    "all-authenticated",
+    "cluster-unauthenticated",
+    "cluster-authenticated",
+    "deny",
+    "audit",
+];
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::resolve(SettingsFile::default(), &mut Vec::new(), Span::default())
+    }
+}
+
+impl Settings {
+    /// Applies defaults; invalid values become findings at `span` and fall back to the default.
+    pub fn resolve(file: SettingsFile, findings: &mut Vec<Finding>, span: Span) -> Settings {
+        let mut bad = |what: &str, value: &str| {
+            let msg = format!("meshc.yaml: invalid {what} `{value}`; using Linkerd's default");
+            findings.push(Finding::new(Code::SchemaViolation, span, msg));
+        };
+        let default_inbound_policy = match file.default_inbound_policy {
+            Some(p) if DEFAULT_POLICIES.contains(&p.as_str()) => p,
+            Some(p) => {
+                bad("defaultInboundPolicy", &p);
+                "all-unauthenticated".to_owned()
+            }
+            None => "all-unauthenticated".to_owned(),
+        };
+        let mut nets = |what: &str, given: Option<Vec<String>>, default: &[&str]| -> Vec<IpNet> {
+            let list: Vec<String> =
+                given.unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
+            list.iter()
+                .filter_map(|s| {
+                    parse_net(s).or_else(|| {
+                        bad(what, s);
+                        None
+                    })
+                })
+                .collect()
+        };
+        let cluster_networks = nets(
+            "clusterNetworks",
+            file.cluster_networks,
+            DEFAULT_CLUSTER_NETWORKS,
+        );
+        let probe_networks = nets("probeNetworks", file.probe_networks, &["0.0.0.0/0", "::/0"]);
+        let kubelet_ip = match file.kubelet_ip.as_deref().map(str::parse) {
+            Some(Ok(ip)) => ip,
+            Some(Err(_)) => {
+                bad("kubeletIp", file.kubelet_ip.as_deref().unwrap_or_default());
+                kubelet_default(&probe_networks, &cluster_networks)
+            }
+            None => kubelet_default(&probe_networks, &cluster_networks),
+        };
+        Settings {
+            default_inbound_policy,
+            cluster_networks,
+            trust_domain: file
+                .trust_domain
+                .unwrap_or_else(|| "cluster.local".to_owned()),
+            control_plane_namespace: file
+                .control_plane_namespace
+                .unwrap_or_else(|| "linkerd".to_owned()),
+            probe_networks,
+            default_opaque_ports: file
+                .default_opaque_ports
+                .unwrap_or_else(|| DEFAULT_OPAQUE_PORTS.to_owned()),
+            default_skip_inbound_ports: file
+                .default_skip_inbound_ports
+                .unwrap_or_else(|| "4567,4568".to_owned()),
+            default_namespace: file
+                .default_namespace
+                .unwrap_or_else(|| "default".to_owned()),
+            kubelet_ip,
+            namespaces: file.namespaces,
+            detect_timeout_ms: 10_000,
+        }
+    }
+
+    /// `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
+    pub fn identity(&self, namespace: &str, service_account: &str) -> String {
+        format!(
+            "{service_account}.{namespace}.serviceaccount.identity.{}.{}",
+            self.control_plane_namespace, self.trust_domain
+        )
+    }
+
+    /// The identity suffix shared by every ServiceAccount of `namespace`, with its leading dot.
+    pub fn namespace_identity_suffix(&self, namespace: &str) -> String {
+        format!(
+            ".{namespace}.serviceaccount.identity.{}.{}",
+            self.control_plane_namespace, self.trust_domain
+        )
+    }
+}
+
+/// A CIDR, or a bare address as a /32 or /128 (as Linkerd accepts).
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// Kubelet probes come from a node address: the probe networks name it when
+/// they are narrower than "anywhere", else a cluster address stands in.
+fn kubelet_default(probe: &[IpNet], cluster: &[IpNet]) -> std::net::IpAddr {
+    let narrow: Vec<IpNet> = probe
+        .iter()
+        .filter(|n| n.prefix_len() > 0)
+        .copied()
+        .collect();
+    if narrow.is_empty() {
+        first_host(cluster)
+    } else {
+        first_host(&narrow)
+    }
+}
+
+fn first_host(nets: &[IpNet]) -> std::net::IpAddr {
+    nets.iter()
+        .find_map(|n| n.hosts().next())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)))
+}
+
+/// Reads `meshc.yaml` text: a parse error or unknown key is a finding in that file.
+pub fn parse_file(source: u32, text: &str, findings: &mut Vec<Finding>) -> SettingsFile {
+    let file_span = Span {
+        source,
+        line: 1,
+        column: 1,
+        offset: 0,
+    };
+    let docs = match yaml::parse_documents(text) {
+        Ok(docs) => docs,
+        Err(f) => {
+            let span = Span {
+                source,
+                line: f.line,
+                column: f.column,
+                offset: f.offset,
+            };
+            findings.push(Finding::new(
+                Code::ParseError,
+                span,
+                format!("meshc.yaml: {}", f.message),
+            ));
+            return SettingsFile::default();
+        }
+    };
+    let Some(doc) = docs.into_iter().find(|d| d.value != yaml::Value::Null) else {
+        return SettingsFile::default();
+    };
+    let mut unknown = Vec::new();
+    let parsed: Result<SettingsFile, _> =
+        serde_ignored::deserialize(doc.to_json(), |p| unknown.push(p.to_string()));
+    for key in unknown {
+        let span = doc
+            .get(key.split('.').next().unwrap_or(&key))
+            .map_or(file_span, |n| Span {
+                source,
+                line: n.line,
+                column: n.column,
+                offset: n.offset,
+            });
+        findings.push(Finding::new(
+            Code::SchemaViolation,
+            span,
+            format!("meshc.yaml: unknown setting `{key}`"),
+        ));
+    }
+    parsed.unwrap_or_else(|e| {
+        findings.push(Finding::new(
+            Code::SchemaViolation,
+            file_span,
+            format!("meshc.yaml: {e}"),
+        ));
+        SettingsFile::default()
+    })
+}
