@@ -69,10 +69,6 @@ catalogue! {
         "A file is not a Kubernetes manifest and was not analysed.",
         "Kustomize files, Helm charts, values files and templates are inputs to a renderer, not objects the cluster sees. meshc reads rendered manifests only.",
         "Render first and pipe the result: `helm template . | meshc check -` or `kustomize build . | meshc check -`.";
-    UnknownKind = "unknown-kind", Info,
-        "An object's kind is not one meshc models; it is ignored.",
-        "Only workloads, Services, ServiceAccounts, Namespaces and Linkerd / Gateway API policy resources affect mesh reachability. Other kinds (ConfigMaps, Ingresses, ...) are counted but not analysed.",
-        "Nothing to do, unless the kind is a misspelled policy kind.";
     DuplicateResource = "duplicate-resource", Warning,
         "The same kind/namespace/name is defined twice.",
         "`kubectl apply -f DIR` applies files in lexical order and documents in file order, so the last definition silently replaces the earlier one. meshc analyses the one that would win.",

@@ -99,7 +99,7 @@ fn read_tree(root: &Path) -> Result<Vec<FileText>, InputError> {
     let files: Vec<_> = found
         .files
         .into_iter()
-        .filter(|(name, _)| !name.ends_with(".meshtest.yaml") && !(is_dir && name == SETTINGS_FILE))
+        .filter(|(name, _)| !(name.ends_with(".meshtest.yaml") || is_dir && name == SETTINGS_FILE))
         .collect();
     let mut texts: Vec<_> = files
         .into_par_iter()

@@ -1,13 +1,13 @@
 //! Typed resources. Dispatch is two-pass (apiVersion/kind first, then the
 //! concrete type), which keeps positions exact and errors specific.
 
+mod admission;
 pub mod core;
 pub mod decode;
 pub mod meta;
 pub mod policy;
 pub mod profile;
 pub mod route;
-mod versions;
 
 use crate::findings::{Code, Finding, ResourceId, Span};
 use crate::load::RawObject;
@@ -225,7 +225,7 @@ fn decode_one(
         node: raw.node,
         spec,
     };
-    versions::check(&resource, findings);
+    admission::check(&resource, findings);
     Some(resource)
 }
 

@@ -1,6 +1,7 @@
-//! Fields that only some served versions have. The API server prunes a field
-//! the version's schema lacks, so writing it there silently does nothing:
-//! `accessPolicy` on a v1beta2 Server is dropped and the Server denies.
+//! What the API server and Linkerd's admission webhook reject or drop, beyond
+//! types: values outside an enum, and fields that only some served versions
+//! have. A pruned field silently does nothing: `accessPolicy` on a v1beta2
+//! Server is dropped and the Server denies.
 
 use super::{Resource, Spec};
 use crate::findings::{Code, Finding};
@@ -9,6 +10,7 @@ pub fn check(r: &Resource, findings: &mut Vec<Finding>) {
     match &r.spec {
         Spec::Server(s) => {
             let v = r.version.as_str();
+            server_values(r, s, findings);
             if s.access_policy.is_some() && v != "v1beta3" {
                 pruned(
                     r,
@@ -68,4 +70,55 @@ fn pruned(r: &Resource, path: &[&str], since: &str, effect: &str, findings: &mut
             .resource(r.id.clone())
             .hint(hint),
     );
+}
+
+const PROXY_PROTOCOLS: &[&str] = &["unknown", "HTTP/1", "HTTP/2", "gRPC", "opaque", "TLS"];
+
+/// Enum values and the selector rule; false when the Server is rejected.
+fn server_values(
+    r: &Resource,
+    s: &crate::model::policy::ServerSpec,
+    findings: &mut Vec<Finding>,
+) -> bool {
+    let mut ok = true;
+    let mut reject = |findings: &mut Vec<Finding>, path: &[&str], msg: String| {
+        ok = false;
+        let msg = format!("{msg}; it is left out of the analysis");
+        findings
+            .push(Finding::new(Code::SchemaViolation, r.span_at(path), msg).resource(r.id.clone()));
+    };
+    if let Some(p) = s
+        .proxy_protocol
+        .as_deref()
+        .filter(|p| !PROXY_PROTOCOLS.contains(p))
+    {
+        let msg = format!(
+            "Server {} proxyProtocol `{p}` is not one of {}; the admission webhook rejects the Server",
+            r.name(),
+            PROXY_PROTOCOLS.join(", ")
+        );
+        reject(findings, &["spec", "proxyProtocol"], msg);
+    }
+    if let Some(p) = s
+        .access_policy
+        .as_deref()
+        .filter(|p| !crate::settings::DEFAULT_POLICIES.contains(p))
+    {
+        let msg = format!(
+            "Server {} accessPolicy `{p}` is not a default policy ({}); the admission webhook rejects the Server",
+            r.name(),
+            crate::settings::DEFAULT_POLICIES.join(", ")
+        );
+        reject(findings, &["spec", "accessPolicy"], msg);
+    }
+    let selectors =
+        usize::from(s.pod_selector.is_some()) + usize::from(s.external_workload_selector.is_some());
+    if selectors != 1 {
+        let msg = format!(
+            "Server {} must set exactly one of podSelector and externalWorkloadSelector; the API server rejects it",
+            r.name()
+        );
+        reject(findings, &["spec"], msg);
+    }
+    ok
 }

@@ -1,0 +1,291 @@
+//! The real `meshc` binary: exit codes, formats, stdin, suppression.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn meshc(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("meshc runs");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn examples(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../policies-examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+fn codes(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const DANGLING: &str = "apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: allow-web, namespace: shop}
+spec:
+  targetRef: {kind: Namespace, name: shop}
+  requiredAuthenticationRefs:
+  - {group: policy.linkerd.io, kind: MeshTLSAuthentication, name: web-idenity}
+";
+
+#[test]
+fn clean_example_exits_zero() {
+    let out = meshc(
+        &["check", &examples("emojivoto-grpc"), "--fail-on", "info"],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("0 errors, 0 warnings, 0 infos"), "{text}");
+}
+
+#[test]
+fn errors_exit_one_and_json_has_the_documented_shape() {
+    let out = meshc(
+        &["check", &examples("common-mistakes"), "--format", "json"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(report["version"], 1);
+    let first = &report["findings"][0];
+    for key in ["code", "severity", "message", "resource", "file", "line"] {
+        assert!(first.get(key).is_some(), "finding lacks {key}: {first}");
+    }
+    assert!(
+        !first["file"].as_str().unwrap().starts_with('/'),
+        "file is relative to the path given"
+    );
+    let summary = &report["summary"];
+    assert_eq!(
+        summary["errors"].as_u64().unwrap() as usize,
+        codes(&report).len()
+            - summary["warnings"].as_u64().unwrap() as usize
+            - summary["infos"].as_u64().unwrap() as usize
+    );
+    assert!(summary["workloads"].as_u64().unwrap() >= 2);
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let out = meshc(&["check", "-", "--format", "json"], Some(DANGLING));
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(codes(&report), ["unresolved-reference"]);
+    let f = &report["findings"][0];
+    assert_eq!(
+        (f["file"].as_str(), f["line"].as_u64()),
+        (Some("<stdin>"), Some(7))
+    );
+}
+
+#[test]
+fn fail_on_and_ignore_and_annotation_suppress() {
+    let warn_only = "apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: world, namespace: shop}
+spec:
+  networks: [{cidr: 0.0.0.0/0}]
+";
+    assert_eq!(
+        meshc(&["check", "-"], Some(warn_only)).status.code(),
+        Some(0),
+        "warnings pass by default"
+    );
+    assert_eq!(
+        meshc(&["check", "-", "--fail-on", "warning"], Some(warn_only))
+            .status
+            .code(),
+        Some(1)
+    );
+    let ignored = meshc(
+        &[
+            "check",
+            "-",
+            "--fail-on",
+            "info",
+            "--ignore",
+            "overbroad-network,unused-authentication",
+        ],
+        Some(warn_only),
+    );
+    assert_eq!(
+        ignored.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ignored.stdout)
+    );
+    let annotated = warn_only.replace("namespace: shop}", "namespace: shop, annotations: {meshc.io/ignore: 'overbroad-network, unused-authentication'}}");
+    assert_eq!(
+        meshc(&["check", "-", "--fail-on", "info"], Some(&annotated))
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn human_output_shows_the_yaml_line_and_hint() {
+    let out = meshc(&["check", "-"], Some(DANGLING));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("unresolved-reference"), "{text}");
+    assert!(
+        text.contains("name: web-idenity"),
+        "snippet of the offending line: {text}"
+    );
+    assert!(text.contains("1 error, 0 warnings"), "{text}");
+}
+
+#[test]
+fn usage_and_input_errors_exit_two() {
+    assert_eq!(
+        meshc(&["check", "/definitely/not/here"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        meshc(&["check", ".", "--ignore", "no-such-code"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        meshc(&["check", ".", "--format", "xml"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(meshc(&["frobnicate"], None).status.code(), Some(2));
+}
+
+#[test]
+fn explain_prints_catalogue_entries() {
+    let out = meshc(&["explain", "probe-denied"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("probe-denied (error)") && text.contains("meshc.io/ignore: probe-denied"),
+        "{text}"
+    );
+    let list = String::from_utf8_lossy(&meshc(&["explain"], None).stdout).into_owned();
+    assert!(list.lines().count() >= 20 && list.contains("route-unauthorized"));
+    assert_eq!(meshc(&["explain", "nope"], None).status.code(), Some(2));
+}
+
+#[test]
+fn output_is_deterministic() {
+    let a = meshc(
+        &["check", &examples("common-mistakes"), "--format", "json"],
+        None,
+    );
+    let b = meshc(
+        &["check", &examples("common-mistakes"), "--format", "json"],
+        None,
+    );
+    assert_eq!(a.stdout, b.stdout);
+}
+
+#[test]
+fn a_single_file_and_settings_flags_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let file: PathBuf = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1
+kind: Namespace
+metadata: {name: shop, annotations: {linkerd.io/inject: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec:
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: api
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /ready, port: http}}
+",
+    )
+    .unwrap();
+    let path = file.display().to_string();
+    assert_eq!(
+        meshc(&["check", &path, "--fail-on", "info"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    // Under `deny`, the probe route still authorizes kubelet (probe networks): still clean.
+    assert_eq!(
+        meshc(
+            &[
+                "check",
+                &path,
+                "--default-inbound-policy",
+                "deny",
+                "--fail-on",
+                "info"
+            ],
+            None
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    // With no probe networks, probes under `deny` are refused.
+    let out = meshc(
+        &[
+            "check",
+            &path,
+            "--default-inbound-policy",
+            "deny",
+            "--probe-networks",
+            "",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(
+        codes(&json(&out))
+            .iter()
+            .filter(|c| *c == "probe-denied")
+            .count(),
+        3,
+        "app probe + proxy /live and /ready"
+    );
+}
