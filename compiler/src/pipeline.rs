@@ -40,20 +40,13 @@ pub fn check(input: &Input, options: &Options) -> Result<Outcome, InputError> {
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;
     let settings = read_settings(input, options, &mut sources, &mut findings)?;
-    let (resources, objects) =
-        model::decode_all(loaded.objects, &settings.default_namespace, &mut findings);
+    let (resources, objects) = model::decode_all(loaded.objects, &settings.default_namespace, &mut findings);
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let resolved = resolve::resolve(resources, settings, &names, &mut findings);
     let configs = lower::lower_all(&resolved);
     analyze::analyze(&resolved, &configs, &mut findings);
     let findings = finish(findings, &resolved, options);
-    Ok(Outcome {
-        sources,
-        findings,
-        objects,
-        resolved,
-        configs,
-    })
+    Ok(Outcome { sources, findings, objects, resolved, configs })
 }
 
 fn read_settings(
@@ -64,29 +57,18 @@ fn read_settings(
 ) -> Result<Settings, InputError> {
     let path = match (&options.settings_file, input) {
         (Some(p), _) => Some(p.clone()),
-        (None, Input::Path(root)) if root.is_dir() => {
-            Some(root.join(SETTINGS_FILE)).filter(|p| p.is_file())
-        }
+        (None, Input::Path(root)) if root.is_dir() => Some(root.join(SETTINGS_FILE)).filter(|p| p.is_file()),
         _ => None,
     };
     let mut file = SettingsFile::default();
     let mut span = Span::default();
     if let Some(path) = path {
-        let text = load::discover::read_text(&path)
-            .map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+        let text =
+            load::discover::read_text(&path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
         let source = sources.len() as u32;
         file = settings::parse_file(source, &text, findings);
-        span = Span {
-            source,
-            line: 1,
-            column: 1,
-            offset: 0,
-        };
-        let name = if options.settings_file.is_some() {
-            path.display().to_string()
-        } else {
-            SETTINGS_FILE.to_owned()
-        };
+        span = Span { source, line: 1, column: 1, offset: 0 };
+        let name = if options.settings_file.is_some() { path.display().to_string() } else { SETTINGS_FILE.to_owned() };
         sources.push(Source { name, text });
     }
     overlay(&mut file, options.overrides.clone());
@@ -113,17 +95,11 @@ fn overlay(file: &mut SettingsFile, o: SettingsFile) {
 
 /// Drops suppressed findings and duplicates, and sorts by place.
 fn finish(findings: Vec<Finding>, r: &Resolved, options: &Options) -> Vec<Finding> {
-    let by_id: HashMap<&ResourceId, &model::Resource> =
-        r.resources.iter().map(|res| (&res.id, res)).collect();
+    let by_id: HashMap<&ResourceId, &model::Resource> = r.resources.iter().map(|res| (&res.id, res)).collect();
     let mut out: Vec<Finding> = findings
         .into_iter()
         .filter(|f| !options.ignore.contains(&f.code))
-        .filter(|f| {
-            !f.resource
-                .as_ref()
-                .and_then(|id| by_id.get(id))
-                .is_some_and(|res| res.ignores(f.code))
-        })
+        .filter(|f| !f.resource.as_ref().and_then(|id| by_id.get(id)).is_some_and(|res| res.ignores(f.code)))
         .collect();
     out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     out.dedup_by(|a, b| a.code == b.code && a.span == b.span && a.message == b.message);

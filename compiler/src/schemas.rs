@@ -14,54 +14,18 @@ fn pretty(schema: &schemars::Schema) -> String {
 pub fn all() -> Vec<(&'static str, String)> {
     use schemars::schema_for;
     let mut out = vec![
-        (
-            "meshc-settings.schema.json",
-            pretty(&schema_for!(SettingsFile)),
-        ),
-        (
-            "proxy-config.schema.json",
-            pretty(&mesh_proxy_api::proxy_config_schema()),
-        ),
-        (
-            "server.spec.schema.json",
-            pretty(&schema_for!(policy::ServerSpec)),
-        ),
-        (
-            "server-authorization.spec.schema.json",
-            pretty(&schema_for!(policy::ServerAuthorizationSpec)),
-        ),
-        (
-            "authorization-policy.spec.schema.json",
-            pretty(&schema_for!(policy::AuthorizationPolicySpec)),
-        ),
-        (
-            "meshtls-authentication.spec.schema.json",
-            pretty(&schema_for!(policy::MeshTlsAuthenticationSpec)),
-        ),
-        (
-            "network-authentication.spec.schema.json",
-            pretty(&schema_for!(policy::NetworkAuthenticationSpec)),
-        ),
-        (
-            "httproute.spec.schema.json",
-            pretty(&schema_for!(route::HttpRouteSpec)),
-        ),
-        (
-            "grpcroute.spec.schema.json",
-            pretty(&schema_for!(route::GrpcRouteSpec)),
-        ),
-        (
-            "serviceprofile.spec.schema.json",
-            pretty(&schema_for!(profile::ServiceProfileSpec)),
-        ),
-        (
-            "pod-template.schema.json",
-            pretty(&schema_for!(core::PodTemplate)),
-        ),
-        (
-            "service.spec.schema.json",
-            pretty(&schema_for!(core::ServiceSpec)),
-        ),
+        ("meshc-settings.schema.json", pretty(&schema_for!(SettingsFile))),
+        ("proxy-config.schema.json", pretty(&mesh_proxy_api::proxy_config_schema())),
+        ("server.spec.schema.json", pretty(&schema_for!(policy::ServerSpec))),
+        ("server-authorization.spec.schema.json", pretty(&schema_for!(policy::ServerAuthorizationSpec))),
+        ("authorization-policy.spec.schema.json", pretty(&schema_for!(policy::AuthorizationPolicySpec))),
+        ("meshtls-authentication.spec.schema.json", pretty(&schema_for!(policy::MeshTlsAuthenticationSpec))),
+        ("network-authentication.spec.schema.json", pretty(&schema_for!(policy::NetworkAuthenticationSpec))),
+        ("httproute.spec.schema.json", pretty(&schema_for!(route::HttpRouteSpec))),
+        ("grpcroute.spec.schema.json", pretty(&schema_for!(route::GrpcRouteSpec))),
+        ("serviceprofile.spec.schema.json", pretty(&schema_for!(profile::ServiceProfileSpec))),
+        ("pod-template.schema.json", pretty(&schema_for!(core::PodTemplate))),
+        ("service.spec.schema.json", pretty(&schema_for!(core::ServiceSpec))),
     ];
     out.sort_by_key(|(n, _)| *n);
     out

@@ -75,22 +75,11 @@ pub struct Settings {
     pub detect_timeout_ms: u64,
 }
 
-pub const DEFAULT_CLUSTER_NETWORKS: &[&str] = &[
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "fd00::/8",
-];
+pub const DEFAULT_CLUSTER_NETWORKS: &[&str] =
+    &["10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"];
 pub const DEFAULT_OPAQUE_PORTS: &str = "25,587,3306,4444,5432,6379,9300,11211";
-pub const DEFAULT_POLICIES: &[&str] = &[
-    "all-unauthenticated",
-    "all-authenticated",
-    "cluster-unauthenticated",
-    "cluster-authenticated",
-    "deny",
-    "audit",
-];
+pub const DEFAULT_POLICIES: &[&str] =
+    &["all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "cluster-authenticated", "deny", "audit"];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -114,9 +103,9 @@ impl Settings {
             None => "all-unauthenticated".to_owned(),
         };
         let mut nets = |what: &str, given: Option<Vec<String>>, default: &[&str]| -> Vec<IpNet> {
-            let list: Vec<String> =
-                given.unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
+            let list: Vec<String> = given.unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
             list.iter()
+                .filter(|s| !s.trim().is_empty())
                 .filter_map(|s| {
                     parse_net(s).or_else(|| {
                         bad(what, s);
@@ -125,11 +114,7 @@ impl Settings {
                 })
                 .collect()
         };
-        let cluster_networks = nets(
-            "clusterNetworks",
-            file.cluster_networks,
-            DEFAULT_CLUSTER_NETWORKS,
-        );
+        let cluster_networks = nets("clusterNetworks", file.cluster_networks, DEFAULT_CLUSTER_NETWORKS);
         let probe_networks = nets("probeNetworks", file.probe_networks, &["0.0.0.0/0", "::/0"]);
         let kubelet_ip = match file.kubelet_ip.as_deref().map(str::parse) {
             Some(Ok(ip)) => ip,
@@ -142,22 +127,12 @@ impl Settings {
         Settings {
             default_inbound_policy,
             cluster_networks,
-            trust_domain: file
-                .trust_domain
-                .unwrap_or_else(|| "cluster.local".to_owned()),
-            control_plane_namespace: file
-                .control_plane_namespace
-                .unwrap_or_else(|| "linkerd".to_owned()),
+            trust_domain: file.trust_domain.unwrap_or_else(|| "cluster.local".to_owned()),
+            control_plane_namespace: file.control_plane_namespace.unwrap_or_else(|| "linkerd".to_owned()),
             probe_networks,
-            default_opaque_ports: file
-                .default_opaque_ports
-                .unwrap_or_else(|| DEFAULT_OPAQUE_PORTS.to_owned()),
-            default_skip_inbound_ports: file
-                .default_skip_inbound_ports
-                .unwrap_or_else(|| "4567,4568".to_owned()),
-            default_namespace: file
-                .default_namespace
-                .unwrap_or_else(|| "default".to_owned()),
+            default_opaque_ports: file.default_opaque_ports.unwrap_or_else(|| DEFAULT_OPAQUE_PORTS.to_owned()),
+            default_skip_inbound_ports: file.default_skip_inbound_ports.unwrap_or_else(|| "4567,4568".to_owned()),
+            default_namespace: file.default_namespace.unwrap_or_else(|| "default".to_owned()),
             kubelet_ip,
             namespaces: file.namespaces,
             detect_timeout_ms: 10_000,
@@ -174,64 +149,35 @@ impl Settings {
 
     /// The identity suffix shared by every ServiceAccount of `namespace`, with its leading dot.
     pub fn namespace_identity_suffix(&self, namespace: &str) -> String {
-        format!(
-            ".{namespace}.serviceaccount.identity.{}.{}",
-            self.control_plane_namespace, self.trust_domain
-        )
+        format!(".{namespace}.serviceaccount.identity.{}.{}", self.control_plane_namespace, self.trust_domain)
     }
 }
 
 /// A CIDR, or a bare address as a /32 or /128 (as Linkerd accepts).
 pub fn parse_net(s: &str) -> Option<IpNet> {
     let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+    s.parse::<IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 /// Kubelet probes come from a node address: the probe networks name it when
 /// they are narrower than "anywhere", else a cluster address stands in.
 fn kubelet_default(probe: &[IpNet], cluster: &[IpNet]) -> std::net::IpAddr {
-    let narrow: Vec<IpNet> = probe
-        .iter()
-        .filter(|n| n.prefix_len() > 0)
-        .copied()
-        .collect();
-    if narrow.is_empty() {
-        first_host(cluster)
-    } else {
-        first_host(&narrow)
-    }
+    let narrow: Vec<IpNet> = probe.iter().filter(|n| n.prefix_len() > 0).copied().collect();
+    if narrow.is_empty() { first_host(cluster) } else { first_host(&narrow) }
 }
 
 fn first_host(nets: &[IpNet]) -> std::net::IpAddr {
-    nets.iter()
-        .find_map(|n| n.hosts().next())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)))
+    nets.iter().find_map(|n| n.hosts().next()).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)))
 }
 
 /// Reads `meshc.yaml` text: a parse error or unknown key is a finding in that file.
 pub fn parse_file(source: u32, text: &str, findings: &mut Vec<Finding>) -> SettingsFile {
-    let file_span = Span {
-        source,
-        line: 1,
-        column: 1,
-        offset: 0,
-    };
+    let file_span = Span { source, line: 1, column: 1, offset: 0 };
     let docs = match yaml::parse_documents(text) {
         Ok(docs) => docs,
         Err(f) => {
-            let span = Span {
-                source,
-                line: f.line,
-                column: f.column,
-                offset: f.offset,
-            };
-            findings.push(Finding::new(
-                Code::ParseError,
-                span,
-                format!("meshc.yaml: {}", f.message),
-            ));
+            let span = Span { source, line: f.line, column: f.column, offset: f.offset };
+            findings.push(Finding::new(Code::ParseError, span, format!("meshc.yaml: {}", f.message)));
             return SettingsFile::default();
         }
     };
@@ -239,29 +185,18 @@ pub fn parse_file(source: u32, text: &str, findings: &mut Vec<Finding>) -> Setti
         return SettingsFile::default();
     };
     let mut unknown = Vec::new();
-    let parsed: Result<SettingsFile, _> =
-        serde_ignored::deserialize(doc.to_json(), |p| unknown.push(p.to_string()));
+    let parsed: Result<SettingsFile, _> = serde_ignored::deserialize(doc.to_json(), |p| unknown.push(p.to_string()));
     for key in unknown {
-        let span = doc
-            .get(key.split('.').next().unwrap_or(&key))
-            .map_or(file_span, |n| Span {
-                source,
-                line: n.line,
-                column: n.column,
-                offset: n.offset,
-            });
-        findings.push(Finding::new(
-            Code::SchemaViolation,
-            span,
-            format!("meshc.yaml: unknown setting `{key}`"),
-        ));
+        let span = doc.get(key.split('.').next().unwrap_or(&key)).map_or(file_span, |n| Span {
+            source,
+            line: n.line,
+            column: n.column,
+            offset: n.offset,
+        });
+        findings.push(Finding::new(Code::SchemaViolation, span, format!("meshc.yaml: unknown setting `{key}`")));
     }
     parsed.unwrap_or_else(|e| {
-        findings.push(Finding::new(
-            Code::SchemaViolation,
-            file_span,
-            format!("meshc.yaml: {e}"),
-        ));
+        findings.push(Finding::new(Code::SchemaViolation, file_span, format!("meshc.yaml: {e}")));
         SettingsFile::default()
     })
 }

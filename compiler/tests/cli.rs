@@ -14,23 +14,14 @@ fn meshc(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("meshc runs");
     if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
 }
 
 fn examples(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../policies-examples")
-        .join(name)
-        .display()
-        .to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies-examples").join(name).display().to_string()
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -38,12 +29,7 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 fn codes(report: &serde_json::Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap().to_owned())
-        .collect()
+    report["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_owned()).collect()
 }
 
 const DANGLING: &str = "apiVersion: policy.linkerd.io/v1alpha1
@@ -57,26 +43,15 @@ spec:
 
 #[test]
 fn clean_example_exits_zero() {
-    let out = meshc(
-        &["check", &examples("emojivoto-grpc"), "--fail-on", "info"],
-        None,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = meshc(&["check", &examples("emojivoto-grpc"), "--fail-on", "info"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("0 errors, 0 warnings, 0 infos"), "{text}");
 }
 
 #[test]
 fn errors_exit_one_and_json_has_the_documented_shape() {
-    let out = meshc(
-        &["check", &examples("common-mistakes"), "--format", "json"],
-        None,
-    );
+    let out = meshc(&["check", &examples("common-mistakes"), "--format", "json"], None);
     assert_eq!(out.status.code(), Some(1));
     let report = json(&out);
     assert_eq!(report["version"], 1);
@@ -84,10 +59,7 @@ fn errors_exit_one_and_json_has_the_documented_shape() {
     for key in ["code", "severity", "message", "resource", "file", "line"] {
         assert!(first.get(key).is_some(), "finding lacks {key}: {first}");
     }
-    assert!(
-        !first["file"].as_str().unwrap().starts_with('/'),
-        "file is relative to the path given"
-    );
+    assert!(!first["file"].as_str().unwrap().starts_with('/'), "file is relative to the path given");
     let summary = &report["summary"];
     assert_eq!(
         summary["errors"].as_u64().unwrap() as usize,
@@ -105,10 +77,7 @@ fn stdin_is_read_with_dash() {
     let report = json(&out);
     assert_eq!(codes(&report), ["unresolved-reference"]);
     let f = &report["findings"][0];
-    assert_eq!(
-        (f["file"].as_str(), f["line"].as_u64()),
-        (Some("<stdin>"), Some(7))
-    );
+    assert_eq!((f["file"].as_str(), f["line"].as_u64()), (Some("<stdin>"), Some(7)));
 }
 
 #[test]
@@ -119,41 +88,18 @@ metadata: {name: world, namespace: shop}
 spec:
   networks: [{cidr: 0.0.0.0/0}]
 ";
-    assert_eq!(
-        meshc(&["check", "-"], Some(warn_only)).status.code(),
-        Some(0),
-        "warnings pass by default"
-    );
-    assert_eq!(
-        meshc(&["check", "-", "--fail-on", "warning"], Some(warn_only))
-            .status
-            .code(),
-        Some(1)
-    );
+    assert_eq!(meshc(&["check", "-"], Some(warn_only)).status.code(), Some(0), "warnings pass by default");
+    assert_eq!(meshc(&["check", "-", "--fail-on", "warning"], Some(warn_only)).status.code(), Some(1));
     let ignored = meshc(
-        &[
-            "check",
-            "-",
-            "--fail-on",
-            "info",
-            "--ignore",
-            "overbroad-network,unused-authentication",
-        ],
+        &["check", "-", "--fail-on", "info", "--ignore", "overbroad-network,unused-authentication"],
         Some(warn_only),
     );
-    assert_eq!(
-        ignored.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ignored.stdout)
+    assert_eq!(ignored.status.code(), Some(0), "{}", String::from_utf8_lossy(&ignored.stdout));
+    let annotated = warn_only.replace(
+        "namespace: shop}",
+        "namespace: shop, annotations: {meshc.io/ignore: 'overbroad-network, unused-authentication'}}",
     );
-    let annotated = warn_only.replace("namespace: shop}", "namespace: shop, annotations: {meshc.io/ignore: 'overbroad-network, unused-authentication'}}");
-    assert_eq!(
-        meshc(&["check", "-", "--fail-on", "info"], Some(&annotated))
-            .status
-            .code(),
-        Some(0)
-    );
+    assert_eq!(meshc(&["check", "-", "--fail-on", "info"], Some(&annotated)).status.code(), Some(0));
 }
 
 #[test]
@@ -161,33 +107,15 @@ fn human_output_shows_the_yaml_line_and_hint() {
     let out = meshc(&["check", "-"], Some(DANGLING));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("unresolved-reference"), "{text}");
-    assert!(
-        text.contains("name: web-idenity"),
-        "snippet of the offending line: {text}"
-    );
+    assert!(text.contains("name: web-idenity"), "snippet of the offending line: {text}");
     assert!(text.contains("1 error, 0 warnings"), "{text}");
 }
 
 #[test]
 fn usage_and_input_errors_exit_two() {
-    assert_eq!(
-        meshc(&["check", "/definitely/not/here"], None)
-            .status
-            .code(),
-        Some(2)
-    );
-    assert_eq!(
-        meshc(&["check", ".", "--ignore", "no-such-code"], None)
-            .status
-            .code(),
-        Some(2)
-    );
-    assert_eq!(
-        meshc(&["check", ".", "--format", "xml"], None)
-            .status
-            .code(),
-        Some(2)
-    );
+    assert_eq!(meshc(&["check", "/definitely/not/here"], None).status.code(), Some(2));
+    assert_eq!(meshc(&["check", ".", "--ignore", "no-such-code"], None).status.code(), Some(2));
+    assert_eq!(meshc(&["check", ".", "--format", "xml"], None).status.code(), Some(2));
     assert_eq!(meshc(&["frobnicate"], None).status.code(), Some(2));
 }
 
@@ -196,10 +124,7 @@ fn explain_prints_catalogue_entries() {
     let out = meshc(&["explain", "probe-denied"], None);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.starts_with("probe-denied (error)") && text.contains("meshc.io/ignore: probe-denied"),
-        "{text}"
-    );
+    assert!(text.starts_with("probe-denied (error)") && text.contains("meshc.io/ignore: probe-denied"), "{text}");
     let list = String::from_utf8_lossy(&meshc(&["explain"], None).stdout).into_owned();
     assert!(list.lines().count() >= 20 && list.contains("route-unauthorized"));
     assert_eq!(meshc(&["explain", "nope"], None).status.code(), Some(2));
@@ -207,14 +132,8 @@ fn explain_prints_catalogue_entries() {
 
 #[test]
 fn output_is_deterministic() {
-    let a = meshc(
-        &["check", &examples("common-mistakes"), "--format", "json"],
-        None,
-    );
-    let b = meshc(
-        &["check", &examples("common-mistakes"), "--format", "json"],
-        None,
-    );
+    let a = meshc(&["check", &examples("common-mistakes"), "--format", "json"], None);
+    let b = meshc(&["check", &examples("common-mistakes"), "--format", "json"], None);
     assert_eq!(a.stdout, b.stdout);
 }
 
@@ -243,48 +162,17 @@ spec:
     )
     .unwrap();
     let path = file.display().to_string();
-    assert_eq!(
-        meshc(&["check", &path, "--fail-on", "info"], None)
-            .status
-            .code(),
-        Some(0)
-    );
+    assert_eq!(meshc(&["check", &path, "--fail-on", "info"], None).status.code(), Some(0));
     // Under `deny`, the probe route still authorizes kubelet (probe networks): still clean.
     assert_eq!(
-        meshc(
-            &[
-                "check",
-                &path,
-                "--default-inbound-policy",
-                "deny",
-                "--fail-on",
-                "info"
-            ],
-            None
-        )
-        .status
-        .code(),
+        meshc(&["check", &path, "--default-inbound-policy", "deny", "--fail-on", "info"], None).status.code(),
         Some(0)
     );
     // With no probe networks, probes under `deny` are refused.
-    let out = meshc(
-        &[
-            "check",
-            &path,
-            "--default-inbound-policy",
-            "deny",
-            "--probe-networks",
-            "",
-            "--format",
-            "json",
-        ],
-        None,
-    );
+    let out =
+        meshc(&["check", &path, "--default-inbound-policy", "deny", "--probe-networks", "", "--format", "json"], None);
     assert_eq!(
-        codes(&json(&out))
-            .iter()
-            .filter(|c| *c == "probe-denied")
-            .count(),
+        codes(&json(&out)).iter().filter(|c| *c == "probe-denied").count(),
         3,
         "app probe + proxy /live and /ready"
     );

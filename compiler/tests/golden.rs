@@ -30,8 +30,7 @@ fn cases() -> Vec<PathBuf> {
 
 fn expectations(case: &Path) -> BTreeSet<String> {
     let path = case.join("expect.txt");
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{} is missing", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{} is missing", path.display()));
     text.lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
         .filter(|l| !l.is_empty())
@@ -40,19 +39,13 @@ fn expectations(case: &Path) -> BTreeSet<String> {
 }
 
 fn run_case(case: &Path) -> Result<(), String> {
-    let outcome = pipeline::check(&Input::Path(case.join("input")), &Options::default())
-        .map_err(|e| e.to_string())?;
+    let outcome = pipeline::check(&Input::Path(case.join("input")), &Options::default()).map_err(|e| e.to_string())?;
     let summary = Summary::new(&outcome.findings, outcome.objects, outcome.workloads());
     let actual_json = json::render(&outcome.findings, &outcome.sources, summary);
     let got: BTreeSet<String> = outcome
         .findings
         .iter()
-        .map(|f| {
-            format!(
-                "{} {}:{}",
-                f.code, outcome.sources[f.span.source as usize].name, f.span.line
-            )
-        })
+        .map(|f| format!("{} {}:{}", f.code, outcome.sources[f.span.source as usize].name, f.span.line))
         .collect();
     let want = expectations(case);
     let mut problems = Vec::new();
@@ -68,20 +61,13 @@ fn run_case(case: &Path) -> Result<(), String> {
     } else {
         match std::fs::read_to_string(&expected_path) {
             Ok(expected) if expected == actual_json => {}
-            Ok(_) => problems.push(
-                "expected.json differs (MESHC_BLESS=1 to regenerate, then review the diff)"
-                    .to_owned(),
-            ),
-            Err(_) => {
-                problems.push("expected.json is missing (MESHC_BLESS=1 to generate it)".to_owned())
+            Ok(_) => {
+                problems.push("expected.json differs (MESHC_BLESS=1 to regenerate, then review the diff)".to_owned())
             }
+            Err(_) => problems.push("expected.json is missing (MESHC_BLESS=1 to generate it)".to_owned()),
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n  "))
-    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n  ")) }
 }
 
 #[test]
@@ -89,17 +75,10 @@ fn golden_cases() {
     let failures: Vec<String> = cases()
         .iter()
         .filter_map(|case| {
-            run_case(case)
-                .err()
-                .map(|e| format!("{}:\n  {e}", case.file_name().unwrap().to_string_lossy()))
+            run_case(case).err().map(|e| format!("{}:\n  {e}", case.file_name().unwrap().to_string_lossy()))
         })
         .collect();
-    assert!(
-        failures.is_empty(),
-        "{} golden case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} golden case(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// Every finding code has at least one golden case where it fires.
@@ -110,13 +89,6 @@ fn every_code_has_a_case() {
         .flat_map(|c| expectations(c))
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .collect();
-    let missing: Vec<&str> = Code::ALL
-        .iter()
-        .map(|c| c.as_str())
-        .filter(|c| !fired.contains(*c))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "codes without a golden case: {missing:?}"
-    );
+    let missing: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).filter(|c| !fired.contains(*c)).collect();
+    assert!(missing.is_empty(), "codes without a golden case: {missing:?}");
 }

@@ -7,12 +7,8 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 fn check_text(text: String) {
-    let input = Input::Text {
-        name: "fuzz.yaml".to_owned(),
-        text,
-    };
-    let outcome =
-        pipeline::check(&input, &Options::default()).expect("text input is always readable");
+    let input = Input::Text { name: "fuzz.yaml".to_owned(), text };
+    let outcome = pipeline::check(&input, &Options::default()).expect("text input is always readable");
     for f in &outcome.findings {
         assert!(!f.message.is_empty());
     }
@@ -131,13 +127,8 @@ fn tree() -> impl Strategy<Value = Value> {
     scalar().prop_recursive(5, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((prop::sample::select(KEYS.to_vec()), inner), 0..6).prop_map(
-                |kv| Value::Object(
-                    kv.into_iter()
-                        .map(|(k, v)| (k.to_owned(), v))
-                        .collect::<Map<_, _>>()
-                )
-            ),
+            prop::collection::vec((prop::sample::select(KEYS.to_vec()), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<_, _>>())),
         ]
     })
 }
@@ -211,14 +202,11 @@ fn example_texts() -> Vec<String> {
 fn pathological_inputs() {
     // Deep nesting, alias bombs, huge scalars and odd documents must not panic or hang.
     check_text("[".repeat(5000));
-    check_text(format!(
-        "a: &a [{}]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b]\n",
-        "x,".repeat(50)
-    ));
-    check_text(format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {}}}\n",
-        "x".repeat(1 << 20)
-    ));
+    check_text(format!("a: &a [{}]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b]\n", "x,".repeat(50)));
+    check_text(format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {}}}\n", "x".repeat(1 << 20)));
     check_text("--- !!binary aGVsbG8=\n--- 12\n--- [1, 2]\n---\n".to_owned());
-    check_text("apiVersion: v1\nkind: List\nitems: [{apiVersion: v1, kind: List, items: [{apiVersion: v1, kind: Pod}]}]\n".to_owned());
+    check_text(
+        "apiVersion: v1\nkind: List\nitems: [{apiVersion: v1, kind: List, items: [{apiVersion: v1, kind: Pod}]}]\n"
+            .to_owned(),
+    );
 }

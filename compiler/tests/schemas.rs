@@ -35,20 +35,8 @@ static OPEN: Value = Value::Bool(true);
 
 /// A schema with no constraint (what schemars emits for `serde_json::Value`).
 fn is_open(v: &Value) -> bool {
-    const CONSTRAINTS: &[&str] = &[
-        "type",
-        "properties",
-        "items",
-        "$ref",
-        "anyOf",
-        "oneOf",
-        "allOf",
-        "enum",
-        "const",
-    ];
-    *v == OPEN
-        || v.as_object()
-            .is_some_and(|o| !CONSTRAINTS.iter().any(|k| o.contains_key(*k)))
+    const CONSTRAINTS: &[&str] = &["type", "properties", "items", "$ref", "anyOf", "oneOf", "allOf", "enum", "const"];
+    *v == OPEN || v.as_object().is_some_and(|o| !CONSTRAINTS.iter().any(|k| o.contains_key(*k)))
 }
 
 /// Resolves `$ref`s into `$defs` and walks `properties` / `items` / `anyOf`.
@@ -71,12 +59,7 @@ impl Walker<'_> {
     fn child<'b>(&'b self, v: &'b Value, field: &str) -> Vec<&'b Value> {
         let v = self.deref(v);
         let mut out = Vec::new();
-        for alt in ["anyOf", "oneOf", "allOf"]
-            .iter()
-            .filter_map(|k| v.get(*k))
-            .filter_map(Value::as_array)
-            .flatten()
-        {
+        for alt in ["anyOf", "oneOf", "allOf"].iter().filter_map(|k| v.get(*k)).filter_map(Value::as_array).flatten() {
             out.extend(self.child(alt, field));
         }
         if field == "[]" {
@@ -85,11 +68,7 @@ impl Walker<'_> {
             }
         } else if let Some(p) = v.get("properties").and_then(|p| p.get(field)) {
             out.push(self.deref(p));
-        } else if v
-            .get("additionalProperties")
-            .is_some_and(|a| a.is_object() || a == true)
-            || is_open(v)
-        {
+        } else if v.get("additionalProperties").is_some_and(|a| a.is_object() || a == true) || is_open(v) {
             out.push(&OPEN);
         }
         out
@@ -134,10 +113,8 @@ fn every_crd_field_is_known() {
         eprintln!("skipped: {} not present", crds.display());
         return;
     }
-    let schemas: std::collections::BTreeMap<&str, Value> = meshc::schemas::all()
-        .into_iter()
-        .map(|(n, t)| (n, serde_json::from_str(&t).unwrap()))
-        .collect();
+    let schemas: std::collections::BTreeMap<&str, Value> =
+        meshc::schemas::all().into_iter().map(|(n, t)| (n, serde_json::from_str(&t).unwrap())).collect();
     let spec_schema = |kind: &str| -> Option<&Value> {
         let file = match kind {
             "Server" => "server.spec.schema.json",
@@ -170,20 +147,14 @@ fn every_crd_field_is_known() {
             let Some(spec) = doc.get("spec") else {
                 continue;
             };
-            let Some(kind) = spec
-                .get("names")
-                .and_then(|n| n.get("kind"))
-                .and_then(|k| k.as_str())
-            else {
+            let Some(kind) = spec.get("names").and_then(|n| n.get("kind")).and_then(|k| k.as_str()) else {
                 continue;
             };
             let Some(ours) = spec_schema(kind) else {
                 continue;
             };
             let walker = Walker { root: ours };
-            let Some(meshc::load::yaml::Value::Seq(versions)) =
-                spec.get("versions").map(|v| &v.value)
-            else {
+            let Some(meshc::load::yaml::Value::Seq(versions)) = spec.get("versions").map(|v| &v.value) else {
                 continue;
             };
             for v in versions {
@@ -213,9 +184,5 @@ fn every_crd_field_is_known() {
     assert!(checked > 100, "read too few CRD fields ({checked})");
     missing.sort();
     missing.dedup();
-    assert!(
-        missing.is_empty(),
-        "CRD fields meshc would call unknown:\n{}",
-        missing.join("\n")
-    );
+    assert!(missing.is_empty(), "CRD fields meshc would call unknown:\n{}", missing.join("\n"));
 }

@@ -18,29 +18,17 @@ pub fn check(r: &Resolved, findings: &mut Vec<Finding>) {
 }
 
 fn overbroad_networks(r: &Resolved, findings: &mut Vec<Finding>) {
-    let lists = r
-        .index
-        .all(Kind::NetworkAuthn)
-        .iter()
-        .chain(r.index.all(Kind::ServerAuthorization))
-        .filter_map(|&i| {
-            let res = &r.resources[i];
-            match &res.spec {
-                Spec::NetworkAuthentication(n) => Some((res, &n.networks, "spec.networks")),
-                Spec::ServerAuthorization(s) => {
-                    Some((res, &s.client.networks, "spec.client.networks"))
-                }
-                _ => None,
-            }
-        });
+    let lists = r.index.all(Kind::NetworkAuthn).iter().chain(r.index.all(Kind::ServerAuthorization)).filter_map(|&i| {
+        let res = &r.resources[i];
+        match &res.spec {
+            Spec::NetworkAuthentication(n) => Some((res, &n.networks, "spec.networks")),
+            Spec::ServerAuthorization(s) => Some((res, &s.client.networks, "spec.client.networks")),
+            _ => None,
+        }
+    });
     for (res, nets, field) in lists {
         for (i, spec) in nets.iter().enumerate() {
-            if !parse_net(&spec.cidr).is_some_and(|net| {
-                is_overbroad(&Network {
-                    net,
-                    except: Vec::new(),
-                })
-            }) {
+            if !parse_net(&spec.cidr).is_some_and(|net| is_overbroad(&Network { net, except: Vec::new() })) {
                 continue;
             }
             let mut path: Vec<String> = field.split('.').map(str::to_owned).collect();
@@ -52,19 +40,14 @@ fn overbroad_networks(r: &Resolved, findings: &mut Vec<Finding>) {
                 spec.cidr,
                 excepts(spec)
             );
-            let f = Finding::new(Code::OverbroadNetwork, res.span_at(&path), msg)
-                .resource(res.id.clone());
+            let f = Finding::new(Code::OverbroadNetwork, res.span_at(&path), msg).resource(res.id.clone());
             findings.push(f.hint("list the client networks (pod CIDR, a load balancer's range)"));
         }
     }
 }
 
 fn excepts(spec: &NetworkSpec) -> String {
-    if spec.except.is_empty() {
-        String::new()
-    } else {
-        format!(" (except {})", spec.except.join(", "))
-    }
+    if spec.except.is_empty() { String::new() } else { format!(" (except {})", spec.except.join(", ")) }
 }
 
 /// What an AuthorizationPolicy grants to whom: namespace, target kind and
@@ -86,19 +69,12 @@ fn redundant(r: &Resolved, findings: &mut Vec<Finding>) {
             .map(|a| {
                 (
                     a.kind.to_ascii_lowercase(),
-                    a.namespace
-                        .clone()
-                        .unwrap_or_else(|| p.namespace().to_owned()),
+                    a.namespace.clone().unwrap_or_else(|| p.namespace().to_owned()),
                     a.name.clone(),
                 )
             })
             .collect();
-        let key = (
-            p.namespace().to_owned(),
-            t.kind.to_ascii_lowercase(),
-            t.name.clone(),
-            refs,
-        );
+        let key = (p.namespace().to_owned(), t.kind.to_ascii_lowercase(), t.name.clone(), refs);
         match seen.get(&key) {
             Some(first) => {
                 let msg = format!(
@@ -122,33 +98,19 @@ fn redundant(r: &Resolved, findings: &mut Vec<Finding>) {
 }
 
 fn unused(r: &Resolved, findings: &mut Vec<Finding>) {
-    for &ai in r
-        .index
-        .all(Kind::MeshTls)
-        .iter()
-        .chain(r.index.all(Kind::NetworkAuthn))
-    {
+    for &ai in r.index.all(Kind::MeshTls).iter().chain(r.index.all(Kind::NetworkAuthn)) {
         if r.granted.referenced_authns.contains(&ai) {
             continue;
         }
         let a = &r.resources[ai];
-        let msg = format!(
-            "{} is referenced by no AuthorizationPolicy, so it grants nothing",
-            a.id
-        );
-        findings
-            .push(Finding::new(Code::UnusedAuthentication, a.span(), msg).resource(a.id.clone()));
+        let msg = format!("{} is referenced by no AuthorizationPolicy, so it grants nothing", a.id);
+        findings.push(Finding::new(Code::UnusedAuthentication, a.span(), msg).resource(a.id.clone()));
     }
 }
 
 /// Every identity the repository's workloads and ServiceAccounts can present.
 fn known_identities(r: &Resolved) -> BTreeSet<String> {
-    let mut ids: BTreeSet<String> = r
-        .workloads
-        .iter()
-        .filter(|w| w.is_meshed())
-        .map(|w| w.identity.clone())
-        .collect();
+    let mut ids: BTreeSet<String> = r.workloads.iter().filter(|w| w.is_meshed()).map(|w| w.identity.clone()).collect();
     for &i in r.index.all(Kind::ServiceAccount) {
         let sa = &r.resources[i];
         ids.insert(r.settings.identity(sa.namespace(), sa.name()));
@@ -164,24 +126,17 @@ fn named_identities(r: &Resolved, res: &Resource) -> Vec<(IdentityMatch, Vec<Str
     match &res.spec {
         Spec::MeshTlsAuthentication(m) => {
             for (i, id) in m.identities.iter().flatten().enumerate() {
-                out.push((
-                    identity_match_from_str(id),
-                    field(&["spec", "identities", &i.to_string()]),
-                ));
+                out.push((identity_match_from_str(id), field(&["spec", "identities", &i.to_string()])));
             }
             for (i, ir) in m.identity_refs.iter().flatten().enumerate() {
                 let Some(name) = &ir.name else { continue };
                 let at = field(&["spec", "identityRefs", &i.to_string(), "name"]);
                 match ir.kind.to_ascii_lowercase().as_str() {
                     "serviceaccount" => out.push((
-                        IdentityMatch::Exact(
-                            s.identity(ir.namespace.as_deref().unwrap_or(res.namespace()), name),
-                        ),
+                        IdentityMatch::Exact(s.identity(ir.namespace.as_deref().unwrap_or(res.namespace()), name)),
                         at,
                     )),
-                    "namespace" => {
-                        out.push((IdentityMatch::Suffix(s.namespace_identity_suffix(name)), at))
-                    }
+                    "namespace" => out.push((IdentityMatch::Suffix(s.namespace_identity_suffix(name)), at)),
                     _ => {}
                 }
             }
@@ -200,13 +155,7 @@ fn named_identities(r: &Resolved, res: &Resource) -> Vec<(IdentityMatch, Vec<Str
                 let id = s.identity(sa.namespace.as_deref().unwrap_or(res.namespace()), &sa.name);
                 out.push((
                     IdentityMatch::Exact(id),
-                    field(&[
-                        "spec",
-                        "client",
-                        "meshTLS",
-                        "serviceAccounts",
-                        &i.to_string(),
-                    ]),
+                    field(&["spec", "client", "meshTLS", "serviceAccounts", &i.to_string()]),
                 ));
             }
         }
@@ -228,15 +177,9 @@ fn named_identities(r: &Resolved, res: &Resource) -> Vec<(IdentityMatch, Vec<Str
 
 fn identities(r: &Resolved, findings: &mut Vec<Finding>) {
     let known = known_identities(r);
-    let default_suffix = format!(
-        ".serviceaccount.identity.{}.{}",
-        r.settings.control_plane_namespace, r.settings.trust_domain
-    );
-    let kinds = [
-        Kind::MeshTls,
-        Kind::ServerAuthorization,
-        Kind::AuthorizationPolicy,
-    ];
+    let default_suffix =
+        format!(".serviceaccount.identity.{}.{}", r.settings.control_plane_namespace, r.settings.trust_domain);
+    let kinds = [Kind::MeshTls, Kind::ServerAuthorization, Kind::AuthorizationPolicy];
     for &i in kinds.iter().flat_map(|k| r.index.all(*k)) {
         let res = &r.resources[i];
         for (m, field) in named_identities(r, res) {
@@ -244,24 +187,19 @@ fn identities(r: &Resolved, findings: &mut Vec<Finding>) {
             let (text, matched) = match &m {
                 IdentityMatch::Exact(id) => (id.clone(), known.contains(id)),
                 IdentityMatch::Suffix(sfx) if sfx.is_empty() => continue,
-                IdentityMatch::Suffix(sfx) => (
-                    format!("*{sfx}"),
-                    known.iter().any(|k| k.ends_with(sfx.as_str())),
-                ),
+                IdentityMatch::Suffix(sfx) => (format!("*{sfx}"), known.iter().any(|k| k.ends_with(sfx.as_str()))),
             };
             if let IdentityMatch::Exact(id) = &m
                 && id.starts_with("default.")
                 && id.ends_with(&default_suffix)
             {
-                let ns = id
-                    .trim_start_matches("default.")
-                    .trim_end_matches(&default_suffix);
+                let ns = id.trim_start_matches("default.").trim_end_matches(&default_suffix);
                 let msg = format!(
                     "{} grants identity {id}, the `default` ServiceAccount of {ns}: every pod there without its own serviceAccountName runs as it, including workloads added later",
                     res.id
                 );
-                let f = Finding::new(Code::SharedDefaultServiceAccount, res.span_at(&path), msg)
-                    .resource(res.id.clone());
+                let f =
+                    Finding::new(Code::SharedDefaultServiceAccount, res.span_at(&path), msg).resource(res.id.clone());
                 findings.push(f.hint("give the client its own ServiceAccount and grant that one"));
             }
             if !matched {
@@ -269,10 +207,8 @@ fn identities(r: &Resolved, findings: &mut Vec<Finding>) {
                     "{} names identity {text}, which no ServiceAccount or meshed workload in the repository has; fine for clients defined elsewhere, otherwise a typo that grants nothing",
                     res.id
                 );
-                findings.push(
-                    Finding::new(Code::IdentityMatchesNothing, res.span_at(&path), msg)
-                        .resource(res.id.clone()),
-                );
+                findings
+                    .push(Finding::new(Code::IdentityMatchesNothing, res.span_at(&path), msg).resource(res.id.clone()));
             }
         }
     }

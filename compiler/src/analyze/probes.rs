@@ -6,8 +6,8 @@ use crate::findings::{Code, Finding};
 use crate::resolve::Resolved;
 use crate::resolve::workload::HttpProbe;
 use mesh_proxy_api::{
-    Client, HttpRequest, HttpVerdict, InboundServer, PortPolicy, Protocol, ProxyConfig, TcpVerdict,
-    decide_http, decide_tcp,
+    Client, HttpRequest, HttpVerdict, InboundServer, PortPolicy, Protocol, ProxyConfig, TcpVerdict, decide_http,
+    decide_tcp,
 };
 
 pub fn check(r: &Resolved, configs: &[Option<ProxyConfig>], findings: &mut Vec<Finding>) {
@@ -19,64 +19,76 @@ pub fn check(r: &Resolved, configs: &[Option<ProxyConfig>], findings: &mut Vec<F
             continue;
         }
         for probe in &w.probes {
-            let PortPolicy::Server(server) = config.inbound.lookup(probe.port) else {
-                continue;
-            };
-            let Some(outcome) = probe_outcome(server, &kubelet, probe) else {
-                continue;
-            };
+            let PortPolicy::Server(server) = config.inbound.lookup(probe.port) else { continue };
+            let Some((outcome, hint)) = probe_outcome(server, &kubelet, probe) else { continue };
             let res = &r.resources[w.resource];
-            let target = format!("{}/{}", w.namespace, w.name);
+            let owner = if probe.injected {
+                "the injected linkerd-proxy".to_owned()
+            } else {
+                format!("container {}", probe.container)
+            };
             let msg = format!(
-                "kubelet {} probe GET {} on {target}:{} ({}) {outcome}; {}",
+                "kubelet {} probe GET {} on {}/{}:{} ({owner}) {outcome}; {}",
                 probe.kind,
                 probe.path,
+                w.namespace,
+                w.name,
                 probe.port,
-                if probe.injected {
-                    "the injected linkerd-proxy".to_owned()
-                } else {
-                    format!("container {}", probe.container)
-                },
                 consequence(probe.kind)
             );
-            let hint = hint_for(server);
             let field: Vec<&str> = probe.field.iter().map(String::as_str).collect();
-            let f =
-                Finding::new(Code::ProbeDenied, res.span_at(&field), msg).resource(res.id.clone());
+            let f = Finding::new(Code::ProbeDenied, res.span_at(&field), msg).resource(res.id.clone());
             findings.push(f.hint(hint));
         }
     }
 }
 
-/// What kubelet gets, or `None` when the probe passes the proxy.
-fn probe_outcome(server: &InboundServer, kubelet: &Client, probe: &HttpProbe) -> Option<String> {
-    let server_name = format!("{} {}", server.meta.kind, server.meta.name);
-    let http = matches!(
-        server.protocol,
-        Protocol::Detect { .. } | Protocol::Http1 | Protocol::Http2
-    ) && !probe.https;
+/// What kubelet gets and how to fix it, or `None` when the probe passes the proxy.
+fn probe_outcome(server: &InboundServer, kubelet: &Client, probe: &HttpProbe) -> Option<(String, &'static str)> {
+    let server_name = if server.meta.kind == "default" {
+        format!("the port's default policy `{}`", server.meta.name)
+    } else {
+        format!("Server {}", server.meta.name)
+    };
+    let http = matches!(server.protocol, Protocol::Detect { .. } | Protocol::Http1 | Protocol::Http2) && !probe.https;
     if http {
-        let verdict = decide_http(server, kubelet, &HttpRequest::get(&probe.path));
-        return match verdict {
+        return match decide_http(server, kubelet, &HttpRequest::get(&probe.path)) {
             HttpVerdict::Allowed { .. } => None,
-            HttpVerdict::NoRoute => Some(format!(
-                "will get 404: no route on {server_name} matches it"
-            )),
-            HttpVerdict::Unauthorized { route, .. } => Some(format!(
-                "will get 403: route `{}` on {server_name} has no authorization for unauthenticated clients from {}",
-                server
-                    .http_routes
-                    .get(route)
-                    .map_or("?", |r| r.meta.name.as_str()),
-                kubelet.addr
-            )),
+            HttpVerdict::NoRoute => {
+                Some((format!("will get 404: no route of {server_name} matches it"), ROUTES_REPLACE_PROBE_ROUTE))
+            }
+            HttpVerdict::Unauthorized { route, .. } => {
+                let route = server.http_routes.get(route);
+                let name = route.map_or("?", |r| r.meta.name.as_str());
+                let outcome = format!(
+                    "will get 403: route `{name}` of {server_name} has no authorization for unauthenticated clients from {}",
+                    kubelet.addr
+                );
+                let hint = match route {
+                    Some(r) if r.meta.kind == "default" && r.meta.name == "probe" => KUBELET_OUTSIDE_PROBE_NETWORKS,
+                    Some(r) if r.meta.kind == "default" => DEFAULT_DENIES,
+                    _ => AUTHORIZE_PROBE_ROUTE,
+                };
+                Some((outcome, hint))
+            }
         };
     }
+    let opaque = matches!(server.protocol, Protocol::Opaque | Protocol::Tls);
     match decide_tcp(server, kubelet) {
         TcpVerdict::Allowed { .. } => None,
-        TcpVerdict::Closed => Some(format!(
-            "will have its connection closed: {server_name} authorizes no unauthenticated client from {}",
-            kubelet.addr
+        TcpVerdict::Closed if opaque => Some((
+            format!(
+                "will have its connection closed: the port is opaque (no HTTP routes, so no probe route) and {server_name} authorizes no unauthenticated client from {}",
+                kubelet.addr
+            ),
+            OPAQUE_PORT,
+        )),
+        TcpVerdict::Closed => Some((
+            format!(
+                "will have its connection closed: {server_name} authorizes no unauthenticated client from {}",
+                kubelet.addr
+            ),
+            DEFAULT_DENIES,
         )),
     }
 }
@@ -89,12 +101,8 @@ fn consequence(kind: &str) -> &'static str {
     }
 }
 
-fn hint_for(server: &InboundServer) -> &'static str {
-    if server.meta.kind == "default" {
-        "the default policy denies unauthenticated clients; add a Server for this port with an authorization for the probe networks"
-    } else if server.http_routes.iter().any(|r| r.meta.kind != "default") {
-        "attaching an HTTPRoute removes Linkerd's automatic probe route: add a route for the probe path and an AuthorizationPolicy (with a NetworkAuthentication for the kubelet networks) targeting it"
-    } else {
-        "authorize unauthenticated clients from the kubelet networks on this Server (AuthorizationPolicy with a NetworkAuthentication, or accessPolicy)"
-    }
-}
+const ROUTES_REPLACE_PROBE_ROUTE: &str = "attaching an HTTPRoute removes Linkerd's automatic probe route: add a route for the probe path (GET, Exact) and an AuthorizationPolicy with a NetworkAuthentication for the kubelet networks targeting it";
+const AUTHORIZE_PROBE_ROUTE: &str = "authorize unauthenticated clients from the kubelet networks on this route (AuthorizationPolicy + NetworkAuthentication)";
+const KUBELET_OUTSIDE_PROBE_NETWORKS: &str = "kubelet's address is outside probeNetworks: set `probeNetworks` (Helm policyController.probeNetworks) to include your node network, or `kubeletIp` in meshc.yaml if meshc guessed the address wrong";
+const DEFAULT_DENIES: &str = "this policy admits no unauthenticated client from kubelet's address: add a Server for this port with an authorization for the kubelet networks";
+const OPAQUE_PORT: &str = "the port is opaque (config.linkerd.io/opaque-ports, or Linkerd's default opaque list): authorize the kubelet networks on a Server for this port, or take the port out of opaque-ports";

@@ -23,14 +23,8 @@ fn unauthorized(r: &Resolved, configs: &[Option<ProxyConfig>], findings: &mut Ve
             if !server.authorizations.is_empty() {
                 continue;
             }
-            let http = server
-                .http_routes
-                .iter()
-                .map(|h| (&h.meta, h.authorizations.is_empty()));
-            let grpc = server
-                .grpc_routes
-                .iter()
-                .map(|g| (&g.meta, g.authorizations.is_empty()));
+            let http = server.http_routes.iter().map(|h| (&h.meta, h.authorizations.is_empty()));
+            let grpc = server.grpc_routes.iter().map(|g| (&g.meta, g.authorizations.is_empty()));
             for (meta, empty) in http.chain(grpc) {
                 if !empty
                     || meta.kind == "default"
@@ -46,11 +40,8 @@ fn unauthorized(r: &Resolved, configs: &[Option<ProxyConfig>], findings: &mut Ve
                     "{} on Server {} has no authorization, and neither has the Server: every request it matches gets 403 (gRPC PERMISSION_DENIED), except from localhost",
                     route.id, server.meta.name
                 );
-                let f = Finding::new(Code::RouteUnauthorized, route.span(), msg)
-                    .resource(route.id.clone());
-                findings.push(f.hint(
-                    "add an AuthorizationPolicy with targetRef to this route (or to its Server)",
-                ));
+                let f = Finding::new(Code::RouteUnauthorized, route.span(), msg).resource(route.id.clone());
+                findings.push(f.hint("add an AuthorizationPolicy with targetRef to this route (or to its Server)"));
             }
         }
     }
@@ -99,21 +90,13 @@ fn overbroad(r: &Resolved, findings: &mut Vec<Finding>) {
             "{} has a rule that matches every request (PathPrefix `/`, no method or header): policy on it is effectively Server-wide",
             route.id
         );
-        let f = Finding::new(Code::OverbroadRoute, route.span_at(&["spec", "rules"]), msg)
-            .resource(route.id.clone());
+        let f = Finding::new(Code::OverbroadRoute, route.span_at(&["spec", "rules"]), msg).resource(route.id.clone());
         findings.push(f.hint("match the paths and methods the route is meant for"));
     }
 }
 
 fn policies_on_detached_routes(r: &Resolved, findings: &mut Vec<Finding>) {
-    let attached: BTreeSet<usize> = r
-        .routes
-        .http
-        .values()
-        .chain(r.routes.grpc.values())
-        .flatten()
-        .copied()
-        .collect();
+    let attached: BTreeSet<usize> = r.routes.http.values().chain(r.routes.grpc.values()).flatten().copied().collect();
     for &(pi, ri) in &r.granted.route_targets {
         if attached.contains(&ri) {
             continue;
@@ -123,9 +106,6 @@ fn policies_on_detached_routes(r: &Resolved, findings: &mut Vec<Finding>) {
             "{} targets {}, which is not attached to any Server (see its route-not-accepted or unresolved-reference finding): the policy grants nothing",
             p.id, route.id
         );
-        findings.push(
-            Finding::new(Code::InertPolicy, p.span_at(&["spec", "targetRef"]), msg)
-                .resource(p.id.clone()),
-        );
+        findings.push(Finding::new(Code::InertPolicy, p.span_at(&["spec", "targetRef"]), msg).resource(p.id.clone()));
     }
 }

@@ -13,19 +13,12 @@ fn on_unmeshed(r: &Resolved, findings: &mut Vec<Finding>) {
     let mut selected: Vec<(&usize, &Vec<usize>)> = r.bindings.selected.iter().collect();
     selected.sort();
     for (&s, workloads) in selected {
-        let unmeshed: Vec<_> = workloads
-            .iter()
-            .map(|&wi| &r.workloads[wi])
-            .filter(|w| !w.is_meshed())
-            .collect();
+        let unmeshed: Vec<_> = workloads.iter().map(|&wi| &r.workloads[wi]).filter(|w| !w.is_meshed()).collect();
         let Some(first) = unmeshed.first() else {
             continue;
         };
         let server = &r.resources[s];
-        let names: Vec<String> = unmeshed
-            .iter()
-            .map(|w| format!("{} {}", w.kind, w.name))
-            .collect();
+        let names: Vec<String> = unmeshed.iter().map(|w| format!("{} {}", w.kind, w.name)).collect();
         let why = first.meshed.as_ref().err().cloned().unwrap_or_default();
         let msg = format!(
             "Server {} selects {} without a Linkerd proxy ({} is not meshed: {why}); nothing is enforced there and every client is allowed",
@@ -33,15 +26,9 @@ fn on_unmeshed(r: &Resolved, findings: &mut Vec<Finding>) {
             names.join(", "),
             names[0]
         );
-        let f = Finding::new(
-            Code::PolicyOnUnmeshed,
-            server.span_at(&["spec", "podSelector"]),
-            msg,
-        )
-        .resource(server.id.clone());
-        findings.push(f.hint(
-            "enable injection (`linkerd.io/inject: enabled`) on the namespace or pod template",
-        ));
+        let f = Finding::new(Code::PolicyOnUnmeshed, server.span_at(&["spec", "podSelector"]), msg)
+            .resource(server.id.clone());
+        findings.push(f.hint("enable injection (`linkerd.io/inject: enabled`) on the namespace or pod template"));
     }
 }
 
@@ -65,14 +52,8 @@ fn skipped_ports(r: &Resolved, findings: &mut Vec<Finding>) {
             names.join(", "),
             server.name()
         );
-        let f = Finding::new(
-            Code::SkipPortBypassesPolicy,
-            server.span_at(&["spec", "port"]),
-            msg,
-        )
-        .resource(server.id.clone());
-        findings.push(
-            f.hint("remove the port from skip-inbound-ports, or accept that it is unprotected"),
-        );
+        let f = Finding::new(Code::SkipPortBypassesPolicy, server.span_at(&["spec", "port"]), msg)
+            .resource(server.id.clone());
+        findings.push(f.hint("remove the port from skip-inbound-ports, or accept that it is unprotected"));
     }
 }

@@ -78,18 +78,11 @@ fn fail(msg: &str) -> ExitCode {
 
 pub fn run(args: CheckArgs) -> ExitCode {
     let mut ignore = Vec::new();
-    for code in args
-        .ignore
-        .iter()
-        .map(|c| c.trim())
-        .filter(|c| !c.is_empty())
-    {
+    for code in args.ignore.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
         match Code::parse(code) {
             Some(c) => ignore.push(c),
             None => {
-                return fail(&format!(
-                    "--ignore: unknown finding code `{code}` (see `meshc explain`)"
-                ));
+                return fail(&format!("--ignore: unknown finding code `{code}` (see `meshc explain`)"));
             }
         }
     }
@@ -99,10 +92,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return fail(&format!("cannot read stdin: {e}"));
         }
         match crate::load::discover::text_from_bytes(bytes) {
-            Ok(text) => Input::Text {
-                name: "<stdin>".to_owned(),
-                text,
-            },
+            Ok(text) => Input::Text { name: "<stdin>".to_owned(), text },
             Err(e) => return fail(&format!("stdin: {e}")),
         }
     } else {
@@ -122,11 +112,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         default_namespace: args.default_namespace,
         ..SettingsFile::default()
     };
-    let options = Options {
-        overrides,
-        settings_file: args.settings,
-        ignore,
-    };
+    let options = Options { overrides, settings_file: args.settings, ignore };
     let outcome = match pipeline::check(&input, &options) {
         Ok(o) => o,
         Err(e) => return fail(&e.to_string()),
@@ -138,9 +124,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             let color = match args.color {
                 Color::Always => true,
                 Color::Never => false,
-                Color::Auto => {
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-                }
+                Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             };
             report::human::render(&outcome.findings, &outcome.sources, summary, color)
         }

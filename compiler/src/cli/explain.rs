@@ -14,12 +14,7 @@ pub fn run(args: ExplainArgs) -> ExitCode {
     let Some(code) = args.code else {
         for c in Code::ALL {
             let e = c.entry();
-            println!(
-                "{:<32} {:<8} {}",
-                c.as_str(),
-                e.severity.as_str(),
-                e.summary
-            );
+            println!("{:<32} {:<8} {}", c.as_str(), e.severity.as_str(), e.summary);
         }
         return ExitCode::SUCCESS;
     };

@@ -11,11 +11,7 @@ pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "meshc",
-    version,
-    about = "Verify Linkerd and Gateway API mesh policy from git, before rollout"
-)]
+#[command(name = "meshc", version, about = "Verify Linkerd and Gateway API mesh policy from git, before rollout")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -59,7 +59,7 @@ impl std::fmt::Display for Code {
 catalogue! {
     ParseError = "parse-error", Error,
         "A file is not valid YAML or JSON.",
-        "kubectl and GitOps controllers refuse the whole file, so none of its objects are applied. meshc reports where parsing stopped and analyses the rest of the repository without this file.",
+        "kubectl applies the documents before the broken one and stops; Flux and Argo CD apply nothing from the file. meshc reports where parsing failed and still analyses the other documents of the file (split at `---`) and the rest of the repository, so one typo does not hide every other finding.",
         "Fix the syntax at the reported line (indentation, an unquoted ':' or '#', a tab).";
     SchemaViolation = "schema-violation", Error,
         "A field is unknown, has the wrong type, or a value is not allowed.",

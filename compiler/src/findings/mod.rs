@@ -77,14 +77,7 @@ pub struct Finding {
 impl Finding {
     /// A finding with the catalogue's default severity for `code`.
     pub fn new(code: Code, span: Span, message: impl Into<String>) -> Self {
-        Finding {
-            code,
-            severity: code.entry().severity,
-            message: message.into(),
-            resource: None,
-            span,
-            hint: None,
-        }
+        Finding { code, severity: code.entry().severity, message: message.into(), resource: None, span, hint: None }
     }
 
     pub fn resource(mut self, id: ResourceId) -> Self {
@@ -104,12 +97,6 @@ impl Finding {
 
     /// Order used everywhere findings are printed: by place, then code, then text.
     pub fn sort_key(&self) -> (u32, u32, u32, &'static str, &str) {
-        (
-            self.span.source,
-            self.span.line,
-            self.span.column,
-            self.code.as_str(),
-            &self.message,
-        )
+        (self.span.source, self.span.line, self.span.column, self.code.as_str(), &self.message)
     }
 }

@@ -38,10 +38,7 @@ pub fn discover(root: &Path) -> std::io::Result<Discovered> {
     let meta = std::fs::metadata(root)?;
     let mut found = Discovered::default();
     if meta.is_file() {
-        let name = root.file_name().map_or_else(
-            || root.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        let name = root.file_name().map_or_else(|| root.display().to_string(), |n| n.to_string_lossy().into_owned());
         found.files.push((name, root.to_path_buf()));
         return Ok(found);
     }
@@ -62,10 +59,7 @@ fn walk(root: &Path, dir: &Path, seen: &mut HashSet<PathBuf>, found: &mut Discov
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            found.errors.push(Unreadable {
-                name: relative(root, dir),
-                reason: e.to_string(),
-            });
+            found.errors.push(Unreadable { name: relative(root, dir), reason: e.to_string() });
             return;
         }
     };
@@ -86,48 +80,33 @@ fn walk(root: &Path, dir: &Path, seen: &mut HashSet<PathBuf>, found: &mut Discov
 }
 
 fn is_manifest_name(name: &str) -> bool {
-    name.rsplit_once('.')
-        .is_some_and(|(_, ext)| MANIFEST_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+    name.rsplit_once('.').is_some_and(|(_, ext)| MANIFEST_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
 fn relative(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 /// Reads a file as UTF-8 text, refusing huge and binary files.
 pub fn read_text(path: &Path) -> Result<String, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!(
-            "file is larger than {} MiB",
-            MAX_FILE_BYTES / 1024 / 1024
-        ));
+        return Err(format!("file is larger than {} MiB", MAX_FILE_BYTES / 1024 / 1024));
     }
     text_from_bytes(bytes)
 }
 
 pub fn text_from_bytes(bytes: Vec<u8>) -> Result<String, String> {
     let text = String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "not UTF-8 text (invalid byte at offset {}); binary file?",
-            e.utf8_error().valid_up_to()
-        )
+        format!("not UTF-8 text (invalid byte at offset {}); binary file?", e.utf8_error().valid_up_to())
     })?;
     if text.contains('\0') {
         return Err("contains NUL bytes; binary file?".to_owned());
     }
-    Ok(text
-        .strip_prefix('\u{feff}')
-        .map(str::to_owned)
-        .unwrap_or(text))
+    Ok(text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text))
 }
 
 #[cfg(test)]
@@ -154,9 +133,6 @@ mod tests {
     fn binary_is_refused() {
         assert!(text_from_bytes(vec![0xff, 0xfe, 0x00]).is_err());
         assert!(text_from_bytes(b"a: \0".to_vec()).is_err());
-        assert_eq!(
-            text_from_bytes("\u{feff}a: 1".as_bytes().to_vec()).unwrap(),
-            "a: 1"
-        );
+        assert_eq!(text_from_bytes("\u{feff}a: 1".as_bytes().to_vec()).unwrap(), "a: 1");
     }
 }

@@ -56,14 +56,7 @@ pub fn load(input: &Input) -> Result<Loaded, InputError> {
                 Ok(text) => objects::objects_of(source, &name, text),
                 Err(reason) => (Vec::new(), vec![unreadable(source, &name, reason)]),
             };
-            (
-                Source {
-                    name,
-                    text: text.unwrap_or_default(),
-                },
-                objects,
-                findings,
-            )
+            (Source { name, text: text.unwrap_or_default() }, objects, findings)
         })
         .collect();
     for (source, objects, findings) in parsed {
@@ -75,16 +68,7 @@ pub fn load(input: &Input) -> Result<Loaded, InputError> {
 }
 
 fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
-    Finding::new(
-        Code::ParseError,
-        Span {
-            source,
-            line: 1,
-            column: 1,
-            offset: 0,
-        },
-        format!("{name}: {reason}"),
-    )
+    Finding::new(Code::ParseError, Span { source, line: 1, column: 1, offset: 0 }, format!("{name}: {reason}"))
 }
 
 /// Reads every manifest under `root`; a file or directory that cannot be
@@ -93,18 +77,14 @@ fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
 type FileText = (String, Result<String, String>);
 
 fn read_tree(root: &Path) -> Result<Vec<FileText>, InputError> {
-    let found = discover::discover(root)
-        .map_err(|e| InputError(format!("cannot read {}: {e}", root.display())))?;
+    let found = discover::discover(root).map_err(|e| InputError(format!("cannot read {}: {e}", root.display())))?;
     let is_dir = root.is_dir();
     let files: Vec<_> = found
         .files
         .into_iter()
         .filter(|(name, _)| !(name.ends_with(".meshtest.yaml") || is_dir && name == SETTINGS_FILE))
         .collect();
-    let mut texts: Vec<_> = files
-        .into_par_iter()
-        .map(|(name, path)| (name, discover::read_text(&path)))
-        .collect();
+    let mut texts: Vec<_> = files.into_par_iter().map(|(name, path)| (name, discover::read_text(&path))).collect();
     texts.extend(found.errors.into_iter().map(|e| (e.name, Err(e.reason))));
     Ok(texts)
 }

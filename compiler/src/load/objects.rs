@@ -21,48 +21,29 @@ impl RawObject {
 }
 
 pub fn span_of(source: u32, node: &Node) -> Span {
-    Span {
-        source,
-        line: node.line,
-        column: node.column,
-        offset: node.offset,
-    }
+    Span { source, line: node.line, column: node.column, offset: node.offset }
 }
 
 /// Files with these names are renderer inputs, never manifests.
 fn renderer_input(name: &str) -> Option<&'static str> {
     let base = name.rsplit('/').next().unwrap_or(name);
     match base {
-        "kustomization.yaml" | "kustomization.yml" | "Kustomization" => Some(
-            "a Kustomize file; run `kustomize build DIR | meshc check -` to check what it renders",
-        ),
-        "Chart.yaml" | "Chart.lock" => {
-            Some("Helm chart metadata; run `helm template CHART | meshc check -`")
+        "kustomization.yaml" | "kustomization.yml" | "Kustomization" => {
+            Some("a Kustomize file; run `kustomize build DIR | meshc check -` to check what it renders")
         }
-        "values.yaml" | "values.yml" => Some(
-            "Helm values; run `helm template CHART -f values.yaml | meshc check -` to check what they render",
-        ),
+        "Chart.yaml" | "Chart.lock" => Some("Helm chart metadata; run `helm template CHART | meshc check -`"),
+        "values.yaml" | "values.yml" => {
+            Some("Helm values; run `helm template CHART -f values.yaml | meshc check -` to check what they render")
+        }
         _ => None,
     }
 }
 
 /// Parses one source into objects and findings.
 pub fn objects_of(source: u32, name: &str, text: &str) -> (Vec<RawObject>, Vec<Finding>) {
-    let file_span = Span {
-        source,
-        line: 1,
-        column: 1,
-        offset: 0,
-    };
+    let file_span = Span { source, line: 1, column: 1, offset: 0 };
     if let Some(why) = renderer_input(name) {
-        return (
-            Vec::new(),
-            vec![Finding::new(
-                Code::SkippedFile,
-                file_span,
-                format!("{name} is {why}"),
-            )],
-        );
+        return (Vec::new(), vec![Finding::new(Code::SkippedFile, file_span, format!("{name} is {why}"))]);
     }
     let (docs, failure) = match yaml::parse_documents(text) {
         Ok(docs) => (docs, None),
@@ -75,30 +56,17 @@ pub fn objects_of(source: u32, name: &str, text: &str) -> (Vec<RawObject>, Vec<F
                 "{name} looks like a template (`{{{{ ... }}}}`) and is not valid YAML ({}); render it first, e.g. `helm template . | meshc check -`",
                 f.message
             );
-            return (
-                Vec::new(),
-                vec![Finding::new(Code::SkippedFile, file_span, msg)],
-            );
+            return (Vec::new(), vec![Finding::new(Code::SkippedFile, file_span, msg)]);
         }
-        let span = Span {
-            source,
-            line: f.line,
-            column: f.column,
-            offset: f.offset,
-        };
+        let span = Span { source, line: f.line, column: f.column, offset: f.offset };
         findings.push(
             Finding::new(Code::ParseError, span, format!("{name}: {}", f.message))
-                .hint("kubectl would reject this file; documents before and after the broken one are still checked"),
+                .hint("kubectl applies only the documents before the broken one, Flux and Argo CD none of the file; meshc still checks the other documents"),
         );
     }
-    let docs: Vec<Node> = docs
-        .into_iter()
-        .filter(|d| d.value != Value::Null)
-        .collect();
+    let docs: Vec<Node> = docs.into_iter().filter(|d| d.value != Value::Null).collect();
     if !docs.is_empty() && docs.iter().all(|d| !looks_like_object(d)) {
-        let msg = format!(
-            "{name} holds no Kubernetes object (no apiVersion and kind); values or config file?"
-        );
+        let msg = format!("{name} holds no Kubernetes object (no apiVersion and kind); values or config file?");
         findings.push(Finding::new(Code::SkippedFile, file_span, msg));
         return (Vec::new(), findings);
     }
@@ -123,10 +91,7 @@ fn collect(source: u32, node: Node, out: &mut Vec<RawObject>, findings: &mut Vec
         ));
         return;
     }
-    let api_version = node
-        .get("apiVersion")
-        .and_then(Node::as_str)
-        .map(str::to_owned);
+    let api_version = node.get("apiVersion").and_then(Node::as_str).map(str::to_owned);
     let kind = node.get("kind").and_then(Node::as_str).map(str::to_owned);
     let (Some(api_version), Some(kind)) = (api_version, kind) else {
         let msg = "object has no apiVersion or kind (both must be strings); kubectl rejects it";
@@ -137,12 +102,7 @@ fn collect(source: u32, node: Node, out: &mut Vec<RawObject>, findings: &mut Vec
         expand_list(source, node, out, findings);
         return;
     }
-    out.push(RawObject {
-        source,
-        api_version,
-        kind,
-        node,
-    });
+    out.push(RawObject { source, api_version, kind, node });
 }
 
 fn expand_list(source: u32, mut node: Node, out: &mut Vec<RawObject>, findings: &mut Vec<Finding>) {
@@ -150,10 +110,8 @@ fn expand_list(source: u32, mut node: Node, out: &mut Vec<RawObject>, findings: 
     let Value::Map(entries) = &mut node.value else {
         return;
     };
-    let items = entries
-        .iter_mut()
-        .find(|(k, _)| k.name == "items")
-        .map(|(_, v)| std::mem::replace(&mut v.value, Value::Null));
+    let items =
+        entries.iter_mut().find(|(k, _)| k.name == "items").map(|(_, v)| std::mem::replace(&mut v.value, Value::Null));
     match items {
         Some(Value::Seq(items)) => {
             for item in items {
@@ -161,11 +119,7 @@ fn expand_list(source: u32, mut node: Node, out: &mut Vec<RawObject>, findings: 
             }
         }
         Some(Value::Null) | None => {}
-        Some(_) => findings.push(Finding::new(
-            Code::SchemaViolation,
-            span,
-            "List `items` must be a sequence",
-        )),
+        Some(_) => findings.push(Finding::new(Code::SchemaViolation, span, "List `items` must be a sequence")),
     }
 }
 
@@ -232,10 +186,7 @@ mod tests {
         let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: a}\n- apiVersion: v1\n  kind: Pod\n";
         let (objs, findings) = objects_of(0, "l.yaml", text);
         assert!(findings.is_empty(), "{findings:?}");
-        let kinds: Vec<_> = objs
-            .iter()
-            .map(|o| (o.kind.as_str(), o.node.line))
-            .collect();
+        let kinds: Vec<_> = objs.iter().map(|o| (o.kind.as_str(), o.node.line)).collect();
         assert_eq!(kinds, [("Service", 4), ("Pod", 7)]);
     }
 
@@ -244,18 +195,12 @@ mod tests {
         let text = "apiVersion: v1\nkind: Service\n---\napiVersion: v1\nkind: [\n---\napiVersion: v1\nkind: Pod\n";
         let (objs, findings) = objects_of(0, "f.yaml", text);
         assert_eq!(
-            objs.iter()
-                .map(|o| (o.kind.as_str(), o.node.line))
-                .collect::<Vec<_>>(),
+            objs.iter().map(|o| (o.kind.as_str(), o.node.line)).collect::<Vec<_>>(),
             [("Service", 1), ("Pod", 7)]
         );
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].code, Code::ParseError);
-        assert!(
-            (5..=6).contains(&findings[0].span.line),
-            "{:?}",
-            findings[0]
-        );
+        assert!((5..=6).contains(&findings[0].span.line), "{:?}", findings[0]);
     }
 
     #[test]
@@ -275,11 +220,7 @@ mod tests {
 
     #[test]
     fn object_without_kind_is_a_violation() {
-        let (objs, f) = objects_of(
-            0,
-            "a.yaml",
-            "apiVersion: v1\nkind: Service\n---\napiVersion: v1\nmetadata: {}\n",
-        );
+        let (objs, f) = objects_of(0, "a.yaml", "apiVersion: v1\nkind: Service\n---\napiVersion: v1\nmetadata: {}\n");
         assert_eq!(objs.len(), 1);
         assert_eq!((f[0].code, f[0].span.line), (Code::SchemaViolation, 4));
     }

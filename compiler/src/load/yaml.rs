@@ -63,12 +63,7 @@ impl Node {
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => J::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.name.clone(), v.to_json()))
-                    .collect(),
-            ),
+            Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect()),
         }
     }
 }
@@ -87,12 +82,7 @@ impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Value>::deserialize(d)?;
         let (line, column, offset) = spanned_pos(&spanned);
-        Ok(Node {
-            line,
-            column,
-            offset,
-            value: spanned.value,
-        })
+        Ok(Node { line, column, offset, value: spanned.value })
     }
 }
 
@@ -180,12 +170,7 @@ fn key_of(node: Node) -> Key {
         Value::Float(f) => f.to_string(),
         Value::Seq(_) | Value::Map(_) => "<complex key>".to_owned(),
     };
-    Key {
-        name,
-        line: node.line,
-        column: node.column,
-        offset: node.offset,
-    }
+    Key { name, line: node.line, column: node.column, offset: node.offset }
 }
 
 /// Where a YAML or JSON text failed to parse.
@@ -205,28 +190,21 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseFailure> {
 
 fn failure(e: &serde_saphyr::Error) -> ParseFailure {
     let (line, column, offset) = match e.location() {
-        Some(loc) => (
-            clamp(loc.line()),
-            clamp(loc.column()),
-            clamp(loc.span().byte_offset().unwrap_or(0)),
-        ),
+        Some(loc) => (clamp(loc.line()), clamp(loc.column()), clamp(loc.span().byte_offset().unwrap_or(0))),
         None => (1, 1, 0),
     };
-    ParseFailure {
-        line: line.max(1),
-        column: column.max(1),
-        offset,
-        message: first_line(e),
-    }
+    ParseFailure { line: line.max(1), column: column.max(1), offset, message: first_line(e) }
 }
 
+/// The error's text without its position: the finding carries the
+/// position, and a salvaged chunk's own line numbers would mislead.
 fn first_line(e: &serde_saphyr::Error) -> String {
     let text = e.without_snippet().to_string();
-    text.lines()
-        .next()
-        .unwrap_or("invalid YAML")
-        .trim()
-        .to_owned()
+    let line = text.lines().next().unwrap_or("invalid YAML").trim();
+    match line.find(" at line ") {
+        Some(i) => line[..i].trim_end_matches(',').to_owned(),
+        None => line.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -239,9 +217,7 @@ mod tests {
         assert_eq!(docs.len(), 2);
         let c = docs[0].get("b").unwrap().get("c").unwrap();
         assert_eq!(c.line, 3);
-        let Value::Seq(items) = &c.value else {
-            panic!("not a seq")
-        };
+        let Value::Seq(items) = &c.value else { panic!("not a seq") };
         assert_eq!((items[1].line, items[1].column), (3, 10));
         let kind = docs[1].get("kind").unwrap();
         assert_eq!((kind.line, kind.as_str()), (5, Some("Pod")));
@@ -250,13 +226,8 @@ mod tests {
     #[test]
     fn keys_keep_positions() {
         let docs = parse_documents("spec:\n  podSelctor: {}\n").unwrap();
-        let Value::Map(entries) = &docs[0].get("spec").unwrap().value else {
-            panic!()
-        };
-        assert_eq!(
-            (entries[0].0.name.as_str(), entries[0].0.line),
-            ("podSelctor", 2)
-        );
+        let Value::Map(entries) = &docs[0].get("spec").unwrap().value else { panic!() };
+        assert_eq!((entries[0].0.name.as_str(), entries[0].0.line), ("podSelctor", 2));
     }
 
     #[test]
@@ -267,9 +238,7 @@ mod tests {
 
     #[test]
     fn json_is_yaml() {
-        let docs =
-            parse_documents("{\"kind\": \"Service\", \"spec\": {\"ports\": [{\"port\": 80}]}}")
-                .unwrap();
+        let docs = parse_documents("{\"kind\": \"Service\", \"spec\": {\"ports\": [{\"port\": 80}]}}").unwrap();
         assert_eq!(docs[0].get("kind").unwrap().as_str(), Some("Service"));
     }
 }

@@ -3,15 +3,13 @@
 //! decision functions the proxy calls.
 
 use crate::model::Spec;
-use crate::resolve::defaults::{
-    default_authorizations, default_grpc_route, default_http_route, probe_route,
-};
+use crate::resolve::defaults::{default_authorizations, default_grpc_route, default_http_route, probe_route};
 use crate::resolve::routes::Converted;
 use crate::resolve::workload::Workload;
 use crate::resolve::{Resolved, ports};
 use mesh_proxy_api::{
-    API_VERSION, Authorization, GrpcRoute, HttpRoute, Inbound, InboundServer, Meta, PortServer,
-    Protocol, ProxyConfig, WorkloadRef,
+    API_VERSION, Authorization, GrpcRoute, HttpRoute, Inbound, InboundServer, Meta, PortServer, Protocol, ProxyConfig,
+    WorkloadRef,
 };
 use std::collections::BTreeSet;
 
@@ -28,12 +26,7 @@ pub fn lower_workload(r: &Resolved, wi: usize) -> Option<ProxyConfig> {
     let bound = &r.bindings.ports[wi];
     let mut ports: BTreeSet<u16> = bound.keys().copied().collect();
     ports.extend(w.probes.iter().map(|p| p.port));
-    ports.extend(
-        w.ports
-            .iter()
-            .map(|p| p.port)
-            .filter(|p| ports::contains(&w.opaque_ports, *p)),
-    );
+    ports.extend(w.ports.iter().map(|p| p.port).filter(|p| ports::contains(&w.opaque_ports, *p)));
     for range in w.opaque_ports.iter().chain(&w.require_identity_ports) {
         if u32::from(range.end - range.start) < MAX_EXPANDED_RANGE {
             ports.extend(range.start..=range.end);
@@ -52,11 +45,7 @@ pub fn lower_workload(r: &Resolved, wi: usize) -> Option<ProxyConfig> {
         .collect();
     Some(ProxyConfig {
         api_version: API_VERSION.to_owned(),
-        workload: WorkloadRef {
-            kind: w.kind.clone(),
-            namespace: w.namespace.clone(),
-            name: w.name.clone(),
-        },
+        workload: WorkloadRef { kind: w.kind.clone(), namespace: w.namespace.clone(), name: w.name.clone() },
         identity: w.identity.clone(),
         inbound: Inbound {
             ports: entries,
@@ -72,18 +61,9 @@ pub fn default_server(r: &Resolved, w: &Workload, port: Option<u16>) -> InboundS
     let policy = &w.default_policy.policy;
     let opaque = port.is_some_and(|p| ports::contains(&w.opaque_ports, p));
     let require_identity = port.is_some_and(|p| ports::contains(&w.require_identity_ports, p));
-    let protocol = if opaque {
-        Protocol::Opaque
-    } else {
-        Protocol::Detect {
-            timeout_ms: r.settings.detect_timeout_ms,
-        }
-    };
-    let http_routes = if opaque {
-        Vec::new()
-    } else {
-        default_routes(r, w, port)
-    };
+    let protocol =
+        if opaque { Protocol::Opaque } else { Protocol::Detect { timeout_ms: r.settings.detect_timeout_ms } };
+    let http_routes = if opaque { Vec::new() } else { default_routes(r, w, port) };
     InboundServer {
         meta: Meta::default_named(policy),
         protocol,
@@ -96,31 +76,21 @@ pub fn default_server(r: &Resolved, w: &Workload, port: Option<u16>) -> InboundS
 fn default_routes(r: &Resolved, w: &Workload, port: Option<u16>) -> Vec<HttpRoute> {
     let paths: Vec<String> = match port {
         Some(port) => {
-            let mut p: Vec<String> = w
-                .probes
-                .iter()
-                .filter(|p| p.port == port)
-                .map(|p| p.path.clone())
-                .collect();
+            let mut p: Vec<String> = w.probes.iter().filter(|p| p.port == port).map(|p| p.path.clone()).collect();
             p.sort();
             p.dedup();
             p
         }
         None => Vec::new(),
     };
-    std::iter::once(default_http_route())
-        .chain(probe_route(&paths, &r.settings))
-        .collect()
+    std::iter::once(default_http_route()).chain(probe_route(&paths, &r.settings)).collect()
 }
 
 fn server_config(r: &Resolved, w: &Workload, s: usize, port: u16) -> InboundServer {
     let res = &r.resources[s];
-    let Spec::Server(spec) = &res.spec else {
-        unreachable!("bindings hold Servers")
-    };
+    let Spec::Server(spec) = &res.spec else { unreachable!("bindings hold Servers") };
     let protocol = protocol(spec.proxy_protocol.as_deref(), r.settings.detect_timeout_ms);
-    let mut authorizations: Vec<Authorization> =
-        r.granted.server.get(&s).cloned().unwrap_or_default();
+    let mut authorizations: Vec<Authorization> = r.granted.server.get(&s).cloned().unwrap_or_default();
     // accessPolicy adds its default authorization; absent means the CRD default `deny`.
     if let Some(policy) = spec.access_policy.as_deref() {
         authorizations.extend(default_authorizations(policy, false, &r.settings));
@@ -130,13 +100,7 @@ fn server_config(r: &Resolved, w: &Workload, s: usize, port: u16) -> InboundServ
         Protocol::Opaque | Protocol::Tls => (Vec::new(), Vec::new()),
         _ => (http_routes(r, w, s, port), Vec::new()),
     };
-    InboundServer {
-        meta: Meta::resource("Server", res.name()),
-        protocol,
-        authorizations,
-        http_routes,
-        grpc_routes,
-    }
+    InboundServer { meta: Meta::resource("Server", res.name()), protocol, authorizations, http_routes, grpc_routes }
 }
 
 pub fn protocol(proxy_protocol: Option<&str>, detect_timeout_ms: u64) -> Protocol {
@@ -146,9 +110,7 @@ pub fn protocol(proxy_protocol: Option<&str>, detect_timeout_ms: u64) -> Protoco
         Some("gRPC") => Protocol::Grpc,
         Some("opaque") => Protocol::Opaque,
         Some("TLS") => Protocol::Tls,
-        _ => Protocol::Detect {
-            timeout_ms: detect_timeout_ms,
-        },
+        _ => Protocol::Detect { timeout_ms: detect_timeout_ms },
     }
 }
 
@@ -164,10 +126,7 @@ fn http_routes(r: &Resolved, w: &Workload, s: usize, port: u16) -> Vec<HttpRoute
     attached
         .iter()
         .filter_map(|&ri| match r.routes.converted.get(&ri) {
-            Some(Converted::Http(h)) => Some(HttpRoute {
-                authorizations: route_authorizations(r, ri),
-                ..h.clone()
-            }),
+            Some(Converted::Http(h)) => Some(HttpRoute { authorizations: route_authorizations(r, ri), ..h.clone() }),
             _ => None,
         })
         .collect()
@@ -181,10 +140,7 @@ fn grpc_routes(r: &Resolved, s: usize) -> Vec<GrpcRoute> {
     attached
         .iter()
         .filter_map(|&ri| match r.routes.converted.get(&ri) {
-            Some(Converted::Grpc(g)) => Some(GrpcRoute {
-                authorizations: route_authorizations(r, ri),
-                ..g.clone()
-            }),
+            Some(Converted::Grpc(g)) => Some(GrpcRoute { authorizations: route_authorizations(r, ri), ..g.clone() }),
             _ => None,
         })
         .collect()
@@ -193,8 +149,5 @@ fn grpc_routes(r: &Resolved, s: usize) -> Vec<GrpcRoute> {
 /// Every meshed workload's config, in workload order (`None` for unmeshed ones).
 pub fn lower_all(r: &Resolved) -> Vec<Option<ProxyConfig>> {
     use rayon::prelude::*;
-    (0..r.workloads.len())
-        .into_par_iter()
-        .map(|wi| lower_workload(r, wi))
-        .collect()
+    (0..r.workloads.len()).into_par_iter().map(|wi| lower_workload(r, wi)).collect()
 }

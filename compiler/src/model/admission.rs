@@ -5,56 +5,53 @@
 
 use super::{Resource, Spec};
 use crate::findings::{Code, Finding};
+use crate::model::policy::ServerSpec;
 
-pub fn check(r: &Resource, findings: &mut Vec<Finding>) {
-    match &r.spec {
+/// Reports and applies what the cluster would do: prunes fields the version
+/// lacks, and returns false when the object would be rejected outright.
+pub fn check(r: &mut Resource, findings: &mut Vec<Finding>) -> bool {
+    let mut spec = std::mem::replace(&mut r.spec, Spec::Namespace);
+    let accepted = match &mut spec {
         Spec::Server(s) => {
-            let v = r.version.as_str();
-            server_values(r, s, findings);
-            if s.access_policy.is_some() && v != "v1beta3" {
-                pruned(
-                    r,
-                    &["spec", "accessPolicy"],
-                    "v1beta3",
-                    "the Server keeps its default `deny`",
-                    findings,
-                );
-            }
-            if s.external_workload_selector.is_some() && matches!(v, "v1alpha1" | "v1beta1") {
-                pruned(
-                    r,
-                    &["spec", "externalWorkloadSelector"],
-                    "v1beta2",
-                    "it selects no external workloads",
-                    findings,
-                );
-            }
+            prune_server(r, s, findings);
+            server_values(r, s, findings)
         }
         Spec::HttpRoute(h) if r.group == "policy.linkerd.io" => {
-            let v = r.version.as_str();
-            for (i, rule) in h.rules.iter().flatten().enumerate() {
-                let idx = i.to_string();
-                if rule.timeouts.is_some() && v != "v1beta3" {
-                    pruned(
-                        r,
-                        &["spec", "rules", &idx, "timeouts"],
-                        "v1beta3",
-                        "no timeout applies",
-                        findings,
-                    );
-                }
-                if !rule.backend_refs.is_empty() && matches!(v, "v1alpha1" | "v1beta1") {
-                    pruned(
-                        r,
-                        &["spec", "rules", &idx, "backendRefs"],
-                        "v1beta2",
-                        "requests go to the parent",
-                        findings,
-                    );
-                }
-            }
+            prune_linkerd_route(r, h, findings);
+            true
         }
-        _ => {}
+        _ => true,
+    };
+    r.spec = spec;
+    accepted
+}
+
+fn prune_server(r: &Resource, s: &mut ServerSpec, findings: &mut Vec<Finding>) {
+    let v = r.version.as_str();
+    if s.access_policy.is_some() && v != "v1beta3" {
+        pruned(r, &["spec", "accessPolicy"], "v1beta3", "the Server keeps its default `deny`", findings);
+        s.access_policy = None;
+    }
+    if s.external_workload_selector.is_some() && matches!(v, "v1alpha1" | "v1beta1") {
+        let effect = "it selects no external workloads";
+        pruned(r, &["spec", "externalWorkloadSelector"], "v1beta2", effect, findings);
+        s.external_workload_selector = None;
+    }
+}
+
+fn prune_linkerd_route(r: &Resource, h: &mut crate::model::route::HttpRouteSpec, findings: &mut Vec<Finding>) {
+    let v = r.version.as_str();
+    for (i, rule) in h.rules.iter_mut().flatten().enumerate() {
+        let idx = i.to_string();
+        if rule.timeouts.is_some() && v != "v1beta3" {
+            pruned(r, &["spec", "rules", &idx, "timeouts"], "v1beta3", "no timeout applies", findings);
+            rule.timeouts = None;
+        }
+        if !rule.backend_refs.is_empty() && matches!(v, "v1alpha1" | "v1beta1") {
+            let effect = "requests go to the parent";
+            pruned(r, &["spec", "rules", &idx, "backendRefs"], "v1beta2", effect, findings);
+            rule.backend_refs.clear();
+        }
     }
 }
 
@@ -65,60 +62,42 @@ fn pruned(r: &Resource, path: &[&str], since: &str, effect: &str, findings: &mut
         r.group, r.version, r.id.kind
     );
     let hint = format!("use apiVersion {}/{since} or later", r.group);
-    findings.push(
-        Finding::new(Code::SchemaViolation, r.span_at(path), msg)
-            .resource(r.id.clone())
-            .hint(hint),
-    );
+    findings.push(Finding::new(Code::SchemaViolation, r.span_at(path), msg).resource(r.id.clone()).hint(hint));
 }
 
 const PROXY_PROTOCOLS: &[&str] = &["unknown", "HTTP/1", "HTTP/2", "gRPC", "opaque", "TLS"];
 
 /// Enum values and the selector rule; false when the Server is rejected.
-fn server_values(
-    r: &Resource,
-    s: &crate::model::policy::ServerSpec,
-    findings: &mut Vec<Finding>,
-) -> bool {
+fn server_values(r: &Resource, s: &ServerSpec, findings: &mut Vec<Finding>) -> bool {
     let mut ok = true;
-    let mut reject = |findings: &mut Vec<Finding>, path: &[&str], msg: String| {
+    let mut reject = |path: &[&str], msg: String| {
         ok = false;
         let msg = format!("{msg}; it is left out of the analysis");
-        findings
-            .push(Finding::new(Code::SchemaViolation, r.span_at(path), msg).resource(r.id.clone()));
+        findings.push(Finding::new(Code::SchemaViolation, r.span_at(path), msg).resource(r.id.clone()));
     };
-    if let Some(p) = s
-        .proxy_protocol
-        .as_deref()
-        .filter(|p| !PROXY_PROTOCOLS.contains(p))
-    {
+    if let Some(p) = s.proxy_protocol.as_deref().filter(|p| !PROXY_PROTOCOLS.contains(p)) {
+        let allowed = PROXY_PROTOCOLS.join(", ");
         let msg = format!(
-            "Server {} proxyProtocol `{p}` is not one of {}; the admission webhook rejects the Server",
-            r.name(),
-            PROXY_PROTOCOLS.join(", ")
+            "Server {} proxyProtocol `{p}` is not one of {allowed}; the admission webhook rejects the Server",
+            r.name()
         );
-        reject(findings, &["spec", "proxyProtocol"], msg);
+        reject(&["spec", "proxyProtocol"], msg);
     }
-    if let Some(p) = s
-        .access_policy
-        .as_deref()
-        .filter(|p| !crate::settings::DEFAULT_POLICIES.contains(p))
-    {
+    if let Some(p) = s.access_policy.as_deref().filter(|p| !crate::settings::DEFAULT_POLICIES.contains(p)) {
+        let allowed = crate::settings::DEFAULT_POLICIES.join(", ");
         let msg = format!(
-            "Server {} accessPolicy `{p}` is not a default policy ({}); the admission webhook rejects the Server",
-            r.name(),
-            crate::settings::DEFAULT_POLICIES.join(", ")
+            "Server {} accessPolicy `{p}` is not a default policy ({allowed}); the admission webhook rejects the Server",
+            r.name()
         );
-        reject(findings, &["spec", "accessPolicy"], msg);
+        reject(&["spec", "accessPolicy"], msg);
     }
-    let selectors =
-        usize::from(s.pod_selector.is_some()) + usize::from(s.external_workload_selector.is_some());
+    let selectors = usize::from(s.pod_selector.is_some()) + usize::from(s.external_workload_selector.is_some());
     if selectors != 1 {
         let msg = format!(
             "Server {} must set exactly one of podSelector and externalWorkloadSelector; the API server rejects it",
             r.name()
         );
-        reject(findings, &["spec"], msg);
+        reject(&["spec"], msg);
     }
     ok
 }

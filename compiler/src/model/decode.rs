@@ -41,11 +41,7 @@ pub enum Seg {
 
 /// Decodes `raw`. `strict` reports unknown fields (our CRD types list every
 /// field; core kinds are read partially, so they are not strict).
-pub fn decode<S: DeserializeOwned>(
-    raw: &RawObject,
-    strict: bool,
-    findings: &mut Vec<Finding>,
-) -> Option<Envelope<S>> {
+pub fn decode<S: DeserializeOwned>(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Option<Envelope<S>> {
     let json = raw.node.to_json();
     let mut track = serde_path_to_error::Track::new();
     let mut unknown: Vec<Vec<Seg>> = Vec::new();
@@ -59,15 +55,11 @@ pub fn decode<S: DeserializeOwned>(
     };
     for path in unknown.into_iter().filter(|p| !is_open_map(p)) {
         let (span, name) = key_span(raw, &path);
-        let msg = format!(
-            "unknown field `{}` in {} {}",
-            name,
-            raw.kind,
-            display_path(&path)
-        );
+        let msg = format!("unknown field `{}` in {} {}", name, raw.kind, display_path(&path));
         findings.push(
-            Finding::new(Code::SchemaViolation, span, msg)
-                .hint("the API server drops unknown fields (or kubectl rejects them): check the spelling against the CRD"),
+            Finding::new(Code::SchemaViolation, span, msg).hint(
+                "the API server drops unknown fields (or kubectl rejects them): check the spelling against the CRD",
+            ),
         );
     }
     match result {
@@ -75,11 +67,7 @@ pub fn decode<S: DeserializeOwned>(
         Err(err) => {
             let path = error_path(&track.path());
             let span = value_span(raw, &path);
-            let at = if path.is_empty() {
-                String::new()
-            } else {
-                format!(" at {}", display_path(&path))
-            };
+            let at = if path.is_empty() { String::new() } else { format!(" at {}", display_path(&path)) };
             let msg = format!(
                 "{} is invalid{at}: {}; the API server rejects it, so it is left out of the analysis",
                 raw.kind,
@@ -115,9 +103,7 @@ fn ignored_path(path: &serde_ignored::Path) -> Vec<Seg> {
                 out.push(Seg::Key(key.clone()));
                 cur = parent;
             }
-            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-                cur = parent
-            }
+            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => cur = parent,
         }
     }
     out.reverse();
@@ -156,10 +142,7 @@ pub fn node_at<'a>(node: &'a Node, path: &[Seg]) -> &'a Node {
     let mut cur = node;
     for seg in path {
         let next = match (seg, &cur.value) {
-            (Seg::Key(k), Value::Map(entries)) => entries
-                .iter()
-                .find(|(key, _)| &key.name == k)
-                .map(|(_, v)| v),
+            (Seg::Key(k), Value::Map(entries)) => entries.iter().find(|(key, _)| &key.name == k).map(|(_, v)| v),
             (Seg::Index(i), Value::Seq(items)) => items.get(*i),
             _ => None,
         };
@@ -173,12 +156,7 @@ pub fn node_at<'a>(node: &'a Node, path: &[Seg]) -> &'a Node {
 
 fn value_span(raw: &RawObject, path: &[Seg]) -> Span {
     let node = node_at(&raw.node, path);
-    Span {
-        source: raw.source,
-        line: node.line,
-        column: node.column,
-        offset: node.offset,
-    }
+    Span { source: raw.source, line: node.line, column: node.column, offset: node.offset }
 }
 
 /// Position of the last key of `path` (the unknown field's name), and that name.
@@ -190,12 +168,7 @@ fn key_span(raw: &RawObject, path: &[Seg]) -> (Span, String) {
     if let Value::Map(entries) = &parent.value
         && let Some((key, _)) = entries.iter().find(|(k, _)| &k.name == last)
     {
-        let span = Span {
-            source: raw.source,
-            line: key.line,
-            column: key.column,
-            offset: key.offset,
-        };
+        let span = Span { source: raw.source, line: key.line, column: key.column, offset: key.offset };
         return (span, last.clone());
     }
     (value_span(raw, path), last.clone())

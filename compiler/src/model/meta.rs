@@ -81,10 +81,7 @@ impl IntOrString {
     /// (the API server's int-or-string parsing does the same for ports).
     pub fn port(&self) -> Option<PortRef> {
         match self {
-            IntOrString::Int(i) => u16::try_from(*i)
-                .ok()
-                .filter(|p| *p > 0)
-                .map(PortRef::Number),
+            IntOrString::Int(i) => u16::try_from(*i).ok().filter(|p| *p > 0).map(PortRef::Number),
             IntOrString::Str(s) => match s.parse::<u16>() {
                 Ok(p) if p > 0 => Some(PortRef::Number(p)),
                 Ok(_) => None,

@@ -63,28 +63,17 @@ impl Resource {
     /// Position of the field at `path` (e.g. `["spec", "targetRef", "name"]`),
     /// or of its deepest existing ancestor.
     pub fn span_at(&self, path: &[&str]) -> Span {
-        let segs: Vec<Seg> = path
-            .iter()
-            .map(|s| {
-                s.parse::<usize>()
-                    .map_or_else(|_| Seg::Key((*s).to_owned()), Seg::Index)
-            })
-            .collect();
+        let segs: Vec<Seg> =
+            path.iter().map(|s| s.parse::<usize>().map_or_else(|_| Seg::Key((*s).to_owned()), Seg::Index)).collect();
         let node = node_at(&self.node, &segs);
-        Span {
-            source: self.source,
-            line: node.line,
-            column: node.column,
-            offset: node.offset,
-        }
+        Span { source: self.source, line: node.line, column: node.column, offset: node.offset }
     }
 
     /// `meshc.io/ignore: code[,code]` on the resource suppresses those codes for it.
     pub fn ignores(&self, code: Code) -> bool {
-        self.meta.annotation("meshc.io/ignore").is_some_and(|v| {
-            v.split(',')
-                .any(|c| c.trim() == code.as_str() || c.trim() == "all")
-        })
+        self.meta
+            .annotation("meshc.io/ignore")
+            .is_some_and(|v| v.split(',').any(|c| c.trim() == code.as_str() || c.trim() == "all"))
     }
 }
 
@@ -107,10 +96,7 @@ fn known(group: &str, kind: &str) -> Option<(&'static [&'static str], bool)> {
         ("batch", "Job" | "CronJob") => (BATCH, false),
         ("policy.linkerd.io", "Server") => (SERVER, true),
         ("policy.linkerd.io", "ServerAuthorization") => (SAZ, true),
-        (
-            "policy.linkerd.io",
-            "AuthorizationPolicy" | "MeshTLSAuthentication" | "NetworkAuthentication",
-        ) => (A1, true),
+        ("policy.linkerd.io", "AuthorizationPolicy" | "MeshTLSAuthentication" | "NetworkAuthentication") => (A1, true),
         ("policy.linkerd.io", "HTTPRoute") => (LROUTE, true),
         ("gateway.networking.k8s.io", "HTTPRoute") => (GHTTP, true),
         ("gateway.networking.k8s.io", "GRPCRoute") => (GGRPC, true),
@@ -124,10 +110,8 @@ fn known(group: &str, kind: &str) -> Option<(&'static [&'static str], bool)> {
 fn known_unmodelled(group: &str, kind: &str) -> bool {
     matches!(
         (group, kind),
-        (
-            "policy.linkerd.io",
-            "HTTPLocalRateLimitPolicy" | "EgressNetwork" | "ExternalWorkload"
-        ) | ("workload.linkerd.io", _)
+        ("policy.linkerd.io", "HTTPLocalRateLimitPolicy" | "EgressNetwork" | "ExternalWorkload")
+            | ("workload.linkerd.io", _)
             | (
                 "gateway.networking.k8s.io",
                 "Gateway"
@@ -166,30 +150,17 @@ pub fn decode_all(
     (out, total)
 }
 
-fn decode_one(
-    raw: RawObject,
-    default_namespace: &str,
-    findings: &mut Vec<Finding>,
-) -> Option<Resource> {
+fn decode_one(raw: RawObject, default_namespace: &str, findings: &mut Vec<Finding>) -> Option<Resource> {
     let (group, version) = split_api_version(&raw.api_version);
     let Some((versions, strict)) = known(group, &raw.kind) else {
         if OWNED_GROUPS.contains(&group) && !known_unmodelled(group, &raw.kind) {
-            let msg = format!(
-                "{} has no kind `{}`; the API server rejects this object",
-                group, raw.kind
-            );
+            let msg = format!("{} has no kind `{}`; the API server rejects this object", group, raw.kind);
             findings.push(Finding::new(Code::SchemaViolation, raw.span(), msg));
         }
         return None;
     };
     if !versions.contains(&version) {
-        let msg = format!(
-            "{}/{} is not served for {} (served: {})",
-            group,
-            version,
-            raw.kind,
-            versions.join(", ")
-        );
+        let msg = format!("{}/{} is not served for {} (served: {})", group, version, raw.kind, versions.join(", "));
         let span = field_span(&raw, "apiVersion");
         findings.push(Finding::new(Code::SchemaViolation, span, msg));
         return None;
@@ -197,53 +168,23 @@ fn decode_one(
     let (group, version) = (group.to_owned(), version.to_owned());
     let (meta, spec) = decode_spec(&raw, strict, findings)?;
     let Some(name) = meta.name.clone().filter(|n| !n.is_empty()) else {
-        let msg = format!(
-            "{} has no metadata.name; kubectl apply rejects it",
-            raw.kind
-        );
+        let msg = format!("{} has no metadata.name; kubectl apply rejects it", raw.kind);
         findings.push(Finding::new(Code::SchemaViolation, raw.span(), msg));
         return None;
     };
     let namespaced = raw.kind != "Namespace";
-    let namespace = namespaced.then(|| {
-        meta.namespace
-            .clone()
-            .unwrap_or_else(|| default_namespace.to_owned())
-    });
-    let id = ResourceId {
-        api_version: raw.api_version.clone(),
-        kind: raw.kind.clone(),
-        namespace,
-        name,
-    };
-    let resource = Resource {
-        id,
-        group,
-        version,
-        meta,
-        source: raw.source,
-        node: raw.node,
-        spec,
-    };
-    admission::check(&resource, findings);
-    Some(resource)
+    let namespace = namespaced.then(|| meta.namespace.clone().unwrap_or_else(|| default_namespace.to_owned()));
+    let id = ResourceId { api_version: raw.api_version.clone(), kind: raw.kind.clone(), namespace, name };
+    let mut resource = Resource { id, group, version, meta, source: raw.source, node: raw.node, spec };
+    admission::check(&mut resource, findings).then_some(resource)
 }
 
 fn field_span(raw: &RawObject, key: &str) -> Span {
     let node = node_at(&raw.node, &[Seg::Key(key.to_owned())]);
-    Span {
-        source: raw.source,
-        line: node.line,
-        column: node.column,
-        offset: node.offset,
-    }
+    Span { source: raw.source, line: node.line, column: node.column, offset: node.offset }
 }
 
-fn decode_spec(
-    raw: &RawObject,
-    strict: bool,
-    findings: &mut Vec<Finding>,
-) -> Option<(ObjectMeta, Spec)> {
+fn decode_spec(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Option<(ObjectMeta, Spec)> {
     fn typed<S: DeserializeOwned>(
         raw: &RawObject,
         strict: bool,
@@ -266,20 +207,13 @@ fn decode_spec(
     match raw.kind.as_str() {
         "Namespace" | "ServiceAccount" => {
             let env = decode::<serde_json::Value>(raw, false, findings)?;
-            let spec = if raw.kind == "Namespace" {
-                Spec::Namespace
-            } else {
-                Spec::ServiceAccount
-            };
+            let spec = if raw.kind == "Namespace" { Spec::Namespace } else { Spec::ServiceAccount };
             Some((env.metadata, spec))
         }
         "Pod" => {
             // A Pod is its own template: its labels and annotations are the pod's.
             let (meta, spec) = typed::<core::PodSpec>(raw, s, None, findings, |spec| {
-                Spec::Workload(core::PodTemplate {
-                    metadata: Default::default(),
-                    spec,
-                })
+                Spec::Workload(core::PodTemplate { metadata: Default::default(), spec })
             })?;
             let Spec::Workload(mut template) = spec else {
                 return None;
@@ -287,20 +221,14 @@ fn decode_spec(
             template.metadata = meta.clone();
             Some((meta, Spec::Workload(template)))
         }
-        "CronJob" => typed::<core::CronJobSpec>(raw, s, None, findings, |c| {
-            Spec::Workload(c.job_template.spec.template)
-        }),
+        "CronJob" => {
+            typed::<core::CronJobSpec>(raw, s, None, findings, |c| Spec::Workload(c.job_template.spec.template))
+        }
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
             typed::<core::WorkloadSpec>(raw, s, None, findings, |w| Spec::Workload(w.template))
         }
         // A Service without spec is still a Service (it selects nothing).
-        "Service" => typed(
-            raw,
-            s,
-            Some(Spec::Service(Default::default())),
-            findings,
-            Spec::Service,
-        ),
+        "Service" => typed(raw, s, Some(Spec::Service(Default::default())), findings, Spec::Service),
         "Server" => typed(raw, s, None, findings, Spec::Server),
         "ServerAuthorization" => typed(raw, s, None, findings, Spec::ServerAuthorization),
         "AuthorizationPolicy" => typed(raw, s, None, findings, Spec::AuthorizationPolicy),

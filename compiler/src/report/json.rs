@@ -36,19 +36,13 @@ pub fn render(findings: &[Finding], sources: &[Source], summary: Summary) -> Str
             severity: f.severity,
             message: &f.message,
             resource: f.resource.as_ref(),
-            file: sources
-                .get(f.span.source as usize)
-                .map_or("", |s| s.name.as_str()),
+            file: sources.get(f.span.source as usize).map_or("", |s| s.name.as_str()),
             line: f.span.line,
             column: f.span.column,
             hint: f.hint.as_deref(),
         })
         .collect();
-    let report = Report {
-        version: VERSION,
-        findings,
-        summary,
-    };
+    let report = Report { version: VERSION, findings, summary };
     let mut out = serde_json::to_string_pretty(&report).expect("report serializes");
     out.push('\n');
     out

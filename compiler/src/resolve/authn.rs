@@ -18,33 +18,24 @@ pub fn mesh_tls_matches(
         out.push(identity_match_from_str(id));
     }
     for r in spec.identity_refs.iter().flatten() {
-        let group_ok = r
-            .group
-            .as_deref()
-            .is_none_or(|g| g.is_empty() || g == "core");
+        let group_ok = r.group.as_deref().is_none_or(|g| g.is_empty() || g == "core");
         match (r.kind.to_ascii_lowercase().as_str(), group_ok) {
             ("serviceaccount", true) => {
-                let name = r
-                    .name
-                    .as_deref()
-                    .ok_or("identityRef of kind ServiceAccount has no name")?;
-                out.push(IdentityMatch::Exact(
-                    s.identity(r.namespace.as_deref().unwrap_or(namespace), name),
-                ));
+                let name = r.name.as_deref().ok_or("has an identityRef of kind ServiceAccount without a name")?;
+                out.push(IdentityMatch::Exact(s.identity(r.namespace.as_deref().unwrap_or(namespace), name)));
             }
             ("namespace", true) => {
                 if r.namespace.is_some() {
-                    return Err("identityRef of kind Namespace must not set `namespace`".to_owned());
+                    return Err(
+                        "has an identityRef of kind Namespace with a `namespace`, which is not allowed".to_owned()
+                    );
                 }
-                let name = r
-                    .name
-                    .as_deref()
-                    .ok_or("identityRef of kind Namespace has no name")?;
+                let name = r.name.as_deref().ok_or("has an identityRef of kind Namespace without a name")?;
                 out.push(IdentityMatch::Suffix(s.namespace_identity_suffix(name)));
             }
             _ => {
                 return Err(format!(
-                    "identityRef kind `{}` is not supported (ServiceAccount or Namespace)",
+                    "has an identityRef of kind `{}` (only ServiceAccount and Namespace are supported)",
                     r.kind
                 ));
             }
@@ -59,11 +50,7 @@ pub fn mesh_tls_matches(
     Ok(out)
 }
 
-pub fn mesh_tls(
-    spec: &MeshTlsAuthenticationSpec,
-    namespace: &str,
-    s: &Settings,
-) -> Result<Authentication, String> {
+pub fn mesh_tls(spec: &MeshTlsAuthenticationSpec, namespace: &str, s: &Settings) -> Result<Authentication, String> {
     mesh_tls_matches(spec, namespace, s).map(Authentication::tls_authenticated)
 }
 
@@ -74,17 +61,16 @@ pub fn networks(specs: &[NetworkSpec]) -> Result<Vec<Network>, String> {
 }
 
 fn network(spec: &NetworkSpec) -> Result<Network, String> {
-    let net = parse_net(&spec.cidr)
-        .ok_or_else(|| format!("`{}` is not a CIDR or IP address", spec.cidr))?;
+    let net =
+        parse_net(&spec.cidr).ok_or_else(|| format!("lists `{}`, which is not a CIDR or IP address", spec.cidr))?;
     let mut except = Vec::new();
     for e in &spec.except {
-        let ex: IpNet =
-            parse_net(e).ok_or_else(|| format!("except `{e}` is not a CIDR or IP address"))?;
+        let ex: IpNet = parse_net(e).ok_or_else(|| format!("lists except `{e}`, which is not a CIDR or IP address"))?;
         if !net.contains(&ex) {
-            return Err(format!("except `{e}` is not inside `{}`", spec.cidr));
+            return Err(format!("lists except `{e}`, which is not inside `{}`", spec.cidr));
         }
         if ex.prefix_len() <= net.prefix_len() {
-            return Err(format!("except `{e}` excludes all of `{}`", spec.cidr));
+            return Err(format!("lists except `{e}`, which excludes all of `{}`", spec.cidr));
         }
         except.push(ex);
     }
@@ -94,20 +80,12 @@ fn network(spec: &NetworkSpec) -> Result<Network, String> {
 pub fn all_networks() -> Vec<Network> {
     ["0.0.0.0/0", "::/0"]
         .iter()
-        .map(|n| Network {
-            net: n.parse().expect("literal CIDR"),
-            except: Vec::new(),
-        })
+        .map(|n| Network { net: n.parse().expect("literal CIDR"), except: Vec::new() })
         .collect()
 }
 
 pub fn to_networks(nets: &[IpNet]) -> Vec<Network> {
-    nets.iter()
-        .map(|n| Network {
-            net: *n,
-            except: Vec::new(),
-        })
-        .collect()
+    nets.iter().map(|n| Network { net: *n, except: Vec::new() }).collect()
 }
 
 /// Whether a network list admits every address (0.0.0.0/0 or ::/0 without exceptions).

@@ -7,9 +7,7 @@ use super::authn;
 use super::index::{Index, Kind};
 use super::selector;
 use crate::findings::{Code, Finding, ResourceId};
-use crate::model::policy::{
-    AuthorizationPolicySpec, NamespacedTargetRef, ServerAuthorizationSpec, group_is,
-};
+use crate::model::policy::{AuthorizationPolicySpec, NamespacedTargetRef, ServerAuthorizationSpec, group_is};
 use crate::model::{Resource, Spec};
 use crate::settings::Settings;
 use mesh_proxy_api::{Authentication, Authorization, Meta};
@@ -35,6 +33,7 @@ pub struct Ctx<'a> {
 }
 
 pub fn grant(ctx: &Ctx, findings: &mut Vec<Finding>) -> Granted {
+    check_authentications(ctx, findings);
     let mut g = Granted::default();
     for &pi in ctx.index.all(Kind::AuthorizationPolicy) {
         let p = &ctx.resources[pi];
@@ -51,6 +50,27 @@ pub fn grant(ctx: &Ctx, findings: &mut Vec<Finding>) -> Granted {
         server_authorization(ctx, s, spec, &mut g, findings);
     }
     g
+}
+
+/// An authentication Linkerd cannot use is reported where it is written;
+/// each policy requiring it reports its own consequence.
+fn check_authentications(ctx: &Ctx, findings: &mut Vec<Finding>) {
+    for &i in ctx.index.all(Kind::MeshTls).iter().chain(ctx.index.all(Kind::NetworkAuthn)) {
+        let a = &ctx.resources[i];
+        let result = match &a.spec {
+            Spec::MeshTlsAuthentication(m) => authn::mesh_tls(m, a.namespace(), ctx.settings).map(drop),
+            Spec::NetworkAuthentication(n) if n.networks.is_empty() => Err("has no networks".to_owned()),
+            Spec::NetworkAuthentication(n) => authn::networks(&n.networks).map(drop),
+            _ => Ok(()),
+        };
+        if let Err(why) = result {
+            let msg = format!(
+                "{} is invalid: it {why}; Linkerd rejects it, and every AuthorizationPolicy requiring it is ignored",
+                a.id
+            );
+            findings.push(finding(a, Code::SchemaViolation, &["spec"], msg));
+        }
+    }
 }
 
 enum Target {
@@ -90,36 +110,23 @@ fn finding(p: &Resource, code: Code, path: &[&str], msg: String) -> Finding {
     Finding::new(code, p.span_at(path), msg).resource(p.id.clone())
 }
 
-fn target(
-    ctx: &Ctx,
-    p: &Resource,
-    spec: &AuthorizationPolicySpec,
-    findings: &mut Vec<Finding>,
-) -> Option<Target> {
+fn target(ctx: &Ctx, p: &Resource, spec: &AuthorizationPolicySpec, findings: &mut Vec<Finding>) -> Option<Target> {
     let t = &spec.target_ref;
     let ns = p.namespace();
     let kind = t.kind.to_ascii_lowercase();
     let group = t.group.as_deref();
     let at = ["spec", "targetRef", "name"];
-    let missing = |what: &str| {
-        format!(
-            "{} targets {what} {ns}/{}, which does not exist; the policy has no effect",
-            p.id, t.name
-        )
-    };
+    let missing =
+        |what: &str| format!("{} targets {what} {ns}/{}, which does not exist; the policy has no effect", p.id, t.name);
     match kind.as_str() {
-        "server" if group_is(group, "policy.linkerd.io") => {
-            match ctx.index.get(Kind::Server, ns, &t.name) {
-                Some(s) => Some(Target::Servers(vec![s])),
-                None => {
-                    let hint = similar(ctx, Kind::Server, ns, &t.name);
-                    findings.push(
-                        finding(p, Code::UnresolvedReference, &at, missing("Server")).hint(hint),
-                    );
-                    None
-                }
+        "server" if group_is(group, "policy.linkerd.io") => match ctx.index.get(Kind::Server, ns, &t.name) {
+            Some(s) => Some(Target::Servers(vec![s])),
+            None => {
+                let hint = similar(ctx, Kind::Server, ns, &t.name);
+                findings.push(finding(p, Code::UnresolvedReference, &at, missing("Server")).hint(hint));
+                None
             }
-        }
+        },
         "namespace" if group_is(group, "core") => {
             if t.name != ns {
                 let msg = format!(
@@ -129,19 +136,19 @@ fn target(
                 findings.push(finding(p, Code::SchemaViolation, &at, msg));
                 return None;
             }
-            Some(Target::Servers(
-                ctx.index.in_namespace(Kind::Server, ns).to_vec(),
-            ))
+            let servers = ctx.index.in_namespace(Kind::Server, ns).to_vec();
+            if servers.is_empty() {
+                let msg = format!(
+                    "{} targets Namespace {ns}, which has no Server: Namespace-targeted policies apply only to Servers, never to ports that use the default policy, so it grants nothing",
+                    p.id
+                );
+                let hint = "add Servers for the ports to protect, or change the namespace's default-inbound-policy";
+                findings.push(finding(p, Code::InertPolicy, &["spec", "targetRef"], msg).hint(hint));
+            }
+            Some(Target::Servers(servers))
         }
-        "httproute"
-            if group_is(group, "policy.linkerd.io")
-                || group_is(group, "gateway.networking.k8s.io") =>
-        {
-            let k = if group_is(group, "policy.linkerd.io") {
-                Kind::PolicyHttpRoute
-            } else {
-                Kind::GatewayHttpRoute
-            };
+        "httproute" if group_is(group, "policy.linkerd.io") || group_is(group, "gateway.networking.k8s.io") => {
+            let k = if group_is(group, "policy.linkerd.io") { Kind::PolicyHttpRoute } else { Kind::GatewayHttpRoute };
             route_target(ctx, p, k, "HTTPRoute", findings)
         }
         "grpcroute" if group_is(group, "gateway.networking.k8s.io") => {
@@ -167,42 +174,20 @@ fn target(
                 "{} targets a {}; only Server, Namespace, HTTPRoute and GRPCRoute are allowed, so the admission webhook rejects it",
                 p.id, t.kind
             );
-            findings.push(finding(
-                p,
-                Code::SchemaViolation,
-                &["spec", "targetRef", "kind"],
-                msg,
-            ));
+            findings.push(finding(p, Code::SchemaViolation, &["spec", "targetRef", "kind"], msg));
             None
         }
     }
 }
 
-fn route_target(
-    ctx: &Ctx,
-    p: &Resource,
-    kind: Kind,
-    what: &str,
-    findings: &mut Vec<Finding>,
-) -> Option<Target> {
+fn route_target(ctx: &Ctx, p: &Resource, kind: Kind, what: &str, findings: &mut Vec<Finding>) -> Option<Target> {
     let (ns, name) = (p.namespace(), &spec_target(p).name);
     match ctx.index.get(kind, ns, name) {
         Some(r) => Some(Target::Route(r)),
         None => {
-            let msg = format!(
-                "{} targets {what} {ns}/{name}, which does not exist; the policy has no effect",
-                p.id
-            );
+            let msg = format!("{} targets {what} {ns}/{name}, which does not exist; the policy has no effect", p.id);
             let hint = similar(ctx, kind, ns, name);
-            findings.push(
-                finding(
-                    p,
-                    Code::UnresolvedReference,
-                    &["spec", "targetRef", "name"],
-                    msg,
-                )
-                .hint(hint),
-            );
+            findings.push(finding(p, Code::UnresolvedReference, &["spec", "targetRef", "name"], msg).hint(hint));
             None
         }
     }
@@ -238,11 +223,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
         }
         prev = cur;
     }
@@ -260,12 +241,7 @@ fn policy_authorization(
 ) -> Option<Authorization> {
     if let Err(why) = admission_check(&spec.required_authentication_refs) {
         let msg = format!("{}: {why}; the admission webhook rejects it", p.id);
-        findings.push(finding(
-            p,
-            Code::SchemaViolation,
-            &["spec", "requiredAuthenticationRefs"],
-            msg,
-        ));
+        findings.push(finding(p, Code::SchemaViolation, &["spec", "requiredAuthenticationRefs"], msg));
         return None;
     }
     let mut authentication = Authentication::Unauthenticated;
@@ -283,20 +259,14 @@ fn policy_authorization(
             };
             continue;
         }
-        let index_kind = if kind == "meshtlsauthentication" {
-            Kind::MeshTls
-        } else {
-            Kind::NetworkAuthn
-        };
+        let index_kind = if kind == "meshtlsauthentication" { Kind::MeshTls } else { Kind::NetworkAuthn };
         let Some(ai) = ctx.index.get(index_kind, ns, &r.name) else {
             let msg = format!(
                 "{} requires {} {ns}/{}, which does not exist: Linkerd ignores the whole policy, so it grants nothing and the clients it names are denied (403, or a closed connection on opaque ports)",
                 p.id, r.kind, r.name
             );
-            findings.push(
-                finding(p, Code::UnresolvedReference, &path, msg)
-                    .hint(similar(ctx, index_kind, ns, &r.name)),
-            );
+            findings
+                .push(finding(p, Code::UnresolvedReference, &path, msg).hint(similar(ctx, index_kind, ns, &r.name)));
             inert = true;
             continue;
         };
@@ -319,32 +289,22 @@ fn policy_authorization(
         };
         if let Err(why) = converted {
             let msg = format!(
-                "{} requires {}, which Linkerd cannot use ({why}): the whole policy is ignored and grants nothing",
+                "{} requires {}, which Linkerd cannot use (it {why}): the whole policy is ignored and grants nothing",
                 p.id, a.id
             );
             findings.push(finding(p, Code::UnresolvedReference, &path, msg));
             inert = true;
         }
     }
-    (!inert).then(|| Authorization {
-        meta: Meta::resource("AuthorizationPolicy", p.name()),
-        networks,
-        authentication,
-    })
+    (!inert).then(|| Authorization { meta: Meta::resource("AuthorizationPolicy", p.name()), networks, authentication })
 }
 
 /// The admission webhook's rules on requiredAuthenticationRefs (§3.2).
 fn admission_check(refs: &[NamespacedTargetRef]) -> Result<(), String> {
-    let count = |k: &str| {
-        refs.iter()
-            .filter(|r| r.kind.eq_ignore_ascii_case(k))
-            .count()
-    };
+    let count = |k: &str| refs.iter().filter(|r| r.kind.eq_ignore_ascii_case(k)).count();
     for r in refs {
         let ok = match r.kind.to_ascii_lowercase().as_str() {
-            "meshtlsauthentication" | "networkauthentication" => {
-                group_is(r.group.as_deref(), "policy.linkerd.io")
-            }
+            "meshtlsauthentication" | "networkauthentication" => group_is(r.group.as_deref(), "policy.linkerd.io"),
             "serviceaccount" => group_is(r.group.as_deref(), "core"),
             _ => false,
         };
@@ -356,18 +316,15 @@ fn admission_check(refs: &[NamespacedTargetRef]) -> Result<(), String> {
             ));
         }
     }
-    let (mtls, sa, net) = (
-        count("MeshTLSAuthentication"),
-        count("ServiceAccount"),
-        count("NetworkAuthentication"),
-    );
+    let (mtls, sa, net) = (count("MeshTLSAuthentication"), count("ServiceAccount"), count("NetworkAuthentication"));
     if mtls > 1 || sa > 1 || net > 1 {
-        return Err("at most one MeshTLSAuthentication, one ServiceAccount and one NetworkAuthentication may be required".to_owned());
+        return Err(
+            "at most one MeshTLSAuthentication, one ServiceAccount and one NetworkAuthentication may be required"
+                .to_owned(),
+        );
     }
     if mtls == 1 && sa == 1 {
-        return Err(
-            "a MeshTLSAuthentication and a ServiceAccount cannot both be required".to_owned(),
-        );
+        return Err("a MeshTLSAuthentication and a ServiceAccount cannot both be required".to_owned());
     }
     Ok(())
 }
@@ -387,20 +344,9 @@ fn server_authorization(
         (Some(name), _) => match ctx.index.get(Kind::Server, ns, name) {
             Some(i) => vec![i],
             None => {
-                let msg = format!(
-                    "{} names Server {ns}/{name}, which does not exist; it authorizes nothing",
-                    s.id
-                );
+                let msg = format!("{} names Server {ns}/{name}, which does not exist; it authorizes nothing", s.id);
                 let hint = similar(ctx, Kind::Server, ns, name);
-                findings.push(
-                    finding(
-                        s,
-                        Code::UnresolvedReference,
-                        &["spec", "server", "name"],
-                        msg,
-                    )
-                    .hint(hint),
-                );
+                findings.push(finding(s, Code::UnresolvedReference, &["spec", "server", "name"], msg).hint(hint));
                 return;
             }
         },
@@ -434,10 +380,7 @@ fn server_authorization_authz(
 ) -> Option<Authorization> {
     let c = &spec.client;
     let reject = |findings: &mut Vec<Finding>, why: &str| {
-        let msg = format!(
-            "{}: {why}; Linkerd rejects it, so it authorizes nothing",
-            s.id
-        );
+        let msg = format!("{}: {why}; Linkerd rejects it, so it authorizes nothing", s.id);
         findings.push(finding(s, Code::SchemaViolation, &["spec", "client"], msg));
         None
     };
@@ -448,22 +391,15 @@ fn server_authorization_authz(
         (true, None) => Authentication::Unauthenticated,
         (false, Some(m)) if m.unauthenticated_tls == Some(true) => {
             if !m.identities.is_empty() || !m.service_accounts.is_empty() {
-                return reject(
-                    findings,
-                    "`unauthenticatedTLS` excludes identities and serviceAccounts",
-                );
+                return reject(findings, "`unauthenticatedTLS` excludes identities and serviceAccounts");
             }
             Authentication::TlsUnauthenticated
         }
         (false, Some(m)) if !m.identities.is_empty() || !m.service_accounts.is_empty() => {
-            let ids = m
-                .identities
-                .iter()
-                .map(|i| mesh_proxy_api::identity_match_from_str(i));
+            let ids = m.identities.iter().map(|i| mesh_proxy_api::identity_match_from_str(i));
             let sas = m.service_accounts.iter().map(|sa| {
                 mesh_proxy_api::IdentityMatch::Exact(
-                    ctx.settings
-                        .identity(sa.namespace.as_deref().unwrap_or(s.namespace()), &sa.name),
+                    ctx.settings.identity(sa.namespace.as_deref().unwrap_or(s.namespace()), &sa.name),
                 )
             });
             Authentication::tls_authenticated(ids.chain(sas))
@@ -484,11 +420,7 @@ fn server_authorization_authz(
             Err(why) => return reject(findings, &why),
         }
     };
-    Some(Authorization {
-        meta: Meta::resource("ServerAuthorization", s.name()),
-        networks,
-        authentication,
-    })
+    Some(Authorization { meta: Meta::resource("ServerAuthorization", s.name()), networks, authentication })
 }
 
 pub fn policy_id(resources: &[Resource], i: usize) -> &ResourceId {

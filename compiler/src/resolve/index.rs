@@ -52,16 +52,12 @@ pub struct Index {
 
 impl Index {
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<usize> {
-        self.by_name
-            .get(&(kind, namespace.to_owned(), name.to_owned()))
-            .copied()
+        self.by_name.get(&(kind, namespace.to_owned(), name.to_owned())).copied()
     }
 
     /// Resources of `kind` in `namespace`, in input order.
     pub fn in_namespace(&self, kind: Kind, namespace: &str) -> &[usize] {
-        self.by_namespace
-            .get(&(kind, namespace.to_owned()))
-            .map_or(&[], Vec::as_slice)
+        self.by_namespace.get(&(kind, namespace.to_owned())).map_or(&[], Vec::as_slice)
     }
 
     pub fn all(&self, kind: Kind) -> &[usize] {
@@ -70,20 +66,9 @@ impl Index {
 }
 
 /// Drops every definition a later one replaces (reporting it), and indexes the rest.
-pub fn build(
-    resources: Vec<Resource>,
-    sources: &[String],
-    findings: &mut Vec<Finding>,
-) -> (Vec<Resource>, Index) {
+pub fn build(resources: Vec<Resource>, sources: &[String], findings: &mut Vec<Finding>) -> (Vec<Resource>, Index) {
     // Keyed by group and kind as written: a Deployment and a StatefulSet may share a name.
-    let key = |r: &Resource| {
-        (
-            r.group.clone(),
-            r.id.kind.clone(),
-            r.namespace().to_owned(),
-            r.name().to_owned(),
-        )
-    };
+    let key = |r: &Resource| (r.group.clone(), r.id.kind.clone(), r.namespace().to_owned(), r.name().to_owned());
     let mut last = HashMap::with_capacity(resources.len());
     for (i, r) in resources.iter().enumerate() {
         last.insert(key(r), i);
@@ -95,11 +80,7 @@ pub fn build(
             continue;
         }
         let w = &resources[winner];
-        let at = format!(
-            "{}:{}",
-            sources.get(w.source as usize).map_or("?", String::as_str),
-            w.span().line
-        );
+        let at = format!("{}:{}", sources.get(w.source as usize).map_or("?", String::as_str), w.span().line);
         let msg = format!(
             "{} is defined again at {at}; `kubectl apply -f` applies that one last, so this definition is replaced",
             r.id
@@ -115,14 +96,8 @@ pub fn build(
     let mut index = Index::default();
     for (i, r) in kept.iter().enumerate() {
         let kind = kind_of(r);
-        index
-            .by_name
-            .insert((kind, r.namespace().to_owned(), r.name().to_owned()), i);
-        index
-            .by_namespace
-            .entry((kind, r.namespace().to_owned()))
-            .or_default()
-            .push(i);
+        index.by_name.insert((kind, r.namespace().to_owned(), r.name().to_owned()), i);
+        index.by_namespace.entry((kind, r.namespace().to_owned())).or_default().push(i);
         index.by_kind.entry(kind).or_default().push(i);
     }
     (kept, index)

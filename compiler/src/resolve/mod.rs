@@ -36,26 +36,17 @@ pub fn resolve(
     findings: &mut Vec<Finding>,
 ) -> Resolved {
     let (resources, index) = index::build(resources, sources, findings);
+    for &n in index.all(Kind::Namespace) {
+        workload::check_namespace(&resources[n], findings);
+    }
     let workloads = derive_workloads(&resources, &index, &settings, findings);
     let bindings = server_binding::bind(&resources, &index, &workloads, findings);
     let routes = routes::attach(&resources, &index, findings);
     let granted = {
-        let ctx = authz::Ctx {
-            resources: &resources,
-            index: &index,
-            settings: &settings,
-        };
+        let ctx = authz::Ctx { resources: &resources, index: &index, settings: &settings };
         authz::grant(&ctx, findings)
     };
-    Resolved {
-        settings,
-        resources,
-        index,
-        workloads,
-        bindings,
-        routes,
-        granted,
-    }
+    Resolved { settings, resources, index, workloads, bindings, routes, granted }
 }
 
 fn derive_workloads(
@@ -81,16 +72,10 @@ fn derive_workloads(
                     known: true,
                 },
                 None => match settings.namespaces.get(ns_name) {
-                    Some(s) => NamespaceInfo {
-                        annotations: Some(&s.annotations),
-                        labels: Some(&s.labels),
-                        known: true,
-                    },
-                    None => NamespaceInfo {
-                        annotations: Some(&empty),
-                        labels: Some(&empty),
-                        known: false,
-                    },
+                    Some(s) => {
+                        NamespaceInfo { annotations: Some(&s.annotations), labels: Some(&s.labels), known: true }
+                    }
+                    None => NamespaceInfo { annotations: Some(&empty), labels: Some(&empty), known: false },
                 },
             };
             Some(workload::derive(i, r, template, &ns, settings, findings))

@@ -8,10 +8,7 @@ pub fn parse_port_ranges(value: &str) -> Result<Vec<PortRange>, String> {
     let mut out = Vec::new();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let range = match part.split_once('-') {
-            Some((a, b)) => PortRange {
-                start: port(a, part)?,
-                end: port(b, part)?,
-            },
+            Some((a, b)) => PortRange { start: port(a, part)?, end: port(b, part)? },
             None => {
                 let p = port(part, part)?;
                 PortRange { start: p, end: p }
@@ -27,9 +24,7 @@ pub fn parse_port_ranges(value: &str) -> Result<Vec<PortRange>, String> {
 }
 
 fn port(s: &str, part: &str) -> Result<u16, String> {
-    s.trim()
-        .parse::<u16>()
-        .map_err(|_| format!("`{part}` is not a port number or range"))
+    s.trim().parse::<u16>().map_err(|_| format!("`{part}` is not a port number or range"))
 }
 
 pub fn contains(ranges: &[PortRange], port: u16) -> bool {

@@ -27,12 +27,8 @@ pub struct Attached {
 }
 
 fn is_server_parent(p: &ParentRef) -> bool {
-    p.kind
-        .as_deref()
-        .is_some_and(|k| k.eq_ignore_ascii_case("Server"))
-        && p.group
-            .as_deref()
-            .is_some_and(|g| g.eq_ignore_ascii_case("policy.linkerd.io"))
+    p.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case("Server"))
+        && p.group.as_deref().is_some_and(|g| g.eq_ignore_ascii_case("policy.linkerd.io"))
 }
 
 fn parent_refs(r: &Resource) -> &[ParentRef] {
@@ -45,11 +41,7 @@ fn parent_refs(r: &Resource) -> &[ParentRef] {
 
 pub fn attach(resources: &[Resource], index: &Index, findings: &mut Vec<Finding>) -> Attached {
     let mut out = Attached::default();
-    let kinds = [
-        Kind::GrpcRoute,
-        Kind::PolicyHttpRoute,
-        Kind::GatewayHttpRoute,
-    ];
+    let kinds = [Kind::GrpcRoute, Kind::PolicyHttpRoute, Kind::GatewayHttpRoute];
     let mut candidates: BTreeMap<usize, Vec<usize>> = BTreeMap::new(); // server → routes
     for &ri in kinds.iter().flat_map(|k| index.all(*k)) {
         let r = &resources[ri];
@@ -60,15 +52,22 @@ pub fn attach(resources: &[Resource], index: &Index, findings: &mut Vec<Finding>
         }
     }
     for (server, routes) in candidates {
-        let has_grpc = routes
-            .iter()
-            .any(|&ri| matches!(resources[ri].spec, Spec::GrpcRoute(_)));
+        let has_grpc = routes.iter().any(|&ri| matches!(resources[ri].spec, Spec::GrpcRoute(_)));
         for ri in routes {
             let r = &resources[ri];
             let is_grpc = matches!(r.spec, Spec::GrpcRoute(_));
             if has_grpc && !is_grpc {
                 let msg = format!(
                     "{} is not accepted by Server {}: a GRPCRoute attached to the same Server takes precedence (RouteReasonConflicted)",
+                    r.id,
+                    resources[server].name()
+                );
+                findings.push(not_accepted(r, msg));
+                continue;
+            }
+            if let Some(why) = protocol_mismatch(&resources[server], is_grpc) {
+                let msg = format!(
+                    "{} is accepted by Server {} but never used: {why}, so requests are handled by the Server's default routes",
                     r.id,
                     resources[server].name()
                 );
@@ -87,11 +86,7 @@ pub fn attach(resources: &[Resource], index: &Index, findings: &mut Vec<Finding>
                 }
             };
             out.converted.insert(ri, converted);
-            let list = if is_grpc {
-                out.grpc.entry(server)
-            } else {
-                out.http.entry(server)
-            };
+            let list = if is_grpc { out.grpc.entry(server) } else { out.http.entry(server) };
             list.or_default().push(ri);
         }
     }
@@ -101,29 +96,30 @@ pub fn attach(resources: &[Resource], index: &Index, findings: &mut Vec<Finding>
     out
 }
 
+/// Why a route kind is not sent for the Server's protocol (§7.1,
+/// `grpc/src/inbound.rs::to_server`); the status controller does not check
+/// this, so the route still shows Accepted.
+fn protocol_mismatch(server: &Resource, is_grpc: bool) -> Option<String> {
+    let Spec::Server(spec) = &server.spec else { return None };
+    match (spec.proxy_protocol.as_deref(), is_grpc) {
+        (Some(p @ ("opaque" | "TLS")), _) => Some(format!("the Server's proxyProtocol is {p}, which is authorized per connection and has no routes")),
+        (Some("gRPC"), false) => Some("the Server's proxyProtocol is gRPC, and Linkerd sends only GRPCRoutes for gRPC Servers (since edge-24.7.1, #13507)".to_owned()),
+        (Some("gRPC"), true) => None,
+        (_, true) => Some("GRPCRoutes are used only on Servers with proxyProtocol gRPC; this Server gets HTTPRoutes".to_owned()),
+        (_, false) => None,
+    }
+}
+
 /// Linkerd's inbound order: routes with a creationTimestamp first (oldest
 /// first), then by name, group, kind. Offline this is name order.
 fn route_order(a: &Resource, b: &Resource) -> std::cmp::Ordering {
     let ts = |r: &Resource| r.meta.creation_timestamp.clone();
-    let key = |r: &Resource| {
-        (
-            ts(r).is_none(),
-            ts(r),
-            r.name().to_owned(),
-            r.group.clone(),
-            r.id.kind.clone(),
-        )
-    };
+    let key = |r: &Resource| (ts(r).is_none(), ts(r), r.name().to_owned(), r.group.clone(), r.id.kind.clone());
     key(a).cmp(&key(b))
 }
 
 fn not_accepted(r: &Resource, msg: String) -> Finding {
-    Finding::new(
-        Code::RouteNotAccepted,
-        r.span_at(&["spec", "parentRefs"]),
-        msg,
-    )
-    .resource(r.id.clone())
+    Finding::new(Code::RouteNotAccepted, r.span_at(&["spec", "parentRefs"]), msg).resource(r.id.clone())
 }
 
 /// The Servers `r` would attach to, or `None` when the route is rejected as a whole.
@@ -134,17 +130,12 @@ fn server_parents(r: &Resource, index: &Index, findings: &mut Vec<Finding>) -> O
         let at = |field: &str| r.span_at(&["spec", "parentRefs", &i.to_string(), field]);
         if !is_server_parent(p) {
             // Classic mistake: `kind: Server` without `group: policy.linkerd.io` on a Gateway API route.
-            if p.kind
-                .as_deref()
-                .is_some_and(|k| k.eq_ignore_ascii_case("Server"))
-            {
+            if p.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case("Server")) {
                 let msg = format!(
                     "{} parentRef `{}` has kind Server but group `{}`; Linkerd only attaches routes to group policy.linkerd.io, so this parent is ignored",
                     r.id,
                     p.name,
-                    p.group
-                        .as_deref()
-                        .unwrap_or("(default: the route's API group)")
+                    p.group.as_deref().unwrap_or("(default: the route's API group)")
                 );
                 findings.push(
                     Finding::new(Code::RouteNotAccepted, at("kind"), msg)
@@ -177,12 +168,9 @@ fn server_parents(r: &Resource, index: &Index, findings: &mut Vec<Finding>) -> O
             None
         };
         if let Some((field, what)) = reject {
-            let msg = format!(
-                "{} is ignored by Linkerd's inbound index: it has {what}, which rejects the whole route",
-                r.id
-            );
-            findings
-                .push(Finding::new(Code::RouteNotAccepted, at(field), msg).resource(r.id.clone()));
+            let msg =
+                format!("{} is ignored by Linkerd's inbound index: it has {what}, which rejects the whole route", r.id);
+            findings.push(Finding::new(Code::RouteNotAccepted, at(field), msg).resource(r.id.clone()));
             return None;
         }
         match index.get(Kind::Server, ns, &p.name) {
@@ -192,9 +180,7 @@ fn server_parents(r: &Resource, index: &Index, findings: &mut Vec<Finding>) -> O
                     "{} parentRef names Server {}/{}, which does not exist; the route is not accepted (NoMatchingParent) and has no effect",
                     r.id, ns, p.name
                 );
-                findings.push(
-                    Finding::new(Code::UnresolvedReference, at("name"), msg).resource(r.id.clone()),
-                );
+                findings.push(Finding::new(Code::UnresolvedReference, at("name"), msg).resource(r.id.clone()));
             }
         }
     }
@@ -212,11 +198,7 @@ fn convert(r: &Resource) -> Result<Converted, String> {
 }
 
 fn meta(r: &Resource) -> api::Meta {
-    api::Meta {
-        kind: r.id.kind.to_ascii_lowercase(),
-        name: r.name().to_owned(),
-        group: Some(r.group.clone()),
-    }
+    api::Meta { kind: r.id.kind.to_ascii_lowercase(), name: r.name().to_owned(), group: Some(r.group.clone()) }
 }
 
 fn hostnames(hosts: &[String]) -> Vec<api::HostMatch> {
@@ -240,25 +222,14 @@ fn convert_http(r: &Resource, h: &HttpRouteSpec) -> Result<api::HttpRoute, Strin
         retry: None,
     }];
     let rules = h.rules.as_deref().unwrap_or(&default_rules);
-    let rules = rules
-        .iter()
-        .map(convert_http_rule)
-        .collect::<Result<_, _>>()?;
-    Ok(api::HttpRoute {
-        meta: meta(r),
-        hostnames: hostnames(&h.hostnames),
-        rules,
-        authorizations: Vec::new(),
-    })
+    let rules = rules.iter().map(convert_http_rule).collect::<Result<_, _>>()?;
+    Ok(api::HttpRoute { meta: meta(r), hostnames: hostnames(&h.hostnames), rules, authorizations: Vec::new() })
 }
 
 fn convert_http_rule(rule: &HttpRouteRule) -> Result<api::HttpRule, String> {
     let default_match = [HttpRouteMatch::default()];
     let matches = rule.matches.as_deref().unwrap_or(&default_match);
-    let matches = matches
-        .iter()
-        .map(convert_http_match)
-        .collect::<Result<_, _>>()?;
+    let matches = matches.iter().map(convert_http_match).collect::<Result<_, _>>()?;
     let mut filters = Vec::new();
     for f in &rule.filters {
         if let Some(f) = convert_filter(f)? {
@@ -271,10 +242,7 @@ fn convert_http_rule(rule: &HttpRouteRule) -> Result<api::HttpRule, String> {
 fn convert_http_match(m: &HttpRouteMatch) -> Result<api::HttpMatch, String> {
     // A match without `path` gets the CRD default PathPrefix `/`.
     let (ty, value) = match &m.path {
-        Some(p) => (
-            p.type_.as_deref().unwrap_or("PathPrefix"),
-            p.value.as_deref().unwrap_or("/"),
-        ),
+        Some(p) => (p.type_.as_deref().unwrap_or("PathPrefix"), p.value.as_deref().unwrap_or("/")),
         None => ("PathPrefix", "/"),
     };
     let path = match ty {
@@ -286,30 +254,11 @@ fn convert_http_match(m: &HttpRouteMatch) -> Result<api::HttpMatch, String> {
         "RegularExpression" => api::PathMatch::Regex(valid_regex(value)?),
         other => return Err(format!("path match type `{other}` is not supported")),
     };
-    let headers = m
-        .headers
-        .iter()
-        .map(|h| value_match(h, true))
-        .collect::<Result<Vec<_>, _>>()?;
-    let query_params = m
-        .query_params
-        .iter()
-        .map(|q| value_match(q, false))
-        .collect::<Result<Vec<_>, _>>()?;
-    let headers = headers
-        .into_iter()
-        .map(|(name, value)| api::HeaderMatch { name, value })
-        .collect();
-    let query_params = query_params
-        .into_iter()
-        .map(|(name, value)| api::QueryParamMatch { name, value })
-        .collect();
-    Ok(api::HttpMatch {
-        path: Some(path),
-        headers,
-        query_params,
-        method: m.method.clone(),
-    })
+    let headers = m.headers.iter().map(|h| value_match(h, true)).collect::<Result<Vec<_>, _>>()?;
+    let query_params = m.query_params.iter().map(|q| value_match(q, false)).collect::<Result<Vec<_>, _>>()?;
+    let headers = headers.into_iter().map(|(name, value)| api::HeaderMatch { name, value }).collect();
+    let query_params = query_params.into_iter().map(|(name, value)| api::QueryParamMatch { name, value }).collect();
+    Ok(api::HttpMatch { path: Some(path), headers, query_params, method: m.method.clone() })
 }
 
 fn value_match(v: &ValueMatch, header: bool) -> Result<(String, api::StringMatch), String> {
@@ -325,15 +274,11 @@ fn value_match(v: &ValueMatch, header: bool) -> Result<(String, api::StringMatch
 }
 
 fn is_header_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn valid_regex(re: &str) -> Result<String, String> {
-    regex_syntax_ok(re)
-        .map(|()| re.to_owned())
-        .map_err(|e| format!("regular expression `{re}` is invalid: {e}"))
+    regex_syntax_ok(re).map(|()| re.to_owned()).map_err(|e| format!("regular expression `{re}` is invalid: {e}"))
 }
 
 fn regex_syntax_ok(re: &str) -> Result<(), String> {
@@ -346,11 +291,8 @@ fn convert_filter(f: &RouteFilter) -> Result<Option<api::HttpFilter>, String> {
     match f.type_.as_str() {
         "RequestHeaderModifier" => {
             let m = f.request_header_modifier.clone().unwrap_or_default();
-            let pairs = |v: &[crate::model::route::HeaderValue]| {
-                v.iter()
-                    .map(|h| (h.name.clone(), h.value.clone()))
-                    .collect()
-            };
+            let pairs =
+                |v: &[crate::model::route::HeaderValue]| v.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
             Ok(Some(api::HttpFilter::RequestHeaderModifier {
                 set: pairs(&m.set),
                 add: pairs(&m.add),
@@ -359,24 +301,15 @@ fn convert_filter(f: &RouteFilter) -> Result<Option<api::HttpFilter>, String> {
         }
         "ResponseHeaderModifier" => Ok(None),
         "RequestRedirect" => {
-            let rr = f
-                .request_redirect
-                .as_ref()
-                .ok_or("RequestRedirect filter without `requestRedirect`")?;
-            let path = rr.path.as_ref().and_then(|p| {
-                p.replace_full_path
-                    .clone()
-                    .or_else(|| p.replace_prefix_match.clone())
-            });
+            let rr = f.request_redirect.as_ref().ok_or("RequestRedirect filter without `requestRedirect`")?;
+            let path =
+                rr.path.as_ref().and_then(|p| p.replace_full_path.clone().or_else(|| p.replace_prefix_match.clone()));
             Ok(Some(api::HttpFilter::RequestRedirect {
                 scheme: rr.scheme.clone(),
                 hostname: rr.hostname.clone(),
                 path,
                 port: rr.port.and_then(|p| u16::try_from(p).ok()),
-                status: rr
-                    .status_code
-                    .and_then(|s| u16::try_from(s).ok())
-                    .unwrap_or(302),
+                status: rr.status_code.and_then(|s| u16::try_from(s).ok()).unwrap_or(302),
             }))
         }
         other => Err(format!("filter `{other}` is not supported by Linkerd")),
@@ -395,32 +328,14 @@ fn convert_grpc(r: &Resource, g: &GrpcRouteSpec) -> Result<api::GrpcRoute, Strin
             if method.type_.as_deref().is_some_and(|t| t != "Exact") {
                 return Err("gRPC method match type RegularExpression is not supported".to_owned());
             }
-            let headers = m
-                .headers
-                .iter()
-                .map(|h| value_match(h, true))
-                .collect::<Result<Vec<_>, _>>()?;
-            let headers = headers
-                .into_iter()
-                .map(|(name, value)| api::HeaderMatch { name, value })
-                .collect();
-            matches.push(api::GrpcMatch {
-                service: method.service,
-                method: method.method,
-                headers,
-            });
+            let headers = m.headers.iter().map(|h| value_match(h, true)).collect::<Result<Vec<_>, _>>()?;
+            let headers = headers.into_iter().map(|(name, value)| api::HeaderMatch { name, value }).collect();
+            matches.push(api::GrpcMatch { service: method.service, method: method.method, headers });
         }
         rules.push(api::GrpcRule { matches });
     }
     if g.rules.is_empty() {
-        rules.push(api::GrpcRule {
-            matches: Vec::new(),
-        });
+        rules.push(api::GrpcRule { matches: Vec::new() });
     }
-    Ok(api::GrpcRoute {
-        meta: meta(r),
-        hostnames: hostnames(&g.hostnames),
-        rules,
-        authorizations: Vec::new(),
-    })
+    Ok(api::GrpcRoute { meta: meta(r), hostnames: hostnames(&g.hostnames), rules, authorizations: Vec::new() })
 }

@@ -5,10 +5,7 @@ use crate::model::meta::LabelSelector;
 use std::collections::BTreeMap;
 
 pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    selector
-        .match_labels
-        .iter()
-        .all(|(k, v)| labels.get(k) == Some(v))
+    selector.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
         && selector.match_expressions.iter().all(|req| {
             let value = labels.get(&req.key);
             match (req.operator.as_str(), &req.values) {
@@ -23,21 +20,14 @@ pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> b
 
 /// Why a requirement can never match, for a finding; `None` when it is legal.
 pub fn illegal_requirement(selector: &LabelSelector) -> Option<String> {
-    selector
-        .match_expressions
-        .iter()
-        .find_map(|req| match (req.operator.as_str(), &req.values) {
-            ("In" | "NotIn", Some(_)) | ("Exists" | "DoesNotExist", None) => None,
-            ("In" | "NotIn", None) => Some(format!(
-                "`{}` on `{}` needs `values`",
-                req.operator, req.key
-            )),
-            ("Exists" | "DoesNotExist", Some(_)) => Some(format!(
-                "`{}` on `{}` must not have `values`",
-                req.operator, req.key
-            )),
-            (op, _) => Some(format!("unknown operator `{op}` on `{}`", req.key)),
-        })
+    selector.match_expressions.iter().find_map(|req| match (req.operator.as_str(), &req.values) {
+        ("In" | "NotIn", Some(_)) | ("Exists" | "DoesNotExist", None) => None,
+        ("In" | "NotIn", None) => Some(format!("`{}` on `{}` needs `values`", req.operator, req.key)),
+        ("Exists" | "DoesNotExist", Some(_)) => {
+            Some(format!("`{}` on `{}` must not have `values`", req.operator, req.key))
+        }
+        (op, _) => Some(format!("unknown operator `{op}` on `{}`", req.key)),
+    })
 }
 
 #[cfg(test)]
@@ -46,10 +36,7 @@ mod tests {
     use crate::model::meta::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
     }
 
     fn req(key: &str, op: &str, values: Option<&[&str]>) -> LabelSelector {
@@ -69,19 +56,10 @@ mod tests {
         assert!(matches(&LabelSelector::default(), &l), "empty selects all");
         assert!(matches(&req("app", "In", Some(&["web", "x"])), &l));
         assert!(!matches(&req("app", "NotIn", Some(&["web"])), &l));
-        assert!(
-            matches(&req("missing", "NotIn", Some(&["web"])), &l),
-            "NotIn on a missing key matches"
-        );
+        assert!(matches(&req("missing", "NotIn", Some(&["web"])), &l), "NotIn on a missing key matches");
         assert!(matches(&req("app", "Exists", None), &l));
-        assert!(
-            !matches(&req("app", "Exists", Some(&[])), &l),
-            "Exists with values is illegal → false"
-        );
-        assert!(
-            !matches(&req("app", "In", None), &l),
-            "In without values is illegal → false"
-        );
+        assert!(!matches(&req("app", "Exists", Some(&[])), &l), "Exists with values is illegal → false");
+        assert!(!matches(&req("app", "In", None), &l), "In without values is illegal → false");
         assert!(matches(&req("x", "DoesNotExist", None), &l));
         assert!(!matches(&req("app", "Equals", Some(&["web"])), &l));
     }

@@ -19,16 +19,8 @@ pub struct Bindings {
     pub selected: HashMap<usize, Vec<usize>>,
 }
 
-pub fn bind(
-    resources: &[Resource],
-    index: &Index,
-    workloads: &[Workload],
-    findings: &mut Vec<Finding>,
-) -> Bindings {
-    let mut out = Bindings {
-        ports: Vec::with_capacity(workloads.len()),
-        selected: HashMap::new(),
-    };
+pub fn bind(resources: &[Resource], index: &Index, workloads: &[Workload], findings: &mut Vec<Finding>) -> Bindings {
+    let mut out = Bindings { ports: Vec::with_capacity(workloads.len()), selected: HashMap::new() };
     let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
     for &s in index.all(Kind::Server) {
         by_ns.entry(resources[s].namespace()).or_default().push(s);
@@ -40,17 +32,11 @@ pub fn bind(
     let mut named_hits: HashMap<usize, bool> = HashMap::new();
     for (wi, w) in workloads.iter().enumerate() {
         let mut claimed: BTreeMap<u16, usize> = BTreeMap::new();
-        for &s in by_ns
-            .get(w.namespace.as_str())
-            .map_or(&[][..], Vec::as_slice)
-        {
+        for &s in by_ns.get(w.namespace.as_str()).map_or(&[][..], Vec::as_slice) {
             let Spec::Server(spec) = &resources[s].spec else {
                 continue;
             };
-            let selects = spec
-                .pod_selector
-                .as_ref()
-                .is_some_and(|sel| selector::matches(sel, &w.labels));
+            let selects = spec.pod_selector.as_ref().is_some_and(|sel| selector::matches(sel, &w.labels));
             if !selects {
                 continue;
             }
@@ -58,12 +44,8 @@ pub fn bind(
             let ports = match spec.port.port() {
                 Some(PortRef::Number(n)) => vec![n],
                 Some(PortRef::Name(name)) => {
-                    let ports: Vec<u16> = w
-                        .ports
-                        .iter()
-                        .filter(|p| p.name.as_deref() == Some(&name))
-                        .map(|p| p.port)
-                        .collect();
+                    let ports: Vec<u16> =
+                        w.ports.iter().filter(|p| p.name.as_deref() == Some(&name)).map(|p| p.port).collect();
                     *named_hits.entry(s).or_default() |= !ports.is_empty();
                     ports
                 }
@@ -101,10 +83,7 @@ fn report_conflicts(
     // One finding per losing Server and port, naming the workloads affected.
     let mut grouped: BTreeMap<(usize, usize, u16), Vec<&str>> = BTreeMap::new();
     for &(loser, winner, wi, port) in conflicts {
-        grouped
-            .entry((loser, winner, port))
-            .or_default()
-            .push(&workloads[wi].name);
+        grouped.entry((loser, winner, port)).or_default().push(&workloads[wi].name);
     }
     for ((loser, winner, port), names) in grouped {
         let (l, w) = (&resources[loser], &resources[winner]);
@@ -116,12 +95,7 @@ fn report_conflicts(
             w.name(),
             l.name()
         );
-        let f = Finding::new(
-            Code::ServerConflict,
-            l.span_at(&["spec", "podSelector"]),
-            msg,
-        )
-        .resource(l.id.clone());
+        let f = Finding::new(Code::ServerConflict, l.span_at(&["spec", "podSelector"]), msg).resource(l.id.clone());
         findings.push(f.hint("give each pod port exactly one Server"));
     }
 }
@@ -153,12 +127,8 @@ fn report_unbound(
                 r.namespace()
             );
             findings.push(
-                Finding::new(
-                    Code::ServerSelectsNothing,
-                    r.span_at(&["spec", "podSelector"]),
-                    msg,
-                )
-                .resource(r.id.clone()),
+                Finding::new(Code::ServerSelectsNothing, r.span_at(&["spec", "podSelector"]), msg)
+                    .resource(r.id.clone()),
             );
             continue;
         }
@@ -169,23 +139,13 @@ fn report_unbound(
                     r.name()
                 );
                 findings.push(
-                    Finding::new(
-                        Code::ServerPortUnresolved,
-                        r.span_at(&["spec", "port"]),
-                        msg,
-                    )
-                    .resource(r.id.clone()),
+                    Finding::new(Code::ServerPortUnresolved, r.span_at(&["spec", "port"]), msg).resource(r.id.clone()),
                 );
             }
             None => {
-                let msg = format!(
-                    "Server {} port `{}` is not a valid port number or name",
-                    r.name(),
-                    spec.port
-                );
+                let msg = format!("Server {} port `{}` is not a valid port number or name", r.name(), spec.port);
                 findings.push(
-                    Finding::new(Code::SchemaViolation, r.span_at(&["spec", "port"]), msg)
-                        .resource(r.id.clone()),
+                    Finding::new(Code::SchemaViolation, r.span_at(&["spec", "port"]), msg).resource(r.id.clone()),
                 );
             }
             _ => {}

@@ -85,11 +85,7 @@ pub fn derive(
     findings: &mut Vec<Finding>,
 ) -> Workload {
     let namespace = r.namespace().to_owned();
-    let meta = if r.id.kind == "Pod" {
-        &r.meta
-    } else {
-        &template.metadata
-    };
+    let meta = if r.id.kind == "Pod" { &r.meta } else { &template.metadata };
     let annotations = effective_annotations(&meta.annotations, ns.annotations);
     let meshed = injection(r, template, &meta.labels, &annotations, ns);
     let service_account = template
@@ -98,53 +94,45 @@ pub fn derive(
         .clone()
         .or_else(|| template.spec.service_account.clone())
         .unwrap_or_else(|| "default".to_owned());
+    // Values copied from the namespace are reported once, on the Namespace.
     let mut annotation_finding = |key: &str, why: String| {
+        if !meta.annotations.contains_key(key) {
+            return;
+        }
         let msg = format!("{} {}/{}: `{key}` {why}", r.id.kind, namespace, r.name());
-        findings.push(Finding::new(Code::InvalidAnnotation, r.span(), msg).resource(r.id.clone()));
+        let at = annotation_path(&r.id.kind, key);
+        findings.push(Finding::new(Code::InvalidAnnotation, r.span_at(&at), msg).resource(r.id.clone()));
     };
-    let default_policy = default_policy(
-        &meta.annotations,
-        ns.annotations,
-        settings,
-        &mut annotation_finding,
-    );
+    if let Some(v) =
+        meta.annotations.get("linkerd.io/inject").filter(|v| !matches!(v.as_str(), "enabled" | "ingress" | "disabled"))
+    {
+        annotation_finding(
+            "linkerd.io/inject",
+            format!("`{v}` is not enabled, ingress or disabled; the injector does not mesh this pod"),
+        );
+    }
+    let default_policy = default_policy(&meta.annotations, ns.annotations, settings, &mut annotation_finding);
     let mut ports = container_ports(&template.spec.containers, false);
     ports.extend(container_ports(&template.spec.init_containers, false));
     let prefix = pod_spec_path(&r.id.kind);
     let mut probes = http_probes(&template.spec.containers, &prefix, "containers");
-    probes.extend(http_probes(
-        &template.spec.init_containers,
-        &prefix,
-        "initContainers",
-    ));
+    probes.extend(http_probes(&template.spec.init_containers, &prefix, "initContainers"));
     let already_injected = has_proxy_container(template);
     if meshed.is_ok() && !already_injected {
         add_injected_proxy(&mut ports, &mut probes);
     }
-    let declared: Vec<u16> = ports
-        .iter()
-        .filter(|p| !p.injected)
-        .map(|p| p.port)
-        .collect();
-    let port_list =
-        |key: &str, default: Option<&str>, f: &mut dyn FnMut(&str, String)| -> Vec<PortRange> {
-            match annotations.get(key).map(String::as_str).or(default) {
-                None => Vec::new(),
-                Some(v) => parse_port_ranges(v).unwrap_or_else(|e| {
-                    f(
-                        key,
-                        format!("is invalid ({e}); Linkerd ignores the whole list"),
-                    );
-                    Vec::new()
-                }),
-            }
-        };
+    let declared: Vec<u16> = ports.iter().filter(|p| !p.injected).map(|p| p.port).collect();
+    let port_list = |key: &str, default: Option<&str>, f: &mut dyn FnMut(&str, String)| -> Vec<PortRange> {
+        match annotations.get(key).map(String::as_str).or(default) {
+            None => Vec::new(),
+            Some(v) => parse_port_ranges(v).unwrap_or_else(|e| {
+                f(key, format!("is invalid ({e}); Linkerd ignores the whole list"));
+                Vec::new()
+            }),
+        }
+    };
     let opaque_ports = match annotations.get("config.linkerd.io/opaque-ports") {
-        Some(_) => port_list(
-            "config.linkerd.io/opaque-ports",
-            None,
-            &mut annotation_finding,
-        ),
+        Some(_) => port_list("config.linkerd.io/opaque-ports", None, &mut annotation_finding),
         // The injector writes the default list filtered to declared containerPorts.
         None => parse_port_ranges(&settings.default_opaque_ports)
             .unwrap_or_default()
@@ -157,18 +145,11 @@ pub fn derive(
         Some(&settings.default_skip_inbound_ports),
         &mut annotation_finding,
     );
-    let require_identity_ports = port_list(
-        "config.linkerd.io/proxy-require-identity-inbound-ports",
-        None,
-        &mut annotation_finding,
-    );
+    let require_identity_ports =
+        port_list("config.linkerd.io/proxy-require-identity-inbound-ports", None, &mut annotation_finding);
     let skip_subnets = annotations
         .get("config.linkerd.io/skip-subnets")
-        .map(|v| {
-            v.split(',')
-                .filter_map(crate::settings::parse_net)
-                .collect()
-        })
+        .map(|v| v.split(',').filter_map(crate::settings::parse_net).collect())
         .unwrap_or_default();
     Workload {
         resource: index,
@@ -218,59 +199,45 @@ fn injection(
     if matches!(namespace, "kube-system" | "cert-manager") {
         return Err(format!("namespace {namespace} is never injected"));
     }
-    if ns
-        .labels
-        .and_then(|l| l.get("config.linkerd.io/admission-webhooks"))
-        .is_some_and(|v| v == "disabled")
-    {
-        return Err(format!(
-            "namespace {namespace} has config.linkerd.io/admission-webhooks: disabled"
-        ));
+    if ns.labels.and_then(|l| l.get("config.linkerd.io/admission-webhooks")).is_some_and(|v| v == "disabled") {
+        return Err(format!("namespace {namespace} has config.linkerd.io/admission-webhooks: disabled"));
     }
-    if labels.contains_key("linkerd.io/control-plane-component")
-        || labels.contains_key("linkerd.io/cni-resource")
-    {
+    if labels.contains_key("linkerd.io/control-plane-component") || labels.contains_key("linkerd.io/cni-resource") {
         return Err("it is a Linkerd control-plane pod".to_owned());
     }
     if template.spec.host_network == Some(true) {
         return Err("it uses hostNetwork".to_owned());
     }
     let pod_value = annotations.get("linkerd.io/inject").map(String::as_str);
-    let ns_value = ns
-        .annotations
-        .and_then(|a| a.get("linkerd.io/inject"))
-        .map(String::as_str);
+    let ns_value = ns.annotations.and_then(|a| a.get("linkerd.io/inject")).map(String::as_str);
     let enabling = |v: Option<&str>| matches!(v, Some("enabled" | "ingress"));
+    let valid = |v: Option<&str>| matches!(v, None | Some("enabled" | "ingress" | "disabled"));
+    // The injector rejects an invalid namespace value before it looks at the pod.
+    if !valid(ns_value) {
+        return Err(format!(
+            "namespace {namespace} has an invalid linkerd.io/inject value `{}`",
+            ns_value.unwrap_or("")
+        ));
+    }
     let decided = match pod_value {
         Some("disabled") => Err("its pod template has linkerd.io/inject: disabled".to_owned()),
-        Some(v) if !enabling(Some(v)) => {
-            Err(format!("linkerd.io/inject: {v} is not a valid value"))
-        }
+        Some(v) if !enabling(Some(v)) => Err(format!("linkerd.io/inject: {v} is not a valid value")),
         Some(_) => Ok(()),
         None if enabling(ns_value) => Ok(()),
         None if !ns.known => Err(format!(
             "neither its pod template nor namespace {namespace} enables linkerd.io/inject (the Namespace is not in the repository: add it, or declare it under `namespaces:` in meshc.yaml)"
         )),
-        None => Err(format!(
-            "neither its pod template nor namespace {namespace} has linkerd.io/inject: enabled"
-        )),
+        None => Err(format!("neither its pod template nor namespace {namespace} has linkerd.io/inject: enabled")),
     };
     decided?;
     if template.spec.automount_service_account_token == Some(false) {
-        return Err(
-            "automountServiceAccountToken is false, so the proxy gets no identity token".to_owned(),
-        );
+        return Err("automountServiceAccountToken is false, so the proxy gets no identity token".to_owned());
     }
     Ok(())
 }
 
 fn has_proxy_container(template: &PodTemplate) -> bool {
-    template
-        .spec
-        .containers
-        .iter()
-        .chain(&template.spec.init_containers)
-        .any(|c| c.name == "linkerd-proxy")
+    template.spec.containers.iter().chain(&template.spec.init_containers).any(|c| c.name == "linkerd-proxy")
 }
 
 fn default_policy(
@@ -280,10 +247,7 @@ fn default_policy(
     finding: &mut dyn FnMut(&str, String),
 ) -> DefaultPolicySource {
     const KEY: &str = "config.linkerd.io/default-inbound-policy";
-    let cluster = DefaultPolicySource {
-        policy: settings.default_inbound_policy.clone(),
-        from: "cluster default",
-    };
+    let cluster = DefaultPolicySource { policy: settings.default_inbound_policy.clone(), from: "cluster default" };
     // The namespace value is copied at injection only when the pod has none;
     // an invalid copied value falls back to the cluster default like a pod one.
     let (value, from) = match (pod.get(KEY), ns.and_then(|n| n.get(KEY))) {
@@ -292,10 +256,7 @@ fn default_policy(
         (None, None) => return cluster,
     };
     if DEFAULT_POLICIES.contains(&value.as_str()) {
-        DefaultPolicySource {
-            policy: value.clone(),
-            from,
-        }
+        DefaultPolicySource { policy: value.clone(), from }
     } else {
         finding(
             KEY,
@@ -312,21 +273,21 @@ fn container_ports(containers: &[Container], injected: bool) -> Vec<NamedPort> {
     let mut out = Vec::new();
     for c in containers {
         for p in &c.ports {
-            let tcp = p
-                .protocol
-                .as_deref()
-                .is_none_or(|proto| proto.eq_ignore_ascii_case("TCP"));
+            let tcp = p.protocol.as_deref().is_none_or(|proto| proto.eq_ignore_ascii_case("TCP"));
             if let (true, Ok(port)) = (tcp, u16::try_from(p.container_port)) {
-                out.push(NamedPort {
-                    name: p.name.clone(),
-                    port,
-                    container: c.name.clone(),
-                    injected,
-                });
+                out.push(NamedPort { name: p.name.clone(), port, container: c.name.clone(), injected });
             }
         }
     }
     out
+}
+
+/// Path from a workload resource's root to one of its pod annotations.
+pub fn annotation_path<'a>(kind: &str, key: &'a str) -> Vec<&'a str> {
+    let mut path = pod_spec_path(kind);
+    path.pop();
+    path.extend(["metadata", "annotations", key]);
+    path
 }
 
 /// Path from a workload resource's root to its pod spec.
@@ -363,19 +324,11 @@ fn http_probes(containers: &[Container], prefix: &[&str], list: &str) -> Vec<Htt
             let raw = get.path.as_deref().unwrap_or("/");
             let path = raw.split('?').next().unwrap_or("/");
             let path = if path.is_empty() { "/" } else { path };
-            let https = get
-                .scheme
-                .as_deref()
-                .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"));
+            let https = get.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"));
             let field = prefix
                 .iter()
                 .map(|s| (*s).to_owned())
-                .chain([
-                    list.to_owned(),
-                    ci.to_string(),
-                    key.to_owned(),
-                    "httpGet".to_owned(),
-                ])
+                .chain([list.to_owned(), ci.to_string(), key.to_owned(), "httpGet".to_owned()])
                 .collect();
             out.push(HttpProbe {
                 port,
@@ -419,5 +372,35 @@ pub fn template_of(r: &Resource) -> Option<&PodTemplate> {
     match &r.spec {
         Spec::Workload(t) => Some(t),
         _ => None,
+    }
+}
+
+/// Linkerd annotations on a Namespace are copied into pods at injection; an
+/// invalid one is reported here once, where it is written.
+pub fn check_namespace(ns: &Resource, findings: &mut Vec<Finding>) {
+    const PORT_LISTS: &[&str] = &[
+        "config.linkerd.io/opaque-ports",
+        "config.linkerd.io/skip-inbound-ports",
+        "config.linkerd.io/proxy-require-identity-inbound-ports",
+    ];
+    for (key, value) in &ns.meta.annotations {
+        let why = match key.as_str() {
+            "linkerd.io/inject" if !matches!(value.as_str(), "enabled" | "ingress" | "disabled") => {
+                format!("`{value}` is not enabled, ingress or disabled; the injector meshes no pod in this namespace")
+            }
+            "config.linkerd.io/default-inbound-policy" if !DEFAULT_POLICIES.contains(&value.as_str()) => {
+                format!(
+                    "`{value}` is not a default policy; pods created in this namespace fall back to the cluster default"
+                )
+            }
+            k if PORT_LISTS.contains(&k) => match parse_port_ranges(value) {
+                Ok(_) => continue,
+                Err(e) => format!("is invalid ({e}); Linkerd ignores the whole list in every pod of this namespace"),
+            },
+            _ => continue,
+        };
+        let msg = format!("Namespace {}: `{key}` {why}", ns.name());
+        let at = ["metadata", "annotations", key.as_str()];
+        findings.push(Finding::new(Code::InvalidAnnotation, ns.span_at(&at), msg).resource(ns.id.clone()));
     }
 }
