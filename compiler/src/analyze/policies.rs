@@ -8,7 +8,7 @@ use crate::resolve::authn::is_overbroad;
 use crate::resolve::index::Kind;
 use crate::settings::parse_net;
 use mesh_proxy_api::{IdentityMatch, Network, identity_match_from_str};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub fn check(r: &Resolved, findings: &mut Vec<Finding>) {
     overbroad_networks(r, findings);
@@ -108,14 +108,32 @@ fn unused(r: &Resolved, findings: &mut Vec<Finding>) {
     }
 }
 
-/// Every identity the repository's workloads and ServiceAccounts can present.
-fn known_identities(r: &Resolved) -> BTreeSet<String> {
-    let mut ids: BTreeSet<String> = r.workloads.iter().filter(|w| w.is_meshed()).map(|w| w.identity.clone()).collect();
-    for &i in r.index.all(Kind::ServiceAccount) {
-        let sa = &r.resources[i];
-        ids.insert(r.settings.identity(sa.namespace(), sa.name()));
+/// Every identity the repository's workloads and ServiceAccounts can present,
+/// and every dot-suffix of those, so a `*.suffix` check is one lookup.
+struct KnownIdentities {
+    exact: HashSet<String>,
+    suffixes: HashSet<String>,
+}
+
+impl KnownIdentities {
+    fn new(r: &Resolved) -> Self {
+        let mut exact: HashSet<String> =
+            r.workloads.iter().filter(|w| w.is_meshed()).map(|w| w.identity.clone()).collect();
+        for &i in r.index.all(Kind::ServiceAccount) {
+            let sa = &r.resources[i];
+            exact.insert(r.settings.identity(sa.namespace(), sa.name()));
+        }
+        let suffixes = exact.iter().flat_map(|id| id.match_indices('.').map(|(i, _)| id[i..].to_owned())).collect();
+        KnownIdentities { exact, suffixes }
     }
-    ids
+
+    /// Linkerd's suffixes keep their leading dot (`.ns.serviceaccount...`).
+    fn matches(&self, m: &IdentityMatch) -> bool {
+        match m {
+            IdentityMatch::Exact(id) => self.exact.contains(id),
+            IdentityMatch::Suffix(sfx) => sfx.is_empty() || self.suffixes.contains(sfx),
+        }
+    }
 }
 
 /// Each identity a resource names, with the field it is written at.
@@ -176,7 +194,7 @@ fn named_identities(r: &Resolved, res: &Resource) -> Vec<(IdentityMatch, Vec<Str
 }
 
 fn identities(r: &Resolved, findings: &mut Vec<Finding>) {
-    let known = known_identities(r);
+    let known = KnownIdentities::new(r);
     let default_suffix =
         format!(".serviceaccount.identity.{}.{}", r.settings.control_plane_namespace, r.settings.trust_domain);
     let kinds = [Kind::MeshTls, Kind::ServerAuthorization, Kind::AuthorizationPolicy];
@@ -184,11 +202,12 @@ fn identities(r: &Resolved, findings: &mut Vec<Finding>) {
         let res = &r.resources[i];
         for (m, field) in named_identities(r, res) {
             let path: Vec<&str> = field.iter().map(String::as_str).collect();
-            let (text, matched) = match &m {
-                IdentityMatch::Exact(id) => (id.clone(), known.contains(id)),
+            let text = match &m {
+                IdentityMatch::Exact(id) => id.clone(),
                 IdentityMatch::Suffix(sfx) if sfx.is_empty() => continue,
-                IdentityMatch::Suffix(sfx) => (format!("*{sfx}"), known.iter().any(|k| k.ends_with(sfx.as_str()))),
+                IdentityMatch::Suffix(sfx) => format!("*{sfx}"),
             };
+            let matched = known.matches(&m);
             if let IdentityMatch::Exact(id) = &m
                 && id.starts_with("default.")
                 && id.ends_with(&default_suffix)

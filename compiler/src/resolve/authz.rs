@@ -6,7 +6,7 @@
 use super::authn;
 use super::index::{Index, Kind};
 use super::selector;
-use crate::findings::{Code, Finding, ResourceId};
+use crate::findings::{Code, Finding};
 use crate::model::policy::{AuthorizationPolicySpec, NamespacedTargetRef, ServerAuthorizationSpec, group_is};
 use crate::model::{Resource, Spec};
 use crate::settings::Settings;
@@ -20,8 +20,6 @@ pub struct Granted {
     pub route: HashMap<usize, Vec<Authorization>>,
     /// Authentication resources referenced by any AuthorizationPolicy.
     pub referenced_authns: BTreeSet<usize>,
-    /// Policy → the resources (authentications) it depends on, for proofs.
-    pub policy_refs: HashMap<usize, Vec<usize>>,
     /// Policies that target a route, for the route-attachment check.
     pub route_targets: Vec<(usize, usize)>,
 }
@@ -88,7 +86,7 @@ fn authorization_policy(
 ) {
     // References are looked up even when the target is broken, so that
     // every mistake in the policy is reported at once.
-    let authz = policy_authorization(ctx, p, spec, g, pi, findings);
+    let authz = policy_authorization(ctx, p, spec, g, findings);
     let Some(target) = target(ctx, p, spec, findings) else {
         return;
     };
@@ -236,7 +234,6 @@ fn policy_authorization(
     p: &Resource,
     spec: &AuthorizationPolicySpec,
     g: &mut Granted,
-    pi: usize,
     findings: &mut Vec<Finding>,
 ) -> Option<Authorization> {
     if let Err(why) = admission_check(&spec.required_authentication_refs) {
@@ -271,7 +268,6 @@ fn policy_authorization(
             continue;
         };
         g.referenced_authns.insert(ai);
-        g.policy_refs.entry(pi).or_default().push(ai);
         let a = &ctx.resources[ai];
         let converted = match &a.spec {
             Spec::MeshTlsAuthentication(m) => {
@@ -421,8 +417,4 @@ fn server_authorization_authz(
         }
     };
     Some(Authorization { meta: Meta::resource("ServerAuthorization", s.name()), networks, authentication })
-}
-
-pub fn policy_id(resources: &[Resource], i: usize) -> &ResourceId {
-    &resources[i].id
 }

@@ -82,9 +82,3 @@ fn derive_workloads(
         })
         .collect()
 }
-
-impl Resolved {
-    pub fn resource(&self, i: usize) -> &Resource {
-        &self.resources[i]
-    }
-}
