@@ -2,7 +2,7 @@
 //! (`k8s/api/src/labels.rs`): an illegal requirement matches nothing.
 
 use crate::model::meta::LabelSelector;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     selector.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
@@ -16,6 +16,40 @@ pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> b
                 _ => false,
             }
         })
+}
+
+/// Candidate lookup for many selectors against many label sets: a selector
+/// with `matchLabels` is filed under one of its pairs, so a label set only
+/// meets selectors that share a pair with it (or have no matchLabels).
+/// Candidates still go through [`matches`]; the index only skips misses.
+pub struct SelectorIndex<T> {
+    by_pair: HashMap<(String, String), Vec<(usize, T)>>,
+    unindexed: Vec<(usize, T)>,
+}
+
+impl<T: Copy> SelectorIndex<T> {
+    /// `items` in priority order; candidates come back in that order.
+    pub fn new<'a>(items: impl IntoIterator<Item = (T, Option<&'a LabelSelector>)>) -> Self {
+        let mut index = SelectorIndex { by_pair: HashMap::new(), unindexed: Vec::new() };
+        for (rank, (item, selector)) in items.into_iter().enumerate() {
+            match selector.and_then(|s| s.match_labels.iter().next()) {
+                Some((k, v)) => index.by_pair.entry((k.clone(), v.clone())).or_default().push((rank, item)),
+                None => index.unindexed.push((rank, item)),
+            }
+        }
+        index
+    }
+
+    pub fn candidates(&self, labels: &BTreeMap<String, String>) -> Vec<T> {
+        let mut found: Vec<(usize, T)> = self.unindexed.clone();
+        for (k, v) in labels {
+            if let Some(items) = self.by_pair.get(&(k.clone(), v.clone())) {
+                found.extend_from_slice(items);
+            }
+        }
+        found.sort_unstable_by_key(|(rank, _)| *rank);
+        found.into_iter().map(|(_, item)| item).collect()
+    }
 }
 
 /// Why a requirement can never match, for a finding; `None` when it is legal.

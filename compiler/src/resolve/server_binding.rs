@@ -4,7 +4,7 @@
 //! oldest (creationTimestamp, absent first) then the first by name wins.
 
 use super::index::{Index, Kind};
-use super::selector;
+use super::selector::{self, SelectorIndex};
 use super::workload::Workload;
 use crate::findings::{Code, Finding};
 use crate::model::meta::PortRef;
@@ -25,14 +25,23 @@ pub fn bind(resources: &[Resource], index: &Index, workloads: &[Workload], findi
     for &s in index.all(Kind::Server) {
         by_ns.entry(resources[s].namespace()).or_default().push(s);
     }
-    for list in by_ns.values_mut() {
-        list.sort_by_key(|&s| order_key(&resources[s]));
-    }
+    let by_ns: HashMap<&str, SelectorIndex<usize>> = by_ns
+        .into_iter()
+        .map(|(ns, mut list)| {
+            list.sort_by_key(|&s| order_key(&resources[s]));
+            let selectors = list.into_iter().map(|s| match &resources[s].spec {
+                Spec::Server(spec) => (s, spec.pod_selector.as_ref()),
+                _ => (s, None),
+            });
+            (ns, SelectorIndex::new(selectors))
+        })
+        .collect();
     let mut conflicts = BTreeSet::new();
     let mut named_hits: HashMap<usize, bool> = HashMap::new();
     for (wi, w) in workloads.iter().enumerate() {
         let mut claimed: BTreeMap<u16, usize> = BTreeMap::new();
-        for &s in by_ns.get(w.namespace.as_str()).map_or(&[][..], Vec::as_slice) {
+        let candidates = by_ns.get(w.namespace.as_str()).map(|i| i.candidates(&w.labels)).unwrap_or_default();
+        for s in candidates {
             let Spec::Server(spec) = &resources[s].spec else {
                 continue;
             };
