@@ -54,10 +54,7 @@ impl Authentication {
                 IdentityMatch::Suffix(sfx) => suffixes.push(sfx),
             }
         }
-        Authentication::TlsAuthenticated {
-            identities,
-            suffixes,
-        }
+        Authentication::TlsAuthenticated { identities, suffixes }
     }
 
     /// Whether a client with this TLS state satisfies the requirement.
@@ -71,10 +68,7 @@ impl Authentication {
             Authentication::Unauthenticated => Ok(()),
             Authentication::TlsUnauthenticated if tls.is_tls() => Ok(()),
             Authentication::TlsUnauthenticated => Err(AuthnMismatch::TlsRequired),
-            Authentication::TlsAuthenticated {
-                identities,
-                suffixes,
-            } => match tls {
+            Authentication::TlsAuthenticated { identities, suffixes } => match tls {
                 ClientTls::Plaintext => Err(AuthnMismatch::TlsRequired),
                 ClientTls::Unidentified => Err(AuthnMismatch::IdentityRequired),
                 ClientTls::Identified(id) => check_identity(id, identities, suffixes),
@@ -83,11 +77,7 @@ impl Authentication {
     }
 }
 
-fn check_identity(
-    id: &str,
-    identities: &[String],
-    suffixes: &[String],
-) -> Result<(), AuthnMismatch> {
+fn check_identity(id: &str, identities: &[String], suffixes: &[String]) -> Result<(), AuthnMismatch> {
     if identities.iter().any(|i| i == id) {
         return Ok(());
     }
@@ -107,9 +97,7 @@ fn check_identity(
 pub fn is_dns_identity(id: &str) -> bool {
     !id.is_empty()
         && !id.ends_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 impl Network {
@@ -122,8 +110,7 @@ impl Network {
 impl Authorization {
     /// Network AND authentication, as the proxy checks one authorization.
     pub fn permits(&self, client: &Client) -> bool {
-        self.networks.iter().any(|n| n.contains(client.addr))
-            && self.authentication.permits(&client.tls)
+        self.networks.iter().any(|n| n.contains(client.addr)) && self.authentication.permits(&client.tls)
     }
 }
 
@@ -156,32 +143,20 @@ fn network_mismatch(networks: &[Network], ip: IpAddr) -> Option<NetworkMismatch>
     if networks.iter().any(|n| n.contains(ip)) {
         return None;
     }
-    let excepted = networks
-        .iter()
-        .filter(|n| n.net.contains(&ip))
-        .find_map(|n| {
-            let except = n.except.iter().find(|e| e.contains(&ip))?;
-            Some(NetworkMismatch::Excepted {
-                net: n.net,
-                except: *except,
-            })
-        });
+    let excepted = networks.iter().filter(|n| n.net.contains(&ip)).find_map(|n| {
+        let except = n.except.iter().find(|e| e.contains(&ip))?;
+        Some(NetworkMismatch::Excepted { net: n.net, except: *except })
+    });
     Some(excepted.unwrap_or(NetworkMismatch::NotListed))
 }
 
 /// The `default:localhost` authorization the proxy appends to every server:
 /// unauthenticated from 127.0.0.1/32 and ::1/128.
 pub fn localhost_authorization() -> Authorization {
-    let host = |ip: IpAddr| Network {
-        net: IpNet::from(ip),
-        except: Vec::new(),
-    };
+    let host = |ip: IpAddr| Network { net: IpNet::from(ip), except: Vec::new() };
     Authorization {
         meta: Meta::default_named("localhost"),
-        networks: vec![
-            host(Ipv4Addr::LOCALHOST.into()),
-            host(Ipv6Addr::LOCALHOST.into()),
-        ],
+        networks: vec![host(Ipv4Addr::LOCALHOST.into()), host(Ipv6Addr::LOCALHOST.into())],
         authentication: Authentication::Unauthenticated,
     }
 }
@@ -218,14 +193,8 @@ fn candidates<'a>(
     route_authzs: &'a [Authorization],
     server_authzs: &'a [Authorization],
 ) -> impl Iterator<Item = (AuthzSource, &'a Authorization)> {
-    let route = route_authzs
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (AuthzSource::Route(i), a));
-    let server = server_authzs
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (AuthzSource::Server(i), a));
+    let route = route_authzs.iter().enumerate().map(|(i, a)| (AuthzSource::Route(i), a));
+    let server = server_authzs.iter().enumerate().map(|(i, a)| (AuthzSource::Server(i), a));
     let localhost = std::iter::once((AuthzSource::Localhost, &*LOCALHOST));
     route.chain(server).chain(localhost)
 }
@@ -240,10 +209,7 @@ pub fn authorize<'a>(
 ) -> Option<AuthzMatch<'a>> {
     candidates(route_authzs, server_authzs)
         .find(|(_, a)| a.permits(client))
-        .map(|(source, authorization)| AuthzMatch {
-            source,
-            authorization,
-        })
+        .map(|(source, authorization)| AuthzMatch { source, authorization })
 }
 
 /// One authorization the proxy tried, and what failed. Both checks are
@@ -294,9 +260,7 @@ mod tests {
 
     #[test]
     fn dns_identity_shape() {
-        assert!(is_dns_identity(
-            "web.emojivoto.serviceaccount.identity.linkerd.cluster.local"
-        ));
+        assert!(is_dns_identity("web.emojivoto.serviceaccount.identity.linkerd.cluster.local"));
         assert!(is_dns_identity("a_b-c.d"));
         assert!(!is_dns_identity("spiffe://td/ns/web"));
         assert!(!is_dns_identity("trailing.dot."));
@@ -307,19 +271,10 @@ mod tests {
     fn excepted_network_is_reported_with_its_pair() {
         let net: IpNet = "10.0.0.0/8".parse().unwrap();
         let except: IpNet = "10.1.0.0/16".parse().unwrap();
-        let networks = [Network {
-            net,
-            except: vec![except],
-        }];
+        let networks = [Network { net, except: vec![except] }];
         let ip = "10.1.2.3".parse().unwrap();
-        assert_eq!(
-            network_mismatch(&networks, ip),
-            Some(NetworkMismatch::Excepted { net, except })
-        );
+        assert_eq!(network_mismatch(&networks, ip), Some(NetworkMismatch::Excepted { net, except }));
         let outside = "192.168.0.1".parse().unwrap();
-        assert_eq!(
-            network_mismatch(&networks, outside),
-            Some(NetworkMismatch::NotListed)
-        );
+        assert_eq!(network_mismatch(&networks, outside), Some(NetworkMismatch::NotListed));
     }
 }

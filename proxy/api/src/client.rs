@@ -34,24 +34,15 @@ pub enum ClientTls {
 
 impl Client {
     pub fn plaintext(addr: IpAddr) -> Self {
-        Client {
-            addr,
-            tls: ClientTls::Plaintext,
-        }
+        Client { addr, tls: ClientTls::Plaintext }
     }
 
     pub fn unidentified(addr: IpAddr) -> Self {
-        Client {
-            addr,
-            tls: ClientTls::Unidentified,
-        }
+        Client { addr, tls: ClientTls::Unidentified }
     }
 
     pub fn identified(addr: IpAddr, identity: impl Into<String>) -> Self {
-        Client {
-            addr,
-            tls: ClientTls::Identified(identity.into()),
-        }
+        Client { addr, tls: ClientTls::Identified(identity.into()) }
     }
 }
 
@@ -99,13 +90,7 @@ impl HttpRequest {
             Some((path, query)) => (path, Some(query.to_string())),
             None => (target, None),
         };
-        HttpRequest {
-            method: method.to_string(),
-            path: path.to_string(),
-            query,
-            host: None,
-            headers: Vec::new(),
-        }
+        HttpRequest { method: method.to_string(), path: path.to_string(), query, host: None, headers: Vec::new() }
     }
 
     pub fn get(target: &str) -> Self {
@@ -136,10 +121,7 @@ impl HttpRequest {
 
     /// All values of the header `name`, compared case-insensitively.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 

@@ -22,9 +22,7 @@ pub struct ProxyConfig {
     pub inbound: Inbound,
 }
 
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadRef {
     /// Kubernetes kind of the owner: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod.
@@ -58,9 +56,7 @@ pub struct PortServer {
 }
 
 /// An inclusive port range; a single port has `start == end`.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortRange {
     pub start: u16,
@@ -90,9 +86,7 @@ pub struct InboundServer {
 }
 
 /// Identifies the resource (or built-in) a server, route or authorization came from.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Meta {
     /// `default` for built-ins, otherwise the lower-case resource kind
@@ -106,18 +100,10 @@ pub struct Meta {
 
 impl Meta {
     pub fn default_named(name: &str) -> Self {
-        Meta {
-            kind: "default".into(),
-            name: name.into(),
-            group: None,
-        }
+        Meta { kind: "default".into(), name: name.into(), group: None }
     }
     pub fn resource(kind: &str, name: &str) -> Self {
-        Meta {
-            kind: kind.to_ascii_lowercase(),
-            name: name.into(),
-            group: None,
-        }
+        Meta { kind: kind.to_ascii_lowercase(), name: name.into(), group: None }
     }
     /// Audit authorizations allow, and the proxy logs what they allowed.
     pub fn is_audit(&self) -> bool {
@@ -126,12 +112,7 @@ impl Meta {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase",
-    tag = "kind",
-    deny_unknown_fields
-)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind", deny_unknown_fields)]
 pub enum Protocol {
     /// Protocol detection; non-HTTP traffic (or a timeout) is handled as opaque TCP.
     Detect {
@@ -147,10 +128,7 @@ pub enum Protocol {
 impl Protocol {
     /// Whether requests on this server are routed and authorized per HTTP request.
     pub fn is_http(&self) -> bool {
-        matches!(
-            self,
-            Protocol::Detect { .. } | Protocol::Http1 | Protocol::Http2 | Protocol::Grpc
-        )
+        matches!(self, Protocol::Detect { .. } | Protocol::Http1 | Protocol::Http2 | Protocol::Grpc)
     }
 }
 
@@ -233,12 +211,7 @@ pub struct HttpMatch {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    rename_all = "camelCase",
-    tag = "type",
-    content = "value",
-    deny_unknown_fields
-)]
+#[serde(rename_all = "camelCase", tag = "type", content = "value", deny_unknown_fields)]
 pub enum PathMatch {
     Exact(String),
     /// Segment-aware prefix: `/foo` matches `/foo` and `/foo/bar`, not `/foobar`.
@@ -248,12 +221,7 @@ pub enum PathMatch {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    rename_all = "camelCase",
-    tag = "type",
-    content = "value",
-    deny_unknown_fields
-)]
+#[serde(rename_all = "camelCase", tag = "type", content = "value", deny_unknown_fields)]
 pub enum StringMatch {
     Exact(String),
     /// Must match the whole value.
@@ -276,12 +244,7 @@ pub struct QueryParamMatch {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    rename_all = "camelCase",
-    tag = "type",
-    content = "value",
-    deny_unknown_fields
-)]
+#[serde(rename_all = "camelCase", tag = "type", content = "value", deny_unknown_fields)]
 pub enum HostMatch {
     Exact(String),
     /// `*.example.com` is stored as the suffix `example.com`.

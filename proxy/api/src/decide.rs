@@ -54,7 +54,10 @@ pub enum HttpVerdict<'a> {
         authz: AuthzMatch<'a>,
     },
     /// A route matched but no authorization permits the client.
-    Unauthorized { route: usize, rule: usize },
+    Unauthorized {
+        route: usize,
+        rule: usize,
+    },
     /// No route matched the request.
     NoRoute,
 }
@@ -88,8 +91,9 @@ impl HttpVerdict<'_> {
     /// The selected route, if any.
     pub fn selection(&self) -> Option<RouteSelection> {
         match *self {
-            HttpVerdict::Allowed { route, rule, .. }
-            | HttpVerdict::Unauthorized { route, rule } => Some(RouteSelection { route, rule }),
+            HttpVerdict::Allowed { route, rule, .. } | HttpVerdict::Unauthorized { route, rule } => {
+                Some(RouteSelection { route, rule })
+            }
             HttpVerdict::NoRoute => None,
         }
     }
@@ -114,17 +118,12 @@ impl HttpVerdict<'_> {
 /// matches nothing (→ `NoRoute`): lowering must emit Linkerd's default routes
 /// explicitly. Opaque and TLS servers never route; use [`decide`] or
 /// [`decide_tcp`] for them.
-pub fn decide_http<'a>(
-    server: &'a InboundServer,
-    client: &Client,
-    req: &HttpRequest,
-) -> HttpVerdict<'a> {
+pub fn decide_http<'a>(server: &'a InboundServer, client: &Client, req: &HttpRequest) -> HttpVerdict<'a> {
     let routed = if server.protocol == Protocol::Grpc {
         select_grpc_route_for_http(&server.grpc_routes, req)
             .map(|s| (s, server.grpc_routes[s.route].authorizations.as_slice()))
     } else {
-        select_http_route(&server.http_routes, req)
-            .map(|s| (s, server.http_routes[s.route].authorizations.as_slice()))
+        select_http_route(&server.http_routes, req).map(|s| (s, server.http_routes[s.route].authorizations.as_slice()))
     };
     let Some((RouteSelection { route, rule }, route_authzs)) = routed else {
         return HttpVerdict::NoRoute;
@@ -138,11 +137,7 @@ pub fn decide_http<'a>(
 /// Decides one gRPC call: `POST /<service>/<method>` through
 /// [`decide_http`], so a gRPC server uses its gRPC routes and an HTTP-routed
 /// server (Detect, HTTP/1, HTTP/2) its HTTP routes, as on a cluster.
-pub fn decide_grpc<'a>(
-    server: &'a InboundServer,
-    client: &Client,
-    req: &GrpcRequest,
-) -> HttpVerdict<'a> {
+pub fn decide_grpc<'a>(server: &'a InboundServer, client: &Client, req: &GrpcRequest) -> HttpVerdict<'a> {
     decide_http(server, client, &req.to_http())
 }
 

@@ -15,17 +15,11 @@ pub mod route;
 pub mod schema;
 
 pub use authz::{
-    AuthnMismatch, AuthzAttempt, AuthzMatch, AuthzSource, IdentityMatch, NetworkMismatch,
-    authorize, explain_authorize, identity_match_from_str, is_dns_identity,
-    localhost_authorization,
+    AuthnMismatch, AuthzAttempt, AuthzMatch, AuthzSource, IdentityMatch, NetworkMismatch, authorize, explain_authorize,
+    identity_match_from_str, is_dns_identity, localhost_authorization,
 };
 pub use client::{Client, ClientTls, GrpcRequest, HttpRequest};
 pub use config::*;
-pub use decide::{
-    HttpVerdict, PortPolicy, TcpVerdict, Verdict, decide, decide_grpc, decide_http, decide_tcp,
-};
-pub use route::{
-    RouteSelection, select_grpc_route, select_grpc_route_for_http, select_http_route,
-    validate_regex,
-};
+pub use decide::{HttpVerdict, PortPolicy, TcpVerdict, Verdict, decide, decide_grpc, decide_http, decide_tcp};
+pub use route::{RouteSelection, select_grpc_route, select_grpc_route_for_http, select_http_route, validate_regex};
 pub use schema::proxy_config_schema;

@@ -43,12 +43,7 @@ struct HttpScore {
 }
 
 /// What an empty rule, or a match without a path, scores: Prefix "/".
-const HTTP_BASE: HttpScore = HttpScore {
-    path_len: 1,
-    headers: 0,
-    query_params: 0,
-    method: false,
-};
+const HTTP_BASE: HttpScore = HttpScore { path_len: 1, headers: 0, query_params: 0, method: false };
 
 /// Precedence of one gRPC match; field order is comparison order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,10 +74,7 @@ pub fn select_grpc_route(routes: &[GrpcRoute], req: &GrpcRequest) -> Option<Rout
 /// gRPC route selection for an arbitrary HTTP request, which is what a gRPC
 /// server's proxy does: a request that is not `POST /<service>/<method>`
 /// matches only rules without matches.
-pub fn select_grpc_route_for_http(
-    routes: &[GrpcRoute],
-    req: &HttpRequest,
-) -> Option<RouteSelection> {
+pub fn select_grpc_route_for_http(routes: &[GrpcRoute], req: &HttpRequest) -> Option<RouteSelection> {
     select(
         routes,
         |route| &route.hostnames,
@@ -106,10 +98,7 @@ fn select<R, S: Ord>(
     let candidates = routes.iter().enumerate().filter_map(|(route_idx, route)| {
         let host_score: Option<HostScore> = host::route_host_score(hostnames(route), host)?;
         let (rule_score, rule_idx) = best_rule(route)?;
-        let selection = RouteSelection {
-            route: route_idx,
-            rule: rule_idx,
-        };
+        let selection = RouteSelection { route: route_idx, rule: rule_idx };
         Some(((host_score, rule_score), selection))
     });
     first_best(candidates).map(|(_, selection)| selection)
@@ -124,11 +113,7 @@ fn best_rule<'m, M: 'm, S: Ord + Copy>(
     score: impl Fn(&M) -> Option<S>,
 ) -> Option<(S, usize)> {
     let scored = rules.enumerate().filter_map(|(idx, matches)| {
-        let best = if matches.is_empty() {
-            Some(implicit)
-        } else {
-            matches.iter().filter_map(&score).max()
-        };
+        let best = if matches.is_empty() { Some(implicit) } else { matches.iter().filter_map(&score).max() };
         Some((best?, idx))
     });
     first_best(scored)
@@ -142,28 +127,17 @@ fn first_best<S: Ord, T>(items: impl Iterator<Item = (S, T)>) -> Option<(S, T)> 
 
 /// All conditions of one match must hold (AND).
 fn http_match_score(m: &HttpMatch, req: &HttpRequest) -> Option<HttpScore> {
-    if m.method
-        .as_ref()
-        .is_some_and(|method| *method != req.method)
-    {
+    if m.method.as_ref().is_some_and(|method| *method != req.method) {
         return None;
     }
     let path_len = match &m.path {
         Some(p) => path::match_len(p, &req.path)?,
         None => HTTP_BASE.path_len,
     };
-    if !m
-        .headers
-        .iter()
-        .all(|h| fields::header_matches(h, &req.headers))
-    {
+    if !m.headers.iter().all(|h| fields::header_matches(h, &req.headers)) {
         return None;
     }
-    if !m
-        .query_params
-        .iter()
-        .all(|q| fields::query_param_matches(q, req))
-    {
+    if !m.query_params.iter().all(|q| fields::query_param_matches(q, req)) {
         return None;
     }
     Some(HttpScore {
@@ -181,18 +155,10 @@ fn grpc_match_score(m: &GrpcMatch, req: &HttpRequest) -> Option<GrpcScore> {
     let (service, method) = split_rpc_path(&req.path)?;
     let service_len = exact_len(m.service.as_deref(), service)?;
     let method_len = exact_len(m.method.as_deref(), method)?;
-    if !m
-        .headers
-        .iter()
-        .all(|h| fields::header_matches(h, &req.headers))
-    {
+    if !m.headers.iter().all(|h| fields::header_matches(h, &req.headers)) {
         return None;
     }
-    Some(GrpcScore {
-        service_len,
-        method_len,
-        headers: m.headers.len(),
-    })
+    Some(GrpcScore { service_len, method_len, headers: m.headers.len() })
 }
 
 /// `/<service>/<method>[/...]` → (service, method); anything after a third

@@ -12,10 +12,7 @@ use std::collections::HashMap;
 /// never matches (the proxy would reject the whole config; meshc reports it
 /// at lowering time).
 pub(crate) fn regex_matches_whole(pattern: &str, text: &str) -> bool {
-    with_regex(pattern, |re| {
-        re.and_then(|re| re.find(text))
-            .is_some_and(|m| m.start() == 0 && m.end() == text.len())
-    })
+    with_regex(pattern, |re| re.and_then(|re| re.find(text)).is_some_and(|m| m.start() == 0 && m.end() == text.len()))
 }
 
 /// Whether `pattern` compiles as the proxy compiles route regexes (Rust
@@ -49,18 +46,14 @@ fn with_regex<T>(pattern: &str, f: impl FnOnce(Option<&Regex>) -> T) -> T {
 /// A header matches if any value of the (case-insensitively named) header
 /// does.
 pub(crate) fn header_matches(m: &HeaderMatch, req_headers: &[(String, String)]) -> bool {
-    let values = req_headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(&m.name))
-        .map(|(_, v)| v.as_str());
+    let values = req_headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(&m.name)).map(|(_, v)| v.as_str());
     match &m.value {
         StringMatch::Exact(exact) => values.into_iter().any(|v| v == exact),
         // The proxy regex-matches only values that are visible ASCII (it
         // cannot view other header bytes as text).
-        StringMatch::Regex(re) => values
-            .into_iter()
-            .filter(|v| is_visible_ascii(v))
-            .any(|v| regex_matches_whole(re, v)),
+        StringMatch::Regex(re) => {
+            values.into_iter().filter(|v| is_visible_ascii(v)).any(|v| regex_matches_whole(re, v))
+        }
     }
 }
 
@@ -135,10 +128,7 @@ mod tests {
     fn query_decoding_follows_form_urlencoding() {
         let p = |a: &str, b: &str| (a.to_string(), b.to_string());
         assert_eq!(pairs("a=1&&b"), vec![p("a", "1"), p("b", "")]);
-        assert_eq!(
-            pairs("x=a+b%2Fc&y=%zz%4"),
-            vec![p("x", "a b/c"), p("y", "%zz%4")]
-        );
+        assert_eq!(pairs("x=a+b%2Fc&y=%zz%4"), vec![p("x", "a b/c"), p("y", "%zz%4")]);
         assert_eq!(pairs("k=v=w"), vec![p("k", "v=w")]);
     }
 

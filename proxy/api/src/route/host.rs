@@ -34,46 +34,31 @@ pub(crate) fn authority_host(authority: &str) -> &str {
 
 /// `Some(None)`: the route has no hostnames, so it applies to every host
 /// (and scores below any host match). `None`: the route does not apply.
-pub(crate) fn route_host_score(
-    hostnames: &[HostMatch],
-    host: Option<&str>,
-) -> Option<Option<HostScore>> {
+pub(crate) fn route_host_score(hostnames: &[HostMatch], host: Option<&str>) -> Option<Option<HostScore>> {
     if hostnames.is_empty() {
         return Some(None);
     }
     // A request without an authority cannot satisfy a hostname constraint.
     let host = host.filter(|h| !h.is_empty())?;
-    hostnames
-        .iter()
-        .filter_map(|m| score(m, host))
-        .max()
-        .map(Some)
+    hostnames.iter().filter_map(|m| score(m, host)).max().map(Some)
 }
 
 fn score(m: &HostMatch, host: &str) -> Option<HostScore> {
     match m {
         HostMatch::Exact(exact) => {
             let host = strip_root_dot_unless(exact, host);
-            exact
-                .eq_ignore_ascii_case(host)
-                .then_some(HostScore::Exact(exact.len()))
+            exact.eq_ignore_ascii_case(host).then_some(HostScore::Exact(exact.len()))
         }
         HostMatch::Suffix(suffix) => {
             // The proxy strips labels one by one, each followed by a dot,
             // which amounts to: the host ends with "." + suffix, and so has
             // at least one label in front of it. Score = that length.
-            let host = if suffix.is_empty() {
-                host
-            } else {
-                strip_root_dot_unless(suffix, host)
-            };
+            let host = if suffix.is_empty() { host } else { strip_root_dot_unless(suffix, host) };
             let tail_len = suffix.len() + 1;
             let start = host.len().checked_sub(tail_len)?;
             let tail = host.get(start..)?;
             let dotted = tail.strip_prefix('.')?;
-            dotted
-                .eq_ignore_ascii_case(suffix)
-                .then_some(HostScore::Suffix(tail_len))
+            dotted.eq_ignore_ascii_case(suffix).then_some(HostScore::Suffix(tail_len))
         }
     }
 }
@@ -81,11 +66,7 @@ fn score(m: &HostMatch, host: &str) -> Option<HostScore> {
 /// A fully qualified host (`example.com.`) matches a pattern written
 /// without the root dot, but not the other way round.
 fn strip_root_dot_unless<'h>(pattern: &str, host: &'h str) -> &'h str {
-    if pattern.ends_with('.') {
-        host
-    } else {
-        host.strip_suffix('.').unwrap_or(host)
-    }
+    if pattern.ends_with('.') { host } else { host.strip_suffix('.').unwrap_or(host) }
 }
 
 #[cfg(test)]

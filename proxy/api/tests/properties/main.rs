@@ -147,24 +147,13 @@ proptest! {
 }
 
 fn match_path(p: PathMatch) -> HttpMatch {
-    HttpMatch {
-        path: Some(p),
-        ..HttpMatch::default()
-    }
+    HttpMatch { path: Some(p), ..HttpMatch::default() }
 }
 
 fn rule(matches: Vec<HttpMatch>) -> HttpRule {
-    HttpRule {
-        matches,
-        filters: vec![],
-    }
+    HttpRule { matches, filters: vec![] }
 }
 
 fn route(rules: Vec<HttpRule>) -> HttpRoute {
-    HttpRoute {
-        meta: Meta::resource("HTTPRoute", "r"),
-        hostnames: vec![],
-        rules,
-        authorizations: vec![],
-    }
+    HttpRoute { meta: Meta::resource("HTTPRoute", "r"), hostnames: vec![], rules, authorizations: vec![] }
 }

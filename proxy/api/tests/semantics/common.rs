@@ -12,17 +12,11 @@ pub fn ip(s: &str) -> IpAddr {
 }
 
 pub fn net(cidr: &str) -> Network {
-    Network {
-        net: cidr.parse().unwrap(),
-        except: vec![],
-    }
+    Network { net: cidr.parse().unwrap(), except: vec![] }
 }
 
 pub fn net_except(cidr: &str, except: &[&str]) -> Network {
-    Network {
-        net: cidr.parse().unwrap(),
-        except: except.iter().map(|e| e.parse().unwrap()).collect(),
-    }
+    Network { net: cidr.parse().unwrap(), except: except.iter().map(|e| e.parse().unwrap()).collect() }
 }
 
 /// 0.0.0.0/0 and ::/0: an AuthorizationPolicy without NetworkAuthentication.
@@ -31,11 +25,7 @@ pub fn everywhere() -> Vec<Network> {
 }
 
 pub fn authz(name: &str, networks: Vec<Network>, authentication: Authentication) -> Authorization {
-    Authorization {
-        meta: Meta::resource("AuthorizationPolicy", name),
-        networks,
-        authentication,
-    }
+    Authorization { meta: Meta::resource("AuthorizationPolicy", name), networks, authentication }
 }
 
 /// Any client from any network.
@@ -46,11 +36,7 @@ pub fn allow_all(name: &str) -> Authorization {
 /// MeshTLSAuthentication with these `identities` strings, from anywhere.
 pub fn mesh_tls(name: &str, identities: &[&str]) -> Authorization {
     let parsed = identities.iter().map(|s| identity_match_from_str(s));
-    authz(
-        name,
-        everywhere(),
-        Authentication::tls_authenticated(parsed),
-    )
+    authz(name, everywhere(), Authentication::tls_authenticated(parsed))
 }
 
 pub fn audit() -> Authorization {
@@ -70,54 +56,31 @@ pub fn unmeshed(addr: &str) -> Client {
 }
 
 pub fn prefix(p: &str) -> HttpMatch {
-    HttpMatch {
-        path: Some(PathMatch::Prefix(p.into())),
-        ..HttpMatch::default()
-    }
+    HttpMatch { path: Some(PathMatch::Prefix(p.into())), ..HttpMatch::default() }
 }
 
 pub fn exact(p: &str) -> HttpMatch {
-    HttpMatch {
-        path: Some(PathMatch::Exact(p.into())),
-        ..HttpMatch::default()
-    }
+    HttpMatch { path: Some(PathMatch::Exact(p.into())), ..HttpMatch::default() }
 }
 
 pub fn regex(p: &str) -> HttpMatch {
-    HttpMatch {
-        path: Some(PathMatch::Regex(p.into())),
-        ..HttpMatch::default()
-    }
+    HttpMatch { path: Some(PathMatch::Regex(p.into())), ..HttpMatch::default() }
 }
 
 pub fn header(name: &str, value: &str) -> HeaderMatch {
-    HeaderMatch {
-        name: name.into(),
-        value: StringMatch::Exact(value.into()),
-    }
+    HeaderMatch { name: name.into(), value: StringMatch::Exact(value.into()) }
 }
 
 pub fn query(name: &str, value: StringMatch) -> QueryParamMatch {
-    QueryParamMatch {
-        name: name.into(),
-        value,
-    }
+    QueryParamMatch { name: name.into(), value }
 }
 
 pub fn rule(matches: Vec<HttpMatch>) -> HttpRule {
-    HttpRule {
-        matches,
-        filters: vec![],
-    }
+    HttpRule { matches, filters: vec![] }
 }
 
 pub fn route(name: &str, rules: Vec<HttpRule>) -> HttpRoute {
-    HttpRoute {
-        meta: Meta::resource("HTTPRoute", name),
-        hostnames: vec![],
-        rules,
-        authorizations: vec![],
-    }
+    HttpRoute { meta: Meta::resource("HTTPRoute", name), hostnames: vec![], rules, authorizations: vec![] }
 }
 
 /// A route with one rule holding `matches`.
@@ -135,26 +98,12 @@ pub fn with_authz(mut r: HttpRoute, authzs: Vec<Authorization>) -> HttpRoute {
     r
 }
 
-pub fn server(
-    protocol: Protocol,
-    authorizations: Vec<Authorization>,
-    http_routes: Vec<HttpRoute>,
-) -> InboundServer {
-    InboundServer {
-        meta: Meta::resource("Server", "web"),
-        protocol,
-        authorizations,
-        http_routes,
-        grpc_routes: vec![],
-    }
+pub fn server(protocol: Protocol, authorizations: Vec<Authorization>, http_routes: Vec<HttpRoute>) -> InboundServer {
+    InboundServer { meta: Meta::resource("Server", "web"), protocol, authorizations, http_routes, grpc_routes: vec![] }
 }
 
 pub fn grpc_match(service: Option<&str>, method: Option<&str>) -> GrpcMatch {
-    GrpcMatch {
-        service: service.map(Into::into),
-        method: method.map(Into::into),
-        headers: vec![],
-    }
+    GrpcMatch { service: service.map(Into::into), method: method.map(Into::into), headers: vec![] }
 }
 
 pub fn grpc_route(name: &str, matches: Vec<GrpcMatch>) -> GrpcRoute {

@@ -17,28 +17,15 @@ fn a_rule_without_matches_matches_any_call() {
 #[test]
 fn an_empty_match_accepts_any_service_and_method() {
     let routes = [grpc_route("any", vec![grpc_match(None, None)])];
-    assert_eq!(
-        select_grpc_route(&routes, &call("emojivoto.v1.VotingService", "VoteDoughnut")),
-        sel(0, 0)
-    );
+    assert_eq!(select_grpc_route(&routes, &call("emojivoto.v1.VotingService", "VoteDoughnut")), sel(0, 0));
 }
 
 #[test]
 fn service_and_method_are_exact() {
-    let routes = [grpc_route(
-        "vote",
-        vec![grpc_match(
-            Some("emojivoto.v1.VotingService"),
-            Some("VoteDoughnut"),
-        )],
-    )];
-    assert!(
-        select_grpc_route(&routes, &call("emojivoto.v1.VotingService", "VoteDoughnut")).is_some()
-    );
+    let routes = [grpc_route("vote", vec![grpc_match(Some("emojivoto.v1.VotingService"), Some("VoteDoughnut"))])];
+    assert!(select_grpc_route(&routes, &call("emojivoto.v1.VotingService", "VoteDoughnut")).is_some());
     assert!(select_grpc_route(&routes, &call("emojivoto.v1.VotingService", "VotePoop")).is_none());
-    assert!(
-        select_grpc_route(&routes, &call("emojivoto.v1.votingservice", "VoteDoughnut")).is_none()
-    );
+    assert!(select_grpc_route(&routes, &call("emojivoto.v1.votingservice", "VoteDoughnut")).is_none());
 }
 
 #[test]
@@ -75,16 +62,10 @@ fn method_precedence() {
 #[test]
 fn service_length_is_compared_before_method_length() {
     let routes = [
-        grpc_route(
-            "method-only",
-            vec![grpc_match(None, Some("a-very-long-method"))],
-        ),
+        grpc_route("method-only", vec![grpc_match(None, Some("a-very-long-method"))]),
         grpc_route("service-only", vec![grpc_match(Some("s"), None)]),
     ];
-    assert_eq!(
-        select_grpc_route(&routes, &call("s", "a-very-long-method")),
-        sel(1, 0)
-    );
+    assert_eq!(select_grpc_route(&routes, &call("s", "a-very-long-method")), sel(1, 0));
 }
 
 #[test]
@@ -93,18 +74,10 @@ fn header_count_precedence() {
         headers: (0..n).map(|i| header(&format!("x-{i}"), "v")).collect(),
         ..GrpcMatch::default()
     };
-    let routes = [
-        grpc_route("two", vec![with_headers(2)]),
-        grpc_route("three", vec![with_headers(3)]),
-    ];
-    let req = call("s", "m")
-        .with_header("x-0", "v")
-        .with_header("x-1", "v")
-        .with_header("x-2", "v");
+    let routes = [grpc_route("two", vec![with_headers(2)]), grpc_route("three", vec![with_headers(3)])];
+    let req = call("s", "m").with_header("x-0", "v").with_header("x-1", "v").with_header("x-2", "v");
     assert_eq!(select_grpc_route(&routes, &req), sel(1, 0));
-    let missing_one = call("s", "m")
-        .with_header("x-0", "v")
-        .with_header("x-1", "v");
+    let missing_one = call("s", "m").with_header("x-0", "v").with_header("x-1", "v");
     assert_eq!(select_grpc_route(&routes, &missing_one), sel(0, 0));
 }
 
@@ -118,10 +91,7 @@ fn first_identical_wins() {
 fn calls_carry_the_grpc_content_type() {
     let routes = [grpc_route(
         "grpc-only",
-        vec![GrpcMatch {
-            headers: vec![header("content-type", "application/grpc")],
-            ..GrpcMatch::default()
-        }],
+        vec![GrpcMatch { headers: vec![header("content-type", "application/grpc")], ..GrpcMatch::default() }],
     )];
     assert!(select_grpc_route(&routes, &call("s", "m")).is_some());
     let http = call("s", "m").to_http();

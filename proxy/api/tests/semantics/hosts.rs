@@ -5,26 +5,15 @@ use mesh_proxy_api::*;
 
 #[test]
 fn routes_with_hostnames_need_a_matching_host() {
-    let routes = [with_hosts(
-        route_with("r", vec![prefix("/")]),
-        &["web.example.com", "*.svc.local"],
-    )];
+    let routes = [with_hosts(route_with("r", vec![prefix("/")]), &["web.example.com", "*.svc.local"])];
     let at = |host: &str| select_http_route(&routes, &HttpRequest::get("/").with_host(host));
     assert_eq!(at("web.example.com"), sel(0, 0));
-    assert_eq!(
-        at("WEB.Example.com:8080"),
-        sel(0, 0),
-        "case and port are ignored"
-    );
+    assert_eq!(at("WEB.Example.com:8080"), sel(0, 0), "case and port are ignored");
     assert_eq!(at("a.svc.local"), sel(0, 0));
     assert_eq!(at("a.b.svc.local"), sel(0, 0));
     assert_eq!(at("svc.local"), None, "a wildcard needs a label in front");
     assert_eq!(at("api.example.com"), None);
-    assert_eq!(
-        select_http_route(&routes, &HttpRequest::get("/")),
-        None,
-        "no host at all"
-    );
+    assert_eq!(select_http_route(&routes, &HttpRequest::get("/")), None, "no host at all");
 }
 
 #[test]
@@ -33,10 +22,7 @@ fn hostname_precedence_exact_beats_wildcard() {
     // explicit host wins even when listed second.
     let routes = [
         with_hosts(route_with("wild", vec![exact("/foo")]), &["*.example.com"]),
-        with_hosts(
-            route_with("exact", vec![exact("/foo")]),
-            &["foo.example.com"],
-        ),
+        with_hosts(route_with("exact", vec![exact("/foo")]), &["foo.example.com"]),
     ];
     let req = HttpRequest::get("/foo").with_host("foo.example.com");
     assert_eq!(select_http_route(&routes, &req), sel(1, 0));
@@ -65,12 +51,6 @@ fn any_host_match_beats_a_more_specific_route_without_hostnames() {
 
 #[test]
 fn host_from_gateway_hostname() {
-    assert_eq!(
-        HostMatch::from_hostname("*.example.com"),
-        HostMatch::Suffix("example.com".into())
-    );
-    assert_eq!(
-        HostMatch::from_hostname("example.com"),
-        HostMatch::Exact("example.com".into())
-    );
+    assert_eq!(HostMatch::from_hostname("*.example.com"), HostMatch::Suffix("example.com".into()));
+    assert_eq!(HostMatch::from_hostname("example.com"), HostMatch::Exact("example.com".into()));
 }
