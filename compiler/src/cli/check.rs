@@ -135,9 +135,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
         FailOn::Warning => Severity::Warning,
         FailOn::Info => Severity::Info,
     };
-    if outcome.findings.iter().any(|f| f.severity >= threshold) {
-        ExitCode::from(EXIT_FINDINGS)
-    } else {
-        ExitCode::SUCCESS
-    }
+    let failed = outcome.findings.iter().any(|f| f.severity >= threshold);
+    // Freeing a large repository's trees takes a noticeable share of the run
+    // (0.5 s or more at 100k objects); the process is about to exit anyway.
+    std::mem::forget(outcome);
+    if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
 }

@@ -139,13 +139,22 @@ pub fn decode_all(
     default_namespace: &str,
     findings: &mut Vec<Finding>,
 ) -> (Vec<Resource>, usize) {
-    let mut out = Vec::with_capacity(raws.len());
-    let mut total = 0;
-    for raw in raws {
-        total += 1;
-        if let Some(r) = decode_one(raw, default_namespace, findings) {
-            out.push(r);
-        }
+    use rayon::prelude::*;
+    let total = raws.len();
+    // Objects decode independently; collecting keeps input order, so
+    // findings and duplicate resolution stay deterministic.
+    let decoded: Vec<(Option<Resource>, Vec<Finding>)> = raws
+        .into_par_iter()
+        .with_min_len(256)
+        .map(|raw| {
+            let mut local = Vec::new();
+            (decode_one(raw, default_namespace, &mut local), local)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(total);
+    for (resource, local) in decoded {
+        findings.extend(local);
+        out.extend(resource);
     }
     (out, total)
 }

@@ -11,6 +11,7 @@ use crate::model::policy::{AuthorizationPolicySpec, NamespacedTargetRef, ServerA
 use crate::model::{Resource, Spec};
 use crate::settings::Settings;
 use mesh_proxy_api::{Authentication, Authorization, Meta};
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
 /// Where each valid policy's authorization goes.
@@ -28,6 +29,8 @@ pub struct Ctx<'a> {
     pub resources: &'a [Resource],
     pub index: &'a Index,
     pub settings: &'a Settings,
+    /// "Did you mean" hints by (kind, namespace, name).
+    pub hints: RefCell<HashMap<(Kind, String, String), String>>,
 }
 
 pub fn grant(ctx: &Ctx, findings: &mut Vec<Finding>) -> Granted {
@@ -198,34 +201,51 @@ fn spec_target(p: &Resource) -> &crate::model::policy::LocalTargetRef {
     }
 }
 
-/// A hint naming existing resources of `kind` in `ns` with a similar name.
+/// A hint naming the existing resource of `kind` in `ns` whose name is
+/// closest to `name`. Cached: a broken file can leave thousands of
+/// references to the same missing name.
 fn similar(ctx: &Ctx, kind: Kind, ns: &str, name: &str) -> String {
-    let mut best: Vec<(usize, &str)> = ctx
-        .index
-        .in_namespace(kind, ns)
-        .iter()
-        .map(|&i| ctx.resources[i].name())
-        .map(|n| (edit_distance(n, name), n))
-        .filter(|(d, n)| *d <= 3.max(name.len() / 3) || n.contains(name) || name.contains(n))
-        .collect();
-    best.sort();
-    match best.first() {
+    let key = (kind, ns.to_owned(), name.to_owned());
+    if let Some(hint) = ctx.hints.borrow().get(&key) {
+        return hint.clone();
+    }
+    let limit = 3.max(name.len() / 3);
+    let mut best: Option<(usize, &str)> = None;
+    for &i in ctx.index.in_namespace(kind, ns) {
+        let candidate = ctx.resources[i].name();
+        let contains = candidate.contains(name) || name.contains(candidate);
+        let Some(d) = bounded_edit_distance(candidate, name, limit).or(contains.then_some(limit + 1)) else { continue };
+        if best.is_none_or(|b| (d, candidate) < b) {
+            best = Some((d, candidate));
+        }
+    }
+    let hint = match best {
         Some((_, n)) => format!("did you mean `{n}`?"),
         None => format!("no resource of that kind exists in namespace {ns}"),
-    }
+    };
+    ctx.hints.borrow_mut().insert(key, hint.clone());
+    hint
 }
 
-pub fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance if it is at most `limit`; stops as soon as it cannot be.
+pub fn bounded_edit_distance(a: &str, b: &str, limit: usize) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > limit {
+        return None;
+    }
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(i + 1);
         for (j, cb) in b.iter().enumerate() {
             cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
         }
+        if cur.iter().min().is_some_and(|m| *m > limit) {
+            return None;
+        }
         prev = cur;
     }
-    prev[b.len()]
+    Some(prev[b.len()]).filter(|d| *d <= limit)
 }
 
 /// The one authorization a policy grants, or `None` when it is inert.

@@ -65,18 +65,23 @@ impl Index {
     }
 }
 
-/// Drops every definition a later one replaces (reporting it), and indexes the rest.
-pub fn build(resources: Vec<Resource>, sources: &[String], findings: &mut Vec<Finding>) -> (Vec<Resource>, Index) {
-    // Keyed by group and kind as written: a Deployment and a StatefulSet may share a name.
-    let key = |r: &Resource| (r.group.clone(), r.id.kind.clone(), r.namespace().to_owned(), r.name().to_owned());
-    let mut last = HashMap::with_capacity(resources.len());
+/// Group and kind as written, namespace, name: a Deployment and a StatefulSet may share a name.
+fn key(r: &Resource) -> (&str, &str, &str, &str) {
+    (r.group.as_str(), r.id.kind.as_str(), r.namespace(), r.name())
+}
+
+/// Which definitions the cluster keeps (the last of each group, kind,
+/// namespace and name); each replaced one is reported.
+fn winners(resources: &[Resource], sources: &[String], findings: &mut Vec<Finding>) -> Vec<bool> {
+    let mut last: HashMap<_, usize> = HashMap::with_capacity(resources.len());
     for (i, r) in resources.iter().enumerate() {
         last.insert(key(r), i);
     }
-    let mut kept = Vec::with_capacity(last.len());
+    let mut win = vec![false; resources.len()];
     for (i, r) in resources.iter().enumerate() {
         let winner = last[&key(r)];
         if winner == i {
+            win[i] = true;
             continue;
         }
         let w = &resources[winner];
@@ -88,11 +93,13 @@ pub fn build(resources: Vec<Resource>, sources: &[String], findings: &mut Vec<Fi
         let f = Finding::new(Code::DuplicateResource, r.span(), msg).resource(r.id.clone());
         findings.push(f.hint("keep one definition"));
     }
-    for (i, r) in resources.into_iter().enumerate() {
-        if last[&key(&r)] == i {
-            kept.push(r);
-        }
-    }
+    win
+}
+
+/// Drops every definition a later one replaces (reporting it), and indexes the rest.
+pub fn build(resources: Vec<Resource>, sources: &[String], findings: &mut Vec<Finding>) -> (Vec<Resource>, Index) {
+    let winners = winners(&resources, sources, findings);
+    let kept: Vec<Resource> = resources.into_iter().zip(winners).filter_map(|(r, win)| win.then_some(r)).collect();
     let mut index = Index::default();
     for (i, r) in kept.iter().enumerate() {
         let kind = kind_of(r);

@@ -43,7 +43,7 @@ pub fn resolve(
     let bindings = server_binding::bind(&resources, &index, &workloads, findings);
     let routes = routes::attach(&resources, &index, findings);
     let granted = {
-        let ctx = authz::Ctx { resources: &resources, index: &index, settings: &settings };
+        let ctx = authz::Ctx { resources: &resources, index: &index, settings: &settings, hints: Default::default() };
         authz::grant(&ctx, findings)
     };
     Resolved { settings, resources, index, workloads, bindings, routes, granted }

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# End-to-end scale benchmark of the release `meshc check` binary.
+#
+# Generates the synthetic repository of compiler/benches/check_scale.rs
+# (default 10,000 workloads, ~100,000 objects) into a temporary directory,
+# then times with hyperfine, as processes:
+#   parse-only   discover + read + parse_documents of every file, one thread
+#   check        target/release/meshc check DIR --format json
+# and prints check/parse-only. Budget: check < 5 s, ratio <= 2.
+#
+# For the in-process figures with a per-stage breakdown, run instead:
+#   cargo bench -p meshc --bench check_scale
+#
+# Environment: MESHC_BENCH_WORKLOADS (10000), MESHC_BENCH_NAMESPACES
+# (workloads / 100), MESHC_BENCH_RUNS (5), MESHC_BENCH_DIR (generate there and
+# keep it), CARGO_TARGET_DIR (target). Needs hyperfine; installs the Debian
+# package when it is missing and apt-get is usable, else falls back to a loop.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+runs="${MESHC_BENCH_RUNS:-5}"
+target="${CARGO_TARGET_DIR:-$root/target}"
+
+echo "== building (release)" >&2
+cargo build --release -p meshc --bin meshc >&2
+bench_bin="$(cargo bench -p meshc --bench check_scale --no-run 2>&1 \
+    | tee /dev/stderr \
+    | sed -n 's/^ *Executable benches\/check_scale\.rs (\(.*\))$/\1/p' | tail -n 1)"
+[ -n "$bench_bin" ] || { echo "cannot find the check_scale bench executable" >&2; exit 2; }
+case "$bench_bin" in /*) ;; *) bench_bin="$root/$bench_bin" ;; esac
+meshc="$target/release/meshc"
+
+if [ -n "${MESHC_BENCH_DIR:-}" ]; then
+    dir="$MESHC_BENCH_DIR"
+    rm -rf "$dir"
+else
+    dir="$(mktemp -d -t meshc-bench-XXXXXX)"
+    trap 'rm -rf "$dir"' EXIT
+fi
+
+echo "== generating into $dir" >&2
+"$bench_bin" --generate "$dir"
+
+if ! command -v hyperfine >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing hyperfine (apt-get)" >&2
+    { apt-get update -qq && apt-get install -y -qq hyperfine; } >&2 || true
+fi
+
+parse_cmd="MESHC_BENCH_RUNS=1 $bench_bin --parse-only $dir"
+check_cmd="$meshc check $dir --format json"
+echo "== timing ($runs runs each)" >&2
+# On a shared host the 2 cores are often not 2 cores' worth of CPU: say how many we got.
+cores_before="$("$bench_bin" --cores)"
+if command -v hyperfine >/dev/null 2>&1; then
+    json="$(mktemp -t meshc-bench-XXXXXX.json)"
+    # meshc exits 1 on the generator's deliberate error findings: -i keeps timing.
+    hyperfine --warmup 1 --runs "$runs" -i --export-json "$json" \
+        --command-name parse-only "$parse_cmd" \
+        --command-name check "$check_cmd" >&2
+    medians="$(grep -o '"median": *[0-9.e+-]*' "$json" | sed 's/.*: *//')"
+    rm -f "$json"
+    parse_s="$(echo "$medians" | sed -n 1p)"
+    check_s="$(echo "$medians" | sed -n 2p)"
+else
+    echo "hyperfine not available: timing with a shell loop" >&2
+    median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+    now() { date +%s.%N; }
+    pt=""; ct=""
+    for _ in $(seq "$runs"); do
+        t0="$(now)"; sh -c "$parse_cmd" >/dev/null; t1="$(now)"
+        sh -c "$check_cmd" >/dev/null || true; t2="$(now)"
+        pt="$pt $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+        ct="$ct $(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')"
+    done
+    parse_s="$(echo $pt | tr ' ' '\n' | median)"
+    check_s="$(echo $ct | tr ' ' '\n' | median)"
+fi
+
+cores_after="$("$bench_bin" --cores)"
+summary="$("$meshc" check "$dir" --format json 2>/dev/null || true)"
+findings="$(printf '%s' "$summary" | grep -o '"code": *"[a-z-]*"' | sort | uniq -c | sort -rn || true)"
+echo
+echo "findings by code (meshc check --format json):"
+echo "${findings:-  none}"
+echo
+echo "before timing: $cores_before"
+echo "after timing:  $cores_after"
+awk -v p="$parse_s" -v c="$check_s" 'BEGIN {
+    r = c / p
+    printf "\nparse-only (1 thread, process): median %.3f s\n", p
+    printf "meshc check (process):          median %.3f s  (budget < 5 s: %s)\n", c, (c < 5 ? "ok" : "OVER")
+    printf "ratio check/parse-only:         %.2f          (budget <= 2: %s)\n", r, (r <= 2 ? "ok" : "OVER")
+    printf "RESULT parse_only_s=%.4f check_s=%.4f ratio=%.3f\n", p, c, r
+}'
