@@ -32,6 +32,7 @@ pub fn lower_workload(r: &Resolved, wi: usize) -> Option<ProxyConfig> {
             ports.extend(range.start..=range.end);
         }
     }
+    let default = default_server(r, w, None);
     let entries = ports
         .into_iter()
         .map(|port| {
@@ -41,7 +42,7 @@ pub fn lower_workload(r: &Resolved, wi: usize) -> Option<ProxyConfig> {
             };
             PortServer { port, server }
         })
-        .filter(|e| e.server != default_server(r, w, None))
+        .filter(|e| e.server != default)
         .collect();
     Some(ProxyConfig {
         api_version: API_VERSION.to_owned(),
@@ -49,7 +50,7 @@ pub fn lower_workload(r: &Resolved, wi: usize) -> Option<ProxyConfig> {
         identity: w.identity.clone(),
         inbound: Inbound {
             ports: entries,
-            default_server: default_server(r, w, None),
+            default_server: default,
             skip_ports: w.skip_inbound_ports.clone(),
             skip_subnets: w.skip_subnets.clone(),
         },

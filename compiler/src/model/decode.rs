@@ -55,7 +55,7 @@ pub fn decode<S: DeserializeOwned>(raw: &RawObject, strict: bool, findings: &mut
     };
     for path in unknown.into_iter().filter(|p| !is_open_map(p)) {
         let (span, name) = key_span(raw, &path);
-        let msg = format!("unknown field `{}` in {} {}", name, raw.kind, display_path(&path));
+        let msg = format!("{} has no field `{}` (unknown field `{name}`)", raw.kind, display_path(&path));
         findings.push(
             Finding::new(Code::SchemaViolation, span, msg).hint(
                 "the API server drops unknown fields (or kubectl rejects them): check the spelling against the CRD",

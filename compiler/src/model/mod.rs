@@ -147,8 +147,13 @@ pub fn decode_all(
         .into_par_iter()
         .with_min_len(256)
         .map(|raw| {
+            let id = raw_id(&raw, default_namespace);
             let mut local = Vec::new();
-            (decode_one(raw, default_namespace, &mut local), local)
+            let resource = decode_one(raw, default_namespace, &mut local);
+            for f in local.iter_mut().filter(|f| f.resource.is_none()) {
+                f.resource.clone_from(&id);
+            }
+            (resource, local)
         })
         .collect();
     let mut out = Vec::with_capacity(total);
@@ -157,6 +162,16 @@ pub fn decode_all(
         out.extend(resource);
     }
     (out, total)
+}
+
+/// The object's identity as written, for findings raised before (or
+/// instead of) a successful decode.
+fn raw_id(raw: &RawObject, default_namespace: &str) -> Option<ResourceId> {
+    let meta = raw.node.get("metadata")?;
+    let name = meta.get("name")?.as_str()?.to_owned();
+    let namespace = (raw.kind != "Namespace")
+        .then(|| meta.get("namespace").and_then(Node::as_str).unwrap_or(default_namespace).to_owned());
+    Some(ResourceId { api_version: raw.api_version.clone(), kind: raw.kind.clone(), namespace, name })
 }
 
 fn decode_one(raw: RawObject, default_namespace: &str, findings: &mut Vec<Finding>) -> Option<Resource> {

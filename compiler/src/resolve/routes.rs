@@ -277,12 +277,9 @@ fn is_header_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// The proxy refuses a server whose route has a regex that does not compile.
 fn valid_regex(re: &str) -> Result<String, String> {
-    regex_syntax_ok(re).map(|()| re.to_owned()).map_err(|e| format!("regular expression `{re}` is invalid: {e}"))
-}
-
-fn regex_syntax_ok(re: &str) -> Result<(), String> {
-    mesh_proxy_api::validate_regex(re)
+    api::validate_regex(re).map(|()| re.to_owned()).map_err(|e| format!("regular expression `{re}` is invalid: {e}"))
 }
 
 /// Linkerd converts header modifiers and redirects, drops response header
