@@ -118,6 +118,10 @@ fn usage_and_input_errors_exit_two() {
     assert_eq!(meshc(&["check", ".", "--ignore", "no-such-code"], None).status.code(), Some(2));
     assert_eq!(meshc(&["check", ".", "--format", "xml"], None).status.code(), Some(2));
     assert_eq!(meshc(&["frobnicate"], None).status.code(), Some(2));
+    let empty = tempfile::tempdir().unwrap();
+    let out = meshc(&["check", &empty.path().display().to_string()], None);
+    assert_eq!(out.status.code(), Some(2), "a path with no manifests is a usage error, not a clean pass");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no manifests"));
 }
 
 #[test]

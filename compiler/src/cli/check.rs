@@ -117,6 +117,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(&e.to_string()),
     };
+    if outcome.sources.is_empty() {
+        return fail(&format!("{}: no manifests (.yaml, .yml, .json) found", args.path));
+    }
     let summary = Summary::new(&outcome.findings, outcome.objects, outcome.workloads());
     let text = match args.format {
         Format::Json => report::json::render(&outcome.findings, &outcome.sources, summary),

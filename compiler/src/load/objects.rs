@@ -45,6 +45,12 @@ pub fn objects_of(source: u32, name: &str, text: &str) -> (Vec<RawObject>, Vec<F
     if let Some(why) = renderer_input(name) {
         return (Vec::new(), vec![Finding::new(Code::SkippedFile, file_span, format!("{name} is {why}"))]);
     }
+    if looks_like_helm_template(text) {
+        let msg = format!(
+            "{name} is a Helm template (it uses .Values, .Release, .Chart, include or template); render it first, e.g. `helm template . | meshc check -`"
+        );
+        return (Vec::new(), vec![Finding::new(Code::SkippedFile, file_span, msg)]);
+    }
     let (docs, failure) = match yaml::parse_documents(text) {
         Ok(docs) => (docs, None),
         Err(failure) => salvage(text, failure),
@@ -75,6 +81,14 @@ pub fn objects_of(source: u32, name: &str, text: &str) -> (Vec<RawObject>, Vec<F
         collect(source, doc, &mut objects, &mut findings);
     }
     (objects, findings)
+}
+
+/// Helm's own template vocabulary; a bare `{{ $value }}` is left alone, since
+/// rendered manifests carry those (Prometheus rules, Grafana dashboards).
+fn looks_like_helm_template(text: &str) -> bool {
+    const MARKERS: &[&str] =
+        &[".Values.", ".Release.", ".Chart.", "{{ include ", "{{- include ", "{{ template ", "{{- template "];
+    text.contains("{{") && MARKERS.iter().any(|m| text.contains(m))
 }
 
 fn looks_like_object(node: &Node) -> bool {
@@ -216,6 +230,17 @@ mod tests {
         assert_eq!(f[0].code, Code::SkippedFile);
         let (_, f) = objects_of(0, "kustomization.yaml", "resources: [a.yaml]\n");
         assert!(f[0].message.contains("kustomize build"));
+    }
+
+    #[test]
+    fn parseable_helm_templates_are_skipped_but_prometheus_templates_are_not() {
+        let (objs, f) =
+            objects_of(0, "svc.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Values.name }}\n");
+        assert!(objs.is_empty());
+        assert_eq!(f[0].code, Code::SkippedFile);
+        let rule = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rules}\ndata: {summary: '{{ $labels.instance }} is down'}\n";
+        let (objs, f) = objects_of(0, "rules.yaml", rule);
+        assert_eq!((objs.len(), f.len()), (1, 0));
     }
 
     #[test]
