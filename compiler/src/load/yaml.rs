@@ -112,10 +112,9 @@ impl Builder {
                 self.anchors.clear();
                 self.doc_start = self.docs.len();
             }
-            Event::DocumentEnd => {
-                if self.docs.len() == self.doc_start {
-                    self.docs.push(Node { line: at.0, column: at.1, offset: at.2, value: Value::Null });
-                }
+            // A document without a node (`---` alone) is an empty document.
+            Event::DocumentEnd if self.docs.len() == self.doc_start => {
+                self.docs.push(Node { line: at.0, column: at.1, offset: at.2, value: Value::Null });
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.as_ref().and_then(|t| t.core_suffix().map(str::to_owned));
