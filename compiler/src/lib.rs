@@ -9,6 +9,7 @@ pub mod load;
 pub mod lower;
 pub mod model;
 pub mod pipeline;
+pub mod query;
 pub mod report;
 pub mod resolve;
 pub mod schemas;

@@ -182,3 +182,25 @@ spec:
         "app probe + proxy /live and /ready"
     );
 }
+
+#[test]
+fn show_config_prints_what_the_proxy_enforces() {
+    let repo = examples("booksapp-rest");
+    let out = meshc(&["show-config", &repo, "deploy/booksapp/authors"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // booksapp's namespace default is deny; port 7001 is Server authors-service with its routes.
+    assert!(text.contains("port 7001\n  server server/authors-service  protocol HTTP/1"), "{text}");
+    assert!(text.contains("any other port\n  server default:deny"), "{text}");
+    assert!(text.contains("route httproute.policy.linkerd.io/authors-write"), "{text}");
+
+    let json = meshc(&["show-config", &repo, "booksapp/authors", "--format", "json"], None);
+    let config: mesh_proxy_api::ProxyConfig = serde_json::from_slice(&json.stdout).expect("the JSON is a ProxyConfig");
+    assert_eq!(config.identity, "authors.booksapp.serviceaccount.identity.linkerd.cluster.local");
+    let port = config.inbound.ports.iter().find(|p| p.port == 7001).expect("port 7001 has a Server");
+    assert_eq!(port.server.meta.name, "authors-service");
+
+    let missing = meshc(&["show-config", &repo, "sts/booksapp/authors"], None);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("Deployment/booksapp/authors"), "suggests what exists");
+}

@@ -2,6 +2,7 @@
 
 mod check;
 mod explain;
+mod show_config;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ enum Command {
     Check(Box<check::CheckArgs>),
     /// Print the catalogue entry for a finding code (or list all codes).
     Explain(explain::ExplainArgs),
+    /// Print what one workload's proxy will enforce, per port (offline `linkerd diagnostics policy`).
+    ShowConfig(show_config::ShowConfigArgs),
     /// Write the JSON Schemas of meshc.yaml, the resources meshc reads, and ProxyConfig.
     Schemas(explain::SchemasArgs),
 }
@@ -39,5 +42,6 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(*args),
         Command::Explain(args) => explain::run(args),
         Command::Schemas(args) => explain::schemas(args),
+        Command::ShowConfig(args) => show_config::run(args),
     }
 }
