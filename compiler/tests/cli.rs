@@ -204,3 +204,30 @@ fn show_config_prints_what_the_proxy_enforces() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("Deployment/booksapp/authors"), "suggests what exists");
 }
+
+#[test]
+fn ci_formats_point_at_repository_paths() {
+    let repo = examples("common-mistakes");
+    let gh = meshc(&["check", &repo, "--format", "github"], None);
+    assert_eq!(gh.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&gh.stdout);
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("::error file="), "{first}");
+    assert!(first.contains("common-mistakes/frontend.yaml,line=55,col=15,title=probe-denied::"), "{first}");
+    assert_eq!(text.lines().count(), 9, "one annotation per finding: {text}");
+
+    let sarif = meshc(&["check", &repo, "--format", "sarif"], None);
+    let log: serde_json::Value = serde_json::from_slice(&sarif.stdout).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 9);
+    let uri = results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap();
+    assert!(uri.ends_with("common-mistakes/frontend.yaml"), "{uri}");
+    let rules: Vec<&str> = log["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"probe-denied") && rules.contains(&"server-selects-nothing"), "{rules:?}");
+}

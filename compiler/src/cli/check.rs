@@ -55,6 +55,10 @@ pub struct CheckArgs {
 enum Format {
     Human,
     Json,
+    /// GitHub Actions annotations (workflow commands).
+    Github,
+    /// SARIF 2.1.0, for code-scanning uploads.
+    Sarif,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -121,8 +125,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
         return fail(&format!("{}: no manifests (.yaml, .yml, .json) found", args.path));
     }
     let summary = Summary::new(&outcome.findings, outcome.objects, outcome.workloads());
+    // CI tools want paths from the repository root: findings are relative to PATH.
+    let prefix = report_prefix(&args.path);
     let text = match args.format {
         Format::Json => report::json::render(&outcome.findings, &outcome.sources, summary),
+        Format::Github => report::ci::github(&outcome.findings, &outcome.sources, &prefix),
+        Format::Sarif => report::ci::sarif(&outcome.findings, &outcome.sources, &prefix),
         Format::Human => {
             let color = match args.color {
                 Color::Always => true,
@@ -143,4 +151,13 @@ pub fn run(args: CheckArgs) -> ExitCode {
     // (0.5 s or more at 100k objects); the process is about to exit anyway.
     std::mem::forget(outcome);
     if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
+}
+
+/// The directory findings' file names are relative to, as given on the command line.
+fn report_prefix(path: &str) -> String {
+    let p = std::path::Path::new(path);
+    let dir = if p.is_file() { p.parent().unwrap_or(std::path::Path::new("")) } else { p };
+    let dir = dir.to_string_lossy();
+    let dir = dir.trim_start_matches("./").trim_end_matches('/');
+    if path == "-" || dir == "." { String::new() } else { dir.to_owned() }
 }

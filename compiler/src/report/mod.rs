@@ -1,5 +1,7 @@
-//! Renderers for findings: human (miette, with the YAML snippet) and JSON.
+//! Renderers for findings: human (miette, with the YAML snippet), JSON, and
+//! CI formats (GitHub annotations, SARIF).
 
+pub mod ci;
 pub mod human;
 pub mod json;
 
