@@ -39,7 +39,8 @@ pub fn check(input: &Input, options: &Options) -> Result<Outcome, InputError> {
     let loaded = load::load(input)?;
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;
-    let settings = read_settings(input, options, &mut sources, &mut findings)?;
+    let helm = settings::helm_values::from_helm_release(&loaded.objects);
+    let settings = read_settings(input, options, helm, &mut sources, &mut findings)?;
     let (resources, objects) = model::decode_all(loaded.objects, &settings.default_namespace, &mut findings);
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let resolved = resolve::resolve(resources, settings, &names, &mut findings);
@@ -52,6 +53,7 @@ pub fn check(input: &Input, options: &Options) -> Result<Outcome, InputError> {
 fn read_settings(
     input: &Input,
     options: &Options,
+    helm: Option<SettingsFile>,
     sources: &mut Vec<Source>,
     findings: &mut Vec<Finding>,
 ) -> Result<Settings, InputError> {
@@ -60,13 +62,14 @@ fn read_settings(
         (None, Input::Path(root)) if root.is_dir() => Some(root.join(SETTINGS_FILE)).filter(|p| p.is_file()),
         _ => None,
     };
-    let mut file = SettingsFile::default();
+    // Precedence: flags, then meshc.yaml, then the repository's Linkerd HelmRelease, then Linkerd's defaults.
+    let mut file = helm.unwrap_or_default();
     let mut span = Span::default();
     if let Some(path) = path {
         let text =
             load::discover::read_text(&path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
         let source = sources.len() as u32;
-        file = settings::parse_file(source, &text, findings);
+        overlay(&mut file, settings::parse_file(source, &text, findings));
         span = Span { source, line: 1, column: 1, offset: 0 };
         let name = if options.settings_file.is_some() { path.display().to_string() } else { SETTINGS_FILE.to_owned() };
         sources.push(Source { name, text });

@@ -1,6 +1,8 @@
 //! Mesh settings that manifests do not carry, from `meshc.yaml` at the root
 //! of the checked path and from flags, with Linkerd's defaults otherwise.
 
+pub mod helm_values;
+
 use crate::findings::{Code, Finding, Span};
 use crate::load::yaml;
 use ipnet::IpNet;
