@@ -70,7 +70,7 @@ fn read_settings(
             load::discover::read_text(&path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
         let source = sources.len() as u32;
         overlay(&mut file, settings::parse_file(source, &text, findings));
-        span = Span { source, line: 1, column: 1, offset: 0 };
+        span = Span::file(source);
         let name = if options.settings_file.is_some() { path.display().to_string() } else { SETTINGS_FILE.to_owned() };
         sources.push(Source { name, text });
     }

@@ -20,7 +20,7 @@ pub fn check(r: &Resolved, configs: &[Option<ProxyConfig>], findings: &mut Vec<F
         }
         for probe in &w.probes {
             let PortPolicy::Server(server) = config.inbound.lookup(probe.port) else { continue };
-            let Some((outcome, hint)) = probe_outcome(server, &kubelet, probe) else { continue };
+            let Some((outcome, hint)) = probe_outcome(server, &kubelet, probe, w.default_policy.from) else { continue };
             let res = &r.resources[w.resource];
             let owner = if probe.injected {
                 "the injected linkerd-proxy".to_owned()
@@ -44,9 +44,15 @@ pub fn check(r: &Resolved, configs: &[Option<ProxyConfig>], findings: &mut Vec<F
 }
 
 /// What kubelet gets and how to fix it, or `None` when the probe passes the proxy.
-fn probe_outcome(server: &InboundServer, kubelet: &Client, probe: &HttpProbe) -> Option<(String, &'static str)> {
+/// `policy_from` says where a default policy came from (pod, namespace, cluster).
+fn probe_outcome(
+    server: &InboundServer,
+    kubelet: &Client,
+    probe: &HttpProbe,
+    policy_from: &str,
+) -> Option<(String, &'static str)> {
     let server_name = if server.meta.kind == "default" {
-        format!("the port's default policy `{}`", server.meta.name)
+        format!("the port's default policy `{}` ({policy_from})", server.meta.name)
     } else {
         format!("Server {}", server.meta.name)
     };

@@ -64,6 +64,13 @@ pub struct Span {
     pub offset: u32,
 }
 
+impl Span {
+    /// The start of a source, for findings about a whole file.
+    pub fn file(source: u32) -> Span {
+        Span { source, line: 1, column: 1, offset: 0 }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     pub code: Code,

@@ -68,7 +68,7 @@ pub fn load(input: &Input) -> Result<Loaded, InputError> {
 }
 
 fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
-    Finding::new(Code::ParseError, Span { source, line: 1, column: 1, offset: 0 }, format!("{name}: {reason}"))
+    Finding::new(Code::ParseError, Span::file(source), format!("{name}: {reason}"))
 }
 
 /// Reads every manifest under `root`; a file or directory that cannot be

@@ -41,7 +41,7 @@ fn renderer_input(name: &str) -> Option<&'static str> {
 
 /// Parses one source into objects and findings.
 pub fn objects_of(source: u32, name: &str, text: &str) -> (Vec<RawObject>, Vec<Finding>) {
-    let file_span = Span { source, line: 1, column: 1, offset: 0 };
+    let file_span = Span::file(source);
     if let Some(why) = renderer_input(name) {
         return (Vec::new(), vec![Finding::new(Code::SkippedFile, file_span, format!("{name} is {why}"))]);
     }
@@ -64,7 +64,7 @@ pub fn objects_of(source: u32, name: &str, text: &str) -> (Vec<RawObject>, Vec<F
             );
             return (Vec::new(), vec![Finding::new(Code::SkippedFile, file_span, msg)]);
         }
-        let span = Span { source, line: f.line, column: f.column, offset: f.offset };
+        let span = f.span(source);
         findings.push(
             Finding::new(Code::ParseError, span, format!("{name}: {}", f.message))
                 .hint("kubectl applies only the documents before the broken one, Flux and Argo CD none of the file; meshc still checks the other documents"),

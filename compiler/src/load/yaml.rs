@@ -327,6 +327,12 @@ pub struct ParseFailure {
     pub message: String,
 }
 
+impl ParseFailure {
+    pub fn span(&self, source: u32) -> crate::findings::Span {
+        crate::findings::Span { source, line: self.line, column: self.column, offset: self.offset }
+    }
+}
+
 fn failure_at(at: (u32, u32, u32), message: &str) -> ParseFailure {
     ParseFailure { line: at.0.max(1), column: at.1.max(1), offset: at.2, message: message.to_owned() }
 }

@@ -6,6 +6,7 @@
 use super::meta::ObjectMeta;
 use crate::findings::{Code, Finding, Span};
 use crate::load::RawObject;
+use crate::load::objects::span_of;
 use crate::load::yaml::{Node, Value};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -20,6 +21,7 @@ pub struct Envelope<S> {
     pub _kind: String,
     #[serde(default)]
     pub metadata: ObjectMeta,
+    // A named default: `#[serde(default)]` would make serde demand `S: Default`.
     #[serde(default = "none")]
     pub spec: Option<S>,
     /// Read but not interpreted: git manifests rarely carry status, and meshc
@@ -156,7 +158,7 @@ pub fn node_at<'a>(node: &'a Node, path: &[Seg]) -> &'a Node {
 
 fn value_span(raw: &RawObject, path: &[Seg]) -> Span {
     let node = node_at(&raw.node, path);
-    Span { source: raw.source, line: node.line, column: node.column, offset: node.offset }
+    span_of(raw.source, node)
 }
 
 /// Position of the last key of `path` (the unknown field's name), and that name.

@@ -11,6 +11,7 @@ pub mod route;
 
 use crate::findings::{Code, Finding, ResourceId, Span};
 use crate::load::RawObject;
+use crate::load::objects::span_of;
 use crate::load::yaml::Node;
 use decode::{Seg, decode, node_at};
 use meta::ObjectMeta;
@@ -66,7 +67,7 @@ impl Resource {
         let segs: Vec<Seg> =
             path.iter().map(|s| s.parse::<usize>().map_or_else(|_| Seg::Key((*s).to_owned()), Seg::Index)).collect();
         let node = node_at(&self.node, &segs);
-        Span { source: self.source, line: node.line, column: node.column, offset: node.offset }
+        span_of(self.source, node)
     }
 
     /// `meshc.io/ignore: code[,code]` on the resource suppresses those codes for it.
@@ -122,7 +123,7 @@ fn known_unmodelled(group: &str, kind: &str) -> bool {
                     | "ReferenceGrant"
                     | "BackendTLSPolicy"
             )
-            | ("linkerd.io", "ServiceProfile" | "Link")
+            | ("linkerd.io", "Link")
     )
 }
 
@@ -204,8 +205,7 @@ fn decode_one(raw: RawObject, default_namespace: &str, findings: &mut Vec<Findin
 }
 
 fn field_span(raw: &RawObject, key: &str) -> Span {
-    let node = node_at(&raw.node, &[Seg::Key(key.to_owned())]);
-    Span { source: raw.source, line: node.line, column: node.column, offset: node.offset }
+    span_of(raw.source, node_at(&raw.node, &[Seg::Key(key.to_owned())]))
 }
 
 fn decode_spec(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Option<(ObjectMeta, Spec)> {

@@ -150,10 +150,10 @@ fn target(ctx: &Ctx, p: &Resource, spec: &AuthorizationPolicySpec, findings: &mu
         }
         "httproute" if group_is(group, "policy.linkerd.io") || group_is(group, "gateway.networking.k8s.io") => {
             let k = if group_is(group, "policy.linkerd.io") { Kind::PolicyHttpRoute } else { Kind::GatewayHttpRoute };
-            route_target(ctx, p, k, "HTTPRoute", findings)
+            route_target(ctx, p, &t.name, k, "HTTPRoute", findings)
         }
         "grpcroute" if group_is(group, "gateway.networking.k8s.io") => {
-            route_target(ctx, p, Kind::GrpcRoute, "GRPCRoute", findings)
+            route_target(ctx, p, &t.name, Kind::GrpcRoute, "GRPCRoute", findings)
         }
         "server" | "httproute" | "grpcroute" => {
             let msg = format!(
@@ -181,8 +181,15 @@ fn target(ctx: &Ctx, p: &Resource, spec: &AuthorizationPolicySpec, findings: &mu
     }
 }
 
-fn route_target(ctx: &Ctx, p: &Resource, kind: Kind, what: &str, findings: &mut Vec<Finding>) -> Option<Target> {
-    let (ns, name) = (p.namespace(), &spec_target(p).name);
+fn route_target(
+    ctx: &Ctx,
+    p: &Resource,
+    name: &str,
+    kind: Kind,
+    what: &str,
+    findings: &mut Vec<Finding>,
+) -> Option<Target> {
+    let ns = p.namespace();
     match ctx.index.get(kind, ns, name) {
         Some(r) => Some(Target::Route(r)),
         None => {
@@ -191,13 +198,6 @@ fn route_target(ctx: &Ctx, p: &Resource, kind: Kind, what: &str, findings: &mut 
             findings.push(finding(p, Code::UnresolvedReference, &["spec", "targetRef", "name"], msg).hint(hint));
             None
         }
-    }
-}
-
-fn spec_target(p: &Resource) -> &crate::model::policy::LocalTargetRef {
-    match &p.spec {
-        Spec::AuthorizationPolicy(s) => &s.target_ref,
-        _ => unreachable!("only called for AuthorizationPolicies"),
     }
 }
 

@@ -51,7 +51,6 @@ pub struct DefaultPolicySource {
 pub struct NamedPort {
     pub name: Option<String>,
     pub port: u16,
-    pub container: String,
     /// True for ports of the injected linkerd-proxy container.
     pub injected: bool,
 }
@@ -275,7 +274,7 @@ fn container_ports(containers: &[Container], injected: bool) -> Vec<NamedPort> {
         for p in &c.ports {
             let tcp = p.protocol.as_deref().is_none_or(|proto| proto.eq_ignore_ascii_case("TCP"));
             if let (true, Ok(port)) = (tcp, u16::try_from(p.container_port)) {
-                out.push(NamedPort { name: p.name.clone(), port, container: c.name.clone(), injected });
+                out.push(NamedPort { name: p.name.clone(), port, injected });
             }
         }
     }
@@ -347,12 +346,7 @@ fn http_probes(containers: &[Container], prefix: &[&str], list: &str) -> Vec<Htt
 /// The proxy container the injector adds (`_proxy.tpl`): its ports and probes.
 fn add_injected_proxy(ports: &mut Vec<NamedPort>, probes: &mut Vec<HttpProbe>) {
     for (name, port) in [("linkerd-proxy", PROXY_PORT), ("linkerd-admin", ADMIN_PORT)] {
-        ports.push(NamedPort {
-            name: Some(name.to_owned()),
-            port,
-            container: "linkerd-proxy".to_owned(),
-            injected: true,
-        });
+        ports.push(NamedPort { name: Some(name.to_owned()), port, injected: true });
     }
     for (kind, path) in [("liveness", "/live"), ("readiness", "/ready")] {
         probes.push(HttpProbe {

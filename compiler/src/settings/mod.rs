@@ -174,11 +174,11 @@ fn first_host(nets: &[IpNet]) -> std::net::IpAddr {
 
 /// Reads `meshc.yaml` text: a parse error or unknown key is a finding in that file.
 pub fn parse_file(source: u32, text: &str, findings: &mut Vec<Finding>) -> SettingsFile {
-    let file_span = Span { source, line: 1, column: 1, offset: 0 };
+    let file_span = Span::file(source);
     let docs = match yaml::parse_documents(text) {
         Ok(docs) => docs,
         Err(f) => {
-            let span = Span { source, line: f.line, column: f.column, offset: f.offset };
+            let span = f.span(source);
             findings.push(Finding::new(Code::ParseError, span, format!("meshc.yaml: {}", f.message)));
             return SettingsFile::default();
         }
