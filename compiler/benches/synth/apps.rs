@@ -14,16 +14,8 @@ pub(super) fn write_app(out: &mut Out, ns: &str, app: &App, rng: &mut Lcg) -> io
         stats,
         "ServiceAccount",
         &format!(
-            "# {a}: {what}
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: {a}
-  namespace: {ns}
-  labels:
-    app.kubernetes.io/name: {a}
-    app.kubernetes.io/part-of: {ns}
-",
+            "# {a}: {what}\n{}",
+            super::labelled("v1", "ServiceAccount", a, ns, a),
             what = match app.kind {
                 AppKind::HttpRoutes => "a JSON API with route-level policy",
                 AppKind::HttpPlain => "an HTTP service with a Server-level policy",
@@ -35,18 +27,11 @@ metadata:
     let is_db = app.kind == AppKind::Db;
     let kind = if is_db { "StatefulSet" } else { "Deployment" };
     let mut w = format!(
-        "apiVersion: apps/v1
-kind: {kind}
-metadata:
-  name: {a}
-  namespace: {ns}
-  labels:
-    app.kubernetes.io/name: {a}
-    app.kubernetes.io/part-of: {ns}
-    app.kubernetes.io/version: \"{v}\"
+        "{}    app.kubernetes.io/version: \"{v}\"
 spec:
   replicas: {r}
 ",
+        super::labelled("apps/v1", kind, a, ns, a),
         r = app.replicas
     );
     if is_db {
@@ -209,19 +194,12 @@ spec:
         stats,
         "Service",
         &format!(
-            "apiVersion: v1
-kind: Service
-metadata:
-  name: {a}
-  namespace: {ns}
-  labels:
-    app.kubernetes.io/name: {a}
-    app.kubernetes.io/part-of: {ns}
-spec:
+            "{}spec:
 {headless}  selector:
     app.kubernetes.io/name: {a}
   ports:
 {ports}",
+            super::labelled("v1", "Service", a, ns, a),
             headless = if is_db { "  clusterIP: None\n" } else { "" }
         ),
     );

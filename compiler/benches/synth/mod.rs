@@ -168,6 +168,22 @@ impl Out<'_> {
 }
 
 /// Appends one document, counting it by kind.
+/// apiVersion, kind and metadata with the two app labels every generated
+/// object of an app carries.
+fn labelled(api: &str, kind: &str, name: &str, ns: &str, app: &str) -> String {
+    format!(
+        "apiVersion: {api}
+kind: {kind}
+metadata:
+  name: {name}
+  namespace: {ns}
+  labels:
+    app.kubernetes.io/name: {app}
+    app.kubernetes.io/part-of: {ns}
+"
+    )
+}
+
 fn doc(buf: &mut String, stats: &mut Stats, kind: &'static str, body: &str) {
     if !buf.is_empty() {
         buf.push_str("---\n");

@@ -18,16 +18,9 @@ pub(super) struct PolicyCtx<'a> {
 }
 
 fn server(ns: &str, a: &str, name: &str, port: &str, protocol: &str) -> String {
+    let header = super::labelled("policy.linkerd.io/v1beta3", "Server", name, ns, a);
     format!(
-        "apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata:
-  name: {name}
-  namespace: {ns}
-  labels:
-    app.kubernetes.io/name: {a}
-    app.kubernetes.io/part-of: {ns}
-spec:
+        "{header}spec:
   podSelector:
     matchLabels:
       app.kubernetes.io/name: {a}
@@ -38,16 +31,9 @@ spec:
 }
 
 fn http_route(ns: &str, a: &str, name: &str, server: &str, rules: &str) -> String {
+    let header = super::labelled("policy.linkerd.io/v1beta3", "HTTPRoute", name, ns, a);
     format!(
-        "apiVersion: policy.linkerd.io/v1beta3
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: {ns}
-  labels:
-    app.kubernetes.io/name: {a}
-    app.kubernetes.io/part-of: {ns}
-spec:
+        "{header}spec:
   parentRefs:
     - group: policy.linkerd.io
       kind: Server
@@ -58,16 +44,9 @@ spec:
 }
 
 fn grpc_route(ns: &str, a: &str, name: &str, server: &str, matches: &str) -> String {
+    let header = super::labelled("gateway.networking.k8s.io/v1", "GRPCRoute", name, ns, a);
     format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: GRPCRoute
-metadata:
-  name: {name}
-  namespace: {ns}
-  labels:
-    app.kubernetes.io/name: {a}
-    app.kubernetes.io/part-of: {ns}
-spec:
+        "{header}spec:
   parentRefs:
     - group: policy.linkerd.io
       kind: Server
