@@ -21,5 +21,8 @@ pub use authz::{
 pub use client::{Client, ClientTls, GrpcRequest, HttpRequest};
 pub use config::*;
 pub use decide::{HttpVerdict, PortPolicy, TcpVerdict, Verdict, decide, decide_grpc, decide_http, decide_tcp};
-pub use route::{RouteSelection, select_grpc_route, select_grpc_route_for_http, select_http_route, validate_regex};
+pub use route::{
+    RankedRule, RouteSelection, rank_grpc_routes_for_http, rank_http_routes, select_grpc_route,
+    select_grpc_route_for_http, select_http_route, validate_regex,
+};
 pub use schema::proxy_config_schema;

@@ -86,6 +86,95 @@ pub fn select_grpc_route_for_http(routes: &[GrpcRoute], req: &HttpRequest) -> Op
     )
 }
 
+/// One (route, rule) that matches a request, and the precedence it scored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RankedRule {
+    pub selection: RouteSelection,
+    /// The score in words, e.g. `path match 6 chars, 0 headers, 0 query params, method`.
+    pub precedence: String,
+}
+
+/// Every HTTP (route, rule) that matches `req`, best first, equal scores in
+/// route then rule order: the first is what [`select_http_route`] picks.
+/// For proofs that must say why one route won over others.
+pub fn rank_http_routes(routes: &[HttpRoute], req: &HttpRequest) -> Vec<RankedRule> {
+    rank(
+        routes,
+        |route| &route.hostnames,
+        req.host.as_deref(),
+        |route| {
+            route.rules.iter().map(|rule| best_match(&rule.matches, HTTP_BASE, |m| http_match_score(m, req))).collect()
+        },
+    )
+}
+
+/// [`rank_http_routes`] for a gRPC server's routes and an HTTP request.
+pub fn rank_grpc_routes_for_http(routes: &[GrpcRoute], req: &HttpRequest) -> Vec<RankedRule> {
+    rank(
+        routes,
+        |route| &route.hostnames,
+        req.host.as_deref(),
+        |route| {
+            route
+                .rules
+                .iter()
+                .map(|rule| best_match(&rule.matches, GrpcScore::default(), |m| grpc_match_score(m, req)))
+                .collect()
+        },
+    )
+}
+
+fn rank<R, S: Ord + Copy + std::fmt::Display>(
+    routes: &[R],
+    hostnames: impl Fn(&R) -> &[HostMatch],
+    authority: Option<&str>,
+    rule_scores: impl Fn(&R) -> Vec<Option<S>>,
+) -> Vec<RankedRule> {
+    let host = authority.map(host::authority_host);
+    let mut all = Vec::new();
+    for (route_idx, route) in routes.iter().enumerate() {
+        let Some(host_score) = host::route_host_score(hostnames(route), host) else { continue };
+        for (rule_idx, score) in rule_scores(route).into_iter().enumerate() {
+            if let Some(score) = score {
+                all.push(((host_score, score), RouteSelection { route: route_idx, rule: rule_idx }));
+            }
+        }
+    }
+    // Stable: equal scores keep route, then rule order.
+    all.sort_by_key(|e| std::cmp::Reverse(e.0));
+    all.into_iter()
+        .map(|((host, score), selection)| {
+            let host = match host {
+                None => "no hostname".to_owned(),
+                Some(h) => h.to_string(),
+            };
+            RankedRule { selection, precedence: format!("{host}, {score}") }
+        })
+        .collect()
+}
+
+/// A rule's score: its best match, or `implicit` when it has no matches.
+fn best_match<M, S: Ord + Copy>(matches: &[M], implicit: S, score: impl Fn(&M) -> Option<S>) -> Option<S> {
+    if matches.is_empty() { Some(implicit) } else { matches.iter().filter_map(score).max() }
+}
+
+impl std::fmt::Display for HttpScore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let method = if self.method { "method" } else { "no method" };
+        write!(
+            f,
+            "path match {} chars, {} headers, {} query params, {method}",
+            self.path_len, self.headers, self.query_params
+        )
+    }
+}
+
+impl std::fmt::Display for GrpcScore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "service {} chars, method {} chars, {} headers", self.service_len, self.method_len, self.headers)
+    }
+}
+
 /// Best-first selection across routes, shared by HTTP and gRPC. `best_rule`
 /// gives a route's winning (score, rule index), if any rule matches.
 fn select<R, S: Ord>(
@@ -112,10 +201,7 @@ fn best_rule<'m, M: 'm, S: Ord + Copy>(
     implicit: S,
     score: impl Fn(&M) -> Option<S>,
 ) -> Option<(S, usize)> {
-    let scored = rules.enumerate().filter_map(|(idx, matches)| {
-        let best = if matches.is_empty() { Some(implicit) } else { matches.iter().filter_map(&score).max() };
-        Some((best?, idx))
-    });
+    let scored = rules.enumerate().filter_map(|(idx, matches)| Some((best_match(matches, implicit, &score)?, idx)));
     first_best(scored)
 }
 

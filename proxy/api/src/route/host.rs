@@ -11,6 +11,15 @@ pub(crate) enum HostScore {
     Exact(usize),
 }
 
+impl std::fmt::Display for HostScore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostScore::Exact(n) => write!(f, "exact hostname ({n} chars)"),
+            HostScore::Suffix(n) => write!(f, "wildcard hostname ({n} chars)"),
+        }
+    }
+}
+
 impl HostMatch {
     /// A Gateway API hostname: `*.example.com` becomes `Suffix("example.com")`
     /// (the convention documented on [`HostMatch::Suffix`]), anything else Exact.

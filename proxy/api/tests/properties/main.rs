@@ -137,6 +137,14 @@ proptest! {
     }
 
     #[test]
+    fn ranking_starts_with_the_selected_rule(routes in proptest::collection::vec(http_route(), 0..4), grpc in proptest::collection::vec(grpc_route(), 0..3), req in request()) {
+        let first = rank_http_routes(&routes, &req).first().map(|r| r.selection);
+        prop_assert_eq!(first, select_http_route(&routes, &req));
+        let first = rank_grpc_routes_for_http(&grpc, &req).first().map(|r| r.selection);
+        prop_assert_eq!(first, select_grpc_route_for_http(&grpc, &req));
+    }
+
+    #[test]
     fn header_name_case_does_not_change_selection(routes in proptest::collection::vec(http_route(), 0..4), req in request()) {
         let mut shouted = req.clone();
         for (name, _) in &mut shouted.headers {
