@@ -2,8 +2,8 @@
 //! is the ProxyConfig itself, the structure the proxy receives.
 
 use mesh_proxy_api::{
-    Authentication, Authorization, GrpcRoute, HttpMatch, HttpRoute, InboundServer, Meta, Network, PathMatch, Protocol,
-    ProxyConfig, StringMatch,
+    Authentication, Authorization, GrpcRoute, GrpcRule, HttpMatch, HttpRoute, HttpRule, InboundServer, Meta, Network,
+    PathMatch, Protocol, ProxyConfig, StringMatch,
 };
 use std::fmt::Write;
 
@@ -30,7 +30,7 @@ pub fn render(c: &ProxyConfig) -> String {
     out
 }
 
-fn meta(m: &Meta) -> String {
+pub(crate) fn meta(m: &Meta) -> String {
     match (m.kind.as_str(), &m.group) {
         ("default", _) => format!("default:{}", m.name),
         (kind, Some(group)) => format!("{kind}.{group}/{}", m.name),
@@ -38,7 +38,7 @@ fn meta(m: &Meta) -> String {
     }
 }
 
-fn protocol(p: &Protocol) -> String {
+pub(crate) fn protocol(p: &Protocol) -> String {
     match p {
         Protocol::Detect { timeout_ms } => format!("detect ({} s timeout)", timeout_ms / 1000),
         Protocol::Http1 => "HTTP/1".to_owned(),
@@ -77,7 +77,7 @@ fn authorizations(out: &mut String, indent: &str, title: &str, list: &[Authoriza
     }
 }
 
-fn authentication(a: &Authentication) -> String {
+pub(crate) fn authentication(a: &Authentication) -> String {
     match a {
         Authentication::Unauthenticated => "any client".to_owned(),
         Authentication::TlsUnauthenticated => "any mTLS client".to_owned(),
@@ -89,7 +89,7 @@ fn authentication(a: &Authentication) -> String {
     }
 }
 
-fn networks(nets: &[Network]) -> String {
+pub(crate) fn networks(nets: &[Network]) -> String {
     let list: Vec<String> = nets
         .iter()
         .map(|n| {
@@ -109,11 +109,24 @@ fn http_route(out: &mut String, r: &HttpRoute) {
     let hosts = if hosts.is_empty() { String::new() } else { format!("  hosts {}", hosts.join(", ")) };
     let _ = writeln!(out, "  route {}{hosts}", meta(&r.meta));
     for rule in &r.rules {
-        let matches: Vec<String> = rule.matches.iter().map(http_match).collect();
-        let text = if matches.is_empty() { "every request".to_owned() } else { matches.join(" | ") };
-        let _ = writeln!(out, "    match {text}");
+        let _ = writeln!(out, "    match {}", http_rule(rule));
     }
     authorizations(out, "    ", "route authorizations", &r.authorizations);
+}
+
+/// A rule's matches in words: OR of ANDs.
+pub(crate) fn http_rule(rule: &HttpRule) -> String {
+    let matches: Vec<String> = rule.matches.iter().map(http_match).collect();
+    if matches.is_empty() { "every request".to_owned() } else { matches.join(" | ") }
+}
+
+pub(crate) fn grpc_rule(rule: &GrpcRule) -> String {
+    let matches: Vec<String> = rule
+        .matches
+        .iter()
+        .map(|m| format!("{}/{}", m.service.as_deref().unwrap_or("*"), m.method.as_deref().unwrap_or("*")))
+        .collect();
+    if matches.is_empty() { "every call".to_owned() } else { matches.join(" | ") }
 }
 
 fn http_match(m: &HttpMatch) -> String {
@@ -146,13 +159,7 @@ fn string_match(m: &StringMatch) -> String {
 fn grpc_route(out: &mut String, r: &GrpcRoute) {
     let _ = writeln!(out, "  route {}", meta(&r.meta));
     for rule in &r.rules {
-        let matches: Vec<String> = rule
-            .matches
-            .iter()
-            .map(|m| format!("{}/{}", m.service.as_deref().unwrap_or("*"), m.method.as_deref().unwrap_or("*")))
-            .collect();
-        let text = if matches.is_empty() { "every call".to_owned() } else { matches.join(" | ") };
-        let _ = writeln!(out, "    match {text}");
+        let _ = writeln!(out, "    match {}", grpc_rule(rule));
     }
     authorizations(out, "    ", "route authorizations", &r.authorizations);
 }

@@ -1,0 +1,200 @@
+//! Client classes: clients that no policy tells apart.
+//!
+//! Every authorization in every lowered config is a predicate over a
+//! client (its address and TLS state), and so is every skip-subnets list.
+//! A client's signature is the set of predicates it satisfies; clients
+//! with the same signature get the same verdict on every port and route of
+//! the repository, so they form one class and one representative decides
+//! for all of them. Localhost's authorization is a predicate too.
+
+use super::clients::{Addresses, Member, members};
+use crate::resolve::Resolved;
+use fixedbitset::FixedBitSet;
+use ipnet::IpNet;
+use mesh_proxy_api::{Authentication, Authorization, Client, Network, ProxyConfig, localhost_authorization};
+use serde::Serialize;
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Pred<'a> {
+    Authz(&'a [Network], &'a Authentication),
+    Bypass(&'a [IpNet]),
+}
+
+impl Pred<'_> {
+    fn holds(&self, c: &Client) -> bool {
+        match self {
+            Pred::Authz(nets, authn) => nets.iter().any(|n| n.contains(c.addr)) && authn.permits(&c.tls),
+            Pred::Bypass(nets) => nets.iter().any(|n| n.contains(&c.addr)),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Class {
+    pub id: usize,
+    /// The first member's label, and how many more there are.
+    pub label: String,
+    /// The representative every verdict for this class is computed with.
+    #[serde(skip)]
+    pub client: Client,
+    pub members: Vec<Member>,
+}
+
+impl Class {
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn set_label(&mut self) {
+        self.label = match self.members.len() {
+            0 | 1 => self.members.first().map_or_else(String::new, |m| m.label.clone()),
+            n => format!("{} (+{} more)", self.members[0].label, n - 1),
+        };
+    }
+}
+
+pub struct Classes<'a> {
+    pub addrs: Addresses,
+    pub classes: Vec<Class>,
+    preds: Vec<Pred<'a>>,
+    ids: HashMap<Pred<'a>, u32>,
+    /// Predicates that depend on the address and TLS state only.
+    generic: Vec<u32>,
+    /// Identity-specific predicates by exact identity, and those with suffixes.
+    by_identity: HashMap<&'a str, Vec<u32>>,
+    suffixed: Vec<u32>,
+    /// For each predicate, the classes that satisfy it.
+    sat: Vec<FixedBitSet>,
+    by_signature: HashMap<Vec<u32>, usize>,
+}
+
+static LOCALHOST: std::sync::LazyLock<Authorization> = std::sync::LazyLock::new(localhost_authorization);
+
+impl<'a> Classes<'a> {
+    pub fn derive(r: &Resolved, configs: &'a [Option<ProxyConfig>]) -> Self {
+        let addrs = Addresses::new(r, configs);
+        let mut this = Classes {
+            classes: Vec::new(),
+            preds: Vec::new(),
+            ids: HashMap::new(),
+            generic: Vec::new(),
+            by_identity: HashMap::new(),
+            suffixed: Vec::new(),
+            sat: Vec::new(),
+            by_signature: HashMap::new(),
+            addrs,
+        };
+        // Every proxy appends the localhost authorization, so it tells the pod itself apart.
+        let local: &'static Authorization = &LOCALHOST;
+        this.intern(Pred::Authz(&local.networks, &local.authentication));
+        for c in configs.iter().flatten() {
+            if !c.inbound.skip_subnets.is_empty() {
+                this.intern(Pred::Bypass(&c.inbound.skip_subnets));
+            }
+            super::for_each_authorization(c, |a| {
+                this.intern(Pred::Authz(&a.networks, &a.authentication));
+            });
+        }
+        for m in members(r, configs, &this.addrs) {
+            let sig = this.signature(&m.client);
+            let next = this.classes.len();
+            let id = *this.by_signature.entry(sig).or_insert(next);
+            if id == next {
+                this.classes.push(Class { id, label: String::new(), client: m.client.clone(), members: Vec::new() });
+            }
+            this.classes[id].members.push(m);
+        }
+        this.classes.iter_mut().for_each(Class::set_label);
+        this.fill_satisfaction();
+        this
+    }
+
+    fn intern(&mut self, p: Pred<'a>) {
+        if self.ids.contains_key(&p) {
+            return;
+        }
+        let id = self.preds.len() as u32;
+        self.preds.push(p);
+        self.ids.insert(p, id);
+        match p {
+            Pred::Authz(_, Authentication::TlsAuthenticated { identities, suffixes }) => {
+                for i in identities {
+                    self.by_identity.entry(i.as_str()).or_default().push(id);
+                }
+                if !suffixes.is_empty() {
+                    self.suffixed.push(id);
+                }
+            }
+            _ => self.generic.push(id),
+        }
+    }
+
+    /// The predicates `c` satisfies, sorted.
+    fn signature(&self, c: &Client) -> Vec<u32> {
+        let mut sig: Vec<u32> = self.generic.iter().copied().filter(|&p| self.preds[p as usize].holds(c)).collect();
+        if let Some(id) = c.tls.identity() {
+            let exact = self.by_identity.get(id).map_or(&[][..], Vec::as_slice);
+            sig.extend(exact.iter().chain(&self.suffixed).copied().filter(|&p| self.preds[p as usize].holds(c)));
+        }
+        sig.sort_unstable();
+        sig.dedup();
+        sig
+    }
+
+    fn fill_satisfaction(&mut self) {
+        let n = self.classes.len();
+        self.sat = vec![FixedBitSet::with_capacity(n); self.preds.len()];
+        for (sig, &class) in &self.by_signature {
+            for &p in sig {
+                self.sat[p as usize].insert(class);
+            }
+        }
+    }
+
+    /// The class whose members behave exactly like `c`, if any member of the
+    /// repository does.
+    pub fn class_of(&self, c: &Client) -> Option<usize> {
+        self.by_signature.get(&self.signature(c)).copied()
+    }
+
+    /// Whether class `c` is only the pod itself (127.0.0.1 / ::1).
+    pub fn is_localhost(&self, c: usize) -> bool {
+        self.classes[c].members.iter().all(|m| m.kind == super::clients::ClientKind::Localhost)
+    }
+
+    pub fn len(&self) -> usize {
+        self.classes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// Classes some authorization of the lists (or localhost) permits:
+    /// the classes [`mesh_proxy_api::authorize`] lets through.
+    pub fn permitted(&self, lists: &[&[Authorization]]) -> FixedBitSet {
+        // Interned first in `derive`: predicate 0 is localhost's.
+        let mut out = self.sat[0].clone();
+        for a in lists.iter().flat_map(|l| l.iter()) {
+            if let Some(&p) = self.ids.get(&Pred::Authz(&a.networks, &a.authentication)) {
+                out.union_with(&self.sat[p as usize]);
+            }
+        }
+        out
+    }
+
+    /// Classes whose traffic bypasses a proxy with these skip-subnets.
+    pub fn bypassing(&self, skip_subnets: &[IpNet]) -> FixedBitSet {
+        match self.ids.get(&Pred::Bypass(skip_subnets)) {
+            Some(&p) => self.sat[p as usize].clone(),
+            None => FixedBitSet::with_capacity(self.classes.len()),
+        }
+    }
+
+    pub fn all(&self) -> FixedBitSet {
+        let mut all = FixedBitSet::with_capacity(self.classes.len());
+        all.insert_range(..);
+        all
+    }
+}

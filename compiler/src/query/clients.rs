@@ -1,0 +1,218 @@
+//! Who can be a client: every source of traffic the repository implies,
+//! each placed at an address and given a TLS state, as the target's proxy
+//! would see it.
+//!
+//! Pod IPs are not in git. A workload's pods are placed at one address in
+//! the cluster networks that no policy names specifically; clients at
+//! addresses a policy does name are the `cidr` members. So a member stands
+//! for "this workload, wherever the scheduler puts it" exactly when no
+//! policy singles out part of the pod network, which is what a policy
+//! author relies on too.
+
+use super::address::pick;
+use crate::resolve::Resolved;
+use crate::resolve::workload::Workload;
+use ipnet::IpNet;
+use mesh_proxy_api::{Authentication, Client, ProxyConfig};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// A workload in the repository (meshed: by identity; unmeshed: plaintext).
+    Workload,
+    /// A mesh identity (or identity pattern) a policy names that no workload has.
+    Identity,
+    /// Any in-cluster pod without a proxy.
+    Unmeshed,
+    /// The node's kubelet, sending probes.
+    Kubelet,
+    /// An address outside the cluster networks (through a NodePort or LoadBalancer).
+    External,
+    /// The pod itself (127.0.0.1), which every proxy authorizes.
+    Localhost,
+    /// Plaintext clients inside a network a policy names.
+    Cidr,
+}
+
+/// One concrete client of a class.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub kind: ClientKind,
+    /// Workload name, identity (pattern), CIDR, or the kind itself.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The mesh identity the client presents, if it is meshed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// `Deployment/ns/name`, `identity:…`, `cidr:…`, `kubelet`, …
+    pub label: String,
+    #[serde(skip)]
+    pub workload: Option<usize>,
+    #[serde(skip)]
+    pub client: Client,
+}
+
+/// The representative addresses of the places traffic comes from.
+#[derive(Clone, Debug)]
+pub struct Addresses {
+    /// Where pods are placed: in the cluster networks, in no narrower named network.
+    pub pod: IpAddr,
+    pub kubelet: IpAddr,
+    /// Outside the cluster networks and every named network; `None` when
+    /// the cluster networks cover every address.
+    pub external: Option<IpAddr>,
+    /// Networks some authorization or skip-subnets list names.
+    pub named: Vec<IpNet>,
+}
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+impl Addresses {
+    pub fn new(r: &Resolved, configs: &[Option<ProxyConfig>]) -> Self {
+        let named = named_networks(configs);
+        let cluster = &r.settings.cluster_networks;
+        let pod = cluster
+            .iter()
+            .find_map(|net| pick(net, &named))
+            .or_else(|| cluster.first().map(|n| n.network()))
+            .unwrap_or(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        let mut avoid = named.clone();
+        avoid.extend(cluster.iter().copied());
+        let external = ["203.0.113.0/24", "198.51.100.0/24", "0.0.0.0/0", "::/0"]
+            .iter()
+            .find_map(|n| pick(&n.parse().expect("literal network"), &avoid));
+        Addresses { pod, kubelet: r.settings.kubelet_ip, external, named }
+    }
+}
+
+/// Every network an authorization or skip-subnets list names, except the
+/// whole address space: sorted, without duplicates.
+fn named_networks(configs: &[Option<ProxyConfig>]) -> Vec<IpNet> {
+    let mut nets = BTreeSet::new();
+    for c in configs.iter().flatten() {
+        nets.extend(c.inbound.skip_subnets.iter().copied());
+        super::for_each_authorization(c, |a| {
+            for n in &a.networks {
+                nets.insert(n.net);
+                nets.extend(n.except.iter().copied());
+            }
+        });
+    }
+    nets.into_iter().filter(|n| n.prefix_len() != 0).collect()
+}
+
+fn workload_label(w: &Workload) -> String {
+    format!("{}/{}/{}", w.kind, w.namespace, w.name)
+}
+
+/// The clients the repository implies, in a stable order: fixed places
+/// first, then workloads in input order, then named identities and
+/// networks sorted.
+pub fn members(r: &Resolved, configs: &[Option<ProxyConfig>], addrs: &Addresses) -> Vec<Member> {
+    let fixed = |kind, name: &str, client| Member {
+        kind,
+        name: name.to_owned(),
+        namespace: None,
+        identity: None,
+        label: name.to_owned(),
+        workload: None,
+        client,
+    };
+    let mut out = vec![
+        fixed(ClientKind::Kubelet, "kubelet", Client::plaintext(addrs.kubelet)),
+        fixed(ClientKind::Localhost, "localhost", Client::plaintext(LOCALHOST)),
+        fixed(ClientKind::Unmeshed, "unmeshed", Client::plaintext(addrs.pod)),
+    ];
+    if let Some(ip) = addrs.external {
+        out.push(fixed(ClientKind::External, "external", Client::plaintext(ip)));
+    }
+    let mut known: BTreeSet<&str> = BTreeSet::new();
+    for (wi, w) in r.workloads.iter().enumerate() {
+        let meshed = w.is_meshed();
+        if meshed {
+            known.insert(&w.identity);
+        }
+        out.push(Member {
+            kind: ClientKind::Workload,
+            name: w.name.clone(),
+            namespace: Some(w.namespace.clone()),
+            identity: meshed.then(|| w.identity.clone()),
+            label: workload_label(w),
+            workload: Some(wi),
+            client: workload_client(w, addrs),
+        });
+    }
+    out.extend(named_identities(r, configs, &known, addrs));
+    out.extend(addrs.named.iter().filter_map(|net| {
+        let ip = pick(net, &addrs.named)?;
+        let name = net.to_string();
+        Some(Member { label: format!("cidr:{name}"), ..fixed(ClientKind::Cidr, &name, Client::plaintext(ip)) })
+    }));
+    out
+}
+
+pub fn workload_client(w: &Workload, addrs: &Addresses) -> Client {
+    if w.is_meshed() { Client::identified(addrs.pod, w.identity.clone()) } else { Client::plaintext(addrs.pod) }
+}
+
+/// Identities and identity patterns policies name that no workload of the
+/// repository has; a pattern stands for "some other ServiceAccount there",
+/// and `*` for a meshed pod outside the repository.
+fn named_identities(
+    r: &Resolved,
+    configs: &[Option<ProxyConfig>],
+    known: &BTreeSet<&str>,
+    addrs: &Addresses,
+) -> Vec<Member> {
+    let (mut exact, mut suffixes) = (BTreeSet::new(), BTreeSet::new());
+    for c in configs.iter().flatten() {
+        super::for_each_authorization(c, |a| {
+            if let Authentication::TlsAuthenticated { identities, suffixes: s } = &a.authentication {
+                exact.extend(identities.iter().filter(|i| !known.contains(i.as_str())).cloned());
+                suffixes.extend(s.iter().cloned());
+            }
+        });
+    }
+    let settings = &r.settings;
+    let mut out: Vec<Member> = exact
+        .into_iter()
+        .map(|id| {
+            let namespace = split_identity(&id, settings).map(|(_, ns)| ns.to_owned());
+            identity_member(id.clone(), namespace, id, addrs)
+        })
+        .collect();
+    for suffix in suffixes {
+        let (pattern, namespace, rep) = match suffix.as_str() {
+            "" => ("*".to_owned(), None, settings.identity("meshc-elsewhere", "default")),
+            s => {
+                let ns = split_identity(&format!("x{s}"), settings).map(|(_, ns)| ns.to_owned());
+                (format!("*{s}"), ns, format!("meshc-other{s}"))
+            }
+        };
+        out.push(identity_member(pattern, namespace, rep, addrs));
+    }
+    out
+}
+
+fn identity_member(name: String, namespace: Option<String>, identity: String, addrs: &Addresses) -> Member {
+    Member {
+        kind: ClientKind::Identity,
+        label: format!("identity:{name}"),
+        name,
+        namespace,
+        client: Client::identified(addrs.pod, identity.clone()),
+        identity: Some(identity),
+        workload: None,
+    }
+}
+
+/// `sa.ns.serviceaccount.identity.<cp-ns>.<trust-domain>` → (sa, ns).
+pub fn split_identity<'a>(id: &'a str, s: &crate::settings::Settings) -> Option<(&'a str, &'a str)> {
+    let tail = format!(".serviceaccount.identity.{}.{}", s.control_plane_namespace, s.trust_domain);
+    let head = id.strip_suffix(tail.as_str())?;
+    head.split_once('.').filter(|(sa, ns)| !sa.is_empty() && !ns.is_empty() && !ns.contains('.'))
+}

@@ -1,0 +1,247 @@
+//! `meshc matrix` output. Every format streams: class list first, then
+//! edges as the ports are computed, then a summary.
+
+use super::html;
+use crate::pipeline::Outcome;
+use crate::query::classes::Classes;
+use crate::query::matrix::{PortSets, for_each_port};
+use crate::query::reach::workload_label;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+/// One allowed edge; `client: None` is every class.
+pub struct Edge<'p> {
+    pub client: Option<usize>,
+    pub partial: bool,
+    pub routes: Vec<&'p str>,
+}
+
+/// The edges of one port: one `*` edge when every class gets in
+/// everywhere, else one per class allowed somewhere. The pod's own
+/// localhost traffic, which every proxy allows, is not an edge.
+pub fn edges<'p>(ps: &'p PortSets, classes: &Classes) -> Vec<Edge<'p>> {
+    if !classes.is_empty() && ps.every.count_ones(..) == classes.len() {
+        return vec![Edge { client: None, partial: false, routes: Vec::new() }];
+    }
+    ps.any
+        .ones()
+        .filter(|&c| !classes.is_localhost(c))
+        .map(|c| {
+            let partial = !ps.every.contains(c);
+            Edge { client: Some(c), partial, routes: if partial { ps.routes_of(c) } else { Vec::new() } }
+        })
+        .collect()
+}
+
+#[derive(Default, Serialize)]
+pub struct Summary {
+    pub classes: usize,
+    pub workloads: usize,
+    pub ports: usize,
+    pub edges: usize,
+}
+
+#[derive(Serialize)]
+struct WorkloadJson<'a> {
+    workload: String,
+    kind: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    meshed: bool,
+    ports: Vec<u16>,
+}
+
+fn io_err(e: serde_json::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// The matrix JSON (documented in the README), written as it is computed.
+/// `escape` post-processes each chunk (for embedding in HTML).
+pub fn json(
+    out: &mut dyn Write,
+    o: &Outcome,
+    classes: &Classes,
+    scope: &[usize],
+    escape: &dyn Fn(String) -> String,
+) -> io::Result<Summary> {
+    let put = |out: &mut dyn Write, s: String| out.write_all(escape(s).as_bytes());
+    put(out, "{\"version\":1,\n\"classes\":".to_owned())?;
+    put(out, serde_json::to_string(&classes.classes).map_err(io_err)?)?;
+    put(out, ",\n\"workloads\":[".to_owned())?;
+    for (n, &wi) in scope.iter().enumerate() {
+        let w = &o.resolved.workloads[wi];
+        let item = WorkloadJson {
+            workload: workload_label(o, wi),
+            kind: &w.kind,
+            namespace: &w.namespace,
+            name: &w.name,
+            meshed: w.is_meshed(),
+            ports: crate::query::who::target_ports(w, o.configs[wi].as_ref()),
+        };
+        let sep = if n == 0 { "\n" } else { ",\n" };
+        put(out, format!("{sep}{}", serde_json::to_string(&item).map_err(io_err)?))?;
+    }
+    put(out, "],\n\"edges\":[".to_owned())?;
+    let mut summary = Summary { classes: classes.len(), workloads: scope.len(), ..Summary::default() };
+    // Written by hand, a port's edges into one buffer: serde_json values per
+    // edge cost more than computing the whole matrix.
+    let mut buf = String::new();
+    for_each_port(o, classes, scope, |ps| {
+        summary.ports += 1;
+        let target = serde_json::json!({"workload": workload_label(o, ps.workload), "port": ps.port}).to_string();
+        buf.clear();
+        for e in edges(&ps, classes) {
+            let sep = if summary.edges == 0 { "\n" } else { ",\n" };
+            summary.edges += 1;
+            let client = e.client.map_or_else(|| "\"*\"".to_owned(), |c| c.to_string());
+            let _ = write!(buf, "{sep}{{\"client\":{client},\"target\":{target},\"verdict\":");
+            if e.partial {
+                let routes = serde_json::to_string(&e.routes).map_err(io_err)?;
+                let _ = write!(buf, "\"partial\",\"routes\":{routes}}}");
+            } else {
+                buf.push_str("\"allow\"}");
+            }
+        }
+        put(out, std::mem::take(&mut buf))
+    })?;
+    put(out, format!("\n],\n\"summary\":{}}}\n", serde_json::to_string(&summary).map_err(io_err)?))?;
+    Ok(summary)
+}
+
+pub fn html(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize], title: &str) -> io::Result<()> {
+    out.write_all(html::head(title).as_bytes())?;
+    json(out, o, classes, scope, &|s| html::escape_script(&s))?;
+    out.write_all(html::tail().as_bytes())
+}
+
+fn client_label(classes: &Classes, c: Option<usize>) -> String {
+    c.map_or_else(|| "every client".to_owned(), |c| format!("[{c}] {}", classes.classes[c].label()))
+}
+
+/// One line per edge, then the class legend.
+pub fn table(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize]) -> io::Result<()> {
+    writeln!(out, "{:<48} {:<44} {:<8} ROUTES", "CLIENT", "TARGET", "VERDICT")?;
+    let mut summary = Summary { classes: classes.len(), workloads: scope.len(), ..Summary::default() };
+    let labels: Vec<String> = (0..classes.len()).map(|c| client_label(classes, Some(c))).collect();
+    let every = client_label(classes, None);
+    for_each_port(o, classes, scope, |ps| {
+        summary.ports += 1;
+        let target = format!("{}:{}", workload_label(o, ps.workload), ps.port);
+        for e in edges(&ps, classes) {
+            summary.edges += 1;
+            let verdict = if e.partial { "partial" } else { "allow" };
+            let client = e.client.map_or(&every, |c| &labels[c]);
+            writeln!(out, "{client:<48} {target:<44} {verdict:<8} {}", e.routes.join(", "))?;
+        }
+        Ok::<(), io::Error>(())
+    })?;
+    writeln!(
+        out,
+        "\n{} edges over {} ports of {} workloads; {} client classes:",
+        summary.edges, summary.ports, summary.workloads, summary.classes
+    )?;
+    for c in &classes.classes {
+        let members: Vec<&str> = c.members.iter().map(|m| m.label.as_str()).collect();
+        writeln!(out, "  [{}] {}", c.id, members.join(", "))?;
+    }
+    Ok(())
+}
+
+/// A node id safe in DOT and Mermaid.
+fn node_id(prefix: &str, s: &str) -> String {
+    let clean: String = s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("{prefix}_{clean}")
+}
+
+/// The namespace a class is drawn in: its first member's, if any.
+fn class_namespace<'c>(classes: &'c Classes, c: usize) -> Option<&'c str> {
+    classes.classes[c].members.iter().find_map(|m| m.namespace.as_deref())
+}
+
+/// Graphviz: namespaces as clusters, client classes and workloads as nodes,
+/// edges labelled with the port (dashed when partial).
+pub fn dot(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize]) -> io::Result<()> {
+    graph(out, o, classes, scope, Syntax::Dot)
+}
+
+pub fn mermaid(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize]) -> io::Result<()> {
+    graph(out, o, classes, scope, Syntax::Mermaid)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Syntax {
+    Dot,
+    Mermaid,
+}
+
+fn quote(s: &str) -> String {
+    s.replace('"', "'")
+}
+
+fn graph(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize], syntax: Syntax) -> io::Result<()> {
+    use std::collections::BTreeMap;
+    let mut groups: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for &wi in scope {
+        let w = &o.resolved.workloads[wi];
+        groups
+            .entry(w.namespace.clone())
+            .or_default()
+            .push((node_id("w", &workload_label(o, wi)), workload_label(o, wi)));
+    }
+    let mut outside = Vec::new();
+    for c in &classes.classes {
+        let node = (node_id("c", &c.id.to_string()), format!("[{}] {}", c.id, c.label()));
+        match class_namespace(classes, c.id) {
+            Some(ns) => groups.entry(ns.to_owned()).or_default().push(node),
+            None => outside.push(node),
+        }
+    }
+    match syntax {
+        Syntax::Dot => writeln!(
+            out,
+            "digraph meshc {{\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n  all [label=\"every client\"];"
+        )?,
+        Syntax::Mermaid => writeln!(out, "flowchart LR\n  all([every client])")?,
+    }
+    for (id, label) in &outside {
+        match syntax {
+            Syntax::Dot => writeln!(out, "  {id} [label=\"{}\", shape=ellipse];", quote(label))?,
+            Syntax::Mermaid => writeln!(out, "  {id}([\"{}\"])", quote(label))?,
+        }
+    }
+    for (i, (ns, nodes)) in groups.iter().enumerate() {
+        match syntax {
+            Syntax::Dot => writeln!(out, "  subgraph cluster_{i} {{\n    label=\"{}\";", quote(ns))?,
+            Syntax::Mermaid => writeln!(out, "  subgraph ns_{i}[\"{}\"]", quote(ns))?,
+        }
+        for (id, label) in nodes {
+            match syntax {
+                Syntax::Dot => writeln!(out, "    {id} [label=\"{}\"];", quote(label))?,
+                Syntax::Mermaid => writeln!(out, "    {id}[\"{}\"]", quote(label))?,
+            }
+        }
+        match syntax {
+            Syntax::Dot => writeln!(out, "  }}")?,
+            Syntax::Mermaid => writeln!(out, "  end")?,
+        }
+    }
+    for_each_port(o, classes, scope, |ps| {
+        let to = node_id("w", &workload_label(o, ps.workload));
+        for e in edges(&ps, classes) {
+            let from = e.client.map_or_else(|| "all".to_owned(), |c| node_id("c", &c.to_string()));
+            let label = if e.partial { format!("{} ({})", ps.port, e.routes.join(", ")) } else { ps.port.to_string() };
+            match (syntax, e.partial) {
+                (Syntax::Dot, false) => writeln!(out, "  {from} -> {to} [label=\"{}\"];", quote(&label))?,
+                (Syntax::Dot, true) => writeln!(out, "  {from} -> {to} [label=\"{}\", style=dashed];", quote(&label))?,
+                (Syntax::Mermaid, false) => writeln!(out, "  {from} -->|\"{}\"| {to}", quote(&label))?,
+                (Syntax::Mermaid, true) => writeln!(out, "  {from} -.->|\"{}\"| {to}", quote(&label))?,
+            }
+        }
+        Ok::<(), io::Error>(())
+    })?;
+    if syntax == Syntax::Dot {
+        writeln!(out, "}}")?;
+    }
+    Ok(())
+}

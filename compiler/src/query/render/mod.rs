@@ -1,0 +1,5 @@
+//! Output of the reachability queries.
+
+pub mod html;
+pub mod matrix_out;
+pub mod text;
