@@ -2,6 +2,7 @@
 
 mod check;
 mod explain;
+mod reach;
 mod show_config;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,12 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Print what one workload's proxy will enforce, per port (offline `linkerd diagnostics policy`).
     ShowConfig(show_config::ShowConfigArgs),
+    /// One client, one workload port: allow, deny or no-route, with the proof (file:line).
+    Reach(Box<reach::ReachArgs>),
+    /// Every client class that gets into a workload, per port and route.
+    WhoCanReach(reach::WhoArgs),
+    /// Every allowed edge client class → workload:port (table, json, dot, mermaid, html).
+    Matrix(reach::MatrixArgs),
     /// Write the JSON Schemas of meshc.yaml, the resources meshc reads, and ProxyConfig.
     Schemas(explain::SchemasArgs),
 }
@@ -43,5 +50,8 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => explain::run(args),
         Command::Schemas(args) => explain::schemas(args),
         Command::ShowConfig(args) => show_config::run(args),
+        Command::Reach(args) => reach::run_reach(*args),
+        Command::WhoCanReach(args) => reach::run_who(args),
+        Command::Matrix(args) => reach::run_matrix(args),
     }
 }

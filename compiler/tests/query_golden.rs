@@ -1,0 +1,71 @@
+//! Golden cases for the query commands, run through the real binary on the
+//! example repositories: `tests/golden/queries/<case>/command` holds the
+//! arguments (one per line, paths relative to the repository root) and
+//! `stdout` what meshc must print.
+//!
+//! `MESHC_BLESS=1 cargo test --test query_golden` rewrites `stdout`; review
+//! the diff before committing it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn cases() -> Vec<PathBuf> {
+    let root = repo_root().join("tests/golden/queries");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/golden/queries exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.join("command").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn run_case(case: &Path) -> Result<(), String> {
+    let command = std::fs::read_to_string(case.join("command")).map_err(|e| e.to_string())?;
+    let args: Vec<&str> = command.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_meshc"))
+        .args(&args)
+        .current_dir(repo_root())
+        .env("NO_COLOR", "1")
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
+    }
+    let got = String::from_utf8(out.stdout).map_err(|e| e.to_string())?;
+    let expected_path = case.join("stdout");
+    if std::env::var_os("MESHC_BLESS").is_some() {
+        std::fs::write(&expected_path, &got).map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let expected = std::fs::read_to_string(&expected_path).map_err(|e| format!("{}: {e}", expected_path.display()))?;
+    if got == expected {
+        return Ok(());
+    }
+    let first = got
+        .lines()
+        .zip(expected.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.lines().count().min(expected.lines().count()));
+    Err(format!(
+        "output differs from line {}:\n  got:      {}\n  expected: {}",
+        first + 1,
+        got.lines().nth(first).unwrap_or("<end>"),
+        expected.lines().nth(first).unwrap_or("<end>")
+    ))
+}
+
+#[test]
+fn query_golden_cases() {
+    let cases = cases();
+    assert!(cases.len() >= 10, "expected the query golden cases, found {}", cases.len());
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| run_case(c).err().map(|e| format!("{}: {e}", c.file_name().unwrap().to_string_lossy())))
+        .collect();
+    assert!(failures.is_empty(), "{} query golden case(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
