@@ -32,11 +32,13 @@ pub fn pick(inside: &IpNet, avoid: &[IpNet]) -> Option<IpAddr> {
     let avoid: Vec<&IpNet> = avoid.iter().filter(|a| family(a) && !a.contains(inside)).collect();
     let (lo, hi) = (to_u128(inside.network()), to_u128(inside.broadcast()));
     let mut candidates: Vec<u128> = Vec::with_capacity(avoid.len() + 2);
-    // The first host, then the network address itself (a /32 has only that).
-    candidates.extend([lo.saturating_add(1).min(hi), lo]);
+    // The first host, then past each avoided network, and the network
+    // address itself last (a /32 has only that).
+    candidates.push(lo.saturating_add(1).min(hi));
     let mut past: Vec<u128> = avoid.iter().filter_map(|a| to_u128(a.broadcast()).checked_add(1)).collect();
     past.sort_unstable();
     candidates.extend(past);
+    candidates.push(lo);
     candidates
         .into_iter()
         .filter(|v| (lo..=hi).contains(v))

@@ -75,9 +75,12 @@ impl Addresses {
     pub fn new(r: &Resolved, configs: &[Option<ProxyConfig>]) -> Self {
         let named = named_networks(configs);
         let cluster = &r.settings.cluster_networks;
+        // Pods never have the node's address.
+        let mut not_pods = named.clone();
+        not_pods.push(IpNet::from(r.settings.kubelet_ip));
         let pod = cluster
             .iter()
-            .find_map(|net| pick(net, &named))
+            .find_map(|net| pick(net, &not_pods))
             .or_else(|| cluster.first().map(|n| n.network()))
             .unwrap_or(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
         let mut avoid = named.clone();
