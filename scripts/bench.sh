@@ -6,6 +6,7 @@
 # then times with hyperfine, as processes:
 #   parse-only   discover + read + parse_documents of every file, one thread
 #   check        target/release/meshc check DIR --format json
+#   matrix       target/release/meshc matrix DIR --format json (to /dev/null)
 # and prints check/parse-only. Budget: check < 5 s, ratio <= 2.
 #
 # For the in-process figures with a per-stage breakdown, run instead:
@@ -49,6 +50,7 @@ fi
 
 parse_cmd="MESHC_BENCH_RUNS=1 $bench_bin --parse-only $dir"
 check_cmd="$meshc check $dir --format json"
+matrix_cmd="$meshc matrix $dir --format json"
 echo "== timing ($runs runs each)" >&2
 # On a shared host the 2 cores are often not 2 cores' worth of CPU: say how many we got.
 cores_before="$("$bench_bin" --cores)"
@@ -57,24 +59,29 @@ if command -v hyperfine >/dev/null 2>&1; then
     # meshc exits 1 on the generator's deliberate error findings: -i keeps timing.
     hyperfine --warmup 1 --runs "$runs" -i --export-json "$json" \
         --command-name parse-only "$parse_cmd" \
-        --command-name check "$check_cmd" >&2
+        --command-name check "$check_cmd" \
+        --command-name matrix "$matrix_cmd" >&2
     medians="$(grep -o '"median": *[0-9.e+-]*' "$json" | sed 's/.*: *//')"
     rm -f "$json"
     parse_s="$(echo "$medians" | sed -n 1p)"
     check_s="$(echo "$medians" | sed -n 2p)"
+    matrix_s="$(echo "$medians" | sed -n 3p)"
 else
     echo "hyperfine not available: timing with a shell loop" >&2
     median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
     now() { date +%s.%N; }
-    pt=""; ct=""
+    pt=""; ct=""; mt=""
     for _ in $(seq "$runs"); do
         t0="$(now)"; sh -c "$parse_cmd" >/dev/null; t1="$(now)"
         sh -c "$check_cmd" >/dev/null || true; t2="$(now)"
+        sh -c "$matrix_cmd" >/dev/null; t3="$(now)"
+        mt="$mt $(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')"
         pt="$pt $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
         ct="$ct $(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')"
     done
     parse_s="$(echo $pt | tr ' ' '\n' | median)"
     check_s="$(echo $ct | tr ' ' '\n' | median)"
+    matrix_s="$(echo $mt | tr ' ' '\n' | median)"
 fi
 
 cores_after="$("$bench_bin" --cores)"
@@ -86,10 +93,11 @@ echo "${findings:-  none}"
 echo
 echo "before timing: $cores_before"
 echo "after timing:  $cores_after"
-awk -v p="$parse_s" -v c="$check_s" 'BEGIN {
+awk -v p="$parse_s" -v c="$check_s" -v m="$matrix_s" 'BEGIN {
     r = c / p
     printf "\nparse-only (1 thread, process): median %.3f s\n", p
     printf "meshc check (process):          median %.3f s  (budget < 5 s: %s)\n", c, (c < 5 ? "ok" : "OVER")
     printf "ratio check/parse-only:         %.2f          (budget <= 2: %s)\n", r, (r <= 2 ? "ok" : "OVER")
-    printf "RESULT parse_only_s=%.4f check_s=%.4f ratio=%.3f\n", p, c, r
+    printf "meshc matrix --format json:     median %.3f s  (budget < 10 s: %s; matrix/check %.2f)\n", m, (m < 10 ? "ok" : "OVER"), m / c
+    printf "RESULT parse_only_s=%.4f check_s=%.4f ratio=%.3f matrix_s=%.4f\n", p, c, r, m
 }'

@@ -231,3 +231,76 @@ fn ci_formats_point_at_repository_paths() {
         .collect();
     assert!(rules.contains(&"probe-denied") && rules.contains(&"server-selects-nothing"), "{rules:?}");
 }
+
+#[test]
+fn query_commands_reject_bad_references_with_usage_errors() {
+    let books = examples("booksapp-rest");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["reach", &books, "--from", "deploy/booksapp/nope", "--to", "deploy/booksapp/authors:service"],
+            "no workload",
+        ),
+        (&["reach", &books, "--from", "kubelet", "--to", "deploy/booksapp/authors:grpc"], "no port named `grpc`"),
+        (&["reach", &books, "--from", "ip:10.0.0.300", "--to", "deploy/booksapp/authors:7001"], "not an IP address"),
+        (
+            &["reach", &books, "--from", "kubelet", "--to", "deploy/booksapp/authors:7001", "--path", "x"],
+            "must start with /",
+        ),
+        (&["who-can-reach", &books, "sts/booksapp/authors"], "no workload"),
+        (&["matrix", &books, "--namespace", "nowhere"], "namespace nowhere has no workloads"),
+    ];
+    for (args, message) in cases {
+        let out = meshc(args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn reach_json_has_the_documented_shape() {
+    let books = examples("booksapp-rest");
+    let args = [
+        "reach",
+        &books,
+        "--from",
+        "deploy/booksapp/webapp",
+        "--to",
+        "deploy/booksapp/authors:service",
+        "--method",
+        "DELETE",
+        "--path",
+        "/authors/1.json",
+        "--format",
+        "json",
+    ];
+    let out = meshc(&args, None);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["verdict"], "allow");
+    assert_eq!(v["status"], serde_json::Value::Null);
+    assert_eq!(v["target"]["port"], 7001);
+    assert_eq!(v["route"]["name"], "authors-write");
+    assert_eq!(v["authorization"]["name"], "authors-write-webapp");
+    let steps: Vec<&str> = v["proof"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["target", "client", "server", "route", "authorization", "authentication"]);
+    assert!(
+        v["proof"].as_array().unwrap().iter().filter(|s| s["step"] != "client").all(|s| s["line"].as_u64() > Some(0))
+    );
+}
+
+#[test]
+fn matrix_json_streams_a_closed_pipe_quietly() {
+    // `meshc matrix … | head` must not report an error when the reader stops.
+    let books = examples("booksapp-rest");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshc"))
+        .args(["matrix", &books, "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("meshc runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
