@@ -4,6 +4,7 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod diff;
 pub mod findings;
 pub mod load;
 pub mod lower;

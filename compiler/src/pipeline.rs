@@ -65,13 +65,21 @@ fn read_settings(
     // Precedence: flags, then meshc.yaml, then the repository's Linkerd HelmRelease, then Linkerd's defaults.
     let mut file = helm.unwrap_or_default();
     let mut span = Span::default();
-    if let Some(path) = path {
-        let text =
-            load::discover::read_text(&path).map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+    let settings_text = match (path, input) {
+        (Some(path), _) => {
+            let text = load::discover::read_text(&path)
+                .map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+            let name =
+                if options.settings_file.is_some() { path.display().to_string() } else { SETTINGS_FILE.to_owned() };
+            Some((name, text))
+        }
+        (None, Input::Files { settings: Some(text), .. }) => Some((SETTINGS_FILE.to_owned(), text.clone())),
+        _ => None,
+    };
+    if let Some((name, text)) = settings_text {
         let source = sources.len() as u32;
         overlay(&mut file, settings::parse_file(source, &text, findings));
         span = Span::file(source);
-        let name = if options.settings_file.is_some() { path.display().to_string() } else { SETTINGS_FILE.to_owned() };
         sources.push(Source { name, text });
     }
     overlay(&mut file, options.overrides.clone());

@@ -154,7 +154,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
 }
 
 /// The directory findings' file names are relative to, as given on the command line.
-fn report_prefix(path: &str) -> String {
+pub(crate) fn report_prefix(path: &str) -> String {
     let p = std::path::Path::new(path);
     let dir = if p.is_file() { p.parent().unwrap_or(std::path::Path::new("")) } else { p };
     let dir = dir.to_string_lossy();

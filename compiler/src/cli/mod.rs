@@ -1,6 +1,7 @@
 //! The `meshc` command line. Thin: parses flags, runs the pipeline, renders.
 
 mod check;
+mod diff;
 mod explain;
 mod reach;
 mod show_config;
@@ -33,6 +34,8 @@ enum Command {
     WhoCanReach(reach::WhoArgs),
     /// Every allowed edge client class → workload:port (table, json, dot, mermaid, html).
     Matrix(reach::MatrixArgs),
+    /// What a change does to reachability, findings and configs, between two git revisions or directories.
+    Diff(Box<diff::DiffArgs>),
     /// Write the JSON Schemas of meshc.yaml, the resources meshc reads, and ProxyConfig.
     Schemas(explain::SchemasArgs),
 }
@@ -53,5 +56,6 @@ pub fn main() -> ExitCode {
         Command::Reach(args) => reach::run_reach(*args),
         Command::WhoCanReach(args) => reach::run_who(args),
         Command::Matrix(args) => reach::run_matrix(args),
+        Command::Diff(args) => diff::run(*args),
     }
 }

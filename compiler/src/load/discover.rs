@@ -79,7 +79,7 @@ fn walk(root: &Path, dir: &Path, seen: &mut HashSet<PathBuf>, found: &mut Discov
     }
 }
 
-fn is_manifest_name(name: &str) -> bool {
+pub fn is_manifest_name(name: &str) -> bool {
     name.rsplit_once('.').is_some_and(|(_, ext)| MANIFEST_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }
 

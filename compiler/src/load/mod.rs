@@ -2,6 +2,7 @@
 //! Files are parsed in parallel; results keep the lexical file order.
 
 pub mod discover;
+pub mod git;
 pub mod objects;
 pub mod yaml;
 
@@ -21,6 +22,12 @@ pub enum Input {
     Text {
         name: String,
         text: String,
+    },
+    /// A tree already read (a git revision): files named relative to its
+    /// root, and the root's meshc.yaml.
+    Files {
+        files: Vec<FileText>,
+        settings: Option<String>,
     },
 }
 
@@ -46,6 +53,7 @@ pub fn load(input: &Input) -> Result<Loaded, InputError> {
     let texts: Vec<FileText> = match input {
         Input::Text { name, text } => vec![(name.clone(), Ok(text.clone()))],
         Input::Path(root) => read_tree(root)?,
+        Input::Files { files, .. } => files.clone(),
     };
     let parsed: Vec<_> = texts
         .into_par_iter()
@@ -74,7 +82,7 @@ fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
 /// Reads every manifest under `root`; a file or directory that cannot be
 /// read becomes an entry with the reason, reported as a parse error.
 /// A file's display name and its text, or why it could not be read.
-type FileText = (String, Result<String, String>);
+pub type FileText = (String, Result<String, String>);
 
 fn read_tree(root: &Path) -> Result<Vec<FileText>, InputError> {
     let found = discover::discover(root).map_err(|e| InputError(format!("cannot read {}: {e}", root.display())))?;

@@ -46,8 +46,12 @@ fn resemblance(target: &str, names: &[&str]) -> Option<usize> {
         .iter()
         .filter_map(|n| {
             let limit = 3.max(n.len() / 3);
+            // A renamed resource usually keeps its first word (`api-http` → `api-server`).
+            let first = |s: &'_ str| s.split(['-', '.']).next().unwrap_or_default().to_owned();
+            let same_stem = first(n).len() >= 3 && first(n) == first(target);
             bounded_edit_distance(target, n, limit)
                 .or_else(|| (n.contains(target) || target.contains(n)).then_some(limit + 1))
+                .or_else(|| same_stem.then_some(limit + 2))
         })
         .min()
 }

@@ -73,7 +73,11 @@ static LOCALHOST: std::sync::LazyLock<Authorization> = std::sync::LazyLock::new(
 
 impl<'a> Classes<'a> {
     pub fn derive(r: &Resolved, configs: &'a [Option<ProxyConfig>]) -> Self {
-        let addrs = Addresses::new(r, configs);
+        Self::derive_at(r, configs, Addresses::new(r, configs))
+    }
+
+    /// Classes with clients placed at `addrs` (see [`Addresses::shared`]).
+    pub fn derive_at(r: &Resolved, configs: &'a [Option<ProxyConfig>], addrs: Addresses) -> Self {
         let mut this = Classes {
             classes: Vec::new(),
             preds: Vec::new(),
@@ -96,7 +100,7 @@ impl<'a> Classes<'a> {
                 this.intern(Pred::Authz(&a.networks, &a.authentication));
             });
         }
-        for m in members(r, configs, &this.addrs) {
+        for m in members(r, &this.addrs) {
             let sig = this.signature(&m.client);
             let next = this.classes.len();
             let id = *this.by_signature.entry(sig).or_insert(next);

@@ -67,13 +67,42 @@ pub struct Addresses {
     pub external: Option<IpAddr>,
     /// Networks some authorization or skip-subnets list names.
     pub named: Vec<IpNet>,
+    /// Identities and identity suffixes authorizations name.
+    pub identities: BTreeSet<String>,
+    pub suffixes: BTreeSet<String>,
 }
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 impl Addresses {
     pub fn new(r: &Resolved, configs: &[Option<ProxyConfig>]) -> Self {
-        let named = named_networks(configs);
+        let mut a = Self::placed(r, named_networks(configs));
+        (a.identities, a.suffixes) = named_identity_strings(configs);
+        a
+    }
+
+    /// The addresses of two versions of a repository, placed alike so that
+    /// an unchanged client is the same client on both sides: every network
+    /// either side names is avoided. Each side keeps its own kubelet.
+    pub fn shared(
+        base: (&Resolved, &[Option<ProxyConfig>]),
+        head: (&Resolved, &[Option<ProxyConfig>]),
+    ) -> (Self, Self) {
+        let mut named = named_networks(base.1);
+        named.extend(named_networks(head.1));
+        named.sort();
+        named.dedup();
+        let mut h = Self::placed(head.0, named);
+        let (mut ids, mut suffixes) = named_identity_strings(base.1);
+        let (head_ids, head_suffixes) = named_identity_strings(head.1);
+        ids.extend(head_ids);
+        suffixes.extend(head_suffixes);
+        (h.identities, h.suffixes) = (ids, suffixes);
+        let b = Addresses { kubelet: base.0.settings.kubelet_ip, ..h.clone() };
+        (b, h)
+    }
+
+    fn placed(r: &Resolved, named: Vec<IpNet>) -> Self {
         let cluster = &r.settings.cluster_networks;
         // Pods never have the node's address.
         let mut not_pods = named.clone();
@@ -88,7 +117,14 @@ impl Addresses {
         let external = ["203.0.113.0/24", "198.51.100.0/24", "0.0.0.0/0", "::/0"]
             .iter()
             .find_map(|n| pick(&n.parse().expect("literal network"), &avoid));
-        Addresses { pod, kubelet: r.settings.kubelet_ip, external, named }
+        Addresses {
+            pod,
+            kubelet: r.settings.kubelet_ip,
+            external,
+            named,
+            identities: BTreeSet::new(),
+            suffixes: BTreeSet::new(),
+        }
     }
 }
 
@@ -115,7 +151,7 @@ fn workload_label(w: &Workload) -> String {
 /// The clients the repository implies, in a stable order: fixed places
 /// first, then workloads in input order, then named identities and
 /// networks sorted.
-pub fn members(r: &Resolved, configs: &[Option<ProxyConfig>], addrs: &Addresses) -> Vec<Member> {
+pub fn members(r: &Resolved, addrs: &Addresses) -> Vec<Member> {
     let fixed = |kind, name: &str, client| Member {
         kind,
         name: name.to_owned(),
@@ -149,7 +185,7 @@ pub fn members(r: &Resolved, configs: &[Option<ProxyConfig>], addrs: &Addresses)
             client: workload_client(w, addrs),
         });
     }
-    out.extend(named_identities(r, configs, &known, addrs));
+    out.extend(named_identities(r, &known, addrs));
     out.extend(addrs.named.iter().filter_map(|net| {
         let ip = pick(net, &addrs.named)?;
         let name = net.to_string();
@@ -165,30 +201,32 @@ pub fn workload_client(w: &Workload, addrs: &Addresses) -> Client {
 /// Identities and identity patterns policies name that no workload of the
 /// repository has; a pattern stands for "some other ServiceAccount there",
 /// and `*` for a meshed pod outside the repository.
-fn named_identities(
-    r: &Resolved,
-    configs: &[Option<ProxyConfig>],
-    known: &BTreeSet<&str>,
-    addrs: &Addresses,
-) -> Vec<Member> {
+fn named_identity_strings(configs: &[Option<ProxyConfig>]) -> (BTreeSet<String>, BTreeSet<String>) {
     let (mut exact, mut suffixes) = (BTreeSet::new(), BTreeSet::new());
     for c in configs.iter().flatten() {
         super::for_each_authorization(c, |a| {
             if let Authentication::TlsAuthenticated { identities, suffixes: s } = &a.authentication {
-                exact.extend(identities.iter().filter(|i| !known.contains(i.as_str())).cloned());
+                exact.extend(identities.iter().cloned());
                 suffixes.extend(s.iter().cloned());
             }
         });
     }
+    (exact, suffixes)
+}
+
+fn named_identities(r: &Resolved, known: &BTreeSet<&str>, addrs: &Addresses) -> Vec<Member> {
     let settings = &r.settings;
-    let mut out: Vec<Member> = exact
-        .into_iter()
+    let mut out: Vec<Member> = addrs
+        .identities
+        .iter()
+        .filter(|id| !known.contains(id.as_str()))
+        .cloned()
         .map(|id| {
             let namespace = split_identity(&id, settings).map(|(_, ns)| ns.to_owned());
             identity_member(id.clone(), namespace, id, addrs)
         })
         .collect();
-    for suffix in suffixes {
+    for suffix in &addrs.suffixes {
         let (pattern, namespace, rep) = match suffix.as_str() {
             "" => ("*".to_owned(), None, settings.identity("meshc-elsewhere", "default")),
             s => {

@@ -1,0 +1,186 @@
+//! `meshc diff BASE HEAD [PATH]`.
+
+use super::{EXIT_FINDINGS, EXIT_USAGE};
+use crate::diff::{self, Sides, render, traffic};
+use crate::load::git::read_revision;
+use crate::load::{Input, InputError};
+use crate::pipeline::{self, Options, Outcome};
+use crate::query::render::text::Paint;
+use crate::settings::SettingsFile;
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The base: a git revision, WORKTREE, or a directory (then HEAD is one too).
+    base: String,
+    /// The head: a git revision, WORKTREE, or a directory.
+    head: String,
+    /// The directory inside the git work tree that holds the manifests (default: .).
+    path: Option<PathBuf>,
+    /// Override a mesh setting on the head side only: KEY=VALUE (meshc.yaml keys, e.g.
+    /// defaultInboundPolicy=deny, clusterNetworks=10.0.0.0/8,fd00::/8,
+    /// namespaces.NS.annotations.KEY=VALUE); repeatable.
+    #[arg(long = "head-set", value_name = "KEY=VALUE")]
+    head_set: Vec<String>,
+    /// Override a mesh setting on the base side only; repeatable.
+    #[arg(long = "base-set", value_name = "KEY=VALUE")]
+    base_set: Vec<String>,
+    /// Only targets in this namespace.
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Observed flows (JSON) to check: those allowed before and denied after are reported first.
+    #[arg(long)]
+    traffic: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Exit 1 when the diff has what --fail-on names (default: anything opened or closed).
+    #[arg(long)]
+    exit_code: bool,
+    /// With --exit-code: what fails the job (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    fail_on: Vec<FailOn>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+    /// A PR comment (at most ~60 KB).
+    Markdown,
+    /// SARIF 2.1.0 of the findings the head introduces.
+    Sarif,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FailOn {
+    BrokenTraffic,
+    Closed,
+    Opened,
+    Finding,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+const SETTINGS_KEYS: &[&str] = &[
+    "defaultInboundPolicy",
+    "clusterNetworks",
+    "trustDomain",
+    "controlPlaneNamespace",
+    "probeNetworks",
+    "defaultOpaquePorts",
+    "defaultSkipInboundPorts",
+    "defaultNamespace",
+    "kubeletIp",
+];
+
+/// `KEY=VALUE` pairs as a settings overlay, in meshc.yaml's terms.
+pub fn parse_sets(sets: &[String]) -> Result<SettingsFile, String> {
+    let mut v = serde_json::json!({});
+    for s in sets {
+        let (key, value) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))?;
+        if let Some(rest) = key.strip_prefix("namespaces.") {
+            let mut parts = rest.splitn(3, '.');
+            let (Some(ns), Some(map @ ("annotations" | "labels")), Some(k)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(format!("`{key}`: expected namespaces.NAMESPACE.annotations.KEY (or .labels.KEY)"));
+            };
+            v["namespaces"][ns][map][k] = serde_json::json!(value);
+            continue;
+        }
+        if !SETTINGS_KEYS.contains(&key) {
+            return Err(format!("`{key}` is not a setting; settings: {}", SETTINGS_KEYS.join(", ")));
+        }
+        v[key] = if key.ends_with("Networks") {
+            serde_json::json!(value.split(',').map(str::trim).collect::<Vec<_>>())
+        } else {
+            serde_json::json!(value)
+        };
+    }
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+/// One side as an input: a directory, the work tree, or a revision.
+fn side(spec: &str, repo: &Path) -> Result<Input, InputError> {
+    if spec == "WORKTREE" {
+        return Ok(Input::Path(repo.to_path_buf()));
+    }
+    let r = read_revision(repo, spec)?;
+    Ok(Input::Files { files: r.files, settings: r.settings })
+}
+
+fn inputs(a: &DiffArgs) -> Result<(Input, Input), InputError> {
+    let (b, h) = (Path::new(&a.base), Path::new(&a.head));
+    if a.path.is_none() && b.is_dir() && h.is_dir() {
+        return Ok((Input::Path(b.to_path_buf()), Input::Path(h.to_path_buf())));
+    }
+    let repo = a.path.clone().unwrap_or_else(|| PathBuf::from("."));
+    if !repo.is_dir() {
+        return Err(InputError(format!("{}: not a directory", repo.display())));
+    }
+    Ok((side(&a.base, &repo)?, side(&a.head, &repo)?))
+}
+
+fn check(input: &Input, overrides: SettingsFile) -> Result<Outcome, InputError> {
+    pipeline::check(input, &Options { overrides, ..Options::default() })
+}
+
+pub fn run(a: DiffArgs) -> ExitCode {
+    let (base_set, head_set) = match (parse_sets(&a.base_set), parse_sets(&a.head_set)) {
+        (Ok(b), Ok(h)) => (b, h),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    let (base_in, head_in) = match inputs(&a) {
+        Ok(i) => i,
+        Err(e) => return fail(e),
+    };
+    let (base, head) = rayon::join(|| check(&base_in, base_set), || check(&head_in, head_set));
+    let (base, head) = match (base, head) {
+        (Ok(b), Ok(h)) => (b, h),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    let sides = Sides::new(&base, &head);
+    let d = diff::diff(&sides, a.namespace.as_deref());
+    let broken = match &a.traffic {
+        Some(file) => match traffic::check_file(&sides, file) {
+            Ok(b) => b,
+            Err(e) => return fail(e),
+        },
+        None => Vec::new(),
+    };
+    match a.format {
+        Format::Human => print!("{}", render::human(&d, &broken, Paint::detect())),
+        Format::Json => println!("{}", render::json(&d, &broken)),
+        Format::Markdown => print!("{}", render::markdown(&d, &broken)),
+        Format::Sarif => {
+            let prefix = super::check::report_prefix(&a.path.as_ref().map_or(".".into(), |p| p.display().to_string()));
+            println!("{}", sarif(&head, &d, &prefix))
+        }
+    }
+    if a.exit_code && fails(&a.fail_on, &d, &broken) { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
+}
+
+fn fails(fail_on: &[FailOn], d: &diff::Diff, broken: &[traffic::Broken]) -> bool {
+    let all = [FailOn::BrokenTraffic, FailOn::Closed, FailOn::Opened];
+    let list = if fail_on.is_empty() { &all[..] } else { fail_on };
+    list.iter().any(|f| match f {
+        FailOn::BrokenTraffic => !broken.is_empty(),
+        FailOn::Closed => !d.closed.is_empty(),
+        FailOn::Opened => !d.opened.is_empty(),
+        FailOn::Finding => !d.findings.introduced.is_empty(),
+    })
+}
+
+/// The findings the head introduces, as SARIF with head-side file:line.
+fn sarif(head: &Outcome, d: &diff::Diff, prefix: &str) -> String {
+    let introduced: std::collections::BTreeSet<(&str, &str)> =
+        d.findings.introduced.iter().map(|f| (f.code, f.message.as_str())).collect();
+    let findings: Vec<_> =
+        head.findings.iter().filter(|f| introduced.contains(&(f.code.as_str(), f.message.as_str()))).cloned().collect();
+    crate::report::ci::sarif(&findings, &head.sources, prefix)
+}

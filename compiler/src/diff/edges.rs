@@ -1,0 +1,148 @@
+//! Which edges a change opens and closes.
+//!
+//! Both sides place clients alike (`Addresses::shared`), so a client that
+//! did not change is the same (address, TLS state) on both. Clients are
+//! grouped by their pair of classes (base class, head class): a group
+//! behaves alike on each side, so one bit test per side and route decides
+//! for all its members.
+
+use super::Sides;
+use crate::query::matrix::{PortSets, port_sets, workloads_in};
+use crate::query::reach::workload_label;
+use crate::query::who::target_ports;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Clients that behave alike on both sides; `None` where a side lacks them.
+pub struct Group {
+    pub base: Option<usize>,
+    pub head: Option<usize>,
+    pub members: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Direction {
+    Opened,
+    Closed,
+}
+
+/// One changed edge before grouping: which groups, which target and route.
+pub struct RawChange {
+    pub direction: Direction,
+    pub groups: Vec<usize>,
+    /// Every client group changed alike (report as "every client").
+    pub everyone: bool,
+    pub workload: String,
+    pub namespace: String,
+    pub port: u16,
+    /// `HTTPRoute x`, `default:default`, `connection`, or `*` (nothing enforced).
+    pub route: String,
+}
+
+pub fn groups(s: &Sides) -> Vec<Group> {
+    let mut by_pair: BTreeMap<(Option<usize>, Option<usize>), Vec<String>> = BTreeMap::new();
+    let mut labels: BTreeMap<&str, (Option<usize>, Option<usize>)> = BTreeMap::new();
+    for c in &s.base_classes.classes {
+        for m in &c.members {
+            labels.entry(&m.label).or_default().0 = Some(c.id);
+        }
+    }
+    for c in &s.head_classes.classes {
+        for m in &c.members {
+            labels.entry(&m.label).or_default().1 = Some(c.id);
+        }
+    }
+    for (label, pair) in labels {
+        by_pair.entry(pair).or_default().push(label.to_owned());
+    }
+    let localhost = |g: &(Option<usize>, Option<usize>)| {
+        g.0.is_some_and(|c| s.base_classes.is_localhost(c)) || g.1.is_some_and(|c| s.head_classes.is_localhost(c))
+    };
+    by_pair
+        .into_iter()
+        .filter(|(pair, _)| !localhost(pair))
+        .map(|((base, head), members)| Group { base, head, members })
+        .collect()
+}
+
+/// Targets (workload label → index) of one side, within the namespace filter.
+fn targets(o: &crate::pipeline::Outcome, namespace: Option<&str>) -> HashMap<String, usize> {
+    workloads_in(o, namespace).into_iter().map(|wi| (workload_label(o, wi), wi)).collect()
+}
+
+/// Every opened and closed edge, and how many allowed edges stayed.
+pub fn changes(s: &Sides, groups: &[Group], namespace: Option<&str>) -> (Vec<RawChange>, usize) {
+    let base_targets = targets(s.base, namespace);
+    let head_targets = targets(s.head, namespace);
+    let labels: BTreeSet<&String> = base_targets.keys().chain(head_targets.keys()).collect();
+    let mut out = Vec::new();
+    let mut unchanged = 0;
+    for label in labels {
+        let (b, h) = (base_targets.get(label).copied(), head_targets.get(label).copied());
+        let mut ports: BTreeSet<u16> = BTreeSet::new();
+        if let Some(wi) = b {
+            ports.extend(target_ports(&s.base.resolved.workloads[wi], s.base.configs[wi].as_ref()));
+        }
+        if let Some(wi) = h {
+            ports.extend(target_ports(&s.head.resolved.workloads[wi], s.head.configs[wi].as_ref()));
+        }
+        let namespace = label.split('/').nth(1).unwrap_or_default().to_owned();
+        for port in ports {
+            let bs = b.map(|wi| port_sets(s.base, &s.base_classes, wi, port));
+            let hs = h.map(|wi| port_sets(s.head, &s.head_classes, wi, port));
+            let (changed, same) = port_changes(bs.as_ref(), hs.as_ref(), groups);
+            unchanged += same;
+            for (direction, route, groups_changed, everyone) in changed {
+                out.push(RawChange {
+                    direction,
+                    groups: groups_changed,
+                    everyone,
+                    workload: label.clone(),
+                    namespace: namespace.clone(),
+                    port,
+                    route,
+                });
+            }
+        }
+    }
+    (out, unchanged)
+}
+
+type PortChange = (Direction, String, Vec<usize>, bool);
+
+/// Per route (matched by name across sides), the groups whose verdict flipped.
+fn port_changes(base: Option<&PortSets>, head: Option<&PortSets>, groups: &[Group]) -> (Vec<PortChange>, usize) {
+    let mut names: Vec<&str> = Vec::new();
+    for sets in [base, head].into_iter().flatten() {
+        for (name, _) in &sets.entries {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    let entry = |sets: Option<&PortSets>, name: &str| {
+        sets.and_then(|s| s.entries.iter().find(|(n, _)| n == name).map(|(_, set)| set.clone()))
+    };
+    let mut out = Vec::new();
+    let mut same = 0;
+    for name in names {
+        let (b, h) = (entry(base, name), entry(head, name));
+        let (mut opened, mut closed) = (Vec::new(), Vec::new());
+        for (gi, g) in groups.iter().enumerate() {
+            let allowed_b = matches!((&b, g.base), (Some(set), Some(c)) if set.contains(c));
+            let allowed_h = matches!((&h, g.head), (Some(set), Some(c)) if set.contains(c));
+            match (allowed_b, allowed_h) {
+                (true, true) => same += 1,
+                (false, true) => opened.push(gi),
+                (true, false) => closed.push(gi),
+                (false, false) => {}
+            }
+        }
+        for (direction, list) in [(Direction::Opened, opened), (Direction::Closed, closed)] {
+            if !list.is_empty() {
+                let everyone = list.len() == groups.len();
+                out.push((direction, name.to_owned(), list, everyone));
+            }
+        }
+    }
+    (out, same)
+}

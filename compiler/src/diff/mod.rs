@@ -1,0 +1,195 @@
+//! `meshc diff`: what a change does to reachability, findings and the
+//! configs a rollout pushes, between two versions of a repository.
+
+pub mod cause;
+pub mod edges;
+pub mod render;
+pub mod traffic;
+
+use crate::findings::Finding;
+use crate::pipeline::Outcome;
+use crate::query::classes::Classes;
+use crate::query::clients::Addresses;
+use crate::query::reach::workload_label;
+use cause::Cause;
+use edges::{Direction, Group};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Both versions, with clients placed alike.
+pub struct Sides<'o> {
+    pub base: &'o Outcome,
+    pub head: &'o Outcome,
+    pub base_classes: Classes<'o>,
+    pub head_classes: Classes<'o>,
+}
+
+impl<'o> Sides<'o> {
+    pub fn new(base: &'o Outcome, head: &'o Outcome) -> Self {
+        let (b, h) = Addresses::shared((&base.resolved, &base.configs), (&head.resolved, &head.configs));
+        Sides {
+            base_classes: Classes::derive_at(&base.resolved, &base.configs, b),
+            head_classes: Classes::derive_at(&head.resolved, &head.configs, h),
+            base,
+            head,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClientGroup {
+    /// The first member, or `every client`.
+    pub label: String,
+    pub members: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    pub workload: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EdgeChange {
+    pub client: ClientGroup,
+    pub target: Target,
+    #[serde(skip)]
+    pub namespace: String,
+    /// The route, `connection` (TCP), or `*` (nothing enforced on the port).
+    pub route: String,
+    pub cause: Option<Cause>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FindingChange {
+    pub code: &'static str,
+    pub severity: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    pub file: String,
+    pub line: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfigChange {
+    pub workload: String,
+    /// FNV-1a 64 of the config's JSON; absent where the workload has no config.
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Diff {
+    pub opened: Vec<EdgeChange>,
+    pub closed: Vec<EdgeChange>,
+    pub unchanged: usize,
+    pub findings: FindingChanges,
+    pub configs_changed: Vec<ConfigChange>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FindingChanges {
+    pub introduced: Vec<FindingChange>,
+    pub fixed: Vec<FindingChange>,
+}
+
+/// Causes are proven for at most this many changes of one (target, route,
+/// direction); the rest share the first one's cause.
+const CAUSES_PER_CHANGE: usize = 1;
+
+pub fn diff(s: &Sides, namespace: Option<&str>) -> Diff {
+    let groups = edges::groups(s);
+    let (raw, unchanged) = edges::changes(s, &groups, namespace);
+    let mut d = Diff { unchanged, ..Diff::default() };
+    for c in &raw {
+        let cause = c.groups.iter().take(CAUSES_PER_CHANGE).find_map(|&g| cause::cause(s, &groups[g], c));
+        let target = Target { workload: c.workload.clone(), port: c.port };
+        let list = if c.direction == Direction::Opened { &mut d.opened } else { &mut d.closed };
+        let clients: Vec<ClientGroup> = if c.everyone {
+            vec![ClientGroup { label: "every client".to_owned(), members: Vec::new() }]
+        } else {
+            c.groups.iter().map(|&g| client_group(&groups[g])).collect()
+        };
+        for client in clients {
+            list.push(EdgeChange {
+                client,
+                target: target.clone(),
+                namespace: c.namespace.clone(),
+                route: c.route.clone(),
+                cause: cause.clone(),
+            });
+        }
+    }
+    d.findings = finding_changes(s.base, s.head);
+    d.configs_changed = config_changes(s.base, s.head, namespace);
+    d
+}
+
+fn client_group(g: &Group) -> ClientGroup {
+    let label = match g.members.len() {
+        1 => g.members[0].clone(),
+        n => format!("{} (+{} more)", g.members[0], n - 1),
+    };
+    ClientGroup { label, members: g.members.clone() }
+}
+
+fn finding_key(f: &Finding) -> (&'static str, Option<String>, &str) {
+    (f.code.as_str(), f.resource.as_ref().map(ToString::to_string), f.message.as_str())
+}
+
+fn finding_change(o: &Outcome, f: &Finding) -> FindingChange {
+    FindingChange {
+        code: f.code.as_str(),
+        severity: f.severity.as_str(),
+        message: f.message.clone(),
+        resource: f.resource.as_ref().map(ToString::to_string),
+        file: o.sources.get(f.span.source as usize).map_or_else(String::new, |s| s.name.clone()),
+        line: f.span.line,
+    }
+}
+
+/// Findings by code, resource and message: line moves alone change nothing.
+fn finding_changes(base: &Outcome, head: &Outcome) -> FindingChanges {
+    let b: BTreeSet<_> = base.findings.iter().map(finding_key).collect();
+    let h: BTreeSet<_> = head.findings.iter().map(finding_key).collect();
+    FindingChanges {
+        introduced: head
+            .findings
+            .iter()
+            .filter(|f| !b.contains(&finding_key(f)))
+            .map(|f| finding_change(head, f))
+            .collect(),
+        fixed: base.findings.iter().filter(|f| !h.contains(&finding_key(f))).map(|f| finding_change(base, f)).collect(),
+    }
+}
+
+/// A stable digest of a config (the rollout pushes exactly these bytes' meaning).
+pub fn config_hash(c: &mesh_proxy_api::ProxyConfig) -> String {
+    let bytes = serde_json::to_vec(c).expect("config serializes");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn hashes(o: &Outcome, namespace: Option<&str>) -> BTreeMap<String, Option<String>> {
+    crate::query::matrix::workloads_in(o, namespace)
+        .into_iter()
+        .map(|wi| (workload_label(o, wi), o.configs[wi].as_ref().map(config_hash)))
+        .collect()
+}
+
+fn config_changes(base: &Outcome, head: &Outcome, namespace: Option<&str>) -> Vec<ConfigChange> {
+    let (b, h) = (hashes(base, namespace), hashes(head, namespace));
+    let names: BTreeSet<&String> = b.keys().chain(h.keys()).collect();
+    names
+        .into_iter()
+        .filter_map(|w| {
+            let (before, after) = (b.get(w).cloned().flatten(), h.get(w).cloned().flatten());
+            (before != after).then(|| ConfigChange { workload: w.clone(), before, after })
+        })
+        .collect()
+}

@@ -1,0 +1,122 @@
+//! Observed traffic: which flows that the base allows the head denies.
+//!
+//! Input is a JSON array of flows, `{"from": CLIENT, "to": "WORKLOAD[:PORT]",
+//! "method"?, "path"?, "count"?}` with the client and workload syntax of
+//! `meshc reach`, or the output of `linkerd viz edges -o json` (rows with
+//! `src`, `src_namespace`, `dst`, `dst_namespace`), whose flows have no port
+//! or request: such a flow is allowed when any route of any port allows it.
+
+use super::Sides;
+use crate::pipeline::Outcome;
+use crate::query::classes::Classes;
+use crate::query::evaluate::Verdict;
+use crate::query::reach::{parse_client, parse_target, reach};
+use crate::query::who::target_ports;
+use mesh_proxy_api::HttpRequest;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Flow {
+    pub from: String,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct VizEdge {
+    src: String,
+    src_namespace: String,
+    dst: String,
+    dst_namespace: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Broken {
+    pub flow: Flow,
+    /// What the client gets after the change, and why.
+    pub after: String,
+}
+
+fn flows(text: &str) -> Result<Vec<Flow>, String> {
+    if let Ok(flows) = serde_json::from_str::<Vec<Flow>>(text) {
+        return Ok(flows);
+    }
+    let edges: Vec<VizEdge> = serde_json::from_str(text).map_err(|e| {
+        format!("expected a JSON array of {{\"from\",\"to\",\"method\"?,\"path\"?,\"count\"?}} or `linkerd viz edges -o json` output: {e}")
+    })?;
+    Ok(edges
+        .into_iter()
+        .map(|e| Flow {
+            from: format!("{}/{}", e.src_namespace, e.src),
+            to: format!("{}/{}", e.dst_namespace, e.dst),
+            method: None,
+            path: None,
+            count: None,
+        })
+        .collect())
+}
+
+/// Allowed on this side? `None` when the flow's client or target is not there.
+fn allowed(o: &Outcome, classes: &Classes, f: &Flow) -> Option<(bool, String)> {
+    let client = parse_client(o, classes, &f.from).ok()?;
+    let (wi, port) = parse_target(o, &f.to).ok()?;
+    let req = match (&f.method, &f.path) {
+        (None, None) => None,
+        (m, p) => Some(HttpRequest::new(m.as_deref().unwrap_or("GET"), p.as_deref().unwrap_or("/"))),
+    };
+    let ports = port.map_or_else(|| target_ports(&o.resolved.workloads[wi], o.configs[wi].as_ref()), |p| vec![p]);
+    let mut why = String::new();
+    for port in ports {
+        let r = reach(o, client.clone(), wi, port, req.as_ref());
+        if r.verdicts.iter().any(|v| v.verdict == Verdict::Allow) {
+            return Some((true, String::new()));
+        }
+        if why.is_empty()
+            && let Some(v) = r.verdicts.first()
+        {
+            let status = v.status.map_or_else(|| "connection closed".to_owned(), |s| s.to_string());
+            let cause = v.proof.iter().rev().find(|s| s.step == "likely-cause" || s.step == "route");
+            let at = cause
+                .and_then(|s| Some(format!(": {} ({}:{})", s.detail, s.file.as_ref()?, s.line?)))
+                .unwrap_or_default();
+            why = format!("port {port}: {} ({status}){at}", v.verdict.as_str());
+        }
+    }
+    Some((false, why))
+}
+
+pub fn check_file(s: &Sides, file: &Path) -> Result<Vec<Broken>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut out = Vec::new();
+    for f in flows(&text)? {
+        let Some((true, _)) = allowed(s.base, &s.base_classes, &f) else { continue };
+        // A client that is gone sends nothing; a target that is gone breaks the flow.
+        if parse_client(s.head, &s.head_classes, &f.from).is_err() {
+            continue;
+        }
+        match allowed(s.head, &s.head_classes, &f) {
+            Some((true, _)) => {}
+            Some((false, why)) => out.push(Broken { flow: f, after: why }),
+            None => out.push(Broken { flow: f, after: "the target is no longer in the repository".to_owned() }),
+        }
+    }
+    Ok(out)
+}
+
+impl Broken {
+    pub fn line(&self) -> String {
+        let f = &self.flow;
+        let req = match (&f.method, &f.path) {
+            (None, None) => String::new(),
+            (m, p) => format!(" {} {}", m.as_deref().unwrap_or("GET"), p.as_deref().unwrap_or("/")),
+        };
+        let count = f.count.map_or_else(String::new, |c| format!(" ({c} observed)"));
+        format!("{} → {}{req}{count}: {}", f.from, f.to, self.after)
+    }
+}
