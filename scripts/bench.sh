@@ -7,6 +7,8 @@
 #   parse-only   discover + read + parse_documents of every file, one thread
 #   check        target/release/meshc check DIR --format json
 #   matrix       target/release/meshc matrix DIR --format json (to /dev/null)
+#   diff         target/release/meshc diff HEAD~1 HEAD in DIR, made a git
+#                repository whose last commit removes one AuthorizationPolicy
 # and prints check/parse-only. Budget: check < 5 s, ratio <= 2.
 #
 # For the in-process figures with a per-stage breakdown, run instead:
@@ -51,6 +53,22 @@ fi
 parse_cmd="MESHC_BENCH_RUNS=1 $bench_bin --parse-only $dir"
 check_cmd="$meshc check $dir --format json"
 matrix_cmd="$meshc matrix $dir --format json"
+# meshc diff between two commits that differ in one file (one AuthorizationPolicy removed).
+echo "== making a git history in $dir" >&2
+one="$(find "$dir" -path '*/policy/*.yaml' ! -name 'authentications.yaml' | sort | sed -n 1p)"
+(
+    cd "$dir"
+    git init -q && git add -A && git -c user.name=bench -c user.email=bench@example.com commit -qm base
+    python3 - "$one" <<'PY'
+import sys
+path = sys.argv[1]
+docs = open(path).read().split("\n---\n")
+docs = [d for i, d in enumerate(docs) if i != next(j for j, d in enumerate(docs) if "kind: AuthorizationPolicy" in d)]
+open(path, "w").write("\n---\n".join(docs))
+PY
+    git -c user.name=bench -c user.email=bench@example.com commit -qam "remove one AuthorizationPolicy"
+) >&2
+diff_cmd="cd $dir && $meshc diff HEAD~1 HEAD"
 echo "== timing ($runs runs each)" >&2
 # On a shared host the 2 cores are often not 2 cores' worth of CPU: say how many we got.
 cores_before="$("$bench_bin" --cores)"
@@ -60,28 +78,33 @@ if command -v hyperfine >/dev/null 2>&1; then
     hyperfine --warmup 1 --runs "$runs" -i --export-json "$json" \
         --command-name parse-only "$parse_cmd" \
         --command-name check "$check_cmd" \
-        --command-name matrix "$matrix_cmd" >&2
+        --command-name matrix "$matrix_cmd" \
+        --command-name diff "$diff_cmd" >&2
     medians="$(grep -o '"median": *[0-9.e+-]*' "$json" | sed 's/.*: *//')"
     rm -f "$json"
     parse_s="$(echo "$medians" | sed -n 1p)"
     check_s="$(echo "$medians" | sed -n 2p)"
     matrix_s="$(echo "$medians" | sed -n 3p)"
+    diff_s="$(echo "$medians" | sed -n 4p)"
 else
     echo "hyperfine not available: timing with a shell loop" >&2
     median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
     now() { date +%s.%N; }
-    pt=""; ct=""; mt=""
+    pt=""; ct=""; mt=""; dt=""
     for _ in $(seq "$runs"); do
         t0="$(now)"; sh -c "$parse_cmd" >/dev/null; t1="$(now)"
         sh -c "$check_cmd" >/dev/null || true; t2="$(now)"
         sh -c "$matrix_cmd" >/dev/null; t3="$(now)"
         mt="$mt $(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')"
+        sh -c "$diff_cmd" >/dev/null; t4="$(now)"
+        dt="$dt $(awk -v a="$t3" -v b="$t4" 'BEGIN { print b - a }')"
         pt="$pt $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
         ct="$ct $(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')"
     done
     parse_s="$(echo $pt | tr ' ' '\n' | median)"
     check_s="$(echo $ct | tr ' ' '\n' | median)"
     matrix_s="$(echo $mt | tr ' ' '\n' | median)"
+    diff_s="$(echo $dt | tr ' ' '\n' | median)"
 fi
 
 cores_after="$("$bench_bin" --cores)"
@@ -93,11 +116,12 @@ echo "${findings:-  none}"
 echo
 echo "before timing: $cores_before"
 echo "after timing:  $cores_after"
-awk -v p="$parse_s" -v c="$check_s" -v m="$matrix_s" 'BEGIN {
+awk -v p="$parse_s" -v c="$check_s" -v m="$matrix_s" -v d="$diff_s" 'BEGIN {
     r = c / p
     printf "\nparse-only (1 thread, process): median %.3f s\n", p
     printf "meshc check (process):          median %.3f s  (budget < 5 s: %s)\n", c, (c < 5 ? "ok" : "OVER")
     printf "ratio check/parse-only:         %.2f          (budget <= 2: %s)\n", r, (r <= 2 ? "ok" : "OVER")
     printf "meshc matrix --format json:     median %.3f s  (budget < 10 s: %s; matrix/check %.2f)\n", m, (m < 10 ? "ok" : "OVER"), m / c
-    printf "RESULT parse_only_s=%.4f check_s=%.4f ratio=%.3f matrix_s=%.4f\n", p, c, r, m
+    printf "meshc diff HEAD~1 HEAD (1 file): median %.3f s  (budget < 2x check: %s; diff/check %.2f)\n", d, (d < 2 * c ? "ok" : "OVER"), d / c
+    printf "RESULT parse_only_s=%.4f check_s=%.4f ratio=%.3f matrix_s=%.4f diff_s=%.4f\n", p, c, r, m, d
 }'

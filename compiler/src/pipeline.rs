@@ -36,7 +36,12 @@ impl Outcome {
 }
 
 pub fn check(input: &Input, options: &Options) -> Result<Outcome, InputError> {
-    let loaded = load::load(input)?;
+    check_cached(input, options, None)
+}
+
+/// [`check`] sharing parse results through `cache` (see [`load::ParseCache`]).
+pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
+    let loaded = load::load_cached(input, cache)?;
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;
     let helm = settings::helm_values::from_helm_release(&loaded.objects);

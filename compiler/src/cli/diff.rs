@@ -2,8 +2,8 @@
 
 use super::{EXIT_FINDINGS, EXIT_USAGE};
 use crate::diff::{self, Sides, render, traffic};
-use crate::load::git::read_revision;
-use crate::load::{Input, InputError};
+use crate::load::git::{read_revision, read_revisions};
+use crate::load::{Input, InputError, ParseCache};
 use crate::pipeline::{self, Options, Outcome};
 use crate::query::render::text::Paint;
 use crate::settings::SettingsFile;
@@ -123,11 +123,16 @@ fn inputs(a: &DiffArgs) -> Result<(Input, Input), InputError> {
     if !repo.is_dir() {
         return Err(InputError(format!("{}: not a directory", repo.display())));
     }
+    if a.base != "WORKTREE" && a.head != "WORKTREE" {
+        let (b, h) = read_revisions(&repo, &a.base, &a.head)?;
+        let files = |r: crate::load::git::Revision| Input::Files { files: r.files, settings: r.settings };
+        return Ok((files(b), files(h)));
+    }
     Ok((side(&a.base, &repo)?, side(&a.head, &repo)?))
 }
 
-fn check(input: &Input, overrides: SettingsFile) -> Result<Outcome, InputError> {
-    pipeline::check(input, &Options { overrides, ..Options::default() })
+fn check(input: &Input, overrides: SettingsFile, cache: &ParseCache) -> Result<Outcome, InputError> {
+    pipeline::check_cached(input, &Options { overrides, ..Options::default() }, Some(cache))
 }
 
 pub fn run(a: DiffArgs) -> ExitCode {
@@ -139,11 +144,17 @@ pub fn run(a: DiffArgs) -> ExitCode {
         Ok(i) => i,
         Err(e) => return fail(e),
     };
-    let (base, head) = rayon::join(|| check(&base_in, base_set), || check(&head_in, head_set));
+    // One after the other: the head reuses what the base parsed (most files are the same).
+    let cache = ParseCache::default();
+    let base = check(&base_in, base_set, &cache);
+    let head = check(&head_in, head_set, &cache);
+    drop(cache);
     let (base, head) = match (base, head) {
         (Ok(b), Ok(h)) => (b, h),
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
+    // Freeing two large repositories' trees takes seconds; the process is about to exit.
+    let (base, head) = (std::mem::ManuallyDrop::new(base), std::mem::ManuallyDrop::new(head));
     let sides = Sides::new(&base, &head);
     let d = diff::diff(&sides, a.namespace.as_deref());
     let broken = match &a.traffic {
@@ -162,7 +173,9 @@ pub fn run(a: DiffArgs) -> ExitCode {
             println!("{}", sarif(&head, &d, &prefix))
         }
     }
-    if a.exit_code && fails(&a.fail_on, &d, &broken) { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
+    let failed = a.exit_code && fails(&a.fail_on, &d, &broken);
+    std::mem::forget(sides);
+    if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
 }
 
 fn fails(fail_on: &[FailOn], d: &diff::Diff, broken: &[traffic::Broken]) -> bool {

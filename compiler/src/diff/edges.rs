@@ -10,6 +10,7 @@ use super::Sides;
 use crate::query::matrix::{PortSets, port_sets, workloads_in};
 use crate::query::reach::workload_label;
 use crate::query::who::target_ports;
+use mesh_proxy_api::Client;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Clients that behave alike on both sides; `None` where a side lacks them.
@@ -17,6 +18,10 @@ pub struct Group {
     pub base: Option<usize>,
     pub head: Option<usize>,
     pub members: Vec<String>,
+    /// Every member changed (or exists on one side only). A group with one
+    /// unchanged member gets the same verdict on both sides from any target
+    /// whose config did not change, so only volatile groups need checking there.
+    pub volatile: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,21 +43,31 @@ pub struct RawChange {
     pub route: String,
 }
 
+type Sided<'c> = (Option<(usize, &'c Client)>, Option<(usize, &'c Client)>);
+
 pub fn groups(s: &Sides) -> Vec<Group> {
-    let mut by_pair: BTreeMap<(Option<usize>, Option<usize>), Vec<String>> = BTreeMap::new();
-    let mut labels: BTreeMap<&str, (Option<usize>, Option<usize>)> = BTreeMap::new();
+    let mut labels: BTreeMap<&str, Sided> = BTreeMap::new();
     for c in &s.base_classes.classes {
         for m in &c.members {
-            labels.entry(&m.label).or_default().0 = Some(c.id);
+            labels.entry(&m.label).or_default().0 = Some((c.id, &m.client));
         }
     }
     for c in &s.head_classes.classes {
         for m in &c.members {
-            labels.entry(&m.label).or_default().1 = Some(c.id);
+            labels.entry(&m.label).or_default().1 = Some((c.id, &m.client));
         }
     }
-    for (label, pair) in labels {
-        by_pair.entry(pair).or_default().push(label.to_owned());
+    // (base class, head class) → (members, all of them changed)
+    type Pair = (Option<usize>, Option<usize>);
+    let mut by_pair: BTreeMap<Pair, (Vec<String>, bool)> = BTreeMap::new();
+    for (label, (b, h)) in labels {
+        let changed = match (b, h) {
+            (Some((_, x)), Some((_, y))) => x != y,
+            _ => true,
+        };
+        let entry = by_pair.entry((b.map(|x| x.0), h.map(|x| x.0))).or_insert((Vec::new(), true));
+        entry.0.push(label.to_owned());
+        entry.1 &= changed;
     }
     let localhost = |g: &(Option<usize>, Option<usize>)| {
         g.0.is_some_and(|c| s.base_classes.is_localhost(c)) || g.1.is_some_and(|c| s.head_classes.is_localhost(c))
@@ -60,7 +75,7 @@ pub fn groups(s: &Sides) -> Vec<Group> {
     by_pair
         .into_iter()
         .filter(|(pair, _)| !localhost(pair))
-        .map(|((base, head), members)| Group { base, head, members })
+        .map(|((base, head), (members, volatile))| Group { base, head, members, volatile })
         .collect()
 }
 
@@ -76,6 +91,15 @@ pub fn changes(s: &Sides, groups: &[Group], namespace: Option<&str>) -> (Vec<Raw
     let labels: BTreeSet<&String> = base_targets.keys().chain(head_targets.keys()).collect();
     let mut out = Vec::new();
     let mut unchanged = 0;
+    let all: Vec<usize> = (0..groups.len()).collect();
+    let volatile: Vec<usize> = all.iter().copied().filter(|&g| groups[g].volatile).collect();
+    // For targets whose config did not change: how many stable groups each base class stands for.
+    let mut weights = vec![0usize; s.base_classes.len()];
+    for g in groups.iter().filter(|g| !g.volatile) {
+        if let Some(c) = g.base {
+            weights[c] += 1;
+        }
+    }
     for label in labels {
         let (b, h) = (base_targets.get(label).copied(), head_targets.get(label).copied());
         let mut ports: BTreeSet<u16> = BTreeSet::new();
@@ -86,10 +110,16 @@ pub fn changes(s: &Sides, groups: &[Group], namespace: Option<&str>) -> (Vec<Raw
             ports.extend(target_ports(&s.head.resolved.workloads[wi], s.head.configs[wi].as_ref()));
         }
         let namespace = label.split('/').nth(1).unwrap_or_default().to_owned();
+        let same_config = matches!((b, h), (Some(x), Some(y)) if s.base.configs[x] == s.head.configs[y]);
         for port in ports {
             let bs = b.map(|wi| port_sets(s.base, &s.base_classes, wi, port));
             let hs = h.map(|wi| port_sets(s.head, &s.head_classes, wi, port));
-            let (changed, same) = port_changes(bs.as_ref(), hs.as_ref(), groups);
+            let (changed, same) = if same_config {
+                let (changed, same) = port_changes(bs.as_ref(), hs.as_ref(), groups, &volatile);
+                (changed, same + stable_allowed(bs.as_ref(), &weights))
+            } else {
+                port_changes(bs.as_ref(), hs.as_ref(), groups, &all)
+            };
             unchanged += same;
             for (direction, route, groups_changed, everyone) in changed {
                 out.push(RawChange {
@@ -107,10 +137,20 @@ pub fn changes(s: &Sides, groups: &[Group], namespace: Option<&str>) -> (Vec<Raw
     (out, unchanged)
 }
 
+/// Edges of stable groups on a target whose config did not change: allowed on both sides.
+fn stable_allowed(base: Option<&PortSets>, weights: &[usize]) -> usize {
+    base.map_or(0, |b| b.entries.iter().map(|(_, set)| set.ones().map(|c| weights[c]).sum::<usize>()).sum())
+}
+
 type PortChange = (Direction, String, Vec<usize>, bool);
 
-/// Per route (matched by name across sides), the groups whose verdict flipped.
-fn port_changes(base: Option<&PortSets>, head: Option<&PortSets>, groups: &[Group]) -> (Vec<PortChange>, usize) {
+/// Per route (matched by name across sides), which of the `check`ed groups' verdict flipped.
+fn port_changes(
+    base: Option<&PortSets>,
+    head: Option<&PortSets>,
+    groups: &[Group],
+    check: &[usize],
+) -> (Vec<PortChange>, usize) {
     let mut names: Vec<&str> = Vec::new();
     for sets in [base, head].into_iter().flatten() {
         for (name, _) in &sets.entries {
@@ -127,7 +167,8 @@ fn port_changes(base: Option<&PortSets>, head: Option<&PortSets>, groups: &[Grou
     for name in names {
         let (b, h) = (entry(base, name), entry(head, name));
         let (mut opened, mut closed) = (Vec::new(), Vec::new());
-        for (gi, g) in groups.iter().enumerate() {
+        for &gi in check {
+            let g = &groups[gi];
             let allowed_b = matches!((&b, g.base), (Some(set), Some(c)) if set.contains(c));
             let allowed_h = matches!((&h, g.head), (Some(set), Some(c)) if set.contains(c));
             match (allowed_b, allowed_h) {

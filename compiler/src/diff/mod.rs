@@ -175,21 +175,29 @@ pub fn config_hash(c: &mesh_proxy_api::ProxyConfig) -> String {
     format!("{h:016x}")
 }
 
-fn hashes(o: &Outcome, namespace: Option<&str>) -> BTreeMap<String, Option<String>> {
+fn configs_by_label<'o>(
+    o: &'o Outcome,
+    namespace: Option<&str>,
+) -> BTreeMap<String, Option<&'o mesh_proxy_api::ProxyConfig>> {
     crate::query::matrix::workloads_in(o, namespace)
         .into_iter()
-        .map(|wi| (workload_label(o, wi), o.configs[wi].as_ref().map(config_hash)))
+        .map(|wi| (workload_label(o, wi), o.configs[wi].as_ref()))
         .collect()
 }
 
+/// Configs compared by value; only those that differ are hashed.
 fn config_changes(base: &Outcome, head: &Outcome, namespace: Option<&str>) -> Vec<ConfigChange> {
-    let (b, h) = (hashes(base, namespace), hashes(head, namespace));
+    let (b, h) = (configs_by_label(base, namespace), configs_by_label(head, namespace));
     let names: BTreeSet<&String> = b.keys().chain(h.keys()).collect();
     names
         .into_iter()
         .filter_map(|w| {
-            let (before, after) = (b.get(w).cloned().flatten(), h.get(w).cloned().flatten());
-            (before != after).then(|| ConfigChange { workload: w.clone(), before, after })
+            let (before, after) = (b.get(w).copied().flatten(), h.get(w).copied().flatten());
+            (before != after).then(|| ConfigChange {
+                workload: w.clone(),
+                before: before.map(config_hash),
+                after: after.map(config_hash),
+            })
         })
         .collect()
 }

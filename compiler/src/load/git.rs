@@ -37,6 +37,49 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, InputError> {
 }
 
 pub fn read_revision(dir: &Path, rev: &str) -> Result<Revision, InputError> {
+    let list = list_revision(dir, rev)?;
+    let oids: Vec<&str> = list.oids().collect();
+    let blobs = cat_blobs(dir, &oids)?;
+    list.into_revision(blobs)
+}
+
+/// Two revisions, each blob read once: files the change did not touch
+/// have the same object id on both sides.
+pub fn read_revisions(dir: &Path, base: &str, head: &str) -> Result<(Revision, Revision), InputError> {
+    let (b, h) = (list_revision(dir, base)?, list_revision(dir, head)?);
+    let mut unique: Vec<&str> = b.oids().chain(h.oids()).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let texts: std::collections::HashMap<&str, Result<String, String>> =
+        unique.iter().copied().zip(cat_blobs(dir, &unique)?).collect();
+    let pick = |l: &Listing| l.oids().map(|o| texts[o].clone()).collect::<Vec<_>>();
+    let (bt, ht) = (pick(&b), pick(&h));
+    Ok((b.into_revision(bt)?, h.into_revision(ht)?))
+}
+
+/// A revision's manifests (name, object id) and its meshc.yaml's object id.
+struct Listing {
+    wanted: Vec<(String, String)>,
+    settings_oid: Option<String>,
+}
+
+impl Listing {
+    fn oids(&self) -> impl Iterator<Item = &str> {
+        self.wanted.iter().map(|(_, oid)| oid.as_str()).chain(self.settings_oid.as_deref())
+    }
+
+    /// Pairs blob texts (in [`Self::oids`] order) with names.
+    fn into_revision(self, mut blobs: Vec<Result<String, String>>) -> Result<Revision, InputError> {
+        let settings = match self.settings_oid {
+            Some(_) => Some(blobs.pop().expect("one blob per oid").map_err(InputError)?),
+            None => None,
+        };
+        let files = self.wanted.into_iter().zip(blobs).map(|((name, _), text)| (name, text)).collect();
+        Ok(Revision { files, settings })
+    }
+}
+
+fn list_revision(dir: &Path, rev: &str) -> Result<Listing, InputError> {
     if !dir.is_dir() {
         return Err(InputError(format!("{}: not a directory", dir.display())));
     }
@@ -67,15 +110,7 @@ pub fn read_revision(dir: &Path, rev: &str) -> Result<Revision, InputError> {
         }
     }
     wanted.sort();
-    let mut oids: Vec<&str> = wanted.iter().map(|(_, oid)| oid.as_str()).collect();
-    oids.extend(settings_oid.as_deref());
-    let mut blobs = cat_blobs(dir, &oids)?;
-    let settings = match settings_oid {
-        Some(_) => Some(blobs.pop().expect("one blob per oid").map_err(InputError)?),
-        None => None,
-    };
-    let files = wanted.into_iter().zip(blobs).map(|((name, _), text)| (name, text)).collect();
-    Ok(Revision { files, settings })
+    Ok(Listing { wanted, settings_oid })
 }
 
 /// Every blob's text, in the order asked, through one `git cat-file --batch`.

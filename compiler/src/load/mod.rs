@@ -10,7 +10,9 @@ use crate::findings::{Code, Finding, Span};
 use discover::Source;
 pub use objects::RawObject;
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The mesh settings file at the root of a checked directory.
 pub const SETTINGS_FILE: &str = "meshc.yaml";
@@ -48,7 +50,52 @@ impl std::fmt::Display for InputError {
     }
 }
 
+/// Parse results shared between the loads of two versions of a repository
+/// (`meshc diff`): a file with the same name and text is parsed once. Keyed
+/// by name and a 128-bit digest of the text (two SipHash keys).
+#[derive(Default)]
+pub struct ParseCache(Mutex<HashMap<(String, u64, u64), Parsed>>);
+
+type Parsed = (Vec<RawObject>, Vec<Finding>);
+
+fn digest(text: &str) -> (u64, u64) {
+    use std::hash::{BuildHasher, Hasher};
+    let one = |seed: u64| {
+        let mut h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+        h.write_u64(seed);
+        h.write(text.as_bytes());
+        h.finish()
+    };
+    (one(0x6d65_7368_6331), one(0x6469_6666_3032))
+}
+
+impl ParseCache {
+    /// The cached parse of `name`/`text`, moved out (each is reused once),
+    /// with its source index rewritten to `source`.
+    fn take(&self, source: u32, name: &str, text: &str) -> Option<Parsed> {
+        let (a, b) = digest(text);
+        let (mut objects, mut findings) = self.0.lock().ok()?.remove(&(name.to_owned(), a, b))?;
+        objects.iter_mut().for_each(|o| o.source = source);
+        findings.iter_mut().for_each(|f| f.span.source = source);
+        Some((objects, findings))
+    }
+
+    fn put(&self, name: &str, text: &str, parsed: &Parsed) {
+        let (a, b) = digest(text);
+        if let Ok(mut map) = self.0.lock() {
+            map.insert((name.to_owned(), a, b), parsed.clone());
+        }
+    }
+}
+
 pub fn load(input: &Input) -> Result<Loaded, InputError> {
+    load_cached(input, None)
+}
+
+/// [`load`], reusing (and filling) `cache`: the second of two loads takes
+/// what the first one parsed.
+pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, InputError> {
     let mut loaded = Loaded::default();
     let texts: Vec<FileText> = match input {
         Input::Text { name, text } => vec![(name.clone(), Ok(text.clone()))],
@@ -60,9 +107,14 @@ pub fn load(input: &Input) -> Result<Loaded, InputError> {
         .enumerate()
         .map(|(i, (name, text))| {
             let source = i as u32;
-            let (objects, findings) = match &text {
-                Ok(text) => objects::objects_of(source, &name, text),
-                Err(reason) => (Vec::new(), vec![unreadable(source, &name, reason)]),
+            let (objects, findings) = match (&text, cache) {
+                (Ok(text), Some(cache)) => cache.take(source, &name, text).unwrap_or_else(|| {
+                    let parsed = objects::objects_of(source, &name, text);
+                    cache.put(&name, text, &parsed);
+                    parsed
+                }),
+                (Ok(text), None) => objects::objects_of(source, &name, text),
+                (Err(reason), _) => (Vec::new(), vec![unreadable(source, &name, reason)]),
             };
             (Source { name, text: text.unwrap_or_default() }, objects, findings)
         })

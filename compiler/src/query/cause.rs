@@ -77,8 +77,26 @@ pub fn likely_causes(p: &Prover, ns: &str, server: &InboundServer, route: Option
             continue;
         }
         let Some(i) = kind_of(&id.kind, &id.api_version).and_then(|k| r.index.get(k, ns, &id.name)) else { continue };
+        // A policy that names an existing other Server or route is about that one.
+        let exists = |t: &str| {
+            [Kind::Server, Kind::PolicyHttpRoute, Kind::GatewayHttpRoute, Kind::GrpcRoute]
+                .iter()
+                .any(|&k| r.index.get(k, ns, t).is_some())
+        };
         let targets = intended_targets(&r.resources[i].spec);
-        let Some(score) = targets.iter().filter_map(|t| resemblance(t, &names)).min() else { continue };
+        let score = targets
+            .iter()
+            .filter_map(|t| {
+                if names.contains(t) {
+                    Some(0)
+                } else if exists(t) {
+                    None
+                } else {
+                    resemblance(t, &names)
+                }
+            })
+            .min();
+        let Some(score) = score else { continue };
         found.push((score, i, f.message.clone()));
     }
     found.sort_by_key(|(score, i, _)| (*score, *i));
