@@ -97,3 +97,23 @@ fn bad_input_is_a_usage_error() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn linkerd_viz_edges_are_accepted_as_traffic() {
+    let repo = make_repo(&golden().join("server-renamed-dangling"));
+    let viz = r#"[{"src":"web","src_namespace":"shop","dst":"api","dst_namespace":"shop","client_id":"web.shop.serviceaccount.identity.linkerd.cluster.local","server_id":"api.shop.serviceaccount.identity.linkerd.cluster.local","no_tls_reason":""},
+                 {"src":"prometheus","src_namespace":"monitoring","dst":"web","dst_namespace":"shop","client_id":"","server_id":"","no_tls_reason":""}]"#;
+    std::fs::write(repo.path().join("edges.json"), viz).unwrap();
+    let out = meshc(repo.path(), &["diff", "HEAD~1", "HEAD", "k8s", "--traffic", "edges.json", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let broken = v["broken_traffic"].as_array().unwrap();
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert_eq!(broken[0]["flow"]["from"], "shop/web");
+    assert_eq!(broken[0]["flow"]["to"], "shop/api");
+    let code = meshc(
+        repo.path(),
+        &["diff", "HEAD~1", "HEAD", "k8s", "--traffic", "edges.json", "--exit-code", "--fail-on", "broken-traffic"],
+    );
+    assert_eq!(code.status.code(), Some(1));
+}

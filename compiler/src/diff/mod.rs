@@ -57,6 +57,9 @@ pub struct EdgeChange {
     pub namespace: String,
     /// The route, `connection` (TCP), or `*` (nothing enforced on the port).
     pub route: String,
+    /// What the route matches, in words (`POST path /items*`), from the side that has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
     pub cause: Option<Cause>,
 }
 
@@ -104,6 +107,8 @@ pub fn diff(s: &Sides, namespace: Option<&str>) -> Diff {
     let mut d = Diff { unchanged, ..Diff::default() };
     for c in &raw {
         let cause = c.groups.iter().take(CAUSES_PER_CHANGE).find_map(|&g| cause::cause(s, &groups[g], c));
+        let (first, second) = if c.direction == Direction::Opened { (s.head, s.base) } else { (s.base, s.head) };
+        let matches = route_matches(first, c).or_else(|| route_matches(second, c));
         let target = Target { workload: c.workload.clone(), port: c.port };
         let list = if c.direction == Direction::Opened { &mut d.opened } else { &mut d.closed };
         let clients: Vec<ClientGroup> = if c.everyone {
@@ -117,6 +122,7 @@ pub fn diff(s: &Sides, namespace: Option<&str>) -> Diff {
                 target: target.clone(),
                 namespace: c.namespace.clone(),
                 route: c.route.clone(),
+                matches: matches.clone(),
                 cause: cause.clone(),
             });
         }
@@ -124,6 +130,18 @@ pub fn diff(s: &Sides, namespace: Option<&str>) -> Diff {
     d.findings = finding_changes(s.base, s.head);
     d.configs_changed = config_changes(s.base, s.head, namespace);
     d
+}
+
+/// The rules of the changed route in words, looked up in one side's config.
+fn route_matches(o: &Outcome, c: &edges::RawChange) -> Option<String> {
+    use crate::query::evaluate::route_meta;
+    use crate::query::proof::{route_count, route_name, rule_texts};
+    let wi = crate::query::workload_ref::find(&o.resolved, &c.workload).ok()?;
+    let mesh_proxy_api::PortPolicy::Server(server) = o.configs[wi].as_ref()?.inbound.lookup(c.port) else {
+        return None;
+    };
+    let ri = (0..route_count(server)).find(|&ri| route_name(route_meta(server, ri)) == c.route)?;
+    Some(rule_texts(server, ri).join(" | "))
 }
 
 fn client_group(g: &Group) -> ClientGroup {

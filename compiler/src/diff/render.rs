@@ -33,7 +33,8 @@ fn by_namespace(d: &Diff) -> BTreeMap<&str, Vec<(bool, &EdgeChange)>> {
 }
 
 fn edge_line(e: &EdgeChange) -> String {
-    let route = if e.route == "*" { String::new() } else { format!(" {}", e.route) };
+    let matches = e.matches.as_ref().map_or_else(String::new, |m| format!(" ({m})"));
+    let route = if e.route == "*" { String::new() } else { format!(" {}{matches}", e.route) };
     format!("{} → {}:{}{route}", e.client.label, e.target.workload, e.target.port)
 }
 
@@ -144,4 +145,32 @@ pub fn markdown(d: &Diff, broken: &[Broken]) -> String {
 
 fn escape(s: &str) -> String {
     s.replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::{ClientGroup, Target};
+
+    fn edge(i: usize) -> EdgeChange {
+        EdgeChange {
+            client: ClientGroup { label: format!("Deployment/ns/client-{i}"), members: Vec::new() },
+            target: Target { workload: format!("Deployment/ns/target-{i}"), port: 8080 },
+            namespace: "ns".to_owned(),
+            route: "HTTPRoute r".to_owned(),
+            matches: Some("GET path = /x".to_owned()),
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn markdown_is_cut_below_the_comment_limit_with_a_note() {
+        let d = Diff { closed: (0..5000).map(edge).collect(), ..Diff::default() };
+        let md = markdown(&d, &[]);
+        assert!(md.len() <= MARKDOWN_LIMIT, "{}", md.len());
+        assert!(md.contains("_Truncated: "), "no truncation note");
+        assert!(md.starts_with("<!-- meshc-diff -->"));
+        let small = markdown(&Diff { closed: (0..3).map(edge).collect(), ..Diff::default() }, &[]);
+        assert!(!small.contains("Truncated"));
+    }
 }
