@@ -8,6 +8,7 @@ pub mod diff;
 pub mod findings;
 pub mod load;
 pub mod lower;
+pub mod meshtest;
 pub mod model;
 pub mod pipeline;
 pub mod query;

@@ -18,6 +18,8 @@ pub struct Options {
     pub settings_file: Option<std::path::PathBuf>,
     /// Codes suppressed for this run.
     pub ignore: Vec<Code>,
+    /// Run MeshTest files: those under the path, plus these. `None`: no tests.
+    pub tests: Option<Vec<std::path::PathBuf>>,
 }
 
 pub struct Outcome {
@@ -27,6 +29,8 @@ pub struct Outcome {
     pub objects: usize,
     pub resolved: Resolved,
     pub configs: Vec<Option<ProxyConfig>>,
+    /// Results of the MeshTest flows run (see `Options::tests`).
+    pub tests: Vec<crate::meshtest::TestResult>,
 }
 
 impl Outcome {
@@ -51,8 +55,12 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     let resolved = resolve::resolve(resources, settings, &names, &mut findings);
     let configs = lower::lower_all(&resolved);
     analyze::analyze(&resolved, &configs, &mut findings);
-    let findings = finish(findings, &resolved, options);
-    Ok(Outcome { sources, findings, objects, resolved, configs })
+    let mut o = Outcome { sources, findings, objects, resolved, configs, tests: Vec::new() };
+    if let Some(extra) = &options.tests {
+        o.tests = crate::meshtest::run(&mut o, input, extra);
+    }
+    o.findings = finish(std::mem::take(&mut o.findings), &o.resolved, options);
+    Ok(o)
 }
 
 fn read_settings(

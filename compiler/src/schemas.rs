@@ -26,6 +26,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("serviceprofile.spec.schema.json", pretty(&schema_for!(profile::ServiceProfileSpec))),
         ("pod-template.schema.json", pretty(&schema_for!(core::PodTemplate))),
         ("service.spec.schema.json", pretty(&schema_for!(core::ServiceSpec))),
+        ("meshtest.spec.schema.json", pretty(&schema_for!(crate::meshtest::MeshTestSpec))),
     ];
     out.sort_by_key(|(n, _)| *n);
     out

@@ -39,7 +39,9 @@ fn expectations(case: &Path) -> BTreeSet<String> {
 }
 
 fn run_case(case: &Path) -> Result<(), String> {
-    let outcome = pipeline::check(&Input::Path(case.join("input")), &Options::default()).map_err(|e| e.to_string())?;
+    // As `meshc check` does: MeshTest files under the input run too.
+    let options = Options { tests: Some(Vec::new()), ..Options::default() };
+    let outcome = pipeline::check(&Input::Path(case.join("input")), &options).map_err(|e| e.to_string())?;
     let summary = Summary::new(&outcome.findings, outcome.objects, outcome.workloads());
     let actual_json = json::render(&outcome.findings, &outcome.sources, summary);
     let got: BTreeSet<String> = outcome

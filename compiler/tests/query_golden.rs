@@ -1,7 +1,7 @@
 //! Golden cases for the query commands, run through the real binary on the
 //! example repositories: `tests/golden/queries/<case>/command` holds the
 //! arguments (one per line, paths relative to the repository root) and
-//! `stdout` what meshc must print.
+//! `stdout` what meshc must print; `exit` the exit code when it is not 0.
 //!
 //! `MESHC_BLESS=1 cargo test --test query_golden` rewrites `stdout`; review
 //! the diff before committing it.
@@ -33,8 +33,15 @@ fn run_case(case: &Path) -> Result<(), String> {
         .env("NO_COLOR", "1")
         .output()
         .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
+    // `exit` holds the expected exit code when it is not 0 (a failing test run).
+    let want_exit: i32 =
+        std::fs::read_to_string(case.join("exit")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    if out.status.code() != Some(want_exit) {
+        return Err(format!(
+            "exit {:?}, want {want_exit}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let got = String::from_utf8(out.stdout).map_err(|e| e.to_string())?;
     let expected_path = case.join("stdout");

@@ -46,6 +46,9 @@ pub struct CheckArgs {
     /// Namespace for objects that have none (what `kubectl apply -n` would use).
     #[arg(long = "namespace", short = 'n')]
     default_namespace: Option<String>,
+    /// A MeshTest file to run besides the `*.meshtest.yaml` files under PATH (repeatable).
+    #[arg(long = "tests", value_name = "FILE")]
+    tests: Vec<PathBuf>,
     /// Color in human output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
@@ -116,7 +119,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         default_namespace: args.default_namespace,
         ..SettingsFile::default()
     };
-    let options = Options { overrides, settings_file: args.settings, ignore };
+    let options = Options { overrides, settings_file: args.settings, ignore, tests: Some(args.tests) };
     let outcome = match pipeline::check(&input, &options) {
         Ok(o) => o,
         Err(e) => return fail(&e.to_string()),

@@ -5,6 +5,7 @@ mod diff;
 mod explain;
 mod reach;
 mod show_config;
+mod test;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     Matrix(reach::MatrixArgs),
     /// What a change does to reachability, findings and configs, between two git revisions or directories.
     Diff(Box<diff::DiffArgs>),
+    /// Run the MeshTest files (*.meshtest.yaml): flows with the verdict they expect.
+    Test(test::TestArgs),
     /// Write the JSON Schemas of meshc.yaml, the resources meshc reads, and ProxyConfig.
     Schemas(explain::SchemasArgs),
 }
@@ -57,5 +60,6 @@ pub fn main() -> ExitCode {
         Command::WhoCanReach(args) => reach::run_who(args),
         Command::Matrix(args) => reach::run_matrix(args),
         Command::Diff(args) => diff::run(*args),
+        Command::Test(args) => test::run(args),
     }
 }

@@ -141,6 +141,14 @@ catalogue! {
         "A policy's target exists but the policy can never apply.",
         "Linkerd drops an AuthorizationPolicy whose targetRef kind is not Server, Namespace, HTTPRoute or GRPCRoute, that mixes authentication kinds it rejects, or that targets a route that is not attached.",
         "Target a Server, a Namespace or an attached route.";
+    FlowExpectationFailed = "flow-expectation-failed", Error,
+        "A flow in a MeshTest file does not get the verdict it expects.",
+        "The test states that a client reaching a workload port (with an optional request) is allowed, denied or gets no route; the policy in the repository gives another verdict, so the intent the test records is not what the proxies will enforce.",
+        "Read the proof in the message (the route and the authorizations tried), then fix the policy, or the test if the intent changed.";
+    TestError = "test-error", Error,
+        "A MeshTest file cannot be evaluated as written.",
+        "A flow names a client or workload that is not in the repository, a port the workload does not have, or an expectation that is not allow, deny or no-route. The test is not run, so it proves nothing.",
+        "Fix the reference at the reported line; `meshc reach` accepts the same client and workload syntax.";
 }
 
 /// The text `meshc explain CODE` prints.
