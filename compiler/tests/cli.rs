@@ -214,13 +214,13 @@ fn ci_formats_point_at_repository_paths() {
     let first = text.lines().next().unwrap();
     assert!(first.starts_with("::error file="), "{first}");
     assert!(first.contains("common-mistakes/frontend.yaml,line=55,col=15,title=probe-denied::"), "{first}");
-    assert_eq!(text.lines().count(), 9, "one annotation per finding: {text}");
+    assert_eq!(text.lines().count(), 10, "one annotation per finding (9 mistakes, probe-denied twice): {text}");
 
     let sarif = meshc(&["check", &repo, "--format", "sarif"], None);
     let log: serde_json::Value = serde_json::from_slice(&sarif.stdout).unwrap();
     assert_eq!(log["version"], "2.1.0");
     let results = log["runs"][0]["results"].as_array().unwrap();
-    assert_eq!(results.len(), 9);
+    assert_eq!(results.len(), 10);
     let uri = results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap();
     assert!(uri.ends_with("common-mistakes/frontend.yaml"), "{uri}");
     let rules: Vec<&str> = log["runs"][0]["tool"]["driver"]["rules"]
