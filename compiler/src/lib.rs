@@ -6,6 +6,7 @@ pub mod analyze;
 pub mod cli;
 pub mod diff;
 pub mod findings;
+pub mod invariants;
 pub mod load;
 pub mod lower;
 pub mod meshtest;

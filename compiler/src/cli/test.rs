@@ -52,12 +52,14 @@ pub fn run(a: TestArgs) -> ExitCode {
     let test_files: Vec<u32> = (0..o.sources.len() as u32)
         .filter(|&i| o.sources[i as usize].name.ends_with(crate::meshtest::SUFFIX))
         .collect();
+    // Failures and unrunnable tests are results already; the rest (a test
+    // file that does not parse, a wrong kind) are errors.
+    let reported = |m: &str| o.tests.iter().any(|t| t.message == m || t.detail == m);
     let errors: Vec<String> = o
         .findings
         .iter()
-        .filter(|f| {
-            f.code == Code::TestError || (test_files.contains(&f.span.source) && f.code != Code::FlowExpectationFailed)
-        })
+        .filter(|f| f.code == Code::TestError || test_files.contains(&f.span.source))
+        .filter(|f| !matches!(f.code, Code::FlowExpectationFailed | Code::InvariantViolated) && !reported(&f.message))
         .map(|f| {
             let file = o.sources.get(f.span.source as usize).map_or("", |s| s.name.as_str());
             format!("{file}:{}: {}: {}", f.span.line, f.code, f.message)

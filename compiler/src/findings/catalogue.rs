@@ -145,9 +145,13 @@ catalogue! {
         "A flow in a MeshTest file does not get the verdict it expects.",
         "The test states that a client reaching a workload port (with an optional request) is allowed, denied or gets no route; the policy in the repository gives another verdict, so the intent the test records is not what the proxies will enforce.",
         "Read the proof in the message (the route and the authorizations tried), then fix the policy, or the test if the intent changed.";
+    InvariantViolated = "invariant-violated", Error,
+        "An invariant in a MeshTest file is false for this repository.",
+        "The invariant states something that must hold over the whole mesh graph (who may reach what, on which routes); the policy in the repository breaks it. The message names a counterexample when the invariant has the form LIST.all(x, P): the first element for which P is false, with the proof of its verdict.",
+        "Fix the policy so the counterexample no longer holds (run `meshc reach` on it), or the invariant if the intent changed.";
     TestError = "test-error", Error,
         "A MeshTest file cannot be evaluated as written.",
-        "A flow names a client or workload that is not in the repository, a port the workload does not have, or an expectation that is not allow, deny or no-route. The test is not run, so it proves nothing.",
+        "A flow names a client or workload that is not in the repository, a port the workload does not have, or an expectation that is not allow, deny or no-route; or an invariant's CEL expression does not parse, has a type error, names an unknown function or variable, or is not a bool. The test is not run, so it proves nothing.",
         "Fix the reference at the reported line; `meshc reach` accepts the same client and workload syntax.";
 }
 

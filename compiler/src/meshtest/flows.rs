@@ -80,11 +80,7 @@ fn explanation(r: &Reach) -> String {
         .join("; ")
 }
 
-pub fn run(o: &Outcome, suite: &Suite, findings: &mut Vec<Finding>) -> Vec<TestResult> {
-    if suite.flows.is_empty() {
-        return Vec::new();
-    }
-    let classes = Classes::derive(&o.resolved, &o.configs);
+pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Finding>) -> Vec<TestResult> {
     let mut out = Vec::new();
     for f in &suite.flows {
         let file = o.sources.get(f.span.source as usize).map_or_else(String::new, |s| s.name.clone());
@@ -104,7 +100,7 @@ pub fn run(o: &Outcome, suite: &Suite, findings: &mut Vec<Finding>) -> Vec<TestR
             out.push(result);
             continue;
         };
-        match verdict(o, &classes, f) {
+        match verdict(o, classes, f) {
             Err(e) => {
                 let msg = format!("flow {}: {e}", result.name);
                 findings.push(Finding::new(Code::TestError, f.span, msg.clone()));

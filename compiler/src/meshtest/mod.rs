@@ -4,6 +4,7 @@
 //! under its path; `meshc test` runs only the tests.
 
 pub mod flows;
+pub mod invariants;
 pub mod junit;
 
 use crate::findings::{Code, Finding, Span};
@@ -11,6 +12,7 @@ use crate::load::discover::{self, Source};
 use crate::load::{Input, RawObject, objects};
 use crate::model::decode::{Seg, decode, node_at};
 use crate::pipeline::Outcome;
+use crate::query::classes::Classes;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,6 +28,29 @@ pub struct MeshTestSpec {
     /// Concrete expectations: a client, a workload port, an optional request, and the verdict.
     #[serde(default)]
     pub flows: Vec<FlowSpec>,
+    /// CEL expressions over the whole mesh graph that must be true.
+    #[serde(default)]
+    pub invariants: Vec<InvariantSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct InvariantSpec {
+    pub name: String,
+    /// A CEL expression that must evaluate to true (README, "Invariants").
+    pub expr: String,
+    /// What the invariant means, shown when it is violated.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// One invariant of one file: where it is, and where its expression starts.
+pub struct Invariant {
+    pub spec: InvariantSpec,
+    pub span: Span,
+    pub expr_span: Span,
+    pub test: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -63,6 +88,7 @@ pub struct Flow {
 pub struct Suite {
     pub files: Vec<String>,
     pub flows: Vec<Flow>,
+    pub invariants: Vec<Invariant>,
 }
 
 /// Test files under `input` (a directory) plus `extra`, sorted by name.
@@ -118,6 +144,13 @@ fn read_object(raw: &RawObject, suite: &mut Suite, findings: &mut Vec<Finding>) 
         let span = objects::span_of(raw.source, node_at(&raw.node, &path));
         suite.flows.push(Flow { spec: f, span, test: test.clone() });
     }
+    for (i, spec) in spec.invariants.into_iter().enumerate() {
+        let mut path = vec![Seg::Key("spec".into()), Seg::Key("invariants".into()), Seg::Index(i)];
+        let span = objects::span_of(raw.source, node_at(&raw.node, &path));
+        path.push(Seg::Key("expr".into()));
+        let expr_span = objects::span_of(raw.source, node_at(&raw.node, &path));
+        suite.invariants.push(Invariant { spec, span, expr_span, test: test.clone() });
+    }
 }
 
 /// One testcase's result, for reports and JUnit.
@@ -144,7 +177,13 @@ pub fn run(o: &mut Outcome, input: &Input, extra: &[PathBuf]) -> Vec<TestResult>
     }
     let mut findings = Vec::new();
     let suite = read(o, &files, &mut findings);
-    let results = flows::run(o, &suite, &mut findings);
+    if suite.flows.is_empty() && suite.invariants.is_empty() {
+        o.findings.extend(findings);
+        return Vec::new();
+    }
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let mut results = flows::run(o, &classes, &suite, &mut findings);
+    results.extend(invariants::run(o, &classes, &suite.invariants, &mut findings));
     o.findings.extend(findings);
     results
 }

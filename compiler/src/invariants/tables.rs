@@ -1,0 +1,190 @@
+//! What invariants range over, computed once per repository and only when
+//! an expression first needs it: the targets (workload ports) and, per
+//! target, which client classes each route admits.
+//!
+//! Allowed classes are kept as sorted class-id lists rather than bitsets, and
+//! equal lists are shared: the 10,000-workload benchmark has 35 million
+//! class-route edges on 35,000 routes, but only 19,000 distinct lists
+//! holding 100,000 ids, since most routes admit "everyone", "this
+//! namespace" or "these two clients". Shared lists are also what lets the
+//! edge walk (`edges.rs`) look at a list once per invariant.
+
+use super::trie::FxSet;
+use crate::pipeline::Outcome;
+use crate::query::classes::Classes;
+use crate::query::matrix::port_sets;
+use crate::query::who::target_ports;
+use crate::resolve::index::{Kind, kind_of};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A workload port meshc answers for (see [`target_ports`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetRef {
+    pub workload: u32,
+    pub port: u16,
+}
+
+/// Who gets through one port: per route (or connection, or `*` when nothing
+/// is enforced), the allowed classes in ascending order, localhost aside. Equal lists are
+/// one allocation (see [`Tables::intern`]).
+#[derive(Debug, Default)]
+pub struct PortEdges {
+    pub entries: Vec<(String, Arc<[u32]>)>,
+}
+
+impl PortEdges {
+    pub fn admits(&self, class: u32) -> bool {
+        self.entries.iter().any(|(_, cs)| cs.binary_search(&class).is_ok())
+    }
+
+    /// Admitted on some route of the port but not on all of them.
+    pub fn partial(&self, class: u32) -> bool {
+        let n = self.entries.iter().filter(|(_, cs)| cs.binary_search(&class).is_ok()).count();
+        n > 0 && n < self.entries.len()
+    }
+
+    /// Classes admitted on at least one route, ascending.
+    pub fn any(&self) -> Vec<u32> {
+        let mut all: Vec<u32> = self.entries.iter().flat_map(|(_, cs)| cs.iter().copied()).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+}
+
+pub struct Targets {
+    pub list: Vec<TargetRef>,
+    /// Per workload, its targets' range in `list`.
+    pub by_workload: Vec<(u32, u32)>,
+}
+
+/// Resources by the list they appear in.
+#[derive(Default)]
+pub struct ResourceLists {
+    pub servers: Vec<u32>,
+    pub routes: Vec<u32>,
+    pub policies: Vec<u32>,
+}
+
+pub struct Tables<'o> {
+    pub o: &'o Outcome,
+    pub classes: &'o Classes<'o>,
+    targets: OnceLock<Targets>,
+    sets: OnceLock<Vec<OnceLock<PortEdges>>>,
+    resources: OnceLock<ResourceLists>,
+    /// Per class field, then per target field: each item's value, interned
+    /// (see `edges.rs`); shared by every invariant.
+    field_ids: Vec<OnceLock<Vec<u32>>>,
+    lists: Mutex<FxSet<Arc<[u32]>>>,
+    localhost: OnceLock<Vec<usize>>,
+}
+
+impl<'o> Tables<'o> {
+    pub fn new(o: &'o Outcome, classes: &'o Classes<'o>) -> Self {
+        let n_fields = super::fields::CLASS_FIELDS.len() + super::fields::TARGET_FIELDS.len();
+        Tables {
+            o,
+            classes,
+            targets: OnceLock::new(),
+            sets: OnceLock::new(),
+            resources: OnceLock::new(),
+            field_ids: (0..n_fields).map(|_| OnceLock::new()).collect(),
+            lists: Mutex::default(),
+            localhost: OnceLock::new(),
+        }
+    }
+
+    pub fn targets(&self) -> &Targets {
+        self.targets.get_or_init(|| {
+            let mut list = Vec::new();
+            let mut by_workload = Vec::with_capacity(self.o.resolved.workloads.len());
+            for (wi, w) in self.o.resolved.workloads.iter().enumerate() {
+                let start = list.len() as u32;
+                let ports = target_ports(w, self.o.configs[wi].as_ref());
+                list.extend(ports.into_iter().map(|port| TargetRef { workload: wi as u32, port }));
+                by_workload.push((start, list.len() as u32));
+            }
+            Targets { list, by_workload }
+        })
+    }
+
+    /// The id of `wi:port` in [`Tables::targets`], if it is one.
+    pub fn target_id(&self, wi: usize, port: u16) -> Option<u32> {
+        let t = self.targets();
+        let (start, end) = *t.by_workload.get(wi)?;
+        (start..end).find(|&i| t.list[i as usize].port == port)
+    }
+
+    fn slots(&self) -> &[OnceLock<PortEdges>] {
+        self.sets.get_or_init(|| (0..self.targets().list.len()).map(|_| OnceLock::new()).collect())
+    }
+
+    /// The allowed classes of target `id`, computed on first use.
+    pub fn edges_of(&self, id: u32) -> &PortEdges {
+        let t = self.targets().list[id as usize];
+        self.slots()[id as usize].get_or_init(|| self.compute(t.workload as usize, t.port))
+    }
+
+    /// Every target's allowed classes, computed in parallel where missing:
+    /// iterating all edges needs all of them.
+    pub fn all_edges(&self) -> &[OnceLock<PortEdges>] {
+        let slots = self.slots();
+        let list = &self.targets().list;
+        slots.par_iter().zip(list.par_iter()).for_each(|(slot, t)| {
+            slot.get_or_init(|| self.compute(t.workload as usize, t.port));
+        });
+        slots
+    }
+
+    /// Allowed classes of any workload port, listed as a target or not.
+    pub fn compute(&self, wi: usize, port: u16) -> PortEdges {
+        let sets = port_sets(self.o, self.classes, wi, port);
+        let localhost = self.localhost();
+        let entries = sets.entries.into_iter().map(|(name, mut set)| {
+            localhost.iter().for_each(|&c| set.set(c, false));
+            (name, self.intern(set.ones().map(|c| c as u32).collect()))
+        });
+        PortEdges { entries: entries.collect() }
+    }
+
+    /// The classes that are only the pod itself: every proxy admits them,
+    /// and, as in `meshc matrix`, that is no edge.
+    pub fn localhost(&self) -> &[usize] {
+        self.localhost.get_or_init(|| (0..self.classes.len()).filter(|&c| self.classes.is_localhost(c)).collect())
+    }
+
+    /// The shared allocation of a list equal to `list`.
+    fn intern(&self, list: Vec<u32>) -> Arc<[u32]> {
+        let Ok(mut lists) = self.lists.lock() else { return list.into() };
+        if let Some(shared) = lists.get(list.as_slice()) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<[u32]> = list.into();
+        lists.insert(Arc::clone(&shared));
+        shared
+    }
+
+    /// The cached ids of field slot `i`, computed by `compute` on first use.
+    pub fn field_ids(&self, i: usize, compute: impl FnOnce() -> Vec<u32>) -> &[u32] {
+        self.field_ids[i].get_or_init(compute)
+    }
+
+    pub fn resources(&self) -> &ResourceLists {
+        self.resources.get_or_init(|| {
+            let mut out = ResourceLists::default();
+            for (i, r) in self.o.resolved.resources.iter().enumerate() {
+                let list = match kind_of(r) {
+                    Kind::Server => &mut out.servers,
+                    Kind::PolicyHttpRoute | Kind::GatewayHttpRoute | Kind::GrpcRoute => &mut out.routes,
+                    Kind::AuthorizationPolicy | Kind::ServerAuthorization | Kind::MeshTls | Kind::NetworkAuthn => {
+                        &mut out.policies
+                    }
+                    _ => continue,
+                };
+                list.push(i as u32);
+            }
+            out
+        })
+    }
+}
