@@ -234,6 +234,7 @@ fn kubernetes_ip_and_cidr_library() {
             r#"cidr("10.0.0.0/8").containsCIDR("10.1.0.0/16") && !cidr("10.1.0.0/16").containsCIDR(cidr("10.0.0.0/8")) && cidr("10.0.0.0/8").prefixLength() == 8"#,
         );
         holds(env, r#"string(cidr("10.0.0.0/8")) == "10.0.0.0/8" && type(ip("::1")) == net.IP"#);
+        holds(env, r#"math.greatest(1, 2) == 2 && [3, 1, 3].distinct() == [3, 1] && "a-b".replace("-", "+") == "a+b""#);
         let e = error(env, r#"ip("10.0.0.300").family() == 4"#);
         assert_eq!((e.line, e.column), (1, 1));
         assert!(e.message.contains("10.0.0.300"), "{e}");
@@ -436,16 +437,24 @@ fn env_is_shared_across_threads() {
             assert_eq!(b.join().ok(), Some(Ok(InvariantOutcome::Holds)));
         });
     });
+    // Every rayon worker checking, on a fresh environment: the first use of
+    // `edges` must not wait for a rayon worker.
+    with_env("emojivoto-grpc", |env| {
+        use rayon::prelude::*;
+        let results: Vec<_> = (0..8).into_par_iter().map(|_| env.check("edges.all(e, e.client.id != 1)")).collect();
+        assert!(results.iter().all(|r| *r == Ok(InvariantOutcome::Holds)), "{results:?}");
+    });
 }
 
 // ---------------------------------------------------------------------------
 // Scale: 50 invariants over `edges` on the synthetic 10,000-workload repository.
 
-fn peak_rss_mib() -> f64 {
+/// `VmHWM` (peak) or `VmRSS` (now) of this process, in MiB.
+fn rss_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok());
     kb.unwrap_or(0.0) / 1024.0
 }
@@ -502,6 +511,7 @@ fn scale_fifty_edge_invariants() {
     let t = Instant::now();
     let classes = Classes::derive(&o.resolved, &o.configs);
     let derive = t.elapsed();
+    let rss_before = rss_mib("VmRSS:");
     let env = Env::new(&o, &classes);
     let mut namespaces: Vec<String> = o.resolved.workloads.iter().map(|w| w.namespace.clone()).collect();
     namespaces.sort();
@@ -559,7 +569,8 @@ fn scale_fifty_edge_invariants() {
         "(check + all that) / check:        {:>8.2}  (budget < 2)",
         (check + total).as_secs_f64() / check.as_secs_f64()
     );
-    println!("peak RSS:                          {:>8.0} MiB", peak_rss_mib());
+    println!("RSS before invariants, after:      {:>8.0} MiB, {:.0} MiB", rss_before, rss_mib("VmRSS:"));
+    println!("peak RSS:                          {:>8.0} MiB", rss_mib("VmHWM:"));
     if !cfg!(debug_assertions) {
         assert!(check + total < 2 * check, "check {check:?}, invariants side {total:?}");
     }

@@ -15,7 +15,6 @@ use crate::query::classes::Classes;
 use crate::query::matrix::port_sets;
 use crate::query::who::target_ports;
 use crate::resolve::index::{Kind, kind_of};
-use rayon::prelude::*;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A workload port meshc answers for (see [`target_ports`]).
@@ -127,12 +126,30 @@ impl<'o> Tables<'o> {
     }
 
     /// Every target's allowed classes, computed in parallel where missing:
-    /// iterating all edges needs all of them.
+    /// iterating all edges needs all of them. On threads of its own, not
+    /// rayon's: a caller may be checking invariants on every rayon worker,
+    /// each blocked on its evaluation thread, which would then wait forever
+    /// for a worker.
     pub fn all_edges(&self) -> &[OnceLock<PortEdges>] {
         let slots = self.slots();
+        if slots.iter().all(|s| s.get().is_some()) {
+            return slots;
+        }
         let list = &self.targets().list;
-        slots.par_iter().zip(list.par_iter()).for_each(|(slot, t)| {
-            slot.get_or_init(|| self.compute(t.workload as usize, t.port));
+        let fill = |slots: &[OnceLock<PortEdges>], targets: &[TargetRef]| {
+            for (slot, t) in slots.iter().zip(targets) {
+                slot.get_or_init(|| self.compute(t.workload as usize, t.port));
+            }
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let chunk = list.len().div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            for (slots, targets) in slots.chunks(chunk).zip(list.chunks(chunk)) {
+                let spawned = std::thread::Builder::new().spawn_scoped(s, move || fill(slots, targets));
+                if spawned.is_err() {
+                    fill(slots, targets);
+                }
+            }
         });
         slots
     }

@@ -3,9 +3,9 @@
 //! [`Tracked`] behaves as the [`Record`] it wraps, and appends to a [`Log`]
 //! every read that depends on which edge it is: a field's value, the
 //! identity (equality, `in`, a function argument: all go through
-//! [`Probe`](super::values::Probe)), or the set of keys (iteration, `size`,
-//! `in` on the map). Selecting `client` or `target` reads nothing yet: it
-//! hands out a tracked view of that side.
+//! [`Probe`]), or the set of keys (iteration, `size`, `in` on the map).
+//! Selecting `client` or `target` reads nothing yet: it hands out a tracked
+//! view of that side.
 
 use super::fields::{CLASS_FIELDS, EDGE_FIELDS, Item, TARGET_FIELDS};
 use super::values::{Probe, Record};
