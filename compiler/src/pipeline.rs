@@ -45,7 +45,8 @@ pub fn check(input: &Input, options: &Options) -> Result<Outcome, InputError> {
 
 /// [`check`] sharing parse results through `cache` (see [`load::ParseCache`]).
 pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
-    let loaded = load::load_cached(input, cache)?;
+    let mut loaded = load::load_cached(input, cache)?;
+    let test_files = std::mem::take(&mut loaded.test_files);
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;
     let helm = settings::helm_values::from_helm_release(&loaded.objects);
@@ -57,7 +58,7 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     analyze::analyze(&resolved, &configs, &mut findings);
     let mut o = Outcome { sources, findings, objects, resolved, configs, tests: Vec::new() };
     if let Some(extra) = &options.tests {
-        o.tests = crate::meshtest::run(&mut o, input, extra);
+        o.tests = crate::meshtest::run(&mut o, test_files, extra);
     }
     o.findings = finish(std::mem::take(&mut o.findings), &o.resolved, options);
     Ok(o)

@@ -8,6 +8,8 @@
 //! `meshc diff HEAD~1 HEAD k8s ARGS` in the repository and compares stdout
 //! with `expected`; `MESHC_BLESS=1` rewrites `expected`.
 
+#[path = "support/bless.rs"]
+mod bless;
 #[path = "support/gitrepo.rs"]
 mod gitrepo;
 
@@ -29,13 +31,7 @@ fn run_case(case: &Path) -> Result<(), String> {
         return Err(format!("exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
     }
     let got = String::from_utf8(out.stdout).map_err(|e| e.to_string())?;
-    let expected = case.join("expected");
-    if std::env::var_os("MESHC_BLESS").is_some() {
-        std::fs::write(&expected, &got).map_err(|e| e.to_string())?;
-        return Ok(());
-    }
-    let want = std::fs::read_to_string(&expected).map_err(|e| format!("{}: {e}", expected.display()))?;
-    if got == want { Ok(()) } else { Err(format!("output differs:\n--- got\n{got}\n--- expected\n{want}")) }
+    bless::bless_or_compare(&case.join("expected"), &got)
 }
 
 #[test]

@@ -6,6 +6,9 @@
 //! `MESHC_BLESS=1 cargo test --test query_golden` rewrites `stdout`; review
 //! the diff before committing it.
 
+#[path = "support/bless.rs"]
+mod bless;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -44,26 +47,7 @@ fn run_case(case: &Path) -> Result<(), String> {
         ));
     }
     let got = String::from_utf8(out.stdout).map_err(|e| e.to_string())?;
-    let expected_path = case.join("stdout");
-    if std::env::var_os("MESHC_BLESS").is_some() {
-        std::fs::write(&expected_path, &got).map_err(|e| e.to_string())?;
-        return Ok(());
-    }
-    let expected = std::fs::read_to_string(&expected_path).map_err(|e| format!("{}: {e}", expected_path.display()))?;
-    if got == expected {
-        return Ok(());
-    }
-    let first = got
-        .lines()
-        .zip(expected.lines())
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.lines().count().min(expected.lines().count()));
-    Err(format!(
-        "output differs from line {}:\n  got:      {}\n  expected: {}",
-        first + 1,
-        got.lines().nth(first).unwrap_or("<end>"),
-        expected.lines().nth(first).unwrap_or("<end>")
-    ))
+    bless::bless_or_compare(&case.join("stdout"), &got)
 }
 
 #[test]

@@ -98,21 +98,19 @@ fn load(c: &Common) -> Result<Outcome, ExitCode> {
 }
 
 fn request(a: &ReachArgs) -> Result<Option<HttpRequest>, String> {
-    if a.method.is_none() && a.request_path.is_none() && a.headers.is_empty() && a.host.is_none() {
-        return Ok(None);
-    }
-    let method = a.method.as_deref().unwrap_or("GET");
-    let path = a.request_path.as_deref().unwrap_or("/");
-    if !path.starts_with('/') {
+    if let Some(path) = a.request_path.as_deref().filter(|p| !p.starts_with('/')) {
         return Err(format!("--path `{path}` must start with /"));
     }
-    let mut req = HttpRequest::new(method, path);
-    req.host = a.host.clone();
-    for h in &a.headers {
-        let (name, value) = h.split_once('=').ok_or_else(|| format!("--header `{h}`: expected NAME=VALUE"))?;
-        req = req.with_header(name.trim(), value.trim());
-    }
-    Ok(Some(req))
+    let headers = a
+        .headers
+        .iter()
+        .map(|h| {
+            h.split_once('=')
+                .map(|(n, v)| (n.trim(), v.trim()))
+                .ok_or_else(|| format!("--header `{h}`: expected NAME=VALUE"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(reach::request_of(a.method.as_deref(), a.request_path.as_deref(), a.host.as_deref(), headers))
 }
 
 pub fn run_reach(a: ReachArgs) -> ExitCode {

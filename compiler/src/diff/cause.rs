@@ -6,7 +6,6 @@ use super::Sides;
 use super::edges::{Direction, Group, RawChange};
 use crate::pipeline::Outcome;
 use crate::query::clients::ClientKind;
-use crate::query::evaluate::Unit;
 use crate::query::proof::{ResourceRef, Step};
 use crate::query::reach::{ClientView, Reach, VerdictView, reach};
 use mesh_proxy_api::Client;
@@ -20,36 +19,11 @@ pub struct Cause {
     pub step: Step,
 }
 
-/// The route name a verdict is about, as the matrix names entries.
-fn entry_name(v: &VerdictView) -> String {
-    match (&v.route, v.unit) {
-        (Some(r), _) if r.kind == "default" => format!("default:{}", r.name),
-        (Some(r), _) => format!("{} {}", r.kind, r.name),
-        (None, Unit::Connection) => "connection".to_owned(),
-        (None, _) => "*".to_owned(),
-    }
-}
-
-fn view(client: &Client, class: usize) -> ClientView {
-    ClientView {
-        spec: String::new(),
-        kind: ClientKind::Workload,
-        address: client.addr,
-        identity: client.tls.identity().map(str::to_owned),
-        class: Some(class),
-        detail: match client.tls.identity() {
-            Some(id) => format!("mTLS identity {id} from {}", client.addr),
-            None => format!("plaintext from {}", client.addr),
-        },
-        client: client.clone(),
-        workload: None,
-    }
-}
-
 fn prove(o: &Outcome, client: Option<(&Client, usize)>, workload: &str, port: u16) -> Option<Reach> {
     let wi = crate::query::workload_ref::find(&o.resolved, workload).ok()?;
     let (client, class) = client?;
-    Some(reach(o, view(client, class), wi, port, None))
+    let view = ClientView::of_client(String::new(), ClientKind::Workload, client.clone(), Some(class));
+    Some(reach(o, view, wi, port, None))
 }
 
 /// The group's first member as it is on one side: the same client on both
@@ -65,7 +39,7 @@ fn member<'c>(
 }
 
 fn find<'r>(r: &'r Option<Reach>, route: &str) -> Option<&'r VerdictView> {
-    r.as_ref()?.verdicts.iter().find(|v| entry_name(v) == route)
+    r.as_ref()?.verdicts.iter().find(|v| v.entry_name() == route)
 }
 
 fn step<'v>(v: Option<&'v VerdictView>, name: &str) -> Option<&'v Step> {

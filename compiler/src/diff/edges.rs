@@ -145,9 +145,9 @@ fn stable_allowed(base: Option<&PortSets>, weights: &[usize]) -> usize {
 type PortChange = (Direction, String, Vec<usize>, bool);
 
 /// Per route (matched by name across sides), which of the `check`ed groups' verdict flipped.
-fn port_changes(
-    base: Option<&PortSets>,
-    head: Option<&PortSets>,
+fn port_changes<'p>(
+    base: Option<&'p PortSets>,
+    head: Option<&'p PortSets>,
     groups: &[Group],
     check: &[usize],
 ) -> (Vec<PortChange>, usize) {
@@ -159,8 +159,8 @@ fn port_changes(
             }
         }
     }
-    let entry = |sets: Option<&PortSets>, name: &str| {
-        sets.and_then(|s| s.entries.iter().find(|(n, _)| n == name).map(|(_, set)| set.clone()))
+    let entry = |sets: Option<&'p PortSets>, name: &str| {
+        sets.and_then(|s| s.entries.iter().find(|(n, _)| n == name).map(|(_, set)| set))
     };
     let mut out = Vec::new();
     let mut same = 0;
@@ -169,8 +169,8 @@ fn port_changes(
         let (mut opened, mut closed) = (Vec::new(), Vec::new());
         for &gi in check {
             let g = &groups[gi];
-            let allowed_b = matches!((&b, g.base), (Some(set), Some(c)) if set.contains(c));
-            let allowed_h = matches!((&h, g.head), (Some(set), Some(c)) if set.contains(c));
+            let allowed_b = matches!((b, g.base), (Some(set), Some(c)) if set.contains(c));
+            let allowed_h = matches!((h, g.head), (Some(set), Some(c)) if set.contains(c));
             match (allowed_b, allowed_h) {
                 (true, true) => same += 1,
                 (false, true) => opened.push(gi),

@@ -10,9 +10,7 @@ use super::Sides;
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::query::evaluate::Verdict;
-use crate::query::reach::{parse_client, parse_target, reach};
-use crate::query::who::target_ports;
-use mesh_proxy_api::HttpRequest;
+use crate::query::reach::{flow_verdict, parse_client, parse_target, request_of};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -62,33 +60,22 @@ fn flows(text: &str) -> Result<Vec<Flow>, String> {
         .collect())
 }
 
-/// Allowed on this side? `None` when the flow's client or target is not there.
+/// Allowed on this side, or why not? `None` when the flow's client or
+/// target is not there.
 fn allowed(o: &Outcome, classes: &Classes, f: &Flow) -> Option<(bool, String)> {
     let client = parse_client(o, classes, &f.from).ok()?;
     let (wi, port) = parse_target(o, &f.to).ok()?;
-    let req = match (&f.method, &f.path) {
-        (None, None) => None,
-        (m, p) => Some(HttpRequest::new(m.as_deref().unwrap_or("GET"), p.as_deref().unwrap_or("/"))),
-    };
-    let ports = port.map_or_else(|| target_ports(&o.resolved.workloads[wi], o.configs[wi].as_ref()), |p| vec![p]);
-    let mut why = String::new();
-    for port in ports {
-        let r = reach(o, client.clone(), wi, port, req.as_ref());
-        if r.verdicts.iter().any(|v| v.verdict == Verdict::Allow) {
-            return Some((true, String::new()));
-        }
-        if why.is_empty()
-            && let Some(v) = r.verdicts.first()
-        {
-            let status = v.status.map_or_else(|| "connection closed".to_owned(), |s| s.to_string());
-            let cause = v.proof.iter().rev().find(|s| s.step == "likely-cause" || s.step == "route");
-            let at = cause
-                .and_then(|s| Some(format!(": {} ({}:{})", s.detail, s.file.as_ref()?, s.line?)))
-                .unwrap_or_default();
-            why = format!("port {port}: {} ({status}){at}", v.verdict.as_str());
-        }
+    let req = request_of(f.method.as_deref(), f.path.as_deref(), None, []);
+    let (verdict, proof) = flow_verdict(o, &client, wi, port, req.as_ref());
+    if verdict == Verdict::Allow {
+        return Some((true, String::new()));
     }
-    Some((false, why))
+    let why = proof.as_ref().and_then(|r| {
+        let v = r.verdicts.first()?;
+        let status = v.status.map_or_else(|| "connection closed".to_owned(), |s| s.to_string());
+        Some(format!("port {}: {} ({status}): {}", r.target.port, v.verdict.as_str(), v.summary()))
+    });
+    Some((false, why.unwrap_or_default()))
 }
 
 pub fn check_file(s: &Sides, file: &Path) -> Result<Vec<Broken>, String> {

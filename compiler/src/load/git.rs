@@ -104,7 +104,7 @@ fn list_revision(dir: &Path, rev: &str) -> Result<Listing, InputError> {
             settings_oid = Some(oid);
         } else if !name.split('/').any(|c| c.starts_with('.'))
             && is_manifest_name(name)
-            && !name.ends_with(".meshtest.yaml")
+            && !name.ends_with(crate::meshtest::SUFFIX)
         {
             wanted.push((name.to_owned(), oid));
         }

@@ -35,6 +35,8 @@ pub enum Input {
 
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// MeshTest files found under a directory (not read here: they are not manifests).
+    pub test_files: Vec<FoundFile>,
     pub sources: Vec<Source>,
     pub objects: Vec<RawObject>,
     pub findings: Vec<Finding>,
@@ -99,7 +101,11 @@ pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, 
     let mut loaded = Loaded::default();
     let texts: Vec<FileText> = match input {
         Input::Text { name, text } => vec![(name.clone(), Ok(text.clone()))],
-        Input::Path(root) => read_tree(root)?,
+        Input::Path(root) => {
+            let (texts, tests) = read_tree(root)?;
+            loaded.test_files = tests;
+            texts
+        }
         Input::Files { files, .. } => files.clone(),
     };
     let parsed: Vec<_> = texts
@@ -135,16 +141,19 @@ fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
 /// read becomes an entry with the reason, reported as a parse error.
 /// A file's display name and its text, or why it could not be read.
 pub type FileText = (String, Result<String, String>);
+/// A file found on disk: its display name and its path.
+pub type FoundFile = (String, PathBuf);
 
-fn read_tree(root: &Path) -> Result<Vec<FileText>, InputError> {
+/// The manifests' texts, and the MeshTest files found beside them.
+fn read_tree(root: &Path) -> Result<(Vec<FileText>, Vec<FoundFile>), InputError> {
     let found = discover::discover(root).map_err(|e| InputError(format!("cannot read {}: {e}", root.display())))?;
     let is_dir = root.is_dir();
-    let files: Vec<_> = found
+    let (tests, files): (Vec<_>, Vec<_>) = found
         .files
         .into_iter()
-        .filter(|(name, _)| !(name.ends_with(".meshtest.yaml") || is_dir && name == SETTINGS_FILE))
-        .collect();
+        .filter(|(name, _)| !(is_dir && name == SETTINGS_FILE))
+        .partition(|(name, _)| is_dir && name.ends_with(crate::meshtest::SUFFIX));
     let mut texts: Vec<_> = files.into_par_iter().map(|(name, path)| (name, discover::read_text(&path))).collect();
     texts.extend(found.errors.into_iter().map(|e| (e.name, Err(e.reason))));
-    Ok(texts)
+    Ok((texts, tests))
 }

@@ -6,9 +6,7 @@ use crate::findings::{Code, Finding};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::query::evaluate::Verdict;
-use crate::query::proof::Step;
-use crate::query::reach::{Reach, parse_client, parse_target, reach};
-use crate::query::who::target_ports;
+use crate::query::reach::{Reach, flow_verdict, parse_client, parse_target, request_of};
 use mesh_proxy_api::HttpRequest;
 
 fn expected(s: &str) -> Option<Verdict> {
@@ -22,15 +20,8 @@ fn expected(s: &str) -> Option<Verdict> {
 
 fn request(f: &Flow) -> Option<HttpRequest> {
     let s = &f.spec;
-    if s.method.is_none() && s.path.is_none() && s.host.is_none() && s.headers.is_empty() {
-        return None;
-    }
-    let mut req = HttpRequest::new(s.method.as_deref().unwrap_or("GET"), s.path.as_deref().unwrap_or("/"));
-    req.host = s.host.clone();
-    for (k, v) in &s.headers {
-        req = req.with_header(k, v);
-    }
-    Some(req)
+    let headers = s.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    request_of(s.method.as_deref(), s.path.as_deref(), s.host.as_deref(), headers)
 }
 
 pub fn name(f: &Flow) -> String {
@@ -44,40 +35,19 @@ pub fn name(f: &Flow) -> String {
     })
 }
 
-/// The flow's verdict: for its request, or "allowed on some route" without one.
-/// Without a port, every port of the target counts.
 fn verdict(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(Verdict, Option<Reach>), String> {
     let client = parse_client(o, classes, &f.spec.from)?;
     let (wi, port) = parse_target(o, &f.spec.to)?;
-    let req = request(f);
-    let ports = port.map_or_else(|| target_ports(&o.resolved.workloads[wi], o.configs[wi].as_ref()), |p| vec![p]);
-    let mut first: Option<Reach> = None;
-    for port in ports {
-        let r = reach(o, client.clone(), wi, port, req.as_ref());
-        if r.verdicts.iter().any(|v| v.verdict == Verdict::Allow) {
-            return Ok((Verdict::Allow, Some(r)));
-        }
-        first.get_or_insert(r);
-    }
-    let v = first.as_ref().and_then(|r| r.verdicts.first()).map_or(Verdict::Deny, |v| v.verdict);
-    Ok((v, first))
+    Ok(flow_verdict(o, &client, wi, port, request(f).as_ref()))
 }
 
-/// The proof lines that explain a verdict: route, authorizations, causes.
+/// The proof of the verdict that failed the expectation.
 fn explanation(r: &Reach) -> String {
-    let Some(v) = r.verdicts.iter().find(|v| v.verdict != Verdict::Allow).or(r.verdicts.first()) else {
-        return String::new();
-    };
-    let keep = |s: &&Step| matches!(s.step, "server" | "port" | "route" | "authorization" | "likely-cause");
-    v.proof
+    r.verdicts
         .iter()
-        .filter(keep)
-        .map(|s| match (&s.file, s.line) {
-            (Some(file), Some(line)) => format!("{} ({file}:{line})", s.detail),
-            _ => s.detail.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .find(|v| v.verdict != Verdict::Allow)
+        .or(r.verdicts.first())
+        .map_or_else(String::new, |v| v.summary())
 }
 
 pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Finding>) -> Vec<TestResult> {

@@ -8,7 +8,6 @@ use crate::invariants::{CelError, Counterexample, Env, InvariantOutcome};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::query::clients::ClientKind;
-use crate::query::evaluate::Verdict;
 use crate::query::reach::{ClientView, reach, workload_label};
 
 /// The position of a CEL error in the test file: the expression's own line
@@ -30,19 +29,11 @@ fn describe(o: &Outcome, classes: &Classes, c: &Counterexample) -> String {
     let mut parts = vec![c.detail.clone()];
     let (Some(class), Some(wi), Some(port)) = (c.class, c.workload, c.port) else { return parts.join("") };
     let rep = &classes.classes[class];
-    let client = ClientView {
-        spec: rep.label.clone(),
-        kind: rep.members.first().map_or(ClientKind::Workload, |m| m.kind),
-        address: rep.client.addr,
-        identity: rep.client.tls.identity().map(str::to_owned),
-        class: Some(class),
-        detail: String::new(),
-        client: rep.client.clone(),
-        workload: None,
-    };
+    let kind = rep.members.first().map_or(ClientKind::Workload, |m| m.kind);
+    let client = ClientView::of_client(rep.label.clone(), kind, rep.client.clone(), Some(class));
     let r = reach(o, client, wi, port, c.request.as_ref());
     let route = c.route.as_deref();
-    let v = r.verdicts.iter().find(|v| route.is_none_or(|n| v.route.as_ref().is_some_and(|x| n.ends_with(&x.name))));
+    let v = r.verdicts.iter().find(|v| route.is_none_or(|n| v.entry_name() == n));
     let request = c.request.as_ref().map_or_else(String::new, |q| format!(" {} {}", q.method, q.path));
     parts.push(format!(
         "; counterexample: {} → {}:{port}{}{request}",
@@ -51,17 +42,7 @@ fn describe(o: &Outcome, classes: &Classes, c: &Counterexample) -> String {
         route.map_or_else(String::new, |r| format!(" {r}"))
     ));
     if let Some(v) = v {
-        let why: Vec<String> = v
-            .proof
-            .iter()
-            .filter(|s| matches!(s.step, "server" | "port" | "route" | "authorization" | "likely-cause"))
-            .filter(|s| v.verdict != Verdict::Allow || s.step != "authorization" || s.detail.contains(" allows"))
-            .map(|s| match (&s.file, s.line) {
-                (Some(f), Some(l)) => format!("{} ({f}:{l})", s.detail),
-                _ => s.detail.clone(),
-            })
-            .collect();
-        parts.push(format!(" is {}: {}", v.verdict.as_str(), why.join("; ")));
+        parts.push(format!(" is {}: {}", v.verdict.as_str(), v.summary()));
     }
     parts.join("")
 }

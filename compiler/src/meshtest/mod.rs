@@ -9,14 +9,14 @@ pub mod junit;
 
 use crate::findings::{Code, Finding, Span};
 use crate::load::discover::{self, Source};
-use crate::load::{Input, RawObject, objects};
+use crate::load::{RawObject, objects};
 use crate::model::decode::{Seg, decode, node_at};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub const API_VERSION: &str = "meshc.io/v1alpha1";
 pub const SUFFIX: &str = ".meshtest.yaml";
@@ -86,21 +86,8 @@ pub struct Flow {
 /// Test files read into the outcome's sources, and their flows.
 #[derive(Default)]
 pub struct Suite {
-    pub files: Vec<String>,
     pub flows: Vec<Flow>,
     pub invariants: Vec<Invariant>,
-}
-
-/// Test files under `input` (a directory) plus `extra`, sorted by name.
-pub fn discover(input: &Input, extra: &[PathBuf]) -> Vec<(String, PathBuf)> {
-    let mut found: Vec<(String, PathBuf)> = match input {
-        Input::Path(root) if root.is_dir() => discover::discover(root)
-            .map(|d| d.files.into_iter().filter(|(name, _)| name.ends_with(SUFFIX)).collect())
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    found.extend(extra.iter().map(|p| (p.display().to_string(), p.clone())));
-    found
 }
 
 /// Reads and decodes the test files, adding them to the outcome's sources.
@@ -119,7 +106,6 @@ pub fn read(o: &mut Outcome, files: &[(String, PathBuf)], findings: &mut Vec<Fin
         let (raws, parse_findings) = objects::objects_of(source, name, &text);
         findings.extend(parse_findings);
         o.sources.push(Source { name: name.clone(), text });
-        suite.files.push(name.clone());
         for raw in raws {
             read_object(&raw, &mut suite, findings);
         }
@@ -170,8 +156,10 @@ pub struct TestResult {
 
 /// Discovers, reads and runs the tests for a checked repository: failures
 /// become findings on the test file's line (the caller sorts and filters).
-pub fn run(o: &mut Outcome, input: &Input, extra: &[PathBuf]) -> Vec<TestResult> {
-    let files = discover(input, extra);
+/// `found`: the test files the loader found under the path; `extra`: given with `--tests`.
+pub fn run(o: &mut Outcome, mut found: Vec<(String, PathBuf)>, extra: &[PathBuf]) -> Vec<TestResult> {
+    found.extend(extra.iter().map(|p| (p.display().to_string(), p.clone())));
+    let files = found;
     if files.is_empty() {
         return Vec::new();
     }
@@ -186,8 +174,4 @@ pub fn run(o: &mut Outcome, input: &Input, extra: &[PathBuf]) -> Vec<TestResult>
     results.extend(invariants::run(o, &classes, &suite.invariants, &mut findings));
     o.findings.extend(findings);
     results
-}
-
-pub fn is_test_file(path: &Path) -> bool {
-    path.to_string_lossy().ends_with(SUFFIX)
 }

@@ -31,6 +31,27 @@ pub struct ClientView {
     pub workload: Option<usize>,
 }
 
+impl ClientView {
+    /// A client known only by what the proxy sees (a class representative,
+    /// one side's member in a diff), described by that.
+    pub fn of_client(spec: String, kind: ClientKind, client: Client, class: Option<usize>) -> Self {
+        let detail = match client.tls.identity() {
+            Some(id) => format!("mTLS identity {id} from {}", client.addr),
+            None => format!("plaintext from {}", client.addr),
+        };
+        ClientView {
+            spec,
+            kind,
+            address: client.addr,
+            identity: client.tls.identity().map(str::to_owned),
+            class,
+            detail,
+            client,
+            workload: None,
+        }
+    }
+}
+
 pub fn parse_client(o: &Outcome, classes: &Classes, spec: &str) -> Result<ClientView, String> {
     let a = &classes.addrs;
     let view = |kind, client: Client, detail: String, workload| ClientView {
@@ -144,6 +165,80 @@ pub struct VerdictView {
     pub route: Option<RouteView>,
     pub authorization: Option<ResourceRef>,
     pub proof: Vec<Step>,
+}
+
+impl VerdictView {
+    /// What the verdict is about, named as `meshc matrix` names a port's
+    /// entries: `HTTPRoute x`, `default:x`, `connection`, or `*` (no policy).
+    pub fn entry_name(&self) -> String {
+        match (&self.route, self.unit) {
+            (Some(r), _) if r.kind == "default" => format!("default:{}", r.name),
+            (Some(r), _) => format!("{} {}", r.kind, r.name),
+            (None, Unit::Connection) => "connection".to_owned(),
+            (None, _) => "*".to_owned(),
+        }
+    }
+
+    /// The proof on one line, the links a reader acts on (Server or
+    /// default policy, route, authorizations, likely causes) with file:line.
+    /// When allowed, only the authorization that allowed is shown.
+    pub fn summary(&self) -> String {
+        let allowed = self.verdict == Verdict::Allow;
+        self.proof
+            .iter()
+            .filter(|s| matches!(s.step, "server" | "port" | "route" | "authorization" | "likely-cause"))
+            .filter(|s| !allowed || s.step != "authorization" || s.detail.contains(" allows"))
+            .map(|s| match (&s.file, s.line) {
+                (Some(file), Some(line)) => format!("{} ({file}:{line})", s.detail),
+                _ => s.detail.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// A request from the parts a user gives: GET and `/` unless said; `None`
+/// when no part is given (then a verdict is per route).
+pub fn request_of<'h>(
+    method: Option<&str>,
+    path: Option<&str>,
+    host: Option<&str>,
+    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+) -> Option<HttpRequest> {
+    let mut headers = headers.into_iter().peekable();
+    if method.is_none() && path.is_none() && host.is_none() && headers.peek().is_none() {
+        return None;
+    }
+    let mut req = HttpRequest::new(method.unwrap_or("GET"), path.unwrap_or("/"));
+    req.host = host.map(str::to_owned);
+    for (name, value) in headers {
+        req = req.with_header(name, value);
+    }
+    Some(req)
+}
+
+/// A flow's verdict, as tests and observed traffic state flows: for the
+/// request, else "allowed on some route"; without a port, on any target
+/// port. With the proof that decided it (the first port's when denied).
+pub fn flow_verdict(
+    o: &Outcome,
+    client: &ClientView,
+    wi: usize,
+    port: Option<u16>,
+    req: Option<&HttpRequest>,
+) -> (Verdict, Option<Reach>) {
+    let ports =
+        port.map_or_else(|| super::who::target_ports(&o.resolved.workloads[wi], o.configs[wi].as_ref()), |p| vec![p]);
+    let mut first: Option<Reach> = None;
+    for port in ports {
+        let r = reach(o, client.clone(), wi, port, req);
+        if r.verdicts.iter().any(|v| v.verdict == Verdict::Allow) {
+            return (Verdict::Allow, Some(r));
+        }
+        first.get_or_insert(r);
+    }
+    let v = first.as_ref().and_then(|r| r.verdicts.first()).map_or(Verdict::Deny, |v| v.verdict);
+    (v, first)
 }
 
 #[derive(Clone, Debug, Serialize)]
