@@ -9,6 +9,8 @@
 #   matrix       target/release/meshc matrix DIR --format json (to /dev/null)
 #   diff         target/release/meshc diff HEAD~1 HEAD in DIR, made a git
 #                repository whose last commit removes one AuthorizationPolicy
+#   invariants   meshc check DIR --tests FILE, FILE holding 50 invariants over
+#                `edges` (check_scale --invariants)
 # and prints check/parse-only. Budget: check < 5 s, ratio <= 2.
 #
 # For the in-process figures with a per-stage breakdown, run instead:
@@ -69,43 +71,43 @@ PY
     git -c user.name=bench -c user.email=bench@example.com commit -qam "remove one AuthorizationPolicy"
 ) >&2
 diff_cmd="cd $dir && $meshc diff HEAD~1 HEAD"
+# 50 invariants over `edges` (outside the repository, so plain check does not find them).
+invariants="$dir.scale.meshtest.yaml"
+"$bench_bin" --invariants "$invariants" >&2
+invariants_cmd="$meshc check $dir --tests $invariants --format json"
+
+names=(parse-only check matrix diff invariants)
+cmds=("$parse_cmd" "$check_cmd" "$matrix_cmd" "$diff_cmd" "$invariants_cmd")
 echo "== timing ($runs runs each)" >&2
 # On a shared host the 2 cores are often not 2 cores' worth of CPU: say how many we got.
 cores_before="$("$bench_bin" --cores)"
+medians=()
 if command -v hyperfine >/dev/null 2>&1; then
     json="$(mktemp -t meshc-bench-XXXXXX.json)"
+    args=()
+    for k in "${!names[@]}"; do args+=(--command-name "${names[$k]}" "${cmds[$k]}"); done
     # meshc exits 1 on the generator's deliberate error findings: -i keeps timing.
-    hyperfine --warmup 1 --runs "$runs" -i --export-json "$json" \
-        --command-name parse-only "$parse_cmd" \
-        --command-name check "$check_cmd" \
-        --command-name matrix "$matrix_cmd" \
-        --command-name diff "$diff_cmd" >&2
-    medians="$(grep -o '"median": *[0-9.e+-]*' "$json" | sed 's/.*: *//')"
+    hyperfine --warmup 1 --runs "$runs" -i --export-json "$json" "${args[@]}" >&2
+    mapfile -t medians < <(grep -o '"median": *[0-9.e+-]*' "$json" | sed 's/.*: *//')
     rm -f "$json"
-    parse_s="$(echo "$medians" | sed -n 1p)"
-    check_s="$(echo "$medians" | sed -n 2p)"
-    matrix_s="$(echo "$medians" | sed -n 3p)"
-    diff_s="$(echo "$medians" | sed -n 4p)"
 else
     echo "hyperfine not available: timing with a shell loop" >&2
     median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
     now() { date +%s.%N; }
-    pt=""; ct=""; mt=""; dt=""
+    times=()
     for _ in $(seq "$runs"); do
-        t0="$(now)"; sh -c "$parse_cmd" >/dev/null; t1="$(now)"
-        sh -c "$check_cmd" >/dev/null || true; t2="$(now)"
-        sh -c "$matrix_cmd" >/dev/null; t3="$(now)"
-        mt="$mt $(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')"
-        sh -c "$diff_cmd" >/dev/null; t4="$(now)"
-        dt="$dt $(awk -v a="$t3" -v b="$t4" 'BEGIN { print b - a }')"
-        pt="$pt $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
-        ct="$ct $(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')"
+        # Interleaved, one run of each command per round, as hyperfine cannot do.
+        for k in "${!names[@]}"; do
+            t0="$(now)"; sh -c "${cmds[$k]}" >/dev/null 2>&1 || true; t1="$(now)"
+            times[$k]="${times[$k]:-} $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+        done
     done
-    parse_s="$(echo $pt | tr ' ' '\n' | median)"
-    check_s="$(echo $ct | tr ' ' '\n' | median)"
-    matrix_s="$(echo $mt | tr ' ' '\n' | median)"
-    diff_s="$(echo $dt | tr ' ' '\n' | median)"
+    for k in "${!names[@]}"; do medians[$k]="$(echo ${times[$k]} | tr ' ' '\n' | median)"; done
 fi
+[ "${#medians[@]}" = "${#names[@]}" ] || { echo "expected ${#names[@]} medians, got ${#medians[@]}" >&2; exit 2; }
+parse_s="${medians[0]}"; check_s="${medians[1]}"; matrix_s="${medians[2]}"
+diff_s="${medians[3]}"; invariants_s="${medians[4]}"
+rm -f "$invariants"
 
 cores_after="$("$bench_bin" --cores)"
 summary="$("$meshc" check "$dir" --format json 2>/dev/null || true)"
@@ -116,12 +118,13 @@ echo "${findings:-  none}"
 echo
 echo "before timing: $cores_before"
 echo "after timing:  $cores_after"
-awk -v p="$parse_s" -v c="$check_s" -v m="$matrix_s" -v d="$diff_s" 'BEGIN {
+awk -v p="$parse_s" -v c="$check_s" -v m="$matrix_s" -v d="$diff_s" -v v="$invariants_s" 'BEGIN {
     r = c / p
     printf "\nparse-only (1 thread, process): median %.3f s\n", p
     printf "meshc check (process):          median %.3f s  (budget < 5 s: %s)\n", c, (c < 5 ? "ok" : "OVER")
     printf "ratio check/parse-only:         %.2f          (budget <= 2: %s)\n", r, (r <= 2 ? "ok" : "OVER")
     printf "meshc matrix --format json:     median %.3f s  (budget < 10 s: %s; matrix/check %.2f)\n", m, (m < 10 ? "ok" : "OVER"), m / c
     printf "meshc diff HEAD~1 HEAD (1 file): median %.3f s  (budget < 2x check: %s; diff/check %.2f)\n", d, (d < 2 * c ? "ok" : "OVER"), d / c
-    printf "RESULT parse_only_s=%.4f check_s=%.4f ratio=%.3f matrix_s=%.4f diff_s=%.4f\n", p, c, r, m, d
+    printf "meshc check + 50 invariants:    median %.3f s  (budget < 2x check: %s; invariants/check %.2f)\n", v, (v < 2 * c ? "ok" : "OVER"), v / c
+    printf "RESULT parse_only_s=%.4f check_s=%.4f ratio=%.3f matrix_s=%.4f diff_s=%.4f invariants_s=%.4f\n", p, c, r, m, d, v
 }'

@@ -15,6 +15,7 @@
 //! Other modes (used by scripts/bench.sh; `--bench`, which cargo adds, is ignored):
 //!     check_scale --generate DIR      write the synthetic repository to DIR
 //!     check_scale --parse-only DIR    time the single-thread parse of DIR only
+//!     check_scale --invariants FILE write the 50 scale invariants as a MeshTest to FILE
 //!     check_scale --cores             how many cores' worth of CPU we get right now
 //!
 //! Environment: MESHC_BENCH_WORKLOADS (10000), MESHC_BENCH_NAMESPACES
@@ -86,6 +87,15 @@ fn main() -> ExitCode {
             println!("PARSE_ONLY_MEDIAN_S={:.4}", secs(median(&times)));
             ExitCode::SUCCESS
         }
+        ["--invariants", file] => {
+            let invariants = synth::invariants::fifty(&synth::invariants::namespaces(&config()));
+            if let Err(e) = std::fs::write(file, synth::invariants::meshtest_yaml(&invariants)) {
+                eprintln!("writing {file}: {e}");
+                return ExitCode::from(2);
+            }
+            println!("wrote {} invariants to {file}", invariants.len());
+            ExitCode::SUCCESS
+        }
         ["--cores"] => {
             println!("effective parallelism: {:.2} of {} cores{}", effective_cores(), cores(), loadavg());
             ExitCode::SUCCESS
@@ -100,7 +110,7 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: check_scale [--generate DIR | --parse-only DIR | --cores]");
+            eprintln!("usage: check_scale [--generate DIR | --invariants FILE | --parse-only DIR | --cores]");
             ExitCode::from(2)
         }
     }

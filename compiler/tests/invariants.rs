@@ -459,39 +459,6 @@ fn rss_mib(field: &str) -> f64 {
     kb.unwrap_or(0.0) / 1024.0
 }
 
-/// Fifty invariants in four families: the issue's namespace isolation
-/// (most fail early, on a kubelet edge), the same made to hold (every edge
-/// walked), "no unmeshed client reaches an HTTP route" per namespace, and
-/// database isolation on port 5432.
-fn fifty(namespaces: &[String]) -> Vec<String> {
-    let ns = |i: usize| &namespaces[i % namespaces.len()];
-    let mut out = Vec::new();
-    for i in 0..10 {
-        out.push(format!(
-            r#"edges.all(e, e.client.namespace == e.target.namespace || e.target.namespace == "{}")"#,
-            ns(i)
-        ));
-    }
-    for i in 0..15 {
-        out.push(format!(
-            r#"edges.all(e, e.client.namespace == e.target.namespace || e.client.kind == "kubelet" || e.target.namespace != "absent-{i}")"#
-        ));
-    }
-    for i in 0..15 {
-        out.push(format!(
-            r#"!edges.exists(e, e.client.kind == "unmeshed" && e.target.namespace == "{}" && e.route.startsWith("HTTPRoute"))"#,
-            ns(10 + i)
-        ));
-    }
-    for i in 0..10 {
-        out.push(format!(
-            r#"edges.all(e, e.target.port != 5432 || e.client.namespace == e.target.namespace || e.client.kind != "workload" || e.target.namespace == "{}")"#,
-            ns(30 + i)
-        ));
-    }
-    out
-}
-
 #[test]
 #[ignore = "scale measurement: run with --release -- --ignored --nocapture"]
 fn scale_fifty_edge_invariants() {
@@ -516,7 +483,7 @@ fn scale_fifty_edge_invariants() {
     let mut namespaces: Vec<String> = o.resolved.workloads.iter().map(|w| w.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
-    let invariants = fifty(&namespaces);
+    let invariants = synth::invariants::fifty(&namespaces);
 
     let t = Instant::now();
     let first = env.check("size(edges) >= 0");

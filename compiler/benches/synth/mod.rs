@@ -29,6 +29,7 @@
 //! No dependencies beyond std: it is shared by the bench binary and the script.
 
 mod apps;
+pub mod invariants;
 mod policy;
 
 use std::collections::BTreeMap;
