@@ -20,6 +20,9 @@ pub struct ProxyConfig {
     /// `web.emojivoto.serviceaccount.identity.linkerd.cluster.local`.
     pub identity: String,
     pub inbound: Inbound,
+    /// Client-side policy for the Services this workload can reach.
+    #[serde(default, skip_serializing_if = "crate::outbound::Outbound::is_empty")]
+    pub outbound: crate::outbound::Outbound,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
@@ -256,6 +259,15 @@ pub enum HostMatch {
 #[serde(rename_all = "camelCase", tag = "type", deny_unknown_fields)]
 pub enum HttpFilter {
     RequestHeaderModifier {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        set: Vec<(String, String)>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        add: Vec<(String, String)>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<String>,
+    },
+    /// Outbound only: headers changed on the response.
+    ResponseHeaderModifier {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         set: Vec<(String, String)>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -11,6 +11,7 @@ pub mod authz;
 pub mod client;
 pub mod config;
 pub mod decide;
+pub mod outbound;
 pub mod route;
 pub mod schema;
 
@@ -21,8 +22,10 @@ pub use authz::{
 pub use client::{Client, ClientTls, GrpcRequest, HttpRequest};
 pub use config::*;
 pub use decide::{HttpVerdict, PortPolicy, TcpVerdict, Verdict, decide, decide_grpc, decide_http, decide_tcp};
+pub use outbound::{Outbound, OutboundRoute, OutboundService, RouteTarget, RuleBackends, pick_backend, route_outbound};
 pub use route::{
     RankedRule, RouteSelection, rank_grpc_routes_for_http, rank_http_routes, select_grpc_route,
-    select_grpc_route_for_http, select_http_route, validate_regex,
+    select_grpc_route_for_http, select_http_route, select_outbound_grpc_route, select_outbound_http_route,
+    validate_regex,
 };
 pub use schema::proxy_config_schema;

@@ -21,8 +21,10 @@ mod path;
 
 use crate::client::{GrpcRequest, HttpRequest};
 use crate::config::{GrpcMatch, GrpcRoute, HostMatch, HttpMatch, HttpRoute};
+use crate::outbound::{OutboundGrpcRoute, OutboundHttpRoute};
 use host::HostScore;
 
+pub(crate) use fields::regex_matches_whole;
 pub use fields::validate_regex;
 
 /// The selected route (index into the route list) and rule (index into
@@ -75,6 +77,33 @@ pub fn select_grpc_route(routes: &[GrpcRoute], req: &GrpcRequest) -> Option<Rout
 /// server's proxy does: a request that is not `POST /<service>/<method>`
 /// matches only rules without matches.
 pub fn select_grpc_route_for_http(routes: &[GrpcRoute], req: &HttpRequest) -> Option<RouteSelection> {
+    select(
+        routes,
+        |route| &route.hostnames,
+        |route| {
+            let rules = route.rules.iter().map(|rule| rule.matches.as_slice());
+            best_rule(rules, GrpcScore::default(), |m| grpc_match_score(m, req))
+        },
+        req.host.as_deref(),
+    )
+}
+
+/// [`select_http_route`] for a client proxy's routes to one Service port:
+/// the same precedence applies outbound.
+pub fn select_outbound_http_route(routes: &[OutboundHttpRoute], req: &HttpRequest) -> Option<RouteSelection> {
+    select(
+        routes,
+        |route| &route.hostnames,
+        |route| {
+            let rules = route.rules.iter().map(|rule| rule.matches.as_slice());
+            best_rule(rules, HTTP_BASE, |m| http_match_score(m, req))
+        },
+        req.host.as_deref(),
+    )
+}
+
+/// [`select_grpc_route_for_http`] for a client proxy's gRPC routes.
+pub fn select_outbound_grpc_route(routes: &[OutboundGrpcRoute], req: &HttpRequest) -> Option<RouteSelection> {
     select(
         routes,
         |route| &route.hostnames,
