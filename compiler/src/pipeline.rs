@@ -28,7 +28,10 @@ pub struct Outcome {
     /// Objects read (every kind), and workloads among them.
     pub objects: usize,
     pub resolved: Resolved,
+    /// Inbound only; `lower::outbound::complete` adds each config's outbound part.
     pub configs: Vec<Option<ProxyConfig>>,
+    /// Every Service's client-side policy (see `lower::outbound`).
+    pub outbound: crate::lower::outbound::Policy,
     /// Results of the MeshTest flows run (see `Options::tests`).
     pub tests: Vec<crate::meshtest::TestResult>,
 }
@@ -56,7 +59,8 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     let resolved = resolve::resolve(resources, settings, &names, &mut findings);
     let configs = lower::lower_all(&resolved);
     analyze::analyze(&resolved, &configs, &mut findings);
-    let mut o = Outcome { sources, findings, objects, resolved, configs, tests: Vec::new() };
+    let outbound = lower::outbound::analyze(&resolved, &mut findings);
+    let mut o = Outcome { sources, findings, objects, resolved, configs, outbound, tests: Vec::new() };
     if let Some(extra) = &options.tests {
         o.tests = crate::meshtest::run(&mut o, test_files, extra);
     }
@@ -108,6 +112,7 @@ fn overlay(file: &mut SettingsFile, o: SettingsFile) {
         default_inbound_policy,
         cluster_networks,
         trust_domain,
+        cluster_domain,
         control_plane_namespace,
         probe_networks,
         default_opaque_ports,

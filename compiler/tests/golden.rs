@@ -4,7 +4,10 @@
 //!   one `code file:line` per line (`#` comments); must match exactly;
 //! - `expected.json`: the full JSON report, byte for byte.
 //!
-//! `MESHC_BLESS=1 cargo test --test golden` rewrites `expected.json`; review
+//! - `expected-outbound.json` (cases named `outbound-*`): every workload's
+//!   outbound config, as `meshc build` signs it.
+//!
+//! `MESHC_BLESS=1 cargo test --test golden` rewrites the expected files; review
 //! the diff. `expect.txt` is never generated.
 
 use meshc::findings::Code;
@@ -57,19 +60,39 @@ fn run_case(case: &Path) -> Result<(), String> {
     for extra in got.difference(&want) {
         problems.push(format!("reported but not expected: {extra}"));
     }
-    let expected_path = case.join("expected.json");
-    if std::env::var_os("MESHC_BLESS").is_some() {
-        std::fs::write(&expected_path, &actual_json).map_err(|e| e.to_string())?;
-    } else {
-        match std::fs::read_to_string(&expected_path) {
-            Ok(expected) if expected == actual_json => {}
-            Ok(_) => {
-                problems.push("expected.json differs (MESHC_BLESS=1 to regenerate, then review the diff)".to_owned())
-            }
-            Err(_) => problems.push("expected.json is missing (MESHC_BLESS=1 to generate it)".to_owned()),
-        }
+    compare(case, "expected.json", &actual_json, &mut problems)?;
+    if case.file_name().is_some_and(|n| n.to_string_lossy().starts_with("outbound-")) {
+        let mut outcome = outcome;
+        compare(case, "expected-outbound.json", &outbound_json(&mut outcome), &mut problems)?;
     }
     if problems.is_empty() { Ok(()) } else { Err(problems.join("\n  ")) }
+}
+
+/// Compares `actual` with `case/name`, or rewrites it under MESHC_BLESS.
+fn compare(case: &Path, name: &str, actual: &str, problems: &mut Vec<String>) -> Result<(), String> {
+    let path = case.join(name);
+    if std::env::var_os("MESHC_BLESS").is_some() {
+        return std::fs::write(&path, actual).map_err(|e| e.to_string());
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(expected) if expected == actual => {}
+        Ok(_) => problems.push(format!("{name} differs (MESHC_BLESS=1 to regenerate, then review the diff)")),
+        Err(_) => problems.push(format!("{name} is missing (MESHC_BLESS=1 to generate it)")),
+    }
+    Ok(())
+}
+
+/// The outbound part of every workload's config (what `meshc build` signs),
+/// keyed by kind/namespace/name.
+fn outbound_json(outcome: &mut meshc::pipeline::Outcome) -> String {
+    meshc::lower::outbound::complete(outcome);
+    let map: std::collections::BTreeMap<String, &mesh_proxy_api::Outbound> = outcome
+        .configs
+        .iter()
+        .flatten()
+        .map(|c| (format!("{}/{}/{}", c.workload.kind, c.workload.namespace, c.workload.name), &c.outbound))
+        .collect();
+    serde_json::to_string_pretty(&map).expect("outbound serializes") + "\n"
 }
 
 #[test]

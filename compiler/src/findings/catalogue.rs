@@ -153,6 +153,46 @@ catalogue! {
         "A MeshTest file cannot be evaluated as written.",
         "A flow names a client or workload that is not in the repository, a port the workload does not have, or an expectation that is not allow, deny or no-route; or an invariant's CEL expression does not parse, has a type error, names an unknown function or variable, or is not a bool. The test is not run, so it proves nothing.",
         "Fix the reference at the reported line; `meshc reach` accepts the same client and workload syntax.";
+    ServiceProfileName = "service-profile-name", Warning,
+        "A ServiceProfile's name is not the FQDN of a Service in the repository.",
+        "Linkerd looks up ServiceProfiles by the Service's fully qualified name, `<service>.<namespace>.svc.<cluster domain>`. A profile named anything else, or for a Service that does not exist, is never found: its routes, retries, timeouts and traffic split do nothing, and nothing says so.",
+        "Rename the ServiceProfile to the Service's FQDN (the cluster domain is `clusterDomain` in meshc.yaml, default cluster.local).";
+    ProfileOverridesRoutes = "profile-overrides-routes", Warning,
+        "A ServiceProfile replaces HTTPRoutes or outbound annotations for the same Service.",
+        "When a ServiceProfile has routes or dstOverrides, Linkerd's destination controller serves it instead of the Service's GAMMA routes, and ignores the retry, timeout and failure-accrual annotations. Policy written in the routes or annotations silently stops applying for the clients that see the profile.",
+        "Keep one mechanism per Service: migrate the profile's routes to HTTPRoutes, or remove the routes and annotations the profile overrides.";
+    RetryNonIdempotent = "retry-non-idempotent", Warning,
+        "Requests that are not idempotent (POST, PATCH) are retried.",
+        "A retry is sent when a response is a failure, after the server may already have acted on the request. For POST and PATCH the retried request can be applied twice: two orders, two payments.",
+        "Restrict retries to idempotent methods (a separate route or profile route for GET/PUT/DELETE), or make the handler idempotent and suppress this finding.";
+    InvalidDuration = "invalid-duration", Error,
+        "A timeout or retry duration does not parse as Linkerd reads it.",
+        "Linkerd's annotations and Gateway API `timeouts` take one whole number and one unit (ms, s, m, h, d): no fractions and no `1h30m`. On a route, an invalid annotation makes Linkerd drop the whole route; on a Service it is ignored; an invalid Gateway `timeouts.request` is ignored silently. Either way the timeout you wrote is not applied.",
+        "Write the duration as one integer and one unit, e.g. `1500ms` instead of `1.5s`.";
+    BackendUnresolved = "backend-unresolved", Error,
+        "A route backendRef cannot be used: no such Service, no port, or an unsupported kind or filter.",
+        "Linkerd turns such a backend into a failure injector: every request the rule sends to it fails with HTTP 500. With weights, that share of the rule's traffic fails.",
+        "Point the backendRef at an existing Service in the right namespace, with its `port`.";
+    BackendWeightsZero = "backend-weights-zero", Error,
+        "Every backend of a route rule has weight 0.",
+        "A weight of 0 means the backend gets no traffic; when all have weight 0 the rule has nowhere to send requests and each one fails with 500.",
+        "Give at least one backend a positive weight, or remove the rule.";
+    RouteStacking = "route-stacking", Warning,
+        "A route sends to a Service that is itself the parent of another route.",
+        "Routes do not stack (GEP-1426): traffic a route sends to a backend Service goes to that Service's endpoints directly, and the backend's own routes (their splits, timeouts, retries, header routing) do not apply to it.",
+        "Put the rules on one route, or target the backend's backends directly.";
+    FailureAccrualInvalid = "failure-accrual-invalid", Warning,
+        "A failure-accrual (circuit breaking) annotation is invalid.",
+        "`balancer.linkerd.io/failure-accrual` must be `consecutive` (or `unified`); its parameters must parse, the minimum penalty must not exceed the maximum and the maximum must be above zero. Otherwise Linkerd logs an error and the Service gets no circuit breaking at all.",
+        "Fix the annotation at the reported line; defaults are 7 failures, 1s to 1m penalty, jitter 0.5.";
+    OpaquePortHttpRoute = "opaque-port-http-route", Warning,
+        "An HTTPRoute or GRPCRoute targets a Service port that is opaque.",
+        "On an opaque port (config.linkerd.io/opaque-ports, the default opaque list, or an appProtocol other than http or kubernetes.io/h2c) the client proxy forwards raw TCP and never parses HTTP, so the route's matches, splits, timeouts and retries never apply.",
+        "Remove the port from the opaque list (or set `appProtocol: http`), or drop the route.";
+    UnsupportedFilter = "unsupported-filter", Warning,
+        "A route filter Linkerd's client proxy does not implement.",
+        "Outbound, Linkerd applies request and response header modifiers and redirects. Other filters (URLRewrite, RequestMirror, ExtensionRef, CORS…) are dropped and the rule applies without them.",
+        "Remove the filter, or implement its effect in the application.";
 }
 
 /// The text `meshc explain CODE` prints.

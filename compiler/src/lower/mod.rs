@@ -2,6 +2,8 @@
 //! proxy enforces. Analysis then runs on these configs, through the same
 //! decision functions the proxy calls.
 
+pub mod outbound;
+
 use crate::model::Spec;
 use crate::resolve::defaults::{default_authorizations, default_grpc_route, default_http_route, probe_route};
 use crate::resolve::routes::Converted;
@@ -54,6 +56,7 @@ pub fn lower_workload(r: &Resolved, wi: usize) -> Option<ProxyConfig> {
             skip_ports: w.skip_inbound_ports.clone(),
             skip_subnets: w.skip_subnets.clone(),
         },
+        outbound: Default::default(),
     })
 }
 

@@ -11,6 +11,7 @@ pub mod proof;
 pub mod reach;
 pub mod render;
 pub mod show_config;
+pub mod show_outbound;
 pub mod who;
 pub mod workload_ref;
 

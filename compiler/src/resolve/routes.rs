@@ -5,7 +5,7 @@
 use super::index::{Index, Kind};
 use crate::findings::{Code, Finding};
 use crate::model::route::{
-    GrpcRouteSpec, HttpRouteMatch, HttpRouteRule, HttpRouteSpec, ParentRef, RouteFilter, ValueMatch,
+    GrpcRouteMatch, GrpcRouteSpec, HttpRouteMatch, HttpRouteRule, HttpRouteSpec, ParentRef, RouteFilter, ValueMatch,
 };
 use crate::model::{Resource, Spec};
 use mesh_proxy_api as api;
@@ -197,11 +197,11 @@ fn convert(r: &Resource) -> Result<Converted, String> {
     }
 }
 
-fn meta(r: &Resource) -> api::Meta {
+pub(crate) fn meta(r: &Resource) -> api::Meta {
     api::Meta { kind: r.id.kind.to_ascii_lowercase(), name: r.name().to_owned(), group: Some(r.group.clone()) }
 }
 
-fn hostnames(hosts: &[String]) -> Vec<api::HostMatch> {
+pub(crate) fn hostnames(hosts: &[String]) -> Vec<api::HostMatch> {
     hosts
         .iter()
         .map(|h| match h.strip_prefix("*.") {
@@ -232,14 +232,14 @@ fn convert_http_rule(rule: &HttpRouteRule) -> Result<api::HttpRule, String> {
     let matches = matches.iter().map(convert_http_match).collect::<Result<_, _>>()?;
     let mut filters = Vec::new();
     for f in &rule.filters {
-        if let Some(f) = convert_filter(f)? {
+        if let Some(f) = convert_filter(f, false)? {
             filters.push(f);
         }
     }
     Ok(api::HttpRule { matches, filters })
 }
 
-fn convert_http_match(m: &HttpRouteMatch) -> Result<api::HttpMatch, String> {
+pub(crate) fn convert_http_match(m: &HttpRouteMatch) -> Result<api::HttpMatch, String> {
     // A match without `path` gets the CRD default PathPrefix `/`.
     let (ty, value) = match &m.path {
         Some(p) => (p.type_.as_deref().unwrap_or("PathPrefix"), p.value.as_deref().unwrap_or("/")),
@@ -282,15 +282,23 @@ fn valid_regex(re: &str) -> Result<String, String> {
     api::validate_regex(re).map(|()| re.to_owned()).map_err(|e| format!("regular expression `{re}` is invalid: {e}"))
 }
 
-/// Linkerd converts header modifiers and redirects, drops response header
-/// modifiers inbound, and fails the whole route on anything else (§7.1).
-fn convert_filter(f: &RouteFilter) -> Result<Option<api::HttpFilter>, String> {
+/// Linkerd converts header modifiers and redirects; inbound it drops
+/// response header modifiers, and it fails the whole inbound route on
+/// anything else (§7.1). `outbound` keeps response header modifiers.
+pub(crate) fn convert_filter(f: &RouteFilter, outbound: bool) -> Result<Option<api::HttpFilter>, String> {
+    let pairs = |v: &[crate::model::route::HeaderValue]| v.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
     match f.type_.as_str() {
         "RequestHeaderModifier" => {
             let m = f.request_header_modifier.clone().unwrap_or_default();
-            let pairs =
-                |v: &[crate::model::route::HeaderValue]| v.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
             Ok(Some(api::HttpFilter::RequestHeaderModifier {
+                set: pairs(&m.set),
+                add: pairs(&m.add),
+                remove: m.remove,
+            }))
+        }
+        "ResponseHeaderModifier" if outbound => {
+            let m = f.response_header_modifier.clone().unwrap_or_default();
+            Ok(Some(api::HttpFilter::ResponseHeaderModifier {
                 set: pairs(&m.set),
                 add: pairs(&m.add),
                 remove: m.remove,
@@ -317,22 +325,23 @@ fn convert_grpc(r: &Resource, g: &GrpcRouteSpec) -> Result<api::GrpcRoute, Strin
     let mut rules = Vec::new();
     for rule in &g.rules {
         for f in &rule.filters {
-            convert_filter(f)?;
+            convert_filter(f, false)?;
         }
-        let mut matches = Vec::new();
-        for m in &rule.matches {
-            let method = m.method.clone().unwrap_or_default();
-            if method.type_.as_deref().is_some_and(|t| t != "Exact") {
-                return Err("gRPC method match type RegularExpression is not supported".to_owned());
-            }
-            let headers = m.headers.iter().map(|h| value_match(h, true)).collect::<Result<Vec<_>, _>>()?;
-            let headers = headers.into_iter().map(|(name, value)| api::HeaderMatch { name, value }).collect();
-            matches.push(api::GrpcMatch { service: method.service, method: method.method, headers });
-        }
+        let matches = rule.matches.iter().map(convert_grpc_match).collect::<Result<_, _>>()?;
         rules.push(api::GrpcRule { matches });
     }
     if g.rules.is_empty() {
         rules.push(api::GrpcRule { matches: Vec::new() });
     }
     Ok(api::GrpcRoute { meta: meta(r), hostnames: hostnames(&g.hostnames), rules, authorizations: Vec::new() })
+}
+
+pub(crate) fn convert_grpc_match(m: &GrpcRouteMatch) -> Result<api::GrpcMatch, String> {
+    let method = m.method.clone().unwrap_or_default();
+    if method.type_.as_deref().is_some_and(|t| t != "Exact") {
+        return Err("gRPC method match type RegularExpression is not supported".to_owned());
+    }
+    let headers = m.headers.iter().map(|h| value_match(h, true)).collect::<Result<Vec<_>, _>>()?;
+    let headers = headers.into_iter().map(|(name, value)| api::HeaderMatch { name, value }).collect();
+    Ok(api::GrpcMatch { service: method.service, method: method.method, headers })
 }

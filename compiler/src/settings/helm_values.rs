@@ -35,6 +35,7 @@ pub fn from_helm_release(objects: &[RawObject]) -> Option<SettingsFile> {
         default_inbound_policy: text(&["proxy", "defaultInboundPolicy"]),
         cluster_networks: text(&["clusterNetworks"]).map(|s| split_list(&s)),
         trust_domain: text(&["identityTrustDomain"]).or_else(|| text(&["clusterDomain"])),
+        cluster_domain: text(&["clusterDomain"]),
         control_plane_namespace: namespace,
         probe_networks: get(&["policyController", "probeNetworks"]).map(list),
         default_opaque_ports: text(&["proxy", "opaquePorts"]),

@@ -24,6 +24,10 @@ pub struct SettingsFile {
     /// Helm `identityTrustDomain` (default `cluster.local`).
     #[serde(default)]
     pub trust_domain: Option<String>,
+    /// Helm `clusterDomain` (default `cluster.local`): the suffix of Service
+    /// FQDNs, which ServiceProfile names must use.
+    #[serde(default)]
+    pub cluster_domain: Option<String>,
     /// The namespace Linkerd's control plane runs in (default `linkerd`); part of every identity.
     #[serde(default)]
     pub control_plane_namespace: Option<String>,
@@ -66,6 +70,7 @@ pub struct Settings {
     pub default_inbound_policy: String,
     pub cluster_networks: Vec<IpNet>,
     pub trust_domain: String,
+    pub cluster_domain: String,
     pub control_plane_namespace: String,
     pub probe_networks: Vec<IpNet>,
     pub default_opaque_ports: String,
@@ -130,6 +135,7 @@ impl Settings {
             default_inbound_policy,
             cluster_networks,
             trust_domain: file.trust_domain.unwrap_or_else(|| "cluster.local".to_owned()),
+            cluster_domain: file.cluster_domain.unwrap_or_else(|| "cluster.local".to_owned()),
             control_plane_namespace: file.control_plane_namespace.unwrap_or_else(|| "linkerd".to_owned()),
             probe_networks,
             default_opaque_ports: file.default_opaque_ports.unwrap_or_else(|| DEFAULT_OPAQUE_PORTS.to_owned()),

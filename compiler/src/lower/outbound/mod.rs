@@ -1,0 +1,155 @@
+//! Outbound lowering: the client-side half of each workload's config
+//! (semantics reference §8). `analyze` reads every Service, route and
+//! ServiceProfile once (and reports their mistakes); `complete` then gives
+//! each workload's config the Services it can reach, as its namespace sees them.
+
+mod annotations;
+mod durations;
+mod profile;
+mod routes;
+mod scope;
+mod services;
+
+pub use scope::complete;
+
+use crate::findings::{Code, Finding};
+use crate::model::Spec;
+use crate::resolve::Resolved;
+use crate::resolve::index::Kind;
+use mesh_proxy_api::outbound::{Backend, BackendTarget, OutboundProtocol, OutboundService, Profile};
+use routes::{Attached, RouteKind, ServiceIndex};
+use services::ServiceBase;
+use std::collections::BTreeMap;
+
+/// Every Service's outbound policy, before it is specialised per client namespace.
+#[derive(Default)]
+pub struct Policy {
+    bases: Vec<ServiceBase>,
+    /// Resource index of each Service.
+    resources: Vec<usize>,
+    routes: Vec<Vec<Attached>>,
+    /// Per Service, the profiles that apply by the profile's namespace.
+    profiles: Vec<BTreeMap<String, Profile>>,
+    index: ServiceIndex,
+}
+
+/// Reads Services, Service-parent routes and ServiceProfiles; reports their mistakes.
+pub fn analyze(r: &Resolved, findings: &mut Vec<Finding>) -> Policy {
+    let mut p = Policy::default();
+    for &ri in r.index.all(Kind::Service) {
+        let res = &r.resources[ri];
+        let Spec::Service(spec) = &res.spec else { continue };
+        p.index.insert((res.namespace().to_owned(), res.name().to_owned()), p.bases.len());
+        p.bases.push(services::service_base(res, spec, &r.settings, findings));
+        p.resources.push(ri);
+    }
+    let route_kinds = [Kind::GrpcRoute, Kind::PolicyHttpRoute, Kind::GatewayHttpRoute];
+    let route_list: Vec<usize> = route_kinds.iter().flat_map(|k| r.index.all(*k)).copied().collect();
+    p.routes = routes::attach(&r.resources, &route_list, &p.index, &p.bases, findings);
+    p.profiles = vec![BTreeMap::new(); p.bases.len()];
+    for &ri in r.index.all(Kind::ServiceProfile) {
+        let res = &r.resources[ri];
+        let Spec::ServiceProfile(spec) = &res.spec else { continue };
+        if let Some(l) = profile::lower(ri, res, spec, &p.index, &r.settings.cluster_domain, findings) {
+            p.report_override(r, &l, findings);
+            p.profiles[l.service].insert(l.namespace, l.profile);
+        }
+    }
+    p
+}
+
+impl Policy {
+    /// Says so when a profile silently replaces routes or annotations.
+    fn report_override(&self, r: &Resolved, l: &profile::Lowered, findings: &mut Vec<Finding>) {
+        let base = &self.bases[l.service];
+        let visible: Vec<String> = self.routes[l.service]
+            .iter()
+            .filter(|a| a.namespace == base.svc.namespace || a.namespace == l.namespace)
+            .map(|a| r.resources[a.resource].id.to_string())
+            .collect();
+        let mut what = Vec::new();
+        if !visible.is_empty() {
+            what.push(format!("route(s) {}", visible.join(", ")));
+        }
+        if base.has_annotation_policy {
+            what.push("the Service's timeout/retry/failure-accrual annotations".to_owned());
+        }
+        if what.is_empty() {
+            return;
+        }
+        let res = &r.resources[l.resource];
+        let msg = format!(
+            "{} has routes or dstOverrides, so for clients in namespace {} it replaces {} entirely: those are ignored",
+            res.id,
+            l.namespace,
+            what.join(" and ")
+        );
+        let hint = "move the policy into one place: either the ServiceProfile or the HTTPRoutes and annotations";
+        findings.push(Finding::new(Code::ProfileOverridesRoutes, res.span(), msg).resource(res.id.clone()).hint(hint));
+    }
+
+    pub fn service_count(&self) -> usize {
+        self.bases.len()
+    }
+
+    /// Service `si` as a client in namespace `client_ns` sees it.
+    pub fn service_for(&self, si: usize, client_ns: &str) -> OutboundService {
+        let base = &self.bases[si];
+        let mut svc = base.svc.clone();
+        let profiles = &self.profiles[si];
+        if let Some(profile) = profiles.get(client_ns).or_else(|| profiles.get(&svc.namespace)) {
+            svc.profile = Some(profile.clone());
+            svc.timeouts = Default::default();
+            svc.retry = None;
+            svc.failure_accrual = None;
+            return svc;
+        }
+        let visible = |a: &&Attached| a.namespace == svc.namespace || a.namespace == client_ns;
+        let routes: Vec<&Attached> = self.routes[si].iter().filter(visible).collect();
+        let (namespace, name) = (svc.namespace.clone(), svc.name.clone());
+        for port in &mut svc.ports {
+            if port.protocol == OutboundProtocol::Opaque {
+                continue;
+            }
+            let here: Vec<&Attached> =
+                routes.iter().copied().filter(|a| a.port.is_none_or(|p| p == port.port)).collect();
+            let parent = Backend {
+                target: BackendTarget::Service { namespace: namespace.clone(), name: name.clone(), port: port.port },
+                weight: 1,
+                filters: Vec::new(),
+            };
+            let fill = |backends: &mut Vec<Backend>| {
+                if backends.is_empty() {
+                    backends.push(parent.clone());
+                }
+            };
+            for a in &here {
+                if let RouteKind::Grpc(g) = &a.route {
+                    let mut g = g.clone();
+                    g.rules.iter_mut().for_each(|r| fill(&mut r.backends));
+                    port.grpc_routes.push(g);
+                }
+            }
+            if port.grpc_routes.is_empty() {
+                for a in &here {
+                    if let RouteKind::Http(h) = &a.route {
+                        let mut h = h.clone();
+                        h.rules.iter_mut().for_each(|r| fill(&mut r.backends));
+                        port.http_routes.push(h);
+                    }
+                }
+            }
+        }
+        svc
+    }
+
+    /// Services named by routes in `namespace` whose parents are elsewhere
+    /// (consumer routes): clients there get them whatever they reach.
+    pub fn consumer_services(&self, namespace: &str) -> Vec<usize> {
+        (0..self.bases.len())
+            .filter(|&si| {
+                self.bases[si].svc.namespace != namespace && self.routes[si].iter().any(|a| a.namespace == namespace)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,234 @@
+//! ServiceProfiles (`linkerd.io/v1alpha2`, semantics reference §8.5): named
+//! by the Service's FQDN, looked up in the client's namespace first, and,
+//! when they have routes or dstOverrides, replacing every other outbound
+//! policy for that Service.
+
+use super::durations::parse_go;
+use super::routes::{ServiceIndex, is_non_idempotent};
+use crate::findings::{Code, Finding};
+use crate::model::Resource;
+use crate::model::profile::{ProfileRoute as SpecRoute, RequestMatch, ServiceProfileSpec};
+use mesh_proxy_api::outbound::{
+    DstOverride, Profile, ProfileRoute, RequestCondition, ResponseClass, ResponseCondition, RetryBudget, StatusRange,
+};
+use serde_json::Value;
+
+/// A profile that applies: for Service `service`, to clients in `namespace`.
+pub struct Lowered {
+    pub service: usize,
+    pub namespace: String,
+    pub resource: usize,
+    pub profile: Profile,
+}
+
+pub fn lower(
+    ri: usize,
+    r: &Resource,
+    spec: &ServiceProfileSpec,
+    services: &ServiceIndex,
+    cluster_domain: &str,
+    findings: &mut Vec<Finding>,
+) -> Option<Lowered> {
+    let name = r.name();
+    let suffix = format!(".svc.{cluster_domain}");
+    let Some((svc, svc_ns)) = name.strip_suffix(&suffix).and_then(|n| n.split_once('.')) else {
+        let msg = format!(
+            "{} is named `{name}`, not a Service FQDN `<service>.<namespace>{suffix}`; Linkerd never looks it up, so its routes, retries and timeouts do nothing",
+            r.id
+        );
+        findings
+            .push(Finding::new(Code::ServiceProfileName, r.span_at(&["metadata", "name"]), msg).resource(r.id.clone()));
+        return None;
+    };
+    let Some(&service) = services.get(&(svc_ns.to_owned(), svc.to_owned())) else {
+        let msg =
+            format!("{} is for Service {svc_ns}/{svc}, which does not exist in the repository; it has no effect", r.id);
+        findings
+            .push(Finding::new(Code::ServiceProfileName, r.span_at(&["metadata", "name"]), msg).resource(r.id.clone()));
+        return None;
+    };
+    if spec.routes.is_empty() && spec.dst_overrides.is_empty() {
+        return None; // Linkerd keeps route/annotation policy for such profiles
+    }
+    let mut ctx = Ctx { r, findings };
+    let routes = spec.routes.iter().enumerate().filter_map(|(k, route)| ctx.route(k, route)).collect();
+    let retry_budget = ctx.budget(spec);
+    let dst_overrides = spec
+        .dst_overrides
+        .iter()
+        .enumerate()
+        .filter_map(|(k, d)| {
+            let weight = ctx.quantity(k, &d.weight)?;
+            Some(DstOverride { authority: d.authority.clone(), weight })
+        })
+        .collect();
+    let profile =
+        Profile { name: name.to_owned(), namespace: r.namespace().to_owned(), routes, retry_budget, dst_overrides };
+    Some(Lowered { service, namespace: r.namespace().to_owned(), resource: ri, profile })
+}
+
+struct Ctx<'a> {
+    r: &'a Resource,
+    findings: &'a mut Vec<Finding>,
+}
+
+impl Ctx<'_> {
+    fn report(&mut self, code: Code, path: &[&str], msg: String) {
+        self.findings.push(Finding::new(code, self.r.span_at(path), msg).resource(self.r.id.clone()));
+    }
+
+    fn route(&mut self, k: usize, route: &SpecRoute) -> Option<ProfileRoute> {
+        let ks = k.to_string();
+        let condition = match condition(&route.condition) {
+            Ok(c) => c,
+            Err(why) => {
+                let msg = format!(
+                    "{} route {}: {why}; Linkerd rejects the condition and the route never matches",
+                    self.r.id, route.name
+                );
+                self.report(Code::RouteNotAccepted, &["spec", "routes", &ks, "condition"], msg);
+                return None;
+            }
+        };
+        let timeout_ms = route.timeout.as_deref().and_then(|t| match parse_go(t) {
+            Ok(ms) => Some(ms).filter(|ms| *ms > 0),
+            Err(e) => {
+                let msg = format!("{} route {} timeout: {e}; the route gets no timeout", self.r.id, route.name);
+                self.report(Code::InvalidDuration, &["spec", "routes", &ks, "timeout"], msg);
+                None
+            }
+        });
+        let is_retryable = route.is_retryable.unwrap_or(false);
+        if is_retryable && let Some(m) = methods(&condition).into_iter().find(|m| is_non_idempotent(m)) {
+            let msg = format!(
+                "{} route {} is retryable and matches {m} requests: a {m} that reached the server and failed may be applied twice",
+                self.r.id, route.name
+            );
+            self.report(Code::RetryNonIdempotent, &["spec", "routes", &ks, "isRetryable"], msg);
+        }
+        let response_classes = route
+            .response_classes
+            .iter()
+            .filter_map(|c| {
+                let condition = response_condition(&c.condition).ok()?;
+                Some(ResponseClass { condition, is_failure: c.is_failure.unwrap_or(false) })
+            })
+            .collect();
+        Some(ProfileRoute { name: route.name.clone(), condition, response_classes, is_retryable, timeout_ms })
+    }
+
+    fn budget(&mut self, spec: &ServiceProfileSpec) -> RetryBudget {
+        let Some(b) = &spec.retry_budget else { return RetryBudget::default() };
+        let ttl_ms = parse_go(&b.ttl).unwrap_or_else(|e| {
+            let msg = format!("{} retryBudget.ttl: {e}; Linkerd's default 10s applies", self.r.id);
+            self.report(Code::InvalidDuration, &["spec", "retryBudget", "ttl"], msg);
+            10_000
+        });
+        RetryBudget {
+            retry_ratio_ppm: (b.retry_ratio.clamp(0.0, 1000.0) * 1e6).round() as u32,
+            min_retries_per_second: u32::try_from(b.min_retries_per_second).unwrap_or(0),
+            ttl_ms,
+        }
+    }
+
+    /// A Kubernetes quantity (`1`, `500m`, `0.5`) in decimilli (1 = 10000).
+    fn quantity(&mut self, k: usize, v: &Value) -> Option<u32> {
+        let text = match v {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.trim().to_owned(),
+            _ => String::new(),
+        };
+        let (num, scale) = match text.strip_suffix('m') {
+            Some(n) => (n, 10.0),
+            None => (text.as_str(), 10_000.0),
+        };
+        match num.parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 && x * scale <= f64::from(u32::MAX) => Some((x * scale).round() as u32),
+            _ => {
+                let msg = format!(
+                    "{} dstOverrides weight `{text}` is not a non-negative quantity; the override is dropped",
+                    self.r.id
+                );
+                self.report(Code::InvalidAnnotation, &["spec", "dstOverrides", &k.to_string(), "weight"], msg);
+                None
+            }
+        }
+    }
+}
+
+/// A RequestMatch: several fields in one object are AND; at least one is required.
+fn condition(m: &RequestMatch) -> Result<RequestCondition, String> {
+    let mut all = Vec::new();
+    if let Some(re) = &m.path_regex {
+        mesh_proxy_api::validate_regex(re).map_err(|e| format!("pathRegex `{re}` is invalid: {e}"))?;
+        all.push(RequestCondition::PathRegex(re.clone()));
+    }
+    if let Some(method) = &m.method {
+        all.push(RequestCondition::Method(method.clone()));
+    }
+    if !m.all.is_empty() {
+        all.push(RequestCondition::All(m.all.iter().map(condition).collect::<Result<_, _>>()?));
+    }
+    if !m.any.is_empty() {
+        all.push(RequestCondition::Any(m.any.iter().map(condition).collect::<Result<_, _>>()?));
+    }
+    if let Some(not) = &m.not {
+        // The CRD types `not` as a list, Linkerd's Go type as one match: a list negates any of its entries.
+        let inner: Vec<RequestMatch> = match not {
+            Value::Array(items) => items.iter().map(|i| serde_json::from_value(i.clone())).collect::<Result<_, _>>(),
+            other => serde_json::from_value(other.clone()).map(|m| vec![m]),
+        }
+        .map_err(|e| format!("`not` is not a request match: {e}"))?;
+        let inner = inner.iter().map(condition).collect::<Result<Vec<_>, _>>()?;
+        let negated = if inner.len() == 1 {
+            inner.into_iter().next().unwrap_or(RequestCondition::Any(vec![]))
+        } else {
+            RequestCondition::Any(inner)
+        };
+        all.push(RequestCondition::Not(Box::new(negated)));
+    }
+    match all.len() {
+        0 => Err("the condition sets none of pathRegex, method, all, any, not".to_owned()),
+        1 => Ok(all.remove(0)),
+        _ => Ok(RequestCondition::All(all)),
+    }
+}
+
+/// Methods a condition requires positively (not under `not`).
+fn methods(c: &RequestCondition) -> Vec<&str> {
+    match c {
+        RequestCondition::Method(m) => vec![m.as_str()],
+        RequestCondition::All(cs) | RequestCondition::Any(cs) => cs.iter().flat_map(methods).collect(),
+        RequestCondition::PathRegex(_) | RequestCondition::Not(_) => vec![],
+    }
+}
+
+fn response_condition(v: &Value) -> Result<ResponseCondition, ()> {
+    let obj = v.as_object().ok_or(())?;
+    let mut all = Vec::new();
+    if let Some(s) = obj.get("status") {
+        let bound = |k: &str, d: u16| s.get(k).and_then(Value::as_u64).map_or(Some(d), |n| u16::try_from(n).ok());
+        all.push(ResponseCondition::Status(StatusRange {
+            min: bound("min", 100).ok_or(())?,
+            max: bound("max", 599).ok_or(())?,
+        }));
+    }
+    let list = |k: &str| -> Result<Vec<ResponseCondition>, ()> {
+        obj.get(k).and_then(Value::as_array).map_or(Ok(vec![]), |a| a.iter().map(response_condition).collect())
+    };
+    let (a, any) = (list("all")?, list("any")?);
+    if !a.is_empty() {
+        all.push(ResponseCondition::All(a));
+    }
+    if !any.is_empty() {
+        all.push(ResponseCondition::Any(any));
+    }
+    if let Some(n) = obj.get("not") {
+        all.push(ResponseCondition::Not(Box::new(response_condition(n)?)));
+    }
+    match all.len() {
+        0 => Err(()),
+        1 => Ok(all.remove(0)),
+        _ => Ok(ResponseCondition::All(all)),
+    }
+}
