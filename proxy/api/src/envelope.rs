@@ -8,7 +8,9 @@ use crate::config::{ProxyConfig, WorkloadRef};
 use base64ct::{Base64, Encoding};
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, KeypairBytes};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer};
+/// Re-exported so that callers use the same ed25519-dalek as this crate.
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
