@@ -31,6 +31,25 @@ fn schemas_are_up_to_date() {
     );
 }
 
+/// The CRDs `meshc build` writes, committed under `schemas/crds/` for
+/// reviewers and for clusters that install CRDs separately.
+#[test]
+fn crds_are_up_to_date() {
+    let dir = repo().join("schemas/crds");
+    let bless = std::env::var_os("MESHC_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (name, text) in meshc::emit::crd::files() {
+        let path = dir.join(name);
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push(name);
+        }
+    }
+    assert!(stale.is_empty(), "CRDs out of date (run `MESHC_BLESS=1 cargo test -p meshc --test schemas`): {stale:?}");
+}
+
 static OPEN: Value = Value::Bool(true);
 
 /// A schema with no constraint (what schemars emits for `serde_json::Value`).
