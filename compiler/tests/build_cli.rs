@@ -352,3 +352,22 @@ fn wrong_public_key_fails_and_bad_input_is_a_usage_error() {
     let err = tampered(&f, |d| std::fs::write(d.join(BOOKS), "---\n{ \"kind\": ").unwrap());
     assert!(err.contains(BOOKS) && err.contains("not valid YAML"), "{err}");
 }
+
+/// kustomize (inside kubectl) reads the output directory, and its rendering,
+/// reformatted as block YAML, still verifies: formatting is not signed.
+#[test]
+fn kustomize_renders_the_directory_and_the_result_verifies() {
+    if !Command::new("kubectl").args(["version", "--client"]).output().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: kubectl not found");
+        return;
+    }
+    let f = fixture();
+    let out = Command::new("kubectl").arg("kustomize").arg(&f.dist).output().unwrap();
+    assert!(out.status.success(), "kubectl kustomize: {}", stderr(&out));
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(rendered.matches("\nkind: ProxyConfig\n").count(), 4, "{rendered}");
+    let file = f._tmp.path().join("rendered.yaml");
+    std::fs::write(&file, rendered).unwrap();
+    let ok = verify(&file, &f.public);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+}
