@@ -131,7 +131,7 @@ fn config_object(s: &Signed, info: &BuildInfo) -> Object<ProxyConfigSpec> {
 }
 
 fn bundle(signed: &[Signed], key: &SigningKey, info: &BuildInfo) -> Result<String, EmitError> {
-    let manifest = BundleManifest {
+    let mut spec = BundleSpec {
         source_revision: info.source_revision.clone(),
         meshc_version: env!("CARGO_PKG_VERSION").to_owned(),
         key_id: envelope::key_id(&key.verifying_key()),
@@ -146,8 +146,9 @@ fn bundle(signed: &[Signed], key: &SigningKey, info: &BuildInfo) -> Result<Strin
                 digest: s.digest.clone(),
             })
             .collect(),
+        envelope: None,
     };
-    let envelope = envelope::sign_value(&manifest, BUNDLE_PAYLOAD_TYPE, key).map_err(EmitError)?;
+    spec.envelope = Some(envelope::sign_value(&spec, BUNDLE_PAYLOAD_TYPE, key).map_err(EmitError)?);
     let object = Object {
         api_version: API_VERSION.to_owned(),
         kind: BUNDLE_KIND.to_owned(),
@@ -157,7 +158,7 @@ fn bundle(signed: &[Signed], key: &SigningKey, info: &BuildInfo) -> Result<Strin
             annotations: annotations(info),
             ..ObjectMeta::default()
         },
-        spec: BundleSpec::new(manifest, envelope),
+        spec,
     };
     Ok(document(&object))
 }

@@ -13,7 +13,7 @@ pub const PROXY_CONFIG_KIND: &str = "ProxyConfig";
 pub const BUNDLE_KIND: &str = "MeshBundle";
 /// The bundle is cluster-scoped and there is one per mesh.
 pub const BUNDLE_NAME: &str = "meshc";
-/// DSSE payloadType of a signed [`BundleManifest`].
+/// DSSE payloadType of a signed [`BundleSpec`] (without its envelope).
 pub const BUNDLE_PAYLOAD_TYPE: &str = "application/vnd.meshc.meshbundle+json;version=v1alpha1";
 
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -55,11 +55,12 @@ pub struct ProxyConfigSpec {
     pub envelope: Envelope,
 }
 
-/// What the bundle signs: the complete set of configs of one build, so that
+/// The bundle's spec: the complete set of configs of one build, so that
 /// removing or adding a ProxyConfig is detected, not only changing one.
+/// Its envelope signs this same struct without the envelope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BundleManifest {
+pub struct BundleSpec {
     pub source_revision: String,
     pub meshc_version: String,
     pub key_id: String,
@@ -68,6 +69,9 @@ pub struct BundleManifest {
     pub error_findings: usize,
     /// Sorted by namespace, then name.
     pub configs: Vec<BundleEntry>,
+    /// Absent from the signed payload, present in every object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<Envelope>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -77,46 +81,6 @@ pub struct BundleEntry {
     pub name: String,
     pub workload: WorkloadRef,
     pub digest: String,
-}
-
-/// The bundle's spec: the manifest's fields in the clear, plus the envelope
-/// that signs them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BundleSpec {
-    pub source_revision: String,
-    pub meshc_version: String,
-    pub key_id: String,
-    pub allow_errors: bool,
-    pub error_findings: usize,
-    pub configs: Vec<BundleEntry>,
-    pub envelope: Envelope,
-}
-
-impl BundleSpec {
-    pub fn new(m: BundleManifest, envelope: Envelope) -> Self {
-        BundleSpec {
-            source_revision: m.source_revision,
-            meshc_version: m.meshc_version,
-            key_id: m.key_id,
-            allow_errors: m.allow_errors,
-            error_findings: m.error_findings,
-            configs: m.configs,
-            envelope,
-        }
-    }
-
-    /// The fields in the clear, to compare with the signed manifest.
-    pub fn manifest(&self) -> BundleManifest {
-        BundleManifest {
-            source_revision: self.source_revision.clone(),
-            meshc_version: self.meshc_version.clone(),
-            key_id: self.key_id.clone(),
-            allow_errors: self.allow_errors,
-            error_findings: self.error_findings,
-            configs: self.configs.clone(),
-        }
-    }
 }
 
 /// One YAML document: `---` and JSON, which is YAML. JSON is used because

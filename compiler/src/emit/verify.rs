@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 /// A build that verified: its signed manifest and the configs it carries.
 #[derive(Debug)]
 pub struct Verified {
-    pub manifest: BundleManifest,
+    /// The signed bundle spec (without its envelope).
+    pub manifest: BundleSpec,
     /// In the manifest's order.
     pub configs: Vec<ProxyConfig>,
 }
@@ -183,15 +184,20 @@ fn check_bundle(
     b: &Object<BundleSpec>,
     keys: &[VerifyingKey],
     problems: &mut Vec<String>,
-) -> Option<BundleManifest> {
-    let signed: BundleManifest = match envelope::open_value(&b.spec.envelope, BUNDLE_PAYLOAD_TYPE, keys) {
+) -> Option<BundleSpec> {
+    let Some(env) = &b.spec.envelope else {
+        problems.push(format!("{place}: spec.envelope is missing"));
+        return None;
+    };
+    let signed: BundleSpec = match envelope::open_value(env, BUNDLE_PAYLOAD_TYPE, keys) {
         Ok(m) => m,
         Err(e) => {
             problems.push(format!("{place}: envelope: {e}"));
             return None;
         }
     };
-    if b.spec.manifest() != signed {
+    let clear = BundleSpec { envelope: None, ..b.spec.clone() };
+    if clear != signed {
         problems.push(format!("{place}: spec differs from the signed manifest"));
         return None;
     }
@@ -203,7 +209,7 @@ fn check_bundle(
 }
 
 /// The configs present must be exactly the ones the bundle signs.
-fn match_configs(m: &BundleManifest, found: &[Found], problems: &mut Vec<String>) -> Vec<ProxyConfig> {
+fn match_configs(m: &BundleSpec, found: &[Found], problems: &mut Vec<String>) -> Vec<ProxyConfig> {
     let mut by_key: BTreeMap<&(String, String), &Found> = BTreeMap::new();
     for f in found {
         if let Some(first) = by_key.insert(&f.key, f) {
