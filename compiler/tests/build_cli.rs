@@ -371,3 +371,23 @@ fn kustomize_renders_the_directory_and_the_result_verifies() {
     let ok = verify(&file, &f.public);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
 }
+
+/// The key files load in openssl, comment line and all, and the key id is
+/// what proxy/api/README.md says: SHA-256 of the raw public key, 16 hex.
+#[test]
+fn keygen_files_load_in_openssl_and_the_key_id_is_as_documented() {
+    if !Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: openssl not found");
+        return;
+    }
+    let (_dir, key, public) = keys("meshc");
+    let der = Command::new("openssl").args(["pkey", "-pubin", "-outform", "DER", "-in", s(&public)]).output().unwrap();
+    assert!(der.status.success(), "{}", stderr(&der));
+    let raw = &der.stdout[der.stdout.len() - 32..];
+    let id = &mesh_proxy_api::envelope::digest(raw)["sha256:".len()..][..16];
+    let text = std::fs::read_to_string(&public).unwrap();
+    assert!(text.contains(&format!("# keyid: {id}\n")), "{text}");
+    let derived = Command::new("openssl").args(["pkey", "-pubout", "-in", s(&key)]).output().unwrap();
+    assert!(derived.status.success(), "{}", stderr(&derived));
+    assert!(text.ends_with(&String::from_utf8(derived.stdout).unwrap()));
+}

@@ -85,3 +85,22 @@ fn every_single_byte_change_to_a_config_file_fails() {
     }
     assert!(checked > 500, "checked {checked} bytes");
 }
+
+#[path = "support/bless.rs"]
+mod bless;
+
+/// The emitted objects for booksapp with a fixed key and revision, so that
+/// a change of format shows as a reviewed diff (`MESHC_BLESS=1` rewrites).
+/// The CRDs are checked separately (tests/schemas.rs).
+#[test]
+fn emitted_objects_match_the_golden() {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let configs = pipeline::check(&Input::Path(example("booksapp-rest")), &Options::default()).unwrap().configs;
+    let info = BuildInfo { source_revision: "golden".into(), error_findings: 0 };
+    let built = emit::build(&configs, &key, &info).unwrap();
+    let text: String = built.files.iter().filter(|(p, _)| p != emit::CRDS_FILE).map(|(_, t)| t.as_str()).collect();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/emit/booksapp-rest.yaml");
+    if let Err(e) = bless::bless_or_compare(&golden, &text) {
+        panic!("{e}\n(review, then `MESHC_BLESS=1 cargo test -p meshc --test build_roundtrip`)");
+    }
+}

@@ -239,3 +239,30 @@ fn openssl_verifies_the_signature() {
     let text = std::fs::read_to_string(&theirs).unwrap();
     envelope::signing_key_from_pem(&text).expect("openssl's PKCS#8 key loads");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any change to any byte of the payload, not only single-bit flips.
+        #[test]
+        fn changed_payload_byte_never_verifies(at in any::<prop::sample::Index>(), xor in 1u8..=255) {
+            let env = signed();
+            let mut bytes = payload(&env);
+            let i = at.index(bytes.len());
+            bytes[i] ^= xor;
+            prop_assert!(envelope::verify(&with_payload(&env, &bytes), &[key(1).verifying_key()]).is_err());
+        }
+
+        /// A payload of the attacker's choosing under a real signature.
+        #[test]
+        fn other_payload_never_verifies(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            let env = signed();
+            prop_assume!(bytes != payload(&env));
+            prop_assert!(envelope::verify(&with_payload(&env, &bytes), &[key(1).verifying_key()]).is_err());
+        }
+    }
+}
