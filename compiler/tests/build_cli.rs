@@ -135,6 +135,14 @@ fn build_refuses_error_findings_unless_allowed_and_then_says_so() {
     let ok = verify(&out_dir, &public);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     assert!(String::from_utf8(ok.stdout).unwrap().contains("built with"));
+    // The stamp cannot be taken off a config: it must match the signed bundle.
+    let config = std::fs::read_dir(out_dir.join("configs/shop")).unwrap().flatten().next().unwrap().path();
+    edit(&config, |v| {
+        v["metadata"].as_object_mut().unwrap().remove("annotations");
+    });
+    let out = verify(&out_dir, &public);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("annotation meshc.io/allow-errors does not match"), "{}", stderr(&out));
 }
 
 #[test]

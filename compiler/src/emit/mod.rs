@@ -96,13 +96,15 @@ pub fn build(configs: &[Option<ProxyConfig>], key: &SigningKey, info: &BuildInfo
     Ok(Built { files, kustomization })
 }
 
+/// The `meshc.io/allow-errors` annotation's value, when there is one.
+pub fn allow_errors_note(error_findings: usize) -> Option<String> {
+    (error_findings > 0)
+        .then(|| format!("built with --allow-errors from a policy with {error_findings} error finding(s)"))
+}
+
 fn annotations(info: &BuildInfo) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    if info.error_findings > 0 {
-        let text = format!("built with --allow-errors from a policy with {} error finding(s)", info.error_findings);
-        out.insert(ANNOTATION_ALLOW_ERRORS.to_owned(), text);
-    }
-    out
+    let note = allow_errors_note(info.error_findings);
+    note.map(|n| (ANNOTATION_ALLOW_ERRORS.to_owned(), n)).into_iter().collect()
 }
 
 fn config_object(s: &Signed, info: &BuildInfo) -> Object<ProxyConfigSpec> {

@@ -25,6 +25,7 @@ struct Found {
     key: (String, String),
     spec: ProxyConfigSpec,
     config: Option<ProxyConfig>,
+    allow_note: Option<String>,
 }
 
 #[derive(Default)]
@@ -120,7 +121,8 @@ fn check_config(place: String, o: Object<ProxyConfigSpec>, keys: &[VerifyingKey]
             None
         }
     };
-    state.configs.push(Found { place, key, spec: o.spec, config });
+    let allow_note = o.metadata.annotations.get(ANNOTATION_ALLOW_ERRORS).cloned();
+    state.configs.push(Found { place, key, spec: o.spec, config, allow_note });
 }
 
 fn config_problem(o: &Object<ProxyConfigSpec>, keys: &[VerifyingKey]) -> Result<ProxyConfig, String> {
@@ -201,6 +203,10 @@ fn check_bundle(
         problems.push(format!("{place}: spec differs from the signed manifest"));
         return None;
     }
+    if b.metadata.annotations.get(ANNOTATION_ALLOW_ERRORS) != super::allow_errors_note(signed.error_findings).as_ref() {
+        problems.push(format!("{place}: annotation {ANNOTATION_ALLOW_ERRORS} does not match the signed errorFindings"));
+        return None;
+    }
     if b.metadata.name != BUNDLE_NAME || b.metadata.namespace.is_some() {
         problems.push(format!("{place}: must be the cluster-scoped MeshBundle `{BUNDLE_NAME}`"));
         return None;
@@ -216,6 +222,7 @@ fn match_configs(m: &BundleSpec, found: &[Found], problems: &mut Vec<String>) ->
             problems.push(format!("{}: duplicate of {}", f.place, first.place));
         }
     }
+    let note = super::allow_errors_note(m.error_findings);
     let mut out = Vec::new();
     for e in &m.configs {
         let Some(f) = by_key.remove(&(e.namespace.clone(), e.name.clone())) else {
@@ -225,6 +232,9 @@ fn match_configs(m: &BundleSpec, found: &[Found], problems: &mut Vec<String>) ->
         };
         if f.spec.digest != e.digest || f.spec.workload != e.workload {
             problems.push(format!("{}: digest or workload differs from the signed MeshBundle's entry", f.place));
+        } else if f.allow_note != note {
+            let p = &f.place;
+            problems.push(format!("{p}: annotation {ANNOTATION_ALLOW_ERRORS} does not match the signed bundle's"));
         } else if let Some(c) = &f.config {
             out.push(c.clone());
         }
