@@ -104,3 +104,27 @@ fn emitted_objects_match_the_golden() {
         panic!("{e}\n(review, then `MESHC_BLESS=1 cargo test -p meshc --test build_roundtrip`)");
     }
 }
+
+/// Output depends on the configs, not on the order analysis produced them in.
+#[test]
+fn build_output_does_not_depend_on_input_order() {
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let info = BuildInfo { source_revision: "r".into(), error_findings: 0 };
+    let configs = pipeline::check(&Input::Path(example("emojivoto-grpc")), &Options::default()).unwrap().configs;
+    let mut reversed = configs.clone();
+    reversed.reverse();
+    assert_eq!(emit::build(&configs, &key, &info).unwrap(), emit::build(&reversed, &key, &info).unwrap());
+}
+
+/// A namespace that is no Kubernetes name (and could be a path like `..`)
+/// is an error, not a file outside the output directory.
+#[test]
+fn invalid_namespace_is_an_error() {
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let info = BuildInfo { source_revision: "r".into(), error_findings: 0 };
+    let mut configs = pipeline::check(&Input::Path(example("booksapp-rest")), &Options::default()).unwrap().configs;
+    let first = configs.iter_mut().flatten().next().unwrap();
+    first.workload.namespace = "..".into();
+    let err = emit::build(&configs, &key, &info).unwrap_err();
+    assert!(err.to_string().contains("namespace `..` is not a valid Kubernetes namespace name"), "{err}");
+}

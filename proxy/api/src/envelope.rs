@@ -177,6 +177,8 @@ pub fn verified_payload(
     }
     let payload = Base64::decode_vec(&envelope.payload).map_err(|_| VerifyError::Base64 { field: "payload" })?;
     let signed = pae(payload_type, &payload);
+    // The first signature by a trusted key decides: a trusted key id with a
+    // bad signature is tampering, not something a later signature excuses.
     for s in &envelope.signatures {
         let Some(key) = trusted.iter().find(|k| key_id(k) == s.keyid) else {
             continue;
