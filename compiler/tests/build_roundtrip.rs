@@ -22,6 +22,17 @@ fn analysed(path: &Path) -> Vec<ProxyConfig> {
     configs
 }
 
+fn example_configs(name: &str) -> Vec<Option<ProxyConfig>> {
+    pipeline::check(&Input::Path(example(name)), &Options::default()).unwrap().configs
+}
+
+/// `configs` built with the key from `seed`, at revision `r`.
+fn build_with(configs: &[Option<ProxyConfig>], seed: u8) -> Result<(emit::Built, SigningKey), emit::EmitError> {
+    let key = SigningKey::from_bytes(&[seed; 32]);
+    let info = BuildInfo { source_revision: "r".into(), error_findings: 0 };
+    Ok((emit::build(configs, &key, &info)?, key))
+}
+
 #[test]
 fn built_configs_are_exactly_the_analysed_ones() {
     let tmp = tempfile::tempdir().unwrap();
@@ -57,10 +68,7 @@ fn built_configs_are_exactly_the_analysed_ones() {
 /// between JSON tokens: changing it to any other byte fails verification.
 #[test]
 fn every_single_byte_change_to_a_config_file_fails() {
-    let key = SigningKey::from_bytes(&[9; 32]);
-    let configs = pipeline::check(&Input::Path(example("booksapp-rest")), &Options::default()).unwrap().configs;
-    let info = BuildInfo { source_revision: "r".into(), error_findings: 0 };
-    let built = emit::build(&configs, &key, &info).unwrap();
+    let (built, key) = build_with(&example_configs("booksapp-rest"), 9).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     write::write_dir(tmp.path(), &built).unwrap();
     // The CRDs are not verified; without them each round parses far less.
@@ -94,10 +102,7 @@ mod bless;
 /// The CRDs are checked separately (tests/schemas.rs).
 #[test]
 fn emitted_objects_match_the_golden() {
-    let key = SigningKey::from_bytes(&[7; 32]);
-    let configs = pipeline::check(&Input::Path(example("booksapp-rest")), &Options::default()).unwrap().configs;
-    let info = BuildInfo { source_revision: "golden".into(), error_findings: 0 };
-    let built = emit::build(&configs, &key, &info).unwrap();
+    let (built, _) = build_with(&example_configs("booksapp-rest"), 7).unwrap();
     let text: String = built.files.iter().filter(|(p, _)| p != emit::CRDS_FILE).map(|(_, t)| t.as_str()).collect();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/emit/booksapp-rest.yaml");
     if let Err(e) = bless::bless_or_compare(&golden, &text) {
@@ -108,23 +113,19 @@ fn emitted_objects_match_the_golden() {
 /// Output depends on the configs, not on the order analysis produced them in.
 #[test]
 fn build_output_does_not_depend_on_input_order() {
-    let key = SigningKey::from_bytes(&[5; 32]);
-    let info = BuildInfo { source_revision: "r".into(), error_findings: 0 };
-    let configs = pipeline::check(&Input::Path(example("emojivoto-grpc")), &Options::default()).unwrap().configs;
+    let configs = example_configs("emojivoto-grpc");
     let mut reversed = configs.clone();
     reversed.reverse();
-    assert_eq!(emit::build(&configs, &key, &info).unwrap(), emit::build(&reversed, &key, &info).unwrap());
+    assert_eq!(build_with(&configs, 5).unwrap().0, build_with(&reversed, 5).unwrap().0);
 }
 
 /// A namespace that is no Kubernetes name (and could be a path like `..`)
 /// is an error, not a file outside the output directory.
 #[test]
 fn invalid_namespace_is_an_error() {
-    let key = SigningKey::from_bytes(&[5; 32]);
-    let info = BuildInfo { source_revision: "r".into(), error_findings: 0 };
-    let mut configs = pipeline::check(&Input::Path(example("booksapp-rest")), &Options::default()).unwrap().configs;
+    let mut configs = example_configs("booksapp-rest");
     let first = configs.iter_mut().flatten().next().unwrap();
     first.workload.namespace = "..".into();
-    let err = emit::build(&configs, &key, &info).unwrap_err();
+    let err = build_with(&configs, 5).unwrap_err();
     assert!(err.to_string().contains("namespace `..` is not a valid Kubernetes namespace name"), "{err}");
 }
