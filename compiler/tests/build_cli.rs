@@ -399,3 +399,41 @@ fn keygen_files_load_in_openssl_and_the_key_id_is_as_documented() {
     assert!(derived.status.success(), "{}", stderr(&derived));
     assert!(text.ends_with(&String::from_utf8(derived.stdout).unwrap()));
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=meshc", "-c", "user.email=meshc@example.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Without --revision, the bundle records git HEAD, `-dirty` while PATH has
+/// uncommitted changes, and `unknown` outside a repository.
+#[test]
+fn revision_comes_from_git() {
+    let (_k, key, _) = keys("meshc");
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    copy_dir(Path::new(&example("booksapp-rest")), &repo.join("k8s"));
+    let revision = |dir: &Path| {
+        let out = meshc(&["build", s(dir), "--key", s(&key), "--stdout"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text.lines().find(|l| l.contains("\"sourceRevision\": \"")).unwrap().to_owned();
+        line.split('"').nth(3).unwrap().to_owned()
+    };
+    assert_eq!(revision(&repo.join("k8s")), "unknown");
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "policy"]);
+    let head = git(&repo, &["rev-parse", "HEAD"]).trim().to_owned();
+    assert_eq!(revision(&repo.join("k8s")), head);
+    std::fs::write(repo.join("notes.txt"), "outside PATH").unwrap();
+    assert_eq!(revision(&repo.join("k8s")), head, "changes outside PATH do not count");
+    std::fs::write(repo.join("k8s/extra.yaml"), "# nothing\n").unwrap();
+    assert_eq!(revision(&repo.join("k8s")), format!("{head}-dirty"));
+}
