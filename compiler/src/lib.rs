@@ -5,6 +5,7 @@
 pub mod analyze;
 pub mod cli;
 pub mod diff;
+pub mod emit;
 pub mod findings;
 pub mod invariants;
 pub mod load;

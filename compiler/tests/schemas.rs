@@ -11,24 +11,38 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-#[test]
-fn schemas_are_up_to_date() {
-    let dir = repo().join("schemas");
+/// Rewrites `files` under `dir` with `MESHC_BLESS`, else the names of
+/// those that differ from what is committed.
+fn bless_or_stale(dir: &Path, files: Vec<(&'static str, String)>) -> Vec<&'static str> {
     let bless = std::env::var_os("MESHC_BLESS").is_some();
     let mut stale = Vec::new();
-    for (name, text) in meshc::schemas::all() {
+    for (name, text) in files {
         let path = dir.join(name);
         if bless {
-            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::create_dir_all(dir).unwrap();
             std::fs::write(&path, &text).unwrap();
         } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
             stale.push(name);
         }
     }
+    stale
+}
+
+#[test]
+fn schemas_are_up_to_date() {
+    let stale = bless_or_stale(&repo().join("schemas"), meshc::schemas::all());
     assert!(
         stale.is_empty(),
         "schemas out of date (run `MESHC_BLESS=1 cargo test -p meshc --test schemas`): {stale:?}"
     );
+}
+
+/// The CRDs `meshc build` writes, committed under `schemas/crds/` for
+/// reviewers and for clusters that install CRDs separately.
+#[test]
+fn crds_are_up_to_date() {
+    let stale = bless_or_stale(&repo().join("schemas/crds"), meshc::emit::crd::files());
+    assert!(stale.is_empty(), "CRDs out of date (run `MESHC_BLESS=1 cargo test -p meshc --test schemas`): {stale:?}");
 }
 
 static OPEN: Value = Value::Bool(true);

@@ -1,11 +1,14 @@
 //! The `meshc` command line. Thin: parses flags, runs the pipeline, renders.
 
+mod build;
 mod check;
 mod diff;
 mod explain;
+mod keygen;
 mod reach;
 mod show_config;
 mod test;
+mod verify_bundle;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,6 +44,12 @@ enum Command {
     Test(test::TestArgs),
     /// Write the JSON Schemas of meshc.yaml, the resources meshc reads, and ProxyConfig.
     Schemas(explain::SchemasArgs),
+    /// Make an ed25519 key pair for signing builds (NAME.key, NAME.pub).
+    Keygen(keygen::KeygenArgs),
+    /// Check, then sign every workload's ProxyConfig into Kubernetes objects for GitOps.
+    Build(Box<build::BuildArgs>),
+    /// Verify a build's signatures, digests and completeness against trusted public keys.
+    VerifyBundle(verify_bundle::VerifyBundleArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -61,5 +70,8 @@ pub fn main() -> ExitCode {
         Command::Matrix(args) => reach::run_matrix(args),
         Command::Diff(args) => diff::run(*args),
         Command::Test(args) => test::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Build(args) => build::run(*args),
+        Command::VerifyBundle(args) => verify_bundle::run(args),
     }
 }

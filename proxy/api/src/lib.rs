@@ -11,6 +11,7 @@ pub mod authz;
 pub mod client;
 pub mod config;
 pub mod decide;
+pub mod envelope;
 pub mod outbound;
 pub mod route;
 pub mod schema;

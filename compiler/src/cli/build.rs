@@ -1,0 +1,119 @@
+use super::{EXIT_FINDINGS, EXIT_USAGE};
+use crate::emit::{self, BuildInfo, keys, revision, write};
+use crate::findings::{Code, Severity};
+use crate::load::Input;
+use crate::pipeline::{self, Options};
+use crate::report::{self, Summary};
+use crate::settings::SettingsFile;
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Cluster settings come from `meshc.yaml` in the repository rather than
+/// from flags, so that a signed build is reproducible from its revision.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// A directory (searched recursively for .yaml, .yml, .json) or a file.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// The private key (PKCS#8 PEM, from `meshc keygen`).
+    #[arg(long, value_name = "KEY")]
+    key: PathBuf,
+    /// Write the build into this directory (see README, "meshc build").
+    #[arg(long, value_name = "DIR", conflicts_with = "stdout", required_unless_present = "stdout")]
+    out: Option<PathBuf>,
+    /// Print one YAML stream (CRDs, bundle, configs) instead, e.g. for an Argo CD plugin.
+    #[arg(long)]
+    stdout: bool,
+    /// Source revision to record (default: git HEAD of PATH, `-dirty` if PATH has changes).
+    #[arg(long)]
+    revision: Option<String>,
+    /// Sign even when there are error findings; the bundle says so.
+    #[arg(long)]
+    allow_errors: bool,
+    /// Suppress a finding code for this run (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    ignore: Vec<String>,
+    /// Mesh settings file (default: meshc.yaml at the root of PATH).
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Namespace for objects that have none (what `kubectl apply -n` would use).
+    #[arg(long = "namespace", short = 'n')]
+    default_namespace: Option<String>,
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn options(args: &BuildArgs) -> Result<Options, String> {
+    let mut ignore = Vec::new();
+    for code in args.ignore.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+        ignore.push(
+            Code::parse(code)
+                .ok_or_else(|| format!("--ignore: unknown finding code `{code}` (see `meshc explain`)"))?,
+        );
+    }
+    let overrides = SettingsFile { default_namespace: args.default_namespace.clone(), ..SettingsFile::default() };
+    Ok(Options { overrides, settings_file: args.settings.clone(), ignore, tests: Some(Vec::new()) })
+}
+
+pub fn run(args: BuildArgs) -> ExitCode {
+    let key = match keys::read_signing_key(&args.key) {
+        Ok(k) => k,
+        Err(e) => return usage(&e),
+    };
+    if !args.path.exists() {
+        return usage(&format!("{}: no such file or directory", args.path.display()));
+    }
+    let options = match options(&args) {
+        Ok(o) => o,
+        Err(e) => return usage(&e),
+    };
+    let outcome = match pipeline::check(&Input::Path(args.path.clone()), &options) {
+        Ok(o) => o,
+        Err(e) => return usage(&e.to_string()),
+    };
+    if outcome.sources.is_empty() {
+        return usage(&format!("{}: no manifests (.yaml, .yml, .json) found", args.path.display()));
+    }
+    let errors: Vec<_> = outcome.findings.iter().filter(|f| f.severity == Severity::Error).cloned().collect();
+    if !errors.is_empty() && !args.allow_errors {
+        let summary = Summary::new(&outcome.findings, outcome.objects, outcome.workloads());
+        eprint!("{}", report::human::render(&errors, &outcome.sources, summary, false));
+        eprintln!(
+            "error: {} error finding(s): refusing to sign configs for a policy that does not check (run `meshc check {}`, or pass --allow-errors)",
+            errors.len(),
+            args.path.display()
+        );
+        return ExitCode::from(EXIT_FINDINGS);
+    }
+    let info = BuildInfo {
+        source_revision: args.revision.clone().unwrap_or_else(|| revision::detect(&args.path)),
+        error_findings: errors.len(),
+    };
+    let built = match emit::build(&outcome.configs, &key, &info) {
+        Ok(b) => b,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let written = match &args.out {
+        Some(dir) => write::write_dir(dir, &built).map(|()| {
+            let configs = built.files.len() - 2;
+            eprintln!(
+                "wrote {configs} ProxyConfig(s) and the MeshBundle to {} (revision {})",
+                dir.display(),
+                info.source_revision
+            );
+        }),
+        None => std::io::stdout()
+            .lock()
+            .write_all(built.stream().as_bytes())
+            .map_err(|e| format!("cannot write stdout: {e}")),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => usage(&e),
+    }
+}

@@ -1,0 +1,37 @@
+//! The source revision a build records: what the bundle was built from.
+
+use std::path::Path;
+use std::process::Command;
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8(out.stdout).ok()
+}
+
+/// `HEAD`'s commit when `path` is in a git work tree, with `-dirty` when
+/// files under `path` differ from it (so a bundle never claims a commit it
+/// was not built from); `unknown` otherwise.
+pub fn detect(path: &Path) -> String {
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    };
+    let Some(head) = git(dir, &["rev-parse", "HEAD"]) else {
+        return "unknown".to_owned();
+    };
+    let head = head.trim();
+    let target = if path.is_dir() {
+        ".".to_owned()
+    } else {
+        path.file_name().map_or(".".into(), |f| f.to_string_lossy().into_owned())
+    };
+    match git(dir, &["status", "--porcelain", "--", &target]) {
+        Some(status) if status.trim().is_empty() => head.to_owned(),
+        Some(_) => format!("{head}-dirty"),
+        None => "unknown".to_owned(),
+    }
+}

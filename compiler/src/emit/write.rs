@@ -1,0 +1,118 @@
+//! Writes a build into an output directory, and only ever touches files a
+//! previous build wrote there.
+//!
+//! `DIR/.meshc-build` lists the files meshc wrote. A rebuild removes the
+//! listed files it no longer writes (a workload deleted from git must not
+//! leave a stale ProxyConfig behind), and never removes anything else. A
+//! non-empty directory without that list is refused: it may be someone's
+//! repository, and meshc cannot tell its files from stale ones.
+
+use super::{Built, CONFIGS_DIR, KUSTOMIZATION_FILE};
+use std::collections::BTreeSet;
+use std::path::{Component, Path};
+
+pub const OWNED_LIST: &str = ".meshc-build";
+const HEADER: &str = "# Files written by `meshc build`; it removes those it no longer writes. Do not edit.";
+
+pub fn write_dir(dir: &Path, built: &Built) -> Result<(), String> {
+    let previous = previous_files(dir)?;
+    let mut current = BTreeSet::new();
+    let all = built.files.iter().map(|(p, t)| (p.as_str(), t.as_str()));
+    for (rel, text) in all.chain([(KUSTOMIZATION_FILE, built.kustomization.as_str())]) {
+        write_atomic(&dir.join(rel), text)?;
+        current.insert(rel.to_owned());
+    }
+    for stale in previous.difference(&current) {
+        remove_stale(dir, stale)?;
+    }
+    let mut list = format!("{HEADER}\n");
+    for f in &current {
+        list.push_str(f);
+        list.push('\n');
+    }
+    write_atomic(&dir.join(OWNED_LIST), &list)
+}
+
+/// The files the last build wrote; empty for a new or empty directory.
+fn previous_files(dir: &Path) -> Result<BTreeSet<String>, String> {
+    if !dir.exists() {
+        return Ok(BTreeSet::new());
+    }
+    if !dir.is_dir() {
+        return Err(format!("{}: not a directory", dir.display()));
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let list = dir.join(OWNED_LIST);
+    if !list.is_file() {
+        if entries.next().is_some() {
+            return Err(format!(
+                "{} is not empty and has no {OWNED_LIST}: refusing to write into a directory `meshc build` did not create (use a new or empty directory)",
+                dir.display()
+            ));
+        }
+        return Ok(BTreeSet::new());
+    }
+    let text = std::fs::read_to_string(&list).map_err(|e| format!("cannot read {}: {e}", list.display()))?;
+    Ok(text.lines().filter(|l| !l.starts_with('#') && is_ours(l)).map(str::to_owned).collect())
+}
+
+/// Only paths a build can write: a top-level file it names, or a config
+/// file directly under `configs/<namespace>/`. An edited list cannot make
+/// meshc delete anything else.
+fn is_ours(rel: &str) -> bool {
+    let parts: Vec<Component> = Path::new(rel).components().collect();
+    if !parts.iter().all(|c| matches!(c, Component::Normal(_))) {
+        return false;
+    }
+    match parts.as_slice() {
+        [Component::Normal(f)] => [super::CRDS_FILE, super::BUNDLE_FILE, KUSTOMIZATION_FILE].iter().any(|n| f == n),
+        [Component::Normal(c), Component::Normal(_), Component::Normal(f)] => {
+            *c == CONFIGS_DIR && f.to_string_lossy().ends_with(".yaml")
+        }
+        _ => false,
+    }
+}
+
+fn remove_stale(dir: &Path, rel: &str) -> Result<(), String> {
+    let path = dir.join(rel);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove stale {}: {e}", path.display())),
+    }
+    // A namespace directory left empty goes too; `remove_dir` fails on a
+    // non-empty one, which is what should happen.
+    if let Some(parent) = path.parent().filter(|p| p.parent().is_some_and(|pp| pp == dir.join(CONFIGS_DIR))) {
+        let _ = std::fs::remove_dir(parent);
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file and a rename, so a reader (or a crash)
+/// never sees half a file.
+fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ours;
+
+    #[test]
+    fn only_build_paths_are_ours() {
+        assert!(is_ours("bundle.yaml"));
+        assert!(is_ours("configs/shop/deployment-web.yaml"));
+        assert!(!is_ours("../bundle.yaml"));
+        assert!(!is_ours("configs/../../etc/passwd.yaml"));
+        assert!(!is_ours("/etc/x.yaml"));
+        assert!(!is_ours("README.md"));
+        assert!(!is_ours("configs/shop/notes.txt"));
+        assert!(!is_ours("configs/shop"));
+    }
+}

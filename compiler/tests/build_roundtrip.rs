@@ -1,0 +1,131 @@
+//! A build carries exactly what analysis used: build, verify (library),
+//! decode the payloads, and compare with `pipeline::check`'s configs.
+//! Also: no single-byte change to a built config file verifies.
+
+use mesh_proxy_api::ProxyConfig;
+use mesh_proxy_api::envelope::{self, SigningKey};
+use meshc::emit::{self, BuildInfo, verify, write};
+use meshc::load::Input;
+use meshc::pipeline::{self, Options};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies-examples").join(name)
+}
+
+fn analysed(path: &Path) -> Vec<ProxyConfig> {
+    let options = Options { tests: Some(Vec::new()), ..Options::default() };
+    let outcome = pipeline::check(&Input::Path(path.to_path_buf()), &options).expect("example loads");
+    let mut configs: Vec<ProxyConfig> = outcome.configs.into_iter().flatten().collect();
+    configs.sort_by(|a, b| a.workload.cmp(&b.workload));
+    configs
+}
+
+fn example_configs(name: &str) -> Vec<Option<ProxyConfig>> {
+    pipeline::check(&Input::Path(example(name)), &Options::default()).unwrap().configs
+}
+
+/// `configs` built with the key from `seed`, at revision `r`.
+fn build_with(configs: &[Option<ProxyConfig>], seed: u8) -> Result<(emit::Built, SigningKey), emit::EmitError> {
+    let key = SigningKey::from_bytes(&[seed; 32]);
+    let info = BuildInfo { source_revision: "r".into(), error_findings: 0 };
+    Ok((emit::build(configs, &key, &info)?, key))
+}
+
+#[test]
+fn built_configs_are_exactly_the_analysed_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_meshc"))
+        .args(["keygen", "--out", tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let public =
+        envelope::verifying_key_from_pem(&std::fs::read_to_string(tmp.path().join("meshc.pub")).unwrap()).unwrap();
+    for name in ["booksapp-rest", "emojivoto-grpc", "common-mistakes"] {
+        let dist = tmp.path().join(name);
+        let out = Command::new(env!("CARGO_BIN_EXE_meshc"))
+            .arg("build")
+            .arg(example(name))
+            .args(["--allow-errors", "--key"])
+            .arg(tmp.path().join("meshc.key"))
+            .arg("--out")
+            .arg(&dist)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let verified = verify::verify_path(&dist, &[public]).unwrap().unwrap_or_else(|p| panic!("{name}: {p:?}"));
+        let mut signed = verified.configs;
+        signed.sort_by(|a, b| a.workload.cmp(&b.workload));
+        let want = analysed(&example(name));
+        assert!(!want.is_empty(), "{name} has meshed workloads");
+        assert_eq!(signed, want, "{name}: the signed configs are the analysed ones");
+    }
+}
+
+/// Every byte of a config file matters except insignificant whitespace
+/// between JSON tokens: changing it to any other byte fails verification.
+#[test]
+fn every_single_byte_change_to_a_config_file_fails() {
+    let (built, key) = build_with(&example_configs("booksapp-rest"), 9).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    write::write_dir(tmp.path(), &built).unwrap();
+    // The CRDs are not verified; without them each round parses far less.
+    std::fs::remove_file(tmp.path().join(emit::CRDS_FILE)).unwrap();
+    let trusted = [key.verifying_key()];
+    assert!(verify::verify_path(tmp.path(), &trusted).unwrap().is_ok());
+    // The shortest config keeps the run short; every byte of it is tried.
+    let (rel, text) =
+        built.files.iter().filter(|(p, _)| p.starts_with("configs/")).min_by_key(|(_, t)| t.len()).unwrap();
+    let path = tmp.path().join(rel);
+    let mut checked = 0;
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if b == b' ' || b == b'\n' {
+            continue;
+        }
+        let mut bad = text.as_bytes().to_vec();
+        bad[i] ^= 0x01;
+        std::fs::write(&path, &bad).unwrap();
+        let result = verify::verify_path(tmp.path(), &trusted).unwrap();
+        assert!(result.is_err(), "byte {i} ({:?} → {:?}) of {rel} changed unnoticed", b as char, bad[i] as char);
+        checked += 1;
+    }
+    assert!(checked > 500, "checked {checked} bytes");
+}
+
+#[path = "support/bless.rs"]
+mod bless;
+
+/// The emitted objects for booksapp with a fixed key and revision, so that
+/// a change of format shows as a reviewed diff (`MESHC_BLESS=1` rewrites).
+/// The CRDs are checked separately (tests/schemas.rs).
+#[test]
+fn emitted_objects_match_the_golden() {
+    let (built, _) = build_with(&example_configs("booksapp-rest"), 7).unwrap();
+    let text: String = built.files.iter().filter(|(p, _)| p != emit::CRDS_FILE).map(|(_, t)| t.as_str()).collect();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/emit/booksapp-rest.yaml");
+    if let Err(e) = bless::bless_or_compare(&golden, &text) {
+        panic!("{e}\n(review, then `MESHC_BLESS=1 cargo test -p meshc --test build_roundtrip`)");
+    }
+}
+
+/// Output depends on the configs, not on the order analysis produced them in.
+#[test]
+fn build_output_does_not_depend_on_input_order() {
+    let configs = example_configs("emojivoto-grpc");
+    let mut reversed = configs.clone();
+    reversed.reverse();
+    assert_eq!(build_with(&configs, 5).unwrap().0, build_with(&reversed, 5).unwrap().0);
+}
+
+/// A namespace that is no Kubernetes name (and could be a path like `..`)
+/// is an error, not a file outside the output directory.
+#[test]
+fn invalid_namespace_is_an_error() {
+    let mut configs = example_configs("booksapp-rest");
+    let first = configs.iter_mut().flatten().next().unwrap();
+    first.workload.namespace = "..".into();
+    let err = build_with(&configs, 5).unwrap_err();
+    assert!(err.to_string().contains("namespace `..` is not a valid Kubernetes namespace name"), "{err}");
+}
