@@ -46,6 +46,14 @@ pub fn check(input: &Input, options: &Options) -> Result<Outcome, InputError> {
     check_cached(input, options, None)
 }
 
+/// [`check`], then each config's outbound part (`lower::outbound::complete`):
+/// the configs `meshc build` signs and `show-config` prints.
+pub fn compile(input: &Input, options: &Options) -> Result<Outcome, InputError> {
+    let mut o = check(input, options)?;
+    crate::lower::outbound::complete(&mut o);
+    Ok(o)
+}
+
 /// [`check`] sharing parse results through `cache` (see [`load::ParseCache`]).
 pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
     let mut loaded = load::load_cached(input, cache)?;

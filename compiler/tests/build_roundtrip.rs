@@ -1,5 +1,5 @@
 //! A build carries exactly what analysis used: build, verify (library),
-//! decode the payloads, and compare with `pipeline::check`'s configs.
+//! decode the payloads, and compare with `pipeline::compile`'s configs.
 //! Also: no single-byte change to a built config file verifies.
 
 use mesh_proxy_api::ProxyConfig;
@@ -16,14 +16,14 @@ fn example(name: &str) -> PathBuf {
 
 fn analysed(path: &Path) -> Vec<ProxyConfig> {
     let options = Options { tests: Some(Vec::new()), ..Options::default() };
-    let outcome = pipeline::check(&Input::Path(path.to_path_buf()), &options).expect("example loads");
+    let outcome = pipeline::compile(&Input::Path(path.to_path_buf()), &options).expect("example loads");
     let mut configs: Vec<ProxyConfig> = outcome.configs.into_iter().flatten().collect();
     configs.sort_by(|a, b| a.workload.cmp(&b.workload));
     configs
 }
 
 fn example_configs(name: &str) -> Vec<Option<ProxyConfig>> {
-    pipeline::check(&Input::Path(example(name)), &Options::default()).unwrap().configs
+    pipeline::compile(&Input::Path(example(name)), &Options::default()).unwrap().configs
 }
 
 /// `configs` built with the key from `seed`, at revision `r`.
@@ -43,7 +43,7 @@ fn built_configs_are_exactly_the_analysed_ones() {
     assert!(out.status.success());
     let public =
         envelope::verifying_key_from_pem(&std::fs::read_to_string(tmp.path().join("meshc.pub")).unwrap()).unwrap();
-    for name in ["booksapp-rest", "emojivoto-grpc", "common-mistakes"] {
+    for name in ["booksapp-rest", "emojivoto-grpc", "common-mistakes", "podinfo-canary"] {
         let dist = tmp.path().join(name);
         let out = Command::new(env!("CARGO_BIN_EXE_meshc"))
             .arg("build")
@@ -128,4 +128,71 @@ fn invalid_namespace_is_an_error() {
     first.workload.namespace = "..".into();
     let err = build_with(&configs, 5).unwrap_err();
     assert!(err.to_string().contains("namespace `..` is not a valid Kubernetes namespace name"), "{err}");
+}
+
+/// The round trip: `build` → verify → the payload decoded by
+/// mesh-proxy-api, whose `decide` (what the proxy runs per request) gives
+/// every verdict `meshc reach` gives, for every client class × workload ×
+/// port and a set of requests (each example's probe paths included).
+#[test]
+fn verified_payloads_decide_as_reach_predicts() {
+    use mesh_proxy_api::{HttpRequest, HttpVerdict, PortPolicy, TcpVerdict, Verdict as ApiVerdict};
+    use meshc::query::classes::Classes;
+    use meshc::query::evaluate::Verdict;
+    use meshc::query::reach::{self, ClientView};
+    use meshc::query::who;
+    use std::collections::BTreeMap;
+
+    let mut checks = 0;
+    for name in ["booksapp-rest", "emojivoto-grpc", "common-mistakes", "podinfo-canary"] {
+        let o = pipeline::compile(&Input::Path(example(name)), &Options::default()).unwrap();
+        let (built, key) = build_with(&o.configs, 3).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        write::write_dir(tmp.path(), &built).unwrap();
+        let verified = verify::verify_path(tmp.path(), &[key.verifying_key()]).unwrap().expect("the build verifies");
+        let decoded: BTreeMap<_, _> = verified.configs.into_iter().map(|c| (c.workload.clone(), c)).collect();
+        let classes = Classes::derive(&o.resolved, &o.configs);
+        for (wi, w) in o.resolved.workloads.iter().enumerate() {
+            let Some(config) = o.configs[wi].as_ref().map(|c| &decoded[&c.workload]) else { continue };
+            let mut requests: Vec<HttpRequest> = ["/", "/api/x", "/books.json"].map(HttpRequest::get).to_vec();
+            requests.push(HttpRequest::post("/"));
+            requests.push(
+                HttpRequest::post("/emojivoto.v1.VotingService/VoteDoughnut")
+                    .with_header("content-type", "application/grpc"),
+            );
+            requests.extend(w.probes.iter().map(|p| HttpRequest::get(&p.path)));
+            for port in who::target_ports(w, Some(config)) {
+                for class in &classes.classes {
+                    let client = &class.client;
+                    let view = ClientView::of_client(
+                        class.label.clone(),
+                        class.members[0].kind,
+                        client.clone(),
+                        Some(class.id),
+                    );
+                    for req in &requests {
+                        let proxy = match config.inbound.lookup(port) {
+                            PortPolicy::Skipped => Verdict::Allow,
+                            _ if config.inbound.skips_source(client.addr) => Verdict::Allow,
+                            PortPolicy::Server(s) => match mesh_proxy_api::decide(s, client, req) {
+                                ApiVerdict::Http(HttpVerdict::Allowed { .. })
+                                | ApiVerdict::Tcp(TcpVerdict::Allowed { .. }) => Verdict::Allow,
+                                ApiVerdict::Http(HttpVerdict::Unauthorized { .. })
+                                | ApiVerdict::Tcp(TcpVerdict::Closed) => Verdict::Deny,
+                                ApiVerdict::Http(HttpVerdict::NoRoute) => Verdict::NoRoute,
+                            },
+                        };
+                        let predicted = reach::reach(&o, view.clone(), wi, port, Some(req));
+                        assert_eq!(
+                            predicted.verdicts[0].verdict, proxy,
+                            "{name}: {} → {}/{}:{port} {req:?}",
+                            class.label, w.namespace, w.name
+                        );
+                        checks += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checks > 500, "only {checks} checks");
 }

@@ -72,7 +72,7 @@ pub fn run(args: BuildArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return usage(&e),
     };
-    let outcome = match pipeline::check(&Input::Path(args.path.clone()), &options) {
+    let outcome = match pipeline::compile(&Input::Path(args.path.clone()), &options) {
         Ok(o) => o,
         Err(e) => return usage(&e.to_string()),
     };

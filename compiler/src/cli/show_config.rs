@@ -35,7 +35,7 @@ pub fn run(args: ShowConfigArgs) -> ExitCode {
         return fail(format!("{}: no such file or directory", args.path.display()));
     }
     let options = Options { settings_file: args.settings, ..Options::default() };
-    let mut outcome = match pipeline::check(&Input::Path(args.path), &options) {
+    let outcome = match pipeline::compile(&Input::Path(args.path), &options) {
         Ok(o) => o,
         Err(e) => return fail(e.to_string()),
     };
@@ -43,7 +43,6 @@ pub fn run(args: ShowConfigArgs) -> ExitCode {
         Ok(wi) => wi,
         Err(e) => return fail(e),
     };
-    crate::lower::outbound::complete(&mut outcome);
     let w = &outcome.resolved.workloads[wi];
     let Some(config) = &outcome.configs[wi] else {
         let why = w.meshed.as_ref().err().cloned().unwrap_or_default();
