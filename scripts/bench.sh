@@ -11,6 +11,8 @@
 #                repository whose last commit removes one AuthorizationPolicy
 #   invariants   meshc check DIR --tests FILE, FILE holding 50 invariants over
 #                `edges` (check_scale --invariants)
+#   build        meshc build DIR --key K --out OUT (signed configs), and the
+#                sizes of the ProxyConfigs it wrote
 # and prints check/parse-only. Budget: check < 5 s, ratio <= 2.
 #
 # For the in-process figures with a per-stage breakdown, run instead:
@@ -76,8 +78,14 @@ invariants="$dir.scale.meshtest.yaml"
 "$bench_bin" --invariants "$invariants" >&2
 invariants_cmd="$meshc check $dir --tests $invariants --format json"
 
-names=(parse-only check matrix diff invariants)
-cmds=("$parse_cmd" "$check_cmd" "$matrix_cmd" "$diff_cmd" "$invariants_cmd")
+# meshc build with a fresh key into a directory outside the repository
+# (--allow-errors: the generator's deliberate errors would stop it).
+work="$(mktemp -d -t meshc-bench-build-XXXXXX)"
+"$meshc" keygen --out "$work" >&2
+build_cmd="$meshc build $dir --key $work/meshc.key --out $work/dist --allow-errors"
+
+names=(parse-only check matrix diff invariants build)
+cmds=("$parse_cmd" "$check_cmd" "$matrix_cmd" "$diff_cmd" "$invariants_cmd" "$build_cmd")
 echo "== timing ($runs runs each)" >&2
 # On a shared host the 2 cores are often not 2 cores' worth of CPU: say how many we got.
 cores_before="$("$bench_bin" --cores)"
@@ -106,8 +114,22 @@ else
 fi
 [ "${#medians[@]}" = "${#names[@]}" ] || { echo "expected ${#names[@]} medians, got ${#medians[@]}" >&2; exit 2; }
 parse_s="${medians[0]}"; check_s="${medians[1]}"; matrix_s="${medians[2]}"
-diff_s="${medians[3]}"; invariants_s="${medians[4]}"
+diff_s="${medians[3]}"; invariants_s="${medians[4]}"; build_s="${medians[5]}"
 rm -f "$invariants"
+
+# Config sizes: the canonical payload (what the proxy parses) and the whole
+# ProxyConfig object file (payload in base64, signature, metadata).
+sh -c "$build_cmd" >/dev/null 2>&1
+"$meshc" verify-bundle "$work/dist" --pubkey "$work/meshc.pub" >&2
+sizes() { sort -n | awk '{ a[NR] = $1 } END { printf "%d configs, median %.1f KiB, largest %.1f KiB", NR, a[int((NR + 1) / 2)] / 1024, a[NR] / 1024 }'; }
+object_sizes="$(find "$work/dist/configs" -name '*.yaml' -exec stat -c %s {} + | sizes)"
+payload_sizes="$(find "$work/dist/configs" -name '*.yaml' -exec python3 -c '
+import json, sys, base64
+for p in sys.argv[1:]:
+    doc = json.loads(open(p).read().split("---", 1)[-1])
+    print(len(base64.b64decode(doc["spec"]["envelope"]["payload"])))
+' {} + | sizes)"
+rm -rf "$work"
 
 cores_after="$("$bench_bin" --cores)"
 summary="$("$meshc" check "$dir" --format json 2>/dev/null || true)"
@@ -118,7 +140,9 @@ echo "${findings:-  none}"
 echo
 echo "before timing: $cores_before"
 echo "after timing:  $cores_after"
-awk -v p="$parse_s" -v c="$check_s" -v m="$matrix_s" -v d="$diff_s" -v v="$invariants_s" 'BEGIN {
+echo "ProxyConfig objects:  $object_sizes"
+echo "canonical payloads:   $payload_sizes"
+awk -v p="$parse_s" -v c="$check_s" -v m="$matrix_s" -v d="$diff_s" -v v="$invariants_s" -v b="$build_s" 'BEGIN {
     r = c / p
     printf "\nparse-only (1 thread, process): median %.3f s\n", p
     printf "meshc check (process):          median %.3f s  (budget < 5 s: %s)\n", c, (c < 5 ? "ok" : "OVER")
@@ -126,5 +150,6 @@ awk -v p="$parse_s" -v c="$check_s" -v m="$matrix_s" -v d="$diff_s" -v v="$invar
     printf "meshc matrix --format json:     median %.3f s  (budget < 10 s: %s; matrix/check %.2f)\n", m, (m < 10 ? "ok" : "OVER"), m / c
     printf "meshc diff HEAD~1 HEAD (1 file): median %.3f s  (budget < 2x check: %s; diff/check %.2f)\n", d, (d < 2 * c ? "ok" : "OVER"), d / c
     printf "meshc check + 50 invariants:    median %.3f s  (budget < 2x check: %s; invariants/check %.2f)\n", v, (v < 2 * c ? "ok" : "OVER"), v / c
-    printf "RESULT parse_only_s=%.4f check_s=%.4f ratio=%.3f matrix_s=%.4f diff_s=%.4f invariants_s=%.4f\n", p, c, r, m, d, v
+    printf "meshc build (signed, --out):    median %.3f s  (budget < 2x check: %s; build/check %.2f)\n", b, (b < 2 * c ? "ok" : "OVER"), b / c
+    printf "RESULT parse_only_s=%.4f check_s=%.4f ratio=%.3f matrix_s=%.4f diff_s=%.4f invariants_s=%.4f build_s=%.4f\n", p, c, r, m, d, v, b
 }'

@@ -199,7 +199,8 @@ spec:
     app.kubernetes.io/name: {a}
   ports:
 {ports}",
-            super::labelled("v1", "Service", a, ns, a),
+            super::labelled("v1", "Service", a, ns, a)
+                + if app.service_timeout { "  annotations:\n    timeout.linkerd.io/request: 10s\n" } else { "" },
             headless = if is_db { "  clusterIP: None\n" } else { "" }
         ),
     );

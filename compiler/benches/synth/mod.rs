@@ -21,6 +21,10 @@
 //! Namespaces default to `all-unauthenticated`, ~35% annotate `deny` and ~15%
 //! `all-authenticated`.
 //!
+//! Outbound: some HTTP apps get an HTTPRoute on their Service (canary rule,
+//! split, timeout, retries), a ServiceProfile, or a timeout annotation on
+//! the Service (see `outbound.rs`).
+//!
 //! The configuration is correct except for one deliberate mistake per 1,000
 //! apps of each of two kinds (a dangling authentication reference, a missing
 //! probe route), so `meshc check` reports a handful of findings, as on a
@@ -30,6 +34,7 @@
 
 mod apps;
 pub mod invariants;
+mod outbound;
 mod policy;
 
 use std::collections::BTreeMap;
@@ -139,6 +144,8 @@ struct App {
     probe_port_named: bool,
     version: String,
     replicas: u64,
+    /// A `timeout.linkerd.io/request` annotation on the Service.
+    service_timeout: bool,
 }
 
 /// What the namespace-wide authentications file must define (only what is used).
@@ -244,6 +251,7 @@ pub fn generate(root: &Path, cfg: &Config) -> io::Result<Stats> {
         }
         if n > 0 {
             policy::write_authentications(&mut out, &ns, &uses)?;
+            outbound::write_outbound(&mut out, &ns, k, &apps)?;
         }
     }
     out.stats.workloads = global;
@@ -275,6 +283,7 @@ fn draw_app(rng: &mut Lcg, k: usize, i: usize) -> App {
         probe_port_named: rng.pct(70),
         version: format!("{}.{}.{}", 1 + rng.below(4), rng.below(20), rng.below(10)),
         replicas: 1 + rng.below(4),
+        service_timeout: kind != AppKind::Db && outbound::service_timeout(k, i),
     }
 }
 
