@@ -184,9 +184,9 @@ spec:
     doc(&mut buf, stats, kind, &w);
     let ports = match app.kind {
         AppKind::Db => "    - name: postgres\n      port: 5432\n      targetPort: postgres\n",
-        AppKind::Grpc => {
-            "    - name: grpc\n      port: 9090\n      targetPort: grpc\n    - name: http\n      port: 80\n      targetPort: http\n"
-        }
+        // Clients call gRPC apps on grpc only; their http port carries the
+        // kubelet's probes, which do not go through the Service.
+        AppKind::Grpc => "    - name: grpc\n      port: 9090\n      targetPort: grpc\n",
         _ => "    - name: http\n      port: 80\n      targetPort: http\n",
     };
     doc(

@@ -112,6 +112,9 @@ pub fn run(args: BuildArgs) -> ExitCode {
             .write_all(built.stream().as_bytes())
             .map_err(|e| format!("cannot write stdout: {e}")),
     };
+    // Like check: freeing a large repository's analysis at exit is the OS's job.
+    std::mem::forget(outcome);
+    std::mem::forget(built);
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => usage(&e),

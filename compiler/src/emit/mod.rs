@@ -14,6 +14,7 @@ use mesh_proxy_api::ProxyConfig;
 use mesh_proxy_api::envelope::SigningKey;
 use mesh_proxy_api::envelope::{self, Envelope};
 use objects::*;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 /// What a build records besides the configs.
@@ -77,9 +78,10 @@ pub fn build(configs: &[Option<ProxyConfig>], key: &SigningKey, info: &BuildInfo
         }
     }
     let refs: Vec<_> = configs.iter().map(|c| &c.workload).collect();
+    let names = names::object_names(&refs);
     let mut signed: Vec<Signed> = configs
-        .iter()
-        .zip(names::object_names(&refs))
+        .par_iter()
+        .zip(names)
         .map(|(config, name)| {
             let envelope = envelope::sign(config, key);
             let digest = envelope::payload_digest(&envelope).expect("meshc's own envelope decodes");
@@ -88,10 +90,10 @@ pub fn build(configs: &[Option<ProxyConfig>], key: &SigningKey, info: &BuildInfo
         .collect();
     signed.sort_by(|a, b| (&a.config.workload.namespace, &a.name).cmp(&(&b.config.workload.namespace, &b.name)));
     let mut files = vec![(CRDS_FILE.to_owned(), crd::stream()), (BUNDLE_FILE.to_owned(), bundle(&signed, key, info)?)];
-    for s in &signed {
+    files.par_extend(signed.par_iter().map(|s| {
         let path = format!("{CONFIGS_DIR}/{}/{}.yaml", s.config.workload.namespace, s.name);
-        files.push((path, document(&config_object(s, info))));
-    }
+        (path, document(&config_object(s, info)))
+    }));
     let kustomization = kustomization(&files);
     Ok(Built { files, kustomization })
 }

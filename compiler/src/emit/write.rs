@@ -8,6 +8,7 @@
 //! repository, and meshc cannot tell its files from stale ones.
 
 use super::{Built, CONFIGS_DIR, KUSTOMIZATION_FILE};
+use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Component, Path};
 
@@ -16,12 +17,24 @@ const HEADER: &str = "# Files written by `meshc build`; it removes those it no l
 
 pub fn write_dir(dir: &Path, built: &Built) -> Result<(), String> {
     let previous = previous_files(dir)?;
-    let mut current = BTreeSet::new();
-    let all = built.files.iter().map(|(p, t)| (p.as_str(), t.as_str()));
-    for (rel, text) in all.chain([(KUSTOMIZATION_FILE, built.kustomization.as_str())]) {
-        write_atomic(&dir.join(rel), text)?;
-        current.insert(rel.to_owned());
+    let all: Vec<(&str, &str)> = built
+        .files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .chain([(KUSTOMIZATION_FILE, built.kustomization.as_str())])
+        .collect();
+    let dirs: BTreeSet<&Path> = all.iter().filter_map(|(rel, _)| Path::new(rel).parent()).collect();
+    for d in dirs {
+        let d = dir.join(d);
+        std::fs::create_dir_all(&d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
     }
+    // Thousands of small files, in parallel; a file that already holds the
+    // same bytes is left alone (a rebuild touches only what changed).
+    all.par_iter().try_for_each(|(rel, text)| {
+        let path = dir.join(rel);
+        if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) { Ok(()) } else { write_atomic(&path, text) }
+    })?;
+    let current: BTreeSet<String> = all.iter().map(|(rel, _)| (*rel).to_owned()).collect();
     for stale in previous.difference(&current) {
         remove_stale(dir, stale)?;
     }
@@ -91,9 +104,6 @@ fn remove_stale(dir: &Path, rel: &str) -> Result<(), String> {
 /// Writes through a temporary file and a rename, so a reader (or a crash)
 /// never sees half a file.
 fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

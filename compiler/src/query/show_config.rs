@@ -27,7 +27,7 @@ pub fn render(c: &ProxyConfig) -> String {
     let _ = writeln!(out, "\nany other port");
     server(&mut out, &c.inbound.default_server);
     let _ = writeln!(out, "\nevery port also authorizes localhost (127.0.0.1/32, ::1/128), as the proxy always does");
-    super::show_outbound::render(&mut out, &c.outbound.services);
+    super::show_outbound::render(&mut out, &c.outbound);
     out
 }
 

@@ -4,14 +4,24 @@
 
 use super::show_config::meta;
 use mesh_proxy_api::outbound::{
-    Backend, BackendTarget, FailureAccrual, OutboundPort, OutboundService, Profile, Retry, Timeouts,
+    Backend, BackendTarget, FailureAccrual, Outbound, OutboundPort, Profile, Retry, Timeouts,
 };
 use mesh_proxy_api::{HttpMatch, PathMatch};
 use std::fmt::Write as _;
 
-pub fn render(out: &mut String, services: &[OutboundService]) {
-    let _ = writeln!(out, "\noutbound: {} Service(s) this workload can reach", services.len());
-    for s in services {
+pub fn render(out: &mut String, outbound: &Outbound) {
+    let opaque: Vec<String> = outbound
+        .default_opaque_ports
+        .iter()
+        .map(|r| if r.start == r.end { r.start.to_string() } else { format!("{}-{}", r.start, r.end) })
+        .collect();
+    let opaque = if opaque.is_empty() { "none".to_owned() } else { opaque.join(",") };
+    let _ = writeln!(
+        out,
+        "\noutbound: {} reachable Service(s) with policy of their own; any other Service gets the default\n  (protocol detection, opaque on ports {opaque}; one route to the Service; no timeouts, retries or circuit breaking)",
+        outbound.services.len()
+    );
+    for s in &outbound.services {
         let _ = writeln!(out, "  {}/{}", s.namespace, s.name);
         if let Some(p) = &s.profile {
             profile(out, p);

@@ -118,10 +118,7 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// RFC 8785 canonical JSON of `value`.
-pub fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    serde_jcs::to_vec(value).map_err(|e| e.to_string())
-}
+pub use crate::canonical::canonical_json;
 
 /// `sha256:<64 lower-case hex>` of `bytes`.
 pub fn digest(bytes: &[u8]) -> String {

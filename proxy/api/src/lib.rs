@@ -8,6 +8,7 @@
 //! Pure: no I/O, no async.
 
 pub mod authz;
+pub mod canonical;
 pub mod client;
 pub mod config;
 pub mod decide;

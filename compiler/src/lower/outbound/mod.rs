@@ -16,6 +16,7 @@ use crate::findings::{Code, Finding};
 use crate::model::Spec;
 use crate::resolve::Resolved;
 use crate::resolve::index::Kind;
+use mesh_proxy_api::PortRange;
 use mesh_proxy_api::outbound::{Backend, BackendTarget, OutboundProtocol, OutboundService, Profile};
 use routes::{Attached, RouteKind, ServiceIndex};
 use services::ServiceBase;
@@ -86,6 +87,17 @@ impl Policy {
         );
         let hint = "move the policy into one place: either the ServiceProfile or the HTTPRoutes and annotations";
         findings.push(Finding::new(Code::ProfileOverridesRoutes, res.span(), msg).resource(res.id.clone()).hint(hint));
+    }
+
+    /// Whether Service `si` has nothing but default policy for clients in
+    /// `client_ns` (cheap: decided before building the Service's view).
+    pub fn is_default_for(&self, si: usize, client_ns: &str, default_opaque: &[PortRange]) -> bool {
+        let svc = &self.bases[si].svc;
+        let profiles = &self.profiles[si];
+        svc.is_default(default_opaque)
+            && !profiles.contains_key(client_ns)
+            && !profiles.contains_key(&svc.namespace)
+            && !self.routes[si].iter().any(|a| a.namespace == svc.namespace || a.namespace == client_ns)
     }
 
     pub fn service_count(&self) -> usize {

@@ -1,12 +1,16 @@
 //! Which Services each workload's config carries: those it can reach under
 //! the inbound analysis (some pod behind the Service lets the workload in on
 //! the Service's target port), plus those its namespace's consumer routes
-//! name. Config size then follows a workload's real dependencies.
+//! name; and of those only the ones whose policy differs from the default
+//! (the config carries the default opaque ports, so a proxy treats an
+//! unlisted Service exactly as Linkerd would). Config size then follows a
+//! workload's dependencies that have policy, not the mesh.
 
 use crate::model::meta::IntOrString;
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::query::matrix::port_sets;
+use crate::resolve::ports::parse_port_ranges;
 use fixedbitset::FixedBitSet;
 use mesh_proxy_api::outbound::Outbound;
 use rayon::prelude::*;
@@ -17,19 +21,25 @@ pub fn complete(o: &mut Outcome) {
     let reach = reachable(o);
     let policy = &o.outbound;
     let workloads = &o.resolved.workloads;
+    let default_opaque = parse_port_ranges(&o.resolved.settings.default_opaque_ports).unwrap_or_default();
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for ns in workloads.iter().map(|w| w.namespace.as_str()) {
+        consumers.entry(ns).or_insert_with(|| policy.consumer_services(ns));
+    }
     let outbound: Vec<Option<Outbound>> = o
         .configs
         .par_iter()
         .enumerate()
         .map(|(wi, c)| {
             c.as_ref()?;
-            let ns = &workloads[wi].namespace;
-            let mut services: Vec<usize> = reach[wi].clone();
-            services.extend(policy.consumer_services(ns));
+            let ns = workloads[wi].namespace.as_str();
+            let mut services: Vec<usize> = reach.of(wi, ns).chain(consumers[ns].iter().copied()).collect();
+            services.sort_unstable();
+            services.dedup();
+            services.retain(|&si| !policy.is_default_for(si, ns, &default_opaque));
             let mut services: Vec<_> = services.into_iter().map(|si| policy.service_for(si, ns)).collect();
             services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-            services.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
-            Some(Outbound { services })
+            Some(Outbound { services, default_opaque_ports: default_opaque.clone() })
         })
         .collect();
     for (c, out) in o.configs.iter_mut().zip(outbound) {
@@ -39,8 +49,24 @@ pub fn complete(o: &mut Outcome) {
     }
 }
 
-/// Per workload, the Services (indices) it can reach.
-fn reachable(o: &Outcome) -> Vec<Vec<usize>> {
+/// Which Services (indices) each workload can reach.
+struct Reach<'a> {
+    class_of: Vec<Option<usize>>,
+    /// Per client class, the Services some backing pod admits it to.
+    by_class: Vec<Vec<usize>>,
+    /// Services without a selector, by namespace: listed for that namespace's workloads.
+    unselected: HashMap<&'a str, Vec<usize>>,
+}
+
+impl Reach<'_> {
+    fn of(&self, wi: usize, ns: &str) -> impl Iterator<Item = usize> + '_ {
+        let by_class = self.class_of[wi].map_or(&[][..], |c| self.by_class[c].as_slice());
+        let unselected = self.unselected.get(ns).map_or(&[][..], Vec::as_slice);
+        by_class.iter().chain(unselected).copied()
+    }
+}
+
+fn reachable(o: &Outcome) -> Reach<'_> {
     let classes = Classes::derive(&o.resolved, &o.configs);
     let mut class_of = vec![None; o.resolved.workloads.len()];
     for c in &classes.classes {
@@ -51,27 +77,22 @@ fn reachable(o: &Outcome) -> Vec<Vec<usize>> {
         }
     }
     let p = &o.outbound;
-    // Per Service, the client classes some backing pod admits on a target port.
     let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
     for (wi, w) in o.resolved.workloads.iter().enumerate() {
         by_ns.entry(w.namespace.as_str()).or_default().push(wi);
     }
+    // Per Service, the client classes some backing pod admits on a target port.
     let allowed: Vec<Option<FixedBitSet>> =
         (0..p.service_count()).into_par_iter().map(|si| admitted(o, &classes, &by_ns, si)).collect();
-    (0..o.resolved.workloads.len())
-        .into_par_iter()
-        .map(|wi| {
-            let w = &o.resolved.workloads[wi];
-            let Some(c) = class_of[wi] else { return Vec::new() };
-            (0..p.service_count())
-                .filter(|&si| match &allowed[si] {
-                    Some(set) => set.contains(c),
-                    // No selector: meshc cannot see its pods; same-namespace clients get it.
-                    None => p.bases[si].svc.namespace == w.namespace,
-                })
-                .collect()
-        })
-        .collect()
+    let mut by_class = vec![Vec::new(); classes.len()];
+    let mut unselected: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (si, set) in allowed.iter().enumerate() {
+        match set {
+            Some(set) => set.ones().for_each(|c| by_class[c].push(si)),
+            None => unselected.entry(p.bases[si].svc.namespace.as_str()).or_default().push(si),
+        }
+    }
+    Reach { class_of, by_class, unselected }
 }
 
 fn admitted(o: &Outcome, classes: &Classes, by_ns: &HashMap<&str, Vec<usize>>, si: usize) -> Option<FixedBitSet> {

@@ -9,20 +9,36 @@ mod decide;
 
 pub use decide::{OutboundRoute, RouteTarget, RuleBackends, pick_backend, route_outbound};
 
-use crate::config::{GrpcMatch, HostMatch, HttpFilter, HttpMatch, Meta};
+use crate::config::{GrpcMatch, HostMatch, HttpFilter, HttpMatch, Meta, PortRange};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Outbound {
-    /// The Services this workload can reach, sorted by namespace then name.
+    /// The Services this workload can reach whose policy differs from the
+    /// default, sorted by namespace then name. Any other Service gets the
+    /// default: detection (opaque on `default_opaque_ports`), one route to
+    /// the Service, no timeouts, retries or circuit breaking.
     pub services: Vec<OutboundService>,
+    /// The cluster's default opaque ports, which apply to every Service
+    /// without a `config.linkerd.io/opaque-ports` annotation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_opaque_ports: Vec<PortRange>,
 }
 
 impl Outbound {
     pub fn is_empty(&self) -> bool {
-        self.services.is_empty()
+        self.services.is_empty() && self.default_opaque_ports.is_empty()
+    }
+
+    /// The protocol of a port of a Service this config does not list.
+    pub fn default_protocol(&self, port: u16) -> OutboundProtocol {
+        if self.default_opaque_ports.iter().any(|r| r.contains(port)) {
+            OutboundProtocol::Opaque
+        } else {
+            OutboundProtocol::Detect
+        }
     }
 
     pub fn service(&self, namespace: &str, name: &str) -> Option<&OutboundService> {
@@ -54,6 +70,24 @@ pub struct OutboundService {
     /// the routes, timeouts, retries and failure accrual above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
+}
+
+impl OutboundService {
+    /// Whether a client proxy that did not list this Service would treat it
+    /// the same: default protocols, no routes, timeouts, retries, circuit
+    /// breaking or profile. Such Services are left out of configs.
+    pub fn is_default(&self, default_opaque_ports: &[PortRange]) -> bool {
+        let default_port = |p: &OutboundPort| {
+            let opaque = default_opaque_ports.iter().any(|r| r.contains(p.port));
+            let protocol = if opaque { OutboundProtocol::Opaque } else { OutboundProtocol::Detect };
+            p.protocol == protocol && p.http_routes.is_empty() && p.grpc_routes.is_empty()
+        };
+        self.profile.is_none()
+            && self.timeouts.is_empty()
+            && self.retry.is_none()
+            && self.failure_accrual.is_none()
+            && self.ports.iter().all(default_port)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
