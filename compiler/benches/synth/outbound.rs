@@ -3,9 +3,10 @@
 //! the repository stays what it was:
 //! - 20% of the HTTP apps: a Gateway API HTTPRoute on their Service with a
 //!   header-routed canary rule and a 90/10 split between the app's Service
-//!   and the next app's, a request timeout, and retry annotations;
+//!   and the next app that has no route (routes do not stack), a request
+//!   timeout, and retry annotations;
 //! - 10% of the HTTP and gRPC apps: a Service timeout annotation;
-//! - 6% of the other HTTP apps: a ServiceProfile with a
+//! - 6% of the other HTTP apps without a timeout annotation: a ServiceProfile with a
 //!   retryable GET route, a timeout and a retry budget.
 
 use super::{App, AppKind, Lcg, Out, doc};
@@ -15,13 +16,18 @@ pub(super) fn write_outbound(out: &mut Out, ns: &str, k: usize, apps: &[App]) ->
     let mut rng = Lcg(0x6f75_7462_6f75_6e64 ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut buf = String::new();
     let http: Vec<&App> = apps.iter().filter(|a| matches!(a.kind, AppKind::HttpRoutes | AppKind::HttpPlain)).collect();
+    let routed: Vec<bool> = http.iter().map(|_| rng.pct(20)).collect();
     for (i, app) in http.iter().enumerate() {
         let a = &app.name;
-        let other = &http[(i + 1) % http.len()].name;
-        if rng.pct(20) {
-            doc(&mut buf, &mut out.stats, "HTTPRoute", &route(ns, a, other));
-        } else if rng.pct(6) {
-            doc(&mut buf, &mut out.stats, "ServiceProfile", &profile(ns, a));
+        // The canary backend is an app without a route of its own: routes do not stack.
+        let other = (1..http.len()).map(|d| (i + d) % http.len()).find(|&j| !routed[j]);
+        match other {
+            Some(j) if routed[i] => doc(&mut buf, &mut out.stats, "HTTPRoute", &route(ns, a, &http[j].name)),
+            // A profile would silently replace the Service's timeout annotation.
+            _ if !routed[i] && !app.service_timeout && rng.pct(6) => {
+                doc(&mut buf, &mut out.stats, "ServiceProfile", &profile(ns, a))
+            }
+            _ => {}
         }
     }
     if buf.is_empty() { Ok(()) } else { out.write(&format!("{ns}/outbound.yaml"), &buf) }
