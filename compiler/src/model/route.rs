@@ -34,6 +34,22 @@ pub struct ParentRef {
     pub section_name: Option<String>,
 }
 
+impl HttpRouteSpec {
+    /// The rules as Linkerd reads them: absent means one rule matching PathPrefix `/`.
+    pub fn effective_rules(&self) -> &[HttpRouteRule] {
+        static DEFAULT: [HttpRouteRule; 1] = [HttpRouteRule {
+            matches: None,
+            filters: Vec::new(),
+            backend_refs: Vec::new(),
+            timeouts: None,
+            session_persistence: None,
+            name: None,
+            retry: None,
+        }];
+        self.rules.as_deref().unwrap_or(&DEFAULT)
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]

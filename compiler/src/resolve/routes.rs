@@ -212,16 +212,7 @@ pub(crate) fn hostnames(hosts: &[String]) -> Vec<api::HostMatch> {
 }
 
 fn convert_http(r: &Resource, h: &HttpRouteSpec) -> Result<api::HttpRoute, String> {
-    let default_rules = [HttpRouteRule {
-        matches: None,
-        filters: Vec::new(),
-        backend_refs: Vec::new(),
-        timeouts: None,
-        session_persistence: None,
-        name: None,
-        retry: None,
-    }];
-    let rules = h.rules.as_deref().unwrap_or(&default_rules);
+    let rules = h.effective_rules();
     let rules = rules.iter().map(convert_http_rule).collect::<Result<_, _>>()?;
     Ok(api::HttpRoute { meta: meta(r), hostnames: hostnames(&h.hostnames), rules, authorizations: Vec::new() })
 }

@@ -26,8 +26,7 @@ pub use config::*;
 pub use decide::{HttpVerdict, PortPolicy, TcpVerdict, Verdict, decide, decide_grpc, decide_http, decide_tcp};
 pub use outbound::{Outbound, OutboundRoute, OutboundService, RouteTarget, RuleBackends, pick_backend, route_outbound};
 pub use route::{
-    RankedRule, RouteSelection, rank_grpc_routes_for_http, rank_http_routes, select_grpc_route,
-    select_grpc_route_for_http, select_http_route, select_outbound_grpc_route, select_outbound_http_route,
-    validate_regex,
+    MatchedRoute, RankedRule, RouteSelection, rank_grpc_routes_for_http, rank_http_routes, select_grpc_route,
+    select_grpc_route_for_http, select_http_route, validate_regex,
 };
 pub use schema::proxy_config_schema;

@@ -55,15 +55,40 @@ struct GrpcScore {
     headers: usize,
 }
 
-/// The best HTTP route for `req`, or `None` (the proxy answers 404).
-pub fn select_http_route(routes: &[HttpRoute], req: &HttpRequest) -> Option<RouteSelection> {
+/// A route of either side (inbound on a Server, outbound on a Service):
+/// its hostnames and each rule's matches are all that selection reads.
+pub trait MatchedRoute {
+    type Match;
+    fn hostnames(&self) -> &[HostMatch];
+    fn rule_matches(&self) -> impl Iterator<Item = &[Self::Match]>;
+}
+
+macro_rules! matched_route {
+    ($($route:ty => $m:ty),*) => {$(
+        impl MatchedRoute for $route {
+            type Match = $m;
+            fn hostnames(&self) -> &[HostMatch] {
+                &self.hostnames
+            }
+            fn rule_matches(&self) -> impl Iterator<Item = &[$m]> {
+                self.rules.iter().map(|rule| rule.matches.as_slice())
+            }
+        }
+    )*};
+}
+
+matched_route!(HttpRoute => HttpMatch, GrpcRoute => GrpcMatch, OutboundHttpRoute => HttpMatch, OutboundGrpcRoute => GrpcMatch);
+
+/// The best HTTP route for `req`, or `None` (the proxy answers 404). The
+/// same precedence applies to a client proxy's routes to a Service port.
+pub fn select_http_route<R: MatchedRoute<Match = HttpMatch>>(
+    routes: &[R],
+    req: &HttpRequest,
+) -> Option<RouteSelection> {
     select(
         routes,
-        |route| &route.hostnames,
-        |route| {
-            let rules = route.rules.iter().map(|rule| rule.matches.as_slice());
-            best_rule(rules, HTTP_BASE, |m| http_match_score(m, req))
-        },
+        |route| route.hostnames(),
+        |route| best_rule(route.rule_matches(), HTTP_BASE, |m| http_match_score(m, req)),
         req.host.as_deref(),
     )
 }
@@ -75,42 +100,15 @@ pub fn select_grpc_route(routes: &[GrpcRoute], req: &GrpcRequest) -> Option<Rout
 
 /// gRPC route selection for an arbitrary HTTP request, which is what a gRPC
 /// server's proxy does: a request that is not `POST /<service>/<method>`
-/// matches only rules without matches.
-pub fn select_grpc_route_for_http(routes: &[GrpcRoute], req: &HttpRequest) -> Option<RouteSelection> {
+/// matches only rules without matches. Also for a client proxy's gRPC routes.
+pub fn select_grpc_route_for_http<R: MatchedRoute<Match = GrpcMatch>>(
+    routes: &[R],
+    req: &HttpRequest,
+) -> Option<RouteSelection> {
     select(
         routes,
-        |route| &route.hostnames,
-        |route| {
-            let rules = route.rules.iter().map(|rule| rule.matches.as_slice());
-            best_rule(rules, GrpcScore::default(), |m| grpc_match_score(m, req))
-        },
-        req.host.as_deref(),
-    )
-}
-
-/// [`select_http_route`] for a client proxy's routes to one Service port:
-/// the same precedence applies outbound.
-pub fn select_outbound_http_route(routes: &[OutboundHttpRoute], req: &HttpRequest) -> Option<RouteSelection> {
-    select(
-        routes,
-        |route| &route.hostnames,
-        |route| {
-            let rules = route.rules.iter().map(|rule| rule.matches.as_slice());
-            best_rule(rules, HTTP_BASE, |m| http_match_score(m, req))
-        },
-        req.host.as_deref(),
-    )
-}
-
-/// [`select_grpc_route_for_http`] for a client proxy's gRPC routes.
-pub fn select_outbound_grpc_route(routes: &[OutboundGrpcRoute], req: &HttpRequest) -> Option<RouteSelection> {
-    select(
-        routes,
-        |route| &route.hostnames,
-        |route| {
-            let rules = route.rules.iter().map(|rule| rule.matches.as_slice());
-            best_rule(rules, GrpcScore::default(), |m| grpc_match_score(m, req))
-        },
+        |route| route.hostnames(),
+        |route| best_rule(route.rule_matches(), GrpcScore::default(), |m| grpc_match_score(m, req)),
         req.host.as_deref(),
     )
 }

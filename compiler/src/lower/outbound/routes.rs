@@ -181,16 +181,7 @@ impl Ctx<'_> {
         let use_annotations = annotations::has_timeouts(a);
         let result = match &r.spec {
             Spec::HttpRoute(h) => {
-                let default_rule = [HttpRouteRule {
-                    matches: None,
-                    filters: Vec::new(),
-                    backend_refs: Vec::new(),
-                    timeouts: None,
-                    session_persistence: None,
-                    name: None,
-                    retry: None,
-                }];
-                let rules = h.rules.as_deref().unwrap_or(&default_rule);
+                let rules = h.effective_rules();
                 let mut out = Vec::new();
                 for (k, rule) in rules.iter().enumerate() {
                     let matches = rule

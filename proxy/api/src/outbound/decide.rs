@@ -6,7 +6,7 @@ use super::{Backend, BackendTarget, OutboundProtocol, OutboundService, Profile, 
 use super::{RequestCondition, ResponseCondition};
 use crate::client::HttpRequest;
 use crate::config::{HttpFilter, Meta};
-use crate::route::{RouteSelection, regex_matches_whole, select_outbound_grpc_route, select_outbound_http_route};
+use crate::route::{RouteSelection, regex_matches_whole, select_grpc_route_for_http, select_http_route};
 
 /// The outcome of routing one request on the client side.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,7 +91,7 @@ pub fn route_outbound<'a>(svc: &'a OutboundService, port: u16, req: &HttpRequest
             retry: retry.or(svc.retry.as_ref()),
         };
     let outcome = if !p.grpc_routes.is_empty() {
-        match select_outbound_grpc_route(&p.grpc_routes, req) {
+        match select_grpc_route_for_http(&p.grpc_routes, req) {
             None => OutboundRoute::NotFound,
             Some(sel) => {
                 let route = &p.grpc_routes[sel.route];
@@ -101,7 +101,7 @@ pub fn route_outbound<'a>(svc: &'a OutboundService, port: u16, req: &HttpRequest
             }
         }
     } else if !p.http_routes.is_empty() {
-        match select_outbound_http_route(&p.http_routes, req) {
+        match select_http_route(&p.http_routes, req) {
             None => OutboundRoute::NotFound,
             Some(sel) => {
                 let route = &p.http_routes[sel.route];

@@ -117,20 +117,24 @@ pub enum OutboundProtocol {
     Opaque,
 }
 
+/// A route on a Service port: HTTP ([`OutboundHttpRoute`]) or gRPC
+/// ([`OutboundGrpcRoute`]), which differ only in their match type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OutboundHttpRoute {
+#[schemars(rename = "ServiceRoute_for_{M}")]
+pub struct ServiceRoute<M> {
     pub meta: Meta,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<HostMatch>,
-    pub rules: Vec<OutboundHttpRule>,
+    pub rules: Vec<ServiceRule<M>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OutboundHttpRule {
+#[schemars(rename = "ServiceRule_for_{M}")]
+pub struct ServiceRule<M> {
     /// OR of matches; an empty list matches every request.
-    pub matches: Vec<HttpMatch>,
+    pub matches: Vec<M>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<HttpFilter>,
     /// Weighted random choice; a rule whose weights are all 0 fails every
@@ -145,33 +149,10 @@ pub struct OutboundHttpRule {
     pub retry: Option<Retry>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OutboundGrpcRoute {
-    pub meta: Meta,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hostnames: Vec<HostMatch>,
-    pub rules: Vec<OutboundGrpcRule>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OutboundGrpcRule {
-    /// OR of matches; an empty list matches every gRPC request.
-    pub matches: Vec<GrpcMatch>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub filters: Vec<HttpFilter>,
-    /// Weighted random choice; a rule whose weights are all 0 fails every
-    /// request with 500. Never empty: a rule without backendRefs lists its
-    /// parent Service.
-    pub backends: Vec<Backend>,
-    /// The rule's own timeouts; when every field is unset the Service's apply.
-    #[serde(default, skip_serializing_if = "Timeouts::is_empty")]
-    pub timeouts: Timeouts,
-    /// The route's retry policy; `None` means the Service's applies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<Retry>,
-}
+pub type OutboundHttpRoute = ServiceRoute<HttpMatch>;
+pub type OutboundHttpRule = ServiceRule<HttpMatch>;
+pub type OutboundGrpcRoute = ServiceRoute<GrpcMatch>;
+pub type OutboundGrpcRule = ServiceRule<GrpcMatch>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
