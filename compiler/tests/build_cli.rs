@@ -400,16 +400,10 @@ fn keygen_files_load_in_openssl_and_the_key_id_is_as_documented() {
     assert!(text.ends_with(&String::from_utf8(derived.stdout).unwrap()));
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=meshc", "-c", "user.email=meshc@example.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
-    String::from_utf8(out.stdout).unwrap()
-}
+#[allow(dead_code)]
+#[path = "support/gitrepo.rs"]
+mod gitrepo;
+use gitrepo::git;
 
 /// Without --revision, the bundle records git HEAD, `-dirty` while PATH has
 /// uncommitted changes, and `unknown` outside a repository.

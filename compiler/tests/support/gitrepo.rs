@@ -21,7 +21,8 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-pub fn git(dir: &Path, args: &[&str]) {
+/// Runs git in `dir` with a fixed identity; its standard output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=meshc", "-c", "user.email=meshc@example.com", "-c", "commit.gpgsign=false"])
         .args(args)
@@ -29,6 +30,7 @@ pub fn git(dir: &Path, args: &[&str]) {
         .output()
         .expect("git runs");
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The repository of a case: base commit, then head commit.
