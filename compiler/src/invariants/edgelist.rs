@@ -82,24 +82,14 @@ impl<'t> Val for EdgeList<'t> {
     {
         Some(self.listed())
     }
-    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
+    self_capabilities!(indexer);
     fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn Iterable + 'v)>
     where
         Self: 'v,
     {
         Some(self.listed())
     }
-    fn as_sizer(&self) -> Option<&dyn Sizer> {
-        Some(self)
-    }
-    fn as_container(&self) -> Option<&dyn Container> {
-        Some(self)
-    }
+    self_capabilities!(sizer, container);
     fn equals(&self, other: &dyn Val) -> bool {
         self.listed().equals(other)
     }

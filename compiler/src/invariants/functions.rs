@@ -70,12 +70,7 @@ impl<'t> Val for Calls<'t> {
     fn cel_type() -> &'static Type {
         &CALLS_TYPE
     }
-    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
+    self_capabilities!(indexer);
     fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
     where
         Self: 'v,

@@ -146,6 +146,27 @@
 //! edge (0.8 GB for the benchmark); `size(edges)`, `edges[i]` and `x in
 //! edges` are not.
 
+/// Inside an `impl Val`: the capability accessors (`as_indexer`, …) that
+/// hand out the value itself, which is how every meshc value implements them.
+macro_rules! self_capabilities {
+    ($($cap:ident),* $(,)?) => { $( self_capabilities!(@one $cap); )* };
+    (@one adder) => {
+        fn as_adder<'b, 'v>(&'b self) -> Option<&'b (dyn cel::common::traits::Adder + 'v)> where Self: 'v { Some(self) }
+    };
+    (@one indexer) => {
+        fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn cel::common::traits::Indexer + 'v)> where Self: 'v { Some(self) }
+    };
+    (@one iterable) => {
+        fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn cel::common::traits::Iterable + 'v)> where Self: 'v { Some(self) }
+    };
+    (@one sizer) => {
+        fn as_sizer(&self) -> Option<&dyn cel::common::traits::Sizer> { Some(self) }
+    };
+    (@one container) => {
+        fn as_container(&self) -> Option<&dyn cel::common::traits::Container> { Some(self) }
+    };
+}
+
 mod deps;
 mod driver;
 mod edgelist;

@@ -111,24 +111,7 @@ impl<'t> Val for Tracked<'t> {
     fn cel_type() -> &'static Type {
         <Record as Val>::cel_type()
     }
-    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
-    fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn Iterable + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
-    fn as_sizer(&self) -> Option<&dyn Sizer> {
-        Some(self)
-    }
-    fn as_container(&self) -> Option<&dyn Container> {
-        Some(self)
-    }
+    self_capabilities!(indexer, iterable, sizer, container);
     fn equals(&self, other: &dyn Val) -> bool {
         self.read(What::Id);
         self.rec.equals(other)

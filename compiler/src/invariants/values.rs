@@ -105,24 +105,7 @@ impl<'t> Val for Record<'t> {
     fn cel_type() -> &'static Type {
         &MAP
     }
-    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
-    fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn Iterable + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
-    fn as_sizer(&self) -> Option<&dyn Sizer> {
-        Some(self)
-    }
-    fn as_container(&self) -> Option<&dyn Container> {
-        Some(self)
-    }
+    self_capabilities!(indexer, iterable, sizer, container);
     fn equals(&self, other: &dyn Val) -> bool {
         identify(other) == Some(self.item)
     }
@@ -207,30 +190,7 @@ impl<'t> Val for RecordList<'t> {
     fn cel_type() -> &'static Type {
         &LIST
     }
-    fn as_adder<'b, 'v>(&'b self) -> Option<&'b (dyn Adder + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
-    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
-    fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn Iterable + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
-    fn as_sizer(&self) -> Option<&dyn Sizer> {
-        Some(self)
-    }
-    fn as_container(&self) -> Option<&dyn Container> {
-        Some(self)
-    }
+    self_capabilities!(adder, indexer, iterable, sizer, container);
     fn equals(&self, other: &dyn Val) -> bool {
         let Some(size) = other.as_sizer() else { return false };
         if *size.size().inner() != self.0.len() as i64 {
