@@ -277,23 +277,18 @@ fn valid_regex(re: &str) -> Result<String, String> {
 /// response header modifiers, and it fails the whole inbound route on
 /// anything else (§7.1). `outbound` keeps response header modifiers.
 pub(crate) fn convert_filter(f: &RouteFilter, outbound: bool) -> Result<Option<api::HttpFilter>, String> {
-    let pairs = |v: &[crate::model::route::HeaderValue]| v.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
+    let modifier = |m: &Option<crate::model::route::HeaderModifier>| {
+        let m = m.clone().unwrap_or_default();
+        let pairs =
+            |v: &[crate::model::route::HeaderValue]| v.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
+        api::HeaderModifier { set: pairs(&m.set), add: pairs(&m.add), remove: m.remove }
+    };
     match f.type_.as_str() {
         "RequestHeaderModifier" => {
-            let m = f.request_header_modifier.clone().unwrap_or_default();
-            Ok(Some(api::HttpFilter::RequestHeaderModifier {
-                set: pairs(&m.set),
-                add: pairs(&m.add),
-                remove: m.remove,
-            }))
+            Ok(Some(api::HttpFilter::RequestHeaderModifier(modifier(&f.request_header_modifier))))
         }
         "ResponseHeaderModifier" if outbound => {
-            let m = f.response_header_modifier.clone().unwrap_or_default();
-            Ok(Some(api::HttpFilter::ResponseHeaderModifier {
-                set: pairs(&m.set),
-                add: pairs(&m.add),
-                remove: m.remove,
-            }))
+            Ok(Some(api::HttpFilter::ResponseHeaderModifier(modifier(&f.response_header_modifier))))
         }
         "ResponseHeaderModifier" => Ok(None),
         "RequestRedirect" => {

@@ -254,27 +254,14 @@ pub enum HostMatch {
     Suffix(String),
 }
 
-/// Inbound filters Linkerd applies after authorization.
+/// Filters Linkerd applies to a routed request: inbound after
+/// authorization, outbound before the request leaves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", tag = "type", deny_unknown_fields)]
 pub enum HttpFilter {
-    RequestHeaderModifier {
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        set: Vec<(String, String)>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        add: Vec<(String, String)>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        remove: Vec<String>,
-    },
+    RequestHeaderModifier(HeaderModifier),
     /// Outbound only: headers changed on the response.
-    ResponseHeaderModifier {
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        set: Vec<(String, String)>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        add: Vec<(String, String)>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        remove: Vec<String>,
-    },
+    ResponseHeaderModifier(HeaderModifier),
     RequestRedirect {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scheme: Option<String>,
@@ -287,6 +274,18 @@ pub enum HttpFilter {
         /// 301 or 302.
         status: u16,
     },
+}
+
+/// Header names and values to set (replace), add (append) and remove.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderModifier {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
