@@ -14,7 +14,7 @@ use mesh_proxy_api::outbound::{
     Retry, Timeouts,
 };
 use mesh_proxy_api::{HttpFilter, HttpMatch};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A route attached to one Service, as every client namespace may see it.
 #[derive(Clone, Debug)]
@@ -79,8 +79,6 @@ pub fn attach(
     findings: &mut Vec<Finding>,
 ) -> Vec<Vec<Attached>> {
     let mut out: Vec<Vec<Attached>> = vec![Vec::new(); bases.len()];
-    let parents: BTreeSet<usize> =
-        routes.iter().flat_map(|&ri| parents_of(&resources[ri], services)).map(|(_, si, _)| si).collect();
     for &ri in routes {
         let r = &resources[ri];
         report_missing_parents(r, services, findings);
@@ -102,8 +100,7 @@ pub fn attach(
         if attach_to.is_empty() {
             continue;
         }
-        let own: BTreeSet<usize> = attach_to.iter().map(|&(_, si, _)| si).collect();
-        let ctx = Ctx { r, services, bases, parents: &parents, own: &own };
+        let ctx = Ctx { r, services, bases };
         let Some(route) = ctx.convert(findings) else { continue };
         for (i, si, port) in attach_to {
             ctx.check_opaque(i, si, port, &route, findings);
@@ -121,7 +118,50 @@ pub fn attach(
         list.sort_by(|a, b| a.order.cmp(&b.order));
         report_kind_conflicts(resources, list, findings);
     }
+    report_stacking(resources, &out, services, findings);
     out
+}
+
+/// GEP-1426: a backend that is itself the parent of an accepted route is
+/// sent to directly; that route's rules do not apply to this traffic.
+/// Sending to one of the route's own parents is the usual split, not stacking.
+fn report_stacking(
+    resources: &[Resource],
+    out: &[Vec<Attached>],
+    services: &ServiceIndex,
+    findings: &mut Vec<Finding>,
+) {
+    let mut own: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    let mut routes: BTreeMap<usize, &RouteKind> = BTreeMap::new();
+    for (si, list) in out.iter().enumerate() {
+        for a in list {
+            own.entry(a.resource).or_default().insert(si);
+            routes.insert(a.resource, &a.route);
+        }
+    }
+    for (ri, route) in routes {
+        let r = &resources[ri];
+        let rules: Vec<&[Backend]> = match route {
+            RouteKind::Http(h) => h.rules.iter().map(|rule| rule.backends.as_slice()).collect(),
+            RouteKind::Grpc(g) => g.rules.iter().map(|rule| rule.backends.as_slice()).collect(),
+        };
+        for (k, backends) in rules.into_iter().enumerate() {
+            // One backend per backendRef, in order, so `j` is the ref's index.
+            for (j, b) in backends.iter().enumerate() {
+                let BackendTarget::Service { namespace, name, .. } = &b.target else { continue };
+                let Some(&si) = services.get(&(namespace.clone(), name.clone())) else { continue };
+                if out[si].is_empty() || own[&ri].contains(&si) {
+                    continue;
+                }
+                let msg = format!(
+                    "{} sends to Service {namespace}/{name}, which is itself the parent of a route; routes do not stack, so that route's rules (timeouts, retries, splits) do not apply to this traffic",
+                    r.id
+                );
+                let at = r.span_at(&["spec", "rules", &k.to_string(), "backendRefs", &j.to_string(), "name"]);
+                findings.push(Finding::new(Code::RouteStacking, at, msg).resource(r.id.clone()));
+            }
+        }
+    }
 }
 
 fn report_missing_parents(r: &Resource, services: &ServiceIndex, findings: &mut Vec<Finding>) {
@@ -160,10 +200,6 @@ struct Ctx<'a> {
     r: &'a Resource,
     services: &'a ServiceIndex,
     bases: &'a [ServiceBase],
-    /// Services that are parents of some route (for route stacking).
-    parents: &'a BTreeSet<usize>,
-    /// This route's own parents: sending to one of them is not stacking.
-    own: &'a BTreeSet<usize>,
 }
 
 impl Ctx<'_> {
@@ -311,10 +347,7 @@ impl Ctx<'_> {
                 match (self.services.get(&(bns.clone(), b.name.clone())), b.port.and_then(|p| u16::try_from(p).ok())) {
                     (None, _) => Err((at("name"), format!("Service {bns}/{} does not exist", b.name))),
                     (Some(_), None) => Err((at("name"), "it has no port (required)".to_owned())),
-                    (Some(&si), Some(port)) => {
-                        self.check_stacking(&at("name"), si, findings);
-                        Ok(BackendTarget::Service { namespace: bns, name: b.name.clone(), port })
-                    }
+                    (Some(_), Some(port)) => Ok(BackendTarget::Service { namespace: bns, name: b.name.clone(), port }),
                 }
             };
             let target = target.unwrap_or_else(|(span, reason)| {
@@ -334,19 +367,6 @@ impl Ctx<'_> {
             findings.push(Finding::new(Code::BackendWeightsZero, at, msg).resource(self.r.id.clone()));
         }
         out
-    }
-
-    /// GEP-1426: a backend that is itself the parent of a route is sent to
-    /// directly; that route's rules do not apply to this traffic.
-    fn check_stacking(&self, at: &crate::findings::Span, si: usize, findings: &mut Vec<Finding>) {
-        if self.parents.contains(&si) && !self.own.contains(&si) {
-            let s = &self.bases[si].svc;
-            let msg = format!(
-                "{} sends to Service {}/{}, which is itself the parent of a route; routes do not stack, so that route's rules (timeouts, retries, splits) do not apply to this traffic",
-                self.r.id, s.namespace, s.name
-            );
-            findings.push(Finding::new(Code::RouteStacking, *at, msg).resource(self.r.id.clone()));
-        }
     }
 
     fn check_retry(&self, k: usize, matches: &[HttpMatch], retry: Option<&Retry>, findings: &mut Vec<Finding>) {
