@@ -1,0 +1,45 @@
+//! Where a Service's endpoints are and which identity each must present.
+//! The static-file implementation serves tests and the local demo; the
+//! runtime controller's API implements the same trait later.
+
+pub mod file;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    pub namespace: String,
+    pub name: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// The identity the endpoint's proxy must present; `None` for an
+    /// unmeshed endpoint, which is reached in plaintext.
+    pub identity: Option<String>,
+}
+
+pub type Endpoints = Arc<Vec<Endpoint>>;
+
+pub trait Discovery: Send + Sync + 'static {
+    /// A Service port's endpoints, updated as they change (empty when unknown).
+    fn endpoints(&self, svc: &ServiceKey) -> watch::Receiver<Endpoints>;
+    /// The Service port behind a cluster IP and port (transparent outbound).
+    fn service_at(&self, addr: SocketAddr) -> Option<ServiceKey>;
+}
+
+/// No endpoints anywhere: for a proxy started without `--discovery`.
+pub struct NoDiscovery;
+
+impl Discovery for NoDiscovery {
+    fn endpoints(&self, _svc: &ServiceKey) -> watch::Receiver<Endpoints> {
+        watch::channel(Arc::new(Vec::new())).1
+    }
+    fn service_at(&self, _addr: SocketAddr) -> Option<ServiceKey> {
+        None
+    }
+}

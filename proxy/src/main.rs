@@ -1,0 +1,42 @@
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// mesh-proxy: the meshc sidecar. Enforces exactly the signed ProxyConfig
+/// `meshc build` produced, with mTLS between meshed workloads.
+#[derive(Parser)]
+#[command(name = "mesh-proxy", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy for one workload.
+    Run(Box<mesh_proxy::Settings>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(settings) => {
+            init_logging(&settings.log_format);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            match rt.block_on(mesh_proxy::run::run(*settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("mesh-proxy: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MESH_PROXY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" { builder.json().init() } else { builder.init() }
+}

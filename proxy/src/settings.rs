@@ -1,0 +1,104 @@
+//! Command-line settings of `mesh-proxy run`.
+
+use clap::Args;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    /// The workload this proxy serves, `Kind/namespace/name`; configs for any other are refused.
+    #[arg(long, env = "MESH_PROXY_WORKLOAD")]
+    pub workload: String,
+    /// Signed ProxyConfig: the object file `meshc build` wrote, or a bare DSSE envelope (JSON).
+    #[arg(long, env = "MESH_PROXY_CONFIG")]
+    pub config: PathBuf,
+    /// Trusted public key (PEM, from `meshc keygen`); repeat for rotation.
+    #[arg(long = "trust-key", required = true)]
+    pub trust_keys: Vec<PathBuf>,
+    /// Directory with `tls.crt` (leaf then issuer), `tls.key` and `ca.crt` (trust anchors).
+    #[arg(long, env = "MESH_PROXY_IDENTITY_DIR")]
+    pub identity_dir: PathBuf,
+    /// Static endpoints file (JSON) for outbound discovery.
+    #[arg(long)]
+    pub discovery: Option<PathBuf>,
+
+    /// Explicit inbound listener: `LISTEN=APP` (e.g. `10.20.0.11:7002=127.0.1.11:7002`);
+    /// policy is looked up for LISTEN's port. Repeatable.
+    #[arg(long = "inbound", value_parser = parse_pair)]
+    pub inbound: Vec<(SocketAddr, SocketAddr)>,
+    /// Transparent inbound listener for iptables-redirected connections; the
+    /// original destination port selects the policy and the app port.
+    #[arg(long)]
+    pub inbound_transparent: Option<SocketAddr>,
+    /// Where the app listens in transparent mode (the original port is kept).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub app_host: IpAddr,
+    /// Explicit outbound HTTP listener: requests are routed by their authority
+    /// (`name.namespace.svc.<cluster domain>:port` or `name.namespace:port`).
+    #[arg(long)]
+    pub outbound: Option<SocketAddr>,
+    /// Explicit outbound TCP listener for one Service port: `LISTEN=name.namespace:port`. Repeatable.
+    #[arg(long = "outbound-tcp", value_parser = parse_tcp_target)]
+    pub outbound_tcp: Vec<(SocketAddr, String)>,
+    /// Transparent outbound listener; the original destination (a Service
+    /// cluster IP) selects the Service.
+    #[arg(long)]
+    pub outbound_transparent: Option<SocketAddr>,
+    /// The pod's address: outbound connections are made from it.
+    #[arg(long)]
+    pub pod_ip: Option<IpAddr>,
+    /// Admin server: `/live`, `/ready`, `/metrics`.
+    #[arg(long, default_value = "127.0.0.1:4191")]
+    pub admin: SocketAddr,
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+
+    /// How long protocol detection waits for the first bytes.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub detect_timeout: Duration,
+    /// How often the config, identity and discovery files are checked for changes.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub reload_interval: Duration,
+    /// Open connections across all listeners; more wait in the accept queue.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Largest request or response header block accepted (bytes).
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// Log format: `plain` or `json`.
+    #[arg(long, default_value = "plain")]
+    pub log_format: String,
+}
+
+fn parse_pair(s: &str) -> Result<(SocketAddr, SocketAddr), String> {
+    let (a, b) = s.split_once('=').ok_or("expected LISTEN=APP")?;
+    Ok((a.parse().map_err(|e| format!("{a}: {e}"))?, b.parse().map_err(|e| format!("{b}: {e}"))?))
+}
+
+fn parse_tcp_target(s: &str) -> Result<(SocketAddr, String), String> {
+    let (a, b) = s.split_once('=').ok_or("expected LISTEN=name.namespace:port")?;
+    let listen = a.parse().map_err(|e| format!("{a}: {e}"))?;
+    let (host, port) = b.rsplit_once(':').ok_or("expected name.namespace:port")?;
+    port.parse::<u16>().map_err(|e| format!("{port}: {e}"))?;
+    if host.split('.').count() < 2 {
+        return Err(format!("{host}: expected name.namespace"));
+    }
+    Ok((listen, b.to_string()))
+}
+
+/// `500ms`, `10s`, `2m`: one integer and a unit.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| format!("{s}: missing unit (ms, s, m)"))?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{s}: expected a number then ms, s or m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s}: unknown unit `{unit}` (ms, s, m)")),
+    }
+}
