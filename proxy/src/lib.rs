@@ -12,6 +12,7 @@ pub mod access_log;
 pub mod admin;
 pub mod ctx;
 pub mod discovery;
+pub mod http_util;
 pub mod identity;
 pub mod inbound;
 pub mod metrics;

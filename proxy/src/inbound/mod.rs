@@ -1,12 +1,168 @@
 //! Inbound: accepts connections for the workload, identifies the client
-//! (mTLS or plaintext), detects the protocol, authorizes with
-//! `mesh-proxy-api`, and forwards what is allowed to the app.
+//! (mesh TLS or plaintext), picks the protocol the port's policy names,
+//! authorizes with `mesh-proxy-api`, and forwards what is allowed to the app.
+//!
+//! Explicit mode listens on `LISTEN` and serves LISTEN's port's policy;
+//! transparent mode serves connections iptables redirected, using their
+//! original destination port.
 
-use crate::Ctx;
+mod detect;
+mod http;
+mod tcp;
+
+pub use detect::{Detected, Prefixed, detect_http, looks_like_http};
+
+use crate::state::current;
+use crate::{Ctx, net};
+use mesh_proxy_api::config::Protocol;
+use mesh_proxy_api::{Client, PortPolicy};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// What the proxy knows about one accepted connection.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    pub client: Client,
+    pub peer: SocketAddr,
+    /// The port whose policy applies.
+    pub port: u16,
+    /// Where allowed traffic goes.
+    pub app: SocketAddr,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Explicit { app: SocketAddr },
+    Transparent,
+}
 
 /// Runs until `ctx.shutdown` is cancelled; returns early only on error.
-pub async fn serve(ctx: Arc<Ctx>) -> std::io::Result<()> {
+pub async fn serve(ctx: Arc<Ctx>) -> io::Result<()> {
+    let mut loops = tokio::task::JoinSet::new();
+    let app = http::AppClients::new();
+    for (listen, app_addr) in &ctx.settings.inbound {
+        let listener = bind(*listen).await?;
+        loops.spawn(accept_loop(ctx.clone(), app.clone(), listener, Mode::Explicit { app: *app_addr }));
+    }
+    if let Some(listen) = ctx.settings.inbound_transparent {
+        let listener = bind(listen).await?;
+        loops.spawn(accept_loop(ctx.clone(), app.clone(), listener, Mode::Transparent));
+    }
+    while let Some(r) = loops.join_next().await {
+        r.map_err(io::Error::other)??;
+    }
     ctx.shutdown.cancelled().await;
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("inbound listener {addr}: {e}")))
+}
+
+async fn accept_loop(ctx: Arc<Ctx>, app: http::AppClients, listener: TcpListener, mode: Mode) -> io::Result<()> {
+    let local = listener.local_addr()?;
+    tracing::info!(%local, ?mode, "inbound listening");
+    loop {
+        let permit = tokio::select! {
+            () = ctx.shutdown.cancelled() => return Ok(()),
+            p = ctx.connections.clone().acquire_owned() => p.map_err(io::Error::other)?,
+        };
+        let (stream, peer) = tokio::select! {
+            () = ctx.shutdown.cancelled() => return Ok(()),
+            r = listener.accept() => match r {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(%local, "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some((port, app_addr)) = target(&ctx, &stream, local, mode) else { continue };
+        let conn = Conn { client: Client::plaintext(peer.ip()), peer, port, app: app_addr };
+        ctx.tasks.spawn(connection(ctx.clone(), app.clone(), stream, conn, permit));
+    }
+}
+
+/// The policy port and app address of a connection.
+fn target(ctx: &Ctx, stream: &TcpStream, local: SocketAddr, mode: Mode) -> Option<(u16, SocketAddr)> {
+    match mode {
+        Mode::Explicit { app } => Some((local.port(), app)),
+        Mode::Transparent => match net::original_dst(stream) {
+            // Sent to the listener itself, not redirected: nothing to forward to.
+            Ok(orig) if orig == local => None,
+            Ok(orig) => Some((orig.port(), SocketAddr::new(ctx.settings.app_host, orig.port()))),
+            Err(e) => {
+                tracing::warn!("no original destination on a transparent connection: {e}");
+                None
+            }
+        },
+    }
+}
+
+async fn connection(
+    ctx: Arc<Ctx>,
+    app: http::AppClients,
+    stream: TcpStream,
+    mut conn: Conn,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some(loaded) = current(&ctx.config) else {
+        // Never let traffic through unchecked: without a verified config
+        // there is no policy to enforce.
+        tracing::debug!(peer = %conn.peer, "no verified config yet; closing");
+        return;
+    };
+    let inbound = &loaded.config.inbound;
+    let protocol = match inbound.lookup(conn.port) {
+        PortPolicy::Skipped => return tcp::passthrough(stream, conn.app).await,
+        _ if inbound.skips_source(conn.peer.ip()) => return tcp::passthrough(stream, conn.app).await,
+        PortPolicy::Server(s) => s.protocol.clone(),
+    };
+    drop(loaded);
+    if protocol != Protocol::Tls && starts_tls(&stream, ctx.settings.detect_timeout).await {
+        let acceptor = tokio_rustls::TlsAcceptor::from(ctx.identity.server_config());
+        match acceptor.accept(stream).await {
+            Ok(tls) => {
+                conn.client = match crate::identity::peer_identity(tls.get_ref().1) {
+                    Some(id) => Client::identified(conn.peer.ip(), id),
+                    None => Client::unidentified(conn.peer.ip()),
+                };
+                dispatch(ctx, app, tls, conn, protocol).await
+            }
+            Err(e) => tracing::debug!(peer = %conn.peer, "TLS handshake failed: {e}"),
+        }
+    } else {
+        dispatch(ctx, app, stream, conn, protocol).await
+    }
+}
+
+/// Peeks at the first byte without consuming it. A client that says
+/// nothing in time is not a peer proxy (they open with TLS at once).
+async fn starts_tls(stream: &TcpStream, timeout: Duration) -> bool {
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(timeout, stream.peek(&mut first)).await;
+    matches!(peeked, Ok(Ok(1)) if detect::is_tls_client_hello(&first))
+}
+
+async fn dispatch<S>(ctx: Arc<Ctx>, app: http::AppClients, io: S, conn: Conn, protocol: Protocol)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match protocol {
+        Protocol::Opaque | Protocol::Tls => tcp::serve(ctx, io, conn).await,
+        Protocol::Http1 | Protocol::Http2 | Protocol::Grpc => http::serve(ctx, app, io, conn).await,
+        Protocol::Detect { timeout_ms } => match detect_http(io, Duration::from_millis(timeout_ms)).await {
+            Ok((Detected::Http, io)) => http::serve(ctx, app, io, conn).await,
+            Ok((Detected::Opaque, io)) => tcp::serve(ctx, io, conn).await,
+            Err(e) => tracing::debug!(peer = %conn.peer, "detection failed: {e}"),
+        },
+    }
 }

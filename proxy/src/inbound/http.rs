@@ -1,0 +1,174 @@
+//! Per-request authorization on HTTP servers, and forwarding to the app.
+
+use super::Conn;
+use crate::Ctx;
+use crate::http_util::{Body, LocalError, api_request, apply_request_filters, boxed, is_grpc};
+use crate::metrics::Labels;
+use crate::state::current;
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use mesh_proxy_api::config::{InboundServer, Meta, Protocol};
+use mesh_proxy_api::{HttpVerdict, PortPolicy, decide_http, decide_tcp};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Pooled connections to the app, one client per HTTP version so a
+/// request reaches the app in the version the client spoke.
+#[derive(Clone)]
+pub struct AppClients {
+    h1: HyperClient<HttpConnector, Incoming>,
+    h2: HyperClient<HttpConnector, Incoming>,
+}
+
+impl AppClients {
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let builder = || {
+            let mut b = HyperClient::builder(TokioExecutor::new());
+            b.timer(TokioTimer::new()).pool_timer(TokioTimer::new());
+            b
+        };
+        AppClients { h1: builder().build(connector.clone()), h2: builder().http2_only(true).build(connector) }
+    }
+}
+
+pub async fn serve<S>(ctx: Arc<Ctx>, app: AppClients, io: S, conn: Conn)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = Arc::new(conn);
+    let service = {
+        let ctx = ctx.clone();
+        hyper::service::service_fn(move |req| handle(ctx.clone(), app.clone(), conn.clone(), req))
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).max_buf_size(ctx.settings.max_header_bytes.max(8192));
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(ctx.settings.max_header_bytes as u32);
+    let served = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(served);
+    let result = tokio::select! {
+        r = served.as_mut() => r,
+        () = ctx.shutdown.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!("inbound HTTP connection ended: {e}");
+    }
+}
+
+async fn handle(
+    ctx: Arc<Ctx>,
+    app: AppClients,
+    conn: Arc<Conn>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let grpc = is_grpc(&req);
+    let (rsp, mut labels) = authorize_and_forward(&ctx, &app, &conn, req, grpc).await;
+    labels.direction = "inbound";
+    labels.status = rsp.status().as_u16().to_string();
+    ctx.metrics.request(&labels, start.elapsed());
+    Ok(rsp)
+}
+
+async fn authorize_and_forward(
+    ctx: &Ctx,
+    app: &AppClients,
+    conn: &Conn,
+    mut req: Request<Incoming>,
+    grpc: bool,
+) -> (Response<Body>, Labels) {
+    let Some(loaded) = current(&ctx.config) else {
+        return (LocalError::Unavailable.respond(grpc, None), Labels { verdict: "error", ..Labels::default() });
+    };
+    let server = match loaded.config.inbound.lookup(conn.port) {
+        PortPolicy::Server(s) => s,
+        // The port became skipped after this connection was accepted.
+        PortPolicy::Skipped => {
+            return (forward(app, conn, req, grpc).await, Labels { verdict: "allow", ..Labels::default() });
+        }
+    };
+    let mut labels = Labels { target: meta_label(&server.meta), ..Labels::default() };
+    // The port turned opaque under an open HTTP connection: the connection
+    // is authorized as TCP, as a fresh one would be.
+    if !server.protocol.is_http() {
+        return match decide_tcp(server, &conn.client) {
+            mesh_proxy_api::TcpVerdict::Allowed { authz } => {
+                labels.authz = meta_label(&authz.authorization.meta);
+                labels.verdict = "allow";
+                (forward(app, conn, req, grpc).await, labels)
+            }
+            mesh_proxy_api::TcpVerdict::Closed => {
+                labels.verdict = "deny";
+                (LocalError::Unauthorized.respond(grpc, detail(conn, "unauthorized connection")), labels)
+            }
+        };
+    }
+    let verdict = decide_http(server, &conn.client, &api_request(&req));
+    if let Some(route) = verdict.route_meta(server) {
+        labels.route = meta_label(route);
+    }
+    match verdict {
+        HttpVerdict::NoRoute => {
+            labels.verdict = "no-route";
+            (LocalError::NoRoute.respond(grpc, detail(conn, "no route found for request")), labels)
+        }
+        HttpVerdict::Unauthorized { .. } => {
+            labels.verdict = "deny";
+            (LocalError::Unauthorized.respond(grpc, detail(conn, "unauthorized request on route")), labels)
+        }
+        HttpVerdict::Allowed { route, rule, authz } => {
+            labels.authz = meta_label(&authz.authorization.meta);
+            labels.verdict = "allow";
+            if authz.is_audit() {
+                tracing::info!(client = ?conn.client, route = %labels.route, "allowed by audit policy");
+            }
+            if let Some(rsp) = apply_request_filters(rule_filters(server, route, rule), &mut req) {
+                return (rsp, labels);
+            }
+            (forward(app, conn, req, grpc).await, labels)
+        }
+    }
+}
+
+/// gRPC rules carry no filters; HTTP rules may.
+fn rule_filters(server: &InboundServer, route: usize, rule: usize) -> &[mesh_proxy_api::config::HttpFilter] {
+    if server.protocol == Protocol::Grpc {
+        return &[];
+    }
+    server.http_routes.get(route).and_then(|r| r.rules.get(rule)).map_or(&[], |r| r.filters.as_slice())
+}
+
+/// Linkerd tells only meshed clients why it refused.
+fn detail<'a>(conn: &Conn, msg: &'a str) -> Option<&'a str> {
+    conn.client.tls.identity().map(|_| msg)
+}
+
+pub fn meta_label(meta: &Meta) -> String {
+    format!("{}:{}", meta.kind, meta.name)
+}
+
+async fn forward(app: &AppClients, conn: &Conn, mut req: Request<Incoming>, grpc: bool) -> Response<Body> {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let uri: Uri = match format!("http://{}{path}", conn.app).parse() {
+        Ok(uri) => uri,
+        Err(_) => return LocalError::BadGateway.respond(grpc, None),
+    };
+    *req.uri_mut() = uri;
+    let client = if req.version() == Version::HTTP_2 { &app.h2 } else { &app.h1 };
+    match client.request(req).await {
+        Ok(rsp) => rsp.map(boxed),
+        Err(e) => {
+            tracing::warn!(app = %conn.app, "app request failed: {e}");
+            LocalError::BadGateway.respond(grpc, None)
+        }
+    }
+}
