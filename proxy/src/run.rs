@@ -67,7 +67,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
 }
 
 fn identity_reloader(ctx: &Arc<Ctx>) {
-    let _ = ctx;
+    ctx.identity.spawn_reloader(ctx.settings.reload_interval, ctx.shutdown.clone());
 }
 
 /// The first listener to fail stops the proxy: a proxy that cannot listen

@@ -1,0 +1,100 @@
+//! `mesh-proxy certs`: make a test CA and workload identity directories.
+
+use super::pki::{self, TestPki, Validity};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    #[command(subcommand)]
+    pub command: CertsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create a trust anchor and an issuer: ca.crt, ca.key, issuer.crt, issuer.key.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "cluster.local")]
+        trust_domain: String,
+        /// Replace an existing CA in DIR.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a workload certificate: tls.crt (leaf then issuer), tls.key, ca.crt.
+    Issue {
+        /// A directory made by `certs init`.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// ServiceAccount name.
+        #[arg(long)]
+        sa: String,
+        #[arg(long)]
+        namespace: String,
+        /// The identity directory to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Lifetime, e.g. `90s`, `30m`, `24h`, `7d`.
+        #[arg(long, default_value = "24h", value_parser = parse_lifetime)]
+        valid_for: Duration,
+    },
+}
+
+/// Runs the subcommand; returns what to print.
+pub fn run(args: CertsArgs) -> Result<String, String> {
+    match args.command {
+        CertsCommand::Init { dir, trust_domain, force } => {
+            if !force && dir.join(pki::CA_KEY).exists() {
+                return Err(format!("{}: a CA exists; pass --force to replace it", dir.display()));
+            }
+            let ca = TestPki::new(&trust_domain)?;
+            ca.write_ca_dir(&dir)?;
+            Ok(format!("wrote trust anchor and issuer for {trust_domain} to {}", dir.display()))
+        }
+        CertsCommand::Issue { ca_dir, sa, namespace, out, valid_for } => {
+            let ca = TestPki::load(&ca_dir)?;
+            let cert = ca.issue_workload(&sa, &namespace, Validity::valid_for(valid_for))?;
+            pki::write_identity_dir(&out, &cert, ca.anchors_pem())?;
+            Ok(format!("wrote {} to {}", cert.name, out.display()))
+        }
+    }
+}
+
+/// A certificate lifetime: `crate::settings::parse_duration`'s units plus
+/// hours and days.
+pub fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    let hours = |n: &str, per: u64| -> Result<Duration, String> {
+        let n: u64 = n.parse().map_err(|_| format!("{s}: expected a number then s, m, h or d"))?;
+        n.checked_mul(per * 3600).map(Duration::from_secs).ok_or_else(|| format!("{s}: too long"))
+    };
+    let d = if let Some(n) = s.strip_suffix('h') {
+        hours(n, 1)?
+    } else if let Some(n) = s.strip_suffix('d') {
+        hours(n, 24)?
+    } else {
+        crate::settings::parse_duration(s)?
+    };
+    if d.is_zero() {
+        return Err(format!("{s}: must be longer than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_lifetime;
+    use std::time::Duration;
+
+    #[test]
+    fn lifetimes() {
+        assert_eq!(parse_lifetime("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_lifetime("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_lifetime("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_lifetime("0h").is_err());
+        assert!(parse_lifetime("h").is_err());
+        assert!(parse_lifetime("99999999999999999999d").is_err());
+        assert!(parse_lifetime("18446744073709551615d").is_err());
+    }
+}
