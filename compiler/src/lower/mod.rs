@@ -57,6 +57,7 @@ pub fn lower_workload(r: &Resolved, wi: usize) -> Option<ProxyConfig> {
             skip_subnets: w.skip_subnets.clone(),
         },
         outbound: Default::default(),
+        access_log: w.access_log,
     })
 }
 

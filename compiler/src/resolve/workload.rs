@@ -8,7 +8,7 @@ use crate::model::core::{Container, PodTemplate};
 use crate::model::meta::PortRef;
 use crate::model::{Resource, Spec};
 use crate::settings::{DEFAULT_POLICIES, Settings};
-use mesh_proxy_api::PortRange;
+use mesh_proxy_api::{AccessLogFormat, PortRange};
 use std::collections::BTreeMap;
 
 pub const PROXY_PORT: u16 = 4143;
@@ -32,6 +32,8 @@ pub struct Workload {
     pub skip_inbound_ports: Vec<PortRange>,
     pub skip_subnets: Vec<ipnet::IpNet>,
     pub require_identity_ports: Vec<PortRange>,
+    /// `config.linkerd.io/access-log`; `None` when absent or invalid.
+    pub access_log: Option<AccessLogFormat>,
 }
 
 impl Workload {
@@ -150,6 +152,16 @@ pub fn derive(
         .get("config.linkerd.io/skip-subnets")
         .map(|v| v.split(',').filter_map(crate::settings::parse_net).collect())
         .unwrap_or_default();
+    let access_log = annotations.get("config.linkerd.io/access-log").and_then(|v| {
+        let format = AccessLogFormat::from_annotation(v);
+        if format.is_none() {
+            annotation_finding(
+                "config.linkerd.io/access-log",
+                format!("`{v}` is not apache or json; the proxy writes no access log"),
+            );
+        }
+        format
+    });
     Workload {
         resource: index,
         kind: r.id.kind.clone(),
@@ -166,6 +178,7 @@ pub fn derive(
         skip_inbound_ports,
         skip_subnets,
         require_identity_ports,
+        access_log,
     }
 }
 

@@ -23,6 +23,31 @@ pub struct ProxyConfig {
     /// Client-side policy for the Services this workload can reach.
     #[serde(default, skip_serializing_if = "crate::outbound::Outbound::is_empty")]
     pub outbound: crate::outbound::Outbound,
+    /// Per-request access log (`config.linkerd.io/access-log` on the pod
+    /// template); absent means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogFormat>,
+}
+
+/// Format of the proxy's HTTP access log, as Linkerd's `config.linkerd.io/access-log` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    /// Apache common log format with the route, authorization and latency appended.
+    Apache,
+    /// One JSON object per line.
+    Json,
+}
+
+impl AccessLogFormat {
+    /// The annotation value Linkerd accepts, or `None`.
+    pub fn from_annotation(value: &str) -> Option<Self> {
+        match value {
+            "apache" => Some(AccessLogFormat::Apache),
+            "json" => Some(AccessLogFormat::Json),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
