@@ -19,6 +19,8 @@ pub mod pki;
 mod reload;
 mod tls;
 
+pub use reload::Reload;
+
 use material::{Files, Material};
 use rustls::crypto::CryptoProvider;
 use std::path::{Path, PathBuf};

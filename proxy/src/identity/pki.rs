@@ -182,8 +182,9 @@ pub fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), Strin
     let mode = if secret { 0o600 } else { 0o644 };
     let mut f =
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(err)?;
+    // No fsync: the rename is what readers need to see whole files, and
+    // test identities need not survive a crash.
     f.write_all(contents.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }
 
@@ -266,4 +267,52 @@ fn read(dir: &Path, file: &str) -> Result<String, String> {
 
 fn rcgen_err(what: &str) -> impl Fn(rcgen::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_certificate_carries_the_linkerd_name_and_both_usages() {
+        use rustls_pki_types::pem::PemObject;
+        let pki = TestPki::new("cluster.local").unwrap();
+        let cert = pki.issue_workload("web", "emojivoto", Validity::valid_for(Duration::from_secs(3600))).unwrap();
+        assert_eq!(cert.name, "web.emojivoto.serviceaccount.identity.linkerd.cluster.local");
+        let ders = rustls_pki_types::CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(ders.len(), 2, "leaf then issuer");
+        let (_, leaf) = x509_parser::parse_x509_certificate(&ders[0]).unwrap();
+        let (_, issuer) = x509_parser::parse_x509_certificate(&ders[1]).unwrap();
+        let san = leaf.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(format!("{:?}", san.value.general_names), format!("[DNSName(\"{}\")]", cert.name));
+        let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+        assert!(!leaf.is_ca() && issuer.is_ca());
+        assert_eq!(leaf.issuer(), issuer.subject());
+        assert_eq!(issuer.subject().to_string(), "CN=identity.linkerd.cluster.local");
+    }
+
+    #[test]
+    fn ca_directory_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::new("example.org").unwrap();
+        pki.write_ca_dir(dir.path()).unwrap();
+        let loaded = TestPki::load(dir.path()).unwrap();
+        assert_eq!(loaded.trust_domain(), "example.org");
+        assert_eq!(loaded.anchors_pem(), pki.anchors_pem());
+        assert_eq!(loaded.issuer_pem(), pki.issuer_pem());
+        let cert = loaded.issue_workload("a", "b", Validity::valid_for(Duration::from_secs(60))).unwrap();
+        assert!(cert.chain_pem.ends_with(pki.issuer_pem()));
+    }
+
+    #[test]
+    fn out_of_range_validity_is_an_error_not_a_panic() {
+        let pki = TestPki::new("cluster.local").unwrap();
+        let forever = Validity::valid_for(Duration::from_secs(u64::MAX));
+        assert!(pki.issue_workload("a", "b", forever).unwrap_err().contains("9999"));
+        let ancient = Validity { not_before: UNIX_EPOCH - Duration::from_secs(1), not_after: SystemTime::now() };
+        assert!(pki.issue_workload("a", "b", ancient).unwrap_err().contains("1970"));
+    }
 }
