@@ -26,7 +26,9 @@ pub struct Plan<'a> {
     pub request_timeout: Option<Duration>,
     /// Each attempt's wait for response headers; not retried.
     pub response_timeout: Option<Duration>,
-    /// The longest silence in the response body.
+    /// The longest silence in the response body. Best effort: it does not
+    /// cover the request body or the wait for response headers (the
+    /// response timeout does), nor idle pooled connections.
     pub idle_timeout: Option<Duration>,
     pub retry: Option<RetryPlan<'a>>,
     pub accrual: Option<AccrualPolicy>,

@@ -131,7 +131,7 @@ fn port_protocol(ob: &Outbound, key: &ServiceKey) -> OutboundProtocol {
     let outbound = &loaded.config.outbound;
     let listed = outbound.service(&key.namespace, &key.name).and_then(|s| s.ports.iter().find(|p| p.port == key.port));
     match listed {
-        // A profile governs even an opaque-listed port's HTTP (route_outbound checks it first).
+        // An opaque port stays TCP even under a ServiceProfile: it carries no HTTP to route.
         Some(p) => p.protocol,
         None => outbound.default_protocol(key.port),
     }
