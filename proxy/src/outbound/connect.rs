@@ -24,6 +24,8 @@ use tokio_rustls::client::TlsStream;
 /// Gives up on an endpoint that does not accept in this time.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const POOL_IDLE: Duration = Duration::from_secs(60);
+/// Idle HTTP/1 connections kept per endpoint; more are closed when freed.
+const POOL_MAX_IDLE: usize = 32;
 
 /// The client TLS config of the moment (the workload certificate rotates).
 pub type TlsSource = Arc<dyn Fn() -> Arc<rustls::ClientConfig> + Send + Sync>;
@@ -130,7 +132,11 @@ impl EndpointClient {
     pub fn new(dialer: &Dialer, endpoint: &Endpoint) -> Self {
         let connector = EndpointConnector { dialer: dialer.clone(), endpoint: endpoint.clone() };
         let mut builder = Client::builder(TokioExecutor::new());
-        builder.pool_timer(TokioTimer::new()).timer(TokioTimer::new()).pool_idle_timeout(POOL_IDLE);
+        builder
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(POOL_MAX_IDLE);
         let h1 = builder.build(connector.clone());
         let h2 = builder.http2_only(true).build(connector);
         EndpointClient { h1, h2 }
