@@ -154,3 +154,90 @@ pub fn describe(ep: &Endpoint) -> String {
         None => format!("{} (plaintext)", ep.addr),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const WEB: &str = "web.test.serviceaccount.identity.linkerd.cluster.local";
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// A TLS server presenting `WEB`'s certificate, and a client config
+    /// trusting its CA (what `Identity::client_config` provides in the proxy).
+    async fn tls_server() -> (std::net::SocketAddr, Arc<rustls::ClientConfig>) {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec![WEB.to_string()])
+            .unwrap()
+            .signed_by(&key, &Issuer::from_params(&ca_params, &ca_key))
+            .unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca.der().to_vec())).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let _ = tls.write_all(b"hi").await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        (addr, Arc::new(client))
+    }
+
+    #[tokio::test]
+    async fn meshed_endpoints_must_prove_their_identity() {
+        let (addr, client) = tls_server().await;
+        let dialer = Dialer { pod_ip: None, tls: Arc::new(move || client.clone()) };
+        let right = Endpoint { addr, identity: Some(WEB.into()) };
+        let mut conn = dialer.connect(&right).await.unwrap();
+        assert!(matches!(conn, Conn::Tls(_)));
+        let mut buf = [0u8; 2];
+        conn.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hi");
+
+        let wrong =
+            Endpoint { addr, identity: Some("other.test.serviceaccount.identity.linkerd.cluster.local".into()) };
+        let err = dialer.connect(&wrong).await.err().unwrap();
+        assert!(err.to_string().contains("certificate"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unmeshed_endpoints_are_plaintext_and_bad_identities_are_errors() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dialer = Dialer { pod_ip: None, tls: Arc::new(|| unreachable!("no TLS for plaintext endpoints")) };
+        let conn = dialer.connect(&Endpoint { addr, identity: None }).await.unwrap();
+        assert!(matches!(conn, Conn::Plain(_)));
+        let bad = dialer.connect(&Endpoint { addr, identity: Some("not a name!".into()) }).await.err().unwrap();
+        assert!(bad.to_string().contains("not a name!"), "{bad}");
+    }
+}
