@@ -114,7 +114,7 @@ impl std::fmt::Display for PickError {
     }
 }
 
-/// A picked endpoint; counts as pending until finished or dropped.
+/// A picked endpoint; counts as pending until dropped.
 pub struct Picked<T> {
     pub ep: Arc<EndpointState<T>>,
     start: Instant,

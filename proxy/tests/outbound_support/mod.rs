@@ -204,7 +204,7 @@ pub async fn proxy(outbound: Option<serde_json::Value>, discovery: &str, extra: 
     });
     let serve = tokio::spawn(mesh_proxy::outbound::serve(ctx.clone()));
     for _ in 0..200 {
-        if TcpStream::connect(http).await.is_ok() {
+        if serve.is_finished() || TcpStream::connect(http).await.is_ok() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
