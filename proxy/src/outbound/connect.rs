@@ -1,0 +1,243 @@
+//! Connections to one endpoint: from the pod's address, mTLS when the
+//! endpoint has an identity (the server must prove exactly that identity),
+//! plaintext otherwise; pooled per endpoint and HTTP version.
+
+use super::body::BoxBody;
+use crate::discovery::Endpoint;
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// Gives up on an endpoint that does not accept in this time.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const POOL_IDLE: Duration = Duration::from_secs(60);
+/// Idle HTTP/1 connections kept per endpoint; more are closed when freed.
+const POOL_MAX_IDLE: usize = 32;
+
+/// The client TLS config of the moment (the workload certificate rotates).
+pub type TlsSource = Arc<dyn Fn() -> Arc<rustls::ClientConfig> + Send + Sync>;
+
+/// How connections are made: from where, with which TLS config.
+#[derive(Clone)]
+pub struct Dialer {
+    pub pod_ip: Option<IpAddr>,
+    pub tls: TlsSource,
+}
+
+/// A connection to an endpoint, plain or mTLS.
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Dialer {
+    /// Connects to `ep`; with an identity, the TLS handshake verifies that
+    /// the server's certificate names exactly that identity.
+    pub async fn connect(&self, ep: &Endpoint) -> io::Result<Conn> {
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, crate::net::connect_from(self.pod_ip, ep.addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connect to {} timed out", ep.addr)))??;
+        let Some(identity) = &ep.identity else { return Ok(Conn::Plain(tcp)) };
+        let name = ServerName::try_from(identity.clone())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("identity `{identity}`: {e}")))?;
+        let tls = tokio_rustls::TlsConnector::from((self.tls)());
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, tcp))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("TLS to {} timed out", ep.addr)))??;
+        Ok(Conn::Tls(Box::new(stream)))
+    }
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The pooled client's connector: always dials its one endpoint, whatever
+/// the request URI says (the URI carries the Service authority, so h2's
+/// `:authority` and HTTP/1's `Host` stay what the app sent).
+#[derive(Clone)]
+struct EndpointConnector {
+    dialer: Dialer,
+    endpoint: Endpoint,
+}
+
+impl tower_service::Service<Uri> for EndpointConnector {
+    type Response = TokioIo<Conn>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<Conn>>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { this.dialer.connect(&this.endpoint).await.map(TokioIo::new) })
+    }
+}
+
+/// Pooled HTTP/1.1 and HTTP/2 clients for one endpoint. A request keeps its
+/// version: h2 (and so gRPC) goes out as h2, HTTP/1.x as HTTP/1.1.
+pub struct EndpointClient {
+    h1: Client<EndpointConnector, BoxBody>,
+    h2: Client<EndpointConnector, BoxBody>,
+}
+
+impl EndpointClient {
+    pub fn new(dialer: &Dialer, endpoint: &Endpoint) -> Self {
+        let connector = EndpointConnector { dialer: dialer.clone(), endpoint: endpoint.clone() };
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(POOL_MAX_IDLE);
+        let h1 = builder.build(connector.clone());
+        let h2 = builder.http2_only(true).build(connector);
+        EndpointClient { h1, h2 }
+    }
+
+    pub async fn send(&self, req: Request<BoxBody>) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        if req.version() == http::Version::HTTP_2 { self.h2.request(req).await } else { self.h1.request(req).await }
+    }
+}
+
+/// The peer an endpoint connection goes to; for logs.
+pub fn describe(ep: &Endpoint) -> String {
+    match &ep.identity {
+        Some(id) => format!("{} ({id})", ep.addr),
+        None => format!("{} (plaintext)", ep.addr),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const WEB: &str = "web.test.serviceaccount.identity.linkerd.cluster.local";
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// A TLS server presenting `WEB`'s certificate, and a client config
+    /// trusting its CA (what `Identity::client_config` provides in the proxy).
+    async fn tls_server() -> (std::net::SocketAddr, Arc<rustls::ClientConfig>) {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec![WEB.to_string()])
+            .unwrap()
+            .signed_by(&key, &Issuer::from_params(&ca_params, &ca_key))
+            .unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca.der().to_vec())).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let _ = tls.write_all(b"hi").await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        (addr, Arc::new(client))
+    }
+
+    #[tokio::test]
+    async fn meshed_endpoints_must_prove_their_identity() {
+        let (addr, client) = tls_server().await;
+        let dialer = Dialer { pod_ip: None, tls: Arc::new(move || client.clone()) };
+        let right = Endpoint { addr, identity: Some(WEB.into()) };
+        let mut conn = dialer.connect(&right).await.unwrap();
+        assert!(matches!(conn, Conn::Tls(_)));
+        let mut buf = [0u8; 2];
+        conn.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hi");
+
+        let wrong =
+            Endpoint { addr, identity: Some("other.test.serviceaccount.identity.linkerd.cluster.local".into()) };
+        let err = dialer.connect(&wrong).await.err().unwrap();
+        assert!(err.to_string().contains("certificate"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unmeshed_endpoints_are_plaintext_and_bad_identities_are_errors() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dialer = Dialer { pod_ip: None, tls: Arc::new(|| unreachable!("no TLS for plaintext endpoints")) };
+        let conn = dialer.connect(&Endpoint { addr, identity: None }).await.unwrap();
+        assert!(matches!(conn, Conn::Plain(_)));
+        let bad = dialer.connect(&Endpoint { addr, identity: Some("not a name!".into()) }).await.err().unwrap();
+        assert!(bad.to_string().contains("not a name!"), "{bad}");
+    }
+}

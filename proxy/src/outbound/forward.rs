@@ -1,0 +1,287 @@
+//! Executes a routing plan: filters, the request timeout around budgeted
+//! retries, each attempt through the balancer with its own timeouts, and
+//! failure accrual from each outcome.
+
+use super::accrual::AccrualPolicy;
+use super::balance::Balancer;
+use super::body::{BoxBody, TimedBody, boxed, full_with_trailers, local};
+use super::connect::{EndpointClient, describe};
+use super::retry::{Budget, backoff, tee};
+use super::{Outbound, filters, target};
+use crate::discovery::ServiceKey;
+use http::header::{CONNECTION, HeaderName, TE, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, request};
+use hyper::body::Incoming;
+use mesh_proxy_api::config::HttpFilter;
+use mesh_proxy_api::outbound::{Profile, ProfileRoute, Retry};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to send where, and how to time and retry it.
+pub struct Plan<'a> {
+    pub backend: ServiceKey,
+    /// Rule filters, then the chosen backend's.
+    pub filters: Vec<&'a HttpFilter>,
+    /// The whole exchange, retries and response body included.
+    pub request_timeout: Option<Duration>,
+    /// Each attempt's wait for response headers; not retried.
+    pub response_timeout: Option<Duration>,
+    /// The longest silence in the response body. Best effort: it does not
+    /// cover the request body or the wait for response headers (the
+    /// response timeout does), nor idle pooled connections.
+    pub idle_timeout: Option<Duration>,
+    pub retry: Option<RetryPlan<'a>>,
+    pub accrual: Option<AccrualPolicy>,
+    /// Set when a ServiceProfile governs: its route's response classes
+    /// decide what a failure is (else 5xx).
+    pub profile_route: Option<Option<&'a ProfileRoute>>,
+}
+
+impl Plan<'_> {
+    /// Straight to `backend`: no filters, timeouts or retries.
+    pub fn direct(backend: ServiceKey, accrual: Option<AccrualPolicy>) -> Self {
+        Plan {
+            backend,
+            filters: Vec::new(),
+            request_timeout: None,
+            response_timeout: None,
+            idle_timeout: None,
+            retry: None,
+            accrual,
+            profile_route: None,
+        }
+    }
+
+    fn is_failure(&self, status: StatusCode) -> bool {
+        match self.profile_route {
+            Some(route) => Profile::is_failure(route, status.as_u16()),
+            None => status.is_server_error(),
+        }
+    }
+}
+
+pub struct RetryPlan<'a> {
+    /// Attempts after the first.
+    pub limit: u16,
+    /// An attempt that takes longer is abandoned and retried.
+    pub attempt_timeout: Option<Duration>,
+    pub classify: Classify<'a>,
+    pub budget: Arc<Budget>,
+}
+
+/// Which responses are retried.
+pub enum Classify<'a> {
+    /// Route or Service retry annotations: listed statuses, or gRPC codes
+    /// in a trailers-only response (codes in trailers after a body are
+    /// not seen: that would mean holding the whole response).
+    Retry(&'a Retry),
+    /// A retryable ServiceProfile route: its failures.
+    Profile(Option<&'a ProfileRoute>),
+}
+
+impl Classify<'_> {
+    fn should_retry<B>(&self, resp: &Response<B>) -> bool {
+        let status = resp.status().as_u16();
+        match self {
+            Classify::Retry(r) => {
+                r.http_statuses.iter().any(|s| s.min <= status && status <= s.max)
+                    || grpc_status_name(resp.headers()).is_some_and(|n| r.grpc_codes.iter().any(|c| c == n))
+            }
+            Classify::Profile(route) => route.is_some_and(|r| r.is_retryable) && Profile::is_failure(*route, status),
+        }
+    }
+}
+
+/// The annotation name of a `grpc-status` header's code, for the codes
+/// Linkerd lets routes retry.
+fn grpc_status_name(headers: &HeaderMap) -> Option<&'static str> {
+    match headers.get("grpc-status")?.to_str().ok()?.trim() {
+        "1" => Some("cancelled"),
+        "4" => Some("deadline-exceeded"),
+        "8" => Some("resource-exhausted"),
+        "13" => Some("internal"),
+        "14" => Some("unavailable"),
+        _ => None,
+    }
+}
+
+/// The result of one attempt, or of the whole exchange.
+enum Attempt {
+    Response(Response<Incoming>),
+    Failed { status: StatusCode, reason: String, retryable: bool },
+}
+
+impl Attempt {
+    fn failed(status: StatusCode, reason: String, retryable: bool) -> Self {
+        Attempt::Failed { status, reason, retryable }
+    }
+
+    fn retryable(&self, classify: &Classify<'_>) -> bool {
+        match self {
+            Attempt::Response(r) => classify.should_retry(r),
+            Attempt::Failed { retryable, .. } => *retryable,
+        }
+    }
+}
+
+pub async fn forward(ob: &Arc<Outbound>, plan: Plan<'_>, req: Request<Incoming>, grpc: bool) -> Response<BoxBody> {
+    let (mut parts, body) = req.into_parts();
+    let authority = super::http::authority_of(&parts.uri, &parts.headers);
+    let applied = match filters::apply_request(
+        plan.filters.iter().copied(),
+        &parts.uri,
+        authority.as_deref(),
+        &mut parts.headers,
+    ) {
+        Ok(a) => a,
+        Err(redirect) => return *redirect,
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    let authority = authority.unwrap_or_else(|| fqdn(&plan.backend, &ob.cluster_domain));
+    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let Ok(uri) = Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(pq).build() else {
+        return local(StatusCode::BAD_REQUEST, grpc, &format!("cannot forward to authority `{authority}`"));
+    };
+    parts.uri = uri;
+    let deadline = plan.request_timeout.map(|t| tokio::time::Instant::now() + t);
+    let exchange = attempts(ob, &plan, &parts, body);
+    let outcome = match deadline {
+        Some(d) => tokio::time::timeout_at(d, exchange).await.unwrap_or_else(|_| {
+            Attempt::failed(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("{}: request timeout", target::label(&plan.backend)),
+                false,
+            )
+        }),
+        None => exchange.await,
+    };
+    match outcome {
+        Attempt::Response(resp) => {
+            let (mut head, body) = resp.into_parts();
+            strip_hop_by_hop(&mut head.headers);
+            for m in applied.response {
+                filters::modify_headers(&mut head.headers, m);
+            }
+            Response::from_parts(head, boxed(TimedBody::new(boxed(body), deadline, plan.idle_timeout)))
+        }
+        Attempt::Failed { status, reason, .. } => local(status, grpc, &reason),
+    }
+}
+
+/// `name.ns.svc.<domain>:port`, for a request that carried no authority.
+fn fqdn(key: &ServiceKey, domain: &str) -> String {
+    format!("{}.{}.svc.{domain}:{}", key.name, key.namespace, key.port)
+}
+
+fn clone_parts(p: &request::Parts) -> request::Parts {
+    let mut req = Request::new(());
+    *req.method_mut() = p.method.clone();
+    *req.uri_mut() = p.uri.clone();
+    *req.version_mut() = p.version;
+    *req.headers_mut() = p.headers.clone();
+    req.into_parts().0
+}
+
+/// Headers that describe one connection, not the message; hyper frames
+/// each side itself. `te: trailers` stays (gRPC needs it).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    for name in ["keep-alive", "proxy-connection"] {
+        headers.remove(name);
+    }
+    if headers.get(TE).is_some_and(|v| v != "trailers") {
+        headers.remove(TE);
+    }
+}
+
+async fn attempts(ob: &Outbound, plan: &Plan<'_>, parts: &request::Parts, body: Incoming) -> Attempt {
+    let balancer = ob.balancer(&plan.backend);
+    let Some(retry) = &plan.retry else {
+        return attempt(&balancer, plan, Request::from_parts(clone_parts(parts), boxed(body))).await;
+    };
+    retry.budget.deposit(Instant::now());
+    let (first, replay) = tee(body);
+    let mut body = boxed(first);
+    let mut n: u16 = 0;
+    loop {
+        let outcome = attempt(&balancer, plan, Request::from_parts(clone_parts(parts), body)).await;
+        if n >= retry.limit || !outcome.retryable(&retry.classify) {
+            return outcome;
+        }
+        let Some((data, trailers)) = replay.body() else { return outcome };
+        if !retry.budget.try_withdraw(Instant::now()) {
+            tracing::debug!(backend = %target::label(&plan.backend), "retry budget spent");
+            return outcome;
+        }
+        drop(outcome);
+        tokio::time::sleep(backoff(u32::from(n), fastrand::f64())).await;
+        n += 1;
+        body = full_with_trailers(data, trailers);
+    }
+}
+
+async fn sleep_opt(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn attempt(balancer: &Balancer<EndpointClient>, plan: &Plan<'_>, req: Request<BoxBody>) -> Attempt {
+    let picked = match balancer.pick() {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = format!("{}: {e}", target::label(&plan.backend));
+            return Attempt::failed(StatusCode::SERVICE_UNAVAILABLE, reason, false);
+        }
+    };
+    let accrual = plan.accrual.as_ref();
+    let attempt_timeout = plan.retry.as_ref().and_then(|r| r.attempt_timeout);
+    let result = tokio::select! {
+        r = picked.ep.conn.send(req) => r,
+        () = sleep_opt(attempt_timeout) => {
+            picked.observe(false, accrual);
+            return Attempt::failed(StatusCode::GATEWAY_TIMEOUT, format!("{}: retry timeout", describe(&picked.ep.endpoint)), true);
+        }
+        () = sleep_opt(plan.response_timeout) => {
+            picked.observe(false, accrual);
+            return Attempt::failed(StatusCode::GATEWAY_TIMEOUT, format!("{}: response timeout", describe(&picked.ep.endpoint)), false);
+        }
+    };
+    match result {
+        Ok(resp) => {
+            picked.observe(!plan.is_failure(resp.status()), accrual);
+            Attempt::Response(resp)
+        }
+        Err(e) => {
+            picked.observe(false, accrual);
+            let reason = format!("{}: {}", describe(&picked.ep.endpoint), error_chain(&e));
+            tracing::debug!(%reason, "outbound attempt failed");
+            Attempt::failed(StatusCode::BAD_GATEWAY, reason, true)
+        }
+    }
+}
+
+/// An error and its causes on one line (hyper's own message is terse).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

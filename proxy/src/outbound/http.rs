@@ -1,0 +1,272 @@
+//! One outbound HTTP request: which Service it is for, which route and
+//! backend the config picks (through `mesh-proxy-api`), and the plan
+//! [`super::forward`] executes.
+
+use super::accrual::AccrualPolicy;
+use super::body::{Answer, BoxBody, is_grpc, local};
+use super::forward::{Classify, Plan, RetryPlan};
+use super::{Outbound, target};
+use crate::discovery::ServiceKey;
+use crate::metrics::Labels;
+use crate::state;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use mesh_proxy_api::outbound::{
+    Backend, BackendTarget, OutboundPort, OutboundService, Profile, RetryBudget, RuleBackends,
+};
+use mesh_proxy_api::{HttpRequest, OutboundRoute, pick_backend, route_outbound};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Profile routes retry until the budget says no; this bounds one request
+/// when the budget is large (Linkerd has no per-request cap here).
+const PROFILE_RETRY_LIMIT: u16 = 3;
+
+/// How a listener knows the Service: from each request's authority
+/// (explicit `--outbound`), or fixed by the connection (transparent).
+#[derive(Clone, Debug)]
+pub enum Target {
+    Authority,
+    Fixed(ServiceKey),
+}
+
+/// The hyper service: answers every request, recording its metrics.
+pub async fn handle(
+    ob: Arc<Outbound>,
+    target: Target,
+    req: Request<Incoming>,
+) -> Result<Response<BoxBody>, Infallible> {
+    let start = Instant::now();
+    let mut labels = Labels { direction: "outbound", ..Labels::default() };
+    let resp = route(&ob, &target, req, &mut labels).await;
+    labels.status = resp.status().as_u16().to_string();
+    ob.metrics.request(&labels, start.elapsed());
+    Ok(resp)
+}
+
+fn service_key(ob: &Outbound, target: &Target, req: &Request<Incoming>) -> Result<ServiceKey, Answer> {
+    let grpc = is_grpc(req.headers());
+    match target {
+        Target::Fixed(key) => Ok(key.clone()),
+        Target::Authority => {
+            let Some(authority) = authority_of(req.uri(), req.headers()) else {
+                return Err(Box::new(local(
+                    StatusCode::BAD_REQUEST,
+                    grpc,
+                    "request has no authority (Host) to route by",
+                )));
+            };
+            target::parse_service(&authority, &ob.cluster_domain, 80)
+                .map_err(|e| Box::new(local(StatusCode::BAD_GATEWAY, grpc, &e)))
+        }
+    }
+}
+
+/// The request's authority: the URI's (h2, absolute-form) or `Host`.
+pub fn authority_of(uri: &http::Uri, headers: &http::HeaderMap) -> Option<String> {
+    if let Some(a) = uri.authority() {
+        return Some(a.as_str().to_string());
+    }
+    headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string)
+}
+
+/// What route matching sees of a request.
+fn route_view<B>(req: &Request<B>) -> HttpRequest {
+    let mut view = HttpRequest::new(req.method().as_str(), req.uri().path_and_query().map_or("/", |pq| pq.as_str()));
+    view.host = authority_of(req.uri(), req.headers());
+    view.headers = req
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    view
+}
+
+/// A Service the config does not list (or a port it does not list): one
+/// default route to the Service, default protocol, no policy.
+fn default_service(outbound: &mesh_proxy_api::Outbound, key: &ServiceKey) -> OutboundService {
+    OutboundService {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        ports: vec![OutboundPort {
+            port: key.port,
+            protocol: outbound.default_protocol(key.port),
+            http_routes: Vec::new(),
+            grpc_routes: Vec::new(),
+        }],
+        timeouts: Default::default(),
+        retry: None,
+        failure_accrual: None,
+        profile: None,
+    }
+}
+
+async fn route(ob: &Arc<Outbound>, target: &Target, req: Request<Incoming>, labels: &mut Labels) -> Response<BoxBody> {
+    let grpc = is_grpc(req.headers());
+    labels.verdict = "error";
+    let key = match service_key(ob, target, &req) {
+        Ok(k) => k,
+        Err(resp) => return *resp,
+    };
+    labels.target = target::label(&key);
+    let Some(loaded) = state::current(&ob.config) else {
+        return local(StatusCode::SERVICE_UNAVAILABLE, grpc, "proxy has no verified config yet");
+    };
+    let outbound = &loaded.config.outbound;
+    let listed = outbound.service(&key.namespace, &key.name).filter(|s| s.ports.iter().any(|p| p.port == key.port));
+    let fallback;
+    let svc = match listed {
+        Some(s) => s,
+        None => {
+            fallback = default_service(outbound, &key);
+            &fallback
+        }
+    };
+    let view = route_view(&req);
+    let Some(outcome) = route_outbound(svc, key.port, &view) else {
+        return local(StatusCode::INTERNAL_SERVER_ERROR, grpc, "service port vanished from the config");
+    };
+    labels.route = route_label(&outcome);
+    if let Some(status) = outcome.local_status() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status == StatusCode::NOT_FOUND {
+            labels.verdict = "no-route";
+        }
+        return local(status, grpc, &format!("{}: {}", labels.target, local_reason(status)));
+    }
+    let plan = match plan(ob, outbound, &key, &outcome, &req) {
+        Ok(p) => p,
+        Err(resp) => return *resp,
+    };
+    labels.verdict = "allow";
+    super::forward::forward(ob, plan, req, grpc).await
+}
+
+fn local_reason(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => "no route matches the request",
+        _ => "the route's backends are all invalid or weighted 0",
+    }
+}
+
+fn route_label(outcome: &OutboundRoute<'_>) -> String {
+    match outcome {
+        OutboundRoute::Rule { route, .. } => format!("{}:{}", route.kind, route.name),
+        OutboundRoute::Profile { route: Some(r), .. } => format!("serviceprofile:{}", r.name),
+        OutboundRoute::NotFound => String::new(),
+        _ => "default:default".to_string(),
+    }
+}
+
+/// Turns a routing outcome into what to send where, or the local answer.
+fn plan<'a>(
+    ob: &Outbound,
+    outbound: &'a mesh_proxy_api::Outbound,
+    key: &ServiceKey,
+    outcome: &OutboundRoute<'a>,
+    req: &Request<Incoming>,
+) -> Result<Plan<'a>, Answer> {
+    let grpc = is_grpc(req.headers());
+    let fail = |reason: &str| Box::new(local(StatusCode::INTERNAL_SERVER_ERROR, grpc, reason));
+    let (target, rule_filters) = match outcome {
+        OutboundRoute::Profile { profile, route } => return profile_plan(ob, key, profile, *route, grpc),
+        OutboundRoute::Default { target } | OutboundRoute::Rule { target, .. } => (target, target.filters),
+        // An opaque port reached through an HTTP listener: forwarded as HTTP, without policy.
+        OutboundRoute::Opaque | OutboundRoute::NotFound => {
+            return Ok(Plan::direct(key.clone(), accrual_for(outbound, key)));
+        }
+    };
+    let (backend, backend_filters): (ServiceKey, &[_]) = match target.backends {
+        RuleBackends::Service { namespace, name, port } => {
+            (ServiceKey { namespace: namespace.into(), name: name.into(), port }, &[])
+        }
+        RuleBackends::Weighted(backends) => match pick_backend(backends, fastrand::u64(..)) {
+            None => return Err(fail("every backend of the route has weight 0")),
+            Some(Backend { target: BackendTarget::Invalid { reason }, .. }) => {
+                return Err(fail(&format!("invalid backend: {reason}")));
+            }
+            Some(Backend { target: BackendTarget::Service { namespace, name, port }, filters, .. }) => {
+                (ServiceKey { namespace: namespace.clone(), name: name.clone(), port: *port }, filters.as_slice())
+            }
+        },
+    };
+    let retry = target.retry.map(|r| RetryPlan {
+        limit: r.limit,
+        attempt_timeout: r.timeout_ms.map(Duration::from_millis),
+        classify: Classify::Retry(r),
+        budget: ob.budget(key, &RetryBudget::default()),
+    });
+    let filters: Vec<_> = rule_filters.iter().chain(backend_filters).collect();
+    Ok(Plan {
+        accrual: accrual_for(outbound, &backend),
+        backend,
+        filters,
+        request_timeout: target.timeouts.request_ms.filter(|&ms| ms > 0).map(Duration::from_millis),
+        response_timeout: target.timeouts.response_ms.filter(|&ms| ms > 0).map(Duration::from_millis),
+        idle_timeout: target.timeouts.idle_ms.filter(|&ms| ms > 0).map(Duration::from_millis),
+        retry,
+        profile_route: None,
+    })
+}
+
+/// A backend Service's circuit breaker, unless a profile governs it.
+fn accrual_for(outbound: &mesh_proxy_api::Outbound, key: &ServiceKey) -> Option<AccrualPolicy> {
+    let svc = outbound.service(&key.namespace, &key.name)?;
+    if svc.profile.is_some() {
+        return None;
+    }
+    svc.failure_accrual.as_ref().map(AccrualPolicy::from_config)
+}
+
+fn profile_plan<'a>(
+    ob: &Outbound,
+    key: &ServiceKey,
+    profile: &'a Profile,
+    route: Option<&'a mesh_proxy_api::outbound::ProfileRoute>,
+    grpc: bool,
+) -> Result<Plan<'a>, Answer> {
+    let backend = if profile.dst_overrides.is_empty() {
+        key.clone()
+    } else {
+        // The overrides as weighted backends, so the one weighted draw is used.
+        let backends: Vec<Backend> = profile
+            .dst_overrides
+            .iter()
+            .map(|o| Backend {
+                target: match target::parse_service(&o.authority, &ob.cluster_domain, key.port) {
+                    Ok(k) => BackendTarget::Service { namespace: k.namespace, name: k.name, port: k.port },
+                    Err(reason) => BackendTarget::Invalid { reason },
+                },
+                weight: o.weight,
+                filters: Vec::new(),
+            })
+            .collect();
+        match pick_backend(&backends, fastrand::u64(..)).map(|b| &b.target) {
+            Some(BackendTarget::Service { namespace, name, port }) => {
+                ServiceKey { namespace: namespace.clone(), name: name.clone(), port: *port }
+            }
+            Some(BackendTarget::Invalid { reason }) => {
+                return Err(Box::new(local(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    grpc,
+                    &format!("dstOverride: {reason}"),
+                )));
+            }
+            None => {
+                return Err(Box::new(local(StatusCode::INTERNAL_SERVER_ERROR, grpc, "every dstOverride has weight 0")));
+            }
+        }
+    };
+    let retry = route.filter(|r| r.is_retryable).map(|r| RetryPlan {
+        limit: PROFILE_RETRY_LIMIT,
+        attempt_timeout: None,
+        classify: Classify::Profile(Some(r)),
+        budget: ob.budget(key, &profile.retry_budget),
+    });
+    let mut plan = Plan::direct(backend, None);
+    plan.request_timeout = route.and_then(|r| r.timeout_ms).filter(|&ms| ms > 0).map(Duration::from_millis);
+    plan.retry = retry;
+    plan.profile_route = Some(route);
+    Ok(plan)
+}

@@ -1,0 +1,95 @@
+//! Which Service port a request or listener names.
+
+use crate::discovery::ServiceKey;
+
+/// Parses `name.ns.svc.<cluster_domain>[:port]`, `name.ns.svc[:port]` or
+/// `name.ns[:port]` (port 80 when absent; a trailing dot is allowed).
+/// Anything else (an IP, an external name, another cluster domain) is not
+/// a Service this proxy can route to.
+pub fn parse_service(authority: &str, cluster_domain: &str, default_port: u16) -> Result<ServiceKey, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "`{authority}` is not a Service name ({why}); expected name.namespace[.svc[.{cluster_domain}]][:port]"
+        ))
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => match p.parse::<u16>() {
+            Ok(port) if port != 0 => (h, port),
+            _ => return bad("bad port"),
+        },
+        None => (authority, default_port),
+    };
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let domain = cluster_domain.strip_suffix('.').unwrap_or(cluster_domain).to_ascii_lowercase();
+    let suffix_ok = match labels.len() {
+        0..=1 => false,
+        2 => true,
+        3 => labels[2] == "svc",
+        _ => labels[2] == "svc" && labels[3..].join(".") == domain,
+    };
+    if !suffix_ok {
+        return bad("unknown suffix");
+    }
+    if !labels[..2].iter().all(|l| is_dns_label(l)) {
+        return bad("name and namespace must be DNS labels");
+    }
+    Ok(ServiceKey { namespace: labels[1].to_string(), name: labels[0].to_string(), port })
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// `namespace/name:port`, the metrics target label.
+pub fn label(key: &ServiceKey) -> String {
+    format!("{}/{}:{}", key.namespace, key.name, key.port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, ns: &str, port: u16) -> ServiceKey {
+        ServiceKey { namespace: ns.into(), name: name.into(), port }
+    }
+
+    #[test]
+    fn accepts_the_service_name_forms() {
+        let d = "cluster.local";
+        assert_eq!(parse_service("podinfo.test.svc.cluster.local:9898", d, 80), Ok(key("podinfo", "test", 9898)));
+        assert_eq!(parse_service("podinfo.test.svc.cluster.local.", d, 80), Ok(key("podinfo", "test", 80)));
+        assert_eq!(parse_service("podinfo.test.svc:9898", d, 80), Ok(key("podinfo", "test", 9898)));
+        assert_eq!(parse_service("Podinfo.Test", d, 8080), Ok(key("podinfo", "test", 8080)));
+        assert_eq!(
+            parse_service("web.emojivoto.svc.corp.example:80", "corp.example", 1),
+            Ok(key("web", "emojivoto", 80))
+        );
+    }
+
+    #[test]
+    fn rejects_everything_else_with_the_expected_forms() {
+        let d = "cluster.local";
+        for bad in [
+            "10.0.0.1:80",
+            "podinfo",
+            "example.com.au",
+            "a.b.svc.other.domain",
+            "a.b:x",
+            "a.b:0",
+            "_a.b",
+            "a..b",
+            "[::1]:80",
+        ] {
+            let err = parse_service(bad, d, 80).unwrap_err();
+            assert!(err.contains("name.namespace"), "{bad}: {err}");
+        }
+        // A two-label external name is read as name.namespace: discovery
+        // then has no endpoints and the request gets 503.
+        assert!(parse_service("example.com", d, 80).is_ok());
+    }
+}
