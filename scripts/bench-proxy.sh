@@ -117,7 +117,7 @@ start_haproxy() {
     cat >"$WORK/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 10000
+    maxconn 4096
 defaults
     mode http
     option http-keep-alive
