@@ -86,8 +86,13 @@ impl Decision<'_> {
 
     /// The status the client sees when denied; `None` when allowed (the
     /// application answers) or when the connection is closed.
-    pub fn status(&self, grpc_request: bool) -> Option<u32> {
-        let grpc = grpc_request || self.unit == Unit::Grpc;
+    /// The status the client sees. Linkerd answers in gRPC form (HTTP 200
+    /// and `grpc-status`) when the request is gRPC (HTTP/2 with an
+    /// `application/grpc` content type), whatever the server's protocol
+    /// (linkerd2-proxy `errors/respond.rs`); `grpc_request` is `None` when
+    /// no concrete request is asked about, and the route kind decides.
+    pub fn status(&self, grpc_request: Option<bool>) -> Option<u32> {
+        let grpc = grpc_request.unwrap_or(self.unit == Unit::Grpc);
         match (self.verdict, self.unit) {
             (Verdict::Allow, _) | (_, Unit::Connection | Unit::Bypass) => None,
             (Verdict::Deny, _) => Some(if grpc { 7 } else { 403 }),

@@ -280,7 +280,7 @@ pub fn reach(o: &Outcome, client: ClientView, wi: usize, port: u16, req: Option<
         Some(req) => vec![evaluate::for_request(gate, &client.client, req)],
         None => evaluate::per_route(gate, &client.client),
     };
-    let grpc_request = req.is_some_and(|r| r.header_values("content-type").any(|v| v.starts_with("application/grpc")));
+    let grpc_request = req.map(|r| r.header_values("content-type").any(|v| v.starts_with("application/grpc")));
     let mut head = vec![p.target(wi)];
     head.push(client_step(&p, &client));
     head.push(p.gate(wi, port, &gate));

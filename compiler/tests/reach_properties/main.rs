@@ -140,8 +140,9 @@ fn proxy_says(config: Option<&ProxyConfig>, port: u16, client: &Client, req: &Ht
     if c.inbound.skips_source(client.addr) {
         return (Verdict::Allow, None);
     }
-    let grpc = server.protocol == mesh_proxy_api::Protocol::Grpc
-        || req.header_values("content-type").any(|v| v.starts_with("application/grpc"));
+    // The proxy answers in gRPC form only gRPC requests, whatever the
+    // server's protocol (linkerd2-proxy `errors/respond.rs`).
+    let grpc = req.header_values("content-type").any(|v| v.starts_with("application/grpc"));
     let status = |v: &HttpVerdict| if grpc { v.grpc_status() } else { u32::from(v.http_status()) };
     match mesh_proxy_api::decide(server, client, req) {
         ApiVerdict::Http(HttpVerdict::Allowed { .. }) => (Verdict::Allow, None),
