@@ -89,6 +89,60 @@ impl AccessLog {
     }
 }
 
+/// What the log needs of a request, taken before the request is forwarded
+/// (only when the config asks for a log, so other requests pay nothing).
+#[derive(Clone, Debug)]
+pub struct Seen {
+    timestamp: SystemTime,
+    method: String,
+    path: String,
+    version: http::Version,
+    host: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Seen {
+    pub fn of<B>(req: &http::Request<B>) -> Seen {
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        Seen {
+            timestamp: SystemTime::now(),
+            method: req.method().as_str().to_string(),
+            path: req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string(),
+            version: req.version(),
+            host: req.uri().authority().map(|a| a.as_str().to_string()).or_else(|| header(http::header::HOST)),
+            user_agent: header(http::header::USER_AGENT),
+        }
+    }
+}
+
+impl AccessLog {
+    /// Logs a request a listener finished, with the labels its metrics got.
+    pub fn request(
+        &self,
+        seen: &Seen,
+        client: SocketAddr,
+        identity: Option<&str>,
+        labels: &crate::metrics::Labels,
+        duration: Duration,
+    ) {
+        self.log(&Entry {
+            timestamp: seen.timestamp,
+            client,
+            identity,
+            direction: labels.direction,
+            method: &seen.method,
+            path: &seen.path,
+            version: seen.version,
+            host: seen.host.as_deref(),
+            user_agent: seen.user_agent.as_deref(),
+            status: labels.status.parse().unwrap_or(0),
+            duration,
+            route: &labels.route,
+            authz: &labels.authz,
+        });
+    }
+}
+
 /// The sending side of one writer thread.
 #[derive(Clone, Debug)]
 pub struct Writer {

@@ -3,13 +3,20 @@
 //! a hyper request into what `mesh-proxy-api` matches on.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use mesh_proxy_api::HttpRequest;
-use mesh_proxy_api::config::{HeaderModifier, HttpFilter};
+use tokio_util::sync::CancellationToken;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type Body = BoxBody<Bytes, BoxError>;
+pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+/// A response the proxy answers itself instead of forwarding (boxed: it
+/// travels in `Err` variants).
+pub type Answer = Box<Response<BoxBody>>;
+/// Kept short for signatures in both directions.
+pub type Body = BoxBody;
 
 pub fn boxed<B>(body: B) -> Body
 where
@@ -23,72 +30,82 @@ pub fn empty() -> Body {
     boxed(Empty::<Bytes>::new())
 }
 
-/// gRPC requests are told about errors in `grpc-status`, not the HTTP status.
+/// gRPC requests are told about errors in `grpc-status`, not the HTTP
+/// status. As in linkerd2-proxy (`errors/respond.rs`), only HTTP/2 requests
+/// with a gRPC content type are; an HTTP/1.1 request always gets HTTP form.
 pub fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"))
+    req.version() == http::Version::HTTP_2 && has_grpc_content_type(req.headers())
 }
 
-/// Why the proxy answered a request itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LocalError {
-    Unauthorized,
-    NoRoute,
-    /// A broken backend or policy (Linkerd's failure injector, 500).
-    Invalid,
-    Unavailable,
-    Timeout,
-    BadGateway,
+pub fn has_grpc_content_type(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-impl LocalError {
-    pub fn http_status(self) -> StatusCode {
-        match self {
-            LocalError::Unauthorized => StatusCode::FORBIDDEN,
-            LocalError::NoRoute => StatusCode::NOT_FOUND,
-            LocalError::Invalid => StatusCode::INTERNAL_SERVER_ERROR,
-            LocalError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            LocalError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            LocalError::BadGateway => StatusCode::BAD_GATEWAY,
+/// The gRPC status the proxy answers a gRPC call with instead of `status`
+/// (Linkerd's mapping, semantics reference §7.3).
+fn grpc_code(status: StatusCode) -> u16 {
+    match status.as_u16() {
+        403 => 7,        // PERMISSION_DENIED
+        404 => 5,        // NOT_FOUND
+        429 => 8,        // RESOURCE_EXHAUSTED
+        502 | 503 => 14, // UNAVAILABLE
+        504 => 4,        // DEADLINE_EXCEEDED
+        _ => 13,         // INTERNAL
+    }
+}
+
+/// A response from the proxy itself: for gRPC calls HTTP 200 with a
+/// trailers-only `grpc-status`, as gRPC clients expect. `reason` goes into
+/// `l5d-proxy-error` (and the body or `grpc-message`) when the client may
+/// see it: Linkerd tells meshed peers and the local app, not strangers.
+pub fn local(status: StatusCode, grpc: bool, reason: Option<&str>) -> Response<BoxBody> {
+    let reason_value = reason.map(|r| HeaderValue::from_str(r).unwrap_or(HeaderValue::from_static("proxy error")));
+    let mut resp = Response::new(empty());
+    if grpc {
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        h.insert("grpc-status", HeaderValue::from(grpc_code(status)));
+        if let Some(v) = &reason_value {
+            h.insert("grpc-message", v.clone());
+        }
+    } else {
+        *resp.status_mut() = status;
+        if let Some(r) = reason {
+            *resp.body_mut() = boxed(Full::new(Bytes::from(format!("{r}\n"))));
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         }
     }
-
-    /// gRPC codes as Linkerd maps them (semantics reference §7.3).
-    pub fn grpc_status(self) -> u32 {
-        match self {
-            LocalError::Unauthorized => 7,
-            LocalError::NoRoute => 5,
-            LocalError::Invalid => 13,
-            LocalError::Unavailable | LocalError::BadGateway => 14,
-            LocalError::Timeout => 4,
-        }
+    if let Some(v) = reason_value {
+        resp.headers_mut().insert("l5d-proxy-error", v);
     }
+    resp
+}
 
-    /// The response: for gRPC a trailers-only answer (HTTP 200 with
-    /// `grpc-status` in the headers). `detail` goes into `l5d-proxy-error`
-    /// and `grpc-message` only when the client is a meshed proxy, as Linkerd
-    /// does, so unmeshed clients learn nothing about the policy.
-    pub fn respond(self, grpc: bool, detail: Option<&str>) -> Response<Body> {
-        let mut rsp = Response::new(empty());
-        if grpc {
-            let h = rsp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-            h.insert("grpc-status", HeaderValue::from(self.grpc_status()));
-            if let Some(msg) = detail.and_then(|d| HeaderValue::from_str(d).ok()) {
-                h.insert("grpc-message", msg);
-            }
-        } else {
-            *rsp.status_mut() = self.http_status();
-            if let Some(msg) = detail {
-                *rsp.body_mut() = boxed(Full::new(Bytes::from(format!("{msg}\n"))));
-            }
+/// Serves HTTP/1 and h2 on one connection until it closes; on shutdown,
+/// finishes in-flight requests and closes. Header blocks are bounded by
+/// `max_header_bytes` (hyper refuses HTTP/1 buffers under 8 KiB).
+pub async fn serve_connection<I, S>(io: I, service: S, max_header_bytes: usize, shutdown: &CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<hyper::body::Incoming>, Response = Response<BoxBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).max_buf_size(max_header_bytes.max(8192));
+    let list_size = u32::try_from(max_header_bytes).unwrap_or(u32::MAX);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(list_size);
+    let served = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(served);
+    let result = tokio::select! {
+        r = served.as_mut() => r,
+        () = shutdown.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
         }
-        if let Some(msg) = detail.and_then(|d| HeaderValue::from_str(d).ok()) {
-            rsp.headers_mut().insert("l5d-proxy-error", msg);
-        }
-        rsp
+    };
+    if let Err(e) = result {
+        tracing::debug!("HTTP connection ended: {e}");
     }
 }
 
@@ -113,113 +130,36 @@ pub fn api_request<B>(req: &Request<B>) -> HttpRequest {
     }
 }
 
-/// Applies a route's request filters. A redirect ends the request: the
-/// proxy answers with it instead of forwarding.
-pub fn apply_request_filters<B>(filters: &[HttpFilter], req: &mut Request<B>) -> Option<Response<Body>> {
-    for f in filters {
-        match f {
-            HttpFilter::RequestHeaderModifier(m) => modify_headers(m, req.headers_mut()),
-            HttpFilter::RequestRedirect { .. } => return Some(redirect(f, req)),
-            HttpFilter::ResponseHeaderModifier(_) => {}
-        }
-    }
-    None
-}
-
-/// Applies a route's response filters (outbound only: Linkerd drops them inbound).
-pub fn apply_response_filters(filters: &[HttpFilter], headers: &mut HeaderMap) {
-    for f in filters {
-        if let HttpFilter::ResponseHeaderModifier(m) = f {
-            modify_headers(m, headers);
-        }
-    }
-}
-
-fn modify_headers(m: &HeaderModifier, headers: &mut HeaderMap) {
-    let parse = |k: &str, v: &str| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?));
-    for (k, v) in &m.set {
-        if let Some((k, v)) = parse(k, v) {
-            headers.insert(k, v);
-        }
-    }
-    for (k, v) in &m.add {
-        if let Some((k, v)) = parse(k, v) {
-            headers.append(k, v);
-        }
-    }
-    for k in &m.remove {
-        headers.remove(k.as_str());
-    }
-}
-
-fn redirect<B>(f: &HttpFilter, req: &Request<B>) -> Response<Body> {
-    let HttpFilter::RequestRedirect { scheme, hostname, path, port, status } = f else {
-        unreachable!("called with a redirect filter")
-    };
-    let host = req
-        .uri()
-        .host()
-        .map(str::to_string)
-        .or_else(|| {
-            let h = req.headers().get(header::HOST)?.to_str().ok()?;
-            Some(h.rsplit_once(':').map_or(h, |(h, _)| h).to_string())
-        })
-        .unwrap_or_default();
-    let scheme = scheme.as_deref().unwrap_or("http");
-    let host = hostname.as_deref().unwrap_or(&host);
-    let path = path.as_deref().unwrap_or(req.uri().path());
-    let location = match port {
-        Some(p) => format!("{scheme}://{host}:{p}{path}"),
-        None => format!("{scheme}://{host}{path}"),
-    };
-    let mut rsp = Response::new(empty());
-    *rsp.status_mut() = StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND);
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        rsp.headers_mut().insert(header::LOCATION, v);
-    }
-    rsp
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body::Body as _;
 
     #[test]
-    fn grpc_errors_are_trailers_only_with_linkerd_codes() {
-        let rsp = LocalError::Unauthorized.respond(true, None);
-        assert_eq!(rsp.status(), StatusCode::OK);
-        assert_eq!(rsp.headers()["grpc-status"], "7");
-        assert!(rsp.headers().get("l5d-proxy-error").is_none());
-        assert_eq!(LocalError::NoRoute.respond(true, Some("no route")).headers()["grpc-status"], "5");
-        assert_eq!(LocalError::NoRoute.respond(false, None).status(), StatusCode::NOT_FOUND);
+    fn grpc_errors_are_trailers_only_with_a_status() {
+        let r = local(StatusCode::NOT_FOUND, true, Some("no route"));
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["grpc-status"], "5");
+        assert_eq!(r.headers()["l5d-proxy-error"], "no route");
+        assert!(r.body().is_end_stream());
+        assert_eq!(local(StatusCode::GATEWAY_TIMEOUT, true, Some("t")).headers()["grpc-status"], "4");
+        assert_eq!(local(StatusCode::INTERNAL_SERVER_ERROR, true, Some("t")).headers()["grpc-status"], "13");
+    }
+
+    #[tokio::test]
+    async fn http_errors_carry_the_reason_in_the_body() {
+        let r = local(StatusCode::SERVICE_UNAVAILABLE, false, Some("no endpoints"));
+        assert_eq!(r.status(), 503);
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"no endpoints\n");
     }
 
     #[test]
-    fn header_modifier_sets_adds_and_removes() {
-        let m = HeaderModifier {
-            set: vec![("x-a".into(), "1".into())],
-            add: vec![("x-b".into(), "2".into())],
-            remove: vec!["x-c".into()],
-        };
-        let mut req = Request::builder().header("x-a", "0").header("x-b", "1").header("x-c", "3").body(()).unwrap();
-        assert!(apply_request_filters(&[HttpFilter::RequestHeaderModifier(m)], &mut req).is_none());
-        assert_eq!(req.headers().get_all("x-a").iter().collect::<Vec<_>>(), ["1"]);
-        assert_eq!(req.headers().get_all("x-b").iter().count(), 2);
-        assert!(req.headers().get("x-c").is_none());
-    }
-
-    #[test]
-    fn redirect_keeps_unset_parts_of_the_request() {
-        let f = HttpFilter::RequestRedirect {
-            scheme: Some("https".into()),
-            hostname: None,
-            path: None,
-            port: None,
-            status: 301,
-        };
-        let mut req = Request::builder().uri("/books/1").header("host", "web:8080").body(()).unwrap();
-        let rsp = apply_request_filters(&[f], &mut req).expect("a redirect answers");
-        assert_eq!(rsp.status(), StatusCode::MOVED_PERMANENTLY);
-        assert_eq!(rsp.headers()[header::LOCATION], "https://web/books/1");
+    fn strangers_are_not_told_why() {
+        let r = local(StatusCode::FORBIDDEN, true, None);
+        assert_eq!(r.headers()["grpc-status"], "7");
+        assert!(r.headers().get("l5d-proxy-error").is_none());
+        assert!(r.headers().get("grpc-message").is_none());
+        assert_eq!(local(StatusCode::FORBIDDEN, false, None).status(), StatusCode::FORBIDDEN);
     }
 }

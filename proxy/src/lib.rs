@@ -11,7 +11,9 @@
 pub mod access_log;
 pub mod admin;
 pub mod ctx;
+pub mod detect;
 pub mod discovery;
+pub mod filters;
 pub mod http_util;
 pub mod identity;
 pub mod inbound;

@@ -2,14 +2,15 @@
 
 use super::Conn;
 use crate::Ctx;
-use crate::http_util::{Body, LocalError, api_request, apply_request_filters, boxed, is_grpc};
+use crate::access_log::{AccessLog, Seen};
+use crate::filters::apply_request;
+use crate::http_util::{Body, api_request, boxed, is_grpc, local};
 use crate::metrics::Labels;
 use crate::state::current;
-use http::{Request, Response, Uri, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mesh_proxy_api::config::{InboundServer, Meta, Protocol};
 use mesh_proxy_api::{HttpVerdict, PortPolicy, decide_http, decide_tcp};
 use std::convert::Infallible;
@@ -47,21 +48,7 @@ where
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| handle(ctx.clone(), app.clone(), conn.clone(), req))
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).max_buf_size(ctx.settings.max_header_bytes.max(8192));
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(ctx.settings.max_header_bytes as u32);
-    let served = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(served);
-    let result = tokio::select! {
-        r = served.as_mut() => r,
-        () = ctx.shutdown.cancelled() => {
-            served.as_mut().graceful_shutdown();
-            served.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!("inbound HTTP connection ended: {e}");
-    }
+    crate::http_util::serve_connection(io, service, ctx.settings.max_header_bytes, &ctx.shutdown).await;
 }
 
 async fn handle(
@@ -72,10 +59,15 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let grpc = is_grpc(&req);
+    let log = current(&ctx.config).and_then(|c| AccessLog::from_config(&c.config));
+    let seen = log.as_ref().map(|_| Seen::of(&req));
     let (rsp, mut labels) = authorize_and_forward(&ctx, &app, &conn, req, grpc).await;
     labels.direction = "inbound";
     labels.status = rsp.status().as_u16().to_string();
     ctx.metrics.request(&labels, start.elapsed());
+    if let (Some(log), Some(seen)) = (log, seen) {
+        log.request(&seen, conn.peer, conn.client.tls.identity(), &labels, start.elapsed());
+    }
     Ok(rsp)
 }
 
@@ -87,7 +79,8 @@ async fn authorize_and_forward(
     grpc: bool,
 ) -> (Response<Body>, Labels) {
     let Some(loaded) = current(&ctx.config) else {
-        return (LocalError::Unavailable.respond(grpc, None), Labels { verdict: "error", ..Labels::default() });
+        let rsp = local(StatusCode::SERVICE_UNAVAILABLE, grpc, None);
+        return (rsp, Labels { verdict: "error", ..Labels::default() });
     };
     let server = match loaded.config.inbound.lookup(conn.port) {
         PortPolicy::Server(s) => s,
@@ -108,7 +101,7 @@ async fn authorize_and_forward(
             }
             mesh_proxy_api::TcpVerdict::Closed => {
                 labels.verdict = "deny";
-                (LocalError::Unauthorized.respond(grpc, detail(conn, "unauthorized connection")), labels)
+                (local(StatusCode::FORBIDDEN, grpc, detail(conn, "unauthorized connection")), labels)
             }
         };
     }
@@ -119,11 +112,11 @@ async fn authorize_and_forward(
     match verdict {
         HttpVerdict::NoRoute => {
             labels.verdict = "no-route";
-            (LocalError::NoRoute.respond(grpc, detail(conn, "no route found for request")), labels)
+            (local(StatusCode::NOT_FOUND, grpc, detail(conn, "no route found for request")), labels)
         }
         HttpVerdict::Unauthorized { .. } => {
             labels.verdict = "deny";
-            (LocalError::Unauthorized.respond(grpc, detail(conn, "unauthorized request on route")), labels)
+            (local(StatusCode::FORBIDDEN, grpc, detail(conn, "unauthorized request on route")), labels)
         }
         HttpVerdict::Allowed { route, rule, authz } => {
             labels.authz = meta_label(&authz.authorization.meta);
@@ -131,8 +124,13 @@ async fn authorize_and_forward(
             if authz.is_audit() {
                 tracing::info!(client = ?conn.client, route = %labels.route, "allowed by audit policy");
             }
-            if let Some(rsp) = apply_request_filters(rule_filters(server, route, rule), &mut req) {
-                return (rsp, labels);
+            // Response header modifiers do not apply inbound: Linkerd drops them there.
+            let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
+            let uri = req.uri().clone();
+            if let Err(redirect) =
+                apply_request(rule_filters(server, route, rule), &uri, host.as_deref(), req.headers_mut())
+            {
+                return (*redirect, labels);
             }
             (forward(app, conn, req, grpc).await, labels)
         }
@@ -160,7 +158,7 @@ async fn forward(app: &AppClients, conn: &Conn, mut req: Request<Incoming>, grpc
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let uri: Uri = match format!("http://{}{path}", conn.app).parse() {
         Ok(uri) => uri,
-        Err(_) => return LocalError::BadGateway.respond(grpc, None),
+        Err(_) => return local(StatusCode::BAD_GATEWAY, grpc, None),
     };
     *req.uri_mut() = uri;
     let client = if req.version() == Version::HTTP_2 { &app.h2 } else { &app.h1 };
@@ -168,7 +166,7 @@ async fn forward(app: &AppClients, conn: &Conn, mut req: Request<Incoming>, grpc
         Ok(rsp) => rsp.map(boxed),
         Err(e) => {
             tracing::warn!(app = %conn.app, "app request failed: {e}");
-            LocalError::BadGateway.respond(grpc, None)
+            local(StatusCode::BAD_GATEWAY, grpc, None)
         }
     }
 }

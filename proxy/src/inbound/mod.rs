@@ -6,12 +6,10 @@
 //! transparent mode serves connections iptables redirected, using their
 //! original destination port.
 
-mod detect;
 mod http;
 mod tcp;
 
-pub use detect::{Detected, Prefixed, detect_http, looks_like_http};
-
+use crate::detect::{self, Protocol as Detected, Rewind};
 use crate::state::current;
 use crate::{Ctx, net};
 use mesh_proxy_api::config::Protocol;
@@ -114,6 +112,7 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let _open = ctx.metrics.connection_open("inbound");
     let Some(loaded) = current(&ctx.config) else {
         // Never let traffic through unchecked: without a verified config
         // there is no policy to enforce.
@@ -149,19 +148,20 @@ async fn connection(
 async fn starts_tls(stream: &TcpStream, timeout: Duration) -> bool {
     let mut first = [0u8; 1];
     let peeked = tokio::time::timeout(timeout, stream.peek(&mut first)).await;
-    matches!(peeked, Ok(Ok(1)) if detect::is_tls_client_hello(&first))
+    // 0x16: a TLS handshake record.
+    matches!(peeked, Ok(Ok(1)) if first[0] == 0x16)
 }
 
-async fn dispatch<S>(ctx: Arc<Ctx>, app: http::AppClients, io: S, conn: Conn, protocol: Protocol)
+async fn dispatch<S>(ctx: Arc<Ctx>, app: http::AppClients, mut io: S, conn: Conn, protocol: Protocol)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     match protocol {
         Protocol::Opaque | Protocol::Tls => tcp::serve(ctx, io, conn).await,
         Protocol::Http1 | Protocol::Http2 | Protocol::Grpc => http::serve(ctx, app, io, conn).await,
-        Protocol::Detect { timeout_ms } => match detect_http(io, Duration::from_millis(timeout_ms)).await {
-            Ok((Detected::Http, io)) => http::serve(ctx, app, io, conn).await,
-            Ok((Detected::Opaque, io)) => tcp::serve(ctx, io, conn).await,
+        Protocol::Detect { timeout_ms } => match detect::detect(&mut io, Duration::from_millis(timeout_ms)).await {
+            Ok((Detected::Http, read)) => http::serve(ctx, app, Rewind::new(read, io), conn).await,
+            Ok((Detected::Tcp, read)) => tcp::serve(ctx, Rewind::new(read, io), conn).await,
             Err(e) => tracing::debug!(peer = %conn.peer, "detection failed: {e}"),
         },
     }

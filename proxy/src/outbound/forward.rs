@@ -7,8 +7,9 @@ use super::balance::Balancer;
 use super::body::{BoxBody, TimedBody, boxed, full_with_trailers, local};
 use super::connect::{EndpointClient, describe};
 use super::retry::{Budget, backoff, tee};
-use super::{Outbound, filters, target};
+use super::{Outbound, target};
 use crate::discovery::ServiceKey;
+use crate::filters;
 use http::header::{CONNECTION, HeaderName, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, request};
 use hyper::body::Incoming;
@@ -66,7 +67,8 @@ pub struct RetryPlan<'a> {
     /// An attempt that takes longer is abandoned and retried.
     pub attempt_timeout: Option<Duration>,
     pub classify: Classify<'a>,
-    pub budget: Arc<Budget>,
+    /// A ServiceProfile's budget; route and Service retries have none.
+    pub budget: Option<Arc<Budget>>,
 }
 
 /// Which responses are retried.
@@ -140,7 +142,7 @@ pub async fn forward(ob: &Arc<Outbound>, plan: Plan<'_>, req: Request<Incoming>,
     let authority = authority.unwrap_or_else(|| fqdn(&plan.backend, &ob.cluster_domain));
     let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let Ok(uri) = Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(pq).build() else {
-        return local(StatusCode::BAD_REQUEST, grpc, &format!("cannot forward to authority `{authority}`"));
+        return local(StatusCode::BAD_REQUEST, grpc, Some(&format!("cannot forward to authority `{authority}`")));
     };
     parts.uri = uri;
     let deadline = plan.request_timeout.map(|t| tokio::time::Instant::now() + t);
@@ -164,7 +166,7 @@ pub async fn forward(ob: &Arc<Outbound>, plan: Plan<'_>, req: Request<Incoming>,
             }
             Response::from_parts(head, boxed(TimedBody::new(boxed(body), deadline, plan.idle_timeout)))
         }
-        Attempt::Failed { status, reason, .. } => local(status, grpc, &reason),
+        Attempt::Failed { status, reason, .. } => local(status, grpc, Some(&reason)),
     }
 }
 
@@ -211,7 +213,9 @@ async fn attempts(ob: &Outbound, plan: &Plan<'_>, parts: &request::Parts, body: 
     let Some(retry) = &plan.retry else {
         return attempt(&balancer, plan, Request::from_parts(clone_parts(parts), boxed(body))).await;
     };
-    retry.budget.deposit(Instant::now());
+    if let Some(budget) = &retry.budget {
+        budget.deposit(Instant::now());
+    }
     let (first, replay) = tee(body);
     let mut body = boxed(first);
     let mut n: u16 = 0;
@@ -221,7 +225,7 @@ async fn attempts(ob: &Outbound, plan: &Plan<'_>, parts: &request::Parts, body: 
             return outcome;
         }
         let Some((data, trailers)) = replay.body() else { return outcome };
-        if !retry.budget.try_withdraw(Instant::now()) {
+        if retry.budget.as_ref().is_some_and(|b| !b.try_withdraw(Instant::now())) {
             tracing::debug!(backend = %target::label(&plan.backend), "retry budget spent");
             return outcome;
         }

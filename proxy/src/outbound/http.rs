@@ -3,19 +3,20 @@
 //! [`super::forward`] executes.
 
 use super::accrual::AccrualPolicy;
-use super::body::{Answer, BoxBody, is_grpc, local};
+use super::body::{Answer, BoxBody, local};
 use super::forward::{Classify, Plan, RetryPlan};
 use super::{Outbound, target};
+use crate::access_log::{AccessLog, Seen};
 use crate::discovery::ServiceKey;
+use crate::http_util::{api_request, is_grpc};
 use crate::metrics::Labels;
 use crate::state;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use mesh_proxy_api::outbound::{
-    Backend, BackendTarget, OutboundPort, OutboundService, Profile, RetryBudget, RuleBackends,
-};
-use mesh_proxy_api::{HttpRequest, OutboundRoute, pick_backend, route_outbound};
+use mesh_proxy_api::outbound::{Backend, BackendTarget, OutboundPort, OutboundService, Profile, RuleBackends};
+use mesh_proxy_api::{OutboundRoute, pick_backend, route_outbound};
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,18 +36,24 @@ pub enum Target {
 pub async fn handle(
     ob: Arc<Outbound>,
     target: Target,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<BoxBody>, Infallible> {
     let start = Instant::now();
+    let log = crate::state::current(&ob.config).and_then(|c| AccessLog::from_config(&c.config));
+    let seen = log.as_ref().map(|_| Seen::of(&req));
     let mut labels = Labels { direction: "outbound", ..Labels::default() };
     let resp = route(&ob, &target, req, &mut labels).await;
     labels.status = resp.status().as_u16().to_string();
     ob.metrics.request(&labels, start.elapsed());
+    if let (Some(log), Some(seen)) = (log, seen) {
+        log.request(&seen, peer, None, &labels, start.elapsed());
+    }
     Ok(resp)
 }
 
 fn service_key(ob: &Outbound, target: &Target, req: &Request<Incoming>) -> Result<ServiceKey, Answer> {
-    let grpc = is_grpc(req.headers());
+    let grpc = is_grpc(&req);
     match target {
         Target::Fixed(key) => Ok(key.clone()),
         Target::Authority => {
@@ -54,11 +61,11 @@ fn service_key(ob: &Outbound, target: &Target, req: &Request<Incoming>) -> Resul
                 return Err(Box::new(local(
                     StatusCode::BAD_REQUEST,
                     grpc,
-                    "request has no authority (Host) to route by",
+                    Some("request has no authority (Host) to route by"),
                 )));
             };
             target::parse_service(&authority, &ob.cluster_domain, 80)
-                .map_err(|e| Box::new(local(StatusCode::BAD_GATEWAY, grpc, &e)))
+                .map_err(|e| Box::new(local(StatusCode::BAD_GATEWAY, grpc, Some(&e))))
         }
     }
 }
@@ -69,18 +76,6 @@ pub fn authority_of(uri: &http::Uri, headers: &http::HeaderMap) -> Option<String
         return Some(a.as_str().to_string());
     }
     headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string)
-}
-
-/// What route matching sees of a request.
-fn route_view<B>(req: &Request<B>) -> HttpRequest {
-    let mut view = HttpRequest::new(req.method().as_str(), req.uri().path_and_query().map_or("/", |pq| pq.as_str()));
-    view.host = authority_of(req.uri(), req.headers());
-    view.headers = req
-        .headers()
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    view
 }
 
 /// A Service the config does not list (or a port it does not list): one
@@ -103,7 +98,7 @@ fn default_service(outbound: &mesh_proxy_api::Outbound, key: &ServiceKey) -> Out
 }
 
 async fn route(ob: &Arc<Outbound>, target: &Target, req: Request<Incoming>, labels: &mut Labels) -> Response<BoxBody> {
-    let grpc = is_grpc(req.headers());
+    let grpc = is_grpc(&req);
     labels.verdict = "error";
     let key = match service_key(ob, target, &req) {
         Ok(k) => k,
@@ -111,7 +106,7 @@ async fn route(ob: &Arc<Outbound>, target: &Target, req: Request<Incoming>, labe
     };
     labels.target = target::label(&key);
     let Some(loaded) = state::current(&ob.config) else {
-        return local(StatusCode::SERVICE_UNAVAILABLE, grpc, "proxy has no verified config yet");
+        return local(StatusCode::SERVICE_UNAVAILABLE, grpc, Some("proxy has no verified config yet"));
     };
     let outbound = &loaded.config.outbound;
     let listed = outbound.service(&key.namespace, &key.name).filter(|s| s.ports.iter().any(|p| p.port == key.port));
@@ -123,9 +118,9 @@ async fn route(ob: &Arc<Outbound>, target: &Target, req: Request<Incoming>, labe
             &fallback
         }
     };
-    let view = route_view(&req);
+    let view = api_request(&req);
     let Some(outcome) = route_outbound(svc, key.port, &view) else {
-        return local(StatusCode::INTERNAL_SERVER_ERROR, grpc, "service port vanished from the config");
+        return local(StatusCode::INTERNAL_SERVER_ERROR, grpc, Some("service port vanished from the config"));
     };
     labels.route = route_label(&outcome);
     if let Some(status) = outcome.local_status() {
@@ -133,7 +128,7 @@ async fn route(ob: &Arc<Outbound>, target: &Target, req: Request<Incoming>, labe
         if status == StatusCode::NOT_FOUND {
             labels.verdict = "no-route";
         }
-        return local(status, grpc, &format!("{}: {}", labels.target, local_reason(status)));
+        return local(status, grpc, Some(&format!("{}: {}", labels.target, local_reason(status))));
     }
     let plan = match plan(ob, outbound, &key, &outcome, &req) {
         Ok(p) => p,
@@ -167,8 +162,8 @@ fn plan<'a>(
     outcome: &OutboundRoute<'a>,
     req: &Request<Incoming>,
 ) -> Result<Plan<'a>, Answer> {
-    let grpc = is_grpc(req.headers());
-    let fail = |reason: &str| Box::new(local(StatusCode::INTERNAL_SERVER_ERROR, grpc, reason));
+    let grpc = is_grpc(&req);
+    let fail = |reason: &str| Box::new(local(StatusCode::INTERNAL_SERVER_ERROR, grpc, Some(reason)));
     let (target, rule_filters) = match outcome {
         OutboundRoute::Profile { profile, route } => return profile_plan(ob, key, profile, *route, grpc),
         OutboundRoute::Default { target } | OutboundRoute::Rule { target, .. } => (target, target.filters),
@@ -195,7 +190,9 @@ fn plan<'a>(
         limit: r.limit,
         attempt_timeout: r.timeout_ms.map(Duration::from_millis),
         classify: Classify::Retry(r),
-        budget: ob.budget(key, &RetryBudget::default()),
+        // Linkerd bounds route and Service retries by their limit alone;
+        // only ServiceProfiles carry a budget.
+        budget: None,
     });
     let filters: Vec<_> = rule_filters.iter().chain(backend_filters).collect();
     Ok(Plan {
@@ -250,11 +247,15 @@ fn profile_plan<'a>(
                 return Err(Box::new(local(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     grpc,
-                    &format!("dstOverride: {reason}"),
+                    Some(&format!("dstOverride: {reason}")),
                 )));
             }
             None => {
-                return Err(Box::new(local(StatusCode::INTERNAL_SERVER_ERROR, grpc, "every dstOverride has weight 0")));
+                return Err(Box::new(local(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    grpc,
+                    Some("every dstOverride has weight 0"),
+                )));
             }
         }
     };
@@ -262,7 +263,7 @@ fn profile_plan<'a>(
         limit: PROFILE_RETRY_LIMIT,
         attempt_timeout: None,
         classify: Classify::Profile(Some(r)),
-        budget: ob.budget(key, &profile.retry_budget),
+        budget: Some(ob.budget(key, &profile.retry_budget)),
     });
     let mut plan = Plan::direct(backend, None);
     plan.request_timeout = route.and_then(|r| r.timeout_ms).filter(|&ms| ms > 0).map(Duration::from_millis);

@@ -1,15 +1,13 @@
 //! The outbound listeners and their accept loops: one connection permit
 //! each, connection tasks in `ctx.tasks`, graceful HTTP shutdown on drain.
 
-use super::detect::{self, Protocol, Rewind};
 use super::http::{Target, handle};
 use super::{Outbound, target, tcp};
 use crate::Ctx;
+use crate::detect::{self, Protocol, Rewind};
 use crate::discovery::ServiceKey;
 use bytes::Bytes;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use mesh_proxy_api::outbound::OutboundProtocol;
 use std::io;
 use std::net::SocketAddr;
@@ -67,10 +65,10 @@ async fn accept_loop(ctx: Arc<Ctx>, ob: Arc<Outbound>, listener: TcpListener, mo
             () = ctx.shutdown.cancelled() => return Ok(()),
             p = ctx.connections.clone().acquire_owned() => p.map_err(io::Error::other)?,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = ctx.shutdown.cancelled() => return Ok(()),
             r = listener.accept() => match r {
-                Ok((s, _peer)) => s,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors and the like: back off, keep listening.
                     tracing::warn!(addr = %local, error = %e, "accept failed");
@@ -80,7 +78,7 @@ async fn accept_loop(ctx: Arc<Ctx>, ob: Arc<Outbound>, listener: TcpListener, mo
             },
         };
         let _ = stream.set_nodelay(true);
-        ctx.tasks.spawn(connection(ctx.clone(), ob.clone(), mode.clone(), stream, local, permit));
+        ctx.tasks.spawn(connection(ctx.clone(), ob.clone(), mode.clone(), stream, (peer, local), permit));
     }
 }
 
@@ -89,17 +87,23 @@ async fn connection(
     ob: Arc<Outbound>,
     mode: Mode,
     stream: TcpStream,
-    local: SocketAddr,
+    (peer, local): (SocketAddr, SocketAddr),
     _permit: OwnedSemaphorePermit,
 ) {
+    let _open = ctx.metrics.connection_open("outbound");
     match mode {
-        Mode::Http => serve_http(&ctx.shutdown, ob, Target::Authority, stream).await,
+        Mode::Http => serve_http(&ctx.shutdown, ob, Target::Authority, peer, stream).await,
         Mode::Tcp(key) => tcp::forward(&ob, &key, stream, Bytes::new()).await,
-        Mode::Transparent => transparent(&ctx.shutdown, ob, stream, local).await,
+        Mode::Transparent => transparent(&ctx.shutdown, ob, stream, (peer, local)).await,
     }
 }
 
-async fn transparent(shutdown: &CancellationToken, ob: Arc<Outbound>, stream: TcpStream, local: SocketAddr) {
+async fn transparent(
+    shutdown: &CancellationToken,
+    ob: Arc<Outbound>,
+    stream: TcpStream,
+    (peer, local): (SocketAddr, SocketAddr),
+) {
     let dst = match crate::net::original_dst(&stream) {
         Ok(d) => d,
         Err(e) => {
@@ -111,20 +115,28 @@ async fn transparent(shutdown: &CancellationToken, ob: Arc<Outbound>, stream: Tc
         tracing::info!(%dst, "connection was not redirected (it targets this listener); closing");
         return;
     }
-    to_original_dst(shutdown, ob, stream, dst).await;
+    to_original_dst(shutdown, ob, stream, peer, dst).await;
 }
 
 /// Serves a transparent connection headed for `dst`.
-async fn to_original_dst(shutdown: &CancellationToken, ob: Arc<Outbound>, mut stream: TcpStream, dst: SocketAddr) {
+async fn to_original_dst(
+    shutdown: &CancellationToken,
+    ob: Arc<Outbound>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    dst: SocketAddr,
+) {
     let Some(key) = ob.discovery.service_at(dst) else {
         return tcp::passthrough(&ob, dst, stream, Bytes::new()).await;
     };
     match port_protocol(&ob, &key) {
         OutboundProtocol::Opaque => tcp::forward(&ob, &key, stream, Bytes::new()).await,
-        OutboundProtocol::Http1 | OutboundProtocol::Http2 => serve_http(shutdown, ob, Target::Fixed(key), stream).await,
+        OutboundProtocol::Http1 | OutboundProtocol::Http2 => {
+            serve_http(shutdown, ob, Target::Fixed(key), peer, stream).await
+        }
         OutboundProtocol::Detect => match detect::detect(&mut stream, ob.detect_timeout).await {
             Ok((Protocol::Http, prefix)) => {
-                serve_http(shutdown, ob, Target::Fixed(key), Rewind::new(prefix, stream)).await
+                serve_http(shutdown, ob, Target::Fixed(key), peer, Rewind::new(prefix, stream)).await
             }
             Ok((Protocol::Tcp, prefix)) => tcp::forward(&ob, &key, stream, prefix).await,
             Err(e) => tracing::debug!(error = %e, "detection failed; closing"),
@@ -145,32 +157,14 @@ fn port_protocol(ob: &Outbound, key: &ServiceKey) -> OutboundProtocol {
     }
 }
 
-/// Serves HTTP/1 and h2 on one connection until it closes; on shutdown,
-/// finishes in-flight requests and closes.
-async fn serve_http<I>(shutdown: &CancellationToken, ob: Arc<Outbound>, target: Target, io: I)
+/// Serves HTTP/1 and h2 from the app (at `peer`) until the connection closes.
+async fn serve_http<I>(shutdown: &CancellationToken, ob: Arc<Outbound>, target: Target, peer: SocketAddr, io: I)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper refuses buffers under 8 KiB.
-    builder.http1().timer(TokioTimer::new()).max_buf_size(ob.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(ob.max_header_bytes).unwrap_or(u32::MAX));
-    let svc = service_fn(move |req| handle(ob.clone(), target.clone(), req));
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "outbound HTTP connection ended with an error");
-    }
+    let max_header_bytes = ob.max_header_bytes;
+    let svc = service_fn(move |req| handle(ob.clone(), target.clone(), peer, req));
+    crate::http_util::serve_connection(io, svc, max_header_bytes, shutdown).await;
 }
 
 #[cfg(test)]
@@ -269,9 +263,9 @@ mod tests {
         let dst: SocketAddr = dst.parse().unwrap();
         tokio::spawn(async move {
             let token = CancellationToken::new();
-            while let Ok((s, _)) = l.accept().await {
+            while let Ok((s, peer)) = l.accept().await {
                 let (ob, token) = (ob.clone(), token.clone());
-                tokio::spawn(async move { to_original_dst(&token, ob, s, dst).await });
+                tokio::spawn(async move { to_original_dst(&token, ob, s, peer, dst).await });
             }
         });
         addr

@@ -26,8 +26,6 @@ pub mod accrual;
 pub mod balance;
 pub mod body;
 pub mod connect;
-mod detect;
-pub mod filters;
 mod forward;
 pub mod http;
 mod listen;
