@@ -1,10 +1,15 @@
-//! Admin server: `/live`, `/ready`, `/metrics`, on HTTP/1.1.
+//! Admin server: `/live`, `/ready`, `/metrics`, on HTTP/1.1 and h2.
 //!
-//! Unlike Linkerd's, it is not itself subject to the workload's policy:
-//! it listens on `--admin` (loopback by default) and is reached by the
-//! kubelet's probes and a scraper that the pod's network exposure admits.
+//! It listens on `--admin` (loopback by default). Linkerd applies the
+//! workload's policy to its admin port (4191); here the pod address's admin
+//! port is an inbound listener like any other (`--inbound POD:4191=ADMIN`,
+//! or the iptables redirect in transparent mode), so the same policy, mTLS
+//! included, decides who reaches it. Every answer carries
+//! `server: mesh-proxy-admin`, so a client can tell it from the proxy's own
+//! refusals.
 
 use crate::Ctx;
+use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
 use crate::state::{self, ConfigRx};
 use bytes::Bytes;
@@ -12,7 +17,8 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,13 +33,16 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Admin {
     pub config: ConfigRx,
     pub metrics: Arc<Metrics>,
+    /// `None` in tests that serve no TLS.
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// Runs until `ctx.shutdown` is cancelled; returns early only on error.
 pub async fn serve(ctx: Arc<Ctx>) -> std::io::Result<()> {
     let listener = TcpListener::bind(ctx.settings.admin).await?;
     tracing::info!(addr = %ctx.settings.admin, "admin server listening");
-    let admin = Admin { config: ctx.config.clone(), metrics: ctx.metrics.clone() };
+    let admin =
+        Admin { config: ctx.config.clone(), metrics: ctx.metrics.clone(), identity: Some(ctx.identity.clone()) };
     serve_listener(listener, admin, ctx.shutdown.clone()).await
 }
 
@@ -63,10 +72,11 @@ async fn connection(stream: tokio::net::TcpStream, admin: Admin, shutdown: Cance
         let response = respond(&admin, &req);
         async move { Ok::<_, Infallible>(response) }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
+    // h2 too: a gRPC or h2 client's request reaches it through the inbound proxy unchanged.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
@@ -92,7 +102,7 @@ fn respond(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
     match path {
         "/live" => text(StatusCode::OK, "live\n"),
-        "/ready" => ready(&admin.config),
+        "/ready" => ready(&admin.config, admin.identity.as_deref()),
         _ => {
             let mut r = text(StatusCode::OK, admin.metrics.encode());
             r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(metrics::CONTENT_TYPE));
@@ -101,9 +111,14 @@ fn respond(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// Ready once a verified config is in force: before that, inbound traffic
-/// is refused, so the pod must not receive any.
-fn ready(config: &ConfigRx) -> Response<Full<Bytes>> {
+/// Ready once a verified config is in force (before that, inbound traffic
+/// is refused, so the pod must not receive any) and the certificate is
+/// valid (peers would refuse an expired one).
+fn ready(config: &ConfigRx, identity: Option<&Identity>) -> Response<Full<Bytes>> {
+    if let Some(id) = identity.filter(|id| !id.is_ready()) {
+        let msg = format!("not ready: the certificate for {} is not valid now\n", id.name());
+        return text(StatusCode::SERVICE_UNAVAILABLE, msg);
+    }
     match state::current(config) {
         Some(c) => text(StatusCode::OK, format!("ready\ngeneration {}\ndigest {}\n", c.generation, c.digest)),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: no verified config loaded yet\n"),
@@ -114,6 +129,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(header::SERVER, header::HeaderValue::from_static("mesh-proxy-admin"));
     r
 }
 

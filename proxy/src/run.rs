@@ -1,7 +1,7 @@
 //! `mesh-proxy run`: wires the pieces together and drains on SIGTERM.
 
 use crate::discovery::{Discovery, NoDiscovery};
-use crate::identity::Identity;
+use crate::identity::{Identity, Reload};
 use crate::metrics::Metrics;
 use crate::source::{self, Verifier};
 use crate::{Ctx, Settings, admin, inbound, outbound, state};
@@ -66,8 +66,38 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     Ok(())
 }
 
+/// Re-reads the identity files and reports each outcome in the metrics:
+/// the certificate's expiry, and each distinct rejected change once.
 fn identity_reloader(ctx: &Arc<Ctx>) {
-    ctx.identity.spawn_reloader(ctx.settings.reload_interval, ctx.shutdown.clone());
+    let ctx = ctx.clone();
+    ctx.metrics.set_cert_expiry(unix_seconds(ctx.identity.expires_at()));
+    tokio::spawn(async move {
+        let mut rejected: Option<String> = None;
+        loop {
+            tokio::select! {
+                () = ctx.shutdown.cancelled() => return,
+                () = tokio::time::sleep(ctx.settings.reload_interval) => {}
+            }
+            let id = ctx.identity.clone();
+            // File reads and certificate checks block: off the workers.
+            let Ok(outcome) = tokio::task::spawn_blocking(move || id.reload_now()).await else { continue };
+            match outcome {
+                Reload::Swapped(_) => {
+                    ctx.metrics.set_cert_expiry(unix_seconds(ctx.identity.expires_at()));
+                    rejected = None;
+                }
+                Reload::Rejected(e) if rejected.as_ref() != Some(&e) => {
+                    ctx.metrics.identity_rejected("invalid");
+                    rejected = Some(e);
+                }
+                Reload::Rejected(_) | Reload::Unchanged => {}
+            }
+        }
+    });
+}
+
+fn unix_seconds(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The first listener to fail stops the proxy: a proxy that cannot listen

@@ -17,7 +17,7 @@ async fn start() -> Server {
     let (tx, rx) = state::channel();
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
-    let admin = Admin { config: rx, metrics: metrics.clone() };
+    let admin = Admin { config: rx, metrics: metrics.clone(), identity: None };
     let task = tokio::spawn(serve_listener(listener, admin, shutdown.clone()));
     Server { addr, tx, metrics, shutdown, task }
 }
