@@ -98,7 +98,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
+        "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(|| format!("{s}: too long")),
         _ => Err(format!("{s}: unknown unit `{unit}` (ms, s, m)")),
     }
 }

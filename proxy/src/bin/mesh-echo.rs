@@ -67,6 +67,18 @@ struct Echo {
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
+/// Returned to hyper to close the connection without answering.
+#[derive(Debug)]
+struct Aborted;
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("aborted on request (x-echo-abort)")
+    }
+}
+
+impl std::error::Error for Aborted {}
+
 impl Echo {
     /// Counts the request and says whether failure injection hits it.
     fn next_fails(&self) -> bool {
@@ -74,10 +86,17 @@ impl Echo {
         n <= self.fail_first || (self.fail_every > 0 && n.is_multiple_of(self.fail_every))
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    /// Per request, `x-echo-delay-ms: N` waits N ms before answering and
+    /// `x-echo-abort` drops the connection without an answer (a backend
+    /// that dies mid-request).
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Aborted> {
         let fail = self.next_fails();
-        if let Some(d) = self.delay {
+        let asked = req.headers().get("x-echo-delay-ms").and_then(|v| v.to_str().ok()?.parse().ok());
+        if let Some(d) = asked.map(Duration::from_millis).or(self.delay) {
             tokio::time::sleep(d).await;
+        }
+        if req.headers().contains_key("x-echo-abort") {
+            return Err(Aborted);
         }
         let mut resp = if is_grpc(req.headers()) { self.grpc(req, fail).await } else { self.http(&req, fail) };
         resp.headers_mut().insert("x-echo-name", self.name_header.clone());
