@@ -1,0 +1,251 @@
+//! A mesh on loopback: `meshc build` of an example, one mesh-echo app and
+//! one mesh-proxy per meshed workload, each with its own certificate.
+
+use mesh_proxy::identity::pki::{TestPki, Validity, write_identity_dir};
+use mesh_proxy_api::config::Protocol;
+use mesh_proxy_api::envelope::{SigningKey, verifying_key_to_pem};
+use mesh_proxy_api::{PortPolicy, ProxyConfig, WorkloadRef};
+use meshc::emit::{self, BuildInfo, write};
+use meshc::load::Input;
+use meshc::pipeline::{self, Options, Outcome};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies-examples").join(name)
+}
+
+/// What `meshc build` produced, in a temp dir, with the public key beside it.
+pub struct Build {
+    pub outcome: Outcome,
+    pub dir: tempfile::TempDir,
+    pub pubkey: PathBuf,
+    /// Each workload's config file under `configs/`.
+    pub files: BTreeMap<WorkloadRef, PathBuf>,
+    pub key: SigningKey,
+}
+
+pub fn build(example_name: &str) -> Build {
+    let outcome =
+        pipeline::compile(&Input::Path(example(example_name)), &Options::default()).expect("example compiles");
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let info = BuildInfo { source_revision: "e2e".into(), error_findings: 0 };
+    let built = emit::build(&outcome.configs, &key, &info).expect("example builds");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dist");
+    write::write_dir(&out, &built).expect("build writes");
+    let pubkey = dir.path().join("meshc.pub");
+    std::fs::write(&pubkey, verifying_key_to_pem(&key.verifying_key()).unwrap()).unwrap();
+    let mut files = BTreeMap::new();
+    for (path, text) in &built.files {
+        if !path.starts_with(emit::CONFIGS_DIR) {
+            continue;
+        }
+        let json = text.trim_start_matches("---").trim();
+        let object: serde_json::Value = serde_json::from_str(json).expect("config objects are JSON");
+        let workload: WorkloadRef = serde_json::from_value(object["spec"]["workload"].clone()).unwrap();
+        files.insert(workload, out.join(path));
+    }
+    Build { outcome, dir, pubkey, files, key }
+}
+
+/// One running workload: its app and its proxy.
+pub struct Workload {
+    pub wi: usize,
+    pub workload: WorkloadRef,
+    pub identity: String,
+    /// The pod address clients connect to (the proxy's inbound listeners).
+    pub ip: IpAddr,
+    pub ports: Vec<u16>,
+    pub admin: SocketAddr,
+    /// The proxy's own admin port, when the workload's ports include it:
+    /// reached through the inbound listener, so policy applies to it as
+    /// Linkerd applies it to 4191.
+    pub admin_port: Option<u16>,
+    pub outbound: SocketAddr,
+    pub config: ProxyConfig,
+}
+
+pub struct Mesh {
+    pub pki: TestPki,
+    pub workloads: Vec<Workload>,
+    children: Vec<(String, Child)>,
+    pub logs: PathBuf,
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Where a workload's pod and app live: pods in 10.255.0.0/16, which no
+/// example's policy names, apps on a loopback address of their own.
+pub fn pod_ip(n: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 255, (n / 200) as u8, (n % 200 + 1) as u8))
+}
+
+fn app_ip(n: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 1, (n / 200) as u8, (n % 200 + 1) as u8))
+}
+
+pub struct Launch<'a> {
+    pub build: &'a Build,
+    /// Source address of every workload's outbound connections.
+    pub client_ip: IpAddr,
+    /// Written as the proxies' discovery file.
+    pub discovery: serde_json::Value,
+    /// Extra mesh-echo flags per workload name.
+    pub echo_flags: BTreeMap<String, Vec<String>>,
+    /// Transparent mode: iptables redirects each pod address to its proxy's
+    /// one inbound listener, which serves the original destination's port.
+    pub transparent: bool,
+}
+
+impl Mesh {
+    pub fn start(l: &Launch) -> Mesh {
+        let o = &l.build.outcome;
+        let dir = l.build.dir.path();
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let discovery = dir.join("endpoints.json");
+        std::fs::write(&discovery, serde_json::to_vec_pretty(&l.discovery).unwrap()).unwrap();
+        let pki = TestPki::new(&o.resolved.settings.trust_domain).expect("test PKI");
+        let mut mesh = Mesh { pki, workloads: Vec::new(), children: Vec::new(), logs };
+        super::netns::add_address(l.client_ip);
+        for (wi, w) in o.resolved.workloads.iter().enumerate() {
+            let Some(config) = o.configs[wi].clone() else { continue };
+            let n = mesh.workloads.len();
+            let (ip, app) = (pod_ip(n), app_ip(n));
+            super::netns::add_address(ip);
+            let ports = meshc::query::who::target_ports(w, Some(&config));
+            let id_dir = dir.join("identity").join(format!("{}-{}", w.namespace, w.name));
+            let cert = mesh.pki.issue_workload(&w.service_account, &w.namespace, Validity::valid_for(HOUR)).unwrap();
+            write_identity_dir(&id_dir, &cert, mesh.pki.anchors_pem()).unwrap();
+            let admin_port =
+                w.ports.iter().find(|p| p.injected && p.name.as_deref() == Some("linkerd-admin")).map(|p| p.port);
+            let admin = SocketAddr::new(app, admin_port.unwrap_or(4191));
+            let app_ports: Vec<u16> = ports.iter().copied().filter(|p| Some(*p) != admin_port).collect();
+            let extra = l.echo_flags.get(&w.name).cloned().unwrap_or_default();
+            mesh.spawn_echo(&w.name, app, &app_ports, &config, &extra);
+            let outbound = SocketAddr::new(app, 4140);
+            let mut args: Vec<String> = vec!["run".into()];
+            let workload = config.workload.clone();
+            args.extend(["--workload".into(), format!("{}/{}/{}", workload.kind, workload.namespace, workload.name)]);
+            args.extend(["--config".into(), l.build.files[&workload].display().to_string()]);
+            args.extend(["--trust-key".into(), l.build.pubkey.display().to_string()]);
+            args.extend(["--identity-dir".into(), id_dir.display().to_string()]);
+            args.extend(["--discovery".into(), discovery.display().to_string()]);
+            args.extend(["--admin".into(), admin.to_string(), "--outbound".into(), outbound.to_string()]);
+            args.extend(["--pod-ip".into(), l.client_ip.to_string(), "--reload-interval".into(), "100ms".into()]);
+            if l.transparent {
+                let listen = 15000 + n as u16;
+                args.extend([
+                    "--inbound-transparent".into(),
+                    format!("0.0.0.0:{listen}"),
+                    "--app-host".into(),
+                    app.to_string(),
+                ]);
+                let (ip, listen) = (ip.to_string(), listen.to_string());
+                let rule =
+                    ["-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", &ip, "-j", "REDIRECT", "--to-ports", &listen];
+                super::netns::iptables(&rule);
+            } else {
+                for p in &ports {
+                    args.extend([
+                        "--inbound".into(),
+                        format!("{}={}", SocketAddr::new(ip, *p), SocketAddr::new(app, *p)),
+                    ]);
+                }
+            }
+            mesh.spawn_logged(&format!("proxy-{}-{}", w.namespace, w.name), env!("CARGO_BIN_EXE_mesh-proxy"), &args);
+            mesh.workloads.push(Workload {
+                wi,
+                workload,
+                identity: w.identity.clone(),
+                ip,
+                ports,
+                admin,
+                admin_port,
+                outbound,
+                config,
+            });
+        }
+        for w in &mesh.workloads {
+            wait_ready(w.admin, &mesh.logs);
+        }
+        mesh
+    }
+
+    fn spawn_echo(&mut self, name: &str, app: IpAddr, ports: &[u16], config: &ProxyConfig, extra: &[String]) {
+        let mut args: Vec<String> = vec!["--name".into(), name.into()];
+        for &p in ports {
+            let opaque = matches!(config.inbound.lookup(p), PortPolicy::Server(s) if matches!(s.protocol, Protocol::Opaque | Protocol::Tls));
+            args.extend([if opaque { "--tcp" } else { "--listen" }.into(), SocketAddr::new(app, p).to_string()]);
+        }
+        args.extend(extra.iter().cloned());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-echo"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("mesh-echo starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for _ in ports {
+            let line = lines.next().expect("mesh-echo reports its listeners").unwrap();
+            assert!(line.starts_with("listening"), "mesh-echo: {line}");
+        }
+        self.children.push((format!("echo-{name}"), child));
+    }
+
+    fn spawn_logged(&mut self, name: &str, exe: &str, args: &[String]) {
+        let log = std::fs::File::create(self.logs.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(exe)
+            .args(args)
+            .env("MESH_PROXY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{exe}: {e}"));
+        self.children.push((name.to_string(), child));
+    }
+
+    pub fn workload(&self, name: &str) -> &Workload {
+        self.workloads.iter().find(|w| w.workload.name == name).unwrap_or_else(|| panic!("no workload {name}"))
+    }
+
+    /// Every proxy's log, for a failure message.
+    pub fn dump_logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(&self.logs).unwrap().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            out.push_str(&format!("--- {} (last lines)\n", entry.path().display()));
+            out.extend(tail.into_iter().rev().map(|l| format!("{l}\n")));
+        }
+        out
+    }
+}
+
+/// Polls `/ready` until the proxy has verified its config.
+pub fn wait_ready(admin: SocketAddr, logs: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(status) = super::clients::blocking_get_status(admin, "/ready") {
+            if status == 200 {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("proxy with admin {admin} never became ready; logs in {}", logs.display());
+}
