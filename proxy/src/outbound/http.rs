@@ -53,7 +53,7 @@ pub async fn handle(
 }
 
 fn service_key(ob: &Outbound, target: &Target, req: &Request<Incoming>) -> Result<ServiceKey, Answer> {
-    let grpc = is_grpc(&req);
+    let grpc = is_grpc(req);
     match target {
         Target::Fixed(key) => Ok(key.clone()),
         Target::Authority => {
@@ -162,7 +162,7 @@ fn plan<'a>(
     outcome: &OutboundRoute<'a>,
     req: &Request<Incoming>,
 ) -> Result<Plan<'a>, Answer> {
-    let grpc = is_grpc(&req);
+    let grpc = is_grpc(req);
     let fail = |reason: &str| Box::new(local(StatusCode::INTERNAL_SERVER_ERROR, grpc, Some(reason)));
     let (target, rule_filters) = match outcome {
         OutboundRoute::Profile { profile, route } => return profile_plan(ob, key, profile, *route, grpc),

@@ -240,10 +240,8 @@ impl Mesh {
 pub fn wait_ready(admin: SocketAddr, logs: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Ok(status) = super::clients::blocking_get_status(admin, "/ready") {
-            if status == 200 {
-                return;
-            }
+        if matches!(super::clients::blocking_get_status(admin, "/ready"), Ok(200)) {
+            return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -49,7 +49,7 @@ impl Setup {
         self.mesh.workload("podinfo-primary")
     }
 
-    pub async fn from_frontend(&self) -> Observed {
+    pub async fn as_frontend(&self) -> Observed {
         let w = self.podinfo();
         let tls = Tls { server_identity: w.identity.clone(), config: self.frontend_tls.clone() };
         clients::http(self.client_ip, SocketAddr::new(w.ip, 9898), Some(&tls), &Req::get("/api/echo"), "podinfo:9898")
@@ -116,7 +116,7 @@ pub fn tampered(good: &[u8], opened: &ProxyConfig, key: &envelope::SigningKey) -
 }
 
 pub async fn bad_configs_keep_the_last_good_one(s: &Setup) {
-    assert!(ok(&s.from_frontend().await), "baseline: frontend is admitted");
+    assert!(ok(&s.as_frontend().await), "baseline: frontend is admitted");
     assert!(forbidden(&s.unmeshed().await), "baseline: unmeshed clients are not");
     let path = s.config_path().to_path_buf();
     let good = std::fs::read(&path).unwrap();
@@ -134,7 +134,7 @@ pub async fn bad_configs_keep_the_last_good_one(s: &Setup) {
     for (what, bytes) in bad {
         std::fs::write(&path, bytes).unwrap();
         settle().await;
-        assert!(ok(&s.from_frontend().await), "after {what}: the frontend lost access\n{}", s.mesh.dump_logs());
+        assert!(ok(&s.as_frontend().await), "after {what}: the frontend lost access\n{}", s.mesh.dump_logs());
         assert!(forbidden(&s.unmeshed().await), "after {what}: unmeshed clients got in");
         let now = metric_sum(&s.metrics(), "mesh_proxy_config_rejected_total");
         assert!(now > rejected, "{what} was not counted as rejected ({now})");
@@ -143,7 +143,7 @@ pub async fn bad_configs_keep_the_last_good_one(s: &Setup) {
     }
     std::fs::remove_file(&path).unwrap();
     settle().await;
-    assert!(ok(&s.from_frontend().await), "after the file vanished");
+    assert!(ok(&s.as_frontend().await), "after the file vanished");
     // A config that verifies takes effect at once, without a restart.
     std::fs::write(&path, signed_envelope_json(&opened, &s.build.key)).unwrap();
     settle().await;
@@ -167,7 +167,7 @@ pub async fn bad_certificates_are_refused_and_good_clients_kept(s: &Setup) {
         let tls = Tls { server_identity: w.identity.clone(), config };
         let seen = clients::http(s.client_ip, to, Some(&tls), &Req::get("/api/echo"), "podinfo:9898").await;
         assert!(matches!(seen, Observed::Closed(_)), "a client with {what} got {seen:?}");
-        assert!(ok(&s.from_frontend().await), "after a client with {what}, the frontend lost access");
+        assert!(ok(&s.as_frontend().await), "after a client with {what}, the frontend lost access");
     }
     // The client refuses a server that is not who discovery says it is.
     let tls = Tls { server_identity: frontend.clone(), config: s.frontend_tls.clone() };
@@ -198,7 +198,7 @@ pub async fn vanishing_clients_and_backends(s: &Setup) {
     let seen = clients::http(s.client_ip, to, Some(&tls), &abort, "podinfo:9898").await;
     assert!(matches!(seen, Observed::Response { status: 502, .. }), "an aborted answer gave {seen:?}");
     for _ in 0..20 {
-        assert!(ok(&s.from_frontend().await), "after disconnects the proxy stopped serving\n{}", s.mesh.dump_logs());
+        assert!(ok(&s.as_frontend().await), "after disconnects the proxy stopped serving\n{}", s.mesh.dump_logs());
     }
     settle().await;
     let open = metric_sum(&s.metrics(), "mesh_proxy_open_connections");
