@@ -17,6 +17,7 @@ pub mod filters;
 pub mod http_util;
 pub mod identity;
 pub mod inbound;
+pub mod listen;
 pub mod metrics;
 pub mod net;
 pub mod outbound;

@@ -32,3 +32,16 @@ pub fn channel() -> (ConfigTx, ConfigRx) {
 pub fn current(rx: &ConfigRx) -> Current {
     rx.borrow().clone()
 }
+
+/// A config that denies everything, for unit tests that need one.
+#[cfg(test)]
+pub(crate) fn deny_all_config() -> ProxyConfig {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "meshc.io/v1alpha1",
+        "workload": {"kind": "Deployment", "namespace": "shop", "name": "web"},
+        "identity": "web.shop.serviceaccount.identity.linkerd.cluster.local",
+        "inbound": {"ports": [], "defaultServer": {
+            "meta": {"kind": "default", "name": "deny"}, "protocol": {"kind": "opaque"}, "authorizations": []}}
+    }))
+    .expect("a valid config")
+}

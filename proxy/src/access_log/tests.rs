@@ -60,14 +60,7 @@ fn json_line_has_every_field() {
 
 #[test]
 fn from_config_follows_the_config() {
-    let mut config: ProxyConfig = serde_json::from_value(serde_json::json!({
-        "apiVersion": "meshc.io/v1alpha1",
-        "workload": {"kind": "Deployment", "namespace": "shop", "name": "web"},
-        "identity": "web.shop.serviceaccount.identity.linkerd.cluster.local",
-        "inbound": {"ports": [], "defaultServer": {
-            "meta": {"kind": "default", "name": "deny"}, "protocol": {"kind": "opaque"}, "authorizations": []}}
-    }))
-    .unwrap();
+    let mut config: ProxyConfig = crate::state::deny_all_config();
     assert!(AccessLog::from_config(&config).is_none());
     config.access_log = Some(AccessLogFormat::Json);
     assert_eq!(AccessLog::from_config(&config).map(|l| l.format), Some(AccessLogFormat::Json));

@@ -35,14 +35,7 @@ async fn get(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Stri
 }
 
 fn loaded() -> Loaded {
-    let config = serde_json::from_value(serde_json::json!({
-        "apiVersion": "meshc.io/v1alpha1",
-        "workload": {"kind": "Deployment", "namespace": "shop", "name": "web"},
-        "identity": "web.shop.serviceaccount.identity.linkerd.cluster.local",
-        "inbound": {"ports": [], "defaultServer": {
-            "meta": {"kind": "default", "name": "deny"}, "protocol": {"kind": "opaque"}, "authorizations": []}}
-    }))
-    .unwrap();
+    let config = crate::state::deny_all_config();
     Loaded { config, generation: 1, digest: "sha256:ab".into(), key_id: "k".into() }
 }
 

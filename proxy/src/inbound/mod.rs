@@ -11,7 +11,7 @@ mod tcp;
 
 use crate::detect::{self, Protocol as Detected, Rewind};
 use crate::state::current;
-use crate::{Ctx, net};
+use crate::{Ctx, listen, net};
 use mesh_proxy_api::config::Protocol;
 use mesh_proxy_api::{Client, PortPolicy};
 use std::io;
@@ -44,11 +44,11 @@ pub async fn serve(ctx: Arc<Ctx>) -> io::Result<()> {
     let mut loops = tokio::task::JoinSet::new();
     let app = http::AppClients::new();
     for (listen, app_addr) in &ctx.settings.inbound {
-        let listener = bind(*listen).await?;
+        let listener = listen::bind(*listen, "inbound").await?;
         loops.spawn(accept_loop(ctx.clone(), app.clone(), listener, Mode::Explicit { app: *app_addr }));
     }
     if let Some(listen) = ctx.settings.inbound_transparent {
-        let listener = bind(listen).await?;
+        let listener = listen::bind(listen, "inbound").await?;
         loops.spawn(accept_loop(ctx.clone(), app.clone(), listener, Mode::Transparent));
     }
     while let Some(r) = loops.join_next().await {
@@ -58,34 +58,15 @@ pub async fn serve(ctx: Arc<Ctx>) -> io::Result<()> {
     Ok(())
 }
 
-async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("inbound listener {addr}: {e}")))
-}
-
 async fn accept_loop(ctx: Arc<Ctx>, app: http::AppClients, listener: TcpListener, mode: Mode) -> io::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(%local, ?mode, "inbound listening");
-    loop {
-        let permit = tokio::select! {
-            () = ctx.shutdown.cancelled() => return Ok(()),
-            p = ctx.connections.clone().acquire_owned() => p.map_err(io::Error::other)?,
-        };
-        let (stream, peer) = tokio::select! {
-            () = ctx.shutdown.cancelled() => return Ok(()),
-            r = listener.accept() => match r {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(%local, "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Some((port, app_addr)) = target(&ctx, &stream, local, mode) else { continue };
+    listen::accept_until_shutdown(&ctx.clone(), &listener, |stream, peer, permit| {
+        let Some((port, app_addr)) = target(&ctx, &stream, local, mode) else { return };
         let conn = Conn { client: Client::plaintext(peer.ip()), peer, port, app: app_addr };
         ctx.tasks.spawn(connection(ctx.clone(), app.clone(), stream, conn, permit));
-    }
+    })
+    .await
 }
 
 /// The policy port and app address of a connection.
@@ -111,7 +92,6 @@ async fn connection(
     mut conn: Conn,
     _permit: OwnedSemaphorePermit,
 ) {
-    let _ = stream.set_nodelay(true);
     let _open = ctx.metrics.connection_open("inbound");
     let Some(loaded) = current(&ctx.config) else {
         // Never let traffic through unchecked: without a verified config

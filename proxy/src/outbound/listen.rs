@@ -12,7 +12,6 @@ use mesh_proxy_api::outbound::OutboundProtocol;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
@@ -32,15 +31,15 @@ pub async fn serve(ctx: Arc<Ctx>) -> io::Result<()> {
     let ob = Outbound::from_ctx(&ctx);
     let mut listeners = Vec::new();
     if let Some(addr) = ctx.settings.outbound {
-        listeners.push((bind(addr).await?, Mode::Http));
+        listeners.push((crate::listen::bind(addr, "outbound").await?, Mode::Http));
     }
     for (addr, svc) in &ctx.settings.outbound_tcp {
         let key = target::parse_service(svc, &ctx.settings.cluster_domain, 80)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("--outbound-tcp: {e}")))?;
-        listeners.push((bind(*addr).await?, Mode::Tcp(key)));
+        listeners.push((crate::listen::bind(*addr, "outbound").await?, Mode::Tcp(key)));
     }
     if let Some(addr) = ctx.settings.outbound_transparent {
-        listeners.push((bind(addr).await?, Mode::Transparent));
+        listeners.push((crate::listen::bind(addr, "outbound").await?, Mode::Transparent));
     }
     let mut loops = JoinSet::new();
     for (listener, mode) in listeners {
@@ -53,33 +52,13 @@ pub async fn serve(ctx: Arc<Ctx>) -> io::Result<()> {
     Ok(())
 }
 
-async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("outbound listener {addr}: {e}")))
-}
-
 async fn accept_loop(ctx: Arc<Ctx>, ob: Arc<Outbound>, listener: TcpListener, mode: Mode) -> io::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, ?mode, "outbound listener ready");
-    loop {
-        let permit = tokio::select! {
-            () = ctx.shutdown.cancelled() => return Ok(()),
-            p = ctx.connections.clone().acquire_owned() => p.map_err(io::Error::other)?,
-        };
-        let (stream, peer) = tokio::select! {
-            () = ctx.shutdown.cancelled() => return Ok(()),
-            r = listener.accept() => match r {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of descriptors and the like: back off, keep listening.
-                    tracing::warn!(addr = %local, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    crate::listen::accept_until_shutdown(&ctx.clone(), &listener, |stream, peer, permit| {
         ctx.tasks.spawn(connection(ctx.clone(), ob.clone(), mode.clone(), stream, (peer, local), permit));
-    }
+    })
+    .await
 }
 
 async fn connection(
@@ -174,6 +153,7 @@ mod tests {
     use crate::metrics::Metrics;
     use crate::outbound::connect::Dialer;
     use crate::state::{self, Loaded};
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::watch;
 
