@@ -81,3 +81,11 @@ fn proxy_keeps_its_last_good_state() {
         });
     });
 }
+
+#[test]
+fn sigterm_drains_in_flight_requests() {
+    netns::run("sigterm_drains_in_flight_requests", || {
+        let mut s = resilience::start();
+        runtime().block_on(resilience::sigterm_drains_in_flight_requests(&mut s));
+    });
+}

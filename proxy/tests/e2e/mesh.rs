@@ -219,6 +219,17 @@ impl Mesh {
         self.children.push((name.to_string(), child));
     }
 
+    /// Sends `signal` to the proxy of workload `name`; returns its process.
+    pub fn signal_proxy(&mut self, name: &str, signal: i32) -> &mut Child {
+        let w = self.workload(name);
+        let tag = format!("proxy-{}-{}", w.workload.namespace, w.workload.name);
+        let (_, child) = self.children.iter_mut().find(|(t, _)| *t == tag).expect("the proxy was started");
+        // SAFETY: kill(2) on a child we started and have not reaped.
+        let rc = unsafe { libc::kill(child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill {tag}");
+        child
+    }
+
     pub fn workload(&self, name: &str) -> &Workload {
         self.workloads.iter().find(|w| w.workload.name == name).unwrap_or_else(|| panic!("no workload {name}"))
     }

@@ -175,6 +175,26 @@ pub async fn bad_certificates_are_refused_and_good_clients_kept(s: &Setup) {
     assert!(matches!(seen, Observed::Closed(ref e) if e.contains("tls")), "wrong server identity accepted: {seen:?}");
 }
 
+/// SIGTERM: the proxy stops accepting, lets the in-flight request finish,
+/// and exits 0.
+pub async fn sigterm_drains_in_flight_requests(s: &mut Setup) {
+    let w = s.podinfo();
+    let to = SocketAddr::new(w.ip, 9898);
+    let tls = Tls { server_identity: w.identity.clone(), config: s.frontend_tls.clone() };
+    let slow = Req::get("/api/echo").with_header("x-echo-delay-ms", "1500");
+    let client_ip = s.client_ip;
+    let in_flight = tokio::spawn(async move { clients::http(client_ip, to, Some(&tls), &slow, "podinfo:9898").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.mesh.signal_proxy("podinfo-primary", libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let late = clients::tcp(s.client_ip, to, None).await;
+    assert!(matches!(late, Observed::Closed(_)), "a new connection after SIGTERM was served: {late:?}");
+    let seen = in_flight.await.unwrap();
+    assert!(ok(&seen), "the in-flight request was cut off: {seen:?}");
+    let status = s.mesh.signal_proxy("podinfo-primary", 0).wait().unwrap();
+    assert!(status.success(), "the proxy exited with {status}");
+}
+
 pub async fn vanishing_clients_and_backends(s: &Setup) {
     let w = s.podinfo();
     let to = SocketAddr::new(w.ip, 9898);
