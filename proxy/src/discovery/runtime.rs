@@ -104,7 +104,8 @@ impl Discovery for RuntimeDiscovery {
         }
         let (tx, rx) = watch::channel(Arc::new(Vec::new()));
         watches.insert(svc.clone(), tx.clone());
-        let task = watch_port(Arc::downgrade(&self.shared), self.shared.client.clone(), self.shared.timing, svc.clone(), tx);
+        let task =
+            watch_port(Arc::downgrade(&self.shared), self.shared.client.clone(), self.shared.timing, svc.clone(), tx);
         self.shared.handle.spawn(task);
         rx
     }
@@ -138,8 +139,7 @@ async fn watch_port(
             Some(v) => format!("{base}&after={}", crate::source::http::client::encode_query(v)),
             None => base.clone(),
         };
-        let Some(reply) = unless_released(&shared, &key, &tx, client.get(&path, timing.request_timeout())).await
-        else {
+        let Some(reply) = unless_released(&shared, &key, &tx, client.get(&path, timing.request_timeout())).await else {
             return;
         };
         match reply.and_then(|r| answer(&r)) {
@@ -180,7 +180,7 @@ async fn unless_released<T>(
         tokio::select! {
             out = &mut fut => return Some(out),
             () = tx.closed() => {
-                let Some(shared) = shared.upgrade() else { return None };
+                let shared = shared.upgrade()?;
                 if shared.release(key, tx) {
                     return None;
                 }
@@ -216,8 +216,8 @@ fn publish(tx: &watch::Sender<Endpoints>, eps: Vec<Endpoint>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use crate::source::http::Reply;
+    use bytes::Bytes;
 
     fn reply(status: u16, body: &str) -> Reply {
         Reply { status: StatusCode::from_u16(status).unwrap(), digest: None, body: Bytes::from(body.to_string()) }

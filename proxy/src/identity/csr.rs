@@ -111,7 +111,9 @@ impl CsrSettings {
     pub async fn bootstrap(&self) -> Result<(), String> {
         match self.current() {
             Ok(_) => return Ok(()),
-            Err(why) => tracing::info!(identity = %self.name, reason = %why, "requesting a certificate from the runtime"),
+            Err(why) => {
+                tracing::info!(identity = %self.name, reason = %why, "requesting a certificate from the runtime")
+            }
         }
         let deadline = tokio::time::Instant::now() + self.timing.bootstrap_deadline;
         let mut backoff = Backoff::new(self.timing.retry_min, self.timing.retry_max);
@@ -166,7 +168,8 @@ impl CsrSettings {
 
     /// One renewal with the key on disk (a new key if it is unreadable).
     async fn renew_once(&self) -> Result<SystemTime, String> {
-        let existing = std::fs::read_to_string(self.dir.join(TLS_KEY)).ok().and_then(|pem| KeyPair::from_pem(&pem).ok());
+        let existing =
+            std::fs::read_to_string(self.dir.join(TLS_KEY)).ok().and_then(|pem| KeyPair::from_pem(&pem).ok());
         match existing {
             Some(key) => self.issue(&key, false).await,
             None => {

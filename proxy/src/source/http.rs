@@ -121,11 +121,21 @@ impl RuntimeSource {
     /// Watches `workload` (`Kind/namespace/name`) through `client`.
     pub fn new(client: Arc<RuntimeClient>, workload: String, timing: PollTiming) -> RuntimeSource {
         let backoff = Backoff::new(timing.retry_min, timing.retry_max);
-        RuntimeSource { client, workload, timing, after: None, last: None, resume_at: None, backoff, missing_logged: false }
+        RuntimeSource {
+            client,
+            workload,
+            timing,
+            after: None,
+            last: None,
+            resume_at: None,
+            backoff,
+            missing_logged: false,
+        }
     }
 
     async fn poll(&mut self) -> Outcome {
-        let mut path = format!("/v1/config?workload={}&wait={}", client::encode_query(&self.workload), self.timing.wait_param());
+        let mut path =
+            format!("/v1/config?workload={}&wait={}", client::encode_query(&self.workload), self.timing.wait_param());
         if let Some(after) = &self.after {
             path.push_str(&format!("&after={}", client::encode_query(after)));
         }
@@ -136,7 +146,8 @@ impl RuntimeSource {
     }
 
     fn outcome(&mut self, reply: Reply) -> Outcome {
-        let failed = |what: &str, reply: &Reply| format!("runtime {what} for {}: {}", reply.status, reply.error_message());
+        let failed =
+            |what: &str, reply: &Reply| format!("runtime {what} for {}: {}", reply.status, reply.error_message());
         match reply.status {
             StatusCode::OK => match reply.digest.clone().or_else(|| stated_digest(&reply.body)) {
                 Some(digest) => Outcome::Changed { bytes: reply.body.to_vec(), digest },
