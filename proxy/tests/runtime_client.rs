@@ -298,3 +298,79 @@ async fn a_refused_token_gets_no_certificate_and_leaves_the_old_one_serving() {
     Identity::load(dir.path()).expect("the renewed identity loads");
     shutdown.cancel();
 }
+
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    settings: mesh_proxy::Settings,
+}
+
+/// `GET /ready` on the admin server: status and body.
+async fn ready(admin: std::net::SocketAddr) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(admin).await.ok()?;
+    tcp.write_all(b"GET /ready HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").await.ok()?;
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).await.ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text))
+}
+
+async fn ready_with(admin: std::net::SocketAddr, generation: u64) {
+    let want = format!("generation {generation}\n");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = ready(admin).await;
+        if now.as_ref().is_some_and(|(s, body)| *s == 200 && body.contains(&want)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "ready with generation {generation}: {now:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn run_with_runtime_bootstraps_its_certificate_and_takes_configs_from_the_runtime() {
+    use clap::Parser;
+    logs();
+    let rt = FakeRuntime::start().await;
+    rt.state.tokens.lock().unwrap().insert("good".into(), WEB.into());
+    let key = SigningKey::from_bytes(&[7; 32]);
+    rt.set_config(Some(config_entry("a", &key)));
+    let (dir, token_file) = bare_identity_dir(&rt, "good");
+    let trust_key = dir.path().join("trust.pem");
+    std::fs::write(&trust_key, envelope::verifying_key_to_pem(&key.verifying_key()).unwrap()).unwrap();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let args = |extra: &[&str]| {
+        let mut args: Vec<String> = vec![
+            "mesh-proxy".into(),
+            format!("--workload={WORKLOAD}"),
+            format!("--trust-key={}", trust_key.display()),
+            format!("--identity-dir={}", dir.path().display()),
+            format!("--admin={admin}"),
+            "--reload-interval=20ms".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    assert!(Cli::try_parse_from(args(&[])).is_err(), "one of --config and --runtime is required");
+    let url = rt.url();
+    let both = args(&["--config=/dev/null", &format!("--runtime={url}"), &format!("--runtime-identity={RUNTIME_ID}")]);
+    assert!(Cli::try_parse_from(both).is_err(), "not both");
+    assert!(Cli::try_parse_from(args(&[&format!("--runtime={url}")])).is_err(), "--runtime needs --runtime-identity");
+
+    let settings = Cli::try_parse_from(args(&[
+        &format!("--runtime={url}"),
+        &format!("--runtime-identity={RUNTIME_ID}"),
+        &format!("--token-file={}", token_file.display()),
+        "--service-account=web",
+    ]))
+    .unwrap()
+    .settings;
+    let proxy = tokio::spawn(mesh_proxy::run::run(settings));
+    ready_with(admin, 1).await;
+    assert_eq!(Identity::load(dir.path()).unwrap().name(), WEB, "bootstrapped before the proxy loaded its identity");
+    rt.set_config(Some(config_entry("b", &key)));
+    ready_with(admin, 2).await;
+    proxy.abort();
+}

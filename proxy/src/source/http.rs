@@ -147,7 +147,7 @@ impl RuntimeSource {
 
     fn outcome(&mut self, reply: Reply) -> Outcome {
         let failed =
-            |what: &str, reply: &Reply| format!("runtime {what} for {}: {}", reply.status, reply.error_message());
+            |what: &str, reply: &Reply| format!("runtime {what} ({}): {}", reply.status, reply.error_message());
         match reply.status {
             StatusCode::OK => match reply.digest.clone().or_else(|| stated_digest(&reply.body)) {
                 Some(digest) => Outcome::Changed { bytes: reply.body.to_vec(), digest },
@@ -159,7 +159,7 @@ impl RuntimeSource {
             StatusCode::NOT_MODIFIED => Outcome::Unchanged,
             StatusCode::NOT_FOUND => Outcome::Missing,
             StatusCode::FORBIDDEN => Outcome::Failed {
-                message: failed(&format!("refused our identity ({})", self.workload), &reply),
+                message: failed(&format!("refused our identity for {}", self.workload), &reply),
                 retry_in: self.timing.forbidden,
             },
             _ => Outcome::Failed { message: failed("answered", &reply), retry_in: self.backoff.next_delay() },
