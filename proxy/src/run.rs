@@ -1,9 +1,12 @@
 //! `mesh-proxy run`: wires the pieces together and drains on SIGTERM.
 
+use crate::discovery::runtime::{MAX_WATCHED_SERVICES, RuntimeDiscovery};
 use crate::discovery::{Discovery, NoDiscovery};
+use crate::identity::csr::{self, CsrSettings, CsrTiming};
 use crate::identity::{Identity, Reload};
 use crate::metrics::Metrics;
-use crate::source::{self, Verifier};
+use crate::source::http::{PollTiming, RuntimeClient};
+use crate::source::{self, RuntimeSource, Verifier};
 use crate::{Ctx, Settings, admin, inbound, outbound, state};
 use mesh_proxy_api::envelope::verifying_key_from_pem;
 use std::sync::Arc;
@@ -20,10 +23,18 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             verifying_key_from_pem(&pem).map_err(|e| format!("{}: {e}", p.display()))
         })
         .collect::<Result<Vec<_>, String>>()?;
+    let csr = csr_settings(&settings)?;
+    if let Some(csr) = &csr {
+        csr.bootstrap().await?;
+    }
     let identity = Identity::load(&settings.identity_dir)?;
-    let discovery: Arc<dyn Discovery> = match &settings.discovery {
-        None => Arc::new(NoDiscovery),
-        Some(path) => crate::discovery::file::StaticFile::spawn(path.clone(), settings.reload_interval)?,
+    let runtime = runtime_client(&settings, &identity)?;
+    let discovery: Arc<dyn Discovery> = match (&settings.discovery, &runtime) {
+        (Some(path), _) => crate::discovery::file::StaticFile::spawn(path.clone(), settings.reload_interval)?,
+        (None, Some(client)) => {
+            Arc::new(RuntimeDiscovery::new(client.clone(), PollTiming::default(), MAX_WATCHED_SERVICES)?)
+        }
+        (None, None) => Arc::new(NoDiscovery),
     };
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = state::channel();
@@ -39,15 +50,25 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         tasks: TaskTracker::new(),
     });
     identity_reloader(&ctx);
+    if let Some(csr) = csr {
+        tokio::spawn(csr.renew(shutdown.clone()));
+    }
     let verifier = Verifier { trusted, workload: ctx.settings.workload.clone() };
-    let loader = tokio::spawn(source::watch_file(
-        ctx.settings.config.clone(),
-        ctx.settings.reload_interval,
-        verifier,
-        tx,
-        ctx.metrics.clone(),
-        shutdown.clone(),
-    ));
+    let loader = match (&ctx.settings.config, runtime) {
+        (Some(path), _) => tokio::spawn(source::watch_file(
+            path.clone(),
+            ctx.settings.reload_interval,
+            verifier,
+            tx,
+            ctx.metrics.clone(),
+            shutdown.clone(),
+        )),
+        (None, Some(client)) => {
+            let source = RuntimeSource::new(client, ctx.settings.workload.clone(), PollTiming::default());
+            tokio::spawn(source::run(source, verifier, tx, ctx.metrics.clone(), shutdown.clone()))
+        }
+        (None, None) => return Err("one of --config and --runtime is required".into()),
+    };
     let listeners = [
         tokio::spawn(inbound::serve(ctx.clone())),
         tokio::spawn(outbound::serve(ctx.clone())),
@@ -64,6 +85,35 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     }
     loader.abort();
     Ok(())
+}
+
+/// Certificate bootstrap and renewal, with `--runtime` and `--token-file`.
+fn csr_settings(settings: &Settings) -> Result<Option<CsrSettings>, String> {
+    let (Some(runtime), Some(token_file)) = (&settings.runtime, &settings.token_file) else { return Ok(None) };
+    let name = csr::identity_name(
+        settings.identity_name.as_deref(),
+        settings.service_account.as_deref(),
+        &settings.workload,
+        &settings.trust_domain,
+    )?;
+    Ok(Some(CsrSettings {
+        runtime: runtime.clone(),
+        runtime_identity: settings.runtime_identity.clone().ok_or("--runtime needs --runtime-identity")?,
+        token_file: token_file.clone(),
+        dir: settings.identity_dir.clone(),
+        name,
+        timing: CsrTiming::default(),
+    }))
+}
+
+/// The mTLS client to `--runtime`, presenting the workload certificate of
+/// the moment.
+fn runtime_client(settings: &Settings, identity: &Arc<Identity>) -> Result<Option<Arc<RuntimeClient>>, String> {
+    let Some(url) = &settings.runtime else { return Ok(None) };
+    let server = settings.runtime_identity.as_deref().ok_or("--runtime needs --runtime-identity")?;
+    let id = identity.clone();
+    let client = RuntimeClient::new(url, server, Arc::new(move || Ok(id.client_config())))?;
+    Ok(Some(Arc::new(client)))
 }
 
 /// Re-reads the identity files and reports each outcome in the metrics:

@@ -11,8 +11,29 @@ pub struct Settings {
     #[arg(long, env = "MESH_PROXY_WORKLOAD")]
     pub workload: String,
     /// Signed ProxyConfig: the object file `meshc build` wrote, or a bare DSSE envelope (JSON).
-    #[arg(long, env = "MESH_PROXY_CONFIG")]
-    pub config: PathBuf,
+    /// Exactly one of `--config` and `--runtime`.
+    #[arg(long, env = "MESH_PROXY_CONFIG", required_unless_present = "runtime", conflicts_with = "runtime")]
+    pub config: Option<PathBuf>,
+    /// The runtime controller, `https://host:port`: configs come from it, and
+    /// endpoints too unless `--discovery` is given.
+    #[arg(long, env = "MESH_PROXY_RUNTIME", requires = "runtime_identity")]
+    pub runtime: Option<String>,
+    /// The identity the runtime's certificate must carry (checked against ca.crt).
+    #[arg(long, env = "MESH_PROXY_RUNTIME_IDENTITY")]
+    pub runtime_identity: Option<String>,
+    /// ServiceAccount token file (a projected volume): with `--runtime`, the
+    /// proxy requests its certificate from the runtime when the identity
+    /// directory has no usable one, and renews it at 70% of its lifetime.
+    #[arg(long, env = "MESH_PROXY_TOKEN_FILE", requires = "runtime")]
+    pub token_file: Option<PathBuf>,
+    /// The identity to request with `--token-file`; default: the Linkerd name
+    /// of `--service-account` in the namespace of `--workload`.
+    #[arg(long)]
+    pub identity_name: Option<String>,
+    #[arg(long, env = "MESH_PROXY_SERVICE_ACCOUNT")]
+    pub service_account: Option<String>,
+    #[arg(long, default_value = "cluster.local")]
+    pub trust_domain: String,
     /// Trusted public key (PEM, from `meshc keygen`); repeat for rotation.
     #[arg(long = "trust-key", required = true)]
     pub trust_keys: Vec<PathBuf>,

@@ -1,8 +1,9 @@
 //! Where a Service's endpoints are and which identity each must present.
-//! The static-file implementation serves tests and the local demo; the
-//! runtime controller's API implements the same trait later.
+//! The static-file implementation serves tests and the local demo;
+//! [`runtime::RuntimeDiscovery`] asks the runtime controller.
 
 pub mod file;
+pub mod runtime;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

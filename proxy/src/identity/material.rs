@@ -30,6 +30,12 @@ impl Files {
         };
         Ok(Files { crt: read(TLS_CRT)?, key: read(TLS_KEY)?, ca: read(CA_CRT)? })
     }
+
+    /// Files not on disk yet (a certificate just issued), validated before
+    /// they are written.
+    pub(super) fn new(crt: Vec<u8>, key: Vec<u8>, ca: Vec<u8>) -> Files {
+        Files { crt, key, ca }
+    }
 }
 
 /// A validated identity: what the TLS configs are built from.

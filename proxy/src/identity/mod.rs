@@ -14,6 +14,7 @@
 //! a change of trust anchors replaces them.
 
 pub mod cli;
+pub mod csr;
 mod material;
 pub mod pki;
 mod reload;

@@ -9,6 +9,7 @@
 //! the payload (a `mesh-proxy-api` format change).
 
 pub mod file;
+pub mod http;
 
 use crate::metrics::Metrics;
 use crate::state::{ConfigTx, Loaded};
@@ -23,9 +24,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use file::FileSource;
+pub use http::RuntimeSource;
 
-/// Where signed configs come from: a file now, the runtime controller's
-/// HTTP watch later.
+/// Where signed configs come from: a file, or the runtime controller's
+/// long poll ([`RuntimeSource`]).
 pub trait ConfigSource: Send {
     /// Waits until the config changes and returns its new bytes, or the
     /// error that now stops it being read. Implementations yield only
