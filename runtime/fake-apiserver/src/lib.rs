@@ -87,6 +87,10 @@
 //!   (`kubectl create namespace|serviceaccount|secret …`), so those fail;
 //!   `kubectl create -f`/`apply -f`, `label`, `annotate`, `patch`, `get`,
 //!   `delete` send JSON and work.
+//! - `metadata.generation` follows the CRD rule for every type (starts at
+//!   1, bumped when anything but metadata and status changes); real
+//!   built-in kinds vary (a ConfigMap has no generation at all). Status
+//!   subresources exist only where registered (`with_status()`).
 //! - Namespaces need not exist for objects to be created in them, and
 //!   deleting a Namespace does not delete its objects.
 //! - Deletion is immediate: finalizers, `deletionTimestamp`, grace periods,
@@ -105,10 +109,12 @@
 //! - Discovery is the legacy (unaggregated) form only; server-side printing
 //!   (`as=Table`) is not offered, so `kubectl get` prints columns itself
 //!   (NAME and AGE for custom resources; no printer columns from CRDs).
-//! - Compaction is explicit ([`Store::compact`]) and total: it forgets all
-//!   history, advances the resourceVersion by one and ends live watches, so
-//!   that every client must relist. A real server compacts on a timer and
-//!   keeps live watches open.
+//! - History: the last [`Options::history_limit`] changes are kept for
+//!   watches to replay (older → 410, like the watch cache window).
+//!   [`Store::compact`] is explicit and total: it forgets all history,
+//!   advances the resourceVersion by one and ends live watches, so that
+//!   every client must relist. A real server compacts on a timer and keeps
+//!   live watches open.
 //! - Watch without `timeoutSeconds` lasts 30 minutes; the real server picks
 //!   30–60 minutes. Bookmarks come at a fixed interval (default 1 s), far
 //!   more often than the real server's ~1 minute, so tests see them.
@@ -151,11 +157,15 @@ pub struct Options {
     pub resources: Resources,
     /// How often an idle watch with `allowWatchBookmarks` gets a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// How many changes watches can replay (default 100,000); a watch from
+    /// an older resourceVersion gets 410 Gone, as from the real server's
+    /// watch cache.
+    pub history_limit: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { resources: Resources::standard(), bookmark_interval: Duration::from_secs(1) }
+        Options { resources: Resources::standard(), bookmark_interval: Duration::from_secs(1), history_limit: 100_000 }
     }
 }
 
@@ -174,7 +184,7 @@ impl FakeApiServer {
     pub async fn start_with(options: Options) -> io::Result<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let app = Arc::new(App {
-            store: Store::new(options.resources),
+            store: Store::new(options.resources, options.history_limit),
             tokens: Tokens::default(),
             faults: Faults::default(),
             addr: listener.local_addr()?,

@@ -60,6 +60,20 @@ struct State {
     floor: u64,
     objects: BTreeMap<Gvr, BTreeMap<Key, Arc<Value>>>,
     log: VecDeque<Arc<Change>>,
+    /// The most changes kept; older ones are forgotten as by compaction,
+    /// but live watches that are caught up go on.
+    history_limit: usize,
+}
+
+impl State {
+    fn record(&mut self, change: Change) {
+        self.log.push_back(Arc::new(change));
+        while self.log.len() > self.history_limit.max(1) {
+            if let Some(oldest) = self.log.pop_front() {
+                self.floor = oldest.rv;
+            }
+        }
+    }
 }
 
 /// Cheap to clone; every clone is the same store.
@@ -71,9 +85,12 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(resources: Resources) -> Self {
+    /// A store that remembers at most `history_limit` changes for watches
+    /// to replay (like the real server's watch cache window): a watch from
+    /// further back gets 410 Gone.
+    pub fn new(resources: Resources, history_limit: usize) -> Self {
         let (tick, _) = watch::channel(Tick { rv: 1, epoch: 0 });
-        let state = State { rv: 1, floor: 1, ..State::default() };
+        let state = State { rv: 1, floor: 1, history_limit, ..State::default() };
         Store { state: Arc::new(Mutex::new(state)), resources: Arc::new(resources), tick: Arc::new(tick) }
     }
 
@@ -249,7 +266,7 @@ impl Store {
         let gone = Arc::new(gone);
         st.objects.get_mut(gvr).map(|m| m.remove(&key));
         let change = Change { rv, gvr: gvr.clone(), kind: ChangeKind::Deleted, old: Some(live), new: gone.clone() };
-        st.log.push_back(Arc::new(change));
+        st.record(change);
         drop(st);
         self.tick.send_modify(|t| t.rv = rv);
         Ok((*gone).clone())
@@ -352,7 +369,7 @@ impl Store {
         let new = Arc::new(new);
         st.objects.entry(gvr.clone()).or_default().insert(key, new.clone());
         let kind = if old.is_some() { ChangeKind::Modified } else { ChangeKind::Added };
-        st.log.push_back(Arc::new(Change { rv, gvr: gvr.clone(), kind, old, new: new.clone() }));
+        st.record(Change { rv, gvr: gvr.clone(), kind, old, new: new.clone() });
         self.tick.send_modify(|t| t.rv = rv);
         (*new).clone()
     }
@@ -506,4 +523,55 @@ fn new_uid() -> String {
 pub(crate) fn now() -> String {
     let t = jiff::Timestamp::now();
     jiff::Timestamp::from_second(t.as_second()).map(|t| t.to_string()).unwrap_or_else(|_| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cm(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ns"}})
+    }
+
+    #[test]
+    fn history_window_expires_old_resource_versions() {
+        let store = Store::new(Resources::standard(), 3);
+        let start = store.resource_version();
+        for i in 0..5 {
+            store.create_object(cm(&format!("c{i}"))).unwrap();
+        }
+        let now = store.resource_version();
+        assert_eq!(store.changes_after(start).unwrap_err().code, http::StatusCode::GONE);
+        let (kept, current) = store.changes_after(now - 3).unwrap();
+        assert_eq!((kept.len(), current), (3, now));
+        assert!(store.changes_after(now - 4).is_err());
+    }
+
+    #[test]
+    fn compaction_expires_everything_before_it() {
+        let store = Store::new(Resources::standard(), 100);
+        store.create_object(cm("a")).unwrap();
+        let before = store.resource_version();
+        store.compact();
+        assert!(store.changes_after(before).is_err());
+        let (changes, rv) = store.changes_after(store.resource_version()).unwrap();
+        assert!(changes.is_empty());
+        assert_eq!(rv, before + 1);
+    }
+
+    #[test]
+    fn delete_precondition_and_generation() {
+        let store = Store::new(Resources::standard(), 100);
+        let gvr = Gvr::core("configmaps");
+        let created = store.create_object(cm("a")).unwrap();
+        let rv = created["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+        let changed = store.modify(&gvr, Some("ns"), "a", |o| o["data"] = json!({"k": "v"})).unwrap();
+        assert_eq!(changed["metadata"]["generation"], 2);
+        let err = store.delete(&gvr, Some("ns"), "a", Some(&rv)).unwrap_err();
+        assert_eq!(err.code, http::StatusCode::CONFLICT);
+        let live_rv = changed["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+        let gone = store.delete(&gvr, Some("ns"), "a", Some(&live_rv)).unwrap();
+        assert_eq!(gone["metadata"]["resourceVersion"], store.resource_version().to_string());
+    }
 }
