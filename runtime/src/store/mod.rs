@@ -2,7 +2,8 @@
 //! that the newest verified MeshBundle lists with the same digest.
 //!
 //! Inputs are objects as they arrive (from files or, later, the Kubernetes
-//! API): [`Store::set_bundle`], [`Store::set_config`], [`Store::remove_config`],
+//! API): [`Store::set_bundle`], [`Store::set_config`], [`Store::remove_config`]
+//! or several at once with [`Store::update`],
 //! and [`Store::set_trusted`] for key rotation. Each returns the objects
 //! whose status changed, for logs, metrics and status conditions.
 //!
@@ -121,6 +122,14 @@ struct Input {
     checked: Result<Arc<Served>, Rejection>,
 }
 
+/// Changes to apply together; see [`Store::update`].
+#[derive(Clone, Debug, Default)]
+pub struct Update {
+    pub bundle: Option<Bytes>,
+    pub configs: Vec<(ObjectKey, Bytes)>,
+    pub removed: Vec<ObjectKey>,
+}
+
 #[derive(Default)]
 pub struct Store {
     trusted: Vec<VerifyingKey>,
@@ -163,31 +172,41 @@ impl Store {
 
     /// A new content of the MeshBundle.
     pub fn set_bundle(&mut self, bytes: Bytes) -> Vec<Change> {
-        if self.bundle_input.as_ref().is_some_and(|(b, _)| *b == bytes) {
-            return Vec::new();
-        }
-        let result = check::bundle(&bytes, &self.trusted).map(|b| self.bundle = Some(Arc::new(b)));
-        self.bundle_input = Some((bytes, result));
-        self.reconcile()
+        self.update(Update { bundle: Some(bytes), ..Update::default() })
     }
 
     /// A new content of the ProxyConfig object `key`.
     pub fn set_config(&mut self, key: ObjectKey, bytes: Bytes) -> Vec<Change> {
-        if self.configs.get(&key).is_some_and(|i| i.bytes == bytes) {
-            return Vec::new();
-        }
-        let checked = check::config(&key, &bytes, &self.trusted).map(Arc::new);
-        self.configs.insert(key, Input { bytes, checked });
-        self.reconcile()
+        self.update(Update { configs: vec![(key, bytes)], ..Update::default() })
     }
 
     /// The ProxyConfig object `key` is gone. If the bundle still lists it,
     /// its workload keeps its last good config.
     pub fn remove_config(&mut self, key: &ObjectKey) -> Vec<Change> {
-        if self.configs.remove(key).is_none() {
-            return Vec::new();
+        self.update(Update { removed: vec![key.clone()], ..Update::default() })
+    }
+
+    /// Several changes at once (a rewritten build directory), reconciled
+    /// once. Contents equal to the ones held are skipped unchecked.
+    pub fn update(&mut self, update: Update) -> Vec<Change> {
+        let mut changed = false;
+        if let Some(bytes) = update.bundle.filter(|b| self.bundle_input.as_ref().is_none_or(|(old, _)| old != b)) {
+            let result = check::bundle(&bytes, &self.trusted).map(|b| self.bundle = Some(Arc::new(b)));
+            self.bundle_input = Some((bytes, result));
+            changed = true;
         }
-        self.reconcile()
+        for (key, bytes) in update.configs {
+            if self.configs.get(&key).is_some_and(|i| i.bytes == bytes) {
+                continue;
+            }
+            let checked = check::config(&key, &bytes, &self.trusted).map(Arc::new);
+            self.configs.insert(key, Input { bytes, checked });
+            changed = true;
+        }
+        for key in &update.removed {
+            changed |= self.configs.remove(key).is_some();
+        }
+        if changed { self.reconcile() } else { Vec::new() }
     }
 
     /// New trusted keys: everything is checked again. What verified before
