@@ -58,14 +58,17 @@ struct FileEndpoint {
     identity: Option<String>,
 }
 
-/// What one good read of the file says.
+/// What one good read of the file says. Public so that mesh-runtime's file
+/// mode reads the same format.
 #[derive(Debug, Default, PartialEq)]
-struct Snapshot {
-    endpoints: HashMap<ServiceKey, Endpoints>,
-    by_addr: HashMap<SocketAddr, ServiceKey>,
+pub struct Snapshot {
+    pub endpoints: HashMap<ServiceKey, Endpoints>,
+    /// Cluster IP and port → Service port, for Services with a `clusterIP`.
+    pub by_addr: HashMap<SocketAddr, ServiceKey>,
 }
 
-fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
+/// Parses an endpoints file (format in the module docs).
+pub fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
     let doc: FileDoc = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let mut snap = Snapshot::default();
     for svc in doc.services {

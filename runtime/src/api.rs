@@ -1,0 +1,327 @@
+//! The v1 API (`runtime/API.md`): configs and endpoints as long polls, and
+//! certificates from CSRs. Transport and TLS are in [`crate::serve`].
+
+use crate::ca::{Ca, CsrError};
+use crate::hub::{ConfigHub, EndpointsHub};
+use crate::metrics::Metrics;
+use crate::tokens::TokenReviewer;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use mesh_proxy::discovery::ServiceKey;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+/// A CSR and a token fit easily; anything larger is not one.
+const MAX_CERT_REQUEST: usize = 64 * 1024;
+
+pub type Body = Full<Bytes>;
+
+/// What the handlers share.
+pub struct Api {
+    pub configs: Arc<ConfigHub>,
+    pub endpoints: Arc<EndpointsHub>,
+    pub ca: Arc<Ca>,
+    pub tokens: Arc<dyn TokenReviewer>,
+    pub metrics: Arc<Metrics>,
+    pub cert_lifetime: Duration,
+    /// One permit per long poll held open: the cap on waiting requests.
+    pub watches: Arc<Semaphore>,
+    /// Cancelled at shutdown: held polls answer at once.
+    pub shutdown: CancellationToken,
+}
+
+/// Answers one request. `peer` is the identity of the client's verified
+/// certificate, if it sent one.
+pub async fn handle(api: Arc<Api>, peer: Option<String>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/v1/config") => answer(config(&api, peer, &query).await),
+        (&Method::GET, p) if p.starts_with("/v1/endpoints/") => answer(endpoints(&api, peer, p, &query).await),
+        (&Method::POST, "/v1/certificate") => certificate(&api, req.into_body()).await,
+        (_, "/v1/config" | "/v1/certificate") => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        (_, p) if p.starts_with("/v1/endpoints/") => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        _ => error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+pub fn error(status: StatusCode, message: impl std::fmt::Display) -> Response<Body> {
+    let body = serde_json::json!({ "error": message.to_string() });
+    json(status, Bytes::from(body.to_string()))
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r
+}
+
+fn not_modified() -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NOT_MODIFIED;
+    r
+}
+
+/// `?a=b&c=d`, percent-decoded.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: &str) -> Result<Query, String> {
+        let mut out = Vec::new();
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            out.push((percent_decode(k)?, percent_decode(v)?));
+        }
+        Ok(Query(out))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// `wait` in seconds: the default when absent, at most [`MAX_WAIT`].
+    fn wait(&self) -> Result<Duration, String> {
+        match self.get("wait") {
+            None => Ok(DEFAULT_WAIT),
+            Some(s) => {
+                let secs: u64 = s.parse().map_err(|_| format!("wait `{s}` is not a number of seconds"))?;
+                Ok(Duration::from_secs(secs).min(MAX_WAIT))
+            }
+        }
+    }
+}
+
+/// `%XX` escapes (and `+` as a space, as forms send it).
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).ok_or_else(|| format!("bad escape in `{s}`"))?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape in `{s}`"))?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8"))
+}
+
+/// A refusal, turned into `{"error": …}` with its status.
+struct Refused(StatusCode, String);
+
+type Answer = Result<Response<Body>, Refused>;
+
+fn answer(a: Answer) -> Response<Body> {
+    a.unwrap_or_else(|Refused(status, msg)| {
+        let mut r = error(status, msg);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        r
+    })
+}
+
+fn bad_request(e: String) -> Refused {
+    Refused(StatusCode::BAD_REQUEST, e)
+}
+
+/// A permit to hold a request open, or the 503 that says to come back.
+fn hold(api: &Api) -> Result<(OwnedSemaphorePermit, crate::metrics::OpenPoll), Refused> {
+    let permit = api
+        .watches
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Refused(StatusCode::SERVICE_UNAVAILABLE, "too many open watches; retry".into()))?;
+    Ok((permit, api.metrics.long_poll()))
+}
+
+fn require_peer(peer: Option<String>) -> Result<String, Refused> {
+    peer.ok_or_else(|| Refused(StatusCode::FORBIDDEN, "a client certificate from the mesh is required".into()))
+}
+
+/// Waits for `changed`, the deadline or shutdown; `Ok(false)` on timeout.
+async fn wait_change(
+    api: &Api,
+    changed: impl std::future::Future<Output = Result<(), tokio::sync::watch::error::RecvError>>,
+    deadline: tokio::time::Instant,
+    gone: impl FnOnce() -> Refused,
+) -> Result<bool, Refused> {
+    tokio::select! {
+        r = changed => r.map(|()| true).map_err(|_| gone()),
+        () = tokio::time::sleep_until(deadline) => Ok(false),
+        () = api.shutdown.cancelled() => Err(Refused(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())),
+    }
+}
+
+async fn config(api: &Api, peer: Option<String>, query: &str) -> Answer {
+    let caller = require_peer(peer)?;
+    let q = Query::parse(query).map_err(bad_request)?;
+    let workload = q
+        .get("workload")
+        .ok_or_else(|| bad_request("workload=<Kind>/<namespace>/<name> is required".into()))?
+        .to_owned();
+    let wait = q.wait().map_err(bad_request)?;
+    let none = || Refused(StatusCode::NOT_FOUND, format!("no verified config for {workload}"));
+    let mut rx = api.configs.watch(&workload).ok_or_else(none)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut held = None;
+    loop {
+        let served = rx.borrow_and_update().clone().ok_or_else(none)?;
+        // Checked on every wake: a new config may name another identity.
+        if served.identity != caller {
+            tracing::info!(%workload, %caller, "config refused: the caller is not the workload's identity");
+            return Err(Refused(StatusCode::FORBIDDEN, format!("{caller} is not the identity of {workload}")));
+        }
+        if q.get("after") != Some(served.digest.as_str()) {
+            api.metrics.config_served();
+            let mut r = json(StatusCode::OK, served.body.clone());
+            if let Ok(v) = header::HeaderValue::from_str(&served.digest) {
+                r.headers_mut().insert("x-mesh-digest", v);
+            }
+            return Ok(r);
+        }
+        if held.is_none() {
+            held = Some(hold(api)?);
+        }
+        if !wait_change(api, rx.changed(), deadline, none).await? {
+            return Ok(not_modified());
+        }
+    }
+}
+
+fn service_key(path: &str) -> Result<ServiceKey, String> {
+    let rest = path.strip_prefix("/v1/endpoints/").unwrap_or("");
+    let parts: Vec<String> = rest.split('/').map(percent_decode).collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [ns, name, port] if !ns.is_empty() && !name.is_empty() => {
+            let port = port.parse().map_err(|_| format!("port `{port}` is not a number"))?;
+            Ok(ServiceKey { namespace: ns.clone(), name: name.clone(), port })
+        }
+        _ => Err("expected /v1/endpoints/<namespace>/<service>/<port>".into()),
+    }
+}
+
+async fn endpoints(api: &Api, peer: Option<String>, path: &str, query: &str) -> Answer {
+    require_peer(peer)?;
+    let svc = service_key(path).map_err(bad_request)?;
+    let q = Query::parse(query).map_err(bad_request)?;
+    let wait = q.wait().map_err(bad_request)?;
+    let mut rx = api.endpoints.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut held = None;
+    loop {
+        let answer = api.endpoints.answer(&rx.borrow_and_update(), &svc);
+        if q.get("after") != Some(answer.version.as_str()) {
+            return Ok(json(StatusCode::OK, answer.body));
+        }
+        if held.is_none() {
+            held = Some(hold(api)?);
+        }
+        let gone = || Refused(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+        if !wait_change(api, rx.changed(), deadline, gone).await? {
+            return Ok(not_modified());
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertRequest {
+    csr: String,
+    token: String,
+}
+
+async fn certificate(api: &Api, body: Incoming) -> Response<Body> {
+    let refuse = |status: StatusCode, reason: &'static str, msg: String| {
+        api.metrics.certificate_refused(reason);
+        tracing::info!(reason, "certificate refused: {msg}");
+        error(status, msg)
+    };
+    let bytes = match Limited::new(body, MAX_CERT_REQUEST).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad-request", format!("request body: {e}")),
+    };
+    let req: CertRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(StatusCode::BAD_REQUEST, "bad-request", format!("expected {{\"csr\", \"token\"}}: {e}"));
+        }
+    };
+    let account = match api.tokens.review(&req.token).await {
+        Ok(a) => a,
+        Err(e) => return refuse(StatusCode::FORBIDDEN, e.reason(), e.to_string()),
+    };
+    let identity = api.ca.identity(&account.namespace, &account.name);
+    match api.ca.sign_csr(&req.csr, &identity, api.cert_lifetime) {
+        Ok(issued) => {
+            api.metrics.certificate_issued();
+            tracing::info!(%identity, "certificate issued");
+            let body = serde_json::json!({
+                "certificate": issued.chain_pem,
+                "expiresAt": rfc3339(issued.not_after),
+            });
+            json(StatusCode::OK, Bytes::from(body.to_string()))
+        }
+        Err(e @ CsrError::BadCsr(_)) => refuse(StatusCode::BAD_REQUEST, e.reason(), e.to_string()),
+        Err(e @ CsrError::WrongName { .. }) => refuse(StatusCode::FORBIDDEN, e.reason(), e.to_string()),
+        Err(e @ CsrError::Internal(_)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.reason(), e.to_string()),
+    }
+}
+
+/// `2026-11-29T22:00:00Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(t).replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_percent_decoded() {
+        let q = Query::parse("workload=Deployment%2Fns%2Fweb&after=sha256%3Aab&wait=5").unwrap();
+        assert_eq!(q.get("workload"), Some("Deployment/ns/web"));
+        assert_eq!(q.get("after"), Some("sha256:ab"));
+        assert_eq!(q.wait(), Ok(Duration::from_secs(5)));
+        assert_eq!(Query::parse("wait=9999").unwrap().wait(), Ok(MAX_WAIT));
+        assert_eq!(Query::parse("").unwrap().wait(), Ok(DEFAULT_WAIT));
+        assert!(Query::parse("wait=soon").unwrap().wait().is_err());
+        assert!(Query::parse("a=%4").is_err());
+        assert!(Query::parse("a=%zz").is_err());
+        assert!(Query::parse("a=%ff").is_err(), "not UTF-8");
+    }
+
+    #[test]
+    fn endpoint_paths_name_a_service_port() {
+        let k = service_key("/v1/endpoints/podinfo/podinfo/9898").unwrap();
+        assert_eq!((k.namespace.as_str(), k.name.as_str(), k.port), ("podinfo", "podinfo", 9898));
+        assert!(service_key("/v1/endpoints/podinfo/podinfo").is_err());
+        assert!(service_key("/v1/endpoints/podinfo/podinfo/http").is_err());
+        assert!(service_key("/v1/endpoints//x/1").is_err());
+    }
+
+    #[test]
+    fn times_are_rfc3339_in_utc() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_453_600_500);
+        assert_eq!(rfc3339(t), "2025-11-29T22:00:00Z");
+    }
+}

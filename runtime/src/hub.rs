@@ -1,0 +1,198 @@
+//! What the API serves, published for long polls: the [`Store`]'s configs,
+//! one watch channel per served workload, and the endpoints of every
+//! Service port, one snapshot for all.
+//!
+//! Channels exist only for workloads that are served (or were, while a
+//! poll still holds them), so a client naming made-up workloads cannot
+//! grow these maps.
+
+use crate::metrics::Metrics;
+use crate::store::{Change, Served, Status, Store, Subject};
+use bytes::Bytes;
+use mesh_proxy::discovery::{Endpoints, ServiceKey};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
+
+pub type ConfigRx = watch::Receiver<Option<Arc<Served>>>;
+
+pub struct ConfigHub {
+    store: Mutex<Store>,
+    watches: Mutex<HashMap<String, watch::Sender<Option<Arc<Served>>>>>,
+    metrics: Arc<Metrics>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update below is completed before the guard drops; a panic
+    // elsewhere cannot leave half a state.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ConfigHub {
+    pub fn new(store: Store, metrics: Arc<Metrics>) -> ConfigHub {
+        let hub = ConfigHub { store: Mutex::new(store), watches: Mutex::new(HashMap::new()), metrics };
+        hub.publish(&lock(&hub.store));
+        hub
+    }
+
+    /// Runs `f` on the store, then logs and counts every status change and
+    /// publishes the configs that changed.
+    pub fn apply(&self, f: impl FnOnce(&mut Store) -> Vec<Change>) {
+        let mut store = lock(&self.store);
+        let changes = f(&mut store);
+        for c in &changes {
+            self.report(c, &store);
+        }
+        self.publish(&store);
+    }
+
+    fn report(&self, c: &Change, store: &Store) {
+        let kind = match c.subject {
+            Subject::Bundle => "MeshBundle",
+            Subject::Config(_) => "ProxyConfig",
+        };
+        match &c.status {
+            Status::Accepted { digest } => tracing::info!(object = %c.subject, %digest, "accepted"),
+            Status::Rejected(r) => {
+                let kept = match &c.subject {
+                    Subject::Bundle => store.bundle().map(|b| b.digest.clone()),
+                    Subject::Config(k) => store.served().values().find(|s| &s.object == k).map(|s| s.digest.clone()),
+                };
+                let kept = kept.as_deref().unwrap_or("none");
+                tracing::warn!(object = %c.subject, reason = r.reason, kept, "refused: {}", r.message);
+                self.metrics.rejected(kind, r.reason);
+            }
+        }
+    }
+
+    fn publish(&self, store: &Store) {
+        let served = store.served();
+        let mut watches = lock(&self.watches);
+        for (workload, s) in served {
+            match watches.get(workload) {
+                Some(tx) => {
+                    tx.send_if_modified(|cur| {
+                        let changed = cur.as_ref().is_none_or(|c| c.digest != s.digest || c.body != s.body);
+                        if changed {
+                            *cur = Some(s.clone());
+                        }
+                        changed
+                    });
+                }
+                None => {
+                    watches.insert(workload.clone(), watch::channel(Some(s.clone())).0);
+                }
+            }
+        }
+        watches.retain(|w, tx| {
+            if served.contains_key(w) {
+                return true;
+            }
+            tx.send_if_modified(|cur| cur.take().is_some());
+            tx.receiver_count() > 0
+        });
+        self.metrics.set_configs_held(served.len());
+    }
+
+    /// The config of `workload` and its updates; `None` when none is served.
+    pub fn watch(&self, workload: &str) -> Option<ConfigRx> {
+        lock(&self.watches).get(workload).map(|tx| tx.subscribe()).filter(|rx| rx.borrow().is_some())
+    }
+
+    pub fn trusted_keys(&self) -> usize {
+        lock(&self.store).trusted_keys()
+    }
+
+    /// Runs `f` with the store, read-only.
+    pub fn with_store<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
+        f(&lock(&self.store))
+    }
+}
+
+/// One Service port's answer, prepared once per change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointsAnswer {
+    pub version: String,
+    pub body: Bytes,
+}
+
+#[derive(Serialize)]
+struct EndpointsDoc<'a> {
+    version: &'a str,
+    endpoints: Vec<EndpointDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct EndpointDoc<'a> {
+    addr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<&'a str>,
+}
+
+impl EndpointsAnswer {
+    /// The version is a digest of the list, so it changes exactly when the
+    /// list does (and is the same across restarts and replicas).
+    pub fn new(endpoints: &Endpoints) -> EndpointsAnswer {
+        let mut h = Sha256::new();
+        for e in endpoints.iter() {
+            h.update(e.addr.to_string().as_bytes());
+            h.update([0]);
+            h.update(e.identity.as_deref().unwrap_or("").as_bytes());
+            h.update([1]);
+        }
+        let version: String = h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let doc = EndpointsDoc {
+            version: &version,
+            endpoints: endpoints
+                .iter()
+                .map(|e| EndpointDoc { addr: e.addr.to_string(), identity: e.identity.as_deref() })
+                .collect(),
+        };
+        let body = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+        EndpointsAnswer { version, body }
+    }
+}
+
+pub type EndpointsSnapshot = Arc<HashMap<ServiceKey, EndpointsAnswer>>;
+
+/// Every Service port's endpoints. One channel: a change wakes every
+/// endpoints poll, and each one answers only if its own version changed.
+pub struct EndpointsHub {
+    tx: watch::Sender<EndpointsSnapshot>,
+    empty: EndpointsAnswer,
+}
+
+impl Default for EndpointsHub {
+    fn default() -> Self {
+        EndpointsHub {
+            tx: watch::channel(Arc::new(HashMap::new())).0,
+            empty: EndpointsAnswer::new(&Arc::new(Vec::new())),
+        }
+    }
+}
+
+impl EndpointsHub {
+    /// Replaces every Service port's endpoints.
+    pub fn replace(&self, endpoints: &HashMap<ServiceKey, Endpoints>) {
+        let snap: HashMap<ServiceKey, EndpointsAnswer> =
+            endpoints.iter().map(|(k, eps)| (k.clone(), EndpointsAnswer::new(eps))).collect();
+        self.tx.send_if_modified(|cur| {
+            let changed = **cur != snap;
+            if changed {
+                *cur = Arc::new(snap);
+            }
+            changed
+        });
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<EndpointsSnapshot> {
+        self.tx.subscribe()
+    }
+
+    /// `svc`'s answer in `snap`; an unknown Service port has no endpoints.
+    pub fn answer(&self, snap: &EndpointsSnapshot, svc: &ServiceKey) -> EndpointsAnswer {
+        snap.get(svc).cloned().unwrap_or_else(|| self.empty.clone())
+    }
+}

@@ -1,0 +1,21 @@
+//! `mesh-runtime`: serves proxies the signed configs `meshc build` wrote
+//! (only those that verify, only to the workload they are for), the
+//! endpoints of Services, and workload certificates. The API is
+//! `runtime/API.md`; file mode (the only mode so far) is [`run`].
+//!
+//! Data flow: inputs (files now, Kubernetes objects later) go into the
+//! [`store`], which decides what is served; [`hub`] publishes it to long
+//! polls; [`api`] answers proxies over the TLS listener in [`serve`];
+//! [`ca`] signs certificates for tokens that [`tokens`] accepts.
+
+pub mod api;
+pub mod ca;
+pub mod files;
+pub mod hub;
+pub mod metrics;
+pub mod run;
+pub mod serve;
+pub mod store;
+pub mod tokens;
+
+pub use run::{Running, Settings, start};

@@ -1,0 +1,122 @@
+//! Prometheus metrics (OpenMetrics text). Label values are fixed words, so
+//! cardinality never depends on objects or clients.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RejectLabels {
+    /// `ProxyConfig` or `MeshBundle`.
+    kind: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    configs_held: Gauge,
+    configs_served: Counter,
+    rejected: Family<RejectLabels, Counter>,
+    long_polls: Gauge,
+    certs_issued: Counter,
+    certs_refused: Family<ReasonLabel, Counter>,
+    issuer_expiry: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            configs_held: Gauge::default(),
+            configs_served: Counter::default(),
+            rejected: Family::default(),
+            long_polls: Gauge::default(),
+            certs_issued: Counter::default(),
+            certs_refused: Family::default(),
+            issuer_expiry: Gauge::default(),
+        };
+        let r = &mut m.registry;
+        r.register("mesh_runtime_configs", "Verified configs held, one per workload", m.configs_held.clone());
+        r.register("mesh_runtime_configs_served", "Configs sent to proxies (200 answers)", m.configs_served.clone());
+        r.register(
+            "mesh_runtime_objects_rejected",
+            "Object contents refused (the last good config stays served)",
+            m.rejected.clone(),
+        );
+        r.register("mesh_runtime_long_polls_open", "Config and endpoint watches held open now", m.long_polls.clone());
+        r.register("mesh_runtime_certificates_issued", "Workload certificates signed", m.certs_issued.clone());
+        r.register("mesh_runtime_certificates_refused", "Certificate requests refused", m.certs_refused.clone());
+        r.register(
+            "mesh_runtime_issuer_expiry_timestamp_seconds",
+            "Unix time at which the issuer certificate expires",
+            m.issuer_expiry.clone(),
+        );
+        m
+    }
+
+    pub fn set_configs_held(&self, n: usize) {
+        self.configs_held.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn config_served(&self) {
+        self.configs_served.inc();
+    }
+
+    pub fn rejected(&self, kind: &'static str, reason: &'static str) {
+        self.rejected.get_or_create(&RejectLabels { kind, reason }).inc();
+    }
+
+    /// Counts a watch as open until the guard drops.
+    pub fn long_poll(&self) -> OpenPoll {
+        self.long_polls.inc();
+        OpenPoll { gauge: self.long_polls.clone() }
+    }
+
+    pub fn certificate_issued(&self) {
+        self.certs_issued.inc();
+    }
+
+    pub fn certificate_refused(&self, reason: &'static str) {
+        self.certs_refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn set_issuer_expiry(&self, unix_seconds: i64) {
+        self.issuer_expiry.set(unix_seconds);
+    }
+
+    /// The OpenMetrics text exposition, `# EOF` included.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail, and our label values are plain words.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!("encoding metrics: {e}");
+        }
+        out
+    }
+}
+
+/// An open long poll; dropping it closes it in `mesh_runtime_long_polls_open`.
+pub struct OpenPoll {
+    gauge: Gauge,
+}
+
+impl Drop for OpenPoll {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}

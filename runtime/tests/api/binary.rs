@@ -1,0 +1,73 @@
+use crate::support::*;
+use http::StatusCode;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Kills the child if the test fails before it is stopped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_a_build_directory_and_stops_on_sigterm() {
+    let files = Files::new();
+    let (api, admin) = (free_port(), free_port());
+    let log = std::fs::File::create(files.tmp.path().join("runtime.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_mesh-runtime"))
+        .arg("--dir")
+        .arg(&files.dist)
+        .arg("--trust-key")
+        .arg(&files.pubkey)
+        .arg("--ca-dir")
+        .arg(&files.ca_dir)
+        .arg("--endpoints")
+        .arg(&files.endpoints)
+        .arg("--tokens")
+        .arg(&files.tokens)
+        .args(["--listen", &api.to_string(), "--admin", &admin.to_string()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    let started = Instant::now();
+    loop {
+        if let Ok(tcp) = tokio::net::TcpStream::connect(admin).await {
+            drop(tcp);
+            if admin_get(admin, "/ready").await.0 == StatusCode::OK {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "not ready in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let frontend = config("frontend");
+    let tls = tls_config(Some(&files.identity(&frontend.identity)), files.pki.anchors_pem());
+    let r = get(api, tls, &config_path(&workload_key(&frontend), None, None)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.digest().starts_with("sha256:"));
+
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(files.tmp.path().join("runtime.log")).unwrap();
+    assert!(log.contains("mesh-runtime serving"), "{log}");
+}

@@ -1,0 +1,8 @@
+//! The runtime through real sockets: file mode over a `meshc build`
+//! directory, clients with real certificates, and the real binary.
+
+mod binary;
+mod certificate;
+mod config;
+mod endpoints;
+mod support;
