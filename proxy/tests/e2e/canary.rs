@@ -42,7 +42,7 @@ pub fn start(build: &mesh::Build) -> Canary {
     let mut echo_flags = BTreeMap::new();
     echo_flags.insert("podinfo-primary".to_string(), vec!["--fail-every".to_string(), "7".to_string()]);
     let client_ip = "10.40.7.7".parse().unwrap();
-    let mesh = Mesh::start(&Launch { build, client_ip, discovery, echo_flags, transparent: false });
+    let mesh = Mesh::start(&Launch { build, client_ip, discovery, echo_flags, transparent: false, runtime: None });
     let f = mesh.workload("frontend");
     let (frontend, outbound) = (f.admin.ip(), f.outbound);
     Canary { mesh, frontend, outbound }

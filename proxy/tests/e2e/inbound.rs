@@ -17,7 +17,18 @@ use std::time::Duration;
 
 /// Runs every check of `example`; returns how many passed, panics with
 /// every disagreement (both sides printed) otherwise.
-pub async fn check_example(example: &str, transparent: bool) -> usize {
+/// How proxies are fed and reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Config and certificate files; explicit listeners.
+    Explicit,
+    /// iptables REDIRECT to one transparent listener per proxy.
+    Transparent,
+    /// Certificates and configs from mesh-runtime in file mode.
+    Runtime,
+}
+
+pub async fn check_example(example: &str, mode: Mode) -> usize {
     let build = mesh::build(example);
     let o = &build.outcome;
     let classes = Classes::derive(&o.resolved, &o.configs);
@@ -29,7 +40,9 @@ pub async fn check_example(example: &str, transparent: bool) -> usize {
         client_ip: classes.addrs.pod,
         discovery: serde_json::json!({ "services": [] }),
         echo_flags: BTreeMap::new(),
-        transparent,
+        transparent: mode == Mode::Transparent,
+        runtime: (mode == Mode::Runtime)
+            .then(|| mesh::RuntimeMode { discovery: serde_json::json!({ "services": [] }) }),
     };
     let mesh = Mesh::start(&launch);
     let mut tls = TlsCache::default();

@@ -14,7 +14,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn booksapp_statuses_match_meshc_reach() {
     netns::run("booksapp_statuses_match_meshc_reach", || {
-        let checks = runtime().block_on(inbound::check_example("booksapp-rest", false));
+        let checks = runtime().block_on(inbound::check_example("booksapp-rest", inbound::Mode::Explicit));
         println!("booksapp-rest: {checks} requests, every status as meshc reach predicts");
         assert!(checks > 100, "only {checks} checks");
     });
@@ -23,7 +23,7 @@ fn booksapp_statuses_match_meshc_reach() {
 #[test]
 fn emojivoto_grpc_statuses_match_meshc_reach() {
     netns::run("emojivoto_grpc_statuses_match_meshc_reach", || {
-        let checks = runtime().block_on(inbound::check_example("emojivoto-grpc", false));
+        let checks = runtime().block_on(inbound::check_example("emojivoto-grpc", inbound::Mode::Explicit));
         println!("emojivoto-grpc: {checks} requests, every status as meshc reach predicts");
         assert!(checks > 50, "only {checks} checks");
     });
@@ -34,7 +34,7 @@ mod canary;
 #[test]
 fn podinfo_canary_inbound_statuses_match_meshc_reach() {
     netns::run("podinfo_canary_inbound_statuses_match_meshc_reach", || {
-        let checks = runtime().block_on(inbound::check_example("podinfo-canary", false));
+        let checks = runtime().block_on(inbound::check_example("podinfo-canary", inbound::Mode::Explicit));
         println!("podinfo-canary: {checks} requests, every status as meshc reach predicts");
     });
 }
@@ -61,7 +61,7 @@ fn booksapp_transparent_mode_statuses_match_meshc_reach() {
         if let Err(e) = netns::iptables_available() {
             panic!("transparent mode needs iptables in the test's network namespace ({e}); .ci/run installs it");
         }
-        let checks = runtime().block_on(inbound::check_example("booksapp-rest", true));
+        let checks = runtime().block_on(inbound::check_example("booksapp-rest", inbound::Mode::Transparent));
         println!(
             "booksapp-rest (transparent, iptables REDIRECT): {checks} requests, every status as meshc reach predicts"
         );
@@ -87,5 +87,30 @@ fn sigterm_drains_in_flight_requests() {
     netns::run("sigterm_drains_in_flight_requests", || {
         let mut s = resilience::start();
         runtime().block_on(resilience::sigterm_drains_in_flight_requests(&mut s));
+    });
+}
+
+mod runtime_mode;
+
+/// The same promise with mesh-runtime (file mode) between `meshc build` and
+/// the proxies: certificates from ServiceAccount tokens, configs over mTLS.
+#[test]
+fn booksapp_through_mesh_runtime_statuses_match_meshc_reach() {
+    netns::run("booksapp_through_mesh_runtime_statuses_match_meshc_reach", || {
+        let checks = runtime().block_on(inbound::check_example("booksapp-rest", inbound::Mode::Runtime));
+        println!("booksapp-rest (mesh-runtime file mode): {checks} requests, every status as meshc reach predicts");
+    });
+}
+
+#[test]
+fn mesh_runtime_file_mode_updates_tampering_restarts_tokens() {
+    netns::run("mesh_runtime_file_mode_updates_tampering_restarts_tokens", || {
+        let mut s = runtime_mode::start();
+        runtime().block_on(async {
+            runtime_mode::new_builds_reach_every_proxy_within_a_second(&s).await;
+            runtime_mode::tampered_configs_are_refused_and_proxies_keep_the_last_good_one(&s).await;
+            runtime_mode::expired_and_unknown_tokens_get_no_certificate(&s).await;
+            runtime_mode::a_runtime_restart_does_not_interrupt_traffic(&mut s).await;
+        });
     });
 }

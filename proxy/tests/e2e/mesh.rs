@@ -74,6 +74,8 @@ pub struct Workload {
 
 pub struct Mesh {
     pub pki: TestPki,
+    /// Set in runtime mode; stopped after the proxies.
+    pub runtime: Option<RuntimeThread>,
     pub workloads: Vec<Workload>,
     children: Vec<(String, Child)>,
     pub logs: PathBuf,
@@ -109,7 +111,19 @@ pub struct Launch<'a> {
     /// Transparent mode: iptables redirects each pod address to its proxy's
     /// one inbound listener, which serves the original destination's port.
     pub transparent: bool,
+    /// Proxies get configs, endpoints and certificates from this mesh-runtime
+    /// (file mode over the build directory) instead of files.
+    pub runtime: Option<RuntimeMode>,
 }
+
+/// Proxies fetch configs, endpoints and certificates from mesh-runtime;
+/// `discovery` is what the runtime serves as endpoints.
+#[derive(Clone)]
+pub struct RuntimeMode {
+    pub discovery: serde_json::Value,
+}
+
+pub const RUNTIME_IDENTITY: &str = "mesh-runtime.mesh-system.serviceaccount.identity.linkerd.cluster.local";
 
 impl Mesh {
     pub fn start(l: &Launch) -> Mesh {
@@ -120,7 +134,8 @@ impl Mesh {
         let discovery = dir.join("endpoints.json");
         std::fs::write(&discovery, serde_json::to_vec_pretty(&l.discovery).unwrap()).unwrap();
         let pki = TestPki::new(&o.resolved.settings.trust_domain).expect("test PKI");
-        let mut mesh = Mesh { pki, workloads: Vec::new(), children: Vec::new(), logs };
+        let runtime = l.runtime.as_ref().map(|rt| RuntimeThread::start(runtime_args(l.build, &pki, &rt.discovery)));
+        let mut mesh = Mesh { pki, runtime, workloads: Vec::new(), children: Vec::new(), logs };
         super::netns::add_address(l.client_ip);
         for (wi, w) in o.resolved.workloads.iter().enumerate() {
             let Some(config) = o.configs[wi].clone() else { continue };
@@ -129,8 +144,15 @@ impl Mesh {
             super::netns::add_address(ip);
             let ports = meshc::query::who::target_ports(w, Some(&config));
             let id_dir = dir.join("identity").join(format!("{}-{}", w.namespace, w.name));
-            let cert = mesh.pki.issue_workload(&w.service_account, &w.namespace, Validity::valid_for(HOUR)).unwrap();
-            write_identity_dir(&id_dir, &cert, mesh.pki.anchors_pem()).unwrap();
+            if l.runtime.is_some() {
+                // Only the trust anchors: the proxy asks the runtime for its certificate.
+                std::fs::create_dir_all(&id_dir).unwrap();
+                std::fs::write(id_dir.join("ca.crt"), mesh.pki.anchors_pem()).unwrap();
+            } else {
+                let cert =
+                    mesh.pki.issue_workload(&w.service_account, &w.namespace, Validity::valid_for(HOUR)).unwrap();
+                write_identity_dir(&id_dir, &cert, mesh.pki.anchors_pem()).unwrap();
+            }
             let admin_port =
                 w.ports.iter().find(|p| p.injected && p.name.as_deref() == Some("linkerd-admin")).map(|p| p.port);
             let admin = SocketAddr::new(app, admin_port.unwrap_or(4191));
@@ -141,10 +163,24 @@ impl Mesh {
             let mut args: Vec<String> = vec!["run".into()];
             let workload = config.workload.clone();
             args.extend(["--workload".into(), format!("{}/{}/{}", workload.kind, workload.namespace, workload.name)]);
-            args.extend(["--config".into(), l.build.files[&workload].display().to_string()]);
             args.extend(["--trust-key".into(), l.build.pubkey.display().to_string()]);
             args.extend(["--identity-dir".into(), id_dir.display().to_string()]);
-            args.extend(["--discovery".into(), discovery.display().to_string()]);
+            match &l.runtime {
+                None => {
+                    args.extend(["--config".into(), l.build.files[&workload].display().to_string()]);
+                    args.extend(["--discovery".into(), discovery.display().to_string()]);
+                }
+                Some(rt) => {
+                    let _ = rt;
+                    args.extend(["--runtime".into(), format!("https://{RUNTIME_API}")]);
+                    args.extend(["--runtime-identity".into(), RUNTIME_IDENTITY.into()]);
+                    args.extend([
+                        "--token-file".into(),
+                        token_file(dir, &w.namespace, &w.service_account).display().to_string(),
+                    ]);
+                    args.extend(["--service-account".into(), w.service_account.clone()]);
+                }
+            }
             args.extend(["--admin".into(), admin.to_string(), "--outbound".into(), outbound.to_string()]);
             args.extend(["--pod-ip".into(), l.client_ip.to_string(), "--reload-interval".into(), "100ms".into()]);
             if l.transparent {
@@ -244,6 +280,86 @@ impl Mesh {
             out.extend(tail.into_iter().rev().map(|l| format!("{l}\n")));
         }
         out
+    }
+}
+
+/// The ServiceAccount token file a proxy reads (`token-<ns>-<sa>`).
+pub fn token_file(dir: &Path, ns: &str, sa: &str) -> PathBuf {
+    dir.join(format!("token-{ns}-{sa}"))
+}
+
+/// Writes what mesh-runtime reads in file mode (the CA, a token per
+/// ServiceAccount of the example plus an expired one, the endpoints) and
+/// returns its command line.
+pub fn runtime_args(build: &Build, pki: &TestPki, discovery: &serde_json::Value) -> Vec<String> {
+    let dir = build.dir.path();
+    let ca = dir.join("ca");
+    pki.write_ca_dir(&ca).unwrap();
+    let mut tokens = Vec::new();
+    let accounts: std::collections::BTreeSet<_> =
+        build.outcome.resolved.workloads.iter().map(|w| (&w.namespace, &w.service_account)).collect();
+    for (namespace, service_account) in accounts {
+        let token = format!("token-{namespace}-{service_account}");
+        std::fs::write(token_file(dir, namespace, service_account), &token).unwrap();
+        tokens.push(serde_json::json!({"token": token, "namespace": namespace, "serviceAccount": service_account}));
+    }
+    tokens.push(serde_json::json!({"token": "expired", "namespace": "podinfo", "serviceAccount": "podinfo",
+        "expiresAt": "2020-01-01T00:00:00Z"}));
+    std::fs::write(dir.join("tokens.json"), serde_json::to_vec(&serde_json::json!({"tokens": tokens})).unwrap())
+        .unwrap();
+    std::fs::write(dir.join("runtime-endpoints.json"), serde_json::to_vec(discovery).unwrap()).unwrap();
+    let p = |name: &str| dir.join(name).display().to_string();
+    let flags = [
+        ("--dir", p("dist")),
+        ("--trust-key", build.pubkey.display().to_string()),
+        ("--ca-dir", ca.display().to_string()),
+        ("--endpoints", p("runtime-endpoints.json")),
+        ("--tokens", p("tokens.json")),
+        ("--listen", RUNTIME_API.to_string()),
+        ("--admin", "127.0.0.1:9990".to_string()),
+        ("--identity", RUNTIME_IDENTITY.to_string()),
+    ];
+    std::iter::once("mesh-runtime".to_string()).chain(flags.into_iter().flat_map(|(k, v)| [k.to_string(), v])).collect()
+}
+
+pub const RUNTIME_API: &str = "127.0.0.1:8443";
+
+/// mesh-runtime (file mode) on a thread of its own, as a separate process
+/// would be: it can be stopped and started again while proxies run.
+pub struct RuntimeThread {
+    shutdown: Option<tokio_util::sync::CancellationToken>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RuntimeThread {
+    pub fn start(args: Vec<String>) -> RuntimeThread {
+        let settings = <mesh_runtime::Settings as clap::Parser>::try_parse_from(args).expect("runtime flags");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let running = mesh_runtime::start(settings).await.expect("mesh-runtime starts");
+                tx.send(running.shutdown.clone()).unwrap();
+                running.stopped().await;
+            });
+        });
+        let shutdown = rx.recv().expect("mesh-runtime started");
+        RuntimeThread { shutdown: Some(shutdown), thread: Some(thread) }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            s.cancel();
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("mesh-runtime thread");
+        }
+    }
+}
+
+impl Drop for RuntimeThread {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -30,6 +30,7 @@ pub fn start() -> Setup {
         discovery: serde_json::json!({ "services": [] }),
         echo_flags: BTreeMap::new(),
         transparent: false,
+        runtime: None,
     };
     let mesh = Mesh::start(&launch);
     let frontend = mesh.workload("frontend").identity.clone();

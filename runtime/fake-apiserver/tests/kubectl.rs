@@ -21,7 +21,10 @@ use std::sync::mpsc;
 fn kubectl_binary() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let found = std::env::split_paths(&path).map(|d| d.join("kubectl")).find(|p| p.is_file());
-    assert!(found.is_some() || std::env::var_os("CI").is_none(), "CI needs kubectl on PATH to keep the fake API server honest");
+    assert!(
+        found.is_some() || std::env::var_os("CI").is_none(),
+        "CI needs kubectl on PATH to keep the fake API server honest"
+    );
     found
 }
 

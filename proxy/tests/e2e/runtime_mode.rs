@@ -1,0 +1,182 @@
+//! The mesh with mesh-runtime in file mode between `meshc build` and the
+//! proxies: proxies get their certificates from ServiceAccount tokens and
+//! their configs over mTLS. A new build reaches every proxy within a second,
+//! a tampered config is refused while proxies keep the last good one, a
+//! runtime restart does not interrupt traffic, and an expired or unknown
+//! token gets no certificate.
+
+use super::clients::{self, Observed, Req, Tls};
+use super::mesh::{self, Launch, Mesh, RUNTIME_API, RUNTIME_IDENTITY, RuntimeMode, RuntimeThread};
+use super::resilience::{forbidden, ok, opened_up, tampered};
+use mesh_proxy::identity::csr::{CsrSettings, CsrTiming};
+use mesh_proxy::identity::pki::Validity;
+use mesh_proxy_api::ProxyConfig;
+use meshc::emit::{self, BuildInfo, write};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Setup {
+    pub build: mesh::Build,
+    pub mesh: Mesh,
+    frontend_tls: Arc<rustls::ClientConfig>,
+    client_ip: IpAddr,
+}
+
+pub fn start() -> Setup {
+    let build = mesh::build("podinfo-canary");
+    let client_ip: IpAddr = "10.40.7.7".parse().unwrap();
+    let runtime = Some(RuntimeMode { discovery: serde_json::json!({ "services": [] }) });
+    let launch = Launch {
+        build: &build,
+        client_ip,
+        discovery: serde_json::json!({ "services": [] }),
+        echo_flags: BTreeMap::new(),
+        transparent: false,
+        runtime,
+    };
+    let mesh = Mesh::start(&launch);
+    let frontend = mesh.workload("frontend").identity.clone();
+    let cert = mesh.pki.issue_name(&frontend, Validity::valid_for(Duration::from_secs(3600))).unwrap();
+    let frontend_tls = clients::client_config(&cert, mesh.pki.anchors_pem());
+    Setup { build, mesh, frontend_tls, client_ip }
+}
+
+impl Setup {
+    async fn to_podinfo(&self, meshed: bool) -> Observed {
+        let w = self.mesh.workload("podinfo-primary");
+        let tls = Tls { server_identity: w.identity.clone(), config: self.frontend_tls.clone() };
+        let tls = meshed.then_some(&tls);
+        clients::http(self.client_ip, SocketAddr::new(w.ip, 9898), tls, &Req::get("/api/echo"), "podinfo:9898").await
+    }
+
+    /// Signs `configs` with the build's key and writes them over `dist/`, as
+    /// a new `meshc build` would; returns each workload's new digest.
+    fn rebuild(&self, configs: &[Option<ProxyConfig>]) -> BTreeMap<String, String> {
+        let info = BuildInfo { source_revision: "e2e-2".into(), error_findings: 0 };
+        let built = emit::build(configs, &self.build.key, &info).unwrap();
+        write::write_dir(&self.build.dir.path().join("dist"), &built).unwrap();
+        digests(&built)
+    }
+
+    /// The digest each proxy reports in `/ready`.
+    fn served(&self) -> BTreeMap<String, String> {
+        self.mesh
+            .workloads
+            .iter()
+            .map(|w| {
+                let body = clients::blocking_get_body(w.admin, "/ready").unwrap_or_default();
+                let digest = body.lines().find_map(|l| l.strip_prefix("digest ")).unwrap_or_default().to_string();
+                (w.workload.name.clone(), digest)
+            })
+            .collect()
+    }
+}
+
+fn digests(built: &emit::Built) -> BTreeMap<String, String> {
+    built
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with(emit::CONFIGS_DIR))
+        .map(|(_, text)| {
+            let o: serde_json::Value = serde_json::from_str(text.trim_start_matches("---").trim()).unwrap();
+            (
+                o["spec"]["workload"]["name"].as_str().unwrap().to_string(),
+                o["spec"]["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A new build with podinfo opened to everyone and every other config
+/// changed too (an extra, inert authorization), so every proxy must update.
+fn next_commit(configs: &[Option<ProxyConfig>]) -> Vec<Option<ProxyConfig>> {
+    configs
+        .iter()
+        .map(|c| {
+            c.as_ref().map(|c| {
+                let mut c = if c.workload.name.starts_with("podinfo") { opened_up(c) } else { c.clone() };
+                let mut inert = mesh_proxy_api::localhost_authorization();
+                inert.meta = mesh_proxy_api::Meta::default_named("e2e-next-commit");
+                inert.networks =
+                    vec![mesh_proxy_api::Network { net: "192.0.2.1/32".parse().unwrap(), except: Vec::new() }];
+                c.inbound.default_server.authorizations.push(inert);
+                c
+            })
+        })
+        .collect()
+}
+
+pub async fn new_builds_reach_every_proxy_within_a_second(s: &Setup) {
+    assert!(ok(&s.to_podinfo(true).await), "baseline: the frontend is admitted\n{}", s.mesh.dump_logs());
+    assert!(forbidden(&s.to_podinfo(false).await), "baseline: unmeshed clients are not");
+    let start = Instant::now();
+    let want = s.rebuild(&next_commit(&s.build.outcome.configs));
+    while s.served() != want {
+        assert!(start.elapsed() < Duration::from_secs(5), "proxies serve {:?}, the build has {want:?}", s.served());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = start.elapsed();
+    println!("a new build reached all {} proxies in {took:?}", want.len());
+    assert!(took < Duration::from_secs(1), "a new build took {took:?} to reach every proxy");
+    assert!(ok(&s.to_podinfo(false).await), "the new build opened podinfo, but unmeshed clients are refused");
+}
+
+pub async fn tampered_configs_are_refused_and_proxies_keep_the_last_good_one(s: &Setup) {
+    let before = s.served();
+    let w = s.mesh.workload("podinfo-primary");
+    let path = &s.build.files[&w.workload];
+    let good = std::fs::read(path).unwrap();
+    let mut locked = w.config.clone();
+    locked.inbound.ports.clear();
+    std::fs::write(path, tampered(&good, &locked, &s.build.key)).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(s.served(), before, "a tampered config reached a proxy");
+    assert!(ok(&s.to_podinfo(false).await), "podinfo lost its last good config");
+    let metrics = clients::blocking_get_body("127.0.0.1:9990".parse().unwrap(), "/metrics").unwrap_or_default();
+    assert!(
+        metrics.lines().any(|l| l.contains("reason=\"signature\"") || l.contains("reason=\"digest\"")),
+        "{metrics}"
+    );
+    std::fs::write(path, good).unwrap();
+}
+
+pub async fn a_runtime_restart_does_not_interrupt_traffic(s: &mut Setup) {
+    let mut runtime = s.mesh.runtime.take().expect("runtime mode");
+    runtime.stop();
+    for _ in 0..20 {
+        assert!(ok(&s.to_podinfo(true).await), "traffic stopped with the runtime\n{}", s.mesh.dump_logs());
+    }
+    let discovery = serde_json::json!({ "services": [] });
+    s.mesh.runtime = Some(RuntimeThread::start(mesh::runtime_args(&s.build, &s.mesh.pki, &discovery)));
+    // The proxies reconnect: the original build, written again, reaches them.
+    let want = s.rebuild(&s.build.outcome.configs);
+    let start = Instant::now();
+    while s.served() != want {
+        assert!(start.elapsed() < Duration::from_secs(10), "after a restart proxies serve {:?}", s.served());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(forbidden(&s.to_podinfo(false).await), "the restored build did not close podinfo again");
+}
+
+pub async fn expired_and_unknown_tokens_get_no_certificate(s: &Setup) {
+    let dir = s.build.dir.path().join("token-tests");
+    for (what, token) in [("an expired token", "expired"), ("an unknown token", "never-issued")] {
+        let id = dir.join(token);
+        std::fs::create_dir_all(&id).unwrap();
+        std::fs::write(id.join("ca.crt"), s.mesh.pki.anchors_pem()).unwrap();
+        std::fs::write(id.join("token"), token).unwrap();
+        let csr = CsrSettings {
+            runtime: format!("https://{RUNTIME_API}"),
+            runtime_identity: RUNTIME_IDENTITY.into(),
+            token_file: id.join("token"),
+            dir: id.clone(),
+            name: s.mesh.workload("podinfo-primary").identity.clone(),
+            timing: CsrTiming { bootstrap_deadline: Duration::from_secs(2), ..CsrTiming::default() },
+        };
+        let refused = csr.bootstrap().await;
+        assert!(refused.is_err(), "{what} got a certificate");
+        assert!(!id.join("tls.crt").exists(), "{what}: a certificate was written");
+    }
+}
