@@ -9,6 +9,7 @@
 //! refusals.
 
 use crate::Ctx;
+use crate::http_util::{ConnLimits, serve_connection};
 use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
 use crate::state::{self, ConfigRx};
@@ -17,8 +18,6 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,21 +72,8 @@ async fn connection(stream: tokio::net::TcpStream, admin: Admin, shutdown: Cance
         async move { Ok::<_, Infallible>(response) }
     });
     // h2 too: a gRPC or h2 client's request reaches it through the inbound proxy unchanged.
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!("admin connection: {e}");
-    }
+    let limits = ConnLimits { max_header_bytes: 16 * 1024, header_read_timeout: Some(HEADER_TIMEOUT) };
+    serve_connection(stream, service, limits, &shutdown).await;
 }
 
 fn respond(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {

@@ -8,8 +8,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use mesh_proxy::http_util::{ConnLimits, serve_connection};
 use mesh_proxy::identity::{self, Identity};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -77,21 +76,8 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HANDSHAKE_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!("connection: {e}");
-    }
+    let limits = ConnLimits { max_header_bytes: 64 * 1024, header_read_timeout: Some(HANDSHAKE_TIMEOUT) };
+    serve_connection(io, service, limits, &shutdown).await;
 }
 
 /// What `/ready` reports.

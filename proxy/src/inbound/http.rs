@@ -48,7 +48,8 @@ where
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| handle(ctx.clone(), app.clone(), conn.clone(), req))
     };
-    crate::http_util::serve_connection(io, service, ctx.settings.max_header_bytes, &ctx.shutdown).await;
+    let limits = crate::http_util::ConnLimits::headers(ctx.settings.max_header_bytes);
+    crate::http_util::serve_connection(io, service, limits, &ctx.shutdown).await;
 }
 
 async fn handle(
