@@ -1,6 +1,6 @@
 //! Runs a fake API server with the standard resources until Ctrl-C, and
 //! writes a kubeconfig for kubectl:
-//! `cargo run -p fake-apiserver --example serve -- /tmp/fake.kubeconfig`.
+//! `cargo run -p fake-apiserver --example serve -- fake.kubeconfig`.
 
 use fake_apiserver::FakeApiServer;
 use std::path::PathBuf;
