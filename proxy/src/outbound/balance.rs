@@ -158,6 +158,28 @@ impl<T> Balancer<T> {
         Balancer { key, discovery, make, inner: Mutex::new(Inner { rx, endpoints }) }
     }
 
+    /// Whether discovery keeps watching this Service (a live receiver): a
+    /// runtime watch whose first answer is on its way, rather than a name
+    /// discovery does not know.
+    pub fn is_watched(&self) -> bool {
+        lock(&self.inner).rx.has_changed().is_ok()
+    }
+
+    /// With no endpoints yet, waits up to `timeout` for discovery to answer,
+    /// so the first request to a newly watched Service is not refused while
+    /// its endpoints are in flight.
+    pub async fn ready(&self, timeout: std::time::Duration) {
+        let mut rx = {
+            let mut inner = lock(&self.inner);
+            self.refresh(&mut inner);
+            if !inner.endpoints.is_empty() || inner.rx.has_changed().is_err() {
+                return;
+            }
+            inner.rx.clone()
+        };
+        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
     /// Whether discovery has endpoints for this Service right now.
     pub fn is_empty(&self) -> bool {
         let mut inner = lock(&self.inner);

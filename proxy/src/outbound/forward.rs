@@ -208,8 +208,12 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// How long a request waits for a newly watched Service's first endpoints.
+pub(super) const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
+
 async fn attempts(ob: &Outbound, plan: &Plan<'_>, parts: &request::Parts, body: Incoming) -> Attempt {
     let balancer = ob.balancer(&plan.backend);
+    balancer.ready(DISCOVERY_WAIT).await;
     let Some(retry) = &plan.retry else {
         return attempt(&balancer, plan, Request::from_parts(clone_parts(parts), boxed(body))).await;
     };

@@ -116,7 +116,10 @@ impl Outbound {
             self.discovery.clone(),
             Arc::new(move |ep| EndpointClient::new(&dialer, ep)),
         ));
-        if !b.is_empty() {
+        // Names discovery does not know are not remembered (clients could
+        // make up any number of them); a watched Service is, even while its
+        // first endpoints are on their way.
+        if !b.is_empty() || b.is_watched() {
             map.insert(key.clone(), b.clone());
         }
         b

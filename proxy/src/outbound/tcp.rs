@@ -32,7 +32,9 @@ where
         return;
     }
     let policy = accrual(ob, key);
-    let picked = match ob.balancer(key).pick() {
+    let balancer = ob.balancer(key);
+    balancer.ready(super::forward::DISCOVERY_WAIT).await;
+    let picked = match balancer.pick() {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(target = %label, error = %e, "outbound TCP refused");

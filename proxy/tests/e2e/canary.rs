@@ -18,10 +18,11 @@ pub struct Canary {
     pub outbound: SocketAddr,
 }
 
-/// The frontend, primary and canary, with every seventh primary answer a 503.
-pub fn start(build: &mesh::Build) -> Canary {
+/// Endpoints of podinfo, podinfo-primary and podinfo-canary, where
+/// `Mesh::start` puts the pods (numbered in workload order among those with
+/// configs), each with podinfo's identity.
+pub fn discovery(build: &mesh::Build) -> serde_json::Value {
     let o = &build.outcome;
-    // Pods are numbered in workload order among those with configs.
     let order: Vec<&str> = o
         .resolved
         .workloads
@@ -39,6 +40,12 @@ pub fn start(build: &mesh::Build) -> Canary {
         svc("podinfo-primary", vec![ep("podinfo-primary")]),
         svc("podinfo-canary", vec![ep("podinfo-canary")]),
     ]});
+    discovery
+}
+
+/// The frontend, primary and canary, with every seventh primary answer a 503.
+pub fn start(build: &mesh::Build) -> Canary {
+    let discovery = discovery(build);
     let mut echo_flags = BTreeMap::new();
     echo_flags.insert("podinfo-primary".to_string(), vec!["--fail-every".to_string(), "7".to_string()]);
     let client_ip = "10.40.7.7".parse().unwrap();

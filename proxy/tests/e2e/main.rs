@@ -107,6 +107,7 @@ fn mesh_runtime_file_mode_updates_tampering_restarts_tokens() {
     netns::run("mesh_runtime_file_mode_updates_tampering_restarts_tokens", || {
         let mut s = runtime_mode::start();
         runtime().block_on(async {
+            runtime_mode::outbound_uses_runtime_discovery_from_the_first_request(&s).await;
             runtime_mode::new_builds_reach_every_proxy_within_a_second(&s).await;
             runtime_mode::tampered_configs_are_refused_and_proxies_keep_the_last_good_one(&s).await;
             runtime_mode::expired_and_unknown_tokens_get_no_certificate(&s).await;

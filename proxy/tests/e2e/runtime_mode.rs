@@ -27,7 +27,7 @@ pub struct Setup {
 pub fn start() -> Setup {
     let build = mesh::build("podinfo-canary");
     let client_ip: IpAddr = "10.40.7.7".parse().unwrap();
-    let runtime = Some(RuntimeMode { discovery: serde_json::json!({ "services": [] }) });
+    let runtime = Some(RuntimeMode { discovery: super::canary::discovery(&build) });
     let launch = Launch {
         build: &build,
         client_ip,
@@ -106,6 +106,21 @@ fn next_commit(configs: &[Option<ProxyConfig>]) -> Vec<Option<ProxyConfig>> {
             })
         })
         .collect()
+}
+
+/// The frontend's first request to each Service waits for the runtime's
+/// first endpoints answer instead of failing with "no endpoints".
+pub async fn outbound_uses_runtime_discovery_from_the_first_request(s: &Setup) {
+    let f = s.mesh.workload("frontend");
+    let host = "podinfo.podinfo.svc.cluster.local:9898";
+    let seen = clients::http(f.admin.ip(), f.outbound, None, &Req::get("/api/echo"), host).await;
+    assert!(ok(&seen), "first request through runtime discovery: {seen:?}\n{}", s.mesh.dump_logs());
+    let canary = Req::get("/x").with_header("x-canary", "always");
+    let seen = clients::http(f.admin.ip(), f.outbound, None, &canary, host).await;
+    assert!(
+        matches!(seen, Observed::Response { status: 200, app: Some(ref a), .. } if a == "podinfo-canary"),
+        "{seen:?}"
+    );
 }
 
 pub async fn new_builds_reach_every_proxy_within_a_second(s: &Setup) {
