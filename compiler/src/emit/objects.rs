@@ -11,10 +11,7 @@ pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "meshc.io/v1alpha1";
 pub const PROXY_CONFIG_KIND: &str = "ProxyConfig";
 pub const BUNDLE_KIND: &str = "MeshBundle";
-/// The bundle is cluster-scoped and there is one per mesh.
-pub const BUNDLE_NAME: &str = "meshc";
-/// DSSE payloadType of a signed [`BundleSpec`] (without its envelope).
-pub const BUNDLE_PAYLOAD_TYPE: &str = "application/vnd.meshc.meshbundle+json;version=v1alpha1";
+pub use mesh_proxy_api::bundle::{BUNDLE_NAME, BUNDLE_PAYLOAD_TYPE, BundleEntry, BundleSpec};
 
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_WORKLOAD_KIND: &str = "meshc.io/workload-kind";
@@ -53,34 +50,6 @@ pub struct ProxyConfigSpec {
     pub identity: String,
     pub digest: String,
     pub envelope: Envelope,
-}
-
-/// The bundle's spec: the complete set of configs of one build, so that
-/// removing or adding a ProxyConfig is detected, not only changing one.
-/// Its envelope signs this same struct without the envelope.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BundleSpec {
-    pub source_revision: String,
-    pub meshc_version: String,
-    pub key_id: String,
-    /// True when built with `--allow-errors` from a policy with error findings.
-    pub allow_errors: bool,
-    pub error_findings: usize,
-    /// Sorted by namespace, then name.
-    pub configs: Vec<BundleEntry>,
-    /// Absent from the signed payload, present in every object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub envelope: Option<Envelope>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BundleEntry {
-    pub namespace: String,
-    pub name: String,
-    pub workload: WorkloadRef,
-    pub digest: String,
 }
 
 /// One YAML document: `---` and JSON, which is YAML. JSON is used because

@@ -187,22 +187,13 @@ fn check_bundle(
     keys: &[VerifyingKey],
     problems: &mut Vec<String>,
 ) -> Option<BundleSpec> {
-    let Some(env) = &b.spec.envelope else {
-        problems.push(format!("{place}: spec.envelope is missing"));
-        return None;
-    };
-    let signed: BundleSpec = match envelope::open_value(env, BUNDLE_PAYLOAD_TYPE, keys) {
+    let signed = match b.spec.open(keys) {
         Ok(m) => m,
         Err(e) => {
-            problems.push(format!("{place}: envelope: {e}"));
+            problems.push(format!("{place}: {e}"));
             return None;
         }
     };
-    let clear = BundleSpec { envelope: None, ..b.spec.clone() };
-    if clear != signed {
-        problems.push(format!("{place}: spec differs from the signed manifest"));
-        return None;
-    }
     if b.metadata.annotations.get(ANNOTATION_ALLOW_ERRORS) != super::allow_errors_note(signed.error_findings).as_ref() {
         problems.push(format!("{place}: annotation {ANNOTATION_ALLOW_ERRORS} does not match the signed errorFindings"));
         return None;

@@ -8,6 +8,7 @@
 //! Pure: no I/O, no async.
 
 pub mod authz;
+pub mod bundle;
 pub mod canonical;
 pub mod client;
 pub mod config;

@@ -10,41 +10,12 @@ use super::{ObjectKey, Rejection, Served};
 use bytes::Bytes;
 use mesh_proxy::source::Verifier;
 use mesh_proxy_api::WorkloadRef;
-use mesh_proxy_api::envelope::{self, Envelope, VerifyingKey};
-use serde::{Deserialize, Serialize};
+use mesh_proxy_api::bundle::OpenError;
+use mesh_proxy_api::envelope::{self, VerifyingKey};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// DSSE payloadType of a signed MeshBundle spec; the same string as meshc's
-/// `emit::objects::BUNDLE_PAYLOAD_TYPE` (a test keeps them equal).
-pub const BUNDLE_PAYLOAD_TYPE: &str = "application/vnd.meshc.meshbundle+json;version=v1alpha1";
-/// There is one bundle per mesh, cluster-scoped, with this name.
-pub const BUNDLE_NAME: &str = "meshc";
-
-/// The bundle's spec as meshc signs it. The signature covers the canonical
-/// JSON of this struct without `envelope`, so the fields must be meshc's
-/// `BundleSpec` exactly (unknown fields are refused rather than dropped,
-/// which would make the clear and signed specs look equal when they are not).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BundleSpec {
-    pub source_revision: String,
-    pub meshc_version: String,
-    pub key_id: String,
-    pub allow_errors: bool,
-    pub error_findings: usize,
-    pub configs: Vec<BundleEntry>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub envelope: Option<Envelope>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BundleEntry {
-    pub namespace: String,
-    pub name: String,
-    pub workload: WorkloadRef,
-    pub digest: String,
-}
+pub use mesh_proxy_api::bundle::{BUNDLE_NAME, BUNDLE_PAYLOAD_TYPE, BundleEntry, BundleSpec};
 
 /// A bundle that verified: which object carries which workload's config,
 /// with which digest.
@@ -142,13 +113,13 @@ pub fn bundle(bytes: &Bytes, trusted: &[VerifyingKey]) -> Result<Bundle, Rejecti
     if object.metadata.name.as_deref() != Some(BUNDLE_NAME) || object.metadata.namespace.is_some() {
         return Err(Rejection::new("metadata", format!("must be the cluster-scoped MeshBundle `{BUNDLE_NAME}`")));
     }
-    let env = object.spec.envelope.clone().ok_or_else(|| parse_err("spec.envelope is missing"))?;
-    let signed: BundleSpec = envelope::open_value(&env, BUNDLE_PAYLOAD_TYPE, trusted).map_err(verify_err)?;
-    let clear = BundleSpec { envelope: None, ..object.spec };
-    if clear != signed {
-        return Err(Rejection::new("metadata", "spec differs from the signed manifest"));
-    }
-    let digest = envelope::payload_digest(&env).map_err(verify_err)?;
+    let signed = object.spec.open(trusted).map_err(|e| match e {
+        OpenError::MissingEnvelope => parse_err(e),
+        OpenError::Envelope(v) => verify_err(v),
+        OpenError::Differs => Rejection::new("metadata", e.to_string()),
+    })?;
+    let env = object.spec.envelope.as_ref().expect("open checked the envelope");
+    let digest = envelope::payload_digest(env).map_err(verify_err)?;
     let mut entries = BTreeMap::new();
     for e in signed.configs {
         if e.namespace != e.workload.namespace {

@@ -83,12 +83,6 @@ fn digests(store: &Store) -> BTreeMap<String, String> {
 }
 
 #[test]
-fn the_payload_type_is_meshcs() {
-    assert_eq!(check::BUNDLE_PAYLOAD_TYPE, emit::objects::BUNDLE_PAYLOAD_TYPE);
-    assert_eq!(check::BUNDLE_NAME, emit::objects::BUNDLE_NAME);
-}
-
-#[test]
 fn a_build_is_served_per_workload_with_its_signed_identity() {
     let b = build(&key(1));
     let mut store = Store::new(vec![key(1).verifying_key()]);
