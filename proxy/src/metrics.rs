@@ -51,9 +51,10 @@ struct LatencyLabels {
     route: String,
 }
 
+/// A `reason` label; the runtime's metrics use it too.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ReasonLabel {
-    reason: &'static str,
+pub struct ReasonLabel {
+    pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -165,10 +166,8 @@ impl Metrics {
 
     /// Counts a connection as open until the returned guard drops, so an
     /// early return or a panic cannot leave the gauge high.
-    pub fn connection_open(&self, direction: &'static str) -> OpenConnection {
-        let gauge = self.open.get_or_create_owned(&DirectionLabel { direction });
-        gauge.inc();
-        OpenConnection { gauge }
+    pub fn connection_open(&self, direction: &'static str) -> Held {
+        Held::new(self.open.get_or_create_owned(&DirectionLabel { direction }))
     }
 
     pub fn config_accepted(&self, generation: u64) {
@@ -193,22 +192,35 @@ impl Metrics {
 
     /// The OpenMetrics text exposition, `# EOF` included.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail; an encoder error would be a
-        // label value prometheus-client refuses, which ours never are.
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            tracing::error!("encoding metrics: {e}");
-        }
-        out
+        encode(&self.registry)
     }
 }
 
-/// An open connection; dropping it closes it in `mesh_proxy_open_connections`.
-pub struct OpenConnection {
+/// `registry` in the OpenMetrics text format, `# EOF` included.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail; an encoder error would be a
+    // label value prometheus-client refuses, which ours never are.
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::error!("encoding metrics: {e}");
+    }
+    out
+}
+
+/// Counts something as open in a gauge until dropped, so an early return
+/// or a panic cannot leave the gauge high.
+pub struct Held {
     gauge: Gauge,
 }
 
-impl Drop for OpenConnection {
+impl Held {
+    pub fn new(gauge: Gauge) -> Held {
+        gauge.inc();
+        Held { gauge }
+    }
+}
+
+impl Drop for Held {
     fn drop(&mut self) {
         self.gauge.dec();
     }

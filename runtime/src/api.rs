@@ -144,7 +144,7 @@ fn bad_request(e: String) -> Refused {
 }
 
 /// A permit to hold a request open, or the 503 that says to come back.
-fn hold(api: &Api) -> Result<(OwnedSemaphorePermit, crate::metrics::OpenPoll), Refused> {
+fn hold(api: &Api) -> Result<(OwnedSemaphorePermit, mesh_proxy::metrics::Held), Refused> {
     let permit = api
         .watches
         .clone()

@@ -1,6 +1,7 @@
 //! Prometheus metrics (OpenMetrics text). Label values are fixed words, so
 //! cardinality never depends on objects or clients.
 
+use mesh_proxy::metrics::{Held, ReasonLabel};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,11 +14,6 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 struct RejectLabels {
     /// `ProxyConfig` or `MeshBundle`.
     kind: &'static str,
-    reason: &'static str,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ReasonLabel {
     reason: &'static str,
 }
 
@@ -82,9 +78,8 @@ impl Metrics {
     }
 
     /// Counts a watch as open until the guard drops.
-    pub fn long_poll(&self) -> OpenPoll {
-        self.long_polls.inc();
-        OpenPoll { gauge: self.long_polls.clone() }
+    pub fn long_poll(&self) -> Held {
+        Held::new(self.long_polls.clone())
     }
 
     pub fn certificate_issued(&self) {
@@ -101,22 +96,6 @@ impl Metrics {
 
     /// The OpenMetrics text exposition, `# EOF` included.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail, and our label values are plain words.
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            tracing::error!("encoding metrics: {e}");
-        }
-        out
-    }
-}
-
-/// An open long poll; dropping it closes it in `mesh_runtime_long_polls_open`.
-pub struct OpenPoll {
-    gauge: Gauge,
-}
-
-impl Drop for OpenPoll {
-    fn drop(&mut self) {
-        self.gauge.dec();
+        mesh_proxy::metrics::encode(&self.registry)
     }
 }
