@@ -22,7 +22,14 @@ pub struct Setup {
 }
 
 pub fn start() -> Setup {
+    start_with(false)
+}
+
+/// podinfo-canary's mesh, fed by files or by mesh-runtime (serving the
+/// podinfo endpoints), and a TLS client config with the frontend's identity.
+pub fn start_with(runtime: bool) -> Setup {
     let build = mesh::build("podinfo-canary");
+    let runtime = runtime.then(|| mesh::RuntimeMode { discovery: super::canary::discovery(&build) });
     let client_ip: IpAddr = "10.40.7.7".parse().unwrap();
     let launch = Launch {
         build: &build,
@@ -30,7 +37,7 @@ pub fn start() -> Setup {
         discovery: serde_json::json!({ "services": [] }),
         echo_flags: BTreeMap::new(),
         transparent: false,
-        runtime: None,
+        runtime,
     };
     let mesh = Mesh::start(&launch);
     let frontend = mesh.workload("frontend").identity.clone();

@@ -6,41 +6,17 @@
 //! token gets no certificate.
 
 use super::clients::{self, Observed, Req, Tls};
-use super::mesh::{self, Launch, Mesh, RUNTIME_API, RUNTIME_IDENTITY, RuntimeMode, RuntimeThread};
-use super::resilience::{forbidden, ok, opened_up, tampered};
+use super::mesh::{self, RUNTIME_API, RUNTIME_IDENTITY, RuntimeThread};
+use super::resilience::{Setup, forbidden, ok, opened_up, start_with, tampered};
 use mesh_proxy::identity::csr::{CsrSettings, CsrTiming};
-use mesh_proxy::identity::pki::Validity;
 use mesh_proxy_api::ProxyConfig;
 use meshc::emit::{self, BuildInfo, write};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub struct Setup {
-    pub build: mesh::Build,
-    pub mesh: Mesh,
-    frontend_tls: Arc<rustls::ClientConfig>,
-    client_ip: IpAddr,
-}
-
 pub fn start() -> Setup {
-    let build = mesh::build("podinfo-canary");
-    let client_ip: IpAddr = "10.40.7.7".parse().unwrap();
-    let runtime = Some(RuntimeMode { discovery: super::canary::discovery(&build) });
-    let launch = Launch {
-        build: &build,
-        client_ip,
-        discovery: serde_json::json!({ "services": [] }),
-        echo_flags: BTreeMap::new(),
-        transparent: false,
-        runtime,
-    };
-    let mesh = Mesh::start(&launch);
-    let frontend = mesh.workload("frontend").identity.clone();
-    let cert = mesh.pki.issue_name(&frontend, Validity::valid_for(Duration::from_secs(3600))).unwrap();
-    let frontend_tls = clients::client_config(&cert, mesh.pki.anchors_pem());
-    Setup { build, mesh, frontend_tls, client_ip }
+    start_with(true)
 }
 
 impl Setup {
