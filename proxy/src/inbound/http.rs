@@ -60,9 +60,11 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let grpc = is_grpc(&req);
-    let log = current(&ctx.config).and_then(|c| AccessLog::from_config(&c.config));
+    // One config for the whole request: its decision and its log line.
+    let loaded = current(&ctx.config);
+    let log = loaded.as_ref().and_then(|c| AccessLog::from_config(&c.config));
     let seen = log.as_ref().map(|_| Seen::of(&req));
-    let (rsp, mut labels) = authorize_and_forward(&ctx, &app, &conn, req, grpc).await;
+    let (rsp, mut labels) = authorize_and_forward(loaded, &app, &conn, req, grpc).await;
     labels.direction = "inbound";
     labels.status = rsp.status().as_u16().to_string();
     ctx.metrics.request(&labels, start.elapsed());
@@ -73,13 +75,13 @@ async fn handle(
 }
 
 async fn authorize_and_forward(
-    ctx: &Ctx,
+    loaded: crate::state::Current,
     app: &AppClients,
     conn: &Conn,
     mut req: Request<Incoming>,
     grpc: bool,
 ) -> (Response<Body>, Labels) {
-    let Some(loaded) = current(&ctx.config) else {
+    let Some(loaded) = loaded else {
         let rsp = local(StatusCode::SERVICE_UNAVAILABLE, grpc, None);
         return (rsp, Labels { verdict: "error", ..Labels::default() });
     };

@@ -40,10 +40,12 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<BoxBody>, Infallible> {
     let start = Instant::now();
-    let log = crate::state::current(&ob.config).and_then(|c| AccessLog::from_config(&c.config));
+    // One config for the whole request: its routing and its log line.
+    let loaded = state::current(&ob.config);
+    let log = loaded.as_ref().and_then(|c| AccessLog::from_config(&c.config));
     let seen = log.as_ref().map(|_| Seen::of(&req));
     let mut labels = Labels { direction: "outbound", ..Labels::default() };
-    let resp = route(&ob, &target, req, &mut labels).await;
+    let resp = route(&ob, loaded, &target, req, &mut labels).await;
     labels.status = resp.status().as_u16().to_string();
     ob.metrics.request(&labels, start.elapsed());
     if let (Some(log), Some(seen)) = (log, seen) {
@@ -97,7 +99,13 @@ fn default_service(outbound: &mesh_proxy_api::Outbound, key: &ServiceKey) -> Out
     }
 }
 
-async fn route(ob: &Arc<Outbound>, target: &Target, req: Request<Incoming>, labels: &mut Labels) -> Response<BoxBody> {
+async fn route(
+    ob: &Arc<Outbound>,
+    loaded: state::Current,
+    target: &Target,
+    req: Request<Incoming>,
+    labels: &mut Labels,
+) -> Response<BoxBody> {
     let grpc = is_grpc(&req);
     labels.verdict = "error";
     let key = match service_key(ob, target, &req) {
@@ -105,7 +113,7 @@ async fn route(ob: &Arc<Outbound>, target: &Target, req: Request<Incoming>, labe
         Err(resp) => return *resp,
     };
     labels.target = target::label(&key);
-    let Some(loaded) = state::current(&ob.config) else {
+    let Some(loaded) = loaded else {
         return local(StatusCode::SERVICE_UNAVAILABLE, grpc, Some("proxy has no verified config yet"));
     };
     let outbound = &loaded.config.outbound;
