@@ -12,10 +12,13 @@ pub mod api;
 pub mod ca;
 pub mod files;
 pub mod hub;
+pub mod kube;
 pub mod metrics;
 pub mod run;
 pub mod serve;
+pub mod settings;
 pub mod store;
 pub mod tokens;
 
-pub use run::{Running, Settings, start};
+pub use run::{Running, start};
+pub use settings::{KubeSettings, Settings};

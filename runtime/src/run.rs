@@ -7,12 +7,11 @@ use crate::files::{DirScanner, FilePoll, Snapshot};
 use crate::hub::{ConfigHub, EndpointsHub};
 use crate::metrics::Metrics;
 use crate::serve::{self, Readiness};
+use crate::settings::Settings;
 use crate::store::Store;
 use crate::tokens::FileTokens;
 use mesh_proxy::identity::Identity;
-use mesh_proxy::identity::cli::parse_lifetime;
 use mesh_proxy::identity::pki;
-use mesh_proxy::settings::parse_duration;
 use mesh_proxy_api::envelope::{self, VerifyingKey};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,54 +27,6 @@ const ISSUER_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 const ISSUER_CHECK_EVERY: Duration = Duration::from_secs(3600);
 /// The runtime's own certificate is renewed at this fraction of its lifetime.
 const RENEW_AT: f64 = 0.7;
-
-/// `mesh-runtime` in file mode.
-#[derive(Clone, Debug, clap::Parser)]
-#[command(name = "mesh-runtime", version)]
-pub struct Settings {
-    /// The directory `meshc build --out` writes (bundle.yaml, configs/).
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// A public key (`meshc keygen`'s NAME.pub) whose signatures are trusted;
-    /// repeat for key rotation.
-    #[arg(long = "trust-key", required = true)]
-    pub trust_keys: Vec<PathBuf>,
-    /// issuer.crt, issuer.key and ca.crt (`mesh-proxy certs init`).
-    #[arg(long)]
-    pub ca_dir: PathBuf,
-    /// Static endpoints (mesh-proxy's discovery file format).
-    #[arg(long)]
-    pub endpoints: Option<PathBuf>,
-    /// ServiceAccount tokens allowed to request certificates (see README).
-    #[arg(long)]
-    pub tokens: Option<PathBuf>,
-    /// The API's address (HTTPS).
-    #[arg(long, default_value = "127.0.0.1:8443")]
-    pub listen: SocketAddr,
-    /// `/live`, `/ready`, `/metrics` (plain HTTP).
-    #[arg(long, default_value = "127.0.0.1:9990")]
-    pub admin: SocketAddr,
-    /// The runtime's own tls.crt, tls.key and ca.crt; without it the
-    /// runtime issues itself a certificate from --ca-dir for --identity.
-    #[arg(long)]
-    pub identity_dir: Option<PathBuf>,
-    /// The name in a self-issued certificate (default:
-    /// mesh-runtime.mesh-system.serviceaccount.identity.linkerd.<trust-domain>).
-    #[arg(long)]
-    pub identity: Option<String>,
-    /// Lifetime of issued workload certificates, e.g. 24h, 90m, 7d.
-    #[arg(long, default_value = "24h", value_parser = parse_lifetime)]
-    pub cert_lifetime: Duration,
-    /// How often the files are polled.
-    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
-    pub poll_interval: Duration,
-    /// Long polls held open at most; more get 503 and retry.
-    #[arg(long, default_value_t = 10_000)]
-    pub max_watches: usize,
-    /// `text` or `json`.
-    #[arg(long, default_value = "text")]
-    pub log_format: String,
-}
 
 /// A started runtime.
 pub struct Running {
@@ -149,8 +100,11 @@ impl Readiness for FileReadiness {
 
 /// Loads everything, binds both listeners and starts serving.
 pub async fn start(s: Settings) -> Result<Running, String> {
+    let (Some(dir), Some(ca_dir)) = (s.dir.clone(), s.ca_dir.clone()) else {
+        return Err("file mode needs --dir and --ca-dir".into());
+    };
     let trusted = read_keys(&s.trust_keys)?;
-    let ca = Arc::new(Ca::load(&s.ca_dir)?);
+    let ca = Arc::new(Ca::load(&ca_dir)?);
     let metrics = Arc::new(Metrics::new());
     metrics.set_issuer_expiry(unix_seconds(ca.issuer_expires_at()));
     check_issuer(&ca);
@@ -182,7 +136,7 @@ pub async fn start(s: Settings) -> Result<Running, String> {
 
     let configs = Arc::new(ConfigHub::new(Store::new(trusted), metrics.clone()));
     let dir_read = Arc::new(AtomicBool::new(false));
-    let mut scanner = DirScanner::new(s.dir.clone());
+    let mut scanner = DirScanner::new(dir.clone());
     let mut applied = Snapshot::default();
     if let Err(e) = scan_once(&mut scanner, &configs, &mut applied, &dir_read).await {
         tracing::warn!("cannot read the build directory yet; not ready until it can be: {e}");
@@ -210,7 +164,7 @@ pub async fn start(s: Settings) -> Result<Running, String> {
         watches: Arc::new(tokio::sync::Semaphore::new(s.max_watches)),
         shutdown: shutdown.clone(),
     });
-    tracing::info!(api = %api_addr, admin = %admin_addr, identity = %identity.name(), dir = %s.dir.display(), "mesh-runtime serving");
+    tracing::info!(api = %api_addr, admin = %admin_addr, identity = %identity.name(), dir = %dir.display(), "mesh-runtime serving");
     tasks.push(tokio::spawn(serve::api(api_listener, api, identity, shutdown.clone())));
     let readiness = Arc::new(FileReadiness { dir_read, configs });
     tasks.push(tokio::spawn(serve::admin(admin_listener, metrics, readiness, shutdown.clone())));

@@ -99,9 +99,10 @@ impl Files {
 
     pub fn settings(&self) -> mesh_runtime::Settings {
         mesh_runtime::Settings {
-            dir: self.dist.clone(),
+            dir: Some(self.dist.clone()),
             trust_keys: vec![self.pubkey.clone()],
-            ca_dir: self.ca_dir.clone(),
+            ca_dir: Some(self.ca_dir.clone()),
+            kube: mesh_runtime::KubeSettings::default(),
             endpoints: Some(self.endpoints.clone()),
             tokens: Some(self.tokens.clone()),
             listen: "127.0.0.1:0".parse().unwrap(),

@@ -1,0 +1,105 @@
+//! `mesh-runtime`'s command line: file mode (`--dir`) or Kubernetes mode
+//! (`--kubernetes`), and what both share.
+
+use mesh_proxy::identity::cli::parse_lifetime;
+use mesh_proxy::settings::parse_duration;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `mesh-runtime`.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(name = "mesh-runtime", version)]
+pub struct Settings {
+    /// File mode: the directory `meshc build --out` writes (bundle.yaml, configs/).
+    #[arg(long, required_unless_present = "kubernetes", conflicts_with = "kubernetes")]
+    pub dir: Option<PathBuf>,
+    /// File mode: a public key (`meshc keygen`'s NAME.pub) whose signatures
+    /// are trusted; repeat for key rotation.
+    #[arg(long = "trust-key", required_unless_present = "kubernetes", conflicts_with = "kubernetes")]
+    pub trust_keys: Vec<PathBuf>,
+    /// File mode: issuer.crt, issuer.key and ca.crt (`mesh-proxy certs init`).
+    #[arg(long, required_unless_present = "kubernetes", conflicts_with = "kubernetes")]
+    pub ca_dir: Option<PathBuf>,
+    /// File mode: static endpoints (mesh-proxy's discovery file format).
+    #[arg(long, conflicts_with = "kubernetes")]
+    pub endpoints: Option<PathBuf>,
+    /// File mode: ServiceAccount tokens allowed to request certificates (see README).
+    #[arg(long, conflicts_with = "kubernetes")]
+    pub tokens: Option<PathBuf>,
+    /// How often file mode polls its files.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    #[command(flatten)]
+    pub kube: KubeSettings,
+
+    /// The API's address (HTTPS).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// `/live`, `/ready`, `/metrics` (plain HTTP).
+    #[arg(long, default_value = "127.0.0.1:9990")]
+    pub admin: SocketAddr,
+    /// The runtime's own tls.crt, tls.key and ca.crt; without it the
+    /// runtime issues itself a certificate from its issuer for --identity.
+    #[arg(long)]
+    pub identity_dir: Option<PathBuf>,
+    /// The name in a self-issued certificate (default:
+    /// mesh-runtime.<namespace>.serviceaccount.identity.linkerd.<trust-domain>,
+    /// namespace mesh-system in file mode).
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Lifetime of issued workload certificates, e.g. 24h, 90m, 7d.
+    #[arg(long, default_value = "24h", value_parser = parse_lifetime)]
+    pub cert_lifetime: Duration,
+    /// Long polls held open at most; more get 503 and retry.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_watches: usize,
+    /// `text` or `json`.
+    #[arg(long, default_value = "text")]
+    pub log_format: String,
+}
+
+/// Kubernetes mode: everything comes from the API server the environment
+/// names (in-cluster, or `KUBECONFIG`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct KubeSettings {
+    /// Watch ProxyConfigs, MeshBundles, EndpointSlices and Pods in the cluster.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// The runtime's namespace: its Lease, trusted keys, issuer and trust roots.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "mesh-system")]
+    pub namespace: String,
+    /// This replica's name in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// `configmap/NAME` or `secret/NAME` in --namespace: every entry whose
+    /// key ends in `.pub` is a trusted public key.
+    #[arg(long, default_value = "configmap/meshc-trusted-keys")]
+    pub trusted_keys: String,
+    /// The issuer: a kubernetes.io/tls Secret in --namespace (tls.crt, tls.key).
+    #[arg(long, default_value = "mesh-identity-issuer")]
+    pub issuer_secret: String,
+    /// The trust anchors: a ConfigMap in --namespace with `ca-bundle.crt`
+    /// (several anchors during a rotation).
+    #[arg(long, default_value = "mesh-identity-trust-roots")]
+    pub trust_roots: String,
+    /// The audience a proxy's projected ServiceAccount token must carry.
+    #[arg(long, default_value = "identity.l5d.io")]
+    pub token_audience: String,
+    /// The Lease through which one replica is elected to write statuses.
+    #[arg(long, default_value = "mesh-runtime")]
+    pub lease: String,
+}
+
+/// Kubernetes mode off, every other value at its command-line default.
+impl Default for KubeSettings {
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            kube: KubeSettings,
+        }
+        <Only as clap::Parser>::parse_from(["mesh-runtime"]).kube
+    }
+}
