@@ -27,7 +27,8 @@ pub type Body = Full<Bytes>;
 pub struct Api {
     pub configs: Arc<ConfigHub>,
     pub endpoints: Arc<EndpointsHub>,
-    pub ca: Arc<Ca>,
+    /// The current issuer; Kubernetes mode replaces it when its Secret changes.
+    pub ca: tokio::sync::watch::Receiver<Arc<Ca>>,
     pub tokens: Arc<dyn TokenReviewer>,
     pub metrics: Arc<Metrics>,
     pub cert_lifetime: Duration,
@@ -269,8 +270,9 @@ async fn certificate(api: &Api, body: Incoming) -> Response<Body> {
         Ok(a) => a,
         Err(e) => return refuse(StatusCode::FORBIDDEN, e.reason(), e.to_string()),
     };
-    let identity = api.ca.identity(&account.namespace, &account.name);
-    match api.ca.sign_csr(&req.csr, &identity, api.cert_lifetime) {
+    let ca = api.ca.borrow().clone();
+    let identity = ca.identity(&account.namespace, &account.name);
+    match ca.sign_csr(&req.csr, &identity, api.cert_lifetime) {
         Ok(issued) => {
             api.metrics.certificate_issued();
             tracing::info!(%identity, "certificate issued");

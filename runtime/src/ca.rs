@@ -66,6 +66,12 @@ impl fmt::Display for CsrError {
     }
 }
 
+/// Where the issuer's certificate and key were read from, for errors.
+pub struct Sources {
+    pub cert: String,
+    pub key: String,
+}
+
 fn read(dir: &Path, file: &str) -> Result<String, String> {
     let path = dir.join(file);
     std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
@@ -79,30 +85,36 @@ impl Ca {
         let issuer_pem = read(dir, pki::ISSUER_CRT)?;
         let key_pem = read(dir, pki::ISSUER_KEY)?;
         let anchors_pem = read(dir, pki::CA_CRT)?;
-        let at = |file: &str| format!("{}", dir.join(file).display());
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| format!("{}: {e}", at(pki::ISSUER_KEY)))?;
-        let der = CertificateDer::from_pem_slice(issuer_pem.as_bytes())
-            .map_err(|e| format!("{}: {e}", at(pki::ISSUER_CRT)))?;
-        let (_, cert) =
-            x509_parser::parse_x509_certificate(&der).map_err(|e| format!("{}: {e}", at(pki::ISSUER_CRT)))?;
+        let names = Sources {
+            cert: dir.join(pki::ISSUER_CRT).display().to_string(),
+            key: dir.join(pki::ISSUER_KEY).display().to_string(),
+        };
+        Ca::from_pem(&issuer_pem, &key_pem, anchors_pem, &names)
+    }
+
+    /// The same checks as [`Ca::load`], on PEM text from elsewhere (a
+    /// Secret and a ConfigMap); `names` says where it came from in errors.
+    pub fn from_pem(issuer_pem: &str, key_pem: &str, anchors_pem: String, names: &Sources) -> Result<Ca, String> {
+        let (cert_at, key_at) = (&names.cert, &names.key);
+        let key = KeyPair::from_pem(key_pem).map_err(|e| format!("{key_at}: {e}"))?;
+        let der = CertificateDer::from_pem_slice(issuer_pem.as_bytes()).map_err(|e| format!("{cert_at}: {e}"))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| format!("{cert_at}: {e}"))?;
         if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-            return Err(format!("{} is not the key of {}", at(pki::ISSUER_KEY), at(pki::ISSUER_CRT)));
+            return Err(format!("{key_at} is not the key of {cert_at}"));
         }
         if !cert.is_ca() {
-            return Err(format!("{}: not a CA certificate", at(pki::ISSUER_CRT)));
+            return Err(format!("{cert_at}: not a CA certificate"));
         }
         let cn = cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok()).unwrap_or("");
         let trust_domain = cn
             .strip_prefix(ISSUER_PREFIX)
             .filter(|td| !td.is_empty())
-            .ok_or_else(|| {
-                format!("{}: subject CN `{cn}` is not `{ISSUER_PREFIX}<trust-domain>`", at(pki::ISSUER_CRT))
-            })?
+            .ok_or_else(|| format!("{cert_at}: subject CN `{cn}` is not `{ISSUER_PREFIX}<trust-domain>`"))?
             .to_string();
-        check_signed_by_anchor(&cert, &anchors_pem).map_err(|e| format!("{}: {e}", at(pki::ISSUER_CRT)))?;
+        check_signed_by_anchor(&cert, &anchors_pem).map_err(|e| format!("{cert_at}: {e}"))?;
         let issuer_not_after = UNIX_EPOCH + Duration::from_secs(cert.validity().not_after.timestamp().max(0) as u64);
-        let issuer = Issuer::from_ca_cert_pem(&issuer_pem, key).map_err(|e| format!("{}: {e}", at(pki::ISSUER_CRT)))?;
-        Ok(Ca { trust_domain, issuer, issuer_pem, anchors_pem, issuer_not_after })
+        let issuer = Issuer::from_ca_cert_pem(issuer_pem, key).map_err(|e| format!("{cert_at}: {e}"))?;
+        Ok(Ca { trust_domain, issuer, issuer_pem: issuer_pem.to_owned(), anchors_pem, issuer_not_after })
     }
 
     pub fn trust_domain(&self) -> &str {

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod ca;
+pub mod file_mode;
 pub mod files;
 pub mod hub;
 pub mod kube;

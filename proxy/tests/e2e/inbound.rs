@@ -26,6 +26,9 @@ pub enum Mode {
     Transparent,
     /// Certificates and configs from mesh-runtime in file mode.
     Runtime,
+    /// Certificates and configs from mesh-runtime in Kubernetes mode, fed
+    /// by `kubectl apply` of the build into the fake API server.
+    Kubernetes,
 }
 
 pub async fn check_example(example: &str, mode: Mode) -> usize {
@@ -41,8 +44,16 @@ pub async fn check_example(example: &str, mode: Mode) -> usize {
         discovery: serde_json::json!({ "services": [] }),
         echo_flags: BTreeMap::new(),
         transparent: mode == Mode::Transparent,
-        runtime: (mode == Mode::Runtime)
-            .then(|| mesh::RuntimeMode { discovery: serde_json::json!({ "services": [] }) }),
+        runtime: match mode {
+            Mode::Explicit | Mode::Transparent => None,
+            Mode::Runtime => {
+                Some(mesh::RuntimeMode { discovery: serde_json::json!({ "services": [] }), cluster: None })
+            }
+            Mode::Kubernetes => Some(mesh::RuntimeMode {
+                discovery: serde_json::json!({ "services": [] }),
+                cluster: Some(Arc::new(super::cluster::Cluster::start())),
+            }),
+        },
     };
     let mesh = Mesh::start(&launch);
     let mut tls = TlsCache::default();

@@ -76,6 +76,8 @@ pub struct Mesh {
     pub pki: TestPki,
     /// Set in runtime mode; stopped after the proxies.
     pub runtime: Option<RuntimeThread>,
+    /// Kubernetes mode's API server; stopped after the runtime.
+    pub cluster: Option<std::sync::Arc<super::cluster::Cluster>>,
     pub workloads: Vec<Workload>,
     children: Vec<(String, Child)>,
     pub logs: PathBuf,
@@ -121,6 +123,21 @@ pub struct Launch<'a> {
 #[derive(Clone)]
 pub struct RuntimeMode {
     pub discovery: serde_json::Value,
+    /// Kubernetes mode against this cluster; file mode without.
+    pub cluster: Option<std::sync::Arc<super::cluster::Cluster>>,
+}
+
+impl RuntimeMode {
+    fn start(&self, build: &Build, pki: &TestPki) -> RuntimeThread {
+        match &self.cluster {
+            None => RuntimeThread::start(runtime_args(build, pki, &self.discovery)),
+            Some(cluster) => {
+                cluster.populate(build, pki, &self.discovery);
+                cluster.apply_dist(&build.dir.path().join("dist"));
+                RuntimeThread::start_kube(cluster)
+            }
+        }
+    }
 }
 
 pub const RUNTIME_IDENTITY: &str = "mesh-runtime.mesh-system.serviceaccount.identity.linkerd.cluster.local";
@@ -134,8 +151,9 @@ impl Mesh {
         let discovery = dir.join("endpoints.json");
         std::fs::write(&discovery, serde_json::to_vec_pretty(&l.discovery).unwrap()).unwrap();
         let pki = TestPki::new(&o.resolved.settings.trust_domain).expect("test PKI");
-        let runtime = l.runtime.as_ref().map(|rt| RuntimeThread::start(runtime_args(l.build, &pki, &rt.discovery)));
-        let mut mesh = Mesh { pki, runtime, workloads: Vec::new(), children: Vec::new(), logs };
+        let runtime = l.runtime.as_ref().map(|rt| rt.start(l.build, &pki));
+        let cluster = l.runtime.as_ref().and_then(|rt| rt.cluster.clone());
+        let mut mesh = Mesh { pki, runtime, cluster, workloads: Vec::new(), children: Vec::new(), logs };
         super::netns::add_address(l.client_ip);
         for (wi, w) in o.resolved.workloads.iter().enumerate() {
             let Some(config) = o.configs[wi].clone() else { continue };
@@ -332,13 +350,32 @@ pub struct RuntimeThread {
 }
 
 impl RuntimeThread {
+    /// File mode.
     pub fn start(args: Vec<String>) -> RuntimeThread {
+        RuntimeThread::spawn(args, None)
+    }
+
+    /// Kubernetes mode against `cluster`.
+    pub fn start_kube(cluster: &super::cluster::Cluster) -> RuntimeThread {
+        let args = super::cluster::Cluster::runtime_args(RUNTIME_API, RUNTIME_IDENTITY);
+        RuntimeThread::spawn(args, Some(cluster.url.clone()))
+    }
+
+    fn spawn(args: Vec<String>, api_server: Option<String>) -> RuntimeThread {
         let settings = <mesh_runtime::Settings as clap::Parser>::try_parse_from(args).expect("runtime flags");
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.block_on(async move {
-                let running = mesh_runtime::start(settings).await.expect("mesh-runtime starts");
+                let running = match api_server {
+                    None => mesh_runtime::start(settings).await,
+                    Some(url) => {
+                        let config = kube::Config::new(url.parse().expect("API server URL"));
+                        let client = kube::Client::try_from(config).expect("kube client");
+                        mesh_runtime::kube::start(settings, client).await
+                    }
+                };
+                let running = running.expect("mesh-runtime starts");
                 tx.send(running.shutdown.clone()).unwrap();
                 running.stopped().await;
             });

@@ -28,8 +28,14 @@ pub fn start() -> Setup {
 /// podinfo-canary's mesh, fed by files or by mesh-runtime (serving the
 /// podinfo endpoints), and a TLS client config with the frontend's identity.
 pub fn start_with(runtime: bool) -> Setup {
+    start_fed(runtime.then_some(None))
+}
+
+/// As [`start_with`]; `runtime` is `Some(None)` for file mode and
+/// `Some(Some(cluster))` for Kubernetes mode.
+pub fn start_fed(runtime: Option<Option<std::sync::Arc<super::cluster::Cluster>>>) -> Setup {
     let build = mesh::build("podinfo-canary");
-    let runtime = runtime.then(|| mesh::RuntimeMode { discovery: super::canary::discovery(&build) });
+    let runtime = runtime.map(|cluster| mesh::RuntimeMode { discovery: super::canary::discovery(&build), cluster });
     let client_ip: IpAddr = "10.40.7.7".parse().unwrap();
     let launch = Launch {
         build: &build,

@@ -6,17 +6,25 @@
 //! token gets no certificate.
 
 use super::clients::{self, Observed, Req, Tls};
+use super::cluster::Cluster;
 use super::mesh::{self, RUNTIME_API, RUNTIME_IDENTITY, RuntimeThread};
-use super::resilience::{Setup, forbidden, ok, opened_up, start_with, tampered};
+use super::resilience::{Setup, forbidden, ok, opened_up, start_fed, start_with, tampered};
 use mesh_proxy::identity::csr::{CsrSettings, CsrTiming};
 use mesh_proxy_api::ProxyConfig;
 use meshc::emit::{self, BuildInfo, write};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub fn start() -> Setup {
     start_with(true)
+}
+
+/// The same mesh with mesh-runtime in Kubernetes mode.
+pub fn start_kube() -> Setup {
+    start_fed(Some(Some(Arc::new(Cluster::start()))))
 }
 
 impl Setup {
@@ -32,8 +40,33 @@ impl Setup {
     fn rebuild(&self, configs: &[Option<ProxyConfig>]) -> BTreeMap<String, String> {
         let info = BuildInfo { source_revision: "e2e-2".into(), error_findings: 0 };
         let built = emit::build(configs, &self.build.key, &info).unwrap();
-        write::write_dir(&self.build.dir.path().join("dist"), &built).unwrap();
+        let dist = self.build.dir.path().join("dist");
+        write::write_dir(&dist, &built).unwrap();
+        if let Some(cluster) = &self.mesh.cluster {
+            let took = cluster.apply_dist(&dist);
+            println!("kubectl apply of the new build took {took:?}");
+        }
         digests(&built)
+    }
+
+    /// Puts a config object's file into force: written (file mode) and
+    /// applied (Kubernetes mode).
+    fn put(&self, path: &Path, content: &[u8]) {
+        std::fs::write(path, content).unwrap();
+        if let Some(cluster) = &self.mesh.cluster {
+            cluster.apply_file(path);
+        }
+    }
+
+    fn restart_runtime(&mut self) {
+        let runtime = match &self.mesh.cluster {
+            Some(cluster) => RuntimeThread::start_kube(cluster),
+            None => {
+                let discovery = serde_json::json!({ "services": [] });
+                RuntimeThread::start(mesh::runtime_args(&self.build, &self.mesh.pki, &discovery))
+            }
+        };
+        self.mesh.runtime = Some(runtime);
     }
 
     /// The digest each proxy reports in `/ready`.
@@ -102,8 +135,8 @@ pub async fn outbound_uses_runtime_discovery_from_the_first_request(s: &Setup) {
 pub async fn new_builds_reach_every_proxy_within_a_second(s: &Setup) {
     assert!(ok(&s.to_podinfo(true).await), "baseline: the frontend is admitted\n{}", s.mesh.dump_logs());
     assert!(forbidden(&s.to_podinfo(false).await), "baseline: unmeshed clients are not");
-    let start = Instant::now();
     let want = s.rebuild(&next_commit(&s.build.outcome.configs));
+    let start = Instant::now();
     while s.served() != want {
         assert!(start.elapsed() < Duration::from_secs(5), "proxies serve {:?}, the build has {want:?}", s.served());
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -121,7 +154,10 @@ pub async fn tampered_configs_are_refused_and_proxies_keep_the_last_good_one(s: 
     let good = std::fs::read(path).unwrap();
     let mut locked = w.config.clone();
     locked.inbound.ports.clear();
-    std::fs::write(path, tampered(&good, &locked, &s.build.key)).unwrap();
+    s.put(path, &tampered(&good, &locked, &s.build.key));
+    if let Some(cluster) = &s.mesh.cluster {
+        the_object_says_why(cluster, &good).await;
+    }
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(s.served(), before, "a tampered config reached a proxy");
     assert!(ok(&s.to_podinfo(false).await), "podinfo lost its last good config");
@@ -130,7 +166,34 @@ pub async fn tampered_configs_are_refused_and_proxies_keep_the_last_good_one(s: 
         metrics.lines().any(|l| l.contains("reason=\"signature\"") || l.contains("reason=\"digest\"")),
         "{metrics}"
     );
-    std::fs::write(path, good).unwrap();
+    s.put(path, &good);
+}
+
+/// The refused ProxyConfig's status carries Ready=False and Stalled=True
+/// with the reason, as Flux's and Argo CD's health checks read it.
+async fn the_object_says_why(cluster: &Cluster, good: &[u8]) {
+    let text = String::from_utf8_lossy(good);
+    let object: serde_json::Value = serde_json::from_str(text.trim_start_matches("---").trim()).unwrap();
+    let (ns, name) = (object["metadata"]["namespace"].as_str().unwrap(), object["metadata"]["name"].as_str().unwrap());
+    let start = Instant::now();
+    loop {
+        let status = cluster.config_status(ns, name);
+        let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+        let get = |t: &str| conditions.iter().find(|c| c["type"] == t).cloned().unwrap_or_default();
+        let (ready, stalled) = (get("Ready"), get("Stalled"));
+        if ready["status"] == "False" {
+            assert_eq!(stalled["status"], "True", "a tampered config cannot heal: {status}");
+            assert!(
+                ["SignatureInvalid", "DigestMismatch"].contains(&ready["reason"].as_str().unwrap_or("")),
+                "{status}"
+            );
+            assert!(ready["message"].as_str().unwrap_or("").contains("last good"), "{status}");
+            println!("the tampered ProxyConfig's status says why after {:?}: {}", start.elapsed(), ready["reason"]);
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "no Ready=False condition on {ns}/{name}: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub async fn a_runtime_restart_does_not_interrupt_traffic(s: &mut Setup) {
@@ -139,8 +202,7 @@ pub async fn a_runtime_restart_does_not_interrupt_traffic(s: &mut Setup) {
     for _ in 0..20 {
         assert!(ok(&s.to_podinfo(true).await), "traffic stopped with the runtime\n{}", s.mesh.dump_logs());
     }
-    let discovery = serde_json::json!({ "services": [] });
-    s.mesh.runtime = Some(RuntimeThread::start(mesh::runtime_args(&s.build, &s.mesh.pki, &discovery)));
+    s.restart_runtime();
     // The proxies reconnect: the original build, written again, reaches them.
     let want = s.rebuild(&s.build.outcome.configs);
     let start = Instant::now();
@@ -153,7 +215,17 @@ pub async fn a_runtime_restart_does_not_interrupt_traffic(s: &mut Setup) {
 
 pub async fn expired_and_unknown_tokens_get_no_certificate(s: &Setup) {
     let dir = s.build.dir.path().join("token-tests");
-    for (what, token) in [("an expired token", "expired"), ("an unknown token", "never-issued")] {
+    let mut tokens = vec![("an expired token", "expired"), ("an unknown token", "never-issued")];
+    if let Some(cluster) = &s.mesh.cluster {
+        // Valid until revoked, as deleting its pod or ServiceAccount does.
+        let far = std::time::SystemTime::now() + Duration::from_secs(3600);
+        let info =
+            fake_apiserver::TokenInfo::new("podinfo", "podinfo", far).with_audiences(&[super::cluster::AUDIENCE]);
+        cluster.tokens.insert("revoked", info);
+        assert!(cluster.tokens.revoke("revoked"));
+        tokens.push(("a revoked token", "revoked"));
+    }
+    for (what, token) in tokens {
         let id = dir.join(token);
         std::fs::create_dir_all(&id).unwrap();
         std::fs::write(id.join("ca.crt"), s.mesh.pki.anchors_pem()).unwrap();

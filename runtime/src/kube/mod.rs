@@ -1,16 +1,234 @@
 //! Kubernetes mode: the same store, hubs and API as file mode, fed by
 //! watches on the API server instead of files.
 //!
-//! - ProxyConfig and MeshBundle objects go into the [`crate::store`];
-//!   trusted keys come from a ConfigMap or Secret, the issuer from a
-//!   Secret and the trust anchors from a ConfigMap, all watched.
+//! - [`objects`]: ProxyConfig and MeshBundle objects go into the
+//!   [`crate::store`].
+//! - [`trust`]: trusted keys from a ConfigMap or Secret, the issuer from a
+//!   Secret and the trust anchors from a ConfigMap, all watched by name.
 //! - [`endpoints`]: Services, EndpointSlices and Pods become each Service
 //!   port's endpoints, with the identity a meshed endpoint must present.
 //! - [`token_review`]: certificate requests' tokens are checked with
 //!   TokenReview.
-//! - [`lease`]: one replica, elected through a Lease, writes the objects'
-//!   status conditions; every replica serves.
+//! - [`lease`] and [`status`]: one replica, elected through a Lease,
+//!   writes the objects' status conditions; every replica serves.
+//!
+//! Readiness is "synced and has keys": every watch has completed its first
+//! list, at least one trusted key and an issuer are loaded.
 
 pub mod endpoints;
 pub mod lease;
+pub mod objects;
+pub mod status;
 pub mod token_review;
+pub mod trust;
+
+use crate::ca::Ca;
+use crate::hub::{ConfigHub, EndpointsHub};
+use crate::metrics::Metrics;
+use crate::run::{self, Parts, Running};
+use crate::serve::Readiness;
+use crate::settings::Settings;
+use crate::store::Store;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, DynamicObject};
+use objects::{Kind, ObjectWatch};
+use status::{Board, Writer};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use trust::{IssuerApplier, KeysApplier, KeysSource};
+
+/// How often the wait for the issuer is logged.
+const ISSUER_WAIT_LOG: Duration = Duration::from_secs(30);
+
+/// What must have happened before the runtime is ready.
+#[derive(Default)]
+struct Synced {
+    configs: Arc<AtomicBool>,
+    bundle: Arc<AtomicBool>,
+    endpoints: Arc<AtomicBool>,
+    keys: Arc<AtomicBool>,
+}
+
+struct KubeReadiness {
+    synced: Synced,
+    configs: Arc<ConfigHub>,
+}
+
+impl Readiness for KubeReadiness {
+    fn ready(&self) -> Result<String, String> {
+        let s = &self.synced;
+        let waiting: Vec<&str> = [
+            (&s.configs, "ProxyConfigs"),
+            (&s.bundle, "MeshBundle"),
+            (&s.endpoints, "endpoints"),
+            (&s.keys, "trusted keys"),
+        ]
+        .into_iter()
+        .filter(|(flag, _)| !flag.load(Ordering::Relaxed))
+        .map(|(_, what)| what)
+        .collect();
+        if !waiting.is_empty() {
+            return Err(format!("not synced yet: {}", waiting.join(", ")));
+        }
+        Ok(self.configs.with_store(|st| {
+            let bundle = st.bundle().map_or("none".to_owned(), |b| format!("{} ({})", b.source_revision, b.digest));
+            format!("configs {}\ntrusted keys {}\nbundle {bundle}", st.served().len(), st.trusted_keys())
+        }))
+    }
+}
+
+/// Starts Kubernetes mode against `client`: waits for the issuer, then
+/// serves while the watches fill the store.
+pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String> {
+    let k = &s.kube;
+    let keys_source = KeysSource::parse(&k.trusted_keys)?;
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let configs = Arc::new(ConfigHub::new(Store::new(Vec::new()), metrics.clone()));
+    let synced = Synced::default();
+
+    let ca = spawn_issuer(&s, &client, &shutdown, &mut tasks);
+    let ca = wait_for_issuer(ca, &s, &shutdown).await?;
+    tasks.push(spawn_keys(keys_source, &s, &client, &configs, &synced, &shutdown));
+
+    let board = Arc::new(Board::default());
+    let watches = [
+        (Kind::Config, Api::<DynamicObject>::all_with(client.clone(), &objects::proxy_configs()), &synced.configs),
+        (Kind::Bundle, Api::all_with(client.clone(), &objects::mesh_bundles()), &synced.bundle),
+    ];
+    for (kind, api, flag) in watches {
+        let w = ObjectWatch { kind, api, hub: configs.clone(), board: board.clone(), synced: flag.clone() };
+        tasks.push(tokio::spawn(w.run(shutdown.clone())));
+    }
+
+    let endpoints = Arc::new(EndpointsHub::default());
+    let trust_domain = ca.borrow().trust_domain().to_owned();
+    tasks.push(tokio::spawn(endpoints::run(
+        client.clone(),
+        endpoints.clone(),
+        trust_domain,
+        synced.endpoints.clone(),
+        shutdown.clone(),
+    )));
+
+    let holder = k.pod_name.clone().unwrap_or_else(default_holder);
+    let lease = lease::LeaseSettings::new(&k.namespace, &k.lease, &holder);
+    let (leader, elector) = lease::spawn(client.clone(), lease, shutdown.clone());
+    tasks.push(elector);
+    let writer = Writer {
+        configs: Api::all_with(client.clone(), &objects::proxy_configs()),
+        bundles: Api::all_with(client.clone(), &objects::mesh_bundles()),
+        client: client.clone(),
+        config_resource: objects::proxy_configs(),
+    };
+    tasks.push(tokio::spawn(writer.run(configs.clone(), board, leader, shutdown.clone())));
+
+    let tokens = Arc::new(token_review::KubeTokenReviewer::new(client, &k.token_audience));
+    let readiness = Arc::new(KubeReadiness { synced, configs: configs.clone() });
+    let source = format!("Kubernetes (namespace {}, replica {holder})", k.namespace);
+    let parts = Parts { configs, endpoints, tokens, readiness, ca, metrics, namespace: k.namespace.clone(), source };
+    run::serve(&s, parts, shutdown, tasks).await
+}
+
+fn default_holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    if host.is_empty() { format!("mesh-runtime-{:08x}", fastrand::u32(..)) } else { host.to_owned() }
+}
+
+/// Watches the issuer Secret and the trust roots ConfigMap.
+fn spawn_issuer(
+    s: &Settings,
+    client: &kube::Client,
+    shutdown: &CancellationToken,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> watch::Receiver<Option<Arc<Ca>>> {
+    let k = &s.kube;
+    let (tx, rx) = watch::channel(None);
+    let applier = Arc::new(std::sync::Mutex::new(IssuerApplier {
+        namespace: k.namespace.clone(),
+        secret: k.issuer_secret.clone(),
+        roots: k.trust_roots.clone(),
+        issuer: None,
+        anchors: None,
+        tx,
+    }));
+    // A poisoned lock is taken over: the applier is never left half-updated.
+    let (a, c, ns, name, stop) =
+        (applier.clone(), client.clone(), k.namespace.clone(), k.issuer_secret.clone(), shutdown.clone());
+    tasks.push(tokio::spawn(async move {
+        trust::watch_named::<Secret>(c, &ns, &name, stop, |e| a.lock().unwrap_or_else(|p| p.into_inner()).set_issuer(e))
+            .await
+    }));
+    let (a, c, ns, name, stop) =
+        (applier, client.clone(), k.namespace.clone(), k.trust_roots.clone(), shutdown.clone());
+    tasks.push(tokio::spawn(async move {
+        trust::watch_named::<ConfigMap>(c, &ns, &name, stop, |e| {
+            a.lock().unwrap_or_else(|p| p.into_inner()).set_anchors(e)
+        })
+        .await
+    }));
+    rx
+}
+
+/// Waits for the first valid issuer, then hands out every later one.
+async fn wait_for_issuer(
+    mut rx: watch::Receiver<Option<Arc<Ca>>>,
+    s: &Settings,
+    shutdown: &CancellationToken,
+) -> Result<watch::Receiver<Arc<Ca>>, String> {
+    let first = loop {
+        if let Some(ca) = rx.borrow_and_update().clone() {
+            break ca;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Err("stopped before an issuer was loaded".into()),
+            changed = rx.changed() => changed.map_err(|_| "the issuer watch ended".to_string())?,
+            () = tokio::time::sleep(ISSUER_WAIT_LOG) => tracing::warn!(
+                secret = %s.kube.issuer_secret, trust_roots = %s.kube.trust_roots, namespace = %s.kube.namespace,
+                "waiting for a valid issuer Secret and trust roots ConfigMap"),
+        }
+    };
+    let (tx, out) = watch::channel(first);
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                changed = rx.changed() => if changed.is_err() { return },
+            }
+            if let Some(ca) = rx.borrow_and_update().clone() {
+                tx.send_replace(ca);
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// Watches the trusted keys' ConfigMap or Secret.
+fn spawn_keys(
+    source: KeysSource,
+    s: &Settings,
+    client: &kube::Client,
+    configs: &Arc<ConfigHub>,
+    synced: &Synced,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
+    let ns = s.kube.namespace.clone();
+    let what = format!("{}/{}", ns, s.kube.trusted_keys);
+    let mut applier = KeysApplier::new(what, configs.clone(), synced.keys.clone());
+    let (c, stop) = (client.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        match source {
+            KeysSource::ConfigMap(name) => {
+                trust::watch_named::<ConfigMap>(c, &ns, &name, stop, |e| applier.apply(e)).await
+            }
+            KeysSource::Secret(name) => trust::watch_named::<Secret>(c, &ns, &name, stop, |e| applier.apply(e)).await,
+        }
+    })
+}

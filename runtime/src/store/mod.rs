@@ -170,6 +170,11 @@ impl Store {
         self.statuses.get(subject)
     }
 
+    /// Every object's status, including listed objects that are missing.
+    pub fn statuses(&self) -> &BTreeMap<Subject, Status> {
+        &self.statuses
+    }
+
     /// A new content of the MeshBundle.
     pub fn set_bundle(&mut self, bytes: Bytes) -> Vec<Change> {
         self.update(Update { bundle: Some(bytes), ..Update::default() })

@@ -5,4 +5,5 @@ mod binary;
 mod certificate;
 mod config;
 mod endpoints;
+mod kube;
 mod support;

@@ -1,0 +1,192 @@
+//! File mode: the pollers that feed the store, the endpoints and the
+//! tokens from files.
+
+use crate::ca::Ca;
+use crate::files::{DirScanner, FilePoll, Snapshot};
+use crate::hub::{ConfigHub, EndpointsHub};
+use crate::metrics::Metrics;
+use crate::run::{self, Parts, Running};
+use crate::serve::Readiness;
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::tokens::FileTokens;
+use mesh_proxy_api::envelope::{self, VerifyingKey};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+fn read_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, String> {
+    let keys = paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            envelope::verifying_key_from_pem(&text).map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if keys.is_empty() {
+        return Err("no --trust-key given".into());
+    }
+    Ok(keys)
+}
+
+/// Ready once the build directory was read.
+struct FileReadiness {
+    dir_read: Arc<AtomicBool>,
+    configs: Arc<ConfigHub>,
+}
+
+impl Readiness for FileReadiness {
+    fn ready(&self) -> Result<String, String> {
+        if !self.dir_read.load(Ordering::Relaxed) {
+            return Err("the build directory has not been read yet".into());
+        }
+        let keys = self.configs.trusted_keys();
+        if keys == 0 {
+            return Err("no trusted keys".into());
+        }
+        Ok(self.configs.with_store(|s| {
+            let bundle = s.bundle().map_or("none".to_owned(), |b| format!("{} ({})", b.source_revision, b.digest));
+            format!("configs {}\ntrusted keys {keys}\nbundle {bundle}", s.served().len())
+        }))
+    }
+}
+
+/// Loads everything, then serves.
+pub async fn start(s: Settings) -> Result<Running, String> {
+    let (Some(dir), Some(ca_dir)) = (s.dir.clone(), s.ca_dir.clone()) else {
+        return Err("file mode needs --dir and --ca-dir".into());
+    };
+    let trusted = read_keys(&s.trust_keys)?;
+    let ca = Arc::new(Ca::load(&ca_dir)?);
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let tokens = Arc::new(FileTokens::default());
+    if let Some(path) = &s.tokens {
+        let mut poll = FilePoll::new(path.clone());
+        let bytes = poll.changed().ok_or_else(|| format!("{}: cannot read", path.display()))?;
+        tokens.replace(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let t = tokens.clone();
+        tasks.push(poll_file(poll, s.poll_interval, shutdown.clone(), move |b| {
+            t.replace(b).map(|n| format!("{n} tokens"))
+        }));
+    } else {
+        tracing::warn!("no --tokens file: every certificate request is refused");
+    }
+    let endpoints = Arc::new(EndpointsHub::default());
+    if let Some(path) = &s.endpoints {
+        let mut poll = FilePoll::new(path.clone());
+        let bytes = poll.changed().ok_or_else(|| format!("{}: cannot read", path.display()))?;
+        let apply = endpoint_applier(endpoints.clone());
+        apply(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        tasks.push(poll_file(poll, s.poll_interval, shutdown.clone(), apply));
+    }
+
+    let configs = Arc::new(ConfigHub::new(Store::new(trusted), metrics.clone()));
+    let dir_read = Arc::new(AtomicBool::new(false));
+    let mut scanner = DirScanner::new(dir.clone());
+    let mut applied = Snapshot::default();
+    if let Err(e) = scan_once(&mut scanner, &configs, &mut applied, &dir_read).await {
+        tracing::warn!("cannot read the build directory yet; not ready until it can be: {e}");
+    }
+    tasks.push(tokio::spawn(poll_dir(
+        scanner,
+        applied,
+        configs.clone(),
+        dir_read.clone(),
+        s.poll_interval,
+        shutdown.clone(),
+    )));
+    let readiness = Arc::new(FileReadiness { dir_read, configs: configs.clone() });
+    // File mode's issuer never changes: the sender is dropped at once.
+    let (_, ca) = watch::channel(ca);
+    let parts = Parts {
+        configs,
+        endpoints,
+        tokens,
+        readiness,
+        ca,
+        metrics,
+        namespace: "mesh-system".into(),
+        source: dir.display().to_string(),
+    };
+    run::serve(&s, parts, shutdown, tasks).await
+}
+
+fn endpoint_applier(hub: Arc<EndpointsHub>) -> impl Fn(&[u8]) -> Result<String, String> + Send + 'static {
+    move |bytes| {
+        let snap = mesh_proxy::discovery::file::parse(bytes)?;
+        hub.replace(&snap.endpoints);
+        Ok(format!("{} service ports", snap.endpoints.len()))
+    }
+}
+
+/// Re-reads `poll`'s file every `interval` and applies changed content;
+/// content that does not apply is logged and the last good stays.
+fn poll_file<F>(mut poll: FilePoll, interval: Duration, shutdown: CancellationToken, apply: F) -> JoinHandle<()>
+where
+    F: Fn(&[u8]) -> Result<String, String> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            let Some(bytes) = poll.changed() else { continue };
+            match apply(&bytes) {
+                Ok(what) => tracing::info!(path = %poll.path().display(), "reloaded: {what}"),
+                Err(e) => tracing::warn!(path = %poll.path().display(), "invalid; keeping the last good content: {e}"),
+            }
+        }
+    })
+}
+
+/// Applies the directory's settled content if it changed since `applied`.
+async fn scan_once(
+    scanner: &mut DirScanner,
+    configs: &ConfigHub,
+    applied: &mut Snapshot,
+    read: &AtomicBool,
+) -> Result<(), String> {
+    let snap = scanner.settled(applied).await?;
+    if snap != *applied {
+        if snap.bundle.is_none() {
+            tracing::warn!(dir = %scanner.dir().display(), "no bundle.yaml: nothing new is served until one verifies");
+        }
+        let update = applied.update_to(&snap);
+        configs.apply(|store| store.update(update));
+        *applied = snap;
+    }
+    read.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+async fn poll_dir(
+    mut scanner: DirScanner,
+    mut applied: Snapshot,
+    configs: Arc<ConfigHub>,
+    read: Arc<AtomicBool>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut last_error = None;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match scan_once(&mut scanner, &configs, &mut applied, &read).await {
+            Ok(()) => last_error = None,
+            Err(e) if last_error.as_ref() != Some(&e) => {
+                tracing::warn!("cannot read the build directory; serving the last good configs: {e}");
+                last_error = Some(e);
+            }
+            Err(_) => {}
+        }
+    }
+}

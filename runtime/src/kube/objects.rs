@@ -1,0 +1,204 @@
+//! ProxyConfig and MeshBundle objects, watched and fed to the store.
+//!
+//! The store sees each object as `meshc build` wrote it: apiVersion, kind,
+//! name, namespace and spec. Everything the API server adds (status,
+//! resourceVersion, managedFields, labels) is left out, so writing a
+//! status never looks like a new config, and the proxy gets the same
+//! bytes in both modes.
+//!
+//! Events that arrive together (a commit applied by Flux, a relist) are
+//! applied as one store update: the store reconciles once per batch, not
+//! once per object.
+
+use super::status::{Board, Observed};
+use crate::hub::ConfigHub;
+use crate::store::{ObjectKey, Subject, Update, check::BUNDLE_NAME};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher::Config};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio_util::sync::CancellationToken;
+
+pub const GROUP: &str = "meshc.io";
+pub const VERSION: &str = "v1alpha1";
+/// Events taken from the stream at once, at most.
+const BATCH: usize = 4096;
+
+pub fn proxy_configs() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, "ProxyConfig"), "proxyconfigs")
+}
+
+pub fn mesh_bundles() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, "MeshBundle"), "meshbundles")
+}
+
+/// Which of the two kinds a watch carries.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Config,
+    Bundle,
+}
+
+/// An object as the store takes it, and what the status writer needs.
+struct Seen {
+    subject: Subject,
+    bytes: Bytes,
+    observed: Observed,
+}
+
+fn seen(kind: Kind, o: &DynamicObject) -> Option<Seen> {
+    let name = o.metadata.name.clone()?;
+    let subject = match kind {
+        Kind::Bundle => Subject::Bundle,
+        Kind::Config => Subject::Config(ObjectKey { namespace: o.metadata.namespace.clone()?, name: name.clone() }),
+    };
+    let (api_version, kind_name) = o.types.as_ref().map_or(("", ""), |t| (t.api_version.as_str(), t.kind.as_str()));
+    let mut metadata = json!({"name": name});
+    if let Some(ns) = &o.metadata.namespace {
+        metadata["namespace"] = json!(ns);
+    }
+    let doc = json!({"apiVersion": api_version, "kind": kind_name, "metadata": metadata, "spec": o.data.get("spec")});
+    let bytes = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    let observed = Observed { generation: o.metadata.generation.unwrap_or(0), status: o.data.get("status").cloned() };
+    Some(Seen { subject, bytes, observed })
+}
+
+/// Watches one kind and applies it to `hub`; `synced` turns true after
+/// the first complete list.
+pub struct ObjectWatch {
+    pub kind: Kind,
+    pub api: Api<DynamicObject>,
+    pub hub: Arc<ConfigHub>,
+    pub board: Arc<Board>,
+    pub synced: Arc<AtomicBool>,
+}
+
+/// The state of one watch between batches.
+#[derive(Default)]
+struct Batch {
+    update: Update,
+    /// Objects of a relist in progress (`Init` … `InitDone`).
+    relist: Option<Vec<Seen>>,
+    /// Object names the store holds from this watch.
+    known: BTreeSet<ObjectKey>,
+}
+
+impl ObjectWatch {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let config = match self.kind {
+            // One bundle per cluster, by name: nothing else is read.
+            Kind::Bundle => Config::default().fields(&format!("metadata.name={BUNDLE_NAME}")),
+            Kind::Config => Config::default(),
+        };
+        let stream = watcher::watcher(self.api.clone(), config).default_backoff().ready_chunks(BATCH);
+        let mut stream = std::pin::pin!(stream);
+        let mut state = Batch::default();
+        let mut failing = false;
+        loop {
+            let events = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = stream.next() => match next { Some(e) => e, None => return },
+            };
+            for event in events {
+                match event {
+                    Ok(e) => {
+                        failing = false;
+                        self.event(e, &mut state);
+                    }
+                    Err(e) if !failing => {
+                        tracing::warn!(kind = self.kind_name(), "watch failed; retrying with backoff: {e}");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            let update = std::mem::take(&mut state.update);
+            if update.bundle.is_some() || !update.configs.is_empty() || !update.removed.is_empty() {
+                self.hub.apply(|s| s.update(update));
+                self.board.wake();
+            }
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Config => "ProxyConfig",
+            Kind::Bundle => "MeshBundle",
+        }
+    }
+
+    fn event(&self, event: Event<DynamicObject>, state: &mut Batch) {
+        match event {
+            Event::Init => state.relist = Some(Vec::new()),
+            Event::InitApply(o) => {
+                if let (Some(list), Some(s)) = (state.relist.as_mut(), seen(self.kind, &o)) {
+                    list.push(s);
+                }
+            }
+            Event::InitDone => {
+                let list = state.relist.take().unwrap_or_default();
+                self.relisted(list, state);
+                self.synced.store(true, Ordering::Relaxed);
+            }
+            Event::Apply(o) => {
+                if let Some(s) = seen(self.kind, &o) {
+                    self.board.set(s.subject.clone(), s.observed.clone());
+                    self.stage(s, state);
+                }
+            }
+            Event::Delete(o) => {
+                if let Some(s) = seen(self.kind, &o) {
+                    self.board.remove(&s.subject);
+                    if let Subject::Config(key) = s.subject {
+                        state.update.configs.retain(|(k, _)| *k != key);
+                        state.known.remove(&key);
+                        state.update.removed.push(key);
+                    }
+                    // A deleted MeshBundle keeps the last good one served:
+                    // the store has no way to "unset" it, by design.
+                }
+            }
+        }
+    }
+
+    /// Adds one object's content to the pending update.
+    fn stage(&self, s: Seen, state: &mut Batch) {
+        match s.subject {
+            Subject::Bundle => state.update.bundle = Some(s.bytes),
+            Subject::Config(key) => {
+                state.update.removed.retain(|k| *k != key);
+                state.known.insert(key.clone());
+                state.update.configs.push((key, s.bytes));
+            }
+        }
+    }
+
+    /// A complete list replaces what this watch had: objects missing from
+    /// it were deleted while the watch was down.
+    fn relisted(&self, list: Vec<Seen>, state: &mut Batch) {
+        let listed: BTreeMap<Subject, Observed> =
+            list.iter().map(|s| (s.subject.clone(), s.observed.clone())).collect();
+        let bundle = matches!(self.kind, Kind::Bundle);
+        self.board.replace(bundle, listed.clone());
+        let names: BTreeSet<ObjectKey> = listed
+            .keys()
+            .filter_map(|s| match s {
+                Subject::Config(k) => Some(k.clone()),
+                Subject::Bundle => None,
+            })
+            .collect();
+        for gone in state.known.difference(&names).cloned().collect::<Vec<_>>() {
+            state.update.configs.retain(|(k, _)| *k != gone);
+            state.known.remove(&gone);
+            state.update.removed.push(gone);
+        }
+        for s in list {
+            self.stage(s, state);
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Kubernetes mode against the in-process fake API server: the same
+//! `meshc build` objects, trust material in a Secret and ConfigMaps,
+//! status conditions written back, keys and issuer rotated by editing
+//! their objects.
+
+use crate::support::*;
+use base64ct::Encoding;
+use fake_apiserver::{FakeApiServer, Gvr, Verb};
+use http::StatusCode;
+use mesh_proxy_api::envelope::{SigningKey, verifying_key_to_pem};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const NS: &str = "mesh-system";
+
+fn proxyconfigs() -> Gvr {
+    Gvr::new("meshc.io", "v1alpha1", "proxyconfigs")
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64ct::Base64::encode_string(bytes)
+}
+
+/// The objects of a build directory, as JSON.
+fn objects(dist: &Path) -> Vec<Value> {
+    let mut files = vec![dist.join("bundle.yaml")];
+    for ns in std::fs::read_dir(dist.join("configs")).unwrap().flatten() {
+        files.extend(std::fs::read_dir(ns.path()).unwrap().flatten().map(|f| f.path()));
+    }
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            serde_json::from_str(text.trim_start_matches("---").trim()).unwrap()
+        })
+        .collect()
+}
+
+/// Creates or replaces each object's spec, as `kubectl apply` would.
+fn apply(server: &FakeApiServer, objects: &[Value]) {
+    let store = server.store();
+    for o in objects {
+        if store.create_object(o.clone()).is_err() {
+            let t = store.type_of(o).unwrap().gvr.clone();
+            let (ns, name) = (o["metadata"]["namespace"].as_str(), o["metadata"]["name"].as_str().unwrap());
+            store.modify(&t, ns, name, |live| live["spec"] = o["spec"].clone()).unwrap();
+        }
+    }
+}
+
+fn keys_configmap(keys: &[(&str, String)]) -> Value {
+    let data: serde_json::Map<String, Value> = keys.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "meshc-trusted-keys", "namespace": NS},
+        "data": data})
+}
+
+fn issuer_secret(files: &Files) -> Value {
+    let read = |f: &str| std::fs::read(files.ca_dir.join(f)).unwrap();
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "mesh-identity-issuer", "namespace": NS},
+        "data": {"tls.crt": b64(&read("issuer.crt")), "tls.key": b64(&read("issuer.key"))}})
+}
+
+struct Cluster {
+    server: FakeApiServer,
+    files: Files,
+    running: mesh_runtime::Running,
+}
+
+async fn start() -> Cluster {
+    let files = Files::new();
+    let server = FakeApiServer::start().await.unwrap();
+    let store = server.store();
+    store.create_object(issuer_secret(&files)).unwrap();
+    store
+        .create_object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "mesh-identity-trust-roots", "namespace": NS},
+            "data": {"ca-bundle.crt": files.pki.anchors_pem()}}))
+        .unwrap();
+    let pubkey = std::fs::read_to_string(&files.pubkey).unwrap();
+    store.create_object(keys_configmap(&[("meshc.pub", pubkey)])).unwrap();
+    apply(&server, &objects(&files.dist));
+    let args = ["mesh-runtime", "--kubernetes", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
+    let settings = <mesh_runtime::Settings as clap::Parser>::try_parse_from(args).unwrap();
+    let running = mesh_runtime::kube::start(settings, server.client().unwrap()).await.unwrap();
+    Cluster { server, files, running }
+}
+
+impl Cluster {
+    fn status(&self, name: &str) -> Value {
+        let o = self.server.store().get(&proxyconfigs(), Some("podinfo"), name).unwrap();
+        o["status"].clone()
+    }
+
+    fn condition(&self, name: &str, t: &str) -> Value {
+        let status = self.status(name);
+        let found = status["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == t).cloned());
+        found.unwrap_or(Value::Null)
+    }
+
+    async fn wait_for(&self, what: &str, mut done: impl FnMut(&Cluster) -> bool) {
+        let start = Instant::now();
+        while !done(self) {
+            assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn served_digest(&self, name: &str) -> String {
+        let c = config(name);
+        let tls = tls_config(Some(&self.files.identity(&c.identity)), self.files.pki.anchors_pem());
+        let r = get(self.running.api_addr, tls, &config_path(&workload_key(&c), None, None)).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.digest()
+    }
+
+    async fn stop(self) {
+        self.running.shutdown.cancel();
+        self.running.stopped().await;
+    }
+}
+
+/// The ProxyConfig object name of Deployment `name`.
+fn object_of(dist: &Path, name: &str) -> Value {
+    objects(dist).into_iter().find(|o| o["spec"]["workload"]["name"] == name).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_mode_serves_verified_objects_and_marks_them_ready() {
+    let c = start().await;
+    let start = Instant::now();
+    loop {
+        let (code, body) = admin_get(c.running.admin_addr, "/ready").await;
+        if code == StatusCode::OK {
+            assert!(body.contains("bundle r1"), "{body}");
+            break;
+        }
+        assert!(body.contains("not synced yet"), "{body}");
+        assert!(start.elapsed() < Duration::from_secs(10), "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for config in configs() {
+        let name = object_of(&c.files.dist, &config.workload.name)["metadata"]["name"].as_str().unwrap().to_owned();
+        c.wait_for("Ready=True", |c| c.condition(&name, "Ready")["status"] == "True").await;
+        assert_eq!(c.condition(&name, "Stalled")["status"], "False");
+        assert_eq!(c.condition(&name, "Ready")["reason"], "Accepted");
+        assert_eq!(c.status(&name)["observedGeneration"], 1);
+    }
+    let bundle = c.server.store().get(&Gvr::new("meshc.io", "v1alpha1", "meshbundles"), None, "meshc").unwrap();
+    assert_eq!(bundle["status"]["conditions"][0]["status"], "True", "{}", bundle["status"]);
+    let digest = object_of(&c.files.dist, "podinfo-primary")["spec"]["digest"].as_str().unwrap().to_owned();
+    assert_eq!(c.served_digest("podinfo-primary").await, digest);
+    // Statuses are written once: the runtime's own writes do not wake it again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let patches = c.server.faults().count_for(Verb::Patch, "proxyconfigs");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.server.faults().count_for(Verb::Patch, "proxyconfigs"), patches, "status writes go on and on");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_proxy_config_gets_a_condition_and_the_last_good_stays_served() {
+    let c = start().await;
+    let good = object_of(&c.files.dist, "podinfo-primary");
+    let name = good["metadata"]["name"].as_str().unwrap().to_owned();
+    c.wait_for("Ready=True", |c| c.condition(&name, "Ready")["status"] == "True").await;
+    let digest = c.served_digest("podinfo-primary").await;
+
+    let mut forged = good.clone();
+    let canary = object_of(&c.files.dist, "podinfo-canary");
+    forged["spec"]["envelope"]["payload"] = canary["spec"]["envelope"]["payload"].clone();
+    apply(&c.server, &[forged]);
+    c.wait_for("Ready=False", |c| c.condition(&name, "Ready")["status"] == "False").await;
+    let ready = c.condition(&name, "Ready");
+    assert_eq!(c.condition(&name, "Stalled")["status"], "True", "{ready}");
+    assert_eq!(ready["observedGeneration"], 2);
+    assert!(ready["message"].as_str().unwrap().contains("last good config stays served"), "{ready}");
+    assert_eq!(c.served_digest("podinfo-primary").await, digest, "the forged config replaced the good one");
+
+    apply(&c.server, &[good]);
+    c.wait_for("Ready=True again", |c| c.condition(&name, "Ready")["status"] == "True").await;
+    assert_eq!(c.condition(&name, "Ready")["observedGeneration"], 3);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_keys_rotate_through_their_configmap() {
+    let c = start().await;
+    let name = object_of(&c.files.dist, "frontend")["metadata"]["name"].as_str().unwrap().to_owned();
+    c.wait_for("Ready=True", |c| c.condition(&name, "Ready")["status"] == "True").await;
+    let old = std::fs::read_to_string(&c.files.pubkey).unwrap();
+    let new_key = SigningKey::from_bytes(&[9; 32]);
+    let new = verifying_key_to_pem(&new_key.verifying_key()).unwrap();
+    let store = c.server.store();
+    let cm = Gvr::core("configmaps");
+
+    // Step 1 of a rotation: both keys trusted, nothing changes.
+    let both = keys_configmap(&[("old.pub", old.clone()), ("new.pub", new.clone()), ("typo.pub", "x".into())]);
+    store.modify(&cm, Some(NS), "meshc-trusted-keys", |live| live["data"] = both["data"].clone()).unwrap();
+    // Step 2: the build is re-signed with the new key.
+    let dist = c.files.tmp.path().join("dist-new-key");
+    write_build(&dist, &configs(), &new_key, "r2");
+    apply(&c.server, &objects(&dist));
+    c.wait_for("the re-signed build", |c| {
+        c.condition(&name, "Ready")["status"] == "True" && c.condition(&name, "Ready")["observedGeneration"] == 2
+    })
+    .await;
+    // Step 3: the old key is dropped; what it alone signed would be refused.
+    let only_new = keys_configmap(&[("new.pub", new)]);
+    store.modify(&cm, Some(NS), "meshc-trusted-keys", |live| live["data"] = only_new["data"].clone()).unwrap();
+    let old_build = object_of(&c.files.dist, "frontend");
+    apply(&c.server, &[old_build]);
+    c.wait_for("UntrustedKey", |c| c.condition(&name, "Ready")["reason"] == "UntrustedKey").await;
+    assert_eq!(c.condition(&name, "Stalled")["status"], "True");
+    let resigned = object_of(&dist, "frontend")["spec"]["digest"].as_str().unwrap().to_owned();
+    assert_eq!(c.served_digest("frontend").await, resigned, "the new key's config stays served");
+
+    // An empty or deleted key set keeps the last good keys.
+    store.modify(&cm, Some(NS), "meshc-trusted-keys", |live| live["data"] = json!({"README": "none"})).unwrap();
+    store.delete(&cm, Some(NS), "meshc-trusted-keys", None).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.served_digest("frontend").await, resigned);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_until_every_watch_has_listed() {
+    let files = Files::new();
+    let server = FakeApiServer::start().await.unwrap();
+    server.store().create_object(issuer_secret(&files)).unwrap();
+    server
+        .store()
+        .create_object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "mesh-identity-trust-roots", "namespace": NS},
+            "data": {"ca-bundle.crt": files.pki.anchors_pem()}}))
+        .unwrap();
+    let args = ["mesh-runtime", "--kubernetes", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
+    let settings = <mesh_runtime::Settings as clap::Parser>::try_parse_from(args).unwrap();
+    let running = mesh_runtime::kube::start(settings, server.client().unwrap()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, body) = admin_get(running.admin_addr, "/ready").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("trusted keys"), "no keys ConfigMap yet: {body}");
+    let pubkey = std::fs::read_to_string(&files.pubkey).unwrap();
+    server.store().create_object(keys_configmap(&[("meshc.pub", pubkey)])).unwrap();
+    let start = Instant::now();
+    while admin_get(running.admin_addr, "/ready").await.0 != StatusCode::OK {
+        assert!(start.elapsed() < Duration::from_secs(10), "never ready after the keys arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.shutdown.cancel();
+    running.stopped().await;
+}
