@@ -106,9 +106,10 @@ async fn a_leader_that_dies_is_replaced_once_its_lease_has_lapsed() {
     leader.task.abort();
     assert!(becomes(&follower, true, Duration::from_secs(3)).await, "nobody took over a dead leader's lease");
     let took = died.elapsed();
-    // The lease was last renewed at most 200 ms before the abort; the
-    // follower must wait its full second from when it saw that renewal.
-    assert!(took >= Duration::from_millis(750), "took over a live lease after {took:?}");
+    // The lease was last renewed about one period (200 ms, more under
+    // load) before the abort; the follower must wait its full second from
+    // when it saw that renewal, where polling alone would take ~250 ms.
+    assert!(took >= Duration::from_millis(600), "took over a live lease after {took:?}");
     assert!(took < Duration::from_millis(2000), "took over only after {took:?}");
     let spec = spec(&server).await;
     assert_eq!(spec.holder_identity.as_deref(), Some(follower.name));

@@ -180,14 +180,16 @@ impl Elector {
         // Candidates spread out their polls (client-go jitters by 20%), but
         // wake when the holder's lease would run out.
         let jittered = every.mul_f64(1.0 + fastrand::f64() * 0.2);
-        match self
-            .observed
-            .as_ref()
-            .and_then(|(l, at)| Some(decide(l.spec.as_ref()?, *at, Instant::now(), &self.s.holder)))
-        {
+        match self.observed_decision() {
             Some(Decision::Wait(left)) => jittered.min(left + Duration::from_millis(10)),
             _ => jittered,
         }
+    }
+
+    /// What the Lease as last seen would have us do now.
+    fn observed_decision(&self) -> Option<Decision> {
+        let (lease, changed_at) = self.observed.as_ref()?;
+        Some(decide(lease.spec.as_ref()?, *changed_at, Instant::now(), &self.s.holder))
     }
 
     async fn try_acquire_or_renew(&mut self, started: Instant) -> Result<(), String> {
@@ -284,25 +286,39 @@ impl Elector {
     /// Stops leading first, then hands the Lease over: a successor may act
     /// as soon as it sees the cleared holder.
     async fn release(mut self) {
-        let was_leader = self.leader_until.take().is_some();
+        self.leader_until = None;
         self.leader.send_replace(false);
-        let Some((mut lease, _)) = self.observed.take().filter(|_| was_leader) else { return };
-        let now = MicroTime(Timestamp::now());
-        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-        spec.holder_identity = None;
-        spec.lease_duration_seconds = Some(1);
-        spec.acquire_time = Some(now.clone());
-        spec.renew_time = Some(now);
-        let params = PostParams::default();
-        let put = self.api.replace(&self.s.name, &params, &lease);
-        match timeout(self.s.renew_every, put).await {
-            Ok(Ok(_)) => tracing::info!(lease = %self.s.name, "released the Lease"),
-            // 409: it changed since our last write, so it is not ours to release.
-            Ok(Err(kube::Error::Api(s))) if s.code == 409 => {}
+        if self.observed_decision() != Some(Decision::Renew) {
+            return;
+        }
+        match timeout(self.s.renew_every, self.hand_over()).await {
+            Ok(Ok(true)) => tracing::info!(lease = %self.s.name, "released the Lease"),
+            Ok(Ok(false)) => {}
             Ok(Err(e)) => {
                 tracing::warn!(lease = %self.s.name, error = %e, "could not release the Lease; it lapses by itself")
             }
             Err(_) => tracing::warn!(lease = %self.s.name, "releasing the Lease timed out; it lapses by itself"),
+        }
+    }
+
+    /// Clears the holder if it is still us. Read afresh: a renewal cut
+    /// short by the shutdown may have been written all the same.
+    async fn hand_over(&self) -> Result<bool, kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.s.name).await? else { return Ok(false) };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.s.holder.as_str()) {
+            return Ok(false);
+        }
+        let now = MicroTime(Timestamp::now());
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.acquire_time = Some(now.clone());
+        spec.renew_time = Some(now);
+        match self.api.replace(&self.s.name, &PostParams::default(), &lease).await {
+            Ok(_) => Ok(true),
+            // Written by someone else since our read: no longer ours.
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(e),
         }
     }
 }
