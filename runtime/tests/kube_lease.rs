@@ -1,0 +1,139 @@
+//! Leader election against the in-process fake API server, with short
+//! timings (1 s lease, 200 ms renewals).
+
+use fake_apiserver::{FakeApiServer, Verb};
+use http::StatusCode;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use kube::Api;
+use mesh_runtime::kube::lease::{LeaseSettings, spawn};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep, timeout};
+use tokio_util::sync::CancellationToken;
+
+const NS: &str = "mesh-system";
+const NAME: &str = "mesh-runtime";
+
+struct Replica {
+    name: &'static str,
+    leader: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+fn start(server: &FakeApiServer, name: &'static str) -> Replica {
+    let settings = LeaseSettings {
+        namespace: NS.into(),
+        name: NAME.into(),
+        holder: name.into(),
+        duration: Duration::from_secs(1),
+        renew_every: Duration::from_millis(200),
+    };
+    let shutdown = CancellationToken::new();
+    let (leader, task) = spawn(server.client().unwrap(), settings, shutdown.clone());
+    Replica { name, leader, task, shutdown }
+}
+
+async fn becomes(r: &Replica, want: bool, within: Duration) -> bool {
+    let mut rx = r.leader.clone();
+    timeout(within, rx.wait_for(|l| *l == want)).await.is_ok_and(|r| r.is_ok())
+}
+
+async fn spec(server: &FakeApiServer) -> LeaseSpec {
+    let api: Api<Lease> = Api::namespaced(server.client().unwrap(), NS);
+    api.get(NAME).await.unwrap().spec.unwrap()
+}
+
+/// Two replicas; returns (leader, follower) once one leads.
+async fn elect(server: &FakeApiServer) -> (Replica, Replica) {
+    let (a, b) = (start(server, "replica-a"), start(server, "replica-b"));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let now = (*a.leader.borrow(), *b.leader.borrow());
+        match now {
+            (true, false) => return (a, b),
+            (false, true) => return (b, a),
+            (true, true) => panic!("two leaders"),
+            (false, false) => {}
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nobody was elected within 3 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_elect_exactly_one_leader_and_the_lease_names_it() {
+    let server = FakeApiServer::start().await.unwrap();
+    let (leader, follower) = elect(&server).await;
+    // Several lease durations of renewals: the leader keeps it, the
+    // follower never leads, and they never lead at once.
+    let until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < until {
+        assert!(*leader.leader.borrow(), "the leader stopped leading while renewing");
+        assert!(!*follower.leader.borrow(), "the follower took over a renewed lease");
+        sleep(Duration::from_millis(20)).await;
+    }
+    let spec = spec(&server).await;
+    assert_eq!(spec.holder_identity.as_deref(), Some(leader.name));
+    assert_eq!(spec.lease_duration_seconds, Some(1));
+    assert_eq!(spec.lease_transitions, Some(0), "created by the winner, never taken over");
+    assert!(spec.acquire_time.is_some() && spec.renew_time.is_some());
+    assert!(spec.renew_time > spec.acquire_time, "renewals move renewTime on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_shuts_down_hands_over_at_once() {
+    let server = FakeApiServer::start().await.unwrap();
+    let (leader, follower) = elect(&server).await;
+    let stopped = Instant::now();
+    leader.shutdown.cancel();
+    leader.task.await.unwrap();
+    assert!(!*leader.leader.borrow(), "a stopped replica says it no longer leads");
+    assert!(becomes(&follower, true, Duration::from_secs(1)).await, "no handover within 1 s");
+    // Well before the 1 s lease could have lapsed on its own.
+    assert!(stopped.elapsed() < Duration::from_millis(900), "handover took {:?}", stopped.elapsed());
+    let spec = spec(&server).await;
+    assert_eq!(spec.holder_identity.as_deref(), Some(follower.name));
+    assert_eq!(spec.lease_transitions, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_dies_is_replaced_once_its_lease_has_lapsed() {
+    let server = FakeApiServer::start().await.unwrap();
+    let (leader, follower) = elect(&server).await;
+    let died = Instant::now();
+    leader.task.abort();
+    assert!(becomes(&follower, true, Duration::from_secs(3)).await, "nobody took over a dead leader's lease");
+    let took = died.elapsed();
+    // The lease was last renewed about one period (200 ms, more under
+    // load) before the abort; the follower must wait its full second from
+    // when it saw that renewal, where polling alone would take ~250 ms.
+    assert!(took >= Duration::from_millis(600), "took over a live lease after {took:?}");
+    assert!(took < Duration::from_millis(2000), "took over only after {took:?}");
+    let spec = spec(&server).await;
+    assert_eq!(spec.holder_identity.as_deref(), Some(follower.name));
+    assert_eq!(spec.lease_transitions, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_renew_steps_down_before_its_lease_lapses() {
+    let server = FakeApiServer::start().await.unwrap();
+    let only = start(&server, "replica-a");
+    assert!(becomes(&only, true, Duration::from_secs(2)).await);
+    server.faults().fail_next(Verb::Update, 1_000, StatusCode::INTERNAL_SERVER_ERROR);
+    let failing = Instant::now();
+    assert!(becomes(&only, false, Duration::from_secs(2)).await, "kept believing it leads");
+    // It stops at most 800 ms after its last successful renewal, which was
+    // at most one period before the failures began.
+    assert!(failing.elapsed() < Duration::from_millis(1000), "stepped down only after {:?}", failing.elapsed());
+    assert!(server.faults().count_for(Verb::Update, "leases") > 0, "it did try to renew");
+    // Once the API server answers again, it leads again (its own lease).
+    server.faults().fail_next(Verb::Update, 0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(becomes(&only, true, Duration::from_secs(2)).await, "did not recover");
+    only.shutdown.cancel();
+    only.task.await.unwrap();
+    let spec = spec(&server).await;
+    assert_eq!(spec.holder_identity, None, "released on shutdown");
+    assert_eq!(spec.lease_duration_seconds, Some(1));
+}
