@@ -46,9 +46,13 @@
 //! touches (a Pod marks the Services whose slices name it) and only those
 //! are recomputed; a Pod update that changes neither uid nor identity
 //! (most are status updates) marks nothing. Changes are batched for
-//! [`BATCH`] before the hub is given the map: the hub's `replace` is
-//! linear in the number of Service ports, so it runs at most once per
-//! batch, and only when an answer changed.
+//! [`BATCH`] before the hub is given the map, at most once per batch and
+//! only when an answer changed. The index keeps an unchanged list's `Arc`,
+//! so the hub encodes again only the lists that changed; what remains
+//! linear in the number of Service ports per batch is building and
+//! comparing the hub's snapshot map (measured in a debug build with 1,000
+//! Services × 10 pods: about 10 ms per `replace` after one pod change,
+//! against 145 ms when every answer was encoded again).
 //!
 //! # Relists
 //!

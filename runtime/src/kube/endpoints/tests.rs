@@ -424,3 +424,31 @@ fn relist_buffers_until_init_done_and_then_replaces_the_kind() {
     r.apply(&mut ix, Update::Apply(k.clone(), None));
     assert_eq!(ix.counts().0, 0, "an object that stops contributing is deleted");
 }
+
+#[test]
+fn the_hub_encodes_again_only_the_lists_the_index_changed() {
+    let mut f = web();
+    f.service(service("shop", "api", &[("", 81)])).slice(slice(
+        "shop",
+        "api-1",
+        "api",
+        &[("", 8081)],
+        json!([ep("10.0.0.1", "web-1")]),
+    ));
+    f.flush();
+    let hub = crate::hub::EndpointsHub::default();
+    hub.replace(f.ix.endpoints());
+    let before = hub.subscribe().borrow().clone();
+
+    f.pod(pod("shop", "web-2", Some("web"), true));
+    assert!(f.flush());
+    hub.replace(f.ix.endpoints());
+    let after = hub.subscribe().borrow().clone();
+    let api = ServiceKey { namespace: "shop".into(), name: "api".into(), port: 81 };
+    let web = ServiceKey { namespace: "shop".into(), name: "web".into(), port: 80 };
+    // The untouched Service's answer is the very same bytes.
+    assert_eq!(hub.answer(&before, &api).body.as_ptr(), hub.answer(&after, &api).body.as_ptr());
+    assert_ne!(hub.answer(&before, &web).version, hub.answer(&after, &web).version);
+    let body: Value = serde_json::from_slice(&hub.answer(&after, &web).body).unwrap();
+    assert_eq!(body["endpoints"][1]["identity"], json!(id("web", "shop")));
+}
