@@ -238,6 +238,7 @@ impl EndpointsIndex {
         &self.answers
     }
 
+    /// How many Services, slices and Pods are held.
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.services.len(), self.slices.len(), self.pods.len())
     }
