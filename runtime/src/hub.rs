@@ -162,6 +162,9 @@ pub type EndpointsSnapshot = Arc<HashMap<ServiceKey, EndpointsAnswer>>;
 pub struct EndpointsHub {
     tx: watch::Sender<EndpointsSnapshot>,
     empty: EndpointsAnswer,
+    /// The lists the current snapshot was made from: a list passed again
+    /// (the same `Arc`) keeps its answer instead of being encoded again.
+    last: Mutex<HashMap<ServiceKey, Endpoints>>,
 }
 
 impl Default for EndpointsHub {
@@ -169,15 +172,26 @@ impl Default for EndpointsHub {
         EndpointsHub {
             tx: watch::channel(Arc::new(HashMap::new())).0,
             empty: EndpointsAnswer::new(&Arc::new(Vec::new())),
+            last: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl EndpointsHub {
-    /// Replaces every Service port's endpoints.
+    /// Replaces every Service port's endpoints. Lists passed again as the
+    /// same `Arc` are not encoded again, so a caller that keeps unchanged
+    /// lists' `Arc`s pays per change, not per Service port.
     pub fn replace(&self, endpoints: &HashMap<ServiceKey, Endpoints>) {
-        let snap: HashMap<ServiceKey, EndpointsAnswer> =
-            endpoints.iter().map(|(k, eps)| (k.clone(), EndpointsAnswer::new(eps))).collect();
+        let mut last = lock(&self.last);
+        let cur = self.tx.borrow().clone();
+        let snap: HashMap<ServiceKey, EndpointsAnswer> = endpoints
+            .iter()
+            .map(|(k, eps)| {
+                let kept = last.get(k).filter(|old| Arc::ptr_eq(old, eps)).and_then(|_| cur.get(k).cloned());
+                (k.clone(), kept.unwrap_or_else(|| EndpointsAnswer::new(eps)))
+            })
+            .collect();
+        last.clone_from(endpoints);
         self.tx.send_if_modified(|cur| {
             let changed = **cur != snap;
             if changed {

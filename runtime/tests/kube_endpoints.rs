@@ -1,0 +1,262 @@
+//! Kubernetes-mode discovery against the in-process fake API server, driven
+//! by a real kube::Client and kube-runtime's watchers: initial sync, changes
+//! of each kind, a compaction (410 → relist) with changes the watches never
+//! see as events, deletion, and shutdown.
+
+use fake_apiserver::{FakeApiServer, Gvr, Verb};
+use mesh_proxy::discovery::ServiceKey;
+use mesh_runtime::hub::{EndpointsHub, EndpointsSnapshot};
+use mesh_runtime::kube::endpoints;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+const TD: &str = "cluster.local";
+/// Generous: a relist waits for the watcher's backoff (about a second).
+const WAIT: Duration = Duration::from_secs(15);
+
+type Answer = Vec<(String, Option<String>)>;
+
+fn id(sa: &str, ns: &str) -> Option<String> {
+    Some(format!("{sa}.{ns}.serviceaccount.identity.linkerd.{TD}"))
+}
+
+fn key(port: u16) -> ServiceKey {
+    ServiceKey { namespace: "shop".into(), name: "web".into(), port }
+}
+
+fn pod(name: &str, sa: &str, meshed: bool) -> Value {
+    let mut labels = json!({"app": "web"});
+    if meshed {
+        labels[endpoints::MESHED_LABEL] = json!("linkerd");
+    }
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"namespace": "shop", "name": name, "labels": labels},
+           "spec": {"serviceAccountName": sa, "containers": [{"name": "app", "image": "app"}]}})
+}
+
+fn service(port: u16) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "shop", "name": "web"},
+           "spec": {"ports": [{"name": "http", "port": port, "targetPort": "http"}]}})
+}
+
+/// A slice of `web` whose endpoints are (ip, pod, uid, ready).
+fn slice(name: &str, eps: &[(&str, &str, &str, bool)]) -> Value {
+    let eps: Vec<Value> = eps
+        .iter()
+        .map(|(ip, pod, uid, ready)| {
+            json!({"addresses": [ip], "conditions": {"ready": ready},
+                   "targetRef": {"kind": "Pod", "namespace": "shop", "name": pod, "uid": uid}})
+        })
+        .collect();
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"namespace": "shop", "name": name, "labels": {endpoints::SERVICE_NAME_LABEL: "web"}},
+           "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}], "endpoints": eps})
+}
+
+fn uid_of(created: &Value) -> String {
+    created["metadata"]["uid"].as_str().unwrap().to_string()
+}
+
+fn read(hub: &EndpointsHub, snap: &EndpointsSnapshot, svc: &ServiceKey) -> Answer {
+    let body: Value = serde_json::from_slice(&hub.answer(snap, svc).body).unwrap();
+    body["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["addr"].as_str().unwrap().to_string(), e["identity"].as_str().map(str::to_string)))
+        .collect()
+}
+
+/// Waits until `svc`'s answer is `expected`.
+async fn wait_for(
+    hub: &EndpointsHub,
+    rx: &mut watch::Receiver<EndpointsSnapshot>,
+    svc: &ServiceKey,
+    expected: &[(&str, Option<String>)],
+) {
+    let expected: Answer = expected.iter().map(|(a, i)| (a.to_string(), i.clone())).collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let seen = read(hub, &rx.borrow_and_update().clone(), svc);
+        if seen == expected {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            panic!("{svc:?}: expected {expected:?}, still {seen:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn endpoints_follow_services_slices_and_pods_through_relists() {
+    let server = FakeApiServer::start().await.unwrap();
+    let store = server.store();
+    let web1 = uid_of(&store.create_object(pod("web-1", "web", true)).unwrap());
+    let web2 = uid_of(&store.create_object(pod("web-2", "legacy", false)).unwrap());
+    let web3 = uid_of(&store.create_object(pod("web-3", "web", true)).unwrap());
+    store.create_object(service(80)).unwrap();
+    store
+        .create_object(slice(
+            "web-a",
+            &[
+                ("10.0.0.1", "web-1", &web1, true),
+                ("10.0.0.2", "web-2", &web2, true),
+                ("10.0.0.3", "web-3", &web3, false),
+            ],
+        ))
+        .unwrap();
+
+    let hub = Arc::new(EndpointsHub::default());
+    let synced = Arc::new(AtomicBool::new(false));
+    let shutdown = CancellationToken::new();
+    let mut rx = hub.subscribe();
+    let task = tokio::spawn(endpoints::run(
+        server.client().unwrap(),
+        hub.clone(),
+        TD.into(),
+        synced.clone(),
+        shutdown.clone(),
+    ));
+
+    // Synced means the initial lists are already in the hub.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !synced.load(Ordering::Acquire) {
+        assert!(tokio::time::Instant::now() < deadline, "never synced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let initial = read(&hub, &hub.subscribe().borrow().clone(), &key(80));
+    assert_eq!(initial, vec![("10.0.0.1:8080".to_string(), id("web", "shop")), ("10.0.0.2:8080".to_string(), None)]);
+
+    // web-3 gets ready; web-2 gets meshed.
+    store
+        .create_object(slice("web-b", &[("10.0.0.3", "web-3", &web3, true), ("10.0.0.1", "web-1", &web1, true)]))
+        .unwrap();
+    let pods = Gvr::core("pods");
+    store
+        .modify(&pods, Some("shop"), "web-2", |p| p["metadata"]["labels"][endpoints::MESHED_LABEL] = json!("linkerd"))
+        .unwrap();
+    wait_for(
+        &hub,
+        &mut rx,
+        &key(80),
+        &[
+            ("10.0.0.1:8080", id("web", "shop")),
+            ("10.0.0.2:8080", id("legacy", "shop")),
+            ("10.0.0.3:8080", id("web", "shop")),
+        ],
+    )
+    .await;
+
+    // A slice naming a pod the runtime has not seen: left out until it is.
+    store.create_object(slice("web-c", &[("10.0.0.4", "web-4", "uid-to-come", true)])).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(read(&hub, &rx.borrow().clone(), &key(80)).len(), 3, "the unknown pod is not served");
+    let web4 = uid_of(&store.create_object(pod("web-4", "web", true)).unwrap());
+    store
+        .modify(&Gvr::new("discovery.k8s.io", "v1", "endpointslices"), Some("shop"), "web-c", |s| {
+            s["endpoints"][0]["targetRef"]["uid"] = json!(web4)
+        })
+        .unwrap();
+    wait_for(
+        &hub,
+        &mut rx,
+        &key(80),
+        &[
+            ("10.0.0.1:8080", id("web", "shop")),
+            ("10.0.0.2:8080", id("legacy", "shop")),
+            ("10.0.0.3:8080", id("web", "shop")),
+            ("10.0.0.4:8080", id("web", "shop")),
+        ],
+    )
+    .await;
+
+    // Compaction, and changes of all three kinds before the watchers are
+    // back: only the relists can tell them.
+    let lists_before = ["services", "endpointslices", "pods"].map(|r| server.faults().count_for(Verb::List, r));
+    store.compact();
+    store.delete(&pods, Some("shop"), "web-1", None).unwrap();
+    store.delete(&Gvr::new("discovery.k8s.io", "v1", "endpointslices"), Some("shop"), "web-c", None).unwrap();
+    store.modify(&Gvr::core("services"), Some("shop"), "web", |s| s["spec"]["ports"][0]["port"] = json!(81)).unwrap();
+    wait_for(&hub, &mut rx, &key(81), &[("10.0.0.2:8080", id("legacy", "shop")), ("10.0.0.3:8080", id("web", "shop"))])
+        .await;
+    assert!(read(&hub, &rx.borrow().clone(), &key(80)).is_empty(), "the old port is gone");
+
+    // Each of the three changes needed its kind's relist (the history they
+    // could have been replayed from is gone), and watching goes on from
+    // there.
+    let lists_after = ["services", "endpointslices", "pods"].map(|r| server.faults().count_for(Verb::List, r));
+    assert!(
+        lists_before.iter().zip(lists_after).all(|(b, a)| a == b + 1),
+        "one relist each: {lists_before:?} → {lists_after:?}"
+    );
+    store.modify(&pods, Some("shop"), "web-3", |p| p["metadata"]["labels"] = json!({"app": "web"})).unwrap();
+    wait_for(&hub, &mut rx, &key(81), &[("10.0.0.2:8080", id("legacy", "shop")), ("10.0.0.3:8080", None)]).await;
+    assert!(synced.load(Ordering::Acquire), "a relist keeps the runtime synced");
+
+    // The Service goes: so do its answers.
+    store.delete(&Gvr::core("services"), Some("shop"), "web", None).unwrap();
+    wait_for(&hub, &mut rx, &key(81), &[]).await;
+    assert!(hub.subscribe().borrow().is_empty());
+
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
+}
+
+#[tokio::test]
+async fn an_empty_cluster_syncs_and_the_hub_stays_empty() {
+    let server = FakeApiServer::start().await.unwrap();
+    let hub = Arc::new(EndpointsHub::default());
+    let synced = Arc::new(AtomicBool::new(false));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(endpoints::run(
+        server.client().unwrap(),
+        hub.clone(),
+        TD.into(),
+        synced.clone(),
+        shutdown.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !synced.load(Ordering::Acquire) {
+        assert!(tokio::time::Instant::now() < deadline, "never synced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(hub.subscribe().borrow().is_empty());
+    for r in ["services", "endpointslices", "pods"] {
+        assert_eq!(server.faults().count_for(Verb::List, r), 1, "{r} listed once");
+    }
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
+}
+
+#[tokio::test]
+async fn synced_waits_for_all_three_lists() {
+    let server = FakeApiServer::start().await.unwrap();
+    // Two of the three first lists fail: synced stays false until their
+    // retries (after the watcher's backoff) succeed.
+    server.faults().fail_next(Verb::List, 2, http::StatusCode::INTERNAL_SERVER_ERROR);
+    server.store().create_object(service(80)).unwrap();
+    let hub = Arc::new(EndpointsHub::default());
+    let synced = Arc::new(AtomicBool::new(false));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(endpoints::run(
+        server.client().unwrap(),
+        hub.clone(),
+        TD.into(),
+        synced.clone(),
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!synced.load(Ordering::Acquire), "two of the three first lists failed");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !synced.load(Ordering::Acquire) {
+        assert!(tokio::time::Instant::now() < deadline, "never synced after the failures");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(server.faults().count(Verb::List) >= 5, "the failed lists were retried");
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
+}
