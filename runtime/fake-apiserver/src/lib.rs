@@ -255,16 +255,13 @@ impl FakeApiServer {
     /// Writes a kubeconfig whose current context points at this server,
     /// with `default` as the namespace, for `kubectl --kubeconfig`.
     pub fn kubeconfig(&self, path: &Path) -> io::Result<()> {
-        std::fs::write(path, self.kubeconfig_text("{}"))
-    }
-
-    fn kubeconfig_text(&self, user: &str) -> String {
-        format!(
+        let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
-             users:\n- name: fake\n  user: {user}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    \
+             users:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    \
              user: fake\n    namespace: default\ncurrent-context: fake\n",
             self.url()
-        )
+        );
+        std::fs::write(path, text)
     }
 
     /// RBAC for bearer-token requests; off until [`Authorizer::load`].
