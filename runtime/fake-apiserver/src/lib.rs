@@ -66,14 +66,41 @@
 //!   json|name|jsonpath`, `--watch --output-watch-events`), `label`,
 //!   `patch --type=json|merge|strategic`, `delete` (which waits for the
 //!   object to be gone).
+//! - RBAC, opt in ([`FakeApiServer::authorizer`], [`Authorizer::load`]):
+//!   a request with `Authorization: Bearer <token>`, the token registered
+//!   with [`Tokens::insert`] for the API server's default audience (no
+//!   audiences), is authorized as `system:serviceaccount:<ns>:<sa>` (with
+//!   the groups `system:serviceaccounts`, `system:serviceaccounts:<ns>`,
+//!   `system:authenticated`) by the loaded Role, ClusterRole, RoleBinding
+//!   and ClusterRoleBinding objects as Kubernetes' RBAC authorizer does:
+//!   apiGroups, resources with subresources (`proxyconfigs/status`,
+//!   `*/status`), verbs, `*`, resourceNames (matching get, update, patch
+//!   and delete by name, and list and watch whose fieldSelector requires
+//!   `metadata.name=<name>`, as the real RequestInfo derives the name;
+//!   never create or deletecollection), Roles and ClusterRoles bound by a
+//!   RoleBinding only in its namespace, ClusterRoles bound by a
+//!   ClusterRoleBinding everywhere. Denied: 403 with the real server's
+//!   Forbidden message; unknown, revoked, expired or other-audience
+//!   tokens: 401. Discovery and OpenAPI are open to any valid token (as
+//!   `system:discovery` grants). Requests without a bearer token are
+//!   never restricted, so the test's own [`FakeApiServer::client`] and
+//!   kubectl keep full access; [`FakeApiServer::client_with_token`]
+//!   presents a token. kubectl cannot: client-go sends a kubeconfig's
+//!   credentials only over TLS, and this server has none.
 //! - Test controls: [`Faults`] counts requests per verb and resource, keeps a
 //!   request log and fails the next N requests of a verb with a chosen
 //!   status; [`Store::drop_watches`] ends every live watch stream.
 //!
 //! # Where it differs from a real API server
 //!
-//! - No authentication or authorization: every request is allowed, and
-//!   there is no TLS (plain HTTP on loopback).
+//! - No TLS (plain HTTP on loopback), no client certificates, and
+//!   authentication only by registered bearer tokens. Without
+//!   [`Authorizer::load`] every request is allowed. RBAC objects are
+//!   loaded by the test, not served as API resources (kubectl cannot
+//!   create them here); no aggregated ClusterRoles, no escalation or
+//!   bind checks, no nonResourceURLs rules, no default roles except the
+//!   discovery access every token has, and `impersonate`, `proxy` and
+//!   selector-based authorization (AuthorizeWithSelectors) do not exist.
 //! - No schemas and no validation beyond names, namespaces, apiVersion and
 //!   kind: unknown fields are stored and `fieldValidation` is ignored.
 //!   `/openapi/v3` serves, per group/version, only each kind's PATCH
@@ -125,6 +152,7 @@ mod discovery;
 mod error;
 mod faults;
 mod patch;
+mod rbac;
 mod resource;
 mod select;
 mod server;
@@ -135,6 +163,7 @@ mod watch;
 pub use error::ApiError;
 pub use faults::{Faults, Logged, Verb};
 pub use patch::PatchKind;
+pub use rbac::{Attributes, Authorizer};
 pub use resource::{Behaviour, Gvr, MESHC_GROUP, MESHC_VERSION, ResourceType, Resources};
 pub use select::Selector;
 pub use store::{Change, ChangeKind, Part, Store};
@@ -186,6 +215,7 @@ impl FakeApiServer {
         let app = Arc::new(App {
             store: Store::new(options.resources, options.history_limit),
             tokens: Tokens::default(),
+            authorizer: Authorizer::default(),
             faults: Faults::default(),
             addr: listener.local_addr()?,
             bookmark_interval: options.bookmark_interval,
@@ -211,6 +241,17 @@ impl FakeApiServer {
         kube::Client::try_from(kube::Config::new(uri))
     }
 
+    /// A kube client that presents `token` as its bearer token: with
+    /// [`Authorizer::load`] called, its requests are authorized as the
+    /// ServiceAccount the token was registered for ([`Tokens::insert`]).
+    pub fn client_with_token(&self, token: &str) -> Result<kube::Client, kube::Error> {
+        let uri: http::Uri =
+            self.url().parse().map_err(|e: http::uri::InvalidUri| kube::Error::Service(Box::new(e)))?;
+        let mut config = kube::Config::new(uri);
+        config.auth_info.token = Some(token.to_string().into());
+        kube::Client::try_from(config)
+    }
+
     /// Writes a kubeconfig whose current context points at this server,
     /// with `default` as the namespace, for `kubectl --kubeconfig`.
     pub fn kubeconfig(&self, path: &Path) -> io::Result<()> {
@@ -221,6 +262,11 @@ impl FakeApiServer {
             self.url()
         );
         std::fs::write(path, text)
+    }
+
+    /// RBAC for bearer-token requests; off until [`Authorizer::load`].
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.app.authorizer
     }
 
     pub fn store(&self) -> &Store {

@@ -4,6 +4,7 @@ use crate::discovery;
 use crate::error::ApiError;
 use crate::faults::{Faults, Logged, Verb};
 use crate::patch::PatchKind;
+use crate::rbac::{self, Attributes, Authorizer};
 use crate::resource::{Behaviour, Gvr, ResourceType};
 use crate::select::Selector;
 use crate::store::{Part, Store};
@@ -32,6 +33,7 @@ const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 pub(crate) struct App {
     pub store: Store,
     pub tokens: Tokens,
+    pub authorizer: Authorizer,
     pub faults: Faults,
     pub addr: SocketAddr,
     pub bookmark_interval: Duration,
@@ -66,9 +68,13 @@ pub(crate) async fn handle(app: &App, req: Request<hyper::body::Incoming>) -> Re
     let query = parse_query(req.uri().query());
     let route = route(req.uri().path());
     let (verb, resource) = classify(&route, &method, &query);
+    let attrs = attributes(&route, verb, &query);
     let response = match app.faults.admit(verb, &resource) {
         Some(status) => error(&ApiError::new(status, "InternalError", format!("injected failure ({status})"))),
-        None => dispatch(app, route, &method, &query, req).await.unwrap_or_else(|e| error(&e)),
+        None => match app.authorizer.check(&app.tokens, req.headers(), attrs.as_ref()) {
+            Err(denied) => error(&denied),
+            Ok(()) => dispatch(app, route, &method, &query, req).await.unwrap_or_else(|e| error(&e)),
+        },
     };
     app.faults.record(Logged { verb, resource, method: method.to_string(), uri, status: response.status().as_u16() });
     Ok(response)
@@ -258,6 +264,39 @@ fn classify(route: &Route, method: &Method, query: &HashMap<String, String>) -> 
         _ => Verb::Get,
     };
     (verb, target.gvr.plural.clone())
+}
+
+/// What RBAC sees of a resource request (None for discovery and unknown paths).
+fn attributes(route: &Route, verb: Verb, query: &HashMap<String, String>) -> Option<Attributes> {
+    let Route::Resource(target) = route else { return None };
+    let verb = match verb {
+        Verb::Get => "get",
+        Verb::List => "list",
+        Verb::Watch => "watch",
+        Verb::Create => "create",
+        Verb::Update => "update",
+        Verb::Patch => "patch",
+        Verb::Delete => "delete",
+        Verb::DeleteCollection => "deletecollection",
+        Verb::Discovery => return None,
+    };
+    let name = match verb {
+        "list" | "watch" => rbac::selector_name(query.get("fieldSelector").map(String::as_str)),
+        _ => target.name.clone(),
+    };
+    // A Namespace object is its own namespace, as the real RequestInfo has it.
+    let namespace = match (target.gvr.group.as_str(), target.gvr.plural.as_str()) {
+        ("", "namespaces") => target.name.clone(),
+        _ => target.namespace.clone(),
+    };
+    Some(Attributes {
+        verb: verb.into(),
+        group: target.gvr.group.clone(),
+        resource: target.gvr.plural.clone(),
+        subresource: target.status.then(|| "status".to_string()),
+        namespace,
+        name,
+    })
 }
 
 fn is_watch(query: &HashMap<String, String>) -> bool {

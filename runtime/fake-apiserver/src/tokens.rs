@@ -78,6 +78,15 @@ impl Tokens {
         review
     }
 
+    /// The ServiceAccount a bearer token authenticates to the API server
+    /// itself: live, and issued for the API server's default audience
+    /// (no audiences); a token issued only for another audience, such as a
+    /// proxy's identity token, is refused as the real server refuses it.
+    pub(crate) fn authenticate(&self, token: &str) -> Option<TokenInfo> {
+        let info = self.lock().get(token).cloned()?;
+        (info.expires > SystemTime::now() && info.audiences.is_empty()).then_some(info)
+    }
+
     fn check(&self, token: &str, wanted: &[&str]) -> Result<(TokenInfo, Vec<String>), String> {
         let info = self.lock().get(token).cloned().ok_or("invalid bearer token")?;
         if info.expires <= SystemTime::now() {
