@@ -11,9 +11,12 @@
 //! - a token per ServiceAccount of the example (audience identity.l5d.io),
 //!   the same strings the file-mode test writes, plus an expired one;
 //! - the MeshBundle and ProxyConfigs, with `kubectl apply`.
+//!
+//! The runtime presents its ServiceAccount's token, and the fake enforces
+//! `runtime/deploy/rbac.yaml` on it: the least-privilege RBAC is enough.
 
 use super::mesh::{Build, token_file};
-use fake_apiserver::{FakeApiServer, Gvr, Store, TokenInfo, Tokens};
+use fake_apiserver::{FakeApiServer, Faults, Gvr, Store, TokenInfo, Tokens};
 use mesh_proxy::identity::pki::TestPki;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -30,6 +33,7 @@ pub struct Cluster {
     pub url: String,
     pub store: Store,
     pub tokens: Tokens,
+    faults: Faults,
     kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -52,6 +56,15 @@ fn b64(s: &str) -> String {
     base64ct::Base64::encode_string(s.as_bytes())
 }
 
+/// The RBAC objects of `runtime/deploy/`: the runtime's requests are
+/// authorized by exactly what the deployment grants it.
+fn deploy_rbac() -> Vec<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/deploy/rbac.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs = meshc::load::yaml::parse_documents(&text).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+    docs.iter().map(|d| d.to_json()).filter(|v| !v.is_null()).collect()
+}
+
 impl Cluster {
     pub fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
@@ -61,12 +74,14 @@ impl Cluster {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.block_on(async move {
                 let server = FakeApiServer::start().await.expect("fake API server");
-                tx.send((server.url(), server.store().clone(), server.tokens().clone())).unwrap();
+                server.authorizer().load(&deploy_rbac()).expect("runtime/deploy/rbac.yaml loads");
+                tx.send((server.url(), server.store().clone(), server.tokens().clone(), server.faults().clone()))
+                    .unwrap();
                 let _ = stopped.await;
                 drop(server);
             });
         });
-        let (url, store, tokens) = rx.recv().expect("fake API server started");
+        let (url, store, tokens, faults) = rx.recv().expect("fake API server started");
         let kubeconfig = dir.path().join("kubeconfig");
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
@@ -74,7 +89,7 @@ impl Cluster {
              user: fake\n    namespace: default\ncurrent-context: fake\n"
         );
         std::fs::write(&kubeconfig, text).unwrap();
-        Cluster { url, store, tokens, kubeconfig, _dir: dir, stop: Some(stop), thread: Some(thread) }
+        Cluster { url, store, tokens, faults, kubeconfig, _dir: dir, stop: Some(stop), thread: Some(thread) }
     }
 
     /// Everything but the build's objects: trust material, workloads and tokens.
@@ -176,6 +191,18 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         start.elapsed()
+    }
+
+    /// No request was refused by the API server (401 or 403): the
+    /// runtime needed nothing beyond what runtime/deploy's RBAC grants. The
+    /// count of status patches shows the runtime's token was in play.
+    pub fn assert_rbac_was_enough(&self) {
+        let log = self.faults.log();
+        let refused: Vec<_> = log.iter().filter(|l| l.status == 401 || l.status == 403).collect();
+        assert!(refused.is_empty(), "requests refused under runtime/deploy's RBAC: {refused:#?}");
+        let patches = log.iter().filter(|l| l.uri.contains("/status")).count();
+        assert!(patches > 0, "the runtime wrote no status");
+        println!("{} API requests, {patches} status writes, none refused under runtime/deploy's RBAC", log.len());
     }
 
     /// A ProxyConfig's status as the API server holds it.

@@ -370,7 +370,8 @@ impl RuntimeThread {
                 let running = match api_server {
                     None => mesh_runtime::start(settings).await,
                     Some(url) => {
-                        let config = kube::Config::new(url.parse().expect("API server URL"));
+                        let mut config = kube::Config::new(url.parse().expect("API server URL"));
+                        config.auth_info.token = Some(super::cluster::RUNTIME_TOKEN.to_string().into());
                         let client = kube::Client::try_from(config).expect("kube client");
                         mesh_runtime::kube::start(settings, client).await
                     }

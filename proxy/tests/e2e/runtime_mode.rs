@@ -189,6 +189,7 @@ async fn the_object_says_why(cluster: &Cluster, good: &[u8]) {
             );
             assert!(ready["message"].as_str().unwrap_or("").contains("last good"), "{status}");
             println!("the tampered ProxyConfig's status says why after {:?}: {}", start.elapsed(), ready["reason"]);
+            cluster.assert_rbac_was_enough();
             return;
         }
         assert!(start.elapsed() < Duration::from_secs(5), "no Ready=False condition on {ns}/{name}: {status}");
