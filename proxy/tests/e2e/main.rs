@@ -107,13 +107,7 @@ fn booksapp_through_mesh_runtime_statuses_match_meshc_reach() {
 fn mesh_runtime_file_mode_updates_tampering_restarts_tokens() {
     netns::run("mesh_runtime_file_mode_updates_tampering_restarts_tokens", || {
         let mut s = runtime_mode::start();
-        runtime().block_on(async {
-            runtime_mode::outbound_uses_runtime_discovery_from_the_first_request(&s).await;
-            runtime_mode::new_builds_reach_every_proxy_within_a_second(&s).await;
-            runtime_mode::tampered_configs_are_refused_and_proxies_keep_the_last_good_one(&s).await;
-            runtime_mode::expired_and_unknown_tokens_get_no_certificate(&s).await;
-            runtime_mode::a_runtime_restart_does_not_interrupt_traffic(&mut s).await;
-        });
+        runtime().block_on(runtime_mode::every_check(&mut s));
     });
 }
 
@@ -134,12 +128,6 @@ fn booksapp_through_kubernetes_mode_statuses_match_meshc_reach() {
 fn mesh_runtime_kubernetes_mode_updates_tampering_restarts_tokens() {
     netns::run("mesh_runtime_kubernetes_mode_updates_tampering_restarts_tokens", || {
         let mut s = runtime_mode::start_kube();
-        runtime().block_on(async {
-            runtime_mode::outbound_uses_runtime_discovery_from_the_first_request(&s).await;
-            runtime_mode::new_builds_reach_every_proxy_within_a_second(&s).await;
-            runtime_mode::tampered_configs_are_refused_and_proxies_keep_the_last_good_one(&s).await;
-            runtime_mode::expired_and_unknown_tokens_get_no_certificate(&s).await;
-            runtime_mode::a_runtime_restart_does_not_interrupt_traffic(&mut s).await;
-        });
+        runtime().block_on(runtime_mode::every_check(&mut s));
     });
 }

@@ -22,6 +22,16 @@ pub fn start() -> Setup {
     start_with(true)
 }
 
+/// Every check below, in an order where each leaves the mesh as it found it
+/// (the restart last).
+pub async fn every_check(s: &mut Setup) {
+    outbound_uses_runtime_discovery_from_the_first_request(s).await;
+    new_builds_reach_every_proxy_within_a_second(s).await;
+    tampered_configs_are_refused_and_proxies_keep_the_last_good_one(s).await;
+    expired_and_unknown_tokens_get_no_certificate(s).await;
+    a_runtime_restart_does_not_interrupt_traffic(s).await;
+}
+
 /// The same mesh with mesh-runtime in Kubernetes mode.
 pub fn start_kube() -> Setup {
     start_fed(Some(Some(Arc::new(Cluster::start()))))
