@@ -252,3 +252,68 @@ async fn not_ready_until_every_watch_has_listed() {
     running.shutdown.cancel();
     running.stopped().await;
 }
+
+/// The issuer certificate in a chain the runtime issued (leaf, then issuer).
+fn issuer_of(chain: &str) -> Vec<u8> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let ders = CertificateDer::pem_slice_iter(chain.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
+    assert_eq!(ders.len(), 2, "leaf then issuer");
+    ders[1].to_vec()
+}
+
+async fn certificate(c: &Cluster, token: &str) -> (StatusCode, Value) {
+    let id = "frontend.podinfo.serviceaccount.identity.linkerd.cluster.local";
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let csr = rcgen::CertificateParams::new(vec![id.to_owned()]).unwrap().serialize_request(&key).unwrap();
+    let tls = tls_config(None, c.files.pki.anchors_pem());
+    let body = json!({"csr": csr.pem().unwrap(), "token": token});
+    let r = post_json(c.running.api_addr, tls, "/v1/certificate", body).await;
+    (r.status, r.json())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_reviewed_and_a_rotated_issuer_signs_from_the_next_request() {
+    let mut c = start().await;
+    let far = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let grant = |sa: &str| fake_apiserver::TokenInfo::new("podinfo", sa, far);
+    c.server.tokens().insert("frontend-token", grant("frontend").with_audiences(&["identity.l5d.io"]));
+    c.server.tokens().insert("other-audience", grant("frontend").with_audiences(&["vault"]));
+    c.server.tokens().insert("revoked", grant("frontend").with_audiences(&["identity.l5d.io"]));
+    c.server.tokens().revoke("revoked");
+    for refused in ["other-audience", "revoked", "never-issued"] {
+        assert_eq!(certificate(&c, refused).await.0, StatusCode::FORBIDDEN, "{refused}");
+    }
+    let (code, first) = certificate(&c, "frontend-token").await;
+    assert_eq!(code, StatusCode::OK, "{first}");
+    let old_issuer = issuer_of(first["certificate"].as_str().unwrap());
+
+    // cert-manager renews the issuer under the same anchor: the Secret changes.
+    c.files.pki.rotate_issuer(mesh_proxy::identity::pki::Validity::valid_for(HOUR)).unwrap();
+    c.files.pki.write_ca_dir(&c.files.ca_dir).unwrap();
+    let secret = issuer_secret(&c.files);
+    c.server
+        .store()
+        .modify(&Gvr::core("secrets"), Some(NS), "mesh-identity-issuer", |live| live["data"] = secret["data"].clone())
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let (code, next) = certificate(&c, "frontend-token").await;
+        assert_eq!(code, StatusCode::OK, "{next}");
+        if issuer_of(next["certificate"].as_str().unwrap()) != old_issuer {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the rotated issuer never signed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A Secret that does not hold a valid issuer is refused; the last good one signs on.
+    c.server
+        .store()
+        .modify(&Gvr::core("secrets"), Some(NS), "mesh-identity-issuer", |live| {
+            live["data"]["tls.key"] = json!(b64(b"not a key"))
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(certificate(&c, "frontend-token").await.0, StatusCode::OK);
+    c.stop().await;
+}
