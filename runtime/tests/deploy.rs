@@ -305,6 +305,12 @@ fn flux_cel_health_checks_read_both_status_shapes() {
         assert_eq!(check.eval(&refused), (false, true), "{kind} refused: failed, not current");
         let stale = with_status(kind, 4, Some(accepted_status(3)));
         assert_eq!(check.eval(&stale), (false, false), "{kind}: a new generation not yet verified is in progress");
+        let fixed = with_status(kind, 4, Some(refused_status(3)));
+        assert_eq!(
+            check.eval(&fixed),
+            (false, false),
+            "{kind}: a refusal of the previous generation is not this one's"
+        );
         let fresh = with_status(kind, 1, None);
         assert_eq!(check.eval(&fresh), (false, false), "{kind} before any status: in progress");
     }
@@ -327,6 +333,8 @@ fn argocd_lua_health_checks_read_both_status_shapes() {
         assert!(message.starts_with("SignatureInvalid: ") && message.contains("keyid"), "{kind}: {message}");
         let (status, _) = run(&with_status(kind, 4, Some(accepted_status(3))));
         assert_eq!(status, "Progressing", "{kind}: a new generation not yet verified");
+        let (status, _) = run(&with_status(kind, 4, Some(refused_status(3))));
+        assert_eq!(status, "Progressing", "{kind}: a refusal of the previous generation");
         let (status, _) = run(&with_status(kind, 1, None));
         assert_eq!(status, "Progressing", "{kind} before any status");
     }

@@ -82,6 +82,10 @@ pub struct ObjectWatch {
 #[derive(Default)]
 struct Batch {
     update: Update,
+    /// What the status writer learns once the store has judged `update`:
+    /// a generation must never be reported with an older content's verdict.
+    seen: Vec<(Subject, Option<Observed>)>,
+    relisted: Option<BTreeMap<Subject, Observed>>,
     /// Objects of a relist in progress (`Init` … `InitDone`).
     relist: Option<Vec<Seen>>,
     /// Object names the store holds from this watch.
@@ -120,8 +124,17 @@ impl ObjectWatch {
             let update = std::mem::take(&mut state.update);
             if update.bundle.is_some() || !update.configs.is_empty() || !update.removed.is_empty() {
                 self.hub.apply(|s| s.update(update));
-                self.board.wake();
             }
+            if let Some(listed) = state.relisted.take() {
+                self.board.replace(matches!(self.kind, Kind::Bundle), listed);
+            }
+            for (subject, observed) in state.seen.drain(..) {
+                match observed {
+                    Some(o) => self.board.set(subject, o),
+                    None => self.board.remove(&subject),
+                }
+            }
+            self.board.wake();
         }
     }
 
@@ -147,13 +160,13 @@ impl ObjectWatch {
             }
             Event::Apply(o) => {
                 if let Some(s) = seen(self.kind, &o) {
-                    self.board.set(s.subject.clone(), s.observed.clone());
+                    state.seen.push((s.subject.clone(), Some(s.observed.clone())));
                     self.stage(s, state);
                 }
             }
             Event::Delete(o) => {
                 if let Some(s) = seen(self.kind, &o) {
-                    self.board.remove(&s.subject);
+                    state.seen.push((s.subject.clone(), None));
                     if let Subject::Config(key) = s.subject {
                         state.update.configs.retain(|(k, _)| *k != key);
                         state.known.remove(&key);
@@ -183,8 +196,9 @@ impl ObjectWatch {
     fn relisted(&self, list: Vec<Seen>, state: &mut Batch) {
         let listed: BTreeMap<Subject, Observed> =
             list.iter().map(|s| (s.subject.clone(), s.observed.clone())).collect();
-        let bundle = matches!(self.kind, Kind::Bundle);
-        self.board.replace(bundle, listed.clone());
+        // A relist supersedes what single events said before it.
+        state.seen.clear();
+        state.relisted = Some(listed.clone());
         let names: BTreeSet<ObjectKey> = listed
             .keys()
             .filter_map(|s| match s {

@@ -202,8 +202,14 @@ async fn trusted_keys_rotate_through_their_configmap() {
     let dist = c.files.tmp.path().join("dist-new-key");
     write_build(&dist, &configs(), &new_key, "r2");
     apply(&c.server, &objects(&dist));
+    let bundle_generation = |c: &Cluster| {
+        let gvr = Gvr::new("meshc.io", "v1alpha1", "meshbundles");
+        c.server.store().get(&gvr, None, "meshc").unwrap()["status"]["conditions"][0]["observedGeneration"].clone()
+    };
     c.wait_for("the re-signed build", |c| {
-        c.condition(&name, "Ready")["status"] == "True" && c.condition(&name, "Ready")["observedGeneration"] == 2
+        c.condition(&name, "Ready")["status"] == "True"
+            && c.condition(&name, "Ready")["observedGeneration"] == 2
+            && bundle_generation(c) == 2
     })
     .await;
     // Step 3: the old key is dropped; what it alone signed would be refused.

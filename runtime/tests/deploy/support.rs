@@ -4,11 +4,14 @@
 use super::{deploy_dir, repo};
 use kube::api::{Api, ListParams, WatchParams};
 use mesh_runtime::Settings;
+use mesh_runtime::kube::status::Conditions;
+use mesh_runtime::store::{Rejection, Status};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Every document of a YAML file, parsed as Kubernetes reads YAML (meshc's parser).
 pub fn load_yaml(path: &Path) -> Vec<Value> {
@@ -119,33 +122,18 @@ where
     allowed(&format!("watch {what}"), api.watch(&watch, "0").await);
 }
 
-/// The status the runtime writes for an object it verified and serves.
+/// The status the runtime writes for an object it verified and serves,
+/// made by the runtime's own status code.
 pub fn accepted_status(generation: i64) -> Value {
-    let at = "2026-01-01T00:00:00Z";
-    json!({
-        "observedGeneration": generation,
-        "conditions": [
-            {"type": "Ready", "status": "True", "reason": "Accepted", "message": "verified and served",
-             "observedGeneration": generation, "lastTransitionTime": at},
-            {"type": "Stalled", "status": "False", "reason": "Accepted", "message": "verified and served",
-             "observedGeneration": generation, "lastTransitionTime": at},
-        ],
-    })
+    let status = Status::Accepted { digest: "sha256:00".into() };
+    Conditions::of(&status).patch(generation, None, SystemTime::now())["status"].clone()
 }
 
 /// The status for an object it refused (the last good config stays served).
 pub fn refused_status(generation: i64) -> Value {
-    let at = "2026-01-01T00:00:00Z";
-    let message = "no signature verifies with a trusted key (keyid 3b5f…)";
-    json!({
-        "observedGeneration": generation,
-        "conditions": [
-            {"type": "Ready", "status": "False", "reason": "SignatureInvalid", "message": message,
-             "observedGeneration": generation, "lastTransitionTime": at},
-            {"type": "Stalled", "status": "True", "reason": "SignatureInvalid", "message": message,
-             "observedGeneration": generation, "lastTransitionTime": at},
-        ],
-    })
+    let status =
+        Status::Rejected(Rejection::new("signature", "no signature verifies with a trusted key (keyid 3b5f…)"));
+    Conditions::of(&status).patch(generation, None, SystemTime::now())["status"].clone()
 }
 
 pub fn with_status(kind: &str, generation: i64, status: Option<Value>) -> Value {

@@ -103,7 +103,8 @@ impl Conditions {
             })
         };
         let stalled_reason = if self.stalled { self.reason.as_str() } else { "Progressing" };
-        let stalled_message = if self.stalled { "this object will not be accepted as it is" } else { "" };
+        // Argo CD shows the Stalled condition's message: it must say why.
+        let stalled_message = if self.stalled { self.message.as_str() } else { "" };
         json!({"status": {
             "observedGeneration": generation,
             "conditions": [
@@ -255,8 +256,12 @@ impl Writer {
                 written.clear();
                 continue;
             }
+            // The board first: it learns a generation only after the store
+            // has judged that content, so the verdict read next is never
+            // older than the generation it is reported for.
+            let observed = board.snapshot();
             let desired = hub.with_store(|s| s.statuses().clone());
-            let patches: Vec<_> = plan(&desired, &board.snapshot(), SystemTime::now())
+            let patches: Vec<_> = plan(&desired, &observed, SystemTime::now())
                 .into_iter()
                 .filter(|(s, p)| written.get(s) != Some(p))
                 .collect();
