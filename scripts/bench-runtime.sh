@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Measures mesh-runtime's figures (runtime/README.md, "Figures"): builds the
+# release binary and the bench program, then runs it. Extra arguments go to
+# the program, e.g.
+#   scripts/bench-runtime.sh --figures certs --modes kube
+#   scripts/bench-runtime.sh --workloads 200 --rounds 3 --sizes 0,1000
+# (`--help` lists them all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release --quiet -p mesh-runtime --bin mesh-runtime --example bench_runtime
+# 1,000 proxies hold a connection each, on both sides of the loopback.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+exec "$target/release/examples/bench_runtime" --runtime-bin "$target/release/mesh-runtime" "$@"
