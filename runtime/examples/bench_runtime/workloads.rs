@@ -35,7 +35,7 @@ pub fn example() -> Result<ProxyConfig, String> {
 /// `n` copies of `base`; `variant` flips the access log format so that
 /// every config (and so every digest) differs from the previous variant's.
 pub fn configs(base: &ProxyConfig, n: usize, variant: usize) -> Vec<ProxyConfig> {
-    let log = if variant % 2 == 0 { AccessLogFormat::Json } else { AccessLogFormat::Apache };
+    let log = if variant.is_multiple_of(2) { AccessLogFormat::Json } else { AccessLogFormat::Apache };
     (0..n)
         .map(|i| {
             let mut c = base.clone();
