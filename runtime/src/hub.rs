@@ -20,6 +20,8 @@ pub type ConfigRx = watch::Receiver<Option<Arc<Served>>>;
 
 pub struct ConfigHub {
     store: Mutex<Store>,
+    /// The store revision last published.
+    published: Mutex<Option<u64>>,
     watches: Mutex<HashMap<String, watch::Sender<Option<Arc<Served>>>>>,
     metrics: Arc<Metrics>,
 }
@@ -32,7 +34,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ConfigHub {
     pub fn new(store: Store, metrics: Arc<Metrics>) -> ConfigHub {
-        let hub = ConfigHub { store: Mutex::new(store), watches: Mutex::new(HashMap::new()), metrics };
+        let hub = ConfigHub {
+            store: Mutex::new(store),
+            published: Mutex::new(None),
+            watches: Mutex::new(HashMap::new()),
+            metrics,
+        };
         hub.publish(&lock(&hub.store));
         hub
     }
@@ -67,7 +74,14 @@ impl ConfigHub {
         }
     }
 
+    /// Publishes every served config; a no-op when the store has not
+    /// reconciled since the last call (publishing is O(configs)).
     fn publish(&self, store: &Store) {
+        let mut published = lock(&self.published);
+        if *published == Some(store.revision()) {
+            return;
+        }
+        *published = Some(store.revision());
         let served = store.served();
         let mut watches = lock(&self.watches);
         for (workload, s) in served {

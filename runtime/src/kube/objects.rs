@@ -22,12 +22,34 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub const GROUP: &str = "meshc.io";
 pub const VERSION: &str = "v1alpha1";
-/// Events taken from the stream at once, at most.
+/// A batch takes every event that follows the previous one within
+/// `BATCH_IDLE`, for at most `BATCH_MAX` or `BATCH` events: a commit's
+/// objects arrive one by one, and each store update costs O(configs).
 const BATCH: usize = 4096;
+const BATCH_IDLE: Duration = Duration::from_millis(5);
+const BATCH_MAX: Duration = Duration::from_millis(100);
+
+/// `first` and the events that follow it closely.
+async fn gather<S, E>(first: E, stream: &mut std::pin::Pin<&mut S>) -> Vec<E>
+where
+    S: futures_util::Stream<Item = E>,
+{
+    let mut events = vec![first];
+    let deadline = tokio::time::Instant::now() + BATCH_MAX;
+    while events.len() < BATCH {
+        let idle = deadline.min(tokio::time::Instant::now() + BATCH_IDLE);
+        match tokio::time::timeout_at(idle, stream.next()).await {
+            Ok(Some(e)) => events.push(e),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    events
+}
 
 pub fn proxy_configs() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, "ProxyConfig"), "proxyconfigs")
@@ -99,15 +121,16 @@ impl ObjectWatch {
             Kind::Bundle => Config::default().fields(&format!("metadata.name={BUNDLE_NAME}")),
             Kind::Config => Config::default(),
         };
-        let stream = watcher::watcher(self.api.clone(), config).default_backoff().ready_chunks(BATCH);
+        let stream = watcher::watcher(self.api.clone(), config).default_backoff();
         let mut stream = std::pin::pin!(stream);
         let mut state = Batch::default();
         let mut failing = false;
         loop {
-            let events = tokio::select! {
+            let first = tokio::select! {
                 () = shutdown.cancelled() => return,
                 next = stream.next() => match next { Some(e) => e, None => return },
             };
+            let events = gather(first, &mut stream).await;
             for event in events {
                 match event {
                     Ok(e) => {
@@ -134,7 +157,6 @@ impl ObjectWatch {
                     None => self.board.remove(&subject),
                 }
             }
-            self.board.wake();
         }
     }
 

@@ -141,6 +141,8 @@ pub struct Store {
     /// Workload (`Kind/ns/name`) → its last good config.
     served: BTreeMap<String, Arc<Served>>,
     statuses: BTreeMap<Subject, Status>,
+    /// Bumped whenever what is served may have changed.
+    revision: u64,
 }
 
 impl Store {
@@ -155,6 +157,12 @@ impl Store {
     /// The config served for `workload` (`Kind/namespace/name`).
     pub fn get(&self, workload: &str) -> Option<&Arc<Served>> {
         self.served.get(workload)
+    }
+
+    /// Changes whenever what is served may have changed: unchanged
+    /// content (a status write seen back) leaves it as it is.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// Every served config, by workload.
@@ -238,6 +246,7 @@ impl Store {
     /// Recomputes what is served and every status; returns the statuses
     /// that changed.
     fn reconcile(&mut self) -> Vec<Change> {
+        self.revision += 1;
         let mut statuses = BTreeMap::new();
         if let Some((_, result)) = &self.bundle_input {
             let status = match (result, &self.bundle) {

@@ -263,3 +263,19 @@ fn key_rotation_keeps_what_still_verifies_and_drops_what_only_a_removed_key_sign
     assert!(store.served().is_empty(), "nothing verifies with only an unknown key");
     assert!(store.bundle().is_none());
 }
+
+#[test]
+fn content_seen_again_leaves_the_revision_so_nothing_is_republished() {
+    let b = build(&key(1));
+    let mut store = Store::new(vec![key(1).verifying_key()]);
+    load(&mut store, &b);
+    let revision = store.revision();
+    // What a status write looks like once the watch brings it back.
+    let (k, bytes) = b.configs.iter().next().unwrap();
+    assert!(store.set_config(k.clone(), bytes.clone()).is_empty());
+    assert!(store.set_bundle(b.bundle.clone()).is_empty());
+    assert_eq!(store.revision(), revision);
+    let (next, _) = changed_build(&key(1));
+    store.update(Update { bundle: Some(next.bundle.clone()), ..Update::default() });
+    assert_ne!(store.revision(), revision);
+}

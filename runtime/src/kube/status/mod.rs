@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 const CONCURRENT_PATCHES: usize = 16;
 /// Everything is compared again this often, in case a write was lost.
 const RESYNC: Duration = Duration::from_secs(60);
+/// Wake-ups within this long are handled by one pass.
+const COALESCE: Duration = Duration::from_millis(20);
 /// A failed write is tried again after this long.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -252,6 +254,9 @@ impl Writer {
                 () = tokio::time::sleep(next) => written.clear(),
             }
             failed = false;
+            // A commit's objects and the echoes of our own writes come in
+            // bursts: one pass after the burst, not one per event.
+            tokio::time::sleep(COALESCE).await;
             if !*leader.borrow_and_update() {
                 written.clear();
                 continue;
