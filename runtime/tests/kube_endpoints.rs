@@ -91,6 +91,30 @@ async fn wait_for(
     }
 }
 
+/// Discovery running against a fake API server.
+struct Discovery {
+    hub: Arc<EndpointsHub>,
+    synced: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn discovery(server: &FakeApiServer) -> Discovery {
+    let hub = Arc::new(EndpointsHub::default());
+    let synced = Arc::new(AtomicBool::new(false));
+    let shutdown = CancellationToken::new();
+    let run = endpoints::run(server.client().unwrap(), hub.clone(), TD.into(), synced.clone(), shutdown.clone());
+    Discovery { hub, synced, shutdown, task: tokio::spawn(run) }
+}
+
+async fn wait_synced(synced: &AtomicBool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !synced.load(Ordering::Acquire) {
+        assert!(tokio::time::Instant::now() < deadline, "never synced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn endpoints_follow_services_slices_and_pods_through_relists() {
     let server = FakeApiServer::start().await.unwrap();
@@ -110,24 +134,11 @@ async fn endpoints_follow_services_slices_and_pods_through_relists() {
         ))
         .unwrap();
 
-    let hub = Arc::new(EndpointsHub::default());
-    let synced = Arc::new(AtomicBool::new(false));
-    let shutdown = CancellationToken::new();
+    let Discovery { hub, synced, shutdown, task } = discovery(&server);
     let mut rx = hub.subscribe();
-    let task = tokio::spawn(endpoints::run(
-        server.client().unwrap(),
-        hub.clone(),
-        TD.into(),
-        synced.clone(),
-        shutdown.clone(),
-    ));
 
     // Synced means the initial lists are already in the hub.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !synced.load(Ordering::Acquire) {
-        assert!(tokio::time::Instant::now() < deadline, "never synced");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_synced(&synced).await;
     let initial = read(&hub, &hub.subscribe().borrow().clone(), &key(80));
     assert_eq!(initial, vec![("10.0.0.1:8080".to_string(), id("web", "shop")), ("10.0.0.2:8080".to_string(), None)]);
 
@@ -209,21 +220,8 @@ async fn endpoints_follow_services_slices_and_pods_through_relists() {
 #[tokio::test]
 async fn an_empty_cluster_syncs_and_the_hub_stays_empty() {
     let server = FakeApiServer::start().await.unwrap();
-    let hub = Arc::new(EndpointsHub::default());
-    let synced = Arc::new(AtomicBool::new(false));
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(endpoints::run(
-        server.client().unwrap(),
-        hub.clone(),
-        TD.into(),
-        synced.clone(),
-        shutdown.clone(),
-    ));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !synced.load(Ordering::Acquire) {
-        assert!(tokio::time::Instant::now() < deadline, "never synced");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let Discovery { hub, synced, shutdown, task } = discovery(&server);
+    wait_synced(&synced).await;
     assert!(hub.subscribe().borrow().is_empty());
     for r in ["services", "endpointslices", "pods"] {
         assert_eq!(server.faults().count_for(Verb::List, r), 1, "{r} listed once");
@@ -239,23 +237,10 @@ async fn synced_waits_for_all_three_lists() {
     // retries (after the watcher's backoff) succeed.
     server.faults().fail_next(Verb::List, 2, http::StatusCode::INTERNAL_SERVER_ERROR);
     server.store().create_object(service(80)).unwrap();
-    let hub = Arc::new(EndpointsHub::default());
-    let synced = Arc::new(AtomicBool::new(false));
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(endpoints::run(
-        server.client().unwrap(),
-        hub.clone(),
-        TD.into(),
-        synced.clone(),
-        shutdown.clone(),
-    ));
+    let Discovery { synced, shutdown, task, .. } = discovery(&server);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!synced.load(Ordering::Acquire), "two of the three first lists failed");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !synced.load(Ordering::Acquire) {
-        assert!(tokio::time::Instant::now() < deadline, "never synced after the failures");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_synced(&synced).await;
     assert!(server.faults().count(Verb::List) >= 5, "the failed lists were retried");
     shutdown.cancel();
     tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
