@@ -40,6 +40,38 @@ async fn the_binary_serves_a_build_directory_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut child = Child(child);
+    serves_the_frontend(&files, api, admin).await;
+    stops_on_sigterm(&mut child).await;
+    let log = std::fs::read_to_string(files.tmp.path().join("runtime.log")).unwrap();
+    assert!(log.contains("mesh-runtime serving"), "{log}");
+}
+
+/// `mesh-runtime --kubernetes` takes its API server from KUBECONFIG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_in_kubernetes_mode_reads_kubeconfig_and_stops_on_sigterm() {
+    let (server, files) = crate::kube::populated().await;
+    let kubeconfig = files.tmp.path().join("kubeconfig");
+    server.kubeconfig(&kubeconfig).unwrap();
+    let (api, admin) = (free_port(), free_port());
+    let log = std::fs::File::create(files.tmp.path().join("runtime.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_mesh-runtime"))
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("POD_NAMESPACE")
+        .args(["--kubernetes", "--pod-name", "binary-test"])
+        .args(["--listen", &api.to_string(), "--admin", &admin.to_string()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    serves_the_frontend(&files, api, admin).await;
+    stops_on_sigterm(&mut child).await;
+    let log = std::fs::read_to_string(files.tmp.path().join("runtime.log")).unwrap();
+    assert!(log.contains("Kubernetes (namespace mesh-system, replica binary-test)"), "{log}");
+}
+
+/// Waits for `/ready`, then fetches the frontend's config as its proxy would.
+async fn serves_the_frontend(files: &Files, api: SocketAddr, admin: SocketAddr) {
     let started = Instant::now();
     loop {
         if let Ok(tcp) = tokio::net::TcpStream::connect(admin).await {
@@ -56,7 +88,9 @@ async fn the_binary_serves_a_build_directory_and_stops_on_sigterm() {
     let r = get(api, tls, &config_path(&workload_key(&frontend), None, None)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.digest().starts_with("sha256:"));
+}
 
+async fn stops_on_sigterm(child: &mut Child) {
     let pid = child.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -68,6 +102,4 @@ async fn the_binary_serves_a_build_directory_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status:?}");
-    let log = std::fs::read_to_string(files.tmp.path().join("runtime.log")).unwrap();
-    assert!(log.contains("mesh-runtime serving"), "{log}");
 }

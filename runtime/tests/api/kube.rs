@@ -69,6 +69,15 @@ struct Cluster {
 }
 
 async fn start() -> Cluster {
+    let (server, files) = populated().await;
+    let args = ["mesh-runtime", "--kubernetes", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
+    let settings = <mesh_runtime::Settings as clap::Parser>::try_parse_from(args).unwrap();
+    let running = mesh_runtime::kube::start(settings, server.client().unwrap()).await.unwrap();
+    Cluster { server, files, running }
+}
+
+/// A fake API server holding the trust material and a build's objects.
+pub async fn populated() -> (FakeApiServer, Files) {
     let files = Files::new();
     let server = FakeApiServer::start().await.unwrap();
     let store = server.store();
@@ -81,10 +90,7 @@ async fn start() -> Cluster {
     let pubkey = std::fs::read_to_string(&files.pubkey).unwrap();
     store.create_object(keys_configmap(&[("meshc.pub", pubkey)])).unwrap();
     apply(&server, &objects(&files.dist));
-    let args = ["mesh-runtime", "--kubernetes", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
-    let settings = <mesh_runtime::Settings as clap::Parser>::try_parse_from(args).unwrap();
-    let running = mesh_runtime::kube::start(settings, server.client().unwrap()).await.unwrap();
-    Cluster { server, files, running }
+    (server, files)
 }
 
 impl Cluster {
