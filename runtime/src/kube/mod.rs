@@ -121,7 +121,6 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
     let (leader, elector) = lease::spawn(client.clone(), lease, shutdown.clone());
     tasks.push(elector);
     let writer = Writer {
-        configs: Api::all_with(client.clone(), &objects::proxy_configs()),
         bundles: Api::all_with(client.clone(), &objects::mesh_bundles()),
         client: client.clone(),
         config_resource: objects::proxy_configs(),

@@ -212,9 +212,8 @@ pub fn plan(
 
 /// Where statuses are written.
 pub struct Writer {
-    pub configs: Api<DynamicObject>,
     pub bundles: Api<DynamicObject>,
-    /// A namespaced ProxyConfig API per namespace, made from this client.
+    /// ProxyConfigs are written through a namespaced API made from this client.
     pub client: kube::Client,
     pub config_resource: kube::api::ApiResource,
 }
