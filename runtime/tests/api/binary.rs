@@ -18,31 +18,32 @@ impl Drop for Child {
     }
 }
 
+/// Starts the binary on free ports with the arguments `configure` adds;
+/// its log goes to `runtime.log` in the test's directory.
+fn spawn(files: &Files, configure: impl FnOnce(&mut Command)) -> (Child, SocketAddr, SocketAddr) {
+    let (api, admin) = (free_port(), free_port());
+    let log = std::fs::File::create(files.tmp.path().join("runtime.log")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-runtime"));
+    configure(&mut command);
+    command.args(["--listen", &api.to_string(), "--admin", &admin.to_string()]);
+    let child = command.stdout(Stdio::null()).stderr(log).spawn().unwrap();
+    (Child(child), api, admin)
+}
+
+fn log_of(files: &Files) -> String {
+    std::fs::read_to_string(files.tmp.path().join("runtime.log")).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_a_build_directory_and_stops_on_sigterm() {
     let files = Files::new();
-    let (api, admin) = (free_port(), free_port());
-    let log = std::fs::File::create(files.tmp.path().join("runtime.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mesh-runtime"))
-        .arg("--dir")
-        .arg(&files.dist)
-        .arg("--trust-key")
-        .arg(&files.pubkey)
-        .arg("--ca-dir")
-        .arg(&files.ca_dir)
-        .arg("--endpoints")
-        .arg(&files.endpoints)
-        .arg("--tokens")
-        .arg(&files.tokens)
-        .args(["--listen", &api.to_string(), "--admin", &admin.to_string()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut child = Child(child);
+    let (mut child, api, admin) = spawn(&files, |c| {
+        c.arg("--dir").arg(&files.dist).arg("--trust-key").arg(&files.pubkey).arg("--ca-dir").arg(&files.ca_dir);
+        c.arg("--endpoints").arg(&files.endpoints).arg("--tokens").arg(&files.tokens);
+    });
     serves_the_frontend(&files, api, admin).await;
     stops_on_sigterm(&mut child).await;
-    let log = std::fs::read_to_string(files.tmp.path().join("runtime.log")).unwrap();
+    let log = log_of(&files);
     assert!(log.contains("mesh-runtime serving"), "{log}");
 }
 
@@ -52,21 +53,13 @@ async fn the_binary_in_kubernetes_mode_reads_kubeconfig_and_stops_on_sigterm() {
     let (server, files) = crate::kube::populated().await;
     let kubeconfig = files.tmp.path().join("kubeconfig");
     server.kubeconfig(&kubeconfig).unwrap();
-    let (api, admin) = (free_port(), free_port());
-    let log = std::fs::File::create(files.tmp.path().join("runtime.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mesh-runtime"))
-        .env("KUBECONFIG", &kubeconfig)
-        .env_remove("POD_NAMESPACE")
-        .args(["--kubernetes", "--pod-name", "binary-test"])
-        .args(["--listen", &api.to_string(), "--admin", &admin.to_string()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut child = Child(child);
+    let (mut child, api, admin) = spawn(&files, |c| {
+        c.env("KUBECONFIG", &kubeconfig).env_remove("POD_NAMESPACE");
+        c.args(["--kubernetes", "--pod-name", "binary-test"]);
+    });
     serves_the_frontend(&files, api, admin).await;
     stops_on_sigterm(&mut child).await;
-    let log = std::fs::read_to_string(files.tmp.path().join("runtime.log")).unwrap();
+    let log = log_of(&files);
     assert!(log.contains("Kubernetes (namespace mesh-system, replica binary-test)"), "{log}");
 }
 
