@@ -157,22 +157,24 @@ fn spawn_issuer(
         anchors: None,
         tx,
     }));
-    // A poisoned lock is taken over: the applier is never left half-updated.
-    let (a, c, ns, name, stop) =
-        (applier.clone(), client.clone(), k.namespace.clone(), k.issuer_secret.clone(), shutdown.clone());
-    tasks.push(tokio::spawn(async move {
-        trust::watch_named::<Secret>(c, &ns, &name, stop, |e| a.lock().unwrap_or_else(|p| p.into_inner()).set_issuer(e))
-            .await
-    }));
-    let (a, c, ns, name, stop) =
-        (applier, client.clone(), k.namespace.clone(), k.trust_roots.clone(), shutdown.clone());
-    tasks.push(tokio::spawn(async move {
-        trust::watch_named::<ConfigMap>(c, &ns, &name, stop, |e| {
-            a.lock().unwrap_or_else(|p| p.into_inner()).set_anchors(e)
-        })
-        .await
+    let (ns, stop) = (k.namespace.clone(), shutdown.clone());
+    let issuer = applier.clone();
+    tasks.push(trust::spawn_named::<Secret>(
+        client.clone(),
+        ns.clone(),
+        k.issuer_secret.clone(),
+        stop.clone(),
+        move |e| lock(&issuer).set_issuer(e),
+    ));
+    tasks.push(trust::spawn_named::<ConfigMap>(client.clone(), ns, k.trust_roots.clone(), stop, move |e| {
+        lock(&applier).set_anchors(e)
     }));
     rx
+}
+
+/// A poisoned lock is taken over: the applier is never left half-updated.
+fn lock(a: &std::sync::Mutex<IssuerApplier>) -> std::sync::MutexGuard<'_, IssuerApplier> {
+    a.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Waits for the first valid issuer, then hands out every later one.
@@ -222,12 +224,8 @@ fn spawn_keys(
     let what = format!("{}/{}", ns, s.kube.trusted_keys);
     let mut applier = KeysApplier::new(what, configs.clone(), synced.keys.clone());
     let (c, stop) = (client.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        match source {
-            KeysSource::ConfigMap(name) => {
-                trust::watch_named::<ConfigMap>(c, &ns, &name, stop, |e| applier.apply(e)).await
-            }
-            KeysSource::Secret(name) => trust::watch_named::<Secret>(c, &ns, &name, stop, |e| applier.apply(e)).await,
-        }
-    })
+    match source {
+        KeysSource::ConfigMap(name) => trust::spawn_named::<ConfigMap>(c, ns, name, stop, move |e| applier.apply(e)),
+        KeysSource::Secret(name) => trust::spawn_named::<Secret>(c, ns, name, stop, move |e| applier.apply(e)),
+    }
 }

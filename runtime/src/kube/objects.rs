@@ -90,6 +90,14 @@ fn seen(kind: Kind, o: &DynamicObject) -> Option<Seen> {
     Some(Seen { subject, bytes, observed })
 }
 
+/// The object `key` is gone: whatever the batch held for it is replaced
+/// by its removal.
+fn unstage(key: ObjectKey, state: &mut Batch) {
+    state.update.configs.retain(|(k, _)| *k != key);
+    state.known.remove(&key);
+    state.update.removed.push(key);
+}
+
 /// Watches one kind and applies it to `hub`; `synced` turns true after
 /// the first complete list.
 pub struct ObjectWatch {
@@ -190,9 +198,7 @@ impl ObjectWatch {
                 if let Some(s) = seen(self.kind, &o) {
                     state.seen.push((s.subject.clone(), None));
                     if let Subject::Config(key) = s.subject {
-                        state.update.configs.retain(|(k, _)| *k != key);
-                        state.known.remove(&key);
-                        state.update.removed.push(key);
+                        unstage(key, state);
                     }
                     // A deleted MeshBundle keeps the last good one served:
                     // the store has no way to "unset" it, by design.
@@ -218,21 +224,20 @@ impl ObjectWatch {
     fn relisted(&self, list: Vec<Seen>, state: &mut Batch) {
         let listed: BTreeMap<Subject, Observed> =
             list.iter().map(|s| (s.subject.clone(), s.observed.clone())).collect();
-        // A relist supersedes what single events said before it.
-        state.seen.clear();
-        state.relisted = Some(listed.clone());
-        let names: BTreeSet<ObjectKey> = listed
+        let names: BTreeSet<&ObjectKey> = listed
             .keys()
             .filter_map(|s| match s {
-                Subject::Config(k) => Some(k.clone()),
+                Subject::Config(k) => Some(k),
                 Subject::Bundle => None,
             })
             .collect();
-        for gone in state.known.difference(&names).cloned().collect::<Vec<_>>() {
-            state.update.configs.retain(|(k, _)| *k != gone);
-            state.known.remove(&gone);
-            state.update.removed.push(gone);
+        let gone: Vec<ObjectKey> = state.known.iter().filter(|k| !names.contains(k)).cloned().collect();
+        for key in gone {
+            unstage(key, state);
         }
+        // A relist supersedes what single events said before it.
+        state.seen.clear();
+        state.relisted = Some(listed);
         for s in list {
             self.stage(s, state);
         }

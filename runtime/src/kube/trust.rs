@@ -131,6 +131,26 @@ pub async fn watch_named<K>(
     }
 }
 
+/// [`watch_named`] on a task of its own.
+pub fn spawn_named<K>(
+    client: kube::Client,
+    namespace: String,
+    name: String,
+    shutdown: CancellationToken,
+    apply: impl FnMut(Option<BTreeMap<String, Vec<u8>>>) + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Entries
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + 'static,
+{
+    tokio::spawn(async move { watch_named::<K>(client, &namespace, &name, shutdown, apply).await })
+}
+
 /// Applies trusted keys from the watched object to the store.
 pub struct KeysApplier {
     pub what: String,

@@ -65,10 +65,8 @@ impl Conditions {
 
     /// The conditions as an object carries them, or `None` when absent.
     pub fn observed(status: Option<&Value>) -> Option<(Conditions, i64)> {
-        let conditions = status?.get("conditions")?.as_array()?;
-        let find = |t: &str| conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(t));
-        let ready = find("Ready")?;
-        let stalled = find("Stalled")?;
+        let ready = condition_of(status, "Ready")?;
+        let stalled = condition_of(status, "Stalled")?;
         let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
         let c = Conditions {
             ready: text(ready, "status") == "True",
@@ -79,15 +77,12 @@ impl Conditions {
         Some((c, ready.get("observedGeneration").and_then(Value::as_i64).unwrap_or(-1)))
     }
 
-    /// The merge patch that sets these conditions for `generation`.
-    /// `since` is when each condition last changed (kept from the object
-    /// when its status stays the same).
+    /// The merge patch that sets these conditions for `generation`. A
+    /// condition whose status is the same as in `old` (the object's status)
+    /// keeps its lastTransitionTime; the others get `now`.
     pub fn patch(&self, generation: i64, old: Option<&Value>, now: SystemTime) -> Value {
         let transition = |t: &str, status: bool| {
-            let old = old
-                .and_then(|s| s.get("conditions"))
-                .and_then(Value::as_array)
-                .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(t)));
+            let old = condition_of(old, t);
             let same = old.and_then(|c| c.get("status")).and_then(Value::as_str) == Some(word(status));
             match old.and_then(|c| c.get("lastTransitionTime")).filter(|_| same) {
                 Some(t) => t.clone(),
@@ -115,6 +110,12 @@ impl Conditions {
             ],
         }})
     }
+}
+
+/// The condition of type `t` in an object's status.
+fn condition_of<'a>(status: Option<&'a Value>, t: &str) -> Option<&'a Value> {
+    let conditions = status?.get("conditions")?.as_array()?;
+    conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(t))
 }
 
 fn word(b: bool) -> &'static str {
