@@ -153,8 +153,12 @@ async fn kubernetes_mode_serves_verified_objects_and_marks_them_ready() {
         assert_eq!(c.condition(&name, "Ready")["reason"], "Accepted");
         assert_eq!(c.status(&name)["observedGeneration"], 1);
     }
-    let bundle = c.server.store().get(&Gvr::new("meshc.io", "v1alpha1", "meshbundles"), None, "meshc").unwrap();
-    assert_eq!(bundle["status"]["conditions"][0]["status"], "True", "{}", bundle["status"]);
+    // The bundle's status comes from its own watch, so possibly a pass later.
+    let bundle_ready = |c: &Cluster| {
+        let bundle = c.server.store().get(&Gvr::new("meshc.io", "v1alpha1", "meshbundles"), None, "meshc").unwrap();
+        bundle["status"]["conditions"][0]["status"] == "True"
+    };
+    c.wait_for("the MeshBundle's Ready=True", bundle_ready).await;
     let digest = object_of(&c.files.dist, "podinfo-primary")["spec"]["digest"].as_str().unwrap().to_owned();
     assert_eq!(c.served_digest("podinfo-primary").await, digest);
     // Statuses are written once: the runtime's own writes do not wake it again.
