@@ -365,8 +365,8 @@ fn wrong_public_key_fails_and_bad_input_is_a_usage_error() {
 /// reformatted as block YAML, still verifies: formatting is not signed.
 #[test]
 fn kustomize_renders_the_directory_and_the_result_verifies() {
-    if !Command::new("kubectl").args(["version", "--client"]).output().is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: kubectl not found");
+    let test = "kustomize_renders_the_directory_and_the_result_verifies";
+    if !mesh_test_support::require_tool(test, "kubectl", &["version", "--client"], "apt-get install -y kubectl") {
         return;
     }
     let f = fixture();
@@ -384,8 +384,8 @@ fn kustomize_renders_the_directory_and_the_result_verifies() {
 /// what proxy/api/README.md says: SHA-256 of the raw public key, 16 hex.
 #[test]
 fn keygen_files_load_in_openssl_and_the_key_id_is_as_documented() {
-    if !Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: openssl not found");
+    let test = "keygen_files_load_in_openssl_and_the_key_id_is_as_documented";
+    if !mesh_test_support::require_tool(test, "openssl", &["version"], "apt-get install -y openssl") {
         return;
     }
     let (_dir, key, public) = keys("meshc");

@@ -71,7 +71,7 @@ fn run_case(case: &Path) -> Result<(), String> {
 /// Compares `actual` with `case/name`, or rewrites it under MESHC_BLESS.
 fn compare(case: &Path, name: &str, actual: &str, problems: &mut Vec<String>) -> Result<(), String> {
     let path = case.join(name);
-    if std::env::var_os("MESHC_BLESS").is_some() {
+    if mesh_test_support::blessing() {
         return std::fs::write(&path, actual).map_err(|e| e.to_string());
     }
     match std::fs::read_to_string(&path) {

@@ -35,15 +35,11 @@ fn browser_or_skip(test: &str) -> Option<PathBuf> {
     if let Some(b) = find_browser() {
         return Some(b);
     }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{test}: no Chromium found (/usr/bin/chromium, chromium, chromium-browser, google-chrome); \
-             .ci/run must install chromium (apt-get install -y chromium)"
-        );
-    }
-    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! {test}: SKIPPED, no Chromium found. Install it: apt-get install -y chromium");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+    mesh_test_support::missing(
+        test,
+        "no Chromium found (/usr/bin/chromium, chromium, chromium-browser, google-chrome)",
+        "apt-get install -y chromium",
+    );
     None
 }
 

@@ -60,3 +60,19 @@ fn query_golden_cases() {
         .collect();
     assert!(failures.is_empty(), "{} query golden case(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Issue 15: `MESHC_BLESS` is refused under CI. This very binary, run on the
+/// golden cases with both set, must fail with the refusal (before, it
+/// rewrote every `stdout` and passed, comparing the output with itself).
+#[test]
+fn blessing_is_refused_under_ci() {
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["query_golden_cases", "--exact", "--nocapture"])
+        .env("CI", "true")
+        .env("MESHC_BLESS", "1")
+        .output()
+        .expect("the test binary runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "blessing under CI passed:\n{text}");
+    assert!(text.contains("MESHC_BLESS is refused under CI"), "{text}");
+}

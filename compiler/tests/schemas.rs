@@ -14,7 +14,7 @@ fn repo() -> PathBuf {
 /// Rewrites `files` under `dir` with `MESHC_BLESS`, else the names of
 /// those that differ from what is committed.
 fn bless_or_stale(dir: &Path, files: Vec<(&'static str, String)>) -> Vec<&'static str> {
-    let bless = std::env::var_os("MESHC_BLESS").is_some();
+    let bless = mesh_test_support::blessing();
     let mut stale = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);
@@ -123,8 +123,7 @@ fn collect(node: &meshc::load::yaml::Node, prefix: &mut Vec<String>, out: &mut V
 #[test]
 fn every_crd_field_is_known() {
     let crds = repo().join("../shared/reference/crds");
-    if !crds.is_dir() {
-        eprintln!("skipped: {} not present", crds.display());
+    if !mesh_test_support::require_path("every_crd_field_is_known", &crds, "the Linkerd and Gateway API CRDs") {
         return;
     }
     let schemas: std::collections::BTreeMap<&str, Value> =

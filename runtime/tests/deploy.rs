@@ -318,11 +318,7 @@ fn flux_cel_health_checks_read_both_status_shapes() {
 
 #[test]
 fn argocd_lua_health_checks_read_both_status_shapes() {
-    let Some(lua) = lua_interpreter() else {
-        assert!(std::env::var_os("CI").is_none(), "lua5.4 (or lua) is needed under CI: apt-get install -y lua5.4");
-        eprintln!("note: no lua5.4 or lua on PATH; the Argo CD health Lua was not run");
-        return;
-    };
+    let Some(lua) = lua_interpreter("argocd_lua_health_checks_read_both_status_shapes") else { return };
     for (kind, script) in argocd_health_scripts() {
         let kind = kind.as_str();
         let run = |object: &Value| run_lua_health(&lua, &script, object);

@@ -1,12 +1,12 @@
 //! Golden outputs: compare with the stored text, or store it under
-//! `MESHC_BLESS=1` (review the diff before committing).
+//! `MESHC_BLESS=1` (review the diff before committing; refused under CI).
 
 use std::path::Path;
 
 /// `Ok` when `got` equals the text at `expected` (or it was just rewritten);
 /// else where the two first differ.
 pub fn bless_or_compare(expected: &Path, got: &str) -> Result<(), String> {
-    if std::env::var_os("MESHC_BLESS").is_some() {
+    if mesh_test_support::blessing() {
         return std::fs::write(expected, got).map_err(|e| e.to_string());
     }
     let want = std::fs::read_to_string(expected).map_err(|e| format!("{}: {e}", expected.display()))?;

@@ -184,9 +184,12 @@ fn pem_keys_round_trip_with_comment_lines() {
 /// the SPKI public key file, as another implementation would.
 #[test]
 fn openssl_verifies_the_signature() {
-    let ok = std::process::Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: openssl CLI not found");
+    if !mesh_test_support::require_tool(
+        "openssl_verifies_the_signature",
+        "openssl",
+        &["version"],
+        "apt-get install -y openssl",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
