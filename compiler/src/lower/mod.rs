@@ -5,7 +5,9 @@
 pub mod outbound;
 
 use crate::model::Spec;
-use crate::resolve::defaults::{default_authorizations, default_grpc_route, default_http_route, probe_route};
+use crate::resolve::defaults::{
+    default_authorizations, default_grpc_route, default_http_route, effective_default_policy, probe_route,
+};
 use crate::resolve::routes::Converted;
 use crate::resolve::workload::Workload;
 use crate::resolve::{Resolved, ports};
@@ -63,16 +65,16 @@ pub fn lower_workload(r: &Resolved, wi: usize) -> Option<ProxyConfig> {
 
 /// The server for a port no Server selects (§1.4); `None` is any other port.
 pub fn default_server(r: &Resolved, w: &Workload, port: Option<u16>) -> InboundServer {
-    let policy = &w.default_policy.policy;
     let opaque = port.is_some_and(|p| ports::contains(&w.opaque_ports, p));
     let require_identity = port.is_some_and(|p| ports::contains(&w.require_identity_ports, p));
+    let policy = effective_default_policy(&w.default_policy.policy, require_identity);
     let protocol =
         if opaque { Protocol::Opaque } else { Protocol::Detect { timeout_ms: r.settings.detect_timeout_ms } };
     let http_routes = if opaque { Vec::new() } else { default_routes(r, w, port) };
     InboundServer {
         meta: Meta::default_named(policy),
         protocol,
-        authorizations: default_authorizations(policy, require_identity, &r.settings),
+        authorizations: default_authorizations(policy, &r.settings),
         http_routes,
         grpc_routes: Vec::new(),
     }
@@ -98,7 +100,7 @@ fn server_config(r: &Resolved, w: &Workload, s: usize, port: u16) -> InboundServ
     let mut authorizations: Vec<Authorization> = r.granted.server.get(&s).cloned().unwrap_or_default();
     // accessPolicy adds its default authorization; absent means the CRD default `deny`.
     if let Some(policy) = spec.access_policy.as_deref() {
-        authorizations.extend(default_authorizations(policy, false, &r.settings));
+        authorizations.extend(default_authorizations(policy, &r.settings));
     }
     let (http_routes, grpc_routes) = match protocol {
         Protocol::Grpc => (Vec::new(), grpc_routes(r, s)),

@@ -134,6 +134,18 @@ impl<'o> Prover<'o> {
 
     fn default_policy(&self, w: &Workload, port: u16, s: &InboundServer) -> Step {
         let from = w.default_policy.from;
+        if s.meta.name != w.default_policy.policy {
+            // Linkerd tightens the policy on require-identity ports and names
+            // the server after the result (resolve::defaults::effective_default_policy).
+            let detail = format!(
+                "no Server selects port {port}: the default policy `{}` ({from}) is tightened to `{}` because the port is in proxy-require-identity-inbound-ports, protocol {}",
+                w.default_policy.policy,
+                s.meta.name,
+                protocol(&s.protocol)
+            );
+            let key = "config.linkerd.io/proxy-require-identity-inbound-ports";
+            return self.at("server", w.resource, &annotation_path(&w.kind, key), detail);
+        }
         let detail = format!(
             "no Server selects port {port}: the default policy `{}` applies ({from}), protocol {}",
             s.meta.name,

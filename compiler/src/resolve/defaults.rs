@@ -7,9 +7,26 @@ use mesh_proxy_api::{
     Authentication, Authorization, GrpcRoute, GrpcRule, HttpMatch, HttpRoute, HttpRule, Meta, PathMatch,
 };
 
-/// The authorizations of default policy `policy` (`deny` has none).
-/// `authenticated_only` is the require-identity-inbound-ports tweak.
-pub fn default_authorizations(policy: &str, authenticated_only: bool, s: &Settings) -> Vec<Authorization> {
+/// The default policy that governs a port: on a port listed in
+/// `config.linkerd.io/proxy-require-identity-inbound-ports` an allowing,
+/// unauthenticated policy is tightened to its authenticated twin. Linkerd flips
+/// the policy itself before naming it (policy-controller
+/// `k8s/index/src/inbound/index.rs`, `default_inbound_server`), so the server and
+/// its authorization are named after the tightened policy
+/// (`default:all-authenticated`), which shows in `linkerd diagnostics policy` and
+/// in the proxy's `srv_name` / `authz_name` labels. `audit` and `deny` are not
+/// `Allow` policies there and stay as they are.
+pub fn effective_default_policy(policy: &str, require_identity: bool) -> &str {
+    match (require_identity, policy) {
+        (true, "all-unauthenticated") => "all-authenticated",
+        (true, "cluster-unauthenticated") => "cluster-authenticated",
+        _ => policy,
+    }
+}
+
+/// The authorizations of default policy `policy` (`deny` has none), named
+/// after it.
+pub fn default_authorizations(policy: &str, s: &Settings) -> Vec<Authorization> {
     let any_identity = || Authentication::TlsAuthenticated { identities: Vec::new(), suffixes: vec![String::new()] };
     let (authentication, networks) = match policy {
         "all-unauthenticated" => (Authentication::Unauthenticated, all_networks()),
@@ -18,10 +35,6 @@ pub fn default_authorizations(policy: &str, authenticated_only: bool, s: &Settin
         "cluster-authenticated" => (any_identity(), to_networks(&s.cluster_networks)),
         "audit" => (Authentication::Unauthenticated, all_networks()),
         _ => return Vec::new(),
-    };
-    let authentication = match (authenticated_only, policy) {
-        (true, "all-unauthenticated" | "cluster-unauthenticated") => any_identity(),
-        _ => authentication,
     };
     vec![Authorization { meta: Meta::default_named(policy), networks, authentication }]
 }
