@@ -167,7 +167,11 @@ pub fn derive(
         kind: r.id.kind.clone(),
         namespace: namespace.clone(),
         name: r.name().to_owned(),
-        labels: meta.labels.clone(),
+        labels: if meshed.is_ok() && !already_injected {
+            injected_labels(&meta.labels, &r.id.kind, r.name(), &namespace, settings)
+        } else {
+            meta.labels.clone()
+        },
         meshed,
         identity: settings.identity(&namespace, &service_account),
         service_account,
@@ -180,6 +184,39 @@ pub fn derive(
         require_identity_ports,
         access_log,
     }
+}
+
+/// The pod's labels once the injector has patched it: the control plane's
+/// namespace, the owning workload by kind, and the workload's namespace
+/// (`pkg/inject/inject.go`: `ControllerNSLabel` in `GetPodPatch`, the
+/// `Proxy<Kind>Label` and `WorkloadNamespaceLabel` in `populateMeta`). Servers
+/// and policies select on them (the viz extension's do), and a patch
+/// overwrites what the template had. A bare Pod gets no owner label: its
+/// owner is known only in the cluster.
+fn injected_labels(
+    labels: &BTreeMap<String, String>,
+    kind: &str,
+    name: &str,
+    namespace: &str,
+    settings: &Settings,
+) -> BTreeMap<String, String> {
+    let mut out = labels.clone();
+    out.insert("linkerd.io/control-plane-ns".to_owned(), settings.control_plane_namespace.clone());
+    out.insert("linkerd.io/workload-ns".to_owned(), namespace.to_owned());
+    let owner = match kind {
+        "Deployment" => Some("deployment"),
+        "ReplicationController" => Some("replicationcontroller"),
+        "ReplicaSet" => Some("replicaset"),
+        "Job" => Some("job"),
+        "DaemonSet" => Some("daemonset"),
+        "StatefulSet" => Some("statefulset"),
+        "CronJob" => Some("cronjob"),
+        _ => None,
+    };
+    if let Some(owner) = owner {
+        out.insert(format!("linkerd.io/proxy-{owner}"), name.to_owned());
+    }
+    out
 }
 
 /// Pod annotations plus the namespace's `config.linkerd.io/*` ones the pod lacks.
