@@ -88,7 +88,7 @@ pub fn derive(
     let namespace = r.namespace().to_owned();
     let meta = if r.id.kind == "Pod" { &r.meta } else { &template.metadata };
     let annotations = effective_annotations(&meta.annotations, ns.annotations);
-    let meshed = injection(r, template, &meta.labels, &annotations, ns);
+    let meshed = injection(r, template, &meta.labels, &annotations, ns, settings);
     let service_account = template
         .spec
         .service_account_name
@@ -240,6 +240,7 @@ fn injection(
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
     ns: &NamespaceInfo,
+    settings: &Settings,
 ) -> Result<(), String> {
     if has_proxy_container(template) {
         return Ok(());
@@ -279,8 +280,11 @@ fn injection(
         None => Err(format!("neither its pod template nor namespace {namespace} has linkerd.io/inject: enabled")),
     };
     decided?;
-    if template.spec.automount_service_account_token == Some(false) {
-        return Err("automountServiceAccountToken is false, so the proxy gets no identity token".to_owned());
+    // Since Linkerd 2.12 the proxy gets a projected token of its own; the
+    // injector refuses such a pod only when the control plane turned that off
+    // (`pkg/inject/report.go`, `newReport` and `Injectable`).
+    if template.spec.automount_service_account_token == Some(false) && !settings.service_account_token_projection {
+        return Err("automountServiceAccountToken is false and the control plane's identity.serviceAccountTokenProjection is false, so the proxy gets no identity token".to_owned());
     }
     Ok(())
 }

@@ -40,6 +40,7 @@ pub fn from_helm_release(objects: &[RawObject]) -> Option<SettingsFile> {
         probe_networks: get(&["policyController", "probeNetworks"]).map(list),
         default_opaque_ports: text(&["proxy", "opaquePorts"]),
         default_skip_inbound_ports: text(&["proxyInit", "ignoreInboundPorts"]),
+        service_account_token_projection: get(&["identity", "serviceAccountTokenProjection"]).and_then(bool_value),
         ..SettingsFile::default()
     })
 }
@@ -52,6 +53,13 @@ fn scalar_text(node: &Node) -> Option<String> {
     match &node.value {
         Value::Str(s) => Some(s.clone()),
         Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn bool_value(node: &Node) -> Option<bool> {
+    match node.value {
+        Value::Bool(b) => Some(b),
         _ => None,
     }
 }

@@ -43,6 +43,11 @@ pub struct SettingsFile {
     /// Namespace for objects that name none (what `kubectl apply -n` would use; default `default`).
     #[serde(default)]
     pub default_namespace: Option<String>,
+    /// Helm `identity.serviceAccountTokenProjection` (default `true`): the
+    /// injector gives the proxy a projected token of its own, so a pod's
+    /// `automountServiceAccountToken: false` stops injection only when this is `false`.
+    #[serde(default)]
+    pub service_account_token_projection: Option<bool>,
     /// The source address kubelet probes come from (a node IP; default: the first
     /// address of the first probe network narrower than 0.0.0.0/0, else of the
     /// first cluster network).
@@ -80,6 +85,7 @@ pub struct Settings {
     pub namespaces: BTreeMap<String, NamespaceSettings>,
     /// Protocol detection timeout Linkerd's controller sends (10 s).
     pub detect_timeout_ms: u64,
+    pub service_account_token_projection: bool,
 }
 
 pub const DEFAULT_CLUSTER_NETWORKS: &[&str] =
@@ -144,6 +150,7 @@ impl Settings {
             kubelet_ip,
             namespaces: file.namespaces,
             detect_timeout_ms: 10_000,
+            service_account_token_projection: file.service_account_token_projection.unwrap_or(true),
         }
     }
 
