@@ -26,7 +26,7 @@
 //! Fields, by scope (see `scope.rs`): workload `services`,
 //! `default-opaque-ports`; Service `ports`, `profile`, `timeouts.request`
 //! (`.response`, `.idle`), `retry` (`none`/`set`), `retry.limit`,
-//! `retry.statuses`, `retry.grpc-codes`, `retry.timeout`, `accrual`
+//! `retry.statuses`, `retry.grpc-codes` (both sorted), `retry.timeout`, `accrual`
 //! (`none`/`consecutive`/`unified`), `accrual.max-failures`,
 //! `accrual.min-penalty`, `accrual.max-penalty`, `accrual.jitter`,
 //! `accrual.success-rate-{threshold,window,min-requests}`; port `protocol`,
@@ -145,3 +145,6 @@ fn normalized(v: &value::Value) -> value::Value {
         other => other.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;

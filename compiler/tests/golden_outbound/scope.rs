@@ -191,11 +191,18 @@ fn timeouts_or_retry(t: &Timeouts, retry: Option<&Retry>, field: &str) -> Option
     let Some(r) = retry else { return Some(Err(format!("`{field}`: no retry policy applies (retry = none)"))) };
     Some(Ok(match sub {
         "limit" => Value::Int(r.limit.into()),
-        "statuses" => Value::list(r.http_statuses.iter().map(|s| render::range(s.min, s.max))),
-        "grpc-codes" => Value::list(r.grpc_codes.iter().cloned()),
+        // Sets: a response is retried if any element matches, so sorted.
+        "statuses" => Value::list(sorted(r.http_statuses.iter().map(|s| render::range(s.min, s.max)))),
+        "grpc-codes" => Value::list(sorted(r.grpc_codes.iter().cloned())),
         "timeout" => Value::Duration(r.timeout_ms),
         _ => return None,
     }))
+}
+
+fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut items: Vec<String> = items.collect();
+    items.sort();
+    items
 }
 
 fn accrual_field(accrual: Option<&FailureAccrual>, field: &str) -> Result<Value, String> {
