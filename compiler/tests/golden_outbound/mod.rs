@@ -62,12 +62,12 @@ pub fn check(text: &str, outcome: &Outcome) -> Vec<String> {
     let mut listed = BTreeSet::new();
     for (n, line) in text.lines().enumerate() {
         let Some(parsed) = split_line(line) else { continue };
-        let result = parsed.and_then(|(t, expected)| {
-            let config = config_of(outcome, t[0])?;
-            if t.len() == 2 && t[1] == "services" {
+        let result = parsed.and_then(|Line { path, value }| {
+            let config = config_of(outcome, path[0])?;
+            if path.len() == 2 && path[1] == "services" {
                 listed.insert(config.workload.clone());
             }
-            assert_line(&config.outbound, &t[1..], expected.unwrap_or(""))
+            assert_line(&config.outbound, &path[1..], value.unwrap_or(""))
         });
         if let Err(e) = result {
             problems.push(format!("{FILE}:{}: `{}`: {e}", n + 1, line.trim()));
@@ -80,9 +80,15 @@ pub fn check(text: &str, outcome: &Outcome) -> Vec<String> {
     problems
 }
 
+/// An assertion: the tokens before `=` (workload, scopes, field) and the value.
+struct Line<'a> {
+    path: Vec<&'a str>,
+    value: Option<&'a str>,
+}
+
 /// A line's tokens before `=` and the value after it; `None` for blank
 /// and comment lines. `#` and whitespace inside `[…]` belong to the token.
-fn split_line(line: &str) -> Option<Result<(Vec<&str>, Option<&str>), String>> {
+fn split_line(line: &str) -> Option<Result<Line<'_>, String>> {
     let (mut tokens, mut depth, mut start) = (Vec::new(), 0usize, None);
     let mut end = line.len();
     for (i, c) in line.char_indices() {
@@ -117,7 +123,7 @@ fn split_line(line: &str) -> Option<Result<(Vec<&str>, Option<&str>), String>> {
     if path.len() < 2 {
         return Some(Err("want WORKLOAD [SCOPE...] FIELD = VALUE".into()));
     }
-    Some(Ok((path, value)))
+    Some(Ok(Line { path, value }))
 }
 
 fn config_of<'a>(outcome: &'a Outcome, workload: &str) -> Result<&'a ProxyConfig, String> {

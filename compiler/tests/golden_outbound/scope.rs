@@ -37,9 +37,11 @@ impl<'a> Scope<'a> {
         let (name, arg) = split_arg(token);
         match (self, name, arg) {
             (Scope::Workload(o), svc, None) if svc.starts_with("svc/") => service(o, svc),
-            (Scope::Service(s), "profile", None) => s.profile.as_ref().map(Scope::Profile).ok_or_else(|| {
-                format!("svc/{}/{} has no ServiceProfile", s.namespace, s.name)
-            }),
+            (Scope::Service(s), "profile", None) => s
+                .profile
+                .as_ref()
+                .map(Scope::Profile)
+                .ok_or_else(|| format!("svc/{}/{} has no ServiceProfile", s.namespace, s.name)),
             (Scope::Port(s, p), "route", Some(arg)) => render::route_named(s, p, arg).map(Scope::Route),
             (Scope::Port(s, p), "request", Some(arg)) => {
                 let req = request(arg)?;
@@ -216,9 +218,8 @@ fn accrual_field(accrual: Option<&FailureAccrual>, field: &str) -> Result<Value,
     }
     let missing = || format!("`{field}`: the Service's failure accrual is {kind}");
     let (max_failures, backoff) = match accrual.ok_or_else(missing)? {
-        FailureAccrual::Consecutive { max_failures, backoff } | FailureAccrual::Unified { max_failures, backoff, .. } => {
-            (max_failures, backoff)
-        }
+        FailureAccrual::Consecutive { max_failures, backoff }
+        | FailureAccrual::Unified { max_failures, backoff, .. } => (max_failures, backoff),
     };
     Ok(match (field, accrual) {
         ("accrual.max-failures", _) => Value::Int((*max_failures).into()),

@@ -72,7 +72,7 @@ fn parse_duration(text: &str) -> Result<Option<u64>, String> {
         .ok_or_else(|| format!("`{text}` is not a duration (a number and ms, s, m or h, or none)"))?;
     let micro = parse_decimal_micro(number).ok_or_else(|| format!("`{text}` is not a duration"))?;
     let scaled = micro.checked_mul(scale).ok_or_else(|| format!("`{text}` is too long"))?;
-    if scaled % 1_000_000 != 0 {
+    if !scaled.is_multiple_of(1_000_000) {
         return Err(format!("`{text}` is not a whole number of milliseconds"));
     }
     Ok(Some(scaled / 1_000_000))
@@ -99,7 +99,8 @@ fn parse_decimal_micro(text: &str) -> Option<u64> {
 }
 
 fn format_duration(ms: u64) -> String {
-    let (unit, scale) = UNITS.iter().rev().find(|(_, scale)| ms != 0 && ms % scale == 0).copied().unwrap_or(("ms", 1));
+    let (unit, scale) =
+        UNITS.iter().rev().find(|(_, scale)| ms != 0 && ms.is_multiple_of(*scale)).copied().unwrap_or(("ms", 1));
     format!("{}{unit}", ms / scale)
 }
 
