@@ -40,7 +40,9 @@
 //! the timeout and retry fields.
 //!
 //! Values: durations `300ms`/`1.5s`/`2m`/`none`, ratios `0.25`, lists
-//! comma-separated in order (`none` when empty). An unknown scope or field,
+//! comma-separated in order (`none` when empty); a rule's `matches` read
+//! `PathPrefix /x & header name=value & method GET` (`~` for a regex),
+//! OR'ed with ` | `, `*` for a match-all rule. An unknown scope or field,
 //! a scope the config lacks or a line without a value is an error, as is a
 //! workload with an outbound config but no `services` line.
 
