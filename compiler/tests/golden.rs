@@ -5,10 +5,12 @@
 //! - `expected.json`: the full JSON report, byte for byte.
 //!
 //! - `expected-outbound.json` (cases named `outbound-*`): every workload's
-//!   outbound config, as `meshc build` signs it.
+//!   outbound config, as `meshc build` signs it;
+//! - `expect-outbound.txt` (cases named `outbound-*`): assertions on those
+//!   configs reasoned by hand (grammar in `golden_outbound/mod.rs`).
 //!
 //! `MESHC_BLESS=1 cargo test --test golden` rewrites the expected files; review
-//! the diff. `expect.txt` is never generated.
+//! the diff. `expect.txt` and `expect-outbound.txt` are never generated.
 
 use meshc::findings::Code;
 use meshc::load::Input;
@@ -16,6 +18,9 @@ use meshc::pipeline::{self, Options};
 use meshc::report::{Summary, json};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+#[path = "golden_outbound/mod.rs"]
+mod golden_outbound;
 
 fn golden_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden")
@@ -64,6 +69,10 @@ fn run_case(case: &Path) -> Result<(), String> {
     if case.file_name().is_some_and(|n| n.to_string_lossy().starts_with("outbound-")) {
         let mut outcome = outcome;
         compare(case, "expected-outbound.json", &outbound_json(&mut outcome), &mut problems)?;
+        match std::fs::read_to_string(case.join(golden_outbound::FILE)) {
+            Ok(text) => problems.extend(golden_outbound::check(&text, &outcome)),
+            Err(e) => problems.push(format!("{}: {e} (write it by hand)", golden_outbound::FILE)),
+        }
     }
     if problems.is_empty() { Ok(()) } else { Err(problems.join("\n  ")) }
 }

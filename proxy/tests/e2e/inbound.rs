@@ -3,6 +3,7 @@
 //! proxies is the one `meshc reach` predicts.
 
 use super::clients::{self, Observed, Req, Tls};
+use super::coverage::Checks;
 use super::mesh::{self, Launch, Mesh};
 use mesh_proxy::identity::pki::Validity;
 use mesh_proxy_api::config::Protocol;
@@ -15,8 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs every check of `example`; returns how many passed, panics with
-/// every disagreement (both sides printed) otherwise.
 /// How proxies are fed and reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -31,7 +30,9 @@ pub enum Mode {
     Kubernetes,
 }
 
-pub async fn check_example(example: &str, mode: Mode) -> usize {
+/// Runs every check of `example`; returns what was checked (how many, which
+/// verdicts), panics with every disagreement (both sides printed) otherwise.
+pub async fn check_example(example: &str, mode: Mode) -> Checks {
     let build = mesh::build(example);
     let o = &build.outcome;
     let classes = Classes::derive(&o.resolved, &o.configs);
@@ -57,8 +58,7 @@ pub async fn check_example(example: &str, mode: Mode) -> usize {
     };
     let mesh = Mesh::start(&launch);
     let mut tls = TlsCache::default();
-    let (mut checks, mut mismatches) = (0, Vec::new());
-    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut checks, mut mismatches) = (Checks::default(), Vec::new());
     for w in &mesh.workloads {
         let def = &o.resolved.workloads[w.wi];
         let mut requests = vec![
@@ -86,8 +86,7 @@ pub async fn check_example(example: &str, mode: Mode) -> usize {
                 if opaque {
                     let predicted = reach::reach(o, view.clone(), w.wi, port, None);
                     let seen = clients::tcp(client.addr, to, tls.as_ref()).await;
-                    checks += 1;
-                    *tally.entry(format!("{:?} connection", predicted.verdicts[0].verdict)).or_default() += 1;
+                    checks.record(predicted.verdicts[0].verdict, "connection");
                     if let Some(m) = disagreement(&predicted.verdicts[0], &seen, &w.workload.name, false) {
                         mismatches.push(format!("{}: {m}", what("TCP")));
                     }
@@ -100,11 +99,8 @@ pub async fn check_example(example: &str, mode: Mode) -> usize {
                     let predicted = reach::reach(o, view.clone(), w.wi, port, Some(&req.to_api()));
                     let seen =
                         clients::http(client.addr, to, tls.as_ref(), req, &format!("{}:{port}", w.workload.name)).await;
-                    checks += 1;
                     let v = &predicted.verdicts[0];
-                    *tally
-                        .entry(format!("{:?} {}", v.verdict, v.status.map_or("app".into(), |s| s.to_string())))
-                        .or_default() += 1;
+                    checks.record(v.verdict, &v.status.map_or("app".into(), |s| s.to_string()));
                     let app = if Some(port) == w.admin_port { ADMIN } else { w.workload.name.as_str() };
                     if let Some(m) = disagreement(v, &seen, app, req.grpc) {
                         mismatches.push(format!("{}: {m}", what(&format!("{} {}", req.method, req.path))));
@@ -115,15 +111,17 @@ pub async fn check_example(example: &str, mode: Mode) -> usize {
     }
     assert!(
         mismatches.is_empty(),
-        "{} of {checks} checks disagree with meshc reach:\n{}\n{}",
+        "{} of {} checks disagree with meshc reach:\n{}\n{}",
         mismatches.len(),
+        checks.total,
         mismatches.join("\n"),
         mesh.dump_logs()
     );
     println!(
-        "{example}: {} workloads, {} client classes; verdicts checked: {tally:?}",
+        "{example}: {} workloads, {} client classes; verdicts checked: {:?}",
         mesh.workloads.len(),
-        classes.classes.len()
+        classes.classes.len(),
+        checks.tally()
     );
     checks
 }

@@ -3,6 +3,7 @@
 //! network namespace (see netns.rs), as root or in a user namespace.
 
 mod clients;
+mod coverage;
 mod inbound;
 mod mesh;
 mod netns;
@@ -15,8 +16,8 @@ fn runtime() -> tokio::runtime::Runtime {
 fn booksapp_statuses_match_meshc_reach() {
     netns::run("booksapp_statuses_match_meshc_reach", || {
         let checks = runtime().block_on(inbound::check_example("booksapp-rest", inbound::Mode::Explicit));
-        println!("booksapp-rest: {checks} requests, every status as meshc reach predicts");
-        assert!(checks > 100, "only {checks} checks");
+        println!("booksapp-rest: {} requests, every status as meshc reach predicts", checks.total);
+        checks.assert_covers("booksapp-rest", &coverage::BOOKSAPP);
     });
 }
 
@@ -24,8 +25,8 @@ fn booksapp_statuses_match_meshc_reach() {
 fn emojivoto_grpc_statuses_match_meshc_reach() {
     netns::run("emojivoto_grpc_statuses_match_meshc_reach", || {
         let checks = runtime().block_on(inbound::check_example("emojivoto-grpc", inbound::Mode::Explicit));
-        println!("emojivoto-grpc: {checks} requests, every status as meshc reach predicts");
-        assert!(checks > 50, "only {checks} checks");
+        println!("emojivoto-grpc: {} requests, every status as meshc reach predicts", checks.total);
+        checks.assert_covers("emojivoto-grpc", &coverage::EMOJIVOTO);
     });
 }
 
@@ -35,7 +36,8 @@ mod canary;
 fn podinfo_canary_inbound_statuses_match_meshc_reach() {
     netns::run("podinfo_canary_inbound_statuses_match_meshc_reach", || {
         let checks = runtime().block_on(inbound::check_example("podinfo-canary", inbound::Mode::Explicit));
-        println!("podinfo-canary: {checks} requests, every status as meshc reach predicts");
+        println!("podinfo-canary: {} requests, every status as meshc reach predicts", checks.total);
+        checks.assert_covers("podinfo-canary", &coverage::PODINFO_INBOUND);
     });
 }
 
@@ -69,8 +71,10 @@ fn booksapp_transparent_mode_statuses_match_meshc_reach() {
         }
         let checks = runtime().block_on(inbound::check_example("booksapp-rest", inbound::Mode::Transparent));
         println!(
-            "booksapp-rest (transparent, iptables REDIRECT): {checks} requests, every status as meshc reach predicts"
+            "booksapp-rest (transparent, iptables REDIRECT): {} requests, every status as meshc reach predicts",
+            checks.total
         );
+        checks.assert_covers("booksapp-rest (transparent)", &coverage::BOOKSAPP);
     });
 }
 
@@ -105,7 +109,11 @@ mod runtime_mode;
 fn booksapp_through_mesh_runtime_statuses_match_meshc_reach() {
     netns::run("booksapp_through_mesh_runtime_statuses_match_meshc_reach", || {
         let checks = runtime().block_on(inbound::check_example("booksapp-rest", inbound::Mode::Runtime));
-        println!("booksapp-rest (mesh-runtime file mode): {checks} requests, every status as meshc reach predicts");
+        println!(
+            "booksapp-rest (mesh-runtime file mode): {} requests, every status as meshc reach predicts",
+            checks.total
+        );
+        checks.assert_covers("booksapp-rest (mesh-runtime file mode)", &coverage::BOOKSAPP);
     });
 }
 
@@ -133,8 +141,10 @@ fn booksapp_through_kubernetes_mode_statuses_match_meshc_reach() {
     netns::run("booksapp_through_kubernetes_mode_statuses_match_meshc_reach", || {
         let checks = runtime().block_on(inbound::check_example("booksapp-rest", inbound::Mode::Kubernetes));
         println!(
-            "booksapp-rest (mesh-runtime Kubernetes mode): {checks} requests, every status as meshc reach predicts"
+            "booksapp-rest (mesh-runtime Kubernetes mode): {} requests, every status as meshc reach predicts",
+            checks.total
         );
+        checks.assert_covers("booksapp-rest (mesh-runtime Kubernetes mode)", &coverage::BOOKSAPP);
     });
 }
 
