@@ -99,7 +99,7 @@ impl Ctx<'_> {
             }
         });
         let is_retryable = route.is_retryable.unwrap_or(false);
-        if is_retryable && let Some(m) = methods(&condition).into_iter().find(|m| is_non_idempotent(m)) {
+        if is_retryable && !is_grpc_call(&condition) && let Some(m) = methods(&condition).into_iter().find(|m| is_non_idempotent(m)) {
             let msg = format!(
                 "{} route {} is retryable and matches {m} requests: a {m} that reached the server and failed may be applied twice",
                 self.r.id, route.name
@@ -194,6 +194,35 @@ fn condition(m: &RequestMatch) -> Result<RequestCondition, String> {
     }
 }
 
+/// Whether the condition names one gRPC method: `/package.Service/Method`,
+/// as `linkerd profile --proto` writes it (`method: POST` and
+/// `pathRegex: /pkg\.Service/Method`). Every gRPC call is an HTTP POST, so the
+/// method says nothing about idempotency there (`ListAll` is a read).
+fn is_grpc_call(c: &RequestCondition) -> bool {
+    let paths: Vec<&str> = match c {
+        RequestCondition::PathRegex(re) => vec![re],
+        RequestCondition::All(cs) => cs
+            .iter()
+            .filter_map(|c| match c {
+                RequestCondition::PathRegex(re) => Some(re.as_str()),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    paths.iter().any(|re| grpc_method_path(&re.replace('\\', "")))
+}
+
+/// `/Service/Method` or `/a.b.Service/Method`, with protobuf's naming: the
+/// service's last part and the method in UpperCamelCase.
+fn grpc_method_path(path: &str) -> bool {
+    let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let upper = |s: &str| s.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+    let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else { return false };
+    let service_name = service.rsplit('.').next().unwrap_or_default();
+    service.split('.').all(ident) && ident(method) && upper(service_name) && upper(method)
+}
+
 /// Methods a condition requires positively (not under `not`).
 fn methods(c: &RequestCondition) -> Vec<&str> {
     match c {
@@ -230,5 +259,20 @@ fn response_condition(v: &Value) -> Result<ResponseCondition, ()> {
         0 => Err(()),
         1 => Ok(all.remove(0)),
         _ => Ok(ResponseCondition::All(all)),
+    }
+}
+
+#[cfg(test)]
+mod grpc_path_tests {
+    use super::grpc_method_path;
+
+    #[test]
+    fn grpc_method_paths_are_recognised() {
+        assert!(grpc_method_path("/emojivoto.v1.EmojiService/ListAll"));
+        assert!(grpc_method_path("/Greeter/SayHello"));
+        assert!(grpc_method_path("/grpc.health.v1.Health/Check"));
+        for rest in ["/books", "/books/list", "/books/[^/]*", "/api/v1/Orders", "/emojivoto.v1.EmojiService/", "/a/B"] {
+            assert!(!grpc_method_path(rest), "{rest}");
+        }
     }
 }
