@@ -44,7 +44,8 @@ pub enum Seg {
 /// Decodes `raw`. `strict` reports unknown fields (our CRD types list every
 /// field; core kinds are read partially, so they are not strict).
 pub fn decode<S: DeserializeOwned>(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Option<Envelope<S>> {
-    let json = raw.node.to_json();
+    let mut json = raw.node.to_json();
+    prune_nulls(&mut json);
     let mut track = serde_path_to_error::Track::new();
     let mut unknown: Vec<Vec<Seg>> = Vec::new();
     let result = {
@@ -78,6 +79,23 @@ pub fn decode<S: DeserializeOwned>(raw: &RawObject, strict: bool, findings: &mut
             findings.push(Finding::new(Code::SchemaViolation, span, msg));
             None
         }
+    }
+}
+
+/// Drops every mapping entry whose value is null, as the API server does
+/// before validation: built-in types decode a null as the absent value, and
+/// for CRDs "null values for fields that either don't specify the nullable
+/// flag, or give it a false value, will be pruned before defaulting happens"
+/// (Kubernetes, CustomResourceDefinition defaulting and nullable). So
+/// `annotations:` with nothing after it is no annotations, not a wrong type.
+fn prune_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(prune_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(prune_nulls),
+        _ => {}
     }
 }
 
