@@ -11,6 +11,7 @@
 //! - `route NAME`: the route that takes the request;
 //! - `not-found`: routes exist and none matches (the proxy answers 404);
 //! - `no-port`: the Service declares no such port (Linkerd denies it);
+//! - `declared`: the Service declares the port (routes, profile or default);
 //! - `retry 5xx limit N` / `retry CODE limit N` (gRPC status name);
 //! - `timeout request DURATIONms`.
 
@@ -110,6 +111,7 @@ fn clause_holds(clause: &str, routed: Option<&OutboundRoute>, ns: &str) -> Resul
     let words: Vec<&str> = clause.split_whitespace().collect();
     match words.as_slice() {
         ["no-port"] => routed.is_none().then_some(()).ok_or_else(|| describe(routed)),
+        ["declared"] => routed.is_some().then_some(()).ok_or_else(|| describe(routed)),
         ["not-found"] => matches!(routed, Some(OutboundRoute::NotFound)).then_some(()).ok_or_else(|| describe(routed)),
         ["route", name] => match routed {
             Some(OutboundRoute::Rule { route, .. }) if route.name == *name => Ok(()),

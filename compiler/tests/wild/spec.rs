@@ -1,5 +1,6 @@
 //! The hand-written files of one corpus source, read into plain data:
-//! - `stages.txt`: `STAGE = FILE...` (corpus paths, applied in that order);
+//! - `stages.txt`: `STAGE = FILE...` (paths in the source's corpus folder;
+//!   `FROM>TO` copies FROM under the name TO);
 //!   a `STAGE.meshc.yaml` beside it becomes the stage's `meshc.yaml`;
 //! - `STAGE.meshtest.yaml`: MeshTest flows, each named `ID ...`;
 //! - `routing.txt`: client-side outcomes (see `routing.rs`);

@@ -1,6 +1,7 @@
 //! One stage of one source: its corpus files copied (at test time, never
-//! committed) into a temporary directory in apply order, the stage's
-//! `meshc.yaml`, then the pipeline with the stage's MeshTest file.
+//! committed) into a temporary directory, the stage's `meshc.yaml`, then the
+//! pipeline with the stage's MeshTest file. meshc reads the files in lexical
+//! order, as `kubectl apply -f DIR` applies them.
 
 use super::spec::Stage;
 use meshc::findings::{Code, Severity};
@@ -27,8 +28,9 @@ pub fn alarms(o: &Outcome) -> Vec<String> {
 pub fn run(corpus_source: &Path, stage: &Stage) -> Result<Outcome, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     for file in &stage.files {
-        let from = corpus_source.join(file);
-        let to = dir.path().join(file);
+        // `FROM>TO`: copied under another name (a `.golden` file is YAML meshc would not discover).
+        let (from, to) = file.split_once('>').unwrap_or((file, file));
+        let (from, to) = (corpus_source.join(from), dir.path().join(to));
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
