@@ -155,8 +155,7 @@ fn backends_hold(shares: &[&str], t: &RouteTarget, ns: &str) -> Result<(), Strin
     let mut w = want.clone();
     g.sort();
     w.sort();
-    let same = g.len() == w.len()
-        && g.iter().zip(&w).all(|(g, w)| g.0 == w.0 && g.1 * want_total == w.1 * got_total);
+    let same = g.len() == w.len() && g.iter().zip(&w).all(|(g, w)| g.0 == w.0 && g.1 * want_total == w.1 * got_total);
     same.then_some(()).ok_or_else(|| format!("backends {got:?}"))
 }
 

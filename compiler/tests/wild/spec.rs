@@ -1,6 +1,7 @@
 //! The hand-written files of one corpus source, read into plain data:
 //! - `stages.txt`: `STAGE = FILE...` (paths in the source's corpus folder;
-//!   `FROM>TO` copies FROM under the name TO);
+//!   `FROM>TO` copies FROM under the name TO, `FROM!KIND/NAME` leaves that
+//!   object out, line for line);
 //!   a `STAGE.meshc.yaml` beside it becomes the stage's `meshc.yaml`;
 //! - `STAGE.meshtest.yaml`: MeshTest flows, each named `ID ...`;
 //! - `routing.txt`: client-side outcomes (see `routing.rs`);
@@ -61,7 +62,8 @@ fn stages(dir: &Path) -> Result<Vec<Stage>, String> {
     let path = dir.join("stages.txt");
     let mut out = Vec::new();
     for (n, body, _) in content_lines(&read(&path)?) {
-        let (name, files) = body.split_once('=').ok_or_else(|| format!("{}:{n}: expected STAGE = FILE...", path.display()))?;
+        let (name, files) =
+            body.split_once('=').ok_or_else(|| format!("{}:{n}: expected STAGE = FILE...", path.display()))?;
         let name = name.trim().to_owned();
         let settings = Some(dir.join(format!("{name}.meshc.yaml"))).filter(|p| p.exists());
         let meshtest = Some(dir.join(format!("{name}.meshtest.yaml"))).filter(|p| p.exists());
@@ -95,7 +97,10 @@ fn gaps(dir: &Path) -> Result<BTreeMap<Gap, String>, String> {
             _ => return Err(format!("{}:{n}: `{kind}` is not differs, cannot-express or false-alarm", path.display())),
         };
         if why.is_empty() || !why.contains("issue") {
-            return Err(format!("{}:{n}: every gap says why and which issue tracks it (`# ... [issue N]`)", path.display()));
+            return Err(format!(
+                "{}:{n}: every gap says why and which issue tracks it (`# ... [issue N]`)",
+                path.display()
+            ));
         }
         out.insert(gap, why.to_owned());
     }
