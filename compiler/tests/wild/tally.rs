@@ -42,10 +42,15 @@ pub fn table(rows: &[(String, Tally)]) -> String {
     out.join("\n")
 }
 
-/// README.md must hold the table as measured.
-pub fn check_readme(readme: &Path, table: &str, problems: &mut Vec<String>) {
+/// README.md must hold the table as measured, and one line per outcome
+/// that differs or cannot be expressed (as known-gaps.txt says it).
+pub fn check_readme(readme: &Path, table: &str, gap_lines: &[String], problems: &mut Vec<String>) {
     let text = std::fs::read_to_string(readme).unwrap_or_default();
     if !text.contains(table) {
         problems.push(format!("{} does not hold the measured table; put this in it:\n{table}", readme.display()));
+    }
+    let lines: std::collections::BTreeSet<&str> = text.lines().collect();
+    for line in gap_lines.iter().filter(|l| !lines.contains(l.as_str())) {
+        problems.push(format!("{} lacks the line `{line}`", readme.display()));
     }
 }
