@@ -85,6 +85,7 @@ fn run_source(corpus: &Path, s: &Source, problems: &mut Vec<String>) -> (Checked
                 failures.push(format!("[{}] routing.txt:{}: {e}", st.name, x.line));
             }
         }
+        problems.extend(stage::suite_errors(&o).into_iter().map(|e| format!("{}: [{}] {e}", s.name, st.name)));
         let (alarms, all) = stage::findings(&o);
         raised.alarms.extend(alarms);
         raised.all.extend(all);

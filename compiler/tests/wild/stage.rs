@@ -32,6 +32,16 @@ pub fn findings(o: &Outcome) -> (Vec<String>, Vec<String>) {
     (alarms, all)
 }
 
+/// Errors in the suite's own MeshTest file that are not about one flow (a
+/// flow's own error fails that flow): they would drop flows unseen.
+pub fn suite_errors(o: &Outcome) -> Vec<String> {
+    o.findings
+        .iter()
+        .filter(|f| f.code == Code::TestError && !f.message.starts_with("flow "))
+        .map(|f| format!("{}: {}", finding_key(o, f), f.message))
+        .collect()
+}
+
 pub fn run(corpus_source: &Path, stage: &Stage) -> Result<Outcome, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     for file in &stage.files {
