@@ -1,0 +1,170 @@
+//! Client-side (outbound) outcomes, which MeshTest flows cannot state:
+//! `routing.txt` lines of the form
+//!
+//! ```text
+//! ID STAGE CLIENT_NS -> NS/SERVICE:PORT METHOD PATH [HEADER=VALUE...] => CLAUSE[; CLAUSE...]
+//! ```
+//!
+//! run through the proxy's own `route_outbound` on the Service as a client
+//! in `CLIENT_NS` sees it. Clauses:
+//! - `to NAME:PORT=W ...`: the rule's backends, weights compared as shares;
+//! - `route NAME`: the route that takes the request;
+//! - `not-found`: routes exist and none matches (the proxy answers 404);
+//! - `no-port`: the Service declares no such port (Linkerd denies it);
+//! - `declared`: the Service declares the port (routes, profile or default);
+//! - `retry 5xx limit N` / `retry CODE limit N` (gRPC status name);
+//! - `timeout request DURATIONms`.
+
+use mesh_proxy_api::HttpRequest;
+use mesh_proxy_api::outbound::{
+    Backend, BackendTarget, OutboundRoute, OutboundService, RouteTarget, RuleBackends, route_outbound,
+};
+use meshc::pipeline::Outcome;
+
+pub struct Expectation {
+    pub id: String,
+    pub stage: String,
+    pub line: usize,
+    client_ns: String,
+    service: (String, String),
+    port: u16,
+    request: HttpRequest,
+    clauses: Vec<String>,
+}
+
+pub fn parse(text: &str) -> Result<Vec<Expectation>, String> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let body = raw.split('#').next().unwrap_or("").trim();
+        if body.is_empty() {
+            continue;
+        }
+        out.push(parse_line(body).map_err(|e| format!("routing.txt:{}: {e}", i + 1)).map(|mut x| {
+            x.line = i + 1;
+            x
+        })?);
+    }
+    Ok(out)
+}
+
+fn parse_line(body: &str) -> Result<Expectation, String> {
+    let (flow, outcome) = body.split_once("=>").ok_or("expected `=> OUTCOME`")?;
+    let words: Vec<&str> = flow.split_whitespace().collect();
+    let [id, stage, client_ns, "->", target, method, path, headers @ ..] = words.as_slice() else {
+        return Err("expected ID STAGE CLIENT_NS -> NS/SERVICE:PORT METHOD PATH [HEADER=VALUE...]".into());
+    };
+    let (service, port) = target.rsplit_once(':').ok_or("target is NS/SERVICE:PORT")?;
+    let (ns, name) = service.split_once('/').ok_or("target is NS/SERVICE:PORT")?;
+    let mut request = HttpRequest::new(method, path);
+    for h in headers {
+        let (k, v) = h.split_once('=').ok_or("headers are NAME=VALUE")?;
+        request = request.with_header(k, v);
+    }
+    Ok(Expectation {
+        id: (*id).to_owned(),
+        stage: (*stage).to_owned(),
+        line: 0,
+        client_ns: (*client_ns).to_owned(),
+        service: (ns.to_owned(), name.to_owned()),
+        port: port.parse().map_err(|_| format!("`{port}` is not a port"))?,
+        request,
+        clauses: outcome.split(';').map(|c| c.split_whitespace().collect::<Vec<_>>().join(" ")).collect(),
+    })
+}
+
+fn service(o: &Outcome, x: &Expectation) -> Option<OutboundService> {
+    let policy = &o.outbound;
+    (0..policy.service_count())
+        .map(|si| policy.service_for(si, &x.client_ns))
+        .find(|s| s.namespace == x.service.0 && s.name == x.service.1)
+}
+
+/// `Ok` when every clause holds, else what meshc says instead.
+pub fn check(o: &Outcome, x: &Expectation) -> Result<(), String> {
+    let svc = service(o, x).ok_or_else(|| format!("no Service {}/{}", x.service.0, x.service.1))?;
+    let routed = route_outbound(&svc, x.port, &x.request);
+    for clause in &x.clauses {
+        clause_holds(clause, routed.as_ref(), &svc.namespace).map_err(|got| format!("`{clause}`: {got}"))?;
+    }
+    Ok(())
+}
+
+fn target<'a>(routed: Option<&'a OutboundRoute<'a>>) -> Result<&'a RouteTarget<'a>, String> {
+    match routed {
+        Some(OutboundRoute::Default { target }) | Some(OutboundRoute::Rule { target, .. }) => Ok(target),
+        other => Err(format!("routed as {}", describe(other))),
+    }
+}
+
+fn describe(routed: Option<&OutboundRoute>) -> String {
+    match routed {
+        None => "no such Service port".into(),
+        Some(OutboundRoute::Opaque) => "opaque TCP".into(),
+        Some(OutboundRoute::NotFound) => "no route (404)".into(),
+        Some(OutboundRoute::Profile { profile, .. }) => format!("ServiceProfile {}", profile.name),
+        Some(OutboundRoute::Default { .. }) => "the default route".into(),
+        Some(OutboundRoute::Rule { route, .. }) => format!("route {}", route.name),
+    }
+}
+
+fn clause_holds(clause: &str, routed: Option<&OutboundRoute>, ns: &str) -> Result<(), String> {
+    let words: Vec<&str> = clause.split_whitespace().collect();
+    match words.as_slice() {
+        ["no-port"] => routed.is_none().then_some(()).ok_or_else(|| describe(routed)),
+        ["declared"] => routed.is_some().then_some(()).ok_or_else(|| describe(routed)),
+        ["not-found"] => matches!(routed, Some(OutboundRoute::NotFound)).then_some(()).ok_or_else(|| describe(routed)),
+        ["route", name] => match routed {
+            Some(OutboundRoute::Rule { route, .. }) if route.name == *name => Ok(()),
+            other => Err(describe(other)),
+        },
+        ["to", shares @ ..] => backends_hold(shares, target(routed)?, ns),
+        ["retry", on, "limit", n] => retry_holds(on, n, target(routed)?),
+        ["timeout", "request", ms] => {
+            let got = target(routed)?.timeouts.request_ms;
+            let want = ms.strip_suffix("ms").and_then(|m| m.parse().ok());
+            (want.is_some() && got == want).then_some(()).ok_or_else(|| format!("request timeout {got:?} ms"))
+        }
+        _ => Err("unknown clause".into()),
+    }
+}
+
+fn backend_name(b: &Backend, ns: &str) -> String {
+    match &b.target {
+        BackendTarget::Service { namespace, name, port } if namespace == ns => format!("{name}:{port}"),
+        BackendTarget::Service { namespace, name, port } => format!("{namespace}/{name}:{port}"),
+        BackendTarget::Invalid { reason } => format!("invalid ({reason})"),
+    }
+}
+
+/// Backends and weights as shares: `a=9 b=1` equals `a=90 b=10`.
+fn backends_hold(shares: &[&str], t: &RouteTarget, ns: &str) -> Result<(), String> {
+    let got: Vec<(String, u64)> = match t.backends {
+        RuleBackends::Service { namespace, name, port } => {
+            let n = if namespace == ns { format!("{name}:{port}") } else { format!("{namespace}/{name}:{port}") };
+            vec![(n, 1)]
+        }
+        RuleBackends::Weighted(b) => b.iter().map(|b| (backend_name(b, ns), u64::from(b.weight))).collect(),
+    };
+    let mut want = Vec::new();
+    for s in shares {
+        let (name, w) = s.rsplit_once('=').ok_or("`to` takes NAME:PORT=WEIGHT")?;
+        want.push((name.to_owned(), w.parse::<u64>().map_err(|_| "weights are integers")?));
+    }
+    let (got_total, want_total) = (got.iter().map(|g| g.1).sum::<u64>(), want.iter().map(|w| w.1).sum::<u64>());
+    let mut g = got.clone();
+    let mut w = want.clone();
+    g.sort();
+    w.sort();
+    let same = g.len() == w.len() && g.iter().zip(&w).all(|(g, w)| g.0 == w.0 && g.1 * want_total == w.1 * got_total);
+    same.then_some(()).ok_or_else(|| format!("backends {got:?}"))
+}
+
+fn retry_holds(on: &str, limit: &str, t: &RouteTarget) -> Result<(), String> {
+    let Some(r) = t.retry else { return Err("no retry".into()) };
+    let covered = match on {
+        "5xx" => r.http_statuses.iter().any(|s| s.min <= 500 && s.max >= 599),
+        code => r.grpc_codes.iter().any(|c| c.eq_ignore_ascii_case(code)),
+    };
+    let limit_ok = limit.parse::<u16>().is_ok_and(|n| n == r.limit);
+    (covered && limit_ok).then_some(()).ok_or_else(|| format!("retry {r:?}"))
+}
