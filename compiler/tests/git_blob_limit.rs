@@ -2,6 +2,8 @@
 //! never held in memory: the loader checks the size git announces before
 //! it allocates anything for the content.
 
+// Only `git` is used here.
+#[allow(dead_code)]
 #[path = "support/gitrepo.rs"]
 mod gitrepo;
 
