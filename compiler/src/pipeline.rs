@@ -85,7 +85,10 @@ fn read_settings(
 ) -> Result<Settings, InputError> {
     let path = match (&options.settings_file, input) {
         (Some(p), _) => Some(p.clone()),
-        (None, Input::Path(root)) if root.is_dir() => Some(root.join(SETTINGS_FILE)).filter(|p| p.is_file()),
+        // A meshc.yaml that links out of the directory is reported by the loader, never read.
+        (None, Input::Path(root)) if root.is_dir() => {
+            Some(root.join(SETTINGS_FILE)).filter(|p| p.is_file() && load::discover::resolves_inside(root, p))
+        }
         _ => None,
     };
     // Precedence: flags, then meshc.yaml, then the repository's Linkerd HelmRelease, then Linkerd's defaults.

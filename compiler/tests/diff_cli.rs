@@ -117,3 +117,32 @@ fn linkerd_viz_edges_are_accepted_as_traffic() {
     );
     assert_eq!(code.status.code(), Some(1));
 }
+
+/// Rows that cannot be read are counted, reported with their reason and
+/// fail `--fail-on broken-traffic`: a bad traffic file must not pass. Rows
+/// naming a workload the base does not have are counted, and do not fail.
+#[test]
+fn unreadable_traffic_rows_are_reported_and_fail_the_job() {
+    let repo = make_repo(&golden().join("route-added"));
+    let rows = r#"[
+        {"from": "ip:not-an-address", "to": "deploy/shop/api:http"},
+        {"from": "deploy/shop/web", "to": "deploy/shop/api:no-such-port"},
+        {"from": "shop/gone", "to": "shop/api"},
+        {"from": "deploy/shop/web", "to": "deploy/shop/api:http", "method": "GET", "path": "/"}
+    ]"#;
+    std::fs::write(repo.path().join("flows.json"), rows).unwrap();
+    let args = ["diff", "HEAD~1", "HEAD", "k8s", "--traffic", "flows.json"];
+    let out = meshc(repo.path(), &[&args[..], &["--format", "json"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let unchecked = v["unchecked_traffic"].as_array().expect("unchecked_traffic");
+    let rows: Vec<u64> = unchecked.iter().map(|u| u["row"].as_u64().unwrap()).collect();
+    assert_eq!(rows, [1, 2], "{unchecked:?}");
+    assert!(unchecked[0]["reason"].as_str().unwrap().contains("not an IP address"), "{unchecked:?}");
+    assert_eq!(v["traffic_not_in_base"], 1);
+
+    let human = stdout(&meshc(repo.path(), &args));
+    assert!(human.contains("2 observed flows could not be checked"), "{human}");
+    let failed = meshc(repo.path(), &[&args[..], &["--exit-code", "--fail-on", "broken-traffic"]].concat());
+    assert_eq!(failed.status.code(), Some(1), "{}", stdout(&failed));
+}

@@ -1,5 +1,10 @@
 //! No input panics: arbitrary bytes, arbitrary Kubernetes-shaped YAML, and
-//! mutations of the real examples go through the loader and the whole pipeline.
+//! mutations of the real examples go through the loader and the whole
+//! pipeline; generated repositories go through every renderer and `build`.
+
+mod no_panic {
+    pub mod render;
+}
 
 use meshc::load::Input;
 use meshc::pipeline::{self, Options};
@@ -133,6 +138,10 @@ fn tree() -> impl Strategy<Value = Value> {
     })
 }
 
+fn documents(objects: &[Value]) -> String {
+    objects.iter().map(|o| serde_json::to_string(o).unwrap()).collect::<Vec<_>>().join("\n---\n")
+}
+
 fn object() -> impl Strategy<Value = Value> {
     (prop::sample::select(KINDS.to_vec()), tree(), tree(), "[a-z]{1,6}").prop_map(|((api, kind), meta, spec, name)| {
         let mut metadata = match meta {
@@ -159,8 +168,7 @@ proptest! {
 
     #[test]
     fn kubernetes_shaped_documents(objects in prop::collection::vec(object(), 1..8)) {
-        let text = objects.iter().map(|o| serde_json::to_string(o).unwrap()).collect::<Vec<_>>().join("\n---\n");
-        check_text(text);
+        check_text(documents(&objects));
     }
 
     #[test]
@@ -177,6 +185,31 @@ proptest! {
             }
         }
         check_text(String::from_utf8_lossy(&text).into_owned());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A generated repository (random objects after a mutated example, so
+    /// workloads and policies exist) through every renderer and `build`;
+    /// the next one as its diff's head.
+    #[test]
+    fn every_renderer_on_generated_repositories(
+        seed in any::<u64>(),
+        base in prop::collection::vec(object(), 0..6),
+        head in prop::collection::vec(object(), 0..6),
+        names in prop::collection::vec(".{0,16}", 0..4),
+    ) {
+        let files = example_texts();
+        let example = &files[(seed % files.len() as u64) as usize];
+        let base = no_panic::render::compile(format!("{example}\n---\n{}", documents(&base)));
+        let head = no_panic::render::compile(format!("{example}\n---\n{}", documents(&head)));
+        no_panic::render::findings(&head);
+        no_panic::render::queries(&head);
+        no_panic::render::build(&head);
+        no_panic::render::junit(&names);
+        no_panic::render::diff(&base, &head);
     }
 }
 

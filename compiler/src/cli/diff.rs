@@ -157,32 +157,33 @@ pub fn run(a: DiffArgs) -> ExitCode {
     let (base, head) = (std::mem::ManuallyDrop::new(base), std::mem::ManuallyDrop::new(head));
     let sides = Sides::new(&base, &head);
     let d = diff::diff(&sides, a.namespace.as_deref());
-    let broken = match &a.traffic {
+    let traffic = match &a.traffic {
         Some(file) => match traffic::check_file(&sides, file) {
-            Ok(b) => b,
+            Ok(checked) => checked,
             Err(e) => return fail(e),
         },
-        None => Vec::new(),
+        None => traffic::Checked::default(),
     };
     match a.format {
-        Format::Human => print!("{}", render::human(&d, &broken, Paint::detect())),
-        Format::Json => println!("{}", render::json(&d, &broken)),
-        Format::Markdown => print!("{}", render::markdown(&d, &broken)),
+        Format::Human => print!("{}", render::human(&d, &traffic, Paint::detect())),
+        Format::Json => println!("{}", render::json(&d, &traffic)),
+        Format::Markdown => print!("{}", render::markdown(&d, &traffic)),
         Format::Sarif => {
             let prefix = super::check::report_prefix(&a.path.as_ref().map_or(".".into(), |p| p.display().to_string()));
             println!("{}", sarif(&head, &d, &prefix))
         }
     }
-    let failed = a.exit_code && fails(&a.fail_on, &d, &broken);
+    let failed = a.exit_code && fails(&a.fail_on, &d, &traffic);
     std::mem::forget(sides);
     if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
 }
 
-fn fails(fail_on: &[FailOn], d: &diff::Diff, broken: &[traffic::Broken]) -> bool {
+fn fails(fail_on: &[FailOn], d: &diff::Diff, traffic: &traffic::Checked) -> bool {
     let all = [FailOn::BrokenTraffic, FailOn::Closed, FailOn::Opened];
     let list = if fail_on.is_empty() { &all[..] } else { fail_on };
     list.iter().any(|f| match f {
-        FailOn::BrokenTraffic => !broken.is_empty(),
+        // A row that could not be checked may be a broken flow.
+        FailOn::BrokenTraffic => !traffic.broken.is_empty() || !traffic.unchecked.is_empty(),
         FailOn::Closed => !d.closed.is_empty(),
         FailOn::Opened => !d.opened.is_empty(),
         FailOn::Finding => !d.findings.introduced.is_empty(),

@@ -1,7 +1,7 @@
 //! `meshc diff` output: human (grouped by namespace, opened green, closed
 //! red), JSON version 1, and a Markdown PR comment.
 
-use super::traffic::Broken;
+use super::traffic::Checked;
 use super::{Diff, EdgeChange};
 use crate::query::render::text::Paint;
 use std::collections::BTreeMap;
@@ -47,15 +47,24 @@ fn cause_line(e: &EdgeChange) -> Option<String> {
     Some(format!("{}{at}", c.step.detail))
 }
 
-pub fn human(d: &Diff, broken: &[Broken], paint: Paint) -> String {
+pub fn human(d: &Diff, traffic: &Checked, paint: Paint) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", paint.bold(&summary(d)));
-    if !broken.is_empty() {
+    let red = |line: String| if paint.0 { format!("\x1b[31;1m{line}\x1b[0m") } else { line };
+    if !traffic.broken.is_empty() {
         let _ = writeln!(out, "\nobserved flows this change breaks");
-        for b in broken {
-            let line = format!("  error: {}", b.line());
-            let _ = writeln!(out, "{}", if paint.0 { format!("\x1b[31;1m{line}\x1b[0m") } else { line });
+        for b in &traffic.broken {
+            let _ = writeln!(out, "{}", red(format!("  error: {}", b.line())));
         }
+    }
+    if !traffic.unchecked.is_empty() {
+        let _ = writeln!(out, "\n{}", unchecked_title(traffic));
+        for u in &traffic.unchecked {
+            let _ = writeln!(out, "{}", red(format!("  error: {}", u.line())));
+        }
+    }
+    if traffic.not_in_base > 0 {
+        let _ = writeln!(out, "\n{}", not_in_base_line(traffic.not_in_base));
     }
     for (ns, edges) in by_namespace(d) {
         let _ = writeln!(out, "\nnamespace {ns}");
@@ -87,25 +96,45 @@ pub fn human(d: &Diff, broken: &[Broken], paint: Paint) -> String {
     out
 }
 
+fn unchecked_title(traffic: &Checked) -> String {
+    let n = traffic.unchecked.len();
+    format!("{n} observed flows could not be checked (they fail --fail-on broken-traffic)")
+}
+
+fn not_in_base_line(n: usize) -> String {
+    format!("{n} observed flows name a client or target the base does not have; not checked")
+}
+
 /// JSON version 1 (README, "meshc diff").
-pub fn json(d: &Diff, broken: &[Broken]) -> String {
+pub fn json(d: &Diff, traffic: &Checked) -> String {
     let mut v = serde_json::to_value(d).expect("diff serializes");
     v["version"] = serde_json::json!(1);
-    v["broken_traffic"] = serde_json::to_value(broken).expect("flows serialize");
+    v["broken_traffic"] = serde_json::to_value(&traffic.broken).expect("flows serialize");
+    v["unchecked_traffic"] = serde_json::to_value(&traffic.unchecked).expect("rows serialize");
+    v["traffic_not_in_base"] = serde_json::json!(traffic.not_in_base);
     serde_json::to_string_pretty(&v).expect("json")
 }
 
-/// A PR comment: the summary, then collapsible details, cut at
-/// [`MARKDOWN_LIMIT`] with a note saying how much was left out.
-pub fn markdown(d: &Diff, broken: &[Broken]) -> String {
-    let mut out = format!("<!-- meshc-diff -->\n### meshc diff\n\n**{}**\n", summary(d));
-    if !broken.is_empty() {
-        let _ = writeln!(out, "\n:x: **{} observed flows would break**\n", broken.len());
-        for b in broken {
-            let _ = writeln!(out, "- {}", escape(&b.line()));
+/// A PR comment: the summary, then the broken flows and collapsible
+/// details, cut at [`MARKDOWN_LIMIT`] with a note saying how much was left out.
+pub fn markdown(d: &Diff, traffic: &Checked) -> String {
+    let out = format!("<!-- meshc-diff -->\n### meshc diff\n\n**{}**\n", summary(d));
+    let mut body = String::new();
+    if !traffic.broken.is_empty() {
+        let _ = writeln!(body, "\n:x: **{} observed flows would break**\n", traffic.broken.len());
+        for b in &traffic.broken {
+            let _ = writeln!(body, "- {}", escape(&b.line()));
         }
     }
-    let mut body = String::new();
+    if !traffic.unchecked.is_empty() {
+        let _ = writeln!(body, "\n:x: **{}**\n", unchecked_title(traffic));
+        for u in &traffic.unchecked {
+            let _ = writeln!(body, "- {}", escape(&u.line()));
+        }
+    }
+    if traffic.not_in_base > 0 {
+        let _ = writeln!(body, "\n{}", not_in_base_line(traffic.not_in_base));
+    }
     for (ns, edges) in by_namespace(d) {
         let _ = writeln!(body, "\n<details><summary>namespace <code>{ns}</code>: {} changes</summary>\n", edges.len());
         for (opened, e) in edges {
@@ -132,15 +161,24 @@ pub fn markdown(d: &Diff, broken: &[Broken]) -> String {
         }
         let _ = writeln!(body, "\n</details>");
     }
-    let room = MARKDOWN_LIMIT.saturating_sub(out.len() + 200);
-    if body.len() > room {
-        let cut = body[..room].rfind('\n').unwrap_or(0);
-        let left = body[cut..].lines().filter(|l| l.starts_with("- ")).count();
-        body.truncate(cut);
-        let _ =
-            writeln!(body, "\n</details>\n\n_Truncated: {left} more lines; run `meshc diff` locally for all of them._");
-    }
+    truncate_body(&mut body, MARKDOWN_LIMIT.saturating_sub(out.len() + 200));
     out + &body
+}
+
+/// Cuts `body` to at most `room` bytes at a line end, closes a `<details>`
+/// left open and says how many list lines were left out.
+fn truncate_body(body: &mut String, room: usize) {
+    if body.len() <= room {
+        return;
+    }
+    // The last line end before `room`: a byte, so never inside a character.
+    let cut = body.as_bytes()[..room].iter().rposition(|&b| b == b'\n').unwrap_or(0);
+    let left = body[cut..].lines().filter(|l| l.starts_with("- ")).count();
+    body.truncate(cut);
+    if body.matches("<details>").count() > body.matches("</details>").count() {
+        body.push_str("\n</details>\n");
+    }
+    let _ = writeln!(body, "\n_Truncated: {left} more lines; run `meshc diff` locally for all of them._");
 }
 
 fn escape(s: &str) -> String {
@@ -150,6 +188,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diff::traffic::Broken;
     use crate::diff::{ClientGroup, Target};
 
     fn edge(i: usize) -> EdgeChange {
@@ -166,11 +205,49 @@ mod tests {
     #[test]
     fn markdown_is_cut_below_the_comment_limit_with_a_note() {
         let d = Diff { closed: (0..5000).map(edge).collect(), ..Diff::default() };
-        let md = markdown(&d, &[]);
+        let md = markdown(&d, &Checked::default());
         assert!(md.len() <= MARKDOWN_LIMIT, "{}", md.len());
         assert!(md.contains("_Truncated: "), "no truncation note");
         assert!(md.starts_with("<!-- meshc-diff -->"));
-        let small = markdown(&Diff { closed: (0..3).map(edge).collect(), ..Diff::default() }, &[]);
+        let small = markdown(&Diff { closed: (0..3).map(edge).collect(), ..Diff::default() }, &Checked::default());
         assert!(!small.contains("Truncated"));
+    }
+
+    /// Shifting the text before the cut by one byte at a time over a whole
+    /// line's length puts the cut inside a two-byte `é` for some shifts.
+    #[test]
+    fn markdown_cut_never_splits_a_character() {
+        for shift in 0..200 {
+            let edges = (0..600).map(|i| {
+                let mut e = edge(i);
+                e.target.workload =
+                    format!("Deployment/ns/{}{}", "x".repeat(if i == 0 { shift } else { 0 }), "é".repeat(40));
+                e
+            });
+            let md = markdown(&Diff { closed: edges.collect(), ..Diff::default() }, &Checked::default());
+            assert!(md.len() <= MARKDOWN_LIMIT, "{}", md.len());
+            assert!(md.contains("_Truncated: "), "shift {shift}: no truncation note");
+        }
+    }
+
+    /// Broken flows come first and count against the limit too.
+    #[test]
+    fn many_broken_flows_stay_below_the_comment_limit() {
+        let flow = |i: usize| Broken {
+            flow: crate::diff::traffic::Flow {
+                from: format!("ns/client-{i}"),
+                to: "ns/web:8080".to_owned(),
+                method: None,
+                path: None,
+                count: None,
+            },
+            after: "port 8080: deny (403): no authorization matches".to_owned(),
+        };
+        let traffic = Checked { broken: (0..5000).map(flow).collect(), ..Checked::default() };
+        let md = markdown(&Diff::default(), &traffic);
+        assert!(md.len() <= MARKDOWN_LIMIT, "{}", md.len());
+        assert!(md.contains("5000 observed flows would break"));
+        assert!(md.contains("_Truncated: "));
+        assert!(!md.contains("</details>"), "no details block was open");
     }
 }

@@ -11,6 +11,7 @@ use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::query::evaluate::Verdict;
 use crate::query::reach::{flow_verdict, parse_client, parse_target, request_of};
+use crate::query::workload_ref;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -60,40 +61,90 @@ fn flows(text: &str) -> Result<Vec<Flow>, String> {
         .collect())
 }
 
-/// Allowed on this side, or why not? `None` when the flow's client or
-/// target is not there.
-fn allowed(o: &Outcome, classes: &Classes, f: &Flow) -> Option<(bool, String)> {
-    let client = parse_client(o, classes, &f.from).ok()?;
-    let (wi, port) = parse_target(o, &f.to).ok()?;
+/// What `--traffic` found: the flows the change breaks, the rows that could
+/// not be checked (they fail `--fail-on broken-traffic`: a bad file must not
+/// pass), and how many rows name a workload the base does not have.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Checked {
+    pub broken: Vec<Broken>,
+    pub unchecked: Vec<Unchecked>,
+    pub not_in_base: usize,
+}
+
+/// A row whose client or target does not parse (or is ambiguous).
+#[derive(Clone, Debug, Serialize)]
+pub struct Unchecked {
+    /// 1-based position in the file.
+    pub row: usize,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+/// Why a row has no verdict on a side.
+enum NoVerdict {
+    /// A well-formed workload reference that names no workload there.
+    Absent,
+    Unreadable(String),
+}
+
+/// Allowed on this side, or why not.
+fn allowed(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(bool, String), NoVerdict> {
+    let no_verdict = |spec: &str, e: String| {
+        let absent = workload_ref::matching(&o.resolved, spec).is_ok_and(|m| m.is_empty());
+        if absent { NoVerdict::Absent } else { NoVerdict::Unreadable(e) }
+    };
+    let client = parse_client(o, classes, &f.from).map_err(|e| no_verdict(&f.from, e))?;
+    let workload = f.to.rsplit_once(':').map_or(f.to.as_str(), |(w, _)| w);
+    let (wi, port) = parse_target(o, &f.to).map_err(|e| no_verdict(workload, e))?;
     let req = request_of(f.method.as_deref(), f.path.as_deref(), None, []);
     let (verdict, proof) = flow_verdict(o, &client, wi, port, req.as_ref());
     if verdict == Verdict::Allow {
-        return Some((true, String::new()));
+        return Ok((true, String::new()));
     }
     let why = proof.as_ref().and_then(|r| {
         let v = r.verdicts.first()?;
         let status = v.status.map_or_else(|| "connection closed".to_owned(), |s| s.to_string());
         Some(format!("port {}: {} ({status}): {}", r.target.port, v.verdict.as_str(), v.summary()))
     });
-    Some((false, why.unwrap_or_default()))
+    Ok((false, why.unwrap_or_default()))
 }
 
-pub fn check_file(s: &Sides, file: &Path) -> Result<Vec<Broken>, String> {
+pub fn check_file(s: &Sides, file: &Path) -> Result<Checked, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut out = Vec::new();
-    for f in flows(&text)? {
-        let Some((true, _)) = allowed(s.base, &s.base_classes, &f) else { continue };
+    let mut out = Checked::default();
+    for (i, f) in flows(&text)?.into_iter().enumerate() {
+        match allowed(s.base, &s.base_classes, &f) {
+            Ok((true, _)) => {}
+            Ok((false, _)) => continue,
+            Err(NoVerdict::Absent) => {
+                out.not_in_base += 1;
+                continue;
+            }
+            Err(NoVerdict::Unreadable(reason)) => {
+                out.unchecked.push(Unchecked { row: i + 1, from: f.from, to: f.to, reason });
+                continue;
+            }
+        }
         // A client that is gone sends nothing; a target that is gone breaks the flow.
         if parse_client(s.head, &s.head_classes, &f.from).is_err() {
             continue;
         }
         match allowed(s.head, &s.head_classes, &f) {
-            Some((true, _)) => {}
-            Some((false, why)) => out.push(Broken { flow: f, after: why }),
-            None => out.push(Broken { flow: f, after: "the target is no longer in the repository".to_owned() }),
+            Ok((true, _)) => {}
+            Ok((false, why)) => out.broken.push(Broken { flow: f, after: why }),
+            Err(_) => {
+                out.broken.push(Broken { flow: f, after: "the target is no longer in the repository".to_owned() })
+            }
         }
     }
     Ok(out)
+}
+
+impl Unchecked {
+    pub fn line(&self) -> String {
+        format!("row {}: {} → {}: {}", self.row, self.from, self.to, self.reason.lines().next().unwrap_or_default())
+    }
 }
 
 impl Broken {

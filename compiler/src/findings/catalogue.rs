@@ -69,6 +69,10 @@ catalogue! {
         "A file is not a Kubernetes manifest and was not analysed.",
         "Kustomize files, Helm charts, values files and templates are inputs to a renderer, not objects the cluster sees. meshc reads rendered manifests only.",
         "Render first and pipe the result: `helm template . | meshc check -` or `kustomize build . | meshc check -`.";
+    SymlinkOutsideRoot = "symlink-outside-root", Error,
+        "A file or directory in the checked directory is a symlink to a path outside it.",
+        "meshc does not read or follow it: it runs on untrusted pull requests, and the target could be any file on the machine (a key). Argo CD refuses to render a repository with such a link; `kubectl apply -f` follows it and applies whatever it points to on the machine that runs it. The manifests behind the link are not analysed.",
+        "Replace the link by the file it points to, or check the target directory itself.";
     DuplicateResource = "duplicate-resource", Warning,
         "The same kind/namespace/name is defined twice.",
         "`kubectl apply -f DIR` applies files in lexical order and documents in file order, so the last definition silently replaces the earlier one. meshc analyses the one that would win.",

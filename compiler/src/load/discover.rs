@@ -1,5 +1,8 @@
 //! Finds the manifest files under a path, in the order `kubectl apply -f`
-//! would read them (lexical), without following a symlink loop twice.
+//! would read them (lexical), without following a symlink loop twice, and
+//! never out of the directory it was given: meshc runs on untrusted pull
+//! requests next to secrets, and a link `x.yaml -> /etc/key.pem` must not
+//! be read (its content would be quoted in findings).
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -28,8 +31,12 @@ pub struct Unreadable {
 
 #[derive(Default, Debug)]
 pub struct Discovered {
+    /// Display name, and the real path to read (inside the root).
     pub files: Vec<(String, PathBuf)>,
     pub errors: Vec<Unreadable>,
+    /// Symlinks (to files or directories) whose target is outside the root,
+    /// by the link's own name, sorted. Never read, never followed.
+    pub escaping: Vec<String>,
 }
 
 /// Lists manifest files under `root` (a file or a directory), sorted by
@@ -43,23 +50,35 @@ pub fn discover(root: &Path) -> std::io::Result<Discovered> {
         return Ok(found);
     }
     let mut seen = HashSet::new();
-    walk(root, root, &mut seen, &mut found);
+    let real_root = root.canonicalize()?;
+    walk(&Walk { root, real_root: &real_root }, root, &mut seen, &mut found);
     found.files.sort();
+    found.escaping.sort();
     Ok(found)
 }
 
-fn walk(root: &Path, dir: &Path, seen: &mut HashSet<PathBuf>, found: &mut Discovered) {
+/// The directory given, as named and as resolved.
+struct Walk<'a> {
+    root: &'a Path,
+    real_root: &'a Path,
+}
+
+fn walk(w: &Walk<'_>, dir: &Path, seen: &mut HashSet<PathBuf>, found: &mut Discovered) {
     // Canonical paths detect symlink loops and directories reached twice.
     let Ok(canonical) = dir.canonicalize() else {
         return;
     };
+    if !canonical.starts_with(w.real_root) {
+        found.escaping.push(relative(w.root, dir));
+        return;
+    }
     if !seen.insert(canonical) {
         return;
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            found.errors.push(Unreadable { name: relative(root, dir), reason: e.to_string() });
+            found.errors.push(Unreadable { name: relative(w.root, dir), reason: e.to_string() });
             return;
         }
     };
@@ -71,11 +90,34 @@ fn walk(root: &Path, dir: &Path, seen: &mut HashSet<PathBuf>, found: &mut Discov
         }; // dangling symlink
         if meta.is_dir() {
             if !file_name.starts_with('.') {
-                walk(root, &path, seen, found);
+                walk(w, &path, seen, found);
             }
         } else if meta.is_file() && is_manifest_name(&file_name) {
-            found.files.push((relative(root, &path), path));
+            add_file(w, entry, path, found);
         }
+    }
+}
+
+/// A file in a directory already inside the root is inside it, unless it
+/// is a symlink: then its target decides, and it is read by that target.
+fn add_file(w: &Walk<'_>, entry: std::fs::DirEntry, path: PathBuf, found: &mut Discovered) {
+    let name = relative(w.root, &path);
+    if !entry.file_type().is_ok_and(|t| t.is_symlink()) {
+        found.files.push((name, path));
+        return;
+    }
+    match path.canonicalize() {
+        Ok(real) if real.starts_with(w.real_root) => found.files.push((name, real)),
+        Ok(_) => found.escaping.push(name),
+        Err(e) => found.errors.push(Unreadable { name, reason: e.to_string() }),
+    }
+}
+
+/// Whether `path` (a file under the directory `root`) resolves inside `root`.
+pub fn resolves_inside(root: &Path, path: &Path) -> bool {
+    match (root.canonicalize(), path.canonicalize()) {
+        (Ok(root), Ok(real)) => real.starts_with(root),
+        _ => false,
     }
 }
 
@@ -127,6 +169,27 @@ mod tests {
         let found = discover(root).unwrap();
         let names: Vec<_> = found.files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["a.YML", "b/z.yaml"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_out_of_the_root_are_listed_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("key.yaml"), "secret").unwrap();
+        std::fs::write(root.join("sub/a.yaml"), "").unwrap();
+        std::os::unix::fs::symlink(outside.join("key.yaml"), root.join("key.yaml")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("sub/out")).unwrap();
+        std::os::unix::fs::symlink("sub/a.yaml", root.join("inside.yaml")).unwrap();
+        std::os::unix::fs::symlink("../..", root.join("sub/up")).unwrap();
+        let found = discover(&root).unwrap();
+        let names: Vec<_> = found.files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["inside.yaml", "sub/a.yaml"], "a link inside the root is followed");
+        assert_eq!(found.escaping, ["key.yaml", "sub/out", "sub/up"]);
+        assert!(!resolves_inside(&root, &root.join("key.yaml")));
+        assert!(resolves_inside(&root, &root.join("inside.yaml")));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! no gain, and every machine that runs a PR pipeline has git. libgit2 is
 //! excluded outright (a system library).
 
-use super::discover::{is_manifest_name, text_from_bytes};
+use super::discover::{MAX_FILE_BYTES, is_manifest_name, text_from_bytes};
 use super::{FileText, InputError, SETTINGS_FILE};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -113,6 +113,26 @@ fn list_revision(dir: &Path, rev: &str) -> Result<Listing, InputError> {
     Ok(Listing { wanted, settings_oid })
 }
 
+/// One blob's content after its header (and the newline that ends it): its
+/// text, or why not. The size is checked before anything is allocated, so a
+/// multi-gigabyte blob in a hostile history is skipped, not read.
+fn read_blob(out: &mut impl BufRead, size: u64) -> Result<Result<String, String>, InputError> {
+    let io = |e: std::io::Error| InputError(format!("git cat-file: {e}"));
+    if size > MAX_FILE_BYTES {
+        let with_newline = size.saturating_add(1);
+        let skipped = std::io::copy(&mut out.by_ref().take(with_newline), &mut std::io::sink()).map_err(io)?;
+        if skipped != with_newline {
+            return Err(InputError("git cat-file: output ended inside a blob".to_owned()));
+        }
+        return Ok(Err(format!("file is larger than {} MiB", MAX_FILE_BYTES / 1024 / 1024)));
+    }
+    // At most MAX_FILE_BYTES + 1 here.
+    let mut bytes = vec![0; usize::try_from(size + 1).map_err(|_| InputError("blob too large".to_owned()))?];
+    out.read_exact(&mut bytes).map_err(io)?;
+    bytes.pop(); // the newline after each object
+    Ok(text_from_bytes(bytes))
+}
+
 /// Every blob's text, in the order asked, through one `git cat-file --batch`.
 fn cat_blobs(dir: &Path, oids: &[&str]) -> Result<Vec<Result<String, String>>, InputError> {
     let mut child = Command::new("git")
@@ -135,18 +155,11 @@ fn cat_blobs(dir: &Path, oids: &[&str]) -> Result<Vec<Result<String, String>>, I
     for oid in oids {
         header.clear();
         out.read_line(&mut header).map_err(|e| InputError(format!("git cat-file: {e}")))?;
-        let size: usize = match header.split(' ').collect::<Vec<_>>().as_slice() {
+        let size: u64 = match header.split(' ').collect::<Vec<_>>().as_slice() {
             [_, "blob", size] => size.trim().parse().map_err(|_| InputError(format!("git cat-file: `{header}`")))?,
             _ => return Err(InputError(format!("git cat-file: no blob {oid}"))),
         };
-        let mut bytes = vec![0; size + 1];
-        out.read_exact(&mut bytes).map_err(|e| InputError(format!("git cat-file: {e}")))?;
-        bytes.pop(); // the newline after each object
-        blobs.push(if size as u64 > super::discover::MAX_FILE_BYTES {
-            Err("file is larger than the size limit".to_owned())
-        } else {
-            text_from_bytes(bytes)
-        });
+        blobs.push(read_blob(&mut out, size)?);
     }
     let _ = writer.join();
     let _ = child.wait();

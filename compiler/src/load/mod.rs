@@ -99,12 +99,14 @@ pub fn load(input: &Input) -> Result<Loaded, InputError> {
 /// what the first one parsed.
 pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, InputError> {
     let mut loaded = Loaded::default();
+    let mut escaping = Vec::new();
     let texts: Vec<FileText> = match input {
         Input::Text { name, text } => vec![(name.clone(), Ok(text.clone()))],
         Input::Path(root) => {
-            let (texts, tests) = read_tree(root)?;
-            loaded.test_files = tests;
-            texts
+            let tree = read_tree(root)?;
+            loaded.test_files = tree.tests;
+            escaping = tree.escaping;
+            tree.texts
         }
         Input::Files { files, .. } => files.clone(),
     };
@@ -122,6 +124,9 @@ pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, 
                 (Ok(text), None) => objects::objects_of(source, &name, text),
                 (Err(reason), _) => (Vec::new(), vec![unreadable(source, &name, reason)]),
             };
+            // Only a manifest is quoted in findings: a file that holds no
+            // object (a key, a values file) keeps its name, not its text.
+            let text = text.ok().filter(|t| !objects.is_empty() || objects::looks_like_manifest(t));
             (Source { name, text: text.unwrap_or_default() }, objects, findings)
         })
         .collect();
@@ -129,6 +134,14 @@ pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, 
         loaded.sources.push(source);
         loaded.objects.extend(objects);
         loaded.findings.extend(findings);
+    }
+    for name in escaping {
+        let span = Span::file(loaded.sources.len() as u32);
+        let msg = format!("{name} is a symlink to a path outside the checked directory; meshc does not read it");
+        loaded.findings.push(Finding::new(Code::SymlinkOutsideRoot, span, msg).hint(
+            "Argo CD refuses a repository with such a link and `kubectl apply -f` applies whatever it points to on the machine that runs it; copy what it points to into the repository instead",
+        ));
+        loaded.sources.push(Source { name, text: String::new() });
     }
     Ok(loaded)
 }
@@ -144,8 +157,17 @@ pub type FileText = (String, Result<String, String>);
 /// A file found on disk: its display name and its path.
 pub type FoundFile = (String, PathBuf);
 
-/// The manifests' texts, and the MeshTest files found beside them.
-fn read_tree(root: &Path) -> Result<(Vec<FileText>, Vec<FoundFile>), InputError> {
+/// What is read from a directory.
+struct Tree {
+    /// The manifests' texts.
+    texts: Vec<FileText>,
+    /// The MeshTest files found beside them.
+    tests: Vec<FoundFile>,
+    /// Links out of the directory, by name: reported, never read.
+    escaping: Vec<String>,
+}
+
+fn read_tree(root: &Path) -> Result<Tree, InputError> {
     let found = discover::discover(root).map_err(|e| InputError(format!("cannot read {}: {e}", root.display())))?;
     let is_dir = root.is_dir();
     let (tests, files): (Vec<_>, Vec<_>) = found
@@ -155,5 +177,5 @@ fn read_tree(root: &Path) -> Result<(Vec<FileText>, Vec<FoundFile>), InputError>
         .partition(|(name, _)| is_dir && name.ends_with(crate::meshtest::SUFFIX));
     let mut texts: Vec<_> = files.into_par_iter().map(|(name, path)| (name, discover::read_text(&path))).collect();
     texts.extend(found.errors.into_iter().map(|e| (e.name, Err(e.reason))));
-    Ok((texts, tests))
+    Ok(Tree { texts, tests, escaping: found.escaping })
 }

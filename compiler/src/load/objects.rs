@@ -83,6 +83,16 @@ pub fn objects_of(source: u32, name: &str, text: &str) -> (Vec<RawObject>, Vec<F
     (objects, findings)
 }
 
+/// Whether a text that yielded no object still looks like a manifest (a
+/// broken one, whose parse error is worth quoting): a line that sets
+/// `apiVersion` or `kind`, in YAML or JSON.
+pub fn looks_like_manifest(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim_start().trim_start_matches("- ").trim_start_matches(['{', ' ']);
+        ["apiVersion:", "kind:", "\"apiVersion\"", "\"kind\""].iter().any(|k| line.starts_with(k))
+    })
+}
+
 /// Helm's own template vocabulary; a bare `{{ $value }}` is left alone, since
 /// rendered manifests carry those (Prometheus rules, Grafana dashboards).
 fn looks_like_helm_template(text: &str) -> bool {

@@ -11,7 +11,7 @@
 //! are expanded within a budget so an alias bomb is an error, not a hang.
 
 use granit_parser::{Event, Parser, ScalarStyle, ScanError, Span as GSpan};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
@@ -75,13 +75,23 @@ impl Node {
 /// Parses every document in `text`. An empty document (`---` alone) yields
 /// a `Null` node, which the caller skips.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseFailure> {
-    let mut builder =
-        Builder { docs: Vec::new(), stack: Vec::new(), anchors: HashMap::new(), budget: MAX_NODES, doc_start: 0 };
+    build(text).map(|b| b.docs)
+}
+
+fn build(text: &str) -> Result<Builder, ParseFailure> {
+    let mut builder = Builder {
+        docs: Vec::new(),
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        budget: MAX_NODES,
+        doc_start: 0,
+        key_probes: 0,
+    };
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| scan_failure(&e))?;
         builder.event(event, span)?;
     }
-    Ok(builder.docs)
+    Ok(builder)
 }
 
 /// Nodes one text may expand to (aliases included); past it, an alias bomb.
@@ -90,8 +100,8 @@ const MAX_NODES: usize = 5_000_000;
 /// A collection being built, with its position and anchor.
 enum Open {
     Seq(Node, usize),
-    /// Entries so far, and a key waiting for its value.
-    Map(Node, usize, Vec<(Key, Node)>, Option<Node>),
+    /// Entries so far, their key names, and a key waiting for its value.
+    Map(Node, usize, Vec<(Key, Node)>, KeyNames, Option<Node>),
 }
 
 struct Builder {
@@ -102,6 +112,9 @@ struct Builder {
     budget: usize,
     /// How many documents were complete when the current one started.
     doc_start: usize,
+    /// Key comparisons and lookups made by the duplicate and merge checks,
+    /// which tests hold linear in the number of keys.
+    key_probes: u64,
 }
 
 impl Builder {
@@ -146,7 +159,7 @@ impl Builder {
             }
             Event::MappingStart(_, anchor, _) => {
                 let node = Node { line: at.0, column: at.1, offset: at.2, value: Value::Null };
-                self.stack.push(Open::Map(node, anchor, Vec::new(), None));
+                self.stack.push(Open::Map(node, anchor, Vec::new(), KeyNames::default(), None));
             }
             Event::SequenceEnd => {
                 if let Some(Open::Seq(node, anchor)) = self.stack.pop() {
@@ -154,8 +167,8 @@ impl Builder {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Open::Map(mut node, anchor, entries, _)) = self.stack.pop() {
-                    node.value = Value::Map(merge_keys(entries, at)?);
+                if let Some(Open::Map(mut node, anchor, entries, _, _)) = self.stack.pop() {
+                    node.value = Value::Map(merge_keys(entries, at, &mut self.key_probes)?);
                     self.finish(node, anchor)?;
                 }
             }
@@ -180,11 +193,11 @@ impl Builder {
                     items.push(node);
                 }
             }
-            Some(Open::Map(_, _, entries, pending)) => match pending.take() {
+            Some(Open::Map(_, _, entries, keys, pending)) => match pending.take() {
                 None => *pending = Some(node),
                 Some(key) => {
                     let key = key_of(key);
-                    if entries.iter().any(|(k, _)| k.name == key.name) {
+                    if !keys.insert(&key.name, entries, &mut self.key_probes) {
                         let msg = format!("duplicate key `{}`; kubectl rejects the object", key.name);
                         return Err(failure_at((key.line, key.column, key.offset), &msg));
                     }
@@ -204,12 +217,49 @@ fn count(node: &Node) -> usize {
     }
 }
 
+/// The key names of a mapping being built. Small mappings (nearly all of
+/// them) are scanned, which costs no allocation; past [`SCAN_LIMIT`] keys the
+/// names go into a hash set, so a mapping of n keys costs O(n) probes, not
+/// O(n²) (a hostile 200,000-key ConfigMap took a minute).
+#[derive(Default)]
+struct KeyNames(Option<HashSet<String>>);
+
+const SCAN_LIMIT: usize = 16;
+
+impl KeyNames {
+    /// Adds `name` unless `entries` (the mapping's keys so far) has it;
+    /// false when it is a duplicate.
+    fn insert(&mut self, name: &str, entries: &[(Key, Node)], probes: &mut u64) -> bool {
+        if let Some(set) = &mut self.0 {
+            *probes += 1;
+            return set.insert(name.to_owned());
+        }
+        *probes += entries.len() as u64;
+        if entries.iter().any(|(k, _)| k.name == name) {
+            return false;
+        }
+        if entries.len() >= SCAN_LIMIT {
+            let mut set: HashSet<String> = entries.iter().map(|(k, _)| k.name.clone()).collect();
+            *probes += set.len() as u64;
+            set.insert(name.to_owned());
+            self.0 = Some(set);
+        }
+        true
+    }
+}
+
 /// Applies `<<` merge keys: explicit keys win, then earlier merged maps.
-fn merge_keys(entries: Vec<(Key, Node)>, at: (u32, u32, u32)) -> Result<Vec<(Key, Node)>, ParseFailure> {
+fn merge_keys(
+    entries: Vec<(Key, Node)>,
+    at: (u32, u32, u32),
+    probes: &mut u64,
+) -> Result<Vec<(Key, Node)>, ParseFailure> {
     if !entries.iter().any(|(k, _)| k.name == "<<") {
         return Ok(entries);
     }
     let (merges, mut out): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(k, _)| k.name == "<<");
+    let mut names: HashSet<String> = out.iter().map(|(k, _)| k.name.clone()).collect();
+    *probes += names.len() as u64;
     for (_, source) in merges {
         let maps = match source.value {
             Value::Map(m) => vec![m],
@@ -218,11 +268,10 @@ fn merge_keys(entries: Vec<(Key, Node)>, at: (u32, u32, u32)) -> Result<Vec<(Key
             }
             _ => return Err(failure_at(at, "merge key `<<` needs a mapping or a list of mappings")),
         };
-        for map in maps {
-            for (k, v) in map {
-                if !out.iter().any(|(e, _)| e.name == k.name) {
-                    out.push((k, v));
-                }
+        for (k, v) in maps.into_iter().flatten() {
+            *probes += 1;
+            if names.insert(k.name.clone()) {
+                out.push((k, v));
             }
         }
     }
@@ -413,6 +462,28 @@ mod tests {
             bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
         }
         assert!(parse_documents(&bomb).unwrap_err().message.contains("too many nodes"));
+    }
+
+    /// A mapping of n keys, and a mapping that merges it: the duplicate and
+    /// merge checks must cost O(n) probes, not O(n²).
+    #[test]
+    fn key_checks_are_linear_in_the_number_of_keys() {
+        let probes = |n: usize| {
+            let mut text = String::from("data: &base\n");
+            for i in 0..n {
+                text.push_str(&format!("  k{i}: v\n"));
+            }
+            text.push_str("merged:\n  <<: *base\n  extra: 1\n");
+            let built = build(&text).unwrap();
+            assert_eq!(
+                built.docs[0].get("merged").and_then(|m| m.get(&format!("k{}", n - 1))).and_then(Node::as_str),
+                Some("v")
+            );
+            built.key_probes
+        };
+        let (small, big) = (probes(2_000), probes(20_000));
+        assert!(big <= 11 * small, "10x the keys cost {}x the probes ({small} → {big})", big / small.max(1));
+        assert!(big <= 40 * 20_000, "{big} probes for 20,000 keys");
     }
 
     #[test]

@@ -17,8 +17,9 @@ fn kind_of(word: &str) -> Option<&'static str> {
     })
 }
 
-/// The index of the workload `reference` names, or a message saying why none.
-pub fn find(r: &Resolved, reference: &str) -> Result<usize, String> {
+/// The indexes of the workloads `reference` names (none, one, or several
+/// when the kind is left out), or why it is not a workload reference.
+pub fn matching(r: &Resolved, reference: &str) -> Result<Vec<usize>, String> {
     let parts: Vec<&str> = reference.split('/').collect();
     let (kind, ns, name) = match parts.as_slice() {
         [kind, ns, name] => {
@@ -29,17 +30,27 @@ pub fn find(r: &Resolved, reference: &str) -> Result<usize, String> {
         [ns, name] => (None, *ns, *name),
         _ => return Err(format!("`{reference}`: expected KIND/NAMESPACE/NAME or NAMESPACE/NAME")),
     };
-    let matches: Vec<usize> = (0..r.workloads.len())
+    Ok((0..r.workloads.len())
         .filter(|&i| {
             let w = &r.workloads[i];
             w.namespace == ns && w.name == name && kind.is_none_or(|k| w.kind == k)
         })
-        .collect();
+        .collect())
+}
+
+/// The index of the workload `reference` names, or a message saying why none.
+pub fn find(r: &Resolved, reference: &str) -> Result<usize, String> {
+    let matches = matching(r, reference)?;
     match matches.as_slice() {
         [one] => Ok(*one),
-        [] => Err(format!("no workload `{reference}` in the repository{}", nearby(r, ns))),
+        [] => {
+            let ns = reference.rsplit('/').nth(1).unwrap_or_default();
+            Err(format!("no workload `{reference}` in the repository{}", nearby(r, ns)))
+        }
         many => {
-            let kinds: Vec<String> = many.iter().map(|&i| format!("{}/{}/{}", r.workloads[i].kind, ns, name)).collect();
+            let w = &r.workloads[many[0]];
+            let kinds: Vec<String> =
+                many.iter().map(|&i| format!("{}/{}/{}", r.workloads[i].kind, w.namespace, w.name)).collect();
             Err(format!("`{reference}` is ambiguous: {}", kinds.join(", ")))
         }
     }

@@ -7,7 +7,7 @@ use super::durations::parse_go;
 use super::routes::{ServiceIndex, is_non_idempotent};
 use crate::findings::{Code, Finding};
 use crate::model::Resource;
-use crate::model::profile::{ProfileRoute as SpecRoute, RequestMatch, ServiceProfileSpec};
+use crate::model::profile::{ProfileRoute as SpecRoute, RequestMatch, ResponseClass as SpecClass, ServiceProfileSpec};
 use mesh_proxy_api::outbound::{
     DstOverride, Profile, ProfileRoute, RequestCondition, ResponseClass, ResponseCondition, RetryBudget, StatusRange,
 };
@@ -99,7 +99,10 @@ impl Ctx<'_> {
             }
         });
         let is_retryable = route.is_retryable.unwrap_or(false);
-        if is_retryable && !is_grpc_call(&condition) && let Some(m) = methods(&condition).into_iter().find(|m| is_non_idempotent(m)) {
+        if is_retryable
+            && !is_grpc_call(&condition)
+            && let Some(m) = methods(&condition).into_iter().find(|m| is_non_idempotent(m))
+        {
             let msg = format!(
                 "{} route {} is retryable and matches {m} requests: a {m} that reached the server and failed may be applied twice",
                 self.r.id, route.name
@@ -109,12 +112,27 @@ impl Ctx<'_> {
         let response_classes = route
             .response_classes
             .iter()
-            .filter_map(|c| {
-                let condition = response_condition(&c.condition).ok()?;
-                Some(ResponseClass { condition, is_failure: c.is_failure.unwrap_or(false) })
-            })
+            .enumerate()
+            .filter_map(|(c, class)| self.response_class(&ks, &route.name, c, class))
             .collect();
         Some(ProfileRoute { name: route.name.clone(), condition, response_classes, is_retryable, timeout_ms })
+    }
+
+    /// A response class, or `None` with a finding: Linkerd's ServiceProfile
+    /// validation (`linkerd profile`, the webhook) rejects an invalid condition.
+    fn response_class(&mut self, ks: &str, route: &str, c: usize, class: &SpecClass) -> Option<ResponseClass> {
+        match response_condition(&class.condition) {
+            Ok(condition) => Some(ResponseClass { condition, is_failure: class.is_failure.unwrap_or(false) }),
+            Err(why) => {
+                let msg = format!(
+                    "{} route {route} responseClasses[{c}]: {why}; Linkerd rejects the ServiceProfile, and meshc leaves the class out, so these responses are not classified",
+                    self.r.id
+                );
+                let cs = c.to_string();
+                self.report(Code::SchemaViolation, &["spec", "routes", ks, "responseClasses", &cs, "condition"], msg);
+                None
+            }
+        }
     }
 
     fn budget(&mut self, spec: &ServiceProfileSpec) -> RetryBudget {
@@ -232,17 +250,15 @@ fn methods(c: &RequestCondition) -> Vec<&str> {
     }
 }
 
-fn response_condition(v: &Value) -> Result<ResponseCondition, ()> {
-    let obj = v.as_object().ok_or(())?;
+/// A ResponseMatch, validated as Linkerd validates it: at least one field,
+/// status bounds within 100..=599 and min <= max.
+fn response_condition(v: &Value) -> Result<ResponseCondition, String> {
+    let obj = v.as_object().ok_or("the condition is not a mapping")?;
     let mut all = Vec::new();
     if let Some(s) = obj.get("status") {
-        let bound = |k: &str, d: u16| s.get(k).and_then(Value::as_u64).map_or(Some(d), |n| u16::try_from(n).ok());
-        all.push(ResponseCondition::Status(StatusRange {
-            min: bound("min", 100).ok_or(())?,
-            max: bound("max", 599).ok_or(())?,
-        }));
+        all.push(ResponseCondition::Status(status_range(s)?));
     }
-    let list = |k: &str| -> Result<Vec<ResponseCondition>, ()> {
+    let list = |k: &str| -> Result<Vec<ResponseCondition>, String> {
         obj.get(k).and_then(Value::as_array).map_or(Ok(vec![]), |a| a.iter().map(response_condition).collect())
     };
     let (a, any) = (list("all")?, list("any")?);
@@ -256,7 +272,7 @@ fn response_condition(v: &Value) -> Result<ResponseCondition, ()> {
         all.push(ResponseCondition::Not(Box::new(response_condition(n)?)));
     }
     match all.len() {
-        0 => Err(()),
+        0 => Err("a response match must set one of status, all, any, not".to_owned()),
         1 => Ok(all.remove(0)),
         _ => Ok(ResponseCondition::All(all)),
     }
@@ -274,5 +290,53 @@ mod grpc_path_tests {
         for rest in ["/books", "/books/list", "/books/[^/]*", "/api/v1/Orders", "/emojivoto.v1.EmojiService/", "/a/B"] {
             assert!(!grpc_method_path(rest), "{rest}");
         }
+    }
+}
+
+/// Linkerd's validation lets 0 through as "not set" and checks the order
+/// only of two set bounds; 0 is kept as written, as Linkerd sends it on.
+fn status_range(s: &Value) -> Result<StatusRange, String> {
+    let bound = |k: &str, absent: u16| match s.get(k).and_then(Value::as_u64) {
+        None => Ok(absent),
+        Some(n @ (0 | 100..=599)) => Ok(n as u16),
+        Some(n) => Err(format!("status {k} {n} is not between 100 and 599")),
+    };
+    let (min, max) = (bound("min", 100)?, bound("max", 599)?);
+    if min != 0 && max != 0 && max < min {
+        return Err(format!("status max {max} is smaller than min {min}"));
+    }
+    Ok(StatusRange { min, max })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::findings::Code;
+    use crate::load::Input;
+    use crate::pipeline::{Options, check};
+
+    const SERVICE: &str =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec:\n  ports: [{port: 80}]\n";
+
+    fn profile_with_classes(classes: &str) -> String {
+        format!(
+            "{SERVICE}---\napiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nmetadata: {{name: api.shop.svc.cluster.local, namespace: shop}}\nspec:\n  routes:\n  - name: get\n    condition: {{method: GET}}\n    responseClasses:\n{classes}"
+        )
+    }
+
+    /// (line of the class's condition, code) for each finding about the profile.
+    fn findings(classes: &str) -> Vec<(u32, Code)> {
+        let input = Input::Text { name: "p.yaml".into(), text: profile_with_classes(classes) };
+        let outcome = check(&input, &Options::default()).unwrap();
+        outcome.findings.iter().filter(|f| f.span.line > 5).map(|f| (f.span.line, f.code)).collect()
+    }
+
+    #[test]
+    fn invalid_response_class_conditions_are_findings() {
+        // Line 15 is the first class's condition: 11 profile lines after the 5 Service lines, minus the `---`.
+        assert_eq!(findings("    - condition: {status: {min: 500, max: 599}}\n      isFailure: true\n"), []);
+        assert_eq!(findings("    - condition: {}\n      isFailure: true\n"), [(15, Code::SchemaViolation)]);
+        assert_eq!(findings("    - condition: {status: {min: 600}}\n"), [(15, Code::SchemaViolation)]);
+        assert_eq!(findings("    - condition: {status: {min: 503, max: 500}}\n"), [(15, Code::SchemaViolation)]);
+        assert_eq!(findings("    - condition: {not: {any: [{}]}}\n"), [(15, Code::SchemaViolation)]);
     }
 }
