@@ -4,8 +4,10 @@
 
 use crate::api::{self, Api};
 use crate::ca::Ca;
+use crate::cert_limits::CertLimits;
 use crate::hub::{ConfigHub, EndpointsHub};
 use crate::metrics::Metrics;
+use crate::quota::WatchQuota;
 use crate::serve::{self, Readiness};
 use crate::settings::Settings;
 use crate::tokens::TokenReviewer;
@@ -110,11 +112,12 @@ pub async fn serve(
         tokens: parts.tokens,
         metrics: parts.metrics.clone(),
         cert_lifetime: s.cert_lifetime,
-        watches: Arc::new(tokio::sync::Semaphore::new(s.max_watches)),
+        watches: WatchQuota::new(s.limits.max_watches, s.limits.max_watches_per_identity),
+        cert_limits: CertLimits::new(&s.limits),
         shutdown: shutdown.clone(),
     });
     tracing::info!(api = %api_addr, admin = %admin_addr, identity = %identity.name(), source = %parts.source, "mesh-runtime serving");
-    tasks.push(tokio::spawn(serve::api(api_listener, api, identity, shutdown.clone())));
+    tasks.push(tokio::spawn(serve::api(api_listener, api, identity, s.limits.max_connections, shutdown.clone())));
     tasks.push(tokio::spawn(serve::admin(admin_listener, parts.metrics.clone(), parts.readiness, shutdown.clone())));
     tasks.push(tokio::spawn(watch_issuer(parts.ca, parts.metrics, shutdown.clone())));
     Ok(Running { api_addr, admin_addr, shutdown, tasks, own_dir })

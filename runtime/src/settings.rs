@@ -52,12 +52,62 @@ pub struct Settings {
     /// Lifetime of issued workload certificates, e.g. 24h, 90m, 7d.
     #[arg(long, default_value = "24h", value_parser = parse_lifetime)]
     pub cert_lifetime: Duration,
-    /// Long polls held open at most; more get 503 and retry.
-    #[arg(long, default_value_t = 10_000)]
-    pub max_watches: usize,
+    #[command(flatten)]
+    pub limits: Limits,
     /// `text` or `json`.
     #[arg(long, default_value = "text")]
     pub log_format: String,
+}
+
+/// What one client, or all of them, may hold or ask for (runtime/API.md
+/// names the answers past each limit).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Limits {
+    /// API connections held at once; more are closed as soon as accepted.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Long polls (config and endpoints) held open at once; more get 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_watches: usize,
+    /// Long polls one identity holds open at once; more get 429. An
+    /// identity is shared by a workload's replicas: allow for replicas ×
+    /// the Service ports each one watches.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_watches_per_identity: usize,
+    /// Certificate requests per second, all clients together (each costs a
+    /// TokenReview in Kubernetes mode); more get 429.
+    #[arg(long, default_value_t = 200.0, value_parser = parse_rate)]
+    pub cert_rate: f64,
+    /// Certificate requests allowed at once above --cert-rate.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cert_burst: u32,
+    /// Certificate requests per second for one identity; more get 429.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_rate)]
+    pub cert_rate_per_identity: f64,
+    /// Certificate requests one identity may make at once above
+    /// --cert-rate-per-identity (a rollout's replicas start together).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cert_burst_per_identity: u32,
+}
+
+/// Every limit at its command-line default.
+impl Default for Limits {
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            limits: Limits,
+        }
+        <Only as clap::Parser>::parse_from(["mesh-runtime"]).limits
+    }
+}
+
+/// A rate per second: finite and above zero.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a rate per second above zero")),
+    }
 }
 
 /// Kubernetes mode: everything comes from the API server the environment
