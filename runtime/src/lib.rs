@@ -22,6 +22,7 @@ pub mod run;
 pub mod serve;
 pub mod settings;
 pub mod store;
+pub mod supervise;
 pub mod tokens;
 
 pub use run::{Running, start};

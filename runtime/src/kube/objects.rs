@@ -154,7 +154,7 @@ impl ObjectWatch {
             }
             let update = std::mem::take(&mut state.update);
             if update.bundle.is_some() || !update.configs.is_empty() || !update.removed.is_empty() {
-                self.hub.apply(|s| s.update(update));
+                self.hub.update(move |s| s.update(update)).await;
             }
             if let Some(listed) = state.relisted.take() {
                 self.board.replace(matches!(self.kind, Kind::Bundle), listed);

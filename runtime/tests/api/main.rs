@@ -7,4 +7,5 @@ mod config;
 mod endpoints;
 mod kube;
 mod limits;
+mod supervise;
 mod support;
