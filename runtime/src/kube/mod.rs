@@ -151,7 +151,10 @@ fn spawn_issuer(s: &Settings, client: &kube::Client, tasks: &mut Tasks) -> watch
     }));
     let (ns, stop) = (k.namespace.clone(), tasks.shutdown().clone());
     let issuer = applier.clone();
-    let set_issuer = move |e| std::future::ready(lock(&issuer).set_issuer(e));
+    let set_issuer = move |e| {
+        lock(&issuer).set_issuer(e);
+        std::future::ready(())
+    };
     let secret = trust::watch_named::<Secret, _, _>(
         client.clone(),
         ns.clone(),
@@ -160,7 +163,10 @@ fn spawn_issuer(s: &Settings, client: &kube::Client, tasks: &mut Tasks) -> watch
         set_issuer,
     );
     tasks.spawn("issuer Secret watch", secret);
-    let set_anchors = move |e| std::future::ready(lock(&applier).set_anchors(e));
+    let set_anchors = move |e| {
+        lock(&applier).set_anchors(e);
+        std::future::ready(())
+    };
     let roots = trust::watch_named::<ConfigMap, _, _>(client.clone(), ns, k.trust_roots.clone(), stop, set_anchors);
     tasks.spawn("trust roots watch", roots);
     rx
