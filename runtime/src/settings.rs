@@ -93,13 +93,14 @@ pub struct Limits {
 /// Every limit at its command-line default.
 impl Default for Limits {
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Only {
-            #[command(flatten)]
-            limits: Limits,
-        }
-        <Only as clap::Parser>::parse_from(["mesh-runtime"]).limits
+        defaults()
     }
+}
+
+/// `T` with every flag at its command-line default.
+fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let matches = T::augment_args(clap::Command::new("mesh-runtime")).get_matches_from(["mesh-runtime"]);
+    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// A rate per second: finite and above zero.
@@ -145,11 +146,33 @@ pub struct KubeSettings {
 /// Kubernetes mode off, every other value at its command-line default.
 impl Default for KubeSettings {
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Only {
-            #[command(flatten)]
-            kube: KubeSettings,
+        defaults()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_command_lines() {
+        let l = Limits::default();
+        assert_eq!((l.max_connections, l.max_watches, l.max_watches_per_identity), (20_000, 10_000, 1_000));
+        assert_eq!((l.cert_rate, l.cert_burst), (200.0, 400));
+        assert_eq!((l.cert_rate_per_identity, l.cert_burst_per_identity), (10.0, 100));
+        let k = KubeSettings::default();
+        assert!(!k.kubernetes);
+        assert_eq!(k.token_audience, "identity.l5d.io");
+    }
+
+    #[test]
+    fn rates_must_be_above_zero_and_bursts_at_least_one() {
+        use clap::Parser;
+        let base = ["mesh-runtime", "--kubernetes"];
+        for bad in [["--cert-rate", "0"], ["--cert-rate", "-1"], ["--cert-rate", "inf"], ["--cert-burst", "0"]] {
+            assert!(Settings::try_parse_from(base.iter().chain(&bad)).is_err(), "{bad:?}");
         }
-        <Only as clap::Parser>::parse_from(["mesh-runtime"]).kube
+        let s = Settings::try_parse_from(base.iter().chain(&["--cert-rate", "0.5"])).unwrap();
+        assert_eq!(s.limits.cert_rate, 0.5);
     }
 }
