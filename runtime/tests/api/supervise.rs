@@ -39,10 +39,16 @@ fn parts(files: &Files) -> Parts {
     }
 }
 
-/// `/ready`'s status, or `None` once the admin port is closed.
+/// `/ready`'s status, or `None` once the admin port is closed (which may
+/// happen at any step).
 async fn ready_status(admin: std::net::SocketAddr) -> Option<StatusCode> {
-    tokio::net::TcpStream::connect(admin).await.ok()?;
-    Some(admin_get(admin, "/ready").await.0)
+    use http_body_util::Full;
+    let tcp = tokio::net::TcpStream::connect(admin).await.ok()?;
+    let io = hyper_util::rt::TokioIo::new(tcp);
+    let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.ok()?;
+    tokio::spawn(conn);
+    let req = http::Request::get("/ready").header("host", "admin").body(Full::new(bytes::Bytes::new())).ok()?;
+    Some(send.send_request(req).await.ok()?.status())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
