@@ -2,8 +2,11 @@
 //! certificates from CSRs. Transport and TLS are in [`crate::serve`].
 
 use crate::ca::{Ca, CsrError};
+use crate::cert_limits::{CertLimits, CertRefused};
 use crate::hub::{ConfigHub, EndpointsHub};
+use crate::limits::retry_after_secs;
 use crate::metrics::Metrics;
+use crate::quota::{WatchPermit, WatchQuota, WatchRefused};
 use crate::tokens::TokenReviewer;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -13,7 +16,6 @@ use mesh_proxy::discovery::ServiceKey;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -32,8 +34,11 @@ pub struct Api {
     pub tokens: Arc<dyn TokenReviewer>,
     pub metrics: Arc<Metrics>,
     pub cert_lifetime: Duration,
-    /// One permit per long poll held open: the cap on waiting requests.
-    pub watches: Arc<Semaphore>,
+    /// One permit per long poll held open: the caps on waiting requests,
+    /// per identity and overall.
+    pub watches: Arc<WatchQuota>,
+    /// Certificate requests' rate limits.
+    pub cert_limits: CertLimits,
     /// Cancelled at shutdown: held polls answer at once.
     pub shutdown: CancellationToken,
 }
@@ -132,25 +137,37 @@ type Answer = Result<Response<Body>, Refused>;
 
 fn answer(a: Answer) -> Response<Body> {
     a.unwrap_or_else(|Refused(status, msg)| {
-        let mut r = error(status, msg);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        let r = error(status, msg);
+        if matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
+            return retry_after(r, Duration::from_secs(1));
         }
         r
     })
+}
+
+/// Adds `Retry-After` (whole seconds, at least 1).
+fn retry_after(mut r: Response<Body>, wait: Duration) -> Response<Body> {
+    r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_secs(wait)));
+    r
 }
 
 fn bad_request(e: String) -> Refused {
     Refused(StatusCode::BAD_REQUEST, e)
 }
 
-/// A permit to hold a request open, or the 503 that says to come back.
-fn hold(api: &Api) -> Result<(OwnedSemaphorePermit, mesh_proxy::metrics::Held), Refused> {
-    let permit = api
-        .watches
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| Refused(StatusCode::SERVICE_UNAVAILABLE, "too many open watches; retry".into()))?;
+/// A permit to hold `caller`'s request open, or the 429 (its own share is
+/// held) or 503 (every slot is) that says to come back.
+fn hold(api: &Api, caller: &str) -> Result<(WatchPermit, mesh_proxy::metrics::Held), Refused> {
+    let permit = api.watches.acquire(caller).map_err(|why| {
+        api.metrics.watch_refused(why.reason());
+        tracing::debug!(%caller, reason = why.reason(), "watch refused");
+        match why {
+            WatchRefused::IdentityQuota => {
+                Refused(StatusCode::TOO_MANY_REQUESTS, format!("{caller} holds too many open watches; retry"))
+            }
+            WatchRefused::Capacity => Refused(StatusCode::SERVICE_UNAVAILABLE, "too many open watches; retry".into()),
+        }
+    })?;
     Ok((permit, api.metrics.long_poll()))
 }
 
@@ -180,6 +197,7 @@ async fn config(api: &Api, peer: Option<String>, query: &str) -> Answer {
         .ok_or_else(|| bad_request("workload=<Kind>/<namespace>/<name> is required".into()))?
         .to_owned();
     let wait = q.wait().map_err(bad_request)?;
+    may_ask_for(&caller, &workload)?;
     let none = || Refused(StatusCode::NOT_FOUND, format!("no verified config for {workload}"));
     let mut rx = api.configs.watch(&workload).ok_or_else(none)?;
     let deadline = tokio::time::Instant::now() + wait;
@@ -200,12 +218,36 @@ async fn config(api: &Api, peer: Option<String>, query: &str) -> Answer {
             return Ok(r);
         }
         if held.is_none() {
-            held = Some(hold(api)?);
+            held = Some(hold(api, &caller)?);
         }
         if !wait_change(api, rx.changed(), deadline, none).await? {
             return Ok(not_modified());
         }
     }
+}
+
+/// Whether `caller` may ask for `workload`'s config at all, decided from
+/// the request alone so that the answer says nothing about which workloads
+/// exist: an identity (`<sa>.<ns>.serviceaccount.…`) names its namespace,
+/// and a ServiceAccount runs pods of its own namespace only. Within that
+/// namespace the served config's identity decides (403 or 404).
+fn may_ask_for(caller: &str, workload: &str) -> Result<(), Refused> {
+    let Some((_, namespace, _)) = workload_parts(workload) else {
+        return Err(bad_request(format!("workload `{workload}` is not <Kind>/<namespace>/<name>")));
+    };
+    if caller.split('.').nth(1) != Some(namespace) {
+        tracing::info!(%workload, %caller, "config refused: the caller is not of the workload's namespace");
+        return Err(Refused(StatusCode::FORBIDDEN, format!("{caller} is not the identity of {workload}")));
+    }
+    Ok(())
+}
+
+/// `Kind/namespace/name`, each part non-empty.
+fn workload_parts(workload: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = workload.split('/');
+    let (kind, namespace, name) = (parts.next()?, parts.next()?, parts.next()?);
+    let whole = parts.next().is_none() && !kind.is_empty() && !namespace.is_empty() && !name.is_empty();
+    whole.then_some((kind, namespace, name))
 }
 
 fn service_key(path: &str) -> Result<ServiceKey, String> {
@@ -221,7 +263,7 @@ fn service_key(path: &str) -> Result<ServiceKey, String> {
 }
 
 async fn endpoints(api: &Api, peer: Option<String>, path: &str, query: &str) -> Answer {
-    require_peer(peer)?;
+    let caller = require_peer(peer)?;
     let svc = service_key(path).map_err(bad_request)?;
     let q = Query::parse(query).map_err(bad_request)?;
     let wait = q.wait().map_err(bad_request)?;
@@ -234,7 +276,7 @@ async fn endpoints(api: &Api, peer: Option<String>, path: &str, query: &str) -> 
             return Ok(json(StatusCode::OK, answer.body));
         }
         if held.is_none() {
-            held = Some(hold(api)?);
+            held = Some(hold(api, &caller)?);
         }
         let gone = || Refused(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
         if !wait_change(api, rx.changed(), deadline, gone).await? {
@@ -266,12 +308,25 @@ async fn certificate(api: &Api, body: Incoming) -> Response<Body> {
             return refuse(StatusCode::BAD_REQUEST, "bad-request", format!("expected {{\"csr\", \"token\"}}: {e}"));
         }
     };
+    let limited = |why: CertRefused| {
+        let msg = match why {
+            CertRefused::Overall(_) => "too many certificate requests; retry later".to_owned(),
+            CertRefused::Identity(_) => "too many certificate requests for this identity; retry later".to_owned(),
+        };
+        retry_after(refuse(StatusCode::TOO_MANY_REQUESTS, why.reason(), msg), why.wait())
+    };
+    if let Err(why) = api.cert_limits.before_review(&req.token) {
+        return limited(why);
+    }
     let account = match api.tokens.review(&req.token).await {
         Ok(a) => a,
         Err(e) => return refuse(StatusCode::FORBIDDEN, e.reason(), e.to_string()),
     };
     let ca = api.ca.borrow().clone();
     let identity = ca.identity(&account.namespace, &account.name);
+    if let Err(why) = api.cert_limits.after_review(&req.token, &identity) {
+        return limited(why);
+    }
     match ca.sign_csr(&req.csr, &identity, api.cert_lifetime) {
         Ok(issued) => {
             api.metrics.certificate_issued();

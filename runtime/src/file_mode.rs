@@ -9,6 +9,7 @@ use crate::run::{self, Parts, Running};
 use crate::serve::Readiness;
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::supervise::Tasks;
 use crate::tokens::FileTokens;
 use mesh_proxy_api::envelope::{self, VerifyingKey};
 use std::path::PathBuf;
@@ -16,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 fn read_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, String> {
@@ -44,14 +44,11 @@ impl Readiness for FileReadiness {
         if !self.dir_read.load(Ordering::Relaxed) {
             return Err("the build directory has not been read yet".into());
         }
-        let keys = self.configs.trusted_keys();
-        if keys == 0 {
+        let summary = self.configs.summary();
+        if summary.trusted_keys == 0 {
             return Err("no trusted keys".into());
         }
-        Ok(self.configs.with_store(|s| {
-            let bundle = s.bundle().map_or("none".to_owned(), |b| format!("{} ({})", b.source_revision, b.digest));
-            format!("configs {}\ntrusted keys {keys}\nbundle {bundle}", s.served().len())
-        }))
+        Ok(summary.describe())
     }
 }
 
@@ -64,26 +61,25 @@ pub async fn start(s: Settings) -> Result<Running, String> {
     let ca = Arc::new(Ca::load(&ca_dir)?);
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
-    let mut tasks = Vec::new();
+    let mut tasks = Tasks::new(shutdown.clone());
     let tokens = Arc::new(FileTokens::default());
     if let Some(path) = &s.tokens {
         let mut poll = FilePoll::new(path.clone());
-        let bytes = poll.changed().ok_or_else(|| format!("{}: cannot read", path.display()))?;
+        let bytes = poll.changed().await.ok_or_else(|| format!("{}: cannot read", path.display()))?;
         tokens.replace(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         let t = tokens.clone();
-        tasks.push(poll_file(poll, s.poll_interval, shutdown.clone(), move |b| {
-            t.replace(b).map(|n| format!("{n} tokens"))
-        }));
+        let apply = move |b: &[u8]| t.replace(b).map(|n| format!("{n} tokens"));
+        tasks.spawn("tokens file poll", poll_file(poll, s.poll_interval, shutdown.clone(), apply));
     } else {
         tracing::warn!("no --tokens file: every certificate request is refused");
     }
     let endpoints = Arc::new(EndpointsHub::default());
     if let Some(path) = &s.endpoints {
         let mut poll = FilePoll::new(path.clone());
-        let bytes = poll.changed().ok_or_else(|| format!("{}: cannot read", path.display()))?;
+        let bytes = poll.changed().await.ok_or_else(|| format!("{}: cannot read", path.display()))?;
         let apply = endpoint_applier(endpoints.clone());
         apply(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        tasks.push(poll_file(poll, s.poll_interval, shutdown.clone(), apply));
+        tasks.spawn("endpoints file poll", poll_file(poll, s.poll_interval, shutdown.clone(), apply));
     }
 
     let configs = Arc::new(ConfigHub::new(Store::new(trusted), metrics.clone()));
@@ -93,14 +89,8 @@ pub async fn start(s: Settings) -> Result<Running, String> {
     if let Err(e) = scan_once(&mut scanner, &configs, &mut applied, &dir_read).await {
         tracing::warn!("cannot read the build directory yet; not ready until it can be: {e}");
     }
-    tasks.push(tokio::spawn(poll_dir(
-        scanner,
-        applied,
-        configs.clone(),
-        dir_read.clone(),
-        s.poll_interval,
-        shutdown.clone(),
-    )));
+    let poll = poll_dir(scanner, applied, configs.clone(), dir_read.clone(), s.poll_interval, shutdown.clone());
+    tasks.spawn("build directory poll", poll);
     let readiness = Arc::new(FileReadiness { dir_read, configs: configs.clone() });
     // File mode's issuer never changes: the sender is dropped at once.
     let (_, ca) = watch::channel(ca);
@@ -114,7 +104,7 @@ pub async fn start(s: Settings) -> Result<Running, String> {
         namespace: "mesh-system".into(),
         source: dir.display().to_string(),
     };
-    run::serve(&s, parts, shutdown, tasks).await
+    run::serve(&s, parts, tasks).await
 }
 
 fn endpoint_applier(hub: Arc<EndpointsHub>) -> impl Fn(&[u8]) -> Result<String, String> + Send + 'static {
@@ -127,29 +117,27 @@ fn endpoint_applier(hub: Arc<EndpointsHub>) -> impl Fn(&[u8]) -> Result<String, 
 
 /// Re-reads `poll`'s file every `interval` and applies changed content;
 /// content that does not apply is logged and the last good stays.
-fn poll_file<F>(mut poll: FilePoll, interval: Duration, shutdown: CancellationToken, apply: F) -> JoinHandle<()>
+async fn poll_file<F>(mut poll: FilePoll, interval: Duration, shutdown: CancellationToken, apply: F)
 where
     F: Fn(&[u8]) -> Result<String, String> + Send + 'static,
 {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
-            let Some(bytes) = poll.changed() else { continue };
-            match apply(&bytes) {
-                Ok(what) => tracing::info!(path = %poll.path().display(), "reloaded: {what}"),
-                Err(e) => tracing::warn!(path = %poll.path().display(), "invalid; keeping the last good content: {e}"),
-            }
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
         }
-    })
+        let Some(bytes) = poll.changed().await else { continue };
+        match apply(&bytes) {
+            Ok(what) => tracing::info!(path = %poll.path().display(), "reloaded: {what}"),
+            Err(e) => tracing::warn!(path = %poll.path().display(), "invalid; keeping the last good content: {e}"),
+        }
+    }
 }
 
 /// Applies the directory's settled content if it changed since `applied`.
 async fn scan_once(
     scanner: &mut DirScanner,
-    configs: &ConfigHub,
+    configs: &Arc<ConfigHub>,
     applied: &mut Snapshot,
     read: &AtomicBool,
 ) -> Result<(), String> {
@@ -159,7 +147,7 @@ async fn scan_once(
             tracing::warn!(dir = %scanner.dir().display(), "no bundle.yaml: nothing new is served until one verifies");
         }
         let update = applied.update_to(&snap);
-        configs.apply(|store| store.update(update));
+        configs.update(|store| store.update(update)).await;
         *applied = snap;
     }
     read.store(true, Ordering::Relaxed);

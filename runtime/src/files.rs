@@ -11,6 +11,7 @@
 //! poll of ten thousand configs costs ten thousand `stat` calls.
 
 use crate::store::{ObjectKey, Update};
+use crate::supervise::blocking;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -138,6 +139,11 @@ impl DirScanner {
 
     fn read(&self, path: &Path, seen: &mut HashMap<PathBuf, (Fingerprint, Content)>) -> Option<Content> {
         let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() {
+            // A FIFO or device would block the read (or never end).
+            tracing::warn!(path = %path.display(), "not a regular file; left out");
+            return None;
+        }
         let fp = Fingerprint::of(&meta);
         let content = match self.cache.get(path) {
             Some((old, c)) if *old == fp => c.clone(),
@@ -153,17 +159,30 @@ impl DirScanner {
         Some(content)
     }
 
+    /// [`scan`](Self::scan) on the blocking pool: ten thousand `stat`s
+    /// must not hold up an async worker thread.
+    async fn scan_off_thread(&mut self) -> Result<Snapshot, String> {
+        let mut scanner = std::mem::replace(self, DirScanner::new(self.dir.clone()));
+        let (scanner, snap) = blocking(move || {
+            let snap = scanner.scan();
+            (scanner, snap)
+        })
+        .await;
+        *self = scanner;
+        snap
+    }
+
     /// A scan that differs from `applied` only once two scans agree (or
     /// after a bounded number of tries). `None` if the directory cannot be
     /// listed.
     pub async fn settled(&mut self, applied: &Snapshot) -> Result<Snapshot, String> {
-        let mut snap = self.scan()?;
+        let mut snap = self.scan_off_thread().await?;
         for _ in 0..SETTLE_TRIES {
             if snap == *applied {
                 break;
             }
             tokio::time::sleep(SETTLE).await;
-            let again = self.scan()?;
+            let again = self.scan_off_thread().await?;
             if again == snap {
                 break;
             }
@@ -189,9 +208,11 @@ impl FilePoll {
     }
 
     /// The content if it changed since the last call; read errors are
-    /// logged once per distinct error and yield nothing.
-    pub fn changed(&mut self) -> Option<Vec<u8>> {
-        match std::fs::read(&self.path) {
+    /// logged once per distinct error and yield nothing. The file is read
+    /// on the blocking pool.
+    pub async fn changed(&mut self) -> Option<Vec<u8>> {
+        let path = self.path.clone();
+        match blocking(move || std::fs::read(path)).await {
             Ok(bytes) => {
                 let hash = content_hash(&bytes);
                 (self.last != Some(hash)).then(|| {
@@ -247,16 +268,66 @@ mod tests {
         assert_eq!(DirScanner::new(dir.path().to_path_buf()).scan().unwrap(), Snapshot::default());
     }
 
-    #[test]
-    fn a_polled_file_reports_only_changes() {
+    #[tokio::test]
+    async fn a_polled_file_reports_only_changes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.json");
         let mut p = FilePoll::new(path.clone());
-        assert_eq!(p.changed(), None);
+        assert_eq!(p.changed().await, None);
         std::fs::write(&path, "1").unwrap();
-        assert_eq!(p.changed().as_deref(), Some(&b"1"[..]));
-        assert_eq!(p.changed(), None);
+        assert_eq!(p.changed().await.as_deref(), Some(&b"1"[..]));
+        assert_eq!(p.changed().await, None);
         std::fs::write(&path, "2").unwrap();
-        assert_eq!(p.changed().as_deref(), Some(&b"2"[..]));
+        assert_eq!(p.changed().await.as_deref(), Some(&b"2"[..]));
+    }
+
+    fn mkfifo(path: &Path) {
+        let made = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+        assert!(made.success(), "mkfifo {}", path.display());
+    }
+
+    #[test]
+    fn a_fifo_in_the_build_directory_is_left_out_rather_than_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("configs/ns")).unwrap();
+        std::fs::write(dir.path().join("configs/ns/a.yaml"), "a1").unwrap();
+        mkfifo(&dir.path().join(BUNDLE_FILE));
+        let mut scanner = DirScanner::new(dir.path().to_path_buf());
+        // Reading a FIFO with no writer blocks forever: scan on a thread of
+        // its own and give it a few seconds.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(scanner.scan()));
+        let snap = rx.recv_timeout(Duration::from_secs(5)).expect("the scan returns").unwrap();
+        assert!(snap.bundle.is_none());
+        assert_eq!(snap.configs.len(), 1);
+    }
+
+    /// A read that blocks for a second (a FIFO whose writer comes late)
+    /// leaves a single-threaded runtime free to run its other tasks.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_file_read_does_not_hold_up_the_async_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        mkfifo(&path);
+        let writer_path = path.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1000));
+            std::fs::write(writer_path, "late").unwrap();
+        });
+        let ticker = tokio::spawn(async {
+            let (mut last, mut longest) = (std::time::Instant::now(), Duration::ZERO);
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                longest = longest.max(last.elapsed());
+                last = std::time::Instant::now();
+            }
+            longest
+        });
+        // Let the ticker start before the read.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut poll = FilePoll::new(path);
+        assert_eq!(poll.changed().await.as_deref(), Some(&b"late"[..]));
+        let longest = ticker.await.unwrap();
+        assert!(longest < Duration::from_millis(300), "the async thread stalled for {longest:?}");
     }
 }

@@ -18,8 +18,36 @@ use tokio::sync::watch;
 
 pub type ConfigRx = watch::Receiver<Option<Arc<Served>>>;
 
+/// What `/ready` reports of the store, kept apart from it: the store's
+/// lock is held while signatures are verified (seconds for a large build),
+/// and readiness must not wait for that.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub configs: usize,
+    pub trusted_keys: usize,
+    /// The verified bundle's source revision and digest.
+    pub bundle: Option<(String, String)>,
+}
+
+impl Summary {
+    fn of(store: &Store) -> Summary {
+        Summary {
+            configs: store.served().len(),
+            trusted_keys: store.trusted_keys(),
+            bundle: store.bundle().map(|b| (b.source_revision.clone(), b.digest.clone())),
+        }
+    }
+
+    /// `/ready`'s body.
+    pub fn describe(&self) -> String {
+        let bundle = self.bundle.as_ref().map_or("none".to_owned(), |(rev, digest)| format!("{rev} ({digest})"));
+        format!("configs {}\ntrusted keys {}\nbundle {bundle}", self.configs, self.trusted_keys)
+    }
+}
+
 pub struct ConfigHub {
     store: Mutex<Store>,
+    summary: Mutex<Summary>,
     /// The store revision last published.
     published: Mutex<Option<u64>>,
     watches: Mutex<HashMap<String, watch::Sender<Option<Arc<Served>>>>>,
@@ -35,6 +63,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ConfigHub {
     pub fn new(store: Store, metrics: Arc<Metrics>) -> ConfigHub {
         let hub = ConfigHub {
+            summary: Mutex::new(Summary::of(&store)),
             store: Mutex::new(store),
             published: Mutex::new(None),
             watches: Mutex::new(HashMap::new()),
@@ -45,7 +74,8 @@ impl ConfigHub {
     }
 
     /// Runs `f` on the store, then logs and counts every status change and
-    /// publishes the configs that changed.
+    /// publishes the configs that changed. This verifies signatures under
+    /// the store's lock: from async code, call [`update`](Self::update).
     pub fn apply(&self, f: impl FnOnce(&mut Store) -> Vec<Change>) {
         let mut store = lock(&self.store);
         let changes = f(&mut store);
@@ -53,6 +83,20 @@ impl ConfigHub {
             self.report(c, &store);
         }
         self.publish(&store);
+        *lock(&self.summary) = Summary::of(&store);
+    }
+
+    /// [`apply`](Self::apply) on the blocking pool, so that verifying a
+    /// build never holds up an async worker thread.
+    pub async fn update(self: &Arc<Self>, f: impl FnOnce(&mut Store) -> Vec<Change> + Send + 'static) {
+        let hub = self.clone();
+        crate::supervise::blocking(move || hub.apply(f)).await;
+    }
+
+    /// The store's counts as of the last update, without waiting for one
+    /// in progress.
+    pub fn summary(&self) -> Summary {
+        lock(&self.summary).clone()
     }
 
     fn report(&self, c: &Change, store: &Store) {
@@ -116,10 +160,10 @@ impl ConfigHub {
     }
 
     pub fn trusted_keys(&self) -> usize {
-        lock(&self.store).trusted_keys()
+        lock(&self.summary).trusted_keys
     }
 
-    /// Runs `f` with the store, read-only.
+    /// Runs `f` with the store, read-only; waits for an update in progress.
     pub fn with_store<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
         f(&lock(&self.store))
     }
@@ -222,5 +266,34 @@ impl EndpointsHub {
     /// `svc`'s answer in `snap`; an unknown Service port has no endpoints.
     pub fn answer(&self, snap: &EndpointsSnapshot, svc: &ServiceKey) -> EndpointsAnswer {
         snap.get(svc).cloned().unwrap_or_else(|| self.empty.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_proxy_api::envelope::SigningKey;
+    use std::time::{Duration, Instant};
+
+    /// A large build takes seconds to verify under the store's lock;
+    /// `/ready` (trusted keys, counts) must answer meanwhile.
+    #[test]
+    fn readiness_does_not_wait_for_an_update_in_progress() {
+        let key = SigningKey::from_bytes(&[1; 32]).verifying_key();
+        let hub = Arc::new(ConfigHub::new(Store::new(vec![key]), Arc::new(Metrics::new())));
+        let (started, running) = std::sync::mpsc::channel();
+        let updating = hub.clone();
+        let update = std::thread::spawn(move || {
+            updating.apply(|_| {
+                started.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(800));
+                Vec::new()
+            })
+        });
+        running.recv().unwrap();
+        let asked = Instant::now();
+        assert_eq!(hub.trusted_keys(), 1);
+        assert!(asked.elapsed() < Duration::from_millis(200), "waited {:?}", asked.elapsed());
+        update.join().unwrap();
     }
 }

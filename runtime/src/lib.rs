@@ -10,16 +10,20 @@
 
 pub mod api;
 pub mod ca;
+pub mod cert_limits;
 pub mod file_mode;
 pub mod files;
 pub mod hub;
 pub mod kube;
+pub mod limits;
 pub mod metrics;
+pub mod quota;
 pub mod run;
 pub mod serve;
 pub mod settings;
 pub mod store;
+pub mod supervise;
 pub mod tokens;
 
 pub use run::{Running, start};
-pub use settings::{KubeSettings, Settings};
+pub use settings::{KubeSettings, Limits, Settings};

@@ -21,13 +21,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Serves until a signal, or until a background task fails: then the
+/// runtime stops and the process exits non-zero, for its supervisor to
+/// start it again with fresh state.
 async fn run(settings: mesh_runtime::Settings) -> Result<(), String> {
     let running = mesh_runtime::start(settings).await?;
-    wait_for_signal().await?;
+    let failure = tokio::select! {
+        signal = wait_for_signal() => { signal?; None }
+        failure = running.failed() => Some(failure),
+    };
     tracing::info!("shutting down");
     running.shutdown.cancel();
     running.stopped().await;
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
 
 async fn wait_for_signal() -> Result<(), String> {

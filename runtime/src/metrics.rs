@@ -17,12 +17,28 @@ struct RejectLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ListenerLabel {
+    /// `api` or `admin`.
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TaskLabel {
+    /// A background task's fixed name.
+    task: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     configs_held: Gauge,
     configs_served: Counter,
     rejected: Family<RejectLabels, Counter>,
     long_polls: Gauge,
+    watches_refused: Family<ReasonLabel, Counter>,
+    connections: Family<ListenerLabel, Gauge>,
+    connections_refused: Family<ListenerLabel, Counter>,
+    task_failures: Family<TaskLabel, Counter>,
     certs_issued: Counter,
     certs_refused: Family<ReasonLabel, Counter>,
     issuer_expiry: Gauge,
@@ -42,6 +58,10 @@ impl Metrics {
             configs_served: Counter::default(),
             rejected: Family::default(),
             long_polls: Gauge::default(),
+            watches_refused: Family::default(),
+            connections: Family::default(),
+            connections_refused: Family::default(),
+            task_failures: Family::default(),
             certs_issued: Counter::default(),
             certs_refused: Family::default(),
             issuer_expiry: Gauge::default(),
@@ -55,6 +75,22 @@ impl Metrics {
             m.rejected.clone(),
         );
         r.register("mesh_runtime_long_polls_open", "Config and endpoint watches held open now", m.long_polls.clone());
+        r.register(
+            "mesh_runtime_watches_refused",
+            "Long polls refused: identity-quota (429) or capacity (503)",
+            m.watches_refused.clone(),
+        );
+        r.register("mesh_runtime_connections_open", "Connections held open now", m.connections.clone());
+        r.register(
+            "mesh_runtime_connections_refused",
+            "Connections closed at once because the listener held its maximum",
+            m.connections_refused.clone(),
+        );
+        r.register(
+            "mesh_runtime_task_failures",
+            "Background tasks that panicked or ended before shutdown (the runtime then stops)",
+            m.task_failures.clone(),
+        );
         r.register("mesh_runtime_certificates_issued", "Workload certificates signed", m.certs_issued.clone());
         r.register("mesh_runtime_certificates_refused", "Certificate requests refused", m.certs_refused.clone());
         r.register(
@@ -80,6 +116,23 @@ impl Metrics {
     /// Counts a watch as open until the guard drops.
     pub fn long_poll(&self) -> Held {
         Held::new(self.long_polls.clone())
+    }
+
+    pub fn watch_refused(&self, reason: &'static str) {
+        self.watches_refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts a connection of `listener` as open until the guard drops.
+    pub fn connection(&self, listener: &'static str) -> Held {
+        Held::new(self.connections.get_or_create(&ListenerLabel { listener }).clone())
+    }
+
+    pub fn connection_refused(&self, listener: &'static str) {
+        self.connections_refused.get_or_create(&ListenerLabel { listener }).inc();
+    }
+
+    pub fn task_failed(&self, task: &'static str) {
+        self.task_failures.get_or_create(&TaskLabel { task }).inc();
     }
 
     pub fn certificate_issued(&self) {

@@ -4,10 +4,13 @@
 
 use crate::api::{self, Api};
 use crate::ca::Ca;
+use crate::cert_limits::CertLimits;
 use crate::hub::{ConfigHub, EndpointsHub};
 use crate::metrics::Metrics;
+use crate::quota::WatchQuota;
 use crate::serve::{self, Readiness};
 use crate::settings::Settings;
+use crate::supervise::Tasks;
 use crate::tokens::TokenReviewer;
 use mesh_proxy::identity::Identity;
 use mesh_proxy::identity::pki;
@@ -17,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The issuer's expiry is warned about this long before it happens.
@@ -42,17 +44,28 @@ pub struct Running {
     pub api_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Tasks,
+    failure: watch::Receiver<Option<String>>,
     /// A self-issued identity's directory, removed at the end.
     own_dir: Option<PathBuf>,
 }
 
 impl Running {
-    /// Waits until every task has stopped (after `shutdown` is cancelled).
-    pub async fn stopped(self) {
-        for t in self.tasks {
-            let _ = t.await;
+    /// Waits until a background task fails (the runtime is then stopping)
+    /// and says which and how.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.failure.clone();
+        match rx.wait_for(Option::is_some).await {
+            Ok(f) => f.clone().unwrap_or_default(),
+            // The sender lives as long as `self`: unreachable, but not a panic.
+            Err(_) => std::future::pending().await,
         }
+    }
+
+    /// Waits until every task has stopped (after `shutdown` is cancelled,
+    /// or a task failed).
+    pub async fn stopped(self) {
+        self.tasks.join().await;
         if let Some(d) = self.own_dir {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -88,17 +101,15 @@ pub fn check_issuer(ca: &Ca, metrics: &Metrics) {
     }
 }
 
-/// Binds both listeners and serves `parts` until `shutdown`; `tasks` are
-/// the mode's own tasks, awaited at the end with the servers.
-pub async fn serve(
-    s: &Settings,
-    parts: Parts,
-    shutdown: CancellationToken,
-    mut tasks: Vec<JoinHandle<()>>,
-) -> Result<Running, String> {
+/// Binds both listeners and serves `parts` until shutdown; `tasks` holds
+/// the mode's own tasks, supervised with the servers (see
+/// [`crate::supervise`]).
+pub async fn serve(s: &Settings, parts: Parts, mut tasks: Tasks) -> Result<Running, String> {
+    let shutdown = tasks.shutdown().clone();
+    tasks.count_in(parts.metrics.clone());
     check_issuer(&parts.ca.borrow(), &parts.metrics);
-    let (identity, own_dir) = own_identity(s, &parts, &shutdown, &mut tasks)?;
-    tasks.push(identity.spawn_reloader(Duration::from_secs(1), shutdown.clone()));
+    let (identity, own_dir) = own_identity(s, &parts, &mut tasks)?;
+    tasks.adopt("identity reloader", identity.spawn_reloader(Duration::from_secs(1), shutdown.clone()));
     let api_listener = TcpListener::bind(s.listen).await.map_err(|e| format!("--listen {}: {e}", s.listen))?;
     let admin_listener = TcpListener::bind(s.admin).await.map_err(|e| format!("--admin {}: {e}", s.admin))?;
     let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;
@@ -110,14 +121,17 @@ pub async fn serve(
         tokens: parts.tokens,
         metrics: parts.metrics.clone(),
         cert_lifetime: s.cert_lifetime,
-        watches: Arc::new(tokio::sync::Semaphore::new(s.max_watches)),
+        watches: WatchQuota::new(s.limits.max_watches, s.limits.max_watches_per_identity),
+        cert_limits: CertLimits::new(&s.limits),
         shutdown: shutdown.clone(),
     });
     tracing::info!(api = %api_addr, admin = %admin_addr, identity = %identity.name(), source = %parts.source, "mesh-runtime serving");
-    tasks.push(tokio::spawn(serve::api(api_listener, api, identity, shutdown.clone())));
-    tasks.push(tokio::spawn(serve::admin(admin_listener, parts.metrics.clone(), parts.readiness, shutdown.clone())));
-    tasks.push(tokio::spawn(watch_issuer(parts.ca, parts.metrics, shutdown.clone())));
-    Ok(Running { api_addr, admin_addr, shutdown, tasks, own_dir })
+    let readiness = tasks.readiness(parts.readiness);
+    tasks.spawn("api server", serve::api(api_listener, api, identity, s.limits.max_connections, shutdown.clone()));
+    tasks.spawn("admin server", serve::admin(admin_listener, parts.metrics.clone(), readiness, shutdown.clone()));
+    tasks.spawn("issuer expiry check", watch_issuer(parts.ca, parts.metrics, shutdown.clone()));
+    let failure = tasks.failure();
+    Ok(Running { api_addr, admin_addr, shutdown, tasks, failure, own_dir })
 }
 
 /// Re-checks the issuer's expiry hourly and whenever it is replaced.
@@ -136,12 +150,7 @@ async fn watch_issuer(mut ca: watch::Receiver<Arc<Ca>>, metrics: Arc<Metrics>, s
 
 /// The runtime's serving identity: `--identity-dir`, or a certificate it
 /// issues itself into a private temporary directory and renews.
-fn own_identity(
-    s: &Settings,
-    parts: &Parts,
-    shutdown: &CancellationToken,
-    tasks: &mut Vec<JoinHandle<()>>,
-) -> Result<(Arc<Identity>, Option<PathBuf>), String> {
+fn own_identity(s: &Settings, parts: &Parts, tasks: &mut Tasks) -> Result<(Arc<Identity>, Option<PathBuf>), String> {
     if let Some(dir) = &s.identity_dir {
         return Ok((Identity::load(dir)?, None));
     }
@@ -153,7 +162,8 @@ fn own_identity(
     pki::write_identity_dir(&dir, &cert, ca.anchors_pem())?;
     let identity = Identity::load(&dir)?;
     let renew = RenewOwn { ca: parts.ca.clone(), name, dir: dir.clone(), lifetime: s.cert_lifetime };
-    tasks.push(tokio::spawn(renew.run(shutdown.clone())));
+    let shutdown = tasks.shutdown().clone();
+    tasks.spawn("own certificate renewal", renew.run(shutdown));
     Ok((identity, Some(dir)))
 }
 

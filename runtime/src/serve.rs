@@ -19,12 +19,24 @@ use tokio_util::sync::CancellationToken;
 
 /// A client that has not finished its TLS handshake or request head by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The admin port serves the kubelet's probes and a scraper or two.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
-async fn accept_loop<F, Fut>(listener: TcpListener, shutdown: CancellationToken, on_conn: F)
+/// At most `max` connections of one listener at once: one more is closed
+/// as soon as it is accepted (the client sees the connection end before
+/// the TLS handshake), which costs far less than serving it.
+pub struct ConnCap {
+    pub listener: &'static str,
+    pub max: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+async fn accept_loop<F, Fut>(listener: TcpListener, cap: ConnCap, shutdown: CancellationToken, on_conn: F)
 where
     F: Fn(tokio::net::TcpStream) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let permits = Arc::new(tokio::sync::Semaphore::new(cap.max.min(tokio::sync::Semaphore::MAX_PERMITS)));
     loop {
         let stream = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -39,15 +51,33 @@ where
                 }
             },
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            cap.metrics.connection_refused(cap.listener);
+            tracing::debug!(listener = cap.listener, "connection closed: the listener holds its maximum");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(on_conn(stream));
+        let open = cap.metrics.connection(cap.listener);
+        let conn = on_conn(stream);
+        tokio::spawn(async move {
+            conn.await;
+            drop((permit, open));
+        });
     }
 }
 
 /// Serves the API until `shutdown`.
-pub async fn api(listener: TcpListener, api: Arc<Api>, identity: Arc<Identity>, shutdown: CancellationToken) {
+pub async fn api(
+    listener: TcpListener,
+    api: Arc<Api>,
+    identity: Arc<Identity>,
+    max_connections: usize,
+    shutdown: CancellationToken,
+) {
     let stop = shutdown.clone();
-    accept_loop(listener, shutdown, move |stream| {
+    let cap = ConnCap { listener: "api", max: max_connections, metrics: api.metrics.clone() };
+    accept_loop(listener, cap, shutdown, move |stream| {
         let (api, identity, stop) = (api.clone(), identity.clone(), stop.clone());
         async move {
             // Per connection, so a renewed certificate reaches new handshakes.
@@ -94,7 +124,8 @@ pub async fn admin(
     shutdown: CancellationToken,
 ) {
     let stop = shutdown.clone();
-    accept_loop(listener, shutdown, move |stream| {
+    let cap = ConnCap { listener: "admin", max: ADMIN_MAX_CONNECTIONS, metrics: metrics.clone() };
+    accept_loop(listener, cap, shutdown, move |stream| {
         let (metrics, readiness, stop) = (metrics.clone(), readiness.clone(), stop.clone());
         async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {

@@ -52,12 +52,63 @@ pub struct Settings {
     /// Lifetime of issued workload certificates, e.g. 24h, 90m, 7d.
     #[arg(long, default_value = "24h", value_parser = parse_lifetime)]
     pub cert_lifetime: Duration,
-    /// Long polls held open at most; more get 503 and retry.
-    #[arg(long, default_value_t = 10_000)]
-    pub max_watches: usize,
+    #[command(flatten)]
+    pub limits: Limits,
     /// `text` or `json`.
     #[arg(long, default_value = "text")]
     pub log_format: String,
+}
+
+/// What one client, or all of them, may hold or ask for (runtime/API.md
+/// names the answers past each limit).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Limits {
+    /// API connections held at once; more are closed as soon as accepted.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Long polls (config and endpoints) held open at once; more get 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_watches: usize,
+    /// Long polls one identity holds open at once; more get 429. An
+    /// identity is shared by a workload's replicas: allow for replicas ×
+    /// the Service ports each one watches.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_watches_per_identity: usize,
+    /// Certificate requests per second, all clients together (each costs a
+    /// TokenReview in Kubernetes mode); more get 429.
+    #[arg(long, default_value_t = 200.0, value_parser = parse_rate)]
+    pub cert_rate: f64,
+    /// Certificate requests allowed at once above --cert-rate.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cert_burst: u32,
+    /// Certificate requests per second for one identity; more get 429.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_rate)]
+    pub cert_rate_per_identity: f64,
+    /// Certificate requests one identity may make at once above
+    /// --cert-rate-per-identity (a rollout's replicas start together).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cert_burst_per_identity: u32,
+}
+
+/// Every limit at its command-line default.
+impl Default for Limits {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+/// `T` with every flag at its command-line default.
+fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let matches = T::augment_args(clap::Command::new("mesh-runtime")).get_matches_from(["mesh-runtime"]);
+    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// A rate per second: finite and above zero.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a rate per second above zero")),
+    }
 }
 
 /// Kubernetes mode: everything comes from the API server the environment
@@ -95,11 +146,33 @@ pub struct KubeSettings {
 /// Kubernetes mode off, every other value at its command-line default.
 impl Default for KubeSettings {
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Only {
-            #[command(flatten)]
-            kube: KubeSettings,
+        defaults()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_command_lines() {
+        let l = Limits::default();
+        assert_eq!((l.max_connections, l.max_watches, l.max_watches_per_identity), (20_000, 10_000, 1_000));
+        assert_eq!((l.cert_rate, l.cert_burst), (200.0, 400));
+        assert_eq!((l.cert_rate_per_identity, l.cert_burst_per_identity), (10.0, 100));
+        let k = KubeSettings::default();
+        assert!(!k.kubernetes);
+        assert_eq!(k.token_audience, "identity.l5d.io");
+    }
+
+    #[test]
+    fn rates_must_be_above_zero_and_bursts_at_least_one() {
+        use clap::Parser;
+        let base = ["mesh-runtime", "--kubernetes"];
+        for bad in [["--cert-rate", "0"], ["--cert-rate", "-1"], ["--cert-rate", "inf"], ["--cert-burst", "0"]] {
+            assert!(Settings::try_parse_from(base.iter().chain(&bad)).is_err(), "{bad:?}");
         }
-        <Only as clap::Parser>::parse_from(["mesh-runtime"]).kube
+        let s = Settings::try_parse_from(base.iter().chain(&["--cert-rate", "0.5"])).unwrap();
+        assert_eq!(s.limits.cert_rate, 0.5);
     }
 }

@@ -38,6 +38,9 @@ impl Runtime {
         let mut cmd = Command::new(bin);
         cmd.args(mode_args)
             .args(["--listen", &api.to_string(), "--admin", &admin.to_string(), "--max-watches", "20000"])
+            // The certificate figure is the runtime's own ceiling: no rate limit.
+            .args(["--cert-rate", "1e9", "--cert-burst", "1000000000"])
+            .args(["--cert-rate-per-identity", "1e9", "--cert-burst-per-identity", "1000000000"])
             .env("MESH_RUNTIME_LOG", "warn")
             .env_remove("POD_NAMESPACE")
             .stdout(Stdio::null())

@@ -29,6 +29,7 @@ use crate::run::{self, Parts, Running};
 use crate::serve::Readiness;
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::supervise::Tasks;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DynamicObject};
 use objects::{Kind, ObjectWatch};
@@ -37,7 +38,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use trust::{IssuerApplier, KeysApplier, KeysSource};
 
@@ -74,10 +74,7 @@ impl Readiness for KubeReadiness {
         if !waiting.is_empty() {
             return Err(format!("not synced yet: {}", waiting.join(", ")));
         }
-        Ok(self.configs.with_store(|st| {
-            let bundle = st.bundle().map_or("none".to_owned(), |b| format!("{} ({})", b.source_revision, b.digest));
-            format!("configs {}\ntrusted keys {}\nbundle {bundle}", st.served().len(), st.trusted_keys())
-        }))
+        Ok(self.configs.summary().describe())
     }
 }
 
@@ -88,13 +85,13 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
     let keys_source = KeysSource::parse(&k.trusted_keys)?;
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
-    let mut tasks = Vec::new();
+    let mut tasks = Tasks::new(shutdown.clone());
     let configs = Arc::new(ConfigHub::new(Store::new(Vec::new()), metrics.clone()));
     let synced = Synced::default();
 
-    let ca = spawn_issuer(&s, &client, &shutdown, &mut tasks);
-    let ca = wait_for_issuer(ca, &s, &shutdown).await?;
-    tasks.push(spawn_keys(keys_source, &s, &client, &configs, &synced, &shutdown));
+    let ca = spawn_issuer(&s, &client, &mut tasks);
+    let ca = wait_for_issuer(ca, &s, &mut tasks).await?;
+    spawn_keys(keys_source, &s, &client, &configs, &synced, &mut tasks);
 
     let board = Arc::new(Board::default());
     let watches = [
@@ -102,36 +99,36 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
         (Kind::Bundle, Api::all_with(client.clone(), &objects::mesh_bundles()), &synced.bundle),
     ];
     for (kind, api, flag) in watches {
+        let name = match kind {
+            Kind::Config => "ProxyConfig watch",
+            Kind::Bundle => "MeshBundle watch",
+        };
         let w = ObjectWatch { kind, api, hub: configs.clone(), board: board.clone(), synced: flag.clone() };
-        tasks.push(tokio::spawn(w.run(shutdown.clone())));
+        tasks.spawn(name, w.run(shutdown.clone()));
     }
 
     let endpoints = Arc::new(EndpointsHub::default());
     let trust_domain = ca.borrow().trust_domain().to_owned();
-    tasks.push(tokio::spawn(endpoints::run(
-        client.clone(),
-        endpoints.clone(),
-        trust_domain,
-        synced.endpoints.clone(),
-        shutdown.clone(),
-    )));
+    let watch =
+        endpoints::run(client.clone(), endpoints.clone(), trust_domain, synced.endpoints.clone(), shutdown.clone());
+    tasks.spawn("endpoints watch", watch);
 
     let holder = k.pod_name.clone().unwrap_or_else(default_holder);
     let lease = lease::LeaseSettings::new(&k.namespace, &k.lease, &holder);
     let (leader, elector) = lease::spawn(client.clone(), lease, shutdown.clone());
-    tasks.push(elector);
+    tasks.adopt("lease elector", elector);
     let writer = Writer {
         bundles: Api::all_with(client.clone(), &objects::mesh_bundles()),
         client: client.clone(),
         config_resource: objects::proxy_configs(),
     };
-    tasks.push(tokio::spawn(writer.run(configs.clone(), board, leader, shutdown.clone())));
+    tasks.spawn("status writer", writer.run(configs.clone(), board, leader, shutdown.clone()));
 
     let tokens = Arc::new(token_review::KubeTokenReviewer::new(client, &k.token_audience));
     let readiness = Arc::new(KubeReadiness { synced, configs: configs.clone() });
     let source = format!("Kubernetes (namespace {}, replica {holder})", k.namespace);
     let parts = Parts { configs, endpoints, tokens, readiness, ca, metrics, namespace: k.namespace.clone(), source };
-    run::serve(&s, parts, shutdown, tasks).await
+    run::serve(&s, parts, tasks).await
 }
 
 fn default_holder() -> String {
@@ -141,12 +138,7 @@ fn default_holder() -> String {
 }
 
 /// Watches the issuer Secret and the trust roots ConfigMap.
-fn spawn_issuer(
-    s: &Settings,
-    client: &kube::Client,
-    shutdown: &CancellationToken,
-    tasks: &mut Vec<JoinHandle<()>>,
-) -> watch::Receiver<Option<Arc<Ca>>> {
+fn spawn_issuer(s: &Settings, client: &kube::Client, tasks: &mut Tasks) -> watch::Receiver<Option<Arc<Ca>>> {
     let k = &s.kube;
     let (tx, rx) = watch::channel(None);
     let applier = Arc::new(std::sync::Mutex::new(IssuerApplier {
@@ -157,18 +149,26 @@ fn spawn_issuer(
         anchors: None,
         tx,
     }));
-    let (ns, stop) = (k.namespace.clone(), shutdown.clone());
+    let (ns, stop) = (k.namespace.clone(), tasks.shutdown().clone());
     let issuer = applier.clone();
-    tasks.push(trust::spawn_named::<Secret>(
+    let set_issuer = move |e| {
+        lock(&issuer).set_issuer(e);
+        std::future::ready(())
+    };
+    let secret = trust::watch_named::<Secret, _, _>(
         client.clone(),
         ns.clone(),
         k.issuer_secret.clone(),
         stop.clone(),
-        move |e| lock(&issuer).set_issuer(e),
-    ));
-    tasks.push(trust::spawn_named::<ConfigMap>(client.clone(), ns, k.trust_roots.clone(), stop, move |e| {
-        lock(&applier).set_anchors(e)
-    }));
+        set_issuer,
+    );
+    tasks.spawn("issuer Secret watch", secret);
+    let set_anchors = move |e| {
+        lock(&applier).set_anchors(e);
+        std::future::ready(())
+    };
+    let roots = trust::watch_named::<ConfigMap, _, _>(client.clone(), ns, k.trust_roots.clone(), stop, set_anchors);
+    tasks.spawn("trust roots watch", roots);
     rx
 }
 
@@ -181,8 +181,9 @@ fn lock(a: &std::sync::Mutex<IssuerApplier>) -> std::sync::MutexGuard<'_, Issuer
 async fn wait_for_issuer(
     mut rx: watch::Receiver<Option<Arc<Ca>>>,
     s: &Settings,
-    shutdown: &CancellationToken,
+    tasks: &mut Tasks,
 ) -> Result<watch::Receiver<Arc<Ca>>, String> {
+    let shutdown = tasks.shutdown().clone();
     let first = loop {
         if let Some(ca) = rx.borrow_and_update().clone() {
             break ca;
@@ -196,11 +197,10 @@ async fn wait_for_issuer(
         }
     };
     let (tx, out) = watch::channel(first);
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
+    tasks.spawn("issuer forwarder", async move {
         loop {
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = shutdown.cancelled() => return,
                 changed = rx.changed() => if changed.is_err() { return },
             }
             if let Some(ca) = rx.borrow_and_update().clone() {
@@ -218,14 +218,19 @@ fn spawn_keys(
     client: &kube::Client,
     configs: &Arc<ConfigHub>,
     synced: &Synced,
-    shutdown: &CancellationToken,
-) -> JoinHandle<()> {
+    tasks: &mut Tasks,
+) {
     let ns = s.kube.namespace.clone();
     let what = format!("{}/{}", ns, s.kube.trusted_keys);
     let mut applier = KeysApplier::new(what, configs.clone(), synced.keys.clone());
-    let (c, stop) = (client.clone(), shutdown.clone());
+    let (c, stop) = (client.clone(), tasks.shutdown().clone());
+    let apply = move |e| applier.apply(e);
     match source {
-        KeysSource::ConfigMap(name) => trust::spawn_named::<ConfigMap>(c, ns, name, stop, move |e| applier.apply(e)),
-        KeysSource::Secret(name) => trust::spawn_named::<Secret>(c, ns, name, stop, move |e| applier.apply(e)),
+        KeysSource::ConfigMap(name) => {
+            tasks.spawn("trusted keys watch", trust::watch_named::<ConfigMap, _, _>(c, ns, name, stop, apply))
+        }
+        KeysSource::Secret(name) => {
+            tasks.spawn("trusted keys watch", trust::watch_named::<Secret, _, _>(c, ns, name, stop, apply))
+        }
     }
 }

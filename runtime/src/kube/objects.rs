@@ -120,6 +120,9 @@ struct Batch {
     relist: Option<Vec<Seen>>,
     /// Object names the store holds from this watch.
     known: BTreeSet<ObjectKey>,
+    /// A complete list is in this batch: the watch is synced once the
+    /// store has applied it.
+    listed: bool,
 }
 
 impl ObjectWatch {
@@ -154,7 +157,10 @@ impl ObjectWatch {
             }
             let update = std::mem::take(&mut state.update);
             if update.bundle.is_some() || !update.configs.is_empty() || !update.removed.is_empty() {
-                self.hub.apply(|s| s.update(update));
+                self.hub.update(move |s| s.update(update)).await;
+            }
+            if std::mem::take(&mut state.listed) {
+                self.synced.store(true, Ordering::Relaxed);
             }
             if let Some(listed) = state.relisted.take() {
                 self.board.replace(matches!(self.kind, Kind::Bundle), listed);
@@ -186,7 +192,8 @@ impl ObjectWatch {
             Event::InitDone => {
                 let list = state.relist.take().unwrap_or_default();
                 self.relisted(list, state);
-                self.synced.store(true, Ordering::Relaxed);
+                // Synced once the store holds the list, not before.
+                state.listed = true;
             }
             Event::Apply(o) => {
                 if let Some(s) = seen(self.kind, &o) {

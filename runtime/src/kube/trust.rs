@@ -23,6 +23,7 @@ use mesh_proxy_api::envelope::{self, VerifyingKey};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
@@ -88,13 +89,14 @@ pub fn keys_of(what: &str, entries: &BTreeMap<String, Vec<u8>>) -> (Vec<Verifyin
 }
 
 /// Watches one object by name in `namespace` and calls `apply` with its
-/// entries each time it changes (`None` when it is deleted or absent).
-pub async fn watch_named<K>(
+/// entries each time it changes (`None` when it is deleted or absent),
+/// awaiting each call before the next event. Ends only at `shutdown`.
+pub async fn watch_named<K, F, Fut>(
     client: kube::Client,
-    namespace: &str,
-    name: &str,
+    namespace: String,
+    name: String,
     shutdown: CancellationToken,
-    mut apply: impl FnMut(Option<BTreeMap<String, Vec<u8>>>),
+    mut apply: F,
 ) where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Entries
@@ -103,8 +105,10 @@ pub async fn watch_named<K>(
         + DeserializeOwned
         + Send
         + 'static,
+    F: FnMut(Option<BTreeMap<String, Vec<u8>>>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
 {
-    let api: Api<K> = Api::namespaced(client, namespace);
+    let api: Api<K> = Api::namespaced(client, &namespace);
     let config = Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = std::pin::pin!(watcher::watcher(api, config).default_backoff());
     let mut listed = None;
@@ -117,9 +121,9 @@ pub async fn watch_named<K>(
         match event {
             Ok(Event::Init) => listed = Some(None),
             Ok(Event::InitApply(o)) => listed = Some(Some(o.entries())),
-            Ok(Event::InitDone) => apply(listed.take().flatten()),
-            Ok(Event::Apply(o)) => apply(Some(o.entries())),
-            Ok(Event::Delete(_)) => apply(None),
+            Ok(Event::InitDone) => apply(listed.take().flatten()).await,
+            Ok(Event::Apply(o)) => apply(Some(o.entries())).await,
+            Ok(Event::Delete(_)) => apply(None).await,
             Err(e) if !failing => {
                 tracing::warn!(%namespace, %name, "watch failed; retrying with backoff: {e}");
                 failing = true;
@@ -131,24 +135,13 @@ pub async fn watch_named<K>(
     }
 }
 
-/// [`watch_named`] on a task of its own.
-pub fn spawn_named<K>(
-    client: kube::Client,
-    namespace: String,
-    name: String,
-    shutdown: CancellationToken,
-    apply: impl FnMut(Option<BTreeMap<String, Vec<u8>>>) + Send + 'static,
-) -> tokio::task::JoinHandle<()>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Entries
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + Send
-        + 'static,
-{
-    tokio::spawn(async move { watch_named::<K>(client, &namespace, &name, shutdown, apply).await })
+/// What a new version of the keys' object changes.
+enum KeysChange {
+    /// Nothing usable: the last good keys stay.
+    None,
+    /// The keys in force already.
+    Same,
+    New(Vec<VerifyingKey>),
 }
 
 /// Applies trusted keys from the watched object to the store.
@@ -164,24 +157,41 @@ impl KeysApplier {
         KeysApplier { what, hub, loaded, current: None }
     }
 
-    pub fn apply(&mut self, entries: Option<BTreeMap<String, Vec<u8>>>) {
+    /// Decides now what the entries change; the returned future applies it
+    /// (re-verifying everything under the new keys, on the blocking pool).
+    pub fn apply(&mut self, entries: Option<BTreeMap<String, Vec<u8>>>) -> impl Future<Output = ()> + Send + use<> {
+        let change = self.decide(entries);
+        let (hub, loaded) = (self.hub.clone(), self.loaded.clone());
+        async move {
+            match change {
+                KeysChange::None => return,
+                KeysChange::Same => {}
+                KeysChange::New(keys) => hub.update(move |s| s.set_trusted(keys)).await,
+            }
+            loaded.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn decide(&mut self, entries: Option<BTreeMap<String, Vec<u8>>>) -> KeysChange {
         let Some(entries) = entries else {
-            return tracing::warn!(source = %self.what, "the trusted keys are gone; the last good keys stay trusted");
+            tracing::warn!(source = %self.what, "the trusted keys are gone; the last good keys stay trusted");
+            return KeysChange::None;
         };
         let (keys, errors) = keys_of(&self.what, &entries);
         for e in &errors {
             tracing::warn!("ignoring an invalid trusted key: {e}");
         }
         if keys.is_empty() {
-            return tracing::warn!(source = %self.what, "no valid `*.pub` entry; the last good keys stay trusted");
+            tracing::warn!(source = %self.what, "no valid `*.pub` entry; the last good keys stay trusted");
+            return KeysChange::None;
         }
         let ids: Vec<String> = keys.iter().map(envelope::key_id).collect();
-        if self.current.as_ref() != Some(&ids) {
-            tracing::info!(source = %self.what, keys = ?ids, "trusted keys loaded");
-            self.hub.apply(|s| s.set_trusted(keys));
-            self.current = Some(ids);
+        if self.current.as_ref() == Some(&ids) {
+            return KeysChange::Same;
         }
-        self.loaded.store(true, Ordering::Relaxed);
+        tracing::info!(source = %self.what, keys = ?ids, "trusted keys loaded");
+        self.current = Some(ids);
+        KeysChange::New(keys)
     }
 }
 

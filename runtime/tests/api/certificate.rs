@@ -2,18 +2,9 @@ use crate::support::*;
 use http::StatusCode;
 use mesh_proxy::identity::Identity;
 use mesh_proxy::identity::pki::{WorkloadCert, write_identity_dir};
-use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const FRONTEND_ID: &str = "frontend.podinfo.serviceaccount.identity.linkerd.cluster.local";
-
-fn csr(name: &str) -> (KeyPair, String) {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let pem = CertificateParams::new(vec![name.to_owned()]).unwrap().serialize_request(&key).unwrap().pem().unwrap();
-    (key, pem)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_token_gets_a_day_long_certificate_for_its_identity() {

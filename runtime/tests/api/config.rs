@@ -128,3 +128,32 @@ async fn a_tampered_config_is_refused_and_the_last_good_one_stays_served() {
     rt.shutdown.cancel();
     rt.stopped().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_namespaces_workloads_are_refused_before_their_existence_shows() {
+    let files = Files::new();
+    let rt = mesh_runtime::start(files.settings()).await.unwrap();
+    let frontend = config("frontend");
+    let tls = tls_config(Some(&files.identity(&frontend.identity)), files.pki.anchors_pem());
+    let ask = |workload: &str| {
+        let (addr, tls, path) = (rt.api_addr, tls.clone(), config_path(workload, None, None));
+        async move { get(addr, tls, &path).await }
+    };
+
+    // The frontend (namespace podinfo) asks about namespace other: 403,
+    // whether or not the workload exists there, so nothing is enumerated.
+    for workload in ["Deployment/other/nope", "Deployment/other/podinfo-primary"] {
+        let r = ask(workload).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{workload}: {:?}", r.body);
+        assert!(r.json()["error"].as_str().unwrap().contains("is not the identity of"), "{workload}");
+    }
+    // In its own namespace: another workload's config is 403, a missing one 404.
+    assert_eq!(ask(&workload_key(&config("podinfo-primary"))).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(ask("Deployment/podinfo/nope").await.status, StatusCode::NOT_FOUND);
+    // Not a workload reference at all: 400.
+    for workload in ["Deployment/podinfo", "podinfo", "Deployment//x", "Deployment/podinfo/x/y"] {
+        assert_eq!(ask(workload).await.status, StatusCode::BAD_REQUEST, "{workload}");
+    }
+    rt.shutdown.cancel();
+    rt.stopped().await;
+}

@@ -6,4 +6,6 @@ mod certificate;
 mod config;
 mod endpoints;
 mod kube;
+mod limits;
+mod supervise;
 mod support;

@@ -17,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub const HOUR: Duration = Duration::from_secs(3600);
+pub const FRONTEND_ID: &str = "frontend.podinfo.serviceaccount.identity.linkerd.cluster.local";
 pub const RUNTIME_ID: &str = "mesh-runtime.mesh-system.serviceaccount.identity.linkerd.cluster.local";
 
 pub fn configs() -> Vec<ProxyConfig> {
@@ -111,7 +112,7 @@ impl Files {
             identity: None,
             cert_lifetime: Duration::from_secs(24 * 3600),
             poll_interval: Duration::from_millis(200),
-            max_watches: 100,
+            limits: mesh_runtime::Limits { max_watches: 100, ..mesh_runtime::Limits::default() },
             log_format: "text".into(),
         }
     }
@@ -229,4 +230,12 @@ pub fn config_path(workload: &str, after: Option<&str>, wait: Option<u64>) -> St
         p.push_str(&format!("&wait={w}"));
     }
     p
+}
+
+/// A new key and a CSR for `name`.
+pub fn csr(name: &str) -> (rcgen::KeyPair, String) {
+    use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let pem = CertificateParams::new(vec![name.to_owned()]).unwrap().serialize_request(&key).unwrap().pem().unwrap();
+    (key, pem)
 }

@@ -265,7 +265,10 @@ impl Writer {
             // has judged that content, so the verdict read next is never
             // older than the generation it is reported for.
             let observed = board.snapshot();
-            let desired = hub.with_store(|s| s.statuses().clone());
+            // The store's lock is held while a build is verified: wait for
+            // it on the blocking pool, not on an async worker thread.
+            let store = hub.clone();
+            let desired = crate::supervise::blocking(move || store.with_store(|s| s.statuses().clone())).await;
             let patches: Vec<_> = plan(&desired, &observed, SystemTime::now())
                 .into_iter()
                 .filter(|(s, p)| written.get(s) != Some(p))
