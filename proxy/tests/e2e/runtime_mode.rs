@@ -48,7 +48,7 @@ impl Setup {
     /// Signs `configs` with the build's key and writes them over `dist/`, as
     /// a new `meshc build` would; returns each workload's new digest.
     fn rebuild(&self, configs: &[Option<ProxyConfig>]) -> BTreeMap<String, String> {
-        let info = BuildInfo { source_revision: "e2e-2".into(), error_findings: 0 };
+        let info = BuildInfo { source_revision: "e2e-2".into(), sequence: 2, error_findings: 0 };
         let built = emit::build(configs, &self.build.key, &info).unwrap();
         let dist = self.build.dir.path().join("dist");
         write::write_dir(&dist, &built).unwrap();

@@ -4,6 +4,13 @@ use mesh_proxy_api::{AccessLogFormat, ProxyConfig};
 use meshc::emit::{self, BuildInfo};
 use std::sync::OnceLock;
 
+/// Each build signs a higher sequence than the one before, as successive
+/// commits would.
+fn next_sequence() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn configs() -> &'static Vec<Option<ProxyConfig>> {
     static CONFIGS: OnceLock<Vec<Option<ProxyConfig>>> = OnceLock::new();
     CONFIGS.get_or_init(|| {
@@ -24,7 +31,7 @@ struct Build {
 }
 
 fn build_of(configs: &[Option<ProxyConfig>], signer: &SigningKey) -> Build {
-    let info = BuildInfo { source_revision: "test".into(), error_findings: 0 };
+    let info = BuildInfo { source_revision: "test".into(), sequence: next_sequence(), error_findings: 0 };
     let built = emit::build(configs, signer, &info).unwrap();
     let mut out = Build { bundle: Bytes::new(), configs: BTreeMap::new() };
     for (path, text) in built.files {

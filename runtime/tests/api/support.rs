@@ -39,9 +39,16 @@ pub fn config(name: &str) -> ProxyConfig {
     configs().into_iter().find(|c| c.workload.name == name).unwrap()
 }
 
+/// Each build signs a higher sequence than the one before, as successive
+/// commits would.
+fn next_sequence() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `meshc build --out dist` of `configs`, as the command writes it.
 pub fn write_build(dist: &Path, configs: &[ProxyConfig], key: &SigningKey, revision: &str) {
-    let info = BuildInfo { source_revision: revision.into(), error_findings: 0 };
+    let info = BuildInfo { source_revision: revision.into(), sequence: next_sequence(), error_findings: 0 };
     let all: Vec<Option<ProxyConfig>> = configs.iter().cloned().map(Some).collect();
     let built = emit::build(&all, key, &info).unwrap();
     write::write_dir(dist, &built).unwrap();
