@@ -45,10 +45,11 @@ impl fmt::Display for Rollback {
 impl std::error::Error for Rollback {}
 
 /// Whether `offered` may replace `held`: a higher sequence, or the same
-/// sequence with the same content (a re-apply or a restart). Nothing held
-/// accepts anything.
+/// sequence with the same content (a re-apply or a restart). Nothing held,
+/// or a held build without a sequence (0: from before sequences, which
+/// cannot be ordered among themselves), accepts anything.
 pub fn admit(held: Option<Held>, offered: Held) -> Result<(), Rollback> {
-    let Some(held) = held else { return Ok(()) };
+    let Some(held) = held.filter(|h| !is_unset(&h.sequence)) else { return Ok(()) };
     if offered.sequence < held.sequence {
         return Err(Rollback::Older { offered: offered.sequence, held: held.sequence });
     }
@@ -79,6 +80,9 @@ mod tests {
     #[test]
     fn rollback_rule_orders_by_sequence_and_pins_content_per_sequence() {
         assert_eq!(admit(None, held(1, "a")), Ok(()));
+        assert_eq!(admit(Some(held(0, "a")), held(0, "b")), Ok(()), "unsequenced builds are not ordered");
+        assert_eq!(admit(Some(held(0, "a")), held(1, "b")), Ok(()));
+        assert_eq!(admit(Some(held(1, "a")), held(0, "b")), Err(Rollback::Older { offered: 0, held: 1 }));
         assert_eq!(admit(Some(held(5, "a")), held(6, "b")), Ok(()), "newer");
         assert_eq!(admit(Some(held(5, "a")), held(5, "a")), Ok(()), "the same build again");
         assert_eq!(admit(Some(held(5, "a")), held(4, "a")), Err(Rollback::Older { offered: 4, held: 5 }));
