@@ -33,11 +33,7 @@ pub fn detect(path: &Path) -> Source {
 }
 
 fn containing_dir(path: &Path) -> &Path {
-    if path.is_dir() {
-        path
-    } else {
-        path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
-    }
+    if path.is_dir() { path } else { path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")) }
 }
 
 fn detect_revision(path: &Path) -> String {

@@ -50,7 +50,10 @@ pub fn previous(dir: &Path) -> Result<Option<Previous>, String> {
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     let unreadable = |e: String| {
-        format!("{}: cannot read the previous build's sequence ({e}); pass --allow-rollback to replace it", path.display())
+        format!(
+            "{}: cannot read the previous build's sequence ({e}); pass --allow-rollback to replace it",
+            path.display()
+        )
     };
     let json = text.trim_start().strip_prefix("---").unwrap_or(&text);
     let object: Object<BundleSpec> = serde_json::from_str(json).map_err(|e| unreadable(e.to_string()))?;
