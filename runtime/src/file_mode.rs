@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::run::{self, Parts, Running};
 use crate::serve::Readiness;
 use crate::settings::Settings;
+use crate::state_file::FloorFile;
 use crate::store::Store;
 use crate::tokens::FileTokens;
 use mesh_proxy_api::envelope::{self, VerifyingKey};
@@ -86,11 +87,17 @@ pub async fn start(s: Settings) -> Result<Running, String> {
         tasks.push(poll_file(poll, s.poll_interval, shutdown.clone(), apply));
     }
 
-    let configs = Arc::new(ConfigHub::new(Store::new(trusted), metrics.clone()));
+    let mut floor = FloorFile::open(s.state_dir.as_deref())?;
+    let mut store = Store::new(trusted);
+    if let Some(f) = floor.floor() {
+        tracing::info!(sequence = f.sequence, "refusing bundles below the recorded rollback floor");
+        store.raise_floor(f.clone());
+    }
+    let configs = Arc::new(ConfigHub::new(store, metrics.clone()));
     let dir_read = Arc::new(AtomicBool::new(false));
     let mut scanner = DirScanner::new(dir.clone());
     let mut applied = Snapshot::default();
-    if let Err(e) = scan_once(&mut scanner, &configs, &mut applied, &dir_read).await {
+    if let Err(e) = scan_once(&mut scanner, &configs, &mut applied, &dir_read, &mut floor).await {
         tracing::warn!("cannot read the build directory yet; not ready until it can be: {e}");
     }
     tasks.push(tokio::spawn(poll_dir(
@@ -98,6 +105,7 @@ pub async fn start(s: Settings) -> Result<Running, String> {
         applied,
         configs.clone(),
         dir_read.clone(),
+        floor,
         s.poll_interval,
         shutdown.clone(),
     )));
@@ -146,12 +154,14 @@ where
     })
 }
 
-/// Applies the directory's settled content if it changed since `applied`.
+/// Applies the directory's settled content if it changed since `applied`,
+/// and records a risen rollback floor before the next scan.
 async fn scan_once(
     scanner: &mut DirScanner,
     configs: &ConfigHub,
     applied: &mut Snapshot,
     read: &AtomicBool,
+    floor: &mut FloorFile,
 ) -> Result<(), String> {
     let snap = scanner.settled(applied).await?;
     if snap != *applied {
@@ -162,6 +172,7 @@ async fn scan_once(
         configs.apply(|store| store.update(update));
         *applied = snap;
     }
+    floor.save(configs.with_store(|s| s.floor().cloned()));
     read.store(true, Ordering::Relaxed);
     Ok(())
 }
@@ -171,6 +182,7 @@ async fn poll_dir(
     mut applied: Snapshot,
     configs: Arc<ConfigHub>,
     read: Arc<AtomicBool>,
+    mut floor: FloorFile,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
@@ -180,7 +192,7 @@ async fn poll_dir(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        match scan_once(&mut scanner, &configs, &mut applied, &read).await {
+        match scan_once(&mut scanner, &configs, &mut applied, &read, &mut floor).await {
             Ok(()) => last_error = None,
             Err(e) if last_error.as_ref() != Some(&e) => {
                 tracing::warn!("cannot read the build directory; serving the last good configs: {e}");

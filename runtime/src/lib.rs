@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod run;
 pub mod serve;
 pub mod settings;
+pub mod state_file;
 pub mod store;
 pub mod tokens;
 

@@ -6,4 +6,5 @@ mod certificate;
 mod config;
 mod endpoints;
 mod kube;
+mod rollback;
 mod support;

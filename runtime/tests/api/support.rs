@@ -117,6 +117,7 @@ impl Files {
             identity_dir: None,
             identity: None,
             cert_lifetime: Duration::from_secs(24 * 3600),
+            state_dir: None,
             poll_interval: Duration::from_millis(200),
             max_watches: 100,
             log_format: "text".into(),
@@ -236,4 +237,25 @@ pub fn config_path(workload: &str, after: Option<&str>, wait: Option<u64>) -> St
         p.push_str(&format!("&wait={w}"));
     }
     p
+}
+
+/// Copies every file under `from` over `to`: a previous build put back in
+/// place, as `git revert` of the output (or a copy) would.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// The signed sequence of the bundle in a build directory.
+pub fn sequence_of(dist: &Path) -> u64 {
+    let text = std::fs::read_to_string(dist.join("bundle.yaml")).unwrap();
+    let bundle: serde_json::Value = serde_json::from_str(text.trim_start_matches("---").trim()).unwrap();
+    bundle["spec"]["sequence"].as_u64().unwrap()
 }
