@@ -158,7 +158,11 @@ impl ObjectWatch {
             if update.bundle.is_some() || !update.configs.is_empty() || !update.removed.is_empty() {
                 self.hub.apply(|s| s.update(update));
                 let now = self.hub.with_store(|s| s.floor().cloned());
-                self.floor.send_if_modified(|f| (*f != now).then(|| *f = now).is_some());
+                self.floor.send_if_modified(|held| {
+                    let changed = *held != now;
+                    *held = now;
+                    changed
+                });
             }
             if let Some(listed) = state.relisted.take() {
                 self.board.replace(matches!(self.kind, Kind::Bundle), listed);
