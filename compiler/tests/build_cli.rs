@@ -431,3 +431,109 @@ fn revision_comes_from_git() {
     std::fs::write(repo.join("k8s/extra.yaml"), "# nothing\n").unwrap();
     assert_eq!(revision(&repo.join("k8s")), format!("{head}-dirty"));
 }
+
+/// The sequence signed into a build directory's bundle.
+fn sequence_in(dir: &Path) -> u64 {
+    read_doc(&dir.join("bundle.yaml"))["spec"]["sequence"].as_u64().expect("a signed sequence")
+}
+
+#[test]
+fn rollback_build_refuses_a_sequence_not_above_the_one_in_out_unless_allowed() {
+    let (_k, key, public) = keys("meshc");
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    let first = build("booksapp-rest", &key, &dist, &["--sequence", "10"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(stderr(&first).contains("sequence 10"), "{}", stderr(&first));
+    let before = tree(&dist);
+
+    let older = build("booksapp-rest", &key, &dist, &["--sequence", "9"]);
+    assert_eq!(older.status.code(), Some(2));
+    let err = stderr(&older);
+    assert!(err.contains("sequence 9 is below 10") && err.contains("--allow-rollback"), "{err}");
+    assert_eq!(tree(&dist), before, "a refused build writes nothing");
+
+    // The same build again (same sequence, same signed content) is fine.
+    let again = build("booksapp-rest", &key, &dist, &["--sequence", "10"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(tree(&dist), before);
+    // The same sequence with other content (here another policy) is not.
+    let other = build("emojivoto-grpc", &key, &dist, &["--sequence", "10"]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(stderr(&other).contains("sequence 10 was already accepted with other content"), "{}", stderr(&other));
+    assert_eq!(tree(&dist), before);
+
+    let allowed = build("booksapp-rest", &key, &dist, &["--sequence", "9", "--allow-rollback"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    assert_eq!(sequence_in(&dist), 9);
+    let config = read_doc(&dist.join(BOOKS));
+    let payload = config["spec"]["envelope"]["payload"].as_str().unwrap();
+    let signed: Value = serde_json::from_slice(&base64_decode(payload)).unwrap();
+    assert_eq!(signed["sequence"], 9, "each config signs the build's sequence too");
+    let ok = verify(&dist, &public);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert!(String::from_utf8(ok.stdout).unwrap().contains("sequence 9"), "verify-bundle reports the sequence");
+
+    let zero = build("booksapp-rest", &key, &tmp.path().join("zero"), &["--sequence", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "sequence 0 means none: refused");
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64ct::Encoding;
+    base64ct::Base64::decode_vec(text).unwrap()
+}
+
+/// Without --sequence: the clean commit's committer time, so that checking
+/// out an older commit and building it into the same --out is refused;
+/// outside a clean tree, the clock, above what --out holds.
+#[test]
+fn rollback_default_sequence_follows_commits_and_refuses_an_older_checkout() {
+    let (_k, key, _) = keys("meshc");
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let dist = tmp.path().join("dist");
+    copy_dir(Path::new(&example("booksapp-rest")), &repo.join("k8s"));
+    let k8s = repo.join("k8s");
+    let build_repo = |extra: &[&str]| {
+        let mut args = vec!["build", s(&k8s), "--key", s(&key), "--out", s(&dist)];
+        args.extend(extra);
+        meshc(&args)
+    };
+    let commit_at = |when: &str, message: &str| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=meshc", "-c", "user.email=meshc@example.com", "-c", "commit.gpgsign=false"])
+            .args(["commit", "-q", "-a", "-m", message])
+            .env("GIT_COMMITTER_DATE", when)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "-A"]);
+    commit_at("@1700000000 +0000", "first");
+    let first = git(&repo, &["rev-parse", "HEAD"]).trim().to_owned();
+    let out = build_repo(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(sequence_in(&dist), 1_700_000_000);
+
+    std::fs::write(repo.join("k8s/extra.yaml"), "# nothing\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    commit_at("@1700000100 +0000", "second");
+    let out = build_repo(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(sequence_in(&dist), 1_700_000_100);
+
+    git(&repo, &["checkout", "-q", &first]);
+    let older = build_repo(&[]);
+    assert_eq!(older.status.code(), Some(2));
+    assert!(stderr(&older).contains("sequence 1700000000 is below 1700000100"), "{}", stderr(&older));
+    assert_eq!(sequence_in(&dist), 1_700_000_100);
+
+    // A dirty tree is not a commit: the clock's time, which is later.
+    std::fs::write(repo.join("k8s/extra.yaml"), "# changed\n").unwrap();
+    let dirty = build_repo(&[]);
+    assert_eq!(dirty.status.code(), Some(0), "{}", stderr(&dirty));
+    assert!(stderr(&dirty).contains("not a clean git work tree"), "{}", stderr(&dirty));
+    assert!(sequence_in(&dist) > 1_700_000_100);
+}

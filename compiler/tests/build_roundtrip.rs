@@ -26,10 +26,13 @@ fn example_configs(name: &str) -> Vec<Option<ProxyConfig>> {
     pipeline::compile(&Input::Path(example(name)), &Options::default()).unwrap().configs
 }
 
+/// The sequence these builds sign.
+const SEQUENCE: u64 = 7;
+
 /// `configs` built with the key from `seed`, at revision `r`.
 fn build_with(configs: &[Option<ProxyConfig>], seed: u8) -> Result<(emit::Built, SigningKey), emit::EmitError> {
     let key = SigningKey::from_bytes(&[seed; 32]);
-    let info = BuildInfo { source_revision: "r".into(), error_findings: 0 };
+    let info = BuildInfo { source_revision: "r".into(), sequence: SEQUENCE, error_findings: 0 };
     Ok((emit::build(configs, &key, &info)?, key))
 }
 
@@ -48,7 +51,7 @@ fn built_configs_are_exactly_the_analysed_ones() {
         let out = Command::new(env!("CARGO_BIN_EXE_meshc"))
             .arg("build")
             .arg(example(name))
-            .args(["--allow-errors", "--key"])
+            .args(["--allow-errors", "--sequence", &SEQUENCE.to_string(), "--key"])
             .arg(tmp.path().join("meshc.key"))
             .arg("--out")
             .arg(&dist)
@@ -60,6 +63,8 @@ fn built_configs_are_exactly_the_analysed_ones() {
         signed.sort_by(|a, b| a.workload.cmp(&b.workload));
         let want = analysed(&example(name));
         assert!(!want.is_empty(), "{name} has meshed workloads");
+        // Signing adds the build's sequence and nothing else.
+        let want: Vec<_> = want.into_iter().map(|c| ProxyConfig { sequence: SEQUENCE, ..c }).collect();
         assert_eq!(signed, want, "{name}: the signed configs are the analysed ones");
     }
 }

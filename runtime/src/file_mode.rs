@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::run::{self, Parts, Running};
 use crate::serve::Readiness;
 use crate::settings::Settings;
+use crate::state_file::FloorFile;
 use crate::store::Store;
 use crate::supervise::Tasks;
 use crate::tokens::FileTokens;
@@ -82,14 +83,20 @@ pub async fn start(s: Settings) -> Result<Running, String> {
         tasks.spawn("endpoints file poll", poll_file(poll, s.poll_interval, shutdown.clone(), apply));
     }
 
-    let configs = Arc::new(ConfigHub::new(Store::new(trusted), metrics.clone()));
+    let mut floor = FloorFile::open(s.state_dir.as_deref())?;
+    let mut store = Store::new(trusted);
+    if let Some(f) = floor.floor() {
+        tracing::info!(sequence = f.sequence, "refusing bundles below the recorded rollback floor");
+        store.raise_floor(f.clone());
+    }
+    let configs = Arc::new(ConfigHub::new(store, metrics.clone()));
     let dir_read = Arc::new(AtomicBool::new(false));
     let mut scanner = DirScanner::new(dir.clone());
     let mut applied = Snapshot::default();
-    if let Err(e) = scan_once(&mut scanner, &configs, &mut applied, &dir_read).await {
+    if let Err(e) = scan_once(&mut scanner, &configs, &mut applied, &dir_read, &mut floor).await {
         tracing::warn!("cannot read the build directory yet; not ready until it can be: {e}");
     }
-    let poll = poll_dir(scanner, applied, configs.clone(), dir_read.clone(), s.poll_interval, shutdown.clone());
+    let poll = poll_dir(scanner, applied, configs.clone(), dir_read.clone(), floor, s.poll_interval, shutdown.clone());
     tasks.spawn("build directory poll", poll);
     let readiness = Arc::new(FileReadiness { dir_read, configs: configs.clone() });
     // File mode's issuer never changes: the sender is dropped at once.
@@ -134,12 +141,14 @@ where
     }
 }
 
-/// Applies the directory's settled content if it changed since `applied`.
+/// Applies the directory's settled content if it changed since `applied`,
+/// and records a risen rollback floor before the next scan.
 async fn scan_once(
     scanner: &mut DirScanner,
     configs: &Arc<ConfigHub>,
     applied: &mut Snapshot,
     read: &AtomicBool,
+    floor: &mut FloorFile,
 ) -> Result<(), String> {
     let snap = scanner.settled(applied).await?;
     if snap != *applied {
@@ -150,6 +159,7 @@ async fn scan_once(
         configs.update(|store| store.update(update)).await;
         *applied = snap;
     }
+    floor.save(configs.with_store(|s| s.floor().cloned()));
     read.store(true, Ordering::Relaxed);
     Ok(())
 }
@@ -159,6 +169,7 @@ async fn poll_dir(
     mut applied: Snapshot,
     configs: Arc<ConfigHub>,
     read: Arc<AtomicBool>,
+    mut floor: FloorFile,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
@@ -168,7 +179,7 @@ async fn poll_dir(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        match scan_once(&mut scanner, &configs, &mut applied, &read).await {
+        match scan_once(&mut scanner, &configs, &mut applied, &read, &mut floor).await {
             Ok(()) => last_error = None,
             Err(e) if last_error.as_ref() != Some(&e) => {
                 tracing::warn!("cannot read the build directory; serving the last good configs: {e}");

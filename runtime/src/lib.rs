@@ -21,6 +21,7 @@ pub mod quota;
 pub mod run;
 pub mod serve;
 pub mod settings;
+pub mod state_file;
 pub mod store;
 pub mod supervise;
 pub mod tokens;

@@ -27,6 +27,12 @@ pub struct Settings {
     /// File mode: ServiceAccount tokens allowed to request certificates (see README).
     #[arg(long, conflicts_with = "kubernetes")]
     pub tokens: Option<PathBuf>,
+    /// File mode: a directory the runtime owns, where it keeps the newest
+    /// bundle sequence it accepted (`rollback-floor.json`), so that a
+    /// restart still refuses an older build. Without it the floor lasts
+    /// only as long as the process.
+    #[arg(long, conflicts_with = "kubernetes")]
+    pub state_dir: Option<PathBuf>,
     /// How often file mode polls its files.
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     pub poll_interval: Duration,
@@ -141,6 +147,11 @@ pub struct KubeSettings {
     /// The Lease through which one replica is elected to write statuses.
     #[arg(long, default_value = "mesh-runtime")]
     pub lease: String,
+    /// A ConfigMap in --namespace the runtime owns, where it keeps the
+    /// newest bundle sequence it accepted (rollback protection across
+    /// restarts and leader changes).
+    #[arg(long, default_value = "mesh-runtime-state")]
+    pub state_configmap: String,
 }
 
 /// Kubernetes mode off, every other value at its command-line default.

@@ -236,6 +236,17 @@ async fn rbac_allows_every_call_the_runtime_makes() {
     current.spec.get_or_insert_with(Default::default).holder_identity = Some("mesh-runtime-1".into());
     allowed("update the Lease", leases.replace(&settings.kube.lease, &PostParams::default(), &current).await);
 
+    let state: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let name = settings.kube.state_configmap.clone();
+    let floor = ConfigMap {
+        metadata: kube::api::ObjectMeta { name: Some(name.clone()), ..Default::default() },
+        ..Default::default()
+    };
+    allowed("create the rollback floor ConfigMap", state.create(&PostParams::default(), &floor).await);
+    allowed("get the rollback floor", state.get(&name).await);
+    let current = state.get(&name).await.expect("get the rollback floor");
+    allowed("update the rollback floor", state.replace(&name, &PostParams::default(), &current).await);
+
     let reviews: Api<TokenReview> = Api::all(client.clone());
     let review = TokenReview {
         spec: TokenReviewSpec { token: Some("a-proxy-token".into()), audiences: None },
@@ -293,6 +304,22 @@ async fn rbac_refuses_everything_else() {
     forbidden("delete the Lease", leases.delete(&settings.kube.lease, &dp).await);
     let other_ns: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
     forbidden("create a Lease elsewhere", other_ns.create(&PostParams::default(), &lease).await);
+
+    // The rollback floor's rights reach no other ConfigMap.
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let (_, keys_name) = trusted_keys(&settings);
+    forbidden("get the trusted keys by name", configmaps.get(&keys_name).await);
+    let mut roots = ConfigMap::default();
+    roots.metadata.name = Some(settings.kube.trust_roots.clone());
+    forbidden(
+        "update the trust roots",
+        configmaps.replace(&settings.kube.trust_roots, &PostParams::default(), &roots).await,
+    );
+    forbidden("delete the rollback floor", configmaps.delete(&settings.kube.state_configmap, &dp).await);
+    let elsewhere: Api<ConfigMap> = Api::namespaced(client.clone(), "booksapp");
+    let mut floor = ConfigMap::default();
+    floor.metadata.name = Some(settings.kube.state_configmap.clone());
+    forbidden("create a ConfigMap elsewhere", elsewhere.create(&PostParams::default(), &floor).await);
 }
 
 #[test]

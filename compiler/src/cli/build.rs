@@ -1,5 +1,5 @@
 use super::{EXIT_FINDINGS, EXIT_USAGE};
-use crate::emit::{self, BuildInfo, keys, revision, write};
+use crate::emit::{self, BuildInfo, keys, revision, sequence, write};
 use crate::findings::{Code, Severity};
 use crate::load::Input;
 use crate::pipeline::{self, Options};
@@ -29,6 +29,16 @@ pub struct BuildArgs {
     /// Source revision to record (default: git HEAD of PATH, `-dirty` if PATH has changes).
     #[arg(long)]
     revision: Option<String>,
+    /// The build's sequence, signed into the bundle and every config; the
+    /// runtime and proxies refuse a lower one. Default: the source commit's
+    /// committer time (Unix seconds), or the clock when PATH is not a clean
+    /// git work tree.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
+    sequence: Option<u64>,
+    /// Write a build whose sequence is not above the one already in --out
+    /// (a deliberate rollback; the runtime still refuses it).
+    #[arg(long)]
+    allow_rollback: bool,
     /// Sign even when there are error findings; the bundle says so.
     #[arg(long)]
     allow_errors: bool,
@@ -58,6 +68,24 @@ fn options(args: &BuildArgs) -> Result<Options, String> {
     }
     let overrides = SettingsFile { default_namespace: args.default_namespace.clone(), ..SettingsFile::default() };
     Ok(Options { overrides, settings_file: args.settings.clone(), ignore, tests: Some(Vec::new()) })
+}
+
+/// The revision and sequence to sign; says so when the sequence is the
+/// clock's rather than a commit's.
+fn build_info(args: &BuildArgs, previous: Option<u64>, error_findings: usize) -> BuildInfo {
+    let source = revision::detect(&args.path);
+    let sequence = args.sequence.unwrap_or_else(|| match sequence::default(source.committed_at, previous) {
+        (s, sequence::Origin::Commit) => s,
+        (s, sequence::Origin::Clock) => {
+            eprintln!(
+                "note: {} is not a clean git work tree: sequence {s} is the current time (pass --sequence to choose one)",
+                args.path.display()
+            );
+            s
+        }
+    });
+    let source_revision = args.revision.clone().unwrap_or(source.revision);
+    BuildInfo { source_revision, sequence, error_findings }
 }
 
 pub fn run(args: BuildArgs) -> ExitCode {
@@ -90,21 +118,27 @@ pub fn run(args: BuildArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_FINDINGS);
     }
-    let info = BuildInfo {
-        source_revision: args.revision.clone().unwrap_or_else(|| revision::detect(&args.path)),
-        error_findings: errors.len(),
+    let previous = match args.out.as_deref().filter(|_| !args.allow_rollback).map(sequence::previous) {
+        Some(Err(e)) => return usage(&e),
+        Some(Ok(p)) => p,
+        None => None,
     };
+    let info = build_info(&args, previous.as_ref().map(|p| p.sequence), errors.len());
     let built = match emit::build(&outcome.configs, &key, &info) {
         Ok(b) => b,
         Err(e) => return usage(&e.to_string()),
     };
+    if let Err(e) = sequence::check_forward(previous.as_ref(), info.sequence, &built.bundle_digest) {
+        return usage(&e);
+    }
     let written = match &args.out {
         Some(dir) => write::write_dir(dir, &built).map(|()| {
             let configs = built.files.len() - 2;
             eprintln!(
-                "wrote {configs} ProxyConfig(s) and the MeshBundle to {} (revision {})",
+                "wrote {configs} ProxyConfig(s) and the MeshBundle to {} (revision {}, sequence {})",
                 dir.display(),
-                info.source_revision
+                info.source_revision,
+                info.sequence
             );
         }),
         None => std::io::stdout()

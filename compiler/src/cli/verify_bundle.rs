@@ -39,11 +39,12 @@ pub fn run(args: VerifyBundleArgs) -> ExitCode {
                 String::new()
             };
             println!(
-                "{}: {} ProxyConfig(s) verified, signed by key {}, revision {}{allow}",
+                "{}: {} ProxyConfig(s) verified, signed by key {}, revision {}, sequence {}{allow}",
                 args.path.display(),
                 v.configs.len(),
                 m.key_id,
-                m.source_revision
+                m.source_revision,
+                m.sequence
             );
             ExitCode::SUCCESS
         }

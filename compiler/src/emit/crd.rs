@@ -144,6 +144,12 @@ fn mesh_bundle() -> Value {
         "required": ["sourceRevision", "meshcVersion", "keyId", "allowErrors", "errorFindings", "configs", "envelope"],
         "properties": {
             "sourceRevision": string(),
+            "sequence": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0,
+                "description": "Monotonic per build (default: the source commit's committer time); the runtime and proxies refuse a lower one."
+            },
             "meshcVersion": string(),
             "keyId": string(),
             "allowErrors": {"type": "boolean"},
@@ -154,6 +160,7 @@ fn mesh_bundle() -> Value {
     });
     let columns = json!([
         {"name": "Revision", "type": "string", "jsonPath": ".spec.sourceRevision"},
+        {"name": "Sequence", "type": "integer", "jsonPath": ".spec.sequence"},
         {"name": "Key", "type": "string", "jsonPath": ".spec.keyId"},
         {"name": "AllowErrors", "type": "boolean", "jsonPath": ".spec.allowErrors"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}

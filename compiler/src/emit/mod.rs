@@ -7,6 +7,7 @@ pub mod keys;
 pub mod names;
 pub mod objects;
 pub mod revision;
+pub mod sequence;
 pub mod verify;
 pub mod write;
 
@@ -21,6 +22,8 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug)]
 pub struct BuildInfo {
     pub source_revision: String,
+    /// Signed into the bundle and every config: holders refuse a lower one.
+    pub sequence: u64,
     /// Error findings in the policy (non-zero only with `--allow-errors`).
     pub error_findings: usize,
 }
@@ -33,6 +36,9 @@ pub struct BuildInfo {
 pub struct Built {
     pub files: Vec<(String, String)>,
     pub kustomization: String,
+    /// The digest of the bundle's signed payload: with the sequence, what
+    /// a later build in the same `--out` is compared with.
+    pub bundle_digest: String,
 }
 
 pub const CRDS_FILE: &str = "crds.yaml";
@@ -57,8 +63,8 @@ impl std::fmt::Display for EmitError {
     }
 }
 
-struct Signed<'a> {
-    config: &'a ProxyConfig,
+struct Signed {
+    config: ProxyConfig,
     name: String,
     envelope: Envelope,
     digest: String,
@@ -83,19 +89,21 @@ pub fn build(configs: &[Option<ProxyConfig>], key: &SigningKey, info: &BuildInfo
         .par_iter()
         .zip(names)
         .map(|(config, name)| {
-            let envelope = envelope::sign(config, key);
+            let config = ProxyConfig { sequence: info.sequence, ..(*config).clone() };
+            let envelope = envelope::sign(&config, key);
             let digest = envelope::payload_digest(&envelope).expect("meshc's own envelope decodes");
             Signed { config, name, envelope, digest }
         })
         .collect();
     signed.sort_by(|a, b| (&a.config.workload.namespace, &a.name).cmp(&(&b.config.workload.namespace, &b.name)));
-    let mut files = vec![(CRDS_FILE.to_owned(), crd::stream()), (BUNDLE_FILE.to_owned(), bundle(&signed, key, info)?)];
+    let (bundle, bundle_digest) = bundle(&signed, key, info)?;
+    let mut files = vec![(CRDS_FILE.to_owned(), crd::stream()), (BUNDLE_FILE.to_owned(), bundle)];
     files.par_extend(signed.par_iter().map(|s| {
         let path = format!("{CONFIGS_DIR}/{}/{}.yaml", s.config.workload.namespace, s.name);
         (path, document(&config_object(s, info)))
     }));
     let kustomization = kustomization(&files);
-    Ok(Built { files, kustomization })
+    Ok(Built { files, kustomization, bundle_digest })
 }
 
 /// The `meshc.io/allow-errors` annotation's value, when there is one.
@@ -134,9 +142,11 @@ fn config_object(s: &Signed, info: &BuildInfo) -> Object<ProxyConfigSpec> {
     }
 }
 
-fn bundle(signed: &[Signed], key: &SigningKey, info: &BuildInfo) -> Result<String, EmitError> {
+/// The MeshBundle's document and the digest of its signed payload.
+fn bundle(signed: &[Signed], key: &SigningKey, info: &BuildInfo) -> Result<(String, String), EmitError> {
     let mut spec = BundleSpec {
         source_revision: info.source_revision.clone(),
+        sequence: info.sequence,
         meshc_version: env!("CARGO_PKG_VERSION").to_owned(),
         key_id: envelope::key_id(&key.verifying_key()),
         allow_errors: info.error_findings > 0,
@@ -152,7 +162,9 @@ fn bundle(signed: &[Signed], key: &SigningKey, info: &BuildInfo) -> Result<Strin
             .collect(),
         envelope: None,
     };
-    spec.envelope = Some(envelope::sign_value(&spec, BUNDLE_PAYLOAD_TYPE, key).map_err(EmitError)?);
+    let signed_spec = envelope::sign_value(&spec, BUNDLE_PAYLOAD_TYPE, key).map_err(EmitError)?;
+    let digest = envelope::payload_digest(&signed_spec).expect("meshc's own envelope decodes");
+    spec.envelope = Some(signed_spec);
     let object = Object {
         api_version: API_VERSION.to_owned(),
         kind: BUNDLE_KIND.to_owned(),
@@ -164,7 +176,7 @@ fn bundle(signed: &[Signed], key: &SigningKey, info: &BuildInfo) -> Result<Strin
         },
         spec,
     };
-    Ok(document(&object))
+    Ok((document(&object), digest))
 }
 
 fn kustomization(files: &[(String, String)]) -> String {

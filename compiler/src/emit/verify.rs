@@ -226,6 +226,10 @@ fn match_configs(m: &BundleSpec, found: &[Found], problems: &mut Vec<String>) ->
         } else if f.allow_note != note {
             let p = &f.place;
             problems.push(format!("{p}: annotation {ANNOTATION_ALLOW_ERRORS} does not match the signed bundle's"));
+        } else if let Some(c) = f.config.as_ref().filter(|c| c.sequence != m.sequence) {
+            // Digests bind them already; this names the fault plainly.
+            let (p, s) = (&f.place, c.sequence);
+            problems.push(format!("{p}: signed sequence {s} is not the bundle's {}", m.sequence));
         } else if let Some(c) = &f.config {
             out.push(c.clone());
         }

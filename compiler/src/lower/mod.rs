@@ -60,6 +60,8 @@ pub fn lower_workload(r: &Resolved, wi: usize) -> Option<ProxyConfig> {
         },
         outbound: Default::default(),
         access_log: w.access_log,
+        // Set by `meshc build` when it signs.
+        sequence: 0,
     })
 }
 

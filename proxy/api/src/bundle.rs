@@ -19,6 +19,11 @@ pub const BUNDLE_NAME: &str = "meshc";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BundleSpec {
     pub source_revision: String,
+    /// Monotonic per build (by default the source commit's committer time):
+    /// holders refuse a lower one (see [`crate::sequence`]). Absent (0) in
+    /// builds from before sequences, which every sequenced build outranks.
+    #[serde(default, skip_serializing_if = "crate::sequence::is_unset")]
+    pub sequence: u64,
     pub meshc_version: String,
     pub key_id: String,
     /// True when built with `--allow-errors` from a policy with error findings.

@@ -1,7 +1,8 @@
 //! The per-workload config meshc emits and mesh-proxy enforces.
 //!
 //! Everything here is data: no file paths or line numbers, so that a config's
-//! bytes (and hash) change only when what the proxy enforces changes. meshc
+//! bytes (and hash) change only when what the proxy enforces changes, or
+//! when a new build signs it with a new [`ProxyConfig::sequence`]. meshc
 //! keeps provenance in a side table keyed by [`Meta`].
 
 use ipnet::IpNet;
@@ -27,6 +28,12 @@ pub struct ProxyConfig {
     /// template); absent means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<AccessLogFormat>,
+    /// The signing build's sequence (its MeshBundle's `spec.sequence`), so
+    /// that a proxy, which sees only its own config, can refuse an older
+    /// one (the rule is in `mesh_proxy_api::sequence`). Absent (0) in unsigned
+    /// configs.
+    #[serde(default, skip_serializing_if = "crate::sequence::is_unset")]
+    pub sequence: u64,
 }
 
 /// Format of the proxy's HTTP access log, as Linkerd's `config.linkerd.io/access-log` names it.

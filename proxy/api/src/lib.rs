@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod outbound;
 pub mod route;
 pub mod schema;
+pub mod sequence;
 
 pub use authz::{
     AuthnMismatch, AuthzAttempt, AuthzMatch, AuthzSource, IdentityMatch, NetworkMismatch, authorize, explain_authorize,

@@ -2,11 +2,13 @@
 //! them (signature against the trusted keys, workload, digest) and publishes
 //! only what verifies, keeping the last good config otherwise.
 //!
-//! Rollback: the payload carries no monotonic counter, so an older config
-//! that was signed by a trusted key verifies and is served if it is put
-//! back. `generation` counts what this process accepted, not the config's
-//! age. Refusing rollbacks would need a signed build counter or timestamp in
-//! the payload (a `mesh-proxy-api` format change).
+//! Rollback: every signed config carries its build's sequence
+//! ([`ProxyConfig::sequence`]); a config with a lower sequence than the one
+//! in force, or the same sequence with other content, is refused (reason
+//! `rollback`) and the newer one stays. The proxy keeps no state across
+//! restarts: after one it takes the first config that verifies, and the
+//! runtime's durable floor is what stops an older build there.
+//! `generation` counts what this process accepted, not the config's age.
 
 pub mod file;
 pub mod http;
@@ -14,6 +16,7 @@ pub mod http;
 use crate::metrics::Metrics;
 use crate::state::{ConfigTx, Loaded};
 use mesh_proxy_api::envelope::{self, Envelope, VerifyError, VerifyingKey};
+use mesh_proxy_api::sequence::{self, Held, Rollback};
 use mesh_proxy_api::{ProxyConfig, WorkloadRef};
 use serde::Deserialize;
 use std::fmt;
@@ -80,6 +83,9 @@ pub enum Rejection {
         stated: String,
         signed: String,
     },
+    /// Older than the config in force (a lower sequence), or the same
+    /// sequence with other content.
+    Rollback(Rollback),
 }
 
 impl Rejection {
@@ -92,6 +98,7 @@ impl Rejection {
             Rejection::Payload(_) => "payload",
             Rejection::Workload(_) => "workload",
             Rejection::Digest { .. } => "digest",
+            Rejection::Rollback(_) => "rollback",
         }
     }
 
@@ -117,6 +124,7 @@ impl fmt::Display for Rejection {
             Rejection::Digest { stated, signed } => {
                 write!(f, "spec.digest {stated} is not the signed payload's digest {signed}")
             }
+            Rejection::Rollback(r) => write!(f, "{r}"),
         }
     }
 }
@@ -201,7 +209,8 @@ fn strip_document_marker(text: &str) -> &str {
 }
 
 /// Verifies `bytes` and publishes it as the next generation unless it is the
-/// config already in force. Returns the rejection so callers can test it.
+/// config already in force or older than it. Returns the rejection so
+/// callers can test it.
 pub fn load(bytes: &[u8], verifier: &Verifier, tx: &ConfigTx, metrics: &Metrics) -> Result<(), Rejection> {
     let verified = verifier.open(bytes)?;
     let current = tx.borrow().clone();
@@ -209,6 +218,9 @@ pub fn load(bytes: &[u8], verifier: &Verifier, tx: &ConfigTx, metrics: &Metrics)
         tracing::debug!(digest = %verified.digest, "config unchanged");
         return Ok(());
     }
+    let held = current.as_ref().map(|c| Held { sequence: c.config.sequence, digest: &c.digest });
+    let offered = Held { sequence: verified.config.sequence, digest: &verified.digest };
+    sequence::admit(held, offered).map_err(Rejection::Rollback)?;
     let generation = current.map_or(0, |c| c.generation) + 1;
     tracing::info!(generation, digest = %verified.digest, key_id = %verified.key_id, "config loaded");
     let Verified { config, digest, key_id } = verified;

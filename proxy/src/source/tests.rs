@@ -193,3 +193,44 @@ fn a_malformed_workload_setting_refuses_everything() {
     assert_eq!(e.reason(), "workload");
     assert!(e.to_string().contains("Kind/namespace/name"), "{e}");
 }
+
+#[tokio::test]
+async fn rollback_an_older_config_is_refused_and_the_newer_one_stays() {
+    let signer = key(6);
+    let mut h = Harness::start(&[&signer]);
+    // The older build let everyone in; the newer one closed that.
+    let old = ProxyConfig { sequence: 100, ..config("web", "all-unauthenticated") };
+    let new = ProxyConfig { sequence: 200, ..config("web", "deny") };
+    let (old_file, new_file) = (object_file(&old, &signer), object_file(&new, &signer));
+    h.write(&old_file);
+    assert_eq!(h.published().await.config, old);
+    h.write(&new_file);
+    let loaded = h.published().await;
+    assert_eq!((loaded.generation, &loaded.config), (2, &new));
+
+    // The previous build put back in place: refused, the newer one stays.
+    h.write(&old_file);
+    h.refused("rollback", 1, 2).await;
+    assert_eq!(state::current(&h.rx).unwrap().config, new);
+    // The same sequence with other content is refused too.
+    h.write(&object_file(&ProxyConfig { sequence: 200, ..config("web", "all-authenticated") }, &signer));
+    h.refused("rollback", 2, 2).await;
+    // The newer build again is the config in force: nothing happens.
+    h.write(&new_file);
+    tokio::time::sleep(POLL * 10).await;
+    assert!(!h.rx.has_changed().unwrap());
+    assert_eq!(h.rejected("rollback"), 2);
+    // A later build loads.
+    let later = ProxyConfig { sequence: 300, ..config("web", "all-authenticated") };
+    h.write(&object_file(&later, &signer));
+    let loaded = h.published().await;
+    assert_eq!((loaded.generation, &loaded.config), (3, &later));
+
+    // The refusal names both sequences.
+    let (tx, _rx) = state::channel();
+    let v = Verifier { trusted: vec![signer.verifying_key()], workload: WORKLOAD.into() };
+    load(new_file.as_bytes(), &v, &tx, &h.metrics).unwrap();
+    let e = load(old_file.as_bytes(), &v, &tx, &h.metrics).unwrap_err();
+    assert_eq!(e.reason(), "rollback");
+    assert!(e.to_string().contains("sequence 100 is below 200"), "{e}");
+}

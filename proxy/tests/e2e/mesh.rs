@@ -31,11 +31,14 @@ pub struct Build {
     pub key: SigningKey,
 }
 
+/// The signed sequence of [`build`]; later builds of a test sign above it.
+pub const BUILD_SEQUENCE: u64 = 1;
+
 pub fn build(example_name: &str) -> Build {
     let outcome =
         pipeline::compile(&Input::Path(example(example_name)), &Options::default()).expect("example compiles");
     let key = SigningKey::from_bytes(&[42; 32]);
-    let info = BuildInfo { source_revision: "e2e".into(), error_findings: 0 };
+    let info = BuildInfo { source_revision: "e2e".into(), sequence: BUILD_SEQUENCE, error_findings: 0 };
     let built = emit::build(&outcome.configs, &key, &info).expect("example builds");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dist");

@@ -3,7 +3,7 @@
 //! certificates, and clients and backends that vanish mid-request.
 
 use super::clients::{self, Observed, Req, Tls};
-use super::mesh::{self, Launch, Mesh, Workload};
+use super::mesh::{self, BUILD_SEQUENCE, Launch, Mesh, Workload};
 use mesh_proxy::identity::pki::{TestPki, Validity};
 use mesh_proxy_api::envelope;
 use mesh_proxy_api::{Authentication, ProxyConfig};
@@ -158,13 +158,21 @@ pub async fn bad_configs_keep_the_last_good_one(s: &Setup) {
     std::fs::remove_file(&path).unwrap();
     settle().await;
     assert!(ok(&s.as_frontend().await), "after the file vanished");
-    // A config that verifies takes effect at once, without a restart.
-    std::fs::write(&path, signed_envelope_json(&opened, &s.build.key)).unwrap();
+    // A config from a newer build takes effect at once, without a restart.
+    let newer = ProxyConfig { sequence: BUILD_SEQUENCE + 1, ..opened };
+    std::fs::write(&path, signed_envelope_json(&newer, &s.build.key)).unwrap();
     settle().await;
     assert!(ok(&s.unmeshed().await), "a valid new config was not applied\n{}", s.mesh.dump_logs());
-    std::fs::write(&path, good).unwrap();
+    // The original build put back is a rollback: refused, the newer stays.
+    std::fs::write(&path, &good).unwrap();
     settle().await;
-    assert!(forbidden(&s.unmeshed().await), "the original config was not restored");
+    assert!(ok(&s.unmeshed().await), "the original (older) build replaced the newer one");
+    assert!(metric_sum(&s.metrics(), "mesh_proxy_config_rejected_total{reason=\"rollback\"}") >= 1.0);
+    // Closing it again takes a newer build of the original policy.
+    let restored = ProxyConfig { sequence: BUILD_SEQUENCE + 2, ..s.podinfo().config.clone() };
+    std::fs::write(&path, signed_envelope_json(&restored, &s.build.key)).unwrap();
+    settle().await;
+    assert!(forbidden(&s.unmeshed().await), "the original policy was not restored by a newer build");
 }
 
 pub async fn bad_certificates_are_refused_and_good_clients_kept(s: &Setup) {

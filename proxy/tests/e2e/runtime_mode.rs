@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub fn start() -> Setup {
@@ -48,7 +49,10 @@ impl Setup {
     /// Signs `configs` with the build's key and writes them over `dist/`, as
     /// a new `meshc build` would; returns each workload's new digest.
     fn rebuild(&self, configs: &[Option<ProxyConfig>]) -> BTreeMap<String, String> {
-        let info = BuildInfo { source_revision: "e2e-2".into(), error_findings: 0 };
+        // Each rebuild is a newer build, as a new commit's would be.
+        static NEXT: AtomicU64 = AtomicU64::new(super::mesh::BUILD_SEQUENCE + 1);
+        let sequence = NEXT.fetch_add(1, Ordering::Relaxed);
+        let info = BuildInfo { source_revision: "e2e-2".into(), sequence, error_findings: 0 };
         let built = emit::build(configs, &self.build.key, &info).unwrap();
         let dist = self.build.dir.path().join("dist");
         write::write_dir(&dist, &built).unwrap();

@@ -61,8 +61,15 @@ pub struct Signed {
     pub digests: Vec<String>,
 }
 
+/// Each build signs a higher sequence than the one before, as successive
+/// commits would.
+fn next_sequence() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn sign(configs: &[ProxyConfig], key: &SigningKey, revision: &str) -> Result<Signed, String> {
-    let info = BuildInfo { source_revision: revision.into(), error_findings: 0 };
+    let info = BuildInfo { source_revision: revision.into(), sequence: next_sequence(), error_findings: 0 };
     let all: Vec<Option<ProxyConfig>> = configs.iter().cloned().map(Some).collect();
     let built = emit::build(&all, key, &info).map_err(|e| e.to_string())?;
     let mut objects = Vec::with_capacity(built.files.len());

@@ -11,6 +11,8 @@
 //!   TokenReview.
 //! - [`lease`] and [`status`]: one replica, elected through a Lease,
 //!   writes the objects' status conditions; every replica serves.
+//! - [`state`]: the rollback floor, read before the bundle is watched and
+//!   recorded whenever it rises.
 //!
 //! Readiness is "synced and has keys": every watch has completed its first
 //! list, at least one trusted key and an issuer are loaded.
@@ -18,6 +20,7 @@
 pub mod endpoints;
 pub mod lease;
 pub mod objects;
+pub mod state;
 pub mod status;
 pub mod token_review;
 pub mod trust;
@@ -86,7 +89,15 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
     let mut tasks = Tasks::new(shutdown.clone());
-    let configs = Arc::new(ConfigHub::new(Store::new(Vec::new()), metrics.clone()));
+    let state_api: Api<ConfigMap> = Api::namespaced(client.clone(), &k.namespace);
+    let mut store = Store::new(Vec::new());
+    if let Some(floor) = state::load(&state_api, &k.state_configmap, &shutdown).await? {
+        tracing::info!(sequence = floor.sequence, "refusing bundles below the recorded rollback floor");
+        store.raise_floor(floor);
+    }
+    let (floor_tx, floor_rx) = watch::channel(store.floor().cloned());
+    tasks.spawn("rollback floor state", state::keep(state_api, k.state_configmap.clone(), floor_rx, shutdown.clone()));
+    let configs = Arc::new(ConfigHub::new(store, metrics.clone()));
     let synced = Synced::default();
 
     let ca = spawn_issuer(&s, &client, &mut tasks);
@@ -94,6 +105,7 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
     spawn_keys(keys_source, &s, &client, &configs, &synced, &mut tasks);
 
     let board = Arc::new(Board::default());
+    let floor = Arc::new(floor_tx);
     let watches = [
         (Kind::Config, Api::<DynamicObject>::all_with(client.clone(), &objects::proxy_configs()), &synced.configs),
         (Kind::Bundle, Api::all_with(client.clone(), &objects::mesh_bundles()), &synced.bundle),
@@ -103,7 +115,8 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
             Kind::Config => "ProxyConfig watch",
             Kind::Bundle => "MeshBundle watch",
         };
-        let w = ObjectWatch { kind, api, hub: configs.clone(), board: board.clone(), synced: flag.clone() };
+        let (hub, board, synced, floor) = (configs.clone(), board.clone(), flag.clone(), floor.clone());
+        let w = ObjectWatch { kind, api, hub, board, synced, floor };
         tasks.spawn(name, w.run(shutdown.clone()));
     }
 

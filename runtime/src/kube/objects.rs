@@ -12,7 +12,7 @@
 
 use super::status::{Board, Observed};
 use crate::hub::ConfigHub;
-use crate::store::{ObjectKey, Subject, Update, check::BUNDLE_NAME};
+use crate::store::{Floor, ObjectKey, Subject, Update, check::BUNDLE_NAME};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
@@ -106,6 +106,8 @@ pub struct ObjectWatch {
     pub hub: Arc<ConfigHub>,
     pub board: Arc<Board>,
     pub synced: Arc<AtomicBool>,
+    /// Where a risen rollback floor goes to be recorded ([`super::state`]).
+    pub floor: Arc<tokio::sync::watch::Sender<Option<Floor>>>,
 }
 
 /// The state of one watch between batches.
@@ -158,6 +160,12 @@ impl ObjectWatch {
             let update = std::mem::take(&mut state.update);
             if update.bundle.is_some() || !update.configs.is_empty() || !update.removed.is_empty() {
                 self.hub.update(move |s| s.update(update)).await;
+                let now = self.hub.with_store(|s| s.floor().cloned());
+                self.floor.send_if_modified(|held| {
+                    let changed = *held != now;
+                    *held = now;
+                    changed
+                });
             }
             if std::mem::take(&mut state.listed) {
                 self.synced.store(true, Ordering::Relaxed);

@@ -22,6 +22,8 @@ pub use mesh_proxy_api::bundle::{BUNDLE_NAME, BUNDLE_PAYLOAD_TYPE, BundleEntry, 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bundle {
     pub source_revision: String,
+    /// The signed build sequence; see [`super::Floor`].
+    pub sequence: u64,
     pub allow_errors: bool,
     pub digest: String,
     pub entries: BTreeMap<ObjectKey, BundleEntry>,
@@ -135,6 +137,7 @@ pub fn bundle(bytes: &Bytes, trusted: &[VerifyingKey]) -> Result<Bundle, Rejecti
     }
     Ok(Bundle {
         source_revision: signed.source_revision,
+        sequence: signed.sequence,
         allow_errors: signed.allow_errors,
         digest,
         entries,

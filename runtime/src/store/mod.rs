@@ -16,17 +16,21 @@
 //!   config; a workload the bundle no longer lists is no longer served.
 //! - Removing a trusted key drops whatever only that key signed.
 //!
-//! Rollback: an older bundle and configs signed by a trusted key verify
-//! and are served if put back; the signed payloads carry no counter that
-//! would tell (see mesh-proxy's source module).
+//! - Rollback: a bundle whose signed sequence is below the [`Floor`] (the
+//!   newest bundle ever accepted, carried over restarts by the caller
+//!   through [`Store::raise_floor`] and [`Store::floor`]), or equal to it
+//!   with other content, is refused with reason `rollback`; the newer
+//!   bundle stays, so the older configs mismatch it and are refused too.
 //!
 //! Pure: no I/O, no clock. Signatures are checked once per object content
 //! (and again when the keys change), not on every bundle change.
 
 pub mod check;
+pub mod floor;
 
 use bytes::Bytes;
 use check::Bundle;
+pub use floor::Floor;
 use mesh_proxy_api::envelope::VerifyingKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -66,7 +70,7 @@ pub struct Served {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
     /// `parse`, `untrusted-key`, `signature`, `payload`, `workload`,
-    /// `digest`, `metadata`, `no-bundle`, `not-in-bundle`,
+    /// `digest`, `metadata`, `rollback`, `no-bundle`, `not-in-bundle`,
     /// `bundle-mismatch`, `missing`.
     pub reason: &'static str,
     pub message: String,
@@ -141,6 +145,8 @@ pub struct Store {
     /// Workload (`Kind/ns/name`) → its last good config.
     served: BTreeMap<String, Arc<Served>>,
     statuses: BTreeMap<Subject, Status>,
+    /// The newest bundle accepted, now or before a restart.
+    floor: Option<Floor>,
     /// Bumped whenever what is served may have changed.
     revision: u64,
 }
@@ -174,6 +180,32 @@ impl Store {
         self.bundle.as_deref()
     }
 
+    /// The newest bundle accepted: what the caller keeps across restarts.
+    pub fn floor(&self) -> Option<&Floor> {
+        self.floor.as_ref()
+    }
+
+    /// A floor from durable state (before the first bundle arrives). It
+    /// only ever rises: a lower one is ignored.
+    pub fn raise_floor(&mut self, floor: Floor) {
+        if self.floor.as_ref().is_none_or(|f| f.sequence < floor.sequence) {
+            self.floor = Some(floor);
+        }
+    }
+
+    /// Verifies a bundle and refuses it if it is older than the floor.
+    fn admit(&self, bytes: &Bytes) -> Result<Bundle, Rejection> {
+        let bundle = check::bundle(bytes, &self.trusted)?;
+        floor::admit(self.floor.as_ref(), &bundle)?;
+        Ok(bundle)
+    }
+
+    /// `bundle` is now in force: it is the floor.
+    fn accept(&mut self, bundle: Bundle) {
+        self.floor = Some(Floor { sequence: bundle.sequence, digest: bundle.digest.clone() });
+        self.bundle = Some(Arc::new(bundle));
+    }
+
     pub fn status(&self, subject: &Subject) -> Option<&Status> {
         self.statuses.get(subject)
     }
@@ -204,7 +236,7 @@ impl Store {
     pub fn update(&mut self, update: Update) -> Vec<Change> {
         let mut changed = false;
         if let Some(bytes) = update.bundle.filter(|b| self.bundle_input.as_ref().is_none_or(|(old, _)| old != b)) {
-            let result = check::bundle(&bytes, &self.trusted).map(|b| self.bundle = Some(Arc::new(b)));
+            let result = self.admit(&bytes).map(|b| self.accept(b));
             self.bundle_input = Some((bytes, result));
             changed = true;
         }
@@ -226,15 +258,15 @@ impl Store {
     /// and still verifies stays; what only a removed key signed is dropped.
     pub fn set_trusted(&mut self, trusted: Vec<VerifyingKey>) -> Vec<Change> {
         self.trusted = trusted;
-        let latest = self.bundle_input.as_ref().map(|(b, _)| check::bundle(b, &self.trusted));
-        let held = self.bundle.as_ref().map(|b| check::bundle(&b.bytes, &self.trusted));
+        let latest = self.bundle_input.as_ref().map(|(b, _)| self.admit(b));
+        let held = self.bundle.as_ref().map(|b| self.admit(&b.bytes));
         if let (Some((_, result)), Some(l)) = (self.bundle_input.as_mut(), &latest) {
             *result = l.as_ref().map(|_| ()).map_err(Clone::clone);
         }
-        self.bundle = match (latest, held) {
-            (Some(Ok(b)), _) | (_, Some(Ok(b))) => Some(Arc::new(b)),
-            _ => None,
-        };
+        self.bundle = None;
+        if let (Some(Ok(b)), _) | (_, Some(Ok(b))) = (latest, held) {
+            self.accept(b);
+        }
         for (key, input) in &mut self.configs {
             input.checked = check::config(key, &input.bytes, &self.trusted).map(Arc::new);
         }

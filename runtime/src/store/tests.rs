@@ -4,6 +4,13 @@ use mesh_proxy_api::{AccessLogFormat, ProxyConfig};
 use meshc::emit::{self, BuildInfo};
 use std::sync::OnceLock;
 
+/// Each build signs a higher sequence than the one before, as successive
+/// commits would.
+fn next_sequence() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn configs() -> &'static Vec<Option<ProxyConfig>> {
     static CONFIGS: OnceLock<Vec<Option<ProxyConfig>>> = OnceLock::new();
     CONFIGS.get_or_init(|| {
@@ -24,7 +31,11 @@ struct Build {
 }
 
 fn build_of(configs: &[Option<ProxyConfig>], signer: &SigningKey) -> Build {
-    let info = BuildInfo { source_revision: "test".into(), error_findings: 0 };
+    build_at(configs, signer, next_sequence())
+}
+
+fn build_at(configs: &[Option<ProxyConfig>], signer: &SigningKey, sequence: u64) -> Build {
+    let info = BuildInfo { source_revision: "test".into(), sequence, error_findings: 0 };
     let built = emit::build(configs, signer, &info).unwrap();
     let mut out = Build { bundle: Bytes::new(), configs: BTreeMap::new() };
     for (path, text) in built.files {
@@ -45,11 +56,17 @@ fn build(signer: &SigningKey) -> Build {
 
 /// The example with one workload's config changed (so its digest changes).
 fn changed_build(signer: &SigningKey) -> (Build, String) {
+    let (cs, workload) = changed_configs();
+    (build_of(&cs, signer), workload)
+}
+
+/// The example's configs with the first one changed, and its workload.
+fn changed_configs() -> (Vec<Option<ProxyConfig>>, String) {
     let mut cs = configs().clone();
     let c = cs.iter_mut().flatten().next().unwrap();
     c.access_log = Some(AccessLogFormat::Json);
     let workload = check::workload_key(&c.workload);
-    (build_of(&cs, signer), workload)
+    (cs, workload)
 }
 
 fn load(store: &mut Store, b: &Build) -> Vec<Change> {
@@ -278,4 +295,73 @@ fn content_seen_again_leaves_the_revision_so_nothing_is_republished() {
     let (next, _) = changed_build(&key(1));
     store.update(Update { bundle: Some(next.bundle.clone()), ..Update::default() });
     assert_ne!(store.revision(), revision);
+}
+
+fn bundle_rejected(store: &Store) -> Rejection {
+    match store.status(&Subject::Bundle) {
+        Some(Status::Rejected(r)) => r.clone(),
+        other => panic!("the bundle is {other:?}"),
+    }
+}
+
+#[test]
+fn rollback_the_previous_build_put_back_is_refused_and_the_newer_stays_served() {
+    let (old_seq, new_seq) = (next_sequence(), next_sequence());
+    let older = build_at(configs(), &key(1), old_seq);
+    let (changed_cs, changed) = changed_configs();
+    let newer = build_at(&changed_cs, &key(1), new_seq);
+    let mut store = loaded(&older);
+    load(&mut store, &newer);
+    let served = digests(&store);
+    let floor = store.floor().cloned().expect("a floor once a bundle is accepted");
+    assert_eq!(floor.digest, store.bundle().unwrap().digest);
+
+    load(&mut store, &older);
+    let r = bundle_rejected(&store);
+    assert_eq!(r.reason, "rollback");
+    assert_eq!(floor.sequence, new_seq);
+    assert!(r.message.contains(&format!("sequence {old_seq} is below {new_seq}")), "{}", r.message);
+    assert_eq!(digests(&store), served, "the newer build stays served");
+    assert_eq!(store.floor(), Some(&floor));
+    // The older build's changed config no longer matches the bundle in force.
+    assert_eq!(rejected(&store, &object_of(&older, &changed)), "bundle-mismatch");
+    // A key rotation re-checks everything and still refuses it.
+    store.set_trusted(vec![key(1).verifying_key(), key(2).verifying_key()]);
+    assert_eq!(bundle_rejected(&store).reason, "rollback");
+    assert_eq!(digests(&store), served);
+}
+
+#[test]
+fn rollback_floor_from_durable_state_refuses_an_older_build_after_a_restart() {
+    let older = build(&key(1));
+    let (newer, _) = changed_build(&key(1));
+    let floor = loaded(&newer).floor().cloned().unwrap();
+
+    // A restart: a new store with the recorded floor meets the older build.
+    let mut store = Store::new(vec![key(1).verifying_key()]);
+    store.raise_floor(floor.clone());
+    load(&mut store, &older);
+    assert_eq!(bundle_rejected(&store).reason, "rollback");
+    assert!(store.served().is_empty(), "nothing older than the floor is served");
+    // The same build as the floor is accepted again (a restart, a re-apply).
+    load(&mut store, &newer);
+    assert!(matches!(store.status(&Subject::Bundle), Some(Status::Accepted { .. })));
+    assert_eq!(digests(&store), digests(&loaded(&newer)));
+    // A lower floor never lowers it.
+    store.raise_floor(Floor { sequence: 1, digest: "sha256:00".into() });
+    assert_eq!(store.floor(), Some(&floor));
+}
+
+#[test]
+fn rollback_same_sequence_with_other_content_is_refused() {
+    let sequence = next_sequence();
+    let first = build_at(configs(), &key(1), sequence);
+    let other = build_at(&changed_configs().0, &key(1), sequence);
+    let mut store = loaded(&first);
+    let served = digests(&store);
+    load(&mut store, &other);
+    let r = bundle_rejected(&store);
+    assert_eq!(r.reason, "rollback");
+    assert!(r.message.contains("already accepted with other content"), "{}", r.message);
+    assert_eq!(digests(&store), served);
 }

@@ -18,6 +18,10 @@ fn proxyconfigs() -> Gvr {
     Gvr::new("meshc.io", "v1alpha1", "proxyconfigs")
 }
 
+fn meshbundles() -> Gvr {
+    Gvr::new("meshc.io", "v1alpha1", "meshbundles")
+}
+
 fn b64(bytes: &[u8]) -> String {
     base64ct::Base64::encode_string(bytes)
 }
@@ -70,10 +74,15 @@ struct Cluster {
 
 async fn start() -> Cluster {
     let (server, files) = populated().await;
-    let args = ["mesh-runtime", "--kubernetes", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
-    let settings = <mesh_runtime::Settings as clap::Parser>::try_parse_from(args).unwrap();
-    let running = mesh_runtime::kube::start(settings, server.client().unwrap()).await.unwrap();
+    let running = replica(&server, "replica-a").await;
     Cluster { server, files, running }
+}
+
+/// A runtime replica named `pod` against `server`.
+async fn replica(server: &FakeApiServer, pod: &str) -> mesh_runtime::Running {
+    let args = ["mesh-runtime", "--kubernetes", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--pod-name", pod];
+    let settings = <mesh_runtime::Settings as clap::Parser>::try_parse_from(args).unwrap();
+    mesh_runtime::kube::start(settings, server.client().unwrap()).await.unwrap()
 }
 
 /// A fake API server holding the trust material and a build's objects.
@@ -97,6 +106,12 @@ impl Cluster {
     fn status(&self, name: &str) -> Value {
         let o = self.server.store().get(&proxyconfigs(), Some("podinfo"), name).unwrap();
         o["status"].clone()
+    }
+
+    fn bundle_condition(&self, t: &str) -> Value {
+        let bundle = self.server.store().get(&meshbundles(), None, "meshc").unwrap();
+        let conditions = bundle["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        conditions.into_iter().find(|c| c["type"] == t).unwrap_or(Value::Null)
     }
 
     fn condition(&self, name: &str, t: &str) -> Value {
@@ -331,5 +346,75 @@ async fn tokens_are_reviewed_and_a_rotated_issuer_signs_from_the_next_request() 
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(certificate(&c, "frontend-token").await.0, StatusCode::OK);
+    c.stop().await;
+}
+
+/// The sequence the runtime recorded in its state ConfigMap, if any.
+fn recorded_floor(c: &Cluster) -> Option<u64> {
+    let cm = c.server.store().get(&Gvr::core("configmaps"), Some(NS), "mesh-runtime-state").ok()?;
+    let floor: Value = serde_json::from_str(cm["data"]["rollback-floor.json"].as_str()?).ok()?;
+    floor["sequence"].as_u64()
+}
+
+async fn wait_until_ready(running: &mesh_runtime::Running) {
+    let start = Instant::now();
+    while admin_get(running.admin_addr, "/ready").await.0 != StatusCode::OK {
+        assert!(start.elapsed() < Duration::from_secs(10), "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_kubernetes_mode_refuses_the_previous_build_with_a_condition_also_after_a_restart() {
+    let c = start().await;
+    let older = objects(&c.files.dist);
+    let newer_dist = c.files.tmp.path().join("dist-newer");
+    write_build(&newer_dist, &changed("frontend"), &c.files.key, "r2");
+    let newer = objects(&newer_dist);
+    let (old_seq, new_seq) = (sequence_of(&c.files.dist), sequence_of(&newer_dist));
+    let new_digest = object_of(&newer_dist, "frontend")["spec"]["digest"].as_str().unwrap().to_owned();
+    apply(&c.server, &newer);
+    c.wait_for("the newer build accepted", |c| {
+        c.bundle_condition("Ready")["status"] == "True" && c.bundle_condition("Ready")["observedGeneration"] == 2
+    })
+    .await;
+    assert_eq!(c.served_digest("frontend").await, new_digest);
+    c.wait_for("the floor recorded", |c| recorded_floor(c) == Some(new_seq)).await;
+
+    // The previous build re-applied: the bundle says why it is refused.
+    apply(&c.server, &older);
+    c.wait_for("Rollback", |c| c.bundle_condition("Ready")["reason"] == "Rollback").await;
+    let ready = c.bundle_condition("Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["observedGeneration"], 3);
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains(&format!("sequence {old_seq} is below {new_seq}")), "{message}");
+    let stalled = c.bundle_condition("Stalled");
+    assert_eq!((&stalled["status"], &stalled["reason"]), (&json!("True"), &json!("Rollback")), "{stalled}");
+    assert_eq!(c.served_digest("frontend").await, new_digest, "the newer config stays served");
+    assert_eq!(recorded_floor(&c), Some(new_seq));
+
+    // Another replica takes over from a stopped one (a restart and a leader
+    // change at once), with the older build still applied: it refuses it
+    // from the recorded floor and writes the condition again.
+    let Cluster { server, files, running } = c;
+    running.shutdown.cancel();
+    running.stopped().await;
+    let mut cleared = server.store().get(&meshbundles(), None, "meshc").unwrap();
+    cleared["status"] = json!({});
+    server.store().update(&meshbundles(), None, "meshc", cleared, fake_apiserver::Part::Status).unwrap();
+    assert!(server.store().get(&meshbundles(), None, "meshc").unwrap()["status"]["conditions"].is_null());
+    let c = Cluster { running: replica(&server, "replica-b").await, server, files };
+    wait_until_ready(&c.running).await;
+    c.wait_for("Rollback from the new leader", |c| c.bundle_condition("Ready")["reason"] == "Rollback").await;
+    let frontend = config("frontend");
+    let tls = tls_config(Some(&c.files.identity(&frontend.identity)), c.files.pki.anchors_pem());
+    let r = get(c.running.api_addr, tls, &config_path(&workload_key(&frontend), None, None)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "nothing older than the floor is served");
+    // The newer build again is accepted (same sequence, same content).
+    apply(&c.server, &newer);
+    c.wait_for("the newer build again", |c| c.bundle_condition("Ready")["status"] == "True").await;
+    assert_eq!(c.served_digest("frontend").await, new_digest);
+    assert_eq!(recorded_floor(&c), Some(new_seq));
     c.stop().await;
 }

@@ -8,4 +8,5 @@ mod endpoints;
 mod kube;
 mod limits;
 mod supervise;
+mod rollback;
 mod support;

@@ -40,9 +40,16 @@ pub fn config(name: &str) -> ProxyConfig {
     configs().into_iter().find(|c| c.workload.name == name).unwrap()
 }
 
+/// Each build signs a higher sequence than the one before, as successive
+/// commits would.
+fn next_sequence() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `meshc build --out dist` of `configs`, as the command writes it.
 pub fn write_build(dist: &Path, configs: &[ProxyConfig], key: &SigningKey, revision: &str) {
-    let info = BuildInfo { source_revision: revision.into(), error_findings: 0 };
+    let info = BuildInfo { source_revision: revision.into(), sequence: next_sequence(), error_findings: 0 };
     let all: Vec<Option<ProxyConfig>> = configs.iter().cloned().map(Some).collect();
     let built = emit::build(&all, key, &info).unwrap();
     write::write_dir(dist, &built).unwrap();
@@ -111,6 +118,7 @@ impl Files {
             identity_dir: None,
             identity: None,
             cert_lifetime: Duration::from_secs(24 * 3600),
+            state_dir: None,
             poll_interval: Duration::from_millis(200),
             limits: mesh_runtime::Limits { max_watches: 100, ..mesh_runtime::Limits::default() },
             log_format: "text".into(),
@@ -238,4 +246,25 @@ pub fn csr(name: &str) -> (rcgen::KeyPair, String) {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
     let pem = CertificateParams::new(vec![name.to_owned()]).unwrap().serialize_request(&key).unwrap().pem().unwrap();
     (key, pem)
+}
+
+/// Copies every file under `from` over `to`: a previous build put back in
+/// place, as `git revert` of the output (or a copy) would.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// The signed sequence of the bundle in a build directory.
+pub fn sequence_of(dist: &Path) -> u64 {
+    let text = std::fs::read_to_string(dist.join("bundle.yaml")).unwrap();
+    let bundle: serde_json::Value = serde_json::from_str(text.trim_start_matches("---").trim()).unwrap();
+    bundle["spec"]["sequence"].as_u64().unwrap()
 }

@@ -124,7 +124,12 @@ fn word(b: bool) -> &'static str {
 
 /// Refusals that only a new version of the object itself can cure.
 fn is_permanent(reason: &str) -> bool {
-    matches!(reason, "parse" | "untrusted-key" | "signature" | "payload" | "workload" | "digest" | "metadata")
+    // A rollback is permanent too: the object cannot grow a higher signed
+    // sequence, only a new build can replace it.
+    matches!(
+        reason,
+        "parse" | "untrusted-key" | "signature" | "payload" | "workload" | "digest" | "metadata" | "rollback"
+    )
 }
 
 /// The store's reason words as CamelCase condition reasons.
