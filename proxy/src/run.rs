@@ -94,7 +94,7 @@ fn csr_settings(settings: &Settings) -> Result<Option<CsrSettings>, String> {
         settings.identity_name.as_deref(),
         settings.service_account.as_deref(),
         &settings.workload,
-        &settings.trust_domain,
+        &settings.identity_domain(),
     )?;
     Ok(Some(CsrSettings {
         runtime: runtime.clone(),

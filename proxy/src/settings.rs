@@ -32,8 +32,18 @@ pub struct Settings {
     pub identity_name: Option<String>,
     #[arg(long, env = "MESH_PROXY_SERVICE_ACCOUNT")]
     pub service_account: Option<String>,
-    #[arg(long, default_value = "cluster.local")]
+    /// The mesh's trust domain: the last part of every identity name.
+    #[arg(long, env = "MESH_PROXY_TRUST_DOMAIN", default_value = mesh_proxy_api::identity::DEFAULT_TRUST_DOMAIN)]
     pub trust_domain: String,
+    /// The control plane's namespace, part of every identity name
+    /// (`<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`);
+    /// meshc's `controlPlaneNamespace`.
+    #[arg(
+        long,
+        env = "MESH_PROXY_CONTROL_PLANE_NAMESPACE",
+        default_value = mesh_proxy_api::identity::DEFAULT_CONTROL_PLANE_NAMESPACE
+    )]
+    pub control_plane_namespace: String,
     /// Trusted public key (PEM, from `meshc keygen`); repeat for rotation.
     #[arg(long = "trust-key", required = true)]
     pub trust_keys: Vec<PathBuf>,
@@ -93,6 +103,13 @@ pub struct Settings {
     /// Log format: `plain` or `json`.
     #[arg(long, default_value = "plain")]
     pub log_format: String,
+}
+
+impl Settings {
+    /// The names this proxy's identities are built from.
+    pub fn identity_domain(&self) -> mesh_proxy_api::IdentityDomain {
+        mesh_proxy_api::IdentityDomain::new(&self.control_plane_namespace, &self.trust_domain)
+    }
 }
 
 fn parse_pair(s: &str) -> Result<(SocketAddr, SocketAddr), String> {

@@ -107,11 +107,10 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
     }
 
     let endpoints = Arc::new(EndpointsHub::default());
-    let trust_domain = ca.borrow().trust_domain().to_owned();
     tasks.push(tokio::spawn(endpoints::run(
         client.clone(),
         endpoints.clone(),
-        trust_domain,
+        s.identity_domain(),
         synced.endpoints.clone(),
         shutdown.clone(),
     )));
@@ -155,6 +154,7 @@ fn spawn_issuer(
         roots: k.trust_roots.clone(),
         issuer: None,
         anchors: None,
+        domain: s.identity_domain(),
         tx,
     }));
     let (ns, stop) = (k.namespace.clone(), shutdown.clone());
