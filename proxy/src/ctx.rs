@@ -25,3 +25,25 @@ pub struct Ctx {
     /// Bounds open connections across all listeners.
     pub connections: Arc<Semaphore>,
 }
+
+impl Ctx {
+    /// Everything a proxy shares, with its limits taken from `settings`.
+    pub fn new(
+        settings: Settings,
+        config: ConfigRx,
+        identity: Arc<Identity>,
+        discovery: Arc<dyn Discovery>,
+        metrics: Arc<Metrics>,
+    ) -> Ctx {
+        Ctx {
+            connections: Arc::new(Semaphore::new(settings.max_connections)),
+            settings,
+            config,
+            identity,
+            discovery,
+            metrics,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+}

@@ -20,9 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// What a backend saw of a request.
 pub struct Seen {
@@ -192,16 +189,9 @@ pub async fn proxy(outbound: Option<serde_json::Value>, discovery: &str, extra: 
     if let Some(o) = outbound {
         tx.send_replace(Some(loaded(o)));
     }
-    let ctx = Arc::new(Ctx {
-        identity: Identity::load(id_dir.path()).unwrap(),
-        discovery: StaticFile::spawn(discovery_file.clone(), settings.reload_interval).unwrap(),
-        connections: Arc::new(Semaphore::new(settings.max_connections)),
-        settings,
-        config: rx,
-        metrics: Arc::new(Metrics::new()),
-        shutdown: CancellationToken::new(),
-        tasks: TaskTracker::new(),
-    });
+    let identity = Identity::load(id_dir.path()).unwrap();
+    let discovery = StaticFile::spawn(discovery_file.clone(), settings.reload_interval).unwrap();
+    let ctx = Arc::new(Ctx::new(settings, rx, identity, discovery, Arc::new(Metrics::new())));
     let serve = tokio::spawn(mesh_proxy::outbound::serve(ctx.clone()));
     for _ in 0..200 {
         if serve.is_finished() || TcpStream::connect(http).await.is_ok() {
