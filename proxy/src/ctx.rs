@@ -22,8 +22,10 @@ pub struct Ctx {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them to drain.
     pub tasks: TaskTracker,
-    /// Bounds open connections across all listeners.
-    pub connections: Arc<Semaphore>,
+    /// Connection slots of the inbound and outbound listeners: separate,
+    /// so peers holding inbound connections cannot refuse the app its own.
+    inbound_slots: Arc<Semaphore>,
+    outbound_slots: Arc<Semaphore>,
 }
 
 impl Ctx {
@@ -36,7 +38,8 @@ impl Ctx {
         metrics: Arc<Metrics>,
     ) -> Ctx {
         Ctx {
-            connections: Arc::new(Semaphore::new(settings.max_connections)),
+            inbound_slots: Arc::new(Semaphore::new(settings.max_inbound_connections)),
+            outbound_slots: Arc::new(Semaphore::new(settings.max_outbound_connections)),
             settings,
             config,
             identity,
@@ -44,6 +47,33 @@ impl Ctx {
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+        }
+    }
+
+    /// The connection slots of `direction`'s listeners.
+    pub fn slots(&self, direction: Direction) -> &Arc<Semaphore> {
+        match direction {
+            Direction::Inbound => &self.inbound_slots,
+            Direction::Outbound => &self.outbound_slots,
+        }
+    }
+}
+
+/// Which side of the proxy a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Peers connecting to the workload.
+    Inbound,
+    /// The workload's app connecting out.
+    Outbound,
+}
+
+impl Direction {
+    /// The `direction` label of the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
         }
     }
 }

@@ -58,6 +58,12 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RefusedLabels {
+    direction: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct DirectionLabel {
     direction: &'static str,
 }
@@ -79,6 +85,7 @@ pub struct Metrics {
     latency: LatencyFamily,
     connections: Family<ConnectionLabels, Counter>,
     open: Family<DirectionLabel, Gauge>,
+    refused: Family<RefusedLabels, Counter>,
     config_generation: Gauge,
     config_rejected: Family<ReasonLabel, Counter>,
     cert_expiry: Gauge,
@@ -99,6 +106,7 @@ impl Metrics {
             latency: Family::new_with_constructor(latency_histogram),
             connections: Family::default(),
             open: Family::default(),
+            refused: Family::default(),
             config_generation: Gauge::default(),
             config_rejected: Family::default(),
             cert_expiry: Gauge::default(),
@@ -118,6 +126,11 @@ impl Metrics {
         );
         r.register("mesh_proxy_tcp_connections", "Opaque TCP connections by decision", self.connections.clone());
         r.register("mesh_proxy_open_connections", "Connections open now", self.open.clone());
+        r.register(
+            "mesh_proxy_connections_refused",
+            "Connections closed before being served: at the direction's limit, or a TLS handshake that failed or timed out",
+            self.refused.clone(),
+        );
         r.register(
             "mesh_proxy_config_generation",
             "Generation of the config in force; 0 until one verifies",
@@ -168,6 +181,12 @@ impl Metrics {
     /// early return or a panic cannot leave the gauge high.
     pub fn connection_open(&self, direction: &'static str) -> Held {
         Held::new(self.open.get_or_create_owned(&DirectionLabel { direction }))
+    }
+
+    /// A connection closed before it was served. `reason`: `limit`,
+    /// `tls-handshake-timeout`, `tls-handshake-failed`.
+    pub fn connection_refused(&self, direction: &'static str, reason: &'static str) {
+        self.refused.get_or_create(&RefusedLabels { direction, reason }).inc();
     }
 
     pub fn config_accepted(&self, generation: u64) {

@@ -91,9 +91,19 @@ pub struct Settings {
     /// How often the config, identity and discovery files are checked for changes.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub reload_interval: Duration,
-    /// Open connections across all listeners; more wait in the accept queue.
+    /// Open connections from peers (inbound listeners); more are closed
+    /// at once and counted. Separate from the outbound limit, so peers can
+    /// never take the app's own connections.
     #[arg(long, default_value_t = 10_000)]
-    pub max_connections: usize,
+    pub max_inbound_connections: usize,
+    /// Open connections from the app (outbound listeners); more are closed
+    /// at once and counted.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_outbound_connections: usize,
+    /// How long an inbound peer has to complete its TLS handshake once it
+    /// has started one.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
     /// Largest request or response header block accepted (bytes).
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_header_bytes: usize,
