@@ -38,6 +38,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let ctx = Arc::new(Ctx::new(settings, rx, identity, discovery, metrics));
     let shutdown = ctx.shutdown.clone();
     identity_reloader(&ctx);
+    crate::metrics::prune_on_config_change(&ctx);
     if let Some(csr) = csr {
         tokio::spawn(csr.renew(shutdown.clone()));
     }

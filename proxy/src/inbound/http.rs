@@ -7,13 +7,13 @@ use crate::filters::apply_request;
 use crate::http_util::{
     Body, L5D_CLIENT_ID, L5D_SERVER_ID, api_request, boxed, is_grpc, local, set_identity_header, strip_hop_by_hop,
 };
-use crate::metrics::Labels;
+use crate::metrics::{Labels, meta_label};
 use crate::state::current;
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use mesh_proxy_api::config::{InboundServer, Meta, Protocol};
+use mesh_proxy_api::config::{InboundServer, Protocol};
 use mesh_proxy_api::{HttpVerdict, PortPolicy, decide_http, decide_tcp};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -153,10 +153,6 @@ fn rule_filters(server: &InboundServer, route: usize, rule: usize) -> &[mesh_pro
 /// Linkerd tells only meshed clients why it refused.
 fn detail<'a>(conn: &Conn, msg: &'a str) -> Option<&'a str> {
     conn.client.tls.identity().map(|_| msg)
-}
-
-pub fn meta_label(meta: &Meta) -> String {
-    format!("{}:{}", meta.kind, meta.name)
 }
 
 async fn forward(app: &AppClients, conn: &Conn, mut req: Request<Incoming>, grpc: bool) -> Response<Body> {
