@@ -116,6 +116,21 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// `mesh-proxy run`'s flags (the first item is the program name), for
+    /// proxies started in-process.
+    pub fn try_parse_from<I, T>(args: I) -> Result<Settings, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Run {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        <Run as clap::Parser>::try_parse_from(args).map(|r| r.settings)
+    }
+
     /// The names this proxy's identities are built from.
     pub fn identity_domain(&self) -> mesh_proxy_api::IdentityDomain {
         mesh_proxy_api::IdentityDomain::new(&self.control_plane_namespace, &self.trust_domain)

@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use clap::Parser;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -78,12 +77,6 @@ fn open_config() -> Arc<Loaded> {
     Arc::new(Loaded { config, generation: 1, digest: "sha256:test".into(), key_id: "test".into() })
 }
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    settings: Settings,
-}
-
 pub struct Proxy {
     pub inbound: SocketAddr,
     pub outbound: SocketAddr,
@@ -123,7 +116,7 @@ pub async fn proxy_on(inbound: SocketAddr, app: SocketAddr, discovery: serde_jso
     args.push(format!("--outbound={outbound}"));
     args.push(format!("--discovery={}", discovery_file.display()));
     args.extend(extra.iter().map(|s| s.to_string()));
-    let settings = Cli::try_parse_from(args).unwrap().settings;
+    let settings = Settings::try_parse_from(args).unwrap();
     let (tx, rx) = state::channel();
     tx.send_replace(Some(open_config()));
     let identity = Identity::load(dir.path()).unwrap();

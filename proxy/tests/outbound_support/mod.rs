@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use clap::Parser;
 use http::{Request, Response, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -146,12 +145,6 @@ pub fn loaded(outbound: serde_json::Value) -> Arc<Loaded> {
     Arc::new(Loaded { config, generation: 1, digest: "sha256:test".into(), key_id: "test".into() })
 }
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    settings: Settings,
-}
-
 pub struct Proxy {
     /// The `--outbound` HTTP listener.
     pub http: SocketAddr,
@@ -184,7 +177,7 @@ pub async fn proxy(outbound: Option<serde_json::Value>, discovery: &str, extra: 
     args.push(format!("--discovery={}", discovery_file.display()));
     args.push(format!("--outbound={http}"));
     args.extend(extra.iter().cloned());
-    let settings = Cli::try_parse_from(args).unwrap().settings;
+    let settings = Settings::try_parse_from(args).unwrap();
     let (tx, rx) = state::channel();
     if let Some(o) = outbound {
         tx.send_replace(Some(loaded(o)));
