@@ -3,6 +3,7 @@
 //! a hyper request into what `mesh-proxy-api` matches on.
 
 use bytes::Bytes;
+use http::header::{CONNECTION, HeaderName, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -79,6 +80,57 @@ pub fn local(status: StatusCode, grpc: bool, reason: Option<&str>) -> Response<B
         resp.headers_mut().insert("l5d-proxy-error", v);
     }
     resp
+}
+
+/// The verified client identity, set on requests by the inbound proxy.
+pub const L5D_CLIENT_ID: &str = "l5d-client-id";
+/// The verified server identity, set on responses by the outbound proxy.
+pub const L5D_SERVER_ID: &str = "l5d-server-id";
+
+/// Sets `name` to the identity the peer proved with its certificate, or
+/// removes it when the peer proved none: a header an application trusts
+/// must never carry what the other side wrote itself. Every value the
+/// peer sent is replaced (linkerd2-proxy, `SetIdentityHeader::call` in
+/// linkerd/app/inbound/src/http/set_identity_header.rs, for
+/// `l5d-client-id`).
+pub fn set_identity_header(headers: &mut HeaderMap, name: &'static str, identity: Option<&str>) {
+    match identity.map(HeaderValue::from_str) {
+        Some(Ok(value)) => {
+            headers.insert(name, value);
+        }
+        Some(Err(_)) => {
+            tracing::warn!(header = name, "identity is not a valid header value; not sent");
+            headers.remove(name);
+        }
+        None => {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110
+/// §7.6.1), including those `Connection` lists; hyper frames each side
+/// itself. `te: trailers` stays (gRPC needs it).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    for name in ["keep-alive", "proxy-connection"] {
+        headers.remove(name);
+    }
+    if headers.get(TE).is_some_and(|v| v != "trailers") {
+        headers.remove(TE);
+    }
 }
 
 /// Bounds on what one HTTP connection may make the server hold.

@@ -6,8 +6,17 @@
 //! are resources named in the config, `direction` and `verdict` are fixed
 //! words and `status` is at most the few hundred HTTP codes. Client addresses,
 //! identities and paths are never labels (they belong in the access log).
-//! Label sets of configs that were replaced stay until restart, as
-//! Prometheus counters must not go backwards.
+//! Outbound targets the config does not list share one value ([`UNLISTED`],
+//! [`PASSTHROUGH`]): an authority is whatever the app sent. When a new config
+//! takes effect, the label sets of targets it no longer has are removed
+//! ([`prune_on_config_change`]); Prometheus sees those series end, and one
+//! that comes back starts again from zero, which `rate()` handles as a
+//! counter reset.
+
+mod targets;
+
+pub use targets::{LiveTargets, PASSTHROUGH, UNLISTED};
+use targets::{Targeted, Tracked};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -51,10 +60,48 @@ struct LatencyLabels {
     route: String,
 }
 
+impl Targeted for Labels {
+    fn direction(&self) -> &str {
+        self.direction
+    }
+    fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+impl Targeted for ConnectionLabels {
+    fn direction(&self) -> &str {
+        self.direction
+    }
+    fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+impl Targeted for LatencyLabels {
+    fn direction(&self) -> &str {
+        self.direction
+    }
+    fn target(&self) -> &str {
+        &self.target
+    }
+}
+
+/// `kind:name` of a config resource, the `target`, `route` and `authz` label form.
+pub fn meta_label(meta: &mesh_proxy_api::Meta) -> String {
+    format!("{}:{}", meta.kind, meta.name)
+}
+
 /// A `reason` label; the runtime's metrics use it too.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RefusedLabels {
+    direction: &'static str,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -71,14 +118,13 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
-type LatencyFamily = Family<LatencyLabels, Histogram, fn() -> Histogram>;
-
 pub struct Metrics {
     registry: Registry,
-    requests: Family<Labels, Counter>,
-    latency: LatencyFamily,
-    connections: Family<ConnectionLabels, Counter>,
+    requests: Tracked<Labels, Counter, fn() -> Counter>,
+    latency: Tracked<LatencyLabels, Histogram>,
+    connections: Tracked<ConnectionLabels, Counter, fn() -> Counter>,
     open: Family<DirectionLabel, Gauge>,
+    refused: Family<RefusedLabels, Counter>,
     config_generation: Gauge,
     config_rejected: Family<ReasonLabel, Counter>,
     cert_expiry: Gauge,
@@ -95,10 +141,11 @@ impl Metrics {
     pub fn new() -> Self {
         let mut m = Metrics {
             registry: Registry::default(),
-            requests: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram),
-            connections: Family::default(),
+            requests: Tracked::new(Family::new_with_constructor(Counter::default)),
+            latency: Tracked::new(Family::new_with_constructor(latency_histogram)),
+            connections: Tracked::new(Family::new_with_constructor(Counter::default)),
             open: Family::default(),
+            refused: Family::default(),
             config_generation: Gauge::default(),
             config_rejected: Family::default(),
             cert_expiry: Gauge::default(),
@@ -110,14 +157,23 @@ impl Metrics {
 
     fn register(&mut self) {
         let r = &mut self.registry;
-        r.register("mesh_proxy_requests", "HTTP requests by decision and response status", self.requests.clone());
+        r.register(
+            "mesh_proxy_requests",
+            "HTTP requests by decision and response status",
+            self.requests.family.clone(),
+        );
         r.register(
             "mesh_proxy_request_duration_seconds",
             "HTTP request latency, from request headers to response headers",
-            self.latency.clone(),
+            self.latency.family.clone(),
         );
-        r.register("mesh_proxy_tcp_connections", "Opaque TCP connections by decision", self.connections.clone());
+        r.register("mesh_proxy_tcp_connections", "Opaque TCP connections by decision", self.connections.family.clone());
         r.register("mesh_proxy_open_connections", "Connections open now", self.open.clone());
+        r.register(
+            "mesh_proxy_connections_refused",
+            "Connections closed before being served: at the direction's limit, or a TLS handshake that failed or timed out",
+            self.refused.clone(),
+        );
         r.register(
             "mesh_proxy_config_generation",
             "Generation of the config in force; 0 until one verifies",
@@ -147,10 +203,12 @@ impl Metrics {
 
     /// Counts one HTTP request and records its latency.
     pub fn request(&self, labels: &Labels, latency: Duration) {
-        self.requests.get_or_create(labels).inc();
+        self.requests.with(labels, |c| {
+            c.inc();
+        });
         let key =
             LatencyLabels { direction: labels.direction, target: labels.target.clone(), route: labels.route.clone() };
-        self.latency.get_or_create(&key).observe(latency.as_secs_f64());
+        self.latency.with(&key, |h| h.observe(latency.as_secs_f64()));
     }
 
     /// Counts one opaque TCP connection decision (`route` and `status` are ignored).
@@ -161,13 +219,28 @@ impl Metrics {
             authz: labels.authz.clone(),
             verdict: labels.verdict,
         };
-        self.connections.get_or_create(&key).inc();
+        self.connections.with(&key, |c| {
+            c.inc();
+        });
+    }
+
+    /// Removes the label sets of targets not in `live`.
+    pub fn retain_targets(&self, live: &LiveTargets) {
+        self.requests.retain(live);
+        self.latency.retain(live);
+        self.connections.retain(live);
     }
 
     /// Counts a connection as open until the returned guard drops, so an
     /// early return or a panic cannot leave the gauge high.
     pub fn connection_open(&self, direction: &'static str) -> Held {
         Held::new(self.open.get_or_create_owned(&DirectionLabel { direction }))
+    }
+
+    /// A connection closed before it was served. `reason`: `limit`,
+    /// `tls-handshake-timeout`, `tls-handshake-failed`.
+    pub fn connection_refused(&self, direction: &'static str, reason: &'static str) {
+        self.refused.get_or_create(&RefusedLabels { direction, reason }).inc();
     }
 
     pub fn config_accepted(&self, generation: u64) {
@@ -224,6 +297,25 @@ impl Drop for Held {
     fn drop(&mut self) {
         self.gauge.dec();
     }
+}
+
+/// Whenever a new config takes effect, removes the label sets of targets
+/// it no longer has. (A request in flight across the change may record its
+/// old target once more; the next change removes it.)
+pub fn prune_on_config_change(ctx: &std::sync::Arc<crate::Ctx>) {
+    let (mut config, metrics, shutdown) = (ctx.config.clone(), ctx.metrics.clone(), ctx.shutdown.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = config.changed() => if changed.is_err() { return },
+            }
+            let live = config.borrow_and_update().as_ref().map(|loaded| LiveTargets::of(&loaded.config));
+            if let Some(live) = live {
+                metrics.retain_targets(&live);
+            }
+        }
+    });
 }
 
 /// Content type of [`Metrics::encode`]'s output.

@@ -10,9 +10,6 @@ use crate::source::{self, RuntimeSource, Verifier};
 use crate::{Ctx, Settings, admin, inbound, outbound, state};
 use mesh_proxy_api::envelope::verifying_key_from_pem;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub async fn run(settings: Settings) -> Result<(), String> {
     let trusted = settings
@@ -38,18 +35,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     };
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = state::channel();
-    let shutdown = CancellationToken::new();
-    let ctx = Arc::new(Ctx {
-        connections: Arc::new(Semaphore::new(settings.max_connections)),
-        settings,
-        config: rx,
-        identity,
-        discovery,
-        metrics,
-        shutdown: shutdown.clone(),
-        tasks: TaskTracker::new(),
-    });
+    let ctx = Arc::new(Ctx::new(settings, rx, identity, discovery, metrics));
+    let shutdown = ctx.shutdown.clone();
     identity_reloader(&ctx);
+    crate::metrics::prune_on_config_change(&ctx);
     if let Some(csr) = csr {
         tokio::spawn(csr.renew(shutdown.clone()));
     }
@@ -94,7 +83,7 @@ fn csr_settings(settings: &Settings) -> Result<Option<CsrSettings>, String> {
         settings.identity_name.as_deref(),
         settings.service_account.as_deref(),
         &settings.workload,
-        &settings.trust_domain,
+        &settings.identity_domain(),
     )?;
     Ok(Some(CsrSettings {
         runtime: runtime.clone(),

@@ -32,8 +32,18 @@ pub struct Settings {
     pub identity_name: Option<String>,
     #[arg(long, env = "MESH_PROXY_SERVICE_ACCOUNT")]
     pub service_account: Option<String>,
-    #[arg(long, default_value = "cluster.local")]
+    /// The mesh's trust domain: the last part of every identity name.
+    #[arg(long, env = "MESH_PROXY_TRUST_DOMAIN", default_value = mesh_proxy_api::identity::DEFAULT_TRUST_DOMAIN)]
     pub trust_domain: String,
+    /// The control plane's namespace, part of every identity name
+    /// (`<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`);
+    /// meshc's `controlPlaneNamespace`.
+    #[arg(
+        long,
+        env = "MESH_PROXY_CONTROL_PLANE_NAMESPACE",
+        default_value = mesh_proxy_api::identity::DEFAULT_CONTROL_PLANE_NAMESPACE
+    )]
+    pub control_plane_namespace: String,
     /// Trusted public key (PEM, from `meshc keygen`); repeat for rotation.
     #[arg(long = "trust-key", required = true)]
     pub trust_keys: Vec<PathBuf>,
@@ -81,9 +91,19 @@ pub struct Settings {
     /// How often the config, identity and discovery files are checked for changes.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub reload_interval: Duration,
-    /// Open connections across all listeners; more wait in the accept queue.
+    /// Open connections from peers (inbound listeners); more are closed
+    /// at once and counted. Separate from the outbound limit, so peers can
+    /// never take the app's own connections.
     #[arg(long, default_value_t = 10_000)]
-    pub max_connections: usize,
+    pub max_inbound_connections: usize,
+    /// Open connections from the app (outbound listeners); more are closed
+    /// at once and counted.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_outbound_connections: usize,
+    /// How long an inbound peer has to complete its TLS handshake once it
+    /// has started one.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
     /// Largest request or response header block accepted (bytes).
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_header_bytes: usize,
@@ -93,6 +113,28 @@ pub struct Settings {
     /// Log format: `plain` or `json`.
     #[arg(long, default_value = "plain")]
     pub log_format: String,
+}
+
+impl Settings {
+    /// `mesh-proxy run`'s flags (the first item is the program name), for
+    /// proxies started in-process.
+    pub fn try_parse_from<I, T>(args: I) -> Result<Settings, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Run {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        <Run as clap::Parser>::try_parse_from(args).map(|r| r.settings)
+    }
+
+    /// The names this proxy's identities are built from.
+    pub fn identity_domain(&self) -> mesh_proxy_api::IdentityDomain {
+        mesh_proxy_api::IdentityDomain::new(&self.control_plane_namespace, &self.trust_domain)
+    }
 }
 
 fn parse_pair(s: &str) -> Result<(SocketAddr, SocketAddr), String> {

@@ -211,7 +211,7 @@ fn csr_settings(rt: &FakeRuntime, dir: &Path, token_file: &Path) -> CsrSettings 
         runtime_identity: RUNTIME_ID.into(),
         token_file: token_file.to_path_buf(),
         dir: dir.to_path_buf(),
-        name: pki::workload_name("web", "shop", TD),
+        name: mesh_proxy_api::IdentityDomain::new("linkerd", TD).service_account("shop", "web"),
         timing: CsrTiming {
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_millis(200),

@@ -2,10 +2,11 @@
 //!
 //! Reads a CA directory as `mesh-proxy certs init` writes it, but only what
 //! the runtime needs: `issuer.crt`, `issuer.key` and `ca.crt` (the trust
-//! anchors; the anchor's private key stays offline). Names follow Linkerd
-//! (`mesh_proxy::identity::pki::workload_name`).
+//! anchors; the anchor's private key stays offline). Names follow Linkerd,
+//! through `mesh_proxy_api::IdentityDomain`, the format meshc signs configs with.
 
 use mesh_proxy::identity::pki::{self, WorkloadCert};
+use mesh_proxy_api::IdentityDomain;
 use rcgen::{
     CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType, SerialNumber,
@@ -18,10 +19,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Allowance for workload clocks that run slightly behind ours.
 const CLOCK_SKEW: Duration = Duration::from_secs(300);
-const ISSUER_PREFIX: &str = "identity.linkerd.";
 
 pub struct Ca {
-    trust_domain: String,
+    domain: IdentityDomain,
     issuer: Issuer<'static, KeyPair>,
     issuer_pem: String,
     anchors_pem: String,
@@ -79,9 +79,10 @@ fn read(dir: &Path, file: &str) -> Result<String, String> {
 
 impl Ca {
     /// Loads `dir`/issuer.crt, issuer.key and ca.crt, and checks that the
-    /// key is the issuer's, the issuer is a CA named
-    /// `identity.linkerd.<trust-domain>`, and one of the anchors signed it.
-    pub fn load(dir: &Path) -> Result<Ca, String> {
+    /// key is the issuer's, the issuer is a CA named as `domain` names it
+    /// (`identity.<control-plane-ns>.<trust-domain>`), and one of the anchors
+    /// signed it.
+    pub fn load(dir: &Path, domain: &IdentityDomain) -> Result<Ca, String> {
         let issuer_pem = read(dir, pki::ISSUER_CRT)?;
         let key_pem = read(dir, pki::ISSUER_KEY)?;
         let anchors_pem = read(dir, pki::CA_CRT)?;
@@ -89,12 +90,18 @@ impl Ca {
             cert: dir.join(pki::ISSUER_CRT).display().to_string(),
             key: dir.join(pki::ISSUER_KEY).display().to_string(),
         };
-        Ca::from_pem(&issuer_pem, &key_pem, anchors_pem, &names)
+        Ca::from_pem(&issuer_pem, &key_pem, anchors_pem, &names, domain)
     }
 
     /// The same checks as [`Ca::load`], on PEM text from elsewhere (a
     /// Secret and a ConfigMap); `names` says where it came from in errors.
-    pub fn from_pem(issuer_pem: &str, key_pem: &str, anchors_pem: String, names: &Sources) -> Result<Ca, String> {
+    pub fn from_pem(
+        issuer_pem: &str,
+        key_pem: &str,
+        anchors_pem: String,
+        names: &Sources,
+        domain: &IdentityDomain,
+    ) -> Result<Ca, String> {
         let (cert_at, key_at) = (&names.cert, &names.key);
         let key = KeyPair::from_pem(key_pem).map_err(|e| format!("{key_at}: {e}"))?;
         let der = CertificateDer::from_pem_slice(issuer_pem.as_bytes()).map_err(|e| format!("{cert_at}: {e}"))?;
@@ -106,19 +113,28 @@ impl Ca {
             return Err(format!("{cert_at}: not a CA certificate"));
         }
         let cn = cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok()).unwrap_or("");
-        let trust_domain = cn
-            .strip_prefix(ISSUER_PREFIX)
-            .filter(|td| !td.is_empty())
-            .ok_or_else(|| format!("{cert_at}: subject CN `{cn}` is not `{ISSUER_PREFIX}<trust-domain>`"))?
-            .to_string();
+        // An issuer for another control plane namespace or trust domain
+        // would sign names no config authorizes.
+        if cn != domain.issuer() {
+            return Err(format!(
+                "{cert_at}: subject CN `{cn}` is not `{}` (the issuer of --control-plane-namespace {} and --trust-domain {})",
+                domain.issuer(),
+                domain.control_plane_namespace(),
+                domain.trust_domain()
+            ));
+        }
         check_signed_by_anchor(&cert, &anchors_pem).map_err(|e| format!("{cert_at}: {e}"))?;
         let issuer_not_after = UNIX_EPOCH + Duration::from_secs(cert.validity().not_after.timestamp().max(0) as u64);
         let issuer = Issuer::from_ca_cert_pem(issuer_pem, key).map_err(|e| format!("{cert_at}: {e}"))?;
-        Ok(Ca { trust_domain, issuer, issuer_pem: issuer_pem.to_owned(), anchors_pem, issuer_not_after })
+        Ok(Ca { domain: domain.clone(), issuer, issuer_pem: issuer_pem.to_owned(), anchors_pem, issuer_not_after })
     }
 
     pub fn trust_domain(&self) -> &str {
-        &self.trust_domain
+        self.domain.trust_domain()
+    }
+
+    pub fn domain(&self) -> &IdentityDomain {
+        &self.domain
     }
 
     pub fn anchors_pem(&self) -> &str {
@@ -129,9 +145,9 @@ impl Ca {
         self.issuer_not_after
     }
 
-    /// `<sa>.<ns>.serviceaccount.identity.linkerd.<trust-domain>`.
+    /// `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`.
     pub fn identity(&self, namespace: &str, service_account: &str) -> String {
-        pki::workload_name(service_account, namespace, &self.trust_domain)
+        self.domain.service_account(namespace, service_account)
     }
 
     /// Signs `csr_pem` for `identity`: the CSR's signature must hold and its
@@ -221,7 +237,7 @@ mod tests {
     fn ca() -> (tempfile::TempDir, Ca) {
         let dir = tempfile::tempdir().unwrap();
         TestPki::new("cluster.local").unwrap().write_ca_dir(dir.path()).unwrap();
-        let ca = Ca::load(dir.path()).unwrap();
+        let ca = Ca::load(dir.path(), &IdentityDomain::default()).unwrap();
         (dir, ca)
     }
 
@@ -297,8 +313,23 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         TestPki::new("cluster.local").unwrap().write_ca_dir(other.path()).unwrap();
         std::fs::copy(other.path().join(pki::ISSUER_KEY), dir.path().join(pki::ISSUER_KEY)).unwrap();
-        assert!(Ca::load(dir.path()).err().unwrap().contains("is not the key of"));
+        let linkerd = IdentityDomain::default();
+        assert!(Ca::load(dir.path(), &linkerd).err().unwrap().contains("is not the key of"));
         std::fs::copy(other.path().join(pki::ISSUER_CRT), dir.path().join(pki::ISSUER_CRT)).unwrap();
-        assert!(Ca::load(dir.path()).err().unwrap().contains("not signed by any certificate in ca.crt"));
+        assert!(Ca::load(dir.path(), &linkerd).err().unwrap().contains("not signed by any certificate in ca.crt"));
+    }
+
+    #[test]
+    fn issues_names_of_its_control_plane_namespace_and_refuses_another_domains_issuer() {
+        let domain = IdentityDomain::new("mesh-system", "cluster.local");
+        let dir = tempfile::tempdir().unwrap();
+        TestPki::for_domain(domain.clone()).unwrap().write_ca_dir(dir.path()).unwrap();
+        let ca = Ca::load(dir.path(), &domain).unwrap();
+        assert_eq!(ca.identity("podinfo", "web"), "web.podinfo.serviceaccount.identity.mesh-system.cluster.local");
+        let err = Ca::load(dir.path(), &IdentityDomain::default()).err().unwrap();
+        assert!(
+            err.contains("identity.mesh-system.cluster.local") && err.contains("--control-plane-namespace"),
+            "{err}"
+        );
     }
 }

@@ -59,7 +59,7 @@ pub async fn start(s: Settings) -> Result<Running, String> {
         return Err("file mode needs --dir and --ca-dir".into());
     };
     let trusted = read_keys(&s.trust_keys)?;
-    let ca = Arc::new(Ca::load(&ca_dir)?);
+    let ca = Arc::new(Ca::load(&ca_dir, &s.identity_domain())?);
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
     let mut tasks = Tasks::new(shutdown.clone());

@@ -51,10 +51,19 @@ pub struct Settings {
     #[arg(long)]
     pub identity_dir: Option<PathBuf>,
     /// The name in a self-issued certificate (default:
-    /// mesh-runtime.<namespace>.serviceaccount.identity.linkerd.<trust-domain>,
+    /// mesh-runtime.<namespace>.serviceaccount.identity.<control-plane-ns>.<trust-domain>,
     /// namespace mesh-system in file mode).
     #[arg(long)]
     pub identity: Option<String>,
+    /// The control plane namespace in every identity name, as meshc's
+    /// `controlPlaneNamespace`: the issuer must be
+    /// `identity.<control-plane-ns>.<trust-domain>` and workload certificates
+    /// are issued for `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`.
+    #[arg(long, env = "MESH_CONTROL_PLANE_NAMESPACE", default_value = mesh_proxy_api::identity::DEFAULT_CONTROL_PLANE_NAMESPACE)]
+    pub control_plane_namespace: String,
+    /// The trust domain in every identity name, as meshc's `trustDomain`.
+    #[arg(long, env = "MESH_TRUST_DOMAIN", default_value = mesh_proxy_api::identity::DEFAULT_TRUST_DOMAIN)]
+    pub trust_domain: String,
     /// Lifetime of issued workload certificates, e.g. 24h, 90m, 7d.
     #[arg(long, default_value = "24h", value_parser = parse_lifetime)]
     pub cert_lifetime: Duration,
@@ -114,6 +123,13 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
         _ => Err(format!("`{s}` is not a rate per second above zero")),
+    }
+}
+
+impl Settings {
+    /// The names the issuer carries and signs.
+    pub fn identity_domain(&self) -> mesh_proxy_api::IdentityDomain {
+        mesh_proxy_api::IdentityDomain::new(&self.control_plane_namespace, &self.trust_domain)
     }
 }
 

@@ -103,7 +103,13 @@ fn discovery(server: &FakeApiServer) -> Discovery {
     let hub = Arc::new(EndpointsHub::default());
     let synced = Arc::new(AtomicBool::new(false));
     let shutdown = CancellationToken::new();
-    let run = endpoints::run(server.client().unwrap(), hub.clone(), TD.into(), synced.clone(), shutdown.clone());
+    let run = endpoints::run(
+        server.client().unwrap(),
+        hub.clone(),
+        mesh_proxy_api::IdentityDomain::new("linkerd", TD),
+        synced.clone(),
+        shutdown.clone(),
+    );
     Discovery { hub, synced, shutdown, task: tokio::spawn(run) }
 }
 

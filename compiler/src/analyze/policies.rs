@@ -195,8 +195,7 @@ fn named_identities(r: &Resolved, res: &Resource) -> Vec<(IdentityMatch, Vec<Str
 
 fn identities(r: &Resolved, findings: &mut Vec<Finding>) {
     let known = KnownIdentities::new(r);
-    let default_suffix =
-        format!(".serviceaccount.identity.{}.{}", r.settings.control_plane_namespace, r.settings.trust_domain);
+    let default_suffix = r.settings.identity_domain().service_account_suffix();
     let kinds = [Kind::MeshTls, Kind::ServerAuthorization, Kind::AuthorizationPolicy];
     for &i in kinds.iter().flat_map(|k| r.index.all(*k)) {
         let res = &r.resources[i];

@@ -253,7 +253,5 @@ fn identity_member(name: String, namespace: Option<String>, identity: String, ad
 
 /// `sa.ns.serviceaccount.identity.<cp-ns>.<trust-domain>` → (sa, ns).
 pub fn split_identity<'a>(id: &'a str, s: &crate::settings::Settings) -> Option<(&'a str, &'a str)> {
-    let tail = format!(".serviceaccount.identity.{}.{}", s.control_plane_namespace, s.trust_domain);
-    let head = id.strip_suffix(tail.as_str())?;
-    head.split_once('.').filter(|(sa, ns)| !sa.is_empty() && !ns.is_empty() && !ns.contains('.'))
+    s.identity_domain().split_service_account(id)
 }

@@ -6,6 +6,7 @@ pub mod helm_values;
 use crate::findings::{Code, Finding, Span};
 use crate::load::yaml;
 use ipnet::IpNet;
+use mesh_proxy_api::IdentityDomain;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -154,17 +155,20 @@ impl Settings {
         }
     }
 
+    /// The control plane namespace and trust domain every identity is built
+    /// from, in the format mesh-proxy and mesh-runtime use too.
+    pub fn identity_domain(&self) -> IdentityDomain {
+        IdentityDomain::new(&self.control_plane_namespace, &self.trust_domain)
+    }
+
     /// `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
     pub fn identity(&self, namespace: &str, service_account: &str) -> String {
-        format!(
-            "{service_account}.{namespace}.serviceaccount.identity.{}.{}",
-            self.control_plane_namespace, self.trust_domain
-        )
+        self.identity_domain().service_account(namespace, service_account)
     }
 
     /// The identity suffix shared by every ServiceAccount of `namespace`, with its leading dot.
     pub fn namespace_identity_suffix(&self, namespace: &str) -> String {
-        format!(".{namespace}.serviceaccount.identity.{}.{}", self.control_plane_namespace, self.trust_domain)
+        self.identity_domain().namespace_suffix(namespace)
     }
 }
 

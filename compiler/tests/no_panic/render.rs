@@ -57,7 +57,7 @@ pub fn queries(o: &Outcome) {
 
 pub fn build(o: &Outcome) {
     let key = SigningKey::from_bytes(&[3; 32]);
-    let info = BuildInfo { source_revision: "no-panic".to_owned(), error_findings: 0 };
+    let info = BuildInfo { source_revision: "no-panic".to_owned(), sequence: 1, error_findings: 0 };
     if let Ok(built) = emit::build(&o.configs, &key, &info) {
         assert!(!built.stream().is_empty());
     }

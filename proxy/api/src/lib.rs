@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod decide;
 pub mod envelope;
+pub mod identity;
 pub mod outbound;
 pub mod route;
 pub mod schema;
@@ -26,6 +27,7 @@ pub use authz::{
 pub use client::{Client, ClientTls, GrpcRequest, HttpRequest};
 pub use config::*;
 pub use decide::{HttpVerdict, PortPolicy, TcpVerdict, Verdict, decide, decide_grpc, decide_http, decide_tcp};
+pub use identity::IdentityDomain;
 pub use outbound::{Outbound, OutboundRoute, OutboundService, RouteTarget, RuleBackends, pick_backend, route_outbound};
 pub use route::{
     MatchedRoute, RankedRule, RouteSelection, rank_grpc_routes_for_http, rank_http_routes, select_grpc_route,

@@ -2,6 +2,7 @@
 
 use super::pki::{self, TestPki, Validity};
 use clap::{Args, Subcommand};
+use mesh_proxy_api::IdentityDomain;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,8 +18,12 @@ pub enum CertsCommand {
     Init {
         #[arg(long)]
         dir: PathBuf,
-        #[arg(long, default_value = "cluster.local")]
+        #[arg(long, default_value = mesh_proxy_api::identity::DEFAULT_TRUST_DOMAIN)]
         trust_domain: String,
+        /// The issuer is `identity.<control-plane-namespace>.<trust-domain>`,
+        /// and so are the identities it issues.
+        #[arg(long, default_value = mesh_proxy_api::identity::DEFAULT_CONTROL_PLANE_NAMESPACE)]
+        control_plane_namespace: String,
         /// Replace an existing CA in DIR.
         #[arg(long)]
         force: bool,
@@ -45,13 +50,13 @@ pub enum CertsCommand {
 /// Runs the subcommand; returns what to print.
 pub fn run(args: CertsArgs) -> Result<String, String> {
     match args.command {
-        CertsCommand::Init { dir, trust_domain, force } => {
+        CertsCommand::Init { dir, trust_domain, control_plane_namespace, force } => {
             if !force && dir.join(pki::CA_KEY).exists() {
                 return Err(format!("{}: a CA exists; pass --force to replace it", dir.display()));
             }
-            let ca = TestPki::new(&trust_domain)?;
+            let ca = TestPki::for_domain(IdentityDomain::new(&control_plane_namespace, &trust_domain))?;
             ca.write_ca_dir(&dir)?;
-            Ok(format!("wrote trust anchor and issuer for {trust_domain} to {}", dir.display()))
+            Ok(format!("wrote trust anchor and issuer {} to {}", ca.domain().issuer(), dir.display()))
         }
         CertsCommand::Issue { ca_dir, sa, namespace, out, valid_for } => {
             let ca = TestPki::load(&ca_dir)?;

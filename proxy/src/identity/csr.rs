@@ -18,6 +18,7 @@
 use super::material::{Files, Material};
 use super::pki::{CA_CRT, TLS_CRT, TLS_KEY, write_file};
 use crate::source::http::{Backoff, RuntimeClient, TlsSource};
+use mesh_proxy_api::IdentityDomain;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::CertificateDer;
@@ -67,12 +68,13 @@ impl Default for CsrTiming {
 }
 
 /// `--identity-name`, or the Linkerd name of `--service-account` in the
-/// namespace of `--workload` (`Kind/namespace/name`).
+/// namespace of `--workload` (`Kind/namespace/name`) within `domain`
+/// (`--control-plane-namespace`, `--trust-domain`).
 pub fn identity_name(
     explicit: Option<&str>,
     service_account: Option<&str>,
     workload: &str,
-    trust_domain: &str,
+    domain: &IdentityDomain,
 ) -> Result<String, String> {
     if let Some(name) = explicit {
         return Ok(name.to_string());
@@ -83,7 +85,7 @@ pub fn identity_name(
         .nth(1)
         .filter(|ns| !ns.is_empty())
         .ok_or_else(|| format!("--workload `{workload}` is not Kind/namespace/name"))?;
-    Ok(super::pki::workload_name(sa, ns, trust_domain))
+    Ok(domain.service_account(ns, sa))
 }
 
 #[derive(Serialize)]
@@ -297,13 +299,18 @@ mod tests {
     #[test]
     fn the_name_comes_from_the_flag_or_the_service_account() {
         let wl = "Deployment/shop/web";
-        assert_eq!(identity_name(Some("x.example"), None, wl, "cluster.local").unwrap(), "x.example");
+        let linkerd = IdentityDomain::default();
+        assert_eq!(identity_name(Some("x.example"), None, wl, &linkerd).unwrap(), "x.example");
         assert_eq!(
-            identity_name(None, Some("web"), wl, "example.org").unwrap(),
+            identity_name(None, Some("web"), wl, &IdentityDomain::new("linkerd", "example.org")).unwrap(),
             "web.shop.serviceaccount.identity.linkerd.example.org"
         );
-        assert!(identity_name(None, None, wl, "cluster.local").unwrap_err().contains("--service-account"));
-        assert!(identity_name(None, Some("web"), "web", "cluster.local").unwrap_err().contains("Kind/namespace/name"));
+        assert_eq!(
+            identity_name(None, Some("web"), wl, &IdentityDomain::new("mesh-system", "cluster.local")).unwrap(),
+            "web.shop.serviceaccount.identity.mesh-system.cluster.local"
+        );
+        assert!(identity_name(None, None, wl, &linkerd).unwrap_err().contains("--service-account"));
+        assert!(identity_name(None, Some("web"), "web", &linkerd).unwrap_err().contains("Kind/namespace/name"));
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! rcgen. The `mesh-proxy certs` subcommand and the tests use it; the proxy
 //! itself only ever reads certificates.
 //!
-//! Names follow Linkerd: the issuer is `identity.linkerd.<trust-domain>` and a
-//! workload is `<sa>.<ns>.serviceaccount.identity.linkerd.<trust-domain>`.
+//! Names follow Linkerd, through [`IdentityDomain`]: the issuer is
+//! `identity.<control-plane-ns>.<trust-domain>` and a workload is
+//! `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`.
 //! Keys are ECDSA P-256, which ring signs and verifies quickly, so tests can
 //! mint certificates for many workloads.
 
+use mesh_proxy_api::IdentityDomain;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     PKCS_ECDSA_P256_SHA256, SerialNumber,
@@ -24,17 +26,11 @@ pub const CA_KEY: &str = "ca.key";
 pub const ISSUER_CRT: &str = "issuer.crt";
 pub const ISSUER_KEY: &str = "issuer.key";
 
-const ISSUER_PREFIX: &str = "identity.linkerd.";
 /// Allowance for clocks that run slightly behind the issuer's.
 const CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// X.509 GeneralizedTime ends with year 9999 (seconds since the epoch).
 const MAX_X509_TIME: Duration = Duration::from_secs(253_402_300_799);
 const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-
-/// The identity Linkerd gives a ServiceAccount.
-pub fn workload_name(sa: &str, ns: &str, trust_domain: &str) -> String {
-    format!("{sa}.{ns}.serviceaccount.{ISSUER_PREFIX}{trust_domain}")
-}
 
 /// When a certificate is valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +69,7 @@ pub struct WorkloadCert {
 
 /// A trust anchor and the issuer it signed.
 pub struct TestPki {
-    trust_domain: String,
+    domain: IdentityDomain,
     anchor_pem: String,
     anchor: Issuer<'static, KeyPair>,
     issuer_pem: String,
@@ -81,32 +77,49 @@ pub struct TestPki {
 }
 
 impl TestPki {
-    /// A fresh anchor and issuer, both valid for ten years.
+    /// A fresh anchor and issuer for Linkerd's default control plane
+    /// namespace, both valid for ten years.
     pub fn new(trust_domain: &str) -> Result<TestPki, String> {
-        let validity = Validity::valid_for(TEN_YEARS);
-        let anchor_key = new_key()?;
-        let anchor_params = ca_params(&format!("root.linkerd.{trust_domain}"), validity, None)?;
-        let anchor_pem = anchor_params.self_signed(&anchor_key).map_err(rcgen_err("trust anchor"))?.pem();
-        let anchor = Issuer::new(anchor_params, anchor_key);
-        let (issuer_pem, issuer) = new_issuer(trust_domain, &anchor, validity)?;
-        Ok(TestPki { trust_domain: trust_domain.to_string(), anchor_pem, anchor, issuer_pem, issuer })
+        TestPki::for_domain(IdentityDomain::new(
+            mesh_proxy_api::identity::DEFAULT_CONTROL_PLANE_NAMESPACE,
+            trust_domain,
+        ))
     }
 
-    /// Reads a CA directory written by [`TestPki::write_ca_dir`]; the trust
-    /// domain comes from the issuer's name.
+    /// A fresh anchor and an issuer named for `domain`, both valid for ten years.
+    pub fn for_domain(domain: IdentityDomain) -> Result<TestPki, String> {
+        let validity = Validity::valid_for(TEN_YEARS);
+        let anchor_key = new_key()?;
+        let anchor_cn = format!("root.{}.{}", domain.control_plane_namespace(), domain.trust_domain());
+        let anchor_params = ca_params(&anchor_cn, validity, None)?;
+        let anchor_pem = anchor_params.self_signed(&anchor_key).map_err(rcgen_err("trust anchor"))?.pem();
+        let anchor = Issuer::new(anchor_params, anchor_key);
+        let (issuer_pem, issuer) = new_issuer(&domain, &anchor, validity)?;
+        Ok(TestPki { domain, anchor_pem, anchor, issuer_pem, issuer })
+    }
+
+    /// Reads a CA directory written by [`TestPki::write_ca_dir`]; the
+    /// control plane namespace and trust domain come from the issuer's name.
     pub fn load(dir: &Path) -> Result<TestPki, String> {
         let anchor_pem = read(dir, CA_CRT)?;
         let anchor = load_issuer(dir, &anchor_pem, CA_KEY)?;
         let issuer_pem = read(dir, ISSUER_CRT)?;
         let issuer = load_issuer(dir, &issuer_pem, ISSUER_KEY)?;
-        let trust_domain = issuer_trust_domain(&issuer_pem).ok_or_else(|| {
-            format!("{}: subject CN is not `{ISSUER_PREFIX}<trust-domain>`", dir.join(ISSUER_CRT).display())
+        let domain = issuer_cn(&issuer_pem).as_deref().and_then(IdentityDomain::from_issuer).ok_or_else(|| {
+            format!(
+                "{}: subject CN is not `identity.<control-plane-ns>.<trust-domain>`",
+                dir.join(ISSUER_CRT).display()
+            )
         })?;
-        Ok(TestPki { trust_domain, anchor_pem, anchor, issuer_pem, issuer })
+        Ok(TestPki { domain, anchor_pem, anchor, issuer_pem, issuer })
     }
 
     pub fn trust_domain(&self) -> &str {
-        &self.trust_domain
+        self.domain.trust_domain()
+    }
+
+    pub fn domain(&self) -> &IdentityDomain {
+        &self.domain
     }
 
     /// The trust anchor certificate (what goes in a workload's `ca.crt`).
@@ -121,7 +134,7 @@ impl TestPki {
     /// Replaces the issuer with a new one signed by the same anchor (issuer
     /// rotation: workloads keep their `ca.crt`).
     pub fn rotate_issuer(&mut self, validity: Validity) -> Result<(), String> {
-        let (pem, issuer) = new_issuer(&self.trust_domain, &self.anchor, validity)?;
+        let (pem, issuer) = new_issuer(&self.domain, &self.anchor, validity)?;
         self.issuer_pem = pem;
         self.issuer = issuer;
         Ok(())
@@ -138,7 +151,7 @@ impl TestPki {
 
     /// A certificate for ServiceAccount `sa` in namespace `ns`.
     pub fn issue_workload(&self, sa: &str, ns: &str, validity: Validity) -> Result<WorkloadCert, String> {
-        self.issue_name(&workload_name(sa, ns, &self.trust_domain), validity)
+        self.issue_name(&self.domain.service_account(ns, sa), validity)
     }
 
     /// A workload certificate whose SAN DNS name is `name`, usable for both
@@ -189,12 +202,12 @@ pub fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), Strin
 }
 
 fn new_issuer(
-    trust_domain: &str,
+    domain: &IdentityDomain,
     anchor: &Issuer<'_, KeyPair>,
     validity: Validity,
 ) -> Result<(String, Issuer<'static, KeyPair>), String> {
     let key = new_key()?;
-    let params = ca_params(&format!("{ISSUER_PREFIX}{trust_domain}"), validity, Some(0))?;
+    let params = ca_params(&domain.issuer(), validity, Some(0))?;
     let pem = params.signed_by(&key, anchor).map_err(rcgen_err("issuer"))?.pem();
     Ok((pem, Issuer::new(params, key)))
 }
@@ -251,13 +264,12 @@ fn load_issuer(dir: &Path, cert_pem: &str, key_file: &str) -> Result<Issuer<'sta
     Issuer::from_ca_cert_pem(cert_pem, key).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-fn issuer_trust_domain(pem: &str) -> Option<String> {
+fn issuer_cn(pem: &str) -> Option<String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
-    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
-    cn.strip_prefix(ISSUER_PREFIX).filter(|td| !td.is_empty()).map(str::to_string)
+    cert.subject().iter_common_name().next()?.as_str().ok().map(str::to_string)
 }
 
 fn read(dir: &Path, file: &str) -> Result<String, String> {
@@ -297,14 +309,15 @@ mod tests {
     #[test]
     fn ca_directory_round_trips() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = TestPki::new("example.org").unwrap();
+        let pki = TestPki::for_domain(IdentityDomain::new("mesh-system", "example.org")).unwrap();
         pki.write_ca_dir(dir.path()).unwrap();
         let loaded = TestPki::load(dir.path()).unwrap();
-        assert_eq!(loaded.trust_domain(), "example.org");
+        assert_eq!(loaded.domain(), &IdentityDomain::new("mesh-system", "example.org"));
         assert_eq!(loaded.anchors_pem(), pki.anchors_pem());
         assert_eq!(loaded.issuer_pem(), pki.issuer_pem());
         let cert = loaded.issue_workload("a", "b", Validity::valid_for(Duration::from_secs(60))).unwrap();
         assert!(cert.chain_pem.ends_with(pki.issuer_pem()));
+        assert_eq!(cert.name, "a.b.serviceaccount.identity.mesh-system.example.org");
     }
 
     #[test]

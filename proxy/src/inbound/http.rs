@@ -4,14 +4,16 @@ use super::Conn;
 use crate::Ctx;
 use crate::access_log::{AccessLog, Seen};
 use crate::filters::apply_request;
-use crate::http_util::{Body, api_request, boxed, is_grpc, local};
-use crate::metrics::Labels;
+use crate::http_util::{
+    Body, L5D_CLIENT_ID, L5D_SERVER_ID, api_request, boxed, is_grpc, local, set_identity_header, strip_hop_by_hop,
+};
+use crate::metrics::{Labels, meta_label};
 use crate::state::current;
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use mesh_proxy_api::config::{InboundServer, Meta, Protocol};
+use mesh_proxy_api::config::{InboundServer, Protocol};
 use mesh_proxy_api::{HttpVerdict, PortPolicy, decide_http, decide_tcp};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -153,11 +155,11 @@ fn detail<'a>(conn: &Conn, msg: &'a str) -> Option<&'a str> {
     conn.client.tls.identity().map(|_| msg)
 }
 
-pub fn meta_label(meta: &Meta) -> String {
-    format!("{}:{}", meta.kind, meta.name)
-}
-
 async fn forward(app: &AppClients, conn: &Conn, mut req: Request<Incoming>, grpc: bool) -> Response<Body> {
+    strip_hop_by_hop(req.headers_mut());
+    // The app may trust `l5d-client-id`: it names the identity the client
+    // proved in the TLS handshake, never what the client wrote.
+    set_identity_header(req.headers_mut(), L5D_CLIENT_ID, conn.client.tls.identity());
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let uri: Uri = match format!("http://{}{path}", conn.app).parse() {
         Ok(uri) => uri,
@@ -166,7 +168,13 @@ async fn forward(app: &AppClients, conn: &Conn, mut req: Request<Incoming>, grpc
     *req.uri_mut() = uri;
     let client = if req.version() == Version::HTTP_2 { &app.h2 } else { &app.h1 };
     match client.request(req).await {
-        Ok(rsp) => rsp.map(boxed),
+        Ok(mut rsp) => {
+            strip_hop_by_hop(rsp.headers_mut());
+            // Only the client's own proxy names the server (from its
+            // certificate); the app cannot claim an identity.
+            rsp.headers_mut().remove(L5D_SERVER_ID);
+            rsp.map(boxed)
+        }
         Err(e) => {
             tracing::warn!(app = %conn.app, "app request failed: {e}");
             local(StatusCode::BAD_GATEWAY, grpc, None)

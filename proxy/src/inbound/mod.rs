@@ -9,6 +9,7 @@
 mod http;
 mod tcp;
 
+use crate::ctx::Direction;
 use crate::detect::{self, Protocol as Detected, Rewind};
 use crate::state::current;
 use crate::{Ctx, listen, net};
@@ -21,6 +22,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_rustls::server::TlsStream;
 
 /// What the proxy knows about one accepted connection.
 #[derive(Clone, Debug)]
@@ -61,7 +63,7 @@ pub async fn serve(ctx: Arc<Ctx>) -> io::Result<()> {
 async fn accept_loop(ctx: Arc<Ctx>, app: http::AppClients, listener: TcpListener, mode: Mode) -> io::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(%local, ?mode, "inbound listening");
-    listen::accept_until_shutdown(&ctx.clone(), &listener, |stream, peer, permit| {
+    listen::accept_until_shutdown(&ctx.clone(), &listener, Direction::Inbound, |stream, peer, permit| {
         let Some((port, app_addr)) = target(&ctx, &stream, local, mode) else { return };
         let conn = Conn { client: Client::plaintext(peer.ip()), peer, port, app: app_addr };
         ctx.tasks.spawn(connection(ctx.clone(), app.clone(), stream, conn, permit));
@@ -107,19 +109,34 @@ async fn connection(
     };
     drop(loaded);
     if protocol != Protocol::Tls && starts_tls(&stream, ctx.settings.detect_timeout).await {
-        let acceptor = tokio_rustls::TlsAcceptor::from(ctx.identity.server_config());
-        match acceptor.accept(stream).await {
-            Ok(tls) => {
-                conn.client = match crate::identity::peer_identity(tls.get_ref().1) {
-                    Some(id) => Client::identified(conn.peer.ip(), id),
-                    None => Client::unidentified(conn.peer.ip()),
-                };
-                dispatch(ctx, app, tls, conn, protocol).await
-            }
-            Err(e) => tracing::debug!(peer = %conn.peer, "TLS handshake failed: {e}"),
-        }
+        let Some(tls) = accept_tls(&ctx, stream, conn.peer).await else { return };
+        conn.client = match crate::identity::peer_identity(tls.get_ref().1) {
+            Some(id) => Client::identified(conn.peer.ip(), id),
+            None => Client::unidentified(conn.peer.ip()),
+        };
+        dispatch(ctx, app, tls, conn, protocol).await
     } else {
         dispatch(ctx, app, stream, conn, protocol).await
+    }
+}
+
+/// The mesh TLS handshake, within `--tls-handshake-timeout`: a peer that
+/// starts one and stalls would otherwise hold its connection slot forever.
+/// Failures and timeouts are counted as refused connections.
+async fn accept_tls(ctx: &Ctx, stream: TcpStream, peer: SocketAddr) -> Option<TlsStream<TcpStream>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(ctx.identity.server_config());
+    match tokio::time::timeout(ctx.settings.tls_handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            ctx.metrics.connection_refused("inbound", "tls-handshake-failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, timeout = ?ctx.settings.tls_handshake_timeout, "TLS handshake timed out");
+            ctx.metrics.connection_refused("inbound", "tls-handshake-timeout");
+            None
+        }
     }
 }
 

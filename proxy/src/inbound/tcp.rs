@@ -3,9 +3,8 @@
 //! server-level authorizations, and closed if a new config revokes them.
 
 use super::Conn;
-use super::http::meta_label;
 use crate::Ctx;
-use crate::metrics::Labels;
+use crate::metrics::{Labels, meta_label};
 use crate::state::current;
 use mesh_proxy_api::{PortPolicy, TcpVerdict, decide_tcp};
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use super::retry::{Budget, backoff, tee};
 use super::{Outbound, target};
 use crate::discovery::ServiceKey;
 use crate::filters;
-use http::header::{CONNECTION, HeaderName, TE, TRANSFER_ENCODING, UPGRADE};
+use crate::http_util::{L5D_CLIENT_ID, L5D_SERVER_ID, set_identity_header, strip_hop_by_hop};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, request};
 use hyper::body::Incoming;
 use mesh_proxy_api::config::HttpFilter;
@@ -139,6 +139,9 @@ pub async fn forward(ob: &Arc<Outbound>, plan: Plan<'_>, req: Request<Incoming>,
         Err(redirect) => return *redirect,
     };
     strip_hop_by_hop(&mut parts.headers);
+    // Only an inbound proxy may tell an app who its client is (from the
+    // client's certificate); what this app sends under that name goes.
+    parts.headers.remove(L5D_CLIENT_ID);
     let authority = authority.unwrap_or_else(|| fqdn(&plan.backend, &ob.cluster_domain));
     let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let Ok(uri) = Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(pq).build() else {
@@ -182,30 +185,6 @@ fn clone_parts(p: &request::Parts) -> request::Parts {
     *req.version_mut() = p.version;
     *req.headers_mut() = p.headers.clone();
     req.into_parts().0
-}
-
-/// Headers that describe one connection, not the message; hyper frames
-/// each side itself. `te: trailers` stays (gRPC needs it).
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
-        headers.remove(name);
-    }
-    for name in ["keep-alive", "proxy-connection"] {
-        headers.remove(name);
-    }
-    if headers.get(TE).is_some_and(|v| v != "trailers") {
-        headers.remove(TE);
-    }
 }
 
 /// How long a request waits for a newly watched Service's first endpoints.
@@ -269,8 +248,14 @@ async fn attempt(balancer: &Balancer<EndpointClient>, plan: &Plan<'_>, req: Requ
         }
     };
     match result {
-        Ok(resp) => {
+        Ok(mut resp) => {
             picked.observe(!plan.is_failure(resp.status()), accrual);
+            // The identity the server proved in the TLS handshake (the
+            // dialer checks a meshed endpoint's certificate against exactly
+            // this name); none for plaintext, whatever the response said.
+            // As linkerd2-proxy did in `add_server_id_on_rsp::layer` (outbound,
+            // removed in #628 with its inbound counterpart).
+            set_identity_header(resp.headers_mut(), L5D_SERVER_ID, picked.ep.endpoint.identity.as_deref());
             Attempt::Response(resp)
         }
         Err(e) => {

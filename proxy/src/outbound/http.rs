@@ -112,11 +112,12 @@ async fn route(
         Ok(k) => k,
         Err(resp) => return *resp,
     };
-    labels.target = target::label(&key);
+    labels.target = crate::metrics::UNLISTED.to_string();
     let Some(loaded) = loaded else {
         return local(StatusCode::SERVICE_UNAVAILABLE, grpc, Some("proxy has no verified config yet"));
     };
     let outbound = &loaded.config.outbound;
+    labels.target = target::metric_label(outbound, &key);
     let listed = outbound.service(&key.namespace, &key.name).filter(|s| s.ports.iter().any(|p| p.port == key.port));
     let fallback;
     let svc = match listed {
@@ -136,7 +137,7 @@ async fn route(
         if status == StatusCode::NOT_FOUND {
             labels.verdict = "no-route";
         }
-        return local(status, grpc, Some(&format!("{}: {}", labels.target, local_reason(status))));
+        return local(status, grpc, Some(&format!("{}: {}", target::label(&key), local_reason(status))));
     }
     let plan = match plan(ob, outbound, &key, &outcome, &req) {
         Ok(p) => p,

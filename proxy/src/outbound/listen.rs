@@ -4,6 +4,7 @@
 use super::http::{Target, handle};
 use super::{Outbound, target, tcp};
 use crate::Ctx;
+use crate::ctx::Direction;
 use crate::detect::{self, Protocol, Rewind};
 use crate::discovery::ServiceKey;
 use bytes::Bytes;
@@ -55,7 +56,7 @@ pub async fn serve(ctx: Arc<Ctx>) -> io::Result<()> {
 async fn accept_loop(ctx: Arc<Ctx>, ob: Arc<Outbound>, listener: TcpListener, mode: Mode) -> io::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, ?mode, "outbound listener ready");
-    crate::listen::accept_until_shutdown(&ctx.clone(), &listener, |stream, peer, permit| {
+    crate::listen::accept_until_shutdown(&ctx.clone(), &listener, Direction::Outbound, |stream, peer, permit| {
         ctx.tasks.spawn(connection(ctx.clone(), ob.clone(), mode.clone(), stream, (peer, local), permit));
     })
     .await

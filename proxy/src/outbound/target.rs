@@ -45,9 +45,18 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// `namespace/name:port`, the metrics target label.
+/// `namespace/name:port`, how logs and errors name a Service port.
 pub fn label(key: &ServiceKey) -> String {
     format!("{}/{}:{}", key.namespace, key.name, key.port)
+}
+
+/// The metrics `target` of a Service port: its [`label`] when the config
+/// lists it, else the one value all others share (the authority is
+/// whatever the app sent; see `crate::metrics`).
+pub fn metric_label(outbound: &mesh_proxy_api::Outbound, key: &ServiceKey) -> String {
+    let listed =
+        outbound.service(&key.namespace, &key.name).is_some_and(|s| s.ports.iter().any(|p| p.port == key.port));
+    if listed { label(key) } else { crate::metrics::UNLISTED.to_string() }
 }
 
 #[cfg(test)]

@@ -26,11 +26,11 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let label = target::label(key);
-    if crate::state::current(&ob.config).is_none() {
+    let Some(metric) = crate::state::current(&ob.config).map(|c| target::metric_label(&c.config.outbound, key)) else {
         tracing::debug!(target = %label, "no verified config yet; closing");
-        ob.metrics.connection(&labels(label, "error"));
+        ob.metrics.connection(&labels(crate::metrics::UNLISTED.into(), "error"));
         return;
-    }
+    };
     let policy = accrual(ob, key);
     let balancer = ob.balancer(key);
     balancer.ready(super::forward::DISCOVERY_WAIT).await;
@@ -38,7 +38,7 @@ where
         Ok(p) => p,
         Err(e) => {
             tracing::info!(target = %label, error = %e, "outbound TCP refused");
-            ob.metrics.connection(&labels(label, "error"));
+            ob.metrics.connection(&labels(metric, "error"));
             return;
         }
     };
@@ -47,12 +47,12 @@ where
         Err(e) => {
             picked.observe(false, policy.as_ref());
             tracing::info!(target = %label, endpoint = %picked.ep.endpoint.addr, error = %e, "outbound TCP connect failed");
-            ob.metrics.connection(&labels(label, "error"));
+            ob.metrics.connection(&labels(metric, "error"));
             return;
         }
     };
     picked.observe(true, policy.as_ref());
-    ob.metrics.connection(&labels(label, "allow"));
+    ob.metrics.connection(&labels(metric, "allow"));
     if let Err(e) = copy(&mut client, &mut upstream, &prefix).await {
         tracing::debug!(endpoint = %picked.ep.endpoint.addr, error = %e, "outbound TCP ended");
     }
@@ -67,11 +67,11 @@ where
         Ok(s) => s,
         Err(e) => {
             tracing::info!(%dst, error = %e, "passthrough connect failed");
-            ob.metrics.connection(&labels(dst.to_string(), "error"));
+            ob.metrics.connection(&labels(crate::metrics::PASSTHROUGH.into(), "error"));
             return;
         }
     };
-    ob.metrics.connection(&labels(dst.to_string(), "allow"));
+    ob.metrics.connection(&labels(crate::metrics::PASSTHROUGH.into(), "allow"));
     if let Err(e) = copy(&mut client, &mut upstream, &prefix).await {
         tracing::debug!(%dst, error = %e, "passthrough ended");
     }

@@ -33,14 +33,18 @@ pub enum Mode {
 /// Runs every check of `example`; returns what was checked (how many, which
 /// verdicts), panics with every disagreement (both sides printed) otherwise.
 pub async fn check_example(example: &str, mode: Mode) -> Checks {
-    let build = mesh::build(example);
+    check_build(&mesh::build(example), example, mode).await
+}
+
+/// As [`check_example`], for a build of any policy repository.
+pub async fn check_build(build: &mesh::Build, example: &str, mode: Mode) -> Checks {
     let o = &build.outcome;
     let classes = Classes::derive(&o.resolved, &o.configs);
     for class in &classes.classes {
         super::netns::add_address(class.client.addr);
     }
     let launch = Launch {
-        build: &build,
+        build,
         client_ip: classes.addrs.pod,
         discovery: serde_json::json!({ "services": [] }),
         echo_flags: BTreeMap::new(),

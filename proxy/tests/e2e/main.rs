@@ -163,3 +163,20 @@ fn mesh_runtime_kubernetes_mode_updates_tampering_restarts_tokens() {
         runtime().block_on(runtime_mode::every_check(&mut s));
     });
 }
+
+mod control_plane_ns;
+
+/// meshc, mesh-runtime and mesh-proxy build identities the same way when
+/// `controlPlaneNamespace` is not Linkerd's default.
+#[test]
+fn mesh_system_control_plane_statuses_match_meshc_reach() {
+    netns::run("mesh_system_control_plane_statuses_match_meshc_reach", || {
+        let checks = runtime().block_on(control_plane_ns::booksapp_with_mesh_system_control_plane());
+        println!(
+            "booksapp-rest (controlPlaneNamespace: mesh-system): {} requests, every status as meshc reach predicts",
+            checks.total
+        );
+        // The same policy as booksapp-rest under another name: the same floor and verdicts.
+        checks.assert_covers("booksapp-rest (mesh-system)", &coverage::BOOKSAPP);
+    });
+}

@@ -35,8 +35,12 @@ pub struct Build {
 pub const BUILD_SEQUENCE: u64 = 1;
 
 pub fn build(example_name: &str) -> Build {
-    let outcome =
-        pipeline::compile(&Input::Path(example(example_name)), &Options::default()).expect("example compiles");
+    build_dir(&example(example_name))
+}
+
+/// `meshc build` of the policy repository at `repo`.
+pub fn build_dir(repo: &Path) -> Build {
+    let outcome = pipeline::compile(&Input::Path(repo.to_path_buf()), &Options::default()).expect("example compiles");
     let key = SigningKey::from_bytes(&[42; 32]);
     let info = BuildInfo { source_revision: "e2e".into(), sequence: BUILD_SEQUENCE, error_findings: 0 };
     let built = emit::build(&outcome.configs, &key, &info).expect("example builds");
@@ -153,7 +157,8 @@ impl Mesh {
         std::fs::create_dir_all(&logs).unwrap();
         let discovery = dir.join("endpoints.json");
         std::fs::write(&discovery, serde_json::to_vec_pretty(&l.discovery).unwrap()).unwrap();
-        let pki = TestPki::new(&o.resolved.settings.trust_domain).expect("test PKI");
+        let domain = o.resolved.settings.identity_domain();
+        let pki = TestPki::for_domain(domain.clone()).expect("test PKI");
         let runtime = l.runtime.as_ref().map(|rt| rt.start(l.build, &pki));
         let cluster = l.runtime.as_ref().and_then(|rt| rt.cluster.clone());
         let mut mesh = Mesh { pki, runtime, cluster, workloads: Vec::new(), children: Vec::new(), logs };
@@ -186,6 +191,7 @@ impl Mesh {
             args.extend(["--workload".into(), format!("{}/{}/{}", workload.kind, workload.namespace, workload.name)]);
             args.extend(["--trust-key".into(), l.build.pubkey.display().to_string()]);
             args.extend(["--identity-dir".into(), id_dir.display().to_string()]);
+            args.extend(domain_flags(&domain));
             match &l.runtime {
                 None => {
                     args.extend(["--config".into(), l.build.files[&workload].display().to_string()]);
@@ -340,7 +346,20 @@ pub fn runtime_args(build: &Build, pki: &TestPki, discovery: &serde_json::Value)
         ("--admin", "127.0.0.1:9990".to_string()),
         ("--identity", RUNTIME_IDENTITY.to_string()),
     ];
-    std::iter::once("mesh-runtime".to_string()).chain(flags.into_iter().flat_map(|(k, v)| [k.to_string(), v])).collect()
+    let flags = flags.into_iter().flat_map(|(k, v)| [k.to_string(), v]);
+    let domain = domain_flags(&build.outcome.resolved.settings.identity_domain());
+    std::iter::once("mesh-runtime".to_string()).chain(flags).chain(domain).collect()
+}
+
+/// The flags that tell mesh-proxy and mesh-runtime the names meshc built
+/// identities from.
+fn domain_flags(domain: &mesh_proxy_api::IdentityDomain) -> [String; 4] {
+    [
+        "--control-plane-namespace".into(),
+        domain.control_plane_namespace().into(),
+        "--trust-domain".into(),
+        domain.trust_domain().into(),
+    ]
 }
 
 pub const RUNTIME_API: &str = "127.0.0.1:8443";

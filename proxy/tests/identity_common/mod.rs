@@ -36,7 +36,7 @@ pub fn untrusted(err: &str) -> bool {
 }
 
 pub fn name(sa: &str) -> String {
-    pki::workload_name(sa, "emojivoto", TD)
+    mesh_proxy_api::IdentityDomain::new("linkerd", TD).service_account("emojivoto", sa)
 }
 
 fn roots(anchors_pem: &str) -> Arc<RootCertStore> {

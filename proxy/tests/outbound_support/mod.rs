@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use clap::Parser;
 use http::{Request, Response, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -20,9 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// What a backend saw of a request.
 pub struct Seen {
@@ -149,12 +145,6 @@ pub fn loaded(outbound: serde_json::Value) -> Arc<Loaded> {
     Arc::new(Loaded { config, generation: 1, digest: "sha256:test".into(), key_id: "test".into() })
 }
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    settings: Settings,
-}
-
 pub struct Proxy {
     /// The `--outbound` HTTP listener.
     pub http: SocketAddr,
@@ -187,21 +177,14 @@ pub async fn proxy(outbound: Option<serde_json::Value>, discovery: &str, extra: 
     args.push(format!("--discovery={}", discovery_file.display()));
     args.push(format!("--outbound={http}"));
     args.extend(extra.iter().cloned());
-    let settings = Cli::try_parse_from(args).unwrap().settings;
+    let settings = Settings::try_parse_from(args).unwrap();
     let (tx, rx) = state::channel();
     if let Some(o) = outbound {
         tx.send_replace(Some(loaded(o)));
     }
-    let ctx = Arc::new(Ctx {
-        identity: Identity::load(id_dir.path()).unwrap(),
-        discovery: StaticFile::spawn(discovery_file.clone(), settings.reload_interval).unwrap(),
-        connections: Arc::new(Semaphore::new(settings.max_connections)),
-        settings,
-        config: rx,
-        metrics: Arc::new(Metrics::new()),
-        shutdown: CancellationToken::new(),
-        tasks: TaskTracker::new(),
-    });
+    let identity = Identity::load(id_dir.path()).unwrap();
+    let discovery = StaticFile::spawn(discovery_file.clone(), settings.reload_interval).unwrap();
+    let ctx = Arc::new(Ctx::new(settings, rx, identity, discovery, Arc::new(Metrics::new())));
     let serve = tokio::spawn(mesh_proxy::outbound::serve(ctx.clone()));
     for _ in 0..200 {
         if serve.is_finished() || TcpStream::connect(http).await.is_ok() {

@@ -23,8 +23,8 @@
 //!   `linkerd.io/control-plane-ns`: Linkerd's own rule (its policy
 //!   controller indexes exactly those pods; linkerd-semantics.md §1.5 and
 //!   §9.1). A meshed Pod's identity is
-//!   `<serviceAccountName or "default">.<ns>.serviceaccount.identity.linkerd.<trust-domain>`
-//!   ([`workload_name`](mesh_proxy::identity::pki::workload_name)); an
+//!   `<serviceAccountName or "default">.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
+//!   ([`IdentityDomain::service_account`](mesh_proxy_api::IdentityDomain::service_account)); an
 //!   unmeshed Pod's endpoint has none and is reached in plaintext. An
 //!   endpoint without a targetRef, or with one that is not a Pod, is
 //!   unmeshed.
@@ -96,13 +96,13 @@ pub const BATCH: Duration = Duration::from_millis(10);
 pub async fn run(
     client: kube::Client,
     hub: Arc<EndpointsHub>,
-    trust_domain: String,
+    domain: mesh_proxy_api::IdentityDomain,
     synced: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
     let services = watch(Api::<Service>::all(client.clone()), |s| Some(service_info(s)));
     let slices = watch(Api::<EndpointSlice>::all(client.clone()), slice_info);
-    let pods = watch(Api::<Pod>::all(client), move |p| Some(pod_info(p, &trust_domain)));
+    let pods = watch(Api::<Pod>::all(client), move |p| Some(pod_info(p, &domain)));
     let (mut services, mut slices, mut pods) = (Box::pin(services), Box::pin(slices), Box::pin(pods));
     let mut state = Driver::default();
     loop {

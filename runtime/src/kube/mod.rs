@@ -121,9 +121,13 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
     }
 
     let endpoints = Arc::new(EndpointsHub::default());
-    let trust_domain = ca.borrow().trust_domain().to_owned();
-    let watch =
-        endpoints::run(client.clone(), endpoints.clone(), trust_domain, synced.endpoints.clone(), shutdown.clone());
+    let watch = endpoints::run(
+        client.clone(),
+        endpoints.clone(),
+        s.identity_domain(),
+        synced.endpoints.clone(),
+        shutdown.clone(),
+    );
     tasks.spawn("endpoints watch", watch);
 
     let holder = k.pod_name.clone().unwrap_or_else(default_holder);
@@ -160,6 +164,7 @@ fn spawn_issuer(s: &Settings, client: &kube::Client, tasks: &mut Tasks) -> watch
         roots: k.trust_roots.clone(),
         issuer: None,
         anchors: None,
+        domain: s.identity_domain(),
         tx,
     }));
     let (ns, stop) = (k.namespace.clone(), tasks.shutdown().clone());

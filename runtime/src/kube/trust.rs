@@ -202,6 +202,8 @@ pub struct IssuerApplier {
     pub roots: String,
     pub issuer: Option<BTreeMap<String, Vec<u8>>>,
     pub anchors: Option<BTreeMap<String, Vec<u8>>>,
+    /// The names the issuer must carry and sign.
+    pub domain: mesh_proxy_api::IdentityDomain,
     pub tx: watch::Sender<Option<Arc<Ca>>>,
 }
 
@@ -246,7 +248,7 @@ impl IssuerApplier {
         let key = text(issuer, ISSUER_KEY_KEY, secret.clone())?;
         let anchors = text(anchors, ANCHORS_KEY, roots)?;
         let names = Sources { cert: format!("{secret} {ISSUER_CERT_KEY}"), key: format!("{secret} {ISSUER_KEY_KEY}") };
-        Ca::from_pem(&cert, &key, anchors, &names)
+        Ca::from_pem(&cert, &key, anchors, &names, &self.domain)
     }
 }
 

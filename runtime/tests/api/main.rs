@@ -7,6 +7,6 @@ mod config;
 mod endpoints;
 mod kube;
 mod limits;
-mod supervise;
 mod rollback;
+mod supervise;
 mod support;

@@ -26,7 +26,9 @@ impl Readiness for AlwaysReady {
 
 fn parts(files: &Files) -> Parts {
     let metrics = Arc::new(Metrics::new());
-    let (_, ca) = tokio::sync::watch::channel(Arc::new(Ca::load(&files.ca_dir).unwrap()));
+    let (_, ca) = tokio::sync::watch::channel(Arc::new(
+        Ca::load(&files.ca_dir, &mesh_proxy_api::IdentityDomain::default()).unwrap(),
+    ));
     Parts {
         configs: Arc::new(ConfigHub::new(Store::new(Vec::new()), metrics.clone())),
         endpoints: Arc::new(EndpointsHub::default()),

@@ -117,6 +117,8 @@ impl Files {
             admin: "127.0.0.1:0".parse().unwrap(),
             identity_dir: None,
             identity: None,
+            control_plane_namespace: "linkerd".into(),
+            trust_domain: "cluster.local".into(),
             cert_lifetime: Duration::from_secs(24 * 3600),
             state_dir: None,
             poll_interval: Duration::from_millis(200),

@@ -100,11 +100,11 @@ fn target(slice: &ObjectKey, r: Option<&k8s_openapi::api::core::v1::ObjectRefere
     Some(Target::Pod { key: ObjectKey::new(namespace, name), uid: r.uid.clone().filter(|u| !u.is_empty()) })
 }
 
-pub fn pod_info(pod: &Pod, trust_domain: &str) -> PodInfo {
+pub fn pod_info(pod: &Pod, domain: &mesh_proxy_api::IdentityDomain) -> PodInfo {
     let identity = pod.labels().contains_key(MESHED_LABEL).then(|| {
         let sa = pod.spec.as_ref().and_then(|s| s.service_account_name.as_deref()).filter(|s| !s.is_empty());
         let ns = pod.namespace().unwrap_or_default();
-        mesh_proxy::identity::pki::workload_name(sa.unwrap_or("default"), &ns, trust_domain)
+        domain.service_account(&ns, sa.unwrap_or("default"))
     });
     PodInfo { uid: pod.uid().unwrap_or_default(), identity }
 }

@@ -70,7 +70,7 @@ impl Fixture {
         self
     }
     fn pod(&mut self, p: Pod) -> &mut Self {
-        self.ix.apply_pod(objects::key_of(&p), pod_info(&p, TD));
+        self.ix.apply_pod(objects::key_of(&p), pod_info(&p, &mesh_proxy_api::IdentityDomain::new("linkerd", TD)));
         self
     }
     /// Flushes; whether an answer changed.
@@ -392,8 +392,10 @@ fn replace_all_deletes_what_a_relist_lacks_and_keeps_the_rest_quiet() {
     assert_eq!(f.ix.counts(), (1, 2, 2));
 
     // A pod relist without web-1 takes its endpoint away.
-    let listed: HashMap<_, _> =
-        [pod("shop", "web-2", None, false)].iter().map(|p| (objects::key_of(p), pod_info(p, TD))).collect();
+    let listed: HashMap<_, _> = [pod("shop", "web-2", None, false)]
+        .iter()
+        .map(|p| (objects::key_of(p), pod_info(p, &mesh_proxy_api::IdentityDomain::new("linkerd", TD))))
+        .collect();
     f.ix.replace_all(listed);
     assert_eq!(f.get("shop", "web", 80), vec![("10.0.0.2:8080".into(), None)]);
 }
