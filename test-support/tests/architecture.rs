@@ -19,7 +19,11 @@ fn workspace_members(manifest: &str) -> Vec<String> {
     let start = manifest.find("members").expect("the root Cargo.toml lists members");
     let open = start + manifest[start..].find('[').expect("members = [");
     let close = open + manifest[open..].find(']').expect("members = [...]");
-    manifest[open + 1..close].split(',').map(|m| m.trim().trim_matches('"').to_owned()).filter(|m| !m.is_empty()).collect()
+    manifest[open + 1..close]
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_owned())
+        .filter(|m| !m.is_empty())
+        .collect()
 }
 
 /// The `name` of a manifest's `[package]`.
