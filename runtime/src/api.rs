@@ -198,16 +198,25 @@ async fn config(api: &Api, peer: Option<String>, query: &str) -> Answer {
         .to_owned();
     let wait = q.wait().map_err(bad_request)?;
     may_ask_for(&caller, &workload)?;
-    let none = || Refused(StatusCode::NOT_FOUND, format!("no verified config for {workload}"));
-    let mut rx = api.configs.watch(&workload).ok_or_else(none)?;
+    // A workload the runtime holds no config for and one whose config names
+    // another identity get the same 403: a caller learns nothing about which
+    // workloads exist, even in its own namespace. Only once the caller has
+    // been shown to own the config may a later disappearance say 404.
+    let refused = || {
+        tracing::info!(%workload, %caller, "config refused: none is served for the caller's identity");
+        Refused(StatusCode::FORBIDDEN, format!("{caller} has no config to read for {workload}"))
+    };
+    let gone = || Refused(StatusCode::NOT_FOUND, format!("no verified config for {workload}"));
+    let mut rx = api.configs.watch(&workload).ok_or_else(refused)?;
     let deadline = tokio::time::Instant::now() + wait;
     let mut held = None;
     loop {
-        let served = rx.borrow_and_update().clone().ok_or_else(none)?;
+        let Some(served) = rx.borrow_and_update().clone() else {
+            return Err(if held.is_some() { gone() } else { refused() });
+        };
         // Checked on every wake: a new config may name another identity.
         if served.identity != caller {
-            tracing::info!(%workload, %caller, "config refused: the caller is not the workload's identity");
-            return Err(Refused(StatusCode::FORBIDDEN, format!("{caller} is not the identity of {workload}")));
+            return Err(refused());
         }
         if q.get("after") != Some(served.digest.as_str()) {
             api.metrics.config_served();
@@ -220,7 +229,7 @@ async fn config(api: &Api, peer: Option<String>, query: &str) -> Answer {
         if held.is_none() {
             held = Some(hold(api, &caller)?);
         }
-        if !wait_change(api, rx.changed(), deadline, none).await? {
+        if !wait_change(api, rx.changed(), deadline, gone).await? {
             return Ok(not_modified());
         }
     }
@@ -230,14 +239,15 @@ async fn config(api: &Api, peer: Option<String>, query: &str) -> Answer {
 /// the request alone so that the answer says nothing about which workloads
 /// exist: an identity (`<sa>.<ns>.serviceaccount.…`) names its namespace,
 /// and a ServiceAccount runs pods of its own namespace only. Within that
-/// namespace the served config's identity decides (403 or 404).
+/// namespace the served config's identity decides, and a missing config
+/// gets the same 403 as another identity's.
 fn may_ask_for(caller: &str, workload: &str) -> Result<(), Refused> {
     let Some((_, namespace, _)) = workload_parts(workload) else {
         return Err(bad_request(format!("workload `{workload}` is not <Kind>/<namespace>/<name>")));
     };
     if caller.split('.').nth(1) != Some(namespace) {
         tracing::info!(%workload, %caller, "config refused: the caller is not of the workload's namespace");
-        return Err(Refused(StatusCode::FORBIDDEN, format!("{caller} is not the identity of {workload}")));
+        return Err(Refused(StatusCode::FORBIDDEN, format!("{caller} has no config to read for {workload}")));
     }
     Ok(())
 }

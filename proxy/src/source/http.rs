@@ -6,8 +6,10 @@
 //!
 //! Outcomes: 200 yields the object; 304 (the wait ran out, nothing new)
 //! polls again at once; 404 (the runtime holds nothing for us yet) polls
-//! again after `not_found`; 403 (our identity is not the config's) is
-//! yielded as an error once and retried every `forbidden`; connection
+//! again after `not_found`; 403 (the runtime serves no config our identity
+//! may read: another identity's, or none yet, which it does not tell apart
+//! so that callers cannot enumerate workloads) is yielded as an error once
+//! and retried every `forbidden`; connection
 //! failures and other statuses are yielded once and retried with capped,
 //! jittered exponential backoff.
 
@@ -29,8 +31,10 @@ pub struct PollTiming {
     /// Backoff after a failure: starts at `retry_min`, doubles up to `retry_max`.
     pub retry_min: Duration,
     pub retry_max: Duration,
-    /// Pause after a 403: the runtime refused our identity, which only a
-    /// new config or certificate changes.
+    /// Pause after a 403: no config our identity may read, which a newly
+    /// published config (the usual case at a workload's first start) or a
+    /// new certificate changes, so this also bounds how soon a first
+    /// config is seen.
     pub forbidden: Duration,
     /// Pause after a 404: the runtime answers those at once, so this is how
     /// soon a workload's first config is seen.
@@ -43,7 +47,7 @@ impl Default for PollTiming {
             wait: Duration::from_secs(30),
             retry_min: Duration::from_millis(250),
             retry_max: Duration::from_secs(30),
-            forbidden: Duration::from_secs(30),
+            forbidden: Duration::from_secs(2),
             not_found: Duration::from_secs(1),
         }
     }

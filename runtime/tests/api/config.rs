@@ -29,13 +29,14 @@ async fn a_config_is_served_only_to_its_workloads_identity() {
     // Another workload's identity, and no certificate at all: 403.
     let r = get(rt.api_addr, frontend_tls.clone(), &config_path(&workload_key(&primary), None, None)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.json()["error"].as_str().unwrap().contains("is not the identity of"));
+    assert!(r.json()["error"].as_str().unwrap().contains("has no config to read for"));
     let none = tls_config(None, &anchors);
     let r = get(rt.api_addr, none, &config_path(&workload_key(&primary), None, None)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
+    // A workload with no config: the same 403, so its absence does not show.
     let r = get(rt.api_addr, frontend_tls.clone(), &config_path("Deployment/podinfo/nope", None, None)).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = get(rt.api_addr, frontend_tls.clone(), "/v1/config").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
@@ -145,11 +146,15 @@ async fn another_namespaces_workloads_are_refused_before_their_existence_shows()
     for workload in ["Deployment/other/nope", "Deployment/other/podinfo-primary"] {
         let r = ask(workload).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{workload}: {:?}", r.body);
-        assert!(r.json()["error"].as_str().unwrap().contains("is not the identity of"), "{workload}");
+        assert!(r.json()["error"].as_str().unwrap().contains("has no config to read for"), "{workload}");
     }
-    // In its own namespace: another workload's config is 403, a missing one 404.
-    assert_eq!(ask(&workload_key(&config("podinfo-primary"))).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(ask("Deployment/podinfo/nope").await.status, StatusCode::NOT_FOUND);
+    // In its own namespace too: another workload's config and a missing one
+    // get the same status and the same message (but for the name asked).
+    let existing = ask(&workload_key(&config("podinfo-primary"))).await;
+    let missing = ask("Deployment/podinfo/nope").await;
+    assert_eq!((existing.status, missing.status), (StatusCode::FORBIDDEN, StatusCode::FORBIDDEN));
+    let message = |r: &Reply, name: &str| r.json()["error"].as_str().unwrap().replace(name, "NAME");
+    assert_eq!(message(&existing, "podinfo-primary"), message(&missing, "nope"));
     // Not a workload reference at all: 400.
     for workload in ["Deployment/podinfo", "podinfo", "Deployment//x", "Deployment/podinfo/x/y"] {
         assert_eq!(ask(workload).await.status, StatusCode::BAD_REQUEST, "{workload}");

@@ -410,7 +410,8 @@ async fn rollback_kubernetes_mode_refuses_the_previous_build_with_a_condition_al
     let frontend = config("frontend");
     let tls = tls_config(Some(&c.files.identity(&frontend.identity)), c.files.pki.anchors_pem());
     let r = get(c.running.api_addr, tls, &config_path(&workload_key(&frontend), None, None)).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "nothing older than the floor is served");
+    // Nothing is served for it, which a caller is told as 403 (runtime/API.md).
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "nothing older than the floor is served");
     // The newer build again is accepted (same sequence, same content).
     apply(&c.server, &newer);
     c.wait_for("the newer build again", |c| c.bundle_condition("Ready")["status"] == "True").await;

@@ -78,7 +78,7 @@ async fn rollback_file_mode_refuses_the_previous_build_also_after_a_restart() {
     // refuses it, so nothing is served rather than the older configs.
     let rt = mesh_runtime::start(settings()).await.unwrap();
     wait_for_refusals(rt.admin_addr, 1).await;
-    assert_eq!(frontend(rt.api_addr, &tls).await, Err(StatusCode::NOT_FOUND));
+    assert_eq!(frontend(rt.api_addr, &tls).await, Err(StatusCode::FORBIDDEN), "nothing served: 403 (runtime/API.md)");
     let (_, ready) = admin_get(rt.admin_addr, "/ready").await;
     assert!(ready.contains("bundle none"), "{ready}");
     // The newer build back: served; the older once more: refused again.
