@@ -76,11 +76,11 @@ fn not_modified() -> Response<Body> {
     r
 }
 
-/// `?a=b&c=d`, percent-decoded.
-struct Query(Vec<(String, String)>);
+/// `?a=b&c=d`, percent-decoded. Public for the request-parsing fuzz target.
+pub struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(q: &str) -> Result<Query, String> {
+    pub fn parse(q: &str) -> Result<Query, String> {
         let mut out = Vec::new();
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -89,12 +89,12 @@ impl Query {
         Ok(Query(out))
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// `wait` in seconds: the default when absent, at most [`MAX_WAIT`].
-    fn wait(&self) -> Result<Duration, String> {
+    pub fn wait(&self) -> Result<Duration, String> {
         match self.get("wait") {
             None => Ok(DEFAULT_WAIT),
             Some(s) => {
@@ -260,7 +260,8 @@ fn workload_parts(workload: &str) -> Option<(&str, &str, &str)> {
     whole.then_some((kind, namespace, name))
 }
 
-fn service_key(path: &str) -> Result<ServiceKey, String> {
+/// The Service port a `/v1/endpoints/<namespace>/<service>/<port>` path names.
+pub fn service_key(path: &str) -> Result<ServiceKey, String> {
     let rest = path.strip_prefix("/v1/endpoints/").unwrap_or("");
     let parts: Vec<String> = rest.split('/').map(percent_decode).collect::<Result<_, _>>()?;
     match parts.as_slice() {
