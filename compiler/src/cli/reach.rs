@@ -7,6 +7,7 @@ use crate::query::classes::Classes;
 use crate::query::reach::{self, Reach, workload_label};
 use crate::query::render::{matrix_out, text};
 use crate::query::{matrix, who};
+use crate::settings::SettingsFile;
 use clap::{Args, ValueEnum};
 use mesh_proxy_api::HttpRequest;
 use std::io::Write;
@@ -20,6 +21,9 @@ pub struct Common {
     /// Mesh settings file (default: meshc.yaml at the root of PATH).
     #[arg(long)]
     settings: Option<PathBuf>,
+    /// The cluster's pod CIDR, comma-separated (meshc.yaml podNetworks); unset, verdicts that turn on it are `depends`.
+    #[arg(long, value_delimiter = ',')]
+    pod_networks: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -93,7 +97,8 @@ fn load(c: &Common) -> Result<Outcome, ExitCode> {
     if !c.path.exists() {
         return Err(fail(format!("{}: no such file or directory", c.path.display())));
     }
-    let options = Options { settings_file: c.settings.clone(), ..Options::default() };
+    let overrides = SettingsFile { pod_networks: c.pod_networks.clone(), ..SettingsFile::default() };
+    let options = Options { settings_file: c.settings.clone(), overrides, ..Options::default() };
     pipeline::check(&Input::Path(c.path.clone()), &options).map_err(fail)
 }
 

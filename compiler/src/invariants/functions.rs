@@ -166,7 +166,7 @@ fn client_arg(t: &Tables, v: &dyn Val) -> Result<ClientArg, String> {
         Some(Item::Workload(w)) => {
             let w = &t.o.resolved.workloads[w as usize];
             let client = crate::query::clients::workload_client(w, &classes.addrs);
-            Ok(ClientArg { class: classes.class_of(&client), client })
+            Ok(ClientArg { class: classes.class_of(crate::query::clients::ClientKind::Workload, &client), client })
         }
         Some(_) => Err(
             "the client must be a client class (from `clients`, `reachers` or an edge), a workload or a client string"

@@ -30,7 +30,8 @@ fn describe(o: &Outcome, classes: &Classes, c: &Counterexample) -> String {
     let (Some(class), Some(wi), Some(port)) = (c.class, c.workload, c.port) else { return parts.join("") };
     let rep = &classes.classes[class];
     let kind = rep.members.first().map_or(ClientKind::Workload, |m| m.kind);
-    let client = ClientView::of_client(rep.label.clone(), kind, rep.client.clone(), Some(class));
+    let at: Vec<_> = classes.addrs.places.iter().cloned().zip(rep.at.iter().cloned()).collect();
+    let client = ClientView::of_client(rep.label.clone(), kind, &at, Some(class));
     let r = reach(o, client, wi, port, c.request.as_ref());
     let route = c.route.as_deref();
     let v = r.verdicts.iter().find(|v| route.is_none_or(|n| v.entry_name() == n));
