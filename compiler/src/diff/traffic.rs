@@ -60,36 +60,46 @@ fn flows(text: &str) -> Result<Vec<Flow>, String> {
         .collect())
 }
 
-/// Allowed on this side, or why not? `None` when the flow's client or
-/// target is not there.
-fn allowed(o: &Outcome, classes: &Classes, f: &Flow) -> Option<(bool, String)> {
+/// The flow's verdict on this side, and why when it is not allowed. `None`
+/// when the flow's client or target is not there.
+fn allowed(o: &Outcome, classes: &Classes, f: &Flow) -> Option<(Verdict, String)> {
     let client = parse_client(o, classes, &f.from).ok()?;
     let (wi, port) = parse_target(o, &f.to).ok()?;
     let req = request_of(f.method.as_deref(), f.path.as_deref(), None, []);
     let (verdict, proof) = flow_verdict(o, &client, wi, port, req.as_ref());
     if verdict == Verdict::Allow {
-        return Some((true, String::new()));
+        return Some((verdict, String::new()));
     }
     let why = proof.as_ref().and_then(|r| {
-        let v = r.verdicts.first()?;
-        let status = v.status.map_or_else(|| "connection closed".to_owned(), |s| s.to_string());
+        let v = r.verdicts.iter().find(|v| v.verdict == verdict).or(r.verdicts.first())?;
+        let status = match (&v.condition, v.status) {
+            (Some(c), _) => c.clone(),
+            (None, Some(s)) => s.to_string(),
+            (None, None) => "connection closed".to_owned(),
+        };
         Some(format!("port {}: {} ({status}): {}", r.target.port, v.verdict.as_str(), v.summary()))
     });
-    Some((false, why.unwrap_or_default()))
+    Some((verdict, why.unwrap_or_default()))
 }
 
 pub fn check_file(s: &Sides, file: &Path) -> Result<Vec<Broken>, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut out = Vec::new();
     for f in flows(&text)? {
-        let Some((true, _)) = allowed(s.base, &s.base_classes, &f) else { continue };
+        // Observed, so allowed where the client pod was; a base that depends
+        // on the pod CIDR was allowed there.
+        let Some((before @ (Verdict::Allow | Verdict::Depends), _)) = allowed(s.base, &s.base_classes, &f) else {
+            continue;
+        };
         // A client that is gone sends nothing; a target that is gone breaks the flow.
         if parse_client(s.head, &s.head_classes, &f.from).is_err() {
             continue;
         }
         match allowed(s.head, &s.head_classes, &f) {
-            Some((true, _)) => {}
-            Some((false, why)) => out.push(Broken { flow: f, after: why }),
+            Some((Verdict::Allow, _)) => {}
+            // As uncertain as before: no more broken than it was.
+            Some((Verdict::Depends, _)) if before == Verdict::Depends => {}
+            Some((_, why)) => out.push(Broken { flow: f, after: why }),
             None => out.push(Broken { flow: f, after: "the target is no longer in the repository".to_owned() }),
         }
     }

@@ -135,11 +135,18 @@ impl<'c> Spots<'c> {
     /// the proof names what allows under the condition).
     pub fn evidence(&self, i: usize) -> (Gate<'c>, &Decision<'c>) {
         let shape = self.shape();
+        // A place where the proxy decides, as at `shape` (a bypass has other decisions).
+        let alike = |k: usize| self.bypasses(k) == self.bypasses(shape);
+        let allows = |k: usize| self.decisions[k].get(i).is_some_and(|d| d.verdict == Verdict::Allow);
         let allowing = (self.verdict(i).0 == Verdict::Depends)
-            .then(|| (0..self.places.len()).find(|&k| self.decisions[k].get(i).is_some_and(|d| d.verdict == Verdict::Allow)))
+            .then(|| (0..self.places.len()).find(|&k| alike(k) && allows(k)))
             .flatten();
-        let k = allowing.filter(|&k| self.decisions[k].len() == self.decisions[shape].len()).unwrap_or(shape);
+        let k = allowing.unwrap_or(shape);
         (self.gates[k], &self.decisions[k][i])
+    }
+
+    fn bypasses(&self, k: usize) -> bool {
+        matches!(self.gates[k], Gate::SkippedSubnet(_))
     }
 
     /// The proof step of a verdict that depends: each place's verdict, and the condition.
