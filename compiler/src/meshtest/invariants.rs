@@ -81,6 +81,16 @@ pub fn run(o: &Outcome, classes: &Classes, invariants: &[Invariant], findings: &
                     r.detail = format!("invariant {} violated: {said}{example}", inv.spec.name);
                     findings.push(Finding::new(Code::InvariantViolated, inv.span, r.detail.clone()));
                 }
+                Ok(InvariantOutcome::Depends(example)) => {
+                    let said = inv.spec.message.as_deref().unwrap_or("the invariant is false");
+                    let example = example.map_or_else(String::new, |c| format!("; where it fails: {}", describe(o, classes, &c)));
+                    r.message = format!("depends on the pod CIDR: {said}");
+                    r.detail = format!(
+                        "invariant {} depends on the pod CIDR: it holds or not depending on where client pods are, which git does not hold (set podNetworks): {said}{example}",
+                        inv.spec.name
+                    );
+                    findings.push(Finding::new(Code::InvariantViolated, inv.span, r.detail.clone()));
+                }
                 Err(e) => {
                     r.message = format!("invariant {}: {e}", inv.spec.name);
                     findings.push(Finding::new(Code::TestError, error_span(inv, &e), r.message.clone()));
