@@ -70,7 +70,10 @@ fn invariants_that_turn_on_the_pod_cidr_depend() {
     let unset = load(None);
     assert!(matches!(check(&unset, REACHES_HEALTH), InvariantOutcome::Depends(_)));
     assert!(matches!(check(&unset, &format!("!{REACHES_HEALTH}")), InvariantOutcome::Depends(_)));
-    assert!(matches!(check(&unset, r#"reachable("deploy/web/client", workload("web/site", 8080))"#), InvariantOutcome::Depends(_)));
+    assert!(matches!(
+        check(&unset, r#"reachable("deploy/web/client", workload("web/site", 8080))"#),
+        InvariantOutcome::Depends(_)
+    ));
     // The unmeshed class (with the pods) may be on the route: a counterexample where it is.
     match check(&unset, NO_UNMESHED_EDGE) {
         InvariantOutcome::Depends(Some(c)) => assert_eq!((c.workload, c.port), (Some(0), Some(8080))),
@@ -79,7 +82,10 @@ fn invariants_that_turn_on_the_pod_cidr_depend() {
     // Answers that hold wherever pods are stay definite.
     assert_eq!(check(&unset, r#"edges.all(e, e.target.port == 8080)"#), InvariantOutcome::Holds);
     assert_eq!(check(&unset, r#"!reachable("external", workload("web/site", 8080))"#), InvariantOutcome::Holds);
-    assert!(matches!(check(&unset, r#"reachable("external", workload("web/site", 8080))"#), InvariantOutcome::Violated(_)));
+    assert!(matches!(
+        check(&unset, r#"reachable("external", workload("web/site", 8080))"#),
+        InvariantOutcome::Violated(_)
+    ));
 
     let inside = load(Some("10.240.0.0/16"));
     assert_eq!(check(&inside, REACHES_HEALTH), InvariantOutcome::Holds);

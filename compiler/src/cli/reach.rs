@@ -162,7 +162,8 @@ fn single_port(o: &Outcome, wi: usize) -> Result<u16, String> {
 
 /// Version 1: with a request, one verdict at the top level; without, the
 /// verdict of every route under `routes` and an overall `verdict`
-/// (`allow`, `deny`, or `partial` when some routes allow).
+/// (`allow`, `deny`, `partial` when some routes allow, or `depends` when
+/// none does for sure and some do depending on the pod CIDR).
 pub fn reach_json(r: &Reach, with_request: bool) -> String {
     let mut v = serde_json::json!({
         "version": 1,
@@ -176,10 +177,14 @@ pub fn reach_json(r: &Reach, with_request: bool) -> String {
             v[k] = val.clone();
         }
     } else {
-        let allowed = r.verdicts.iter().filter(|x| x.verdict == crate::query::evaluate::Verdict::Allow).count();
-        v["verdict"] = serde_json::json!(match allowed {
-            0 => "deny",
-            n if n == r.verdicts.len() => "allow",
+        use crate::query::evaluate::Verdict;
+        let count = |want: Verdict| r.verdicts.iter().filter(|x| x.verdict == want).count();
+        // Allowed on some route for sure is partial; on none for sure but on
+        // some where the pod CIDR decides, it depends (each route says when).
+        v["verdict"] = serde_json::json!(match (count(Verdict::Allow), count(Verdict::Depends)) {
+            (0, 0) => "deny",
+            (0, _) => "depends",
+            (n, _) if n == r.verdicts.len() => "allow",
             _ => "partial",
         });
         v["routes"] = serde_json::to_value(&r.verdicts).expect("verdicts serialize");

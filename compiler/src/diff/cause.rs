@@ -6,8 +6,8 @@ use super::Sides;
 use super::edges::{Direction, Group, RawChange};
 use crate::pipeline::Outcome;
 use crate::query::clients::ClientKind;
-use crate::query::proof::{ResourceRef, Step};
 use crate::query::places::Place;
+use crate::query::proof::{ResourceRef, Step};
 use crate::query::reach::{ClientView, Reach, VerdictView, placed, reach};
 use mesh_proxy_api::Client;
 use serde::Serialize;
@@ -71,7 +71,8 @@ pub fn cause(s: &Sides, g: &Group, c: &RawChange) -> Option<Cause> {
         let (side, o, what) = if g.head.is_none() { ("base", s.base, "removed") } else { ("head", s.head, "added") };
         return Some(client_change(side, o, &g.members[0], what));
     }
-    let first = |c: &Option<(Vec<(Place, Client)>, usize)>| c.as_ref().and_then(|(at, _)| at.first()).map(|p| p.1.clone());
+    let first =
+        |c: &Option<(Vec<(Place, Client)>, usize)>| c.as_ref().and_then(|(at, _)| at.first()).map(|p| p.1.clone());
     if let (Some(b), Some(h)) = (first(&base_client), first(&head_client))
         && b != h
     {

@@ -147,7 +147,9 @@ pub fn changes(s: &Sides, groups: &[Group], namespace: Option<&str>) -> (Vec<Raw
 /// (or allowed depending on the pod CIDR, alike) on both sides.
 fn stable_allowed(base: Option<&PortSets>, weights: &[usize]) -> usize {
     let count = |set: &fixedbitset::FixedBitSet| set.ones().map(|c| weights[c]).sum::<usize>();
-    base.map_or(0, |b| b.entries.iter().map(|(_, set)| count(set)).sum::<usize>() + b.depends.iter().map(count).sum::<usize>())
+    base.map_or(0, |b| {
+        b.entries.iter().map(|(_, set)| count(set)).sum::<usize>() + b.depends.iter().map(count).sum::<usize>()
+    })
 }
 
 /// `(direction, route, condition, groups, every group)`.
@@ -184,7 +186,9 @@ fn change(b: &State, h: &State) -> Option<(Direction, Option<String>)> {
         (State::Allow, State::Depends(c)) => Some((Direction::Closed, cond("head", c))),
         (State::Depends(c), State::Deny) => Some((Direction::Closed, cond("base", c))),
         // Allowed in other parts of the pod CIDR: both opened and closed somewhere.
-        (State::Depends(x), State::Depends(y)) if x != y => Some((Direction::Opened, Some(format!("base: {x}; head: {y}")))),
+        (State::Depends(x), State::Depends(y)) if x != y => {
+            Some((Direction::Opened, Some(format!("base: {x}; head: {y}"))))
+        }
         _ => None,
     }
 }

@@ -105,6 +105,15 @@
 //!   `cidr.containsCIDR(cidr or string)`, `cidr.ip()`, `cidr.masked()`,
 //!   `cidr.prefixLength()`, `string(ip or cidr)`.
 //!
+//! # Pod addresses
+//!
+//! Git does not hold where a pod is (see `podNetworks`). An invariant is
+//! evaluated with only the edges, `reachable` and `reachers` answers that
+//! hold wherever a client pod is and, when it read any that depend on the
+//! pod CIDR, again with those present too. When the two answers differ the
+//! invariant depends on the pod CIDR: it fails as `invariant-violated`,
+//! saying so, with the counterexample of the evaluation where it is false.
+//!
 //! # Counterexamples
 //!
 //! When the invariant is `LIST.all(x, P)` or `!LIST.exists(x, P)`, alone
@@ -214,7 +223,11 @@ fn cel_env() -> Result<cel::Env, cel::DeclarationError> {
 impl<'o> Env<'o> {
     pub fn new(o: &'o Outcome, classes: &'o Classes<'o>) -> Self {
         let cel = cel_env().map(Arc::new).map_err(|e| e.to_string());
-        Env { tables: Tables::new(o, classes, World::Definite), possible: Tables::new(o, classes, World::Possible), cel }
+        Env {
+            tables: Tables::new(o, classes, World::Definite),
+            possible: Tables::new(o, classes, World::Possible),
+            cel,
+        }
     }
 
     /// Evaluates one invariant: once with only the edges allowed wherever a

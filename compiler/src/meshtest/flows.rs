@@ -70,7 +70,8 @@ pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Fin
             detail: String::new(),
         };
         let Some(want) = expected(&f.spec.expect) else {
-            let msg = format!("flow {}: expect `{}` is not allow, deny, no-route or depends", result.name, f.spec.expect);
+            let msg =
+                format!("flow {}: expect `{}` is not allow, deny, no-route or depends", result.name, f.spec.expect);
             findings.push(Finding::new(Code::TestError, f.span, msg.clone()));
             result.message = msg;
             out.push(result);

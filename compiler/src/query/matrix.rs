@@ -8,8 +8,8 @@
 //! caller in order, so output can be streamed without holding the matrix.
 
 use super::classes::Classes;
-use super::places;
 use super::evaluate::route_meta;
+use super::places;
 use super::proof::route_name;
 use super::who::target_ports;
 use crate::pipeline::Outcome;

@@ -81,7 +81,13 @@ pub fn condition(places: &[Place], allowed: &[bool]) -> String {
         let decided = if own.is_empty() { &inside } else { &own };
         let here = decided.iter().any(|&i| allowed[i]);
         if here != around {
-            let sep = if parts.is_empty() { "" } else if here { ", or " } else { " but " };
+            let sep = if parts.is_empty() {
+                ""
+            } else if here {
+                ", or "
+            } else {
+                " but "
+            };
             parts.push(format!("{sep}{}in {net}", if here { "" } else { "not " }));
         }
         context.push((net, here));
@@ -97,7 +103,12 @@ pub struct Spots<'c> {
 }
 
 /// The decisions for `client` at each of its places: for `req`, else per route.
-pub fn spots<'c>(config: Option<&'c ProxyConfig>, port: u16, client: &ClientView, req: Option<&HttpRequest>) -> Spots<'c> {
+pub fn spots<'c>(
+    config: Option<&'c ProxyConfig>,
+    port: u16,
+    client: &ClientView,
+    req: Option<&HttpRequest>,
+) -> Spots<'c> {
     let lone = [(Place { addr: client.client.addr, within: Vec::new() }, client.client.clone())];
     let at = if client.at.is_empty() { &lone[..] } else { &client.at[..] };
     let mut out = Spots { places: Vec::new(), gates: Vec::new(), decisions: Vec::new() };
@@ -204,6 +215,9 @@ mod tests {
         let text = condition(&places, &[false, true, false]);
         assert_eq!(text, "allow when the client pod's address is in 10.1.0.0/16 but not in 10.1.2.0/24");
         let text = condition(&places, &[true, false, true]);
-        assert_eq!(text, "allow when the client pod's address is in 0.0.0.0/0 but not in 10.1.0.0/16, or in 10.1.2.0/24");
+        assert_eq!(
+            text,
+            "allow when the client pod's address is in 0.0.0.0/0 but not in 10.1.0.0/16, or in 10.1.2.0/24"
+        );
     }
 }

@@ -40,7 +40,8 @@ impl ClientView {
     /// A client known only by what the proxy sees (a class representative,
     /// one side's member in a diff), described by that.
     pub fn of_client(spec: String, kind: ClientKind, at: &[(Place, Client)], class: Option<usize>) -> Self {
-        let client = at.first().map(|(_, c)| c.clone()).unwrap_or_else(|| Client::plaintext(IpAddr::from([0, 0, 0, 0])));
+        let client =
+            at.first().map(|(_, c)| c.clone()).unwrap_or_else(|| Client::plaintext(IpAddr::from([0, 0, 0, 0])));
         let detail = match client.tls.identity() {
             Some(id) => format!("mTLS identity {id} from {}", client.addr),
             None => format!("plaintext from {}", client.addr),

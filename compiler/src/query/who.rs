@@ -4,9 +4,9 @@
 
 use super::classes::Classes;
 use super::evaluate::{self, Gate, Unit, Verdict, route_meta};
+use super::places::combine;
 use super::proof::{Prover, Step, route_name, rule_texts};
 use crate::pipeline::Outcome;
-use super::places::combine;
 use crate::resolve::workload::Workload;
 use mesh_proxy_api::{Client, PortPolicy, ProxyConfig};
 use serde::Serialize;

@@ -163,7 +163,11 @@ fn pod_addresses(o: &Outcome) -> Vec<std::net::IpAddr> {
     let space = o.resolved.settings.pod_space();
     let kubelet = o.resolved.settings.kubelet_ip;
     let mut out: Vec<std::net::IpAddr> = EXTRA_IPS.iter().map(|ip| ip.parse().expect("literal address")).collect();
-    out.extend(["10.1.0.9", "10.1.2.200", "10.0.0.1", "192.168.77.1", "fd00::9"].iter().map(|ip| ip.parse::<std::net::IpAddr>().expect("literal address")));
+    out.extend(
+        ["10.1.0.9", "10.1.2.200", "10.0.0.1", "192.168.77.1", "fd00::9"]
+            .iter()
+            .map(|ip| ip.parse::<std::net::IpAddr>().expect("literal address")),
+    );
     out.extend(space.iter().flat_map(|n| [n.hosts().next(), Some(n.broadcast())]).flatten());
     out.retain(|ip| *ip != kubelet && space.iter().any(|n| n.contains(ip)));
     out
@@ -171,7 +175,12 @@ fn pod_addresses(o: &Outcome) -> Vec<std::net::IpAddr> {
 
 /// What the proxy says wherever the client may be, combined as meshc must
 /// combine it: the common verdict, else `depends` (and no status).
-fn proxy_says_anywhere(config: Option<&ProxyConfig>, port: u16, view: &ClientView, req: &HttpRequest) -> (Verdict, Option<u32>) {
+fn proxy_says_anywhere(
+    config: Option<&ProxyConfig>,
+    port: u16,
+    view: &ClientView,
+    req: &HttpRequest,
+) -> (Verdict, Option<u32>) {
     let says: Vec<(Verdict, Option<u32>)> = view.at.iter().map(|(_, c)| proxy_says(config, port, c, req)).collect();
     match says.first() {
         None => proxy_says(config, port, &view.client, req),
@@ -229,7 +238,13 @@ fn reach_agrees_with_proxy(repo: &Repo, o: &Outcome) -> Result<Stats, String> {
                         for ip in pod_addresses(o) {
                             let moved = Client { addr: ip, tls: view.client.tls.clone() };
                             let there = proxy_says(o.configs[wi].as_ref(), port, &moved, req);
-                            ensure!(there.0 == v.verdict, "reach {spec} → {}:{port} {req:?} says {:?}, but from {ip} the proxy says {:?}", reach::workload_label(o, wi), v.verdict, there.0);
+                            ensure!(
+                                there.0 == v.verdict,
+                                "reach {spec} → {}:{port} {req:?} says {:?}, but from {ip} the proxy says {:?}",
+                                reach::workload_label(o, wi),
+                                v.verdict,
+                                there.0
+                            );
                         }
                     }
                     let gate = evaluate::gate(o.configs[wi].as_ref(), port, &view.client);
@@ -369,10 +384,18 @@ fn matrix_agrees_with_who(o: &Outcome) -> Result<Stats, String> {
             let (mut any, mut every) = (Vec::new(), (0..classes.len()).collect::<Vec<_>>());
             for (i, ((name, set), e)) in sets.entries.iter().zip(&answer.entries).enumerate() {
                 let depends: Vec<usize> = e.depends.iter().map(|d| d.class).collect();
-                ensure!(ones(&sets.depends[i]) == depends, "{at} {name}: matrix depends {:?}, who {depends:?}", ones(&sets.depends[i]));
+                ensure!(
+                    ones(&sets.depends[i]) == depends,
+                    "{at} {name}: matrix depends {:?}, who {depends:?}",
+                    ones(&sets.depends[i])
+                );
                 for d in &e.depends {
                     let got = sets.condition(&classes, i, d.class);
-                    ensure!(got.as_ref() == Some(&d.condition), "{at} {name}: condition {got:?}, who {:?}", d.condition);
+                    ensure!(
+                        got.as_ref() == Some(&d.condition),
+                        "{at} {name}: condition {got:?}, who {:?}",
+                        d.condition
+                    );
                 }
                 any.extend(depends);
                 let mut allowed = e.allowed.clone();

@@ -13,21 +13,15 @@ use std::io::{self, Write};
 /// One allowed edge; `client: None` is every class.
 pub struct Edge<'p> {
     pub client: Option<usize>,
+    /// Not allowed on every route: `routes` lists those it may use.
     pub partial: bool,
     pub routes: Vec<&'p str>,
-    /// When the class is allowed on some route only if its pods are in
-    /// the right part of the pod CIDR: the condition (verdict `depends`).
+    /// Where a route allows the class only if its pods are in the right
+    /// part of the pod CIDR: the condition.
     pub condition: Option<String>,
-}
-
-impl Edge<'_> {
-    pub fn verdict(&self) -> &'static str {
-        match (&self.condition, self.partial) {
-            (Some(_), _) => "depends",
-            (None, true) => "partial",
-            (None, false) => "allow",
-        }
-    }
+    /// `allow` (every route), `partial` (some routes for sure), or
+    /// `depends` (no route for sure, some depending on the pod CIDR).
+    pub verdict: &'static str,
 }
 
 /// The edges of one port: one `*` edge when every class gets in
@@ -35,23 +29,30 @@ impl Edge<'_> {
 /// The pod's own localhost traffic, which every proxy allows, is not an edge.
 pub fn edges<'p>(ps: &'p PortSets, classes: &Classes) -> Vec<Edge<'p>> {
     if !classes.is_empty() && ps.every.count_ones(..) == classes.len() {
-        return vec![Edge { client: None, partial: false, routes: Vec::new(), condition: None }];
+        return vec![Edge { client: None, partial: false, routes: Vec::new(), condition: None, verdict: "allow" }];
     }
     ps.any
         .ones()
         .filter(|&c| !classes.is_localhost(c))
         .map(|c| {
-            // Partial: allowed (or maybe allowed) on some entries only.
             let routes = ps.routes_of(c);
             let partial = routes.len() < ps.entries.len();
-            let routes = if partial { routes } else { Vec::new() };
-            Edge { client: Some(c), partial, routes, condition: edge_condition(ps, classes, c) }
+            let sure = ps.entries.iter().any(|(_, set)| set.contains(c));
+            let verdict = match (ps.every.contains(c), sure) {
+                (true, _) => "allow",
+                (false, true) => "partial",
+                (false, false) => "depends",
+            };
+            let condition = edge_condition(ps, classes, c);
+            let routes = if partial || condition.is_some() && verdict == "partial" { routes } else { Vec::new() };
+            Edge { client: Some(c), partial, routes, condition, verdict }
         })
         .collect()
 }
 
-/// The condition of class `c` on the port: one when every entry that
-/// depends has the same, else each prefixed with its route.
+/// The condition of class `c` on the port: alone when every route it may
+/// use depends alike, else each prefixed with its route (the others are
+/// allowed for sure).
 fn edge_condition(ps: &PortSets, classes: &Classes, c: usize) -> Option<String> {
     if !ps.depends_on_place(c) {
         return None;
@@ -63,7 +64,7 @@ fn edge_condition(ps: &PortSets, classes: &Classes, c: usize) -> Option<String> 
         }
     }
     let first = found.first().map(|(_, c)| c.clone())?;
-    if found.iter().all(|(_, c)| *c == first) {
+    if found.len() == ps.routes_of(c).len() && found.iter().all(|(_, c)| *c == first) {
         return Some(first);
     }
     Some(found.iter().map(|(n, c)| format!("{n}: {c}")).collect::<Vec<_>>().join("; "))
@@ -130,11 +131,11 @@ pub fn json(
             let sep = if summary.edges == 0 { "\n" } else { ",\n" };
             summary.edges += 1;
             let client = e.client.map_or_else(|| "\"*\"".to_owned(), |c| c.to_string());
-            let _ = write!(buf, "{sep}{{\"client\":{client},\"target\":{target},\"verdict\":\"{}\"", e.verdict());
+            let _ = write!(buf, "{sep}{{\"client\":{client},\"target\":{target},\"verdict\":\"{}\"", e.verdict);
             if let Some(condition) = &e.condition {
                 let _ = write!(buf, ",\"condition\":{}", serde_json::to_string(condition).map_err(io_err)?);
             }
-            if e.partial {
+            if !e.routes.is_empty() {
                 let routes = serde_json::to_string(&e.routes).map_err(io_err)?;
                 let _ = write!(buf, ",\"routes\":{routes}");
             }
@@ -172,7 +173,7 @@ pub fn table(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize
             if let Some(condition) = &e.condition {
                 routes = if routes.is_empty() { condition.clone() } else { format!("{routes} — {condition}") };
             }
-            writeln!(out, "{client:<48} {target:<44} {:<8} {routes}", e.verdict())?;
+            writeln!(out, "{client:<48} {target:<44} {:<8} {routes}", e.verdict)?;
         }
         Ok::<(), io::Error>(())
     })?;
@@ -270,11 +271,15 @@ fn graph(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize], s
         let to = node_id("w", &workload_label(o, ps.workload));
         for e in edges(&ps, classes) {
             let from = e.client.map_or_else(|| "all".to_owned(), |c| node_id("c", &c.to_string()));
-            let mut label = if e.partial { format!("{} ({})", ps.port, e.routes.join(", ")) } else { ps.port.to_string() };
+            let mut label = if e.routes.is_empty() {
+                ps.port.to_string()
+            } else {
+                format!("{} ({})", ps.port, e.routes.join(", "))
+            };
             if let Some(condition) = &e.condition {
                 label = format!("{label} if {}", condition.trim_start_matches("allow when "));
             }
-            match (syntax, e.partial || e.condition.is_some()) {
+            match (syntax, e.verdict != "allow") {
                 (Syntax::Dot, false) => writeln!(out, "  {from} -> {to} [label=\"{}\"];", quote(&label))?,
                 (Syntax::Dot, true) => writeln!(out, "  {from} -> {to} [label=\"{}\", style=dashed];", quote(&label))?,
                 (Syntax::Mermaid, false) => writeln!(out, "  {from} -->|\"{}\"| {to}", quote(&label))?,

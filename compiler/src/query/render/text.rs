@@ -138,7 +138,12 @@ pub fn who(target: &str, answers: &[PortAnswer], classes: &Classes, paint: Paint
                 let _ = writeln!(out, "    {} {}", paint.verdict(Verdict::Allow), class_list(&e.allowed, classes));
             }
             for (condition, ids) in by_condition(&e.depends) {
-                let _ = writeln!(out, "    {} {} — {condition}", paint.verdict(Verdict::Depends), class_list(&ids, classes));
+                let _ = writeln!(
+                    out,
+                    "    {} {} — {condition}",
+                    paint.verdict(Verdict::Depends),
+                    class_list(&ids, classes)
+                );
             }
             if !e.bypass.is_empty() {
                 let _ = writeln!(out, "    bypassing the proxy (skip-subnets): {}", class_list(&e.bypass, classes));
