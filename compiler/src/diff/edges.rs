@@ -155,6 +155,9 @@ fn stable_allowed(base: Option<&PortSets>, weights: &[usize]) -> usize {
 /// `(direction, route, condition, groups, every group)`.
 type PortChange = (Direction, String, Option<String>, Vec<usize>, bool);
 
+/// How an edge changed, and the condition of the side that depends on the pod CIDR.
+type ChangeKey = (Direction, Option<String>);
+
 /// A class's verdict on one entry of one side.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum State {
@@ -176,7 +179,7 @@ fn state(sets: Option<&PortSets>, classes: &Classes, name: &str, class: Option<u
 /// How an edge changed: opened (more allowed on head), closed (less), with
 /// the condition of the side whose verdict depends on the pod CIDR; `None`
 /// when it did not change.
-fn change(b: &State, h: &State) -> Option<(Direction, Option<String>)> {
+fn change(b: &State, h: &State) -> Option<ChangeKey> {
     let cond = |side: &str, c: &str| Some(format!("{side}: {c}"));
     match (b, h) {
         (State::Deny, State::Allow) => Some((Direction::Opened, None)),
@@ -212,7 +215,7 @@ fn port_changes(
     let mut same = 0;
     for name in names {
         // (direction, condition) → groups, in first-seen order.
-        let mut changed: Vec<((Direction, Option<String>), Vec<usize>)> = Vec::new();
+        let mut changed: Vec<(ChangeKey, Vec<usize>)> = Vec::new();
         for &gi in check {
             let g = &groups[gi];
             let b = state(base, &s.base_classes, name, g.base);

@@ -160,6 +160,7 @@ mod tests {
             namespace: "ns".to_owned(),
             route: "HTTPRoute r".to_owned(),
             matches: Some("GET path = /x".to_owned()),
+            condition: None,
             cause: None,
         }
     }
