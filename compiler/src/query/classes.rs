@@ -77,6 +77,9 @@ pub struct Classes<'a> {
     /// For each place and predicate, the classes that satisfy it there.
     sat: Vec<Vec<FixedBitSet>>,
     by_signature: HashMap<Vec<u32>, usize>,
+    /// Conditions in words by the places that allow: few patterns recur on
+    /// many edges.
+    conditions: std::sync::Mutex<HashMap<Vec<bool>, String>>,
 }
 
 static LOCALHOST: std::sync::LazyLock<Authorization> = std::sync::LazyLock::new(localhost_authorization);
@@ -97,6 +100,7 @@ impl<'a> Classes<'a> {
             suffixed: Vec::new(),
             sat: Vec::new(),
             by_signature: HashMap::new(),
+            conditions: std::sync::Mutex::default(),
             addrs,
         };
         // Every proxy appends the localhost authorization, so it tells the pod itself apart.
@@ -193,6 +197,14 @@ impl<'a> Classes<'a> {
     /// repository does.
     pub fn class_of(&self, kind: ClientKind, c: &Client) -> Option<usize> {
         self.by_signature.get(&self.place_signature(&self.addrs.at_places(kind, c))).copied()
+    }
+
+    /// The condition (see [`super::places::condition`]) of a verdict
+    /// allowed at the places `allowed` marks.
+    pub fn condition(&self, allowed: &[bool]) -> String {
+        let text = || super::places::condition(&self.addrs.places, allowed);
+        let Ok(mut memo) = self.conditions.lock() else { return text() };
+        memo.entry(allowed.to_vec()).or_insert_with(text).clone()
     }
 
     /// How many places a pod may be that policies tell apart.

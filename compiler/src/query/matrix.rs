@@ -9,7 +9,6 @@
 
 use super::classes::Classes;
 use super::evaluate::route_meta;
-use super::places;
 use super::proof::route_name;
 use super::who::target_ports;
 use crate::pipeline::Outcome;
@@ -60,7 +59,7 @@ impl PortSets {
             return None;
         }
         let allowed: Vec<bool> = self.at[i].iter().map(|set| set.contains(c)).collect();
-        Some(places::condition(&classes.addrs.places, &allowed))
+        Some(classes.condition(&allowed))
     }
 }
 
