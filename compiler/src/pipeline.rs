@@ -122,6 +122,7 @@ fn overlay(file: &mut SettingsFile, o: SettingsFile) {
     take!(
         default_inbound_policy,
         cluster_networks,
+        pod_networks,
         trust_domain,
         cluster_domain,
         control_plane_namespace,

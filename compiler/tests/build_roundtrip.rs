@@ -144,6 +144,7 @@ fn verified_payloads_decide_as_reach_predicts() {
     use mesh_proxy_api::{HttpRequest, HttpVerdict, PortPolicy, TcpVerdict, Verdict as ApiVerdict};
     use meshc::query::classes::Classes;
     use meshc::query::evaluate::Verdict;
+    use meshc::query::places::Place;
     use meshc::query::reach::{self, ClientView};
     use meshc::query::who;
     use std::collections::BTreeMap;
@@ -169,12 +170,9 @@ fn verified_payloads_decide_as_reach_predicts() {
             for port in who::target_ports(w, Some(config)) {
                 for class in &classes.classes {
                     let client = &class.client;
-                    let view = ClientView::of_client(
-                        class.label.clone(),
-                        class.members[0].kind,
-                        client.clone(),
-                        Some(class.id),
-                    );
+                    // The representative where it stands: one client, as the proxy sees it.
+                    let here = [(Place { addr: client.addr, within: Vec::new() }, client.clone())];
+                    let view = ClientView::of_client(class.label.clone(), class.members[0].kind, &here, Some(class.id));
                     for req in &requests {
                         let proxy = match config.inbound.lookup(port) {
                             PortPolicy::Skipped => Verdict::Allow,

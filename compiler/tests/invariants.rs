@@ -501,6 +501,7 @@ fn scale_fifty_edge_invariants() {
         let verdict = match env.check(inv) {
             Ok(InvariantOutcome::Holds) => "holds",
             Ok(InvariantOutcome::Violated(_)) => "violated",
+            Ok(InvariantOutcome::Depends(_)) => "depends",
             Err(e) => panic!("{inv}: {e}"),
         };
         times.push((ti.elapsed(), inv, verdict));

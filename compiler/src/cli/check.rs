@@ -31,6 +31,9 @@ pub struct CheckArgs {
     /// Cluster networks, comma-separated (Helm clusterNetworks).
     #[arg(long, value_delimiter = ',')]
     cluster_networks: Option<Vec<String>>,
+    /// The cluster's pod CIDR, comma-separated (meshc.yaml podNetworks); unset, verdicts that turn on it are `depends`.
+    #[arg(long, value_delimiter = ',')]
+    pod_networks: Option<Vec<String>>,
     /// Identity trust domain (Helm identityTrustDomain).
     #[arg(long)]
     trust_domain: Option<String>,
@@ -112,6 +115,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let overrides = SettingsFile {
         default_inbound_policy: args.default_inbound_policy,
         cluster_networks: args.cluster_networks,
+        pod_networks: args.pod_networks,
         trust_domain: args.trust_domain,
         control_plane_namespace: args.control_plane_namespace,
         probe_networks: args.probe_networks,

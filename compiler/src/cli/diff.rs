@@ -69,6 +69,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 const SETTINGS_KEYS: &[&str] = &[
     "defaultInboundPolicy",
     "clusterNetworks",
+    "podNetworks",
     "trustDomain",
     "controlPlaneNamespace",
     "probeNetworks",

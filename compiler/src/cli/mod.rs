@@ -32,7 +32,7 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Print what one workload's proxy will enforce, per port (offline `linkerd diagnostics policy`).
     ShowConfig(show_config::ShowConfigArgs),
-    /// One client, one workload port: allow, deny or no-route, with the proof (file:line).
+    /// One client, one workload port: allow, deny, no-route or depends (on the pod CIDR), with the proof (file:line).
     Reach(Box<reach::ReachArgs>),
     /// Every client class that gets into a workload, per port and route.
     WhoCanReach(reach::WhoArgs),

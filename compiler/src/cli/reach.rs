@@ -7,6 +7,7 @@ use crate::query::classes::Classes;
 use crate::query::reach::{self, Reach, workload_label};
 use crate::query::render::{matrix_out, text};
 use crate::query::{matrix, who};
+use crate::settings::SettingsFile;
 use clap::{Args, ValueEnum};
 use mesh_proxy_api::HttpRequest;
 use std::io::Write;
@@ -20,6 +21,9 @@ pub struct Common {
     /// Mesh settings file (default: meshc.yaml at the root of PATH).
     #[arg(long)]
     settings: Option<PathBuf>,
+    /// The cluster's pod CIDR, comma-separated (meshc.yaml podNetworks); unset, verdicts that turn on it are `depends`.
+    #[arg(long, value_delimiter = ',')]
+    pod_networks: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -93,7 +97,8 @@ fn load(c: &Common) -> Result<Outcome, ExitCode> {
     if !c.path.exists() {
         return Err(fail(format!("{}: no such file or directory", c.path.display())));
     }
-    let options = Options { settings_file: c.settings.clone(), ..Options::default() };
+    let overrides = SettingsFile { pod_networks: c.pod_networks.clone(), ..SettingsFile::default() };
+    let options = Options { settings_file: c.settings.clone(), overrides, ..Options::default() };
     pipeline::check(&Input::Path(c.path.clone()), &options).map_err(fail)
 }
 
@@ -157,7 +162,8 @@ fn single_port(o: &Outcome, wi: usize) -> Result<u16, String> {
 
 /// Version 1: with a request, one verdict at the top level; without, the
 /// verdict of every route under `routes` and an overall `verdict`
-/// (`allow`, `deny`, or `partial` when some routes allow).
+/// (`allow`, `deny`, `partial` when some routes allow, or `depends` when
+/// none does for sure and some do depending on the pod CIDR).
 pub fn reach_json(r: &Reach, with_request: bool) -> String {
     let mut v = serde_json::json!({
         "version": 1,
@@ -171,10 +177,14 @@ pub fn reach_json(r: &Reach, with_request: bool) -> String {
             v[k] = val.clone();
         }
     } else {
-        let allowed = r.verdicts.iter().filter(|x| x.verdict == crate::query::evaluate::Verdict::Allow).count();
-        v["verdict"] = serde_json::json!(match allowed {
-            0 => "deny",
-            n if n == r.verdicts.len() => "allow",
+        use crate::query::evaluate::Verdict;
+        let count = |want: Verdict| r.verdicts.iter().filter(|x| x.verdict == want).count();
+        // Allowed on some route for sure is partial; on none for sure but on
+        // some where the pod CIDR decides, it depends (each route says when).
+        v["verdict"] = serde_json::json!(match (count(Verdict::Allow), count(Verdict::Depends)) {
+            (0, 0) => "deny",
+            (0, _) => "depends",
+            (n, _) if n == r.verdicts.len() => "allow",
             _ => "partial",
         });
         v["routes"] = serde_json::to_value(&r.verdicts).expect("verdicts serialize");

@@ -6,8 +6,9 @@ use super::Sides;
 use super::edges::{Direction, Group, RawChange};
 use crate::pipeline::Outcome;
 use crate::query::clients::ClientKind;
+use crate::query::places::Place;
 use crate::query::proof::{ResourceRef, Step};
-use crate::query::reach::{ClientView, Reach, VerdictView, reach};
+use crate::query::reach::{ClientView, Reach, VerdictView, placed, reach};
 use mesh_proxy_api::Client;
 use serde::Serialize;
 
@@ -19,23 +20,24 @@ pub struct Cause {
     pub step: Step,
 }
 
-fn prove(o: &Outcome, client: Option<(&Client, usize)>, workload: &str, port: u16) -> Option<Reach> {
+fn prove(o: &Outcome, client: Option<(Vec<(Place, Client)>, usize)>, workload: &str, port: u16) -> Option<Reach> {
     let wi = crate::query::workload_ref::find(&o.resolved, workload).ok()?;
-    let (client, class) = client?;
-    let view = ClientView::of_client(String::new(), ClientKind::Workload, client.clone(), Some(class));
+    let (at, class) = client?;
+    let view = ClientView::of_client(String::new(), ClientKind::Workload, &at, Some(class));
     Some(reach(o, view, wi, port, None))
 }
 
 /// The group's first member as it is on one side: the same client on both
-/// sides when it did not change (a class representative may differ).
-fn member<'c>(
-    classes: &'c crate::query::classes::Classes,
+/// sides when it did not change (a class representative may differ), at
+/// every place it may be.
+fn member(
+    classes: &crate::query::classes::Classes,
     class: Option<usize>,
     label: &str,
-) -> Option<(&'c Client, usize)> {
+) -> Option<(Vec<(Place, Client)>, usize)> {
     let class = class?;
     let m = classes.classes[class].members.iter().find(|m| m.label == label)?;
-    Some((&m.client, class))
+    Some((placed(classes, m.kind, &m.client), class))
 }
 
 fn find<'r>(r: &'r Option<Reach>, route: &str) -> Option<&'r VerdictView> {
@@ -69,7 +71,9 @@ pub fn cause(s: &Sides, g: &Group, c: &RawChange) -> Option<Cause> {
         let (side, o, what) = if g.head.is_none() { ("base", s.base, "removed") } else { ("head", s.head, "added") };
         return Some(client_change(side, o, &g.members[0], what));
     }
-    if let (Some((b, _)), Some((h, _))) = (base_client, head_client)
+    let first =
+        |c: &Option<(Vec<(Place, Client)>, usize)>| c.as_ref().and_then(|(at, _)| at.first()).map(|p| p.1.clone());
+    if let (Some(b), Some(h)) = (first(&base_client), first(&head_client))
         && b != h
     {
         let now = h.tls.identity().map_or_else(|| "a plaintext client".to_owned(), |id| format!("identity {id}"));

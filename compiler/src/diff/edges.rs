@@ -7,6 +7,7 @@
 //! for all its members.
 
 use super::Sides;
+use crate::query::classes::Classes;
 use crate::query::matrix::{PortSets, port_sets, workloads_in};
 use crate::query::reach::workload_label;
 use crate::query::who::target_ports;
@@ -41,6 +42,9 @@ pub struct RawChange {
     pub port: u16,
     /// `HTTPRoute x`, `default:default`, `connection`, or `*` (nothing enforced).
     pub route: String,
+    /// Where a side's verdict depends on the pod CIDR: that side's condition
+    /// (`base: allow when …`, `head: allow when …`).
+    pub condition: Option<String>,
 }
 
 type Sided<'c> = (Option<(usize, &'c Client)>, Option<(usize, &'c Client)>);
@@ -114,14 +118,15 @@ pub fn changes(s: &Sides, groups: &[Group], namespace: Option<&str>) -> (Vec<Raw
         for port in ports {
             let bs = b.map(|wi| port_sets(s.base, &s.base_classes, wi, port));
             let hs = h.map(|wi| port_sets(s.head, &s.head_classes, wi, port));
+            let sides = (bs.as_ref(), hs.as_ref());
             let (changed, same) = if same_config {
-                let (changed, same) = port_changes(bs.as_ref(), hs.as_ref(), groups, &volatile);
+                let (changed, same) = port_changes(s, sides, groups, &volatile);
                 (changed, same + stable_allowed(bs.as_ref(), &weights))
             } else {
-                port_changes(bs.as_ref(), hs.as_ref(), groups, &all)
+                port_changes(s, sides, groups, &all)
             };
             unchanged += same;
-            for (direction, route, groups_changed, everyone) in changed {
+            for (direction, route, condition, groups_changed, everyone) in changed {
                 out.push(RawChange {
                     direction,
                     groups: groups_changed,
@@ -130,6 +135,7 @@ pub fn changes(s: &Sides, groups: &[Group], namespace: Option<&str>) -> (Vec<Raw
                     namespace: namespace.clone(),
                     port,
                     route,
+                    condition,
                 });
             }
         }
@@ -137,17 +143,63 @@ pub fn changes(s: &Sides, groups: &[Group], namespace: Option<&str>) -> (Vec<Raw
     (out, unchanged)
 }
 
-/// Edges of stable groups on a target whose config did not change: allowed on both sides.
+/// Edges of stable groups on a target whose config did not change: allowed
+/// (or allowed depending on the pod CIDR, alike) on both sides.
 fn stable_allowed(base: Option<&PortSets>, weights: &[usize]) -> usize {
-    base.map_or(0, |b| b.entries.iter().map(|(_, set)| set.ones().map(|c| weights[c]).sum::<usize>()).sum())
+    let count = |set: &fixedbitset::FixedBitSet| set.ones().map(|c| weights[c]).sum::<usize>();
+    base.map_or(0, |b| {
+        b.entries.iter().map(|(_, set)| count(set)).sum::<usize>() + b.depends.iter().map(count).sum::<usize>()
+    })
 }
 
-type PortChange = (Direction, String, Vec<usize>, bool);
+/// `(direction, route, condition, groups, every group)`.
+type PortChange = (Direction, String, Option<String>, Vec<usize>, bool);
 
-/// Per route (matched by name across sides), which of the `check`ed groups' verdict flipped.
-fn port_changes<'p>(
-    base: Option<&'p PortSets>,
-    head: Option<&'p PortSets>,
+/// How an edge changed, and the condition of the side that depends on the pod CIDR.
+type ChangeKey = (Direction, Option<String>);
+
+/// A class's verdict on one entry of one side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    Deny,
+    /// Allowed only when the client pod is where the condition says.
+    Depends(String),
+    Allow,
+}
+
+fn state(sets: Option<&PortSets>, classes: &Classes, name: &str, class: Option<usize>) -> State {
+    let (Some(sets), Some(c)) = (sets, class) else { return State::Deny };
+    let Some(i) = sets.entries.iter().position(|(n, _)| n == name) else { return State::Deny };
+    if sets.entries[i].1.contains(c) {
+        return State::Allow;
+    }
+    sets.condition(classes, i, c).map_or(State::Deny, State::Depends)
+}
+
+/// How an edge changed: opened (more allowed on head), closed (less), with
+/// the condition of the side whose verdict depends on the pod CIDR; `None`
+/// when it did not change.
+fn change(b: &State, h: &State) -> Option<ChangeKey> {
+    let cond = |side: &str, c: &str| Some(format!("{side}: {c}"));
+    match (b, h) {
+        (State::Deny, State::Allow) => Some((Direction::Opened, None)),
+        (State::Allow, State::Deny) => Some((Direction::Closed, None)),
+        (State::Deny, State::Depends(c)) => Some((Direction::Opened, cond("head", c))),
+        (State::Depends(c), State::Allow) => Some((Direction::Opened, cond("base", c))),
+        (State::Allow, State::Depends(c)) => Some((Direction::Closed, cond("head", c))),
+        (State::Depends(c), State::Deny) => Some((Direction::Closed, cond("base", c))),
+        // Allowed in other parts of the pod CIDR: both opened and closed somewhere.
+        (State::Depends(x), State::Depends(y)) if x != y => {
+            Some((Direction::Opened, Some(format!("base: {x}; head: {y}"))))
+        }
+        _ => None,
+    }
+}
+
+/// Per route (matched by name across sides), which of the `check`ed groups' verdict changed.
+fn port_changes(
+    s: &Sides,
+    (base, head): (Option<&PortSets>, Option<&PortSets>),
     groups: &[Group],
     check: &[usize],
 ) -> (Vec<PortChange>, usize) {
@@ -159,30 +211,27 @@ fn port_changes<'p>(
             }
         }
     }
-    let entry = |sets: Option<&'p PortSets>, name: &str| {
-        sets.and_then(|s| s.entries.iter().find(|(n, _)| n == name).map(|(_, set)| set))
-    };
     let mut out = Vec::new();
     let mut same = 0;
     for name in names {
-        let (b, h) = (entry(base, name), entry(head, name));
-        let (mut opened, mut closed) = (Vec::new(), Vec::new());
+        // (direction, condition) → groups, in first-seen order.
+        let mut changed: Vec<(ChangeKey, Vec<usize>)> = Vec::new();
         for &gi in check {
             let g = &groups[gi];
-            let allowed_b = matches!((b, g.base), (Some(set), Some(c)) if set.contains(c));
-            let allowed_h = matches!((h, g.head), (Some(set), Some(c)) if set.contains(c));
-            match (allowed_b, allowed_h) {
-                (true, true) => same += 1,
-                (false, true) => opened.push(gi),
-                (true, false) => closed.push(gi),
-                (false, false) => {}
+            let b = state(base, &s.base_classes, name, g.base);
+            let h = state(head, &s.head_classes, name, g.head);
+            match change(&b, &h) {
+                None => same += usize::from(b != State::Deny),
+                Some(key) => match changed.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, list)) => list.push(gi),
+                    None => changed.push((key, vec![gi])),
+                },
             }
         }
-        for (direction, list) in [(Direction::Opened, opened), (Direction::Closed, closed)] {
-            if !list.is_empty() {
-                let everyone = list.len() == groups.len();
-                out.push((direction, name.to_owned(), list, everyone));
-            }
+        changed.sort_by_key(|((d, _), _)| *d);
+        for ((direction, condition), list) in changed {
+            let everyone = list.len() == groups.len();
+            out.push((direction, name.to_owned(), condition, list, everyone));
         }
     }
     (out, same)

@@ -60,6 +60,10 @@ pub struct EdgeChange {
     /// What the route matches, in words (`POST path /items*`), from the side that has it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matches: Option<String>,
+    /// When a side's verdict depends on the pod CIDR (git does not hold
+    /// it): `base: allow when …` and/or `head: allow when …`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
     pub cause: Option<Cause>,
 }
 
@@ -122,6 +126,7 @@ pub fn diff(s: &Sides, namespace: Option<&str>) -> Diff {
                 namespace: c.namespace.clone(),
                 route: c.route.clone(),
                 matches: matches.clone(),
+                condition: c.condition.clone(),
                 cause: cause.clone(),
             });
         }

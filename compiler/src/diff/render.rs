@@ -35,7 +35,8 @@ fn by_namespace(d: &Diff) -> BTreeMap<&str, Vec<(bool, &EdgeChange)>> {
 fn edge_line(e: &EdgeChange) -> String {
     let matches = e.matches.as_ref().map_or_else(String::new, |m| format!(" ({m})"));
     let route = if e.route == "*" { String::new() } else { format!(" {}{matches}", e.route) };
-    format!("{} → {}:{}{route}", e.client.label, e.target.workload, e.target.port)
+    let condition = e.condition.as_ref().map_or_else(String::new, |c| format!(" [depends: {c}]"));
+    format!("{} → {}:{}{route}{condition}", e.client.label, e.target.workload, e.target.port)
 }
 
 fn cause_line(e: &EdgeChange) -> Option<String> {
@@ -198,6 +199,7 @@ mod tests {
             namespace: "ns".to_owned(),
             route: "HTTPRoute r".to_owned(),
             matches: Some("GET path = /x".to_owned()),
+            condition: None,
             cause: None,
         }
     }

@@ -88,8 +88,9 @@ enum NoVerdict {
     Unreadable(String),
 }
 
-/// Allowed on this side, or why not.
-fn allowed(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(bool, String), NoVerdict> {
+/// The flow's verdict on this side, and why when it is not allowed; or why
+/// there is none.
+fn allowed(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(Verdict, String), NoVerdict> {
     let no_verdict = |spec: &str, e: String| {
         let absent = workload_ref::matching(&o.resolved, spec).is_ok_and(|m| m.is_empty());
         if absent { NoVerdict::Absent } else { NoVerdict::Unreadable(e) }
@@ -100,23 +101,29 @@ fn allowed(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(bool, String), N
     let req = request_of(f.method.as_deref(), f.path.as_deref(), None, []);
     let (verdict, proof) = flow_verdict(o, &client, wi, port, req.as_ref());
     if verdict == Verdict::Allow {
-        return Ok((true, String::new()));
+        return Ok((verdict, String::new()));
     }
     let why = proof.as_ref().and_then(|r| {
-        let v = r.verdicts.first()?;
-        let status = v.status.map_or_else(|| "connection closed".to_owned(), |s| s.to_string());
+        let v = r.verdicts.iter().find(|v| v.verdict == verdict).or(r.verdicts.first())?;
+        let status = match (&v.condition, v.status) {
+            (Some(c), _) => c.clone(),
+            (None, Some(s)) => s.to_string(),
+            (None, None) => "connection closed".to_owned(),
+        };
         Some(format!("port {}: {} ({status}): {}", r.target.port, v.verdict.as_str(), v.summary()))
     });
-    Ok((false, why.unwrap_or_default()))
+    Ok((verdict, why.unwrap_or_default()))
 }
 
 pub fn check_file(s: &Sides, file: &Path) -> Result<Checked, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut out = Checked::default();
     for (i, f) in flows(&text)?.into_iter().enumerate() {
-        match allowed(s.base, &s.base_classes, &f) {
-            Ok((true, _)) => {}
-            Ok((false, _)) => continue,
+        // Observed, so allowed where the client pod was; a base that depends
+        // on the pod CIDR was allowed there.
+        let before = match allowed(s.base, &s.base_classes, &f) {
+            Ok((v @ (Verdict::Allow | Verdict::Depends), _)) => v,
+            Ok(_) => continue,
             Err(NoVerdict::Absent) => {
                 out.not_in_base += 1;
                 continue;
@@ -125,14 +132,16 @@ pub fn check_file(s: &Sides, file: &Path) -> Result<Checked, String> {
                 out.unchecked.push(Unchecked { row: i + 1, from: f.from, to: f.to, reason });
                 continue;
             }
-        }
+        };
         // A client that is gone sends nothing; a target that is gone breaks the flow.
         if parse_client(s.head, &s.head_classes, &f.from).is_err() {
             continue;
         }
         match allowed(s.head, &s.head_classes, &f) {
-            Ok((true, _)) => {}
-            Ok((false, why)) => out.broken.push(Broken { flow: f, after: why }),
+            Ok((Verdict::Allow, _)) => {}
+            // As uncertain as before: no more broken than it was.
+            Ok((Verdict::Depends, _)) if before == Verdict::Depends => {}
+            Ok((_, why)) => out.broken.push(Broken { flow: f, after: why }),
             Err(_) => {
                 out.broken.push(Broken { flow: f, after: "the target is no longer in the repository".to_owned() })
             }

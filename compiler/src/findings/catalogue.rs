@@ -155,7 +155,7 @@ catalogue! {
         "Fix the policy so the counterexample no longer holds (run `meshc reach` on it), or the invariant if the intent changed.";
     TestError = "test-error", Error,
         "A MeshTest file cannot be evaluated as written.",
-        "A flow names a client or workload that is not in the repository, a port the workload does not have, or an expectation that is not allow, deny or no-route; or an invariant's CEL expression does not parse, has a type error, names an unknown function or variable, or is not a bool. The test is not run, so it proves nothing.",
+        "A flow names a client or workload that is not in the repository, a port the workload does not have, or an expectation that is not allow, deny, no-route or depends; or an invariant's CEL expression does not parse, has a type error, names an unknown function or variable, or is not a bool. The test is not run, so it proves nothing.",
         "Fix the reference at the reported line; `meshc reach` accepts the same client and workload syntax.";
     ServiceProfileName = "service-profile-name", Warning,
         "A ServiceProfile's name is not the FQDN of a Service in the repository.",

@@ -50,6 +50,9 @@ pub struct Counterexample {
 pub enum InvariantOutcome {
     Holds,
     Violated(Option<Counterexample>),
+    /// True or false depending on where client pods are in the pod CIDR,
+    /// which git does not hold; with the counterexample where it is false.
+    Depends(Option<Counterexample>),
 }
 
 #[derive(Clone)]

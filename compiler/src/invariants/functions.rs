@@ -150,9 +150,10 @@ fn workload<'t>(t: &'t Tables<'t>, args: &[&dyn Val]) -> Result<Box<dyn Val + 't
     Ok(Box::new(Record { t, item: Item::Target { workload: wi as u32, port } }))
 }
 
-/// A client argument: a client class, or what a class can be derived from.
+/// A client argument: a client class, or what a class can be derived from,
+/// at every place it may be (see `query::places`).
 struct ClientArg {
-    client: Client,
+    at: Vec<Client>,
     class: Option<usize>,
 }
 
@@ -161,12 +162,13 @@ fn client_arg(t: &Tables, v: &dyn Val) -> Result<ClientArg, String> {
     match identify(v) {
         Some(Item::Class(c)) => {
             let class = classes.classes.get(c as usize).ok_or("no such client class")?;
-            Ok(ClientArg { client: class.client.clone(), class: Some(c as usize) })
+            Ok(ClientArg { at: class.at.clone(), class: Some(c as usize) })
         }
         Some(Item::Workload(w)) => {
             let w = &t.o.resolved.workloads[w as usize];
             let client = crate::query::clients::workload_client(w, &classes.addrs);
-            Ok(ClientArg { class: classes.class_of(&client), client })
+            let kind = crate::query::clients::ClientKind::Workload;
+            Ok(ClientArg { class: classes.class_of(kind, &client), at: classes.addrs.at_places(kind, &client) })
         }
         Some(_) => Err(
             "the client must be a client class (from `clients`, `reachers` or an edge), a workload or a client string"
@@ -175,7 +177,8 @@ fn client_arg(t: &Tables, v: &dyn Val) -> Result<ClientArg, String> {
         None => {
             let spec = string_arg(v, "the client")?;
             let view = parse_client(t.o, classes, spec)?;
-            Ok(ClientArg { client: view.client, class: view.class })
+            let at = view.at.into_iter().map(|(_, c)| c).collect();
+            Ok(ClientArg { at, class: view.class })
         }
     }
 }
@@ -206,9 +209,15 @@ fn request_arg(v: &dyn Val) -> Result<&HttpRequest, String> {
         .ok_or_else(|| format!("the request must be made with request(method, path[, headers]), got {}", type_name(v)))
 }
 
-fn allows(t: &Tables, wi: usize, port: u16, client: &Client, req: &HttpRequest) -> bool {
-    let gate = evaluate::gate(t.o.configs[wi].as_ref(), port, client);
-    evaluate::for_request(gate, client, req).verdict == Verdict::Allow
+/// Whether `req` from the client, at each of its places, is allowed, as the
+/// tables' world counts a verdict that depends on the place.
+fn allows(t: &Tables, wi: usize, port: u16, at: &[Client], req: &HttpRequest) -> bool {
+    let config = t.o.configs[wi].as_ref();
+    let allowed: Vec<bool> = at
+        .iter()
+        .map(|c| evaluate::for_request(evaluate::gate(config, port, c), c, req).verdict == Verdict::Allow)
+        .collect();
+    t.counts(&allowed)
 }
 
 /// `reachable(client, target[, request])`.
@@ -221,7 +230,7 @@ fn reachable(t: &Tables, args: &[&dyn Val]) -> Result<bool, String> {
     let client = client_arg(t, c)?;
     let (wi, port) = target_arg(t, target)?;
     if let Some(req) = req {
-        return Ok(allows(t, wi, port, &client.client, req));
+        return Ok(allows(t, wi, port, &client.at, req));
     }
     if let Some(class) = client.class.filter(|c| !t.localhost().contains(c)) {
         return Ok(match t.target_id(wi, port) {
@@ -231,8 +240,13 @@ fn reachable(t: &Tables, args: &[&dyn Val]) -> Result<bool, String> {
     }
     // Localhost is in no edge list, and a client no member of the repository
     // behaves like is in no class: ask the proxy's decision functions.
-    let gate = evaluate::gate(t.o.configs[wi].as_ref(), port, &client.client);
-    Ok(evaluate::per_route(gate, &client.client).iter().any(|d| d.verdict == Verdict::Allow))
+    let config = t.o.configs[wi].as_ref();
+    let allowed: Vec<bool> = client
+        .at
+        .iter()
+        .map(|c| evaluate::per_route(evaluate::gate(config, port, c), c).iter().any(|d| d.verdict == Verdict::Allow))
+        .collect();
+    Ok(t.counts(&allowed))
 }
 
 /// `reachers(target[, request])`: the client classes allowed, by class id.
@@ -246,7 +260,7 @@ fn reachers<'t>(t: &'t Tables<'t>, args: &[&dyn Val]) -> Result<Box<dyn Val + 't
     let ids: Vec<u32> = match req {
         Some(req) => {
             let all = t.classes.classes.iter().filter(|c| !t.localhost().contains(&c.id));
-            all.filter(|c| allows(t, wi, port, &c.client, req)).map(|c| c.id as u32).collect()
+            all.filter(|c| allows(t, wi, port, &c.at, req)).map(|c| c.id as u32).collect()
         }
         None => match t.target_id(wi, port) {
             Some(id) => t.edges_of(id).any(),

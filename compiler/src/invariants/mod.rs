@@ -105,6 +105,15 @@
 //!   `cidr.containsCIDR(cidr or string)`, `cidr.ip()`, `cidr.masked()`,
 //!   `cidr.prefixLength()`, `string(ip or cidr)`.
 //!
+//! # Pod addresses
+//!
+//! Git does not hold where a pod is (see `podNetworks`). An invariant is
+//! evaluated with only the edges, `reachable` and `reachers` answers that
+//! hold wherever a client pod is and, when it read any that depend on the
+//! pod CIDR, again with those present too. When the two answers differ the
+//! invariant depends on the pod CIDR: it fails as `invariant-violated`,
+//! saying so, with the counterexample of the evaluation where it is false.
+//!
 //! # Counterexamples
 //!
 //! When the invariant is `LIST.all(x, P)` or `!LIST.exists(x, P)`, alone
@@ -190,13 +199,15 @@ use cel::common::value::CowVal;
 use cel::context::VariableResolver;
 use fields::Item;
 use std::sync::{Arc, OnceLock};
-use tables::Tables;
+use tables::{Tables, World};
 use values::{Record, RecordList};
 
 /// The invariant environment of one checked repository: build it once and
 /// check any number of invariants, from any number of threads.
 pub struct Env<'o> {
     tables: Tables<'o>,
+    /// The same repository with every edge that depends on the pod CIDR present.
+    possible: Tables<'o>,
     cel: Result<Arc<cel::Env>, String>,
 }
 
@@ -212,11 +223,33 @@ fn cel_env() -> Result<cel::Env, cel::DeclarationError> {
 impl<'o> Env<'o> {
     pub fn new(o: &'o Outcome, classes: &'o Classes<'o>) -> Self {
         let cel = cel_env().map(Arc::new).map_err(|e| e.to_string());
-        Env { tables: Tables::new(o, classes), cel }
+        Env {
+            tables: Tables::new(o, classes, World::Definite),
+            possible: Tables::new(o, classes, World::Possible),
+            cel,
+        }
     }
 
-    /// Evaluates one invariant.
+    /// Evaluates one invariant: once with only the edges allowed wherever a
+    /// client pod is and, when it read something that depends on the pod
+    /// CIDR, again with those edges too. Answers that differ make it
+    /// `Depends`, with the counterexample of the world where it fails.
     pub fn check(&self, expr: &str) -> Result<InvariantOutcome, CelError> {
+        let definite = self.check_in(&self.tables, expr)?;
+        if !self.tables.depends_seen() {
+            return Ok(definite);
+        }
+        let possible = self.check_in(&self.possible, expr)?;
+        Ok(match (definite, possible) {
+            (InvariantOutcome::Holds, InvariantOutcome::Holds) => InvariantOutcome::Holds,
+            (InvariantOutcome::Violated(c), InvariantOutcome::Violated(_)) => InvariantOutcome::Violated(c),
+            (InvariantOutcome::Violated(c), _) | (_, InvariantOutcome::Violated(c)) => InvariantOutcome::Depends(c),
+            // check_in answers Holds or Violated only.
+            (d @ InvariantOutcome::Depends(_), _) | (_, d @ InvariantOutcome::Depends(_)) => d,
+        })
+    }
+
+    fn check_in(&self, tables: &Tables<'o>, expr: &str) -> Result<InvariantOutcome, CelError> {
         // The cel crate recurses once per nesting level and per operand of a
         // chain (`a + b + …`), with large frames: a stack overflow would abort
         // the process. Bound the text, then run on a thread with room for it.
@@ -224,17 +257,17 @@ impl<'o> Env<'o> {
         let internal = || CelError::at_start("internal error: cannot start the CEL evaluation thread");
         std::thread::scope(|s| {
             let worker = std::thread::Builder::new().name("meshc-cel".into()).stack_size(limits::STACK);
-            let handle = worker.spawn_scoped(s, || self.check_here(expr)).map_err(|_| internal())?;
+            let handle = worker.spawn_scoped(s, || self.check_here(tables, expr)).map_err(|_| internal())?;
             handle.join().unwrap_or_else(|_| Err(CelError::at_start("internal error: the CEL evaluation failed")))
         })
     }
 
-    fn check_here(&self, expr: &str) -> Result<InvariantOutcome, CelError> {
+    fn check_here(&self, tables: &Tables<'o>, expr: &str) -> Result<InvariantOutcome, CelError> {
         let env = self.cel.as_ref().map_err(|e| CelError::at_start(format!("internal error: {e}")))?;
         let program = env.compile(expr).map_err(|e| errors::from_parse(&e))?;
         let (root, info) = (program.expression(), program.source_info());
         deps::check(root, env, info)?;
-        let vars = Vars::new(&self.tables);
+        let vars = Vars::new(tables);
         let mut ctx = cel::Context::with_env(Arc::clone(env));
         ctx.set_variable_resolver(&vars);
         functions::register(&mut ctx).map_err(|e| CelError::at_start(format!("internal error: {e}")))?;

@@ -66,9 +66,23 @@ pub struct ResourceLists {
     pub policies: Vec<u32>,
 }
 
+/// Which edges a verdict that depends on the pod CIDR counts as: an
+/// invariant is evaluated without them, and, if it met any, again with
+/// them; where the two answers differ, the answer depends on the pod CIDR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum World {
+    /// Only edges allowed wherever a client pod is.
+    Definite,
+    /// Also edges allowed only in some part of the pod CIDR.
+    Possible,
+}
+
 pub struct Tables<'o> {
     pub o: &'o Outcome,
     pub classes: &'o Classes<'o>,
+    pub world: World,
+    /// Whether some value read so far depends on the pod CIDR.
+    depends_seen: std::sync::atomic::AtomicBool,
     targets: OnceLock<Targets>,
     sets: OnceLock<Vec<OnceLock<PortEdges>>>,
     resources: OnceLock<ResourceLists>,
@@ -80,11 +94,13 @@ pub struct Tables<'o> {
 }
 
 impl<'o> Tables<'o> {
-    pub fn new(o: &'o Outcome, classes: &'o Classes<'o>) -> Self {
+    pub fn new(o: &'o Outcome, classes: &'o Classes<'o>, world: World) -> Self {
         let n_fields = super::fields::CLASS_FIELDS.len() + super::fields::TARGET_FIELDS.len();
         Tables {
             o,
             classes,
+            world,
+            depends_seen: std::sync::atomic::AtomicBool::new(false),
             targets: OnceLock::new(),
             sets: OnceLock::new(),
             resources: OnceLock::new(),
@@ -158,11 +174,39 @@ impl<'o> Tables<'o> {
     pub fn compute(&self, wi: usize, port: u16) -> PortEdges {
         let sets = port_sets(self.o, self.classes, wi, port);
         let localhost = self.localhost();
-        let entries = sets.entries.into_iter().map(|(name, mut set)| {
+        let entries = sets.entries.into_iter().zip(sets.depends).map(|((name, mut set), maybe)| {
+            if !maybe.is_clear() {
+                self.saw_depends();
+                if self.world == World::Possible {
+                    set.union_with(&maybe);
+                }
+            }
             localhost.iter().for_each(|&c| set.set(c, false));
             (name, self.intern(set.ones().map(|c| c as u32).collect()))
         });
         PortEdges { entries: entries.collect() }
+    }
+
+    /// Records that a value read depends on the pod CIDR.
+    pub fn saw_depends(&self) {
+        self.depends_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether some value read so far depended on the pod CIDR.
+    pub fn depends_seen(&self) -> bool {
+        self.depends_seen.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether a verdict allowed at some of a pod's places counts as allowed here.
+    pub fn counts(&self, allowed_at: &[bool]) -> bool {
+        if allowed_at.iter().all(|a| *a) {
+            return true;
+        }
+        if allowed_at.iter().any(|a| *a) {
+            self.saw_depends();
+            return self.world == World::Possible;
+        }
+        false
     }
 
     /// The classes that are only the pod itself: every proxy admits them,

@@ -14,6 +14,7 @@ fn expected(s: &str) -> Option<Verdict> {
         "allow" => Some(Verdict::Allow),
         "deny" => Some(Verdict::Deny),
         "no-route" => Some(Verdict::NoRoute),
+        "depends" => Some(Verdict::Depends),
         _ => None,
     }
 }
@@ -41,13 +42,18 @@ fn verdict(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(Verdict, Option<
     Ok(flow_verdict(o, &client, wi, port, request(f).as_ref()))
 }
 
-/// The proof of the verdict that failed the expectation.
-fn explanation(r: &Reach) -> String {
-    r.verdicts
-        .iter()
-        .find(|v| v.verdict != Verdict::Allow)
-        .or(r.verdicts.first())
-        .map_or_else(String::new, |v| v.summary())
+/// The proof of the verdict that failed the expectation: when it depends
+/// on the pod CIDR, the condition first.
+fn explanation(r: &Reach, got: Verdict) -> String {
+    let v = match got {
+        Verdict::Depends => r.verdicts.iter().find(|v| v.verdict == Verdict::Depends),
+        _ => r.verdicts.iter().find(|v| v.verdict != Verdict::Allow),
+    };
+    let Some(v) = v.or(r.verdicts.first()) else { return String::new() };
+    match &v.condition {
+        Some(c) => format!("{c}, and git does not hold the client pod's address (set podNetworks): {}", v.summary()),
+        None => v.summary(),
+    }
 }
 
 pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Finding>) -> Vec<TestResult> {
@@ -64,7 +70,8 @@ pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Fin
             detail: String::new(),
         };
         let Some(want) = expected(&f.spec.expect) else {
-            let msg = format!("flow {}: expect `{}` is not allow, deny or no-route", result.name, f.spec.expect);
+            let msg =
+                format!("flow {}: expect `{}` is not allow, deny, no-route or depends", result.name, f.spec.expect);
             findings.push(Finding::new(Code::TestError, f.span, msg.clone()));
             result.message = msg;
             out.push(result);
@@ -80,7 +87,7 @@ pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Fin
                 result.passed = got == want;
                 result.message = format!("expected {}, got {}", want.as_str(), got.as_str());
                 if !result.passed {
-                    let why = proof.as_ref().map(explanation).unwrap_or_default();
+                    let why = proof.as_ref().map(|r| explanation(r, got)).unwrap_or_default();
                     let msg = format!("flow {}: expected {}, got {}: {why}", result.name, want.as_str(), got.as_str());
                     let hint = format!("meshc reach PATH --from {} --to {}", f.spec.from, f.spec.to);
                     result.detail = msg.clone();

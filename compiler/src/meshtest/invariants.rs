@@ -30,7 +30,8 @@ fn describe(o: &Outcome, classes: &Classes, c: &Counterexample) -> String {
     let (Some(class), Some(wi), Some(port)) = (c.class, c.workload, c.port) else { return parts.join("") };
     let rep = &classes.classes[class];
     let kind = rep.members.first().map_or(ClientKind::Workload, |m| m.kind);
-    let client = ClientView::of_client(rep.label.clone(), kind, rep.client.clone(), Some(class));
+    let at: Vec<_> = classes.addrs.places.iter().cloned().zip(rep.at.iter().cloned()).collect();
+    let client = ClientView::of_client(rep.label.clone(), kind, &at, Some(class));
     let r = reach(o, client, wi, port, c.request.as_ref());
     let route = c.route.as_deref();
     let v = r.verdicts.iter().find(|v| route.is_none_or(|n| v.entry_name() == n));
@@ -78,6 +79,16 @@ pub fn run(o: &Outcome, classes: &Classes, invariants: &[Invariant], findings: &
                     );
                     r.message = format!("violated: {said}");
                     r.detail = format!("invariant {} violated: {said}{example}", inv.spec.name);
+                    findings.push(Finding::new(Code::InvariantViolated, inv.span, r.detail.clone()));
+                }
+                Ok(InvariantOutcome::Depends(example)) => {
+                    let said = inv.spec.message.as_deref().unwrap_or("the invariant is false");
+                    let example = example.map_or_else(String::new, |c| format!("; where it fails: {}", describe(o, classes, &c)));
+                    r.message = format!("depends on the pod CIDR: {said}");
+                    r.detail = format!(
+                        "invariant {} depends on the pod CIDR: it holds or not depending on where client pods are, which git does not hold (set podNetworks): {said}{example}",
+                        inv.spec.name
+                    );
                     findings.push(Finding::new(Code::InvariantViolated, inv.span, r.detail.clone()));
                 }
                 Err(e) => {

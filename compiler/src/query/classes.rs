@@ -6,8 +6,13 @@
 //! with the same signature get the same verdict on every port and route of
 //! the repository, so they form one class and one representative decides
 //! for all of them. Localhost's authorization is a predicate too.
+//!
+//! A pod may be at any of several places (see `places`): a pod client's
+//! signature is the list of its signatures at every place, and the
+//! satisfaction sets are kept per place, so a verdict that differs between
+//! places (`depends`) is found by the same bitset unions.
 
-use super::clients::{Addresses, Member, members};
+use super::clients::{Addresses, ClientKind, Member, members};
 use crate::resolve::Resolved;
 use fixedbitset::FixedBitSet;
 use ipnet::IpNet;
@@ -35,9 +40,14 @@ pub struct Class {
     pub id: usize,
     /// The first member's label, and how many more there are.
     pub label: String,
-    /// The representative every verdict for this class is computed with.
+    /// The representative every verdict for this class is computed with
+    /// (a pod: where it is placed when nothing tells places apart).
     #[serde(skip)]
     pub client: Client,
+    /// The representative at each place a pod may be (the same client
+    /// everywhere when it is no pod).
+    #[serde(skip)]
+    pub at: Vec<Client>,
     pub members: Vec<Member>,
 }
 
@@ -64,9 +74,12 @@ pub struct Classes<'a> {
     /// Identity-specific predicates by exact identity, and those with suffixes.
     by_identity: HashMap<&'a str, Vec<u32>>,
     suffixed: Vec<u32>,
-    /// For each predicate, the classes that satisfy it.
-    sat: Vec<FixedBitSet>,
+    /// For each place and predicate, the classes that satisfy it there.
+    sat: Vec<Vec<FixedBitSet>>,
     by_signature: HashMap<Vec<u32>, usize>,
+    /// Conditions in words by the places that allow: few patterns recur on
+    /// many edges.
+    conditions: std::sync::Mutex<HashMap<Vec<bool>, String>>,
 }
 
 static LOCALHOST: std::sync::LazyLock<Authorization> = std::sync::LazyLock::new(localhost_authorization);
@@ -87,6 +100,7 @@ impl<'a> Classes<'a> {
             suffixed: Vec::new(),
             sat: Vec::new(),
             by_signature: HashMap::new(),
+            conditions: std::sync::Mutex::default(),
             addrs,
         };
         // Every proxy appends the localhost authorization, so it tells the pod itself apart.
@@ -101,11 +115,13 @@ impl<'a> Classes<'a> {
             });
         }
         for m in members(r, &this.addrs) {
-            let sig = this.signature(&m.client);
+            let at = this.addrs.at_places(m.kind, &m.client);
+            let sig = this.place_signature(&at);
             let next = this.classes.len();
             let id = *this.by_signature.entry(sig).or_insert(next);
             if id == next {
-                this.classes.push(Class { id, label: String::new(), client: m.client.clone(), members: Vec::new() });
+                let client = m.client.clone();
+                this.classes.push(Class { id, label: String::new(), client, at, members: Vec::new() });
             }
             this.classes[id].members.push(m);
         }
@@ -146,20 +162,54 @@ impl<'a> Classes<'a> {
         sig
     }
 
+    /// The signatures at every place, each closed by a separator no
+    /// predicate id reaches. A client that is the same everywhere is
+    /// evaluated once.
+    fn place_signature(&self, at: &[Client]) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut last: Option<(&Client, Vec<u32>)> = None;
+        for c in at {
+            let sig = match &last {
+                Some((prev, sig)) if *prev == c => sig.clone(),
+                _ => self.signature(c),
+            };
+            out.extend(&sig);
+            out.push(u32::MAX);
+            last = Some((c, sig));
+        }
+        out
+    }
+
     fn fill_satisfaction(&mut self) {
         let n = self.classes.len();
-        self.sat = vec![FixedBitSet::with_capacity(n); self.preds.len()];
+        self.sat = vec![vec![FixedBitSet::with_capacity(n); self.preds.len()]; self.addrs.places.len()];
         for (sig, &class) in &self.by_signature {
-            for &p in sig {
-                self.sat[p as usize].insert(class);
+            for (place, part) in sig.split(|&p| p == u32::MAX).take(self.sat.len()).enumerate() {
+                for &p in part {
+                    self.sat[place][p as usize].insert(class);
+                }
             }
         }
     }
 
-    /// The class whose members behave exactly like `c`, if any member of the
+    /// The class whose members behave exactly like `c` (of `kind`, which
+    /// says whether it is a pod that may be anywhere), if any member of the
     /// repository does.
-    pub fn class_of(&self, c: &Client) -> Option<usize> {
-        self.by_signature.get(&self.signature(c)).copied()
+    pub fn class_of(&self, kind: ClientKind, c: &Client) -> Option<usize> {
+        self.by_signature.get(&self.place_signature(&self.addrs.at_places(kind, c))).copied()
+    }
+
+    /// The condition (see [`super::places::condition`]) of a verdict
+    /// allowed at the places `allowed` marks.
+    pub fn condition(&self, allowed: &[bool]) -> String {
+        let text = || super::places::condition(&self.addrs.places, allowed);
+        let Ok(mut memo) = self.conditions.lock() else { return text() };
+        memo.entry(allowed.to_vec()).or_insert_with(text).clone()
+    }
+
+    /// How many places a pod may be that policies tell apart.
+    pub fn places(&self) -> usize {
+        self.addrs.places.len()
     }
 
     /// Whether class `c` is only the pod itself (127.0.0.1 / ::1).
@@ -175,23 +225,24 @@ impl<'a> Classes<'a> {
         self.classes.is_empty()
     }
 
-    /// Classes some authorization of the lists (or localhost) permits:
-    /// the classes [`mesh_proxy_api::authorize`] lets through.
-    pub fn permitted(&self, lists: &[&[Authorization]]) -> FixedBitSet {
+    /// Classes some authorization of the lists (or localhost) permits at
+    /// `place`: the classes [`mesh_proxy_api::authorize`] lets through.
+    pub fn permitted(&self, place: usize, lists: &[&[Authorization]]) -> FixedBitSet {
+        let sat = &self.sat[place];
         // Interned first in `derive`: predicate 0 is localhost's.
-        let mut out = self.sat[0].clone();
+        let mut out = sat[0].clone();
         for a in lists.iter().flat_map(|l| l.iter()) {
             if let Some(&p) = self.ids.get(&Pred::Authz(&a.networks, &a.authentication)) {
-                out.union_with(&self.sat[p as usize]);
+                out.union_with(&sat[p as usize]);
             }
         }
         out
     }
 
-    /// Classes whose traffic bypasses a proxy with these skip-subnets.
-    pub fn bypassing(&self, skip_subnets: &[IpNet]) -> FixedBitSet {
+    /// Classes whose traffic bypasses a proxy with these skip-subnets at `place`.
+    pub fn bypassing(&self, place: usize, skip_subnets: &[IpNet]) -> FixedBitSet {
         match self.ids.get(&Pred::Bypass(skip_subnets)) {
-            Some(&p) => self.sat[p as usize].clone(),
+            Some(&p) => self.sat[place][p as usize].clone(),
             None => FixedBitSet::with_capacity(self.classes.len()),
         }
     }

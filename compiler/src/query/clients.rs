@@ -2,14 +2,15 @@
 //! each placed at an address and given a TLS state, as the target's proxy
 //! would see it.
 //!
-//! Pod IPs are not in git. A workload's pods are placed at one address in
-//! the cluster networks that no policy names specifically; clients at
-//! addresses a policy does name are the `cidr` members. So a member stands
-//! for "this workload, wherever the scheduler puts it" exactly when no
-//! policy singles out part of the pod network, which is what a policy
-//! author relies on too.
+//! Pod IPs are not in git. A pod client is evaluated at every place a pod
+//! may be (`places`): one address in the pod networks (or, unknown, the
+//! cluster networks) that no policy names specifically, and one inside
+//! each named network that covers part of them. Clients at addresses a
+//! policy names are also the `cidr` members. When the places disagree, the
+//! verdict depends on the pod CIDR.
 
 use super::address::pick;
+use super::places::{Place, pod_places};
 use crate::resolve::Resolved;
 use crate::resolve::workload::Workload;
 use ipnet::IpNet;
@@ -37,6 +38,13 @@ pub enum ClientKind {
     Cidr,
 }
 
+impl ClientKind {
+    /// Whether clients of this kind are pods, whose address git does not hold.
+    pub fn is_pod(self) -> bool {
+        matches!(self, ClientKind::Workload | ClientKind::Identity | ClientKind::Unmeshed)
+    }
+}
+
 /// One concrete client of a class.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Member {
@@ -59,8 +67,11 @@ pub struct Member {
 /// The representative addresses of the places traffic comes from.
 #[derive(Clone, Debug)]
 pub struct Addresses {
-    /// Where pods are placed: in the cluster networks, in no narrower named network.
+    /// Where pods are placed: in the pod (else cluster) networks, in no
+    /// narrower named network; the first of `places`.
     pub pod: IpAddr,
+    /// Every place a pod may be that policies can tell apart.
+    pub places: Vec<Place>,
     pub kubelet: IpAddr,
     /// Outside the cluster networks and every named network; `None` when
     /// the cluster networks cover every address.
@@ -105,13 +116,13 @@ impl Addresses {
     fn placed(r: &Resolved, named: Vec<IpNet>) -> Self {
         let cluster = &r.settings.cluster_networks;
         // Pods never have the node's address.
-        let mut not_pods = named.clone();
-        not_pods.push(IpNet::from(r.settings.kubelet_ip));
-        let pod = cluster
-            .iter()
-            .find_map(|net| pick(net, &not_pods))
-            .or_else(|| cluster.first().map(|n| n.network()))
-            .unwrap_or(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        let mut places = pod_places(r.settings.pod_space(), &named, r.settings.kubelet_ip);
+        if places.is_empty() {
+            let space = r.settings.pod_space();
+            let addr = space.first().map_or(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), |n| n.network());
+            places.push(Place { addr, within: named.iter().copied().filter(|n| n.contains(&addr)).collect() });
+        }
+        let pod = places[0].addr;
         let mut avoid = named.clone();
         avoid.extend(cluster.iter().copied());
         let external = ["203.0.113.0/24", "198.51.100.0/24", "0.0.0.0/0", "::/0"]
@@ -119,6 +130,7 @@ impl Addresses {
             .find_map(|n| pick(&n.parse().expect("literal network"), &avoid));
         Addresses {
             pod,
+            places,
             kubelet: r.settings.kubelet_ip,
             external,
             named,
@@ -192,6 +204,17 @@ pub fn members(r: &Resolved, addrs: &Addresses) -> Vec<Member> {
         Some(Member { label: format!("cidr:{name}"), ..fixed(ClientKind::Cidr, &name, Client::plaintext(ip)) })
     }));
     out
+}
+
+impl Addresses {
+    /// A client of `kind` at every place: a pod (placed at `pod`) moves
+    /// from place to place; any other client stays where it is.
+    pub fn at_places(&self, kind: ClientKind, c: &Client) -> Vec<Client> {
+        if !kind.is_pod() || c.addr != self.pod {
+            return vec![c.clone(); self.places.len()];
+        }
+        self.places.iter().map(|p| Client { addr: p.addr, tls: c.tls.clone() }).collect()
+    }
 }
 
 pub fn workload_client(w: &Workload, addrs: &Addresses) -> Client {

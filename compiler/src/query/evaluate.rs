@@ -16,6 +16,9 @@ pub enum Verdict {
     Allow,
     Deny,
     NoRoute,
+    /// The answer turns on something git does not hold (where a client pod
+    /// is in the pod CIDR); the condition is stated alongside.
+    Depends,
 }
 
 impl Verdict {
@@ -24,6 +27,7 @@ impl Verdict {
             Verdict::Allow => "allow",
             Verdict::Deny => "deny",
             Verdict::NoRoute => "no-route",
+            Verdict::Depends => "depends",
         }
     }
 }
@@ -94,7 +98,7 @@ impl Decision<'_> {
     pub fn status(&self, grpc_request: Option<bool>) -> Option<u32> {
         let grpc = grpc_request.unwrap_or(self.unit == Unit::Grpc);
         match (self.verdict, self.unit) {
-            (Verdict::Allow, _) | (_, Unit::Connection | Unit::Bypass) => None,
+            (Verdict::Allow | Verdict::Depends, _) | (_, Unit::Connection | Unit::Bypass) => None,
             (Verdict::Deny, _) => Some(if grpc { 7 } else { 403 }),
             (Verdict::NoRoute, _) => Some(if grpc { 5 } else { 404 }),
         }

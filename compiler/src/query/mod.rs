@@ -7,6 +7,7 @@ pub mod classes;
 pub mod clients;
 pub mod evaluate;
 pub mod matrix;
+pub mod places;
 pub mod proof;
 pub mod reach;
 pub mod render;

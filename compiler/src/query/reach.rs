@@ -4,7 +4,8 @@
 use super::cause::likely_causes;
 use super::classes::Classes;
 use super::clients::{ClientKind, workload_client};
-use super::evaluate::{self, Decision, Gate, Unit, Verdict, route_meta};
+use super::evaluate::{Decision, Gate, Unit, Verdict, route_meta};
+use super::places::{self, Place};
 use super::proof::{Prover, ResourceRef, Step};
 use super::workload_ref;
 use crate::pipeline::Outcome;
@@ -27,6 +28,10 @@ pub struct ClientView {
     pub detail: String,
     #[serde(skip)]
     pub client: Client,
+    /// The client at each place a pod may be (`places`); one entry, the
+    /// client itself, when it is no pod or policies tell no places apart.
+    #[serde(skip)]
+    pub at: Vec<(Place, Client)>,
     #[serde(skip)]
     pub workload: Option<usize>,
 }
@@ -34,7 +39,9 @@ pub struct ClientView {
 impl ClientView {
     /// A client known only by what the proxy sees (a class representative,
     /// one side's member in a diff), described by that.
-    pub fn of_client(spec: String, kind: ClientKind, client: Client, class: Option<usize>) -> Self {
+    pub fn of_client(spec: String, kind: ClientKind, at: &[(Place, Client)], class: Option<usize>) -> Self {
+        let client =
+            at.first().map(|(_, c)| c.clone()).unwrap_or_else(|| Client::plaintext(IpAddr::from([0, 0, 0, 0])));
         let detail = match client.tls.identity() {
             Some(id) => format!("mTLS identity {id} from {}", client.addr),
             None => format!("plaintext from {}", client.addr),
@@ -47,9 +54,15 @@ impl ClientView {
             class,
             detail,
             client,
+            at: at.to_vec(),
             workload: None,
         }
     }
+}
+
+/// `c` (of `kind`) at every place of `classes`, paired with the place.
+pub fn placed(classes: &Classes, kind: ClientKind, c: &Client) -> Vec<(Place, Client)> {
+    classes.addrs.places.iter().cloned().zip(classes.addrs.at_places(kind, c)).collect()
 }
 
 pub fn parse_client(o: &Outcome, classes: &Classes, spec: &str) -> Result<ClientView, String> {
@@ -59,8 +72,9 @@ pub fn parse_client(o: &Outcome, classes: &Classes, spec: &str) -> Result<Client
         kind,
         address: client.addr,
         identity: client.tls.identity().map(str::to_owned),
-        class: classes.class_of(&client),
+        class: classes.class_of(kind, &client),
         detail,
+        at: placed(classes, kind, &client),
         client,
         workload,
     };
@@ -158,6 +172,9 @@ pub struct RouteView {
 #[derive(Clone, Debug, Serialize)]
 pub struct VerdictView {
     pub verdict: Verdict,
+    /// With `depends`: when the client is allowed, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
     /// HTTP status, or grpc-status for gRPC; absent when the application
     /// answers (allowed) or the connection is closed.
     pub status: Option<u32>,
@@ -229,13 +246,21 @@ pub fn flow_verdict(
 ) -> (Verdict, Option<Reach>) {
     let ports =
         port.map_or_else(|| super::who::target_ports(&o.resolved.workloads[wi], o.configs[wi].as_ref()), |p| vec![p]);
-    let mut first: Option<Reach> = None;
+    let (mut first, mut depends): (Option<Reach>, Option<Reach>) = (None, None);
     for port in ports {
         let r = reach(o, client.clone(), wi, port, req);
         if r.verdicts.iter().any(|v| v.verdict == Verdict::Allow) {
             return (Verdict::Allow, Some(r));
         }
+        if depends.is_none() && r.verdicts.iter().any(|v| v.verdict == Verdict::Depends) {
+            depends = Some(r);
+            continue;
+        }
         first.get_or_insert(r);
+    }
+    // Allowed on no port for sure: allowed on one only if the pod is in the right place.
+    if depends.is_some() {
+        return (Verdict::Depends, depends);
     }
     let v = first.as_ref().and_then(|r| r.verdicts.first()).map_or(Verdict::Deny, |v| v.verdict);
     (v, first)
@@ -267,31 +292,35 @@ pub fn workload_label(o: &Outcome, wi: usize) -> String {
     format!("{}/{}/{}", w.kind, w.namespace, w.name)
 }
 
-/// Every verdict of `client` on `wi:port`: one for `req`, else one per route.
+/// Every verdict of `client` on `wi:port`: one for `req`, else one per
+/// route. A pod client is asked about at every place it may be; where the
+/// places disagree, the verdict is `depends`, with the condition.
 pub fn reach(o: &Outcome, client: ClientView, wi: usize, port: u16, req: Option<&HttpRequest>) -> Reach {
     let p = Prover::new(o);
     let ns = &o.resolved.workloads[wi].namespace;
-    let gate = evaluate::gate(o.configs[wi].as_ref(), port, &client.client);
+    let spots = places::spots(o.configs[wi].as_ref(), port, &client, req);
+    let shape = spots.shape();
+    let (gate, decisions) = (spots.gates[shape], &spots.decisions[shape]);
     let server = match gate {
         Gate::Server(s) => Some(meta_ref(ns, &s.meta)),
         _ => None,
-    };
-    let decisions = match req {
-        Some(req) => vec![evaluate::for_request(gate, &client.client, req)],
-        None => evaluate::per_route(gate, &client.client),
     };
     let grpc_request = req.map(|r| r.header_values("content-type").any(|v| v.starts_with("application/grpc")));
     let mut head = vec![p.target(wi)];
     head.push(client_step(&p, &client));
     head.push(p.gate(wi, port, &gate));
-    let verdicts = decisions
-        .iter()
-        .map(|d| {
+    let verdicts = (0..decisions.len())
+        .map(|i| {
+            let (verdict, condition) = spots.verdict(i);
+            let (gate, d) = spots.evidence(i);
             let mut proof = head.clone();
             proof.extend(decision_steps(&p, wi, gate, d, req));
+            proof.extend(condition.as_ref().map(|c| spots.condition_step(i, c)));
+            let status = if verdict == Verdict::Depends { None } else { d.status(grpc_request) };
             VerdictView {
-                verdict: d.verdict,
-                status: d.status(grpc_request),
+                verdict,
+                condition,
+                status,
                 unit: d.unit,
                 route: route_view(gate, d),
                 authorization: d.authorization().map(|m| meta_ref(ns, m)),

@@ -4,10 +4,11 @@
 
 use super::classes::Classes;
 use super::evaluate::{self, Gate, Unit, Verdict, route_meta};
+use super::places::combine;
 use super::proof::{Prover, Step, route_name, rule_texts};
 use crate::pipeline::Outcome;
 use crate::resolve::workload::Workload;
-use mesh_proxy_api::{PortPolicy, ProxyConfig};
+use mesh_proxy_api::{Client, PortPolicy, ProxyConfig};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -40,11 +41,22 @@ pub struct Entry {
     pub matches: Vec<String>,
     pub allowed: Vec<usize>,
     pub denied: Vec<usize>,
+    /// Classes allowed or denied depending on where the client pod is in
+    /// the pod CIDR, which git does not hold; each with the condition.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends: Vec<Dependent>,
     /// Classes whose traffic bypasses the proxy (skip-subnets); they are in `allowed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bypass: Vec<usize>,
     /// When denied, what the client sees: 403, 404, grpc-status 7, or a closed connection.
     pub denied_as: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Dependent {
+    pub class: usize,
+    /// `allow when the client pod's address is in 10.240.0.0/16`.
+    pub condition: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -83,6 +95,7 @@ pub fn port_answer(o: &Outcome, classes: &Classes, wi: usize, port: u16) -> Port
             matches: Vec::new(),
             allowed: all.clone(),
             denied: Vec::new(),
+            depends: Vec::new(),
             bypass: Vec::new(),
             denied_as: denied_as(Unit::Bypass),
         }],
@@ -106,28 +119,45 @@ pub fn port_answer(o: &Outcome, classes: &Classes, wi: usize, port: u16) -> Port
                 matches,
                 allowed: Vec::new(),
                 denied: Vec::new(),
+                depends: Vec::new(),
                 bypass: Vec::new(),
                 denied_as: denied_as(d.unit),
             }
         })
         .collect();
     for class in &classes.classes {
-        let gate = evaluate::gate(config, port, &class.client);
-        if let Gate::SkippedSubnet(_) = gate {
-            for e in &mut entries {
-                e.allowed.push(class.id);
-                e.bypass.push(class.id);
-            }
-            continue;
-        }
-        for (e, d) in entries.iter_mut().zip(evaluate::per_route(gate, &class.client)) {
-            match d.verdict {
-                Verdict::Allow => e.allowed.push(class.id),
+        let verdicts = entry_verdicts(config, port, &class.at, entries.len());
+        for (i, e) in entries.iter_mut().enumerate() {
+            let at: Vec<(Verdict, bool)> = verdicts.iter().map(|v| v[i]).collect();
+            let (verdict, condition) = combine(&classes.addrs.places, &at.iter().map(|v| v.0).collect::<Vec<_>>());
+            match (verdict, condition) {
+                (Verdict::Allow, _) => e.allowed.push(class.id),
+                (Verdict::Depends, Some(condition)) => e.depends.push(Dependent { class: class.id, condition }),
                 _ => e.denied.push(class.id),
+            }
+            if at.iter().all(|v| v.1) {
+                e.bypass.push(class.id);
             }
         }
     }
     PortAnswer { port, name: port_name(w, port), server: p.gate(wi, port, &Gate::Server(server)), entries }
+}
+
+/// Per place, each entry's verdict and whether the client bypasses the proxy.
+fn entry_verdicts(config: Option<&ProxyConfig>, port: u16, at: &[Client], entries: usize) -> Vec<Vec<(Verdict, bool)>> {
+    let mut out: Vec<Vec<(Verdict, bool)>> = Vec::with_capacity(at.len());
+    for (k, client) in at.iter().enumerate() {
+        if k > 0 && at[k - 1] == *client {
+            out.push(out[k - 1].clone());
+            continue;
+        }
+        let gate = evaluate::gate(config, port, client);
+        out.push(match gate {
+            Gate::SkippedSubnet(_) => vec![(Verdict::Allow, true); entries],
+            _ => evaluate::per_route(gate, client).iter().map(|d| (d.verdict, false)).collect(),
+        });
+    }
+    out
 }
 
 /// Answers for the given port, or every port of [`target_ports`].

@@ -22,6 +22,12 @@ pub struct SettingsFile {
     /// Helm `clusterNetworks` (default `10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8`).
     #[serde(default)]
     pub cluster_networks: Option<Vec<String>>,
+    /// The networks pod addresses come from (the cluster's pod CIDR), inside
+    /// the cluster networks. Git does not hold it: unset, a pod may be
+    /// anywhere in the cluster networks, and a verdict that turns on where
+    /// is `depends`.
+    #[serde(default)]
+    pub pod_networks: Option<Vec<String>>,
     /// Helm `identityTrustDomain` (default `cluster.local`).
     #[serde(default)]
     pub trust_domain: Option<String>,
@@ -75,6 +81,8 @@ pub struct NamespaceSettings {
 pub struct Settings {
     pub default_inbound_policy: String,
     pub cluster_networks: Vec<IpNet>,
+    /// The pod CIDR; empty when unknown (then pods may be anywhere in `cluster_networks`).
+    pub pod_networks: Vec<IpNet>,
     pub trust_domain: String,
     pub cluster_domain: String,
     pub control_plane_namespace: String,
@@ -129,6 +137,7 @@ impl Settings {
                 .collect()
         };
         let cluster_networks = nets("clusterNetworks", file.cluster_networks, DEFAULT_CLUSTER_NETWORKS);
+        let pod_networks = nets("podNetworks", file.pod_networks, &[]);
         let probe_networks = nets("probeNetworks", file.probe_networks, &["0.0.0.0/0", "::/0"]);
         let kubelet_ip = match file.kubelet_ip.as_deref().map(str::parse) {
             Some(Ok(ip)) => ip,
@@ -141,6 +150,7 @@ impl Settings {
         Settings {
             default_inbound_policy,
             cluster_networks,
+            pod_networks,
             trust_domain: file.trust_domain.unwrap_or_else(|| "cluster.local".to_owned()),
             cluster_domain: file.cluster_domain.unwrap_or_else(|| "cluster.local".to_owned()),
             control_plane_namespace: file.control_plane_namespace.unwrap_or_else(|| "linkerd".to_owned()),
@@ -162,6 +172,11 @@ impl Settings {
     }
 
     /// `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
+    /// Where a pod's address may be: the pod networks when known, else the cluster networks.
+    pub fn pod_space(&self) -> &[IpNet] {
+        if self.pod_networks.is_empty() { &self.cluster_networks } else { &self.pod_networks }
+    }
+
     pub fn identity(&self, namespace: &str, service_account: &str) -> String {
         self.identity_domain().service_account(namespace, service_account)
     }

@@ -171,6 +171,7 @@ pub(crate) struct Settings {
     pub(crate) kubelet_ip: Option<&'static str>,
     pub(crate) probe_networks: Option<Vec<&'static str>>,
     pub(crate) cluster_networks: Option<Vec<&'static str>>,
+    pub(crate) pod_networks: Option<Vec<&'static str>>,
 }
 
 #[derive(Clone, Debug)]
@@ -320,11 +321,16 @@ pub(crate) fn settings() -> impl Strategy<Value = Settings> {
         prop::option::weighted(0.3, prop::sample::select(vec!["10.1.2.3", "192.168.5.5", "203.0.113.9"])),
         prop::option::weighted(0.2, Just(vec!["10.1.0.0/16"])),
         prop::option::weighted(0.2, Just(vec!["10.0.0.0/8"])),
+        prop::option::weighted(
+            0.3,
+            prop::sample::select(vec![vec!["10.1.0.0/16"], vec!["10.1.2.0/24"], vec!["10.0.0.0/8"]]),
+        ),
     )
-        .prop_map(|(kubelet_ip, probe_networks, cluster_networks)| Settings {
+        .prop_map(|(kubelet_ip, probe_networks, cluster_networks, pod_networks)| Settings {
             kubelet_ip,
             probe_networks,
             cluster_networks,
+            pod_networks,
         })
 }
 

@@ -21,7 +21,7 @@ use meshc::pipeline::Outcome;
 use meshc::query::classes::Classes;
 use meshc::query::clients::{ClientKind, Member, split_identity};
 use meshc::query::evaluate::{self, Unit, Verdict};
-use meshc::query::reach::{self, VerdictView};
+use meshc::query::reach::{self, ClientView, VerdictView};
 use meshc::query::{matrix, who};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -50,6 +50,8 @@ struct Stats {
     shared_members: usize,
     /// Clients that are no member but behave as some class.
     outsiders: usize,
+    /// Verdicts that depend on where the client pod is.
+    depends: usize,
 }
 
 impl Stats {
@@ -68,6 +70,7 @@ impl Stats {
         self.identity_members += o.identity_members;
         self.shared_members += o.shared_members;
         self.outsiders += o.outsiders;
+        self.depends += o.depends;
     }
 
     fn verdict(&mut self, v: Verdict, unit: Unit) {
@@ -75,6 +78,7 @@ impl Stats {
             Verdict::Allow => self.allow += 1,
             Verdict::Deny => self.deny += 1,
             Verdict::NoRoute => self.no_route += 1,
+            Verdict::Depends => self.depends += 1,
         }
         match unit {
             Unit::Bypass => self.bypass += 1,
@@ -153,6 +157,38 @@ fn proxy_says(config: Option<&ProxyConfig>, port: u16, client: &Client, req: &Ht
     }
 }
 
+/// Addresses a pod may have, besides the places meshc picks: the extra
+/// addresses inside the pod space, and each pod-space network's first and last hosts.
+fn pod_addresses(o: &Outcome) -> Vec<std::net::IpAddr> {
+    let space = o.resolved.settings.pod_space();
+    let kubelet = o.resolved.settings.kubelet_ip;
+    let mut out: Vec<std::net::IpAddr> = EXTRA_IPS.iter().map(|ip| ip.parse().expect("literal address")).collect();
+    out.extend(
+        ["10.1.0.9", "10.1.2.200", "10.0.0.1", "192.168.77.1", "fd00::9"]
+            .iter()
+            .map(|ip| ip.parse::<std::net::IpAddr>().expect("literal address")),
+    );
+    out.extend(space.iter().flat_map(|n| [n.hosts().next(), Some(n.broadcast())]).flatten());
+    out.retain(|ip| *ip != kubelet && space.iter().any(|n| n.contains(ip)));
+    out
+}
+
+/// What the proxy says wherever the client may be, combined as meshc must
+/// combine it: the common verdict, else `depends` (and no status).
+fn proxy_says_anywhere(
+    config: Option<&ProxyConfig>,
+    port: u16,
+    view: &ClientView,
+    req: &HttpRequest,
+) -> (Verdict, Option<u32>) {
+    let says: Vec<(Verdict, Option<u32>)> = view.at.iter().map(|(_, c)| proxy_says(config, port, c, req)).collect();
+    match says.first() {
+        None => proxy_says(config, port, &view.client, req),
+        Some(first) if says.iter().all(|s| s.0 == first.0) => *first,
+        Some(_) => (Verdict::Depends, None),
+    }
+}
+
 fn ports_of(o: &Outcome, wi: usize) -> Vec<u16> {
     who::target_ports(&o.resolved.workloads[wi], o.configs[wi].as_ref())
 }
@@ -184,7 +220,7 @@ fn reach_agrees_with_proxy(repo: &Repo, o: &Outcome) -> Result<Stats, String> {
                 // Two requests per triple, rotating, keep the cost linear in the repository.
                 for k in 0..2 {
                     let req = &requests[(turn + k) % requests.len()];
-                    let want = proxy_says(o.configs[wi].as_ref(), port, &view.client, req);
+                    let want = proxy_says_anywhere(o.configs[wi].as_ref(), port, &view, req);
                     let got = reach::reach(o, view.clone(), wi, port, Some(req));
                     ensure!(got.verdicts.len() == 1, "one verdict per request, got {}", got.verdicts.len());
                     let v = &got.verdicts[0];
@@ -197,6 +233,20 @@ fn reach_agrees_with_proxy(repo: &Repo, o: &Outcome) -> Result<Stats, String> {
                         want.0,
                         want.1
                     );
+                    // A definite verdict for a pod holds wherever in the pod space it is.
+                    if v.verdict != Verdict::Depends && view.kind.is_pod() {
+                        for ip in pod_addresses(o) {
+                            let moved = Client { addr: ip, tls: view.client.tls.clone() };
+                            let there = proxy_says(o.configs[wi].as_ref(), port, &moved, req);
+                            ensure!(
+                                there.0 == v.verdict,
+                                "reach {spec} → {}:{port} {req:?} says {:?}, but from {ip} the proxy says {:?}",
+                                reach::workload_label(o, wi),
+                                v.verdict,
+                                there.0
+                            );
+                        }
+                    }
                     let gate = evaluate::gate(o.configs[wi].as_ref(), port, &view.client);
                     stats.skipped_subnet += usize::from(matches!(gate, evaluate::Gate::SkippedSubnet(_)));
                     stats.verdict(v.verdict, v.unit);
@@ -238,11 +288,12 @@ fn who_agrees_with_reach(o: &Outcome) -> Result<Stats, String> {
             let at = format!("{}:{port}", reach::workload_label(o, wi));
             ensure!(!answer.entries.is_empty(), "{at}: no entries");
             for e in &answer.entries {
-                let mut seen: Vec<usize> = e.allowed.iter().chain(&e.denied).copied().collect();
+                let depending = e.depends.iter().map(|d| d.class);
+                let mut seen: Vec<usize> = e.allowed.iter().chain(&e.denied).copied().chain(depending).collect();
                 seen.sort_unstable();
                 ensure!(
                     seen == (0..classes.len()).collect::<Vec<_>>(),
-                    "{at}: allowed and denied partition the classes"
+                    "{at}: allowed, denied and depends partition the classes"
                 );
                 ensure!(e.bypass.iter().all(|c| e.allowed.contains(c)), "{at}: bypassing classes are allowed");
                 stats.split_entries += usize::from(!e.allowed.is_empty() && !e.denied.is_empty());
@@ -282,6 +333,14 @@ fn who_agrees_with_reach(o: &Outcome) -> Result<Stats, String> {
                                 route_label(v)
                             );
                             ensure!(!e.bypass.contains(&id), "{at}: class {id} listed as bypassing");
+                            let depends = e.depends.iter().find(|d| d.class == id).map(|d| &d.condition);
+                            ensure!(
+                                depends == v.condition.as_ref() && depends.is_some() == (v.verdict == Verdict::Depends),
+                                "{at} {:?}: class {id} depends {depends:?}, reach says {:?} {:?}",
+                                e.route,
+                                v.verdict,
+                                v.condition
+                            );
                             ensure!(
                                 e.allowed.contains(&id) == (v.verdict == Verdict::Allow),
                                 "{at} {:?}: class {id} ({}) allowed={} but reach says {:?}",
@@ -323,7 +382,22 @@ fn matrix_agrees_with_who(o: &Outcome) -> Result<Stats, String> {
                 answer.entries.len()
             );
             let (mut any, mut every) = (Vec::new(), (0..classes.len()).collect::<Vec<_>>());
-            for ((name, set), e) in sets.entries.iter().zip(&answer.entries) {
+            for (i, ((name, set), e)) in sets.entries.iter().zip(&answer.entries).enumerate() {
+                let depends: Vec<usize> = e.depends.iter().map(|d| d.class).collect();
+                ensure!(
+                    ones(&sets.depends[i]) == depends,
+                    "{at} {name}: matrix depends {:?}, who {depends:?}",
+                    ones(&sets.depends[i])
+                );
+                for d in &e.depends {
+                    let got = sets.condition(&classes, i, d.class);
+                    ensure!(
+                        got.as_ref() == Some(&d.condition),
+                        "{at} {name}: condition {got:?}, who {:?}",
+                        d.condition
+                    );
+                }
+                any.extend(depends);
                 let mut allowed = e.allowed.clone();
                 allowed.sort_unstable();
                 ensure!(
@@ -383,17 +457,22 @@ fn classes_are_sound(o: &Outcome) -> Result<Stats, String> {
     let verdicts = |config: Option<&ProxyConfig>, port: u16, c: &Client| -> Vec<(Unit, Verdict)> {
         evaluate::per_route(evaluate::gate(config, port, c), c).iter().map(|d| (d.unit, d.verdict)).collect()
     };
-    let mut claimed: Vec<Vec<(String, Client)>> = classes
+    let space = o.resolved.settings.pod_space();
+    for p in &classes.addrs.places {
+        ensure!(space.iter().any(|n| n.contains(&p.addr)), "place {} is where a pod may be", p.addr);
+    }
+    // Each client at every place: a pod moves with the place, anything else stays.
+    let mut claimed: Vec<Vec<(String, Vec<Client>)>> = classes
         .classes
         .iter()
         .map(|c| {
             let shared = c.members.len() > 1;
             stats.shared_members += if shared { c.members.len() } else { 0 };
-            c.members.iter().map(|m| (m.label.clone(), m.client.clone())).collect()
+            c.members.iter().map(|m| (m.label.clone(), classes.addrs.at_places(m.kind, &m.client))).collect()
         })
         .collect();
     for m in classes.classes.iter().flat_map(|c| &c.members) {
-        let id = classes.class_of(&m.client);
+        let id = classes.class_of(m.kind, &m.client);
         ensure!(
             id.is_some_and(|id| classes.classes[id].members.contains(m)),
             "{} is in the class it behaves as",
@@ -401,29 +480,31 @@ fn classes_are_sound(o: &Outcome) -> Result<Stats, String> {
         );
     }
     for c in outsiders(o) {
-        if let Some(id) = classes.class_of(&c) {
+        if let Some(id) = classes.class_of(ClientKind::Cidr, &c) {
             stats.outsiders += 1;
-            claimed[id].push((format!("{:?}", c), c));
+            claimed[id].push((format!("{:?}", c), classes.addrs.at_places(ClientKind::Cidr, &c)));
         }
     }
     for wi in 0..o.resolved.workloads.len() {
         let config = o.configs[wi].as_ref();
         for port in ports_of(o, wi) {
             for (class, clients) in classes.classes.iter().zip(&claimed) {
-                let want = verdicts(config, port, &class.client);
-                for (label, client) in clients {
-                    let got = verdicts(config, port, client);
-                    ensure!(
-                        got == want,
-                        "{}:{port}: {label} gets {got:?}, its class {} ({}) {want:?}",
-                        reach::workload_label(o, wi),
-                        class.id,
-                        class.label()
-                    );
-                    stats.checks += 1;
-                }
-                for (unit, v) in want {
-                    stats.verdict(v, unit);
+                for (k, rep) in class.at.iter().enumerate() {
+                    let want = verdicts(config, port, rep);
+                    for (label, at) in clients {
+                        let got = verdicts(config, port, &at[k]);
+                        ensure!(
+                            got == want,
+                            "{}:{port}: {label} at place {k} gets {got:?}, its class {} ({}) {want:?}",
+                            reach::workload_label(o, wi),
+                            class.id,
+                            class.label()
+                        );
+                        stats.checks += 1;
+                    }
+                    for &(unit, v) in &want {
+                        stats.verdict(v, unit);
+                    }
                 }
             }
         }
@@ -492,6 +573,7 @@ fn generator_exercises_every_verdict() {
     assert!(total.connection > 0 && total.grpc > 0, "opaque/TLS and gRPC servers occur: {total:?}");
     assert!(total.split_entries > 0, "some route admits some classes and not others: {total:?}");
     assert!(total.cidr_members > 0 && total.identity_members > 0, "named networks and identities occur: {total:?}");
+    assert!(total.depends > 0, "some verdict depends on where the client pod is: {total:?}");
     assert!(total.shared_members > 0 && total.outsiders > 0, "classes have several members, and outsiders: {total:?}");
     assert!(dangling > 0 && unmeshed > 0, "dangling references ({dangling}) and unmeshed workloads ({unmeshed}) occur");
 }

@@ -341,6 +341,7 @@ impl Repo {
             kubelet_ip: self.settings.kubelet_ip.map(str::to_owned),
             probe_networks: list(&self.settings.probe_networks),
             cluster_networks: list(&self.settings.cluster_networks),
+            pod_networks: list(&self.settings.pod_networks),
             ..SettingsFile::default()
         };
         Options { overrides, ..Options::default() }

@@ -14,6 +14,7 @@ use super::mesh;
 use mesh_proxy_api::ClientTls;
 use meshc::query::classes::Classes;
 use meshc::query::evaluate::Verdict;
+use meshc::query::places::Place;
 use meshc::query::reach::{self, ClientView};
 use std::path::{Path, PathBuf};
 
@@ -71,12 +72,9 @@ fn identified_allows(build: &mesh::Build) -> usize {
         for (wi, w) in o.resolved.workloads.iter().enumerate() {
             let Some(config) = &o.configs[wi] else { continue };
             for port in meshc::query::who::target_ports(w, Some(config)) {
-                let view = ClientView::of_client(
-                    class.label.clone(),
-                    class.members[0].kind,
-                    class.client.clone(),
-                    Some(class.id),
-                );
+                // The representative where it stands, as inbound::check_build sends from it.
+                let here = [(Place { addr: class.client.addr, within: Vec::new() }, class.client.clone())];
+                let view = ClientView::of_client(class.label.clone(), class.members[0].kind, &here, Some(class.id));
                 let predicted = reach::reach(o, view, wi, port, Some(&get));
                 allowed += usize::from(predicted.verdicts[0].verdict == Verdict::Allow);
             }

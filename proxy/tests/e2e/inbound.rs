@@ -10,6 +10,7 @@ use mesh_proxy_api::config::Protocol;
 use mesh_proxy_api::{ClientTls, PortPolicy};
 use meshc::query::classes::Classes;
 use meshc::query::evaluate::Verdict;
+use meshc::query::places::Place;
 use meshc::query::reach::{self, ClientView, VerdictView};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -82,8 +83,9 @@ pub async fn check_build(build: &mesh::Build, example: &str, mode: Mode) -> Chec
             for class in &classes.classes {
                 let client = &class.client;
                 let Some(tls) = tls.for_client(&mesh, &client.tls, &w.identity) else { continue };
-                let view =
-                    ClientView::of_client(class.label.clone(), class.members[0].kind, client.clone(), Some(class.id));
+                // The representative where it stands: the one client that sends the traffic.
+                let here = [(Place { addr: client.addr, within: Vec::new() }, client.clone())];
+                let view = ClientView::of_client(class.label.clone(), class.members[0].kind, &here, Some(class.id));
                 let opaque = matches!(protocol, Some(Protocol::Opaque | Protocol::Tls));
                 let what =
                     |req: &str| format!("{} → {}/{}:{port} {req}", class.label, w.workload.namespace, w.workload.name);

@@ -71,6 +71,7 @@ h1 { font-size: 18px; margin: 0 0 4px; word-break: break-all; }
   border: 1px solid #888; }
 .allow { background: var(--allow); }
 .partial { background: repeating-linear-gradient(135deg, var(--partial) 0 3px, #fff 3px 6px); }
+.depends { background: repeating-linear-gradient(45deg, #CC79A7 0 2px, #fff 2px 5px); }
 .open { background: radial-gradient(circle, #fff 1.5px, var(--open) 2px) 0 0 / 6px 6px; }
 .denied { background: #fff; }
 #status { padding: 0 16px 6px; min-height: 1.4em; color: #333; white-space: pre-wrap; }
@@ -113,6 +114,7 @@ const HEAD_BODY: &str = r#"</h1>
 <ul id="legend">
 <li><span class="swatch allow"></span>allowed</li>
 <li><span class="swatch partial"></span>allowed on some routes only (hover for the routes)</li>
+<li><span class="swatch depends"></span>depends on the pod CIDR (hover for the condition)</li>
 <li><span class="swatch open"></span>allowed: nothing enforced on that port</li>
 <li><span class="swatch denied"></span>denied</li>
 </ul>
@@ -221,6 +223,7 @@ const TAIL: &str = r#"</script>
     if (!a) return b;
     if (!b) return a;
     if (a.verdict === "allow" || b.verdict === "allow") return { verdict: "allow", star: a.star || b.star, routes: [] };
+    if (a.verdict === "depends" || b.verdict === "depends") return a.verdict === "depends" ? a : b;
     return { verdict: "partial", star: a.star || b.star, routes: a.routes.concat(b.routes) };
   }
 
@@ -228,8 +231,8 @@ const TAIL: &str = r#"</script>
     var specific = {}, star = {};
     (data.edges || []).forEach(function (e) {
       var key = e.target.workload + ":" + e.target.port;
-      var verdict = e.verdict === "partial" ? "partial" : "allow";
-      var cell = { verdict: verdict, star: e.client === "*", routes: e.routes || [] };
+      var verdict = e.verdict === "partial" || e.verdict === "depends" ? e.verdict : "allow";
+      var cell = { verdict: verdict, star: e.client === "*", routes: e.routes || [], condition: e.condition };
       if (e.client === "*") star[key] = merge(star[key], cell);
       else specific[e.client + "\u0000" + key] = merge(specific[e.client + "\u0000" + key], cell);
     });
@@ -267,6 +270,7 @@ const TAIL: &str = r#"</script>
 
   function cellTitle(client, target, cell) {
     var head = client.label + " \u2192 " + target.key + "\n";
+    if (cell.verdict === "depends") return head + "depends: " + cell.condition;
     if (cell.verdict === "partial") return head + "allowed on these routes only: " + cell.routes.join(", ");
     return head + (cell.star ? "allowed: nothing is enforced on this port" : "allowed");
   }

@@ -13,25 +13,61 @@ use std::io::{self, Write};
 /// One allowed edge; `client: None` is every class.
 pub struct Edge<'p> {
     pub client: Option<usize>,
+    /// Not allowed on every route: `routes` lists those it may use.
     pub partial: bool,
     pub routes: Vec<&'p str>,
+    /// Where a route allows the class only if its pods are in the right
+    /// part of the pod CIDR: the condition.
+    pub condition: Option<String>,
+    /// `allow` (every route), `partial` (some routes for sure), or
+    /// `depends` (no route for sure, some depending on the pod CIDR).
+    pub verdict: &'static str,
 }
 
 /// The edges of one port: one `*` edge when every class gets in
-/// everywhere, else one per class allowed somewhere. The pod's own
-/// localhost traffic, which every proxy allows, is not an edge.
+/// everywhere, else one per class allowed (or maybe allowed) somewhere.
+/// The pod's own localhost traffic, which every proxy allows, is not an edge.
 pub fn edges<'p>(ps: &'p PortSets, classes: &Classes) -> Vec<Edge<'p>> {
     if !classes.is_empty() && ps.every.count_ones(..) == classes.len() {
-        return vec![Edge { client: None, partial: false, routes: Vec::new() }];
+        return vec![Edge { client: None, partial: false, routes: Vec::new(), condition: None, verdict: "allow" }];
     }
     ps.any
         .ones()
         .filter(|&c| !classes.is_localhost(c))
         .map(|c| {
-            let partial = !ps.every.contains(c);
-            Edge { client: Some(c), partial, routes: if partial { ps.routes_of(c) } else { Vec::new() } }
+            let routes = ps.routes_of(c);
+            let partial = routes.len() < ps.entries.len();
+            let sure = ps.entries.iter().any(|(_, set)| set.contains(c));
+            let verdict = match (ps.every.contains(c), sure) {
+                (true, _) => "allow",
+                (false, true) => "partial",
+                (false, false) => "depends",
+            };
+            let condition = edge_condition(ps, classes, c);
+            let routes = if partial || condition.is_some() && verdict == "partial" { routes } else { Vec::new() };
+            Edge { client: Some(c), partial, routes, condition, verdict }
         })
         .collect()
+}
+
+/// The condition of class `c` on the port: alone when every route it may
+/// use depends alike, else each prefixed with its route (the others are
+/// allowed for sure).
+fn edge_condition(ps: &PortSets, classes: &Classes, c: usize) -> Option<String> {
+    if !ps.depends_on_place(c) {
+        return None;
+    }
+    let mut found: Vec<(&str, String)> = Vec::new();
+    for (i, (name, _)) in ps.entries.iter().enumerate() {
+        if let Some(cond) = ps.condition(classes, i, c) {
+            found.push((name, cond));
+        }
+    }
+    let first = found.first().map(|(_, c)| c.clone())?;
+    if found.len() == ps.routes_of(c).len() && found.iter().all(|(_, c)| *c == first) {
+        return Some(first);
+    }
+    Some(found.iter().map(|(n, c)| format!("{n}: {c}")).collect::<Vec<_>>().join("; "))
 }
 
 #[derive(Default, Serialize)]
@@ -95,13 +131,15 @@ pub fn json(
             let sep = if summary.edges == 0 { "\n" } else { ",\n" };
             summary.edges += 1;
             let client = e.client.map_or_else(|| "\"*\"".to_owned(), |c| c.to_string());
-            let _ = write!(buf, "{sep}{{\"client\":{client},\"target\":{target},\"verdict\":");
-            if e.partial {
-                let routes = serde_json::to_string(&e.routes).map_err(io_err)?;
-                let _ = write!(buf, "\"partial\",\"routes\":{routes}}}");
-            } else {
-                buf.push_str("\"allow\"}");
+            let _ = write!(buf, "{sep}{{\"client\":{client},\"target\":{target},\"verdict\":\"{}\"", e.verdict);
+            if let Some(condition) = &e.condition {
+                let _ = write!(buf, ",\"condition\":{}", serde_json::to_string(condition).map_err(io_err)?);
             }
+            if !e.routes.is_empty() {
+                let routes = serde_json::to_string(&e.routes).map_err(io_err)?;
+                let _ = write!(buf, ",\"routes\":{routes}");
+            }
+            buf.push('}');
         }
         put(out, std::mem::take(&mut buf))
     })?;
@@ -130,9 +168,12 @@ pub fn table(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize
         let target = format!("{}:{}", workload_label(o, ps.workload), ps.port);
         for e in edges(&ps, classes) {
             summary.edges += 1;
-            let verdict = if e.partial { "partial" } else { "allow" };
             let client = e.client.map_or(&every, |c| &labels[c]);
-            writeln!(out, "{client:<48} {target:<44} {verdict:<8} {}", e.routes.join(", "))?;
+            let mut routes = e.routes.join(", ");
+            if let Some(condition) = &e.condition {
+                routes = if routes.is_empty() { condition.clone() } else { format!("{routes} — {condition}") };
+            }
+            writeln!(out, "{client:<48} {target:<44} {:<8} {routes}", e.verdict)?;
         }
         Ok::<(), io::Error>(())
     })?;
@@ -230,8 +271,15 @@ fn graph(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize], s
         let to = node_id("w", &workload_label(o, ps.workload));
         for e in edges(&ps, classes) {
             let from = e.client.map_or_else(|| "all".to_owned(), |c| node_id("c", &c.to_string()));
-            let label = if e.partial { format!("{} ({})", ps.port, e.routes.join(", ")) } else { ps.port.to_string() };
-            match (syntax, e.partial) {
+            let mut label = if e.routes.is_empty() {
+                ps.port.to_string()
+            } else {
+                format!("{} ({})", ps.port, e.routes.join(", "))
+            };
+            if let Some(condition) = &e.condition {
+                label = format!("{label} if {}", condition.trim_start_matches("allow when "));
+            }
+            match (syntax, e.verdict != "allow") {
                 (Syntax::Dot, false) => writeln!(out, "  {from} -> {to} [label=\"{}\"];", quote(&label))?,
                 (Syntax::Dot, true) => writeln!(out, "  {from} -> {to} [label=\"{}\", style=dashed];", quote(&label))?,
                 (Syntax::Mermaid, false) => writeln!(out, "  {from} -->|\"{}\"| {to}", quote(&label))?,

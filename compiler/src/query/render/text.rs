@@ -27,6 +27,7 @@ impl Paint {
             Verdict::Allow => "32;1",
             Verdict::Deny => "31;1",
             Verdict::NoRoute => "33;1",
+            Verdict::Depends => "35;1",
         };
         self.code(code, v.as_str())
     }
@@ -52,6 +53,7 @@ fn status(v: &VerdictView) -> String {
         (Some(code), _, crate::query::evaluate::Unit::Grpc) => format!(" (grpc-status {code})"),
         (Some(code), _, _) => format!(" ({code})"),
         (None, Verdict::Allow, _) => String::new(),
+        (None, Verdict::Depends, _) => v.condition.as_ref().map_or_else(String::new, |c| format!(" ({c})")),
         (None, _, _) => " (connection closed)".to_owned(),
     }
 }
@@ -102,6 +104,18 @@ fn class_list(ids: &[usize], classes: &Classes) -> String {
     names.join(", ")
 }
 
+/// Classes whose verdict depends on the pod CIDR, grouped by condition in first-seen order.
+fn by_condition(depends: &[crate::query::who::Dependent]) -> Vec<(&str, Vec<usize>)> {
+    let mut out: Vec<(&str, Vec<usize>)> = Vec::new();
+    for d in depends {
+        match out.iter_mut().find(|(c, _)| *c == d.condition) {
+            Some((_, ids)) => ids.push(d.class),
+            None => out.push((&d.condition, vec![d.class])),
+        }
+    }
+    out
+}
+
 pub fn who(target: &str, answers: &[PortAnswer], classes: &Classes, paint: Paint) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} — who can reach it, out of {} client classes", paint.bold(target), classes.len());
@@ -122,6 +136,14 @@ pub fn who(target: &str, answers: &[PortAnswer], classes: &Classes, paint: Paint
                 let _ = writeln!(out, "    {} nobody but localhost", paint.verdict(Verdict::Deny));
             } else {
                 let _ = writeln!(out, "    {} {}", paint.verdict(Verdict::Allow), class_list(&e.allowed, classes));
+            }
+            for (condition, ids) in by_condition(&e.depends) {
+                let _ = writeln!(
+                    out,
+                    "    {} {} — {condition}",
+                    paint.verdict(Verdict::Depends),
+                    class_list(&ids, classes)
+                );
             }
             if !e.bypass.is_empty() {
                 let _ = writeln!(out, "    bypassing the proxy (skip-subnets): {}", class_list(&e.bypass, classes));
