@@ -2,6 +2,7 @@
 //! Files are parsed in parallel; results keep the lexical file order.
 
 pub mod discover;
+pub mod flux;
 pub mod git;
 pub mod objects;
 pub mod yaml;
@@ -143,6 +144,7 @@ pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, 
         ));
         loaded.sources.push(Source { name, text: String::new() });
     }
+    flux::expand(&mut loaded);
     Ok(loaded)
 }
 

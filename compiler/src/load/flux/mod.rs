@@ -1,0 +1,233 @@
+//! Flux Kustomizations (`kustomize.toolkit.fluxcd.io`) in the repository:
+//! which Kustomization applies each file, and the post-build variable
+//! substitution it makes there. The checked directory is the repository
+//! root that `spec.path` is relative to.
+//!
+//! A file is applied by the Kustomization with the longest `spec.path` that
+//! contains it (Flux applies a path recursively, and a nested Kustomization
+//! is the one written for that directory). A file no Kustomization of the
+//! repository applies is applied by something the repository does not hold
+//! (an OCI source, a cluster bootstrap): its `${VAR:=default}` take their
+//! defaults and a variable without one is reported once, as unknown.
+
+mod apply;
+pub mod envsubst;
+mod vars;
+
+use super::Loaded;
+use super::objects::span_of;
+use super::yaml::Node;
+use crate::findings::{Code, Finding};
+use std::collections::HashMap;
+use vars::{DataSources, Vars, meta_str};
+
+const GROUP: &str = "kustomize.toolkit.fluxcd.io/";
+const DISABLE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";
+
+/// One Flux Kustomization found in the repository.
+struct Kustomization {
+    object: usize,
+    /// `namespace/name`, for messages.
+    id: String,
+    /// `spec.path`, normalised and relative to the root ("" = the root), or
+    /// None when it leaves the repository.
+    path: Option<String>,
+    vars: Option<Vars>,
+}
+
+/// Expands what the repository's Flux Kustomizations do to its files.
+pub fn expand(loaded: &mut Loaded) {
+    let has_refs: Vec<bool> = loaded.sources.iter().map(|s| envsubst::has_reference(&s.text)).collect();
+    let any_kustomization = loaded.objects.iter().any(is_flux_kustomization);
+    if !any_kustomization && !has_refs.contains(&true) {
+        return;
+    }
+    let dirs: Vec<String> = loaded.sources.iter().map(|s| parent_dir(&s.name).to_owned()).collect();
+    let data = DataSources::collect(&loaded.objects);
+    // A Kustomization's own spec (its path, its variables) is substituted by
+    // the Kustomization that applies it, so it is read twice.
+    let mut ks = kustomizations(loaded, &data);
+    let cover = covering(&ks, &dirs);
+    for k in 0..ks.len() {
+        let object = ks[k].object;
+        let source = loaded.objects[object].source as usize;
+        if has_refs[source] {
+            let by = cover[source].map(|c| &ks[c]);
+            substitute_object(loaded, object, by, &mut Vec::new());
+        }
+    }
+    ks = kustomizations(loaded, &data);
+    let cover = covering(&ks, &dirs);
+    report_paths(loaded, &ks, &dirs);
+    report_cycles(loaded, &ks, &cover);
+    let mut unresolved: HashMap<Option<usize>, Vec<apply::Unresolved>> = HashMap::new();
+    for object in 0..loaded.objects.len() {
+        let source = loaded.objects[object].source as usize;
+        if !has_refs[source] || is_flux_kustomization(&loaded.objects[object]) {
+            continue;
+        }
+        let by = cover[source];
+        substitute_object(loaded, object, by.map(|c| &ks[c]), unresolved.entry(by).or_default());
+    }
+    report_unresolved(loaded, &ks, unresolved);
+}
+
+fn is_flux_kustomization(o: &super::RawObject) -> bool {
+    o.kind == "Kustomization" && o.api_version.starts_with(GROUP)
+}
+
+fn kustomizations(loaded: &Loaded, data: &DataSources) -> Vec<Kustomization> {
+    let objects = loaded.objects.iter().enumerate().filter(|(_, o)| is_flux_kustomization(o));
+    objects
+        .map(|(object, o)| {
+            let namespace = meta_str(&o.node, "namespace");
+            let name = meta_str(&o.node, "name").unwrap_or_default();
+            let raw = o.node.get("spec").and_then(|s| s.get("path")).and_then(Node::as_str).unwrap_or("./");
+            Kustomization {
+                object,
+                id: format!("{}/{name}", namespace.as_deref().unwrap_or("flux-system")),
+                path: normalise(raw),
+                vars: vars::of_kustomization(&o.node, namespace.as_deref(), data),
+            }
+        })
+        .collect()
+}
+
+/// `./apps/../base/` → `base`; None when the path climbs out of the root.
+fn normalise(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn parent_dir(name: &str) -> &str {
+    name.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+/// For each source, the Kustomization with the longest path above it.
+fn covering(ks: &[Kustomization], dirs: &[String]) -> Vec<Option<usize>> {
+    let mut by_path: HashMap<&str, usize> = HashMap::new();
+    for (i, k) in ks.iter().enumerate() {
+        if let Some(p) = &k.path {
+            by_path.entry(p.as_str()).or_insert(i);
+        }
+    }
+    let lookup = |dir: &str| -> Option<usize> {
+        let mut dir = dir;
+        loop {
+            if let Some(&k) = by_path.get(dir) {
+                return Some(k);
+            }
+            if dir.is_empty() {
+                return None;
+            }
+            dir = parent_dir(dir);
+        }
+    };
+    dirs.iter().map(|d| lookup(d)).collect()
+}
+
+fn substitute_object(loaded: &mut Loaded, object: usize, by: Option<&Kustomization>, out: &mut Vec<apply::Unresolved>) {
+    let o = &mut loaded.objects[object];
+    let disabled = o
+        .node
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get(DISABLE_ANNOTATION))
+        .and_then(Node::as_str)
+        == Some("disabled");
+    let data_source = o.api_version == "v1" && matches!(o.kind.as_str(), "ConfigMap" | "Secret");
+    match by {
+        _ if disabled => {}
+        // Flux substitutes only under a postBuild.
+        Some(Kustomization { vars: None, .. }) => {}
+        Some(Kustomization { vars: Some(vars), .. }) => {
+            apply::substitute(o.source, &mut o.node, &|name| vars.values.get(name).map(String::as_str), out)
+        }
+        // Outside any Kustomization, scripts in ConfigMaps keep their `${...}`.
+        None if data_source => {}
+        None => apply::substitute(o.source, &mut o.node, &|_| None, out),
+    }
+}
+
+fn report_paths(loaded: &mut Loaded, ks: &[Kustomization], dirs: &[String]) {
+    for k in ks {
+        let exists = k.path.as_deref().is_some_and(|p| {
+            p.is_empty() || dirs.iter().any(|d| d == p || d.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')))
+        });
+        if exists {
+            continue;
+        }
+        let o = &loaded.objects[k.object];
+        let at = o.node.get("spec").and_then(|s| s.get("path")).unwrap_or(&o.node);
+        let msg = format!(
+            "Flux Kustomization {} applies a path that is not in the repository: kustomize-controller fails it with \"kustomization path not found\" and applies nothing from it",
+            k.id
+        );
+        let hint = "spec.path is relative to the repository root, which meshc takes to be the checked directory; a path in another source (an OCIRepository) cannot be followed";
+        loaded.findings.push(Finding::new(Code::KustomizationPathMissing, span_of(o.source, at), msg).hint(hint));
+    }
+}
+
+/// Kustomizations that apply each other: following "applied by" from one
+/// comes back to it. Each cycle is reported once, at its first member.
+fn report_cycles(loaded: &mut Loaded, ks: &[Kustomization], cover: &[Option<usize>]) {
+    let parent = |k: usize| cover[loaded.objects[ks[k].object].source as usize].filter(|&p| p != k);
+    let mut reported = vec![false; ks.len()];
+    for start in 0..ks.len() {
+        let mut chain = vec![start];
+        let mut at = start;
+        while let Some(p) = parent(at) {
+            if chain.len() > ks.len() || reported[p] {
+                break;
+            }
+            if p == start {
+                chain.iter().for_each(|&k| reported[k] = true);
+                let names: Vec<&str> = chain.iter().map(|&k| ks[k].id.as_str()).collect();
+                let o = &loaded.objects[ks[start].object];
+                let msg = format!("Flux Kustomizations apply each other in a cycle: {}", names.join(" <- "));
+                loaded.findings.push(Finding::new(Code::KustomizationCycle, o.span(), msg));
+                break;
+            }
+            chain.push(p);
+            at = p;
+        }
+    }
+}
+
+fn report_unresolved(loaded: &mut Loaded, ks: &[Kustomization], all: HashMap<Option<usize>, Vec<apply::Unresolved>>) {
+    let mut all: Vec<_> = all.into_iter().collect();
+    all.sort_by_key(|(k, _)| *k);
+    for (by, unresolved) in all {
+        let why = match by.map(|k| &ks[k]) {
+            Some(k) => match k.vars.as_ref().map(|v| v.missing.as_slice()).unwrap_or_default() {
+                [] => format!("Flux Kustomization {} does not set it", k.id),
+                missing => format!(
+                    "Flux Kustomization {} takes its variables from {}, which the repository does not hold",
+                    k.id,
+                    missing.join(", ")
+                ),
+            },
+            None => "no Flux Kustomization in the repository applies this file, so its variables are set outside it"
+                .to_owned(),
+        };
+        for u in unresolved {
+            let msg = format!(
+                "${{{}}} has no value and no default ({why}); used {} time(s) in this scope: meshc checks list entries that use it as absent and other values as empty, as Flux would substitute them",
+                u.name, u.uses
+            );
+            loaded.findings.push(Finding::new(Code::UnresolvedVariable, u.at, msg));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
