@@ -5,6 +5,7 @@ pub mod discover;
 pub mod flux;
 pub mod git;
 pub mod objects;
+pub mod releases;
 pub mod yaml;
 
 use crate::findings::{Code, Finding, Span};
