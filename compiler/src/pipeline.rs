@@ -134,6 +134,7 @@ fn overlay(file: &mut SettingsFile, o: SettingsFile) {
         kubelet_ip
     );
     file.namespaces.extend(o.namespaces);
+    file.injected_by_pipeline.extend(o.injected_by_pipeline);
 }
 
 /// Drops suppressed findings and duplicates, and sorts by place.
