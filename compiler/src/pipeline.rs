@@ -20,6 +20,9 @@ pub struct Options {
     pub ignore: Vec<Code>,
     /// Run MeshTest files: those under the path, plus these. `None`: no tests.
     pub tests: Option<Vec<std::path::PathBuf>>,
+    /// The repository root Flux `spec.path`s are relative to (default: the
+    /// git top level of the checked directory, else the directory).
+    pub root: Option<std::path::PathBuf>,
 }
 
 pub struct Outcome {
@@ -56,7 +59,7 @@ pub fn compile(input: &Input, options: &Options) -> Result<Outcome, InputError> 
 
 /// [`check`] sharing parse results through `cache` (see [`load::ParseCache`]).
 pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
-    let mut loaded = load::load_cached(input, cache)?;
+    let mut loaded = load::load_cached_at(input, cache, options.root.as_deref())?;
     let test_files = std::mem::take(&mut loaded.test_files);
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;

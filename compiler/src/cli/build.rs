@@ -57,7 +57,7 @@ fn options(args: &BuildArgs) -> Result<Options, String> {
         );
     }
     let overrides = SettingsFile { default_namespace: args.default_namespace.clone(), ..SettingsFile::default() };
-    Ok(Options { overrides, settings_file: args.settings.clone(), ignore, tests: Some(Vec::new()) })
+    Ok(Options { overrides, settings_file: args.settings.clone(), ignore, tests: Some(Vec::new()), root: None })
 }
 
 pub fn run(args: BuildArgs) -> ExitCode {

@@ -100,6 +100,12 @@ pub fn load(input: &Input) -> Result<Loaded, InputError> {
 /// [`load`], reusing (and filling) `cache`: the second of two loads takes
 /// what the first one parsed.
 pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, InputError> {
+    load_cached_at(input, cache, None)
+}
+
+/// [`load_cached`], with the repository root Flux paths are relative to
+/// (None: the git top level of a checked directory, else the directory).
+pub fn load_cached_at(input: &Input, cache: Option<&ParseCache>, root: Option<&Path>) -> Result<Loaded, InputError> {
     let mut loaded = Loaded::default();
     let mut escaping = Vec::new();
     let texts: Vec<FileText> = match input {
@@ -145,11 +151,15 @@ pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, 
         ));
         loaded.sources.push(Source { name, text: String::new() });
     }
-    flux::expand(&mut loaded);
+    let checked = match input {
+        Input::Path(dir) if dir.is_dir() => Some(flux::Checked { dir, root }),
+        _ => None,
+    };
+    flux::expand(&mut loaded, checked);
     Ok(loaded)
 }
 
-fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
+pub(crate) fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
     Finding::new(Code::ParseError, Span::file(source), format!("{name}: {reason}"))
 }
 
@@ -161,16 +171,16 @@ pub type FileText = (String, Result<String, String>);
 pub type FoundFile = (String, PathBuf);
 
 /// What is read from a directory.
-struct Tree {
+pub(crate) struct Tree {
     /// The manifests' texts.
-    texts: Vec<FileText>,
+    pub texts: Vec<FileText>,
     /// The MeshTest files found beside them.
     tests: Vec<FoundFile>,
     /// Links out of the directory, by name: reported, never read.
     escaping: Vec<String>,
 }
 
-fn read_tree(root: &Path) -> Result<Tree, InputError> {
+pub(crate) fn read_tree(root: &Path) -> Result<Tree, InputError> {
     let found = discover::discover(root).map_err(|e| InputError(format!("cannot read {}: {e}", root.display())))?;
     let is_dir = root.is_dir();
     let (tests, files): (Vec<_>, Vec<_>) = found

@@ -1,7 +1,7 @@
 //! Flux Kustomizations (`kustomize.toolkit.fluxcd.io`) in the repository:
 //! which Kustomization applies each file, and the post-build variable
-//! substitution it makes there. The checked directory is the repository
-//! root that `spec.path` is relative to.
+//! substitution it makes there. `spec.path` is relative to the repository
+//! root (`outside.rs`).
 //!
 //! A file is applied by the Kustomization with the longest `spec.path` that
 //! contains it (Flux applies a path recursively, and a nested Kustomization
@@ -12,7 +12,11 @@
 
 mod apply;
 pub mod envsubst;
+mod outside;
 mod vars;
+
+pub use outside::Checked;
+use outside::Place;
 
 use super::Loaded;
 use super::objects::span_of;
@@ -36,27 +40,17 @@ struct Kustomization {
 }
 
 /// Expands what the repository's Flux Kustomizations do to its files.
-pub fn expand(loaded: &mut Loaded) {
-    let has_refs: Vec<bool> = loaded.sources.iter().map(|s| envsubst::has_reference(&s.text)).collect();
+/// `checked` is the directory checked, when the input is one: paths outside
+/// it are then followed within the repository root.
+pub fn expand(loaded: &mut Loaded, checked: Option<Checked<'_>>) {
     let any_kustomization = loaded.objects.iter().any(is_flux_kustomization);
-    if !any_kustomization && !has_refs.contains(&true) {
+    if !any_kustomization && !loaded.sources.iter().any(|s| envsubst::has_reference(&s.text)) {
         return;
     }
-    let dirs: Vec<String> = loaded.sources.iter().map(|s| parent_dir(&s.name).to_owned()).collect();
+    let mut place = checked.filter(|_| any_kustomization).map(|c| Place::find(&c, loaded));
     let data = DataSources::collect(&loaded.objects);
-    // A Kustomization's own spec (its path, its variables) is substituted by
-    // the Kustomization that applies it, so it is read twice.
-    let mut ks = kustomizations(loaded, &data);
-    let cover = covering(&ks, &dirs);
-    for k in 0..ks.len() {
-        let object = ks[k].object;
-        let source = loaded.objects[object].source as usize;
-        if has_refs[source] {
-            let by = cover[source].map(|c| &ks[c]);
-            substitute_object(loaded, object, by, &mut Vec::new());
-        }
-    }
-    ks = kustomizations(loaded, &data);
+    let (ks, dirs) = follow(loaded, &data, place.as_mut());
+    let has_refs: Vec<bool> = loaded.sources.iter().map(|s| envsubst::has_reference(&s.text)).collect();
     let cover = covering(&ks, &dirs);
     report_paths(loaded, &ks, &dirs);
     report_cycles(loaded, &ks, &cover);
@@ -70,6 +64,45 @@ pub fn expand(loaded: &mut Loaded) {
         substitute_object(loaded, object, by.map(|c| &ks[c]), unresolved.entry(by).or_default());
     }
     report_unresolved(loaded, &ks, unresolved);
+}
+
+/// The Kustomizations with their own specs substituted (by the Kustomization
+/// that applies them), after loading the directories outside the checked one
+/// they apply, and each source's directory as a repository path.
+fn follow(loaded: &mut Loaded, data: &DataSources, mut place: Option<&mut Place>) -> (Vec<Kustomization>, Vec<String>) {
+    let mut tried = std::collections::HashSet::new();
+    loop {
+        let dirs = repo_dirs(loaded, place.as_deref());
+        let ks = kustomizations(loaded, data);
+        let cover = covering(&ks, &dirs);
+        for k in &ks {
+            let source = loaded.objects[k.object].source as usize;
+            if envsubst::has_reference(&loaded.sources[source].text) {
+                substitute_object(loaded, k.object, cover[source].map(|c| &ks[c]), &mut Vec::new());
+            }
+        }
+        let ks = kustomizations(loaded, data);
+        let Some(place) = place.as_deref_mut() else {
+            return (ks, dirs);
+        };
+        let outside: Vec<String> =
+            ks.iter().filter_map(|k| k.path.clone()).filter(|p| !place.covers(p) && tried.insert(p.clone())).collect();
+        if outside.is_empty() {
+            return (ks, dirs);
+        }
+        for path in outside {
+            place.load(&path, loaded);
+        }
+    }
+}
+
+/// Each source's directory, relative to the repository root.
+fn repo_dirs(loaded: &Loaded, place: Option<&Place>) -> Vec<String> {
+    let dir = |name: &str| match place {
+        Some(p) => parent_dir(&p.repo_path(name)).to_owned(),
+        None => parent_dir(name).to_owned(),
+    };
+    loaded.sources.iter().map(|s| dir(&s.name)).collect()
 }
 
 fn is_flux_kustomization(o: &super::RawObject) -> bool {
@@ -94,7 +127,7 @@ fn kustomizations(loaded: &Loaded, data: &DataSources) -> Vec<Kustomization> {
 }
 
 /// `./apps/../base/` → `base`; None when the path climbs out of the root.
-fn normalise(path: &str) -> Option<String> {
+pub(crate) fn normalise(path: &str) -> Option<String> {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -172,7 +205,7 @@ fn report_paths(loaded: &mut Loaded, ks: &[Kustomization], dirs: &[String]) {
             "Flux Kustomization {} applies a path that is not in the repository: kustomize-controller fails it with \"kustomization path not found\" and applies nothing from it",
             k.id
         );
-        let hint = "spec.path is relative to the repository root, which meshc takes to be the checked directory; a path in another source (an OCIRepository) cannot be followed";
+        let hint = "spec.path is relative to the repository root (--root, else the git top level of the checked directory, else the directory); a path in another source (an OCIRepository) cannot be followed";
         loaded.findings.push(Finding::new(Code::KustomizationPathMissing, span_of(o.source, at), msg).hint(hint));
     }
 }
