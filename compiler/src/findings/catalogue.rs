@@ -78,11 +78,11 @@ catalogue! {
         "Flux's post-build substitution replaces `${VAR}` by the value from the applying Kustomization's `postBuild.substitute` or `substituteFrom` (ConfigMaps and Secrets), or by the default in `${VAR:=default}`. A variable set outside the repository (a ConfigMap made by the cluster's installer, an OCI source) cannot be known: Flux would substitute an empty string if it were unset. meshc checks the objects without the list entries that use it and with an empty value elsewhere, so what depends on it is not certain.",
         "Set the variable in the Kustomization's `postBuild.substitute` (or a ConfigMap in the repository named in `substituteFrom`), give it a default with `${VAR:=value}`, or ignore this finding if the value is set outside the repository.";
     KustomizationPathMissing = "kustomization-path-missing", Warning,
-        "A Flux Kustomization's `spec.path` names no directory of the repository.",
+        "A Flux Kustomization's `spec.path` (or an Argo CD Application's source path) names no directory of the repository.",
         "kustomize-controller fails the Kustomization (\"kustomization path not found\") and applies nothing from it, so none of what it was meant to deploy reaches the cluster. meshc resolves the path against the checked directory as the repository root; a path in another source (an OCIRepository, another GitRepository) cannot be followed.",
         "Fix `spec.path` (relative to the repository root, e.g. `./apps/prod`), or check the repository root rather than a subdirectory.";
     KustomizationCycle = "kustomization-cycle", Warning,
-        "Flux Kustomizations apply each other in a cycle.",
+        "Flux Kustomizations (or Argo CD Applications) apply each other in a cycle.",
         "Each Kustomization of the cycle applies a directory that holds the next one, so each is both the owner and the product of the others: pruning or deleting one garbage-collects the others, and their order (`dependsOn`) cannot be satisfied. A Kustomization that applies its own directory (the usual `flux-system`) is not a cycle.",
         "Move the Kustomization objects so that the tree of directories they apply has no loop.";
     DuplicateResource = "duplicate-resource", Warning,

@@ -11,6 +11,7 @@
 //! defaults and a variable without one is reported once, as unknown.
 
 mod apply;
+mod argo;
 pub mod envsubst;
 mod outside;
 mod vars;
@@ -22,7 +23,7 @@ use super::Loaded;
 use super::objects::span_of;
 use super::yaml::Node;
 use crate::findings::{Code, Finding};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use vars::{DataSources, Vars, meta_str};
 
 const GROUP: &str = "kustomize.toolkit.fluxcd.io/";
@@ -31,19 +32,22 @@ const DISABLE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";
 /// One Flux Kustomization found in the repository.
 struct Kustomization {
     object: usize,
-    /// `namespace/name`, for messages.
+    /// `Flux Kustomization NS/NAME`, for messages.
     id: String,
     /// `spec.path`, normalised and relative to the root ("" = the root), or
     /// None when it leaves the repository.
     path: Option<String>,
     vars: Option<Vars>,
+    /// Whether it applies the subdirectories of its path too (Flux always;
+    /// Argo CD with `directory.recurse`).
+    recurse: bool,
 }
 
 /// Expands what the repository's Flux Kustomizations do to its files.
 /// `checked` is the directory checked, when the input is one: paths outside
 /// it are then followed within the repository root.
 pub fn expand(loaded: &mut Loaded, checked: Option<Checked<'_>>) {
-    let any_kustomization = loaded.objects.iter().any(is_flux_kustomization);
+    let any_kustomization = loaded.objects.iter().any(|o| is_flux_kustomization(o) || argo::is_application(o));
     if !any_kustomization && !loaded.sources.iter().any(|s| envsubst::has_reference(&s.text)) {
         return;
     }
@@ -57,7 +61,9 @@ pub fn expand(loaded: &mut Loaded, checked: Option<Checked<'_>>) {
     let mut unresolved: HashMap<Option<usize>, Vec<apply::Unresolved>> = HashMap::new();
     for object in 0..loaded.objects.len() {
         let source = loaded.objects[object].source as usize;
-        if !has_refs[source] || is_flux_kustomization(&loaded.objects[object]) {
+        // Kustomizations and Applications were substituted while following them.
+        let o = &loaded.objects[object];
+        if !has_refs[source] || is_flux_kustomization(o) || argo::is_application(o) {
             continue;
         }
         let by = cover[source];
@@ -70,14 +76,15 @@ pub fn expand(loaded: &mut Loaded, checked: Option<Checked<'_>>) {
 /// that applies them), after loading the directories outside the checked one
 /// they apply, and each source's directory as a repository path.
 fn follow(loaded: &mut Loaded, data: &DataSources, mut place: Option<&mut Place>) -> (Vec<Kustomization>, Vec<String>) {
-    let mut tried = std::collections::HashSet::new();
+    let (mut tried, mut substituted) = (HashSet::new(), HashSet::new());
     loop {
         let dirs = repo_dirs(loaded, place.as_deref());
         let ks = kustomizations(loaded, data);
         let cover = covering(&ks, &dirs);
         for k in &ks {
             let source = loaded.objects[k.object].source as usize;
-            if envsubst::has_reference(&loaded.sources[source].text) {
+            // Once: a second pass would substitute what `$${...}` escaped.
+            if envsubst::has_reference(&loaded.sources[source].text) && substituted.insert(k.object) {
                 substitute_object(loaded, k.object, cover[source].map(|c| &ks[c]), &mut Vec::new());
             }
         }
@@ -110,20 +117,28 @@ fn is_flux_kustomization(o: &super::RawObject) -> bool {
 }
 
 fn kustomizations(loaded: &Loaded, data: &DataSources) -> Vec<Kustomization> {
-    let objects = loaded.objects.iter().enumerate().filter(|(_, o)| is_flux_kustomization(o));
-    objects
-        .map(|(object, o)| {
-            let namespace = meta_str(&o.node, "namespace");
-            let name = meta_str(&o.node, "name").unwrap_or_default();
-            let raw = o.node.get("spec").and_then(|s| s.get("path")).and_then(Node::as_str).unwrap_or("./");
-            Kustomization {
-                object,
-                id: format!("{}/{name}", namespace.as_deref().unwrap_or("flux-system")),
-                path: normalise(raw),
-                vars: vars::of_kustomization(&o.node, namespace.as_deref(), data),
-            }
-        })
-        .collect()
+    let mut ks = Vec::new();
+    for (object, o) in loaded.objects.iter().enumerate() {
+        if argo::is_application(o) {
+            ks.extend(argo::applications(object, o));
+        } else if is_flux_kustomization(o) {
+            ks.push(flux_kustomization(object, o, data));
+        }
+    }
+    ks
+}
+
+fn flux_kustomization(object: usize, o: &super::RawObject, data: &DataSources) -> Kustomization {
+    let namespace = meta_str(&o.node, "namespace");
+    let name = meta_str(&o.node, "name").unwrap_or_default();
+    let raw = o.node.get("spec").and_then(|s| s.get("path")).and_then(Node::as_str).unwrap_or("./");
+    Kustomization {
+        object,
+        id: format!("Flux Kustomization {}/{name}", namespace.as_deref().unwrap_or("flux-system")),
+        path: normalise(raw),
+        vars: vars::of_kustomization(&o.node, namespace.as_deref(), data),
+        recurse: true,
+    }
 }
 
 /// `./apps/../base/` → `base`; None when the path climbs out of the root.
@@ -147,16 +162,17 @@ fn parent_dir(name: &str) -> &str {
 
 /// For each source, the Kustomization with the longest path above it.
 fn covering(ks: &[Kustomization], dirs: &[String]) -> Vec<Option<usize>> {
-    let mut by_path: HashMap<&str, usize> = HashMap::new();
+    let mut by_path: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, k) in ks.iter().enumerate() {
         if let Some(p) = &k.path {
-            by_path.entry(p.as_str()).or_insert(i);
+            by_path.entry(p.as_str()).or_default().push(i);
         }
     }
-    let lookup = |dir: &str| -> Option<usize> {
-        let mut dir = dir;
+    let lookup = |file_dir: &str| -> Option<usize> {
+        let mut dir = file_dir;
         loop {
-            if let Some(&k) = by_path.get(dir) {
+            let applies = |&&k: &&usize| dir == file_dir || ks[k].recurse;
+            if let Some(&k) = by_path.get(dir).and_then(|list| list.iter().find(applies)) {
                 return Some(k);
             }
             if dir.is_empty() {
@@ -200,13 +216,20 @@ fn report_paths(loaded: &mut Loaded, ks: &[Kustomization], dirs: &[String]) {
             continue;
         }
         let o = &loaded.objects[k.object];
-        let at = o.node.get("spec").and_then(|s| s.get("path")).unwrap_or(&o.node);
+        let spec = o.node.get("spec");
+        let path = spec.and_then(|s| s.get("path").or_else(|| s.get("source")?.get("path")));
+        let at = path.unwrap_or(&o.node);
         let msg = format!(
-            "Flux Kustomization {} applies a path that is not in the repository: kustomize-controller fails it with \"kustomization path not found\" and applies nothing from it",
+            "{} applies a path that is not in the repository: kustomize-controller (Argo CD's repo server) fails it with \"kustomization path not found\" (\"app path does not exist\") and applies nothing from it",
             k.id
         );
         let hint = "spec.path is relative to the repository root (--root, else the git top level of the checked directory, else the directory); a path in another source (an OCIRepository) cannot be followed";
-        loaded.findings.push(Finding::new(Code::KustomizationPathMissing, span_of(o.source, at), msg).hint(hint));
+        let mut f = Finding::new(Code::KustomizationPathMissing, span_of(o.source, at), msg).hint(hint);
+        // An Application's repoURL is often another repository: not certain.
+        if argo::is_application(o) {
+            f = f.severity(crate::findings::Severity::Info);
+        }
+        loaded.findings.push(f);
     }
 }
 
@@ -226,7 +249,7 @@ fn report_cycles(loaded: &mut Loaded, ks: &[Kustomization], cover: &[Option<usiz
                 chain.iter().for_each(|&k| reported[k] = true);
                 let names: Vec<&str> = chain.iter().map(|&k| ks[k].id.as_str()).collect();
                 let o = &loaded.objects[ks[start].object];
-                let msg = format!("Flux Kustomizations apply each other in a cycle: {}", names.join(" <- "));
+                let msg = format!("these apply each other in a cycle: {}", names.join(" <- "));
                 loaded.findings.push(Finding::new(Code::KustomizationCycle, o.span(), msg));
                 break;
             }
@@ -242,9 +265,9 @@ fn report_unresolved(loaded: &mut Loaded, ks: &[Kustomization], all: HashMap<Opt
     for (by, unresolved) in all {
         let why = match by.map(|k| &ks[k]) {
             Some(k) => match k.vars.as_ref().map(|v| v.missing.as_slice()).unwrap_or_default() {
-                [] => format!("Flux Kustomization {} does not set it", k.id),
+                [] => format!("{} does not set it", k.id),
                 missing => format!(
-                    "Flux Kustomization {} takes its variables from {}, which the repository does not hold",
+                    "{} takes its variables from {}, which the repository does not hold",
                     k.id,
                     missing.join(", ")
                 ),
