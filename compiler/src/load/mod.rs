@@ -118,11 +118,32 @@ pub fn load_cached_at(input: &Input, cache: Option<&ParseCache>, root: Option<&P
         }
         Input::Files { files, .. } => files.clone(),
     };
+    parse_into(&mut loaded, texts, cache);
+    for name in escaping {
+        let span = Span::file(loaded.sources.len() as u32);
+        let msg = format!("{name} is a symlink to a path outside the checked directory; meshc does not read it");
+        loaded.findings.push(Finding::new(Code::SymlinkOutsideRoot, span, msg).hint(
+            "Argo CD refuses a repository with such a link and `kubectl apply -f` applies whatever it points to on the machine that runs it; copy what it points to into the repository instead",
+        ));
+        loaded.sources.push(Source { name, text: String::new() });
+    }
+    let checked = match input {
+        Input::Path(dir) if dir.is_dir() => Some(flux::Checked { dir, root }),
+        _ => None,
+    };
+    flux::expand(&mut loaded, checked);
+    Ok(loaded)
+}
+
+/// Parses `texts` in parallel and appends them, numbered after the sources
+/// already loaded, in order.
+pub(crate) fn parse_into(loaded: &mut Loaded, texts: Vec<FileText>, cache: Option<&ParseCache>) {
+    let first = loaded.sources.len();
     let parsed: Vec<_> = texts
         .into_par_iter()
         .enumerate()
         .map(|(i, (name, text))| {
-            let source = i as u32;
+            let source = (first + i) as u32;
             let (objects, findings) = match (&text, cache) {
                 (Ok(text), Some(cache)) => cache.take(source, &name, text).unwrap_or_else(|| {
                     let parsed = objects::objects_of(source, &name, text);
@@ -143,23 +164,9 @@ pub fn load_cached_at(input: &Input, cache: Option<&ParseCache>, root: Option<&P
         loaded.objects.extend(objects);
         loaded.findings.extend(findings);
     }
-    for name in escaping {
-        let span = Span::file(loaded.sources.len() as u32);
-        let msg = format!("{name} is a symlink to a path outside the checked directory; meshc does not read it");
-        loaded.findings.push(Finding::new(Code::SymlinkOutsideRoot, span, msg).hint(
-            "Argo CD refuses a repository with such a link and `kubectl apply -f` applies whatever it points to on the machine that runs it; copy what it points to into the repository instead",
-        ));
-        loaded.sources.push(Source { name, text: String::new() });
-    }
-    let checked = match input {
-        Input::Path(dir) if dir.is_dir() => Some(flux::Checked { dir, root }),
-        _ => None,
-    };
-    flux::expand(&mut loaded, checked);
-    Ok(loaded)
 }
 
-pub(crate) fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
+fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
     Finding::new(Code::ParseError, Span::file(source), format!("{name}: {reason}"))
 }
 

@@ -6,8 +6,7 @@
 //! finding is, and never from outside the root.
 
 use super::normalise;
-use crate::load::{Loaded, discover::Source, objects};
-use rayon::prelude::*;
+use crate::load::Loaded;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,24 +69,8 @@ impl Place {
             .map(|(name, text)| (if path.is_empty() { name } else { format!("{path}/{name}") }, text))
             .filter(|(repo, _)| self.loaded.insert(repo.clone()))
             .collect();
-        let first = loaded.sources.len();
-        let parsed: Vec<_> = texts
-            .into_par_iter()
-            .enumerate()
-            .map(|(i, (repo, text))| {
-                let (name, source) = (format!("{up}{repo}"), (first + i) as u32);
-                let (objects, findings) = match &text {
-                    Ok(text) => objects::objects_of(source, &name, text),
-                    Err(reason) => (Vec::new(), vec![crate::load::unreadable(source, &name, reason)]),
-                };
-                (Source { name, text: text.unwrap_or_default() }, objects, findings)
-            })
-            .collect();
-        for (source, objects, findings) in parsed {
-            loaded.sources.push(source);
-            loaded.objects.extend(objects);
-            loaded.findings.extend(findings);
-        }
+        let texts = texts.into_iter().map(|(repo, text)| (format!("{up}{repo}"), text)).collect();
+        crate::load::parse_into(loaded, texts, None);
         true
     }
 }
