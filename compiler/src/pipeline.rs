@@ -20,6 +20,9 @@ pub struct Options {
     pub ignore: Vec<Code>,
     /// Run MeshTest files: those under the path, plus these. `None`: no tests.
     pub tests: Option<Vec<std::path::PathBuf>>,
+    /// The repository root Flux `spec.path`s are relative to (default: the
+    /// git top level of the checked directory, else the directory).
+    pub root: Option<std::path::PathBuf>,
 }
 
 pub struct Outcome {
@@ -56,11 +59,12 @@ pub fn compile(input: &Input, options: &Options) -> Result<Outcome, InputError> 
 
 /// [`check`] sharing parse results through `cache` (see [`load::ParseCache`]).
 pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
-    let mut loaded = load::load_cached(input, cache)?;
+    let mut loaded = load::load_cached_at(input, cache, options.root.as_deref())?;
     let test_files = std::mem::take(&mut loaded.test_files);
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;
     let helm = settings::helm_values::from_helm_release(&loaded.objects);
+    let releases = load::releases::unrendered(&loaded.objects);
     let settings = read_settings(input, options, helm, &mut sources, &mut findings)?;
     let (resources, objects) = model::decode_all(loaded.objects, &settings.default_namespace, &mut findings);
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
@@ -68,6 +72,7 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     let configs = lower::lower_all(&resolved);
     analyze::analyze(&resolved, &configs, &mut findings);
     let outbound = lower::outbound::analyze(&resolved, &mut findings);
+    resolve::unknown::downgrade(&mut findings, &releases, &resolved.settings.default_namespace);
     let mut o = Outcome { sources, findings, objects, resolved, configs, outbound, tests: Vec::new() };
     if let Some(extra) = &options.tests {
         o.tests = crate::meshtest::run(&mut o, test_files, extra);
@@ -133,6 +138,7 @@ fn overlay(file: &mut SettingsFile, o: SettingsFile) {
         kubelet_ip
     );
     file.namespaces.extend(o.namespaces);
+    file.injected_by_pipeline.extend(o.injected_by_pipeline);
 }
 
 /// Drops suppressed findings and duplicates, and sorts by place.

@@ -47,8 +47,10 @@ fn expectations(case: &Path) -> BTreeSet<String> {
 }
 
 fn run_case(case: &Path) -> Result<(), String> {
-    // As `meshc check` does: MeshTest files under the input run too.
-    let options = Options { tests: Some(Vec::new()), ..Options::default() };
+    // As `meshc check` does: MeshTest files under the input run too. Each
+    // input is a repository of its own, not a part of meshc's checkout.
+    let root = Some(case.join("input"));
+    let options = Options { tests: Some(Vec::new()), root, ..Options::default() };
     let outcome = pipeline::check(&Input::Path(case.join("input")), &options).map_err(|e| e.to_string())?;
     let summary = Summary::new(&outcome.findings, outcome.objects, outcome.workloads());
     let actual_json = json::render(&outcome.findings, &outcome.sources, summary);

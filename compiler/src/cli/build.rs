@@ -67,7 +67,7 @@ fn options(args: &BuildArgs) -> Result<Options, String> {
         );
     }
     let overrides = SettingsFile { default_namespace: args.default_namespace.clone(), ..SettingsFile::default() };
-    Ok(Options { overrides, settings_file: args.settings.clone(), ignore, tests: Some(Vec::new()) })
+    Ok(Options { overrides, settings_file: args.settings.clone(), ignore, tests: Some(Vec::new()), root: None })
 }
 
 /// The revision and sequence to sign; says so when the sequence is the

@@ -25,6 +25,9 @@ pub struct CheckArgs {
     /// Mesh settings file (default: meshc.yaml at the root of PATH).
     #[arg(long)]
     settings: Option<PathBuf>,
+    /// Repository root that Flux `spec.path`s are relative to (default: the git top level of PATH, else PATH).
+    #[arg(long)]
+    root: Option<PathBuf>,
     /// Cluster default inbound policy (Helm proxy.defaultInboundPolicy).
     #[arg(long)]
     default_inbound_policy: Option<String>,
@@ -123,7 +126,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         default_namespace: args.default_namespace,
         ..SettingsFile::default()
     };
-    let options = Options { overrides, settings_file: args.settings, ignore, tests: Some(args.tests) };
+    let options = Options { overrides, settings_file: args.settings, ignore, tests: Some(args.tests), root: args.root };
     let outcome = match pipeline::check(&input, &options) {
         Ok(o) => o,
         Err(e) => return fail(&e.to_string()),

@@ -73,6 +73,18 @@ catalogue! {
         "A file or directory in the checked directory is a symlink to a path outside it.",
         "meshc does not read or follow it: it runs on untrusted pull requests, and the target could be any file on the machine (a key). Argo CD refuses to render a repository with such a link; `kubectl apply -f` follows it and applies whatever it points to on the machine that runs it. The manifests behind the link are not analysed.",
         "Replace the link by the file it points to, or check the target directory itself.";
+    UnresolvedVariable = "unresolved-variable", Info,
+        "A Flux `${VAR}` has no value in the repository and no default.",
+        "Flux's post-build substitution replaces `${VAR}` by the value from the applying Kustomization's `postBuild.substitute` or `substituteFrom` (ConfigMaps and Secrets), or by the default in `${VAR:=default}`. A variable set outside the repository (a ConfigMap made by the cluster's installer, an OCI source) cannot be known: Flux would substitute an empty string if it were unset. meshc checks the objects without the list entries that use it and with an empty value elsewhere, so what depends on it is not certain.",
+        "Set the variable in the Kustomization's `postBuild.substitute` (or a ConfigMap in the repository named in `substituteFrom`), give it a default with `${VAR:=value}`, or ignore this finding if the value is set outside the repository.";
+    KustomizationPathMissing = "kustomization-path-missing", Warning,
+        "A Flux Kustomization's `spec.path` (or an Argo CD Application's source path) names no directory of the repository.",
+        "kustomize-controller fails the Kustomization (\"kustomization path not found\") and applies nothing from it, so none of what it was meant to deploy reaches the cluster. meshc resolves the path against the checked directory as the repository root; a path in another source (an OCIRepository, another GitRepository) cannot be followed.",
+        "Fix `spec.path` (relative to the repository root, e.g. `./apps/prod`), or check the repository root rather than a subdirectory.";
+    KustomizationCycle = "kustomization-cycle", Warning,
+        "Flux Kustomizations (or Argo CD Applications) apply each other in a cycle.",
+        "Each Kustomization of the cycle applies a directory that holds the next one, so each is both the owner and the product of the others: pruning or deleting one garbage-collects the others, and their order (`dependsOn`) cannot be satisfied. A Kustomization that applies its own directory (the usual `flux-system`) is not a cycle.",
+        "Move the Kustomization objects so that the tree of directories they apply has no loop.";
     DuplicateResource = "duplicate-resource", Warning,
         "The same kind/namespace/name is defined twice.",
         "`kubectl apply -f DIR` applies files in lexical order and documents in file order, so the last definition silently replaces the earlier one. meshc analyses the one that would win.",

@@ -2,8 +2,10 @@
 //! Files are parsed in parallel; results keep the lexical file order.
 
 pub mod discover;
+pub mod flux;
 pub mod git;
 pub mod objects;
+pub mod releases;
 pub mod yaml;
 
 use crate::findings::{Code, Finding, Span};
@@ -98,6 +100,12 @@ pub fn load(input: &Input) -> Result<Loaded, InputError> {
 /// [`load`], reusing (and filling) `cache`: the second of two loads takes
 /// what the first one parsed.
 pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, InputError> {
+    load_cached_at(input, cache, None)
+}
+
+/// [`load_cached`], with the repository root Flux paths are relative to
+/// (None: the git top level of a checked directory, else the directory).
+pub fn load_cached_at(input: &Input, cache: Option<&ParseCache>, root: Option<&Path>) -> Result<Loaded, InputError> {
     let mut loaded = Loaded::default();
     let mut escaping = Vec::new();
     let texts: Vec<FileText> = match input {
@@ -110,11 +118,32 @@ pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, 
         }
         Input::Files { files, .. } => files.clone(),
     };
+    parse_into(&mut loaded, texts, cache);
+    for name in escaping {
+        let span = Span::file(loaded.sources.len() as u32);
+        let msg = format!("{name} is a symlink to a path outside the checked directory; meshc does not read it");
+        loaded.findings.push(Finding::new(Code::SymlinkOutsideRoot, span, msg).hint(
+            "Argo CD refuses a repository with such a link and `kubectl apply -f` applies whatever it points to on the machine that runs it; copy what it points to into the repository instead",
+        ));
+        loaded.sources.push(Source { name, text: String::new() });
+    }
+    let checked = match input {
+        Input::Path(dir) if dir.is_dir() => Some(flux::Checked { dir, root }),
+        _ => None,
+    };
+    flux::expand(&mut loaded, checked);
+    Ok(loaded)
+}
+
+/// Parses `texts` in parallel and appends them, numbered after the sources
+/// already loaded, in order.
+pub(crate) fn parse_into(loaded: &mut Loaded, texts: Vec<FileText>, cache: Option<&ParseCache>) {
+    let first = loaded.sources.len();
     let parsed: Vec<_> = texts
         .into_par_iter()
         .enumerate()
         .map(|(i, (name, text))| {
-            let source = i as u32;
+            let source = (first + i) as u32;
             let (objects, findings) = match (&text, cache) {
                 (Ok(text), Some(cache)) => cache.take(source, &name, text).unwrap_or_else(|| {
                     let parsed = objects::objects_of(source, &name, text);
@@ -135,15 +164,6 @@ pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, 
         loaded.objects.extend(objects);
         loaded.findings.extend(findings);
     }
-    for name in escaping {
-        let span = Span::file(loaded.sources.len() as u32);
-        let msg = format!("{name} is a symlink to a path outside the checked directory; meshc does not read it");
-        loaded.findings.push(Finding::new(Code::SymlinkOutsideRoot, span, msg).hint(
-            "Argo CD refuses a repository with such a link and `kubectl apply -f` applies whatever it points to on the machine that runs it; copy what it points to into the repository instead",
-        ));
-        loaded.sources.push(Source { name, text: String::new() });
-    }
-    Ok(loaded)
 }
 
 fn unreadable(source: u32, name: &str, reason: &str) -> Finding {
@@ -158,16 +178,16 @@ pub type FileText = (String, Result<String, String>);
 pub type FoundFile = (String, PathBuf);
 
 /// What is read from a directory.
-struct Tree {
+pub(crate) struct Tree {
     /// The manifests' texts.
-    texts: Vec<FileText>,
+    pub texts: Vec<FileText>,
     /// The MeshTest files found beside them.
     tests: Vec<FoundFile>,
     /// Links out of the directory, by name: reported, never read.
     escaping: Vec<String>,
 }
 
-fn read_tree(root: &Path) -> Result<Tree, InputError> {
+pub(crate) fn read_tree(root: &Path) -> Result<Tree, InputError> {
     let found = discover::discover(root).map_err(|e| InputError(format!("cannot read {}: {e}", root.display())))?;
     let is_dir = root.is_dir();
     let (tests, files): (Vec<_>, Vec<_>) = found

@@ -9,6 +9,7 @@ pub mod ports;
 pub mod routes;
 pub mod selector;
 pub mod server_binding;
+pub mod unknown;
 pub mod workload;
 
 use crate::findings::Finding;

@@ -258,7 +258,10 @@ fn injection(
     if template.spec.host_network == Some(true) {
         return Err("it uses hostNetwork".to_owned());
     }
-    let pod_value = annotations.get("linkerd.io/inject").map(String::as_str);
+    // A pipeline's `linkerd inject` writes `linkerd.io/inject: enabled` into
+    // the pod template; a value written in git is kept.
+    let by_pipeline = settings.injected_by_pipeline.iter().any(|p| p.covers(namespace, labels));
+    let pod_value = annotations.get("linkerd.io/inject").map(String::as_str).or(by_pipeline.then_some("enabled"));
     let ns_value = ns.annotations.and_then(|a| a.get("linkerd.io/inject")).map(String::as_str);
     let enabling = |v: Option<&str>| matches!(v, Some("enabled" | "ingress"));
     let valid = |v: Option<&str>| matches!(v, None | Some("enabled" | "ingress" | "disabled"));
@@ -275,7 +278,7 @@ fn injection(
         Some(_) => Ok(()),
         None if enabling(ns_value) => Ok(()),
         None if !ns.known => Err(format!(
-            "neither its pod template nor namespace {namespace} enables linkerd.io/inject (the Namespace is not in the repository: add it, or declare it under `namespaces:` in meshc.yaml)"
+            "neither its pod template nor namespace {namespace} enables linkerd.io/inject (the Namespace is not in the repository: add it, or declare it under `namespaces:` in meshc.yaml; if a pipeline injects it, declare it under `injectedByPipeline:`)"
         )),
         None => Err(format!("neither its pod template nor namespace {namespace} has linkerd.io/inject: enabled")),
     };

@@ -64,6 +64,29 @@ pub struct SettingsFile {
     /// annotations and labels that matter for injection and default policy.
     #[serde(default)]
     pub namespaces: BTreeMap<String, NamespaceSettings>,
+    /// Workloads a pipeline injects (`linkerd inject` or `meshc inject` in
+    /// CI) rather than an annotation in git; holds whether or not the
+    /// Namespace object is in the repository.
+    #[serde(default)]
+    pub injected_by_pipeline: Vec<PipelineInjection>,
+}
+
+/// Workloads of `namespace` whose pod template labels match `selector`
+/// (every workload of the namespace without one).
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct PipelineInjection {
+    pub namespace: String,
+    #[serde(default)]
+    pub selector: Option<crate::model::meta::LabelSelector>,
+}
+
+impl PipelineInjection {
+    pub fn covers(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.namespace == namespace
+            && self.selector.as_ref().is_none_or(|s| crate::resolve::selector::matches(s, labels))
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
@@ -92,6 +115,7 @@ pub struct Settings {
     pub default_namespace: String,
     pub kubelet_ip: std::net::IpAddr,
     pub namespaces: BTreeMap<String, NamespaceSettings>,
+    pub injected_by_pipeline: Vec<PipelineInjection>,
     /// Protocol detection timeout Linkerd's controller sends (10 s).
     pub detect_timeout_ms: u64,
     pub service_account_token_projection: bool,
@@ -160,6 +184,7 @@ impl Settings {
             default_namespace: file.default_namespace.unwrap_or_else(|| "default".to_owned()),
             kubelet_ip,
             namespaces: file.namespaces,
+            injected_by_pipeline: file.injected_by_pipeline,
             detect_timeout_ms: 10_000,
             service_account_token_projection: file.service_account_token_projection.unwrap_or(true),
         }

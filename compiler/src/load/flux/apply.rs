@@ -1,0 +1,108 @@
+//! Substitution applied to a parsed object. Flux substitutes the text of
+//! each object after `kustomize build` re-serialised it, so a substituted
+//! value is read again as a plain YAML scalar (`port: ${PORT}` becomes a
+//! number). Working on the tree keeps every line and column as written.
+
+use super::envsubst::{self, Substituted};
+use crate::findings::Span;
+use crate::load::objects::span_of;
+use crate::load::yaml::{self, Node, Value};
+
+/// A variable left without a value, where it was first used.
+#[derive(Debug)]
+pub struct Unresolved {
+    pub name: String,
+    pub at: Span,
+    pub uses: usize,
+}
+
+/// Substitutes every string scalar of `node`. A sequence entry that holds an
+/// unresolved variable is removed (its value is unknown, so meshc checks the
+/// list without it); elsewhere the value is Flux's, the empty string.
+pub fn substitute<'a>(
+    source: u32,
+    node: &mut Node,
+    lookup: &impl Fn(&str) -> Option<&'a str>,
+    out: &mut Vec<Unresolved>,
+) {
+    walk(&mut Walk { source, lookup, out }, node);
+}
+
+struct Walk<'w, L> {
+    source: u32,
+    lookup: &'w L,
+    out: &'w mut Vec<Unresolved>,
+}
+
+/// Returns whether `node` holds a value left unresolved (not already dropped).
+fn walk<'a, L: Fn(&str) -> Option<&'a str>>(w: &mut Walk<'_, L>, node: &mut Node) -> bool {
+    match &mut node.value {
+        Value::Str(s) if envsubst::has_reference(s) => {
+            let Substituted { text, unresolved, changed } = envsubst::substitute(s, w.lookup);
+            let at = span_of(w.source, node);
+            for name in &unresolved {
+                record(w.out, name, at);
+            }
+            if changed {
+                node.value = reread(text);
+            }
+            !unresolved.is_empty()
+        }
+        Value::Seq(items) => {
+            items.retain_mut(|item| !walk(w, item));
+            false
+        }
+        Value::Map(entries) => entries.iter_mut().fold(false, |any, (_, v)| walk(w, v) || any),
+        _ => false,
+    }
+}
+
+fn record(out: &mut Vec<Unresolved>, name: &str, at: Span) {
+    match out.iter_mut().find(|u| u.name == name) {
+        Some(u) => u.uses += 1,
+        None => out.push(Unresolved { name: name.to_owned(), at, uses: 1 }),
+    }
+}
+
+/// The substituted text as YAML reads a plain scalar; a text that would not
+/// be one scalar (`a: b`, `[x]`) stays a string.
+fn reread(text: String) -> Value {
+    if text.trim().is_empty() {
+        return Value::Null;
+    }
+    match yaml::parse_documents(&text).as_deref() {
+        Ok([one]) if !matches!(one.value, Value::Seq(_) | Value::Map(_)) => one.value.clone(),
+        _ => Value::Str(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Node {
+        yaml::parse_documents(text).unwrap().remove(0)
+    }
+
+    #[test]
+    fn values_are_reread_and_unknown_entries_dropped() {
+        let mut n =
+            doc("port: ${PORT}\nname: ${N:=web}\nnets:\n- cidr: ${POD:=10.0.0.0/8}\n- cidr: ${VNET}\nother: ${VNET}\n");
+        let mut out = Vec::new();
+        substitute(0, &mut n, &|k| (k == "PORT").then_some("8080"), &mut out);
+        assert_eq!(n.get("port").unwrap().value, Value::Int(8080));
+        assert_eq!(n.get("name").unwrap().as_str(), Some("web"));
+        let Value::Seq(nets) = &n.get("nets").unwrap().value else { panic!("nets is not a sequence") };
+        assert_eq!(nets.len(), 1);
+        assert_eq!(nets[0].get("cidr").unwrap().as_str(), Some("10.0.0.0/8"));
+        assert_eq!(n.get("other").unwrap().value, Value::Null);
+        assert_eq!((out.len(), out[0].name.as_str(), out[0].uses, out[0].at.line), (1, "VNET", 2, 5));
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_scalar_stays_text() {
+        let mut n = doc("a: ${X}\n");
+        substitute(0, &mut n, &|_| Some("k: v"), &mut Vec::new());
+        assert_eq!(n.get("a").unwrap().as_str(), Some("k: v"));
+    }
+}
