@@ -8,7 +8,7 @@
 # which it installs with `cargo install --locked cargo-fuzz` when missing.
 # Seeds are read from fuzz/corpus/TARGET (committed; fuzz/make-seeds.sh
 # regenerates them); what fuzzing finds goes to
-# fuzz/target/fuzz-corpus/TARGET, never into the committed seeds. A crash
+# $FUZZ_TARGET_DIR/fuzz-corpus/TARGET, never into the committed seeds. A crash
 # leaves its input in fuzz/artifacts/TARGET/ and makes the script exit 1:
 # turn that input into a regression test.
 set -euo pipefail
@@ -16,6 +16,11 @@ set -euo pipefail
 seconds="${FUZZ_SECONDS:-40}"
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# The sanitizer build of every dependency (kube and k8s-openapi among them)
+# takes a long time on 2 cores, so it lives outside the checkout where a
+# machine that keeps it (a developer's, CI's next run) builds only our crates.
+target_dir="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/meshc/fuzz-target}"
+mkdir -p "$target_dir"
 cd "$root/fuzz"
 
 if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
@@ -34,14 +39,14 @@ else
 fi
 
 echo "==> building ${#targets[@]} fuzz targets with $toolchain (first build takes minutes)"
-cargo "+$toolchain" fuzz build -O --debug-assertions
+cargo "+$toolchain" fuzz build -O --debug-assertions --target-dir "$target_dir"
 
 failed=()
 for target in "${targets[@]}"; do
-    work="target/fuzz-corpus/$target"
+    work="$target_dir/fuzz-corpus/$target"
     mkdir -p "$work" "corpus/$target"
-    echo "==> fuzzing $target for ${seconds}s (seeds: fuzz/corpus/$target, new inputs: fuzz/$work)"
-    if ! cargo "+$toolchain" fuzz run -O --debug-assertions "$target" "$work" "corpus/$target" -- \
+    echo "==> fuzzing $target for ${seconds}s (seeds: fuzz/corpus/$target, new inputs: $work)"
+    if ! cargo "+$toolchain" fuzz run -O --debug-assertions --target-dir "$target_dir" "$target" "$work" "corpus/$target" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1; then
         echo "!!! $target: crash or error; the input is in fuzz/artifacts/$target/" >&2
         echo "    reproduce: (cd fuzz && cargo +$toolchain fuzz run $target artifacts/$target/<file>)" >&2
