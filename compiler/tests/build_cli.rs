@@ -193,16 +193,7 @@ fn rebuild_removes_stale_configs_it_wrote_and_nothing_else() {
     assert!(String::from_utf8(ok.stdout).unwrap().contains("3 ProxyConfig(s)"));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
+use mesh_test_support::copy_tree as copy_dir;
 
 /// A fresh build of booksapp and its public key; each tampering case works
 /// on a copy.

@@ -94,6 +94,23 @@ fn bless_allowed(bless: bool, ci: bool) -> Result<bool, String> {
     }
 }
 
+/// Copies every file under `from` into `to`, creating directories and
+/// overwriting files that are there: a fixture copied into a temporary
+/// repository, or an older build put back in place.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+    let entries = std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        let target = to.join(entry.file_name());
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,7 +38,7 @@ pub async fn booksapp_with_mesh_system_control_plane() -> Checks {
 /// A copy of booksapp-rest whose meshc.yaml names another control plane namespace.
 fn booksapp_in(dir: &Path) -> PathBuf {
     let repo = dir.join("booksapp-rest");
-    copy_dir(&mesh::example("booksapp-rest"), &repo);
+    mesh_test_support::copy_tree(&mesh::example("booksapp-rest"), &repo);
     let settings = repo.join("meshc.yaml");
     let text = std::fs::read_to_string(&settings).unwrap();
     let line = "controlPlaneNamespace: linkerd";
@@ -46,18 +46,6 @@ fn booksapp_in(dir: &Path) -> PathBuf {
     let text = text.replace(line, &format!("controlPlaneNamespace: {CONTROL_PLANE_NAMESPACE}"));
     std::fs::write(&settings, text).unwrap();
     repo
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// How many `GET /` requests from identified (mTLS) client classes meshc

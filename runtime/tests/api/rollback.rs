@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use http::StatusCode;
+use mesh_test_support::copy_tree;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;

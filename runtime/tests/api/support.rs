@@ -250,20 +250,6 @@ pub fn csr(name: &str) -> (rcgen::KeyPair, String) {
     (key, pem)
 }
 
-/// Copies every file under `from` over `to`: a previous build put back in
-/// place, as `git revert` of the output (or a copy) would.
-pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// The signed sequence of the bundle in a build directory.
 pub fn sequence_of(dist: &Path) -> u64 {
     let text = std::fs::read_to_string(dist.join("bundle.yaml")).unwrap();
