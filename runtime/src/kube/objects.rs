@@ -158,26 +158,43 @@ impl ObjectWatch {
                 }
             }
             let update = std::mem::take(&mut state.update);
+            let relisted = state.relisted.take();
+            let seen = std::mem::take(&mut state.seen);
+            // The board learns generations under the store's lock, in the
+            // same step as the store judges their content: the status
+            // writer reads both under that lock, so it never pairs a
+            // verdict with another generation than the one judged.
+            let (board, bundle) = (self.board.clone(), matches!(self.kind, Kind::Bundle));
+            let observe = move || {
+                if let Some(listed) = relisted {
+                    board.replace(bundle, listed);
+                }
+                for (subject, observed) in seen {
+                    match observed {
+                        Some(o) => board.set(subject, o),
+                        None => board.remove(&subject),
+                    }
+                }
+            };
             if update.bundle.is_some() || !update.configs.is_empty() || !update.removed.is_empty() {
-                self.hub.update(move |s| s.update(update)).await;
+                self.hub
+                    .update(move |s| {
+                        let changes = s.update(update);
+                        observe();
+                        changes
+                    })
+                    .await;
                 let now = self.hub.with_store(|s| s.floor().cloned());
                 self.floor.send_if_modified(|held| {
                     let changed = *held != now;
                     *held = now;
                     changed
                 });
+            } else {
+                self.hub.with_store(|_| observe());
             }
             if std::mem::take(&mut state.listed) {
                 self.synced.store(true, Ordering::Relaxed);
-            }
-            if let Some(listed) = state.relisted.take() {
-                self.board.replace(matches!(self.kind, Kind::Bundle), listed);
-            }
-            for (subject, observed) in state.seen.drain(..) {
-                match observed {
-                    Some(o) => self.board.set(subject, o),
-                    None => self.board.remove(&subject),
-                }
             }
         }
     }

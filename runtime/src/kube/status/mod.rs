@@ -266,14 +266,13 @@ impl Writer {
                 written.clear();
                 continue;
             }
-            // The board first: it learns a generation only after the store
-            // has judged that content, so the verdict read next is never
-            // older than the generation it is reported for.
-            let observed = board.snapshot();
-            // The store's lock is held while a build is verified: wait for
-            // it on the blocking pool, not on an async worker thread.
-            let store = hub.clone();
-            let desired = crate::supervise::blocking(move || store.with_store(|s| s.statuses().clone())).await;
+            // Verdicts and generations are read together under the store's
+            // lock, under which the watches change both (objects.rs). The
+            // store's lock is held while a build is verified: wait for it
+            // on the blocking pool, not on an async worker thread.
+            let (store, seen) = (hub.clone(), board.clone());
+            let (desired, observed) =
+                crate::supervise::blocking(move || store.with_store(|s| (s.statuses().clone(), seen.snapshot()))).await;
             let patches: Vec<_> = plan(&desired, &observed, SystemTime::now())
                 .into_iter()
                 .filter(|(s, p)| written.get(s) != Some(p))
