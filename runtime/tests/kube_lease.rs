@@ -23,13 +23,12 @@ struct Replica {
 }
 
 fn start(server: &FakeApiServer, name: &'static str) -> Replica {
-    let settings = LeaseSettings {
-        namespace: NS.into(),
-        name: NAME.into(),
-        holder: name.into(),
-        duration: Duration::from_secs(1),
-        renew_every: Duration::from_millis(200),
-    };
+    start_with(server, name, Duration::from_secs(1), Duration::from_millis(200))
+}
+
+fn start_with(server: &FakeApiServer, name: &'static str, duration: Duration, renew_every: Duration) -> Replica {
+    let settings =
+        LeaseSettings { namespace: NS.into(), name: NAME.into(), holder: name.into(), duration, renew_every };
     let shutdown = CancellationToken::new();
     let (leader, task) = spawn(server.client().unwrap(), settings, shutdown.clone());
     Replica { name, leader, task, shutdown }
@@ -119,21 +118,24 @@ async fn a_leader_that_dies_is_replaced_once_its_lease_has_lapsed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_cannot_renew_steps_down_before_its_lease_lapses() {
     let server = FakeApiServer::start().await.unwrap();
-    let only = start(&server, "replica-a");
+    // A 3 s lease renewed every second: its 2 s renew deadline leaves a
+    // whole second for a loaded machine to wake this test, where the 1 s
+    // lease of the other tests left 200 ms and CI missed it.
+    let only = start_with(&server, "replica-a", Duration::from_secs(3), Duration::from_secs(1));
     assert!(becomes(&only, true, Duration::from_secs(2)).await);
     server.faults().fail_next(Verb::Update, 1_000, StatusCode::INTERNAL_SERVER_ERROR);
     let failing = Instant::now();
-    assert!(becomes(&only, false, Duration::from_secs(2)).await, "kept believing it leads");
-    // It stops at most 800 ms after its last successful renewal, which was
-    // at most one period before the failures began.
-    assert!(failing.elapsed() < Duration::from_millis(1000), "stepped down only after {:?}", failing.elapsed());
+    assert!(becomes(&only, false, Duration::from_secs(4)).await, "kept believing it leads");
+    // It stops 2 s after its last successful renewal, which was at most one
+    // period before the failures began: before the 3 s lease could lapse.
+    assert!(failing.elapsed() < Duration::from_secs(3), "stepped down only after {:?}", failing.elapsed());
     assert!(server.faults().count_for(Verb::Update, "leases") > 0, "it did try to renew");
     // Once the API server answers again, it leads again (its own lease).
     server.faults().fail_next(Verb::Update, 0, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(becomes(&only, true, Duration::from_secs(2)).await, "did not recover");
+    assert!(becomes(&only, true, Duration::from_secs(4)).await, "did not recover");
     only.shutdown.cancel();
     only.task.await.unwrap();
     let spec = spec(&server).await;
     assert_eq!(spec.holder_identity, None, "released on shutdown");
-    assert_eq!(spec.lease_duration_seconds, Some(1));
+    assert_eq!(spec.lease_duration_seconds, Some(1), "released as client-go releases: a 1 s lease");
 }
