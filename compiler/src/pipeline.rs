@@ -65,14 +65,18 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     let mut findings = loaded.findings;
     let helm = settings::helm_values::from_helm_release(&loaded.objects);
     let releases = load::releases::unrendered(&loaded.objects);
+    let unknown_values = std::mem::take(&mut loaded.unknown_values);
     let settings = read_settings(input, options, helm, &mut sources, &mut findings)?;
     let (resources, objects) = model::decode_all(loaded.objects, &settings.default_namespace, &mut findings);
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
-    let resolved = resolve::resolve(resources, settings, &names, &mut findings);
+    let mut resolved = resolve::resolve(resources, settings, &names, &mut findings);
+    resolved.unknown_values = unknown_values;
     let configs = lower::lower_all(&resolved);
     analyze::analyze(&resolved, &configs, &mut findings);
     let outbound = lower::outbound::analyze(&resolved, &mut findings);
     resolve::unknown::downgrade(&mut findings, &releases, &resolved.settings.default_namespace);
+    resolve::unknown::Variables::find(&resolved.resources, &resolved.unknown_values)
+        .downgrade(&mut findings, &resolved.resources);
     let mut o = Outcome { sources, findings, objects, resolved, configs, outbound, tests: Vec::new() };
     if let Some(extra) = &options.tests {
         o.tests = crate::meshtest::run(&mut o, test_files, extra);

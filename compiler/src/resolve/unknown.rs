@@ -1,11 +1,18 @@
-//! Findings whose truth depends on objects the repository does not hold: a
+//! Findings whose truth depends on what the repository does not hold: a
 //! Helm release meshc does not render may create, in its namespace, the pods
 //! a Server selects, the ServiceAccount an identity names, the Service a
-//! reference or backend names. Such a finding is not certain: it drops to
-//! info and says which release may make it false.
+//! reference or backend names; a Flux `${VAR}` without a value (set outside
+//! the repository) may hold the network that would admit a client. Such a
+//! finding is not certain: it drops to info and says what may make it false.
 
 use crate::findings::{Code, Finding, Severity};
+use crate::load::flux::UnknownValues;
 use crate::load::releases::Release;
+use crate::load::yaml::{Node, Value};
+use crate::model::{Resource, Spec};
+use crate::resolve::Resolved;
+use crate::resolve::index::Kind;
+use mesh_proxy_api::{InboundServer, Meta, Network};
 
 /// Codes that a release's objects can make false.
 const DEPENDS_ON_RELEASES: &[Code] =
@@ -44,6 +51,157 @@ fn names_object_in(f: &Finding, namespace: &str) -> bool {
     f.message.contains(&format!(" {namespace}/"))
 }
 
+/// Findings a reference to an object with unknown values carries over: the
+/// object may be valid (and the reference resolve) once the values are set.
+const DEPENDS_BY_REFERENCE: &[Code] = &[Code::UnresolvedReference, Code::InertPolicy];
+
+/// The resources holding unresolved Flux variables, by resource index.
+pub struct Variables<'a>(Vec<(usize, &'a UnknownValues)>);
+
+impl<'a> Variables<'a> {
+    /// Matches each object with unknown values to its resource (same source
+    /// and document offset; an object meshc could not decode has none).
+    pub fn find(resources: &[Resource], unknown: &'a [UnknownValues]) -> Self {
+        let mut out = Vec::new();
+        for u in unknown {
+            if let Some(i) = resources.iter().position(|r| r.source == u.source && r.node.offset == u.offset) {
+                out.push((i, u));
+            }
+        }
+        Variables(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The unknown values of resource `i`, if it has any.
+    pub fn of(&self, i: usize) -> Option<&'a UnknownValues> {
+        self.0.iter().find(|(r, _)| *r == i).map(|(_, u)| *u)
+    }
+
+    /// Drops to info every finding that follows from an unknown value: one
+    /// about a field of the object that holds (or held, for a dropped list
+    /// entry) a variable, and a reference to such an object that fails.
+    pub fn downgrade(&self, findings: &mut [Finding], resources: &[Resource]) {
+        for f in findings.iter_mut().filter(|f| f.severity != Severity::Info) {
+            let own = self.0.iter().find(|(i, u)| {
+                let r = &resources[*i];
+                f.resource.as_ref() == Some(&r.id)
+                    && f.span.source == r.source
+                    && field_holds_use(&r.node, f.span.offset, u)
+            });
+            let named = || {
+                self.0.iter().find(|(i, _)| DEPENDS_BY_REFERENCE.contains(&f.code) && names(&f.message, &resources[*i]))
+            };
+            if let Some((_, u)) = own.or_else(named) {
+                mark(f, u);
+            }
+        }
+    }
+
+    /// A verdict on `server` that denies, and whether it would allow (`allows`)
+    /// if every network a Flux variable left unknown held the client's address:
+    /// then the denial depends on that variable. The authorizations widened are
+    /// those of a ServerAuthorization with unknown values, or of an
+    /// AuthorizationPolicy requiring such a NetworkAuthentication.
+    pub fn widened_allows(
+        &self,
+        r: &Resolved,
+        namespace: &str,
+        server: &InboundServer,
+        allows: impl Fn(&InboundServer) -> bool,
+    ) -> Option<&'a UnknownValues> {
+        let mut widened = server.clone();
+        let mut found = None;
+        let routes = widened.http_routes.iter_mut().flat_map(|route| route.authorizations.iter_mut());
+        for a in widened.authorizations.iter_mut().chain(routes) {
+            if let Some(u) = self.behind(r, namespace, &a.meta) {
+                a.networks.extend(
+                    ["0.0.0.0/0", "::/0"].map(|n| Network { net: n.parse().expect("literal"), except: vec![] }),
+                );
+                found = found.or(Some(u));
+            }
+        }
+        found.filter(|_| allows(&widened))
+    }
+
+    /// The unknown values an authorization's networks come from.
+    fn behind(&self, r: &Resolved, namespace: &str, meta: &Meta) -> Option<&'a UnknownValues> {
+        match meta.kind.as_str() {
+            "serverauthorization" => self.of(r.index.get(Kind::ServerAuthorization, namespace, &meta.name)?),
+            "authorizationpolicy" => {
+                let p = r.index.get(Kind::AuthorizationPolicy, namespace, &meta.name)?;
+                let Spec::AuthorizationPolicy(spec) = &r.resources[p].spec else { return None };
+                spec.required_authentication_refs
+                    .iter()
+                    .filter(|a| a.kind.eq_ignore_ascii_case("NetworkAuthentication"))
+                    .find_map(|a| {
+                        self.of(r.index.get(
+                            Kind::NetworkAuthn,
+                            a.namespace.as_deref().unwrap_or(namespace),
+                            &a.name,
+                        )?)
+                    })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Drops `f` to info, naming the variables it depends on.
+pub fn mark(f: &mut Finding, u: &UnknownValues) {
+    f.severity = Severity::Info;
+    f.message.push_str(&format!(" (not certain: {})", depends_on(u)));
+}
+
+/// `depends on unresolved variable X from Flux Kustomization NS/NAME`.
+pub fn depends_on(u: &UnknownValues) -> String {
+    let s = if u.vars.len() == 1 { "" } else { "s" };
+    format!("depends on unresolved variable{s} {} {}", u.vars.join(", "), u.scope)
+}
+
+/// Whether the field at `offset` of the object contains a value a variable
+/// left unknown. A field's extent runs from its offset to the next node, in
+/// document order, that is not inside it; the list entries the substitution
+/// dropped count as nodes, so that an entry does not swallow a dropped
+/// neighbour. Of nodes at one offset (a list and its first entry) the
+/// innermost is the field.
+fn field_holds_use(root: &Node, offset: u32, u: &UnknownValues) -> bool {
+    let mut flat = Vec::new();
+    preorder(root, 0, &mut flat);
+    flat.extend(u.uses.iter().copied());
+    flat.sort_by_key(|&(o, _)| o);
+    let Some(at) = flat.iter().rposition(|&(o, _)| o == offset) else {
+        return false;
+    };
+    let depth = flat[at].1;
+    let end = flat[at + 1..].iter().find(|&&(o, d)| o > offset && d <= depth).map_or(u32::MAX, |&(o, _)| o);
+    u.uses.iter().any(|&(use_at, _)| use_at >= offset && use_at < end)
+}
+
+fn preorder(node: &Node, depth: u32, out: &mut Vec<(u32, u32)>) {
+    out.push((node.offset, depth));
+    match &node.value {
+        Value::Seq(items) => items.iter().for_each(|n| preorder(n, depth + 1, out)),
+        Value::Map(entries) => entries.iter().for_each(|(_, n)| preorder(n, depth + 1, out)),
+        _ => {}
+    }
+}
+
+/// Whether `message` names the resource as `Kind NS/NAME`, as a whole word.
+fn names(message: &str, r: &Resource) -> bool {
+    let id = r.id.to_string();
+    message.match_indices(&id).any(|(at, _)| {
+        let mut rest = message[at + id.len()..].chars();
+        match rest.next() {
+            None => true,
+            Some('.') => !rest.next().is_some_and(|c| c.is_ascii_alphanumeric()),
+            Some(c) => !(c.is_ascii_alphanumeric() || c == '-'),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +237,59 @@ mod tests {
         );
         assert!(!findings[0].message.contains("may be created"));
         assert!(findings[2].message.contains("may be created by HelmRelease flux-system/web"));
+    }
+}
+
+#[cfg(test)]
+mod variable_tests {
+    use crate::findings::{Code, Finding, Severity};
+    use crate::load::Input;
+    use crate::pipeline::{Options, check};
+
+    /// A pod whose readiness probe GET /health takes a route authorized for
+    /// the kubelet networks; kubelet's address (10.0.0.1, the first host of
+    /// the first cluster network) is outside the pod CIDR default.
+    const PROBED: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata:\n      labels: {app: web}\n      annotations: {linkerd.io/inject: enabled}\n    spec:\n      containers:\n      - name: web\n        image: web\n        ports: [{name: http, containerPort: 8080}]\n        readinessProbe: {httpGet: {path: /health, port: 8080}}\n---\napiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: web, namespace: shop}\nspec: {podSelector: {matchLabels: {app: web}}, port: 8080, proxyProtocol: HTTP/1}\n---\napiVersion: policy.linkerd.io/v1beta3\nkind: HTTPRoute\nmetadata: {name: health, namespace: shop}\nspec:\n  parentRefs: [{group: policy.linkerd.io, kind: Server, name: web}]\n  rules: [{matches: [{path: {type: Exact, value: /health}, method: GET}]}]\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: health, namespace: shop}\nspec:\n  targetRef: {group: policy.linkerd.io, kind: HTTPRoute, name: health}\n  requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: NetworkAuthentication, name: kubelet}]\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: NetworkAuthentication\nmetadata: {name: kubelet, namespace: shop}\nspec:\n  networks:\n  - cidr: ${POD:=10.240.0.0/16}\n  - cidr: NODES\n";
+
+    fn findings(text: &str, code: Code) -> Vec<Finding> {
+        let input = Input::Text { name: "app.yaml".into(), text: text.into() };
+        let o = check(&input, &Options::default()).expect("checks");
+        o.findings.into_iter().filter(|f| f.code == code).collect()
+    }
+
+    #[test]
+    fn a_probe_denied_unless_an_unknown_network_holds_kubelet_depends_on_it() {
+        let denied = findings(&PROBED.replace("NODES", "${VNET}"), Code::ProbeDenied);
+        assert_eq!(denied.len(), 1, "{denied:?}");
+        assert_eq!(denied[0].severity, Severity::Info);
+        assert!(
+            denied[0].message.contains("not certain: depends on unresolved variable VNET set outside the repository")
+        );
+        // Every network known, and none holds kubelet: certain.
+        let denied = findings(&PROBED.replace("NODES", "10.250.0.0/16"), Code::ProbeDenied);
+        assert_eq!(denied[0].severity, Severity::Error);
+        // No network would let a plaintext probe through a policy that also requires mTLS.
+        let mesh = "\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: any, namespace: shop}\nspec: {identities: ['*']}\n";
+        let both = PROBED.replace("NODES", "${VNET}").replace(
+            "name: kubelet}]",
+            "name: kubelet}, {group: policy.linkerd.io, kind: MeshTLSAuthentication, name: any}]",
+        ) + mesh;
+        let denied = findings(&both, Code::ProbeDenied);
+        assert_eq!(denied[0].severity, Severity::Error, "{denied:?}");
+    }
+
+    #[test]
+    fn an_authentication_left_without_networks_by_a_variable_is_unknown_not_invalid() {
+        let text = PROBED.replace("  - cidr: ${POD:=10.240.0.0/16}\n", "").replace("NODES", "${VNET}");
+        let schema = findings(&text, Code::SchemaViolation);
+        assert_eq!(schema.len(), 1, "{schema:?}");
+        assert_eq!(schema[0].severity, Severity::Info);
+        let refs = findings(&text, Code::UnresolvedReference);
+        assert_eq!((refs.len(), refs[0].severity), (1, Severity::Info), "{refs:?}");
+        assert!(refs[0].message.contains("depends on unresolved variable VNET"));
+        // A mistake in a field that holds no variable stays certain.
+        let typo = text.replace("  networks:\n", "  networks:\n  - cidr: 10.0.0.0/33\n");
+        let schema = findings(&typo, Code::SchemaViolation);
+        assert_eq!(schema.iter().map(|f| f.severity).collect::<Vec<_>>(), [Severity::Error], "{schema:?}");
     }
 }
