@@ -75,6 +75,7 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     analyze::analyze(&resolved, &configs, &mut findings);
     let outbound = lower::outbound::analyze(&resolved, &mut findings);
     resolve::unknown::downgrade(&mut findings, &releases, &resolved.settings.default_namespace);
+    resolve::unknown::control_plane_servers(&mut findings, &resolved);
     resolve::unknown::Variables::find(&resolved.resources, &resolved.unknown_values)
         .downgrade(&mut findings, &resolved.resources);
     let mut o = Outcome { sources, findings, objects, resolved, configs, outbound, tests: Vec::new() };

@@ -149,6 +149,50 @@ impl<'a> Variables<'a> {
     }
 }
 
+/// The control plane's pods, by their `linkerd.io/control-plane-component`
+/// label (Linkerd's `charts/linkerd-control-plane/templates`: the
+/// destination, identity and proxy-injector Deployments, the heartbeat
+/// CronJob).
+const CONTROL_PLANE_COMPONENTS: &[&str] = &["destination", "identity", "proxy-injector", "heartbeat"];
+const COMPONENT_LABEL: &str = "linkerd.io/control-plane-component";
+
+/// A Server in the control-plane namespace that selects the control plane's
+/// own pods by their labels selects pods that exist wherever Linkerd runs:
+/// `linkerd install` or the linkerd-control-plane chart creates them, and a
+/// repository that hardens the control plane rarely holds them. When the
+/// repository holds none, its `server-selects-nothing` drops to info. A
+/// selector naming another component, or another label, keeps its severity.
+pub fn control_plane_servers(findings: &mut [Finding], r: &Resolved) {
+    let ns = r.settings.control_plane_namespace.as_str();
+    if r.workloads.iter().any(|w| w.namespace == ns && w.labels.contains_key(COMPONENT_LABEL)) {
+        return;
+    }
+    for f in findings.iter_mut().filter(|f| f.code == Code::ServerSelectsNothing && f.severity != Severity::Info) {
+        let Some(id) = f.resource.as_ref().filter(|id| id.namespace.as_deref() == Some(ns)) else { continue };
+        let Some(server) = r.index.get(Kind::Server, ns, &id.name) else { continue };
+        let Spec::Server(spec) = &r.resources[server].spec else { continue };
+        let Some(component) = spec.pod_selector.as_ref().and_then(|s| control_plane_component(s, ns)) else {
+            continue;
+        };
+        f.severity = Severity::Info;
+        f.message.push_str(&format!(
+            " (not certain: it selects the Linkerd control plane's {component} pods, which Linkerd's installation creates and this repository does not hold)"
+        ));
+    }
+}
+
+/// The component a selector picks when it names only labels every pod of
+/// that control-plane component carries.
+fn control_plane_component<'s>(s: &'s crate::model::meta::LabelSelector, ns: &str) -> Option<&'s str> {
+    let component = s.match_labels.get(COMPONENT_LABEL)?.as_str();
+    let known = |(k, v): (&String, &String)| match k.as_str() {
+        COMPONENT_LABEL => CONTROL_PLANE_COMPONENTS.contains(&v.as_str()),
+        "linkerd.io/control-plane-ns" => v == ns,
+        _ => false,
+    };
+    (s.match_expressions.is_empty() && s.match_labels.iter().all(known)).then_some(component)
+}
+
 /// Drops `f` to info, naming the variables it depends on.
 pub fn mark(f: &mut Finding, u: &UnknownValues) {
     f.severity = Severity::Info;
@@ -291,5 +335,34 @@ mod variable_tests {
         let typo = text.replace("  networks:\n", "  networks:\n  - cidr: 10.0.0.0/33\n");
         let schema = findings(&typo, Code::SchemaViolation);
         assert_eq!(schema.iter().map(|f| f.severity).collect::<Vec<_>>(), [Severity::Error], "{schema:?}");
+    }
+}
+
+#[cfg(test)]
+mod control_plane_tests {
+    use crate::findings::{Code, Severity};
+    use crate::load::Input;
+    use crate::pipeline::{Options, check};
+
+    const SERVERS: &str = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: identity-admin, namespace: linkerd}\nspec: {podSelector: {matchLabels: {linkerd.io/control-plane-component: identity}}, port: ident-admin}\n---\napiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: typo, namespace: linkerd}\nspec: {podSelector: {matchLabels: {linkerd.io/control-plane-component: identiy}}, port: 9990}\n---\napiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: app, namespace: linkerd}\nspec: {podSelector: {matchLabels: {linkerd.io/control-plane-component: identity, app: x}}, port: 9990}\n";
+
+    fn severities(text: &str) -> Vec<(String, Severity)> {
+        let input = Input::Text { name: "cp.yaml".into(), text: text.into() };
+        let o = check(&input, &Options::default()).expect("checks");
+        let selects_nothing = o.findings.into_iter().filter(|f| f.code == Code::ServerSelectsNothing);
+        selects_nothing.map(|f| (f.resource.map(|r| r.name).unwrap_or_default(), f.severity)).collect()
+    }
+
+    #[test]
+    fn servers_on_control_plane_pods_the_repository_does_not_hold_are_not_certain() {
+        // Only the selector every identity pod matches; a misspelt component and
+        // a label the control plane's pods do not carry stay warnings.
+        let got = severities(SERVERS);
+        let want = [("identity-admin", Severity::Info), ("typo", Severity::Warning), ("app", Severity::Warning)];
+        assert_eq!(got, want.map(|(n, s)| (n.to_owned(), s)));
+        // With the control plane in the repository, what it holds is the truth.
+        let identity = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: linkerd-destination, namespace: linkerd}\nspec:\n  selector: {matchLabels: {linkerd.io/control-plane-component: destination}}\n  template:\n    metadata: {labels: {linkerd.io/control-plane-component: destination}}\n    spec: {containers: [{name: d, image: d}]}\n";
+        let got = severities(&format!("{SERVERS}{identity}"));
+        assert!(got.iter().all(|(_, s)| *s == Severity::Warning), "{got:?}");
     }
 }
