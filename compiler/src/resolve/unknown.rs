@@ -366,3 +366,28 @@ mod control_plane_tests {
         assert!(got.iter().all(|(_, s)| *s == Severity::Warning), "{got:?}");
     }
 }
+
+#[cfg(test)]
+mod outside_tests {
+    use crate::findings::{Code, Severity};
+    use crate::load::Input;
+    use crate::pipeline::{Options, check};
+    use crate::settings::{OutsideCreator, SettingsFile};
+
+    #[test]
+    fn a_namespace_declared_created_outside_is_like_an_unrendered_release() {
+        let text = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: face, namespace: faces}\nspec: {podSelector: {matchLabels: {service: face}}, port: http}\n---\napiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: other, namespace: shop}\nspec: {podSelector: {matchLabels: {app: x}}, port: http}\n";
+        let input = Input::Text { name: "s.yaml".into(), text: text.into() };
+        let by = OutsideCreator { namespace: "faces".into(), by: "helm install faces".into() };
+        let overrides = SettingsFile { created_outside: vec![by], ..SettingsFile::default() };
+        let o = check(&input, &Options { overrides, ..Options::default() }).expect("checks");
+        let got: Vec<_> = o
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::ServerSelectsNothing)
+            .map(|f| (f.resource.as_ref().map(|r| r.name.as_str()), f.severity))
+            .collect();
+        assert_eq!(got, [(Some("face"), Severity::Info), (Some("other"), Severity::Warning)]);
+        assert!(o.findings[0].message.contains("may be created by helm install faces (createdOutside in meshc.yaml)"));
+    }
+}
