@@ -12,7 +12,7 @@ use crate::load::yaml::{Node, Value};
 use crate::model::{Resource, Spec};
 use crate::resolve::Resolved;
 use crate::resolve::index::Kind;
-use mesh_proxy_api::{InboundServer, Meta, Network};
+use mesh_proxy_api::{Authentication, Authorization, InboundServer, Meta, Network};
 
 /// Codes that a release's objects can make false.
 const DEPENDS_ON_RELEASES: &[Code] =
@@ -117,13 +117,58 @@ impl<'a> Variables<'a> {
         let routes = widened.http_routes.iter_mut().flat_map(|route| route.authorizations.iter_mut());
         for a in widened.authorizations.iter_mut().chain(routes) {
             if let Some(u) = self.behind(r, namespace, &a.meta) {
-                a.networks.extend(
-                    ["0.0.0.0/0", "::/0"].map(|n| Network { net: n.parse().expect("literal"), except: vec![] }),
-                );
+                a.networks.extend(every_address());
                 found = found.or(Some(u));
             }
         }
-        found.filter(|_| allows(&widened))
+        let restored = self.restore_inert(r, namespace, &mut widened);
+        found.or(restored).filter(|_| allows(&widened))
+    }
+
+    /// A policy whose NetworkAuthentication a variable left with no network
+    /// at all is inert, so it has no authorization to widen: it is restored
+    /// as it may be once the value is set (every address, no identity),
+    /// when it requires nothing but NetworkAuthentications.
+    fn restore_inert(&self, r: &Resolved, namespace: &str, server: &mut InboundServer) -> Option<&'a UnknownValues> {
+        let mut found = None;
+        for &p in r.index.in_namespace(Kind::AuthorizationPolicy, namespace) {
+            let Spec::AuthorizationPolicy(spec) = &r.resources[p].spec else { continue };
+            let name = r.resources[p].name();
+            let refs = &spec.required_authentication_refs;
+            let networks_only =
+                !refs.is_empty() && refs.iter().all(|a| a.kind.eq_ignore_ascii_case("NetworkAuthentication"));
+            let granted = |a: &Authorization| a.meta.kind == "authorizationpolicy" && a.meta.name == name;
+            let routes = server.http_routes.iter().flat_map(|route| route.authorizations.iter());
+            if !networks_only || server.authorizations.iter().chain(routes).any(granted) {
+                continue;
+            }
+            let Some(u) =
+                self.behind(r, namespace, &Meta { kind: "authorizationpolicy".into(), name: name.into(), group: None })
+            else {
+                continue;
+            };
+            let authz = Authorization {
+                meta: Meta { kind: "authorizationpolicy".into(), name: name.into(), group: None },
+                networks: every_address(),
+                authentication: Authentication::Unauthenticated,
+            };
+            let t = &spec.target_ref;
+            let target = match t.kind.to_ascii_lowercase().as_str() {
+                "server" if server.meta.kind == "server" && server.meta.name == t.name => {
+                    Some(&mut server.authorizations)
+                }
+                "namespace" if server.meta.kind == "server" => Some(&mut server.authorizations),
+                "httproute" => {
+                    server.http_routes.iter_mut().find(|rt| rt.meta.name == t.name).map(|rt| &mut rt.authorizations)
+                }
+                _ => None,
+            };
+            if let Some(list) = target {
+                list.push(authz);
+                found = found.or(Some(u));
+            }
+        }
+        found
     }
 
     /// The unknown values an authorization's networks come from.
@@ -191,6 +236,11 @@ fn control_plane_component<'s>(s: &'s crate::model::meta::LabelSelector, ns: &st
         _ => false,
     };
     (s.match_expressions.is_empty() && s.match_labels.iter().all(known)).then_some(component)
+}
+
+fn every_address() -> Vec<Network> {
+    let all: [ipnet::IpNet; 2] = [ipnet::Ipv4Net::default().into(), ipnet::Ipv6Net::default().into()];
+    all.into_iter().map(|net| Network { net, except: Vec::new() }).collect()
 }
 
 /// Drops `f` to info, naming the variables it depends on.
@@ -331,6 +381,9 @@ mod variable_tests {
         let refs = findings(&text, Code::UnresolvedReference);
         assert_eq!((refs.len(), refs[0].severity), (1, Severity::Info), "{refs:?}");
         assert!(refs[0].message.contains("depends on unresolved variable VNET"));
+        // The probe route's policy is inert for meshc, but would admit kubelet if VNET held its address.
+        let probes = findings(&text, Code::ProbeDenied);
+        assert_eq!((probes.len(), probes[0].severity), (1, Severity::Info), "{probes:?}");
         // A mistake in a field that holds no variable stays certain.
         let typo = text.replace("  networks:\n", "  networks:\n  - cidr: 10.0.0.0/33\n");
         let schema = findings(&typo, Code::SchemaViolation);
