@@ -64,15 +64,24 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;
     let helm = settings::helm_values::from_helm_release(&loaded.objects);
-    let releases = load::releases::unrendered(&loaded.objects);
+    let mut releases = load::releases::unrendered(&loaded.objects);
+    let unknown_values = std::mem::take(&mut loaded.unknown_values);
     let settings = read_settings(input, options, helm, &mut sources, &mut findings)?;
+    releases.extend(settings.created_outside.iter().map(|c| load::releases::Release {
+        creator: format!("{} (createdOutside in meshc.yaml)", c.by),
+        namespace: Some(c.namespace.clone()),
+    }));
     let (resources, objects) = model::decode_all(loaded.objects, &settings.default_namespace, &mut findings);
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
-    let resolved = resolve::resolve(resources, settings, &names, &mut findings);
+    let mut resolved = resolve::resolve(resources, settings, &names, &mut findings);
+    resolved.unknown_values = unknown_values;
     let configs = lower::lower_all(&resolved);
     analyze::analyze(&resolved, &configs, &mut findings);
     let outbound = lower::outbound::analyze(&resolved, &mut findings);
     resolve::unknown::downgrade(&mut findings, &releases, &resolved.settings.default_namespace);
+    resolve::unknown::control_plane_servers(&mut findings, &resolved);
+    resolve::unknown::Variables::find(&resolved.resources, &resolved.unknown_values)
+        .downgrade(&mut findings, &resolved.resources);
     let mut o = Outcome { sources, findings, objects, resolved, configs, outbound, tests: Vec::new() };
     if let Some(extra) = &options.tests {
         o.tests = crate::meshtest::run(&mut o, test_files, extra);
@@ -139,6 +148,7 @@ fn overlay(file: &mut SettingsFile, o: SettingsFile) {
     );
     file.namespaces.extend(o.namespaces);
     file.injected_by_pipeline.extend(o.injected_by_pipeline);
+    file.created_outside.extend(o.created_outside);
 }
 
 /// Drops suppressed findings and duplicates, and sorts by place.

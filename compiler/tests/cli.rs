@@ -83,22 +83,22 @@ fn stdin_is_read_with_dash() {
 
 #[test]
 fn fail_on_and_ignore_and_annotation_suppress() {
-    let warn_only = "apiVersion: policy.linkerd.io/v1alpha1
-kind: NetworkAuthentication
-metadata: {name: world, namespace: shop}
-spec:
-  networks: [{cidr: 0.0.0.0/0}]
+    // A Server that selects no pod: one warning, nothing else.
+    let warn_only = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web, namespace: shop}
+spec: {podSelector: {matchLabels: {app: web}}, port: 8080}
 ";
     assert_eq!(meshc(&["check", "-"], Some(warn_only)).status.code(), Some(0), "warnings pass by default");
     assert_eq!(meshc(&["check", "-", "--fail-on", "warning"], Some(warn_only)).status.code(), Some(1));
     let ignored = meshc(
-        &["check", "-", "--fail-on", "info", "--ignore", "overbroad-network,unused-authentication"],
+        &["check", "-", "--fail-on", "info", "--ignore", "server-selects-nothing"],
         Some(warn_only),
     );
     assert_eq!(ignored.status.code(), Some(0), "{}", String::from_utf8_lossy(&ignored.stdout));
     let annotated = warn_only.replace(
         "namespace: shop}",
-        "namespace: shop, annotations: {meshc.io/ignore: 'overbroad-network, unused-authentication'}}",
+        "namespace: shop, annotations: {meshc.io/ignore: 'server-selects-nothing'}}",
     );
     assert_eq!(meshc(&["check", "-", "--fail-on", "info"], Some(&annotated)).status.code(), Some(0));
 }

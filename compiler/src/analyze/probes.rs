@@ -4,6 +4,7 @@
 
 use crate::findings::{Code, Finding};
 use crate::resolve::Resolved;
+use crate::resolve::unknown::{self, Variables};
 use crate::resolve::workload::HttpProbe;
 use mesh_proxy_api::{
     Client, HttpRequest, HttpVerdict, InboundServer, PortPolicy, Protocol, ProxyConfig, TcpVerdict, decide_http,
@@ -12,6 +13,7 @@ use mesh_proxy_api::{
 
 pub fn check(r: &Resolved, configs: &[Option<ProxyConfig>], findings: &mut Vec<Finding>) {
     let kubelet = Client::plaintext(r.settings.kubelet_ip);
+    let variables = Variables::find(&r.resources, &r.unknown_values);
     for (wi, config) in configs.iter().enumerate() {
         let Some(config) = config else { continue };
         let w = &r.workloads[wi];
@@ -37,8 +39,13 @@ pub fn check(r: &Resolved, configs: &[Option<ProxyConfig>], findings: &mut Vec<F
                 consequence(probe.kind)
             );
             let field: Vec<&str> = probe.field.iter().map(String::as_str).collect();
-            let f = Finding::new(Code::ProbeDenied, res.span_at(&field), msg).resource(res.id.clone());
-            findings.push(f.hint(hint));
+            let mut f = Finding::new(Code::ProbeDenied, res.span_at(&field), msg).resource(res.id.clone()).hint(hint);
+            // Denied only because a network is a Flux variable without a value?
+            let passes = |s: &InboundServer| probe_outcome(s, &kubelet, probe, w.default_policy.from).is_none();
+            if let Some(u) = variables.widened_allows(r, &w.namespace, server, passes) {
+                unknown::mark(&mut f, u);
+            }
+            findings.push(f);
         }
     }
 }

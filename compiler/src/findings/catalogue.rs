@@ -125,9 +125,9 @@ catalogue! {
         "A route rule matches every request on its Server.",
         "A PathPrefix `/` rule without method or header constraints captures all requests: policy attached to it is effectively Server-wide, and it takes the place of the default and probe routes.",
         "Match the paths and methods the route is meant for.";
-    OverbroadNetwork = "overbroad-network", Warning,
+    OverbroadNetwork = "overbroad-network", Info,
         "A NetworkAuthentication or ServerAuthorization allows 0.0.0.0/0 or ::/0.",
-        "Every source address, inside the cluster or outside it, satisfies the network requirement.",
+        "Every source address, inside the cluster or outside it, satisfies the network requirement. That is what Linkerd's own defaults admit (the `all-unauthenticated` policy, `probeNetworks` 0.0.0.0/0,::/0), and it is how a public front end, or a kubelet or API-server network whose addresses cannot be known at install (Linkerd viz does this), is written on purpose; nothing in the manifest tells that intent from the belief that `0.0.0.0/0` is a local network. So this is information, not a warning: read it where you meant a narrow network.",
         "List the networks the clients really use (cluster pod CIDR, a load balancer's range).";
     RedundantAuthorization = "redundant-authorization", Info,
         "Two authorizations have the same target and the same authentications.",

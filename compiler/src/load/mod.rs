@@ -42,6 +42,8 @@ pub struct Loaded {
     pub sources: Vec<Source>,
     pub objects: Vec<RawObject>,
     pub findings: Vec<Finding>,
+    /// Objects holding Flux variables left without a value (`flux::Unknown`).
+    pub unknown_values: Vec<flux::UnknownValues>,
 }
 
 /// An input that cannot be read at all (exit code 2), as opposed to a bad file inside it.

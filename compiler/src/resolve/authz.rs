@@ -69,7 +69,20 @@ fn check_authentications(ctx: &Ctx, findings: &mut Vec<Finding>) {
                 "{} is invalid: it {why}; Linkerd rejects it, and every AuthorizationPolicy requiring it is ignored",
                 a.id
             );
-            findings.push(finding(a, Code::SchemaViolation, &["spec"], msg));
+            // At the entry at fault when there is one, so that a mistake is
+            // told apart from a neighbouring entry a Flux variable left unknown.
+            let bad = match &a.spec {
+                Spec::NetworkAuthentication(n) => {
+                    n.networks.iter().position(|net| authn::networks(std::slice::from_ref(net)).is_err())
+                }
+                _ => None,
+            };
+            let index = bad.map(|i| i.to_string());
+            let path = match &index {
+                Some(i) => vec!["spec", "networks", i.as_str()],
+                None => vec!["spec"],
+            };
+            findings.push(finding(a, Code::SchemaViolation, &path, msg));
         }
     }
 }

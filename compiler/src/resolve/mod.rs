@@ -28,6 +28,9 @@ pub struct Resolved {
     pub bindings: server_binding::Bindings,
     pub routes: routes::Attached,
     pub granted: authz::Granted,
+    /// Objects holding Flux variables left without a value (set by the
+    /// pipeline from what the loader substituted).
+    pub unknown_values: Vec<crate::load::flux::UnknownValues>,
 }
 
 pub fn resolve(
@@ -47,7 +50,7 @@ pub fn resolve(
         let ctx = authz::Ctx { resources: &resources, index: &index, settings: &settings, hints: Default::default() };
         authz::grant(&ctx, findings)
     };
-    Resolved { settings, resources, index, workloads, bindings, routes, granted }
+    Resolved { settings, resources, index, workloads, bindings, routes, granted, unknown_values: Vec::new() }
 }
 
 fn derive_workloads(

@@ -69,6 +69,22 @@ pub struct SettingsFile {
     /// Namespace object is in the repository.
     #[serde(default)]
     pub injected_by_pipeline: Vec<PipelineInjection>,
+    /// Namespaces where something the repository does not hold creates
+    /// workloads, Services and ServiceAccounts (`helm install` run by hand, a
+    /// chart another repository applies): findings such objects could make
+    /// false drop to info and name it, as for an unrendered Helm release.
+    #[serde(default)]
+    pub created_outside: Vec<OutsideCreator>,
+}
+
+/// What creates objects in `namespace` outside the repository.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct OutsideCreator {
+    pub namespace: String,
+    /// What creates them, for messages (e.g. `helm install faces`).
+    pub by: String,
 }
 
 /// Workloads of `namespace` whose pod template labels match `selector`
@@ -116,6 +132,7 @@ pub struct Settings {
     pub kubelet_ip: std::net::IpAddr,
     pub namespaces: BTreeMap<String, NamespaceSettings>,
     pub injected_by_pipeline: Vec<PipelineInjection>,
+    pub created_outside: Vec<OutsideCreator>,
     /// Protocol detection timeout Linkerd's controller sends (10 s).
     pub detect_timeout_ms: u64,
     pub service_account_token_projection: bool,
@@ -185,6 +202,7 @@ impl Settings {
             kubelet_ip,
             namespaces: file.namespaces,
             injected_by_pipeline: file.injected_by_pipeline,
+            created_outside: file.created_outside,
             detect_timeout_ms: 10_000,
             service_account_token_projection: file.service_account_token_projection.unwrap_or(true),
         }

@@ -19,23 +19,29 @@ pub struct Unresolved {
 /// Substitutes every string scalar of `node`. A sequence entry that holds an
 /// unresolved variable is removed (its value is unknown, so meshc checks the
 /// list without it); elsewhere the value is Flux's, the empty string.
+/// Returns where the object now differs from what the cluster may hold:
+/// each value left empty and each entry dropped, as its offset and depth in
+/// the tree (the root is 0).
 pub fn substitute<'a>(
     source: u32,
     node: &mut Node,
     lookup: &impl Fn(&str) -> Option<&'a str>,
     out: &mut Vec<Unresolved>,
-) {
-    walk(&mut Walk { source, lookup, out }, node);
+) -> Vec<(u32, u32)> {
+    let mut w = Walk { source, lookup, out, unknown_at: Vec::new() };
+    walk(&mut w, node, 0);
+    w.unknown_at
 }
 
 struct Walk<'w, L> {
     source: u32,
     lookup: &'w L,
     out: &'w mut Vec<Unresolved>,
+    unknown_at: Vec<(u32, u32)>,
 }
 
 /// Returns whether `node` holds a value left unresolved (not already dropped).
-fn walk<'a, L: Fn(&str) -> Option<&'a str>>(w: &mut Walk<'_, L>, node: &mut Node) -> bool {
+fn walk<'a, L: Fn(&str) -> Option<&'a str>>(w: &mut Walk<'_, L>, node: &mut Node, depth: u32) -> bool {
     match &mut node.value {
         Value::Str(s) if envsubst::has_reference(s) => {
             let Substituted { text, unresolved, changed } = envsubst::substitute(s, w.lookup);
@@ -43,17 +49,40 @@ fn walk<'a, L: Fn(&str) -> Option<&'a str>>(w: &mut Walk<'_, L>, node: &mut Node
             for name in &unresolved {
                 record(w.out, name, at);
             }
+            if !unresolved.is_empty() {
+                w.unknown_at.push((at.offset, depth));
+            }
             if changed {
                 node.value = reread(text);
             }
             !unresolved.is_empty()
         }
         Value::Seq(items) => {
-            items.retain_mut(|item| !walk(w, item));
+            items.retain_mut(|item| {
+                let before = w.unknown_at.len();
+                let dropped = walk(w, item, depth + 1);
+                if dropped {
+                    // The entry is gone: what is unknown is the entry.
+                    w.unknown_at.truncate(before);
+                    w.unknown_at.push((item.offset, depth + 1));
+                }
+                !dropped
+            });
             false
         }
-        Value::Map(entries) => entries.iter_mut().fold(false, |any, (_, v)| walk(w, v) || any),
+        Value::Map(entries) => entries.iter_mut().fold(false, |any, (_, v)| walk(w, v, depth + 1) || any),
         _ => false,
+    }
+}
+
+/// Adds one object's unresolved variables to its scope's: the first use is
+/// where the scope's finding points.
+pub fn merge(scope: &mut Vec<Unresolved>, object: Vec<Unresolved>) {
+    for u in object {
+        match scope.iter_mut().find(|s| s.name == u.name) {
+            Some(s) => s.uses += u.uses,
+            None => scope.push(u),
+        }
     }
 }
 

@@ -29,6 +29,27 @@ use vars::{DataSources, Vars, meta_str};
 const GROUP: &str = "kustomize.toolkit.fluxcd.io/";
 const DISABLE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";
 
+/// An object in which Flux variables stayed without a value: what is
+/// checked of it (entries dropped, values emptied) is not what the cluster
+/// will hold, so findings that follow from those values are not certain
+/// (`resolve::unknown`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnknownValues {
+    /// The object, as its source and the offset of its document.
+    pub source: u32,
+    pub offset: u32,
+    /// The variables, in order of first use.
+    pub vars: Vec<String>,
+    /// Where the object differs from what the cluster may hold: each value
+    /// left empty and each list entry dropped, as its byte offset and depth
+    /// in the object's tree. A finding about a field that contains none of
+    /// them does not depend on the variables.
+    pub uses: Vec<(u32, u32)>,
+    /// Where their values would come from, for messages: `from Flux
+    /// Kustomization NS/NAME`, or set outside the repository.
+    pub scope: String,
+}
+
 /// One Flux Kustomization found in the repository.
 struct Kustomization {
     object: usize,
@@ -185,6 +206,27 @@ fn covering(ks: &[Kustomization], dirs: &[String]) -> Vec<Option<usize>> {
 }
 
 fn substitute_object(loaded: &mut Loaded, object: usize, by: Option<&Kustomization>, out: &mut Vec<apply::Unresolved>) {
+    let mut own = Vec::new();
+    let uses = substitute_one(loaded, object, by, &mut own);
+    if own.is_empty() {
+        return;
+    }
+    let o = &loaded.objects[object];
+    let scope = match by {
+        Some(k) => format!("from {}", k.id),
+        None => "set outside the repository, since no Flux Kustomization in it applies this file".to_owned(),
+    };
+    let vars = own.iter().map(|u| u.name.clone()).collect();
+    loaded.unknown_values.push(UnknownValues { source: o.source, offset: o.node.offset, vars, uses, scope });
+    apply::merge(out, own);
+}
+
+fn substitute_one(
+    loaded: &mut Loaded,
+    object: usize,
+    by: Option<&Kustomization>,
+    out: &mut Vec<apply::Unresolved>,
+) -> Vec<(u32, u32)> {
     let o = &mut loaded.objects[object];
     let disabled = o
         .node
@@ -195,14 +237,14 @@ fn substitute_object(loaded: &mut Loaded, object: usize, by: Option<&Kustomizati
         == Some("disabled");
     let data_source = o.api_version == "v1" && matches!(o.kind.as_str(), "ConfigMap" | "Secret");
     match by {
-        _ if disabled => {}
+        _ if disabled => Vec::new(),
         // Flux substitutes only under a postBuild.
-        Some(Kustomization { vars: None, .. }) => {}
+        Some(Kustomization { vars: None, .. }) => Vec::new(),
         Some(Kustomization { vars: Some(vars), .. }) => {
             apply::substitute(o.source, &mut o.node, &|name| vars.values.get(name).map(String::as_str), out)
         }
         // Outside any Kustomization, scripts in ConfigMaps keep their `${...}`.
-        None if data_source => {}
+        None if data_source => Vec::new(),
         None => apply::substitute(o.source, &mut o.node, &|_| None, out),
     }
 }
