@@ -91,15 +91,10 @@ spec: {podSelector: {matchLabels: {app: web}}, port: 8080}
 ";
     assert_eq!(meshc(&["check", "-"], Some(warn_only)).status.code(), Some(0), "warnings pass by default");
     assert_eq!(meshc(&["check", "-", "--fail-on", "warning"], Some(warn_only)).status.code(), Some(1));
-    let ignored = meshc(
-        &["check", "-", "--fail-on", "info", "--ignore", "server-selects-nothing"],
-        Some(warn_only),
-    );
+    let ignored = meshc(&["check", "-", "--fail-on", "info", "--ignore", "server-selects-nothing"], Some(warn_only));
     assert_eq!(ignored.status.code(), Some(0), "{}", String::from_utf8_lossy(&ignored.stdout));
-    let annotated = warn_only.replace(
-        "namespace: shop}",
-        "namespace: shop, annotations: {meshc.io/ignore: 'server-selects-nothing'}}",
-    );
+    let annotated = warn_only
+        .replace("namespace: shop}", "namespace: shop, annotations: {meshc.io/ignore: 'server-selects-nothing'}}");
     assert_eq!(meshc(&["check", "-", "--fail-on", "info"], Some(&annotated)).status.code(), Some(0));
 }
 
@@ -288,6 +283,28 @@ fn reach_json_has_the_documented_shape() {
     assert!(
         v["proof"].as_array().unwrap().iter().filter(|s| s["step"] != "client").all(|s| s["line"].as_u64() > Some(0))
     );
+}
+
+#[test]
+fn every_command_ends_quietly_when_its_reader_has_gone() {
+    // `meshc reach … | head`: the reader stopped before meshc wrote. The read
+    // end is closed before meshc starts, so every write meets EPIPE; before,
+    // println! panicked ("failed printing to stdout") with exit 101.
+    let books = examples("booksapp-rest");
+    let runs: [&[&str]; 4] = [
+        &["reach", &books, "--from", "deploy/booksapp/webapp", "--to", "deploy/booksapp/authors:service"],
+        &["show-config", &books, "deploy/booksapp/authors"],
+        &["explain"],
+        &["who-can-reach", &books, "deploy/booksapp/authors:service"],
+    ];
+    for args in runs {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_meshc")).args(args).stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

@@ -166,12 +166,12 @@ pub fn run(a: DiffArgs) -> ExitCode {
         None => traffic::Checked::default(),
     };
     match a.format {
-        Format::Human => print!("{}", render::human(&d, &traffic, Paint::detect())),
-        Format::Json => println!("{}", render::json(&d, &traffic)),
-        Format::Markdown => print!("{}", render::markdown(&d, &traffic)),
+        Format::Human => out!("{}", render::human(&d, &traffic, Paint::detect())),
+        Format::Json => outln!("{}", render::json(&d, &traffic)),
+        Format::Markdown => out!("{}", render::markdown(&d, &traffic)),
         Format::Sarif => {
             let prefix = super::check::report_prefix(&a.path.as_ref().map_or(".".into(), |p| p.display().to_string()));
-            println!("{}", sarif(&head, &d, &prefix))
+            outln!("{}", sarif(&head, &d, &prefix))
         }
     }
     let failed = a.exit_code && fails(&a.fail_on, &d, &traffic);

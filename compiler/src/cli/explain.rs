@@ -14,13 +14,13 @@ pub fn run(args: ExplainArgs) -> ExitCode {
     let Some(code) = args.code else {
         for c in Code::ALL {
             let e = c.entry();
-            println!("{:<32} {:<8} {}", c.as_str(), e.severity.as_str(), e.summary);
+            outln!("{:<32} {:<8} {}", c.as_str(), e.severity.as_str(), e.summary);
         }
         return ExitCode::SUCCESS;
     };
     match Code::parse(&code) {
         Some(c) => {
-            print!("{}", crate::findings::catalogue::render_entry(c));
+            out!("{}", crate::findings::catalogue::render_entry(c));
             ExitCode::SUCCESS
         }
         None => {
@@ -48,7 +48,7 @@ pub fn schemas(args: SchemasArgs) -> ExitCode {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(EXIT_USAGE);
         }
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     ExitCode::SUCCESS
 }

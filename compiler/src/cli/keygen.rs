@@ -24,7 +24,7 @@ pub fn run(args: KeygenArgs) -> ExitCode {
     });
     match written {
         Ok((private, public, id)) => {
-            println!("wrote {} (private: keep it secret) and {} (key id {id})", private.display(), public.display());
+            outln!("wrote {} (private: keep it secret) and {} (key id {id})", private.display(), public.display());
             ExitCode::SUCCESS
         }
         Err(e) => {

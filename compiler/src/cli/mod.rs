@@ -1,5 +1,22 @@
 //! The `meshc` command line. Thin: parses flags, runs the pipeline, renders.
 
+/// `println!` for command output. A reader that closes the pipe early
+/// (`meshc reach ... | head`) made the standard macro panic; here it ends the
+/// process quietly with success, as `matrix` does for its streamed output:
+/// the reader chose to stop, nothing failed.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::print_text(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for command output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::print_text(format_args!($($arg)*))
+    };
+}
+
 mod build;
 mod check;
 mod diff;
@@ -12,6 +29,20 @@ mod verify_bundle;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+
+/// Writes command output; see [`outln!`].
+pub(crate) fn print_text(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(i32::from(EXIT_USAGE));
+        }
+    }
+}
 
 /// Exit codes (DESIGN.md): 0 clean, 1 findings at or above --fail-on, 2 usage or input error.
 pub const EXIT_FINDINGS: u8 = 1;

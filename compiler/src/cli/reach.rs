@@ -142,10 +142,10 @@ pub fn run_reach(a: ReachArgs) -> ExitCode {
     };
     let result = reach::reach(&o, client, wi, port, req.as_ref());
     match a.format {
-        Format::Json => println!("{}", reach_json(&result, req.is_some())),
+        Format::Json => outln!("{}", reach_json(&result, req.is_some())),
         Format::Text => {
             let line = req.as_ref().map(|r| format!("{} {}", r.method, r.path));
-            print!("{}", text::reach(&result, line.as_deref(), text::Paint::detect()));
+            out!("{}", text::reach(&result, line.as_deref(), text::Paint::detect()));
         }
     }
     ExitCode::SUCCESS
@@ -211,9 +211,9 @@ pub fn run_who(a: WhoArgs) -> ExitCode {
                 "ports": answers,
                 "classes": classes.classes,
             });
-            println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
         }
-        Format::Text => print!("{}", text::who(&workload_label(&o, wi), &answers, &classes, text::Paint::detect())),
+        Format::Text => out!("{}", text::who(&workload_label(&o, wi), &answers, &classes, text::Paint::detect())),
     }
     ExitCode::SUCCESS
 }

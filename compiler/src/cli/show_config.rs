@@ -52,8 +52,8 @@ pub fn run(args: ShowConfigArgs) -> ExitCode {
         ));
     };
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(config).expect("config serializes")),
-        Format::Text => print!("{}", show_config::render(config)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(config).expect("config serializes")),
+        Format::Text => out!("{}", show_config::render(config)),
     }
     ExitCode::SUCCESS
 }

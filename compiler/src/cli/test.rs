@@ -70,7 +70,7 @@ pub fn run(a: TestArgs) -> ExitCode {
     }
     let failed = o.tests.iter().any(|t| !t.passed) || !errors.is_empty();
     match a.format {
-        Format::Junit => print!("{}", junit::render(&o.tests)),
+        Format::Junit => out!("{}", junit::render(&o.tests)),
         Format::Json => {
             let passed = o.tests.iter().filter(|t| t.passed).count();
             let v = serde_json::json!({
@@ -79,9 +79,9 @@ pub fn run(a: TestArgs) -> ExitCode {
                 "errors": errors,
                 "summary": {"passed": passed, "failed": o.tests.len() - passed, "errors": errors.len()},
             });
-            println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
         }
-        Format::Human => print!("{}", human(&o.tests, &errors, Paint::detect())),
+        Format::Human => out!("{}", human(&o.tests, &errors, Paint::detect())),
     }
     if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
 }

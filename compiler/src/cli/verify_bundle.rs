@@ -38,7 +38,7 @@ pub fn run(args: VerifyBundleArgs) -> ExitCode {
             } else {
                 String::new()
             };
-            println!(
+            outln!(
                 "{}: {} ProxyConfig(s) verified, signed by key {}, revision {}, sequence {}{allow}",
                 args.path.display(),
                 v.configs.len(),
