@@ -8,6 +8,7 @@ pub mod meta;
 pub mod policy;
 pub mod profile;
 pub mod route;
+mod unmodelled;
 
 use crate::findings::{Code, Finding, ResourceId, Span};
 use crate::load::RawObject;
@@ -106,27 +107,6 @@ fn known(group: &str, kind: &str) -> Option<(&'static [&'static str], bool)> {
     })
 }
 
-/// Kinds that exist in the groups meshc owns but that it does not model yet;
-/// they are valid, so they are skipped silently rather than reported.
-fn known_unmodelled(group: &str, kind: &str) -> bool {
-    matches!(
-        (group, kind),
-        ("policy.linkerd.io", "HTTPLocalRateLimitPolicy" | "EgressNetwork" | "ExternalWorkload")
-            | ("workload.linkerd.io", _)
-            | (
-                "gateway.networking.k8s.io",
-                "Gateway"
-                    | "GatewayClass"
-                    | "TLSRoute"
-                    | "TCPRoute"
-                    | "UDPRoute"
-                    | "ReferenceGrant"
-                    | "BackendTLSPolicy"
-            )
-            | ("linkerd.io", "Link")
-    )
-}
-
 /// Groups whose kinds meshc knows all of: an unknown kind there is a typo.
 const OWNED_GROUPS: &[&str] = &["policy.linkerd.io", "linkerd.io"];
 
@@ -178,9 +158,12 @@ fn raw_id(raw: &RawObject, default_namespace: &str) -> Option<ResourceId> {
 fn decode_one(raw: RawObject, default_namespace: &str, findings: &mut Vec<Finding>) -> Option<Resource> {
     let (group, version) = split_api_version(&raw.api_version);
     let Some((versions, strict)) = known(group, &raw.kind) else {
-        if OWNED_GROUPS.contains(&group) && !known_unmodelled(group, &raw.kind) {
+        if OWNED_GROUPS.contains(&group) && !unmodelled::served_in_owned_group(group, &raw.kind) {
             let msg = format!("{} has no kind `{}`; the API server rejects this object", group, raw.kind);
             findings.push(Finding::new(Code::SchemaViolation, raw.span(), msg));
+        } else {
+            let namespace = raw.node.get("metadata").and_then(|m| m.get("namespace")).and_then(Node::as_str);
+            findings.extend(unmodelled::finding(&raw, group, namespace.unwrap_or(default_namespace)));
         }
         return None;
     };
