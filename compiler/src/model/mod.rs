@@ -7,6 +7,7 @@ pub mod decode;
 pub mod meta;
 pub mod policy;
 pub mod profile;
+mod rollout;
 pub mod route;
 mod unmodelled;
 
@@ -96,6 +97,7 @@ fn known(group: &str, kind: &str) -> Option<(&'static [&'static str], bool)> {
         ("", "Namespace" | "Pod" | "Service" | "ServiceAccount") => (CORE, false),
         ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => (APPS, false),
         ("batch", "Job" | "CronJob") => (BATCH, false),
+        ("argoproj.io", "Rollout") => (&["v1alpha1"], false),
         ("policy.linkerd.io", "Server") => (SERVER, true),
         ("policy.linkerd.io", "ServerAuthorization") => (SAZ, true),
         ("policy.linkerd.io", "AuthorizationPolicy" | "MeshTLSAuthentication" | "NetworkAuthentication") => (A1, true),
@@ -142,6 +144,8 @@ pub fn decode_all(
         findings.extend(local);
         out.extend(resource);
     }
+    // A Rollout's workloadRef names another object's template.
+    rollout::resolve_refs(&mut out, findings);
     (out, total)
 }
 
@@ -230,6 +234,11 @@ fn decode_spec(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Op
         }
         "CronJob" => {
             typed::<core::CronJobSpec>(raw, s, None, findings, |c| Spec::Workload(c.job_template.spec.template))
+        }
+        "Rollout" => {
+            let env = decode::<core::RolloutSpec>(raw, s, findings)?;
+            let template = rollout::template(raw, env.spec.unwrap_or_default(), findings)?;
+            Some((env.metadata, Spec::Workload(template)))
         }
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
             typed::<core::WorkloadSpec>(raw, s, None, findings, |w| Spec::Workload(w.template))
