@@ -48,6 +48,7 @@ pub enum Spec {
     HttpRoute(route::HttpRouteSpec),
     GrpcRoute(route::GrpcRouteSpec),
     ServiceProfile(profile::ServiceProfileSpec),
+    HttpLocalRateLimitPolicy(policy::HttpLocalRateLimitPolicySpec),
 }
 
 impl Resource {
@@ -101,6 +102,7 @@ fn known(group: &str, kind: &str) -> Option<(&'static [&'static str], bool)> {
         ("policy.linkerd.io", "Server") => (SERVER, true),
         ("policy.linkerd.io", "ServerAuthorization") => (SAZ, true),
         ("policy.linkerd.io", "AuthorizationPolicy" | "MeshTLSAuthentication" | "NetworkAuthentication") => (A1, true),
+        ("policy.linkerd.io", "HTTPLocalRateLimitPolicy") => (A1, true),
         ("policy.linkerd.io", "HTTPRoute") => (LROUTE, true),
         ("gateway.networking.k8s.io", "HTTPRoute") => (GHTTP, true),
         ("gateway.networking.k8s.io", "GRPCRoute") => (GGRPC, true),
@@ -253,6 +255,7 @@ fn decode_spec(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Op
         "HTTPRoute" => typed(raw, s, None, findings, Spec::HttpRoute),
         "GRPCRoute" => typed(raw, s, None, findings, Spec::GrpcRoute),
         "ServiceProfile" => typed(raw, s, None, findings, Spec::ServiceProfile),
+        "HTTPLocalRateLimitPolicy" => typed(raw, s, None, findings, Spec::HttpLocalRateLimitPolicy),
         _ => None,
     }
 }

@@ -27,7 +27,7 @@ const SERVED_GROUPS: &[&str] = &[
 /// Kinds Linkerd 2.19 serves in the groups whose kinds meshc knows all of
 /// (charts/linkerd-crds): anything else there is a typo the API server rejects.
 pub fn served_in_owned_group(group: &str, kind: &str) -> bool {
-    matches!((group, kind), ("policy.linkerd.io", "HTTPLocalRateLimitPolicy" | "EgressNetwork"))
+    matches!((group, kind), ("policy.linkerd.io", "EgressNetwork"))
 }
 
 /// The finding for an object `known` does not model, if it is one that can
@@ -83,11 +83,6 @@ fn served_effect(raw: &RawObject, group: &str, namespace: &str) -> String {
              egress namespace, linkerd-egress by default) are not checked: traffic to hosts outside the cluster \
              may be refused (trafficPolicy {})",
             spec_str(raw, &["trafficPolicy"]).unwrap_or("unset")
-        ),
-        "HTTPLocalRateLimitPolicy" => format!(
-            "requests to Server {namespace}/{} may be refused with 429 beyond its rate limit; reach does not \
-             report rate limits",
-            spec_str(raw, &["targetRef", "name"]).unwrap_or("?")
         ),
         "TLSRoute" | "TCPRoute" | "UDPRoute" => route_effect(raw, namespace),
         "TrafficSplit" => format!(

@@ -6,6 +6,7 @@ pub mod authz;
 pub mod defaults;
 pub mod index;
 pub mod ports;
+pub mod ratelimit;
 pub mod routes;
 pub mod selector;
 pub mod server_binding;
@@ -28,6 +29,7 @@ pub struct Resolved {
     pub bindings: server_binding::Bindings,
     pub routes: routes::Attached,
     pub granted: authz::Granted,
+    pub rate_limits: ratelimit::RateLimits,
 }
 
 pub fn resolve(
@@ -47,7 +49,8 @@ pub fn resolve(
         let ctx = authz::Ctx { resources: &resources, index: &index, settings: &settings, hints: Default::default() };
         authz::grant(&ctx, findings)
     };
-    Resolved { settings, resources, index, workloads, bindings, routes, granted }
+    let rate_limits = ratelimit::accept(&resources, &index, findings);
+    Resolved { settings, resources, index, workloads, bindings, routes, granted, rate_limits }
 }
 
 fn derive_workloads(
