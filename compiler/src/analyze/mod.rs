@@ -3,6 +3,7 @@
 
 pub mod policies;
 pub mod probes;
+pub mod ratelimits;
 pub mod routes;
 pub mod servers;
 
@@ -15,4 +16,5 @@ pub fn analyze(r: &Resolved, configs: &[Option<ProxyConfig>], findings: &mut Vec
     routes::check(r, configs, findings);
     servers::check(r, findings);
     policies::check(r, findings);
+    ratelimits::check(r, findings);
 }

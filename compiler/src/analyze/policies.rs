@@ -110,13 +110,13 @@ fn unused(r: &Resolved, findings: &mut Vec<Finding>) {
 
 /// Every identity the repository's workloads and ServiceAccounts can present,
 /// and every dot-suffix of those, so a `*.suffix` check is one lookup.
-struct KnownIdentities {
+pub(super) struct KnownIdentities {
     exact: HashSet<String>,
     suffixes: HashSet<String>,
 }
 
 impl KnownIdentities {
-    fn new(r: &Resolved) -> Self {
+    pub(super) fn new(r: &Resolved) -> Self {
         let mut exact: HashSet<String> =
             r.workloads.iter().filter(|w| w.is_meshed()).map(|w| w.identity.clone()).collect();
         for &i in r.index.all(Kind::ServiceAccount) {
@@ -128,7 +128,7 @@ impl KnownIdentities {
     }
 
     /// Linkerd's suffixes keep their leading dot (`.ns.serviceaccount...`).
-    fn matches(&self, m: &IdentityMatch) -> bool {
+    pub(super) fn matches(&self, m: &IdentityMatch) -> bool {
         match m {
             IdentityMatch::Exact(id) => self.exact.contains(id),
             IdentityMatch::Suffix(sfx) => sfx.is_empty() || self.suffixes.contains(sfx),

@@ -171,6 +171,9 @@ pub fn reach_json(r: &Reach, with_request: bool) -> String {
         "target": r.target,
         "server": r.server,
     });
+    if let Some(limit) = &r.rate_limit {
+        v["rateLimit"] = serde_json::to_value(limit).expect("rate limit serializes");
+    }
     if with_request && let Some(one) = r.verdicts.first() {
         let one = serde_json::to_value(one).expect("verdict serializes");
         for (k, val) in one.as_object().expect("object") {

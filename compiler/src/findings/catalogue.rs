@@ -209,6 +209,10 @@ catalogue! {
         "A route filter Linkerd's client proxy does not implement.",
         "Outbound, Linkerd applies request and response header modifiers and redirects. Other filters (URLRewrite, RequestMirror, ExtensionRef, CORS…) are dropped and the rule applies without them.",
         "Remove the filter, or implement its effect in the application.";
+    UnmodelledResource = "unmodelled-resource", Warning,
+        "An object Linkerd, the Gateway API or a workload controller acts on, which meshc does not model.",
+        "meshc reads the object but leaves it out of the analysis, so the verdicts it changes are computed as if it did not exist: an EgressNetwork can refuse egress, a TLSRoute or TCPRoute reroutes connections, a TrafficSplit (with linkerd-smi) splits a Service's requests, a Gateway routes north-south traffic, and a custom workload kind (a Knative Service, an OpenShift DeploymentConfig) runs pods that Servers select. The message names the verdicts that may differ from what meshc reports.",
+        "Check those verdicts by hand, or ignore the finding on the object (`meshc.io/ignore: unmodelled-resource`) once you have.";
 }
 
 /// The text `meshc explain CODE` prints.

@@ -5,7 +5,7 @@
 
 use super::{Resource, Spec};
 use crate::findings::{Code, Finding};
-use crate::model::policy::ServerSpec;
+use crate::model::policy::{HttpLocalRateLimitPolicySpec, POLICY_GROUP, ServerSpec, group_is};
 
 /// Reports and applies what the cluster would do: prunes fields the version
 /// lacks, and returns false when the object would be rejected outright.
@@ -16,6 +16,7 @@ pub fn check(r: &mut Resource, findings: &mut Vec<Finding>) -> bool {
             prune_server(r, s, findings);
             server_values(r, s, findings)
         }
+        Spec::HttpLocalRateLimitPolicy(p) => rate_limit_values(r, p, findings),
         Spec::HttpRoute(h) if r.group == "policy.linkerd.io" => {
             prune_linkerd_route(r, h, findings);
             true
@@ -98,6 +99,43 @@ fn server_values(r: &Resource, s: &ServerSpec, findings: &mut Vec<Finding>) -> b
             r.name()
         );
         reject(&["spec"], msg);
+    }
+    ok
+}
+
+/// Linkerd's admission webhook (`policy-controller/runtime/src/admission.rs`,
+/// `Validate<RateLimitPolicySpec>`): the target is a Server, every rate is
+/// above zero, and no identity or override rate exceeds the total.
+fn rate_limit_values(r: &Resource, p: &HttpLocalRateLimitPolicySpec, findings: &mut Vec<Finding>) -> bool {
+    let mut ok = true;
+    let mut reject = |path: &[&str], msg: String| {
+        ok = false;
+        let msg = format!("{msg}; the admission webhook rejects the policy, so it limits nothing");
+        findings.push(Finding::new(Code::SchemaViolation, r.span_at(path), msg).resource(r.id.clone()));
+    };
+    let t = &p.target_ref;
+    if !(t.kind.eq_ignore_ascii_case("Server") && group_is(t.group.as_deref(), POLICY_GROUP)) {
+        reject(
+            &["spec", "targetRef", "kind"],
+            format!("targetRef kind `{}` is not a policy.linkerd.io Server", t.kind),
+        );
+    }
+    let total = p.total.as_ref().map(|l| l.requests_per_second);
+    let mut limits: Vec<(Vec<String>, &str, u32)> = Vec::new();
+    limits.extend(total.map(|t| (vec!["total".to_owned()], "total", t)));
+    limits.extend(p.identity.as_ref().map(|l| (vec!["identity".to_owned()], "identity", l.requests_per_second)));
+    for (i, o) in p.overrides.iter().enumerate() {
+        limits.push((vec!["overrides".to_owned(), i.to_string()], "override", o.requests_per_second));
+    }
+    for (field, what, rps) in &limits {
+        let mut path = vec!["spec"];
+        path.extend(field.iter().map(String::as_str));
+        path.push("requestsPerSecond");
+        if *rps == 0 {
+            reject(&path, format!("{what} requestsPerSecond is 0; it must be greater than 0"));
+        } else if let Some(total) = total.filter(|t| *what != "total" && rps > t) {
+            reject(&path, format!("{what} requestsPerSecond {rps} is above the total {total}"));
+        }
     }
     ok
 }

@@ -131,3 +131,25 @@ pub struct ServiceAccountFields {
     #[serde(default)]
     pub automount_service_account_token: Option<bool>,
 }
+
+/// An Argo Rollout (`argoproj.io/v1alpha1`): a Deployment's pod template, or
+/// a `workloadRef` to the object whose template it runs (`rollout::resolve`).
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    #[serde(default)]
+    pub template: Option<PodTemplate>,
+    #[serde(default)]
+    pub workload_ref: Option<RolloutWorkloadRef>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutWorkloadRef {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+}

@@ -7,7 +7,9 @@ pub mod decode;
 pub mod meta;
 pub mod policy;
 pub mod profile;
+mod rollout;
 pub mod route;
+mod unmodelled;
 
 use crate::findings::{Code, Finding, ResourceId, Span};
 use crate::load::RawObject;
@@ -46,6 +48,7 @@ pub enum Spec {
     HttpRoute(route::HttpRouteSpec),
     GrpcRoute(route::GrpcRouteSpec),
     ServiceProfile(profile::ServiceProfileSpec),
+    HttpLocalRateLimitPolicy(policy::HttpLocalRateLimitPolicySpec),
 }
 
 impl Resource {
@@ -95,36 +98,17 @@ fn known(group: &str, kind: &str) -> Option<(&'static [&'static str], bool)> {
         ("", "Namespace" | "Pod" | "Service" | "ServiceAccount") => (CORE, false),
         ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => (APPS, false),
         ("batch", "Job" | "CronJob") => (BATCH, false),
+        ("argoproj.io", "Rollout") => (&["v1alpha1"], false),
         ("policy.linkerd.io", "Server") => (SERVER, true),
         ("policy.linkerd.io", "ServerAuthorization") => (SAZ, true),
         ("policy.linkerd.io", "AuthorizationPolicy" | "MeshTLSAuthentication" | "NetworkAuthentication") => (A1, true),
+        ("policy.linkerd.io", "HTTPLocalRateLimitPolicy") => (A1, true),
         ("policy.linkerd.io", "HTTPRoute") => (LROUTE, true),
         ("gateway.networking.k8s.io", "HTTPRoute") => (GHTTP, true),
         ("gateway.networking.k8s.io", "GRPCRoute") => (GGRPC, true),
         ("linkerd.io", "ServiceProfile") => (SP, true),
         _ => return None,
     })
-}
-
-/// Kinds that exist in the groups meshc owns but that it does not model yet;
-/// they are valid, so they are skipped silently rather than reported.
-fn known_unmodelled(group: &str, kind: &str) -> bool {
-    matches!(
-        (group, kind),
-        ("policy.linkerd.io", "HTTPLocalRateLimitPolicy" | "EgressNetwork" | "ExternalWorkload")
-            | ("workload.linkerd.io", _)
-            | (
-                "gateway.networking.k8s.io",
-                "Gateway"
-                    | "GatewayClass"
-                    | "TLSRoute"
-                    | "TCPRoute"
-                    | "UDPRoute"
-                    | "ReferenceGrant"
-                    | "BackendTLSPolicy"
-            )
-            | ("linkerd.io", "Link")
-    )
 }
 
 /// Groups whose kinds meshc knows all of: an unknown kind there is a typo.
@@ -162,6 +146,8 @@ pub fn decode_all(
         findings.extend(local);
         out.extend(resource);
     }
+    // A Rollout's workloadRef names another object's template.
+    rollout::resolve_refs(&mut out, findings);
     (out, total)
 }
 
@@ -178,9 +164,12 @@ fn raw_id(raw: &RawObject, default_namespace: &str) -> Option<ResourceId> {
 fn decode_one(raw: RawObject, default_namespace: &str, findings: &mut Vec<Finding>) -> Option<Resource> {
     let (group, version) = split_api_version(&raw.api_version);
     let Some((versions, strict)) = known(group, &raw.kind) else {
-        if OWNED_GROUPS.contains(&group) && !known_unmodelled(group, &raw.kind) {
+        if OWNED_GROUPS.contains(&group) && !unmodelled::served_in_owned_group(group, &raw.kind) {
             let msg = format!("{} has no kind `{}`; the API server rejects this object", group, raw.kind);
             findings.push(Finding::new(Code::SchemaViolation, raw.span(), msg));
+        } else {
+            let namespace = raw.node.get("metadata").and_then(|m| m.get("namespace")).and_then(Node::as_str);
+            findings.extend(unmodelled::finding(&raw, group, namespace.unwrap_or(default_namespace)));
         }
         return None;
     };
@@ -248,6 +237,11 @@ fn decode_spec(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Op
         "CronJob" => {
             typed::<core::CronJobSpec>(raw, s, None, findings, |c| Spec::Workload(c.job_template.spec.template))
         }
+        "Rollout" => {
+            let env = decode::<core::RolloutSpec>(raw, s, findings)?;
+            let template = rollout::template(raw, env.spec.unwrap_or_default(), findings)?;
+            Some((env.metadata, Spec::Workload(template)))
+        }
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
             typed::<core::WorkloadSpec>(raw, s, None, findings, |w| Spec::Workload(w.template))
         }
@@ -261,6 +255,7 @@ fn decode_spec(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Op
         "HTTPRoute" => typed(raw, s, None, findings, Spec::HttpRoute),
         "GRPCRoute" => typed(raw, s, None, findings, Spec::GrpcRoute),
         "ServiceProfile" => typed(raw, s, None, findings, Spec::ServiceProfile),
+        "HTTPLocalRateLimitPolicy" => typed(raw, s, None, findings, Spec::HttpLocalRateLimitPolicy),
         _ => None,
     }
 }

@@ -144,6 +144,37 @@ pub struct NetworkAuthenticationSpec {
     pub networks: Vec<NetworkSpec>,
 }
 
+/// HTTPLocalRateLimitPolicy (policy.linkerd.io/v1alpha1). Rates are read as
+/// the policy controller reads them (`u32`): a value it cannot read leaves
+/// the policy out of its index.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct HttpLocalRateLimitPolicySpec {
+    pub target_ref: LocalTargetRef,
+    #[serde(default)]
+    pub total: Option<RateLimit>,
+    #[serde(default)]
+    pub identity: Option<RateLimit>,
+    #[serde(default)]
+    pub overrides: Vec<RateLimitOverride>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests_per_second: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct RateLimitOverride {
+    pub requests_per_second: u32,
+    pub client_refs: Vec<NamespacedTargetRef>,
+}
+
 /// Group comparison as Linkerd's `targets_kind`: absent or empty means core.
 pub fn group_is(group: Option<&str>, expected: &str) -> bool {
     let g = group.filter(|g| !g.is_empty()).unwrap_or("core");

@@ -9,6 +9,7 @@ pub mod evaluate;
 pub mod matrix;
 pub mod places;
 pub mod proof;
+pub mod ratelimit;
 pub mod reach;
 pub mod render;
 pub mod show_config;

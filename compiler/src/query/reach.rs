@@ -271,6 +271,9 @@ pub struct Reach {
     pub client: ClientView,
     pub target: TargetView,
     pub server: Option<ResourceRef>,
+    /// The HTTPLocalRateLimitPolicy limit this client meets first at the Server.
+    #[serde(rename = "rateLimit", skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<super::ratelimit::RateLimitView>,
     pub verdicts: Vec<VerdictView>,
 }
 
@@ -328,7 +331,11 @@ pub fn reach(o: &Outcome, client: ClientView, wi: usize, port: u16, req: Option<
             }
         })
         .collect();
-    Reach { target: TargetView { workload: workload_label(o, wi), port }, client, server, verdicts }
+    let rate_limit = server
+        .as_ref()
+        .filter(|s| s.kind == "Server")
+        .and_then(|s| super::ratelimit::applying(&o.resolved, ns, &s.name, client.identity.as_deref()));
+    Reach { target: TargetView { workload: workload_label(o, wi), port }, client, server, rate_limit, verdicts }
 }
 
 fn client_step(p: &Prover, c: &ClientView) -> Step {

@@ -66,6 +66,9 @@ pub struct PortAnswer {
     pub name: Option<String>,
     /// The Server, default policy, bypass or missing proxy governing the port.
     pub server: Step,
+    /// The Server's HTTPLocalRateLimitPolicy: allowed requests beyond it get 429.
+    #[serde(rename = "rateLimit", skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<super::ratelimit::PolicyView>,
     pub entries: Vec<Entry>,
 }
 
@@ -89,6 +92,7 @@ pub fn port_answer(o: &Outcome, classes: &Classes, wi: usize, port: u16) -> Port
         port,
         name: port_name(w, port),
         server: p.gate(wi, port, &gate),
+        rate_limit: None,
         entries: vec![Entry {
             unit: Unit::Bypass,
             route: None,
@@ -140,7 +144,11 @@ pub fn port_answer(o: &Outcome, classes: &Classes, wi: usize, port: u16) -> Port
             }
         }
     }
-    PortAnswer { port, name: port_name(w, port), server: p.gate(wi, port, &Gate::Server(server)), entries }
+    let rate_limit = (server.meta.kind == "server")
+        .then(|| super::ratelimit::of_server(&o.resolved, &w.namespace, &server.meta.name))
+        .flatten();
+    let server = p.gate(wi, port, &Gate::Server(server));
+    PortAnswer { port, name: port_name(w, port), server, rate_limit, entries }
 }
 
 /// Per place, each entry's verdict and whether the client bypasses the proxy.

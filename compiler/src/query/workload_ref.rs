@@ -13,6 +13,7 @@ fn kind_of(word: &str) -> Option<&'static str> {
         "job" | "jobs" => "Job",
         "cj" | "cronjob" | "cronjobs" => "CronJob",
         "po" | "pod" | "pods" => "Pod",
+        "ro" | "rollout" | "rollouts" => "Rollout",
         _ => return None,
     })
 }
@@ -24,7 +25,7 @@ pub fn matching(r: &Resolved, reference: &str) -> Result<Vec<usize>, String> {
     let (kind, ns, name) = match parts.as_slice() {
         [kind, ns, name] => {
             let kind = kind_of(kind)
-                .ok_or_else(|| format!("`{kind}` is not a workload kind (deploy, sts, ds, rs, job, cj, pod)"))?;
+                .ok_or_else(|| format!("`{kind}` is not a workload kind (deploy, sts, ds, rs, job, cj, pod, ro)"))?;
             (Some(kind), *ns, *name)
         }
         [ns, name] => (None, *ns, *name),

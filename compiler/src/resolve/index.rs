@@ -22,6 +22,7 @@ pub enum Kind {
     GatewayHttpRoute,
     GrpcRoute,
     ServiceProfile,
+    RateLimitPolicy,
 }
 
 pub fn kind_of(r: &Resource) -> Kind {
@@ -38,6 +39,7 @@ pub fn kind_of(r: &Resource) -> Kind {
         NetworkAuthentication(_) => Kind::NetworkAuthn,
         HttpRoute(_) if r.group == "policy.linkerd.io" => Kind::PolicyHttpRoute,
         HttpRoute(_) => Kind::GatewayHttpRoute,
+        HttpLocalRateLimitPolicy(_) => Kind::RateLimitPolicy,
         GrpcRoute(_) => Kind::GrpcRoute,
         ServiceProfile(_) => Kind::ServiceProfile,
     }

@@ -6,6 +6,7 @@ pub mod authz;
 pub mod defaults;
 pub mod index;
 pub mod ports;
+pub mod ratelimit;
 pub mod routes;
 pub mod selector;
 pub mod server_binding;
@@ -31,6 +32,7 @@ pub struct Resolved {
     /// Objects holding Flux variables left without a value (set by the
     /// pipeline from what the loader substituted).
     pub unknown_values: Vec<crate::load::flux::UnknownValues>,
+    pub rate_limits: ratelimit::RateLimits,
 }
 
 pub fn resolve(
@@ -50,7 +52,18 @@ pub fn resolve(
         let ctx = authz::Ctx { resources: &resources, index: &index, settings: &settings, hints: Default::default() };
         authz::grant(&ctx, findings)
     };
-    Resolved { settings, resources, index, workloads, bindings, routes, granted, unknown_values: Vec::new() }
+    let rate_limits = ratelimit::accept(&resources, &index, findings);
+    Resolved {
+        settings,
+        resources,
+        index,
+        workloads,
+        bindings,
+        routes,
+        granted,
+        unknown_values: Vec::new(),
+        rate_limits,
+    }
 }
 
 fn derive_workloads(

@@ -132,8 +132,13 @@ fn judge_findings(s: &Source, raised: &Raised, t: &mut Tally, problems: &mut Vec
     for key in &raised.alarms {
         if s.gaps.contains_key(&Gap::FalseAlarm(key.clone())) {
             t.false_alarms += 1;
+        } else if s.gaps.contains_key(&Gap::Unmodelled(key.clone())) {
+            t.unmodelled += 1;
         } else if !s.expected_findings.contains_key(key) {
-            problems.push(format!("{}: new finding `{key}`: a real mistake (expect.txt) or a false alarm?", s.name));
+            problems.push(format!(
+                "{}: new finding `{key}`: a real mistake (expect.txt), a false alarm or unmodelled?",
+                s.name
+            ));
         }
     }
     for key in s.expected_findings.keys() {
@@ -144,7 +149,7 @@ fn judge_findings(s: &Source, raised: &Raised, t: &mut Tally, problems: &mut Vec
         }
     }
     for gap in s.gaps.keys() {
-        if let Gap::FalseAlarm(key) = gap
+        if let Gap::FalseAlarm(key) | Gap::Unmodelled(key) = gap
             && !raised.alarms.contains(key)
         {
             problems.push(format!("{}: `{key}` is no longer raised, remove it from known-gaps", s.name));
@@ -158,7 +163,7 @@ fn readme_lines(s: &Source) -> Vec<String> {
         .iter()
         .filter_map(|(gap, why)| match gap {
             Gap::Differs(id) | Gap::CannotExpress(id) => Some(format!("- `{}` {id}: {why}", s.name)),
-            Gap::FalseAlarm(_) => None,
+            Gap::FalseAlarm(_) | Gap::Unmodelled(_) => None,
         })
         .collect()
 }

@@ -6,7 +6,8 @@
 //! - `STAGE.meshtest.yaml`: MeshTest flows, each named `ID ...`;
 //! - `routing.txt`: client-side outcomes (see `routing.rs`);
 //! - `expect.txt`: the real mistakes meshc must find, `code file:line`;
-//! - `known-gaps.txt`: what meshc does not do yet, each with its reason and issue.
+//! - `known-gaps.txt`: what meshc does not do yet, each with its reason and issue
+//!   (`unmodelled CODE FILE:LINE`: a finding that says so itself).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,9 @@ pub enum Gap {
     CannotExpress(String),
     /// A finding (`code file:line`) that is not a real mistake.
     FalseAlarm(String),
+    /// A finding (`code file:line`) that truly says what meshc does not
+    /// model there: neither a mistake of the source nor a false alarm.
+    Unmodelled(String),
 }
 
 pub struct Source {
@@ -94,7 +98,11 @@ fn gaps(dir: &Path) -> Result<BTreeMap<Gap, String>, String> {
             "differs" => Gap::Differs(subject),
             "cannot-express" => Gap::CannotExpress(subject),
             "false-alarm" => Gap::FalseAlarm(subject),
-            _ => return Err(format!("{}:{n}: `{kind}` is not differs, cannot-express or false-alarm", path.display())),
+            "unmodelled" => Gap::Unmodelled(subject),
+            _ => {
+                let msg = "is not differs, cannot-express, false-alarm or unmodelled";
+                return Err(format!("{}:{n}: `{kind}` {msg}", path.display()));
+            }
         };
         if why.is_empty() || !why.contains("issue") {
             return Err(format!(

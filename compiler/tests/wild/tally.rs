@@ -9,6 +9,8 @@ pub struct Tally {
     pub cannot: usize,
     pub false_alarms: usize,
     pub true_findings: usize,
+    /// `unmodelled-resource` findings: what meshc says it cannot see.
+    pub unmodelled: usize,
 }
 
 impl Tally {
@@ -18,22 +20,23 @@ impl Tally {
         self.cannot += o.cannot;
         self.false_alarms += o.false_alarms;
         self.true_findings += o.true_findings;
+        self.unmodelled += o.unmodelled;
     }
 
     fn row(&self, name: &str) -> String {
         format!(
-            "| {name} | {} | {} | {} | {} | {} |",
-            self.agree, self.differ, self.cannot, self.false_alarms, self.true_findings
+            "| {name} | {} | {} | {} | {} | {} | {} |",
+            self.agree, self.differ, self.cannot, self.false_alarms, self.true_findings, self.unmodelled
         )
     }
 }
 
-pub const HEADER: &str = "| source | agree | differ | cannot express | false alarms | true findings |";
+pub const HEADER: &str = "| source | agree | differ | cannot express | false alarms | true findings | unmodelled |";
 
 /// The markdown table, one row per source and a total.
 pub fn table(rows: &[(String, Tally)]) -> String {
     let mut total = Tally::default();
-    let mut out = vec![HEADER.to_owned(), "|---|---|---|---|---|---|".to_owned()];
+    let mut out = vec![HEADER.to_owned(), "|---|---|---|---|---|---|---|".to_owned()];
     for (name, t) in rows {
         total.add(t);
         out.push(t.row(&format!("`{name}`")));

@@ -85,6 +85,13 @@ pub fn reach(r: &Reach, request: Option<&str>, paint: Paint) -> String {
             step(&mut out, paint, s);
         }
     }
+    if let Some(l) = &r.rate_limit {
+        let _ = writeln!(
+            out,
+            "  rate limit     HTTPLocalRateLimitPolicy {}: {} requests per second ({} limit), then 429",
+            l.policy, l.requests_per_second, l.scope
+        );
+    }
     for v in &r.verdicts {
         let _ = writeln!(out, "\n{} {}{}", paint.verdict(v.verdict), subject(v), status(v));
         for s in v.proof.iter().skip(HEAD) {
@@ -124,6 +131,9 @@ pub fn who(target: &str, answers: &[PortAnswer], classes: &Classes, paint: Paint
         let _ = writeln!(out, "\nport {}{name}: {}", a.port, a.server.detail);
         if let (Some(file), Some(line)) = (&a.server.file, a.server.line) {
             let _ = writeln!(out, "  {}", paint.dim(&format!("at {file}:{line}")));
+        }
+        if let Some(l) = &a.rate_limit {
+            let _ = writeln!(out, "  rate limit: {}", l.text());
         }
         for e in &a.entries {
             let what = match (&e.route, e.unit) {
