@@ -64,8 +64,9 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;
     let helm = settings::helm_values::from_helm_release(&loaded.objects);
+    let chart = settings::helm_values::chart_version(&loaded.objects);
     let releases = load::releases::unrendered(&loaded.objects);
-    let settings = read_settings(input, options, helm, &mut sources, &mut findings)?;
+    let settings = read_settings(input, options, (helm, chart), &mut sources, &mut findings)?;
     let (resources, objects) = model::decode_all(loaded.objects, &settings.default_namespace, &mut findings);
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let resolved = resolve::resolve(resources, settings, &names, &mut findings);
@@ -84,7 +85,7 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
 fn read_settings(
     input: &Input,
     options: &Options,
-    helm: Option<SettingsFile>,
+    (helm, chart): (Option<SettingsFile>, Option<settings::helm_values::ChartVersion>),
     sources: &mut Vec<Source>,
     findings: &mut Vec<Finding>,
 ) -> Result<Settings, InputError> {
@@ -117,7 +118,12 @@ fn read_settings(
         sources.push(Source { name, text });
     }
     overlay(&mut file, options.overrides.clone());
-    Ok(Settings::resolve(file, findings, span))
+    let explicit = file.linkerd_version.is_some();
+    let mut settings = Settings::resolve(file, findings, span);
+    if let Some(chart) = chart {
+        settings::helm_values::apply_chart_version(&mut settings, explicit, &chart, findings);
+    }
+    Ok(settings)
 }
 
 fn overlay(file: &mut SettingsFile, o: SettingsFile) {
@@ -135,7 +141,9 @@ fn overlay(file: &mut SettingsFile, o: SettingsFile) {
         default_opaque_ports,
         default_skip_inbound_ports,
         default_namespace,
-        kubelet_ip
+        kubelet_ip,
+        service_account_token_projection,
+        linkerd_version
     );
     file.namespaces.extend(o.namespaces);
     file.injected_by_pipeline.extend(o.injected_by_pipeline);
