@@ -67,7 +67,8 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     let chart = settings::helm_values::chart_version(&loaded.objects);
     let releases = load::releases::unrendered(&loaded.objects);
     let settings = read_settings(input, options, (helm, chart), &mut sources, &mut findings)?;
-    let (resources, objects) = model::decode_all(loaded.objects, &settings.default_namespace, &mut findings);
+    let objects = resolve::versions::unserved(loaded.objects, settings.linkerd_version, &mut findings);
+    let (resources, objects) = model::decode_all(objects, &settings.default_namespace, &mut findings);
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let resolved = resolve::resolve(resources, settings, &names, &mut findings);
     let configs = lower::lower_all(&resolved);

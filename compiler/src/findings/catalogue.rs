@@ -161,6 +161,10 @@ catalogue! {
         "A policy's target exists but the policy can never apply.",
         "Linkerd drops an AuthorizationPolicy whose targetRef kind is not Server, Namespace, HTTPRoute or GRPCRoute, that mixes authentication kinds it rejects, or that targets a route that is not attached.",
         "Target a Server, a Namespace or an attached route.";
+    UnsupportedByVersion = "unsupported-by-version", Warning,
+        "A kind or field that the cluster's Linkerd release does not serve.",
+        "Each policy and route kind arrived in one release (Server 2.11, AuthorizationPolicy 2.12, Gateway API HTTPRoute 2.14, GRPCRoute 2.16, EgressNetwork, HTTPLocalRateLimitPolicy, TCPRoute and TLSRoute 2.17; a Service port's appProtocol is read since 2.18). On an older release the API server rejects the object when its CRD is missing, or Linkerd ignores it: either way it has no effect, and meshc leaves it out of the analysis so verdicts are those of that release.",
+        "Upgrade Linkerd, or express the policy with what the release serves; if the cluster runs a newer release, set `linkerdVersion` in meshc.yaml.";
     FlowExpectationFailed = "flow-expectation-failed", Error,
         "A flow in a MeshTest file does not get the verdict it expects.",
         "The test states that a client reaching a workload port (with an optional request) is allowed, denied or gets no route; the policy in the repository gives another verdict, so the intent the test records is not what the proxies will enforce.",
