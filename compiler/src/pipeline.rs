@@ -64,14 +64,16 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;
     let helm = settings::helm_values::from_helm_release(&loaded.objects);
+    let chart = settings::helm_values::chart_version(&loaded.objects);
     let mut releases = load::releases::unrendered(&loaded.objects);
     let unknown_values = std::mem::take(&mut loaded.unknown_values);
-    let settings = read_settings(input, options, helm, &mut sources, &mut findings)?;
+    let settings = read_settings(input, options, (helm, chart), &mut sources, &mut findings)?;
     releases.extend(settings.created_outside.iter().map(|c| load::releases::Release {
         creator: format!("{} (createdOutside in meshc.yaml)", c.by),
         namespace: Some(c.namespace.clone()),
     }));
-    let (resources, objects) = model::decode_all(loaded.objects, &settings.default_namespace, &mut findings);
+    let objects = resolve::versions::unserved(loaded.objects, settings.linkerd_version, &mut findings);
+    let (resources, objects) = model::decode_all(objects, &settings.default_namespace, &mut findings);
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let mut resolved = resolve::resolve(resources, settings, &names, &mut findings);
     resolved.unknown_values = unknown_values;
@@ -93,7 +95,7 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
 fn read_settings(
     input: &Input,
     options: &Options,
-    helm: Option<SettingsFile>,
+    (helm, chart): (Option<SettingsFile>, Option<settings::helm_values::ChartVersion>),
     sources: &mut Vec<Source>,
     findings: &mut Vec<Finding>,
 ) -> Result<Settings, InputError> {
@@ -126,7 +128,12 @@ fn read_settings(
         sources.push(Source { name, text });
     }
     overlay(&mut file, options.overrides.clone());
-    Ok(Settings::resolve(file, findings, span))
+    let explicit = file.linkerd_version.is_some();
+    let mut settings = Settings::resolve(file, findings, span);
+    if let Some(chart) = chart {
+        settings::helm_values::apply_chart_version(&mut settings, explicit, &chart, findings);
+    }
+    Ok(settings)
 }
 
 fn overlay(file: &mut SettingsFile, o: SettingsFile) {
@@ -144,7 +151,9 @@ fn overlay(file: &mut SettingsFile, o: SettingsFile) {
         default_opaque_ports,
         default_skip_inbound_ports,
         default_namespace,
-        kubelet_ip
+        kubelet_ip,
+        service_account_token_projection,
+        linkerd_version
     );
     file.namespaces.extend(o.namespaces);
     file.injected_by_pipeline.extend(o.injected_by_pipeline);

@@ -46,6 +46,9 @@ pub struct CheckArgs {
     /// Networks allowed to reach probe paths (Helm policyController.probeNetworks).
     #[arg(long, value_delimiter = ',')]
     probe_networks: Option<Vec<String>>,
+    /// The Linkerd release the cluster runs (e.g. 2.18, stable-2.14.10, edge-24.11.8); default 2.19.
+    #[arg(long)]
+    linkerd_version: Option<String>,
     /// Default opaque ports (Helm proxy.opaquePorts).
     #[arg(long)]
     default_opaque_ports: Option<String>,
@@ -124,6 +127,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         probe_networks: args.probe_networks,
         default_opaque_ports: args.default_opaque_ports,
         default_namespace: args.default_namespace,
+        linkerd_version: args.linkerd_version,
         ..SettingsFile::default()
     };
     let options = Options { overrides, settings_file: args.settings, ignore, tests: Some(args.tests), root: args.root };

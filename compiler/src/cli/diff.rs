@@ -77,6 +77,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "defaultSkipInboundPorts",
     "defaultNamespace",
     "kubeletIp",
+    "linkerdVersion",
 ];
 
 /// `KEY=VALUE` pairs as a settings overlay, in meshc.yaml's terms.

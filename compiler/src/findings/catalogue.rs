@@ -77,6 +77,10 @@ catalogue! {
         "A Flux `${VAR}` has no value in the repository and no default.",
         "Flux's post-build substitution replaces `${VAR}` by the value from the applying Kustomization's `postBuild.substitute` or `substituteFrom` (ConfigMaps and Secrets), or by the default in `${VAR:=default}`. A variable set outside the repository (a ConfigMap made by the cluster's installer, an OCI source) cannot be known: Flux would substitute an empty string if it were unset. meshc checks the objects without the list entries that use it and with an empty value elsewhere, so what depends on it is not certain.",
         "Set the variable in the Kustomization's `postBuild.substitute` (or a ConfigMap in the repository named in `substituteFrom`), give it a default with `${VAR:=value}`, or ignore this finding if the value is set outside the repository.";
+    LinkerdVersion = "linkerd-version", Info,
+        "The Linkerd release meshc's version-dependent rules follow, when it comes from the repository's own Linkerd install or cannot be named.",
+        "Behaviour changed between Linkerd releases (probe authorization, automountServiceAccountToken, appProtocol, overlapping Servers, the kinds the policy controller serves; see docs/semantics/versions.md). meshc follows `linkerdVersion` from meshc.yaml or `--linkerd-version`; without it, the chart version of a Flux HelmRelease or Argo CD Application of `linkerd-control-plane` in the repository; else the newest release it models. This finding says which it used and from where. Chart versions are not Linkerd versions (chart 1.16.11 is stable-2.14.10); one meshc cannot map is reported at warning and the rules follow the default.",
+        "Nothing to fix when the release is the one the cluster runs; otherwise set `linkerdVersion` in meshc.yaml (it wins over the chart version).";
     KustomizationPathMissing = "kustomization-path-missing", Warning,
         "A Flux Kustomization's `spec.path` (or an Argo CD Application's source path) names no directory of the repository.",
         "kustomize-controller fails the Kustomization (\"kustomization path not found\") and applies nothing from it, so none of what it was meant to deploy reaches the cluster. meshc resolves the path against the checked directory as the repository root; a path in another source (an OCIRepository, another GitRepository) cannot be followed.",
@@ -157,6 +161,10 @@ catalogue! {
         "A policy's target exists but the policy can never apply.",
         "Linkerd drops an AuthorizationPolicy whose targetRef kind is not Server, Namespace, HTTPRoute or GRPCRoute, that mixes authentication kinds it rejects, or that targets a route that is not attached.",
         "Target a Server, a Namespace or an attached route.";
+    UnsupportedByVersion = "unsupported-by-version", Warning,
+        "A kind or field that the cluster's Linkerd release does not serve.",
+        "Each policy and route kind arrived in one release (Server 2.11, AuthorizationPolicy 2.12, Gateway API HTTPRoute 2.14, GRPCRoute 2.16, EgressNetwork, HTTPLocalRateLimitPolicy, TCPRoute and TLSRoute 2.17; a Service port's appProtocol is read since 2.18). On an older release the API server rejects the object when its CRD is missing, or Linkerd ignores it: either way it has no effect, and meshc leaves it out of the analysis so verdicts are those of that release.",
+        "Upgrade Linkerd, or express the policy with what the release serves; if the cluster runs a newer release, set `linkerdVersion` in meshc.yaml.";
     FlowExpectationFailed = "flow-expectation-failed", Error,
         "A flow in a MeshTest file does not get the verdict it expects.",
         "The test states that a client reaching a workload port (with an optional request) is allowed, denied or gets no route; the policy in the repository gives another verdict, so the intent the test records is not what the proxies will enforce.",

@@ -3,6 +3,7 @@
 
 use super::authn::{all_networks, to_networks};
 use crate::settings::Settings;
+use crate::settings::version::Feature;
 use mesh_proxy_api::{
     Authentication, Authorization, GrpcRoute, GrpcRule, HttpMatch, HttpRoute, HttpRule, Meta, PathMatch,
 };
@@ -51,9 +52,10 @@ pub fn default_http_route() -> HttpRoute {
     }
 }
 
-/// The probe route for `paths` (GET + Exact), authorized from the probe networks.
+/// The probe route for `paths` (GET + Exact), authorized from the probe
+/// networks. Before 2.12 there was none: a probe was a client like any other.
 pub fn probe_route(paths: &[String], s: &Settings) -> Option<HttpRoute> {
-    if paths.is_empty() || s.probe_networks.is_empty() {
+    if paths.is_empty() || s.probe_networks.is_empty() || !s.linkerd_version.has(Feature::ProbeAuthorization) {
         return None;
     }
     let matches = paths

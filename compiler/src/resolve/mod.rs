@@ -11,6 +11,7 @@ pub mod routes;
 pub mod selector;
 pub mod server_binding;
 pub mod unknown;
+pub mod versions;
 pub mod workload;
 
 use crate::findings::Finding;
@@ -46,7 +47,7 @@ pub fn resolve(
         workload::check_namespace(&resources[n], findings);
     }
     let workloads = derive_workloads(&resources, &index, &settings, findings);
-    let bindings = server_binding::bind(&resources, &index, &workloads, findings);
+    let bindings = server_binding::bind(&resources, &index, &workloads, settings.linkerd_version, findings);
     let routes = routes::attach(&resources, &index, findings);
     let granted = {
         let ctx = authz::Ctx { resources: &resources, index: &index, settings: &settings, hints: Default::default() };

@@ -8,7 +8,9 @@ use super::selector::{self, SelectorIndex};
 use super::workload::Workload;
 use crate::findings::{Code, Finding};
 use crate::model::meta::PortRef;
+use crate::model::policy::ServerSpec;
 use crate::model::{Resource, Spec};
+use crate::settings::version::{Feature, LinkerdVersion};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Default)]
@@ -19,7 +21,13 @@ pub struct Bindings {
     pub selected: HashMap<usize, Vec<usize>>,
 }
 
-pub fn bind(resources: &[Resource], index: &Index, workloads: &[Workload], findings: &mut Vec<Finding>) -> Bindings {
+pub fn bind(
+    resources: &[Resource],
+    index: &Index,
+    workloads: &[Workload],
+    version: LinkerdVersion,
+    findings: &mut Vec<Finding>,
+) -> Bindings {
     let mut out = Bindings { ports: Vec::with_capacity(workloads.len()), selected: HashMap::new() };
     let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
     for &s in index.all(Kind::Server) {
@@ -73,9 +81,20 @@ pub fn bind(resources: &[Resource], index: &Index, workloads: &[Workload], findi
         }
         out.ports.push(claimed);
     }
-    report_conflicts(resources, workloads, &conflicts, findings);
+    report_conflicts(resources, workloads, &conflicts, version, findings);
     report_unbound(resources, index, &out, &named_hits, findings);
     out
+}
+
+/// Before 2.18 the admission webhook refused a Server with the `port` of
+/// another in its namespace when either selects every pod or both selectors
+/// are equal (policy-controller `runtime/src/admission.rs`, `overlaps`, removed by #13676).
+fn admission_rejects(a: &Resource, b: &Resource) -> bool {
+    let (Spec::Server(x), Spec::Server(y)) = (&a.spec, &b.spec) else { return false };
+    let all = |s: &ServerSpec| {
+        s.pod_selector.as_ref().is_some_and(|p| p.match_labels.is_empty() && p.match_expressions.is_empty())
+    };
+    x.port == y.port && (all(x) || all(y) || x.pod_selector == y.pod_selector)
 }
 
 fn order_key(r: &Resource) -> (bool, Option<String>, String) {
@@ -87,6 +106,7 @@ fn report_conflicts(
     resources: &[Resource],
     workloads: &[Workload],
     conflicts: &BTreeSet<(usize, usize, usize, u16)>,
+    version: LinkerdVersion,
     findings: &mut Vec<Finding>,
 ) {
     // One finding per losing Server and port, naming the workloads affected.
@@ -96,14 +116,20 @@ fn report_conflicts(
     }
     for ((loser, winner, port), names) in grouped {
         let (l, w) = (&resources[loser], &resources[winner]);
-        let msg = format!(
-            "Server {} and Server {} both select port {port} of {}; Linkerd uses {} (oldest, then first by name) and ignores {} there",
-            l.name(),
-            w.name(),
-            names.join(", "),
-            w.name(),
-            l.name()
-        );
+        let (ln, wn, names) = (l.name(), w.name(), names.join(", "));
+        let msg = if version.has(Feature::OverlappingServers) {
+            format!(
+                "Server {ln} and Server {wn} both select port {port} of {names}; Linkerd uses {wn} (oldest, then first by name) and ignores {ln} there"
+            )
+        } else if admission_rejects(l, w) {
+            format!(
+                "Server {ln} and Server {wn} both select port {port} of {names}; Linkerd {version} (before 2.18) rejects whichever of them is applied second (same port, and one selects every pod or both select alike): meshc analyses {wn}"
+            )
+        } else {
+            format!(
+                "Server {ln} and Server {wn} both select port {port} of {names}; Linkerd {version} (before 2.18) uses one of them in no fixed order, so which applies is not certain: meshc analyses {wn}"
+            )
+        };
         let f = Finding::new(Code::ServerConflict, l.span_at(&["spec", "podSelector"]), msg).resource(l.id.clone());
         findings.push(f.hint("give each pod port exactly one Server"));
     }

@@ -286,8 +286,16 @@ fn injection(
     // Since Linkerd 2.12 the proxy gets a projected token of its own; the
     // injector refuses such a pod only when the control plane turned that off
     // (`pkg/inject/report.go`, `newReport` and `Injectable`).
-    if template.spec.automount_service_account_token == Some(false) && !settings.service_account_token_projection {
-        return Err("automountServiceAccountToken is false and the control plane's identity.serviceAccountTokenProjection is false, so the proxy gets no identity token".to_owned());
+    if template.spec.automount_service_account_token == Some(false) {
+        if !settings.linkerd_version.has(crate::settings::version::Feature::TokenProjection) {
+            return Err(format!(
+                "automountServiceAccountToken is false, and Linkerd {} (before 2.12) has no projected token for the proxy",
+                settings.linkerd_version
+            ));
+        }
+        if !settings.service_account_token_projection {
+            return Err("automountServiceAccountToken is false and the control plane's identity.serviceAccountTokenProjection is false, so the proxy gets no identity token".to_owned());
+        }
     }
     Ok(())
 }

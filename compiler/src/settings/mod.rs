@@ -2,6 +2,7 @@
 //! of the checked path and from flags, with Linkerd's defaults otherwise.
 
 pub mod helm_values;
+pub mod version;
 
 use crate::findings::{Code, Finding, Span};
 use crate::load::yaml;
@@ -55,6 +56,13 @@ pub struct SettingsFile {
     /// `automountServiceAccountToken: false` stops injection only when this is `false`.
     #[serde(default)]
     pub service_account_token_projection: Option<bool>,
+    /// The Linkerd release the cluster runs (`2.18`, `2.18.3`,
+    /// `stable-2.14.10`, `enterprise-2.17.1`, `edge-24.11.8`; default `2.19`,
+    /// or the chart version of the repository's `linkerd-control-plane`
+    /// HelmRelease or Argo CD Application). Rules that changed between
+    /// releases follow it.
+    #[serde(default)]
+    pub linkerd_version: Option<String>,
     /// The source address kubelet probes come from (a node IP; default: the first
     /// address of the first probe network narrower than 0.0.0.0/0, else of the
     /// first cluster network).
@@ -136,6 +144,7 @@ pub struct Settings {
     /// Protocol detection timeout Linkerd's controller sends (10 s).
     pub detect_timeout_ms: u64,
     pub service_account_token_projection: bool,
+    pub linkerd_version: version::LinkerdVersion,
 }
 
 pub const DEFAULT_CLUSTER_NETWORKS: &[&str] =
@@ -188,6 +197,24 @@ impl Settings {
             }
             None => kubelet_default(&probe_networks, &cluster_networks),
         };
+        let linkerd_version = match file.linkerd_version.as_deref().map(version::LinkerdVersion::parse) {
+            Some(Ok(mapped)) => {
+                if let Some(note) = mapped.note {
+                    findings.push(Finding::new(
+                        Code::LinkerdVersion,
+                        span,
+                        format!("meshc.yaml linkerdVersion: {note}"),
+                    ));
+                }
+                mapped.version
+            }
+            Some(Err(e)) => {
+                let msg = format!("meshc.yaml: invalid linkerdVersion: {e}; using {}", version::NEWEST);
+                findings.push(Finding::new(Code::SchemaViolation, span, msg));
+                version::NEWEST
+            }
+            None => version::NEWEST,
+        };
         Settings {
             default_inbound_policy,
             cluster_networks,
@@ -205,6 +232,7 @@ impl Settings {
             created_outside: file.created_outside,
             detect_timeout_ms: 10_000,
             service_account_token_projection: file.service_account_token_projection.unwrap_or(true),
+            linkerd_version,
         }
     }
 

@@ -9,6 +9,7 @@ use crate::model::core::ServiceSpec;
 use crate::model::meta::IntOrString;
 use crate::resolve::ports::{contains, parse_port_ranges};
 use crate::settings::Settings;
+use crate::settings::version::Feature;
 use mesh_proxy_api::outbound::{OutboundPort, OutboundProtocol, OutboundService};
 
 pub struct ServiceBase {
@@ -38,7 +39,9 @@ pub fn service_base(r: &Resource, spec: &ServiceSpec, settings: &Settings, findi
         if p.protocol.as_deref().is_some_and(|proto| !proto.eq_ignore_ascii_case("TCP")) {
             continue; // UDP and SCTP never reach the proxy
         }
-        let protocol = protocol(p.app_protocol.as_deref(), contains(&opaque, port));
+        // Before 2.18 Linkerd does not read appProtocol (resolve::versions reports it).
+        let app_protocol = p.app_protocol.as_deref().filter(|_| settings.linkerd_version.has(Feature::AppProtocol));
+        let protocol = protocol(app_protocol, contains(&opaque, port));
         ports.push(OutboundPort { port, protocol, http_routes: Vec::new(), grpc_routes: Vec::new() });
         let target = p.target_port.clone().unwrap_or(IntOrString::Int(p.port));
         targets.push(target);
