@@ -23,6 +23,8 @@ pub struct Options {
     /// The repository root Flux `spec.path`s are relative to (default: the
     /// git top level of the checked directory, else the directory).
     pub root: Option<std::path::PathBuf>,
+    /// The renderers run on kustomizations (`load::render`).
+    pub render: load::render::Tools,
 }
 
 pub struct Outcome {
@@ -59,7 +61,7 @@ pub fn compile(input: &Input, options: &Options) -> Result<Outcome, InputError> 
 
 /// [`check`] sharing parse results through `cache` (see [`load::ParseCache`]).
 pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
-    let mut loaded = load::load_cached_at(input, cache, options.root.as_deref())?;
+    let mut loaded = load::load_cached_at(input, cache, options.root.as_deref(), &options.render)?;
     let test_files = std::mem::take(&mut loaded.test_files);
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;

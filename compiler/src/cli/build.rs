@@ -67,7 +67,14 @@ fn options(args: &BuildArgs) -> Result<Options, String> {
         );
     }
     let overrides = SettingsFile { default_namespace: args.default_namespace.clone(), ..SettingsFile::default() };
-    Ok(Options { overrides, settings_file: args.settings.clone(), ignore, tests: Some(Vec::new()), root: None })
+    Ok(Options {
+        overrides,
+        settings_file: args.settings.clone(),
+        ignore,
+        tests: Some(Vec::new()),
+        root: None,
+        render: Default::default(),
+    })
 }
 
 /// The revision and sequence to sign; says so when the sequence is the

@@ -28,6 +28,13 @@ pub struct CheckArgs {
     /// Repository root that Flux `spec.path`s are relative to (default: the git top level of PATH, else PATH).
     #[arg(long)]
     root: Option<PathBuf>,
+    /// kustomize engine for directories with a kustomization file: a `kustomize` binary, or `kubectl` (run as
+    /// `kubectl kustomize`), or `none` to render nothing (default: `kustomize` on PATH, else `kubectl`).
+    #[arg(long, value_name = "PATH")]
+    kustomize_bin: Option<crate::load::render::Engine>,
+    /// Seconds a renderer (kustomize) may run before it is stopped and reported.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    render_timeout: f64,
     /// Cluster default inbound policy (Helm proxy.defaultInboundPolicy).
     #[arg(long)]
     default_inbound_policy: Option<String>,
@@ -130,7 +137,13 @@ pub fn run(args: CheckArgs) -> ExitCode {
         linkerd_version: args.linkerd_version,
         ..SettingsFile::default()
     };
-    let options = Options { overrides, settings_file: args.settings, ignore, tests: Some(args.tests), root: args.root };
+    let Ok(timeout) = std::time::Duration::try_from_secs_f64(args.render_timeout) else {
+        return fail(&format!("--render-timeout {}: not a number of seconds", args.render_timeout));
+    };
+    let kustomize = args.kustomize_bin.unwrap_or(crate::load::render::Engine::Search);
+    let render = crate::load::render::Tools { kustomize, timeout };
+    let options =
+        Options { overrides, settings_file: args.settings, ignore, tests: Some(args.tests), root: args.root, render };
     let outcome = match pipeline::check(&input, &options) {
         Ok(o) => o,
         Err(e) => return fail(&e.to_string()),

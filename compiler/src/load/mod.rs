@@ -6,6 +6,7 @@ pub mod flux;
 pub mod git;
 pub mod objects;
 pub mod releases;
+pub mod render;
 pub mod yaml;
 
 use crate::findings::{Code, Finding, Span};
@@ -102,12 +103,18 @@ pub fn load(input: &Input) -> Result<Loaded, InputError> {
 /// [`load`], reusing (and filling) `cache`: the second of two loads takes
 /// what the first one parsed.
 pub fn load_cached(input: &Input, cache: Option<&ParseCache>) -> Result<Loaded, InputError> {
-    load_cached_at(input, cache, None)
+    load_cached_at(input, cache, None, &render::Tools::default())
 }
 
 /// [`load_cached`], with the repository root Flux paths are relative to
-/// (None: the git top level of a checked directory, else the directory).
-pub fn load_cached_at(input: &Input, cache: Option<&ParseCache>, root: Option<&Path>) -> Result<Loaded, InputError> {
+/// (None: the git top level of a checked directory, else the directory),
+/// and the renderers to run on kustomizations.
+pub fn load_cached_at(
+    input: &Input,
+    cache: Option<&ParseCache>,
+    root: Option<&Path>,
+    tools: &render::Tools,
+) -> Result<Loaded, InputError> {
     let mut loaded = Loaded::default();
     let mut escaping = Vec::new();
     let texts: Vec<FileText> = match input {
@@ -121,6 +128,11 @@ pub fn load_cached_at(input: &Input, cache: Option<&ParseCache>, root: Option<&P
         Input::Files { files, .. } => files.clone(),
     };
     parse_into(&mut loaded, texts, cache);
+    if let Input::Path(dir) = input
+        && dir.is_dir()
+    {
+        render::render_kustomizations(&mut loaded, &render::Where::find(dir, root), tools, 0);
+    }
     for name in escaping {
         let span = Span::file(loaded.sources.len() as u32);
         let msg = format!("{name} is a symlink to a path outside the checked directory; meshc does not read it");
@@ -130,7 +142,7 @@ pub fn load_cached_at(input: &Input, cache: Option<&ParseCache>, root: Option<&P
         loaded.sources.push(Source { name, text: String::new() });
     }
     let checked = match input {
-        Input::Path(dir) if dir.is_dir() => Some(flux::Checked { dir, root }),
+        Input::Path(dir) if dir.is_dir() => Some(flux::Checked { dir, root, tools }),
         _ => None,
     };
     flux::expand(&mut loaded, checked);

@@ -12,6 +12,11 @@ pub struct RawObject {
     pub api_version: String,
     pub kind: String,
     pub node: Node,
+    /// The kustomization file whose `kustomize build` produced this object
+    /// (`load/render`); None for an object read as written. Flux applies
+    /// (and substitutes) what the build of its path produced, wherever the
+    /// base file sits.
+    pub rendered_in: Option<u32>,
 }
 
 impl RawObject {
@@ -20,7 +25,10 @@ impl RawObject {
     }
 }
 
+/// Where `node` was written: in `source`, the file of the object holding
+/// it, unless the node says otherwise (a field set by a kustomize patch).
 pub fn span_of(source: u32, node: &Node) -> Span {
+    let source = if node.source == yaml::SAME_SOURCE { source } else { node.source };
     Span { source, line: node.line, column: node.column, offset: node.offset }
 }
 
@@ -126,7 +134,7 @@ fn collect(source: u32, node: Node, out: &mut Vec<RawObject>, findings: &mut Vec
         expand_list(source, node, out, findings);
         return;
     }
-    out.push(RawObject { source, api_version, kind, node });
+    out.push(RawObject { source, api_version, kind, node, rendered_in: None });
 }
 
 fn expand_list(source: u32, mut node: Node, out: &mut Vec<RawObject>, findings: &mut Vec<Finding>) {

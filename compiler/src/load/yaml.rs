@@ -18,8 +18,16 @@ pub struct Node {
     pub line: u32,
     pub column: u32,
     pub offset: u32,
+    /// The source this node was written in, when it is not the source of
+    /// the object holding it ([`SAME_SOURCE`]): a field a kustomize patch
+    /// set lives in the patch file (`load/render`). Fits the padding before
+    /// `value`, so it costs no memory.
+    pub source: u32,
     pub value: Value,
 }
+
+/// [`Node::source`] of a node written in its object's own source.
+pub const SAME_SOURCE: u32 = u32::MAX;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -127,7 +135,13 @@ impl Builder {
             }
             // A document without a node (`---` alone) is an empty document.
             Event::DocumentEnd if self.docs.len() == self.doc_start => {
-                self.docs.push(Node { line: at.0, column: at.1, offset: at.2, value: Value::Null });
+                self.docs.push(Node {
+                    line: at.0,
+                    column: at.1,
+                    offset: at.2,
+                    source: SAME_SOURCE,
+                    value: Value::Null,
+                });
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.as_ref().and_then(|t| t.core_suffix().map(str::to_owned));
@@ -135,6 +149,7 @@ impl Builder {
                     line: at.0,
                     column: at.1,
                     offset: at.2,
+                    source: SAME_SOURCE,
                     value: resolve_scalar(&text, style, tag.as_deref()),
                 };
                 self.finish(node, anchor)?;
@@ -153,12 +168,12 @@ impl Builder {
             }
             Event::SequenceStart(_, anchor, _) => {
                 self.stack.push(Open::Seq(
-                    Node { line: at.0, column: at.1, offset: at.2, value: Value::Seq(Vec::new()) },
+                    Node { line: at.0, column: at.1, offset: at.2, source: SAME_SOURCE, value: Value::Seq(Vec::new()) },
                     anchor,
                 ));
             }
             Event::MappingStart(_, anchor, _) => {
-                let node = Node { line: at.0, column: at.1, offset: at.2, value: Value::Null };
+                let node = Node { line: at.0, column: at.1, offset: at.2, source: SAME_SOURCE, value: Value::Null };
                 self.stack.push(Open::Map(node, anchor, Vec::new(), KeyNames::default(), None));
             }
             Event::SequenceEnd => {

@@ -186,9 +186,11 @@ fn key_span(raw: &RawObject, path: &[Seg]) -> (Span, String) {
     };
     let parent = node_at(&raw.node, parent);
     if let Value::Map(entries) = &parent.value
-        && let Some((key, _)) = entries.iter().find(|(k, _)| &k.name == last)
+        && let Some((key, value)) = entries.iter().find(|(k, _)| &k.name == last)
     {
-        let span = Span { source: raw.source, line: key.line, column: key.column, offset: key.offset };
+        // A key is written where its value is (a patch file, for a patched field).
+        let source = span_of(raw.source, value).source;
+        let span = Span { source, line: key.line, column: key.column, offset: key.offset };
         return (span, last.clone());
     }
     (value_span(raw, path), last.clone())

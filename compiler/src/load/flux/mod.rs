@@ -13,7 +13,7 @@
 mod apply;
 mod argo;
 pub mod envsubst;
-mod outside;
+pub(crate) mod outside;
 mod vars;
 
 pub use outside::Checked;
@@ -81,13 +81,14 @@ pub fn expand(loaded: &mut Loaded, checked: Option<Checked<'_>>) {
     report_cycles(loaded, &ks, &cover);
     let mut unresolved: HashMap<Option<usize>, Vec<apply::Unresolved>> = HashMap::new();
     for object in 0..loaded.objects.len() {
-        let source = loaded.objects[object].source as usize;
         // Kustomizations and Applications were substituted while following them.
         let o = &loaded.objects[object];
-        if !has_refs[source] || is_flux_kustomization(o) || argo::is_application(o) {
+        // A rendered object may hold a patch's `${VAR}` its base file lacks.
+        let refs = has_refs[o.source as usize] || o.rendered_in.is_some();
+        if !refs || is_flux_kustomization(o) || argo::is_application(o) {
             continue;
         }
-        let by = cover[source];
+        let by = cover[applied_from(o)];
         substitute_object(loaded, object, by.map(|c| &ks[c]), unresolved.entry(by).or_default());
     }
     report_unresolved(loaded, &ks, unresolved);
@@ -103,10 +104,12 @@ fn follow(loaded: &mut Loaded, data: &DataSources, mut place: Option<&mut Place>
         let ks = kustomizations(loaded, data);
         let cover = covering(&ks, &dirs);
         for k in &ks {
-            let source = loaded.objects[k.object].source as usize;
+            let o = &loaded.objects[k.object];
+            let source = o.source as usize;
+            let refs = envsubst::has_reference(&loaded.sources[source].text) || o.rendered_in.is_some();
             // Once: a second pass would substitute what `$${...}` escaped.
-            if envsubst::has_reference(&loaded.sources[source].text) && substituted.insert(k.object) {
-                substitute_object(loaded, k.object, cover[source].map(|c| &ks[c]), &mut Vec::new());
+            if refs && substituted.insert(k.object) {
+                substitute_object(loaded, k.object, cover[applied_from(o)].map(|c| &ks[c]), &mut Vec::new());
             }
         }
         let ks = kustomizations(loaded, data);
@@ -118,9 +121,11 @@ fn follow(loaded: &mut Loaded, data: &DataSources, mut place: Option<&mut Place>
         if outside.is_empty() {
             return (ks, dirs);
         }
+        let first = loaded.sources.len();
         for path in outside {
             place.load(&path, loaded);
         }
+        place.render(loaded, first);
     }
 }
 
@@ -131,6 +136,13 @@ fn repo_dirs(loaded: &Loaded, place: Option<&Place>) -> Vec<String> {
         None => parent_dir(name).to_owned(),
     };
     loaded.sources.iter().map(|s| dir(&s.name)).collect()
+}
+
+/// The source whose directory says which Kustomization applies `o`: for a
+/// rendered object, the kustomization file built (Flux builds its path and
+/// applies the output, wherever the base files sit).
+fn applied_from(o: &super::RawObject) -> usize {
+    o.rendered_in.unwrap_or(o.source) as usize
 }
 
 fn is_flux_kustomization(o: &super::RawObject) -> bool {
@@ -278,7 +290,7 @@ fn report_paths(loaded: &mut Loaded, ks: &[Kustomization], dirs: &[String]) {
 /// Kustomizations that apply each other: following "applied by" from one
 /// comes back to it. Each cycle is reported once, at its first member.
 fn report_cycles(loaded: &mut Loaded, ks: &[Kustomization], cover: &[Option<usize>]) {
-    let parent = |k: usize| cover[loaded.objects[ks[k].object].source as usize].filter(|&p| p != k);
+    let parent = |k: usize| cover[applied_from(&loaded.objects[ks[k].object])].filter(|&p| p != k);
     let mut reported = vec![false; ks.len()];
     for start in 0..ks.len() {
         let mut chain = vec![start];

@@ -7,6 +7,7 @@
 
 use super::normalise;
 use crate::load::Loaded;
+use crate::load::render::Where;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,11 +16,13 @@ use std::process::Command;
 pub struct Checked<'a> {
     pub dir: &'a Path,
     pub root: Option<&'a Path>,
+    pub tools: &'a crate::load::render::Tools,
 }
 
 /// Where the checked directory sits in the repository.
 pub struct Place {
     root: PathBuf,
+    tools: crate::load::render::Tools,
     /// The checked directory relative to the root, `/`-separated ("" = the root).
     pub prefix: String,
     /// Repository paths of every file loaded so far.
@@ -28,13 +31,11 @@ pub struct Place {
 
 impl Place {
     pub fn find(checked: &Checked<'_>, loaded: &Loaded) -> Place {
-        let dir = checked.dir.canonicalize().unwrap_or_else(|_| checked.dir.to_path_buf());
-        let root = checked.root.map(Path::to_path_buf).or_else(|| git_top_level(&dir));
-        let root = root.and_then(|r| r.canonicalize().ok()).filter(|r| dir.starts_with(r)).unwrap_or(dir.clone());
+        let Where { dir, root } = Where::find(checked.dir, checked.root);
         let prefix = dir.strip_prefix(&root).map_or(String::new(), |p| {
             p.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
         });
-        let mut place = Place { root, prefix, loaded: HashSet::new() };
+        let mut place = Place { root, prefix, loaded: HashSet::new(), tools: checked.tools.clone() };
         let names: Vec<String> = loaded.sources.iter().map(|s| place.repo_path(&s.name)).collect();
         place.loaded.extend(names);
         place
@@ -73,9 +74,16 @@ impl Place {
         crate::load::parse_into(loaded, texts, None);
         true
     }
+
+    /// Renders the kustomizations among the sources loaded from `first` on
+    /// (all the paths of one round at once, so their builds run in parallel).
+    pub fn render(&self, loaded: &mut Loaded, first: usize) {
+        let at = Where { dir: self.root.join(&self.prefix), root: self.root.clone() };
+        crate::load::render::render_kustomizations(loaded, &at, &self.tools, first);
+    }
 }
 
-fn git_top_level(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn git_top_level(dir: &Path) -> Option<PathBuf> {
     let out = Command::new("git").arg("-C").arg(dir).args(["rev-parse", "--show-toplevel"]).output().ok()?;
     let text = String::from_utf8(out.stdout).ok().filter(|_| out.status.success())?;
     Some(PathBuf::from(text.trim_end_matches(['\n', '\r'])))
