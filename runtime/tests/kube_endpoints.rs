@@ -1,12 +1,19 @@
 //! Kubernetes-mode discovery against the in-process fake API server, driven
 //! by a real kube::Client and kube-runtime's watchers: initial sync, changes
 //! of each kind, a compaction (410 → relist) with changes the watches never
-//! see as events, deletion, and shutdown.
+//! see as events, deletion, and shutdown. The `..._real_apiserver` test runs
+//! the same changes, less the compaction (only the fake compacts on demand),
+//! against a real kube-apiserver.
 
 use fake_apiserver::{FakeApiServer, Gvr, Verb};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use mesh_proxy::discovery::ServiceKey;
 use mesh_runtime::hub::{EndpointsHub, EndpointsSnapshot};
 use mesh_runtime::kube::endpoints;
+use mesh_test_support::apiserver::RealApiServer;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,7 +98,7 @@ async fn wait_for(
     }
 }
 
-/// Discovery running against a fake API server.
+/// Discovery running against an API server.
 struct Discovery {
     hub: Arc<EndpointsHub>,
     synced: Arc<AtomicBool>,
@@ -99,12 +106,12 @@ struct Discovery {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn discovery(server: &FakeApiServer) -> Discovery {
+fn discovery(client: kube::Client) -> Discovery {
     let hub = Arc::new(EndpointsHub::default());
     let synced = Arc::new(AtomicBool::new(false));
     let shutdown = CancellationToken::new();
     let run = endpoints::run(
-        server.client().unwrap(),
+        client,
         hub.clone(),
         mesh_proxy_api::IdentityDomain::new("linkerd", TD),
         synced.clone(),
@@ -140,7 +147,7 @@ async fn endpoints_follow_services_slices_and_pods_through_relists() {
         ))
         .unwrap();
 
-    let Discovery { hub, synced, shutdown, task } = discovery(&server);
+    let Discovery { hub, synced, shutdown, task } = discovery(server.client().unwrap());
     let mut rx = hub.subscribe();
 
     // Synced means the initial lists are already in the hub.
@@ -226,7 +233,7 @@ async fn endpoints_follow_services_slices_and_pods_through_relists() {
 #[tokio::test]
 async fn an_empty_cluster_syncs_and_the_hub_stays_empty() {
     let server = FakeApiServer::start().await.unwrap();
-    let Discovery { hub, synced, shutdown, task } = discovery(&server);
+    let Discovery { hub, synced, shutdown, task } = discovery(server.client().unwrap());
     wait_synced(&synced).await;
     assert!(hub.subscribe().borrow().is_empty());
     for r in ["services", "endpointslices", "pods"] {
@@ -243,11 +250,70 @@ async fn synced_waits_for_all_three_lists() {
     // retries (after the watcher's backoff) succeed.
     server.faults().fail_next(Verb::List, 2, http::StatusCode::INTERNAL_SERVER_ERROR);
     server.store().create_object(service(80)).unwrap();
-    let Discovery { synced, shutdown, task, .. } = discovery(&server);
+    let Discovery { synced, shutdown, task, .. } = discovery(server.client().unwrap());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!synced.load(Ordering::Acquire), "two of the three first lists failed");
     wait_synced(&synced).await;
     assert!(server.faults().count(Verb::List) >= 5, "the failed lists were retried");
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
+}
+
+/// Creates `object` in namespace `shop` of a real API server, which fills in
+/// its uid.
+async fn create<K>(client: &kube::Client, object: Value) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    K: Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), "shop");
+    let typed: K = serde_json::from_value(object).expect("a valid object");
+    api.create(&PostParams::default(), &typed).await.expect("the real API server accepts it")
+}
+
+#[tokio::test]
+async fn endpoints_follow_services_slices_and_pods_real_apiserver() {
+    let test = "endpoints_follow_services_slices_and_pods_real_apiserver";
+    let Some(server) = RealApiServer::start(test) else { return };
+    let client = server.client().await;
+    let shop =
+        Namespace { metadata: ObjectMeta { name: Some("shop".into()), ..Default::default() }, ..Default::default() };
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &shop).await.unwrap();
+    let web1: Pod = create(&client, pod("web-1", "web", true)).await;
+    let web2: Pod = create(&client, pod("web-2", "legacy", false)).await;
+    let (web1, web2) = (web1.metadata.uid.unwrap(), web2.metadata.uid.unwrap());
+    create::<Service>(&client, service(80)).await;
+    let eps = [("10.0.0.1", "web-1", web1.as_str(), true), ("10.0.0.2", "web-2", web2.as_str(), true)];
+    create::<EndpointSlice>(&client, slice("web-a", &eps)).await;
+
+    let Discovery { hub, synced, shutdown, task } = discovery(client.clone());
+    let mut rx = hub.subscribe();
+    wait_synced(&synced).await;
+    let initial = read(&hub, &hub.subscribe().borrow().clone(), &key(80));
+    assert_eq!(initial, vec![("10.0.0.1:8080".to_string(), id("web", "shop")), ("10.0.0.2:8080".to_string(), None)]);
+
+    let patch = |v: Value| Patch::Merge(v);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let meshed = json!({"metadata": {"labels": {endpoints::MESHED_LABEL: "linkerd"}}});
+    pods.patch("web-2", &PatchParams::default(), &patch(meshed)).await.unwrap();
+    wait_for(&hub, &mut rx, &key(80), &[("10.0.0.1:8080", id("web", "shop")), ("10.0.0.2:8080", id("legacy", "shop"))])
+        .await;
+
+    // A port change moves the answers; the old port has none.
+    let services: Api<Service> = Api::namespaced(client.clone(), "shop");
+    let port = json!({"spec": {"ports": [{"name": "http", "port": 81, "targetPort": "http"}]}});
+    services.patch("web", &PatchParams::default(), &patch(port)).await.unwrap();
+    wait_for(&hub, &mut rx, &key(81), &[("10.0.0.1:8080", id("web", "shop")), ("10.0.0.2:8080", id("legacy", "shop"))])
+        .await;
+    assert!(read(&hub, &rx.borrow().clone(), &key(80)).is_empty(), "the old port is gone");
+
+    // A deleted Pod's endpoint goes although its slice still names it.
+    pods.delete("web-1", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+    wait_for(&hub, &mut rx, &key(81), &[("10.0.0.2:8080", id("legacy", "shop"))]).await;
+
+    services.delete("web", &DeleteParams::default()).await.unwrap();
+    wait_for(&hub, &mut rx, &key(81), &[]).await;
+    assert!(synced.load(Ordering::Acquire));
     shutdown.cancel();
     tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
 }

@@ -10,6 +10,11 @@
 //!   refused under `CI`, where expected outputs are compared, never made.
 //!
 //! `.ci/run` installs every tool named here.
+//!
+//! [`apiserver`] starts a real kube-apiserver for the `..._real_apiserver_...`
+//! tests.
+
+pub mod apiserver;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

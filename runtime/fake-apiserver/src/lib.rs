@@ -1,5 +1,11 @@
 //! An in-process fake Kubernetes API server for tests.
 //!
+//! A real kube-apiserver now runs in the `..._real_apiserver_...` tests
+//! (`mesh_test_support::apiserver`); this fake stays for what a real server
+//! cannot be made to do: injected faults (500s, 403s, dropped watches,
+//! compaction on demand), tokens it would never issue (already expired), and
+//! the tests not yet ported. docs/development.md lists them.
+//!
 //! It listens on plain HTTP on `127.0.0.1:<random port>`; a real
 //! `kube::Client` ([`FakeApiServer::client`]) and the real `kubectl`
 //! (through [`FakeApiServer::kubeconfig`]) both drive it.

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const NS: &str = "mesh-system";
+pub(crate) const NS: &str = "mesh-system";
 
 fn proxyconfigs() -> Gvr {
     Gvr::new("meshc.io", "v1alpha1", "proxyconfigs")
@@ -27,7 +27,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// The objects of a build directory, as JSON.
-fn objects(dist: &Path) -> Vec<Value> {
+pub(crate) fn objects(dist: &Path) -> Vec<Value> {
     let mut files = vec![dist.join("bundle.yaml")];
     for ns in std::fs::read_dir(dist.join("configs")).unwrap().flatten() {
         files.extend(std::fs::read_dir(ns.path()).unwrap().flatten().map(|f| f.path()));
@@ -53,13 +53,13 @@ fn apply(server: &FakeApiServer, objects: &[Value]) {
     }
 }
 
-fn keys_configmap(keys: &[(&str, String)]) -> Value {
+pub(crate) fn keys_configmap(keys: &[(&str, String)]) -> Value {
     let data: serde_json::Map<String, Value> = keys.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "meshc-trusted-keys", "namespace": NS},
         "data": data})
 }
 
-fn issuer_secret(files: &Files) -> Value {
+pub(crate) fn issuer_secret(files: &Files) -> Value {
     let read = |f: &str| std::fs::read(files.ca_dir.join(f)).unwrap();
     json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
         "metadata": {"name": "mesh-identity-issuer", "namespace": NS},
@@ -143,7 +143,7 @@ impl Cluster {
 }
 
 /// The ProxyConfig object name of Deployment `name`.
-fn object_of(dist: &Path, name: &str) -> Value {
+pub(crate) fn object_of(dist: &Path, name: &str) -> Value {
     objects(dist).into_iter().find(|o| o["spec"]["workload"]["name"] == name).unwrap()
 }
 

@@ -6,6 +6,7 @@ mod certificate;
 mod config;
 mod endpoints;
 mod kube;
+mod kube_real;
 mod limits;
 mod rollback;
 mod supervise;
