@@ -1,6 +1,6 @@
 //! `mesh-proxy certs` through the real binary; the result loads as an identity.
 
-use mesh_proxy::identity::Identity;
+use mesh_common::identity::Identity;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};

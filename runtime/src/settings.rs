@@ -1,8 +1,8 @@
 //! `mesh-runtime`'s command line: file mode (`--dir`) or Kubernetes mode
 //! (`--kubernetes`), and what both share.
 
-use mesh_proxy::identity::cli::parse_lifetime;
-use mesh_proxy::settings::parse_duration;
+use mesh_common::duration::parse_duration;
+use mesh_common::duration::parse_lifetime;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

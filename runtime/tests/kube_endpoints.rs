@@ -4,7 +4,7 @@
 //! see as events, deletion, and shutdown.
 
 use fake_apiserver::{FakeApiServer, Gvr, Verb};
-use mesh_proxy::discovery::ServiceKey;
+use mesh_proxy_api::endpoints::ServiceKey;
 use mesh_runtime::hub::{EndpointsHub, EndpointsSnapshot};
 use mesh_runtime::kube::endpoints;
 use serde_json::{Value, json};

@@ -13,6 +13,7 @@ pub mod canonical;
 pub mod client;
 pub mod config;
 pub mod decide;
+pub mod endpoints;
 pub mod envelope;
 pub mod identity;
 pub mod outbound;

@@ -50,7 +50,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     fail_every: u64,
     /// Wait this long before answering each HTTP request (`5ms`, `1s`).
-    #[arg(long, value_parser = mesh_proxy::settings::parse_duration)]
+    #[arg(long, value_parser = mesh_common::duration::parse_duration)]
     delay: Option<Duration>,
 }
 

@@ -1,7 +1,8 @@
 //! `mesh-proxy certs`: make a test CA and workload identity directories.
 
-use super::pki::{self, TestPki, Validity};
 use clap::{Args, Subcommand};
+use mesh_common::duration::parse_lifetime;
+use mesh_common::identity::pki::{self, TestPki, Validity};
 use mesh_proxy_api::IdentityDomain;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,42 +65,5 @@ pub fn run(args: CertsArgs) -> Result<String, String> {
             pki::write_identity_dir(&out, &cert, ca.anchors_pem())?;
             Ok(format!("wrote {} to {}", cert.name, out.display()))
         }
-    }
-}
-
-/// A certificate lifetime: `crate::settings::parse_duration`'s units plus
-/// hours and days.
-pub fn parse_lifetime(s: &str) -> Result<Duration, String> {
-    let hours = |n: &str, per: u64| -> Result<Duration, String> {
-        let n: u64 = n.parse().map_err(|_| format!("{s}: expected a number then s, m, h or d"))?;
-        n.checked_mul(per * 3600).map(Duration::from_secs).ok_or_else(|| format!("{s}: too long"))
-    };
-    let d = if let Some(n) = s.strip_suffix('h') {
-        hours(n, 1)?
-    } else if let Some(n) = s.strip_suffix('d') {
-        hours(n, 24)?
-    } else {
-        crate::settings::parse_duration(s)?
-    };
-    if d.is_zero() {
-        return Err(format!("{s}: must be longer than zero"));
-    }
-    Ok(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_lifetime;
-    use std::time::Duration;
-
-    #[test]
-    fn lifetimes() {
-        assert_eq!(parse_lifetime("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_lifetime("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_lifetime("90s"), Ok(Duration::from_secs(90)));
-        assert!(parse_lifetime("0h").is_err());
-        assert!(parse_lifetime("h").is_err());
-        assert!(parse_lifetime("99999999999999999999d").is_err());
-        assert!(parse_lifetime("18446744073709551615d").is_err());
     }
 }

@@ -189,7 +189,7 @@ pub fn blocking_get_body(addr: SocketAddr, path: &str) -> std::io::Result<String
 /// A mesh TLS client config presenting `cert`, trusting `anchors_pem`.
 /// Built here without the proxy's load-time checks, so a test can present
 /// an expired certificate or one from a foreign PKI.
-pub fn client_config(cert: &mesh_proxy::identity::pki::WorkloadCert, anchors_pem: &str) -> Arc<rustls::ClientConfig> {
+pub fn client_config(cert: &mesh_common::identity::pki::WorkloadCert, anchors_pem: &str) -> Arc<rustls::ClientConfig> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let chain: Vec<CertificateDer<'static>> =

@@ -17,7 +17,7 @@
 
 use super::mesh::{Build, token_file};
 use fake_apiserver::{FakeApiServer, Faults, Gvr, Store, TokenInfo, Tokens};
-use mesh_proxy::identity::pki::TestPki;
+use mesh_common::identity::pki::TestPki;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 use super::clients::{self, Observed, Req, Tls};
 use super::coverage::Checks;
 use super::mesh::{self, Launch, Mesh};
-use mesh_proxy::identity::pki::Validity;
+use mesh_common::identity::pki::Validity;
 use mesh_proxy_api::config::Protocol;
 use mesh_proxy_api::{ClientTls, PortPolicy};
 use meshc::query::classes::Classes;

@@ -1,7 +1,7 @@
 //! A mesh on loopback: `meshc build` of an example, one mesh-echo app and
 //! one mesh-proxy per meshed workload, each with its own certificate.
 
-use mesh_proxy::identity::pki::{TestPki, Validity, write_identity_dir};
+use mesh_common::identity::pki::{TestPki, Validity, write_identity_dir};
 use mesh_proxy_api::config::Protocol;
 use mesh_proxy_api::envelope::{SigningKey, verifying_key_to_pem};
 use mesh_proxy_api::{PortPolicy, ProxyConfig, WorkloadRef};

@@ -4,7 +4,7 @@
 
 use super::clients::{self, Observed, Req, Tls};
 use super::mesh::{self, BUILD_SEQUENCE, Launch, Mesh, Workload};
-use mesh_proxy::identity::pki::{TestPki, Validity};
+use mesh_common::identity::pki::{TestPki, Validity};
 use mesh_proxy_api::envelope;
 use mesh_proxy_api::{Authentication, ProxyConfig};
 use std::collections::BTreeMap;

@@ -46,7 +46,7 @@ async fn latency_mode(
     env: &Env,
     args: &Args,
     mode: Mode,
-    ids: &[(String, Arc<mesh_proxy::identity::Identity>)],
+    ids: &[(String, Arc<mesh_common::identity::Identity>)],
 ) -> Result<(), String> {
     let n = ids.len();
     let base = workloads::example()?;

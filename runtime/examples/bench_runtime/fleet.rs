@@ -4,8 +4,8 @@
 //! arrived.
 
 use crate::source::{Env, RUNTIME_ID};
-use mesh_proxy::identity::Identity;
-use mesh_proxy::identity::pki::{Validity, write_identity_dir};
+use mesh_common::identity::Identity;
+use mesh_common::identity::pki::{Validity, write_identity_dir};
 use mesh_proxy::source::ConfigSource;
 use mesh_proxy::source::http::{PollTiming, RuntimeClient, RuntimeSource, TlsSource};
 use std::net::SocketAddr;

@@ -6,7 +6,7 @@ use crate::process::Runtime;
 use crate::workloads::{NAMESPACE, Signed};
 use base64ct::Encoding;
 use fake_apiserver::{FakeApiServer, Options};
-use mesh_proxy::identity::pki::TestPki;
+use mesh_common::identity::pki::TestPki;
 use mesh_proxy_api::envelope::{SigningKey, verifying_key_to_pem};
 use serde_json::{Value, json};
 use std::ffi::OsString;

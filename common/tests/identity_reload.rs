@@ -3,8 +3,8 @@
 mod identity_common;
 
 use identity_common::*;
-use mesh_proxy::identity::pki::{self, TestPki, Validity};
-use mesh_proxy::identity::{Identity, Reload};
+use mesh_common::identity::pki::{self, TestPki, Validity};
+use mesh_common::identity::{Identity, Reload};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use std::net::SocketAddr;

@@ -4,8 +4,8 @@
 mod identity_common;
 
 use identity_common::*;
-use mesh_proxy::identity::Identity;
-use mesh_proxy::identity::pki::{self, TestPki, Validity};
+use mesh_common::identity::Identity;
+use mesh_common::identity::pki::{self, TestPki, Validity};
 
 #[tokio::test]
 async fn meshed_client_identity_is_seen_by_the_server() {

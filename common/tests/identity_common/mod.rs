@@ -3,8 +3,8 @@
 //! over a real loopback socket.
 #![allow(dead_code)]
 
-use mesh_proxy::identity::pki::{self, TestPki, Validity, WorkloadCert};
-use mesh_proxy::identity::{Identity, peer_identity};
+use mesh_common::identity::pki::{self, TestPki, Validity, WorkloadCert};
+use mesh_common::identity::{Identity, peer_identity};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};

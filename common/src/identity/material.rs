@@ -16,14 +16,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The raw contents of the three files, kept to notice changes.
 #[derive(Clone, PartialEq, Eq)]
-pub(super) struct Files {
+pub struct Files {
     crt: Vec<u8>,
     key: Vec<u8>,
     ca: Vec<u8>,
 }
 
 impl Files {
-    pub(super) fn read(dir: &Path) -> Result<Files, String> {
+    pub fn read(dir: &Path) -> Result<Files, String> {
         let read = |file: &str| {
             let path = dir.join(file);
             std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
@@ -33,13 +33,13 @@ impl Files {
 
     /// Files not on disk yet (a certificate just issued), validated before
     /// they are written.
-    pub(super) fn new(crt: Vec<u8>, key: Vec<u8>, ca: Vec<u8>) -> Files {
+    pub fn new(crt: Vec<u8>, key: Vec<u8>, ca: Vec<u8>) -> Files {
         Files { crt, key, ca }
     }
 }
 
 /// A validated identity: what the TLS configs are built from.
-pub(super) struct Material {
+pub struct Material {
     pub certified: Arc<CertifiedKey>,
     pub anchors: Arc<RootCertStore>,
     /// The trust anchors as read, to tell whether configs must be rebuilt.
@@ -51,7 +51,7 @@ pub(super) struct Material {
 
 impl Material {
     /// Validates `files` (read from `dir`, which only names them in errors).
-    pub(super) fn parse(dir: &Path, files: &Files, provider: &Arc<CryptoProvider>) -> Result<Material, String> {
+    pub fn parse(dir: &Path, files: &Files, provider: &Arc<CryptoProvider>) -> Result<Material, String> {
         let at = |file: &str| dir.join(file).display().to_string();
         let chain = certs(&files.crt).map_err(|e| format!("{}: {e}", at(TLS_CRT)))?;
         let anchors_der = certs(&files.ca).map_err(|e| format!("{}: {e}", at(CA_CRT)))?;
