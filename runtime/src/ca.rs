@@ -1,6 +1,6 @@
 //! The issuer: signs workload certificates from CSRs.
 //!
-//! Reads a CA directory as `mesh-proxy certs init` writes it, but only what
+//! Reads a CA directory as `mesh-certs init` writes it, but only what
 //! the runtime needs: `issuer.crt`, `issuer.key` and `ca.crt` (the trust
 //! anchors; the anchor's private key stays offline). Names follow Linkerd,
 //! through `mesh_proxy_api::IdentityDomain`, the format meshc signs configs with.

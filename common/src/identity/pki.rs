@@ -1,6 +1,7 @@
 //! Test PKI: a trust anchor, an issuer and workload certificates, made with
-//! rcgen. The `mesh-proxy certs` subcommand and the tests use it; the proxy
-//! itself only ever reads certificates.
+//! rcgen, which `mesh-certs` and the tests use; the runtime's CA shares
+//! the file names, `WorkloadCert` and the writers. The proxy itself only
+//! ever reads certificates.
 //!
 //! Names follow Linkerd, through [`IdentityDomain`]: the issuer is
 //! `identity.<control-plane-ns>.<trust-domain>` and a workload is
@@ -21,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const TLS_CRT: &str = "tls.crt";
 pub const TLS_KEY: &str = "tls.key";
 pub const CA_CRT: &str = "ca.crt";
-/// File names of a CA directory (`mesh-proxy certs init`).
+/// File names of a CA directory (`mesh-certs init`).
 pub const CA_KEY: &str = "ca.key";
 pub const ISSUER_CRT: &str = "issuer.crt";
 pub const ISSUER_KEY: &str = "issuer.key";

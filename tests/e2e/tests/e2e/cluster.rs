@@ -59,7 +59,7 @@ fn b64(s: &str) -> String {
 /// The RBAC objects of `runtime/deploy/`: the runtime's requests are
 /// authorized by exactly what the deployment grants it.
 fn deploy_rbac() -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/deploy/rbac.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtime/deploy/rbac.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let docs = meshc::load::yaml::parse_documents(&text).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
     docs.iter().map(|d| d.to_json()).filter(|v| !v.is_null()).collect()

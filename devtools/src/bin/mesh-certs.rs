@@ -1,20 +1,26 @@
-//! `mesh-proxy certs`: make a test CA and workload identity directories.
+//! `mesh-certs`: make a test CA and workload identity directories for tests,
+//! benchmarks and the local demo (not for production PKI: the CA key is a
+//! plain file). The certificates are issued by `mesh_common::identity::pki`,
+//! as the runtime's CA issues them.
 
-use clap::{Args, Subcommand};
+use clap::{Parser, Subcommand};
 use mesh_common::duration::parse_lifetime;
 use mesh_common::identity::pki::{self, TestPki, Validity};
 use mesh_proxy_api::IdentityDomain;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-#[derive(Debug, Args)]
-pub struct CertsArgs {
+/// mesh-certs: make a test CA and workload certificates (not for production PKI).
+#[derive(Debug, Parser)]
+#[command(name = "mesh-certs", version)]
+struct Cli {
     #[command(subcommand)]
-    pub command: CertsCommand,
+    command: CertsCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CertsCommand {
+enum CertsCommand {
     /// Create a trust anchor and an issuer: ca.crt, ca.key, issuer.crt, issuer.key.
     Init {
         #[arg(long)]
@@ -31,7 +37,7 @@ pub enum CertsCommand {
     },
     /// Issue a workload certificate: tls.crt (leaf then issuer), tls.key, ca.crt.
     Issue {
-        /// A directory made by `certs init`.
+        /// A directory made by `mesh-certs init`.
         #[arg(long)]
         ca_dir: PathBuf,
         /// ServiceAccount name.
@@ -48,9 +54,22 @@ pub enum CertsCommand {
     },
 }
 
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mesh-certs: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// Runs the subcommand; returns what to print.
-pub fn run(args: CertsArgs) -> Result<String, String> {
-    match args.command {
+fn run(command: CertsCommand) -> Result<String, String> {
+    match command {
         CertsCommand::Init { dir, trust_domain, control_plane_namespace, force } => {
             if !force && dir.join(pki::CA_KEY).exists() {
                 return Err(format!("{}: a CA exists; pass --force to replace it", dir.display()));

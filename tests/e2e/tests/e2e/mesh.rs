@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const HOUR: Duration = Duration::from_secs(3600);
 
 pub fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies-examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies-examples").join(name)
 }
 
 /// What `meshc build` produced, in a temp dir, with the public key beside it.
@@ -230,7 +230,7 @@ impl Mesh {
                     ]);
                 }
             }
-            mesh.spawn_logged(&format!("proxy-{}-{}", w.namespace, w.name), env!("CARGO_BIN_EXE_mesh-proxy"), &args);
+            mesh.spawn_logged(&format!("proxy-{}-{}", w.namespace, w.name), &mesh_e2e::binary("mesh-proxy"), &args);
             mesh.workloads.push(Workload {
                 wi,
                 workload,
@@ -256,7 +256,7 @@ impl Mesh {
             args.extend([if opaque { "--tcp" } else { "--listen" }.into(), SocketAddr::new(app, p).to_string()]);
         }
         args.extend(extra.iter().cloned());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-echo"))
+        let mut child = Command::new(mesh_e2e::binary("mesh-echo"))
             .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -270,7 +270,7 @@ impl Mesh {
         self.children.push((format!("echo-{name}"), child));
     }
 
-    fn spawn_logged(&mut self, name: &str, exe: &str, args: &[String]) {
+    fn spawn_logged(&mut self, name: &str, exe: &std::path::Path, args: &[String]) {
         let log = std::fs::File::create(self.logs.join(format!("{name}.log"))).unwrap();
         let child = Command::new(exe)
             .args(args)
@@ -278,7 +278,7 @@ impl Mesh {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("{exe}: {e}"));
+            .unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
         self.children.push((name.to_string(), child));
     }
 

@@ -21,7 +21,7 @@ pub fn identity(i: usize) -> String {
 
 /// The example's config, compiled from the repository.
 pub fn example() -> Result<ProxyConfig, String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(EXAMPLE);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(EXAMPLE);
     let outcome = meshc::pipeline::compile(&meshc::load::Input::Path(dir), &Default::default())
         .map_err(|e| format!("compiling {EXAMPLE}: {e:?}"))?;
     outcome

@@ -1,4 +1,4 @@
-//! `mesh-proxy certs` through the real binary; the result loads as an identity.
+//! `mesh-certs` through the real binary; the result loads as an identity.
 
 use mesh_common::identity::Identity;
 use std::path::Path;
@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 fn certs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mesh-proxy")).arg("certs").args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mesh-certs")).args(args).output().unwrap()
 }
 
 fn ok(out: Output) -> String {

@@ -31,6 +31,8 @@ pub fn run(name: &str, body: impl FnOnce()) {
         );
         return;
     };
+    // Built out here: inside, the namespace has no network for cargo.
+    let bin_dir = mesh_e2e::bin_dir();
     println!("e2e {name}: running in a new network namespace (unshare {})", flags.join(" "));
     let status = Command::new("unshare")
         .args(flags)
@@ -38,6 +40,7 @@ pub fn run(name: &str, body: impl FnOnce()) {
         .arg(exe)
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(INSIDE, "1")
+        .env(mesh_e2e::BIN_DIR_ENV, bin_dir)
         .status()
         .expect("unshare runs");
     assert!(status.success(), "e2e {name} failed inside its network namespace");
