@@ -16,6 +16,7 @@ pub mod decide;
 pub mod endpoints;
 pub mod envelope;
 pub mod identity;
+pub mod names;
 pub mod outbound;
 pub mod route;
 pub mod schema;
