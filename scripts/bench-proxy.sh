@@ -20,8 +20,8 @@
 #     oha completed; memory = VmRSS at the end of the run and VmHWM (peak) of
 #     the server-side proxy process. The table shows the median over rounds.
 #   * The proxy targets need `meshc` (keygen, build of a tiny policy repo
-#     written below) and `mesh-proxy certs` (test CA and workload
-#     certificates). When `mesh-proxy certs` is missing they are skipped with
+#     written below) and `mesh-certs` (test CA and workload
+#     certificates). When `mesh-certs` is missing they are skipped with
 #     a note, and the direct/haproxy figures are still reported.
 #
 # Usage: scripts/bench-proxy.sh            (from the repository root)
@@ -84,8 +84,8 @@ require() {
 
 build() {
     if [[ -n ${SKIP_BUILD:-} ]]; then return; fi
-    log "building release binaries (mesh-proxy, mesh-echo, meshc)"
-    (cd "$REPO" && cargo build --release --locked -p mesh-proxy --bins -p meshc >&2)
+    log "building release binaries (mesh-proxy, mesh-echo, mesh-certs, meshc)"
+    (cd "$REPO" && cargo build --release --locked -p mesh-proxy -p mesh-devtools --bins -p meshc >&2)
 }
 
 # wait_http URL: until something answers on URL (any status), at most 10 s.
@@ -221,19 +221,19 @@ EOF
 }
 
 # Keys, signed configs, certificates and discovery for both proxies.
-# Returns 1 (proxy targets skipped) when `mesh-proxy certs` is not there yet.
+# Returns 1 (proxy targets skipped) when `mesh-certs` is not there.
 prepare_mesh() {
-    if ! "$BIN_DIR/mesh-proxy" certs --help >/dev/null 2>&1; then
-        log "mesh-proxy has no 'certs' subcommand: skipping the proxy and meshed targets"
+    if ! "$BIN_DIR/mesh-certs" --help >/dev/null 2>&1; then
+        log "no mesh-certs in $BIN_DIR: skipping the proxy and meshed targets"
         return 1
     fi
     local meshc="$BIN_DIR/meshc"
     "$meshc" keygen --out "$WORK/keys" >&2
     write_policy "$WORK/repo"
     "$meshc" build "$WORK/repo" --key "$WORK/keys/meshc.key" --out "$WORK/dist" --revision bench >&2
-    "$BIN_DIR/mesh-proxy" certs init --dir "$WORK/ca" --trust-domain cluster.local >&2
+    "$BIN_DIR/mesh-certs" init --dir "$WORK/ca" --trust-domain cluster.local >&2
     for sa in echo client; do
-        "$BIN_DIR/mesh-proxy" certs issue --ca-dir "$WORK/ca" --sa $sa --namespace bench --out "$WORK/id-$sa" >&2
+        "$BIN_DIR/mesh-certs" issue --ca-dir "$WORK/ca" --sa $sa --namespace bench --out "$WORK/id-$sa" >&2
     done
     cat >"$WORK/discovery.json" <<EOF
 {"services":[{"namespace":"bench","name":"echo","ports":[{"port":8080,"endpoints":[

@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --release --quiet -p mesh-runtime --bin mesh-runtime --example bench_runtime
+cargo build --release --quiet -p mesh-runtime --bin mesh-runtime
+cargo build --release --quiet -p mesh-e2e --example bench_runtime
 # 1,000 proxies hold a connection each, on both sides of the loopback.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 exec "$target/release/examples/bench_runtime" --runtime-bin "$target/release/mesh-runtime" "$@"

@@ -34,13 +34,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 say() { printf '\n== %s\n' "$*"; }
 
-say "building meshc, mesh-proxy, mesh-echo, mesh-runtime"
-(cd "$REPO" && cargo build -q -p meshc -p mesh-proxy --bins -p mesh-runtime)
+say "building meshc, mesh-proxy, mesh-runtime, mesh-echo, mesh-certs"
+(cd "$REPO" && cargo build -q -p meshc -p mesh-proxy -p mesh-runtime -p mesh-devtools --bins)
 
 say "signing the example's configs (meshc build)"
 "$BIN/meshc" keygen --out "$WORK/keys" >/dev/null
 "$BIN/meshc" build "$EXAMPLE" --key "$WORK/keys/meshc.key" --out "$WORK/dist" --revision demo
-"$BIN/mesh-proxy" certs init --dir "$WORK/ca" --trust-domain cluster.local >/dev/null
+"$BIN/mesh-certs" init --dir "$WORK/ca" --trust-domain cluster.local >/dev/null
 
 # Pods (where proxies listen) and apps (where mesh-echo listens).
 declare -A POD=([frontend]=127.0.10.1 [podinfo-primary]=127.0.11.1 [podinfo-canary]=127.0.12.1)

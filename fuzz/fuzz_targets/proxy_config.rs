@@ -1,9 +1,9 @@
-//! mesh-proxy's config decode (`proxy/src/source/`): any bytes as the file
+//! The config decode mesh-proxy and mesh-runtime share (`common/src/verify.rs`): any bytes as the file
 //! or long-poll body a proxy reads, through parsing and verification.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mesh_proxy::source::Verifier;
+use mesh_common::verify::Verifier;
 
 fuzz_target!(|data: &[u8]| {
     let verifier = Verifier { trusted: meshc_fuzz::trusted(), workload: meshc_fuzz::SEED_WORKLOAD.to_owned() };

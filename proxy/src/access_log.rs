@@ -11,7 +11,6 @@ use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -75,6 +74,8 @@ impl AccessLog {
         Some(AccessLog { format, writer: writer.clone()? })
     }
 
+    /// A log to a writer of the test's choosing.
+    #[cfg(test)]
     pub fn new(format: AccessLogFormat, writer: Writer) -> AccessLog {
         AccessLog { format, writer }
     }
@@ -151,8 +152,10 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer appending to `path` (created if missing).
-    pub fn spawn_file(path: &Path, capacity: usize, dropped: Counter) -> std::io::Result<Writer> {
+    /// A writer appending to `path` (created if missing); the tests read
+    /// the file back.
+    #[cfg(test)]
+    pub fn spawn_file(path: &std::path::Path, capacity: usize, dropped: Counter) -> std::io::Result<Writer> {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         Writer::spawn_to(file, capacity, dropped)
     }

@@ -9,8 +9,6 @@
 //! refusals.
 
 use crate::Ctx;
-use crate::http_util::{ConnLimits, serve_connection};
-use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
 use crate::state::{self, ConfigRx};
 use bytes::Bytes;
@@ -18,6 +16,8 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use mesh_common::http_server::{ConnLimits, serve_connection};
+use mesh_common::identity::Identity;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;

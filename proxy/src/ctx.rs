@@ -2,10 +2,10 @@
 //! discovery, metrics and the shutdown signal.
 
 use crate::discovery::Discovery;
-use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::state::ConfigRx;
+use mesh_common::identity::Identity;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;

@@ -8,21 +8,21 @@
 //! app's requests to Services whose endpoints come from [`discovery`];
 //! [`admin`] serves health and [`metrics`].
 
-pub mod access_log;
-pub mod admin;
-pub mod ctx;
-pub mod detect;
+mod access_log;
+mod admin;
+mod ctx;
+mod detect;
 pub mod discovery;
-pub mod filters;
-pub mod http_util;
+mod filters;
+mod http_util;
 pub mod identity;
 pub mod inbound;
-pub mod listen;
+mod listen;
 pub mod metrics;
 pub mod net;
 pub mod outbound;
 pub mod run;
-pub mod settings;
+mod settings;
 pub mod source;
 pub mod state;
 

@@ -14,8 +14,6 @@ struct Cli {
 enum Command {
     /// Run the proxy for one workload.
     Run(Box<mesh_proxy::Settings>),
-    /// Make a test CA and workload certificates (not for production PKI).
-    Certs(mesh_proxy::identity::cli::CertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,16 +31,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Certs(args) => match mesh_proxy::identity::cli::run(args) {
-            Ok(msg) => {
-                println!("{msg}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("mesh-proxy certs: {e}");
-                ExitCode::from(2)
-            }
-        },
     }
 }
 

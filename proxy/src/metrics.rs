@@ -18,6 +18,7 @@ mod targets;
 pub use targets::{LiveTargets, PASSTHROUGH, UNLISTED};
 use targets::{Targeted, Tracked};
 
+use mesh_common::metrics::{Held, ReasonLabel, encode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -90,12 +91,6 @@ impl Targeted for LatencyLabels {
 /// `kind:name` of a config resource, the `target`, `route` and `authz` label form.
 pub fn meta_label(meta: &mesh_proxy_api::Meta) -> String {
     format!("{}:{}", meta.kind, meta.name)
-}
-
-/// A `reason` label; the runtime's metrics use it too.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct ReasonLabel {
-    pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -266,36 +261,6 @@ impl Metrics {
     /// The OpenMetrics text exposition, `# EOF` included.
     pub fn encode(&self) -> String {
         encode(&self.registry)
-    }
-}
-
-/// `registry` in the OpenMetrics text format, `# EOF` included.
-pub fn encode(registry: &Registry) -> String {
-    let mut out = String::new();
-    // Writing into a String cannot fail; an encoder error would be a
-    // label value prometheus-client refuses, which ours never are.
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
-        tracing::error!("encoding metrics: {e}");
-    }
-    out
-}
-
-/// Counts something as open in a gauge until dropped, so an early return
-/// or a panic cannot leave the gauge high.
-pub struct Held {
-    gauge: Gauge,
-}
-
-impl Held {
-    pub fn new(gauge: Gauge) -> Held {
-        gauge.inc();
-        Held { gauge }
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.gauge.dec();
     }
 }
 

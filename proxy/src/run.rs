@@ -3,23 +3,16 @@
 use crate::discovery::runtime::{MAX_WATCHED_SERVICES, RuntimeDiscovery};
 use crate::discovery::{Discovery, NoDiscovery};
 use crate::identity::csr::{self, CsrSettings, CsrTiming};
-use crate::identity::{Identity, Reload};
 use crate::metrics::Metrics;
 use crate::source::http::{PollTiming, RuntimeClient};
 use crate::source::{self, RuntimeSource, Verifier};
 use crate::{Ctx, Settings, admin, inbound, outbound, state};
-use mesh_proxy_api::envelope::verifying_key_from_pem;
+use mesh_common::identity::{Identity, Reload};
+use mesh_common::verify::read_trusted_keys;
 use std::sync::Arc;
 
 pub async fn run(settings: Settings) -> Result<(), String> {
-    let trusted = settings
-        .trust_keys
-        .iter()
-        .map(|p| {
-            let pem = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            verifying_key_from_pem(&pem).map_err(|e| format!("{}: {e}", p.display()))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    let trusted = read_trusted_keys(&settings.trust_keys)?;
     let csr = csr_settings(&settings)?;
     if let Some(csr) = &csr {
         csr.bootstrap().await?;

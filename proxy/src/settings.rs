@@ -1,6 +1,7 @@
 //! Command-line settings of `mesh-proxy run`.
 
 use clap::Args;
+use mesh_common::duration::parse_duration;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -151,17 +152,4 @@ fn parse_tcp_target(s: &str) -> Result<(SocketAddr, String), String> {
         return Err(format!("{host}: expected name.namespace"));
     }
     Ok((listen, b.to_string()))
-}
-
-/// `500ms`, `10s`, `2m`: one integer and a unit.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| format!("{s}: missing unit (ms, s, m)"))?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("{s}: expected a number then ms, s or m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(|| format!("{s}: too long")),
-        _ => Err(format!("{s}: unknown unit `{unit}` (ms, s, m)")),
-    }
 }

@@ -4,11 +4,11 @@
 
 mod runtime_client_support;
 
+use mesh_common::identity::Identity;
+use mesh_common::identity::pki::{self, Validity};
 use mesh_proxy::discovery::runtime::RuntimeDiscovery;
 use mesh_proxy::discovery::{Discovery, ServiceKey};
-use mesh_proxy::identity::Identity;
 use mesh_proxy::identity::csr::{CsrSettings, CsrTiming};
-use mesh_proxy::identity::pki::{self, Validity};
 use mesh_proxy::metrics::Metrics;
 use mesh_proxy::source::http::{PollTiming, RuntimeClient};
 use mesh_proxy::source::{self, RuntimeSource, Verifier};
@@ -263,7 +263,7 @@ async fn csr_bootstrap_writes_a_working_identity_and_renewal_replaces_it_before_
     replaced(&dir.path().join(pki::TLS_CRT), &cert_before, Duration::from_secs(6)).await;
     assert_eq!(rt.state.issued.load(Ordering::Relaxed), 2);
     assert!(SystemTime::now() < expiry_before, "renewed before the old certificate expired");
-    assert!(matches!(id.reload_now(), mesh_proxy::identity::Reload::Swapped(2)), "the reloader takes the new one");
+    assert!(matches!(id.reload_now(), mesh_common::identity::Reload::Swapped(2)), "the reloader takes the new one");
     assert!(id.expires_at() > expiry_before);
     assert_eq!(std::fs::read(dir.path().join(pki::TLS_KEY)).unwrap(), key_before, "renewal keeps the key");
     shutdown.cancel();

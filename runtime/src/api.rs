@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use mesh_proxy::discovery::ServiceKey;
+use mesh_proxy_api::endpoints::ServiceKey;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -157,7 +157,7 @@ fn bad_request(e: String) -> Refused {
 
 /// A permit to hold `caller`'s request open, or the 429 (its own share is
 /// held) or 503 (every slot is) that says to come back.
-fn hold(api: &Api, caller: &str) -> Result<(WatchPermit, mesh_proxy::metrics::Held), Refused> {
+fn hold(api: &Api, caller: &str) -> Result<(WatchPermit, mesh_common::metrics::Held), Refused> {
     let permit = api.watches.acquire(caller).map_err(|why| {
         api.metrics.watch_refused(why.reason());
         tracing::debug!(%caller, reason = why.reason(), "watch refused");

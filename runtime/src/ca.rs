@@ -1,11 +1,11 @@
 //! The issuer: signs workload certificates from CSRs.
 //!
-//! Reads a CA directory as `mesh-proxy certs init` writes it, but only what
+//! Reads a CA directory as `mesh-certs init` writes it, but only what
 //! the runtime needs: `issuer.crt`, `issuer.key` and `ca.crt` (the trust
 //! anchors; the anchor's private key stays offline). Names follow Linkerd,
 //! through `mesh_proxy_api::IdentityDomain`, the format meshc signs configs with.
 
-use mesh_proxy::identity::pki::{self, WorkloadCert};
+use mesh_common::identity::pki::{self, WorkloadCert};
 use mesh_proxy_api::IdentityDomain;
 use rcgen::{
     CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
@@ -232,7 +232,7 @@ fn random_serial() -> SerialNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mesh_proxy::identity::pki::TestPki;
+    use mesh_common::identity::pki::TestPki;
 
     fn ca() -> (tempfile::TempDir, Ca) {
         let dir = tempfile::tempdir().unwrap();

@@ -12,27 +12,12 @@ use crate::state_file::FloorFile;
 use crate::store::Store;
 use crate::supervise::Tasks;
 use crate::tokens::FileTokens;
-use mesh_proxy_api::envelope::{self, VerifyingKey};
-use std::path::PathBuf;
+use mesh_common::verify::read_trusted_keys;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-fn read_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, String> {
-    let keys = paths
-        .iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            envelope::verifying_key_from_pem(&text).map_err(|e| format!("{}: {e}", p.display()))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    if keys.is_empty() {
-        return Err("no --trust-key given".into());
-    }
-    Ok(keys)
-}
 
 /// Ready once the build directory was read.
 struct FileReadiness {
@@ -58,7 +43,7 @@ pub async fn start(s: Settings) -> Result<Running, String> {
     let (Some(dir), Some(ca_dir)) = (s.dir.clone(), s.ca_dir.clone()) else {
         return Err("file mode needs --dir and --ca-dir".into());
     };
-    let trusted = read_keys(&s.trust_keys)?;
+    let trusted = read_trusted_keys(&s.trust_keys)?;
     let ca = Arc::new(Ca::load(&ca_dir, &s.identity_domain())?);
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
@@ -116,7 +101,7 @@ pub async fn start(s: Settings) -> Result<Running, String> {
 
 fn endpoint_applier(hub: Arc<EndpointsHub>) -> impl Fn(&[u8]) -> Result<String, String> + Send + 'static {
     move |bytes| {
-        let snap = mesh_proxy::discovery::file::parse(bytes)?;
+        let snap = mesh_proxy_api::endpoints::parse(bytes)?;
         hub.replace(&snap.endpoints);
         Ok(format!("{} service ports", snap.endpoints.len()))
     }

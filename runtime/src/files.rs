@@ -13,8 +13,8 @@
 use crate::store::{ObjectKey, Update};
 use crate::supervise::blocking;
 use bytes::Bytes;
+use mesh_common::content_hash;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,12 +37,6 @@ impl PartialEq for Content {
     fn eq(&self, other: &Content) -> bool {
         self.hash == other.hash && self.bytes.len() == other.bytes.len()
     }
-}
-
-pub fn content_hash(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
 }
 
 /// What a build directory holds.

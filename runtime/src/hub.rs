@@ -9,7 +9,7 @@
 use crate::metrics::Metrics;
 use crate::store::{Change, Served, Status, Store, Subject};
 use bytes::Bytes;
-use mesh_proxy::discovery::{Endpoints, ServiceKey};
+use mesh_proxy_api::endpoints::{Endpoints, ServiceKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

@@ -10,18 +10,18 @@
 
 pub mod api;
 pub mod ca;
-pub mod cert_limits;
-pub mod file_mode;
-pub mod files;
+mod cert_limits;
+mod file_mode;
+mod files;
 pub mod hub;
 pub mod kube;
-pub mod limits;
+mod limits;
 pub mod metrics;
-pub mod quota;
+mod quota;
 pub mod run;
 pub mod serve;
-pub mod settings;
-pub mod state_file;
+mod settings;
+mod state_file;
 pub mod store;
 pub mod supervise;
 pub mod tokens;

@@ -1,7 +1,7 @@
 //! Prometheus metrics (OpenMetrics text). Label values are fixed words, so
 //! cardinality never depends on objects or clients.
 
-use mesh_proxy::metrics::{Held, ReasonLabel};
+use mesh_common::metrics::{Held, ReasonLabel};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -149,6 +149,6 @@ impl Metrics {
 
     /// The OpenMetrics text exposition, `# EOF` included.
     pub fn encode(&self) -> String {
-        mesh_proxy::metrics::encode(&self.registry)
+        mesh_common::metrics::encode(&self.registry)
     }
 }

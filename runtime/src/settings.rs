@@ -1,8 +1,8 @@
 //! `mesh-runtime`'s command line: file mode (`--dir`) or Kubernetes mode
 //! (`--kubernetes`), and what both share.
 
-use mesh_proxy::identity::cli::parse_lifetime;
-use mesh_proxy::settings::parse_duration;
+use mesh_common::duration::parse_duration;
+use mesh_common::duration::parse_lifetime;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +18,7 @@ pub struct Settings {
     /// are trusted; repeat for key rotation.
     #[arg(long = "trust-key", required_unless_present = "kubernetes", conflicts_with = "kubernetes")]
     pub trust_keys: Vec<PathBuf>,
-    /// File mode: issuer.crt, issuer.key and ca.crt (`mesh-proxy certs init`).
+    /// File mode: issuer.crt, issuer.key and ca.crt (`mesh-certs init`).
     #[arg(long, required_unless_present = "kubernetes", conflicts_with = "kubernetes")]
     pub ca_dir: Option<PathBuf>,
     /// File mode: static endpoints (mesh-proxy's discovery file format).

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use mesh_proxy::discovery::ServiceKey;
+use mesh_proxy_api::endpoints::ServiceKey;
 use mesh_runtime::hub::{EndpointsHub, EndpointsSnapshot};
 use mesh_runtime::kube::endpoints;
 use mesh_test_support::apiserver::RealApiServer;

@@ -5,19 +5,12 @@ use mesh_proxy_api::WorkloadRef;
 use mesh_proxy_api::envelope::digest;
 use std::collections::BTreeMap;
 
+pub use mesh_proxy_api::names::is_dns_label;
+
 /// Longest DNS-1123 label. Object names may be subdomains (253), but a
 /// label-sized name also fits file names, label values and tools that
 /// build names from names.
-pub const MAX_NAME: usize = 63;
-
-/// Whether `s` is a DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, ≤ 63.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_NAME
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
+pub const MAX_NAME: usize = mesh_proxy_api::names::MAX_DNS_LABEL;
 
 /// `kind-name`, lower-cased, every other character as `-`, runs of `-`
 /// collapsed, trimmed.

@@ -1,96 +1,20 @@
 //! Static endpoints file (JSON), re-read when its content changes.
 //!
-//! Format (`identity` absent: an unmeshed endpoint, reached in plaintext;
-//! `clusterIP` absent: the Service cannot be reached transparently):
-//!
-//! ```json
-//! {"services": [
-//!   {"namespace": "test", "name": "podinfo", "clusterIP": "10.96.0.10",
-//!    "ports": [
-//!      {"port": 9898, "endpoints": [
-//!        {"addr": "10.40.0.11:9898",
-//!         "identity": "podinfo.test.serviceaccount.identity.linkerd.cluster.local"}]}]}]}
-//! ```
+//! Format: `mesh_proxy_api::endpoints`.
 //!
 //! The file is polled every `interval`; a change of content is applied at
 //! once. A file that cannot be read or parsed is logged and the last good
 //! state is kept, so a half-written file never empties the mesh.
 
-use super::{Discovery, Endpoint, Endpoints, ServiceKey};
-use serde::Deserialize;
+use super::{Discovery, Endpoints, ServiceKey};
+use mesh_common::content_hash;
+use mesh_proxy_api::endpoints::{Snapshot, parse};
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FileDoc {
-    services: Vec<FileService>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FileService {
-    namespace: String,
-    name: String,
-    #[serde(default, rename = "clusterIP")]
-    cluster_ip: Option<IpAddr>,
-    ports: Vec<FilePort>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FilePort {
-    port: u16,
-    #[serde(default)]
-    endpoints: Vec<FileEndpoint>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FileEndpoint {
-    addr: SocketAddr,
-    #[serde(default)]
-    identity: Option<String>,
-}
-
-/// What one good read of the file says. Public so that mesh-runtime's file
-/// mode reads the same format.
-#[derive(Debug, Default, PartialEq)]
-pub struct Snapshot {
-    pub endpoints: HashMap<ServiceKey, Endpoints>,
-    /// Cluster IP and port → Service port, for Services with a `clusterIP`.
-    pub by_addr: HashMap<SocketAddr, ServiceKey>,
-}
-
-/// Parses an endpoints file (format in the module docs).
-pub fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
-    let doc: FileDoc = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let mut snap = Snapshot::default();
-    for svc in doc.services {
-        for port in svc.ports {
-            let key = ServiceKey { namespace: svc.namespace.clone(), name: svc.name.clone(), port: port.port };
-            if let Some(ip) = svc.cluster_ip {
-                snap.by_addr.insert(SocketAddr::new(ip, port.port), key.clone());
-            }
-            let eps = port.endpoints.into_iter().map(|e| Endpoint { addr: e.addr, identity: e.identity }).collect();
-            if snap.endpoints.insert(key.clone(), Arc::new(eps)).is_some() {
-                return Err(format!("{}/{} port {} is listed twice", key.namespace, key.name, key.port));
-            }
-        }
-    }
-    Ok(snap)
-}
-
-fn content_hash(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
-}
 
 /// Discovery from a JSON file; see the module docs for the format.
 pub struct StaticFile {

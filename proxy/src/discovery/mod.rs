@@ -5,26 +5,10 @@
 pub mod file;
 pub mod runtime;
 
+pub use mesh_proxy_api::endpoints::{Endpoint, Endpoints, ServiceKey};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ServiceKey {
-    pub namespace: String,
-    pub name: String,
-    pub port: u16,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub addr: SocketAddr,
-    /// The identity the endpoint's proxy must present; `None` for an
-    /// unmeshed endpoint, which is reached in plaintext.
-    pub identity: Option<String>,
-}
-
-pub type Endpoints = Arc<Vec<Endpoint>>;
 
 pub trait Discovery: Send + Sync + 'static {
     /// A Service port's endpoints, updated as they change (empty when unknown).

@@ -15,9 +15,9 @@
 //! up. Renewal keeps the key; a failed renewal is retried with backoff while
 //! the old certificate keeps serving.
 
-use super::material::{Files, Material};
-use super::pki::{CA_CRT, TLS_CRT, TLS_KEY, write_file};
 use crate::source::http::{Backoff, RuntimeClient, TlsSource};
+use mesh_common::identity::material::{Files, Material};
+use mesh_common::identity::pki::{CA_CRT, TLS_CRT, TLS_KEY, write_file};
 use mesh_proxy_api::IdentityDomain;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
 use rustls::crypto::CryptoProvider;

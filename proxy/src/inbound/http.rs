@@ -50,8 +50,8 @@ where
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| handle(ctx.clone(), app.clone(), conn.clone(), req))
     };
-    let limits = crate::http_util::ConnLimits::headers(ctx.settings.max_header_bytes);
-    crate::http_util::serve_connection(io, service, limits, &ctx.shutdown).await;
+    let limits = mesh_common::http_server::ConnLimits::headers(ctx.settings.max_header_bytes);
+    mesh_common::http_server::serve_connection(io, service, limits, &ctx.shutdown).await;
 }
 
 async fn handle(

@@ -110,7 +110,7 @@ async fn connection(
     drop(loaded);
     if protocol != Protocol::Tls && starts_tls(&stream, ctx.settings.detect_timeout).await {
         let Some(tls) = accept_tls(&ctx, stream, conn.peer).await else { return };
-        conn.client = match crate::identity::peer_identity(tls.get_ref().1) {
+        conn.client = match mesh_common::identity::peer_identity(tls.get_ref().1) {
             Some(id) => Client::identified(conn.peer.ip(), id),
             None => Client::unidentified(conn.peer.ip()),
         };

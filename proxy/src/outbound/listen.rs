@@ -144,8 +144,13 @@ where
 {
     let max_header_bytes = ob.max_header_bytes;
     let svc = service_fn(move |req| handle(ob.clone(), target.clone(), peer, req));
-    crate::http_util::serve_connection(io, svc, crate::http_util::ConnLimits::headers(max_header_bytes), shutdown)
-        .await;
+    mesh_common::http_server::serve_connection(
+        io,
+        svc,
+        mesh_common::http_server::ConnLimits::headers(max_header_bytes),
+        shutdown,
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Which Service port a request or listener names.
 
 use crate::discovery::ServiceKey;
+use mesh_proxy_api::names::is_dns_label;
 
 /// Parses `name.ns.svc.<cluster_domain>[:port]`, `name.ns.svc[:port]` or
 /// `name.ns[:port]` (port 80 when absent; a trailing dot is allowed).
@@ -35,14 +36,6 @@ pub fn parse_service(authority: &str, cluster_domain: &str, default_port: u16) -
         return bad("name and namespace must be DNS labels");
     }
     Ok(ServiceKey { namespace: labels[1].to_string(), name: labels[0].to_string(), port })
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// `namespace/name:port`, how logs and errors name a Service port.

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::state::{self, ConfigRx};
-use mesh_proxy_api::envelope::{SigningKey, sign};
+use mesh_proxy_api::ProxyConfig;
+use mesh_proxy_api::envelope::{self, Envelope, SigningKey, sign};
 use meshc::emit::objects::{Object, ObjectMeta, ProxyConfigSpec, document};
 
 use std::time::Instant;

@@ -8,7 +8,7 @@
 
 use super::{ObjectKey, Rejection, Served};
 use bytes::Bytes;
-use mesh_proxy::source::Verifier;
+use mesh_common::verify::Verifier;
 use mesh_proxy_api::WorkloadRef;
 use mesh_proxy_api::bundle::OpenError;
 use mesh_proxy_api::envelope::{self, VerifyingKey};

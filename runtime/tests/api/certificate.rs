@@ -1,7 +1,7 @@
 use crate::support::*;
 use http::StatusCode;
-use mesh_proxy::identity::Identity;
-use mesh_proxy::identity::pki::{WorkloadCert, write_identity_dir};
+use mesh_common::identity::Identity;
+use mesh_common::identity::pki::{WorkloadCert, write_identity_dir};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -320,7 +320,7 @@ async fn tokens_are_reviewed_and_a_rotated_issuer_signs_from_the_next_request() 
     let old_issuer = issuer_of(first["certificate"].as_str().unwrap());
 
     // cert-manager renews the issuer under the same anchor: the Secret changes.
-    c.files.pki.rotate_issuer(mesh_proxy::identity::pki::Validity::valid_for(HOUR)).unwrap();
+    c.files.pki.rotate_issuer(mesh_common::identity::pki::Validity::valid_for(HOUR)).unwrap();
     c.files.pki.write_ca_dir(&c.files.ca_dir).unwrap();
     let secret = issuer_secret(&c.files);
     c.server

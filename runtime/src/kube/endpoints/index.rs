@@ -2,7 +2,7 @@
 //! and Pods that matter, and each Service port's endpoints derived from
 //! them. No I/O; the rules are in the parent module's doc.
 
-use mesh_proxy::discovery::{Endpoint, Endpoints, ServiceKey};
+use mesh_proxy_api::endpoints::{Endpoint, Endpoints, ServiceKey};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use super::*;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use mesh_proxy::discovery::ServiceKey;
+use mesh_proxy_api::endpoints::ServiceKey;
 use serde_json::{Value, json};
 
 const TD: &str = "cluster.local";
