@@ -1,5 +1,7 @@
-//! The duration grammar of mesh-proxy's and mesh-runtime's flags (not
-//! Linkerd's or Go's, which policy uses: `mesh_proxy_api::duration`).
+//! The duration grammar of mesh-proxy's and mesh-runtime's flags. Policy
+//! uses two others, Linkerd's and Go's, each in one module of its own
+//! (`meshc::lower::outbound::durations`), since only meshc reads policy:
+//! the proxy receives milliseconds in its ProxyConfig.
 
 use std::time::Duration;
 
