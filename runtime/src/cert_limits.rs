@@ -12,7 +12,7 @@
 
 use crate::limits::{KeyedRateLimit, Rate, RateLimit};
 use crate::settings::Limits;
-use sha2::{Digest, Sha256};
+use crate::tokens::token_digest;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -56,10 +56,6 @@ pub struct CertLimits {
     per_identity: KeyedRateLimit,
     /// Token digest → the identity it was reviewed as, and when.
     recent: Mutex<HashMap<[u8; 32], (String, Instant)>>,
-}
-
-fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 impl CertLimits {

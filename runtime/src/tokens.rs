@@ -92,7 +92,9 @@ pub struct FileTokens {
     grants: RwLock<HashMap<[u8; 32], Grant>>,
 }
 
-fn digest(token: &str) -> [u8; 32] {
+/// How a token is kept in memory: its SHA-256, never the token itself (the
+/// certificate limits key their cache of recent reviews by it too).
+pub(crate) fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -122,7 +124,7 @@ impl FileTokens {
                 e.expires_at.as_deref().map(parse_time).transpose().map_err(|m| format!("tokens[{i}]: {m}"))?;
             let grant =
                 Grant { account: ServiceAccount { namespace: e.namespace, name: e.service_account }, expires_at };
-            if grants.insert(digest(&e.token), grant).is_some() {
+            if grants.insert(token_digest(&e.token), grant).is_some() {
                 return Err(format!("tokens[{i}]: the same token is listed twice"));
             }
         }
@@ -134,7 +136,7 @@ impl FileTokens {
     /// The ServiceAccount of `token` at time `now`.
     pub fn check(&self, token: &str, now: SystemTime) -> Result<ServiceAccount, TokenError> {
         let grants = self.grants.read().unwrap_or_else(|e| e.into_inner());
-        let grant = grants.get(&digest(token)).ok_or(TokenError::Unknown)?;
+        let grant = grants.get(&token_digest(token)).ok_or(TokenError::Unknown)?;
         if grant.expires_at.is_some_and(|t| t <= now) {
             return Err(TokenError::Expired);
         }
