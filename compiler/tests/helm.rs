@@ -66,6 +66,7 @@ done
 field() {{ sed -n "s/.*\"$1\":\"\{{0,1\}}\([^\",}}]*\).*/\1/p" "$values"; }}
 app=$(field app); port=$(field port); policy=$(field policy)
 for s in $sets; do case "$s" in port=*) port="${{s#port=}}";; esac; done
+printf -- '---\n# Source: web/templates/sa.yaml\n'; cat "$chart/templates/sa.yaml"
 cat <<OUT
 ---
 # Source: web/templates/deployment.yaml
@@ -99,6 +100,12 @@ fn chart_repo(r: &Path) {
     // JSON, which is YAML, so the stand-in reads the chart's defaults the same way.
     write(r, "charts/web/values.yaml", "{\"app\":\"web\",\"port\":8080,\"policy\":\"all-authenticated\"}\n");
     write(r, "charts/web/templates/deployment.yaml", TEMPLATE);
+    // No template syntax: read as an object too, until its chart is rendered.
+    write(
+        r,
+        "charts/web/templates/sa.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web, namespace: shop}\n",
+    );
     write(r, "policy/server.yaml", SERVER);
 }
 
@@ -155,8 +162,8 @@ fn a_flux_release_with_its_chart_in_the_repository_is_rendered_with_its_values()
     let bad = rows.iter().find(|r| r.0 == Code::InvalidAnnotation).expect("the annotation from valuesFrom");
     assert_eq!((bad.2.as_str(), bad.3), ("charts/web/templates/deployment.yaml", 1), "{bad:?}");
     assert!(bad.4.contains("all-sorts"), "{bad:?}");
-    // The chart's own files are rendered, not skipped.
-    assert!(!rows.iter().any(|r| r.0 == Code::SkippedFile), "{rows:#?}");
+    // The chart's own files are rendered, not skipped nor read a second time as written.
+    assert!(!rows.iter().any(|r| matches!(r.0, Code::SkippedFile | Code::DuplicateResource)), "{rows:#?}");
 }
 
 /// Argo CD: the source path holds the chart; the release name is the

@@ -65,9 +65,14 @@ pub fn render_releases(loaded: &mut Loaded, at: Option<&Where>, tools: &Tools) -
     };
     let outputs: Vec<_> = plans.par_iter().map(|p| template(&helm, p, tools)).collect();
     let mut registry = Registry::new(loaded);
+    let first_rendered = loaded.objects.len();
+    let mut charts = Vec::new();
     for (plan, output) in plans.into_iter().zip(outputs) {
         match output {
-            Ok(text) => read_output(loaded, &mut registry, at, &plan, &text),
+            Ok(text) => {
+                read_output(loaded, &mut registry, at, &plan, &text);
+                charts.push(format!("{}/", plan.shown));
+            }
             Err(failure) => {
                 let o = &loaded.objects[plan.object];
                 let msg = format!(
@@ -79,7 +84,18 @@ pub fn render_releases(loaded: &mut Loaded, at: Option<&Where>, tools: &Tools) -
             }
         }
     }
+    drop_chart_files(loaded, first_rendered, &charts);
     unrendered
+}
+
+/// A rendered chart's files are Helm's input, not objects the cluster
+/// gets as written: a template without template syntax was read as an
+/// object and would be checked twice (`duplicate-resource`).
+fn drop_chart_files(loaded: &mut Loaded, first_rendered: usize, charts: &[String]) {
+    let mut rendered = loaded.objects.split_off(first_rendered);
+    let sources = &loaded.sources;
+    loaded.objects.retain(|o| !charts.iter().any(|c| sources[o.source as usize].name.starts_with(c.as_str())));
+    loaded.objects.append(&mut rendered);
 }
 
 /// The releases object `o` declares: a plan for each chart in the
