@@ -67,12 +67,13 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     let mut findings = loaded.findings;
     let helm = settings::helm_values::from_helm_release(&loaded.objects);
     let chart = settings::helm_values::chart_version(&loaded.objects);
-    let mut releases = load::releases::unrendered(&loaded.objects);
+    let mut releases = std::mem::take(&mut loaded.unrendered);
     let unknown_values = std::mem::take(&mut loaded.unknown_values);
     let settings = read_settings(input, options, (helm, chart), &mut sources, &mut findings)?;
     releases.extend(settings.created_outside.iter().map(|c| load::releases::Release {
         creator: format!("{} (createdOutside in meshc.yaml)", c.by),
         namespace: Some(c.namespace.clone()),
+        why: None,
     }));
     let objects = resolve::versions::unserved(loaded.objects, settings.linkerd_version, &mut findings);
     let (resources, objects) = model::decode_all(objects, &settings.default_namespace, &mut findings);

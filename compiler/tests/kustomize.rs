@@ -95,7 +95,7 @@ fn a_hanging_kustomize_is_stopped_and_reported() {
     write(r, "plain/server.yaml", &SERVER.replace("${APP_PORT}", "8080").replace("name: web,", "name: other,"));
     let bin = tempfile::tempdir().unwrap();
     let hang = script(bin.path(), "kustomize", "exec sleep 30");
-    let tools = Tools { kustomize: Engine::At(hang), timeout: Duration::from_millis(300) };
+    let tools = Tools { kustomize: Engine::At(hang), timeout: Duration::from_millis(300), ..Tools::default() };
     let start = Instant::now();
     let found = check(r, r, tools);
     assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
@@ -139,7 +139,7 @@ fn a_thousand_kustomizations_with_cycles_and_missing_paths_complete() {
     let bin = tempfile::tempdir().unwrap();
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: \"$$\"}\n";
     let stand_in = script(bin.path(), "kustomize", &format!("printf '{}'", cm.replace('\n', "\\n")));
-    let tools = Tools { kustomize: Engine::At(stand_in), timeout: Duration::from_secs(20) };
+    let tools = Tools { kustomize: Engine::At(stand_in), timeout: Duration::from_secs(20), ..Tools::default() };
     let found = check(&r.join("clusters/prod"), r, tools);
     let count = |code: Code| found.iter().filter(|f| f.0 == code).count();
     assert_eq!(count(Code::KustomizationPathMissing), 100);

@@ -32,7 +32,11 @@ pub struct CheckArgs {
     /// `kubectl kustomize`), or `none` to render nothing (default: `kustomize` on PATH, else `kubectl`).
     #[arg(long, value_name = "PATH")]
     kustomize_bin: Option<crate::load::render::Engine>,
-    /// Seconds a renderer (kustomize) may run before it is stopped and reported.
+    /// helm binary for Helm releases whose chart is in the repository (run as `helm template`), or `none` to
+    /// render none (default: `helm` on PATH); unrendered releases stay unknown context.
+    #[arg(long, value_name = "PATH")]
+    helm_bin: Option<crate::load::render::Engine>,
+    /// Seconds a renderer (kustomize, helm) may run before it is stopped and reported.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     render_timeout: f64,
     /// Cluster default inbound policy (Helm proxy.defaultInboundPolicy).
@@ -141,7 +145,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
         return fail(&format!("--render-timeout {}: not a number of seconds", args.render_timeout));
     };
     let kustomize = args.kustomize_bin.unwrap_or(crate::load::render::Engine::Search);
-    let render = crate::load::render::Tools { kustomize, timeout };
+    let helm = args.helm_bin.unwrap_or(crate::load::render::Engine::Search);
+    let render = crate::load::render::Tools { kustomize, helm, timeout };
     let options =
         Options { overrides, settings_file: args.settings, ignore, tests: Some(args.tests), root: args.root, render };
     let outcome = match pipeline::check(&input, &options) {

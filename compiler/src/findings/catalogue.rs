@@ -70,9 +70,9 @@ catalogue! {
         "Kustomize files, Helm charts, values files and templates are inputs to a renderer, not objects the cluster sees. meshc reads rendered manifests only.",
         "Render first and pipe the result: `helm template . | meshc check -` or `kustomize build . | meshc check -`.";
     RenderFailed = "render-failed", Error,
-        "kustomize could not build a kustomization directory, or did not finish in time.",
-        "Flux's kustomize-controller and Argo CD's repo server run the same build and apply nothing from the directory when it fails: none of its objects reach the cluster. meshc quotes the tool's message and checks none of the directory's objects. A build that runs past the deadline (`--render-timeout`, 60 s by default; a remote base on an unreachable host) is stopped and reported the same way.",
-        "Run the quoted command in the repository and fix what it reports (a missing resource, a patch whose target does not exist, a remote base that needs network access).";
+        "kustomize could not build a kustomization directory, or helm could not render a release's chart, or either did not finish in time.",
+        "Flux's kustomize-controller and helm-controller and Argo CD's repo server run the same build and apply nothing from the directory or release when it fails: none of its objects reach the cluster. meshc quotes the tool's message and checks none of those objects (a release's possible objects then make the findings they could change uncertain). A build that runs past the deadline (`--render-timeout`, 60 s by default; a remote base on an unreachable host) is stopped and reported the same way.",
+        "Run the quoted command in the repository and fix what it reports (a missing resource, a patch whose target does not exist, a remote base that needs network access, a template error, a values file that is not there).";
     SymlinkOutsideRoot = "symlink-outside-root", Error,
         "A file or directory in the checked directory is a symlink to a path outside it.",
         "meshc does not read or follow it: it runs on untrusted pull requests, and the target could be any file on the machine (a key). Argo CD refuses to render a repository with such a link; `kubectl apply -f` follows it and applies whatever it points to on the machine that runs it. The manifests behind the link are not analysed.",

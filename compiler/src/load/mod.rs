@@ -45,6 +45,8 @@ pub struct Loaded {
     pub findings: Vec<Finding>,
     /// Objects holding Flux variables left without a value (`flux::Unknown`).
     pub unknown_values: Vec<flux::UnknownValues>,
+    /// Helm releases not rendered, with why (`render::helm`).
+    pub unrendered: Vec<releases::Release>,
 }
 
 /// An input that cannot be read at all (exit code 2), as opposed to a bad file inside it.
@@ -146,6 +148,12 @@ pub fn load_cached_at(
         _ => None,
     };
     flux::expand(&mut loaded, checked);
+    // After Flux: the releases of the directories Kustomizations apply count too.
+    let at = match input {
+        Input::Path(dir) if dir.is_dir() => Some(render::Where::find(dir, root)),
+        _ => None,
+    };
+    loaded.unrendered = render::render_releases(&mut loaded, at.as_ref(), tools);
     Ok(loaded)
 }
 

@@ -32,8 +32,11 @@ pub fn downgrade(findings: &mut [Finding], releases: &[Release], default_namespa
             continue;
         };
         f.severity = Severity::Info;
-        f.message
-            .push_str(&format!(" (may be created by {}, which meshc does not render: not certain)", release.creator));
+        let why = release.why.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+        f.message.push_str(&format!(
+            " (may be created by {}, which meshc does not render{why}: not certain)",
+            release.creator
+        ));
     }
 }
 
@@ -313,7 +316,8 @@ mod tests {
 
     #[test]
     fn only_findings_about_a_release_namespace_drop_to_info() {
-        let releases = [Release { creator: "HelmRelease flux-system/web".into(), namespace: Some("web".into()) }];
+        let releases =
+            [Release { creator: "HelmRelease flux-system/web".into(), namespace: Some("web".into()), why: None }];
         let mut findings = vec![
             // The identity is in ns other: the resource's own namespace web does not matter.
             finding(Code::IdentityMatchesNothing, "web", "web/m names identity a.other.serviceaccount.identity.x"),

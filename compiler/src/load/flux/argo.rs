@@ -2,7 +2,8 @@
 //! repository (`spec.source.path`, each of `spec.sources[].path`): they
 //! apply that directory as a Flux Kustomization does, but only its own
 //! files unless `directory.recurse: true` (Argo CD's default), and with no
-//! variable substitution. Helm sources are unknown context (`releases.rs`).
+//! variable substitution. Helm sources are rendered (`render/helm.rs`) or
+//! stay unknown context (`releases.rs`).
 
 use super::{Kustomization, normalise};
 use crate::load::RawObject;

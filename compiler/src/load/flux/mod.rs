@@ -14,7 +14,7 @@ mod apply;
 mod argo;
 pub mod envsubst;
 pub(crate) mod outside;
-mod vars;
+pub(crate) mod vars;
 
 pub use outside::Checked;
 use outside::Place;

@@ -24,6 +24,12 @@ impl DataSources {
         }
         DataSources(map)
     }
+
+    /// The data of ConfigMap or Secret (`kind`) `namespace/name`, if the repository holds it.
+    pub fn get(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<&[(String, String)]> {
+        let key = (kind.to_owned(), namespace.map(str::to_owned), name.to_owned());
+        self.0.get(&key).map(Vec::as_slice)
+    }
 }
 
 /// A `substituteFrom` entry the repository does not hold.

@@ -1,9 +1,12 @@
 //! Renderers meshc runs on what the repository holds: a directory with a
 //! kustomization file is built with kustomize (`kustomize.rs`), keeping each
 //! object's origin so findings point at the base or patch file as written
-//! (`origin.rs`). The binaries run under a deadline (`run.rs`); a failure is
+//! (`origin.rs`); a Helm release whose chart is in the repository is
+//! rendered with `helm template` (`helm.rs`, `helm_values.rs`). The binaries run under a deadline (`run.rs`); a failure is
 //! a `render-failed` finding with the tool's message, at the file.
 
+mod helm;
+mod helm_values;
 mod kustomize;
 mod origin;
 mod patches;
@@ -12,6 +15,7 @@ mod sources;
 
 pub use sources::Where;
 
+pub use helm::render_releases;
 pub use kustomize::render_kustomizations;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,17 +28,19 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Tools {
     /// `--kustomize-bin`.
     pub kustomize: Engine,
+    /// `--helm-bin`: `helm` on PATH by default; `Never` leaves releases unrendered.
+    pub helm: Engine,
     /// Deadline for each run.
     pub timeout: Duration,
 }
 
 impl Default for Tools {
     fn default() -> Tools {
-        Tools { kustomize: Engine::Search, timeout: DEFAULT_TIMEOUT }
+        Tools { kustomize: Engine::Search, helm: Engine::Search, timeout: DEFAULT_TIMEOUT }
     }
 }
 
-/// Which kustomize engine to run.
+/// Which renderer binary to run (kustomize or helm).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Engine {
     /// `kustomize` on PATH, else `kubectl`; none found: files stay `skipped-file`.
@@ -42,8 +48,9 @@ pub enum Engine {
     /// Render nothing (`--kustomize-bin none`): kustomization files stay
     /// `skipped-file`, as on a machine without the binaries.
     Never,
-    /// A `kustomize` (run as `kustomize build DIR`) or a `kubectl` (run as
-    /// `kubectl kustomize DIR`), told apart by file name.
+    /// For kustomize, a `kustomize` (run as `kustomize build DIR`) or a
+    /// `kubectl` (run as `kubectl kustomize DIR`), told apart by file name;
+    /// for Helm, a `helm`.
     At(PathBuf),
 }
 
@@ -72,6 +79,17 @@ impl Tools {
         let name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let build = if name.starts_with("kubectl") { "kustomize" } else { "build" };
         Some(Kustomize { program, build: vec![build.to_owned()] })
+    }
+}
+
+impl Tools {
+    /// The helm binary to run, if one is available.
+    pub fn helm(&self) -> Option<PathBuf> {
+        match &self.helm {
+            Engine::At(p) => Some(p.clone()),
+            Engine::Search => find_on_path("helm"),
+            Engine::Never => None,
+        }
     }
 }
 
