@@ -28,24 +28,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 runs="${MESHC_BENCH_RUNS:-5}"
-target="${CARGO_TARGET_DIR:-$root/target}"
-
-echo "== building (release)" >&2
-cargo build --release -p meshc --bin meshc >&2
-bench_bin="$(cargo bench -p meshc --bench check_scale --no-run 2>&1 \
-    | tee /dev/stderr \
-    | sed -n 's/^ *Executable benches\/check_scale\.rs (\(.*\))$/\1/p' | tail -n 1)"
-[ -n "$bench_bin" ] || { echo "cannot find the check_scale bench executable" >&2; exit 2; }
-case "$bench_bin" in /*) ;; *) bench_bin="$root/$bench_bin" ;; esac
-meshc="$target/release/meshc"
-
-if [ -n "${MESHC_BENCH_DIR:-}" ]; then
-    dir="$MESHC_BENCH_DIR"
-    rm -rf "$dir"
-else
-    dir="$(mktemp -d -t meshc-bench-XXXXXX)"
-    trap 'rm -rf "$dir"' EXIT
-fi
+bench_name=meshc-bench
+# shellcheck source=scripts/bench-setup.sh
+. "$root/scripts/bench-setup.sh"
 
 echo "== generating into $dir" >&2
 "$bench_bin" --generate "$dir"
