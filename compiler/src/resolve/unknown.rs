@@ -31,12 +31,11 @@ pub fn downgrade(findings: &mut [Finding], releases: &[Release], default_namespa
         let Some(release) = looked_for.or_else(own) else {
             continue;
         };
-        f.severity = Severity::Info;
         let why = release.why.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
-        f.message.push_str(&format!(
-            " (may be created by {}, which meshc does not render{why}: not certain)",
-            release.creator
-        ));
+        not_certain(
+            f,
+            &format!("may be created by {}, which meshc does not render{why}: not certain", release.creator),
+        );
     }
 }
 
@@ -222,10 +221,12 @@ pub fn control_plane_servers(findings: &mut [Finding], r: &Resolved) {
         let Some(component) = spec.pod_selector.as_ref().and_then(|s| control_plane_component(s, ns)) else {
             continue;
         };
-        f.severity = Severity::Info;
-        f.message.push_str(&format!(
-            " (not certain: it selects the Linkerd control plane's {component} pods, which Linkerd's installation creates and this repository does not hold)"
-        ));
+        not_certain(
+            f,
+            &format!(
+                "not certain: it selects the Linkerd control plane's {component} pods, which Linkerd's installation creates and this repository does not hold"
+            ),
+        );
     }
 }
 
@@ -248,8 +249,14 @@ fn every_address() -> Vec<Network> {
 
 /// Drops `f` to info, naming the variables it depends on.
 pub fn mark(f: &mut Finding, u: &UnknownValues) {
+    not_certain(f, &format!("not certain: {}", depends_on(u)));
+}
+
+/// The one way a finding whose truth depends on what the repository does
+/// not hold is lowered: to info, with what it depends on in parentheses.
+fn not_certain(f: &mut Finding, why: &str) {
     f.severity = Severity::Info;
-    f.message.push_str(&format!(" (not certain: {})", depends_on(u)));
+    f.message.push_str(&format!(" ({why})"));
 }
 
 /// `depends on unresolved variable X from Flux Kustomization NS/NAME`.
