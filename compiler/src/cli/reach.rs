@@ -6,7 +6,7 @@ use crate::pipeline::{self, Options, Outcome};
 use crate::query::classes::Classes;
 use crate::query::reach::{self, Reach, workload_label};
 use crate::query::render::{matrix_out, text};
-use crate::query::{matrix, who};
+use crate::query::{matrix, svc, who};
 use crate::settings::SettingsFile;
 use clap::{Args, ValueEnum};
 use mesh_proxy_api::HttpRequest;
@@ -39,7 +39,8 @@ pub struct ReachArgs {
     /// The client: KIND/NS/NAME, NS/NAME, an identity, sa:NS/NAME, unmeshed[:NS], kubelet, external, localhost or ip:ADDRESS.
     #[arg(long)]
     from: String,
-    /// The target: WORKLOAD:PORT (port by number or container port name).
+    /// The target: WORKLOAD:PORT (port by number or container port name), or
+    /// svc/NAMESPACE/NAME:PORT (port by number or Service port name).
     #[arg(long)]
     to: String,
     /// Request method (default GET when --path is given).
@@ -94,12 +95,25 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn load(c: &Common) -> Result<Outcome, ExitCode> {
+    load_with(c, pipeline::check)
+}
+
+/// With each config's outbound part, as `meshc build` signs it: what a
+/// client's proxy does with a call to a Service.
+fn load_compiled(c: &Common) -> Result<Outcome, ExitCode> {
+    load_with(c, pipeline::compile)
+}
+
+fn load_with(
+    c: &Common,
+    run: fn(&Input, &Options) -> Result<Outcome, crate::load::InputError>,
+) -> Result<Outcome, ExitCode> {
     if !c.path.exists() {
         return Err(fail(format!("{}: no such file or directory", c.path.display())));
     }
     let overrides = SettingsFile { pod_networks: c.pod_networks.clone(), ..SettingsFile::default() };
     let options = Options { settings_file: c.settings.clone(), overrides, ..Options::default() };
-    pipeline::check(&Input::Path(c.path.clone()), &options).map_err(fail)
+    run(&Input::Path(c.path.clone()), &options).map_err(fail)
 }
 
 fn request(a: &ReachArgs) -> Result<Option<HttpRequest>, String> {
@@ -119,6 +133,9 @@ fn request(a: &ReachArgs) -> Result<Option<HttpRequest>, String> {
 }
 
 pub fn run_reach(a: ReachArgs) -> ExitCode {
+    if svc::target::is_service(&a.to) {
+        return run_reach_service(a);
+    }
     let o = match load(&a.common) {
         Ok(o) => o,
         Err(code) => return code,
@@ -146,6 +163,38 @@ pub fn run_reach(a: ReachArgs) -> ExitCode {
         Format::Text => {
             let line = req.as_ref().map(|r| format!("{} {}", r.method, r.path));
             out!("{}", text::reach(&result, line.as_deref(), text::Paint::detect()));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `reach --to svc/...`: the client's proxy first, then each backend's
+/// workloads. Without a request part, the request is `GET /`.
+fn run_reach_service(a: ReachArgs) -> ExitCode {
+    let o = match load_compiled(&a.common) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let req = match request(&a) {
+        Ok(r) => r.unwrap_or_else(|| HttpRequest::new("GET", "/")),
+        Err(e) => return fail(e),
+    };
+    let client = match reach::parse_client(&o, &classes, &a.from) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let target = match svc::target::parse(&o, &a.to) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let result = svc::reach(&o, client, &target, &req);
+    match a.format {
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&svc::render::json(&result)).expect("json")),
+        Format::Text => {
+            let grpc = req.header_values("content-type").any(|v| v.starts_with("application/grpc"));
+            let line = format!("{} {}", req.method, req.path);
+            out!("{}", svc::render::text(&result, &line, grpc, text::Paint::detect()));
         }
     }
     ExitCode::SUCCESS
