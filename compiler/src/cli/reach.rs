@@ -63,7 +63,8 @@ pub struct ReachArgs {
 pub struct WhoArgs {
     #[command(flatten)]
     common: Common,
-    /// The workload, optionally with a port: KIND/NS/NAME[:PORT].
+    /// The workload, optionally with a port: KIND/NS/NAME[:PORT]; or a
+    /// Service port, svc/NS/NAME:PORT (every client calling it with GET /).
     target: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -87,6 +88,10 @@ pub struct MatrixArgs {
     namespace: Option<String>,
     #[arg(long, value_enum, default_value_t = MatrixFormat::Table)]
     format: MatrixFormat,
+    /// Client → Service edges (each Service port called with GET /) instead
+    /// of client → workload edges; formats table and json.
+    #[arg(long)]
+    services: bool,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -245,6 +250,9 @@ pub fn reach_json(r: &Reach, with_request: bool) -> String {
 }
 
 pub fn run_who(a: WhoArgs) -> ExitCode {
+    if svc::target::is_service(&a.target) {
+        return run_who_service(a);
+    }
     let o = match load(&a.common) {
         Ok(o) => o,
         Err(code) => return code,
@@ -270,7 +278,63 @@ pub fn run_who(a: WhoArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `who-can-reach svc/...`: every client group calling the Service port with GET /.
+fn run_who_service(a: WhoArgs) -> ExitCode {
+    let o = match load_compiled(&a.common) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let target = match svc::target::parse(&o, &a.target) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let req = HttpRequest::new("GET", "/");
+    let rows = svc::who::who_can_reach(&o, &classes, &target, &req);
+    match a.format {
+        Format::Json => {
+            let v = serde_json::json!({
+                "version": 1,
+                "service": target.label(),
+                "request": "GET /",
+                "clients": rows,
+            });
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        }
+        Format::Text => out!("{}", svc::who::text(&target, "GET /", &rows)),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `matrix --services`: client → Service edges.
+fn run_matrix_services(a: MatrixArgs) -> ExitCode {
+    let o = match load_compiled(&a.common) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let targets = svc::matrix::service_targets(&o, a.namespace.as_deref());
+    if let Some(ns) = &a.namespace
+        && targets.is_empty()
+    {
+        return fail(format!("namespace {ns} has no Services in {}", a.common.path.display()));
+    }
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let all = svc::matrix::edges(&o, &classes, &targets);
+    match a.format {
+        MatrixFormat::Json => {
+            let v = serde_json::json!({ "version": 1, "request": "GET /", "services": all });
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        }
+        MatrixFormat::Table => out!("{}", svc::matrix::table(&all)),
+        other => return fail(format!("matrix --services writes table or json, not {other:?}")),
+    }
+    ExitCode::SUCCESS
+}
+
 pub fn run_matrix(a: MatrixArgs) -> ExitCode {
+    if a.services {
+        return run_matrix_services(a);
+    }
     let o = match load(&a.common) {
         Ok(o) => o,
         Err(code) => return code,

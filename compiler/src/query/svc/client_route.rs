@@ -90,7 +90,8 @@ impl BackendRef {
 pub struct ClientRoute {
     /// `HTTPRoute`, `GRPCRoute`, `ServiceProfile`, `default` (no routes: the
     /// Service itself), `opaque` (TCP to the Service), `no-proxy` (kube-proxy
-    /// alone), `undeclared-port` (the Service has no such port).
+    /// alone), `undeclared-port` (the Service has no such port),
+    /// `not-exposed` (a ClusterIP Service called from outside the cluster).
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -165,6 +166,24 @@ pub fn undeclared(t: &ServiceTarget) -> Routed {
         t.namespace, t.name, t.port
     );
     Routed { route: ClientRoute::new("undeclared-port", detail), backends: Vec::new() }
+}
+
+/// A client outside the cluster networks calling a Service that only has a
+/// cluster IP: no address of the Service is routable from where it is.
+pub fn not_exposed(t: &ServiceTarget) -> Routed {
+    let detail = format!(
+        "Service {}/{} is of type ClusterIP: a client outside the cluster networks has no address to reach it by (NodePort or LoadBalancer would give one)",
+        t.namespace, t.name
+    );
+    Routed { route: ClientRoute::new("not-exposed", detail), backends: Vec::new() }
+}
+
+/// Whether the Service gives clients outside the cluster an address.
+pub fn exposed(o: &Outcome, t: &ServiceTarget) -> bool {
+    match &o.resolved.resources[t.resource].spec {
+        crate::model::Spec::Service(s) => matches!(s.type_.as_deref(), Some("NodePort" | "LoadBalancer")),
+        _ => false,
+    }
 }
 
 fn itself(t: &ServiceTarget) -> BackendRef {

@@ -6,8 +6,10 @@
 
 pub mod backends;
 pub mod client_route;
+pub mod matrix;
 pub mod render;
 pub mod target;
+pub mod who;
 
 use crate::pipeline::Outcome;
 use crate::query::evaluate::Verdict;
@@ -80,6 +82,8 @@ pub fn reach(o: &Outcome, client: ClientView, t: &ServiceTarget, req: &HttpReque
     let sender = client_route::sender(o, &client);
     let routed = if t.declared.is_none() {
         client_route::undeclared(t)
+    } else if client.kind == crate::query::clients::ClientKind::External && !client_route::exposed(o, t) {
+        client_route::not_exposed(t)
     } else if !sender.proxy {
         client_route::unproxied(t)
     } else {
@@ -120,7 +124,7 @@ pub fn reach(o: &Outcome, client: ClientView, t: &ServiceTarget, req: &HttpReque
 /// backends that take traffic (weight above 0) decide together.
 fn overall(route: &ClientRoute, judged: &[BackendVerdict]) -> Overall {
     match (route.kind, route.status) {
-        ("undeclared-port", _) => return Overall::Deny,
+        ("undeclared-port" | "not-exposed", _) => return Overall::Deny,
         (_, Some(404)) => return Overall::NoRoute,
         (_, Some(_)) => return Overall::Deny,
         _ => {}
