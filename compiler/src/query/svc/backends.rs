@@ -84,7 +84,8 @@ fn judge_one(o: &Outcome, ask: &Asker, b: &BackendRef, weight: u32, req: &HttpRe
             return vec![alone(b, weight, Verdict::Deny, ask.local(500), why)];
         }
         BackendRef::Elsewhere { authority } => {
-            let why = format!("dstOverride {authority} is not a Service of this cluster: git does not say where it leads");
+            let why =
+                format!("dstOverride {authority} is not a Service of this cluster: git does not say where it leads");
             return vec![alone(b, weight, Verdict::Depends, None, why)];
         }
     };

@@ -30,9 +30,7 @@ pub fn sender(o: &Outcome, c: &ClientView) -> Sender {
             Sender { proxy: w.is_some_and(|w| w.meshed.is_ok()), namespace: w.map(|w| w.namespace.clone()) }
         }
         ClientKind::Identity => Sender { proxy: true, namespace: identity_namespace(&c.spec, c.identity.as_deref()) },
-        ClientKind::Unmeshed => {
-            Sender { proxy: false, namespace: c.spec.strip_prefix("unmeshed:").map(str::to_owned) }
-        }
+        ClientKind::Unmeshed => Sender { proxy: false, namespace: c.spec.strip_prefix("unmeshed:").map(str::to_owned) },
         ClientKind::Kubelet | ClientKind::External | ClientKind::Localhost | ClientKind::Cidr => {
             Sender { proxy: false, namespace: None }
         }
@@ -55,7 +53,8 @@ fn identity_namespace(spec: &str, identity: Option<&str>) -> Option<String> {
 /// config when `meshc build` gave it one, else the view of the client's
 /// namespace (what the config would hold; the default when it holds none).
 pub fn service_view(o: &Outcome, c: &ClientView, ns: Option<&str>, t: &ServiceTarget) -> Option<OutboundService> {
-    let built = c.workload.and_then(|wi| o.configs[wi].as_ref()).and_then(|cfg| cfg.outbound.service(&t.namespace, &t.name));
+    let built =
+        c.workload.and_then(|wi| o.configs[wi].as_ref()).and_then(|cfg| cfg.outbound.service(&t.namespace, &t.name));
     if let Some(s) = built {
         return Some(s.clone());
     }
@@ -66,12 +65,20 @@ pub fn service_view(o: &Outcome, c: &ClientView, ns: Option<&str>, t: &ServiceTa
 /// One backend of the chosen rule, before the inbound side is asked.
 #[derive(Clone, Debug)]
 pub enum BackendRef {
-    Service { namespace: String, name: String, port: u16 },
+    Service {
+        namespace: String,
+        name: String,
+        port: u16,
+    },
     /// Requests sent here fail in the client's proxy with 500.
-    Invalid { reason: String },
+    Invalid {
+        reason: String,
+    },
     /// A ServiceProfile dstOverride to an authority that is not a Service
     /// of this cluster: where it leads, git does not say.
-    Elsewhere { authority: String },
+    Elsewhere {
+        authority: String,
+    },
 }
 
 impl BackendRef {
@@ -207,7 +214,10 @@ pub fn route(svc: &OutboundService, t: &ServiceTarget, req: &HttpRequest, cluste
             Routed { route: ClientRoute::new("no-route", detail), backends: Vec::new() }
         }
         OutboundRoute::Default { target } => {
-            let mut route = ClientRoute::new("default", "no route is attached to the port: the default route sends every request to the Service itself".into());
+            let mut route = ClientRoute::new(
+                "default",
+                "no route is attached to the port: the default route sends every request to the Service itself".into(),
+            );
             shaping(&mut route, &target);
             Routed { route, backends: backends(&target) }
         }
@@ -258,7 +268,9 @@ fn profile_routed(profile: &Profile, matched: Option<&ProfileRoute>, t: &Service
     let mut route = ClientRoute::new(
         "ServiceProfile",
         match matched {
-            Some(r) => format!("ServiceProfile {} route `{}` is the first whose condition matches", profile.name, r.name),
+            Some(r) => {
+                format!("ServiceProfile {} route `{}` is the first whose condition matches", profile.name, r.name)
+            }
             None => format!(
                 "ServiceProfile {} governs the Service and no route of it matches: the default behaviour (profiles never answer 404)",
                 profile.name

@@ -3,9 +3,9 @@
 //! client's proxy routes it and the backends answer; an edge where some
 //! backend lets the client in (`allow`, `partial`, or `depends`).
 
+use super::Overall;
 use super::target::{ServiceTarget, service_ports};
 use super::who::{Row, groups, row};
-use super::Overall;
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::resolve::index::Kind;

@@ -184,7 +184,10 @@ fn route_step(
     let Some(origin) = &r.origin else { return Step::plain("client route", detail) };
     let index = &p.outcome.resolved.index;
     let found = if origin.meta.kind == "serviceprofile" {
-        origin.namespace.as_deref().and_then(|ns| index.get(crate::resolve::index::Kind::ServiceProfile, ns, &origin.meta.name))
+        origin
+            .namespace
+            .as_deref()
+            .and_then(|ns| index.get(crate::resolve::index::Kind::ServiceProfile, ns, &origin.meta.name))
     } else {
         // A producer route lives with the Service, a consumer route with the client.
         std::iter::once(t.namespace.as_str())

@@ -37,8 +37,9 @@ pub fn is_service(spec: &str) -> bool {
 /// name must be one of the Service's.
 pub fn parse(o: &Outcome, spec: &str) -> Result<ServiceTarget, String> {
     let rest = spec.strip_prefix(PREFIX).ok_or_else(|| format!("`{spec}` does not start with {PREFIX}"))?;
-    let (service, port) =
-        rest.rsplit_once(':').ok_or_else(|| format!("`{spec}`: expected svc/NAMESPACE/NAME:PORT (a port is required)"))?;
+    let (service, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{spec}`: expected svc/NAMESPACE/NAME:PORT (a port is required)"))?;
     let (namespace, name) =
         service.split_once('/').ok_or_else(|| format!("`{spec}`: expected svc/NAMESPACE/NAME:PORT"))?;
     let resource = o

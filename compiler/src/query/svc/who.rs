@@ -39,7 +39,8 @@ pub fn groups(o: &Outcome, classes: &Classes) -> Vec<Group> {
                 group.members.push(m.label.clone());
                 continue;
             }
-            let mut client = ClientView::of_client(m.label.clone(), m.kind, &placed(classes, m.kind, &m.client), Some(class.id));
+            let mut client =
+                ClientView::of_client(m.label.clone(), m.kind, &placed(classes, m.kind, &m.client), Some(class.id));
             client.workload = m.workload;
             by_key.insert(key, out.len());
             out.push(Group { class: class.id, members: vec![m.label.clone()], client });
