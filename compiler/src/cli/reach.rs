@@ -64,7 +64,8 @@ pub struct WhoArgs {
     #[command(flatten)]
     common: Common,
     /// The workload, optionally with a port: KIND/NS/NAME[:PORT]; or a
-    /// Service port, svc/NS/NAME:PORT (every client calling it with GET /).
+    /// Service port, svc/NS/NAME:PORT (every client calling it with GET / and
+    /// a request per route rule).
     target: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -88,8 +89,9 @@ pub struct MatrixArgs {
     namespace: Option<String>,
     #[arg(long, value_enum, default_value_t = MatrixFormat::Table)]
     format: MatrixFormat,
-    /// Client → Service edges (each Service port called with GET /) instead
-    /// of client → workload edges; formats table and json.
+    /// Client → Service edges (each Service port called with GET / and a
+    /// request per route rule) instead of client → workload edges; formats
+    /// table and json.
     #[arg(long)]
     services: bool,
 }
@@ -278,7 +280,8 @@ pub fn run_who(a: WhoArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `who-can-reach svc/...`: every client group calling the Service port with GET /.
+/// `who-can-reach svc/...`: every client group calling the Service port
+/// (GET /, and a request per route rule).
 fn run_who_service(a: WhoArgs) -> ExitCode {
     let o = match load_compiled(&a.common) {
         Ok(o) => o,
@@ -289,19 +292,13 @@ fn run_who_service(a: WhoArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let classes = Classes::derive(&o.resolved, &o.configs);
-    let req = HttpRequest::new("GET", "/");
-    let rows = svc::who::who_can_reach(&o, &classes, &target, &req);
+    let rows = svc::who::who_can_reach(&o, &classes, &target);
     match a.format {
         Format::Json => {
-            let v = serde_json::json!({
-                "version": 1,
-                "service": target.label(),
-                "request": "GET /",
-                "clients": rows,
-            });
+            let v = serde_json::json!({ "version": 1, "service": target.label(), "clients": rows });
             outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
         }
-        Format::Text => out!("{}", svc::who::text(&target, "GET /", &rows)),
+        Format::Text => out!("{}", svc::who::text(&target, &rows)),
     }
     ExitCode::SUCCESS
 }
@@ -322,7 +319,7 @@ fn run_matrix_services(a: MatrixArgs) -> ExitCode {
     let all = svc::matrix::edges(&o, &classes, &targets);
     match a.format {
         MatrixFormat::Json => {
-            let v = serde_json::json!({ "version": 1, "request": "GET /", "services": all });
+            let v = serde_json::json!({ "version": 1, "services": all });
             outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
         }
         MatrixFormat::Table => out!("{}", svc::matrix::table(&all)),

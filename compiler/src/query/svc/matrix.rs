@@ -1,15 +1,14 @@
 //! `matrix --services`: client → Service edges. Per Service port (declared,
-//! TCP) and per client group (`who::groups`), the call `GET /` as the
-//! client's proxy routes it and the backends answer; an edge where some
-//! backend lets the client in (`allow`, `partial`, or `depends`).
+//! TCP) and per client group (`who::groups`), the requests of `probes` as
+//! the client's proxy routes them and the backends answer; an edge where
+//! one gets in (`allow`, `partial`, or `depends`), shown with that request.
 
 use super::Overall;
 use super::target::{ServiceTarget, service_ports};
-use super::who::{Row, groups, row};
+use super::who::{Row, groups, requests, row};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::resolve::index::Kind;
-use mesh_proxy_api::HttpRequest;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -44,21 +43,26 @@ pub fn service_targets(o: &Outcome, namespace: Option<&str>) -> Vec<ServiceTarge
 /// The edges into every Service port of `targets`.
 pub fn edges(o: &Outcome, classes: &Classes, targets: &[ServiceTarget]) -> Vec<ServiceEdges> {
     let groups = groups(o, classes);
-    let req = HttpRequest::new("GET", "/");
+    let gets_in = |r: &Row| matches!(r.verdict, Overall::Allow | Overall::Partial | Overall::Depends);
     targets
         .iter()
         .map(|t| {
+            // A group's edge: the first of its requests that gets in.
             let edges = groups
                 .iter()
-                .map(|g| row(g, &super::reach(o, g.client.clone(), t, &req)))
-                .filter(|r| matches!(r.verdict, Overall::Allow | Overall::Partial | Overall::Depends))
+                .filter_map(|g| {
+                    requests(o, g, t)
+                        .iter()
+                        .map(|req| row(g, req, &super::reach(o, g.client.clone(), t, req)))
+                        .find(gets_in)
+                })
                 .collect();
             ServiceEdges { service: t.label(), edges }
         })
         .collect()
 }
 
-/// One line per edge: `CLIENTS → svc/NS/NAME:PORT  VERDICT  CLIENT ROUTE`.
+/// One line per edge: `CLIENTS → svc/NS/NAME:PORT  REQUEST  VERDICT  CLIENT ROUTE`.
 pub fn table(all: &[ServiceEdges]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -69,10 +73,11 @@ pub fn table(all: &[ServiceEdges]) -> String {
         for e in &s.edges {
             let _ = writeln!(
                 out,
-                "[{}] {} → {}  {}  {}",
+                "[{}] {} → {}  {}  {}  {}",
                 e.class,
                 e.clients.join(", "),
                 s.service,
+                e.request,
                 e.verdict.as_str(),
                 e.client_route
             );

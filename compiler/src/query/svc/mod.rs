@@ -7,6 +7,7 @@
 pub mod backends;
 pub mod client_route;
 pub mod matrix;
+pub mod probes;
 pub mod render;
 pub mod target;
 pub mod who;

@@ -55,6 +55,8 @@ pub fn groups(o: &Outcome, classes: &Classes) -> Vec<Group> {
 pub struct Row {
     pub class: usize,
     pub clients: Vec<String>,
+    /// The request sent (`GET /`, or one a route rule selects: `probes`).
+    pub request: String,
     pub verdict: Overall,
     /// The client route's kind and name (`HTTPRoute api-split`, `default`, `no-proxy`).
     pub client_route: String,
@@ -65,7 +67,7 @@ pub struct Row {
     pub backends: Vec<String>,
 }
 
-pub fn row(g: &Group, r: &ServiceReach) -> Row {
+pub fn row(g: &Group, req: &HttpRequest, r: &ServiceReach) -> Row {
     let route = &r.client_route;
     let client_route = match &route.name {
         Some(name) => format!("{} {name}", route.kind),
@@ -80,22 +82,45 @@ pub fn row(g: &Group, r: &ServiceReach) -> Row {
             format!("{} weight {}{at} {}{status}", b.service, b.weight, b.verdict.as_str())
         })
         .collect();
-    Row { class: g.class, clients: g.members.clone(), verdict: r.verdict, client_route, status: r.status, backends }
+    let request = format!("{} {}", req.method, req.path)
+        + &req.headers.iter().map(|(k, v)| format!(" {k}={v}")).collect::<String>();
+    Row {
+        class: g.class,
+        clients: g.members.clone(),
+        request,
+        verdict: r.verdict,
+        client_route,
+        status: r.status,
+        backends,
+    }
 }
 
-/// Every group's answer for a call of `req` to `t`.
-pub fn who_can_reach(o: &Outcome, classes: &Classes, t: &ServiceTarget, req: &HttpRequest) -> Vec<Row> {
-    groups(o, classes).iter().map(|g| row(g, &super::reach(o, g.client.clone(), t, req))).collect()
+/// The requests a group sends: `GET /` and one per route rule it sees.
+pub fn requests(o: &Outcome, g: &Group, t: &ServiceTarget) -> Vec<HttpRequest> {
+    let sender = super::client_route::sender(o, &g.client);
+    super::probes::probes(o, t, sender.namespace.as_deref())
 }
 
-/// `who-can-reach svc/...` in words: each verdict, then the clients that get it.
-pub fn text(t: &ServiceTarget, request: &str, rows: &[Row]) -> String {
+/// Every group's answer for each request it sends to `t` (`requests`).
+pub fn who_can_reach(o: &Outcome, classes: &Classes, t: &ServiceTarget) -> Vec<Row> {
+    let mut out = Vec::new();
+    for g in &groups(o, classes) {
+        for req in requests(o, g, t) {
+            out.push(row(g, &req, &super::reach(o, g.client.clone(), t, &req)));
+        }
+    }
+    out
+}
+
+/// `who-can-reach svc/...` in words: per group and request, the verdict.
+pub fn text(t: &ServiceTarget, rows: &[Row]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "{} — who can reach it with {request}, per client class and namespace", t.label());
+    let _ = writeln!(out, "{} — who can reach it, per client class and namespace", t.label());
     for r in rows {
         let status = r.status.map_or_else(String::new, |s| format!(" ({s}, from the client's proxy)"));
-        let _ = writeln!(out, "\n{}{status}  class [{}] {}", r.verdict.as_str(), r.class, r.clients.join(", "));
+        let _ = writeln!(out, "\nclass [{}] {}", r.class, r.clients.join(", "));
+        let _ = writeln!(out, "  {}: {}{status}", r.request, r.verdict.as_str());
         let _ = writeln!(out, "  client route: {}", r.client_route);
         for b in &r.backends {
             let _ = writeln!(out, "  backend {b}");
