@@ -310,3 +310,38 @@ fn authority_backend(authority: &str, port: u16, domain: &str) -> BackendRef {
         _ => BackendRef::Elsewhere { authority: authority.to_owned() },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(b: BackendRef) -> Option<(String, String, u16)> {
+        match b {
+            BackendRef::Service { namespace, name, port } => Some((namespace, name, port)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn dst_override_authorities_name_services_of_the_cluster_domain() {
+        let b = authority_backend("metrics-test.ns.svc.cluster.local", 9090, "cluster.local");
+        assert_eq!(service(b), Some(("ns".into(), "metrics-test".into(), 9090)));
+        // A port in the authority wins over the one called; a trailing dot is the same name.
+        let b = authority_backend("books.booksapp.svc.cluster.local.:7002", 80, "cluster.local");
+        assert_eq!(service(b), Some(("booksapp".into(), "books".into(), 7002)));
+        // Another cluster domain, or a name outside the cluster, is not a Service here.
+        assert!(matches!(authority_backend("a.b.svc.other.domain", 80, "cluster.local"), BackendRef::Elsewhere { .. }));
+        assert!(matches!(authority_backend("example.com:443", 80, "cluster.local"), BackendRef::Elsewhere { .. }));
+    }
+
+    #[test]
+    fn identity_clients_name_their_namespace_when_they_can() {
+        assert_eq!(identity_namespace("sa:shop/web", None).as_deref(), Some("shop"));
+        let id = "web.shop.serviceaccount.identity.linkerd.cluster.local";
+        assert_eq!(identity_namespace(id, Some(id)).as_deref(), Some("shop"));
+        // A pattern names no one namespace: producer routes only.
+        let any = "*.shop.serviceaccount.identity.linkerd.cluster.local";
+        assert_eq!(identity_namespace(any, Some(any)), None);
+        assert_eq!(identity_namespace("spiffe", Some("spiffe")), None);
+    }
+}

@@ -202,3 +202,49 @@ fn route_step(
         None => Step::plain("client route", detail),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> ServiceTarget {
+        ServiceTarget { namespace: "shop".into(), name: "api".into(), port: 80, resource: 0, declared: Some(0) }
+    }
+
+    fn backend(weight: u32, verdict: Verdict) -> BackendVerdict {
+        BackendVerdict {
+            service: "shop/api:80".into(),
+            weight,
+            workload: None,
+            verdict,
+            condition: None,
+            status: None,
+            proof: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn backends_decide_together_and_weight_zero_takes_no_traffic() {
+        let route = client_route::unproxied(&target()).route;
+        let allow = backend(90, Verdict::Allow);
+        let deny = backend(10, Verdict::Deny);
+        assert_eq!(overall(&route, &[allow.clone(), deny.clone()]), Overall::Partial);
+        assert_eq!(overall(&route, &[allow.clone(), backend(0, Verdict::Deny)]), Overall::Allow);
+        assert_eq!(overall(&route, &[deny.clone(), backend(5, Verdict::Depends)]), Overall::Depends);
+        assert_eq!(overall(&route, &[deny.clone(), backend(5, Verdict::NoRoute)]), Overall::Deny);
+        // Nothing that takes traffic: nothing answers.
+        assert_eq!(overall(&route, &[]), Overall::Deny);
+    }
+
+    #[test]
+    fn the_client_proxy_answers_before_any_backend() {
+        let mut route = client_route::unproxied(&target()).route;
+        let allow = [backend(1, Verdict::Allow)];
+        route.status = Some(404);
+        assert_eq!(overall(&route, &allow), Overall::NoRoute);
+        route.status = Some(500);
+        assert_eq!(overall(&route, &allow), Overall::Deny);
+        let undeclared = client_route::undeclared(&target()).route;
+        assert_eq!(overall(&undeclared, &allow), Overall::Deny);
+    }
+}

@@ -49,3 +49,34 @@ fn concrete(m: &HttpMatch) -> Option<HttpRequest> {
     }
     Some(req)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_proxy_api::{HeaderMatch, QueryParamMatch};
+
+    #[test]
+    fn literal_matches_become_requests_and_patterns_do_not() {
+        let m = HttpMatch {
+            path: Some(PathMatch::Prefix("/api".into())),
+            headers: vec![HeaderMatch { name: "x-canary".into(), value: StringMatch::Exact("always".into()) }],
+            query_params: Vec::new(),
+            method: Some("POST".into()),
+        };
+        let req = concrete(&m).expect("literal");
+        assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/api"));
+        assert_eq!(req.headers, vec![("x-canary".to_owned(), "always".to_owned())]);
+        let regex = HttpMatch { path: Some(PathMatch::Regex("/b.*".into())), ..m.clone() };
+        assert!(concrete(&regex).is_none());
+        let header_regex = HttpMatch {
+            headers: vec![HeaderMatch { name: "x".into(), value: StringMatch::Regex(".*".into()) }],
+            ..m.clone()
+        };
+        assert!(concrete(&header_regex).is_none());
+        let query = HttpMatch {
+            query_params: vec![QueryParamMatch { name: "q".into(), value: StringMatch::Exact("1".into()) }],
+            ..m
+        };
+        assert!(concrete(&query).is_none());
+    }
+}
