@@ -61,8 +61,19 @@ fn service_explanation(r: &svc::ServiceReach) -> String {
     let mut parts: Vec<String> = r.proof.iter().skip(2).map(|s| s.detail.clone()).collect();
     for b in r.backends.iter().filter(|b| b.verdict != Verdict::Allow) {
         let at = b.workload.as_deref().unwrap_or("no workload");
-        let why = b.proof.last().map_or("", |s| s.detail.as_str());
-        parts.push(format!("backend {} ({at}): {}: {why}", b.service, b.verdict.as_str()));
+        // The links a reader acts on, as `VerdictView::summary`; the
+        // localhost authorization every proxy adds never explains a refusal.
+        let why: Vec<String> = b
+            .proof
+            .iter()
+            .filter(|s| matches!(s.step, "backend" | "server" | "port" | "authorization" | "likely-cause"))
+            .filter(|s| !s.detail.starts_with("localhost authorization"))
+            .map(|s| match (&s.file, s.line) {
+                (Some(file), Some(line)) => format!("{} ({file}:{line})", s.detail),
+                _ => s.detail.clone(),
+            })
+            .collect();
+        parts.push(format!("backend {} ({at}): {}: {}", b.service, b.verdict.as_str(), why.join("; ")));
     }
     parts.join("; ")
 }
