@@ -6,7 +6,7 @@ use crate::pipeline::{self, Options, Outcome};
 use crate::query::classes::Classes;
 use crate::query::reach::{self, Reach, workload_label};
 use crate::query::render::{matrix_out, text};
-use crate::query::{matrix, who};
+use crate::query::{matrix, svc, who};
 use crate::settings::SettingsFile;
 use clap::{Args, ValueEnum};
 use mesh_proxy_api::HttpRequest;
@@ -39,7 +39,8 @@ pub struct ReachArgs {
     /// The client: KIND/NS/NAME, NS/NAME, an identity, sa:NS/NAME, unmeshed[:NS], kubelet, external, localhost or ip:ADDRESS.
     #[arg(long)]
     from: String,
-    /// The target: WORKLOAD:PORT (port by number or container port name).
+    /// The target: WORKLOAD:PORT (port by number or container port name), or
+    /// svc/NAMESPACE/NAME:PORT (port by number or Service port name).
     #[arg(long)]
     to: String,
     /// Request method (default GET when --path is given).
@@ -62,7 +63,9 @@ pub struct ReachArgs {
 pub struct WhoArgs {
     #[command(flatten)]
     common: Common,
-    /// The workload, optionally with a port: KIND/NS/NAME[:PORT].
+    /// The workload, optionally with a port: KIND/NS/NAME[:PORT]; or a
+    /// Service port, svc/NS/NAME:PORT (every client calling it with GET / and
+    /// a request per route rule).
     target: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -86,6 +89,11 @@ pub struct MatrixArgs {
     namespace: Option<String>,
     #[arg(long, value_enum, default_value_t = MatrixFormat::Table)]
     format: MatrixFormat,
+    /// Client → Service edges (each Service port called with GET / and a
+    /// request per route rule) instead of client → workload edges; formats
+    /// table and json.
+    #[arg(long)]
+    services: bool,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -94,12 +102,25 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn load(c: &Common) -> Result<Outcome, ExitCode> {
+    load_with(c, pipeline::check)
+}
+
+/// With each config's outbound part, as `meshc build` signs it: what a
+/// client's proxy does with a call to a Service.
+fn load_compiled(c: &Common) -> Result<Outcome, ExitCode> {
+    load_with(c, pipeline::compile)
+}
+
+fn load_with(
+    c: &Common,
+    run: fn(&Input, &Options) -> Result<Outcome, crate::load::InputError>,
+) -> Result<Outcome, ExitCode> {
     if !c.path.exists() {
         return Err(fail(format!("{}: no such file or directory", c.path.display())));
     }
     let overrides = SettingsFile { pod_networks: c.pod_networks.clone(), ..SettingsFile::default() };
     let options = Options { settings_file: c.settings.clone(), overrides, ..Options::default() };
-    pipeline::check(&Input::Path(c.path.clone()), &options).map_err(fail)
+    run(&Input::Path(c.path.clone()), &options).map_err(fail)
 }
 
 fn request(a: &ReachArgs) -> Result<Option<HttpRequest>, String> {
@@ -119,6 +140,9 @@ fn request(a: &ReachArgs) -> Result<Option<HttpRequest>, String> {
 }
 
 pub fn run_reach(a: ReachArgs) -> ExitCode {
+    if svc::target::is_service(&a.to) {
+        return run_reach_service(a);
+    }
     let o = match load(&a.common) {
         Ok(o) => o,
         Err(code) => return code,
@@ -146,6 +170,38 @@ pub fn run_reach(a: ReachArgs) -> ExitCode {
         Format::Text => {
             let line = req.as_ref().map(|r| format!("{} {}", r.method, r.path));
             out!("{}", text::reach(&result, line.as_deref(), text::Paint::detect()));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `reach --to svc/...`: the client's proxy first, then each backend's
+/// workloads. Without a request part, the request is `GET /`.
+fn run_reach_service(a: ReachArgs) -> ExitCode {
+    let o = match load_compiled(&a.common) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let req = match request(&a) {
+        Ok(r) => r.unwrap_or_else(|| HttpRequest::new("GET", "/")),
+        Err(e) => return fail(e),
+    };
+    let client = match reach::parse_client(&o, &classes, &a.from) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let target = match svc::target::parse(&o, &a.to) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let result = svc::reach(&o, client, &target, &req);
+    match a.format {
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&svc::render::json(&result)).expect("json")),
+        Format::Text => {
+            let grpc = req.header_values("content-type").any(|v| v.starts_with("application/grpc"));
+            let line = format!("{} {}", req.method, req.path);
+            out!("{}", svc::render::text(&result, &line, grpc, text::Paint::detect()));
         }
     }
     ExitCode::SUCCESS
@@ -196,6 +252,9 @@ pub fn reach_json(r: &Reach, with_request: bool) -> String {
 }
 
 pub fn run_who(a: WhoArgs) -> ExitCode {
+    if svc::target::is_service(&a.target) {
+        return run_who_service(a);
+    }
     let o = match load(&a.common) {
         Ok(o) => o,
         Err(code) => return code,
@@ -221,7 +280,58 @@ pub fn run_who(a: WhoArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `who-can-reach svc/...`: every client group calling the Service port
+/// (GET /, and a request per route rule).
+fn run_who_service(a: WhoArgs) -> ExitCode {
+    let o = match load_compiled(&a.common) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let target = match svc::target::parse(&o, &a.target) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let rows = svc::who::who_can_reach(&o, &classes, &target);
+    match a.format {
+        Format::Json => {
+            let v = serde_json::json!({ "version": 1, "service": target.label(), "clients": rows });
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        }
+        Format::Text => out!("{}", svc::who::text(&target, &rows)),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `matrix --services`: client → Service edges.
+fn run_matrix_services(a: MatrixArgs) -> ExitCode {
+    let o = match load_compiled(&a.common) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let targets = svc::matrix::service_targets(&o, a.namespace.as_deref());
+    if let Some(ns) = &a.namespace
+        && targets.is_empty()
+    {
+        return fail(format!("namespace {ns} has no Services in {}", a.common.path.display()));
+    }
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let all = svc::matrix::edges(&o, &classes, &targets);
+    match a.format {
+        MatrixFormat::Json => {
+            let v = serde_json::json!({ "version": 1, "services": all });
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        }
+        MatrixFormat::Table => out!("{}", svc::matrix::table(&all)),
+        other => return fail(format!("matrix --services writes table or json, not {other:?}")),
+    }
+    ExitCode::SUCCESS
+}
+
 pub fn run_matrix(a: MatrixArgs) -> ExitCode {
+    if a.services {
+        return run_matrix_services(a);
+    }
     let o = match load(&a.common) {
         Ok(o) => o,
         Err(code) => return code,

@@ -7,14 +7,18 @@ use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::query::evaluate::Verdict;
 use crate::query::reach::{Reach, flow_verdict, parse_client, parse_target, request_of};
+use crate::query::svc;
 use mesh_proxy_api::HttpRequest;
 
-fn expected(s: &str) -> Option<Verdict> {
+/// The verdicts a flow may expect; `partial` only for a `svc/` target,
+/// where backends may answer differently.
+fn expected(s: &str, to: &str) -> Option<&'static str> {
     match s {
-        "allow" => Some(Verdict::Allow),
-        "deny" => Some(Verdict::Deny),
-        "no-route" => Some(Verdict::NoRoute),
-        "depends" => Some(Verdict::Depends),
+        "allow" => Some("allow"),
+        "deny" => Some("deny"),
+        "no-route" => Some("no-route"),
+        "depends" => Some("depends"),
+        "partial" if svc::target::is_service(to) => Some("partial"),
         _ => None,
     }
 }
@@ -36,10 +40,42 @@ pub fn name(f: &Flow) -> String {
     })
 }
 
-fn verdict(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(Verdict, Option<Reach>), String> {
+/// The verdict a flow gets, and the proof to show when it is not the one
+/// expected. A `svc/` target is called as a client calls a Service (the
+/// client's proxy, then each backend), with `GET /` when no request is given.
+fn verdict(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(&'static str, String), String> {
     let client = parse_client(o, classes, &f.spec.from)?;
+    if svc::target::is_service(&f.spec.to) {
+        let t = svc::target::parse(o, &f.spec.to)?;
+        let req = request(f).unwrap_or_else(|| HttpRequest::new("GET", "/"));
+        let r = svc::reach(o, client, &t, &req);
+        return Ok((r.verdict.as_str(), service_explanation(&r)));
+    }
     let (wi, port) = parse_target(o, &f.spec.to)?;
-    Ok(flow_verdict(o, &client, wi, port, request(f).as_ref()))
+    let (got, proof) = flow_verdict(o, &client, wi, port, request(f).as_ref());
+    Ok((got.as_str(), proof.as_ref().map(|r| explanation(r, got)).unwrap_or_default()))
+}
+
+/// The client route, then each backend that does not allow, on one line.
+fn service_explanation(r: &svc::ServiceReach) -> String {
+    let mut parts: Vec<String> = r.proof.iter().skip(2).map(|s| s.detail.clone()).collect();
+    for b in r.backends.iter().filter(|b| b.verdict != Verdict::Allow) {
+        let at = b.workload.as_deref().unwrap_or("no workload");
+        // The links a reader acts on, as `VerdictView::summary`; the
+        // localhost authorization every proxy adds never explains a refusal.
+        let why: Vec<String> = b
+            .proof
+            .iter()
+            .filter(|s| matches!(s.step, "backend" | "server" | "port" | "authorization" | "likely-cause"))
+            .filter(|s| !s.detail.starts_with("localhost authorization"))
+            .map(|s| match (&s.file, s.line) {
+                (Some(file), Some(line)) => format!("{} ({file}:{line})", s.detail),
+                _ => s.detail.clone(),
+            })
+            .collect();
+        parts.push(format!("backend {} ({at}): {}: {}", b.service, b.verdict.as_str(), why.join("; ")));
+    }
+    parts.join("; ")
 }
 
 /// The proof of the verdict that failed the expectation: when it depends
@@ -69,9 +105,11 @@ pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Fin
             message: String::new(),
             detail: String::new(),
         };
-        let Some(want) = expected(&f.spec.expect) else {
-            let msg =
-                format!("flow {}: expect `{}` is not allow, deny, no-route or depends", result.name, f.spec.expect);
+        let Some(want) = expected(&f.spec.expect, &f.spec.to) else {
+            let msg = format!(
+                "flow {}: expect `{}` is not allow, deny, no-route, depends (or partial, for a svc/ target)",
+                result.name, f.spec.expect
+            );
             findings.push(Finding::new(Code::TestError, f.span, msg.clone()));
             result.message = msg;
             out.push(result);
@@ -83,12 +121,11 @@ pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Fin
                 findings.push(Finding::new(Code::TestError, f.span, msg.clone()));
                 result.message = msg;
             }
-            Ok((got, proof)) => {
+            Ok((got, why)) => {
                 result.passed = got == want;
-                result.message = format!("expected {}, got {}", want.as_str(), got.as_str());
+                result.message = format!("expected {want}, got {got}");
                 if !result.passed {
-                    let why = proof.as_ref().map(|r| explanation(r, got)).unwrap_or_default();
-                    let msg = format!("flow {}: expected {}, got {}: {why}", result.name, want.as_str(), got.as_str());
+                    let msg = format!("flow {}: expected {want}, got {got}: {why}", result.name);
                     let hint = format!("meshc reach PATH --from {} --to {}", f.spec.from, f.spec.to);
                     result.detail = msg.clone();
                     findings.push(Finding::new(Code::FlowExpectationFailed, f.span, msg).hint(hint));

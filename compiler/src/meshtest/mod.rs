@@ -59,7 +59,8 @@ pub struct Invariant {
 pub struct FlowSpec {
     /// A client as `meshc reach --from` takes it.
     pub from: String,
-    /// `WORKLOAD:PORT` (port by number or container port name).
+    /// `WORKLOAD:PORT` (port by number or container port name), or
+    /// `svc/NAMESPACE/NAME:PORT` (port by number or Service port name).
     pub to: String,
     #[serde(default)]
     pub method: Option<String>,
@@ -69,7 +70,8 @@ pub struct FlowSpec {
     pub host: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// `allow`, `deny` or `no-route` (needs a request).
+    /// `allow`, `deny`, `no-route` (needs a request), `depends`, or for a
+    /// `svc/` target `partial` (the backends answer differently).
     pub expect: String,
     /// A name for reports; defaults to `FROM → TO [METHOD PATH]`.
     #[serde(default)]

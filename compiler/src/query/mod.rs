@@ -14,6 +14,7 @@ pub mod reach;
 pub mod render;
 pub mod show_config;
 pub mod show_outbound;
+pub mod svc;
 pub mod who;
 pub mod workload_ref;
 

@@ -338,7 +338,7 @@ pub fn reach(o: &Outcome, client: ClientView, wi: usize, port: u16, req: Option<
     Reach { target: TargetView { workload: workload_label(o, wi), port }, client, server, rate_limit, verdicts }
 }
 
-fn client_step(p: &Prover, c: &ClientView) -> Step {
+pub(crate) fn client_step(p: &Prover, c: &ClientView) -> Step {
     let class = c.class.map_or_else(
         || " No member of the repository behaves like it.".to_owned(),
         |id| format!(" It behaves as client class {id}."),

@@ -10,7 +10,7 @@ use meshc::meshtest::{TestResult, junit};
 use meshc::pipeline::{self, Options, Outcome};
 use meshc::query::classes::Classes;
 use meshc::query::render::{matrix_out, text};
-use meshc::query::{matrix, reach, who};
+use meshc::query::{matrix, reach, svc, who};
 use meshc::report::{Summary, ci, human, json};
 
 pub fn compile(text: String) -> Outcome {
@@ -50,6 +50,29 @@ pub fn queries(o: &Outcome) {
                     let r = reach::reach(o, client, wi, port, None);
                     let _ = text::reach(&r, Some("GET /"), text::Paint(false));
                 }
+            }
+        }
+    }
+    services(o, &classes);
+}
+
+/// Services as targets: `matrix --services`, `who-can-reach svc/...` and
+/// `reach --to svc/...` from several kinds of client, in text and JSON.
+fn services(o: &Outcome, classes: &Classes) {
+    let targets = svc::matrix::service_targets(o, None);
+    let _ = svc::matrix::table(&svc::matrix::edges(o, classes, &targets[..targets.len().min(3)]));
+    let workload = o.resolved.workloads.first().map(|w| format!("{}/{}/{}", w.kind, w.namespace, w.name));
+    for t in targets.iter().take(3) {
+        let _ = svc::who::text(t, &svc::who::who_can_reach(o, classes, t));
+        // By name too: the parser resolves it against the Service's ports.
+        let _ = svc::target::parse(o, &format!("svc/{}/{}:http", t.namespace, t.name));
+        for client in ["kubelet", "unmeshed:default", "external"].into_iter().map(str::to_owned).chain(workload.clone())
+        {
+            if let Ok(client) = reach::parse_client(o, classes, &client) {
+                let req = mesh_proxy_api::HttpRequest::new("GET", "/");
+                let r = svc::reach(o, client, t, &req);
+                let _ = svc::render::text(&r, "GET /", false, text::Paint(true));
+                serde_json::to_string(&svc::render::json(&r)).expect("service reach json");
             }
         }
     }

@@ -6,7 +6,10 @@
 //! ```
 //!
 //! run through the proxy's own `route_outbound` on the Service as a client
-//! in `CLIENT_NS` sees it. Clauses:
+//! in `CLIENT_NS` sees it. `CLIENT_NS` written `unmeshed:NS` is a pod without
+//! a proxy there: the line runs `meshc reach --to svc/...`'s query
+//! (`meshc::query::svc`), and takes the clauses `no-proxy` (no route,
+//! profile or retry applies: kube-proxy picks an endpoint) and `to`. Clauses:
 //! - `to NAME:PORT=W ...`: the rule's backends, weights compared as shares;
 //! - `route NAME`: the route that takes the request;
 //! - `not-found`: routes exist and none matches (the proxy answers 404);
@@ -81,6 +84,9 @@ fn service(o: &Outcome, x: &Expectation) -> Option<OutboundService> {
 
 /// `Ok` when every clause holds, else what meshc says instead.
 pub fn check(o: &Outcome, x: &Expectation) -> Result<(), String> {
+    if x.client_ns.starts_with("unmeshed:") {
+        return check_unproxied(o, x);
+    }
     let svc = service(o, x).ok_or_else(|| format!("no Service {}/{}", x.service.0, x.service.1))?;
     let routed = route_outbound(&svc, x.port, &x.request);
     for clause in &x.clauses {
@@ -167,4 +173,46 @@ fn retry_holds(on: &str, limit: &str, t: &RouteTarget) -> Result<(), String> {
     };
     let limit_ok = limit.parse::<u16>().is_ok_and(|n| n == r.limit);
     (covered && limit_ok).then_some(()).ok_or_else(|| format!("retry {r:?}"))
+}
+
+/// A client without a proxy, through the Service query: what the client
+/// route is, and where requests go (each backend Service once, with its weight).
+fn check_unproxied(o: &Outcome, x: &Expectation) -> Result<(), String> {
+    use meshc::query::{classes::Classes, reach::parse_client, svc};
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let client = parse_client(o, &classes, &x.client_ns)?;
+    let target = svc::target::parse(o, &format!("svc/{}/{}:{}", x.service.0, x.service.1, x.port))?;
+    let r = svc::reach(o, client, &target, &x.request);
+    for clause in &x.clauses {
+        let words: Vec<&str> = clause.split_whitespace().collect();
+        let held = match words.as_slice() {
+            ["no-proxy"] => {
+                (r.client_route.kind == "no-proxy").then_some(()).ok_or_else(|| r.client_route.kind.to_owned())
+            }
+            ["to", shares @ ..] => {
+                let mut got: Vec<(String, u32)> = Vec::new();
+                for b in &r.backends {
+                    let name = b.service.strip_prefix(&format!("{}/", x.service.0)).unwrap_or(&b.service).to_owned();
+                    if !got.iter().any(|(n, _)| *n == name) {
+                        got.push((name, b.weight));
+                    }
+                }
+                let want: Vec<(String, u32)> = shares
+                    .iter()
+                    .filter_map(|s| s.rsplit_once('=').and_then(|(n, w)| Some((n.to_owned(), w.parse().ok()?))))
+                    .collect();
+                let (gt, wt) =
+                    (got.iter().map(|g| u64::from(g.1)).sum::<u64>(), want.iter().map(|w| u64::from(w.1)).sum::<u64>());
+                let (mut g, mut w) = (got.clone(), want);
+                g.sort();
+                w.sort();
+                let same = g.len() == w.len()
+                    && g.iter().zip(&w).all(|(g, w)| g.0 == w.0 && u64::from(g.1) * wt == u64::from(w.1) * gt);
+                same.then_some(()).ok_or_else(|| format!("backends {got:?}"))
+            }
+            _ => Err("unknown clause for a client without a proxy".into()),
+        };
+        held.map_err(|got| format!("`{clause}`: {got}"))?;
+    }
+    Ok(())
 }

@@ -100,6 +100,11 @@ impl Policy {
             && !self.routes[si].iter().any(|a| a.namespace == svc.namespace || a.namespace == client_ns)
     }
 
+    /// The index of Service `namespace/name`, for [`Policy::service_for`].
+    pub fn find(&self, namespace: &str, name: &str) -> Option<usize> {
+        self.index.get(&(namespace.to_owned(), name.to_owned())).copied()
+    }
+
     pub fn service_count(&self) -> usize {
         self.bases.len()
     }

@@ -41,7 +41,7 @@ impl Paint {
     }
 }
 
-fn step(out: &mut String, paint: Paint, s: &Step) {
+pub(crate) fn step(out: &mut String, paint: Paint, s: &Step) {
     let _ = writeln!(out, "  {:<14} {}", s.step, s.detail);
     if let (Some(file), Some(line)) = (&s.file, s.line) {
         let _ = writeln!(out, "  {:<14} {}", "", paint.dim(&format!("at {file}:{line}")));

@@ -1,0 +1,87 @@
+//! `matrix --services`: client → Service edges. Per Service port (declared,
+//! TCP) and per client group (`who::groups`), the requests of `probes` as
+//! the client's proxy routes them and the backends answer; an edge where
+//! one gets in (`allow`, `partial`, or `depends`), shown with that request.
+
+use super::Overall;
+use super::target::{ServiceTarget, service_ports};
+use super::who::{Row, groups, requests, row};
+use crate::pipeline::Outcome;
+use crate::query::classes::Classes;
+use crate::resolve::index::Kind;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServiceEdges {
+    /// `svc/NS/NAME:PORT`.
+    pub service: String,
+    /// The client groups that get through, with how.
+    pub edges: Vec<Row>,
+}
+
+/// Every Service port in `namespace` (all when `None`), sorted by namespace, name, port.
+pub fn service_targets(o: &Outcome, namespace: Option<&str>) -> Vec<ServiceTarget> {
+    let mut out = Vec::new();
+    for &ri in o.resolved.index.all(Kind::Service) {
+        let res = &o.resolved.resources[ri];
+        if namespace.is_some_and(|ns| ns != res.namespace()) {
+            continue;
+        }
+        for (i, p) in service_ports(o, ri).iter().enumerate() {
+            let tcp = p.protocol.as_deref().is_none_or(|x| x.eq_ignore_ascii_case("TCP"));
+            let Ok(port) = u16::try_from(p.port) else { continue };
+            if tcp {
+                let (namespace, name) = (res.namespace().to_owned(), res.name().to_owned());
+                out.push(ServiceTarget { namespace, name, port, resource: ri, declared: Some(i) });
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.namespace, &a.name, a.port).cmp(&(&b.namespace, &b.name, b.port)));
+    out
+}
+
+/// The edges into every Service port of `targets`.
+pub fn edges(o: &Outcome, classes: &Classes, targets: &[ServiceTarget]) -> Vec<ServiceEdges> {
+    let groups = groups(o, classes);
+    let gets_in = |r: &Row| matches!(r.verdict, Overall::Allow | Overall::Partial | Overall::Depends);
+    targets
+        .iter()
+        .map(|t| {
+            // A group's edge: the first of its requests that gets in.
+            let edges = groups
+                .iter()
+                .filter_map(|g| {
+                    requests(o, g, t)
+                        .iter()
+                        .map(|req| row(g, req, &super::reach(o, g.client.clone(), t, req)))
+                        .find(gets_in)
+                })
+                .collect();
+            ServiceEdges { service: t.label(), edges }
+        })
+        .collect()
+}
+
+/// One line per edge: `CLIENTS → svc/NS/NAME:PORT  REQUEST  VERDICT  CLIENT ROUTE`.
+pub fn table(all: &[ServiceEdges]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for s in all {
+        if s.edges.is_empty() {
+            let _ = writeln!(out, "{}  nobody", s.service);
+        }
+        for e in &s.edges {
+            let _ = writeln!(
+                out,
+                "[{}] {} → {}  {}  {}  {}",
+                e.class,
+                e.clients.join(", "),
+                s.service,
+                e.request,
+                e.verdict.as_str(),
+                e.client_route
+            );
+        }
+    }
+    out
+}

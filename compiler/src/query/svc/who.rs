@@ -1,0 +1,130 @@
+//! `who-can-reach svc/...` and `matrix --services`: every client of the
+//! repository calling a Service port. Client classes group clients the
+//! inbound side cannot tell apart; the outbound side also turns on the
+//! client's namespace (consumer routes, ServiceProfiles) and on whether it
+//! has a proxy, so a class is split by those before the call is evaluated
+//! once per group.
+
+use super::target::ServiceTarget;
+use super::{Overall, ServiceReach};
+use crate::pipeline::Outcome;
+use crate::query::classes::Classes;
+use crate::query::clients::ClientKind;
+use crate::query::reach::{ClientView, placed};
+use mesh_proxy_api::HttpRequest;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Clients that see a Service alike: one class, one namespace, proxied or not.
+pub struct Group {
+    pub class: usize,
+    pub members: Vec<String>,
+    /// The first member, as `reach --from` would resolve it.
+    pub client: ClientView,
+}
+
+/// The groups of every class, in class order then first-member order;
+/// `localhost` is left out.
+pub fn groups(o: &Outcome, classes: &Classes) -> Vec<Group> {
+    let mut out = Vec::new();
+    for class in &classes.classes {
+        // External clients reach only NodePort and LoadBalancer Services.
+        let mut by_key: BTreeMap<(Option<String>, bool, bool), usize> = BTreeMap::new();
+        // The pod itself reaches its own ports, never through a Service.
+        for m in class.members.iter().filter(|m| m.kind != ClientKind::Localhost) {
+            let proxied = m.workload.map_or(m.kind == ClientKind::Identity, |wi| o.resolved.workloads[wi].is_meshed());
+            let key = (m.namespace.clone(), proxied, m.kind == ClientKind::External);
+            if let Some(&g) = by_key.get(&key) {
+                let group: &mut Group = &mut out[g];
+                group.members.push(m.label.clone());
+                continue;
+            }
+            let mut client =
+                ClientView::of_client(m.label.clone(), m.kind, &placed(classes, m.kind, &m.client), Some(class.id));
+            client.workload = m.workload;
+            by_key.insert(key, out.len());
+            out.push(Group { class: class.id, members: vec![m.label.clone()], client });
+        }
+    }
+    out
+}
+
+/// One group's answer.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    pub class: usize,
+    pub clients: Vec<String>,
+    /// The request sent (`GET /`, or one a route rule selects: `probes`).
+    pub request: String,
+    pub verdict: Overall,
+    /// The client route's kind and name (`HTTPRoute api-split`, `default`, `no-proxy`).
+    pub client_route: String,
+    /// The client proxy's own answer (404, 500), if it answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u32>,
+    /// Per backend workload, its verdict (`shop/api:80 → Deployment/shop/api:8080 allow`).
+    pub backends: Vec<String>,
+}
+
+pub fn row(g: &Group, req: &HttpRequest, r: &ServiceReach) -> Row {
+    let route = &r.client_route;
+    let client_route = match &route.name {
+        Some(name) => format!("{} {name}", route.kind),
+        None => route.kind.to_owned(),
+    };
+    let backends = r
+        .backends
+        .iter()
+        .map(|b| {
+            let at = b.workload.as_deref().map_or_else(String::new, |w| format!(" → {w}"));
+            let status = b.status.map_or_else(String::new, |s| format!(" ({s})"));
+            format!("{} weight {}{at} {}{status}", b.service, b.weight, b.verdict.as_str())
+        })
+        .collect();
+    let request = format!("{} {}", req.method, req.path)
+        + &req.headers.iter().map(|(k, v)| format!(" {k}={v}")).collect::<String>();
+    Row {
+        class: g.class,
+        clients: g.members.clone(),
+        request,
+        verdict: r.verdict,
+        client_route,
+        status: r.status,
+        backends,
+    }
+}
+
+/// The requests a group sends: `GET /` and one per route rule it sees.
+pub fn requests(o: &Outcome, g: &Group, t: &ServiceTarget) -> Vec<HttpRequest> {
+    let sender = super::client_route::sender(o, &g.client);
+    super::probes::probes(o, t, sender.namespace.as_deref())
+}
+
+/// Every group's answer for each request it sends to `t` (`requests`).
+pub fn who_can_reach(o: &Outcome, classes: &Classes, t: &ServiceTarget) -> Vec<Row> {
+    let mut out = Vec::new();
+    for g in &groups(o, classes) {
+        for req in requests(o, g, t) {
+            out.push(row(g, &req, &super::reach(o, g.client.clone(), t, &req)));
+        }
+    }
+    out
+}
+
+/// `who-can-reach svc/...` in words: per group and request, the verdict.
+pub fn text(t: &ServiceTarget, rows: &[Row]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{} — who can reach it, per client class and namespace", t.label());
+    for r in rows {
+        let status = r.status.map_or_else(String::new, |s| format!(" ({s}, from the client's proxy)"));
+        let _ = writeln!(out, "\nclass [{}] {}", r.class, r.clients.join(", "));
+        let _ = writeln!(out, "  {}: {}{status}", r.request, r.verdict.as_str());
+        let _ = writeln!(out, "  client route: {}", r.client_route);
+        for b in &r.backends {
+            let _ = writeln!(out, "  backend {b}");
+        }
+    }
+    out
+}
