@@ -13,7 +13,7 @@ use mesh_proxy_api::{BucketKey, LocalRateLimit, Scope, buckets};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Per-identity buckets kept at most; beyond, full ones are dropped first.
 const MAX_IDENTITY_BUCKETS: usize = 10_000;
@@ -139,14 +139,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// How long after `start` a limiter refills one token at `rps`.
 #[cfg(test)]
-fn period(rps: u32) -> Duration {
-    Duration::from_nanos(1_000_000_000 / u64::from(rps))
+fn period(rps: u32) -> std::time::Duration {
+    std::time::Duration::from_nanos(1_000_000_000 / u64::from(rps))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use mesh_proxy_api::{Meta, RateLimitOverride};
+    use std::time::Duration;
 
     fn limiter(total: Option<u32>, identity: Option<u32>, bot: Option<u32>) -> (ServerLimiter, Instant) {
         let overrides = bot
