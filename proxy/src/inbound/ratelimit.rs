@@ -214,6 +214,22 @@ mod tests {
         assert_eq!(e.message(), "per-identity rate limit exceeded: 10rps");
     }
 
+    /// What `http::authorize_and_forward` answers a refused request with:
+    /// 429 (gRPC RESOURCE_EXHAUSTED in a 200), the reason in
+    /// `l5d-proxy-error`, and no `Retry-After` (Linkerd sends none).
+    #[test]
+    fn a_refused_request_gets_429_with_linkerds_headers() {
+        let msg = Exceeded { scope: Scope::Total, requests_per_second: nz(10) }.message();
+        let rsp = crate::http_util::local(http::StatusCode::TOO_MANY_REQUESTS, false, Some(&msg));
+        assert_eq!(rsp.status(), 429);
+        assert_eq!(rsp.headers()["l5d-proxy-error"], "total rate limit exceeded: 10rps");
+        assert!(rsp.headers().get(http::header::RETRY_AFTER).is_none());
+        let grpc = crate::http_util::local(http::StatusCode::TOO_MANY_REQUESTS, true, Some(&msg));
+        assert_eq!(grpc.status(), 200);
+        assert_eq!(grpc.headers()["grpc-status"], "8");
+        assert_eq!(grpc.headers()["grpc-message"], "total rate limit exceeded: 10rps");
+    }
+
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
     }
