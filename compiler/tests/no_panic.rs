@@ -35,6 +35,7 @@ const KINDS: &[(&str, &str)] = &[
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("gateway.networking.k8s.io/v1", "GRPCRoute"),
     ("linkerd.io/v1alpha2", "ServiceProfile"),
+    ("policy.linkerd.io/v1alpha1", "HTTPLocalRateLimitPolicy"),
     ("v1", "List"),
 ];
 
@@ -64,6 +65,11 @@ const KEYS: &[&str] = &[
     "group",
     "kind",
     "requiredAuthenticationRefs",
+    "total",
+    "identity",
+    "overrides",
+    "requestsPerSecond",
+    "clientRefs",
     "identities",
     "identityRefs",
     "networks",

@@ -1,7 +1,7 @@
 use super::EXIT_USAGE;
 use crate::load::Input;
 use crate::pipeline::{self, Options};
-use crate::query::{ratelimit, show_config, workload_ref};
+use crate::query::{show_config, workload_ref};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,9 +54,7 @@ pub fn run(args: ShowConfigArgs) -> ExitCode {
     match args.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(config).expect("config serializes")),
         Format::Text => {
-            let r = &outcome.resolved;
-            let limit = |server: &str| ratelimit::of_server(r, &w.namespace, server).map(|p| p.text());
-            out!("{}", show_config::render(config, &limit));
+            out!("{}", show_config::render(config));
         }
     }
     ExitCode::SUCCESS

@@ -3,6 +3,7 @@
 //! decision functions the proxy calls.
 
 pub mod outbound;
+mod ratelimit;
 
 use crate::model::Spec;
 use crate::resolve::defaults::{
@@ -79,6 +80,7 @@ pub fn default_server(r: &Resolved, w: &Workload, port: Option<u16>) -> InboundS
         authorizations: default_authorizations(policy, &r.settings),
         http_routes,
         grpc_routes: Vec::new(),
+        rate_limit: None,
     }
 }
 
@@ -109,7 +111,15 @@ fn server_config(r: &Resolved, w: &Workload, s: usize, port: u16) -> InboundServ
         Protocol::Opaque | Protocol::Tls => (Vec::new(), Vec::new()),
         _ => (http_routes(r, w, s, port), Vec::new()),
     };
-    InboundServer { meta: Meta::resource("Server", res.name()), protocol, authorizations, http_routes, grpc_routes }
+    let rate_limit = ratelimit::server_rate_limit(r, s, &protocol);
+    InboundServer {
+        meta: Meta::resource("Server", res.name()),
+        protocol,
+        authorizations,
+        http_routes,
+        grpc_routes,
+        rate_limit,
+    }
 }
 
 pub fn protocol(proxy_protocol: Option<&str>, detect_timeout_ms: u64) -> Protocol {

@@ -331,10 +331,12 @@ pub fn reach(o: &Outcome, client: ClientView, wi: usize, port: u16, req: Option<
             }
         })
         .collect();
-    let rate_limit = server
-        .as_ref()
-        .filter(|s| s.kind == "Server")
-        .and_then(|s| super::ratelimit::applying(&o.resolved, ns, &s.name, client.identity.as_deref()));
+    let rate_limit = match gate {
+        Gate::Server(s) => {
+            s.rate_limit.as_ref().and_then(|l| super::ratelimit::applying(l, client.identity.as_deref()))
+        }
+        _ => None,
+    };
     Reach { target: TargetView { workload: workload_label(o, wi), port }, client, server, rate_limit, verdicts }
 }
 

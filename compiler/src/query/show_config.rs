@@ -7,9 +7,7 @@ use mesh_proxy_api::{
 };
 use std::fmt::Write;
 
-/// `rate_limit` names the HTTPLocalRateLimitPolicy of a Server (by name, in
-/// the workload's namespace), which the config does not carry yet.
-pub fn render(c: &ProxyConfig, rate_limit: &dyn Fn(&str) -> Option<String>) -> String {
+pub fn render(c: &ProxyConfig) -> String {
     let mut out = String::new();
     let w = &c.workload;
     let _ = writeln!(out, "{} {}/{}  identity {}", w.kind, w.namespace, w.name, c.identity);
@@ -25,10 +23,8 @@ pub fn render(c: &ProxyConfig, rate_limit: &dyn Fn(&str) -> Option<String>) -> S
     for entry in &c.inbound.ports {
         let _ = writeln!(out, "\nport {}", entry.port);
         server(&mut out, &entry.server);
-        if entry.server.meta.kind == "server"
-            && let Some(limit) = rate_limit(&entry.server.meta.name)
-        {
-            let _ = writeln!(out, "  rate limit {limit}");
+        if let Some(limit) = &entry.server.rate_limit {
+            let _ = writeln!(out, "  rate limit {}", super::ratelimit::PolicyView::from(limit).text());
         }
     }
     let _ = writeln!(out, "\nany other port");

@@ -144,9 +144,7 @@ pub fn port_answer(o: &Outcome, classes: &Classes, wi: usize, port: u16) -> Port
             }
         }
     }
-    let rate_limit = (server.meta.kind == "server")
-        .then(|| super::ratelimit::of_server(&o.resolved, &w.namespace, &server.meta.name))
-        .flatten();
+    let rate_limit = server.rate_limit.as_ref().map(super::ratelimit::PolicyView::from);
     let server = p.gate(wi, port, &Gate::Server(server));
     PortAnswer { port, name: port_name(w, port), server, rate_limit, entries }
 }

@@ -7,6 +7,7 @@
 //! neither a listed real mistake nor a listed false alarm, (c) a listed gap
 //! is fixed (remove it from `known-gaps.txt`), or README.md's table is stale.
 
+mod ratelimits;
 mod routing;
 mod spec;
 mod stage;
@@ -64,6 +65,14 @@ fn run_source(corpus: &Path, s: &Source, problems: &mut Vec<String>) -> (Checked
     for x in routes.iter().filter(|x| !stage_names.contains(x.stage.as_str())) {
         problems.push(format!("{}: routing.txt:{}: no stage `{}` in stages.txt", s.name, x.line, x.stage));
     }
+    let limits = ratelimits::parse(&std::fs::read_to_string(s.dir.join("ratelimits.txt")).unwrap_or_default())
+        .unwrap_or_else(|e| {
+            problems.push(format!("{}: {e}", s.name));
+            Vec::new()
+        });
+    for x in limits.iter().filter(|x| !stage_names.contains(x.stage.as_str())) {
+        problems.push(format!("{}: ratelimits.txt:{}: no stage `{}` in stages.txt", s.name, x.line, x.stage));
+    }
     for st in &s.stages {
         let o = match stage::run(&corpus.join(&s.name), st) {
             Ok(o) => o,
@@ -83,6 +92,12 @@ fn run_source(corpus: &Path, s: &Source, problems: &mut Vec<String>) -> (Checked
             let failures = checked.entry(x.id.clone()).or_default();
             if let Err(e) = routing::check(&o, x) {
                 failures.push(format!("[{}] routing.txt:{}: {e}", st.name, x.line));
+            }
+        }
+        for x in limits.iter().filter(|x| x.stage == st.name) {
+            let failures = checked.entry(x.id.clone()).or_default();
+            if let Err(e) = ratelimits::check(&o, x) {
+                failures.push(format!("[{}] ratelimits.txt:{}: {e}", st.name, x.line));
             }
         }
         problems.extend(stage::suite_errors(&o).into_iter().map(|e| format!("{}: [{}] {e}", s.name, st.name)));

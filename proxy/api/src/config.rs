@@ -118,6 +118,9 @@ pub struct InboundServer {
     /// Used when the protocol is gRPC.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grpc_routes: Vec<GrpcRoute>,
+    /// Checked on HTTP and gRPC requests once routed and authorized (`crate::ratelimit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::ratelimit::LocalRateLimit>,
 }
 
 /// Identifies the resource (or built-in) a server, route or authorization came from.

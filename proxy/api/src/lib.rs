@@ -18,6 +18,7 @@ pub mod envelope;
 pub mod identity;
 pub mod names;
 pub mod outbound;
+pub mod ratelimit;
 pub mod route;
 pub mod schema;
 pub mod sequence;
@@ -31,6 +32,7 @@ pub use config::*;
 pub use decide::{HttpVerdict, PortPolicy, TcpVerdict, Verdict, decide, decide_grpc, decide_http, decide_tcp};
 pub use identity::IdentityDomain;
 pub use outbound::{Outbound, OutboundRoute, OutboundService, RouteTarget, RuleBackends, pick_backend, route_outbound};
+pub use ratelimit::{Bucket, BucketKey, Buckets, LocalRateLimit, RateLimitOverride, Scope, buckets};
 pub use route::{
     MatchedRoute, RankedRule, RouteSelection, rank_grpc_routes_for_http, rank_http_routes, select_grpc_route,
     select_grpc_route_for_http, select_http_route, validate_regex,

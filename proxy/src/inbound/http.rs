@@ -1,6 +1,7 @@
 //! Per-request authorization on HTTP servers, and forwarding to the app.
 
 use super::Conn;
+use super::ratelimit::{Exceeded, Limiters};
 use crate::Ctx;
 use crate::access_log::{AccessLog, Seen};
 use crate::filters::apply_request;
@@ -21,11 +22,13 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Pooled connections to the app, one client per HTTP version so a
-/// request reaches the app in the version the client spoke.
+/// request reaches the app in the version the client spoke, and the rate
+/// limits' buckets, which outlive connections.
 #[derive(Clone)]
 pub struct AppClients {
     h1: HyperClient<HttpConnector, Incoming>,
     h2: HyperClient<HttpConnector, Incoming>,
+    limiters: Arc<Limiters>,
 }
 
 impl AppClients {
@@ -37,7 +40,11 @@ impl AppClients {
             b.timer(TokioTimer::new()).pool_timer(TokioTimer::new());
             b
         };
-        AppClients { h1: builder().build(connector.clone()), h2: builder().http2_only(true).build(connector) }
+        AppClients {
+            h1: builder().build(connector.clone()),
+            h2: builder().http2_only(true).build(connector),
+            limiters: Arc::default(),
+        }
     }
 }
 
@@ -137,9 +144,22 @@ async fn authorize_and_forward(
             {
                 return (*redirect, labels);
             }
+            if let Err(exceeded) = check_rate_limit(app, conn, server) {
+                labels.verdict = "rate-limited";
+                let msg = exceeded.message();
+                return (local(StatusCode::TOO_MANY_REQUESTS, grpc, detail(conn, &msg)), labels);
+            }
             (forward(app, conn, req, grpc).await, labels)
         }
     }
+}
+
+/// The server's rate limit, checked as linkerd2-proxy does: after routing,
+/// authorization and filters (`HttpPolicyService::call`), so requests
+/// answered 404, 403 or with a redirect never count.
+fn check_rate_limit(app: &AppClients, conn: &Conn, server: &InboundServer) -> Result<(), Exceeded> {
+    let Some(limit) = &server.rate_limit else { return Ok(()) };
+    app.limiters.for_port(conn.port, limit).check(conn.client.tls.identity(), Instant::now())
 }
 
 /// gRPC rules carry no filters; HTTP rules may.

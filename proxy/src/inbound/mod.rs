@@ -7,6 +7,7 @@
 //! original destination port.
 
 mod http;
+mod ratelimit;
 mod tcp;
 
 use crate::ctx::Direction;

@@ -149,6 +149,7 @@ pub fn server() -> impl Strategy<Value = InboundServer> {
             authorizations,
             http_routes,
             grpc_routes,
+            rate_limit: None,
         })
 }
 

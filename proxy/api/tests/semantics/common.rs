@@ -99,7 +99,14 @@ pub fn with_authz(mut r: HttpRoute, authzs: Vec<Authorization>) -> HttpRoute {
 }
 
 pub fn server(protocol: Protocol, authorizations: Vec<Authorization>, http_routes: Vec<HttpRoute>) -> InboundServer {
-    InboundServer { meta: Meta::resource("Server", "web"), protocol, authorizations, http_routes, grpc_routes: vec![] }
+    InboundServer {
+        meta: Meta::resource("Server", "web"),
+        protocol,
+        authorizations,
+        http_routes,
+        grpc_routes: vec![],
+        rate_limit: None,
+    }
 }
 
 pub fn grpc_match(service: Option<&str>, method: Option<&str>) -> GrpcMatch {

@@ -162,14 +162,14 @@ fn disagreement(predicted: &VerdictView, seen: &Observed, app: &str, grpc: bool)
 
 /// Client TLS configs by client identity, each from its own certificate.
 #[derive(Default)]
-struct TlsCache {
+pub struct TlsCache {
     configs: HashMap<String, Arc<rustls::ClientConfig>>,
 }
 
 impl TlsCache {
     /// `None` for a client kind this test cannot be (TLS without identity);
     /// `Some(None)` for plaintext.
-    fn for_client(&mut self, mesh: &Mesh, tls: &ClientTls, server_identity: &str) -> Option<Option<Tls>> {
+    pub fn for_client(&mut self, mesh: &Mesh, tls: &ClientTls, server_identity: &str) -> Option<Option<Tls>> {
         let id = match tls {
             ClientTls::Plaintext => return Some(None),
             ClientTls::Unidentified => return None,

@@ -101,7 +101,22 @@ fn sigterm_drains_in_flight_requests() {
 }
 
 mod cluster;
+mod ratelimit;
 mod runtime_mode;
+
+/// Rate limits on the wire: each allowed client's burst passes exactly as
+/// many requests as the limit `meshc reach` reports, the rest get 429.
+#[test]
+fn rate_limits_match_meshc_reach() {
+    netns::run("rate_limits_match_meshc_reach", || {
+        let scopes = runtime().block_on(ratelimit::bursts_match_meshc_reach());
+        println!("rate limits checked on the wire, scopes: {scopes:?}");
+        assert!(
+            scopes.contains("override") && scopes.contains("identity"),
+            "the bursts must exercise both an override and the identity limit, got {scopes:?}"
+        );
+    });
+}
 
 /// The same promise with mesh-runtime (file mode) between `meshc build` and
 /// the proxies: certificates from ServiceAccount tokens, configs over mTLS.
