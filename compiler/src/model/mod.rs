@@ -182,6 +182,7 @@ fn decode_one(raw: RawObject, default_namespace: &str, findings: &mut Vec<Findin
     }
     let (group, version) = (group.to_owned(), version.to_owned());
     let (meta, spec) = decode_spec(&raw, strict, findings)?;
+    findings.extend(values::absent_fields(&raw, &group));
     let out_of_schema = values::check(&raw, &group, &version);
     if !out_of_schema.is_empty() {
         findings.extend(out_of_schema);

@@ -181,6 +181,83 @@ pub fn check(raw: &RawObject, group: &str, version: &str) -> Vec<Finding> {
     findings
 }
 
+/// Fields meshc's shared route types read (for the Gateway API kinds) that
+/// a CRD lacks: an unknown field to the API server, which rejects the object
+/// (`fieldValidation=Strict`, kubectl and Argo CD) or drops the field
+/// (Flux). Reported as decode reports an unknown field; the object is kept.
+/// Linkerd's HTTPRoute (every version) has two rule filters and no rule
+/// names, retries or session persistence; GRPCRoute has no redirect or
+/// rewrite filter in any version.
+const LINKERD_ROUTE_LACKS: &[&str] = &[
+    "spec.rules[].name",
+    "spec.rules[].retry",
+    "spec.rules[].sessionPersistence",
+    "spec.rules[].filters[].responseHeaderModifier",
+    "spec.rules[].filters[].requestMirror",
+    "spec.rules[].filters[].urlRewrite",
+    "spec.rules[].filters[].extensionRef",
+    "spec.rules[].filters[].cors",
+    "spec.rules[].filters[].externalAuth",
+];
+const GRPC_ROUTE_LACKS: &[&str] = &[
+    "spec.rules[].filters[].requestRedirect",
+    "spec.rules[].filters[].urlRewrite",
+    "spec.rules[].filters[].cors",
+    "spec.rules[].filters[].externalAuth",
+];
+
+/// Findings for the fields of `raw` its CRD does not have (see
+/// [`LINKERD_ROUTE_LACKS`]).
+pub fn absent_fields(raw: &RawObject, group: &str) -> Vec<Finding> {
+    let lacks = match (group, raw.kind.as_str()) {
+        ("policy.linkerd.io", "HTTPRoute") => LINKERD_ROUTE_LACKS,
+        ("gateway.networking.k8s.io", "GRPCRoute") => GRPC_ROUTE_LACKS,
+        _ => return Vec::new(),
+    };
+    let mut findings = Vec::new();
+    for path in lacks {
+        let steps = parse(path);
+        let mut found = Vec::new();
+        present(&raw.node, &steps, &mut Vec::new(), &mut found);
+        for (at, key) in found {
+            let name = at.last().map(|s| display_path(std::slice::from_ref(s))).unwrap_or_default();
+            let msg = format!("{} has no field `{}` (unknown field `{name}`)", raw.kind, display_path(&at));
+            let hint = "the API server drops unknown fields (or kubectl rejects them): check the field against the CRD";
+            let span = crate::findings::Span { source: span_of(raw.source, &raw.node).source, ..key };
+            findings.push(Finding::new(Code::SchemaViolation, span, msg).hint(hint));
+        }
+    }
+    findings
+}
+
+/// Every place `steps` leads to an existing key, with the key's position.
+fn present(node: &Node, steps: &[Step], at: &mut Vec<Seg>, out: &mut Vec<(Vec<Seg>, crate::findings::Span)>) {
+    let Some((step, rest)) = steps.split_first() else { return };
+    match (step, &node.value) {
+        (Step::Key(k), Value::Map(entries)) => {
+            if let Some((key, child)) = entries.iter().find(|(key, _)| &key.name == k) {
+                at.push(Seg::Key(k.clone()));
+                if rest.is_empty() {
+                    let span =
+                        crate::findings::Span { source: 0, line: key.line, column: key.column, offset: key.offset };
+                    out.push((at.clone(), span));
+                } else {
+                    present(child, rest, at, out);
+                }
+                at.pop();
+            }
+        }
+        (Step::Each, Value::Seq(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                at.push(Seg::Index(i));
+                present(item, rest, at, out);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
 const REDIRECT: &[(&str, Rule)] = &[
     ("scheme", Rule::Enum(&["http", "https"])),
     ("hostname", Rule::Subdomain),
@@ -345,6 +422,34 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("`URLRewrite` is not one of RequestHeaderModifier, RequestRedirect"), "{got:?}");
         assert!(findings("gateway.networking.k8s.io/v1", "HTTPRoute", spec).is_empty());
+    }
+
+    #[test]
+    fn fields_a_crd_lacks_are_unknown_fields() {
+        let spec = "  rules:\n  - name: r0\n    filters:\n    - type: RequestHeaderModifier\n      urlRewrite: {}\n";
+        let text =
+            format!("apiVersion: policy.linkerd.io/v1beta3\nkind: HTTPRoute\nmetadata:\n  name: r\nspec:\n{spec}");
+        let node = crate::load::yaml::parse_documents(&text).expect("yaml").remove(0);
+        let raw = RawObject {
+            source: 0,
+            api_version: "policy.linkerd.io/v1beta3".into(),
+            kind: "HTTPRoute".into(),
+            node,
+            rendered_in: None,
+        };
+        let got: Vec<String> = absent_fields(&raw, "policy.linkerd.io")
+            .iter()
+            .map(|f| format!("{}: {}", f.span.line, f.message))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "7: HTTPRoute has no field `spec.rules[0].name` (unknown field `name`)",
+                "10: HTTPRoute has no field `spec.rules[0].filters[0].urlRewrite` (unknown field `urlRewrite`)",
+            ]
+        );
+        // The Gateway API HTTPRoute has both.
+        assert!(absent_fields(&raw, "gateway.networking.k8s.io").is_empty());
     }
 
     #[test]
