@@ -31,6 +31,11 @@ enum Rule {
     Hostname,
     /// `^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`, 1 to 256.
     HeaderName,
+    /// A mapping with exactly one of these keys (a schema `oneOf` of `required`).
+    ExactlyOne(&'static [&'static str]),
+    /// A Gateway API filter: the field its `type` names is set and no other
+    /// filter's (the CRDs' CEL rules on `filters[]`).
+    FilterFields,
 }
 
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
@@ -126,6 +131,20 @@ const POLICY_REFS: &[(&str, Rule)] = &[
     ("spec.identityRefs[].namespace", Rule::Len(0, 253)),
 ];
 
+const RATE_LIMIT: &[(&str, Rule)] = &[
+    ("spec.targetRef.group", Rule::Group),
+    ("spec.targetRef.kind", Rule::Kind),
+    ("spec.targetRef.name", Rule::Len(1, 253)),
+    ("spec.overrides[].clientRefs[].group", Rule::Group),
+    ("spec.overrides[].clientRefs[].kind", Rule::Kind),
+    ("spec.overrides[].clientRefs[].namespace", Rule::Label),
+    ("spec.overrides[].clientRefs[].name", Rule::Len(1, 253)),
+];
+
+/// Server v1alpha1 and v1beta1: `podSelector` is `oneOf` matchExpressions,
+/// matchLabels (later versions dropped the `oneOf`).
+const OLD_SERVER: &[(&str, Rule)] = &[("spec.podSelector", Rule::ExactlyOne(&["matchExpressions", "matchLabels"]))];
+
 const SELECTOR_OPERATORS: &[&str] = &["In", "NotIn", "Exists", "DoesNotExist"];
 const SERVER: &[(&str, Rule)] = &[
     ("spec.podSelector.matchExpressions[].operator", Rule::Enum(SELECTOR_OPERATORS)),
@@ -138,7 +157,11 @@ pub fn check(raw: &RawObject, group: &str, version: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut run = |rules: &[(&str, Rule)], prefix: &str| {
         for (path, rule) in rules {
-            let full = if prefix.is_empty() { (*path).to_owned() } else { format!("{prefix}.{path}") };
+            let full = match (prefix.is_empty(), path.is_empty()) {
+                (true, _) => (*path).to_owned(),
+                (false, true) => prefix.to_owned(),
+                (false, false) => format!("{prefix}.{path}"),
+            };
             visit(raw, &raw.node, &parse(&full), &mut Vec::new(), *rule, &mut findings);
         }
     };
@@ -170,12 +193,22 @@ pub fn check(raw: &RawObject, group: &str, version: &str) -> Vec<Finding> {
                 run(&[("type", Rule::Enum(rule))], filters[0]);
                 run(&[("type", Rule::Enum(backend))], filters[1]);
             }
+            if gateway {
+                run(&[("", Rule::FilterFields)], filters[0]);
+                run(&[("", Rule::FilterFields)], filters[1]);
+            }
             if gateway || matches!(version, "v1beta2" | "v1beta3") {
                 run(PORTS_AND_WEIGHTS, "");
             }
         }
         "AuthorizationPolicy" | "MeshTLSAuthentication" if group == "policy.linkerd.io" => run(POLICY_REFS, ""),
-        "Server" if group == "policy.linkerd.io" => run(SERVER, ""),
+        "HTTPLocalRateLimitPolicy" if group == "policy.linkerd.io" => run(RATE_LIMIT, ""),
+        "Server" if group == "policy.linkerd.io" => {
+            run(SERVER, "");
+            if matches!(version, "v1alpha1" | "v1beta1") {
+                run(OLD_SERVER, "");
+            }
+        }
         _ => {}
     }
     findings
@@ -347,8 +380,37 @@ fn violation(node: &Node, rule: Rule) -> Option<String> {
             named(s, 1, 253, |h| is_subdomain(h.strip_prefix("*.").unwrap_or(h)), "a hostname")
         }
         (Value::Str(s), Rule::HeaderName) => named(s, 1, 256, is_token, "an HTTP header name"),
+        (Value::Map(entries), Rule::ExactlyOne(keys)) => {
+            let set = keys.iter().filter(|k| entries.iter().any(|(e, _)| e.name == **k)).count();
+            (set != 1).then(|| format!("exactly one of {} must be set ({set} are)", keys.join(", ")))
+        }
+        (Value::Map(_), Rule::FilterFields) => filter_fields(node),
         _ => None,
     }
+}
+
+/// The filter field each Gateway API filter type requires, and forbids on
+/// every other type.
+const FILTER_FIELDS: &[(&str, &str)] = &[
+    ("RequestHeaderModifier", "requestHeaderModifier"),
+    ("ResponseHeaderModifier", "responseHeaderModifier"),
+    ("RequestMirror", "requestMirror"),
+    ("RequestRedirect", "requestRedirect"),
+    ("URLRewrite", "urlRewrite"),
+    ("ExtensionRef", "extensionRef"),
+];
+
+fn filter_fields(filter: &Node) -> Option<String> {
+    let ty = filter.get("type").and_then(Node::as_str)?;
+    let wrong: Vec<String> = FILTER_FIELDS
+        .iter()
+        .filter_map(|(t, field)| match (*t == ty, filter.get(field).is_some()) {
+            (true, false) => Some(format!("`{field}` must be set for type {ty}")),
+            (false, true) => Some(format!("`{field}` must not be set for type {ty}")),
+            _ => None,
+        })
+        .collect();
+    (!wrong.is_empty()).then(|| wrong.join(", "))
 }
 
 fn length(s: &str, lo: usize, hi: usize) -> Option<String> {
@@ -417,7 +479,7 @@ mod tests {
 
     #[test]
     fn linkerd_routes_before_v1beta2_have_no_port_rules_and_fewer_filters() {
-        let spec = "  parentRefs:\n  - {name: web, kind: Server, group: policy.linkerd.io}\n  rules:\n  - filters:\n    - type: URLRewrite\n";
+        let spec = "  parentRefs:\n  - {name: web, kind: Server, group: policy.linkerd.io}\n  rules:\n  - filters:\n    - type: URLRewrite\n      urlRewrite: {hostname: example.com}\n";
         let got = findings("policy.linkerd.io/v1beta1", "HTTPRoute", spec);
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("`URLRewrite` is not one of RequestHeaderModifier, RequestRedirect"), "{got:?}");
@@ -450,6 +512,24 @@ mod tests {
         );
         // The Gateway API HTTPRoute has both.
         assert!(absent_fields(&raw, "gateway.networking.k8s.io").is_empty());
+    }
+
+    #[test]
+    fn a_gateway_filter_sets_the_field_of_its_type_and_no_other() {
+        let spec = "  rules:\n  - filters:\n    - type: ExtensionRef\n      urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /}}\n";
+        let got = findings("gateway.networking.k8s.io/v1", "HTTPRoute", spec);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("`urlRewrite` must not be set for type ExtensionRef"), "{got:?}");
+        assert!(got[0].contains("`extensionRef` must be set for type ExtensionRef"), "{got:?}");
+    }
+
+    #[test]
+    fn an_old_server_selects_pods_by_exactly_one_of_labels_and_expressions() {
+        let spec = "  port: 80\n  podSelector: {}\n";
+        let got = findings("policy.linkerd.io/v1beta1", "Server", spec);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("exactly one of matchExpressions, matchLabels must be set (0 are)"), "{got:?}");
+        assert!(findings("policy.linkerd.io/v1beta3", "Server", spec).is_empty());
     }
 
     #[test]
