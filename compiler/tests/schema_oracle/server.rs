@@ -154,9 +154,12 @@ async fn apply_one(client: kube::Client, discovery: &Discovery, object: Value, m
     }
 }
 
+/// `(group, kind, [(served version, openAPIV3Schema)])`.
+pub type CrdSchema = (String, String, Vec<(String, Value)>);
+
 /// The served versions of every installed CRD kind, and each version's
 /// `openAPIV3Schema`, for the mutation generator.
-pub fn crd_schemas() -> Vec<(String, String, Vec<(String, Value)>)> {
+pub fn crd_schemas() -> Vec<CrdSchema> {
     let mut out = Vec::new();
     for (path, text) in crd_texts() {
         let input = meshc::load::Input::Text { name: path.display().to_string(), text };
