@@ -171,9 +171,35 @@ pub fn harness_binary(test: &str) -> Option<PathBuf> {
     let binary = cache_dir().join(sources_hash(&dir)).join("apiserver-harness");
     let _one_build = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     if !binary.exists() {
-        build(&dir, &binary).unwrap_or_else(|e| panic!("{test}: building the API server harness failed: {e}"));
+        let _one_process = build_lock(&binary).unwrap_or_else(|e| panic!("{test}: {e}"));
+        // Another test process may have built it while this one waited.
+        if !binary.exists() {
+            build(&dir, &binary).unwrap_or_else(|e| panic!("{test}: building the API server harness failed: {e}"));
+        }
     }
     Some(binary)
+}
+
+/// An exclusive lock on `<key>/build.lock`, held while building: test
+/// processes started together (two `cargo test` runs, several helpers on one
+/// machine) wait for one build instead of each compiling Kubernetes. The lock
+/// ends with the file handle, also when the process dies. The rename in
+/// [`build`] keeps a half-written binary out of sight even of a process that
+/// does not take the lock.
+fn build_lock(binary: &Path) -> Result<std::fs::File, String> {
+    let parent = binary.parent().expect("binary path has a parent");
+    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let path = parent.join("build.lock");
+    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!("another process is building the API server harness; waiting for it ({})", path.display());
+            file.lock().map_err(|e| format!("locking {}: {e}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(format!("locking {}: {e}", path.display())),
+    }
+    Ok(file)
 }
 
 fn cache_dir() -> PathBuf {

@@ -10,6 +10,7 @@ pub mod profile;
 mod rollout;
 pub mod route;
 mod unmodelled;
+mod values;
 
 use crate::findings::{Code, Finding, ResourceId, Span};
 use crate::load::RawObject;
@@ -181,6 +182,12 @@ fn decode_one(raw: RawObject, default_namespace: &str, findings: &mut Vec<Findin
     }
     let (group, version) = (group.to_owned(), version.to_owned());
     let (meta, spec) = decode_spec(&raw, strict, findings)?;
+    findings.extend(values::absent_fields(&raw, &group));
+    let out_of_schema = values::check(&raw, &group, &version);
+    if !out_of_schema.is_empty() {
+        findings.extend(out_of_schema);
+        return None;
+    }
     let Some(name) = meta.name.clone().filter(|n| !n.is_empty()) else {
         let msg = format!("{} has no metadata.name; kubectl apply rejects it", raw.kind);
         findings.push(Finding::new(Code::SchemaViolation, raw.span(), msg));
