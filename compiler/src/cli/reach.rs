@@ -39,9 +39,13 @@ pub struct ReachArgs {
     /// The client: KIND/NS/NAME, NS/NAME, an identity, sa:NS/NAME, unmeshed[:NS], kubelet, external, localhost or ip:ADDRESS.
     #[arg(long)]
     from: String,
-    /// The target: WORKLOAD:PORT (port by number or container port name).
+    /// The target: WORKLOAD:PORT (port by number or container port name), or
+    /// egress:HOST:PORT for a destination outside the cluster (DNS name or IP).
     #[arg(long)]
     to: String,
+    /// TLS SNI for an egress target (default on port 443 without request options: HOST).
+    #[arg(long)]
+    sni: Option<String>,
     /// Request method (default GET when --path is given).
     #[arg(long)]
     method: Option<String>,
@@ -132,6 +136,15 @@ pub fn run_reach(a: ReachArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    if let Some(target) = crate::query::egress_ref::parse(&a.to) {
+        return match target {
+            Ok(target) => run_reach_egress(&o, &client, &target, req, &a),
+            Err(e) => fail(e),
+        };
+    }
+    if a.sni.is_some() {
+        return fail("--sni applies to egress:HOST:PORT targets only");
+    }
     let (wi, port) = match reach::parse_target(&o, &a.to) {
         Ok((wi, Some(p))) => (wi, p),
         Ok((wi, None)) => match single_port(&o, wi) {
@@ -147,6 +160,33 @@ pub fn run_reach(a: ReachArgs) -> ExitCode {
             let line = req.as_ref().map(|r| format!("{} {}", r.method, r.path));
             out!("{}", text::reach(&result, line.as_deref(), text::Paint::detect()));
         }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_reach_egress(
+    o: &Outcome,
+    client: &reach::ClientView,
+    target: &crate::query::egress_ref::EgressRef,
+    req: Option<HttpRequest>,
+    a: &ReachArgs,
+) -> ExitCode {
+    use crate::query::egress;
+    if a.sni.is_some() && req.is_some() {
+        return fail("--sni (TLS) and --method/--path/--header/--host (HTTP) describe different traffic: give one");
+    }
+    let traffic = egress::traffic_of(target, req, a.sni.clone());
+    let result = match egress::reach_egress(o, client, target, &traffic) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    match a.format {
+        Format::Json => {
+            let mut v = serde_json::to_value(&result).expect("egress reach serializes");
+            v["version"] = serde_json::json!(1);
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        }
+        Format::Text => out!("{}", text::reach_egress(&result, text::Paint::detect())),
     }
     ExitCode::SUCCESS
 }

@@ -5,6 +5,7 @@ use super::{Flow, Suite, TestResult};
 use crate::findings::{Code, Finding};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
+use crate::query::egress;
 use crate::query::evaluate::Verdict;
 use crate::query::reach::{Reach, flow_verdict, parse_client, parse_target, request_of};
 use mesh_proxy_api::HttpRequest;
@@ -36,10 +37,25 @@ pub fn name(f: &Flow) -> String {
     })
 }
 
-fn verdict(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(Verdict, Option<Reach>), String> {
+/// The flow's verdict and, for a failed expectation, why.
+fn verdict(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(Verdict, String), String> {
     let client = parse_client(o, classes, &f.spec.from)?;
+    if let Some(target) = crate::query::egress_ref::parse(&f.spec.to) {
+        let target = target?;
+        let traffic = egress::traffic_of(&target, request(f), f.spec.sni.clone());
+        let r = egress::reach_egress(o, &client, &target, &traffic)?;
+        let why = r
+            .condition
+            .clone()
+            .unwrap_or_else(|| r.proof.iter().map(|s| s.detail.as_str()).collect::<Vec<_>>().join("; "));
+        return Ok((r.verdict, why));
+    }
+    if f.spec.sni.is_some() {
+        return Err("`sni` applies to egress:HOST:PORT targets only".to_owned());
+    }
     let (wi, port) = parse_target(o, &f.spec.to)?;
-    Ok(flow_verdict(o, &client, wi, port, request(f).as_ref()))
+    let (got, proof) = flow_verdict(o, &client, wi, port, request(f).as_ref());
+    Ok((got, proof.as_ref().map(|r| explanation(r, got)).unwrap_or_default()))
 }
 
 /// The proof of the verdict that failed the expectation: when it depends
@@ -83,11 +99,10 @@ pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Fin
                 findings.push(Finding::new(Code::TestError, f.span, msg.clone()));
                 result.message = msg;
             }
-            Ok((got, proof)) => {
+            Ok((got, why)) => {
                 result.passed = got == want;
                 result.message = format!("expected {}, got {}", want.as_str(), got.as_str());
                 if !result.passed {
-                    let why = proof.as_ref().map(|r| explanation(r, got)).unwrap_or_default();
                     let msg = format!("flow {}: expected {}, got {}: {why}", result.name, want.as_str(), got.as_str());
                     let hint = format!("meshc reach PATH --from {} --to {}", f.spec.from, f.spec.to);
                     result.detail = msg.clone();

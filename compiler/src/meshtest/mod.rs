@@ -59,8 +59,12 @@ pub struct Invariant {
 pub struct FlowSpec {
     /// A client as `meshc reach --from` takes it.
     pub from: String,
-    /// `WORKLOAD:PORT` (port by number or container port name).
+    /// `WORKLOAD:PORT` (port by number or container port name), or
+    /// `egress:HOST:PORT` (a destination outside the cluster).
     pub to: String,
+    /// TLS SNI for an egress target (default on port 443 without a request: HOST).
+    #[serde(default)]
+    pub sni: Option<String>,
     #[serde(default)]
     pub method: Option<String>,
     #[serde(default)]

@@ -5,6 +5,8 @@ pub mod address;
 pub mod cause;
 pub mod classes;
 pub mod clients;
+pub mod egress;
+pub mod egress_ref;
 pub mod evaluate;
 pub mod matrix;
 pub mod places;
