@@ -114,22 +114,24 @@ pub fn reach_egress(
         return Err("the cluster networks cover every address: there is no egress".to_owned());
     };
     proof.push(scope_step(o, &ns));
-    let condition = if summaries.iter().all(|(_, s)| *s == first) {
+    let same_verdict = summaries.iter().all(|(_, s)| (s.verdict, s.status) == (first.verdict, first.status));
+    let same_everything = summaries.iter().all(|(_, s)| *s == first);
+    let mut summary = first.clone();
+    let mut condition = None;
+    if same_everything {
         proof.extend(decision_steps(&p, o, &egress, first_addr, target, traffic));
-        None
+    } else if same_verdict {
+        // Which network (or route) applies turns on the address, but not the answer.
+        let detail = format!("the answer is the same wherever it resolves: {}", condition_text(target, &summaries));
+        proof.push(Step::plain("egress-network", detail));
+        summary = Summary { network: None, route: None, backends: vec![], ..first };
     } else {
-        Some(condition_text(target, &summaries))
-    };
-    let condition = condition.or_else(|| unmodelled_connection_routes(o, traffic, first.network.as_ref()));
-    let summary = match condition {
-        None => first,
-        Some(_) => {
-            // The network is still known when only an unmodelled route makes it uncertain.
-            let agree = summaries.iter().all(|(_, s)| s.network == first.network);
-            let network = if agree { first.network } else { None };
-            Summary { verdict: Verdict::Depends, status: None, network, route: None, backends: vec![] }
-        }
-    };
+        condition = Some(condition_text(target, &summaries));
+    }
+    let condition = condition.or_else(|| unmodelled_connection_routes(o, traffic, summary.network.as_ref()));
+    if condition.is_some() {
+        summary = Summary { verdict: Verdict::Depends, status: None, route: None, backends: vec![], ..summary };
+    }
     Ok(answer(client, target, protocol, summary, condition, proof))
 }
 
@@ -252,8 +254,8 @@ fn representatives(egress: &Egress, cluster: &[IpNet]) -> Vec<IpAddr> {
     let external = |a: &IpAddr| !cluster.iter().any(|c| c.contains(a));
     let mut out = Vec::new();
     for n in egress.networks.iter().flat_map(|n| &n.networks) {
-        let mut candidates = vec![n.net.network(), n.net.broadcast()];
-        candidates.extend(n.net.hosts().next());
+        let mut candidates: Vec<IpAddr> = n.net.hosts().next().into_iter().collect();
+        candidates.extend([n.net.network(), n.net.broadcast()]);
         for e in &n.except {
             candidates.extend(step(e.broadcast(), 1));
             candidates.extend(step(e.network(), -1));
@@ -295,7 +297,7 @@ fn condition_text(target: &EgressRef, summaries: &[(IpAddr, Summary)]) -> String
             format!("at an address like {a} ({via}): {}", s.verdict.as_str())
         })
         .collect();
-    format!("depends on the address {} resolves to: {}", target.host_text(), parts.join("; "))
+    format!("{} may resolve to: {}", target.host_text(), parts.join("; "))
 }
 
 fn client_step(p: &Prover, c: &ClientView) -> Step {
