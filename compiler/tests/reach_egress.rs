@@ -201,3 +201,19 @@ fn the_client_config_carries_its_namespace_networks() {
     assert_eq!(internet.networks[0].net.to_string(), "0.0.0.0/0");
     assert!(internet.networks[0].except.iter().any(|e| e.to_string() == "10.0.0.0/8"));
 }
+
+#[test]
+fn show_config_shows_the_egress_a_client_gets() {
+    let o = outcome();
+    let c = o.configs.iter().flatten().find(|c| c.workload.name == "client").unwrap();
+    let mut text = String::new();
+    meshc::query::show_egress::render(&mut text, &c.outbound.egress);
+    assert!(text.contains("EgressNetwork shop/internet  Deny"), "{text}");
+    assert!(text.contains("port 9090:") && text.contains("billing.v1.Billing/*"), "{text}");
+    assert!(text.contains("rule 0: path /v1* → pass through"), "{text}");
+    // web's client gets the global network; a namespace-less config would print nothing.
+    let front = o.configs.iter().flatten().find(|c| c.workload.name == "front").unwrap();
+    let mut text = String::new();
+    meshc::query::show_egress::render(&mut text, &front.outbound.egress);
+    assert!(text.contains("EgressNetwork linkerd-egress/global  Allow"), "{text}");
+}

@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod reach;
 pub mod render;
 pub mod show_config;
+pub mod show_egress;
 pub mod show_outbound;
 pub mod who;
 pub mod workload_ref;
