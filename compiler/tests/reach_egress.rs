@@ -217,3 +217,20 @@ fn show_config_shows_the_egress_a_client_gets() {
     meshc::query::show_egress::render(&mut text, &front.outbound.egress);
     assert!(text.contains("EgressNetwork linkerd-egress/global  Allow"), "{text}");
 }
+
+#[test]
+fn who_can_reach_an_egress_destination() {
+    let o = outcome();
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let target = egress_ref::parse("egress:192.0.2.9:80").unwrap().unwrap();
+    let traffic = traffic_of(&target, None, None);
+    let clients = meshc::query::egress_who::who_can_reach_egress(&o, &classes, &target, &traffic).unwrap();
+    let verdict = |name: &str| clients.iter().find(|c| c.client.ends_with(name)).map(|c| c.verdict);
+    // shop's client: internet (Deny), GET / matches no route → 403.
+    assert_eq!(verdict("shop/client"), Some(Verdict::Deny));
+    // legacy has no proxy; front (web) falls back: 192.0.2.9 is outside linkerd-egress/global.
+    assert_eq!(verdict("shop/legacy"), Some(Verdict::Allow));
+    assert_eq!(verdict("web/front"), Some(Verdict::Allow));
+    let inside = egress_ref::parse("egress:10.9.9.9:80").unwrap().unwrap();
+    assert!(meshc::query::egress_who::who_can_reach_egress(&o, &classes, &inside, &traffic).is_err());
+}

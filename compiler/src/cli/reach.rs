@@ -66,7 +66,8 @@ pub struct ReachArgs {
 pub struct WhoArgs {
     #[command(flatten)]
     common: Common,
-    /// The workload, optionally with a port: KIND/NS/NAME[:PORT].
+    /// The workload, optionally with a port: KIND/NS/NAME[:PORT]; or egress:HOST:PORT
+    /// (every workload as a client of that destination outside the cluster).
     target: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -240,6 +241,12 @@ pub fn run_who(a: WhoArgs) -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
+    if let Some(target) = crate::query::egress_ref::parse(&a.target) {
+        return match target {
+            Ok(target) => run_who_egress(&o, &target, a.format),
+            Err(e) => fail(e),
+        };
+    }
     let (wi, port) = match reach::parse_target(&o, &a.target) {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -257,6 +264,25 @@ pub fn run_who(a: WhoArgs) -> ExitCode {
             outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
         }
         Format::Text => out!("{}", text::who(&workload_label(&o, wi), &answers, &classes, text::Paint::detect())),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Default traffic for the destination: TLS on 443, else HTTP GET /.
+fn run_who_egress(o: &Outcome, target: &crate::query::egress_ref::EgressRef, format: Format) -> ExitCode {
+    use crate::query::{egress, egress_who};
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let traffic = egress::traffic_of(target, None, None);
+    let clients = match egress_who::who_can_reach_egress(o, &classes, target, &traffic) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match format {
+        Format::Json => {
+            let v = serde_json::json!({"version": 1, "target": target.to_string(), "clients": clients});
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        }
+        Format::Text => out!("{}", egress_who::render(target, &clients)),
     }
     ExitCode::SUCCESS
 }

@@ -7,6 +7,7 @@ pub mod classes;
 pub mod clients;
 pub mod egress;
 pub mod egress_ref;
+pub mod egress_who;
 pub mod evaluate;
 pub mod matrix;
 pub mod places;
