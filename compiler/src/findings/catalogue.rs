@@ -235,7 +235,7 @@ catalogue! {
         "Attach HTTPRoutes, GRPCRoutes, TLSRoutes or TCPRoutes to the EgressNetwork for the destinations clients need, or ignore the finding on it.";
     UnmodelledResource = "unmodelled-resource", Warning,
         "An object Linkerd, the Gateway API or a workload controller acts on, which meshc does not model.",
-        "meshc reads the object but leaves it out of the analysis, so the verdicts it changes are computed as if it did not exist: an EgressNetwork can refuse egress, a TLSRoute or TCPRoute reroutes connections, a TrafficSplit (with linkerd-smi) splits a Service's requests, a Gateway routes north-south traffic, and a custom workload kind (a Knative Service, an OpenShift DeploymentConfig) runs pods that Servers select. The message names the verdicts that may differ from what meshc reports.",
+        "meshc reads the object but leaves it out of the analysis, so the verdicts it changes are computed as if it did not exist: a TLSRoute or TCPRoute reroutes connections, a TrafficSplit (with linkerd-smi) splits a Service's requests, a Gateway routes north-south traffic, and a custom workload kind (a Knative Service, an OpenShift DeploymentConfig) runs pods that Servers select. The message names the verdicts that may differ from what meshc reports.",
         "Check those verdicts by hand, or ignore the finding on the object (`meshc.io/ignore: unmodelled-resource`) once you have.";
 }
 
