@@ -151,6 +151,7 @@ fn overlay(file: &mut SettingsFile, o: SettingsFile) {
         cluster_domain,
         control_plane_namespace,
         probe_networks,
+        egress_namespace,
         default_opaque_ports,
         default_skip_inbound_ports,
         default_namespace,

@@ -24,6 +24,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("httproute.spec.schema.json", pretty(&schema_for!(route::HttpRouteSpec))),
         ("grpcroute.spec.schema.json", pretty(&schema_for!(route::GrpcRouteSpec))),
         ("serviceprofile.spec.schema.json", pretty(&schema_for!(profile::ServiceProfileSpec))),
+        ("egressnetwork.spec.schema.json", pretty(&schema_for!(crate::model::egress::EgressNetworkSpec))),
         ("httplocalratelimitpolicy.spec.schema.json", pretty(&schema_for!(policy::HttpLocalRateLimitPolicySpec))),
         ("pod-template.schema.json", pretty(&schema_for!(core::PodTemplate))),
         ("service.spec.schema.json", pretty(&schema_for!(core::ServiceSpec))),

@@ -36,6 +36,7 @@ const KINDS: &[(&str, &str)] = &[
     ("gateway.networking.k8s.io/v1", "GRPCRoute"),
     ("linkerd.io/v1alpha2", "ServiceProfile"),
     ("policy.linkerd.io/v1alpha1", "HTTPLocalRateLimitPolicy"),
+    ("policy.linkerd.io/v1alpha1", "EgressNetwork"),
     ("v1", "List"),
 ];
 
@@ -76,6 +77,8 @@ const KEYS: &[&str] = &[
     "cidr",
     "except",
     "parentRefs",
+    "trafficPolicy",
+    "backendRefs",
     "rules",
     "matches",
     "path",
@@ -128,6 +131,10 @@ fn scalar() -> impl Strategy<Value = Value> {
             "gRPC",
             "In",
             "GET",
+            "EgressNetwork",
+            "Allow",
+            "Deny",
+            "::/0",
         ])
         .prop_map(|s| json!(s)),
         ".{0,12}".prop_map(Value::String),

@@ -138,6 +138,7 @@ fn every_crd_field_is_known() {
             "HTTPRoute" => "httproute.spec.schema.json",
             "GRPCRoute" => "grpcroute.spec.schema.json",
             "ServiceProfile" => "serviceprofile.spec.schema.json",
+            "EgressNetwork" => "egressnetwork.spec.schema.json",
             _ => return None,
         };
         schemas.get(file)

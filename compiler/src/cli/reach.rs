@@ -40,9 +40,13 @@ pub struct ReachArgs {
     #[arg(long)]
     from: String,
     /// The target: WORKLOAD:PORT (port by number or container port name), or
-    /// svc/NAMESPACE/NAME:PORT (port by number or Service port name).
+    /// svc/NAMESPACE/NAME:PORT (port by number or Service port name), or
+    /// egress:HOST:PORT for a destination outside the cluster (DNS name or IP).
     #[arg(long)]
     to: String,
+    /// TLS SNI for an egress target (default on port 443 without request options: HOST).
+    #[arg(long)]
+    sni: Option<String>,
     /// Request method (default GET when --path is given).
     #[arg(long)]
     method: Option<String>,
@@ -63,9 +67,10 @@ pub struct ReachArgs {
 pub struct WhoArgs {
     #[command(flatten)]
     common: Common,
-    /// The workload, optionally with a port: KIND/NS/NAME[:PORT]; or a
-    /// Service port, svc/NS/NAME:PORT (every client calling it with GET / and
-    /// a request per route rule).
+    /// The workload, optionally with a port: KIND/NS/NAME[:PORT]; a Service
+    /// port, svc/NS/NAME:PORT (every client calling it with GET / and a request
+    /// per route rule); or egress:HOST:PORT (every workload as a client of that
+    /// destination outside the cluster).
     target: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -156,6 +161,15 @@ pub fn run_reach(a: ReachArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    if let Some(target) = crate::query::egress_ref::parse(&a.to) {
+        return match target {
+            Ok(target) => run_reach_egress(&o, &client, &target, req, &a),
+            Err(e) => fail(e),
+        };
+    }
+    if a.sni.is_some() {
+        return fail("--sni applies to egress:HOST:PORT targets only");
+    }
     let (wi, port) = match reach::parse_target(&o, &a.to) {
         Ok((wi, Some(p))) => (wi, p),
         Ok((wi, None)) => match single_port(&o, wi) {
@@ -203,6 +217,33 @@ fn run_reach_service(a: ReachArgs) -> ExitCode {
             let line = format!("{} {}", req.method, req.path);
             out!("{}", svc::render::text(&result, &line, grpc, text::Paint::detect()));
         }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_reach_egress(
+    o: &Outcome,
+    client: &reach::ClientView,
+    target: &crate::query::egress_ref::EgressRef,
+    req: Option<HttpRequest>,
+    a: &ReachArgs,
+) -> ExitCode {
+    use crate::query::egress;
+    if a.sni.is_some() && req.is_some() {
+        return fail("--sni (TLS) and --method/--path/--header/--host (HTTP) describe different traffic: give one");
+    }
+    let traffic = egress::traffic_of(target, req, a.sni.clone());
+    let result = match egress::reach_egress(o, client, target, &traffic) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    match a.format {
+        Format::Json => {
+            let mut v = serde_json::to_value(&result).expect("egress reach serializes");
+            v["version"] = serde_json::json!(1);
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        }
+        Format::Text => out!("{}", text::reach_egress(&result, text::Paint::detect())),
     }
     ExitCode::SUCCESS
 }
@@ -259,6 +300,12 @@ pub fn run_who(a: WhoArgs) -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
+    if let Some(target) = crate::query::egress_ref::parse(&a.target) {
+        return match target {
+            Ok(target) => run_who_egress(&o, &target, a.format),
+            Err(e) => fail(e),
+        };
+    }
     let (wi, port) = match reach::parse_target(&o, &a.target) {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -324,6 +371,25 @@ fn run_matrix_services(a: MatrixArgs) -> ExitCode {
         }
         MatrixFormat::Table => out!("{}", svc::matrix::table(&all)),
         other => return fail(format!("matrix --services writes table or json, not {other:?}")),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Default traffic for the destination: TLS on 443, else HTTP GET /.
+fn run_who_egress(o: &Outcome, target: &crate::query::egress_ref::EgressRef, format: Format) -> ExitCode {
+    use crate::query::{egress, egress_who};
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let traffic = egress::traffic_of(target, None, None);
+    let clients = match egress_who::who_can_reach_egress(o, &classes, target, &traffic) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match format {
+        Format::Json => {
+            let v = serde_json::json!({"version": 1, "target": target.to_string(), "clients": clients});
+            outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        }
+        Format::Text => out!("{}", egress_who::render(target, &clients)),
     }
     ExitCode::SUCCESS
 }

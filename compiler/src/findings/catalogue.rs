@@ -221,9 +221,21 @@ catalogue! {
         "A route filter Linkerd's client proxy does not implement.",
         "Outbound, Linkerd applies request and response header modifiers and redirects. Other filters (URLRewrite, RequestMirror, ExtensionRef, CORS…) are dropped and the rule applies without them.",
         "Remove the filter, or implement its effect in the application.";
+    EgressClusterOverlap = "egress-cluster-overlap", Warning,
+        "An EgressNetwork's networks overlap the cluster networks.",
+        "Linkerd's status controller sets the EgressNetwork's Accepted condition to False (EgressReasonNetworkOverlap), and every route with it as parent is then not accepted (NoMatchingParent): those routes apply to no traffic. Addresses inside the cluster networks are never egress for the proxy, so the overlapping part covers nothing.",
+        "List only addresses outside the cluster networks, or carve the cluster networks out with `except`.";
+    EgressNetworkOverlap = "egress-network-overlap", Warning,
+        "Two EgressNetworks that apply to the same clients cover the same addresses.",
+        "For an address both cover, Linkerd picks one EgressNetwork (the smaller matching network, then the older resource, then namespace and name); the other's trafficPolicy and routes do not apply there, which is easy to miss when one allows and the other denies.",
+        "Give each EgressNetwork its own addresses; use `except` to carve one out of the other.";
+    EgressDenyAll = "egress-deny-all", Info,
+        "A Deny EgressNetwork has no routes: all traffic to its addresses is refused.",
+        "With trafficPolicy Deny and no accepted route, the client's proxy answers every HTTP request to the covered addresses with 403 (gRPC PERMISSION_DENIED) and closes TLS and opaque connections. That is a valid lock-down, reported so that it is a visible decision.",
+        "Attach HTTPRoutes, GRPCRoutes, TLSRoutes or TCPRoutes to the EgressNetwork for the destinations clients need, or ignore the finding on it.";
     UnmodelledResource = "unmodelled-resource", Warning,
         "An object Linkerd, the Gateway API or a workload controller acts on, which meshc does not model.",
-        "meshc reads the object but leaves it out of the analysis, so the verdicts it changes are computed as if it did not exist: an EgressNetwork can refuse egress, a TLSRoute or TCPRoute reroutes connections, a TrafficSplit (with linkerd-smi) splits a Service's requests, a Gateway routes north-south traffic, and a custom workload kind (a Knative Service, an OpenShift DeploymentConfig) runs pods that Servers select. The message names the verdicts that may differ from what meshc reports.",
+        "meshc reads the object but leaves it out of the analysis, so the verdicts it changes are computed as if it did not exist: a TLSRoute or TCPRoute reroutes connections, a TrafficSplit (with linkerd-smi) splits a Service's requests, a Gateway routes north-south traffic, and a custom workload kind (a Knative Service, an OpenShift DeploymentConfig) runs pods that Servers select. The message names the verdicts that may differ from what meshc reports.",
         "Check those verdicts by hand, or ignore the finding on the object (`meshc.io/ignore: unmodelled-resource`) once you have.";
 }
 

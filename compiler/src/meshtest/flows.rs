@@ -5,6 +5,7 @@ use super::{Flow, Suite, TestResult};
 use crate::findings::{Code, Finding};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
+use crate::query::egress;
 use crate::query::evaluate::Verdict;
 use crate::query::reach::{Reach, flow_verdict, parse_client, parse_target, request_of};
 use crate::query::svc;
@@ -42,14 +43,28 @@ pub fn name(f: &Flow) -> String {
 
 /// The verdict a flow gets, and the proof to show when it is not the one
 /// expected. A `svc/` target is called as a client calls a Service (the
-/// client's proxy, then each backend), with `GET /` when no request is given.
+/// client's proxy, then each backend), with `GET /` when no request is given;
+/// an `egress:` target through the client's EgressNetwork decision.
 fn verdict(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(&'static str, String), String> {
     let client = parse_client(o, classes, &f.spec.from)?;
+    if f.spec.sni.is_some() && crate::query::egress_ref::parse(&f.spec.to).is_none() {
+        return Err("`sni` applies to egress:HOST:PORT targets only".to_owned());
+    }
     if svc::target::is_service(&f.spec.to) {
         let t = svc::target::parse(o, &f.spec.to)?;
         let req = request(f).unwrap_or_else(|| HttpRequest::new("GET", "/"));
         let r = svc::reach(o, client, &t, &req);
         return Ok((r.verdict.as_str(), service_explanation(&r)));
+    }
+    if let Some(target) = crate::query::egress_ref::parse(&f.spec.to) {
+        let target = target?;
+        let traffic = egress::traffic_of(&target, request(f), f.spec.sni.clone());
+        let r = egress::reach_egress(o, &client, &target, &traffic)?;
+        let why = r
+            .condition
+            .clone()
+            .unwrap_or_else(|| r.proof.iter().map(|s| s.detail.as_str()).collect::<Vec<_>>().join("; "));
+        return Ok((r.verdict.as_str(), why));
     }
     let (wi, port) = parse_target(o, &f.spec.to)?;
     let (got, proof) = flow_verdict(o, &client, wi, port, request(f).as_ref());

@@ -60,8 +60,12 @@ pub struct FlowSpec {
     /// A client as `meshc reach --from` takes it.
     pub from: String,
     /// `WORKLOAD:PORT` (port by number or container port name), or
-    /// `svc/NAMESPACE/NAME:PORT` (port by number or Service port name).
+    /// `svc/NAMESPACE/NAME:PORT` (port by number or Service port name), or
+    /// `egress:HOST:PORT` (a destination outside the cluster).
     pub to: String,
+    /// TLS SNI for an egress target (default on port 443 without a request: HOST).
+    #[serde(default)]
+    pub sni: Option<String>,
     #[serde(default)]
     pub method: Option<String>,
     #[serde(default)]

@@ -19,8 +19,11 @@ pub fn check(r: &mut Resource, findings: &mut Vec<Finding>) -> bool {
         Spec::HttpLocalRateLimitPolicy(p) => rate_limit_values(r, p, findings),
         Spec::HttpRoute(h) if r.group == "policy.linkerd.io" => {
             prune_linkerd_route(r, h, findings);
-            true
+            super::egress_admission::route_parent_ports(r, &h.parent_refs, findings)
         }
+        Spec::HttpRoute(h) => super::egress_admission::route_parent_ports(r, &h.parent_refs, findings),
+        Spec::GrpcRoute(g) => super::egress_admission::route_parent_ports(r, &g.parent_refs, findings),
+        Spec::EgressNetwork(e) => super::egress_admission::egress_network_values(r, e, findings),
         _ => true,
     };
     r.spec = spec;

@@ -24,12 +24,6 @@ const SERVED_GROUPS: &[&str] = &[
     "specs.smi-spec.io",
 ];
 
-/// Kinds Linkerd 2.19 serves in the groups whose kinds meshc knows all of
-/// (charts/linkerd-crds): anything else there is a typo the API server rejects.
-pub fn served_in_owned_group(group: &str, kind: &str) -> bool {
-    matches!((group, kind), ("policy.linkerd.io", "EgressNetwork"))
-}
-
 /// The finding for an object `known` does not model, if it is one that can
 /// change a verdict.
 pub fn finding(raw: &RawObject, group: &str, namespace: &str) -> Option<Finding> {
@@ -78,12 +72,6 @@ fn served_effect(raw: &RawObject, group: &str, namespace: &str) -> String {
             .to_owned();
     }
     match raw.kind.as_str() {
-        "EgressNetwork" => format!(
-            "egress verdicts of clients in namespace {namespace} (of every namespace, if it is Linkerd's global \
-             egress namespace, linkerd-egress by default) are not checked: traffic to hosts outside the cluster \
-             may be refused (trafficPolicy {})",
-            spec_str(raw, &["trafficPolicy"]).unwrap_or("unset")
-        ),
         "TLSRoute" | "TCPRoute" | "UDPRoute" => route_effect(raw, namespace),
         "TrafficSplit" => format!(
             "the linkerd-smi extension turns it into the dstOverrides of Service {namespace}/{}'s ServiceProfile, \

@@ -31,6 +31,7 @@ pub fn render(c: &ProxyConfig) -> String {
     server(&mut out, &c.inbound.default_server);
     let _ = writeln!(out, "\nevery port also authorizes localhost (127.0.0.1/32, ::1/128), as the proxy always does");
     super::show_outbound::render(&mut out, &c.outbound);
+    super::show_egress::render(&mut out, &c.outbound.egress);
     out
 }
 

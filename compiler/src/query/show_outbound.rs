@@ -90,7 +90,7 @@ fn rule_line(out: &mut String, k: usize, matches: &str, backends: &[Backend], t:
     let _ = writeln!(out, "        rule {k}: {matches} → {to}{extra}");
 }
 
-fn http_match(m: &HttpMatch) -> String {
+pub(crate) fn http_match(m: &HttpMatch) -> String {
     let mut parts = Vec::new();
     if let Some(method) = &m.method {
         parts.push(method.clone());

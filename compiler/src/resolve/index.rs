@@ -23,6 +23,7 @@ pub enum Kind {
     GrpcRoute,
     ServiceProfile,
     RateLimitPolicy,
+    EgressNetwork,
 }
 
 pub fn kind_of(r: &Resource) -> Kind {
@@ -42,6 +43,7 @@ pub fn kind_of(r: &Resource) -> Kind {
         HttpLocalRateLimitPolicy(_) => Kind::RateLimitPolicy,
         GrpcRoute(_) => Kind::GrpcRoute,
         ServiceProfile(_) => Kind::ServiceProfile,
+        EgressNetwork(_) => Kind::EgressNetwork,
     }
 }
 

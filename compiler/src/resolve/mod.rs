@@ -4,6 +4,7 @@
 pub mod authn;
 pub mod authz;
 pub mod defaults;
+pub mod egress;
 pub mod index;
 pub mod ports;
 pub mod ratelimit;

@@ -41,6 +41,7 @@ pub fn from_helm_release(objects: &[RawObject]) -> Option<SettingsFile> {
         cluster_domain: text(&["clusterDomain"]),
         control_plane_namespace: namespace,
         probe_networks: get(&["policyController", "probeNetworks"]).map(list),
+        egress_namespace: text(&["egress", "globalEgressNetworkNamespace"]),
         default_opaque_ports: text(&["proxy", "opaquePorts"]),
         default_skip_inbound_ports: text(&["proxyInit", "ignoreInboundPorts"]),
         service_account_token_projection: get(&["identity", "serviceAccountTokenProjection"]).and_then(bool_value),

@@ -42,6 +42,10 @@ pub struct SettingsFile {
     /// Helm `policyController.probeNetworks` (default `0.0.0.0/0, ::/0`).
     #[serde(default)]
     pub probe_networks: Option<Vec<String>>,
+    /// Helm `egress.globalEgressNetworkNamespace` (default `linkerd-egress`):
+    /// EgressNetworks here apply to clients of every namespace that has none of its own.
+    #[serde(default)]
+    pub egress_namespace: Option<String>,
     /// Helm `proxy.opaquePorts` (default `25,587,3306,4444,5432,6379,9300,11211`).
     #[serde(default)]
     pub default_opaque_ports: Option<String>,
@@ -134,6 +138,8 @@ pub struct Settings {
     pub cluster_domain: String,
     pub control_plane_namespace: String,
     pub probe_networks: Vec<IpNet>,
+    /// The global egress namespace (Linkerd's `global_egress_network_namespace`).
+    pub egress_namespace: String,
     pub default_opaque_ports: String,
     pub default_skip_inbound_ports: String,
     pub default_namespace: String,
@@ -149,6 +155,7 @@ pub struct Settings {
 
 pub const DEFAULT_CLUSTER_NETWORKS: &[&str] =
     &["10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"];
+pub const DEFAULT_EGRESS_NAMESPACE: &str = "linkerd-egress";
 pub const DEFAULT_OPAQUE_PORTS: &str = "25,587,3306,4444,5432,6379,9300,11211";
 pub const DEFAULT_POLICIES: &[&str] =
     &["all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "cluster-authenticated", "deny", "audit"];
@@ -223,6 +230,7 @@ impl Settings {
             cluster_domain: file.cluster_domain.unwrap_or_else(|| "cluster.local".to_owned()),
             control_plane_namespace: file.control_plane_namespace.unwrap_or_else(|| "linkerd".to_owned()),
             probe_networks,
+            egress_namespace: file.egress_namespace.unwrap_or_else(|| DEFAULT_EGRESS_NAMESPACE.to_owned()),
             default_opaque_ports: file.default_opaque_ports.unwrap_or_else(|| DEFAULT_OPAQUE_PORTS.to_owned()),
             default_skip_inbound_ports: file.default_skip_inbound_ports.unwrap_or_else(|| "4567,4568".to_owned()),
             default_namespace: file.default_namespace.unwrap_or_else(|| "default".to_owned()),

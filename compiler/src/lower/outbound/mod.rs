@@ -5,6 +5,7 @@
 
 mod annotations;
 mod durations;
+pub mod egress;
 mod profile;
 mod routes;
 mod scope;
@@ -32,6 +33,8 @@ pub struct Policy {
     /// Per Service, the profiles that apply by the profile's namespace.
     profiles: Vec<BTreeMap<String, Profile>>,
     index: ServiceIndex,
+    /// EgressNetworks and their routes.
+    pub egress: egress::EgressPolicy,
 }
 
 /// Reads Services, Service-parent routes and ServiceProfiles; reports their mistakes.
@@ -47,6 +50,7 @@ pub fn analyze(r: &Resolved, findings: &mut Vec<Finding>) -> Policy {
     let route_kinds = [Kind::GrpcRoute, Kind::PolicyHttpRoute, Kind::GatewayHttpRoute];
     let route_list: Vec<usize> = route_kinds.iter().flat_map(|k| r.index.all(*k)).copied().collect();
     p.routes = routes::attach(&r.resources, &route_list, &p.index, &p.bases, findings);
+    p.egress = egress::analyze(r, &p.index, findings);
     p.profiles = vec![BTreeMap::new(); p.bases.len()];
     for &ri in r.index.all(Kind::ServiceProfile) {
         let res = &r.resources[ri];

@@ -39,7 +39,8 @@ pub fn complete(o: &mut Outcome) {
             services.retain(|&si| !policy.is_default_for(si, ns, &default_opaque));
             let mut services: Vec<_> = services.into_iter().map(|si| policy.service_for(si, ns)).collect();
             services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-            Some(Outbound { services, default_opaque_ports: default_opaque.clone() })
+            let egress = policy.egress.for_namespace(ns);
+            Some(Outbound { services, default_opaque_ports: default_opaque.clone(), egress })
         })
         .collect();
     for (c, out) in o.configs.iter_mut().zip(outbound) {

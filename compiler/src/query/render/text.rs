@@ -101,6 +101,35 @@ pub fn reach(r: &Reach, request: Option<&str>, paint: Paint) -> String {
     out
 }
 
+/// `meshc reach --to egress:HOST:PORT`, human form.
+pub fn reach_egress(r: &crate::query::egress::EgressReach, paint: Paint) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} → {} ({})", paint.bold(&r.client), r.target, r.protocol);
+    for s in &r.proof {
+        step(&mut out, paint, s);
+    }
+    let status = match (r.status, r.verdict, r.protocol) {
+        (Some(7), _, _) if r.verdict == Verdict::Deny => " (grpc-status 7 PERMISSION_DENIED)".to_owned(),
+        (Some(code), _, _) => format!(" ({code})"),
+        (None, Verdict::Deny, _) => " (connection closed)".to_owned(),
+        (None, Verdict::Depends, _) => r.condition.as_ref().map_or_else(String::new, |c| format!(" ({c})")),
+        _ => String::new(),
+    };
+    let to: Vec<String> = r
+        .backends
+        .iter()
+        .map(|b| match (&b.service, b.kind) {
+            (_, "original") => format!("passed through (weight {})", b.weight),
+            (Some(s), "service") => format!("redirected to Service {s} (weight {})", b.weight),
+            (Some(s), _) => format!("invalid: {s} (weight {})", b.weight),
+            _ => b.kind.to_owned(),
+        })
+        .collect();
+    let to = if to.is_empty() { String::new() } else { format!(": {}", to.join(", ")) };
+    let _ = writeln!(out, "\n{}{status}{to}", paint.verdict(r.verdict));
+    out
+}
+
 fn class_list(ids: &[usize], classes: &Classes) -> String {
     const SHOWN: usize = 12;
     let mut names: Vec<String> =

@@ -6,6 +6,7 @@
 //! million, so that the canonical JSON of a config has no floats.
 
 mod decide;
+pub mod egress;
 
 pub use decide::{OutboundRoute, RouteTarget, RuleBackends, pick_backend, route_outbound};
 
@@ -25,11 +26,14 @@ pub struct Outbound {
     /// without a `config.linkerd.io/opaque-ports` annotation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub default_opaque_ports: Vec<PortRange>,
+    /// Connections to addresses outside the cluster networks (EgressNetworks).
+    #[serde(default, skip_serializing_if = "egress::Egress::is_empty")]
+    pub egress: egress::Egress,
 }
 
 impl Outbound {
     pub fn is_empty(&self) -> bool {
-        self.services.is_empty() && self.default_opaque_ports.is_empty()
+        self.services.is_empty() && self.default_opaque_ports.is_empty() && self.egress.is_empty()
     }
 
     /// The protocol of a port of a Service this config does not list.
