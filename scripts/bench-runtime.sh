@@ -4,7 +4,10 @@
 # the program, e.g.
 #   scripts/bench-runtime.sh --figures certs --modes kube
 #   scripts/bench-runtime.sh --workloads 200 --rounds 3 --sizes 0,1000
-# (`--help` lists them all).
+#   scripts/bench-runtime.sh --figures latency --modes kube,kube-real
+# (`--help` lists them all). `kube-real` runs Kubernetes mode against a real
+# kube-apiserver (tests/apiserver-harness, built on first use: needs `go` and
+# kubectl; docs/development.md gives the first build's time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"

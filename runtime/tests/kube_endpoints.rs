@@ -3,18 +3,23 @@
 //! of each kind, a compaction (410 → relist) with changes the watches never
 //! see as events, deletion, and shutdown. The `..._real_apiserver` test runs
 //! the same changes, less the compaction (only the fake compacts on demand),
-//! against a real kube-apiserver.
+//! against a real kube-apiserver. The empty-cluster and failed-list tests
+//! stay fake-only: they count the runtime's list requests and inject
+//! failures, and a real server is never empty (it serves the `kubernetes`
+//! Service and its EndpointSlice).
 
-use fake_apiserver::{FakeApiServer, Gvr, Verb};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+mod servers;
+
+use fake_apiserver::{FakeApiServer, Verb};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use mesh_proxy_api::endpoints::ServiceKey;
 use mesh_runtime::hub::{EndpointsHub, EndpointsSnapshot};
 use mesh_runtime::kube::endpoints;
-use mesh_test_support::apiserver::RealApiServer;
 use serde_json::{Value, json};
+use servers::Server;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -62,10 +67,6 @@ fn slice(name: &str, eps: &[(&str, &str, &str, bool)]) -> Value {
     json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
            "metadata": {"namespace": "shop", "name": name, "labels": {endpoints::SERVICE_NAME_LABEL: "web"}},
            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}], "endpoints": eps})
-}
-
-fn uid_of(created: &Value) -> String {
-    created["metadata"]["uid"].as_str().unwrap().to_string()
 }
 
 fn read(hub: &EndpointsHub, snap: &EndpointsSnapshot, svc: &ServiceKey) -> Answer {
@@ -128,26 +129,25 @@ async fn wait_synced(synced: &AtomicBool) {
     }
 }
 
-#[tokio::test]
-async fn endpoints_follow_services_slices_and_pods_through_relists() {
-    let server = FakeApiServer::start().await.unwrap();
-    let store = server.store();
-    let web1 = uid_of(&store.create_object(pod("web-1", "web", true)).unwrap());
-    let web2 = uid_of(&store.create_object(pod("web-2", "legacy", false)).unwrap());
-    let web3 = uid_of(&store.create_object(pod("web-3", "web", true)).unwrap());
-    store.create_object(service(80)).unwrap();
-    store
-        .create_object(slice(
-            "web-a",
-            &[
-                ("10.0.0.1", "web-1", &web1, true),
-                ("10.0.0.2", "web-2", &web2, true),
-                ("10.0.0.3", "web-3", &web3, false),
-            ],
-        ))
-        .unwrap();
+/// Services, slices and Pods created, changed and deleted through the API;
+/// on the fake, a compaction first makes the second half of the changes
+/// reach the runtime only through relists (etcd compacts on its own
+/// schedule, so a real server's watches see them as events).
+async fn endpoints_follow_services_slices_and_pods(server: Server) {
+    server.namespace("shop").await;
+    let client = server.client().await;
+    let web1 = uid(create::<Pod>(&client, pod("web-1", "web", true)).await.metadata);
+    let web2 = uid(create::<Pod>(&client, pod("web-2", "legacy", false)).await.metadata);
+    let web3 = uid(create::<Pod>(&client, pod("web-3", "web", true)).await.metadata);
+    create::<Service>(&client, service(80)).await;
+    let eps = [
+        ("10.0.0.1", "web-1", &*web1, true),
+        ("10.0.0.2", "web-2", &*web2, true),
+        ("10.0.0.3", "web-3", &*web3, false),
+    ];
+    create::<EndpointSlice>(&client, slice("web-a", &eps)).await;
 
-    let Discovery { hub, synced, shutdown, task } = discovery(server.client().unwrap());
+    let Discovery { hub, synced, shutdown, task } = discovery(client.clone());
     let mut rx = hub.subscribe();
 
     // Synced means the initial lists are already in the hub.
@@ -156,55 +156,46 @@ async fn endpoints_follow_services_slices_and_pods_through_relists() {
     assert_eq!(initial, vec![("10.0.0.1:8080".to_string(), id("web", "shop")), ("10.0.0.2:8080".to_string(), None)]);
 
     // web-3 gets ready; web-2 gets meshed.
-    store
-        .create_object(slice("web-b", &[("10.0.0.3", "web-3", &web3, true), ("10.0.0.1", "web-1", &web1, true)]))
-        .unwrap();
-    let pods = Gvr::core("pods");
-    store
-        .modify(&pods, Some("shop"), "web-2", |p| p["metadata"]["labels"][endpoints::MESHED_LABEL] = json!("linkerd"))
-        .unwrap();
-    wait_for(
-        &hub,
-        &mut rx,
-        &key(80),
-        &[
-            ("10.0.0.1:8080", id("web", "shop")),
-            ("10.0.0.2:8080", id("legacy", "shop")),
-            ("10.0.0.3:8080", id("web", "shop")),
-        ],
+    create::<EndpointSlice>(
+        &client,
+        slice("web-b", &[("10.0.0.3", "web-3", &web3, true), ("10.0.0.1", "web-1", &web1, true)]),
     )
     .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let meshed = json!({"metadata": {"labels": {endpoints::MESHED_LABEL: "linkerd"}}});
+    pods.patch("web-2", &PatchParams::default(), &Patch::Merge(meshed)).await.unwrap();
+    let three = [
+        ("10.0.0.1:8080", id("web", "shop")),
+        ("10.0.0.2:8080", id("legacy", "shop")),
+        ("10.0.0.3:8080", id("web", "shop")),
+    ];
+    wait_for(&hub, &mut rx, &key(80), &three).await;
 
     // A slice naming a pod the runtime has not seen: left out until it is.
-    store.create_object(slice("web-c", &[("10.0.0.4", "web-4", "uid-to-come", true)])).unwrap();
+    create::<EndpointSlice>(&client, slice("web-c", &[("10.0.0.4", "web-4", "uid-to-come", true)])).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(read(&hub, &rx.borrow().clone(), &key(80)).len(), 3, "the unknown pod is not served");
-    let web4 = uid_of(&store.create_object(pod("web-4", "web", true)).unwrap());
-    store
-        .modify(&Gvr::new("discovery.k8s.io", "v1", "endpointslices"), Some("shop"), "web-c", |s| {
-            s["endpoints"][0]["targetRef"]["uid"] = json!(web4)
-        })
-        .unwrap();
-    wait_for(
-        &hub,
-        &mut rx,
-        &key(80),
-        &[
-            ("10.0.0.1:8080", id("web", "shop")),
-            ("10.0.0.2:8080", id("legacy", "shop")),
-            ("10.0.0.3:8080", id("web", "shop")),
-            ("10.0.0.4:8080", id("web", "shop")),
-        ],
-    )
-    .await;
+    let web4 = uid(create::<Pod>(&client, pod("web-4", "web", true)).await.metadata);
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "shop");
+    let named = json!({"endpoints": slice("web-c", &[("10.0.0.4", "web-4", &web4, true)])["endpoints"]});
+    slices.patch("web-c", &PatchParams::default(), &Patch::Merge(named)).await.unwrap();
+    let four = [three.to_vec(), vec![("10.0.0.4:8080", id("web", "shop"))]].concat();
+    wait_for(&hub, &mut rx, &key(80), &four).await;
 
-    // Compaction, and changes of all three kinds before the watchers are
-    // back: only the relists can tell them.
-    let lists_before = ["services", "endpointslices", "pods"].map(|r| server.faults().count_for(Verb::List, r));
-    store.compact();
-    store.delete(&pods, Some("shop"), "web-1", None).unwrap();
-    store.delete(&Gvr::new("discovery.k8s.io", "v1", "endpointslices"), Some("shop"), "web-c", None).unwrap();
-    store.modify(&Gvr::core("services"), Some("shop"), "web", |s| s["spec"]["ports"][0]["port"] = json!(81)).unwrap();
+    // On the fake, a compaction, so that changes of all three kinds before
+    // the watchers are back can only be told by the relists.
+    let lists =
+        |fake: &FakeApiServer| ["services", "endpointslices", "pods"].map(|r| fake.faults().count_for(Verb::List, r));
+    let lists_before = server.fake_server().map(lists);
+    if let Some(fake) = server.fake_server() {
+        fake.store().compact();
+    }
+    // A deleted Pod's endpoint goes although a slice still names it.
+    pods.delete("web-1", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+    slices.delete("web-c", &DeleteParams::default()).await.unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), "shop");
+    let port = json!({"spec": {"ports": [{"name": "http", "port": 81, "targetPort": "http"}]}});
+    services.patch("web", &PatchParams::default(), &Patch::Merge(port)).await.unwrap();
     wait_for(&hub, &mut rx, &key(81), &[("10.0.0.2:8080", id("legacy", "shop")), ("10.0.0.3:8080", id("web", "shop"))])
         .await;
     assert!(read(&hub, &rx.borrow().clone(), &key(80)).is_empty(), "the old port is gone");
@@ -212,22 +203,33 @@ async fn endpoints_follow_services_slices_and_pods_through_relists() {
     // Each of the three changes needed its kind's relist (the history they
     // could have been replayed from is gone), and watching goes on from
     // there.
-    let lists_after = ["services", "endpointslices", "pods"].map(|r| server.faults().count_for(Verb::List, r));
-    assert!(
-        lists_before.iter().zip(lists_after).all(|(b, a)| a == b + 1),
-        "one relist each: {lists_before:?} → {lists_after:?}"
-    );
-    store.modify(&pods, Some("shop"), "web-3", |p| p["metadata"]["labels"] = json!({"app": "web"})).unwrap();
+    if let (Some(before), Some(after)) = (lists_before, server.fake_server().map(lists)) {
+        assert!(before.iter().zip(after).all(|(b, a)| a == b + 1), "one relist each: {before:?} → {after:?}");
+    }
+    let unmeshed = json!({"metadata": {"labels": {endpoints::MESHED_LABEL: null}}});
+    pods.patch("web-3", &PatchParams::default(), &Patch::Merge(unmeshed)).await.unwrap();
     wait_for(&hub, &mut rx, &key(81), &[("10.0.0.2:8080", id("legacy", "shop")), ("10.0.0.3:8080", None)]).await;
     assert!(synced.load(Ordering::Acquire), "a relist keeps the runtime synced");
 
     // The Service goes: so do its answers.
-    store.delete(&Gvr::core("services"), Some("shop"), "web", None).unwrap();
+    services.delete("web", &DeleteParams::default()).await.unwrap();
     wait_for(&hub, &mut rx, &key(81), &[]).await;
-    assert!(hub.subscribe().borrow().is_empty());
 
     shutdown.cancel();
     tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
+}
+
+#[tokio::test]
+async fn endpoints_follow_services_slices_and_pods_through_relists() {
+    endpoints_follow_services_slices_and_pods(Server::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_follow_services_slices_and_pods_real_apiserver() {
+    let test = "endpoints_follow_services_slices_and_pods_real_apiserver";
+    // A server of its own: discovery watches every namespace.
+    let Some(server) = tokio::task::spawn_blocking(move || Server::own_real(test)).await.unwrap() else { return };
+    endpoints_follow_services_slices_and_pods(server).await;
 }
 
 #[tokio::test]
@@ -259,8 +261,7 @@ async fn synced_waits_for_all_three_lists() {
     tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
 }
 
-/// Creates `object` in namespace `shop` of a real API server, which fills in
-/// its uid.
+/// Creates `object` in namespace `shop`; the API server fills in its uid.
 async fn create<K>(client: &kube::Client, object: Value) -> K
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -268,52 +269,9 @@ where
 {
     let api: Api<K> = Api::namespaced(client.clone(), "shop");
     let typed: K = serde_json::from_value(object).expect("a valid object");
-    api.create(&PostParams::default(), &typed).await.expect("the real API server accepts it")
+    api.create(&PostParams::default(), &typed).await.expect("the API server accepts it")
 }
 
-#[tokio::test]
-async fn endpoints_follow_services_slices_and_pods_real_apiserver() {
-    let test = "endpoints_follow_services_slices_and_pods_real_apiserver";
-    let Some(server) = RealApiServer::start(test) else { return };
-    let client = server.client().await;
-    let shop =
-        Namespace { metadata: ObjectMeta { name: Some("shop".into()), ..Default::default() }, ..Default::default() };
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &shop).await.unwrap();
-    let web1: Pod = create(&client, pod("web-1", "web", true)).await;
-    let web2: Pod = create(&client, pod("web-2", "legacy", false)).await;
-    let (web1, web2) = (web1.metadata.uid.unwrap(), web2.metadata.uid.unwrap());
-    create::<Service>(&client, service(80)).await;
-    let eps = [("10.0.0.1", "web-1", web1.as_str(), true), ("10.0.0.2", "web-2", web2.as_str(), true)];
-    create::<EndpointSlice>(&client, slice("web-a", &eps)).await;
-
-    let Discovery { hub, synced, shutdown, task } = discovery(client.clone());
-    let mut rx = hub.subscribe();
-    wait_synced(&synced).await;
-    let initial = read(&hub, &hub.subscribe().borrow().clone(), &key(80));
-    assert_eq!(initial, vec![("10.0.0.1:8080".to_string(), id("web", "shop")), ("10.0.0.2:8080".to_string(), None)]);
-
-    let patch = |v: Value| Patch::Merge(v);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
-    let meshed = json!({"metadata": {"labels": {endpoints::MESHED_LABEL: "linkerd"}}});
-    pods.patch("web-2", &PatchParams::default(), &patch(meshed)).await.unwrap();
-    wait_for(&hub, &mut rx, &key(80), &[("10.0.0.1:8080", id("web", "shop")), ("10.0.0.2:8080", id("legacy", "shop"))])
-        .await;
-
-    // A port change moves the answers; the old port has none.
-    let services: Api<Service> = Api::namespaced(client.clone(), "shop");
-    let port = json!({"spec": {"ports": [{"name": "http", "port": 81, "targetPort": "http"}]}});
-    services.patch("web", &PatchParams::default(), &patch(port)).await.unwrap();
-    wait_for(&hub, &mut rx, &key(81), &[("10.0.0.1:8080", id("web", "shop")), ("10.0.0.2:8080", id("legacy", "shop"))])
-        .await;
-    assert!(read(&hub, &rx.borrow().clone(), &key(80)).is_empty(), "the old port is gone");
-
-    // A deleted Pod's endpoint goes although its slice still names it.
-    pods.delete("web-1", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
-    wait_for(&hub, &mut rx, &key(81), &[("10.0.0.2:8080", id("legacy", "shop"))]).await;
-
-    services.delete("web", &DeleteParams::default()).await.unwrap();
-    wait_for(&hub, &mut rx, &key(81), &[]).await;
-    assert!(synced.load(Ordering::Acquire));
-    shutdown.cancel();
-    tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
+fn uid(meta: ObjectMeta) -> String {
+    meta.uid.expect("a created object has a uid")
 }

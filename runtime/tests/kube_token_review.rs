@@ -39,7 +39,7 @@ async fn issue(server: &Server, ns: &str, sa: &str, audience: &str) -> String {
             fake.tokens().insert(&token, TokenInfo::new(ns, sa, in_an_hour()).with_audiences(&[audience]));
             token
         }
-        Server::Real(_) => {
+        Server::Real(_) | Server::OwnReal(_) => {
             let accounts: Api<KubeServiceAccount> = Api::namespaced(server.client().await, ns);
             let account = KubeServiceAccount {
                 metadata: ObjectMeta { name: Some(sa.into()), ..Default::default() },
@@ -68,7 +68,7 @@ async fn issue(server: &Server, ns: &str, sa: &str, audience: &str) -> String {
 async fn revoke(server: &Server, ns: &str, sa: &str, token: &str) {
     match server {
         Server::Fake(fake) => assert!(fake.tokens().revoke(token)),
-        Server::Real(_) => {
+        Server::Real(_) | Server::OwnReal(_) => {
             let accounts: Api<KubeServiceAccount> = Api::namespaced(server.client().await, ns);
             accounts.delete(sa, &DeleteParams::default()).await.unwrap();
         }

@@ -3,8 +3,38 @@
 //! A real kube-apiserver now runs in the `..._real_apiserver_...` tests
 //! (`mesh_test_support::apiserver`); this fake stays for what a real server
 //! cannot be made to do: injected faults (500s, 403s, dropped watches,
-//! compaction on demand), tokens it would never issue (already expired), and
-//! the tests not yet ported. docs/development.md lists them.
+//! compaction on demand), tokens it would never issue (already expired),
+//! request counts, and the tests not yet ported.
+//!
+//! # Tests that still need it, and why
+//!
+//! Every other Kubernetes-mode test of mesh-runtime runs one body on both
+//! servers (a `..._real_apiserver_...` twin next to the fake's test).
+//!
+//! - `runtime/tests/kube_lease.rs`,
+//!   `a_leader_that_cannot_renew_steps_down_before_its_lease_lapses`:
+//!   renewals answered with injected 500s.
+//! - `runtime/tests/kube_token_review.rs`: `an_expired_token_is_reported_as_expired`
+//!   (a real server issues no token shorter than 10 minutes),
+//!   `api_failures_make_the_review_unavailable_not_a_refusal` (injected 500
+//!   and 403), `an_unreachable_api_server_makes_the_review_unavailable` (the
+//!   server dropped mid-test), and the request count of
+//!   `a_live_token_for_our_audience_names_its_service_account`.
+//! - `runtime/tests/kube_endpoints.rs`: `synced_waits_for_all_three_lists`
+//!   (failed lists injected) and `an_empty_cluster_syncs_and_the_hub_stays_empty`
+//!   (it counts the lists; a real server is never empty, it serves the
+//!   `kubernetes` Service and its EndpointSlice). The relist test's
+//!   compaction runs on the fake only (etcd compacts on its own schedule);
+//!   the rest of that test runs on both.
+//! - `runtime/tests/api/kube.rs`: the count of status patches in the
+//!   serve-and-Ready test (on a real server the test compares
+//!   resourceVersions instead, which misses a write that changes nothing).
+//! - `runtime/tests/deploy.rs`: its RBAC checks with the runtime's
+//!   ServiceAccount token; the real authorizer judges the same rules in
+//!   `deploy_rbac_real_apiserver.rs`.
+//! - `tests/e2e` (`runtime_mode.rs`, `cluster.rs`), the booksapp mesh through
+//!   Kubernetes mode: not ported yet; it also needs an expired token and
+//!   reads the fake's request log to prove runtime/deploy's RBAC was enough.
 //!
 //! It listens on plain HTTP on `127.0.0.1:<random port>`; a real
 //! `kube::Client` ([`FakeApiServer::client`]) and the real `kubectl`

@@ -1,3 +1,5 @@
+use crate::kube::{on_both_servers, server};
+use crate::servers::Server;
 use crate::support::*;
 use http::StatusCode;
 use std::net::{SocketAddr, TcpListener};
@@ -48,11 +50,17 @@ async fn the_binary_serves_a_build_directory_and_stops_on_sigterm() {
 }
 
 /// `mesh-runtime --kubernetes` takes its API server from KUBECONFIG.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_in_kubernetes_mode_reads_kubeconfig_and_stops_on_sigterm() {
-    let (server, files) = crate::kube::populated().await;
-    let kubeconfig = files.tmp.path().join("kubeconfig");
-    server.kubeconfig(&kubeconfig).unwrap();
+async fn binary_reads_kubeconfig_and_stops_on_sigterm(server: Server) {
+    let files = crate::kube::populate(&server).await;
+    let kubeconfig = match (server.fake_server(), server.real_server()) {
+        (Some(fake), _) => {
+            let path = files.tmp.path().join("kubeconfig");
+            fake.kubeconfig(&path).unwrap();
+            path
+        }
+        (None, Some(real)) => real.kubeconfig().to_owned(),
+        (None, None) => unreachable!("a server is the fake or a real one"),
+    };
     let (mut child, api, admin) = spawn(&files, |c| {
         c.env("KUBECONFIG", &kubeconfig).env_remove("POD_NAMESPACE");
         c.args(["--kubernetes", "--pod-name", "binary-test"]);
@@ -62,6 +70,10 @@ async fn the_binary_in_kubernetes_mode_reads_kubeconfig_and_stops_on_sigterm() {
     let log = log_of(&files);
     assert!(log.contains("Kubernetes (namespace mesh-system, replica binary-test)"), "{log}");
 }
+
+on_both_servers!(binary_reads_kubeconfig_and_stops_on_sigterm:
+    the_binary_in_kubernetes_mode_reads_kubeconfig_and_stops_on_sigterm,
+    the_binary_in_kubernetes_mode_reads_kubeconfig_real_apiserver);
 
 /// Waits for `/ready`, then fetches the frontend's config as its proxy would.
 async fn serves_the_frontend(files: &Files, api: SocketAddr, admin: SocketAddr) {
@@ -73,7 +85,7 @@ async fn serves_the_frontend(files: &Files, api: SocketAddr, admin: SocketAddr) 
                 break;
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "not ready in time");
+        assert!(started.elapsed() < crate::kube::WAIT, "not ready in time");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let frontend = config("frontend");

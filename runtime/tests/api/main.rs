@@ -6,8 +6,12 @@ mod certificate;
 mod config;
 mod endpoints;
 mod kube;
-mod kube_real;
+mod kube_identity;
+mod kube_objects;
+mod kube_rollback;
 mod limits;
 mod rollback;
+#[path = "../servers/mod.rs"]
+mod servers;
 mod supervise;
 mod support;

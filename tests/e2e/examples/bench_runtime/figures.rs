@@ -52,7 +52,7 @@ async fn latency_mode(
     let base = workloads::example()?;
     let source = Source::new(env, mode, &format!("latency-{}", mode.label()), 0).await?;
     let initial = workloads::sign(&workloads::configs(&base, n, 0), &env.key, "r0")?;
-    source.apply(&initial)?;
+    source.apply(&initial).await?;
     let mut rt = source.spawn(env, &log(env, &format!("latency-{}", mode.label())))?;
     rt.wait_serving(n, START_TIMEOUT).await?;
     let start = Instant::now();
@@ -64,7 +64,7 @@ async fn latency_mode(
     for r in 1..=args.rounds {
         let next: Signed = workloads::sign(&workloads::configs(&base, n, r), &env.key, &format!("r{r}"))?;
         let t0 = Instant::now();
-        source.apply(&next)?;
+        source.apply(&next).await?;
         let apply = t0.elapsed();
         let times = fleet.wait_for(&next.digests, t0, ROUND_TIMEOUT).await?;
         let (p50, p100) = (percentile(&times, 50.0), percentile(&times, 100.0));
@@ -117,7 +117,7 @@ pub async fn memory(env: &Env, args: &Args, modes: &[Mode]) -> Result<(), String
         for &mode in modes {
             let name = format!("memory-{}-{n}", mode.label());
             let source = Source::new(env, mode, &name, 0).await?;
-            source.apply(&signed)?;
+            source.apply(&signed).await?;
             let (mut rss, mut hwm, mut ready) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..args.memory_runs {
                 let mut rt: Runtime = source.spawn(env, &log(env, &name))?;
@@ -131,7 +131,9 @@ pub async fn memory(env: &Env, args: &Args, modes: &[Mode]) -> Result<(), String
             println!("| {} | {n} | {} | {} | {} |", mode.label(), kib(&rss), kib(&hwm), ms(median(&ready)));
         }
     }
-    println!("\nthe runtime process only (the fake API server runs in this program).");
+    println!(
+        "\nthe runtime process only (the fake API server runs in this program, a real one in a process of its own)."
+    );
     Ok(())
 }
 
@@ -149,7 +151,7 @@ pub async fn certs(env: &Env, args: &Args, modes: &[Mode]) -> Result<(), String>
     for &mode in modes {
         let name = format!("certs-{}", mode.label());
         let source = Source::new(env, mode, &name, most).await?;
-        source.apply(&one)?;
+        source.apply(&one).await?;
         let mut rt = source.spawn(env, &log(env, &name))?;
         rt.wait_serving(1, START_TIMEOUT).await?;
         for &c in &args.clients {

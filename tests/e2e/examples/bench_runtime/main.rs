@@ -13,6 +13,7 @@ mod figures;
 mod fleet;
 mod process;
 mod source;
+mod source_real;
 mod stats;
 mod workloads;
 
@@ -27,7 +28,8 @@ pub struct Args {
     /// Which figures: latency, memory, certs.
     #[arg(long, value_delimiter = ',', default_value = "latency,memory,certs")]
     figures: Vec<String>,
-    /// Which modes: file, kube.
+    /// Which modes: file, kube (the fake API server), kube-real (a real
+    /// kube-apiserver; latency and memory only).
     #[arg(long, value_delimiter = ',', default_value = "file,kube")]
     modes: Vec<String>,
     /// The mesh-runtime binary (default: next to this example's directory).
@@ -63,7 +65,8 @@ impl Args {
             .map(|m| match m.as_str() {
                 "file" => Ok(Mode::File),
                 "kube" | "kubernetes" => Ok(Mode::Kube),
-                other => Err(format!("--modes: unknown mode `{other}` (file, kube)")),
+                "kube-real" => Ok(Mode::KubeReal),
+                other => Err(format!("--modes: unknown mode `{other}` (file, kube, kube-real)")),
             })
             .collect()
     }
@@ -86,6 +89,11 @@ async fn run(args: Args) -> Result<(), String> {
         if !["latency", "memory", "certs"].contains(&f.as_str()) {
             return Err(format!("--figures: unknown figure `{f}` (latency, memory, certs)"));
         }
+    }
+    if args.wants("certs") && modes.contains(&Mode::KubeReal) {
+        return Err("--modes kube-real measures latency and memory only (the certificate figure's tokens are \
+                    registered with the fake): add --figures latency,memory"
+            .into());
     }
     let bin = match &args.runtime_bin {
         Some(b) => b.clone(),

@@ -1,8 +1,9 @@
-//! Where the runtime reads the build from: a directory (file mode) or the
-//! in-process fake API server (Kubernetes mode, the binary reaching it
-//! through a kubeconfig). Both hold the same trust material.
+//! Where the runtime reads the build from: a directory (file mode), the
+//! in-process fake API server or a real kube-apiserver (Kubernetes mode, the
+//! binary reaching it through a kubeconfig). All hold the same trust material.
 
 use crate::process::Runtime;
+use crate::source_real::Real;
 use crate::workloads::{NAMESPACE, Signed};
 use base64ct::Encoding;
 use fake_apiserver::{FakeApiServer, Options};
@@ -21,6 +22,9 @@ const AUDIENCE: &str = "identity.l5d.io";
 pub enum Mode {
     File,
     Kube,
+    /// Kubernetes mode against a real kube-apiserver (latency and memory;
+    /// the certificate figure's tokens are the fake's).
+    KubeReal,
 }
 
 impl Mode {
@@ -28,6 +32,7 @@ impl Mode {
         match self {
             Mode::File => "file",
             Mode::Kube => "kubernetes",
+            Mode::KubeReal => "kubernetes, real API server",
         }
     }
 }
@@ -63,6 +68,7 @@ impl Env {
 pub enum Source {
     Dir { dist: PathBuf, tokens: PathBuf },
     Fake { server: FakeApiServer, kubeconfig: PathBuf },
+    Real(Box<Real>),
 }
 
 /// Token `i` grants workload `i`'s ServiceAccount.
@@ -100,14 +106,26 @@ impl Source {
                 server.kubeconfig(&kubeconfig).map_err(|e| e.to_string())?;
                 Ok(Source::Fake { server, kubeconfig })
             }
+            Mode::KubeReal if tokens > 0 => {
+                Err("the certificate figure has no real-server mode: its tokens are registered with the fake".into())
+            }
+            Mode::KubeReal => {
+                let real = Real::start(SYSTEM_NS).await?;
+                for object in trust_objects(env)? {
+                    real.create(&object).await?;
+                }
+                Ok(Source::Real(Box::new(real)))
+            }
         }
     }
 
     /// Puts a build where the runtime reads it: `meshc build --out` for a
     /// directory, create-or-replace-spec of each object (as `kubectl
-    /// apply` would, straight into the fake's store) for the API server.
-    pub fn apply(&self, signed: &Signed) -> Result<(), String> {
+    /// apply` would, straight into the fake's store) for the fake, a
+    /// server-side apply of each object for a real API server.
+    pub async fn apply(&self, signed: &Signed) -> Result<(), String> {
         match self {
+            Source::Real(real) => real.apply(signed).await,
             Source::Dir { dist, .. } => meshc::emit::write::write_dir(dist, &signed.built),
             Source::Fake { server, .. } => {
                 let store = server.store();
@@ -146,13 +164,24 @@ impl Source {
                 let args = [os("--kubernetes"), os("--namespace"), os(SYSTEM_NS)];
                 Runtime::spawn(&env.bin, &args, &[("KUBECONFIG", kubeconfig)], log)
             }
+            Source::Real(real) => {
+                let args = [os("--kubernetes"), os("--namespace"), os(SYSTEM_NS)];
+                Runtime::spawn(&env.bin, &args, &[("KUBECONFIG", real.server.kubeconfig())], log)
+            }
         }
     }
 }
 
+fn install_trust(server: &FakeApiServer, env: &Env) -> Result<(), String> {
+    for o in trust_objects(env)? {
+        server.store().create_object(o).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// The issuer Secret, the trust roots and the trusted keys, under the
 /// default names the runtime's flags use.
-fn install_trust(server: &FakeApiServer, env: &Env) -> Result<(), String> {
+fn trust_objects(env: &Env) -> Result<[Value; 3], String> {
     let b64 = |bytes: Vec<u8>| base64ct::Base64::encode_string(&bytes);
     let pubkey = String::from_utf8_lossy(&env.read(&env.pubkey)?).into_owned();
     let objects = [
@@ -167,8 +196,5 @@ fn install_trust(server: &FakeApiServer, env: &Env) -> Result<(), String> {
             "metadata": {"name": "meshc-trusted-keys", "namespace": SYSTEM_NS},
             "data": {"meshc.pub": pubkey}}),
     ];
-    for o in objects {
-        server.store().create_object(o).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    Ok(objects)
 }
