@@ -34,6 +34,8 @@ const KINDS: &[(&str, &str)] = &[
     ("policy.linkerd.io/v1beta3", "HTTPRoute"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+    ("gateway.networking.k8s.io/v1alpha2", "TLSRoute"),
+    ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
     ("linkerd.io/v1alpha2", "ServiceProfile"),
     ("v1", "List"),
 ];
@@ -79,6 +81,9 @@ const KEYS: &[&str] = &[
     "headers",
     "filters",
     "hostnames",
+    "backendRefs",
+    "weight",
+    "sectionName",
     "server",
     "client",
     "meshTLS",
@@ -103,6 +108,8 @@ fn scalar() -> impl Strategy<Value = Value> {
         (0u16..70).prop_map(|p| json!(p)),
         prop::sample::select(vec![
             "Server",
+            "Service",
+            "EgressNetwork",
             "policy.linkerd.io",
             "web",
             "http",

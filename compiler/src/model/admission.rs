@@ -6,6 +6,7 @@
 use super::{Resource, Spec};
 use crate::findings::{Code, Finding};
 use crate::model::policy::{HttpLocalRateLimitPolicySpec, POLICY_GROUP, ServerSpec, group_is};
+use crate::model::stream_route::StreamRoute;
 
 /// Reports and applies what the cluster would do: prunes fields the version
 /// lacks, and returns false when the object would be rejected outright.
@@ -21,6 +22,8 @@ pub fn check(r: &mut Resource, findings: &mut Vec<Finding>) -> bool {
             prune_linkerd_route(r, h, findings);
             true
         }
+        Spec::TlsRoute(t) => super::stream_admission::admit(r, StreamRoute::Tls(t), findings),
+        Spec::TcpRoute(t) => super::stream_admission::admit(r, StreamRoute::Tcp(t), findings),
         _ => true,
     };
     r.spec = spec;
