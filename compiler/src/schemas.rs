@@ -1,7 +1,7 @@
 //! JSON Schemas meshc publishes in `schemas/`: the settings file, the
 //! resources it reads (as it reads them), and the ProxyConfig it emits.
 
-use crate::model::{core, policy, profile, route};
+use crate::model::{core, policy, profile, route, stream_route};
 use crate::settings::SettingsFile;
 
 fn pretty(schema: &schemars::Schema) -> String {
@@ -23,6 +23,8 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("network-authentication.spec.schema.json", pretty(&schema_for!(policy::NetworkAuthenticationSpec))),
         ("httproute.spec.schema.json", pretty(&schema_for!(route::HttpRouteSpec))),
         ("grpcroute.spec.schema.json", pretty(&schema_for!(route::GrpcRouteSpec))),
+        ("tlsroute.spec.schema.json", pretty(&schema_for!(stream_route::TlsRouteSpec))),
+        ("tcproute.spec.schema.json", pretty(&schema_for!(stream_route::TcpRouteSpec))),
         ("serviceprofile.spec.schema.json", pretty(&schema_for!(profile::ServiceProfileSpec))),
         ("egressnetwork.spec.schema.json", pretty(&schema_for!(crate::model::egress::EgressNetworkSpec))),
         ("httplocalratelimitpolicy.spec.schema.json", pretty(&schema_for!(policy::HttpLocalRateLimitPolicySpec))),

@@ -200,6 +200,21 @@ fn show_config_prints_what_the_proxy_enforces() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("Deployment/booksapp/authors"), "suggests what exists");
 }
 
+/// TCPRoute and TLSRoute splits appear per Service port with their shares
+/// (tests/golden/outbound-tcp-tls-routes: db 80/20 by TCPRoute, api by SNI).
+#[test]
+fn show_config_prints_tcp_and_tls_routes() {
+    let repo = format!("{}/../tests/golden/outbound-tcp-tls-routes/input", env!("CARGO_MANIFEST_DIR"));
+    let out = meshc(&["show-config", &repo, "deploy/shop/web"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("port 5432 opaque: every connection routed by its TCPRoute"), "{text}");
+    assert!(text.contains("every connection → shop/db:5432 80%, shop/db-v2:5432 20%"), "{text}");
+    assert!(text.contains("port 443 detect: TLS connections routed by SNI"), "{text}");
+    assert!(text.contains("SNI api.example.com → shop/api:443 75%, shop/api-v2:443 25%"), "{text}");
+    assert!(text.contains("SNI *.example.com → shop/api:443 100%"), "{text}");
+}
+
 #[test]
 fn ci_formats_point_at_repository_paths() {
     let repo = examples("common-mistakes");

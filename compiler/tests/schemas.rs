@@ -137,6 +137,8 @@ fn every_crd_field_is_known() {
             "NetworkAuthentication" => "network-authentication.spec.schema.json",
             "HTTPRoute" => "httproute.spec.schema.json",
             "GRPCRoute" => "grpcroute.spec.schema.json",
+            "TLSRoute" => "tlsroute.spec.schema.json",
+            "TCPRoute" => "tcproute.spec.schema.json",
             "ServiceProfile" => "serviceprofile.spec.schema.json",
             "EgressNetwork" => "egressnetwork.spec.schema.json",
             _ => return None,

@@ -199,7 +199,7 @@ catalogue! {
         "Write the duration as one integer and one unit, e.g. `1500ms` instead of `1.5s`.";
     BackendUnresolved = "backend-unresolved", Error,
         "A route backendRef cannot be used: no such Service, no port, or an unsupported kind or filter.",
-        "Linkerd turns such a backend into a failure injector: every request the rule sends to it fails with HTTP 500. With weights, that share of the rule's traffic fails.",
+        "Linkerd turns such a backend into a failure injector: every request the rule sends to it fails with HTTP 500 (a TLSRoute's or TCPRoute's connection is closed). With weights, that share of the rule's traffic fails.",
         "Point the backendRef at an existing Service in the right namespace, with its `port`.";
     BackendWeightsZero = "backend-weights-zero", Error,
         "Every backend of a route rule has weight 0.",
@@ -233,9 +233,17 @@ catalogue! {
         "A Deny EgressNetwork has no routes: all traffic to its addresses is refused.",
         "With trafficPolicy Deny and no accepted route, the client's proxy answers every HTTP request to the covered addresses with 403 (gRPC PERMISSION_DENIED) and closes TLS and opaque connections. That is a valid lock-down, reported so that it is a visible decision.",
         "Attach HTTPRoutes, GRPCRoutes, TLSRoutes or TCPRoutes to the EgressNetwork for the destinations clients need, or ignore the finding on it.";
+    ConnectionRouteShadowed = "connection-route-shadowed", Warning,
+        "A TLSRoute or TCPRoute that clients never use on its Service port.",
+        "Linkerd gives each Service port one kind of route (policy controller, `grpc/src/outbound.rs::to_proto`): on a port with protocol detection gRPC routes win, then HTTP routes, then TLS routes, then the oldest TCPRoute; an opaque port takes only a TCPRoute; an `http` or `kubernetes.io/h2c` port only HTTP and gRPC routes; and of several TCPRoutes only the oldest (then first by name) is sent. The losing route's status can still say Accepted, but no connection follows its backends or weights.",
+        "Remove the losing route, or move it to a port where it applies (set the parentRef's `port`).";
+    SectionNameIgnored = "section-name-ignored", Warning,
+        "A route's Service parentRef has `sectionName` and no `port`.",
+        "Linkerd attaches routes to Service parents by `port` only and does not read `sectionName`, so such a route applies to every port of the Service, not the one the sectionName names.",
+        "Write the port number as `port:` in the parentRef.";
     UnmodelledResource = "unmodelled-resource", Warning,
         "An object Linkerd, the Gateway API or a workload controller acts on, which meshc does not model.",
-        "meshc reads the object but leaves it out of the analysis, so the verdicts it changes are computed as if it did not exist: a TLSRoute or TCPRoute reroutes connections, a TrafficSplit (with linkerd-smi) splits a Service's requests, a Gateway routes north-south traffic, and a custom workload kind (a Knative Service, an OpenShift DeploymentConfig) runs pods that Servers select. The message names the verdicts that may differ from what meshc reports.",
+        "meshc reads the object but leaves it out of the analysis, so the verdicts it changes are computed as if it did not exist: a TrafficSplit (with linkerd-smi) splits a Service's requests, a Gateway routes north-south traffic, a UDPRoute routes datagrams, a TLSRoute or TCPRoute whose parent is an EgressNetwork chooses the external hosts it allows, and a custom workload kind (a Knative Service, an OpenShift DeploymentConfig) runs pods that Servers select. The message names the verdicts that may differ from what meshc reports.",
         "Check those verdicts by hand, or ignore the finding on the object (`meshc.io/ignore: unmodelled-resource`) once you have.";
 }
 

@@ -6,6 +6,7 @@
 use super::{Resource, Spec};
 use crate::findings::{Code, Finding};
 use crate::model::policy::{HttpLocalRateLimitPolicySpec, POLICY_GROUP, ServerSpec, group_is};
+use crate::model::stream_route::StreamRoute;
 
 /// Reports and applies what the cluster would do: prunes fields the version
 /// lacks, and returns false when the object would be rejected outright.
@@ -24,6 +25,8 @@ pub fn check(r: &mut Resource, findings: &mut Vec<Finding>) -> bool {
         Spec::HttpRoute(h) => super::egress_admission::route_parent_ports(r, &h.parent_refs, findings),
         Spec::GrpcRoute(g) => super::egress_admission::route_parent_ports(r, &g.parent_refs, findings),
         Spec::EgressNetwork(e) => super::egress_admission::egress_network_values(r, e, findings),
+        Spec::TlsRoute(t) => super::stream_admission::admit(r, StreamRoute::Tls(t), findings),
+        Spec::TcpRoute(t) => super::stream_admission::admit(r, StreamRoute::Tcp(t), findings),
         _ => true,
     };
     r.spec = spec;

@@ -11,6 +11,8 @@ pub mod policy;
 pub mod profile;
 mod rollout;
 pub mod route;
+mod stream_admission;
+pub mod stream_route;
 mod unmodelled;
 mod values;
 
@@ -50,6 +52,8 @@ pub enum Spec {
     NetworkAuthentication(policy::NetworkAuthenticationSpec),
     HttpRoute(route::HttpRouteSpec),
     GrpcRoute(route::GrpcRouteSpec),
+    TlsRoute(stream_route::TlsRouteSpec),
+    TcpRoute(stream_route::TcpRouteSpec),
     ServiceProfile(profile::ServiceProfileSpec),
     HttpLocalRateLimitPolicy(policy::HttpLocalRateLimitPolicySpec),
     EgressNetwork(egress::EgressNetworkSpec),
@@ -77,6 +81,15 @@ impl Resource {
         span_of(self.source, node)
     }
 
+    /// The TLSRoute or TCPRoute this resource is, if it is one.
+    pub fn stream_route(&self) -> Option<stream_route::StreamRoute<'_>> {
+        match &self.spec {
+            Spec::TlsRoute(t) => Some(stream_route::StreamRoute::Tls(t)),
+            Spec::TcpRoute(t) => Some(stream_route::StreamRoute::Tcp(t)),
+            _ => None,
+        }
+    }
+
     /// `meshc.io/ignore: code[,code]` on the resource suppresses those codes for it.
     pub fn ignores(&self, code: Code) -> bool {
         self.meta
@@ -97,6 +110,7 @@ fn known(group: &str, kind: &str) -> Option<(&'static [&'static str], bool)> {
     const GHTTP: &[&str] = &["v1", "v1beta1"];
     const GGRPC: &[&str] = &["v1", "v1alpha2"];
     const SP: &[&str] = &["v1alpha2", "v1alpha1"];
+    const GSTREAM: &[&str] = &["v1alpha2"];
     // (versions, strict): strict kinds report unknown fields.
     Some(match (group, kind) {
         ("", "Namespace" | "Pod" | "Service" | "ServiceAccount") => (CORE, false),
@@ -110,6 +124,7 @@ fn known(group: &str, kind: &str) -> Option<(&'static [&'static str], bool)> {
         ("policy.linkerd.io", "HTTPRoute") => (LROUTE, true),
         ("gateway.networking.k8s.io", "HTTPRoute") => (GHTTP, true),
         ("gateway.networking.k8s.io", "GRPCRoute") => (GGRPC, true),
+        ("gateway.networking.k8s.io", "TLSRoute" | "TCPRoute") => (GSTREAM, true),
         ("linkerd.io", "ServiceProfile") => (SP, true),
         _ => return None,
     })
@@ -265,6 +280,8 @@ fn decode_spec(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Op
         "NetworkAuthentication" => typed(raw, s, None, findings, Spec::NetworkAuthentication),
         "HTTPRoute" => typed(raw, s, None, findings, Spec::HttpRoute),
         "GRPCRoute" => typed(raw, s, None, findings, Spec::GrpcRoute),
+        "TLSRoute" => typed(raw, s, None, findings, Spec::TlsRoute),
+        "TCPRoute" => typed(raw, s, None, findings, Spec::TcpRoute),
         "ServiceProfile" => typed(raw, s, None, findings, Spec::ServiceProfile),
         "HTTPLocalRateLimitPolicy" => typed(raw, s, None, findings, Spec::HttpLocalRateLimitPolicy),
         "EgressNetwork" => typed(raw, s, None, findings, Spec::EgressNetwork),

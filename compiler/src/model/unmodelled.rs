@@ -7,7 +7,7 @@
 
 use crate::findings::{Code, Finding};
 use crate::load::RawObject;
-use crate::load::yaml::{Node, Value};
+use crate::load::yaml::Node;
 
 /// Groups whose every kind shapes mesh traffic: Linkerd's own, the Gateway
 /// API's (Linkerd serves its routes; the rest is served by a gateway), and
@@ -72,7 +72,9 @@ fn served_effect(raw: &RawObject, group: &str, namespace: &str) -> String {
             .to_owned();
     }
     match raw.kind.as_str() {
-        "TLSRoute" | "TCPRoute" | "UDPRoute" => route_effect(raw, namespace),
+        // TLSRoute and TCPRoute (model::stream_route) and EgressNetwork
+        // (model::egress) are modelled.
+        "UDPRoute" => "Linkerd does not proxy UDP; the gateway that serves it is not checked".to_owned(),
         "TrafficSplit" => format!(
             "the linkerd-smi extension turns it into the dstOverrides of Service {namespace}/{}'s ServiceProfile, \
              splitting requests to it across the backends it lists; reach and show-config show no such split",
@@ -92,44 +94,6 @@ fn served_effect(raw: &RawObject, group: &str, namespace: &str) -> String {
         }
         _ => "verdicts that depend on it are not checked".to_owned(),
     }
-}
-
-/// TLS, TCP and UDP routes: what each parentRef would route.
-fn route_effect(raw: &RawObject, namespace: &str) -> String {
-    if raw.kind == "UDPRoute" {
-        return "Linkerd does not proxy UDP; the gateway that serves it is not checked".to_owned();
-    }
-    let parents = raw.node.get("spec").and_then(|s| s.get("parentRefs"));
-    let items: &[Node] = match parents.map(|p| &p.value) {
-        Some(Value::Seq(items)) => items,
-        _ => &[],
-    };
-    let mut effects: Vec<String> = items
-        .iter()
-        .map(|p| {
-            let field = |k: &str| p.get(k).and_then(Node::as_str);
-            let ns = field("namespace").unwrap_or(namespace);
-            let name = field("name").unwrap_or("?");
-            match (field("group").unwrap_or("gateway.networking.k8s.io"), field("kind").unwrap_or("Gateway")) {
-                ("policy.linkerd.io", "EgressNetwork") => {
-                    format!("egress of clients through EgressNetwork {ns}/{name} (which hosts are allowed)")
-                }
-                ("" | "core", "Service") => {
-                    format!("connections of clients to Service {ns}/{name} (the backends and weights they reach)")
-                }
-                (_, kind) => format!("traffic through {kind} {ns}/{name}, which Linkerd's proxies do not serve"),
-            }
-        })
-        .collect();
-    effects.dedup();
-    if effects.is_empty() {
-        return "it has no parentRefs, so it routes nothing".to_owned();
-    }
-    format!(
-        "the {} routing of {} is not checked",
-        if raw.kind == "TLSRoute" { "TLS" } else { "TCP" },
-        effects.join("; ")
-    )
 }
 
 /// A controller with a pod template: `spec.template.spec.containers` (as a

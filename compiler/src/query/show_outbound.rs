@@ -44,7 +44,11 @@ pub fn render(out: &mut String, outbound: &Outbound) {
 
 fn port(out: &mut String, p: &OutboundPort) {
     let protocol = format!("{:?}", p.protocol).to_ascii_lowercase();
-    let routing = if p.http_routes.is_empty() && p.grpc_routes.is_empty() {
+    let routing = if !p.tls_routes.is_empty() {
+        "TLS connections routed by SNI (not terminated); a connection whose SNI matches no route, or without SNI, is closed"
+    } else if p.tcp_route.is_some() {
+        "every connection routed by its TCPRoute"
+    } else if p.http_routes.is_empty() && p.grpc_routes.is_empty() {
         if protocol == "opaque" { "TCP, no routes" } else { "default route to the Service" }
     } else {
         "unmatched requests get 404"
@@ -68,22 +72,52 @@ fn port(out: &mut String, p: &OutboundPort) {
             rule_line(out, k, &m.join(" | "), &rule.backends, &rule.timeouts, rule.retry.as_ref());
         }
     }
+    for r in &p.tls_routes {
+        let _ = writeln!(out, "      {}", meta(&r.meta));
+        let snis: Vec<String> = r.snis.iter().map(sni).collect();
+        let snis = if snis.is_empty() { "any SNI".to_owned() } else { format!("SNI {}", snis.join(" | ")) };
+        let _ = writeln!(out, "        {snis} → {}", split(&r.backends, "connection is closed"));
+    }
+    if let Some(r) = &p.tcp_route {
+        let _ = writeln!(out, "      {}", meta(&r.meta));
+        let _ = writeln!(out, "        every connection → {}", split(&r.backends, "connection is closed"));
+    }
 }
 
-fn rule_line(out: &mut String, k: usize, matches: &str, backends: &[Backend], t: &Timeouts, r: Option<&Retry>) {
-    let matches = if matches.is_empty() { "any request" } else { matches };
+fn sni(h: &mesh_proxy_api::HostMatch) -> String {
+    match h {
+        mesh_proxy_api::HostMatch::Exact(e) => e.clone(),
+        mesh_proxy_api::HostMatch::Suffix(s) => format!("*.{s}"),
+    }
+}
+
+/// Backends with their shares. `fails` is what an invalid backend does to
+/// what it gets (`500` for requests, `connection is closed`).
+fn split(backends: &[Backend], fails: &str) -> String {
     let total: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
+    if total == 0 {
+        return if fails == "500" {
+            "every request fails with 500 (all weights 0)".to_owned()
+        } else {
+            "every connection is closed (all weights 0)".to_owned()
+        };
+    }
     let to: Vec<String> = backends
         .iter()
         .map(|b| {
             let share = (u64::from(b.weight) * 100).checked_div(total).unwrap_or(0);
             match &b.target {
                 BackendTarget::Service { namespace, name, port } => format!("{namespace}/{name}:{port} {share}%"),
-                BackendTarget::Invalid { reason } => format!("500 ({reason}) {share}%"),
+                BackendTarget::Invalid { reason } => format!("{fails} ({reason}) {share}%"),
             }
         })
         .collect();
-    let to = if total == 0 { "every request fails with 500 (all weights 0)".to_owned() } else { to.join(", ") };
+    to.join(", ")
+}
+
+fn rule_line(out: &mut String, k: usize, matches: &str, backends: &[Backend], t: &Timeouts, r: Option<&Retry>) {
+    let matches = if matches.is_empty() { "any request" } else { matches };
+    let to = split(backends, "500");
     let extra = [timeouts(t), r.map(retry).unwrap_or_default()];
     let extra: Vec<&str> = extra.iter().map(String::as_str).filter(|e| !e.is_empty()).collect();
     let extra = if extra.is_empty() { String::new() } else { format!("  [{}]", extra.join("; ")) };

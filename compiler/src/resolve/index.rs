@@ -21,6 +21,8 @@ pub enum Kind {
     PolicyHttpRoute,
     GatewayHttpRoute,
     GrpcRoute,
+    TlsRoute,
+    TcpRoute,
     ServiceProfile,
     RateLimitPolicy,
     EgressNetwork,
@@ -42,6 +44,8 @@ pub fn kind_of(r: &Resource) -> Kind {
         HttpRoute(_) => Kind::GatewayHttpRoute,
         HttpLocalRateLimitPolicy(_) => Kind::RateLimitPolicy,
         GrpcRoute(_) => Kind::GrpcRoute,
+        TlsRoute(_) => Kind::TlsRoute,
+        TcpRoute(_) => Kind::TcpRoute,
         ServiceProfile(_) => Kind::ServiceProfile,
         EgressNetwork(_) => Kind::EgressNetwork,
     }

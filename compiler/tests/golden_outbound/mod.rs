@@ -20,6 +20,9 @@
 //! - `request[METHOD PATH NAME=VALUE…]` (on a port) what the client proxy
 //!   does with that request: the route and rule it picks and the timeouts,
 //!   retries and backends that then apply;
+//! - `connection[SNI]` (on a port; `connection[-]` without SNI) what the
+//!   client proxy does with one connection: `route_connection`'s outcome;
+//!   `backend[NS/NAME:PORT]` one of its backends;
 //! - `profile` the Service's ServiceProfile; `route[NAME]` a profile route;
 //!   `dst[AUTHORITY]` a dstOverride.
 //!
@@ -30,7 +33,8 @@
 //! (`none`/`consecutive`/`unified`), `accrual.max-failures`,
 //! `accrual.min-penalty`, `accrual.max-penalty`, `accrual.jitter`,
 //! `accrual.success-rate-{threshold,window,min-requests}`; port `protocol`,
-//! `routes`; route `group`, `hostnames`, `rules`; rule `matches`,
+//! `routes`, `tls-routes`, `tcp-route`; connection `outcome`
+//! (`requests`/`service`/`route`/`no-route`), `route`, `backends`; route `group`, `hostnames`, `rules`; rule `matches`,
 //! `backends`, `filters` and the timeout and retry fields; backend and dst
 //! `weight`; profile `routes`, `dst-overrides`, `retry-budget.{ratio,
 //! min-per-second,ttl}`; profile route `retryable`, `timeout`,

@@ -7,6 +7,7 @@ use super::value::Value;
 use mesh_proxy_api::outbound::{
     Backend, DstOverride, FailureAccrual, OutboundPort, OutboundService, Profile, ProfileRoute, Retry, Timeouts,
 };
+use mesh_proxy_api::outbound::{ConnectionRoute, route_connection};
 use mesh_proxy_api::{HttpRequest, Outbound, OutboundRoute, RuleBackends, route_outbound};
 
 pub enum Scope<'a> {
@@ -21,6 +22,8 @@ pub enum Scope<'a> {
     Dst(&'a DstOverride),
     /// What the client proxy does with one request to a Service port.
     Request(OutboundRoute<'a>),
+    /// What the client proxy does with one connection (by its SNI) to a Service port.
+    Connection(ConnectionRoute<'a>),
 }
 
 /// `name[arg]` → (`name`, `Some(arg)`); any other token → (token, `None`).
@@ -46,6 +49,13 @@ impl<'a> Scope<'a> {
             (Scope::Port(s, p), "request", Some(arg)) => {
                 let req = request(arg)?;
                 route_outbound(s, p.port, &req).map(Scope::Request).ok_or_else(|| "no such port".to_string())
+            }
+            (Scope::Port(s, p), "connection", Some(arg)) => {
+                let sni = (arg != "-").then_some(arg);
+                route_connection(s, p.port, sni).map(Scope::Connection).ok_or_else(|| "no such port".to_string())
+            }
+            (Scope::Connection(ConnectionRoute::Route { backends, .. }), "backend", Some(arg)) => {
+                backend(backends, arg)
             }
             (Scope::Route(r), "rule", Some(arg)) => {
                 let i: usize = arg.parse().map_err(|_| format!("rule[{arg}]: not an index"))?;
@@ -86,6 +96,8 @@ impl<'a> Scope<'a> {
             Scope::Port(_, p) => match field {
                 "protocol" => Ok(Value::Text(render::protocol(p.protocol).into())),
                 "routes" => Ok(Value::list(render::route_names(p))),
+                "tls-routes" => Ok(Value::list(p.tls_routes.iter().map(|r| r.meta.name.clone()))),
+                "tcp-route" => Ok(Value::Text(p.tcp_route.as_ref().map_or("none".into(), |r| r.meta.name.clone()))),
                 _ => Err(unknown()),
             },
             Scope::Route(r) => match field {
@@ -114,6 +126,7 @@ impl<'a> Scope<'a> {
             },
             Scope::Dst(d) if field == "weight" => Ok(Value::Int(d.weight.into())),
             Scope::Request(outcome) => request_field(outcome, field).ok_or_else(unknown)?,
+            Scope::Connection(c) => connection_field(c, field).ok_or_else(unknown),
             _ => Err(unknown()),
         }
     }
@@ -130,6 +143,7 @@ impl<'a> Scope<'a> {
             Scope::ProfileRoute(_) => "a profile route",
             Scope::Dst(_) => "a dstOverride",
             Scope::Request(_) => "a request",
+            Scope::Connection(_) => "a connection",
         }
     }
 }
@@ -276,4 +290,25 @@ fn request_field(outcome: &OutboundRoute, field: &str) -> Option<Result<Value, S
         return Some(Ok(Value::list(render::rule_backends(&target.backends))));
     }
     timeouts_or_retry(target.timeouts, target.retry, field)
+}
+
+/// `outcome` (`requests`/`service`/`route`/`no-route`), `route`, `backends`.
+fn connection_field(c: &ConnectionRoute<'_>, field: &str) -> Option<Value> {
+    let text = |s: &str| Some(Value::Text(s.to_owned()));
+    match (field, c) {
+        ("outcome", ConnectionRoute::Requests) => text("requests"),
+        ("outcome", ConnectionRoute::Service { .. }) => text("service"),
+        ("outcome", ConnectionRoute::Route { .. }) => text("route"),
+        ("outcome", ConnectionRoute::NoRoute) => text("no-route"),
+        ("route", ConnectionRoute::Route { route, .. }) => text(&route.name),
+        ("route", _) => text("none"),
+        ("backends", ConnectionRoute::Route { backends, .. }) => {
+            Some(Value::list(backends.iter().map(|b| render::target(&b.target))))
+        }
+        ("backends", ConnectionRoute::Service { namespace, name, port }) => {
+            Some(Value::list([format!("{namespace}/{name}:{port}")]))
+        }
+        ("backends", _) => Some(Value::list(Vec::<String>::new())),
+        _ => None,
+    }
 }

@@ -91,6 +91,8 @@ fn default_service(outbound: &mesh_proxy_api::Outbound, key: &ServiceKey) -> Out
             protocol: outbound.default_protocol(key.port),
             http_routes: Vec::new(),
             grpc_routes: Vec::new(),
+            tls_routes: Vec::new(),
+            tcp_route: None,
         }],
         timeouts: Default::default(),
         retry: None,

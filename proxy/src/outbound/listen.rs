@@ -2,7 +2,7 @@
 //! each, connection tasks in `ctx.tasks`, graceful HTTP shutdown on drain.
 
 use super::http::{Target, handle};
-use super::{Outbound, target, tcp};
+use super::{Outbound, sni, target, tcp};
 use crate::Ctx;
 use crate::ctx::Direction;
 use crate::detect::{self, Protocol, Rewind};
@@ -73,8 +73,21 @@ async fn connection(
     let _open = ctx.metrics.connection_open("outbound");
     match mode {
         Mode::Http => serve_http(&ctx.shutdown, ob, Target::Authority, peer, stream).await,
-        Mode::Tcp(key) => tcp::forward(&ob, &key, stream, Bytes::new()).await,
+        Mode::Tcp(key) => tcp_listener(&ob, &key, stream).await,
         Mode::Transparent => transparent(&ctx.shutdown, ob, stream, (peer, local)).await,
+    }
+}
+
+/// `--outbound-tcp`: the Service port's TLSRoutes or TCPRoute apply as for
+/// a transparent connection; without them, straight to the Service.
+async fn tcp_listener(ob: &Outbound, key: &ServiceKey, mut stream: TcpStream) {
+    match tcp::routing(ob, key) {
+        tcp::Routing::Tls => {
+            let (sni, prefix) = sni::read_sni(&mut stream, ob.detect_timeout).await;
+            tcp::route(ob, key, stream, prefix, sni.as_deref()).await
+        }
+        tcp::Routing::Tcp => tcp::route(ob, key, stream, Bytes::new(), None).await,
+        tcp::Routing::None => tcp::forward(ob, key, stream, Bytes::new()).await,
     }
 }
 
@@ -109,6 +122,14 @@ async fn to_original_dst(
     let Some(key) = ob.discovery.service_at(dst) else {
         return tcp::passthrough(&ob, dst, stream, Bytes::new()).await;
     };
+    match tcp::routing(&ob, &key) {
+        tcp::Routing::Tls => {
+            let (sni, prefix) = sni::read_sni(&mut stream, ob.detect_timeout).await;
+            return tcp::route(&ob, &key, stream, prefix, sni.as_deref()).await;
+        }
+        tcp::Routing::Tcp => return tcp::route(&ob, &key, stream, Bytes::new(), None).await,
+        tcp::Routing::None => {}
+    }
     match port_protocol(&ob, &key) {
         OutboundProtocol::Opaque => tcp::forward(&ob, &key, stream, Bytes::new()).await,
         OutboundProtocol::Http1 | OutboundProtocol::Http2 => {
@@ -152,6 +173,9 @@ where
     )
     .await;
 }
+
+#[cfg(test)]
+mod route_tests;
 
 #[cfg(test)]
 mod tests {

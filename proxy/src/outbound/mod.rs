@@ -17,6 +17,12 @@
 //!   within `--detect-timeout`, else TCP. A destination that is no known
 //!   Service is forwarded as plain TCP, unchanged (Linkerd's passthrough).
 //!
+//! A Service port with a TCPRoute or TLSRoutes (`mesh_proxy_api::route_connection`)
+//! routes whole connections, on the transparent and `--outbound-tcp`
+//! listeners: a TCPRoute sends each connection to one backend picked by
+//! weight; TLSRoutes first read the ClientHello's SNI (not terminating TLS,
+//! within `--detect-timeout`) and close a connection no route matches.
+//!
 //! The proxy's own answers: no config yet 503; no route 404 (gRPC status
 //! 5); invalid or zero-weight backends 500 (13); no endpoints or all
 //! ejected 503 (14); connection failure 502 (14); timeouts 504 (4). gRPC
@@ -30,6 +36,7 @@ mod forward;
 pub mod http;
 mod listen;
 pub mod retry;
+mod sni;
 pub mod target;
 mod tcp;
 

@@ -6,6 +6,8 @@ use super::{Outbound, target};
 use crate::discovery::ServiceKey;
 use crate::metrics::Labels;
 use bytes::Bytes;
+use mesh_proxy_api::outbound::{BackendTarget, ConnectionRoute, route_connection};
+use mesh_proxy_api::pick_backend;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -55,6 +57,69 @@ where
     ob.metrics.connection(&labels(metric, "allow"));
     if let Err(e) = copy(&mut client, &mut upstream, &prefix).await {
         tracing::debug!(endpoint = %picked.ep.endpoint.addr, error = %e, "outbound TCP ended");
+    }
+}
+
+/// How a connection to a Service port is routed: by the port's TLSRoutes
+/// (after reading the ClientHello's SNI), its TCPRoute, or neither.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routing {
+    Tls,
+    Tcp,
+    None,
+}
+
+/// The connection routing the current config gives `key`'s port. Without
+/// an SNI, `route_connection` closes a TLSRoute port's connection and routes
+/// a TCPRoute port's, which tells the two apart.
+pub fn routing(ob: &Outbound, key: &ServiceKey) -> Routing {
+    let Some(loaded) = crate::state::current(&ob.config) else { return Routing::None };
+    let Some(svc) = loaded.config.outbound.service(&key.namespace, &key.name) else { return Routing::None };
+    match route_connection(svc, key.port, None) {
+        Some(ConnectionRoute::NoRoute) => Routing::Tls,
+        Some(ConnectionRoute::Route { .. }) => Routing::Tcp,
+        _ => Routing::None,
+    }
+}
+
+/// Routes a connection to `key` by the port's TCPRoute or TLSRoutes
+/// (`sni`: the ClientHello's, read into `prefix`), to one backend picked by
+/// weight; closes it when no route matches or the backend is invalid.
+/// Without such routes it goes to `key` itself.
+pub async fn route<C>(ob: &Outbound, key: &ServiceKey, client: C, prefix: Bytes, sni: Option<&str>)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let label = target::label(key);
+    let picked = {
+        let Some(loaded) = crate::state::current(&ob.config) else {
+            return forward(ob, key, client, prefix).await;
+        };
+        let Some(svc) = loaded.config.outbound.service(&key.namespace, &key.name) else {
+            return forward(ob, key, client, prefix).await;
+        };
+        match route_connection(svc, key.port, sni) {
+            Some(ConnectionRoute::Route { route, backends, .. }) => {
+                let backend = pick_backend(backends, fastrand::u64(..)).map(|b| b.target.clone());
+                Ok((route.name.clone(), backend))
+            }
+            Some(ConnectionRoute::NoRoute) => Err("no TLSRoute matches the SNI"),
+            _ => return forward(ob, key, client, prefix).await,
+        }
+    };
+    let metric = || crate::state::current(&ob.config).map(|c| target::metric_label(&c.config.outbound, key));
+    let refuse = |why: &str| {
+        tracing::info!(target = %label, sni = sni.unwrap_or(""), why, "outbound connection closed");
+        ob.metrics.connection(&labels(metric().unwrap_or_else(|| crate::metrics::UNLISTED.into()), "error"));
+    };
+    match picked {
+        Err(why) => refuse(why),
+        Ok((route, Some(BackendTarget::Service { namespace, name, port }))) => {
+            tracing::debug!(target = %label, %route, backend = %format!("{namespace}/{name}:{port}"), "connection routed");
+            forward(ob, &ServiceKey { namespace, name, port }, client, prefix).await;
+        }
+        Ok((_, Some(BackendTarget::Invalid { reason }))) => refuse(&reason),
+        Ok((_, None)) => refuse("every backend has weight 0"),
     }
 }
 

@@ -10,6 +10,7 @@ mod profile;
 mod routes;
 mod scope;
 mod services;
+mod stream_routes;
 
 pub use scope::complete;
 
@@ -18,10 +19,11 @@ use crate::model::Spec;
 use crate::resolve::Resolved;
 use crate::resolve::index::Kind;
 use mesh_proxy_api::PortRange;
-use mesh_proxy_api::outbound::{Backend, BackendTarget, OutboundProtocol, OutboundService, Profile};
+use mesh_proxy_api::outbound::{Backend, BackendTarget, OutboundPort, OutboundProtocol, OutboundService, Profile};
 use routes::{Attached, RouteKind, ServiceIndex};
 use services::ServiceBase;
 use std::collections::BTreeMap;
+use stream_routes::{AttachedStream, Conflicts, StreamKind};
 
 /// Every Service's outbound policy, before it is specialised per client namespace.
 #[derive(Default)]
@@ -30,6 +32,8 @@ pub struct Policy {
     /// Resource index of each Service.
     resources: Vec<usize>,
     routes: Vec<Vec<Attached>>,
+    /// Per Service, its TLSRoutes and TCPRoutes.
+    streams: Vec<Vec<AttachedStream>>,
     /// Per Service, the profiles that apply by the profile's namespace.
     profiles: Vec<BTreeMap<String, Profile>>,
     index: ServiceIndex,
@@ -51,6 +55,7 @@ pub fn analyze(r: &Resolved, findings: &mut Vec<Finding>) -> Policy {
     let route_list: Vec<usize> = route_kinds.iter().flat_map(|k| r.index.all(*k)).copied().collect();
     p.routes = routes::attach(&r.resources, &route_list, &p.index, &p.bases, findings);
     p.egress = egress::analyze(r, &p.index, findings);
+    p.streams = attach_streams(r, &route_list, &p, findings);
     p.profiles = vec![BTreeMap::new(); p.bases.len()];
     for &ri in r.index.all(Kind::ServiceProfile) {
         let res = &r.resources[ri];
@@ -60,10 +65,56 @@ pub fn analyze(r: &Resolved, findings: &mut Vec<Finding>) -> Policy {
             p.profiles[l.service].insert(l.namespace, l.profile);
         }
     }
+    p.report_shadowed_streams(r, findings);
     p
 }
 
+/// TLSRoutes and TCPRoutes, with the conflicts the status controller sees.
+fn attach_streams(
+    r: &Resolved,
+    http_routes: &[usize],
+    p: &Policy,
+    findings: &mut Vec<Finding>,
+) -> Vec<Vec<AttachedStream>> {
+    let parents_of = |ri: &usize| {
+        let res = &r.resources[*ri];
+        let parents = match &res.spec {
+            Spec::HttpRoute(h) => h.parent_refs.as_slice(),
+            Spec::GrpcRoute(g) => g.parent_refs.as_slice(),
+            _ => res.stream_route().map_or(&[][..], |s| s.parent_refs()),
+        };
+        (res, parents)
+    };
+    let tls = r.index.all(Kind::TlsRoute);
+    let conflicts = Conflicts {
+        http_or_grpc: stream_routes::service_parent_keys(http_routes.iter().map(parents_of)),
+        tls: stream_routes::service_parent_keys(tls.iter().map(parents_of)),
+    };
+    let ctx =
+        stream_routes::Ctx { resources: &r.resources, services: &p.index, bases: &p.bases, conflicts: &conflicts };
+    let list: Vec<usize> = tls.iter().chain(r.index.all(Kind::TcpRoute)).copied().collect();
+    stream_routes::attach(&ctx, &list, findings)
+}
+
 impl Policy {
+    /// TLSRoutes and TCPRoutes that no port uses, as clients in the route's
+    /// namespace see the Service (a profile replacing them is reported apart).
+    fn report_shadowed_streams(&self, r: &Resolved, findings: &mut Vec<Finding>) {
+        for (si, list) in self.streams.iter().enumerate() {
+            for a in list {
+                let svc = self.service_for(si, &a.namespace);
+                if svc.profile.is_some() {
+                    continue;
+                }
+                let Some(why) = stream_routes::shadow_reason(a, &svc) else { continue };
+                let res = &r.resources[a.resource];
+                let msg = format!("{} is never used by clients: {why}", res.id);
+                let at = res.span_at(&["spec", "parentRefs"]);
+                findings.push(Finding::new(Code::ConnectionRouteShadowed, at, msg).resource(res.id.clone()));
+            }
+        }
+    }
+
     /// Says so when a profile silently replaces routes or annotations.
     fn report_override(&self, r: &Resolved, l: &profile::Lowered, findings: &mut Vec<Finding>) {
         let base = &self.bases[l.service];
@@ -71,6 +122,12 @@ impl Policy {
             .iter()
             .filter(|a| a.namespace == base.svc.namespace || a.namespace == l.namespace)
             .map(|a| r.resources[a.resource].id.to_string())
+            .chain(
+                self.streams[l.service]
+                    .iter()
+                    .filter(|a| a.namespace == base.svc.namespace || a.namespace == l.namespace)
+                    .map(|a| r.resources[a.resource].id.to_string()),
+            )
             .collect();
         let mut what = Vec::new();
         if !visible.is_empty() {
@@ -102,6 +159,7 @@ impl Policy {
             && !profiles.contains_key(client_ns)
             && !profiles.contains_key(&svc.namespace)
             && !self.routes[si].iter().any(|a| a.namespace == svc.namespace || a.namespace == client_ns)
+            && !self.streams[si].iter().any(|a| a.namespace == svc.namespace || a.namespace == client_ns)
     }
 
     /// The index of Service `namespace/name`, for [`Policy::service_for`].
@@ -125,41 +183,20 @@ impl Policy {
             svc.failure_accrual = None;
             return svc;
         }
-        let visible = |a: &&Attached| a.namespace == svc.namespace || a.namespace == client_ns;
-        let routes: Vec<&Attached> = self.routes[si].iter().filter(visible).collect();
+        let visible_ns = |ns: &str| ns == svc.namespace || ns == client_ns;
+        let routes: Vec<&Attached> = self.routes[si].iter().filter(|a| visible_ns(&a.namespace)).collect();
         let (namespace, name) = (svc.namespace.clone(), svc.name.clone());
+        let streams: Vec<&AttachedStream> = self.streams[si].iter().filter(|a| visible_ns(&a.namespace)).collect();
         for port in &mut svc.ports {
-            if port.protocol == OutboundProtocol::Opaque {
-                continue;
-            }
-            let here: Vec<&Attached> =
-                routes.iter().copied().filter(|a| a.port.is_none_or(|p| p == port.port)).collect();
             let parent = Backend {
                 target: BackendTarget::Service { namespace: namespace.clone(), name: name.clone(), port: port.port },
                 weight: 1,
                 filters: Vec::new(),
             };
-            let fill = |backends: &mut Vec<Backend>| {
-                if backends.is_empty() {
-                    backends.push(parent.clone());
-                }
-            };
-            for a in &here {
-                if let RouteKind::Grpc(g) = &a.route {
-                    let mut g = g.clone();
-                    g.rules.iter_mut().for_each(|r| fill(&mut r.backends));
-                    port.grpc_routes.push(g);
-                }
+            if port.protocol != OutboundProtocol::Opaque {
+                http_routes_for(port, &routes, &parent);
             }
-            if port.grpc_routes.is_empty() {
-                for a in &here {
-                    if let RouteKind::Http(h) = &a.route {
-                        let mut h = h.clone();
-                        h.rules.iter_mut().for_each(|r| fill(&mut r.backends));
-                        port.http_routes.push(h);
-                    }
-                }
-            }
+            connection_routes_for(port, &streams, &parent);
         }
         svc
     }
@@ -169,8 +206,68 @@ impl Policy {
     pub fn consumer_services(&self, namespace: &str) -> Vec<usize> {
         (0..self.bases.len())
             .filter(|&si| {
-                self.bases[si].svc.namespace != namespace && self.routes[si].iter().any(|a| a.namespace == namespace)
+                self.bases[si].svc.namespace != namespace
+                    && (self.routes[si].iter().any(|a| a.namespace == namespace)
+                        || self.streams[si].iter().any(|a| a.namespace == namespace))
             })
             .collect()
+    }
+}
+
+fn fill(backends: &mut Vec<Backend>, parent: &Backend) {
+    if backends.is_empty() {
+        backends.push(parent.clone());
+    }
+}
+
+/// A port's HTTP routes, or its gRPC routes when it has any (they win).
+fn http_routes_for(port: &mut OutboundPort, routes: &[&Attached], parent: &Backend) {
+    let here: Vec<&Attached> = routes.iter().copied().filter(|a| a.port.is_none_or(|p| p == port.port)).collect();
+    for a in &here {
+        if let RouteKind::Grpc(g) = &a.route {
+            let mut g = g.clone();
+            g.rules.iter_mut().for_each(|r| fill(&mut r.backends, parent));
+            port.grpc_routes.push(g);
+        }
+    }
+    if port.grpc_routes.is_empty() {
+        for a in &here {
+            if let RouteKind::Http(h) = &a.route {
+                let mut h = h.clone();
+                h.rules.iter_mut().for_each(|r| fill(&mut r.backends, parent));
+                port.http_routes.push(h);
+            }
+        }
+    }
+}
+
+/// Linkerd's precedence for the rest (`grpc/src/outbound.rs::to_proto`): a
+/// detected port without HTTP or gRPC routes takes its TLSRoutes, else its
+/// oldest TCPRoute; an opaque port only its oldest TCPRoute; an `http` or
+/// `h2c` port neither. `streams` are in Linkerd's order.
+fn connection_routes_for(port: &mut OutboundPort, streams: &[&AttachedStream], parent: &Backend) {
+    let here = || streams.iter().filter(|a| a.applies_to(port.port));
+    let detect = port.protocol == OutboundProtocol::Detect;
+    let opaque = port.protocol == OutboundProtocol::Opaque;
+    let no_requests = port.http_routes.is_empty() && port.grpc_routes.is_empty();
+    if detect && no_requests {
+        for a in here() {
+            if let StreamKind::Tls(t) = &a.route {
+                let mut t = t.clone();
+                fill(&mut t.backends, parent);
+                port.tls_routes.push(t);
+            }
+        }
+    }
+    if opaque || (detect && no_requests && port.tls_routes.is_empty()) {
+        let first_tcp = here().find_map(|a| match &a.route {
+            StreamKind::Tcp(t) => Some(t),
+            StreamKind::Tls(_) => None,
+        });
+        port.tcp_route = first_tcp.map(|t| {
+            let mut t = t.clone();
+            fill(&mut t.backends, parent);
+            t
+        });
     }
 }

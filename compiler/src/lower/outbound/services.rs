@@ -42,7 +42,14 @@ pub fn service_base(r: &Resource, spec: &ServiceSpec, settings: &Settings, findi
         // Before 2.18 Linkerd does not read appProtocol (resolve::versions reports it).
         let app_protocol = p.app_protocol.as_deref().filter(|_| settings.linkerd_version.has(Feature::AppProtocol));
         let protocol = protocol(app_protocol, contains(&opaque, port));
-        ports.push(OutboundPort { port, protocol, http_routes: Vec::new(), grpc_routes: Vec::new() });
+        ports.push(OutboundPort {
+            port,
+            protocol,
+            http_routes: Vec::new(),
+            grpc_routes: Vec::new(),
+            tls_routes: Vec::new(),
+            tcp_route: None,
+        });
         let target = p.target_port.clone().unwrap_or(IntOrString::Int(p.port));
         targets.push(target);
     }

@@ -11,7 +11,9 @@ use crate::route::{RouteSelection, regex_matches_whole, select_grpc_route_for_ht
 /// The outcome of routing one request on the client side.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutboundRoute<'a> {
-    /// An opaque port: the connection goes to the Service as TCP.
+    /// The port routes whole connections, not requests: an opaque port (to
+    /// the Service, or its TCPRoute) or a port served by a TCPRoute or
+    /// TLSRoutes. `route_connection` says where the connection goes.
     Opaque,
     /// No routes: the default route to the Service itself.
     Default { target: RouteTarget<'a> },
@@ -74,7 +76,7 @@ pub fn route_outbound<'a>(svc: &'a OutboundService, port: u16, req: &HttpRequest
         let route = profile.routes.iter().find(|r| r.condition.matches(req));
         return Some(OutboundRoute::Profile { profile, route });
     }
-    if p.protocol == OutboundProtocol::Opaque {
+    if p.protocol == OutboundProtocol::Opaque || p.routes_connections() {
         return Some(OutboundRoute::Opaque);
     }
     let service_target = |timeouts, retry| RouteTarget {

@@ -7,8 +7,12 @@
 
 mod decide;
 pub mod egress;
+mod stream;
 
 pub use decide::{OutboundRoute, RouteTarget, RuleBackends, pick_backend, route_outbound};
+pub use stream::{
+    ConnectionRoute, OutboundTcpRoute, OutboundTlsRoute, SniMatch, route_connection, select_tls_route, sni_match,
+};
 
 use crate::config::{GrpcMatch, HostMatch, HttpFilter, HttpMatch, Meta, PortRange};
 use schemars::JsonSchema;
@@ -84,7 +88,11 @@ impl OutboundService {
         let default_port = |p: &OutboundPort| {
             let opaque = default_opaque_ports.iter().any(|r| r.contains(p.port));
             let protocol = if opaque { OutboundProtocol::Opaque } else { OutboundProtocol::Detect };
-            p.protocol == protocol && p.http_routes.is_empty() && p.grpc_routes.is_empty()
+            p.protocol == protocol
+                && p.http_routes.is_empty()
+                && p.grpc_routes.is_empty()
+                && p.tls_routes.is_empty()
+                && p.tcp_route.is_none()
         };
         self.profile.is_none()
             && self.timeouts.is_empty()
@@ -106,6 +114,14 @@ pub struct OutboundPort {
     /// When set, these and not `http_routes` serve the port (GRPCRoutes win).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grpc_routes: Vec<OutboundGrpcRoute>,
+    /// TLSRoutes (SNI routing of whole connections), in Linkerd's order.
+    /// Set only on a detected port without HTTP or gRPC routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_routes: Vec<OutboundTlsRoute>,
+    /// The TCPRoute that routes every connection: on an opaque port, or a
+    /// detected port without HTTP, gRPC or TLS routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_route: Option<OutboundTcpRoute>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -117,7 +133,7 @@ pub enum OutboundProtocol {
     Http1,
     /// appProtocol `kubernetes.io/h2c`.
     Http2,
-    /// Opaque TCP: an opaque port or any other appProtocol. No routes apply.
+    /// Opaque TCP: an opaque port or any other appProtocol. Only a TCPRoute applies.
     Opaque,
 }
 

@@ -49,7 +49,15 @@ pub fn start(build: &mesh::Build) -> Canary {
     let mut echo_flags = BTreeMap::new();
     echo_flags.insert("podinfo-primary".to_string(), vec!["--fail-every".to_string(), "7".to_string()]);
     let client_ip = "10.40.7.7".parse().unwrap();
-    let mesh = Mesh::start(&Launch { build, client_ip, discovery, echo_flags, transparent: false, runtime: None });
+    let mesh = Mesh::start(&Launch {
+        build,
+        client_ip,
+        discovery,
+        echo_flags,
+        transparent: false,
+        runtime: None,
+        proxy_flags: BTreeMap::new(),
+    });
     let f = mesh.workload("frontend");
     let (frontend, outbound) = (f.admin.ip(), f.outbound);
     Canary { mesh, frontend, outbound }

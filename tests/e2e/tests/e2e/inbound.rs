@@ -49,6 +49,7 @@ pub async fn check_build(build: &mesh::Build, example: &str, mode: Mode) -> Chec
         client_ip: classes.addrs.pod,
         discovery: serde_json::json!({ "services": [] }),
         echo_flags: BTreeMap::new(),
+        proxy_flags: BTreeMap::new(),
         transparent: mode == Mode::Transparent,
         runtime: match mode {
             Mode::Explicit | Mode::Transparent => None,

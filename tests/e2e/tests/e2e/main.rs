@@ -195,3 +195,18 @@ fn mesh_system_control_plane_statuses_match_meshc_reach() {
         checks.assert_covers("booksapp-rest (mesh-system)", &coverage::BOOKSAPP);
     });
 }
+
+mod stream_routes;
+
+/// A TCPRoute's 80/20 split and a TLSRoute's 3:1 split by SNI on the wire,
+/// through the client's and the backends' proxies (mTLS between them).
+#[test]
+fn tcp_and_tls_route_splits_on_the_wire() {
+    netns::run("tcp_and_tls_route_splits_on_the_wire", || {
+        let s = stream_routes::start();
+        runtime().block_on(async {
+            stream_routes::tcp_split(&s).await;
+            stream_routes::tls_split_by_sni(&s).await;
+        });
+    });
+}

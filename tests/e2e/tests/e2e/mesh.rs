@@ -105,6 +105,11 @@ pub fn pod_ip(n: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 255, (n / 200) as u8, (n % 200 + 1) as u8))
 }
 
+/// The app address of the `n`th workload with a config (its outbound listeners bind there).
+pub fn app_ip_of(n: usize) -> IpAddr {
+    app_ip(n)
+}
+
 fn app_ip(n: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 1, (n / 200) as u8, (n % 200 + 1) as u8))
 }
@@ -123,6 +128,8 @@ pub struct Launch<'a> {
     /// Proxies get configs, endpoints and certificates from this mesh-runtime
     /// (file mode over the build directory) instead of files.
     pub runtime: Option<RuntimeMode>,
+    /// Extra mesh-proxy flags per workload name (e.g. `--outbound-tcp`).
+    pub proxy_flags: BTreeMap<String, Vec<String>>,
 }
 
 /// Proxies fetch configs, endpoints and certificates from mesh-runtime;
@@ -230,6 +237,7 @@ impl Mesh {
                     ]);
                 }
             }
+            args.extend(l.proxy_flags.get(&w.name).cloned().unwrap_or_default());
             mesh.spawn_logged(&format!("proxy-{}-{}", w.namespace, w.name), &mesh_e2e::binary("mesh-proxy"), &args);
             mesh.workloads.push(Workload {
                 wi,

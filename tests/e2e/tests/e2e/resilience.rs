@@ -42,6 +42,7 @@ pub fn start_fed(runtime: Option<Option<std::sync::Arc<super::cluster::Cluster>>
         client_ip,
         discovery: serde_json::json!({ "services": [] }),
         echo_flags: BTreeMap::new(),
+        proxy_flags: BTreeMap::new(),
         transparent: false,
         runtime,
     };

@@ -23,6 +23,8 @@ fn service(routes: Vec<OutboundHttpRoute>) -> OutboundService {
             protocol: OutboundProtocol::Detect,
             http_routes: routes,
             grpc_routes: vec![],
+            tls_routes: vec![],
+            tcp_route: None,
         }],
         timeouts: Timeouts { request_ms: Some(5000), ..Timeouts::default() },
         retry: Some(Retry {
