@@ -122,9 +122,9 @@ echo "before timing: $cores_before"
 echo "after timing:  $cores_after"
 for shape in $shapes; do
     summary="$("$meshc" check "$dir/$shape" --format json 2>/dev/null || true)"
-    objects="$(printf '%s' "$summary" | grep -o '"objects": *[0-9]*' | head -1 | sed 's/.*: *//')"
+    resources="$(printf '%s' "$summary" | grep -o '"resources": *[0-9]*' | tail -1 | sed 's/.*: *//' || true)"
     echo
-    echo "== $shape: ${objects:-?} objects, $(awk -v b="${input_bytes[$shape]}" 'BEGIN { printf "%.1f MiB", b / 1048576 }') of YAML"
+    echo "== $shape: ${resources:-?} resources, $(awk -v b="${input_bytes[$shape]}" 'BEGIN { printf "%.1f MiB", b / 1048576 }') of YAML"
     printf '%-12s %9s %7s %10s %7s %12s\n' command wall/s x-check "RSS/MiB" x-check output
     check_w="$(echo "${walls[$shape/check]}" | median)"
     check_r="$(echo "${rsss[$shape/check]}" | median)"
