@@ -204,7 +204,17 @@ fn per_class(m: &Value) -> Value {
     for row in m["edges"].as_array().expect("edges") {
         let clients = match &row["clients"] {
             Value::String(s) if s == "*" => vec![json!("*")],
-            Value::Number(n) => sets[n.as_u64().expect("set index") as usize].as_array().expect("set").clone(),
+            Value::Number(n) => {
+                let set = sets[n.as_u64().expect("set index") as usize].as_array().expect("set");
+                // An item is a class id, or [first, last] for a run of them.
+                set.iter()
+                    .flat_map(|item| match item.as_array() {
+                        Some(run) => (run[0].as_u64().expect("first")..=run[1].as_u64().expect("last")).collect(),
+                        None => vec![item.as_u64().expect("class id")],
+                    })
+                    .map(|c| json!(c))
+                    .collect()
+            }
             other => panic!("a row's clients is `*` or a set index: {other}"),
         };
         for c in clients {

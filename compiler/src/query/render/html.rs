@@ -208,8 +208,13 @@ const TAIL: &str = r#"</script>
     var out = [], sets = data.clientSets || [];
     (data.edges || []).forEach(function (e) {
       var ids = e.clients === "*" ? ["*"] : sets[e.clients] || [];
-      ids.forEach(function (c) {
+      var add = function (c) {
         out.push({ client: c, target: e.target, verdict: e.verdict, routes: e.routes, condition: e.condition });
+      };
+      ids.forEach(function (c) {
+        // [first, last]: a run of consecutive class ids.
+        if (Array.isArray(c)) for (var k = c[0]; k <= c[1]; k++) add(k);
+        else add(c);
       });
     });
     return out;

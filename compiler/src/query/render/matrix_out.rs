@@ -88,6 +88,17 @@ pub struct Summary {
     pub client_sets: usize,
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_set_writes_runs_of_three_or_more_as_ranges() {
+        assert_eq!(super::set_json(&[]), "[]");
+        assert_eq!(super::set_json(&[4]), "[4]");
+        assert_eq!(super::set_json(&[0, 1, 5]), "[0,1,5]");
+        assert_eq!(super::set_json(&[0, 2, 3, 4, 9, 10, 11, 12, 20]), "[0,[2,4],[9,12],20]");
+    }
+}
+
 #[derive(Serialize)]
 struct WorkloadJson<'a> {
     workload: String,
@@ -134,22 +145,48 @@ pub fn rows<'p>(ps: &'p PortSets, classes: &Classes) -> Vec<Row<'p>> {
 
 /// Client sets numbered in the order first named, so that a set of classes
 /// many ports admit alike (a namespace's members, every authenticated
-/// client) is written once.
+/// client) is written once. Keyed by the written form, which is short:
+/// classes that behave alike sit in runs of consecutive ids.
 #[derive(Default)]
 struct ClientSets {
-    ids: std::collections::HashMap<Vec<usize>, usize>,
+    ids: std::collections::HashMap<String, usize>,
     sets: Vec<String>,
 }
 
 impl ClientSets {
-    fn id(&mut self, clients: Vec<usize>) -> usize {
+    fn id(&mut self, clients: &[usize]) -> usize {
+        let text = set_json(clients);
         let next = self.sets.len();
-        *self.ids.entry(clients).or_insert_with_key(|c| {
-            let list: Vec<String> = c.iter().map(ToString::to_string).collect();
-            self.sets.push(format!("[{}]", list.join(",")));
+        *self.ids.entry(text).or_insert_with_key(|text| {
+            self.sets.push(text.clone());
             next
         })
     }
+}
+
+/// Ascending class ids as JSON: a run of three or more consecutive ids is
+/// `[first,last]`, any other id is itself (`[0,[2,19],25]`).
+fn set_json(ids: &[usize]) -> String {
+    let mut out = String::from("[");
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        if j - i >= 2 {
+            let _ = write!(out, "[{},{}]", ids[i], ids[j]);
+            i = j + 1;
+        } else {
+            let _ = write!(out, "{}", ids[i]);
+            i += 1;
+        }
+    }
+    out.push(']');
+    out
 }
 
 /// The matrix JSON (documented in docs/queries.md), written as it is
@@ -193,7 +230,7 @@ pub fn json(
             let sep = if summary.rows == 0 { "\n" } else { ",\n" };
             summary.rows += 1;
             summary.edges += clients.as_ref().map_or(1, Vec::len);
-            let clients = clients.map_or_else(|| "\"*\"".to_owned(), |c| sets.id(c).to_string());
+            let clients = clients.map_or_else(|| "\"*\"".to_owned(), |c| sets.id(&c).to_string());
             let _ = write!(buf, "{sep}{{\"clients\":{clients},\"target\":{target},\"verdict\":\"{}\"", e.verdict);
             if let Some(condition) = &e.condition {
                 let _ = write!(buf, ",\"condition\":{}", serde_json::to_string(condition).map_err(io_err)?);
