@@ -25,7 +25,7 @@ pub fn generate(root: &Path, cfg: &Config) -> io::Result<Stats> {
     std::fs::create_dir_all(root)?;
     let mut out = Out { root, stats: Stats::default() };
     out.write("meshc.yaml", super::MESHC_YAML)?;
-    let mut rng = Lcg(cfg.seed ^ 0x77_6964_65);
+    let mut rng = Lcg(cfg.seed ^ 0x7769_6465);
     let nss = cfg.namespaces.max(1);
     let per_ns = |k: usize| cfg.workloads / nss + usize::from(k < cfg.workloads % nss);
     let mut global = 0usize;
@@ -96,19 +96,24 @@ fn identities(k: usize, i: usize, nss: usize, per_ns: &dyn Fn(usize) -> usize) -
     out
 }
 
-fn route(ns: &str, a: &str, name: &str, matches: &[(&str, &str, &str)]) -> String {
+/// (method or empty, path match type, path)
+type Match<'a> = (&'a str, &'a str, &'a str);
+
+fn route(ns: &str, a: &str, name: &str, matches: &[Match]) -> String {
     let mut s = format!(
-        "{}spec:
+        "apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata:
+  name: {a}-{name}
+  namespace: {ns}
+spec:
   parentRefs:
     - group: policy.linkerd.io
       kind: Server
       name: {a}-http
   rules:
     - matches:
-",
-        format!(
-            "apiVersion: policy.linkerd.io/v1beta3\nkind: HTTPRoute\nmetadata:\n  name: {a}-{name}\n  namespace: {ns}\n"
-        )
+"
     );
     for (method, kind, path) in matches {
         if !method.is_empty() {
@@ -165,7 +170,7 @@ fn write_policy(
     let base = format!("/api/v{}/{}", 1 + rng.below(3), a.replace('-', "/"));
     let (items, search, export) = (format!("{base}/items/"), format!("{base}/search"), format!("{base}/export/"));
     let (ready, live) = app.probes;
-    let routes: [(&str, Vec<(&str, &str, &str)>); 5] = [
+    let routes: [(&str, Vec<Match>); 5] = [
         ("read", vec![("GET", "Exact", &base), ("GET", "PathPrefix", &items)]),
         ("list", vec![("GET", "Exact", &search), ("GET", "PathPrefix", &export)]),
         ("write", vec![("POST", "Exact", &base), ("PUT", "PathPrefix", &items)]),
