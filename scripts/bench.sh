@@ -1,145 +1,149 @@
 #!/usr/bin/env bash
-# End-to-end scale benchmark of the release `meshc check` binary.
-#
-# Generates the synthetic repository of compiler/benches/check_scale.rs
-# (default 10,000 workloads, ~100,000 objects) into a temporary directory,
-# then times with hyperfine, as processes:
+# End-to-end scale benchmark of the release `meshc`, on two generated
+# repositories of different shapes (compiler/benches/synth/):
+#   apps   100 workloads per namespace, a mix of HTTP, gRPC and database
+#          apps (10,000 workloads: ~99,000 objects, ~47 MiB)
+#   wide   50 workloads per namespace (200 namespaces), one Server per app
+#          with five routes, 24-identity MeshTLSAuthentications
+#          (10,000 workloads: ~140,000 objects)
+# Each is made a git repository whose last commit removes one
+# AuthorizationPolicy. Then, interleaved (one run of every command on both
+# repositories per round, so that the shared machine's noise hits all
+# alike), each command as a process under /usr/bin/time -v:
 #   parse-only   discover + read + parse_documents of every file, one thread
-#   check        target/release/meshc check DIR --format json
-#   matrix       target/release/meshc matrix DIR --format json (to /dev/null)
-#   diff         target/release/meshc diff HEAD~1 HEAD in DIR, made a git
-#                repository whose last commit removes one AuthorizationPolicy
-#   invariants   meshc check DIR --tests FILE, FILE holding 50 invariants over
-#                `edges` (check_scale --invariants)
-#   build        meshc build DIR --key K --out OUT (signed configs) into an
-#                empty OUT and again over unchanged output, and the sizes of
-#                the ProxyConfigs it wrote
-# and prints check/parse-only. Budget: check < 5 s, ratio <= 2.
+#   check        meshc check DIR --format json
+#   diff         meshc diff HEAD~1 HEAD (in DIR)
+#   build        meshc build DIR --key K --out OUT --allow-errors into an
+#                empty OUT (removing the last one is not timed)
+#   build-again  the same over the previous, unchanged, output
+#   matrix       meshc matrix DIR --format json
+#   invariants   meshc check DIR --tests FILE, 50 invariants over `edges`
+# and prints per repository the median wall time, the median peak RSS
+# ("Maximum resident set size"), the output size (bytes written to stdout;
+# for build, the output directory) and each one's ratio to check's, with
+# the budgets of issue 23: diff <= 1.5x check (wall and memory), build <=
+# 1.5x, matrix <= 2x and under 100 MB, check's peak RSS <= 15x the input.
 #
 # For the in-process figures with a per-stage breakdown, run instead:
-#   cargo bench -p meshc --bench check_scale
+#   cargo bench -p meshc --bench check_scale        (MESHC_BENCH_SHAPE=wide too)
 #
-# Environment: MESHC_BENCH_WORKLOADS (10000), MESHC_BENCH_NAMESPACES
-# (workloads / 100), MESHC_BENCH_RUNS (5), MESHC_BENCH_DIR (generate there and
-# keep it), CARGO_TARGET_DIR (target). Needs hyperfine; installs the Debian
-# package when it is missing and apt-get is usable, else falls back to a loop.
+# Environment: MESHC_BENCH_WORKLOADS (10000), MESHC_BENCH_RUNS (3),
+# MESHC_BENCH_SHAPES ("apps wide"), MESHC_BENCH_DIR (generate there and
+# keep it), CARGO_TARGET_DIR (target).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-runs="${MESHC_BENCH_RUNS:-5}"
+runs="${MESHC_BENCH_RUNS:-3}"
+shapes="${MESHC_BENCH_SHAPES:-apps wide}"
 bench_name=meshc-bench
 # shellcheck source=scripts/bench-setup.sh
 . "$root/scripts/bench-setup.sh"
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (GNU time; Debian package time)" >&2; exit 2; }
 
-echo "== generating into $dir" >&2
-"$bench_bin" --generate "$dir"
-
-if ! command -v hyperfine >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "== installing hyperfine (apt-get)" >&2
-    { apt-get update -qq && apt-get install -y -qq hyperfine; } >&2 || true
-fi
-
-parse_cmd="MESHC_BENCH_RUNS=1 $bench_bin --parse-only $dir"
-check_cmd="$meshc check $dir --format json"
-matrix_cmd="$meshc matrix $dir --format json"
-# meshc diff between two commits that differ in one file (one AuthorizationPolicy removed).
-echo "== making a git history in $dir" >&2
-one="$(find "$dir" -path '*/policy/*.yaml' ! -name 'authentications.yaml' | sort | sed -n 1p)"
-(
-    cd "$dir"
-    git init -q && git add -A && git -c user.name=bench -c user.email=bench@example.com commit -qm base
-    python3 - "$one" <<'PY'
+# A git history whose last commit removes the first AuthorizationPolicy of the first policy file.
+remove_one_policy() {
+    local repo="$1" one
+    one="$(find "$repo" -path '*/policy/*.yaml' ! -name 'authentications.yaml' | sort | sed -n 1p)"
+    (
+        cd "$repo"
+        git init -q && git add -A && git -c user.name=bench -c user.email=bench@example.com commit -qm base
+        python3 - "$one" <<'PY'
 import sys
 path = sys.argv[1]
 docs = open(path).read().split("\n---\n")
-docs = [d for i, d in enumerate(docs) if i != next(j for j, d in enumerate(docs) if "kind: AuthorizationPolicy" in d)]
-open(path, "w").write("\n---\n".join(docs))
+first = next(j for j, d in enumerate(docs) if "kind: AuthorizationPolicy" in d)
+open(path, "w").write("\n---\n".join(d for i, d in enumerate(docs) if i != first))
 PY
-    git -c user.name=bench -c user.email=bench@example.com commit -qam "remove one AuthorizationPolicy"
-) >&2
-diff_cmd="cd $dir && $meshc diff HEAD~1 HEAD"
-# 50 invariants over `edges` (outside the repository, so plain check does not find them).
-invariants="$dir.scale.meshtest.yaml"
-"$bench_bin" --invariants "$invariants" >&2
-invariants_cmd="$meshc check $dir --tests $invariants --format json"
+        git -c user.name=bench -c user.email=bench@example.com commit -qam "remove one AuthorizationPolicy"
+    ) >&2
+}
 
-# meshc build with a fresh key into a directory outside the repository
-# (--allow-errors: the generator's deliberate errors would stop it).
-work="$(mktemp -d -t meshc-bench-build-XXXXXX)"
+names=(parse-only check diff build build-again matrix invariants)
+declare -A cmd input_bytes
+work="$(mktemp -d -t meshc-bench-work-XXXXXX)"
 "$meshc" keygen --out "$work" >&2
-build_cmd="$meshc build $dir --key $work/meshc.key --out $work/dist --allow-errors"
-# Fresh: into an empty directory (removing the last one is timed too).
-# Again: over the previous output, which is unchanged (nothing is rewritten).
-fresh_cmd="rm -rf $work/dist && $build_cmd"
+for shape in $shapes; do
+    repo="$dir/$shape"
+    echo "== generating the $shape repository into $repo" >&2
+    MESHC_BENCH_SHAPE="$shape" "$bench_bin" --generate "$repo"
+    input_bytes[$shape]="$(find "$repo" -name '*.yaml' -exec cat {} + | wc -c)"
+    remove_one_policy "$repo"
+    MESHC_BENCH_SHAPE="$shape" "$bench_bin" --invariants "$work/$shape.meshtest.yaml" >&2
+    out="$work/$shape.dist"
+    cmd[$shape/parse-only]="MESHC_BENCH_RUNS=1 $bench_bin --parse-only $repo"
+    cmd[$shape/check]="$meshc check $repo --format json"
+    cmd[$shape/diff]="cd $repo && $meshc diff HEAD~1 HEAD"
+    # --allow-errors: the generators' deliberate errors would stop it.
+    cmd[$shape/build]="$meshc build $repo --key $work/meshc.key --out $out --allow-errors"
+    cmd[$shape/build-again]="${cmd[$shape/build]}"
+    cmd[$shape/matrix]="$meshc matrix $repo --format json"
+    cmd[$shape/invariants]="$meshc check $repo --tests $work/$shape.meshtest.yaml --format json"
+done
 
-names=(parse-only check matrix diff invariants build-fresh build-again)
-cmds=("$parse_cmd" "$check_cmd" "$matrix_cmd" "$diff_cmd" "$invariants_cmd" "$fresh_cmd" "$build_cmd")
-echo "== timing ($runs runs each)" >&2
-# On a shared host the 2 cores are often not 2 cores' worth of CPU: say how many we got.
+# One timed run: "wall_s rss_kib output_bytes".
+measure() {
+    local shape="$1" name="$2" tf="$work/time" bytes
+    [ "$name" = build ] && rm -rf "$work/$shape.dist"
+    bytes="$(/usr/bin/time -v -o "$tf" sh -c "${cmd[$shape/$name]}" 2>/dev/null | wc -c)" || true
+    case "$name" in build | build-again) bytes="$(du -sb "$work/$shape.dist" | cut -f1)" ;; esac
+    awk -v bytes="$bytes" '
+        /Elapsed \(wall clock\)/ { n = split($NF, p, ":"); wall = 0; for (i = 1; i <= n; i++) wall = wall * 60 + p[i] }
+        /Maximum resident set size/ { rss = $NF }
+        END { printf "%.3f %d %d\n", wall, rss, bytes }' "$tf"
+}
+
+echo "== timing: $runs round(s) of ${names[*]} on $shapes, interleaved" >&2
 cores_before="$("$bench_bin" --cores)"
-medians=()
-if command -v hyperfine >/dev/null 2>&1; then
-    json="$(mktemp -t meshc-bench-XXXXXX.json)"
-    args=()
-    for k in "${!names[@]}"; do args+=(--command-name "${names[$k]}" "${cmds[$k]}"); done
-    # meshc exits 1 on the generator's deliberate error findings: -i keeps timing.
-    hyperfine --warmup 1 --runs "$runs" -i --export-json "$json" "${args[@]}" >&2
-    mapfile -t medians < <(grep -o '"median": *[0-9.e+-]*' "$json" | sed 's/.*: *//')
-    rm -f "$json"
-else
-    echo "hyperfine not available: timing with a shell loop" >&2
-    median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-    now() { date +%s.%N; }
-    times=()
-    for _ in $(seq "$runs"); do
-        # Interleaved, one run of each command per round, as hyperfine cannot do.
-        for k in "${!names[@]}"; do
-            t0="$(now)"; sh -c "${cmds[$k]}" >/dev/null 2>&1 || true; t1="$(now)"
-            times[$k]="${times[$k]:-} $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+declare -A walls rsss sizes
+for round in $(seq "$runs"); do
+    for shape in $shapes; do
+        for name in "${names[@]}"; do
+            read -r w r b < <(measure "$shape" "$name")
+            walls[$shape/$name]="${walls[$shape/$name]:-} $w"
+            rsss[$shape/$name]="${rsss[$shape/$name]:-} $r"
+            sizes[$shape/$name]="$b"
+            echo "round $round/$runs $shape $name: $w s, $((r / 1024)) MiB, $b bytes" >&2
         done
     done
-    for k in "${!names[@]}"; do medians[$k]="$(echo ${times[$k]} | tr ' ' '\n' | median)"; done
-fi
-[ "${#medians[@]}" = "${#names[@]}" ] || { echo "expected ${#names[@]} medians, got ${#medians[@]}" >&2; exit 2; }
-parse_s="${medians[0]}"; check_s="${medians[1]}"; matrix_s="${medians[2]}"
-diff_s="${medians[3]}"; invariants_s="${medians[4]}"; build_s="${medians[5]}"; again_s="${medians[6]}"
-rm -f "$invariants"
-
-# Config sizes: the canonical payload (what the proxy parses) and the whole
-# ProxyConfig object file (payload in base64, signature, metadata).
-sh -c "$build_cmd" >/dev/null 2>&1
-"$meshc" verify-bundle "$work/dist" --pubkey "$work/meshc.pub" >&2
-sizes() { sort -n | awk '{ a[NR] = $1 } END { printf "%d configs, median %.1f KiB, largest %.1f KiB", NR, a[int((NR + 1) / 2)] / 1024, a[NR] / 1024 }'; }
-object_sizes="$(find "$work/dist/configs" -name '*.yaml' -exec stat -c %s {} + | sizes)"
-payload_sizes="$(find "$work/dist/configs" -name '*.yaml' -exec python3 -c '
-import json, sys, base64
-for p in sys.argv[1:]:
-    doc = json.loads(open(p).read().split("---", 1)[-1])
-    print(len(base64.b64decode(doc["spec"]["envelope"]["payload"])))
-' {} + | sizes)"
-rm -rf "$work"
-
+done
 cores_after="$("$bench_bin" --cores)"
-summary="$("$meshc" check "$dir" --format json 2>/dev/null || true)"
-findings="$(printf '%s' "$summary" | grep -o '"code": *"[a-z-]*"' | sort | uniq -c | sort -rn || true)"
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# The signed configs of each build still verify.
+for shape in $shapes; do
+    "$meshc" verify-bundle "$work/$shape.dist" --pubkey "$work/meshc.pub" >&2
+done
+
 echo
-echo "findings by code (meshc check --format json):"
-echo "${findings:-  none}"
-echo
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) cores; $runs round(s), medians"
 echo "before timing: $cores_before"
 echo "after timing:  $cores_after"
-echo "ProxyConfig objects:  $object_sizes"
-echo "canonical payloads:   $payload_sizes"
-awk -v p="$parse_s" -v c="$check_s" -v m="$matrix_s" -v d="$diff_s" -v v="$invariants_s" -v b="$build_s" -v a="$again_s" 'BEGIN {
-    r = c / p
-    printf "\nparse-only (1 thread, process): median %.3f s\n", p
-    printf "meshc check (process):          median %.3f s  (budget < 5 s: %s)\n", c, (c < 5 ? "ok" : "OVER")
-    printf "ratio check/parse-only:         %.2f          (budget <= 2: %s)\n", r, (r <= 2 ? "ok" : "OVER")
-    printf "meshc matrix --format json:     median %.3f s  (budget < 10 s: %s; matrix/check %.2f)\n", m, (m < 10 ? "ok" : "OVER"), m / c
-    printf "meshc diff HEAD~1 HEAD (1 file): median %.3f s  (budget < 2x check: %s; diff/check %.2f)\n", d, (d < 2 * c ? "ok" : "OVER"), d / c
-    printf "meshc check + 50 invariants:    median %.3f s  (budget < 2x check: %s; invariants/check %.2f)\n", v, (v < 2 * c ? "ok" : "OVER"), v / c
-    printf "meshc build --out, fresh dir:   median %.3f s  (budget < 2x check: %s; build/check %.2f)\n", b, (b < 2 * c ? "ok" : "OVER"), b / c
-    printf "meshc build --out, unchanged:   median %.3f s  (build/check %.2f)\n", a, a / c
-    printf "RESULT parse_only_s=%.4f check_s=%.4f ratio=%.3f matrix_s=%.4f diff_s=%.4f invariants_s=%.4f build_s=%.4f build_again_s=%.4f\n", p, c, r, m, d, v, b, a
-}'
+for shape in $shapes; do
+    summary="$("$meshc" check "$dir/$shape" --format json 2>/dev/null || true)"
+    resources="$(printf '%s' "$summary" | grep -o '"resources": *[0-9]*' | tail -1 | sed 's/.*: *//' || true)"
+    echo
+    echo "== $shape: ${resources:-?} resources, $(awk -v b="${input_bytes[$shape]}" 'BEGIN { printf "%.1f MiB", b / 1048576 }') of YAML"
+    printf '%-12s %9s %7s %10s %7s %12s\n' command wall/s x-check "RSS/MiB" x-check output
+    check_w="$(echo "${walls[$shape/check]}" | median)"
+    check_r="$(echo "${rsss[$shape/check]}" | median)"
+    for name in "${names[@]}"; do
+        w="$(echo "${walls[$shape/$name]}" | median)"
+        r="$(echo "${rsss[$shape/$name]}" | median)"
+        awk -v n="$name" -v w="$w" -v r="$r" -v cw="$check_w" -v cr="$check_r" -v b="${sizes[$shape/$name]}" 'BEGIN {
+            printf "%-12s %9.2f %7.2f %10.0f %7.2f %10.1f MB\n", n, w, w / cw, r / 1024, r / cr, b / 1e6 }'
+    done
+    awk -v s="$shape" -v in_b="${input_bytes[$shape]}" -v cw="$check_w" -v cr="$check_r" \
+        -v dw="$(echo "${walls[$shape/diff]}" | median)" -v dr="$(echo "${rsss[$shape/diff]}" | median)" \
+        -v bw="$(echo "${walls[$shape/build]}" | median)" -v mw="$(echo "${walls[$shape/matrix]}" | median)" \
+        -v mb="${sizes[$shape/matrix]}" 'BEGIN {
+        printf "budgets (issue 23): diff wall %.2f (<= 1.5: %s), diff RSS %.2f (<= 1.5: %s), build %.2f (<= 1.5: %s),\n",
+            dw / cw, (dw <= 1.5 * cw ? "ok" : "OVER"), dr / cr, (dr <= 1.5 * cr ? "ok" : "OVER"), bw / cw, (bw <= 1.5 * cw ? "ok" : "OVER")
+        printf "  matrix %.2f (<= 2: %s), matrix %.1f MB (< 100: %s), check RSS %.1fx input (<= 15: %s)\n",
+            mw / cw, (mw <= 2 * cw ? "ok" : "OVER"), mb / 1e6, (mb < 1e8 ? "ok" : "OVER"), cr * 1024 / in_b, (cr * 1024 <= 15 * in_b ? "ok" : "OVER")
+        printf "RESULT shape=%s check_s=%.3f check_rss_kib=%d diff_x=%.3f diff_rss_x=%.3f build_x=%.3f matrix_x=%.3f matrix_bytes=%d check_rss_per_input=%.2f\n",
+            s, cw, cr, dw / cw, dr / cr, bw / cw, mw / cw, mb, cr * 1024 / in_b
+    }'
+done
+rm -rf "$work"

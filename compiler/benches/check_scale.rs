@@ -18,8 +18,9 @@
 //!     check_scale --invariants FILE write the 50 scale invariants as a MeshTest to FILE
 //!     check_scale --cores             how many cores' worth of CPU we get right now
 //!
-//! Environment: MESHC_BENCH_WORKLOADS (10000), MESHC_BENCH_NAMESPACES
-//! (workloads / 100), MESHC_BENCH_RUNS (5), MESHC_BENCH_DIR (keep the
+//! Environment: MESHC_BENCH_SHAPE (`apps`, the default, or `wide`: the
+//! second generator, see `synth/wide.rs`), MESHC_BENCH_WORKLOADS (10000),
+//! MESHC_BENCH_NAMESPACES (workloads / 100, or / 50 for `wide`), MESHC_BENCH_RUNS (5), MESHC_BENCH_DIR (keep the
 //! generated repository there instead of a temporary directory).
 
 mod synth;
@@ -49,7 +50,13 @@ fn env_usize(key: &str) -> Option<usize> {
 }
 
 fn config() -> synth::Config {
-    let mut cfg = synth::Config::with_workloads(env_usize("MESHC_BENCH_WORKLOADS").unwrap_or(10_000));
+    let shape = std::env::var("MESHC_BENCH_SHAPE").ok().map_or(synth::Shape::Apps, |s| {
+        synth::Shape::parse(&s).unwrap_or_else(|| {
+            eprintln!("MESHC_BENCH_SHAPE={s} is not `apps` or `wide`; using apps");
+            synth::Shape::Apps
+        })
+    });
+    let mut cfg = synth::Config::shaped(shape, env_usize("MESHC_BENCH_WORKLOADS").unwrap_or(10_000));
     if let Some(n) = env_usize("MESHC_BENCH_NAMESPACES") {
         cfg.namespaces = n.max(1);
     }

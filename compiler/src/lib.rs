@@ -13,6 +13,7 @@ pub mod lower;
 pub mod meshtest;
 pub mod model;
 pub mod pipeline;
+pub mod profile;
 pub mod query;
 pub mod report;
 pub mod resolve;

@@ -1,3 +1,4 @@
 fn main() -> std::process::ExitCode {
+    meshc::profile::stage("start");
     meshc::cli::main()
 }

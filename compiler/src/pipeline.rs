@@ -56,12 +56,14 @@ pub fn check(input: &Input, options: &Options) -> Result<Outcome, InputError> {
 pub fn compile(input: &Input, options: &Options) -> Result<Outcome, InputError> {
     let mut o = check(input, options)?;
     crate::lower::outbound::complete(&mut o);
+    crate::profile::stage("outbound complete");
     Ok(o)
 }
 
 /// [`check`] sharing parse results through `cache` (see [`load::ParseCache`]).
 pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
     let mut loaded = load::load_cached_at(input, cache, options.root.as_deref(), &options.render)?;
+    crate::profile::stage("load (read, parse)");
     let test_files = std::mem::take(&mut loaded.test_files);
     let mut sources = loaded.sources;
     let mut findings = loaded.findings;
@@ -77,12 +79,16 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     }));
     let objects = resolve::versions::unserved(loaded.objects, settings.linkerd_version, &mut findings);
     let (resources, objects) = model::decode_all(objects, &settings.default_namespace, &mut findings);
+    crate::profile::stage("settings, decode");
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let mut resolved = resolve::resolve(resources, settings, &names, &mut findings);
     resolved.unknown_values = unknown_values;
+    crate::profile::stage("resolve");
     let configs = lower::lower_all(&resolved);
+    crate::profile::stage("lower");
     analyze::analyze(&resolved, &configs, &mut findings);
     let outbound = lower::outbound::analyze(&resolved, &mut findings);
+    crate::profile::stage("analyze, outbound");
     resolve::unknown::downgrade(&mut findings, &releases, &resolved.settings.default_namespace);
     resolve::unknown::control_plane_servers(&mut findings, &resolved);
     resolve::unknown::Variables::find(&resolved.resources, &resolved.unknown_values)
@@ -92,6 +98,7 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
         o.tests = crate::meshtest::run(&mut o, test_files, extra);
     }
     o.findings = finish(std::mem::take(&mut o.findings), &o.resolved, options);
+    crate::profile::stage("tests, finish");
     Ok(o)
 }
 

@@ -36,6 +36,7 @@ mod apps;
 pub mod invariants;
 mod outbound;
 mod policy;
+mod wide;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,12 +48,46 @@ pub struct Config {
     pub workloads: usize,
     pub namespaces: usize,
     pub seed: u64,
+    pub shape: Shape,
+}
+
+/// Which repository `generate` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// The app mix above, 100 workloads per namespace.
+    Apps,
+    /// Many namespaces of few HTTP APIs, many routes per Server, wide
+    /// identity lists (see `wide.rs`), 50 workloads per namespace.
+    Wide,
+}
+
+impl Shape {
+    pub fn parse(s: &str) -> Option<Shape> {
+        match s {
+            "apps" => Some(Shape::Apps),
+            "wide" => Some(Shape::Wide),
+            _ => None,
+        }
+    }
+
+    fn per_namespace(self) -> usize {
+        match self {
+            Shape::Apps => 100,
+            Shape::Wide => 50,
+        }
+    }
 }
 
 impl Config {
     /// 100 workloads per namespace, at least one namespace.
     pub fn with_workloads(workloads: usize) -> Config {
-        Config { workloads, namespaces: workloads.div_ceil(100).max(1), seed: 0x6d65_7368_6300_0001 }
+        Config::shaped(Shape::Apps, workloads)
+    }
+
+    /// The shape's workloads per namespace, at least one namespace.
+    pub fn shaped(shape: Shape, workloads: usize) -> Config {
+        let namespaces = workloads.div_ceil(shape.per_namespace()).max(1);
+        Config { workloads, namespaces, seed: 0x6d65_7368_6300_0001, shape }
     }
 }
 
@@ -202,6 +237,9 @@ fn doc(buf: &mut String, stats: &mut Stats, kind: &'static str, body: &str) {
 }
 
 pub fn generate(root: &Path, cfg: &Config) -> io::Result<Stats> {
+    if cfg.shape == Shape::Wide {
+        return wide::generate(root, cfg);
+    }
     std::fs::create_dir_all(root)?;
     let mut out = Out { root, stats: Stats::default() };
     out.write("meshc.yaml", MESHC_YAML)?;

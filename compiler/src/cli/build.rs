@@ -135,6 +135,7 @@ pub fn run(args: BuildArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage(&e.to_string()),
     };
+    crate::profile::stage("build: signed");
     if let Err(e) = sequence::check_forward(previous.as_ref(), info.sequence, &built.bundle_digest) {
         return usage(&e);
     }
@@ -153,6 +154,7 @@ pub fn run(args: BuildArgs) -> ExitCode {
             .write_all(built.stream().as_bytes())
             .map_err(|e| format!("cannot write stdout: {e}")),
     };
+    crate::profile::stage("build: written");
     // Like check: freeing a large repository's analysis at exit is the OS's job.
     std::mem::forget(outcome);
     std::mem::forget(built);

@@ -148,8 +148,11 @@ pub fn run(a: DiffArgs) -> ExitCode {
     };
     // One after the other: the head reuses what the base parsed (most files are the same).
     let cache = ParseCache::default();
+    crate::profile::stage("diff: read revisions");
     let base = check(&base_in, base_set, &cache);
+    crate::profile::stage("diff: base checked");
     let head = check(&head_in, head_set, &cache);
+    crate::profile::stage("diff: head checked");
     drop(cache);
     let (base, head) = match (base, head) {
         (Ok(b), Ok(h)) => (b, h),
@@ -158,7 +161,9 @@ pub fn run(a: DiffArgs) -> ExitCode {
     // Freeing two large repositories' trees takes seconds; the process is about to exit.
     let (base, head) = (std::mem::ManuallyDrop::new(base), std::mem::ManuallyDrop::new(head));
     let sides = Sides::new(&base, &head);
+    crate::profile::stage("diff: classes");
     let d = diff::diff(&sides, a.namespace.as_deref());
+    crate::profile::stage("diff: compared");
     let traffic = match &a.traffic {
         Some(file) => match traffic::check_file(&sides, file) {
             Ok(checked) => checked,
@@ -175,6 +180,7 @@ pub fn run(a: DiffArgs) -> ExitCode {
             outln!("{}", sarif(&head, &d, &prefix))
         }
     }
+    crate::profile::stage("diff: rendered");
     let failed = a.exit_code && fails(&a.fail_on, &d, &traffic);
     std::mem::forget(sides);
     if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }

@@ -409,6 +409,7 @@ pub fn run_matrix(a: MatrixArgs) -> ExitCode {
         return fail(format!("namespace {ns} has no workloads in {}", a.common.path.display()));
     }
     let classes = Classes::derive(&o.resolved, &o.configs);
+    crate::profile::stage("matrix: classes");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let title = format!("meshc matrix: {}", a.common.path.display());
@@ -419,7 +420,9 @@ pub fn run_matrix(a: MatrixArgs) -> ExitCode {
         MatrixFormat::Mermaid => matrix_out::mermaid(&mut out, &o, &classes, &scope),
         MatrixFormat::Html => matrix_out::html(&mut out, &o, &classes, &scope, &title),
     };
-    match written.and_then(|()| out.flush()) {
+    let written = written.and_then(|()| out.flush());
+    crate::profile::stage("matrix: written");
+    match written {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`| head`) is the reader's choice, not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

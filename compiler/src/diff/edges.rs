@@ -12,6 +12,7 @@ use crate::query::matrix::{PortSets, port_sets, workloads_in};
 use crate::query::reach::workload_label;
 use crate::query::who::target_ports;
 use mesh_proxy_api::Client;
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Clients that behave alike on both sides; `None` where a side lacks them.
@@ -89,12 +90,11 @@ fn targets(o: &crate::pipeline::Outcome, namespace: Option<&str>) -> HashMap<Str
 }
 
 /// Every opened and closed edge, and how many allowed edges stayed.
+/// Targets are independent: compared in parallel, kept in label order.
 pub fn changes(s: &Sides, groups: &[Group], namespace: Option<&str>) -> (Vec<RawChange>, usize) {
     let base_targets = targets(s.base, namespace);
     let head_targets = targets(s.head, namespace);
     let labels: BTreeSet<&String> = base_targets.keys().chain(head_targets.keys()).collect();
-    let mut out = Vec::new();
-    let mut unchanged = 0;
     let all: Vec<usize> = (0..groups.len()).collect();
     let volatile: Vec<usize> = all.iter().copied().filter(|&g| groups[g].volatile).collect();
     // For targets whose config did not change: how many stable groups each base class stands for.
@@ -104,40 +104,80 @@ pub fn changes(s: &Sides, groups: &[Group], namespace: Option<&str>) -> (Vec<Raw
             weights[c] += 1;
         }
     }
-    for label in labels {
-        let (b, h) = (base_targets.get(label).copied(), head_targets.get(label).copied());
-        let mut ports: BTreeSet<u16> = BTreeSet::new();
-        if let Some(wi) = b {
-            ports.extend(target_ports(&s.base.resolved.workloads[wi], s.base.configs[wi].as_ref()));
+    let check = Check { groups, all: &all, volatile: &volatile, weights: &weights };
+    let labels: Vec<&String> = labels.into_iter().collect();
+    let per_target: Vec<(Vec<RawChange>, usize)> = labels
+        .par_iter()
+        .map(|label| {
+            let sides = (base_targets.get(*label).copied(), head_targets.get(*label).copied());
+            target_changes(s, &check, label, sides)
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut unchanged = 0;
+    for (changes, same) in per_target {
+        out.extend(changes);
+        unchanged += same;
+    }
+    (out, unchanged)
+}
+
+/// What every target compares against: the groups, which of them to
+/// check where the config changed (all) or not (the volatile ones), and
+/// the stable groups' weights per base class.
+struct Check<'g> {
+    groups: &'g [Group],
+    all: &'g [usize],
+    volatile: &'g [usize],
+    weights: &'g [usize],
+}
+
+/// One target's changed edges and its unchanged allowed edges.
+fn target_changes(
+    s: &Sides,
+    check: &Check,
+    label: &str,
+    (b, h): (Option<usize>, Option<usize>),
+) -> (Vec<RawChange>, usize) {
+    let mut ports: BTreeSet<u16> = BTreeSet::new();
+    if let Some(wi) = b {
+        ports.extend(target_ports(&s.base.resolved.workloads[wi], s.base.configs[wi].as_ref()));
+    }
+    if let Some(wi) = h {
+        ports.extend(target_ports(&s.head.resolved.workloads[wi], s.head.configs[wi].as_ref()));
+    }
+    let namespace = label.split('/').nth(1).unwrap_or_default().to_owned();
+    let same_config = matches!((b, h), (Some(x), Some(y)) if s.base.configs[x] == s.head.configs[y]);
+    let mut out = Vec::new();
+    let mut unchanged = 0;
+    for port in ports {
+        let bs = b.map(|wi| port_sets(s.base, &s.base_classes, wi, port));
+        if same_config && check.volatile.is_empty() {
+            // Every group has an unchanged member and the config is the
+            // same: nothing here changed, and the head's sets are not needed.
+            unchanged += stable_allowed(bs.as_ref(), check.weights);
+            continue;
         }
-        if let Some(wi) = h {
-            ports.extend(target_ports(&s.head.resolved.workloads[wi], s.head.configs[wi].as_ref()));
-        }
-        let namespace = label.split('/').nth(1).unwrap_or_default().to_owned();
-        let same_config = matches!((b, h), (Some(x), Some(y)) if s.base.configs[x] == s.head.configs[y]);
-        for port in ports {
-            let bs = b.map(|wi| port_sets(s.base, &s.base_classes, wi, port));
-            let hs = h.map(|wi| port_sets(s.head, &s.head_classes, wi, port));
-            let sides = (bs.as_ref(), hs.as_ref());
-            let (changed, same) = if same_config {
-                let (changed, same) = port_changes(s, sides, groups, &volatile);
-                (changed, same + stable_allowed(bs.as_ref(), &weights))
-            } else {
-                port_changes(s, sides, groups, &all)
-            };
-            unchanged += same;
-            for (direction, route, condition, groups_changed, everyone) in changed {
-                out.push(RawChange {
-                    direction,
-                    groups: groups_changed,
-                    everyone,
-                    workload: label.clone(),
-                    namespace: namespace.clone(),
-                    port,
-                    route,
-                    condition,
-                });
-            }
+        let hs = h.map(|wi| port_sets(s.head, &s.head_classes, wi, port));
+        let sides = (bs.as_ref(), hs.as_ref());
+        let (changed, same) = if same_config {
+            let (changed, same) = port_changes(s, sides, check.groups, check.volatile);
+            (changed, same + stable_allowed(bs.as_ref(), check.weights))
+        } else {
+            port_changes(s, sides, check.groups, check.all)
+        };
+        unchanged += same;
+        for (direction, route, condition, groups_changed, everyone) in changed {
+            out.push(RawChange {
+                direction,
+                groups: groups_changed,
+                everyone,
+                workload: label.to_owned(),
+                namespace: namespace.clone(),
+                port,
+                route,
+                condition,
+            });
         }
     }
     (out, unchanged)

@@ -202,6 +202,24 @@ const TAIL: &str = r#"</script>
     return labels[0] + (labels.length > 1 ? " (+" + (labels.length - 1) + " more)" : "");
   }
 
+  // Version 2 writes a port's edges that differ only in the client as one
+  // row naming a set of classes (data.clientSets); one edge per class again.
+  function perClass(data) {
+    var out = [], sets = data.clientSets || [];
+    (data.edges || []).forEach(function (e) {
+      var ids = e.clients === "*" ? ["*"] : sets[e.clients] || [];
+      var add = function (c) {
+        out.push({ client: c, target: e.target, verdict: e.verdict, routes: e.routes, condition: e.condition });
+      };
+      ids.forEach(function (c) {
+        // [first, last]: a run of consecutive class ids.
+        if (Array.isArray(c)) for (var k = c[0]; k <= c[1]; k++) add(k);
+        else add(c);
+      });
+    });
+    return out;
+  }
+
   function buildClients(data) {
     var list = [], seen = {};
     (data.classes || []).forEach(function (c) {
@@ -353,7 +371,10 @@ const TAIL: &str = r#"</script>
   } catch (e) {
     return fail("The matrix data is not valid JSON: " + e.message);
   }
-  if (!data || data.version !== 1) return fail("Unsupported matrix data version: " + (data && data.version));
+  if (!data || (data.version !== 1 && data.version !== 2)) {
+    return fail("Unsupported matrix data version: " + (data && data.version));
+  }
+  if (data.version === 2) data.edges = perClass(data);
   var model = { clients: buildClients(data), targets: buildTargets(data), cellAt: buildCells(data) };
   showSummary(data);
   render(model, "", "");

@@ -1,5 +1,9 @@
 //! `meshc matrix` output. Every format streams: class list first, then
-//! edges as the ports are computed, then a summary.
+//! edges as the ports are computed, then a summary. JSON (and the HTML page
+//! built on it) groups a port's edges that differ only in the client into
+//! one row naming a set of classes, and writes each distinct set once: its
+//! size grows with the distinct facts, not with classes x targets. Table,
+//! DOT and Mermaid draw one line per edge, as a reader wants them.
 
 use super::html;
 use crate::pipeline::Outcome;
@@ -75,7 +79,24 @@ pub struct Summary {
     pub classes: usize,
     pub workloads: usize,
     pub ports: usize,
+    /// Allowed (class, port) edges, as if each were its own row.
     pub edges: usize,
+    /// Rows written: a port's edges alike but for the client, grouped.
+    pub rows: usize,
+    /// Distinct sets of classes the rows name.
+    #[serde(rename = "clientSets")]
+    pub client_sets: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_set_writes_runs_of_three_or_more_as_ranges() {
+        assert_eq!(super::set_json(&[]), "[]");
+        assert_eq!(super::set_json(&[4]), "[4]");
+        assert_eq!(super::set_json(&[0, 1, 5]), "[0,1,5]");
+        assert_eq!(super::set_json(&[0, 2, 3, 4, 9, 10, 11, 12, 20]), "[0,[2,4],[9,12],20]");
+    }
 }
 
 #[derive(Serialize)]
@@ -92,8 +113,85 @@ fn io_err(e: serde_json::Error) -> io::Error {
     io::Error::other(e)
 }
 
-/// The matrix JSON (documented in the README), written as it is computed.
-/// `escape` post-processes each chunk (for embedding in HTML).
+/// A port's edges that say the same thing but for the client, with the
+/// classes in the order their edges came (ascending); `clients: None` is
+/// the `*` edge.
+pub struct Row<'p> {
+    pub clients: Option<Vec<usize>>,
+    pub edge: Edge<'p>,
+}
+
+/// [`edges`] grouped by (verdict, routes, condition): the rows of one port.
+pub fn rows<'p>(ps: &'p PortSets, classes: &Classes) -> Vec<Row<'p>> {
+    let mut out: Vec<Row<'p>> = Vec::new();
+    for e in edges(ps, classes) {
+        let Some(c) = e.client else {
+            out.push(Row { clients: None, edge: e });
+            continue;
+        };
+        let alike = |r: &&mut Row| {
+            r.clients.is_some()
+                && r.edge.verdict == e.verdict
+                && r.edge.routes == e.routes
+                && r.edge.condition == e.condition
+        };
+        match out.iter_mut().find(alike) {
+            Some(row) => row.clients.get_or_insert_with(Vec::new).push(c),
+            None => out.push(Row { clients: Some(vec![c]), edge: e }),
+        }
+    }
+    out
+}
+
+/// Client sets numbered in the order first named, so that a set of classes
+/// many ports admit alike (a namespace's members, every authenticated
+/// client) is written once. Keyed by the written form, which is short:
+/// classes that behave alike sit in runs of consecutive ids.
+#[derive(Default)]
+struct ClientSets {
+    ids: std::collections::HashMap<String, usize>,
+    sets: Vec<String>,
+}
+
+impl ClientSets {
+    fn id(&mut self, clients: &[usize]) -> usize {
+        let text = set_json(clients);
+        let next = self.sets.len();
+        *self.ids.entry(text).or_insert_with_key(|text| {
+            self.sets.push(text.clone());
+            next
+        })
+    }
+}
+
+/// Ascending class ids as JSON: a run of three or more consecutive ids is
+/// `[first,last]`, any other id is itself (`[0,[2,19],25]`).
+fn set_json(ids: &[usize]) -> String {
+    let mut out = String::from("[");
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        if j - i >= 2 {
+            let _ = write!(out, "[{},{}]", ids[i], ids[j]);
+            i = j + 1;
+        } else {
+            let _ = write!(out, "{}", ids[i]);
+            i += 1;
+        }
+    }
+    out.push(']');
+    out
+}
+
+/// The matrix JSON (documented in docs/queries.md), written as it is
+/// computed. `escape` post-processes each chunk (for embedding in HTML).
+/// A row names its classes by an index into `clientSets`, written last.
 pub fn json(
     out: &mut dyn Write,
     o: &Outcome,
@@ -102,7 +200,7 @@ pub fn json(
     escape: &dyn Fn(String) -> String,
 ) -> io::Result<Summary> {
     let put = |out: &mut dyn Write, s: String| out.write_all(escape(s).as_bytes());
-    put(out, "{\"version\":1,\n\"classes\":".to_owned())?;
+    put(out, "{\"version\":2,\n\"classes\":".to_owned())?;
     put(out, serde_json::to_string(&classes.classes).map_err(io_err)?)?;
     put(out, ",\n\"workloads\":[".to_owned())?;
     for (n, &wi) in scope.iter().enumerate() {
@@ -120,18 +218,20 @@ pub fn json(
     }
     put(out, "],\n\"edges\":[".to_owned())?;
     let mut summary = Summary { classes: classes.len(), workloads: scope.len(), ..Summary::default() };
-    // Written by hand, a port's edges into one buffer: serde_json values per
-    // edge cost more than computing the whole matrix.
+    let mut sets = ClientSets::default();
+    // Written by hand, a port's rows into one buffer: serde_json values per
+    // row cost more than computing the whole matrix.
     let mut buf = String::new();
     for_each_port(o, classes, scope, |ps| {
         summary.ports += 1;
         let target = serde_json::json!({"workload": workload_label(o, ps.workload), "port": ps.port}).to_string();
         buf.clear();
-        for e in edges(&ps, classes) {
-            let sep = if summary.edges == 0 { "\n" } else { ",\n" };
-            summary.edges += 1;
-            let client = e.client.map_or_else(|| "\"*\"".to_owned(), |c| c.to_string());
-            let _ = write!(buf, "{sep}{{\"client\":{client},\"target\":{target},\"verdict\":\"{}\"", e.verdict);
+        for Row { clients, edge: e } in rows(&ps, classes) {
+            let sep = if summary.rows == 0 { "\n" } else { ",\n" };
+            summary.rows += 1;
+            summary.edges += clients.as_ref().map_or(1, Vec::len);
+            let clients = clients.map_or_else(|| "\"*\"".to_owned(), |c| sets.id(&c).to_string());
+            let _ = write!(buf, "{sep}{{\"clients\":{clients},\"target\":{target},\"verdict\":\"{}\"", e.verdict);
             if let Some(condition) = &e.condition {
                 let _ = write!(buf, ",\"condition\":{}", serde_json::to_string(condition).map_err(io_err)?);
             }
@@ -143,6 +243,11 @@ pub fn json(
         }
         put(out, std::mem::take(&mut buf))
     })?;
+    summary.client_sets = sets.sets.len();
+    put(out, "\n],\n\"clientSets\":[".to_owned())?;
+    for (n, set) in sets.sets.into_iter().enumerate() {
+        put(out, if n == 0 { format!("\n{set}") } else { format!(",\n{set}") })?;
+    }
     put(out, format!("\n],\n\"summary\":{}}}\n", serde_json::to_string(&summary).map_err(io_err)?))?;
     Ok(summary)
 }
