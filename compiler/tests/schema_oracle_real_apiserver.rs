@@ -61,6 +61,23 @@ const WEBHOOK_RULES: &[(&str, &str, &str)] = &[
         "rates above zero, under the total, and a Server target are Validate<RateLimitPolicySpec> rules",
     ),
     (
+        "Linkerd's own types",
+        "the API server or Linkerd's admission webhook rejects it",
+        "the webhook reads policy.linkerd.io objects into Linkerd's Rust types, narrower than the CRD schema \
+         (HTTPLocalRateLimitPolicy's requestsPerSecond is a u32 there, a free integer in the CRD)",
+    ),
+    (
+        "EgressNetwork parent without a port",
+        "cannot target an EgressNetwork without specifying a port",
+        "a Validate rule of the webhook for routes (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute) whose parent is an \
+         EgressNetwork; the Gateway API schema makes `port` optional",
+    ),
+    (
+        "TCPRoute and TLSRoute rules",
+        "Linkerd supports a single rule only",
+        "the webhook's Validate for TLSRoute and TCPRoute specs accepts one rule; the Gateway API schema allows 16",
+    ),
+    (
         "authentications and ServerAuthorization clients",
         "Linkerd rejects it",
         "identities, networks and `unauthenticated` with `meshTLS` are parsed by the webhook and the policy \
@@ -120,6 +137,11 @@ const MESHC_GAPS: &[(&str, &[&str], &str)] = &[
         "meshc reads response class conditions as untyped JSON (lower::outbound::profile checks them)",
     ),
     (
+        "ServiceProfile response class conditions",
+        &["condition.status.", "field not declared in schema"],
+        "meshc reads response class conditions as untyped JSON (lower::outbound::profile checks them)",
+    ),
+    (
         "ServiceProfile dstOverrides weight",
         &["dstOverrides[", "].weight in body should match"],
         "the weight is a Kubernetes quantity; meshc does not parse quantities",
@@ -129,6 +151,11 @@ const MESHC_GAPS: &[(&str, &[&str], &str)] = &[
         &["urlRewrite.", "field not declared in schema"],
         "meshc reads urlRewrite as untyped JSON (it does not act on it)",
     ),
+    (
+        "fields under a Gateway API urlRewrite",
+        &["urlRewrite.", "Unsupported value"],
+        "meshc reads urlRewrite as untyped JSON (it does not act on it)",
+    ),
 ];
 
 /// Kinds the server has a CRD for that meshc does not decode: it reads them
@@ -136,9 +163,6 @@ const MESHC_GAPS: &[(&str, &[&str], &str)] = &[
 /// report a value of theirs. `(group, kind, why)`. An object of these the
 /// server rejects is counted here; one it accepts is an agreement.
 const NOT_DECODED: &[(&str, &str, &str)] = &[
-    ("gateway.networking.k8s.io", "TCPRoute", "not modelled yet (another change adds it)"),
-    ("gateway.networking.k8s.io", "TLSRoute", "not modelled yet (another change adds it)"),
-    ("policy.linkerd.io", "EgressNetwork", "not modelled yet (another change adds it)"),
     ("workload.linkerd.io", "ExternalWorkload", "meshc does not model mesh expansion"),
     ("multicluster.linkerd.io", "Link", "meshc does not model multicluster"),
 ];

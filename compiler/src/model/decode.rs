@@ -71,8 +71,16 @@ pub fn decode<S: DeserializeOwned>(raw: &RawObject, strict: bool, findings: &mut
             let path = error_path(&track.path());
             let span = value_span(raw, &path);
             let at = if path.is_empty() { String::new() } else { format!(" at {}", display_path(&path)) };
+            // Linkerd's admission webhook reads every policy.linkerd.io object
+            // into its own Rust types, which are narrower than the CRD schema
+            // (a u32 where the CRD says integer): either may be the one that refuses.
+            let who = if raw.api_version.starts_with("policy.linkerd.io/") {
+                "the API server or Linkerd's admission webhook rejects it"
+            } else {
+                "the API server rejects it"
+            };
             let msg = format!(
-                "{} is invalid{at}: {}; the API server rejects it, so it is left out of the analysis",
+                "{} is invalid{at}: {}; {who}, so it is left out of the analysis",
                 raw.kind,
                 clean(&err.to_string())
             );

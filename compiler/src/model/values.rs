@@ -201,6 +201,12 @@ pub fn check(raw: &RawObject, group: &str, version: &str) -> Vec<Finding> {
                 run(PORTS_AND_WEIGHTS, "");
             }
         }
+        // Their counts, hostnames and ports are model::stream_admission's.
+        "TLSRoute" | "TCPRoute" if gateway => {
+            for prefix in ["spec.parentRefs[]", "spec.rules[].backendRefs[]"] {
+                run(REF, prefix);
+            }
+        }
         "AuthorizationPolicy" | "MeshTLSAuthentication" if group == "policy.linkerd.io" => run(POLICY_REFS, ""),
         "HTTPLocalRateLimitPolicy" if group == "policy.linkerd.io" => run(RATE_LIMIT, ""),
         "Server" if group == "policy.linkerd.io" => {
@@ -530,6 +536,14 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("exactly one of matchExpressions, matchLabels must be set (0 are)"), "{got:?}");
         assert!(findings("policy.linkerd.io/v1beta3", "Server", spec).is_empty());
+    }
+
+    #[test]
+    fn stream_route_references_follow_the_schema() {
+        let spec = "  parentRefs: [{kind: \"@@ bad @@\", name: web, port: 80}]\n  rules: [{backendRefs: [{name: web, port: 80}]}]";
+        let got = findings("gateway.networking.k8s.io/v1alpha2", "TCPRoute", spec);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("spec.parentRefs[0].kind"), "{got:?}");
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub async fn bursts_match_meshc_reach() -> BTreeSet<&'static str> {
         client_ip: classes.addrs.pod,
         discovery: serde_json::json!({ "services": [] }),
         echo_flags: BTreeMap::new(),
+        proxy_flags: BTreeMap::new(),
         transparent: false,
         runtime: None,
     };
