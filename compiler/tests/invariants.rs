@@ -466,7 +466,7 @@ fn scale_fifty_edge_invariants() {
         Some(d) => (None, PathBuf::from(d)),
         None => {
             let tmp = tempfile::tempdir().expect("temporary directory");
-            let cfg = synth::Config::with_workloads(10_000);
+            let cfg = synth::Config::shaped(synth::Shape::Apps, 10_000);
             synth::generate(tmp.path(), &cfg).expect("generate the synthetic repository");
             let dir = tmp.path().to_path_buf();
             (Some(tmp), dir)

@@ -79,11 +79,6 @@ impl Shape {
 }
 
 impl Config {
-    /// 100 workloads per namespace, at least one namespace.
-    pub fn with_workloads(workloads: usize) -> Config {
-        Config::shaped(Shape::Apps, workloads)
-    }
-
     /// The shape's workloads per namespace, at least one namespace.
     pub fn shaped(shape: Shape, workloads: usize) -> Config {
         let namespaces = workloads.div_ceil(shape.per_namespace()).max(1);
