@@ -30,7 +30,9 @@ pub fn admit(r: &Resource, route: StreamRoute<'_>, findings: &mut Vec<Finding>) 
         c.reject(&["spec", "hostnames"], format!("more than {MAX_HOSTNAMES} hostnames"), "API server");
     }
     c.parents(route.parent_refs());
-    c.ok
+    let ok = c.ok;
+    // The webhook's port rule for EgressNetwork parents is the same for every route kind.
+    super::egress_admission::route_parent_ports(r, route.parent_refs(), findings) && ok
 }
 
 struct Checker<'a> {
@@ -110,12 +112,6 @@ impl Checker<'_> {
             if let Some(port) = p.port.filter(|p| !(1..=65535).contains(p)) {
                 let msg = format!("parentRef port {port} is outside 1..=65535");
                 self.reject(&["spec", "parentRefs", &i, "port"], msg, "API server");
-            }
-            let egress = p.kind.as_deref() == Some("EgressNetwork") && p.group.as_deref() == Some("policy.linkerd.io");
-            if egress && p.port.is_none() {
-                let msg =
-                    format!("parentRef EgressNetwork {} has no port (required for an EgressNetwork parent)", p.name);
-                self.reject(&["spec", "parentRefs", &i, "name"], msg, "Linkerd admission webhook");
             }
         }
     }
