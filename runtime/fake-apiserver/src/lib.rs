@@ -32,9 +32,17 @@
 //! - `runtime/tests/deploy.rs`: its RBAC checks with the runtime's
 //!   ServiceAccount token; the real authorizer judges the same rules in
 //!   `deploy_rbac_real_apiserver.rs`.
-//! - `tests/e2e` (`runtime_mode.rs`, `cluster.rs`), the booksapp mesh through
-//!   Kubernetes mode: not ported yet; it also needs an expired token and
-//!   reads the fake's request log to prove runtime/deploy's RBAC was enough.
+//! - `tests/e2e`: the booksapp mesh and the update/tampering/restart/token
+//!   checks through Kubernetes mode run on both servers
+//!   (`..._real_apiserver_...` twins; `tests/e2e/tests/e2e/cluster.rs` picks
+//!   the server). The fake alone holds the already-expired token that the
+//!   token check also offers, and only its request log shows that no request
+//!   of the runtime was refused; on the real server the test reads the Ready
+//!   condition the runtime wrote on every ProxyConfig under its
+//!   ServiceAccount's RBAC instead.
+//! - `fake-apiserver`'s own tests (`runtime/fake-apiserver/tests/`), which
+//!   test the fake itself, and `bench_runtime --modes kube` (the benchmark's
+//!   in-process figure; `--modes kube-real` is the real server's).
 //!
 //! It listens on plain HTTP on `127.0.0.1:<random port>`; a real
 //! `kube::Client` ([`FakeApiServer::client`]) and the real `kubectl`

@@ -3,6 +3,7 @@
 //! proxies is the one `meshc reach` predicts.
 
 use super::clients::{self, Observed, Req, Tls};
+use super::cluster::ApiServer;
 use super::coverage::Checks;
 use super::mesh::{self, Launch, Mesh};
 use mesh_common::identity::pki::Validity;
@@ -27,8 +28,8 @@ pub enum Mode {
     /// Certificates and configs from mesh-runtime in file mode.
     Runtime,
     /// Certificates and configs from mesh-runtime in Kubernetes mode, fed
-    /// by `kubectl apply` of the build into the fake API server.
-    Kubernetes,
+    /// by `kubectl apply --server-side` of the build into this API server.
+    Kubernetes(ApiServer),
 }
 
 /// Runs every check of `example`; returns what was checked (how many, which
@@ -56,9 +57,9 @@ pub async fn check_build(build: &mesh::Build, example: &str, mode: Mode) -> Chec
             Mode::Runtime => {
                 Some(mesh::RuntimeMode { discovery: serde_json::json!({ "services": [] }), cluster: None })
             }
-            Mode::Kubernetes => Some(mesh::RuntimeMode {
+            Mode::Kubernetes(server) => Some(mesh::RuntimeMode {
                 discovery: serde_json::json!({ "services": [] }),
-                cluster: Some(Arc::new(super::cluster::Cluster::start())),
+                cluster: Some(Arc::new(super::cluster::Cluster::start(server))),
             }),
         },
     };
@@ -124,6 +125,10 @@ pub async fn check_build(build: &mesh::Build, example: &str, mode: Mode) -> Chec
         mismatches.join("\n"),
         mesh.dump_logs()
     );
+    if let Some(cluster) = &mesh.cluster {
+        // The runtime served every proxy under runtime/deploy's RBAC alone.
+        cluster.assert_rbac_was_enough();
+    }
     println!(
         "{example}: {} workloads, {} client classes; verdicts checked: {:?}",
         mesh.workloads.len(),

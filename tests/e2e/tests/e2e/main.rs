@@ -101,6 +101,7 @@ fn sigterm_drains_in_flight_requests() {
 }
 
 mod cluster;
+mod cluster_objects;
 mod ratelimit;
 mod runtime_mode;
 
@@ -141,22 +142,37 @@ fn mesh_runtime_file_mode_updates_tampering_restarts_tokens() {
 }
 
 /// The same promise with mesh-runtime in Kubernetes mode: `meshc build`'s
-/// objects applied with kubectl to the fake API server, the runtime
-/// watching them, proxies bootstrapped from TokenReview'd tokens.
+/// objects applied with `kubectl apply --server-side` to the fake API server,
+/// the runtime watching them, proxies bootstrapped from TokenReview'd tokens.
 #[test]
 fn booksapp_through_kubernetes_mode_statuses_match_meshc_reach() {
-    if !mesh_test_support::require_tool(
+    booksapp_through_kubernetes_mode(
         "booksapp_through_kubernetes_mode_statuses_match_meshc_reach",
-        "kubectl",
-        &["version", "--client"],
-        "apt-get install -y kubectl",
-    ) {
+        cluster::ApiServer::Fake,
+    );
+}
+
+/// The same on a real kube-apiserver: runtime/deploy/ applied server-side
+/// and its RBAC judged by the real authorizer (the runtime presents its
+/// ServiceAccount's TokenRequest token), the proxies' tokens issued by
+/// TokenRequest and checked by TokenReview, the build applied server-side
+/// against the CRDs' structural schema.
+#[test]
+fn booksapp_through_kubernetes_mode_real_apiserver_statuses_match_meshc_reach() {
+    booksapp_through_kubernetes_mode(
+        "booksapp_through_kubernetes_mode_real_apiserver_statuses_match_meshc_reach",
+        cluster::ApiServer::Real,
+    );
+}
+
+fn booksapp_through_kubernetes_mode(test: &str, server: cluster::ApiServer) {
+    if !cluster::prebuild(test, server) {
         return;
     }
-    netns::run("booksapp_through_kubernetes_mode_statuses_match_meshc_reach", || {
-        let checks = runtime().block_on(inbound::check_example("booksapp-rest", inbound::Mode::Kubernetes));
+    netns::run(test, || {
+        let checks = runtime().block_on(inbound::check_example("booksapp-rest", inbound::Mode::Kubernetes(server)));
         println!(
-            "booksapp-rest (mesh-runtime Kubernetes mode): {} requests, every status as meshc reach predicts",
+            "booksapp-rest (mesh-runtime Kubernetes mode, {server:?} API server): {} requests, every status as meshc reach predicts",
             checks.total
         );
         checks.assert_covers("booksapp-rest (mesh-runtime Kubernetes mode)", &coverage::BOOKSAPP);
@@ -165,16 +181,28 @@ fn booksapp_through_kubernetes_mode_statuses_match_meshc_reach() {
 
 #[test]
 fn mesh_runtime_kubernetes_mode_updates_tampering_restarts_tokens() {
-    if !mesh_test_support::require_tool(
+    kubernetes_mode_updates_tampering_restarts_tokens(
         "mesh_runtime_kubernetes_mode_updates_tampering_restarts_tokens",
-        "kubectl",
-        &["version", "--client"],
-        "apt-get install -y kubectl",
-    ) {
+        cluster::ApiServer::Fake,
+    );
+}
+
+/// The same on a real kube-apiserver, where discovery comes from Services,
+/// EndpointSlices and Pods it stores and serves through real watches.
+#[test]
+fn mesh_runtime_kubernetes_mode_real_apiserver_updates_tampering_restarts_tokens() {
+    kubernetes_mode_updates_tampering_restarts_tokens(
+        "mesh_runtime_kubernetes_mode_real_apiserver_updates_tampering_restarts_tokens",
+        cluster::ApiServer::Real,
+    );
+}
+
+fn kubernetes_mode_updates_tampering_restarts_tokens(test: &str, server: cluster::ApiServer) {
+    if !cluster::prebuild(test, server) {
         return;
     }
-    netns::run("mesh_runtime_kubernetes_mode_updates_tampering_restarts_tokens", || {
-        let mut s = runtime_mode::start_kube();
+    netns::run(test, || {
+        let mut s = runtime_mode::start_kube(server);
         runtime().block_on(runtime_mode::every_check(&mut s));
     });
 }

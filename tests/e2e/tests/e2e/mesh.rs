@@ -388,10 +388,10 @@ impl RuntimeThread {
     /// Kubernetes mode against `cluster`.
     pub fn start_kube(cluster: &super::cluster::Cluster) -> RuntimeThread {
         let args = super::cluster::Cluster::runtime_args(RUNTIME_API, RUNTIME_IDENTITY);
-        RuntimeThread::spawn(args, Some(cluster.url.clone()))
+        RuntimeThread::spawn(args, Some(cluster.runtime_credentials()))
     }
 
-    fn spawn(args: Vec<String>, api_server: Option<String>) -> RuntimeThread {
+    fn spawn(args: Vec<String>, api_server: Option<super::cluster::RuntimeCredentials>) -> RuntimeThread {
         let settings = <mesh_runtime::Settings as clap::Parser>::try_parse_from(args).expect("runtime flags");
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -399,10 +399,8 @@ impl RuntimeThread {
             rt.block_on(async move {
                 let running = match api_server {
                     None => mesh_runtime::start(settings).await,
-                    Some(url) => {
-                        let mut config = kube::Config::new(url.parse().expect("API server URL"));
-                        config.auth_info.token = Some(super::cluster::RUNTIME_TOKEN.to_string().into());
-                        let client = kube::Client::try_from(config).expect("kube client");
+                    Some(credentials) => {
+                        let client = runtime_client(&credentials).await;
                         mesh_runtime::kube::start(settings, client).await
                     }
                 };
@@ -423,6 +421,19 @@ impl RuntimeThread {
             t.join().expect("mesh-runtime thread");
         }
     }
+}
+
+/// A client for the runtime: the API server and its CA from the
+/// kubeconfig, and the runtime's ServiceAccount token instead of the
+/// admin's credentials.
+async fn runtime_client(credentials: &super::cluster::RuntimeCredentials) -> kube::Client {
+    let path = &credentials.kubeconfig;
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    config.auth_info = kube::config::AuthInfo { token: Some(credentials.token.clone().into()), ..Default::default() };
+    kube::Client::try_from(config).expect("kube client")
 }
 
 impl Drop for RuntimeThread {

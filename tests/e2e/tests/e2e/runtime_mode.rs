@@ -6,7 +6,7 @@
 //! token gets no certificate.
 
 use super::clients::{self, Observed, Req, Tls};
-use super::cluster::Cluster;
+use super::cluster::{ApiServer, Cluster};
 use super::mesh::{self, RUNTIME_API, RUNTIME_IDENTITY, RuntimeThread};
 use super::resilience::{Setup, forbidden, ok, opened_up, start_fed, start_with, tampered};
 use mesh_proxy::identity::csr::{CsrSettings, CsrTiming};
@@ -33,9 +33,9 @@ pub async fn every_check(s: &mut Setup) {
     a_runtime_restart_does_not_interrupt_traffic(s).await;
 }
 
-/// The same mesh with mesh-runtime in Kubernetes mode.
-pub fn start_kube() -> Setup {
-    start_fed(Some(Some(Arc::new(Cluster::start()))))
+/// The same mesh with mesh-runtime in Kubernetes mode on `server`.
+pub fn start_kube(server: ApiServer) -> Setup {
+    start_fed(Some(Some(Arc::new(Cluster::start(server)))))
 }
 
 impl Setup {
@@ -230,21 +230,20 @@ pub async fn a_runtime_restart_does_not_interrupt_traffic(s: &mut Setup) {
 
 pub async fn expired_and_unknown_tokens_get_no_certificate(s: &Setup) {
     let dir = s.build.dir.path().join("token-tests");
-    let mut tokens = vec![("an expired token", "expired"), ("an unknown token", "never-issued")];
-    if let Some(cluster) = &s.mesh.cluster {
-        // Valid until revoked, as deleting its pod or ServiceAccount does.
-        let far = std::time::SystemTime::now() + Duration::from_secs(3600);
-        let info =
-            fake_apiserver::TokenInfo::new("podinfo", "podinfo", far).with_audiences(&[super::cluster::AUDIENCE]);
-        cluster.tokens.insert("revoked", info);
-        assert!(cluster.tokens.revoke("revoked"));
-        tokens.push(("a revoked token", "revoked"));
+    // File mode's tokens.json and the fake carry an expired token; a real
+    // API server issues none (its shortest lifetime is 10 minutes).
+    let mut tokens = vec![("an unknown token", "never-issued".to_owned())];
+    if s.mesh.cluster.as_ref().is_none_or(|c| c.issues_expired_tokens()) {
+        tokens.push(("an expired token", "expired".to_owned()));
     }
-    for (what, token) in tokens {
-        let id = dir.join(token);
+    if let Some(cluster) = &s.mesh.cluster {
+        tokens.push(("a revoked token", cluster.revoked_token()));
+    }
+    for (i, (what, token)) in tokens.into_iter().enumerate() {
+        let id = dir.join(i.to_string());
         std::fs::create_dir_all(&id).unwrap();
         std::fs::write(id.join("ca.crt"), s.mesh.pki.anchors_pem()).unwrap();
-        std::fs::write(id.join("token"), token).unwrap();
+        std::fs::write(id.join("token"), &token).unwrap();
         let csr = CsrSettings {
             runtime: format!("https://{RUNTIME_API}"),
             runtime_identity: RUNTIME_IDENTITY.into(),
