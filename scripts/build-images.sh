@@ -76,8 +76,15 @@ make_rootfs() {
         install -D -m 0755 "$(readlink -f "$lib")" "$rootfs$lib"
         local package
         package=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1,2 || true)
-        [ -z "$package" ] && package=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1,2 || true)
-        [ -n "$package" ] && packages+=("$package $(dpkg-query -W -f='${Version}' "$package" 2>/dev/null)")
+        if [ -z "$package" ]; then
+            # merged /usr: dpkg may know the library by its /lib path only
+            package=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1,2 || true)
+        fi
+        if [ -n "$package" ]; then
+            packages+=("$package $(dpkg-query -W -f='${Version}' "$package" 2>/dev/null || true)")
+        else
+            packages+=("$lib (no Debian package)")
+        fi
     done < <(libraries_of "$binary")
     mkdir -p "$rootfs/usr/share/meshc" "$rootfs/etc" "$rootfs/tmp"
     printf '%s\n' "${packages[@]}" | sort -u > "$rootfs/usr/share/meshc/packages.txt"
