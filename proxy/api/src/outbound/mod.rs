@@ -11,7 +11,8 @@ mod stream;
 
 pub use decide::{OutboundRoute, RouteTarget, RuleBackends, pick_backend, route_outbound};
 pub use stream::{
-    ConnectionRoute, OutboundTcpRoute, OutboundTlsRoute, SniMatch, route_connection, select_tls_route, sni_match,
+    ConnectionRoute, OutboundTcpRoute, OutboundTlsRoute, SniMatch, route_connection, select_by_sni, select_tls_route,
+    sni_match,
 };
 
 use crate::config::{GrpcMatch, HostMatch, HttpFilter, HttpMatch, Meta, PortRange};
