@@ -407,6 +407,12 @@ impl RuleRef<'_> {
     }
 }
 
+/// The backend a connection or request goes to, by weight (`roll` uniform
+/// over u64); `None` when every weight is 0.
+pub fn pick_egress_backend(backends: &[EgressBackend], roll: u64) -> Option<&EgressBackend> {
+    crate::outbound::pick_weighted(backends, |b| b.weight, roll)
+}
+
 fn always_fails(backends: &[EgressBackend]) -> bool {
     backends.iter().all(|b| b.weight == 0 || matches!(b.target, EgressTarget::Invalid { .. }))
 }
