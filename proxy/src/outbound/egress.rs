@@ -142,7 +142,7 @@ fn refusal_reason(outcome: &EgressOutcome<'_>, refusal: Refusal) -> String {
 enum Req<'a> {
     Refuse(StatusCode, bool, String),
     Original { filters: Vec<&'a HttpFilter>, timeout: Option<Duration> },
-    Service(Plan<'a>),
+    Service(Box<Plan<'a>>),
 }
 
 /// Decides and answers one HTTP request on an egress connection to `dst`.
@@ -169,7 +169,7 @@ pub async fn route_request(
         }
         Req::Service(plan) => {
             labels.verdict = "allow";
-            super::forward::forward(ob, plan, req, grpc).await
+            super::forward::forward(ob, *plan, req, grpc).await
         }
         Req::Original { filters, timeout } => {
             labels.verdict = "allow";
@@ -210,7 +210,7 @@ fn request_plan(d: EgressDecision<'_>, grpc: bool) -> Req<'_> {
     match pick_egress_backend(backends, fastrand::u64(..)).map(|b| &b.target) {
         Some(EgressTarget::Service { namespace, name, port }) => {
             let key = ServiceKey { namespace: namespace.clone(), name: name.clone(), port: *port };
-            Req::Service(Plan { filters, request_timeout: timeout, ..Plan::direct(key, None) })
+            Req::Service(Box::new(Plan { filters, request_timeout: timeout, ..Plan::direct(key, None) }))
         }
         Some(EgressTarget::Invalid { reason }) => {
             Req::Refuse(StatusCode::INTERNAL_SERVER_ERROR, grpc, format!("{by}: invalid backend: {reason}"))
