@@ -47,6 +47,9 @@ pub struct ReachArgs {
     /// TLS SNI for an egress target (default on port 443 without request options: HOST).
     #[arg(long)]
     sni: Option<String>,
+    /// Opaque TCP to an egress target: neither HTTP nor a TLS ClientHello.
+    #[arg(long, conflicts_with = "sni")]
+    tcp: bool,
     /// Request method (default GET when --path is given).
     #[arg(long)]
     method: Option<String>,
@@ -167,8 +170,8 @@ pub fn run_reach(a: ReachArgs) -> ExitCode {
             Err(e) => fail(e),
         };
     }
-    if a.sni.is_some() {
-        return fail("--sni applies to egress:HOST:PORT targets only");
+    if a.sni.is_some() || a.tcp {
+        return fail("--sni and --tcp apply to egress:HOST:PORT targets only");
     }
     let (wi, port) = match reach::parse_target(&o, &a.to) {
         Ok((wi, Some(p))) => (wi, p),
@@ -229,10 +232,12 @@ fn run_reach_egress(
     a: &ReachArgs,
 ) -> ExitCode {
     use crate::query::egress;
-    if a.sni.is_some() && req.is_some() {
-        return fail("--sni (TLS) and --method/--path/--header/--host (HTTP) describe different traffic: give one");
+    if (a.sni.is_some() || a.tcp) && req.is_some() {
+        return fail(
+            "--sni (TLS) or --tcp (opaque) and --method/--path/--header/--host (HTTP) describe different traffic: give one",
+        );
     }
-    let traffic = egress::traffic_of(target, req, a.sni.clone());
+    let traffic = if a.tcp { egress::EgressProtocol::Opaque } else { egress::traffic_of(target, req, a.sni.clone()) };
     let result = match egress::reach_egress(o, client, target, &traffic) {
         Ok(r) => r,
         Err(e) => return fail(e),

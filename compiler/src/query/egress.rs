@@ -8,6 +8,11 @@
 //! so the query decides a representative address of every network that
 //! could hold it (and one outside them all); where those disagree the
 //! verdict is `depends`, with the condition.
+//!
+//! The traffic is HTTP (a request), TLS (a ClientHello with an SNI) or
+//! opaque TCP: TLSRoutes pick by SNI, a TCPRoute takes every connection,
+//! and each falls back to the network's traffic policy as Linkerd's
+//! default egress routes do (`decide_egress`).
 
 use super::egress_ref::{EgressHost, EgressRef};
 use super::evaluate::Verdict;
@@ -17,7 +22,7 @@ use crate::pipeline::Outcome;
 use ipnet::IpNet;
 use mesh_proxy_api::HttpRequest;
 use mesh_proxy_api::outbound::egress::{
-    Egress, EgressDecision, EgressOutcome, EgressTarget, EgressTraffic, Refusal, TrafficPolicy,
+    DefaultRoute, Egress, EgressDecision, EgressOutcome, EgressTarget, EgressTraffic, Refusal, TrafficPolicy,
 };
 use serde::Serialize;
 use std::net::IpAddr;
@@ -26,7 +31,11 @@ use std::net::IpAddr;
 #[derive(Clone, Debug)]
 pub enum EgressProtocol {
     Http(HttpRequest),
-    Tls { sni: String },
+    Tls {
+        sni: String,
+    },
+    /// Neither HTTP nor TLS (`--tcp`): opaque bytes.
+    Opaque,
 }
 
 /// The traffic a query describes: TLS when an SNI is given, or on port 443
@@ -50,12 +59,14 @@ pub fn traffic_of(target: &EgressRef, req: Option<HttpRequest>, sni: Option<Stri
 pub struct EgressReach {
     pub client: String,
     pub target: String,
-    /// `http` or `tls`.
+    /// `http`, `tls` or `tcp`.
     pub protocol: &'static str,
     pub verdict: Verdict,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     /// HTTP status, or grpc-status 7 for gRPC routes; absent when allowed or the connection is closed.
+    /// The route is the HTTPRoute, GRPCRoute, TLSRoute or TCPRoute that won; absent when the
+    /// network's traffic policy decided (the proof names the default route).
     pub status: Option<u32>,
     #[serde(rename = "egressNetwork")]
     pub network: Option<ResourceRef>,
@@ -79,7 +90,8 @@ struct Summary {
     verdict: Verdict,
     status: Option<u32>,
     network: Option<(String, String)>,
-    route: Option<String>,
+    /// (kind, name) of the route that won.
+    route: Option<(&'static str, String)>,
     backends: Vec<BackendView>,
 }
 
@@ -95,6 +107,7 @@ pub fn reach_egress(
     let protocol = match traffic {
         EgressProtocol::Http(_) => "http",
         EgressProtocol::Tls { .. } => "tls",
+        EgressProtocol::Opaque => "tcp",
     };
     let mut proof = vec![client_step(&p, client), destination_step(target, traffic, cluster)?];
     if !meshed {
@@ -128,33 +141,10 @@ pub fn reach_egress(
     } else {
         condition = Some(condition_text(target, &summaries));
     }
-    let condition = condition.or_else(|| unmodelled_connection_routes(o, traffic, summary.network.as_ref()));
     if condition.is_some() {
         summary = Summary { verdict: Verdict::Depends, status: None, route: None, backends: vec![], ..summary };
     }
     Ok(answer(client, target, protocol, summary, condition, proof))
-}
-
-/// TLSRoutes and TCPRoutes are read but not modelled (`unmodelled-resource`):
-/// one in the network's namespace may route this connection, so a TLS
-/// verdict there is not certain.
-fn unmodelled_connection_routes(o: &Outcome, t: &EgressProtocol, network: Option<&(String, String)>) -> Option<String> {
-    let (ns, name) = network.filter(|_| matches!(t, EgressProtocol::Tls { .. }))?;
-    let routes: Vec<String> = o
-        .findings
-        .iter()
-        .filter(|f| f.code == crate::findings::Code::UnmodelledResource)
-        .filter_map(|f| f.resource.as_ref())
-        .filter(|id| matches!(id.kind.as_str(), "TLSRoute" | "TCPRoute") && id.namespace.as_deref() == Some(ns))
-        .map(|id| format!("{} {}", id.kind, id.name))
-        .collect();
-    (!routes.is_empty()).then(|| {
-        format!(
-            "depends on {} (not modelled), which may route this connection on EgressNetwork {ns}/{name}; without a \
-             matching one, its trafficPolicy applies",
-            routes.join(", ")
-        )
-    })
 }
 
 fn answer(
@@ -165,8 +155,9 @@ fn answer(
     condition: Option<String>,
     proof: Vec<Step>,
 ) -> EgressReach {
+    let route_ns = s.network.as_ref().map(|(ns, _)| ns.clone());
+    let route = s.route.map(|(kind, name)| ResourceRef { kind: kind.into(), namespace: route_ns, name });
     let network = s.network.map(|(ns, name)| ResourceRef { kind: "EgressNetwork".into(), namespace: Some(ns), name });
-    let route = s.route.map(|name| ResourceRef { kind: "route".into(), namespace: None, name });
     EgressReach {
         client: client.spec.clone(),
         target: target.to_string(),
@@ -200,6 +191,7 @@ fn traffic<'r>(t: &'r EgressProtocol) -> EgressTraffic<'r> {
     match t {
         EgressProtocol::Http(req) => EgressTraffic::Http(req),
         EgressProtocol::Tls { sni } => EgressTraffic::Tls { sni },
+        EgressProtocol::Opaque => EgressTraffic::Opaque,
     }
 }
 
@@ -208,13 +200,12 @@ fn original(weight: u32) -> BackendView {
 }
 
 fn summarize(egress: &Egress, addr: IpAddr, port: u16, t: &EgressProtocol) -> Summary {
-    let connection_only = matches!(t, EgressProtocol::Tls { .. });
     match mesh_proxy_api::outbound::egress::decide_egress(egress, addr, port, traffic(t)) {
         EgressDecision::InCluster | EgressDecision::Fallback => {
             Summary { verdict: Verdict::Allow, status: None, network: None, route: None, backends: vec![original(1)] }
         }
         EgressDecision::Network { network, outcome } => {
-            let refusal = outcome.refusal(connection_only);
+            let refusal = outcome.refusal();
             let (verdict, status) = match refusal {
                 None => (Verdict::Allow, None),
                 Some(Refusal::Http403) => (Verdict::Deny, Some(403)),
@@ -223,11 +214,15 @@ fn summarize(egress: &Egress, addr: IpAddr, port: u16, t: &EgressProtocol) -> Su
                 Some(Refusal::Http500) => (Verdict::NoRoute, Some(500)),
             };
             let (route, backends) = match &outcome {
-                EgressOutcome::Route { route, rule, .. } => {
-                    (Some(route.name.clone()), rule.backends.iter().map(backend_view).collect())
+                EgressOutcome::Route { route, rule, .. } => (
+                    Some((route_kind(&route.kind), route.name.clone())),
+                    rule.backends.iter().map(backend_view).collect(),
+                ),
+                EgressOutcome::Connection { route, backends, .. } => {
+                    (Some((route_kind(&route.kind), route.name.clone())), backends.iter().map(backend_view).collect())
                 }
                 EgressOutcome::TrafficPolicy { policy: TrafficPolicy::Allow, .. } => (None, vec![original(1)]),
-                EgressOutcome::TrafficPolicy { .. } => (None, vec![]),
+                EgressOutcome::TrafficPolicy { .. } | EgressOutcome::SniRequired => (None, vec![]),
             };
             let backends = if verdict == Verdict::Allow { backends } else { vec![] };
             let network = Some((network.namespace.clone(), network.name.clone()));
@@ -313,6 +308,7 @@ fn destination_step(target: &EgressRef, t: &EgressProtocol, cluster: &[IpNet]) -
             format!("HTTP {} {} (Host {})", req.method, req.path, req.host.as_deref().unwrap_or("-"))
         }
         EgressProtocol::Tls { sni } => format!("TLS with SNI {sni} (not HTTP to the proxy's detection)"),
+        EgressProtocol::Opaque => "opaque TCP (neither HTTP nor a TLS ClientHello)".to_owned(),
     };
     let place = match &target.host {
         EgressHost::Ip(ip) => {
@@ -395,38 +391,92 @@ fn decision_steps(
         Some(ri) => p.at("egress-network", ri, &["spec", "trafficPolicy"], detail),
         None => Step::plain("egress-network", detail),
     }];
-    let port = target.port;
-    steps.push(match &outcome {
+    steps.push(outcome_step(p, policy, network, target.port, &outcome, t));
+    steps
+}
+
+/// The route that won on the port, or the default egress route, and why.
+fn outcome_step(
+    p: &Prover,
+    policy: &crate::lower::outbound::egress::EgressPolicy,
+    network: &mesh_proxy_api::outbound::egress::EgressNetwork,
+    port: u16,
+    outcome: &EgressOutcome<'_>,
+    t: &EgressProtocol,
+) -> Step {
+    let at = |name: &str, detail: String| {
+        let key = (network.namespace.clone(), network.name.clone(), port, name.to_owned());
+        match policy.route_resources.get(&key) {
+            Some(&ri) => p.at("route", ri, &["spec", "rules"], detail),
+            None => Step::plain("route", detail),
+        }
+    };
+    match outcome {
         EgressOutcome::Route { route, selection, .. } => {
-            let key = (network.namespace.clone(), network.name.clone(), port, route.name.clone());
             let detail = format!(
-                "{} {} rule {} matches on port {port}: an explicit route that matches wins over the default egress route, which comes last",
+                "{} {} rule {} matches on port {port}: an explicit route that matches wins over the default egress \
+                 route, which comes last",
                 route_kind(&route.kind),
                 route.name,
                 selection.rule
             );
-            match policy.route_resources.get(&key) {
-                Some(&ri) => p.at("route", ri, &["spec", "rules"], detail),
-                None => Step::plain("route", detail),
-            }
+            at(&route.name, detail)
         }
-        EgressOutcome::TrafficPolicy { policy: tp, grpc } => {
-            let (proto, default) = match (t, grpc) {
-                (EgressProtocol::Tls { .. }, _) => ("TLS", "tcp-egress"),
-                (_, true) => ("gRPC", "grpc-egress"),
-                _ => ("HTTP", "http-egress"),
-            };
-            let which = if matches!(tp, TrafficPolicy::Allow) { "allow" } else { "deny" };
-            let none = match t {
-                EgressProtocol::Tls { .. } => "TLSRoutes are not modelled here, and HTTP routes never see TLS".to_owned(),
-                EgressProtocol::Http(_) => format!("no route of it on port {port} matches"),
-            };
-            Step::plain("route", format!("{none}: the default {proto} route {default}-{which} applies the traffic policy"))
+        EgressOutcome::Connection { route, .. } if route_kind(&route.kind) == "TCPRoute" => {
+            let detail = format!(
+                "TCPRoute {} serves port {port}: it takes every connection (HTTP and TLS included), and with a \
+                 TCPRoute Linkerd sends no default egress route, so the traffic policy does not apply",
+                route.name
+            );
+            at(&route.name, detail)
         }
-    });
-    steps
+        EgressOutcome::Connection { route, sni, .. } => {
+            let name = match t {
+                EgressProtocol::Tls { sni } => sni.as_str(),
+                _ => "",
+            };
+            let how = match sni {
+                Some(mesh_proxy_api::outbound::SniMatch::Exact(_)) => "names it exactly".to_owned(),
+                Some(mesh_proxy_api::outbound::SniMatch::Suffix(_)) => "matches it by a wildcard suffix".to_owned(),
+                None => "names no hostnames, so it matches every SNI".to_owned(),
+            };
+            let detail = format!(
+                "TLSRoute {} {how} ({name}) on port {port}: the best SNI match wins (an exact name over any \
+                 wildcard, a longer name over a shorter, then the older route), and the default egress route, \
+                 which names none, comes last",
+                route.name
+            );
+            at(&route.name, detail)
+        }
+        EgressOutcome::SniRequired => Step::plain(
+            "route",
+            format!(
+                "TLSRoutes serve port {port}, so the proxy requires a TLS ClientHello with an SNI \
+                 (NewDetectRequiredSni); this connection brings none and is closed"
+            ),
+        ),
+        EgressOutcome::TrafficPolicy { policy: tp, via } => {
+            let none = match (t, via) {
+                (EgressProtocol::Tls { sni }, DefaultRoute::Tls) => {
+                    format!("no TLSRoute of it on port {port} matches SNI {sni}")
+                }
+                (EgressProtocol::Tls { .. } | EgressProtocol::Opaque, _) => format!(
+                    "port {port} has no TLSRoute or TCPRoute, and protocol detection finds no HTTP in this \
+                     connection (HTTP routes never see it)"
+                ),
+                (EgressProtocol::Http(_), _) => format!("no route of it on port {port} matches"),
+            };
+            let name = via.name(*tp);
+            Step::plain("route", format!("{none}: the default route {name} applies the traffic policy"))
+        }
+    }
 }
 
 fn route_kind(kind: &str) -> &'static str {
-    if kind == "grpcroute" { "GRPCRoute" } else { "HTTPRoute" }
+    match kind.to_ascii_lowercase().as_str() {
+        "grpcroute" => "GRPCRoute",
+        "tlsroute" => "TLSRoute",
+        "tcproute" => "TCPRoute",
+        _ => "HTTPRoute",
+    }
 }

@@ -69,6 +69,29 @@ fn port(out: &mut String, p: &EgressPort) {
             let _ = writeln!(out, "        rule {k}: {} → {}", m.join(" | "), backends(&rule.backends));
         }
     }
+    connection_routes(out, p);
+}
+
+/// TLSRoutes (by SNI) and the TCPRoute, which serve the port only when it
+/// has no HTTP or gRPC routes (the status controller conflicts them).
+fn connection_routes(out: &mut String, p: &EgressPort) {
+    let requests = !p.grpc_routes.is_empty() || !p.http_routes.is_empty();
+    for r in p.tls_routes.iter().filter(|_| !requests) {
+        let snis: Vec<String> = r.snis.iter().map(super::show_outbound::sni).collect();
+        let snis = if snis.is_empty() { "every SNI".to_owned() } else { format!("SNI {}", snis.join(" | ")) };
+        let _ = writeln!(out, "      {}: {snis} → {}", meta(&r.meta), backends_closing(&r.backends));
+    }
+    if !p.tls_routes.is_empty() && !requests {
+        let _ = writeln!(out, "      (a connection without an SNI is closed; other SNIs get the traffic policy)");
+    }
+    if let Some(r) = p.tcp_route.as_ref().filter(|_| !requests && p.tls_routes.is_empty()) {
+        let _ = writeln!(out, "      {}: every connection → {}", meta(&r.meta), backends_closing(&r.backends));
+    }
+}
+
+/// A connection routed to an invalid backend is closed, not answered with 500.
+fn backends_closing(list: &[EgressBackend]) -> String {
+    backends(list).replace("500 (", "closed (")
 }
 
 fn backends(list: &[EgressBackend]) -> String {

@@ -84,7 +84,7 @@ fn port(out: &mut String, p: &OutboundPort) {
     }
 }
 
-fn sni(h: &mesh_proxy_api::HostMatch) -> String {
+pub(crate) fn sni(h: &mesh_proxy_api::HostMatch) -> String {
     match h {
         mesh_proxy_api::HostMatch::Exact(e) => e.clone(),
         mesh_proxy_api::HostMatch::Suffix(s) => format!("*.{s}"),

@@ -30,6 +30,9 @@ const PROFILE_RETRY_LIMIT: u16 = 3;
 pub enum Target {
     Authority,
     Fixed(ServiceKey),
+    /// A transparent connection to an address outside the Services, under
+    /// an EgressNetwork: each request is decided by `decide_egress`.
+    Egress(SocketAddr),
 }
 
 /// The hyper service: answers every request, recording its metrics.
@@ -58,6 +61,11 @@ fn service_key(ob: &Outbound, target: &Target, req: &Request<Incoming>) -> Resul
     let grpc = is_grpc(req);
     match target {
         Target::Fixed(key) => Ok(key.clone()),
+        Target::Egress(dst) => Err(Box::new(local(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            grpc,
+            Some(&format!("egress {dst} is not a Service")),
+        ))),
         Target::Authority => {
             let Some(authority) = authority_of(req.uri(), req.headers()) else {
                 return Err(Box::new(local(
@@ -108,6 +116,9 @@ async fn route(
     req: Request<Incoming>,
     labels: &mut Labels,
 ) -> Response<BoxBody> {
+    if let Target::Egress(dst) = target {
+        return super::egress::route_request(ob, loaded, *dst, req, labels).await;
+    }
     let grpc = is_grpc(&req);
     labels.verdict = "error";
     let key = match service_key(ob, target, &req) {

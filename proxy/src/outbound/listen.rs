@@ -2,7 +2,7 @@
 //! each, connection tasks in `ctx.tasks`, graceful HTTP shutdown on drain.
 
 use super::http::{Target, handle};
-use super::{Outbound, sni, target, tcp};
+use super::{Outbound, egress, sni, target, tcp};
 use crate::Ctx;
 use crate::ctx::Direction;
 use crate::detect::{self, Protocol, Rewind};
@@ -119,8 +119,9 @@ async fn to_original_dst(
     peer: SocketAddr,
     dst: SocketAddr,
 ) {
+    // A Service first, then egress (Linkerd's `lookup_ip` order).
     let Some(key) = ob.discovery.service_at(dst) else {
-        return tcp::passthrough(&ob, dst, stream, Bytes::new()).await;
+        return egress::serve(shutdown, ob, stream, peer, dst).await;
     };
     match tcp::routing(&ob, &key) {
         tcp::Routing::Tls => {
@@ -159,8 +160,13 @@ fn port_protocol(ob: &Outbound, key: &ServiceKey) -> OutboundProtocol {
 }
 
 /// Serves HTTP/1 and h2 from the app (at `peer`) until the connection closes.
-async fn serve_http<I>(shutdown: &CancellationToken, ob: Arc<Outbound>, target: Target, peer: SocketAddr, io: I)
-where
+pub(super) async fn serve_http<I>(
+    shutdown: &CancellationToken,
+    ob: Arc<Outbound>,
+    target: Target,
+    peer: SocketAddr,
+    io: I,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let max_header_bytes = ob.max_header_bytes;
@@ -176,6 +182,9 @@ where
 
 #[cfg(test)]
 mod route_tests;
+
+#[cfg(test)]
+mod egress_tests;
 
 #[cfg(test)]
 mod tests {

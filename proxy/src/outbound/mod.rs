@@ -15,7 +15,11 @@
 //!   protocol decides: opaque → TCP, HTTP/1 or h2 → HTTP, detect → HTTP
 //!   when the first bytes are an HTTP/1 request line or the h2 preface
 //!   within `--detect-timeout`, else TCP. A destination that is no known
-//!   Service is forwarded as plain TCP, unchanged (Linkerd's passthrough).
+//!   Service is egress (`outbound::egress`): `decide_egress` on the config's
+//!   EgressNetworks refuses it (HTTP 403 with `l5d-proxy-error`, gRPC
+//!   PERMISSION_DENIED, TLS and opaque connections closed), passes it
+//!   through to the original destination, or redirects it to a Service;
+//!   an address no EgressNetwork covers is passed through unchanged.
 //!
 //! A Service port with a TCPRoute or TLSRoutes (`mesh_proxy_api::route_connection`)
 //! routes whole connections, on the transparent and `--outbound-tcp`
@@ -32,6 +36,7 @@ pub mod accrual;
 pub mod balance;
 pub mod body;
 pub mod connect;
+mod egress;
 mod forward;
 pub mod http;
 mod listen;

@@ -7,8 +7,10 @@
 //! Backends follow `policy-controller/grpc/src/outbound/http.rs`
 //! (`convert_backend`): the parent EgressNetwork itself forwards to the
 //! original destination, a Service redirects there, anything else fails
-//! with 500. TLSRoutes and TCPRoutes with an EgressNetwork parent are not
-//! attached here (see `mesh_proxy_api::outbound::egress::decide_egress`).
+//! with 500 (TLSRoutes and TCPRoutes: the connection is closed). Route
+//! kinds conflict per parent port as in the status controller
+//! (`parent_has_conflicting_routes`): gRPC over HTTP over TLS over TCP;
+//! the conversion of TLSRoutes and TCPRoutes is in `egress_streams`.
 
 use super::durations::{parse_go, parse_linkerd};
 use super::routes::ServiceIndex;
@@ -25,7 +27,7 @@ use mesh_proxy_api::HttpFilter;
 use mesh_proxy_api::outbound::Timeouts;
 use mesh_proxy_api::outbound::egress::{
     Egress, EgressBackend, EgressGrpcRoute, EgressHttpRoute, EgressNetwork, EgressPort, EgressRoute, EgressRule,
-    EgressTarget, TrafficPolicy,
+    EgressTarget, EgressTcpRoute, EgressTlsRoute, TrafficPolicy,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -62,9 +64,23 @@ struct Attached {
     route: Lowered,
 }
 
-enum Lowered {
+pub(super) enum Lowered {
     Http(EgressHttpRoute),
     Grpc(EgressGrpcRoute),
+    Tls(EgressTlsRoute),
+    Tcp(EgressTcpRoute),
+}
+
+impl Lowered {
+    /// Precedence on one parent port (`parent_has_conflicting_routes`): lower wins.
+    fn rank(&self) -> u8 {
+        match self {
+            Lowered::Grpc(_) => 0,
+            Lowered::Http(_) => 1,
+            Lowered::Tls(_) => 2,
+            Lowered::Tcp(_) => 3,
+        }
+    }
 }
 
 /// Reads EgressNetworks and their routes; reports their mistakes.
@@ -72,7 +88,7 @@ pub fn analyze(r: &Resolved, services: &ServiceIndex, findings: &mut Vec<Finding
     let nets = EgressNets::read(&r.resources, &r.index, &r.settings);
     nets::report(&nets, &r.resources, &r.settings.cluster_networks, findings);
     let mut attached: BTreeMap<(String, String), Vec<Attached>> = BTreeMap::new();
-    let kinds = [Kind::GrpcRoute, Kind::PolicyHttpRoute, Kind::GatewayHttpRoute];
+    let kinds = [Kind::GrpcRoute, Kind::PolicyHttpRoute, Kind::GatewayHttpRoute, Kind::TlsRoute, Kind::TcpRoute];
     for &ri in kinds.iter().flat_map(|k| r.index.all(*k)) {
         let res = &r.resources[ri];
         for (i, p) in parent_refs(res).iter().enumerate() {
@@ -111,7 +127,7 @@ fn parent_refs(r: &Resource) -> &[ParentRef] {
     match &r.spec {
         Spec::HttpRoute(h) => &h.parent_refs,
         Spec::GrpcRoute(g) => &g.parent_refs,
-        _ => &[],
+        _ => r.stream_route().map_or(&[], |s| s.parent_refs()),
     }
 }
 
@@ -166,8 +182,9 @@ fn accepted_parent<'n>(
     Some((net, port))
 }
 
-/// The network's routes by port; HTTPRoutes on a port with GRPCRoutes are
-/// conflicted (`parent_has_conflicting_routes`).
+/// The network's routes by port. On one parent port only the highest kind
+/// is accepted (`parent_has_conflicting_routes`: gRPC, HTTP, TLS, TCP), and
+/// of TCPRoutes only the oldest is sent (`tcp::protocol` takes one).
 fn ports_of(
     resources: &[Resource],
     net: &EgressNet,
@@ -176,29 +193,44 @@ fn ports_of(
     findings: &mut Vec<Finding>,
 ) -> Vec<EgressPort> {
     let mut ports: BTreeMap<u16, EgressPort> = BTreeMap::new();
-    let grpc_ports: Vec<u16> = list.iter().filter(|a| matches!(a.route, Lowered::Grpc(_))).map(|a| a.port).collect();
+    let mut best: BTreeMap<u16, u8> = BTreeMap::new();
+    for a in &list {
+        let rank = best.entry(a.port).or_insert(u8::MAX);
+        *rank = (*rank).min(a.route.rank());
+    }
     for a in list {
         let r = &resources[a.resource];
-        let entry = ports.entry(a.port).or_insert_with(|| EgressPort {
-            port: a.port,
-            http_routes: Vec::new(),
-            grpc_routes: Vec::new(),
-        });
-        let key = (net.namespace.clone(), net.name.clone(), a.port, r.name().to_owned());
+        let entry = ports.entry(a.port).or_insert_with(|| EgressPort::new(a.port));
+        let winner = best.get(&a.port).copied().unwrap_or(u8::MAX);
+        if a.route.rank() > winner {
+            let msg = format!(
+                "{} is not accepted on EgressNetwork {}/{} port {}: a route of a higher-precedence kind (GRPCRoute, \
+                 HTTPRoute, TLSRoute, TCPRoute in that order) on the same parent port wins (RouteReasonConflicted)",
+                r.id, net.namespace, net.name, a.port
+            );
+            let f = Finding::new(Code::RouteNotAccepted, r.span_at(&["spec", "parentRefs"]), msg);
+            findings.push(f.resource(r.id.clone()));
+            continue;
+        }
         match a.route {
             Lowered::Grpc(g) => entry.grpc_routes.push(g),
-            Lowered::Http(_) if grpc_ports.contains(&a.port) => {
-                let msg = format!(
-                    "{} is not accepted on EgressNetwork {}/{} port {}: a GRPCRoute on the same parent port takes \
-                     precedence (RouteReasonConflicted)",
-                    r.id, net.namespace, net.name, a.port
-                );
-                let f = Finding::new(Code::RouteNotAccepted, r.span_at(&["spec", "parentRefs"]), msg);
-                findings.push(f.resource(r.id.clone()));
-                continue;
-            }
             Lowered::Http(h) => entry.http_routes.push(h),
+            Lowered::Tls(t) => entry.tls_routes.push(t),
+            Lowered::Tcp(t) => match &entry.tcp_route {
+                Some(first) => {
+                    let msg = format!(
+                        "{} on EgressNetwork {}/{} port {} is never used: Linkerd sends one TCPRoute per port, the \
+                         oldest (then first by name), {}",
+                        r.id, net.namespace, net.name, a.port, first.meta.name
+                    );
+                    let f = Finding::new(Code::ConnectionRouteShadowed, r.span_at(&["spec", "parentRefs"]), msg);
+                    findings.push(f.resource(r.id.clone()));
+                    continue;
+                }
+                None => entry.tcp_route = Some(t),
+            },
         }
+        let key = (net.namespace.clone(), net.name.clone(), a.port, r.name().to_owned());
         route_resources.insert(key, a.resource);
     }
     ports.into_values().collect()
@@ -206,9 +238,9 @@ fn ports_of(
 
 fn report_deny_all(r: &Resource, findings: &mut Vec<Finding>) {
     let msg = format!(
-        "EgressNetwork {}/{} has trafficPolicy Deny and no accepted HTTPRoute or GRPCRoute: every request to its \
-         addresses gets 403 (gRPC PERMISSION_DENIED) and TLS and opaque connections are closed (TLSRoutes and \
-         TCPRoutes are not counted here)",
+        "EgressNetwork {}/{} has trafficPolicy Deny and no accepted route (HTTPRoute, GRPCRoute, TLSRoute or \
+         TCPRoute): every request to its addresses gets 403 (gRPC PERMISSION_DENIED) and every TLS or opaque \
+         connection is closed",
         r.namespace(),
         r.name()
     );
@@ -216,11 +248,32 @@ fn report_deny_all(r: &Resource, findings: &mut Vec<Finding>) {
     findings.push(f.resource(r.id.clone()).hint("attach routes for the external destinations clients need"));
 }
 
-struct Ctx<'a> {
-    r: &'a Resource,
+pub(super) struct Ctx<'a> {
+    pub(super) r: &'a Resource,
     services: &'a ServiceIndex,
     nets: &'a EgressNets,
     parent: &'a EgressNet,
+}
+
+/// The fields of a backendRef that say where it points (HTTP, gRPC, TLS and TCP routes share them).
+pub(super) struct BackendParts<'a> {
+    pub group: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+    pub port: Option<i64>,
+}
+
+impl<'a> BackendParts<'a> {
+    fn of_http(b: &'a BackendRef) -> Self {
+        BackendParts {
+            group: b.group.as_deref(),
+            kind: b.kind.as_deref(),
+            name: &b.name,
+            namespace: b.namespace.as_deref(),
+            port: b.port,
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -261,7 +314,7 @@ impl Ctx<'_> {
                 }
                 Some(Lowered::Grpc(EgressRoute { meta: meta(r), hostnames: hostnames(&g.hostnames), rules }))
             }
-            _ => None,
+            _ => self.r.stream_route().map(|route| self.convert_stream(route, findings)),
         }
     }
 
@@ -314,7 +367,8 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for (j, b) in refs.iter().enumerate() {
             let weight = b.weight.map_or(1, |w| u32::try_from(w).unwrap_or(0));
-            let target = self.target(b).unwrap_or_else(|(field, reason)| {
+            let parts = BackendParts::of_http(b);
+            let target = self.target(&parts).unwrap_or_else(|(field, reason)| {
                 let at = self.r.span_at(&["spec", "rules", &k.to_string(), "backendRefs", &j.to_string(), field]);
                 let msg =
                     format!("{} rule {k} backend {}: {reason}; requests routed to it fail with 500", self.r.id, b.name);
@@ -326,15 +380,15 @@ impl Ctx<'_> {
         out
     }
 
-    fn target(&self, b: &BackendRef) -> Result<EgressTarget, (&'static str, String)> {
-        let ns = b.namespace.clone().unwrap_or_else(|| self.r.namespace().to_owned());
-        let group = b.group.as_deref().unwrap_or("");
-        let kind = b.kind.as_deref().unwrap_or("Service");
+    pub(super) fn target(&self, b: &BackendParts<'_>) -> Result<EgressTarget, (&'static str, String)> {
+        let ns = b.namespace.map_or_else(|| self.r.namespace().to_owned(), str::to_owned);
+        let group = b.group.unwrap_or("");
+        let kind = b.kind.unwrap_or("Service");
         if kind.eq_ignore_ascii_case("EgressNetwork") && group.eq_ignore_ascii_case("policy.linkerd.io") {
-            if self.nets.get(&ns, &b.name).is_none() {
+            if self.nets.get(&ns, b.name).is_none() {
                 return Err(("name", format!("EgressNetwork {ns}/{} does not exist", b.name)));
             }
-            if ns != self.parent.namespace || b.name != self.parent.name {
+            if ns != self.parent.namespace || b.name != self.parent.name.as_str() {
                 let why = "an EgressNetwork backend must be the route's own EgressNetwork parent";
                 return Err(("name", why.to_owned()));
             }
@@ -343,11 +397,11 @@ impl Ctx<'_> {
         if !(kind == "Service" && matches!(group, "" | "core")) {
             return Err(("kind", format!("kind {kind} is not a Service or EgressNetwork")));
         }
-        if !self.services.contains_key(&(ns.clone(), b.name.clone())) {
+        if !self.services.contains_key(&(ns.clone(), b.name.to_owned())) {
             return Err(("name", format!("Service {ns}/{} does not exist", b.name)));
         }
         match b.port.and_then(|p| u16::try_from(p).ok()) {
-            Some(port) => Ok(EgressTarget::Service { namespace: ns, name: b.name.clone(), port }),
+            Some(port) => Ok(EgressTarget::Service { namespace: ns, name: b.name.to_owned(), port }),
             None => Err(("name", "it has no port (required)".to_owned())),
         }
     }

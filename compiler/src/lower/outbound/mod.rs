@@ -6,6 +6,7 @@
 mod annotations;
 mod durations;
 pub mod egress;
+mod egress_streams;
 mod profile;
 mod routes;
 mod scope;

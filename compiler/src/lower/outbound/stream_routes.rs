@@ -4,8 +4,8 @@
 //! backends converted for client proxies, and which route kind serves each
 //! port (`Policy::service_for` applies Linkerd's precedence).
 //!
-//! Parents of other kinds are left to their own modules: an EgressNetwork
-//! parent is reported as not modelled here until egress is.
+//! Parents of other kinds are left to their own modules (EgressNetwork
+//! parents: `egress` and `egress_streams`).
 
 use super::routes::ServiceIndex;
 use super::services::ServiceBase;
@@ -57,10 +57,6 @@ pub fn is_service_parent(p: &ParentRef) -> bool {
     p.kind.as_deref() == Some("Service") && matches!(p.group.as_deref(), None | Some("" | "core"))
 }
 
-fn is_egress_parent(p: &ParentRef) -> bool {
-    p.kind.as_deref() == Some("EgressNetwork") && p.group.as_deref() == Some("policy.linkerd.io")
-}
-
 fn parent_key(route_ns: &str, p: &ParentRef) -> ParentKey {
     let ns = p.namespace.clone().unwrap_or_else(|| route_ns.to_owned());
     (ns, p.name.clone(), p.port.and_then(|p| u16::try_from(p).ok()))
@@ -106,7 +102,6 @@ pub fn attach(ctx: &Ctx<'_>, routes: &[usize], findings: &mut Vec<Finding>) -> V
     for &ri in routes {
         let r = &ctx.resources[ri];
         let Some(route) = r.stream_route() else { continue };
-        report_egress_parents(r, route, findings);
         let parents = accepted_parents(ctx, r, route, findings);
         if parents.is_empty() {
             continue;
@@ -173,26 +168,6 @@ fn accepted_parents(
     out.sort_unstable();
     out.dedup();
     out
-}
-
-/// An EgressNetwork parent is served by Linkerd but not modelled by meshc yet.
-fn report_egress_parents(r: &Resource, route: StreamRoute<'_>, findings: &mut Vec<Finding>) {
-    let egress: Vec<String> = route
-        .parent_refs()
-        .iter()
-        .filter(|p| is_egress_parent(p))
-        .map(|p| format!("{}/{}", p.namespace.as_deref().unwrap_or(r.namespace()), p.name))
-        .collect();
-    if egress.is_empty() {
-        return;
-    }
-    let msg = format!(
-        "{} ({}) is not modelled for its EgressNetwork parent(s) {}: egress of clients through them (which hosts are allowed) is not checked",
-        r.id,
-        r.id.api_version,
-        egress.join(", ")
-    );
-    findings.push(Finding::new(Code::UnmodelledResource, r.span(), msg).resource(r.id.clone()));
 }
 
 /// The route for client proxies: its one rule's backends (admission

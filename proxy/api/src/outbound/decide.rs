@@ -122,14 +122,20 @@ pub fn route_outbound<'a>(svc: &'a OutboundService, port: u16, req: &HttpRequest
 /// `0..u64::MAX`, so callers choose the randomness (tests pass fixed rolls).
 /// `None` when every weight is 0 (the request fails with 500).
 pub fn pick_backend(backends: &[Backend], roll: u64) -> Option<&Backend> {
-    let total: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
+    pick_weighted(backends, |b| b.weight, roll)
+}
+
+/// `roll` (uniform over u64) mapped onto the items by weight; `None` when
+/// every weight is 0. Shared by Service backends and egress backends.
+pub fn pick_weighted<T>(items: &[T], weight: impl Fn(&T) -> u32, roll: u64) -> Option<&T> {
+    let total: u64 = items.iter().map(|b| u64::from(weight(b))).sum();
     if total == 0 {
         return None;
     }
     // Map the roll onto 0..total without modulo bias worth speaking of (total < 2^40).
     let mut point = ((u128::from(roll) * u128::from(total)) >> 64) as u64;
-    for b in backends {
-        let w = u64::from(b.weight);
+    for b in items {
+        let w = u64::from(weight(b));
         if point < w {
             return Some(b);
         }

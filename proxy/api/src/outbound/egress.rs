@@ -9,10 +9,17 @@
 //! controller appends a default route that carries the `trafficPolicy`
 //! (Allow: forward; Deny: HTTP 403, gRPC PERMISSION_DENIED, connection closed
 //! for TLS and opaque TCP), so an egress request never gets 404.
+//!
+//! A port serves one kind of route (`to_proto`'s order: gRPC, HTTP, TLS,
+//! TCP). HTTP and gRPC routes decide each request, and a connection that is
+//! not HTTP takes the opaque default route; TLSRoutes decide by the
+//! ClientHello's SNI and close a connection without one; the one TCPRoute
+//! takes every connection (with no default route behind it).
 
 use crate::client::HttpRequest;
 use crate::config::{GrpcMatch, HostMatch, HttpFilter, HttpMatch, Meta, Network};
 use crate::outbound::Timeouts;
+use crate::outbound::stream::{SniMatch, select_by_sni};
 use crate::route::{MatchedRoute, RouteSelection, select_grpc_route_for_http, select_http_route};
 use ipnet::IpNet;
 use schemars::JsonSchema;
@@ -72,6 +79,87 @@ pub struct EgressPort {
     /// When set, these and not `http_routes` serve the port (GRPCRoutes win).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grpc_routes: Vec<EgressGrpcRoute>,
+    /// TLSRoutes, in Linkerd's order; they serve the port when it has no
+    /// HTTP or gRPC routes (the status controller conflicts them otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_routes: Vec<EgressTlsRoute>,
+    /// The oldest TCPRoute (Linkerd sends one); it serves the port when the
+    /// port has no other routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_route: Option<EgressTcpRoute>,
+}
+
+impl EgressPort {
+    pub fn new(port: u16) -> Self {
+        EgressPort { port, http_routes: Vec::new(), grpc_routes: Vec::new(), tls_routes: Vec::new(), tcp_route: None }
+    }
+
+    /// Which kind of route serves the port (`to_proto`, appProtocol unset).
+    fn served_by(&self) -> PortRoutes<'_> {
+        if !self.grpc_routes.is_empty() {
+            PortRoutes::Grpc(&self.grpc_routes)
+        } else if !self.http_routes.is_empty() {
+            PortRoutes::Http(&self.http_routes)
+        } else if !self.tls_routes.is_empty() {
+            PortRoutes::Tls(&self.tls_routes)
+        } else if let Some(tcp) = &self.tcp_route {
+            PortRoutes::Tcp(tcp)
+        } else {
+            PortRoutes::None
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum PortRoutes<'a> {
+    Grpc(&'a [EgressGrpcRoute]),
+    Http(&'a [EgressHttpRoute]),
+    Tls(&'a [EgressTlsRoute]),
+    Tcp(&'a EgressTcpRoute),
+    None,
+}
+
+/// A TLSRoute with an EgressNetwork parent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EgressTlsRoute {
+    pub meta: Meta,
+    /// SNI names; empty matches every SNI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snis: Vec<HostMatch>,
+    /// Weighted random choice; never empty.
+    pub backends: Vec<EgressBackend>,
+}
+
+/// A TCPRoute with an EgressNetwork parent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EgressTcpRoute {
+    pub meta: Meta,
+    /// Weighted random choice; never empty.
+    pub backends: Vec<EgressBackend>,
+}
+
+/// What the client's proxy reads of a connection before it can decide it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EgressRead {
+    /// HTTP detection: HTTP is decided per request, anything else as opaque.
+    Detect,
+    /// The ClientHello's SNI (TLSRoutes serve the port).
+    Sni,
+    /// Nothing: a TCPRoute takes every connection.
+    Nothing,
+}
+
+impl EgressNetwork {
+    /// What the proxy reads of a connection to `port` under this network.
+    pub fn reads(&self, port: u16) -> EgressRead {
+        match self.ports.iter().find(|p| p.port == port).map_or(PortRoutes::None, EgressPort::served_by) {
+            PortRoutes::Tls(_) => EgressRead::Sni,
+            PortRoutes::Tcp(_) => EgressRead::Nothing,
+            PortRoutes::Grpc(_) | PortRoutes::Http(_) | PortRoutes::None => EgressRead::Detect,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -155,12 +243,47 @@ pub enum EgressDecision<'a> {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EgressOutcome<'a> {
-    /// An explicit route's rule matched.
+    /// An explicit HTTP or gRPC route's rule matched.
     Route { route: &'a Meta, selection: RouteSelection, rule: RuleRef<'a> },
-    /// No route applies: the default egress route carries the traffic
-    /// policy. `grpc` is set when GRPCRoutes serve the port (a Deny then
-    /// answers grpc-status 7 rather than HTTP 403).
-    TrafficPolicy { policy: TrafficPolicy, grpc: bool },
+    /// A TLSRoute (`sni`: how well its names matched; `None` for a route
+    /// without names) or the port's TCPRoute takes the whole connection.
+    Connection { route: &'a Meta, backends: &'a [EgressBackend], sni: Option<SniMatch> },
+    /// No route applies: the default egress route `via` carries the traffic policy.
+    TrafficPolicy { policy: TrafficPolicy, via: DefaultRoute },
+    /// TLSRoutes serve the port and the connection brought no ClientHello
+    /// with an SNI (plain HTTP, opaque bytes): the proxy closes it.
+    SniRequired,
+}
+
+/// The default route Linkerd's controller appends for an EgressNetwork
+/// (`default_outbound_egress_route` in `grpc/src/outbound/{http,grpc,tls,tcp}.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultRoute {
+    /// An HTTP request on a port with HTTP routes or none: 403 when denied.
+    Http,
+    /// An HTTP request on a port GRPCRoutes serve: grpc-status 7 when denied.
+    Grpc,
+    /// A TLS connection on a port TLSRoutes serve, none matching its SNI.
+    Tls,
+    /// A connection detection found not to be HTTP (TLS included) on a port
+    /// without TLS routes: the opaque route, closed when denied.
+    Opaque,
+}
+
+impl DefaultRoute {
+    /// The default route's name in Linkerd's metadata, e.g. `http-egress-deny`.
+    pub fn name(self, policy: TrafficPolicy) -> &'static str {
+        match (self, policy) {
+            (DefaultRoute::Http, TrafficPolicy::Allow) => "http-egress-allow",
+            (DefaultRoute::Http, TrafficPolicy::Deny) => "http-egress-deny",
+            (DefaultRoute::Grpc, TrafficPolicy::Allow) => "grpc-egress-allow",
+            (DefaultRoute::Grpc, TrafficPolicy::Deny) => "grpc-egress-deny",
+            (DefaultRoute::Tls, TrafficPolicy::Allow) => "tls-egress-allow",
+            (DefaultRoute::Tls, TrafficPolicy::Deny) => "tls-egress-deny",
+            (DefaultRoute::Opaque, TrafficPolicy::Allow) => "tcp-egress-allow",
+            (DefaultRoute::Opaque, TrafficPolicy::Deny) => "tcp-egress-deny",
+        }
+    }
 }
 
 /// The matched rule's parts that say where the request goes.
@@ -198,16 +321,23 @@ pub fn decide_egress<'a>(
     let Some(network) = select_network(&egress.networks, dst_ip) else {
         return EgressDecision::Fallback;
     };
-    let policy = |grpc| EgressOutcome::TrafficPolicy { policy: network.traffic_policy, grpc };
-    let port_routes = network.ports.iter().find(|p| p.port == port);
-    let outcome = match (traffic, port_routes) {
-        (EgressTraffic::Http(req), Some(p)) => route_request(p, req).unwrap_or(policy(!p.grpc_routes.is_empty())),
-        (EgressTraffic::Http(_), None) => policy(false),
-        // Hook for TLSRoute and TCPRoute with an EgressNetwork parent (modelled
-        // with Service parents by the TCP/TLS routes work): their selection by
-        // SNI (TLS) or port (TCP) goes here, before the traffic policy, which
-        // is what Linkerd's default egress route applies when none matches.
-        (EgressTraffic::Tls { .. } | EgressTraffic::Opaque, _) => policy(false),
+    let policy = |via| EgressOutcome::TrafficPolicy { policy: network.traffic_policy, via };
+    let routes = network.ports.iter().find(|p| p.port == port).map_or(PortRoutes::None, EgressPort::served_by);
+    let outcome = match (routes, traffic) {
+        (PortRoutes::Grpc(routes), EgressTraffic::Http(req)) => select_grpc_route_for_http(routes, req)
+            .map_or(policy(DefaultRoute::Grpc), |sel| rule_outcome(sel, &routes[sel.route])),
+        (PortRoutes::Http(routes), EgressTraffic::Http(req)) => select_http_route(routes, req)
+            .map_or(policy(DefaultRoute::Http), |sel| rule_outcome(sel, &routes[sel.route])),
+        (PortRoutes::None, EgressTraffic::Http(_)) => policy(DefaultRoute::Http),
+        // Detection finds no HTTP (TLS is not HTTP to it): the opaque default route.
+        (PortRoutes::Grpc(_) | PortRoutes::Http(_) | PortRoutes::None, _) => policy(DefaultRoute::Opaque),
+        (PortRoutes::Tls(routes), EgressTraffic::Tls { sni }) => match select_by_sni(routes, |r| &r.snis, sni) {
+            Some((r, sni)) => EgressOutcome::Connection { route: &r.meta, backends: &r.backends, sni },
+            None => policy(DefaultRoute::Tls),
+        },
+        // `NewDetectRequiredSni`: a TLS port's connection must bring an SNI.
+        (PortRoutes::Tls(_), EgressTraffic::Http(_) | EgressTraffic::Opaque) => EgressOutcome::SniRequired,
+        (PortRoutes::Tcp(r), _) => EgressOutcome::Connection { route: &r.meta, backends: &r.backends, sni: None },
     };
     EgressDecision::Network { network, outcome }
 }
@@ -235,15 +365,6 @@ pub fn block_size(n: &Network) -> u128 {
     n.except.iter().fold(size(&n.net), |acc, e| acc.saturating_sub(size(e)))
 }
 
-fn route_request<'a>(p: &'a EgressPort, req: &HttpRequest) -> Option<EgressOutcome<'a>> {
-    if !p.grpc_routes.is_empty() {
-        let sel = select_grpc_route_for_http(&p.grpc_routes, req)?;
-        return Some(rule_outcome(sel, &p.grpc_routes[sel.route]));
-    }
-    let sel = select_http_route(&p.http_routes, req)?;
-    Some(rule_outcome(sel, &p.http_routes[sel.route]))
-}
-
 fn rule_outcome<M>(selection: RouteSelection, route: &EgressRoute<M>) -> EgressOutcome<'_> {
     let rule = &route.rules[selection.rule];
     let rule = RuleRef { backends: &rule.backends, filters: &rule.filters, timeouts: &rule.timeouts };
@@ -253,13 +374,28 @@ fn rule_outcome<M>(selection: RouteSelection, route: &EgressRoute<M>) -> EgressO
 impl EgressOutcome<'_> {
     /// How the proxy refuses, if it refuses every request (or the
     /// connection) on this outcome; `None` when it sends the traffic on.
-    pub fn refusal(&self, connection_only: bool) -> Option<Refusal> {
+    pub fn refusal(&self) -> Option<Refusal> {
         match self {
             EgressOutcome::TrafficPolicy { policy: TrafficPolicy::Allow, .. } => None,
-            EgressOutcome::TrafficPolicy { policy: TrafficPolicy::Deny, .. } if connection_only => Some(Refusal::Close),
-            EgressOutcome::TrafficPolicy { policy: TrafficPolicy::Deny, grpc: true } => Some(Refusal::Grpc7),
-            EgressOutcome::TrafficPolicy { policy: TrafficPolicy::Deny, grpc: false } => Some(Refusal::Http403),
-            EgressOutcome::Route { rule, .. } => rule.always_fails().then_some(Refusal::Http500),
+            EgressOutcome::TrafficPolicy { policy: TrafficPolicy::Deny, via } => Some(match via {
+                DefaultRoute::Http => Refusal::Http403,
+                DefaultRoute::Grpc => Refusal::Grpc7,
+                DefaultRoute::Tls | DefaultRoute::Opaque => Refusal::Close,
+            }),
+            EgressOutcome::Route { rule, .. } => always_fails(rule.backends).then_some(Refusal::Http500),
+            // An invalid backend of a TLS or opaque route fails the connection.
+            EgressOutcome::Connection { backends, .. } => always_fails(backends).then_some(Refusal::Close),
+            EgressOutcome::SniRequired => Some(Refusal::Close),
+        }
+    }
+
+    /// Whether the outcome takes the whole connection (TLS, TCP or opaque)
+    /// rather than one HTTP request.
+    pub fn is_connection(&self) -> bool {
+        match self {
+            EgressOutcome::Route { .. } => false,
+            EgressOutcome::TrafficPolicy { via, .. } => matches!(via, DefaultRoute::Tls | DefaultRoute::Opaque),
+            EgressOutcome::Connection { .. } | EgressOutcome::SniRequired => true,
         }
     }
 }
@@ -267,8 +403,18 @@ impl EgressOutcome<'_> {
 impl RuleRef<'_> {
     /// Every request fails with 500: all weights are 0 or every weighted backend is invalid.
     pub fn always_fails(&self) -> bool {
-        self.backends.iter().all(|b| b.weight == 0 || matches!(b.target, EgressTarget::Invalid { .. }))
+        always_fails(self.backends)
     }
+}
+
+/// The backend a connection or request goes to, by weight (`roll` uniform
+/// over u64); `None` when every weight is 0.
+pub fn pick_egress_backend(backends: &[EgressBackend], roll: u64) -> Option<&EgressBackend> {
+    crate::outbound::pick_weighted(backends, |b| b.weight, roll)
+}
+
+fn always_fails(backends: &[EgressBackend]) -> bool {
+    backends.iter().all(|b| b.weight == 0 || matches!(b.target, EgressTarget::Invalid { .. }))
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ mod decide;
 pub mod egress;
 mod stream;
 
-pub use decide::{OutboundRoute, RouteTarget, RuleBackends, pick_backend, route_outbound};
+pub use decide::{OutboundRoute, RouteTarget, RuleBackends, pick_backend, pick_weighted, route_outbound};
 pub use stream::{
-    ConnectionRoute, OutboundTcpRoute, OutboundTlsRoute, SniMatch, route_connection, select_tls_route, sni_match,
+    ConnectionRoute, OutboundTcpRoute, OutboundTlsRoute, SniMatch, route_connection, select_by_sni, select_tls_route,
+    sni_match,
 };
 
 use crate::config::{GrpcMatch, HostMatch, HttpFilter, HttpMatch, Meta, PortRange};

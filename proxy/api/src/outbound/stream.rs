@@ -103,12 +103,25 @@ pub fn select_tls_route<'a>(
     routes: &'a [OutboundTlsRoute],
     sni: &str,
 ) -> Option<(&'a OutboundTlsRoute, Option<SniMatch>)> {
-    let mut best: Option<(&OutboundTlsRoute, Option<SniMatch>)> = None;
+    select_by_sni(routes, |r| &r.snis, sni)
+}
+
+/// The route whose SNI names best match `sni`, as linkerd2-proxy's
+/// `linkerd_tls_route::find` ranks them: a route without names matches
+/// every SNI and ranks lowest; of equals, the first wins. Shared by
+/// Service-parent and EgressNetwork-parent TLSRoutes.
+pub fn select_by_sni<'a, R>(
+    routes: &'a [R],
+    snis: impl Fn(&R) -> &[HostMatch],
+    sni: &str,
+) -> Option<(&'a R, Option<SniMatch>)> {
+    let mut best: Option<(&R, Option<SniMatch>)> = None;
     for r in routes {
-        let m = if r.snis.is_empty() {
+        let names = snis(r);
+        let m = if names.is_empty() {
             None
         } else {
-            match r.snis.iter().filter_map(|h| sni_match(h, sni)).max() {
+            match names.iter().filter_map(|h| sni_match(h, sni)).max() {
                 Some(m) => Some(m),
                 None => continue,
             }

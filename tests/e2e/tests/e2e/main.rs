@@ -238,3 +238,26 @@ fn tcp_and_tls_route_splits_on_the_wire() {
         });
     });
 }
+
+mod egress;
+
+/// Egress on the wire: web's proxy refuses, passes through or redirects its
+/// connections to hosts outside the cluster (loopback addresses meshc.yaml
+/// declares external) exactly as `meshc reach --to egress:` says.
+#[test]
+fn egress_matches_meshc_reach() {
+    netns::run("egress_matches_meshc_reach", || {
+        if let Err(e) = netns::iptables_available() {
+            let what = format!("egress needs iptables REDIRECT in the test's network namespace ({e})");
+            mesh_test_support::missing("egress_matches_meshc_reach", &what, "apt-get install -y iptables");
+            return;
+        }
+        let e = egress::start();
+        let checked = runtime().block_on(async {
+            egress::external_hosts().await;
+            egress::outcomes_match_meshc_reach(&e).await
+        });
+        println!("egress: {checked} outcomes on the wire, each as meshc reach predicts");
+        assert_eq!(checked, 7);
+    });
+}

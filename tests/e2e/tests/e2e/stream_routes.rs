@@ -132,7 +132,7 @@ pub async fn tls_split_by_sni(s: &Streams) {
 /// ClientHello record. The proxy routes on it without terminating TLS, so
 /// the test never needs the handshake to finish. (mesh-proxy's own unit
 /// tests build hellos by hand for the byte-level cases: no SNI, truncation.)
-fn client_hello(sni: &str) -> Vec<u8> {
+pub fn client_hello(sni: &str) -> Vec<u8> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
