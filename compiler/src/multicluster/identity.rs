@@ -178,12 +178,11 @@ pub fn gateway_denials(outcomes: &mut [Outcome], links: &Links, names: &[&str]) 
                 continue;
             }
             let Some(admitted) = clients.iter().find(|id| verdict(id)) else { continue };
-            let w = &tgt.resolved.workloads[wi];
             let svc = tgt.resolved.index.get(Kind::Service, &e.namespace, &e.name);
             let span = svc.map_or(link.span, |i| tgt.resolved.resources[i].span());
             let msg = format!(
                 "Service {ns}/{name} of cluster {t} is exported to cluster {s} through the gateway (Link {ln} as \
-                 {ns}/{mirror}); {kind}/{ns}/{wn} port {port} admits {admitted} but not the gateway's identity \
+                 {ns}/{mirror}); {workload} port {port} admits {admitted} but not the gateway's identity \
                  {gateway}, which every call through the gateway carries: calls from {s} are denied",
                 ns = e.namespace,
                 name = e.name,
@@ -191,8 +190,7 @@ pub fn gateway_denials(outcomes: &mut [Outcome], links: &Links, names: &[&str]) 
                 s = names[link.source_cluster],
                 ln = link.name,
                 mirror = e.mirror,
-                kind = w.kind.to_lowercase(),
-                wn = w.name,
+                workload = crate::query::reach::workload_label(tgt, wi),
             );
             found.push((e.target_cluster, Finding::new(Code::GatewayIdentityDenied, span, msg)));
         }
