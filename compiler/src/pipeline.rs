@@ -39,14 +39,16 @@ pub struct Outcome {
     pub outbound: crate::lower::outbound::Policy,
     /// Results of the MeshTest flows run (see `Options::tests`).
     pub tests: Vec<crate::meshtest::TestResult>,
-    /// A multicluster repository's clusters, each checked on its own (then
-    /// `sources` and `findings` above are all of theirs, and `resolved` is empty).
-    pub clusters: Vec<crate::multicluster::ClusterOutcome>,
+    /// A multicluster repository's clusters, each checked on its own, and
+    /// the Links between them (then `sources` and `findings` above are all
+    /// of theirs, and `resolved` is empty).
+    pub multicluster: Option<Box<crate::multicluster::Clusters>>,
 }
 
 impl Outcome {
     pub fn workloads(&self) -> usize {
-        self.resolved.workloads.len() + self.clusters.iter().map(|c| c.outcome.workloads()).sum::<usize>()
+        self.resolved.workloads.len()
+            + self.multicluster.as_ref().map_or(0, |m| m.clusters.iter().map(|c| c.outcome.workloads()).sum())
     }
 }
 
@@ -130,7 +132,7 @@ pub fn complete(p: Prepared, options: &Options) -> Outcome {
     resolve::unknown::Variables::find(&resolved.resources, &resolved.unknown_values)
         .downgrade(&mut findings, &resolved.resources);
     let mut o =
-        Outcome { sources, findings, objects, resolved, configs, outbound, tests: Vec::new(), clusters: Vec::new() };
+        Outcome { sources, findings, objects, resolved, configs, outbound, tests: Vec::new(), multicluster: None };
     if let Some(extra) = &options.tests {
         o.tests = crate::meshtest::run(&mut o, test_files, extra);
     }

@@ -103,11 +103,18 @@ fn certificates(pem: &str) -> BTreeSet<String> {
 
 /// `trust-anchors-differ` on each Link whose two clusters' anchors, both
 /// known, share no certificate.
-pub fn differing_anchors(outcomes: &mut [Outcome], links: &Links, anchors: &[Option<Anchors>], names: &[&str]) {
+pub fn differing_anchors(
+    outcomes: &mut [Outcome],
+    links: &Links,
+    anchors: &[Option<Anchors>],
+    names: &[&str],
+) -> Vec<bool> {
+    let mut untrusted = vec![false; links.links.len()];
     for (l, link) in links.links.iter().enumerate() {
         let Some(t) = links.target_of[l] else { continue };
         let (Some(a), Some(b)) = (&anchors[link.source_cluster], &anchors[t]) else { continue };
         if a.certificates.is_disjoint(&b.certificates) {
+            untrusted[l] = true;
             let msg = format!(
                 "Link {}/{}: clusters {} ({}) and {} ({}) share no trust anchor: the mTLS handshake of every call \
                  through the Link fails, in gateway and in pod-to-pod mode",
@@ -116,6 +123,7 @@ pub fn differing_anchors(outcomes: &mut [Outcome], links: &Links, anchors: &[Opt
             outcomes[link.source_cluster].findings.push(Finding::new(Code::TrustAnchorsDiffer, link.span, msg));
         }
     }
+    untrusted
 }
 
 /// `identity-shared-across-clusters`, once per pair of linked clusters
@@ -201,7 +209,7 @@ pub fn gateway_denials(outcomes: &mut [Outcome], links: &Links, names: &[&str]) 
 }
 
 /// The workloads behind a Service and the pod port each of its TCP ports reaches.
-fn backing_ports(o: &Outcome, namespace: &str, name: &str) -> Vec<(usize, u16)> {
+pub fn backing_ports(o: &Outcome, namespace: &str, name: &str) -> Vec<(usize, u16)> {
     let Some(ri) = o.resolved.index.get(Kind::Service, namespace, name) else { return Vec::new() };
     let Spec::Service(spec) = &o.resolved.resources[ri].spec else { return Vec::new() };
     let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else { return Vec::new() };

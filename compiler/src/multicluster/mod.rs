@@ -10,6 +10,7 @@ pub mod checks;
 pub mod identity;
 pub mod link;
 pub mod mirror;
+pub mod reach;
 pub mod repository;
 
 use crate::findings::{Code, Finding, Span};
@@ -27,6 +28,19 @@ pub struct ClusterOutcome {
     pub outcome: Outcome,
     /// Where its sources start in the combined outcome's.
     pub source_offset: u32,
+}
+
+/// A multicluster repository after the check: each cluster and the Links.
+pub struct Clusters {
+    pub clusters: Vec<ClusterOutcome>,
+    pub links: Links,
+}
+
+impl Clusters {
+    /// The index of the cluster named `name`.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.clusters.iter().position(|c| c.name == name)
+    }
 }
 
 /// What a cluster's objects hold for the multicluster layer.
@@ -52,6 +66,8 @@ pub struct Links {
     pub target_of: Vec<Option<usize>>,
     pub exports: Vec<mirror::Export>,
     pub federated: Vec<mirror::Federated>,
+    /// Per Link: both clusters' trust anchors are known and share none.
+    pub untrusted: Vec<bool>,
 }
 
 pub fn check(repo: Repository, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
@@ -85,8 +101,8 @@ pub fn check(repo: Repository, options: &Options, cache: Option<&load::ParseCach
     checks::drop_superseded(&mut outcomes);
     identity::gateway_denials(&mut outcomes, &links, &cluster_names);
     identity::shared_identities(&mut outcomes, &links, &cluster_names);
-    identity::differing_anchors(&mut outcomes, &links, &anchors, &cluster_names);
-    Ok(combine(repo.source, findings, outcomes, names))
+    links.untrusted = identity::differing_anchors(&mut outcomes, &links, &anchors, &cluster_names);
+    Ok(combine(repo.source, findings, outcomes, names, links))
 }
 
 /// Reads every cluster's Links; a Link to its own cluster or to none the
@@ -127,7 +143,7 @@ fn read_links(prepared: &mut [Prepared], names: &[&str]) -> Links {
         }
         p.multicluster.links = raws;
     }
-    Links { links, target_of, exports: Vec::new(), federated: Vec::new() }
+    Links { links, target_of, exports: Vec::new(), federated: Vec::new(), untrusted: Vec::new() }
 }
 
 /// Adds the mirrored and federated Services to each source cluster's
@@ -161,15 +177,19 @@ fn combine(
     mut findings: Vec<Finding>,
     outcomes: Vec<Outcome>,
     names: Vec<(String, String)>,
+    links: Links,
 ) -> Outcome {
     let mut sources = vec![settings];
     let mut objects = 0;
     let mut clusters = Vec::new();
-    for (outcome, (name, directory)) in outcomes.into_iter().zip(names) {
+    for (mut outcome, (name, directory)) in outcomes.into_iter().zip(names) {
         let offset = sources.len() as u32;
         let dir = directory.trim_end_matches('/');
-        sources
-            .extend(outcome.sources.iter().map(|s| Source { name: format!("{dir}/{}", s.name), text: s.text.clone() }));
+        // Named from the repository root, in the cluster's own proofs too.
+        for s in &mut outcome.sources {
+            s.name = format!("{dir}/{}", s.name);
+        }
+        sources.extend(outcome.sources.iter().cloned());
         findings.extend(outcome.findings.iter().cloned().map(|mut f| {
             f.span.source += offset;
             f
@@ -181,5 +201,15 @@ fn combine(
     let settings = crate::settings::Settings::default();
     let resolved = crate::resolve::resolve(Vec::new(), settings, &[], &mut Vec::new());
     let tests = clusters.iter().flat_map(|c| c.outcome.tests.iter().cloned()).collect();
-    Outcome { sources, findings, objects, resolved, configs: Vec::new(), outbound: Default::default(), tests, clusters }
+    let multicluster = Some(Box::new(Clusters { clusters, links }));
+    Outcome {
+        sources,
+        findings,
+        objects,
+        resolved,
+        configs: Vec::new(),
+        outbound: Default::default(),
+        tests,
+        multicluster,
+    }
 }
