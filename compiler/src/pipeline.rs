@@ -88,7 +88,7 @@ pub struct Prepared {
     pub multicluster: crate::multicluster::Inputs,
     releases: Vec<load::releases::Release>,
     unknown_values: Vec<load::flux::UnknownValues>,
-    test_files: Vec<(String, std::path::PathBuf)>,
+    pub(crate) test_files: Vec<(String, std::path::PathBuf)>,
 }
 
 /// Load, settings and decode: everything before `resolve`.

@@ -239,3 +239,28 @@ fn first_pod_addr(settings: &Settings) -> std::net::IpAddr {
         .find_map(|n| n.hosts().next())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)))
 }
+
+/// `identity-matches-nothing` is about one cluster; across a Link, an
+/// identity that a workload of a linked cluster has, or the gateway's of
+/// this cluster when another links to it, does match something.
+pub fn drop_matched_elsewhere(outcomes: &mut [Outcome], links: &Links) {
+    let mut known: Vec<BTreeSet<String>> = vec![BTreeSet::new(); outcomes.len()];
+    for (l, link) in links.links.iter().enumerate() {
+        let (s, Some(t)) = (link.source_cluster, links.target_of[l]) else { continue };
+        let ids = |o: &Outcome| -> Vec<String> {
+            o.resolved.workloads.iter().filter(|w| w.is_meshed()).map(|w| w.identity.clone()).collect()
+        };
+        let (from_s, from_t) = (ids(&outcomes[s]), ids(&outcomes[t]));
+        known[t].extend(from_s);
+        known[s].extend(from_t);
+        known[t].insert(
+            link.spec.gateway_identity.clone().unwrap_or_else(|| gateway_identity(&outcomes[t].resolved.settings)),
+        );
+    }
+    for (o, ids) in outcomes.iter_mut().zip(known) {
+        o.findings.retain(|f| {
+            f.code != Code::IdentityMatchesNothing
+                || !ids.iter().any(|id| f.message.contains(&format!("identity {id},")))
+        });
+    }
+}

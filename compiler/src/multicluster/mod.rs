@@ -7,6 +7,7 @@
 //! and `docs/semantics/multicluster.md`.
 
 pub mod checks;
+pub mod flows;
 pub mod identity;
 pub mod link;
 pub mod mirror;
@@ -97,12 +98,30 @@ pub fn check(repo: Repository, options: &Options, cache: Option<&load::ParseCach
     for (c, f) in early {
         prepared[c].findings.push(f);
     }
-    let mut outcomes: Vec<Outcome> = prepared.into_iter().map(|p| pipeline::complete(p, options)).collect();
+    // Tests run once every cluster is complete: a flow may cross clusters.
+    let mut tests: Vec<Vec<(String, std::path::PathBuf)>> =
+        prepared.iter_mut().map(|p| std::mem::take(&mut p.test_files)).collect();
+    let per_cluster = Options { tests: None, ..options.clone() };
+    let mut outcomes: Vec<Outcome> = prepared.into_iter().map(|p| pipeline::complete(p, &per_cluster)).collect();
     checks::drop_superseded(&mut outcomes);
+    identity::drop_matched_elsewhere(&mut outcomes, &links);
     identity::gateway_denials(&mut outcomes, &links, &cluster_names);
     identity::shared_identities(&mut outcomes, &links, &cluster_names);
     links.untrusted = identity::differing_anchors(&mut outcomes, &links, &anchors, &cluster_names);
-    Ok(combine(repo.source, findings, outcomes, names, links))
+    let clusters = outcomes
+        .into_iter()
+        .zip(names)
+        .map(|(outcome, (name, directory))| ClusterOutcome { name, directory, outcome, source_offset: 0 })
+        .collect();
+    let mut m = Clusters { clusters, links };
+    if let Some(extra) = &options.tests {
+        // `--tests` files name the first cluster's workloads unless prefixed.
+        if let Some(first) = tests.first_mut() {
+            first.extend(extra.iter().map(|p| (p.display().to_string(), p.clone())));
+        }
+        flows::run(&mut m, tests);
+    }
+    Ok(combine(repo.source, findings, m, options))
 }
 
 /// Reads every cluster's Links; a Link to its own cluster or to none the
@@ -172,36 +191,33 @@ fn add_mirrors(prepared: &mut [Prepared], links: &mut Links) {
 
 /// One outcome for the repository: the root `meshc.yaml`, then each
 /// cluster's sources under its directory, and every finding.
-fn combine(
-    settings: Source,
-    mut findings: Vec<Finding>,
-    outcomes: Vec<Outcome>,
-    names: Vec<(String, String)>,
-    links: Links,
-) -> Outcome {
+fn combine(settings: Source, mut findings: Vec<Finding>, mut m: Clusters, options: &Options) -> Outcome {
     let mut sources = vec![settings];
     let mut objects = 0;
-    let mut clusters = Vec::new();
-    for (mut outcome, (name, directory)) in outcomes.into_iter().zip(names) {
+    for c in &mut m.clusters {
         let offset = sources.len() as u32;
-        let dir = directory.trim_end_matches('/');
+        let dir = c.directory.trim_end_matches('/').to_owned();
         // Named from the repository root, in the cluster's own proofs too.
-        for s in &mut outcome.sources {
+        for s in &mut c.outcome.sources {
             s.name = format!("{dir}/{}", s.name);
         }
-        sources.extend(outcome.sources.iter().cloned());
-        findings.extend(outcome.findings.iter().cloned().map(|mut f| {
+        for t in &mut c.outcome.tests {
+            t.file = format!("{dir}/{}", t.file);
+        }
+        sources.extend(c.outcome.sources.iter().cloned());
+        findings.extend(c.outcome.findings.iter().cloned().map(|mut f| {
             f.span.source += offset;
             f
         }));
-        objects += outcome.objects;
-        clusters.push(ClusterOutcome { name, directory, outcome, source_offset: offset });
+        objects += c.outcome.objects;
+        c.source_offset = offset;
     }
+    findings.retain(|f| !options.ignore.contains(&f.code));
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     let settings = crate::settings::Settings::default();
     let resolved = crate::resolve::resolve(Vec::new(), settings, &[], &mut Vec::new());
-    let tests = clusters.iter().flat_map(|c| c.outcome.tests.iter().cloned()).collect();
-    let multicluster = Some(Box::new(Clusters { clusters, links }));
+    let tests = m.clusters.iter().flat_map(|c| c.outcome.tests.iter().cloned()).collect();
+    let multicluster = Some(Box::new(m));
     Outcome {
         sources,
         findings,
