@@ -310,6 +310,11 @@ pub fn reach_json(r: &Reach, with_request: bool) -> String {
 }
 
 pub fn run_who(a: WhoArgs) -> ExitCode {
+    if super::reach_clusters::is_multicluster(&a.common) {
+        return fail(
+            "meshc.yaml declares clusters:; who-can-reach across clusters is not supported yet: give one cluster's directory",
+        );
+    }
     if svc::target::is_service(&a.target) {
         return run_who_service(a);
     }
@@ -412,6 +417,11 @@ fn run_who_egress(o: &Outcome, target: &crate::query::egress_ref::EgressRef, for
 }
 
 pub fn run_matrix(a: MatrixArgs) -> ExitCode {
+    if super::reach_clusters::is_multicluster(&a.common) {
+        return fail(
+            "meshc.yaml declares clusters:; matrix across clusters is not supported yet: give one cluster's directory",
+        );
+    }
     if a.services {
         return run_matrix_services(a);
     }
