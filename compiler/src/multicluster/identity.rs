@@ -16,7 +16,7 @@ use crate::resolve::index::Kind;
 use crate::settings::Settings;
 use crate::settings::clusters::ClusterEntry;
 use mesh_proxy_api::{Client, ClientTls};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The multicluster chart's namespace and the gateway's ServiceAccount
 /// (`gateway.name`, default `linkerd-gateway`).
@@ -167,13 +167,19 @@ pub fn shared_identities(outcomes: &mut [Outcome], links: &Links, names: &[&str]
 /// not the gateway's, which is the identity every call through the gateway carries.
 pub fn gateway_denials(outcomes: &mut [Outcome], links: &Links, names: &[&str]) {
     let mut found: Vec<(usize, Finding)> = Vec::new();
+    // Per cluster, once: its meshed identities (as clients) and its workloads by namespace.
+    let clients: Vec<BTreeSet<&str>> = outcomes
+        .iter()
+        .map(|o| o.resolved.workloads.iter().filter(|w| w.is_meshed()).map(|w| w.identity.as_str()).collect())
+        .collect();
+    let by_ns: Vec<HashMap<&str, Vec<usize>>> = outcomes.iter().map(|o| workloads_by_namespace(o)).collect();
     for e in links.exports.iter().filter(|e| e.mode == Mode::Gateway) {
         let link = &links.links[e.link];
-        let (src, tgt) = (&outcomes[link.source_cluster], &outcomes[e.target_cluster]);
+        let tgt = &outcomes[e.target_cluster];
         let gateway = link.spec.gateway_identity.clone().unwrap_or_else(|| gateway_identity(&tgt.resolved.settings));
-        let clients: BTreeSet<&str> =
-            src.resolved.workloads.iter().filter(|w| w.is_meshed()).map(|w| w.identity.as_str()).collect();
-        for (wi, port) in backing_ports(tgt, &e.namespace, &e.name) {
+        let clients = &clients[link.source_cluster];
+        let in_ns = by_ns[e.target_cluster].get(e.namespace.as_str()).map_or(&[][..], Vec::as_slice);
+        for (wi, port) in backing_ports_among(tgt, &e.namespace, &e.name, in_ns.iter().copied()) {
             let addr = first_pod_addr(&tgt.resolved.settings);
             let verdict = |id: &str| {
                 let client = Client { addr, tls: ClientTls::Identified(id.to_owned()) };
@@ -208,13 +214,32 @@ pub fn gateway_denials(outcomes: &mut [Outcome], links: &Links, names: &[&str]) 
     }
 }
 
+fn workloads_by_namespace(o: &Outcome) -> HashMap<&str, Vec<usize>> {
+    let mut out: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (wi, w) in o.resolved.workloads.iter().enumerate() {
+        out.entry(w.namespace.as_str()).or_default().push(wi);
+    }
+    out
+}
+
 /// The workloads behind a Service and the pod port each of its TCP ports reaches.
 pub fn backing_ports(o: &Outcome, namespace: &str, name: &str) -> Vec<(usize, u16)> {
+    backing_ports_among(o, namespace, name, 0..o.resolved.workloads.len())
+}
+
+/// [`backing_ports`] among the workloads `candidates`.
+fn backing_ports_among(
+    o: &Outcome,
+    namespace: &str,
+    name: &str,
+    candidates: impl Iterator<Item = usize>,
+) -> Vec<(usize, u16)> {
     let Some(ri) = o.resolved.index.get(Kind::Service, namespace, name) else { return Vec::new() };
     let Spec::Service(spec) = &o.resolved.resources[ri].spec else { return Vec::new() };
     let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else { return Vec::new() };
     let mut out = Vec::new();
-    for (wi, w) in o.resolved.workloads.iter().enumerate() {
+    for wi in candidates {
+        let w = &o.resolved.workloads[wi];
         if w.namespace != namespace || !selector.iter().all(|(k, v)| w.labels.get(k) == Some(v)) {
             continue;
         }
