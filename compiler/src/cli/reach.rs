@@ -163,7 +163,6 @@ pub(super) fn reach_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str) -> Exit
     if svc::target::is_service(to) {
         return reach_service_in(o, a, from, to);
     }
-    let o = o;
     let classes = Classes::derive(&o.resolved, &o.configs);
     let req = match request(a) {
         Ok(r) => r,
