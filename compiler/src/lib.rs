@@ -12,6 +12,7 @@ pub mod load;
 pub mod lower;
 pub mod meshtest;
 pub mod model;
+pub mod multicluster;
 pub mod pipeline;
 pub mod profile;
 pub mod query;

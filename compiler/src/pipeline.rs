@@ -39,11 +39,16 @@ pub struct Outcome {
     pub outbound: crate::lower::outbound::Policy,
     /// Results of the MeshTest flows run (see `Options::tests`).
     pub tests: Vec<crate::meshtest::TestResult>,
+    /// A multicluster repository's clusters, each checked on its own, and
+    /// the Links between them (then `sources` and `findings` above are all
+    /// of theirs, and `resolved` is empty).
+    pub multicluster: Option<Box<crate::multicluster::Clusters>>,
 }
 
 impl Outcome {
     pub fn workloads(&self) -> usize {
         self.resolved.workloads.len()
+            + self.multicluster.as_ref().map_or(0, |m| m.clusters.iter().map(|c| c.outcome.workloads()).sum())
     }
 }
 
@@ -61,7 +66,33 @@ pub fn compile(input: &Input, options: &Options) -> Result<Outcome, InputError> 
 }
 
 /// [`check`] sharing parse results through `cache` (see [`load::ParseCache`]).
+/// A repository whose `meshc.yaml` declares `clusters:` is checked one
+/// cluster at a time, then across clusters (`multicluster`).
 pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
+    if let Some(repo) = crate::multicluster::repository(input, options)? {
+        return crate::multicluster::check(repo, options, cache);
+    }
+    let prepared = prepare(input, options, cache)?;
+    Ok(complete(prepared, options))
+}
+
+/// One cluster's objects, decoded, with its settings: what `resolve` takes.
+pub struct Prepared {
+    pub sources: Vec<Source>,
+    pub findings: Vec<Finding>,
+    pub objects: usize,
+    pub resources: Vec<model::Resource>,
+    pub settings: Settings,
+    /// What the multicluster layer reads besides resources: Links (reported as
+    /// unmodelled until it reads them) and the trust anchors.
+    pub multicluster: crate::multicluster::Inputs,
+    releases: Vec<load::releases::Release>,
+    unknown_values: Vec<load::flux::UnknownValues>,
+    pub(crate) test_files: Vec<(String, std::path::PathBuf)>,
+}
+
+/// Load, settings and decode: everything before `resolve`.
+pub fn prepare(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Prepared, InputError> {
     let mut loaded = load::load_cached_at(input, cache, options.root.as_deref(), &options.render)?;
     crate::profile::stage("load (read, parse)");
     let test_files = std::mem::take(&mut loaded.test_files);
@@ -78,8 +109,15 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
         why: None,
     }));
     let objects = resolve::versions::unserved(loaded.objects, settings.linkerd_version, &mut findings);
+    let multicluster = crate::multicluster::Inputs::collect(&objects);
     let (resources, objects) = model::decode_all(objects, &settings.default_namespace, &mut findings);
     crate::profile::stage("settings, decode");
+    Ok(Prepared { sources, findings, objects, resources, settings, multicluster, releases, unknown_values, test_files })
+}
+
+/// Resolve, lower, analyze, MeshTests and the order of findings: everything after `prepare`.
+pub fn complete(p: Prepared, options: &Options) -> Outcome {
+    let Prepared { sources, mut findings, objects, resources, settings, releases, unknown_values, test_files, .. } = p;
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let mut resolved = resolve::resolve(resources, settings, &names, &mut findings);
     resolved.unknown_values = unknown_values;
@@ -93,13 +131,14 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     resolve::unknown::control_plane_servers(&mut findings, &resolved);
     resolve::unknown::Variables::find(&resolved.resources, &resolved.unknown_values)
         .downgrade(&mut findings, &resolved.resources);
-    let mut o = Outcome { sources, findings, objects, resolved, configs, outbound, tests: Vec::new() };
+    let mut o =
+        Outcome { sources, findings, objects, resolved, configs, outbound, tests: Vec::new(), multicluster: None };
     if let Some(extra) = &options.tests {
         o.tests = crate::meshtest::run(&mut o, test_files, extra);
     }
     o.findings = finish(std::mem::take(&mut o.findings), &o.resolved, options);
     crate::profile::stage("tests, finish");
-    Ok(o)
+    o
 }
 
 fn read_settings(
@@ -146,7 +185,7 @@ fn read_settings(
     Ok(settings)
 }
 
-fn overlay(file: &mut SettingsFile, o: SettingsFile) {
+pub(crate) fn overlay(file: &mut SettingsFile, o: SettingsFile) {
     macro_rules! take {
         ($($f:ident),*) => { $( if o.$f.is_some() { file.$f = o.$f; } )* };
     }

@@ -114,6 +114,13 @@ pub fn run(args: BuildArgs) -> ExitCode {
     if outcome.sources.is_empty() {
         return usage(&format!("{}: no manifests (.yaml, .yml, .json) found", args.path.display()));
     }
+    if outcome.multicluster.is_some() {
+        return usage(&format!(
+            "{}: meshc.yaml declares clusters:, and building a multicluster repository is not supported yet; build \
+             each cluster's directory on its own (mirrored Services are not in those builds)",
+            args.path.display()
+        ));
+    }
     let errors: Vec<_> = outcome.findings.iter().filter(|f| f.severity == Severity::Error).cloned().collect();
     if !errors.is_empty() && !args.allow_errors {
         let summary = Summary::new(&outcome.findings, outcome.objects, outcome.workloads());

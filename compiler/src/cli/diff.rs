@@ -134,7 +134,17 @@ fn inputs(a: &DiffArgs) -> Result<(Input, Input), InputError> {
 }
 
 fn check(input: &Input, overrides: SettingsFile, cache: &ParseCache) -> Result<Outcome, InputError> {
-    pipeline::check_cached(input, &Options { overrides, ..Options::default() }, Some(cache))
+    // A git revision's meshc.yaml is text here: a `clusters:` key in it would
+    // otherwise be checked as one cluster made of every directory.
+    let clusters = |text: &str| text.lines().any(|l| l.starts_with("clusters:"));
+    if matches!(input, Input::Files { settings: Some(text), .. } if clusters(text)) {
+        return Err(InputError("meshc.yaml declares clusters:; diff of a multicluster repository is not supported yet: diff one cluster's directory".to_owned()));
+    }
+    let o = pipeline::check_cached(input, &Options { overrides, ..Options::default() }, Some(cache))?;
+    if o.multicluster.is_some() {
+        return Err(InputError("meshc.yaml declares clusters:; diff of a multicluster repository is not supported yet: diff one cluster's directory".to_owned()));
+    }
+    Ok(o)
 }
 
 pub fn run(a: DiffArgs) -> ExitCode {

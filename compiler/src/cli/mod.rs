@@ -23,6 +23,7 @@ mod diff;
 mod explain;
 mod keygen;
 mod reach;
+mod reach_clusters;
 mod show_config;
 mod test;
 mod verify_bundle;

@@ -17,13 +17,13 @@ use std::process::ExitCode;
 #[derive(Args, Debug)]
 pub struct Common {
     /// A directory or file of manifests.
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// Mesh settings file (default: meshc.yaml at the root of PATH).
     #[arg(long)]
-    settings: Option<PathBuf>,
+    pub(super) settings: Option<PathBuf>,
     /// The cluster's pod CIDR, comma-separated (meshc.yaml podNetworks); unset, verdicts that turn on it are `depends`.
     #[arg(long, value_delimiter = ',')]
-    pod_networks: Option<Vec<String>>,
+    pub(super) pod_networks: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -35,15 +35,15 @@ pub enum Format {
 #[derive(Args, Debug)]
 pub struct ReachArgs {
     #[command(flatten)]
-    common: Common,
+    pub(super) common: Common,
     /// The client: KIND/NS/NAME, NS/NAME, an identity, sa:NS/NAME, unmeshed[:NS], kubelet, external, localhost or ip:ADDRESS.
     #[arg(long)]
-    from: String,
+    pub(super) from: String,
     /// The target: WORKLOAD:PORT (port by number or container port name), or
     /// svc/NAMESPACE/NAME:PORT (port by number or Service port name), or
     /// egress:HOST:PORT for a destination outside the cluster (DNS name or IP).
     #[arg(long)]
-    to: String,
+    pub(super) to: String,
     /// TLS SNI for an egress target (default on port 443 without request options: HOST).
     #[arg(long)]
     sni: Option<String>,
@@ -63,7 +63,7 @@ pub struct ReachArgs {
     #[arg(long)]
     host: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    pub(super) format: Format,
 }
 
 #[derive(Args, Debug)]
@@ -104,7 +104,7 @@ pub struct MatrixArgs {
     services: bool,
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
+pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(EXIT_USAGE)
 }
@@ -115,7 +115,7 @@ fn load(c: &Common) -> Result<Outcome, ExitCode> {
 
 /// With each config's outbound part, as `meshc build` signs it: what a
 /// client's proxy does with a call to a Service.
-fn load_compiled(c: &Common) -> Result<Outcome, ExitCode> {
+pub(super) fn load_compiled(c: &Common) -> Result<Outcome, ExitCode> {
     load_with(c, pipeline::compile)
 }
 
@@ -131,7 +131,7 @@ fn load_with(
     run(&Input::Path(c.path.clone()), &options).map_err(fail)
 }
 
-fn request(a: &ReachArgs) -> Result<Option<HttpRequest>, String> {
+pub(super) fn request(a: &ReachArgs) -> Result<Option<HttpRequest>, String> {
     if let Some(path) = a.request_path.as_deref().filter(|p| !p.starts_with('/')) {
         return Err(format!("--path `{path}` must start with /"));
     }
@@ -148,6 +148,9 @@ fn request(a: &ReachArgs) -> Result<Option<HttpRequest>, String> {
 }
 
 pub fn run_reach(a: ReachArgs) -> ExitCode {
+    if super::reach_clusters::is_multicluster(&a.common) {
+        return super::reach_clusters::run_reach(&a);
+    }
     if svc::target::is_service(&a.to) {
         return run_reach_service(a);
     }
@@ -155,33 +158,41 @@ pub fn run_reach(a: ReachArgs) -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
+    reach_in(&o, &a, &a.from, &a.to)
+}
+
+/// `reach` in one cluster (`from` and `to` without a cluster prefix).
+pub(super) fn reach_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str) -> ExitCode {
+    if svc::target::is_service(to) {
+        return reach_service_in(o, a, from, to);
+    }
     let classes = Classes::derive(&o.resolved, &o.configs);
-    let req = match request(&a) {
+    let req = match request(a) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let client = match reach::parse_client(&o, &classes, &a.from) {
+    let client = match reach::parse_client(o, &classes, from) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    if let Some(target) = crate::query::egress_ref::parse(&a.to) {
+    if let Some(target) = crate::query::egress_ref::parse(to) {
         return match target {
-            Ok(target) => run_reach_egress(&o, &client, &target, req, &a),
+            Ok(target) => run_reach_egress(o, &client, &target, req, a),
             Err(e) => fail(e),
         };
     }
     if a.sni.is_some() || a.tcp {
         return fail("--sni and --tcp apply to egress:HOST:PORT targets only");
     }
-    let (wi, port) = match reach::parse_target(&o, &a.to) {
+    let (wi, port) = match reach::parse_target(o, to) {
         Ok((wi, Some(p))) => (wi, p),
-        Ok((wi, None)) => match single_port(&o, wi) {
+        Ok((wi, None)) => match single_port(o, wi) {
             Ok(p) => (wi, p),
             Err(e) => return fail(e),
         },
         Err(e) => return fail(e),
     };
-    let result = reach::reach(&o, client, wi, port, req.as_ref());
+    let result = reach::reach(o, client, wi, port, req.as_ref());
     match a.format {
         Format::Json => outln!("{}", reach_json(&result, req.is_some())),
         Format::Text => {
@@ -199,20 +210,25 @@ fn run_reach_service(a: ReachArgs) -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
+    reach_service_in(&o, &a, &a.from, &a.to)
+}
+
+/// `reach --to svc/...` in one cluster; `o` is compiled (outbound parts complete).
+pub(super) fn reach_service_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str) -> ExitCode {
     let classes = Classes::derive(&o.resolved, &o.configs);
-    let req = match request(&a) {
+    let req = match request(a) {
         Ok(r) => r.unwrap_or_else(|| HttpRequest::new("GET", "/")),
         Err(e) => return fail(e),
     };
-    let client = match reach::parse_client(&o, &classes, &a.from) {
+    let client = match reach::parse_client(o, &classes, from) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let target = match svc::target::parse(&o, &a.to) {
+    let target = match svc::target::parse(o, to) {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
-    let result = svc::reach(&o, client, &target, &req);
+    let result = svc::reach(o, client, &target, &req);
     match a.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&svc::render::json(&result)).expect("json")),
         Format::Text => {
@@ -298,6 +314,11 @@ pub fn reach_json(r: &Reach, with_request: bool) -> String {
 }
 
 pub fn run_who(a: WhoArgs) -> ExitCode {
+    if super::reach_clusters::is_multicluster(&a.common) {
+        return fail(
+            "meshc.yaml declares clusters:; who-can-reach across clusters is not supported yet: give one cluster's directory",
+        );
+    }
     if svc::target::is_service(&a.target) {
         return run_who_service(a);
     }
@@ -400,6 +421,11 @@ fn run_who_egress(o: &Outcome, target: &crate::query::egress_ref::EgressRef, for
 }
 
 pub fn run_matrix(a: MatrixArgs) -> ExitCode {
+    if super::reach_clusters::is_multicluster(&a.common) {
+        return fail(
+            "meshc.yaml declares clusters:; matrix across clusters is not supported yet: give one cluster's directory",
+        );
+    }
     if a.services {
         return run_matrix_services(a);
     }

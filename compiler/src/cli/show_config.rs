@@ -39,6 +39,9 @@ pub fn run(args: ShowConfigArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(e.to_string()),
     };
+    if outcome.multicluster.is_some() {
+        return fail("meshc.yaml declares clusters:; show-config of a multicluster repository is not supported yet: give one cluster's directory".to_owned());
+    }
     let wi = match workload_ref::find(&outcome.resolved, &args.workload) {
         Ok(wi) => wi,
         Err(e) => return fail(e),

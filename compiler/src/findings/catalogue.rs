@@ -245,6 +245,34 @@ catalogue! {
         "An object Linkerd, the Gateway API or a workload controller acts on, which meshc does not model.",
         "meshc reads the object but leaves it out of the analysis, so the verdicts it changes are computed as if it did not exist: a TrafficSplit (with linkerd-smi) splits a Service's requests, a Gateway routes north-south traffic, a UDPRoute routes datagrams, a TLSRoute or TCPRoute whose parent is an EgressNetwork chooses the external hosts it allows, and a custom workload kind (a Knative Service, an OpenShift DeploymentConfig) runs pods that Servers select. The message names the verdicts that may differ from what meshc reports.",
         "Check those verdicts by hand, or ignore the finding on the object (`meshc.io/ignore: unmodelled-resource`) once you have.";
+    MulticlusterInvalid = "multicluster-invalid", Error,
+        "A multicluster repository or Link that cannot work as written.",
+        "A cluster of `clusters:` in meshc.yaml without a name or directory, a directory that does not exist or nests in another cluster's, two clusters of one name; a Link with no `targetClusterName`, a Link to its own cluster, or a Link that exports through a gateway without the gateway's address, port or identity. meshc leaves the cluster or Link out (Linkerd's service mirror mirrors nothing through such a Link, or clients fail to reach the gateway); verdicts that depend on it are not checked.",
+        "Fix the entry or the Link at the reported line; `linkerd multicluster link-gen` writes every field a Link needs.";
+    GatewayIdentityDenied = "gateway-identity-denied", Error,
+        "A Service exported through a gateway whose policy admits a client of the other cluster but not the gateway.",
+        "In gateway mode the client's proxy sends the call to the target cluster's gateway, which forwards it with its own identity (the `linkerd-gateway` ServiceAccount of the multicluster namespace): the target's proxy sees that identity and the gateway pod's address, never the client's. A policy that authorizes the client's ServiceAccount therefore denies every call that crosses the gateway (403, gRPC PERMISSION_DENIED, or a refused connection), although it admits the same client inside one cluster.",
+        "Authorize the gateway's identity (a MeshTLSAuthentication naming `linkerd-gateway.linkerd-multicluster.serviceaccount.identity.<cp-ns>.<trust domain>`), or export the Service pod-to-pod (`mirror.linkerd.io/exported: remote-discovery`) so that the client's identity arrives intact.";
+    ExportUnselected = "export-unselected", Warning,
+        "A Service labelled for export or federation that no Link to its cluster selects.",
+        "Linkerd's service mirror mirrors a Service only when a Link's `selector` (gateway), `remoteDiscoverySelector` (pod-to-pod) or `federatedServiceSelector` matches its labels; a missing or empty selector matches nothing. A label that no Link selects mirrors nothing: clients in other clusters have no `<svc>-<cluster>` or `<svc>-federated` Service to call.",
+        "Use the label value the Link selects (`mirror.linkerd.io/exported: \"true\"` for gateway, `remote-discovery` for pod-to-pod, `mirror.linkerd.io/federated: member`), or add the selector to the Link.";
+    MirrorUnresolved = "mirror-unresolved", Error,
+        "A route names a mirrored or federated Service that no Link creates.",
+        "`<svc>-<cluster>` exists in the source cluster only when a Link of that cluster to `<cluster>` exports `<svc>` (same namespace); `<svc>-federated` only when some member matches a federated selector. Otherwise the Service does not exist and Linkerd turns the backend into a failure injector (every request 500) or does not accept the route.",
+        "Export the Service in the target cluster (label it as the Link selects), fix the name, or add the Link.";
+    LinkTargetUnknown = "link-target-unknown", Info,
+        "A Link to a cluster the repository does not hold.",
+        "meshc mirrors Services from clusters whose manifests it reads. The Link works in the cluster, but the Services it mirrors are unknown here: routes to them are not checked and verdicts through it are unknown.",
+        "Add the target cluster to `clusters:` in meshc.yaml, or ignore the finding on the Link.";
+    TrustAnchorsDiffer = "trust-anchors-differ", Error,
+        "Two linked clusters whose trust anchors share no root.",
+        "Both modes need a common trust root: pod-to-pod, each proxy verifies the other's certificate; in gateway mode the client verifies the gateway's certificate and the gateway requires and verifies the client's. With different anchors the mTLS handshake fails and every call through the Link fails.",
+        "Issue both clusters' identity issuers from one trust anchor, or bundle both anchors in each cluster's `identityTrustAnchorsPEM` during a rotation.";
+    IdentitySharedAcrossClusters = "identity-shared-across-clusters", Info,
+        "Workloads of linked clusters carry the same identity name.",
+        "A mesh identity is `<sa>.<ns>.serviceaccount.identity.<cp-ns>.<trust domain>`. When linked clusters share the control-plane namespace and trust domain (`cluster.local` by default), the same ServiceAccount in both clusters has the same identity: a policy that admits one admits the other across the link (pod-to-pod), and no policy can tell them apart.",
+        "Give each cluster its own trust domain when policies must tell them apart, or accept that they are one principal.";
 }
 
 /// The text `meshc explain CODE` prints.

@@ -107,7 +107,21 @@ fn explanation(r: &Reach, got: Verdict) -> String {
     }
 }
 
+/// The verdict of a flow another layer answers (a flow across clusters),
+/// or `None` for one this outcome answers alone.
+pub type Remote<'r> = &'r dyn Fn(&Flow) -> Option<Result<(&'static str, String), String>>;
+
 pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Finding>) -> Vec<TestResult> {
+    run_with(o, classes, suite, findings, &|_| None)
+}
+
+pub fn run_with(
+    o: &Outcome,
+    classes: &Classes,
+    suite: &Suite,
+    findings: &mut Vec<Finding>,
+    remote: Remote,
+) -> Vec<TestResult> {
     let mut out = Vec::new();
     for f in &suite.flows {
         let file = o.sources.get(f.span.source as usize).map_or_else(String::new, |s| s.name.clone());
@@ -130,7 +144,7 @@ pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Fin
             out.push(result);
             continue;
         };
-        match verdict(o, classes, f) {
+        match remote(f).unwrap_or_else(|| verdict(o, classes, f)) {
             Err(e) => {
                 let msg = format!("flow {}: {e}", result.name);
                 findings.push(Finding::new(Code::TestError, f.span, msg.clone()));

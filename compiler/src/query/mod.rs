@@ -5,6 +5,7 @@ pub mod address;
 pub mod cause;
 pub mod classes;
 pub mod clients;
+pub mod cluster_ref;
 pub mod egress;
 pub mod egress_ref;
 pub mod egress_who;

@@ -1,6 +1,7 @@
 //! Mesh settings that manifests do not carry, from `meshc.yaml` at the root
 //! of the checked path and from flags, with Linkerd's defaults otherwise.
 
+pub mod clusters;
 pub mod helm_values;
 pub mod version;
 
@@ -87,6 +88,11 @@ pub struct SettingsFile {
     /// false drop to info and name it, as for an unrendered Helm release.
     #[serde(default)]
     pub created_outside: Vec<OutsideCreator>,
+    /// A repository of several clusters (root `meshc.yaml` only): each
+    /// cluster's name, directory and settings. The other top-level keys then
+    /// hold for every cluster. See `docs/multicluster.md`.
+    #[serde(default)]
+    pub clusters: Option<Vec<clusters::ClusterEntry>>,
 }
 
 /// What creates objects in `namespace` outside the repository.

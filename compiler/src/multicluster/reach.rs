@@ -1,0 +1,254 @@
+//! `meshc reach` across clusters: a client of one cluster calling a
+//! workload of another through a mirrored Service. Each hop is proved on
+//! its own: the client's proxy (the mirror exists, which Link made it), the
+//! gateway in gateway mode (its own inbound policy), and the target's
+//! inbound policy with the identity that really arrives there.
+
+use super::identity::{self, gateway_identity};
+use super::link::Mode;
+use super::{ClusterOutcome, Clusters};
+use crate::pipeline::Outcome;
+use crate::query::classes::Classes;
+use crate::query::clients::ClientKind;
+use crate::query::evaluate::Verdict;
+use crate::query::proof::Step;
+use crate::query::reach::{self, ClientView, Reach};
+use crate::resolve::index::Kind;
+use mesh_proxy_api::{Client, HttpRequest};
+
+/// One hop of a call across clusters and what it decides.
+pub struct Hop {
+    pub hop: &'static str,
+    pub cluster: String,
+    /// `None` on the target hop, whose verdicts are in `CrossReach::target`.
+    pub verdict: Option<Verdict>,
+    pub proof: Vec<Step>,
+}
+
+/// A call across clusters through one mirrored Service to one workload port.
+pub struct CrossReach {
+    pub client: String,
+    /// `CLUSTER/svc/NS/MIRROR:PORT` the client calls.
+    pub via: String,
+    pub mode: &'static str,
+    pub hops: Vec<Hop>,
+    /// The target's verdicts, with the identity that arrives; `None` when an earlier hop stops the call.
+    pub target: Option<(String, Reach)>,
+}
+
+/// A mirror (or export) of a source cluster that reaches `(namespace, service)` in a target cluster.
+pub struct Path<'l> {
+    pub source: usize,
+    pub target: usize,
+    pub mode: Mode,
+    pub namespace: &'l str,
+    pub service: &'l str,
+    pub mirror: &'l str,
+    pub link: &'l super::link::Link,
+    /// The two clusters' trust anchors are known and share none.
+    pub untrusted: bool,
+}
+
+/// Every export from `source` to `target` whose Service selects workload `wi` on `port`.
+pub fn paths_to_workload(m: &Clusters, source: usize, target: usize, wi: usize, port: u16) -> Vec<Path<'_>> {
+    let o = &m.clusters[target].outcome;
+    m.links
+        .exports
+        .iter()
+        .filter(|e| e.target_cluster == target && m.links.links[e.link].source_cluster == source)
+        .filter(|e| identity::backing_ports(o, &e.namespace, &e.name).contains(&(wi, port)))
+        .map(|e| path_of(m, e))
+        .collect()
+}
+
+/// The export behind Service `namespace/name` of cluster `source`, if it is a mirror.
+pub fn path_of_mirror<'m>(m: &'m Clusters, source: usize, namespace: &str, name: &str) -> Option<Path<'m>> {
+    m.links
+        .exports
+        .iter()
+        .find(|e| m.links.links[e.link].source_cluster == source && e.namespace == namespace && e.mirror == name)
+        .map(|e| path_of(m, e))
+}
+
+fn path_of<'m>(m: &'m Clusters, e: &'m super::mirror::Export) -> Path<'m> {
+    let link = &m.links.links[e.link];
+    Path {
+        source: link.source_cluster,
+        target: e.target_cluster,
+        mode: e.mode,
+        namespace: &e.namespace,
+        service: &e.name,
+        mirror: &e.mirror,
+        link,
+        untrusted: m.links.untrusted.get(e.link).copied().unwrap_or(false),
+    }
+}
+
+/// The workloads and pod ports behind Service port `port` of the path's target Service.
+pub fn backends(m: &Clusters, p: &Path, port: u16) -> Vec<(usize, u16)> {
+    let o = &m.clusters[p.target].outcome;
+    let Some(ri) = o.resolved.index.get(Kind::Service, p.namespace, p.service) else { return Vec::new() };
+    let crate::model::Spec::Service(spec) = &o.resolved.resources[ri].spec else { return Vec::new() };
+    let Some(sp) = spec.ports.iter().find(|sp| sp.port == i64::from(port)) else { return Vec::new() };
+    let target_port = sp.target_port.clone();
+    identity::backing_ports(o, p.namespace, p.service)
+        .into_iter()
+        .filter(|(wi, pod_port)| {
+            let w = &o.resolved.workloads[*wi];
+            match &target_port {
+                None => *pod_port == port,
+                Some(crate::model::meta::IntOrString::Int(n)) => i64::from(*pod_port) == *n,
+                Some(crate::model::meta::IntOrString::Str(name)) => {
+                    w.ports.iter().any(|np| np.name.as_deref() == Some(name.as_str()) && np.port == *pod_port)
+                }
+            }
+        })
+        .collect()
+}
+
+/// The call of `client` (of the path's source cluster) through `p` to
+/// workload `wi` port `pod_port` of the target cluster.
+pub fn cross(
+    m: &Clusters,
+    client: &ClientView,
+    p: &Path,
+    port: u16,
+    (wi, pod_port): (usize, u16),
+    req: Option<&HttpRequest>,
+) -> CrossReach {
+    let (src, tgt) = (&m.clusters[p.source], &m.clusters[p.target]);
+    let via = format!("{}/svc/{}/{}:{port}", src.name, p.namespace, p.mirror);
+    let mut hops = vec![client_hop(src, tgt, client, p, port)];
+    let arriving = match p.mode {
+        Mode::Gateway => {
+            let (hop, id) = gateway_hop(tgt, client, p);
+            hops.push(hop);
+            id.map(|id| Client::identified(first_pod(&tgt.outcome), id))
+        }
+        // The remote pod's address and identity (or plaintext) arrive as they left.
+        Mode::PodToPod => Some(client.client.clone()),
+    };
+    let target = arriving.map(|c| {
+        let spec = match c.tls.identity() {
+            Some(id) if p.mode == Mode::Gateway => format!("{}'s gateway as {id}", tgt.name),
+            Some(id) => format!("{} as {id}", client.spec),
+            None => format!("{} in plaintext", client.spec),
+        };
+        let kind = if c.tls.identity().is_some() { ClientKind::Identity } else { ClientKind::Cidr };
+        let view = ClientView::of_client(spec.clone(), kind, &[(lone(&c), c.clone())], None);
+        (spec, reach::reach(&tgt.outcome, view, wi, pod_port, req))
+    });
+    let mode = p.mode.as_str();
+    CrossReach { client: format!("{}/{}", src.name, client.spec), via, mode, hops, target }
+}
+
+fn link_step(src: &ClusterOutcome, p: &Path, detail: String) -> Step {
+    let file = src.outcome.sources.get(p.link.span.source as usize).map(|s| s.name.clone());
+    Step { step: "link", resource: None, file, line: Some(p.link.span.line), detail }
+}
+
+fn client_hop(src: &ClusterOutcome, tgt: &ClusterOutcome, client: &ClientView, p: &Path, port: u16) -> Hop {
+    let mut proof = vec![Step::plain("client", client.detail.clone())];
+    proof.push(link_step(
+        src,
+        p,
+        format!(
+            "Link {}/{} mirrors {}'s Service {}/{} into {} as {}/{} ({} mode); the client calls it on port {port}",
+            p.link.namespace,
+            p.link.name,
+            tgt.name,
+            p.namespace,
+            p.service,
+            src.name,
+            p.namespace,
+            p.mirror,
+            p.mode.as_str()
+        ),
+    ));
+    let meshed = client.client.tls.identity().is_some();
+    let (verdict, detail) = match p.mode {
+        _ if meshed && p.untrusted => (
+            Verdict::Deny,
+            format!(
+                "clusters {} and {} share no trust anchor (trust-anchors-differ): the mTLS handshake fails",
+                src.name, tgt.name
+            ),
+        ),
+        Mode::Gateway if !meshed => (
+            Verdict::Deny,
+            "without a proxy the client connects in plaintext to the gateway's port, which requires an mTLS \
+             identity (config.linkerd.io/proxy-require-identity-inbound-ports: 4143): refused"
+                .to_owned(),
+        ),
+        Mode::Gateway => (
+            Verdict::Allow,
+            format!(
+                "the client's proxy opens mTLS to the gateway {}:{} and verifies its identity {}",
+                p.link.spec.gateway_address.as_deref().unwrap_or("?"),
+                p.link.spec.gateway_port.as_deref().unwrap_or("?"),
+                p.link.spec.gateway_identity.as_deref().unwrap_or("?")
+            ),
+        ),
+        Mode::PodToPod => (
+            Verdict::Allow,
+            "the client's proxy connects straight to the remote pods (their addresses come from the target \
+             cluster's endpoints), with its own identity"
+                .to_owned(),
+        ),
+    };
+    proof.push(Step::plain("client proxy", detail));
+    Hop { hop: "client proxy", cluster: src.name.clone(), verdict: Some(verdict), proof }
+}
+
+/// The gateway's own inbound policy, then the identity it forwards with.
+fn gateway_hop(tgt: &ClusterOutcome, client: &ClientView, p: &Path) -> (Hop, Option<String>) {
+    let gw = p.link.spec.gateway_identity.clone().unwrap_or_else(|| gateway_identity(&tgt.outcome.resolved.settings));
+    let hop = |verdict, detail: String| Hop {
+        hop: "gateway",
+        cluster: tgt.name.clone(),
+        verdict: Some(verdict),
+        proof: vec![Step::plain("gateway", detail)],
+    };
+    let Some(id) = client.client.tls.identity() else {
+        return (hop(Verdict::Deny, "the gateway refuses connections without a client identity".to_owned()), None);
+    };
+    if let Some(r) = gateway_in_repository(tgt, client) {
+        let allowed = r.verdicts.iter().any(|v| matches!(v.verdict, Verdict::Allow | Verdict::Depends));
+        let mut proof: Vec<Step> = r.verdicts.first().map(|v| v.proof.clone()).unwrap_or_default();
+        proof.push(Step::plain("gateway", format!("the gateway forwards with its own identity {gw}")));
+        let verdict = if allowed { Verdict::Allow } else { Verdict::Deny };
+        let h = Hop { hop: "gateway", cluster: tgt.name.clone(), verdict: Some(verdict), proof };
+        return (h, allowed.then_some(gw));
+    }
+    let detail = format!(
+        "the gateway (linkerd-gateway in {}, not in the repository: the multicluster chart's policy assumed, \
+         AuthorizationPolicy linkerd-gateway requiring any mesh identity from any network) admits {id}, then \
+         forwards with its own identity {gw}",
+        identity::MULTICLUSTER_NAMESPACE
+    );
+    (hop(Verdict::Allow, detail), Some(gw))
+}
+
+/// When the target cluster's manifests hold the gateway, its verdict on port 4143.
+fn gateway_in_repository(tgt: &ClusterOutcome, client: &ClientView) -> Option<Reach> {
+    let o = &tgt.outcome;
+    let wi = o.resolved.workloads.iter().position(|w| {
+        w.namespace == identity::MULTICLUSTER_NAMESPACE && w.service_account == identity::GATEWAY_SERVICE_ACCOUNT
+    })?;
+    let view = ClientView::of_client(
+        client.spec.clone(),
+        ClientKind::Identity,
+        &[(lone(&client.client), client.client.clone())],
+        None,
+    );
+    Some(reach::reach(o, view, wi, 4143, None))
+}
+
+/// A client arriving from another cluster is at one address, which no network of this cluster's policies places.
+fn lone(c: &Client) -> crate::query::places::Place {
+    crate::query::places::Place { addr: c.addr, within: Vec::new() }
+}
+
+fn first_pod(o: &Outcome) -> std::net::IpAddr {
+    Classes::derive(&o.resolved, &o.configs).addrs.pod
+}
