@@ -210,3 +210,29 @@ fn tcp_and_tls_route_splits_on_the_wire() {
         });
     });
 }
+
+mod pods;
+
+/// Booksapp in pods: each workload in a network namespace of its own with
+/// `mesh-proxy init`'s rules, the apps calling Service cluster IPs in plain
+/// HTTP, the node DNATing cluster IPs as kube-proxy does, the proxies fed
+/// by mesh-runtime; every status as `meshc reach --to svc/...` predicts.
+#[test]
+fn booksapp_in_pods_statuses_match_meshc_reach() {
+    let test = "booksapp_in_pods_statuses_match_meshc_reach";
+    netns::run(test, || {
+        if let Err(e) = netns::iptables_available() {
+            mesh_test_support::missing(test, &format!("the pods need iptables ({e})"), "apt-get install -y iptables");
+            return;
+        }
+        if !mesh_test_support::require_tool(test, "setpriv", &["--version"], "apt-get install -y util-linux") {
+            return;
+        }
+        let cluster = pods::start("booksapp-rest");
+        let tally = runtime().block_on(pods::check(&cluster));
+        println!("booksapp-rest in pods: every status as meshc reach predicts; verdicts {tally:?}");
+        for verdict in ["allow", "deny", "no-route"] {
+            assert!(tally.get(verdict).is_some_and(|n| *n > 0), "no `{verdict}` request was checked: {tally:?}");
+        }
+    });
+}
