@@ -46,6 +46,9 @@ struct ServicePort {
     target: String,
     cluster: SocketAddr,
     host: String,
+    /// Some pod behind it serves the port as HTTP/1 only: gRPC (HTTP/2) is
+    /// not sent there, as in the inbound checks.
+    http1: bool,
 }
 
 /// Everything running; processes are stopped before the pods' namespaces go.
@@ -209,7 +212,7 @@ fn services(build: &Build, pods: &[Pod]) -> (Vec<ServicePort>, serde_json::Value
         for sp in spec.ports.iter().filter(|p| p.protocol.as_deref().is_none_or(|x| x.eq_ignore_ascii_case("TCP"))) {
             let Ok(port) = u16::try_from(sp.port) else { continue };
             let target = sp.target_port.clone().unwrap_or(IntOrString::Int(sp.port));
-            let mut endpoints = Vec::new();
+            let (mut endpoints, mut http1) = (Vec::new(), false);
             for pod in pods {
                 let w = &o.resolved.workloads[pod.wi];
                 if w.namespace != ns || !selector.iter().all(|(k, v)| w.labels.get(k) == Some(v)) {
@@ -221,6 +224,8 @@ fn services(build: &Build, pods: &[Pod]) -> (Vec<ServicePort>, serde_json::Value
                 };
                 if let Some(pod_port) = pod_port {
                     endpoints.push((SocketAddr::new(IpAddr::V4(pod.net.ip), pod_port), w.identity.clone()));
+                    let config = o.configs[pod.wi].as_ref().expect("meshed");
+                    http1 |= matches!(config.inbound.lookup(pod_port), PortPolicy::Server(s) if s.protocol == Protocol::Http1);
                 }
             }
             let cluster = SocketAddr::new(IpAddr::V4(cluster_ip), port);
@@ -236,6 +241,7 @@ fn services(build: &Build, pods: &[Pod]) -> (Vec<ServicePort>, serde_json::Value
                 target: format!("svc/{ns}/{name}:{port}"),
                 cluster,
                 host: format!("{name}:{port}"),
+                http1,
             });
         }
         docs.push(
@@ -245,8 +251,8 @@ fn services(build: &Build, pods: &[Pod]) -> (Vec<ServicePort>, serde_json::Value
     (ports_out, serde_json::json!({ "services": docs }))
 }
 
-/// The requests every app sends to every Service port.
-fn requests() -> Vec<Req> {
+/// The requests every app of booksapp sends to every Service port.
+pub fn booksapp_requests() -> Vec<Req> {
     vec![
         Req::get("/"),
         Req::get("/ping"),
@@ -257,9 +263,22 @@ fn requests() -> Vec<Req> {
     ]
 }
 
+/// The requests every app of emojivoto sends: the web UI's pages and API,
+/// and gRPC calls of both services.
+pub fn emojivoto_requests() -> Vec<Req> {
+    vec![
+        Req::get("/"),
+        Req::get("/api/list"),
+        Req::get("/api/vote?choice=:doughnut:"),
+        Req::grpc("/emojivoto.v1.EmojiService/ListAll"),
+        Req::grpc("/emojivoto.v1.VotingService/VoteDoughnut"),
+        Req::grpc("/emojivoto.v1.VotingService/Results"),
+    ]
+}
+
 /// Each pod's app calls each Service port with each request; every status
 /// must be the one `meshc reach` gives. Returns the count per verdict.
-pub async fn check(c: &Cluster) -> BTreeMap<String, usize> {
+pub async fn check(c: &Cluster, requests: &[Req]) -> BTreeMap<String, usize> {
     let o = &c.build.outcome;
     let classes = Classes::derive(&o.resolved, &o.configs);
     let (mut tally, mut mismatches) = (BTreeMap::new(), Vec::new());
@@ -268,16 +287,16 @@ pub async fn check(c: &Cluster) -> BTreeMap<String, usize> {
         let client = reach::parse_client(o, &classes, &from).expect("a workload is a client");
         for sp in &c.services {
             let target = svc::target::parse(o, &sp.target).expect("the Service is in the repository");
-            for req in requests() {
+            for req in requests.iter().filter(|r| !(r.grpc && sp.http1)) {
                 let predicted = svc::reach(o, client.clone(), &target, &req.to_api());
                 if calls_itself(&predicted, &from) {
                     // See `calls_itself`: neither side models this as Linkerd does yet.
                     *tally.entry("skipped: a pod calling its own Service".to_string()).or_insert(0) += 1;
                     continue;
                 }
-                let seen = send(&pod.net, sp, &req).await;
+                let seen = send(&pod.net, sp, req).await;
                 *tally.entry(predicted.verdict.as_str().to_string()).or_insert(0) += 1;
-                if let Some(m) = disagreement(&predicted, &seen) {
+                if let Some(m) = disagreement(&predicted, &seen, req.grpc) {
                     let what = format!("{from} → {} ({}) {} {}", sp.target, sp.cluster, req.method, req.path);
                     mismatches.push(format!("{what}: {m}"));
                 }
@@ -328,22 +347,27 @@ async fn send(pod: &PodNet, sp: &ServicePort, req: &Req) -> Observed {
 }
 
 /// `None` when the app saw what `meshc reach` predicts: for `allow`, a 200
-/// from one of the workloads behind the Service; for `deny` and
+/// (grpc-status 0 for gRPC) from one of the workloads behind the Service; for `deny` and
 /// `no-route`, the status the client's proxy or the server's proxy answers
 /// with (or a closed connection when none does). `partial` and `depends`
 /// name no single answer and are only counted.
-fn disagreement(p: &ServiceReach, seen: &Observed) -> Option<String> {
+fn disagreement(p: &ServiceReach, seen: &Observed, grpc: bool) -> Option<String> {
     let live: Vec<_> = p.backends.iter().filter(|b| b.weight > 0).collect();
     let ok = match p.verdict {
         Overall::Allow => match seen {
-            Observed::Response { status: 200, app: Some(app), .. } => {
+            Observed::Response { status: 200, app: Some(app), grpc: g } => {
                 live.iter().any(|b| b.workload.as_deref().is_some_and(|w| workload_name(w) == app))
+                    && (!grpc || *g == Some(0))
             }
             _ => false,
         },
         Overall::Deny | Overall::NoRoute => {
+            // For gRPC the predicted status is the grpc-status (HTTP 200).
             let status = p.status.or_else(|| live.first().and_then(|b| b.status));
             match (status, seen) {
+                (Some(code), Observed::Response { status, app: None, grpc: g }) if grpc => {
+                    *status == 200 && *g == Some(code)
+                }
                 (Some(code), Observed::Response { status, app: None, .. }) => u32::from(*status) == code,
                 (None, Observed::Closed(_)) => true,
                 _ => false,
