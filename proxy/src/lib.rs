@@ -17,6 +17,7 @@ mod filters;
 mod http_util;
 pub mod identity;
 pub mod inbound;
+pub mod init;
 mod listen;
 pub mod metrics;
 pub mod net;

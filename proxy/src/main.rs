@@ -14,6 +14,9 @@ struct Cli {
 enum Command {
     /// Run the proxy for one workload.
     Run(Box<mesh_proxy::Settings>),
+    /// Install the pod's iptables rules that send its TCP traffic through
+    /// the proxy (run once, as the pod's init container), or remove them.
+    Init(mesh_proxy::init::InitArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Init(args) => match mesh_proxy::init::run(&args) {
+            Ok(outcome) => {
+                println!("mesh-proxy init: {outcome}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mesh-proxy init: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

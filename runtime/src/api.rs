@@ -51,9 +51,12 @@ pub async fn handle(api: Arc<Api>, peer: Option<String>, req: Request<Incoming>)
     match (req.method(), path.as_str()) {
         (&Method::GET, "/v1/config") => answer(config(&api, peer, &query).await),
         (&Method::GET, p) if p.starts_with("/v1/endpoints/") => answer(endpoints(&api, peer, p, &query).await),
+        (&Method::GET, p) if p.starts_with(BY_CLUSTER_IP) => answer(service_at(&api, peer, p)),
         (&Method::POST, "/v1/certificate") => certificate(&api, req.into_body()).await,
         (_, "/v1/config" | "/v1/certificate") => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        (_, p) if p.starts_with("/v1/endpoints/") => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        (_, p) if p.starts_with("/v1/endpoints/") || p.starts_with(BY_CLUSTER_IP) => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }
 }
@@ -294,6 +297,39 @@ async fn endpoints(api: &Api, peer: Option<String>, path: &str, query: &str) -> 
             return Ok(not_modified());
         }
     }
+}
+
+const BY_CLUSTER_IP: &str = "/v1/services/by-cluster-ip/";
+
+/// `/v1/services/by-cluster-ip/<ip>/<port>` → the cluster IP and port.
+pub fn cluster_addr(path: &str) -> Result<std::net::SocketAddr, String> {
+    let rest = path.strip_prefix(BY_CLUSTER_IP).unwrap_or("");
+    let expected = || format!("expected {BY_CLUSTER_IP}<ip>/<port>");
+    let (ip, port) = rest.rsplit_once('/').ok_or_else(expected)?;
+    let ip: std::net::IpAddr = percent_decode(ip)?.parse().map_err(|_| format!("`{ip}` is not an IP address"))?;
+    let port: u16 = port.parse().map_err(|_| format!("port `{port}` is not a number"))?;
+    Ok(std::net::SocketAddr::new(ip, port))
+}
+
+#[derive(serde::Serialize)]
+struct ServiceAtDoc<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    port: u16,
+}
+
+/// The Service port behind a cluster IP and port, for a proxy's transparent
+/// outbound; 404 when no Service has it. Any mesh identity may ask, as for
+/// endpoints: cluster IPs are no secret inside the cluster.
+fn service_at(api: &Api, peer: Option<String>, path: &str) -> Answer {
+    require_peer(peer)?;
+    let addr = cluster_addr(path).map_err(bad_request)?;
+    let key = api
+        .endpoints
+        .service_at(addr)
+        .ok_or_else(|| Refused(StatusCode::NOT_FOUND, format!("no Service has cluster IP and port {addr}")))?;
+    let doc = ServiceAtDoc { namespace: &key.namespace, name: &key.name, port: key.port };
+    Ok(json(StatusCode::OK, Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())))
 }
 
 #[derive(Deserialize)]

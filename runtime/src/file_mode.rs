@@ -103,7 +103,9 @@ fn endpoint_applier(hub: Arc<EndpointsHub>) -> impl Fn(&[u8]) -> Result<String, 
     move |bytes| {
         let snap = mesh_proxy_api::endpoints::parse(bytes)?;
         hub.replace(&snap.endpoints);
-        Ok(format!("{} service ports", snap.endpoints.len()))
+        let with_ip = snap.by_addr.len();
+        hub.replace_cluster_ips(snap.by_addr);
+        Ok(format!("{} service ports ({with_ip} with a cluster IP)", snap.endpoints.len()))
     }
 }
 

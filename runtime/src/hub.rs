@@ -13,7 +13,8 @@ use mesh_proxy_api::endpoints::{Endpoints, ServiceKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
 
 pub type ConfigRx = watch::Receiver<Option<Arc<Served>>>;
@@ -223,6 +224,9 @@ pub struct EndpointsHub {
     /// The lists the current snapshot was made from: a list passed again
     /// (the same `Arc`) keeps its answer instead of being encoded again.
     last: Mutex<HashMap<ServiceKey, Endpoints>>,
+    /// Cluster IP and port → Service port, for `GET /v1/services/by-cluster-ip`
+    /// (a plain lookup, not a long poll: proxies cache the answers).
+    cluster_ips: RwLock<Arc<HashMap<SocketAddr, ServiceKey>>>,
 }
 
 impl Default for EndpointsHub {
@@ -231,6 +235,7 @@ impl Default for EndpointsHub {
             tx: watch::channel(Arc::new(HashMap::new())).0,
             empty: EndpointsAnswer::new(&Arc::new(Vec::new())),
             last: Mutex::new(HashMap::new()),
+            cluster_ips: RwLock::new(Arc::new(HashMap::new())),
         }
     }
 }
@@ -257,6 +262,16 @@ impl EndpointsHub {
             }
             changed
         });
+    }
+
+    /// Replaces the cluster IP table (every Service port with a cluster IP).
+    pub fn replace_cluster_ips(&self, by_addr: HashMap<SocketAddr, ServiceKey>) {
+        *self.cluster_ips.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(by_addr);
+    }
+
+    /// The Service port behind a cluster IP and port.
+    pub fn service_at(&self, addr: SocketAddr) -> Option<ServiceKey> {
+        self.cluster_ips.read().unwrap_or_else(|e| e.into_inner()).get(&addr).cloned()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<EndpointsSnapshot> {

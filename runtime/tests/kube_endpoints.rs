@@ -261,6 +261,52 @@ async fn synced_waits_for_all_three_lists() {
     tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
 }
 
+/// Waits until the hub's cluster IP table answers `addr` with `expected`.
+async fn wait_service_at(hub: &EndpointsHub, addr: &str, expected: Option<ServiceKey>) {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while hub.service_at(addr) != expected {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{addr}: expected {expected:?}, still {:?}",
+            hub.service_at(addr)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The lookup behind `GET /v1/services/by-cluster-ip`: a Service's cluster
+/// IP and TCP ports, whether or not it has endpoints, following port
+/// changes and deletion; a headless Service has none.
+#[tokio::test]
+async fn cluster_ips_follow_services() {
+    let server = FakeApiServer::start().await.unwrap();
+    let mut web = service(80);
+    web["spec"]["clusterIP"] = json!("10.96.0.20");
+    web["spec"]["clusterIPs"] = json!(["10.96.0.20"]);
+    server.store().create_object(web).unwrap();
+    let mut headless = service(90);
+    headless["metadata"]["name"] = json!("db");
+    headless["spec"]["clusterIP"] = json!("None");
+    server.store().create_object(headless).unwrap();
+    let client = server.client().unwrap();
+    let Discovery { hub, synced, shutdown, task } = discovery(client.clone());
+    wait_synced(&synced).await;
+    assert_eq!(hub.service_at("10.96.0.20:80".parse().unwrap()), Some(key(80)), "no endpoints needed");
+    assert_eq!(hub.service_at("10.96.0.20:8080".parse().unwrap()), None, "the target port is not a Service port");
+
+    let services: Api<Service> = Api::namespaced(client, "shop");
+    let port = json!({"spec": {"ports": [{"name": "http", "port": 81, "targetPort": "http"}]}});
+    services.patch("web", &PatchParams::default(), &Patch::Merge(port)).await.unwrap();
+    wait_service_at(&hub, "10.96.0.20:81", Some(key(81))).await;
+    assert_eq!(hub.service_at("10.96.0.20:80".parse().unwrap()), None, "the old port is gone");
+    services.delete("web", &DeleteParams::default()).await.unwrap();
+    wait_service_at(&hub, "10.96.0.20:81", None).await;
+
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task).await.expect("run stops on shutdown").unwrap();
+}
+
 /// Creates `object` in namespace `shop`; the API server fills in its uid.
 async fn create<K>(client: &kube::Client, object: Value) -> K
 where

@@ -13,12 +13,12 @@
 //! A failed poll keeps the last good endpoints and retries with capped,
 //! jittered backoff.
 //!
-//! `service_at` (cluster IP → Service, for transparent outbound) is not in
-//! the v1 API and returns `None`: transparent outbound with `--runtime`
-//! needs a later API addition (e.g. `GET /v1/services?clusterIP=`), or
-//! `--discovery FILE` for now.
+//! Cluster IP → Service (transparent outbound) asks
+//! `GET /v1/services/by-cluster-ip/<ip>/<port>` through [`ClusterIps`],
+//! which caches the answers.
 
-use super::{Discovery, Endpoint, Endpoints, ServiceKey};
+use super::cluster_ip::ClusterIps;
+use super::{Discovery, Endpoint, Endpoints, Lookup, ServiceKey};
 use crate::source::http::client::encode_segment;
 use crate::source::http::{Backoff, PollTiming, RuntimeClient};
 use http::StatusCode;
@@ -48,6 +48,7 @@ struct EndpointDoc {
 
 pub struct RuntimeDiscovery {
     shared: Arc<Shared>,
+    cluster_ips: ClusterIps,
 }
 
 struct Shared {
@@ -63,7 +64,8 @@ impl RuntimeDiscovery {
     pub fn new(client: Arc<RuntimeClient>, timing: PollTiming, max_services: usize) -> Result<Self, String> {
         let handle = Handle::try_current().map_err(|e| format!("runtime discovery: {e}"))?;
         let watches = Mutex::new(HashMap::new());
-        Ok(RuntimeDiscovery { shared: Arc::new(Shared { client, timing, max_services, handle, watches }) })
+        let cluster_ips = ClusterIps::new(client.clone());
+        Ok(RuntimeDiscovery { shared: Arc::new(Shared { client, timing, max_services, handle, watches }), cluster_ips })
     }
 
     /// Service ports with a running watch.
@@ -110,9 +112,13 @@ impl Discovery for RuntimeDiscovery {
         rx
     }
 
-    /// Not in the v1 API; see the module docs.
-    fn service_at(&self, _addr: SocketAddr) -> Option<ServiceKey> {
-        None
+    /// Only what the cache holds; [`Discovery::lookup_service_at`] asks.
+    fn service_at(&self, addr: SocketAddr) -> Option<ServiceKey> {
+        self.cluster_ips.cached(addr).flatten()
+    }
+
+    fn lookup_service_at(&self, addr: SocketAddr) -> Lookup<'_> {
+        Box::pin(self.cluster_ips.lookup(addr))
     }
 }
 

@@ -120,8 +120,14 @@ async fn to_original_dst(
     dst: SocketAddr,
 ) {
     // A Service first, then egress (Linkerd's `lookup_ip` order).
-    let Some(key) = ob.discovery.service_at(dst) else {
-        return egress::serve(shutdown, ob, stream, peer, dst).await;
+    let key = match ob.discovery.lookup_service_at(dst).await {
+        Ok(Some(key)) => key,
+        Ok(None) => return egress::serve(shutdown, ob, stream, peer, dst).await,
+        Err(e) => {
+            // Going straight to a cluster IP would skip the Service's routes and mTLS.
+            tracing::warn!(%dst, error = %e, "cannot tell which Service this address is; closing");
+            return;
+        }
     };
     match tcp::routing(&ob, &key) {
         tcp::Routing::Tls => {
@@ -248,6 +254,24 @@ mod tests {
 
     /// A transparent listener whose every connection is "headed" for `dst`.
     async fn transparent_to(endpoint: SocketAddr, dst: &str, default_opaque: bool) -> SocketAddr {
+        transparent_with(Arc::new(OneService(endpoint)), dst, default_opaque).await
+    }
+
+    /// A discovery that cannot say which Service an address is (the runtime is down).
+    struct LookupFails;
+    impl Discovery for LookupFails {
+        fn endpoints(&self, _: &ServiceKey) -> watch::Receiver<Endpoints> {
+            watch::channel(Arc::new(Vec::new())).1
+        }
+        fn service_at(&self, _: SocketAddr) -> Option<ServiceKey> {
+            None
+        }
+        fn lookup_service_at(&self, _: SocketAddr) -> crate::discovery::Lookup<'_> {
+            Box::pin(std::future::ready(Err("runtime unreachable".to_string())))
+        }
+    }
+
+    async fn transparent_with(discovery: Arc<dyn Discovery>, dst: &str, default_opaque: bool) -> SocketAddr {
         let outbound = if default_opaque {
             serde_json::json!({"services": [], "defaultOpaquePorts": [{"start": 80, "end": 80}]})
         } else {
@@ -269,13 +293,7 @@ mod tests {
         let dialer = Dialer { pod_ip: None, tls: Arc::new(|| unreachable!("plaintext endpoints only")) };
         let ob = Outbound {
             detect_timeout: Duration::from_millis(200),
-            ..Outbound::new(
-                rx,
-                Arc::new(OneService(endpoint)),
-                Arc::new(Metrics::new()),
-                "cluster.local".into(),
-                dialer,
-            )
+            ..Outbound::new(rx, discovery, Arc::new(Metrics::new()), "cluster.local".into(), dialer)
         };
         let ob = Arc::new(ob);
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -317,6 +335,19 @@ mod tests {
         let addr = transparent_to(echo().await, CLUSTER_IP, true).await;
         let req = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
         assert_eq!(exchange(addr, req, req.len()).await, req);
+    }
+
+    /// Passing it through would reach the Service's pods without its
+    /// routes, policy or mTLS: the connection is closed instead.
+    #[tokio::test]
+    async fn a_failed_lookup_closes_the_connection_instead_of_passing_through() {
+        let echo = echo().await;
+        let addr = transparent_with(Arc::new(LookupFails), &echo.to_string(), false).await;
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let _ = c.write_all(b"raw").await;
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut buf)).await.unwrap();
+        assert!(read.is_err() || buf.is_empty(), "closed without an answer, got {buf:?}");
     }
 
     #[tokio::test]

@@ -237,6 +237,7 @@ impl Driver {
         let changed = self.index.flush();
         if changed || !self.published_once {
             hub.replace(self.index.endpoints());
+            hub.replace_cluster_ips(self.index.cluster_ips().clone());
         }
         if !self.published_once {
             self.published_once = true;

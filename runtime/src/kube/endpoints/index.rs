@@ -27,10 +27,12 @@ pub struct NamedPort {
     pub port: u16,
 }
 
-/// What a Service contributes: its TCP ports.
+/// What a Service contributes: its TCP ports, and its cluster IPs (none
+/// for a headless Service).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServiceInfo {
     pub ports: Vec<NamedPort>,
+    pub cluster_ips: Vec<std::net::IpAddr>,
 }
 
 /// What an endpoint stands for, which decides its identity.
@@ -81,6 +83,10 @@ pub struct EndpointsIndex {
     /// Service → the ports it has answers under.
     published: HashMap<ObjectKey, Vec<u16>>,
     answers: HashMap<ServiceKey, Endpoints>,
+    /// Cluster IP and port → Service port, kept with `answers`.
+    cluster_ips: HashMap<std::net::SocketAddr, ServiceKey>,
+    /// Service → the cluster addresses it has in `cluster_ips`.
+    cluster_addrs_of: HashMap<ObjectKey, Vec<std::net::SocketAddr>>,
     dirty: HashSet<ObjectKey>,
 }
 
@@ -227,6 +233,7 @@ impl EndpointsIndex {
         let dirty = std::mem::take(&mut self.dirty);
         let mut changed = false;
         for service in dirty {
+            changed |= self.recompute_cluster_ips(&service);
             changed |= self.recompute(service);
         }
         changed
@@ -236,6 +243,36 @@ impl EndpointsIndex {
     /// out (an unknown port has none).
     pub fn endpoints(&self) -> &HashMap<ServiceKey, Endpoints> {
         &self.answers
+    }
+
+    /// Every TCP Service port's cluster address (cluster IP and port),
+    /// whether or not it has endpoints.
+    pub fn cluster_ips(&self) -> &HashMap<std::net::SocketAddr, ServiceKey> {
+        &self.cluster_ips
+    }
+
+    /// Replaces `service`'s entries in the cluster IP table; true when they changed.
+    fn recompute_cluster_ips(&mut self, service: &ObjectKey) -> bool {
+        let fresh: Vec<std::net::SocketAddr> = self
+            .services
+            .get(service)
+            .map(|svc| {
+                let addrs = svc.cluster_ips.iter().flat_map(|ip| svc.ports.iter().map(|p| (*ip, p.port).into()));
+                addrs.collect()
+            })
+            .unwrap_or_default();
+        let old = self.cluster_addrs_of.remove(service).unwrap_or_default();
+        let changed = old != fresh;
+        for addr in &old {
+            self.cluster_ips.remove(addr);
+        }
+        for addr in &fresh {
+            self.cluster_ips.insert(*addr, key_of(service, addr.port()));
+        }
+        if !fresh.is_empty() {
+            self.cluster_addrs_of.insert(service.clone(), fresh);
+        }
+        changed
     }
 
     /// How many Services, slices and Pods are held.

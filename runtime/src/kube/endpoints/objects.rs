@@ -40,7 +40,18 @@ pub fn service_info(svc: &Service) -> ServiceInfo {
             }
         })
         .collect();
-    ServiceInfo { ports }
+    ServiceInfo { ports, cluster_ips: cluster_ips(svc) }
+}
+
+/// `spec.clusterIPs` (or the older `spec.clusterIP`); a headless Service's
+/// `None` and anything that is not an address give none.
+fn cluster_ips(svc: &Service) -> Vec<IpAddr> {
+    let Some(spec) = svc.spec.as_ref() else { return Vec::new() };
+    let listed = spec.cluster_ips.iter().flatten().chain(spec.cluster_ip.iter());
+    let mut ips: Vec<IpAddr> = listed.filter_map(|ip| ip.parse().ok()).collect();
+    ips.sort();
+    ips.dedup();
+    ips
 }
 
 /// `None` for a slice that gives no endpoints to a Service: no service

@@ -405,7 +405,10 @@ fn relist_buffers_until_init_done_and_then_replaces_the_kind() {
     let mut ix = EndpointsIndex::new();
     let mut r: Relist<ServiceInfo> = Relist::default();
     let s = |name: &str| {
-        (ObjectKey::new("ns", name), Some(ServiceInfo { ports: vec![NamedPort { name: String::new(), port: 80 }] }))
+        (
+            ObjectKey::new("ns", name),
+            Some(ServiceInfo { ports: vec![NamedPort { name: String::new(), port: 80 }], cluster_ips: Vec::new() }),
+        )
     };
     let (k, v) = s("a");
     r.apply(&mut ix, Update::Init);

@@ -95,7 +95,16 @@ async fn http_inner(
     req: &Req,
     host: &str,
 ) -> Result<Observed, String> {
-    let io = TokioIo::new(connect(from, to, tls).await?);
+    exchange(connect(from, to, tls).await?, req, host).await
+}
+
+/// Sends `req` on a connection already open (HTTP/1.1, or h2 for gRPC) and
+/// reports the answer: the pod tests' apps open theirs inside a pod.
+pub async fn exchange<I>(io: I, req: &Req, host: &str) -> Result<Observed, String>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let mut builder = http::Request::builder().method(req.method);
     builder = if req.grpc {
         builder

@@ -261,3 +261,53 @@ fn egress_matches_meshc_reach() {
         assert_eq!(checked, 7);
     });
 }
+mod pods;
+
+/// Booksapp in pods: each workload in a network namespace of its own with
+/// `mesh-proxy init`'s rules, the apps calling Service cluster IPs in plain
+/// HTTP, the node DNATing cluster IPs as kube-proxy does, the proxies fed
+/// by mesh-runtime; every status as `meshc reach --to svc/...` predicts.
+#[test]
+fn booksapp_in_pods_statuses_match_meshc_reach() {
+    let test = "booksapp_in_pods_statuses_match_meshc_reach";
+    netns::run(test, || {
+        if let Err(e) = netns::iptables_available() {
+            mesh_test_support::missing(test, &format!("the pods need iptables ({e})"), "apt-get install -y iptables");
+            return;
+        }
+        if !mesh_test_support::require_tool(test, "setpriv", &["--version"], "apt-get install -y util-linux") {
+            return;
+        }
+        in_pods("booksapp-rest", &pods::booksapp_requests(), &["allow", "deny", "no-route"]);
+    });
+}
+
+/// The same with emojivoto: gRPC to the emoji and voting Services, HTTP to web.
+#[test]
+fn emojivoto_in_pods_statuses_match_meshc_reach() {
+    let test = "emojivoto_in_pods_statuses_match_meshc_reach";
+    netns::run(test, || {
+        if let Err(e) = netns::iptables_available() {
+            mesh_test_support::missing(test, &format!("the pods need iptables ({e})"), "apt-get install -y iptables");
+            return;
+        }
+        if !mesh_test_support::require_tool(test, "setpriv", &["--version"], "apt-get install -y util-linux") {
+            return;
+        }
+        in_pods("emojivoto-grpc", &pods::emojivoto_requests(), &["allow", "deny"]);
+    });
+}
+
+/// Starts `example` in pods, checks every request, and asserts each of
+/// `verdicts` was among those compared.
+fn in_pods(example: &str, requests: &[clients::Req], verdicts: &[&str]) {
+    let cluster = pods::start(example);
+    let tally = runtime().block_on(pods::check(&cluster, requests));
+    println!("{example} in pods: every status as meshc reach predicts; verdicts {tally:?}");
+    for verdict in verdicts {
+        assert!(
+            tally.get(*verdict).is_some_and(|n| *n > 0),
+            "{example}: no `{verdict}` request was checked: {tally:?}"
+        );
+    }
+}
