@@ -78,7 +78,8 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
         why: None,
     }));
     let objects = resolve::versions::unserved(loaded.objects, settings.linkerd_version, &mut findings);
-    let (resources, objects) = model::decode_all(objects, &settings.default_namespace, &mut findings);
+    let (mut resources, objects) = model::decode_all(objects, &settings.default_namespace, &mut findings);
+    drop_decoded_scalars(&mut resources);
     crate::profile::stage("settings, decode");
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let mut resolved = resolve::resolve(resources, settings, &names, &mut findings);
@@ -100,6 +101,15 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::Parse
     o.findings = finish(std::mem::take(&mut o.findings), &o.resolved, options);
     crate::profile::stage("tests, finish");
     Ok(o)
+}
+
+/// Decoding has read every value the later stages use into the typed specs;
+/// from here a resource's YAML tree only locates fields for findings and
+/// proofs (`Resource::span_at`, `resolve::unknown`: keys and positions), so
+/// its scalar strings are freed for the stages after decoding to reuse.
+fn drop_decoded_scalars(resources: &mut [model::Resource]) {
+    use rayon::prelude::*;
+    resources.par_iter_mut().with_min_len(256).for_each(|r| r.node.drop_scalars());
 }
 
 fn read_settings(
