@@ -110,7 +110,8 @@ pub fn prepare(input: &Input, options: &Options, cache: Option<&load::ParseCache
     }));
     let objects = resolve::versions::unserved(loaded.objects, settings.linkerd_version, &mut findings);
     let multicluster = crate::multicluster::Inputs::collect(&objects);
-    let (resources, objects) = model::decode_all(objects, &settings.default_namespace, &mut findings);
+    let (mut resources, objects) = model::decode_all(objects, &settings.default_namespace, &mut findings);
+    drop_decoded_scalars(&mut resources);
     crate::profile::stage("settings, decode");
     Ok(Prepared { sources, findings, objects, resources, settings, multicluster, releases, unknown_values, test_files })
 }
@@ -139,6 +140,15 @@ pub fn complete(p: Prepared, options: &Options) -> Outcome {
     o.findings = finish(std::mem::take(&mut o.findings), &o.resolved, options);
     crate::profile::stage("tests, finish");
     o
+}
+
+/// Decoding has read every value the later stages use into the typed specs;
+/// from here a resource's YAML tree only locates fields for findings and
+/// proofs (`Resource::span_at`, `resolve::unknown`: keys and positions), so
+/// its scalar strings are freed for the stages after decoding to reuse.
+fn drop_decoded_scalars(resources: &mut [model::Resource]) {
+    use rayon::prelude::*;
+    resources.par_iter_mut().with_min_len(256).for_each(|r| r.node.drop_scalars());
 }
 
 fn read_settings(

@@ -159,9 +159,16 @@ pub fn run(a: DiffArgs) -> ExitCode {
     // One after the other: the head reuses what the base parsed (most files are the same).
     let cache = ParseCache::default();
     crate::profile::stage("diff: read revisions");
-    let base = check(&base_in, base_set, &cache);
+    // Each side's input text is dropped once checked (its sources hold a
+    // copy), and the base's before the head is checked (`diff::drop_base_text`).
+    let base = check(&base_in, base_set, &cache).map(|mut o| {
+        diff::drop_base_text(&mut o);
+        o
+    });
+    drop(base_in);
     crate::profile::stage("diff: base checked");
     let head = check(&head_in, head_set, &cache);
+    drop(head_in);
     crate::profile::stage("diff: head checked");
     drop(cache);
     let (base, head) = match (base, head) {

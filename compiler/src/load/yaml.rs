@@ -64,6 +64,18 @@ impl Node {
         }
     }
 
+    /// Keeps the tree's shape (keys, items, positions) and drops its scalar
+    /// values: all a span lookup by path needs, once the typed specs are
+    /// decoded.
+    pub fn drop_scalars(&mut self) {
+        match &mut self.value {
+            Value::Str(_) => self.value = Value::Null,
+            Value::Seq(items) => items.iter_mut().for_each(Node::drop_scalars),
+            Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| v.drop_scalars()),
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
+        }
+    }
+
     /// Converts to JSON for typed decoding. Non-finite floats have no JSON
     /// form and become null, which typed decoding then reports.
     pub fn to_json(&self) -> serde_json::Value {
@@ -177,13 +189,20 @@ impl Builder {
                 self.stack.push(Open::Map(node, anchor, Vec::new(), KeyNames::default(), None));
             }
             Event::SequenceEnd => {
-                if let Some(Open::Seq(node, anchor)) = self.stack.pop() {
+                if let Some(Open::Seq(mut node, anchor)) = self.stack.pop() {
+                    // Trees live as long as the check (findings point into
+                    // them): drop the spare capacity pushing left.
+                    if let Value::Seq(items) = &mut node.value {
+                        items.shrink_to_fit();
+                    }
                     self.finish(node, anchor)?;
                 }
             }
             Event::MappingEnd => {
                 if let Some(Open::Map(mut node, anchor, entries, _, _)) = self.stack.pop() {
-                    node.value = Value::Map(merge_keys(entries, at, &mut self.key_probes)?);
+                    let mut entries = merge_keys(entries, at, &mut self.key_probes)?;
+                    entries.shrink_to_fit();
+                    node.value = Value::Map(entries);
                     self.finish(node, anchor)?;
                 }
             }
@@ -411,6 +430,31 @@ fn scan_failure(e: &ScanError) -> ParseFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a check keeps of a tree after decoding: every position a
+    /// finding or proof can cite, by the same paths, and no string.
+    #[test]
+    fn dropping_scalars_keeps_every_position() {
+        let text = "metadata:\n  name: web\nspec:\n  ports: [{port: 80, name: http}]\n  tls: true\n";
+        let mut doc = parse_documents(text).unwrap().remove(0);
+        let before = doc.clone();
+        doc.drop_scalars();
+        let at = |d: &Node, path: &[&str]| {
+            let mut n = d;
+            for k in path {
+                n = match (k.parse::<usize>(), &n.value) {
+                    (Ok(i), Value::Seq(items)) => &items[i],
+                    _ => n.get(k).unwrap(),
+                };
+            }
+            (n.line, n.column, n.offset)
+        };
+        for path in [&["metadata", "name"][..], &["spec", "ports", "0", "name"], &["spec", "ports", "0", "port"]] {
+            assert_eq!(at(&doc, path), at(&before, path), "{path:?}");
+        }
+        assert_eq!(doc.get("metadata").unwrap().get("name").unwrap().value, Value::Null);
+        assert_eq!(doc.get("spec").unwrap().get("tls").unwrap().value, Value::Bool(true));
+    }
 
     #[test]
     fn nested_nodes_keep_positions() {

@@ -114,9 +114,22 @@ impl<'a> Classes<'a> {
                 this.intern(Pred::Authz(&a.networks, &a.authentication));
             });
         }
-        for m in members(r, &this.addrs) {
-            let at = this.addrs.at_places(m.kind, &m.client);
-            let sig = this.place_signature(&at);
+        // Signatures are independent per member (most of the derivation's
+        // time): computed in parallel, grouped afterwards in member order,
+        // so class ids are the same as one at a time.
+        let signed: Vec<(Member, Vec<Client>, Vec<u32>)> = {
+            use rayon::prelude::*;
+            let this = &this;
+            members(r, &this.addrs)
+                .into_par_iter()
+                .map(|m| {
+                    let at = this.addrs.at_places(m.kind, &m.client);
+                    let sig = this.place_signature(&at);
+                    (m, at, sig)
+                })
+                .collect()
+        };
+        for (m, at, sig) in signed {
             let next = this.classes.len();
             let id = *this.by_signature.entry(sig).or_insert(next);
             if id == next {
