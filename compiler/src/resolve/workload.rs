@@ -300,8 +300,14 @@ fn injection(
     Ok(())
 }
 
+/// Linkerd's proxy, or mesh-proxy as `meshc inject` adds it: the pod was
+/// injected before it reached the cluster (`linkerd inject --manual`).
 fn has_proxy_container(template: &PodTemplate) -> bool {
-    template.spec.containers.iter().chain(&template.spec.init_containers).any(|c| c.name == "linkerd-proxy")
+    template.spec.containers.iter().chain(&template.spec.init_containers).any(|c| is_proxy(c))
+}
+
+fn is_proxy(c: &Container) -> bool {
+    c.name == "linkerd-proxy" || c.name == crate::inject::PROXY_CONTAINER
 }
 
 fn default_policy(
@@ -339,6 +345,8 @@ fn container_ports(containers: &[Container], injected: bool) -> Vec<NamedPort> {
         for p in &c.ports {
             let tcp = p.protocol.as_deref().is_none_or(|proto| proto.eq_ignore_ascii_case("TCP"));
             if let (true, Ok(port)) = (tcp, u16::try_from(p.container_port)) {
+                // An injected proxy's own ports are the proxy's, not the app's.
+                let injected = injected || is_proxy(c);
                 out.push(NamedPort { name: p.name.clone(), port, injected });
             }
         }
@@ -399,7 +407,7 @@ fn http_probes(containers: &[Container], prefix: &[&str], list: &str) -> Vec<Htt
                 path: path.to_owned(),
                 kind,
                 container: c.name.clone(),
-                injected: false,
+                injected: is_proxy(c),
                 https,
                 field,
             });
