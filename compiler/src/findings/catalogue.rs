@@ -245,6 +245,10 @@ catalogue! {
         "An object Linkerd, the Gateway API or a workload controller acts on, which meshc does not model.",
         "meshc reads the object but leaves it out of the analysis, so the verdicts it changes are computed as if it did not exist: a TrafficSplit (with linkerd-smi) splits a Service's requests, a Gateway routes north-south traffic, a UDPRoute routes datagrams, a TLSRoute or TCPRoute whose parent is an EgressNetwork chooses the external hosts it allows, and a custom workload kind (a Knative Service, an OpenShift DeploymentConfig) runs pods that Servers select. The message names the verdicts that may differ from what meshc reports.",
         "Check those verdicts by hand, or ignore the finding on the object (`meshc.io/ignore: unmodelled-resource`) once you have.";
+    NotInjectable = "not-injectable", Warning,
+        "A pod template asks for injection (its own or its namespace's `linkerd.io/inject`), but meshc's injector leaves it without mesh-proxy.",
+        "`meshc inject` and mesh-runtime's admission webhook run one function, and it refuses a template it cannot mesh safely rather than produce a pod that fails: one with `hostNetwork: true` (the proxy's iptables rules would capture the node's traffic; Linkerd's injector refuses it too), one whose containers declare a port the proxy listens on (4143 inbound, 4140 outbound, 4191 admin: the proxy cannot bind, or the app never sees that port's traffic; Linkerd injects such a pod and it fails), or one with a `config.linkerd.io/*` value the injector cannot use (a proxy-uid that is not a non-root user id, a resource quantity or port list that does not parse: Linkerd ignores some of these and rejects the pod for others). The pod runs unmeshed, outside every policy; `meshc check` still models it as Linkerd would.",
+        "Fix what the message names (drop `hostNetwork`, move the app off the proxy's ports, correct the annotation), or set `linkerd.io/inject: disabled` on the template if it is meant to run unmeshed.";
 }
 
 /// The text `meshc explain CODE` prints.

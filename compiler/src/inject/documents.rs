@@ -35,6 +35,7 @@ impl Options {
             control_plane_namespace: settings.control_plane_namespace.clone(),
             trust_domain: settings.trust_domain.clone(),
             cluster_domain: settings.cluster_domain.clone(),
+            default_skip_inbound_ports: settings.default_skip_inbound_ports.clone(),
             ..Config::default()
         };
         let mut namespaces = Namespaces::default();

@@ -82,6 +82,19 @@ pub fn inject_template(template: &Json, ctx: &Context) -> Outcome {
     Outcome::Injected(ops)
 }
 
+/// Why a template that asks for injection cannot be injected, without
+/// computing the patch: what `meshc check` reports (`not-injectable`), so
+/// that it agrees with `meshc inject` and the webhook.
+pub fn refusal(template: &Json, ctx: &Context) -> Option<String> {
+    let pod_annotations = string_map(&template["metadata"]["annotations"]);
+    let annotations = knobs::effective(&pod_annotations, ctx.namespace_meta.map(|n| n.annotations), ctx.overrides);
+    match decide::decide(template, &annotations, ctx) {
+        Verdict::Inject { ingress } => knobs::read(&annotations, ctx.config, ingress).err(),
+        Verdict::Skip(_) => None,
+        Verdict::Refuse(why) => Some(why),
+    }
+}
+
 /// Removes what an earlier injection by meshc added: its containers and
 /// volumes (highest index first, so the indices stay right). Labels and
 /// annotations are overwritten in place instead, which keeps their order.
