@@ -138,3 +138,71 @@ fn check_of_injected_generated_repositories_agrees() {
         assert_agrees(repo.path());
     }
 }
+
+/// The binary on stdin: a List's items are meshed, a refused template is
+/// written back with its reason on stderr, flags override the template's
+/// annotation and are written onto it.
+#[test]
+fn meshc_inject_reads_stdin_lists_and_flags() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let input = r#"# kept as it is
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c, namespace: shop}
+data: {a: "1"}
+---
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: web, namespace: shop}
+    spec:
+      template:
+        metadata:
+          annotations: {linkerd.io/inject: enabled, config.linkerd.io/proxy-log-level: warn}
+        spec:
+          containers: [{name: web, image: web}]
+  - apiVersion: apps/v1
+    kind: DaemonSet
+    metadata: {name: agent, namespace: shop}
+    spec:
+      template:
+        metadata:
+          annotations: {linkerd.io/inject: enabled}
+        spec:
+          hostNetwork: true
+          containers: [{name: agent, image: agent}]
+"#;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshc"))
+        .args(["inject", "-", "--proxy-log-level", "debug"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    // The first document is not a pod template: byte for byte, comment included.
+    assert!(
+        stdout.starts_with("# kept as it is\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n"),
+        "{stdout}"
+    );
+    let docs = meshc::load::yaml::parse_documents(&stdout).unwrap();
+    let list = docs[1].to_json();
+    let web = &list["items"][0]["spec"]["template"];
+    let names: Vec<&str> =
+        web["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["mesh-proxy", "web"], "awaited: the proxy first");
+    assert_eq!(web["spec"]["initContainers"][0]["name"], "mesh-proxy-init");
+    // The flag wins over the annotation, in the container and on the template.
+    assert_eq!(web["metadata"]["annotations"]["config.linkerd.io/proxy-log-level"], "debug");
+    let env = web["spec"]["containers"][0]["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "MESH_PROXY_LOG" && e["value"] == "debug"), "{env:?}");
+    let agent = &list["items"][1]["spec"]["template"];
+    assert_eq!(agent["spec"]["containers"].as_array().unwrap().len(), 1, "the refused template is unchanged");
+    assert!(stderr.contains("DaemonSet/shop/agent: cannot be injected: it uses hostNetwork"), "{stderr}");
+}
