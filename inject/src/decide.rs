@@ -46,7 +46,7 @@ pub fn decide(template: &Json, annotations: &BTreeMap<String, String>, ctx: &Con
         Ok(ingress) => ingress,
         Err(why) => return Verdict::Skip(why),
     };
-    if !spec["containers"].as_array().is_some_and(|c| !c.is_empty()) {
+    if spec["containers"].as_array().is_none_or(|c| c.is_empty()) {
         return Verdict::Refuse("its pod spec has no containers".to_owned());
     }
     if spec["hostNetwork"] == Json::Bool(true) {

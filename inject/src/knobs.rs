@@ -261,12 +261,10 @@ fn is_quantity(q: &str) -> bool {
         && number.chars().all(|c| c.is_ascii_digit() || c == '.')
         && number.matches('.').count() <= 1
         && number != ".";
+    let exponent = suffix.strip_prefix(['e', 'E']).map(|e| e.strip_prefix(['+', '-']).unwrap_or(e));
     let suffix_ok =
         matches!(suffix, "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei")
-            || (suffix.len() > 1
-                && suffix.starts_with(['e', 'E'])
-                && suffix[1..].strip_prefix(['+', '-']).unwrap_or(&suffix[1..]).chars().all(|c| c.is_ascii_digit())
-                && suffix[1..].strip_prefix(['+', '-']).unwrap_or(&suffix[1..]).len() > 0);
+            || exponent.is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()));
     numeric && suffix_ok
 }
 
