@@ -19,9 +19,12 @@ pub struct Options {
     pub default_namespace: String,
 }
 
+/// A Namespace's annotations and labels.
+type NamespaceInfo = (BTreeMap<String, String>, BTreeMap<String, String>);
+
 /// Namespaces found in the input: annotations and labels by name.
 #[derive(Clone, Debug, Default)]
-pub struct Namespaces(BTreeMap<String, (BTreeMap<String, String>, BTreeMap<String, String>)>);
+pub struct Namespaces(BTreeMap<String, NamespaceInfo>);
 
 impl Options {
     /// What meshc's settings say about the cluster: the control plane's

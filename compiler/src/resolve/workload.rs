@@ -342,7 +342,7 @@ fn injector_refusal(r: &Resource, ns: &NamespaceInfo, settings: &Settings) -> Op
 /// Linkerd's proxy, or mesh-proxy as `meshc inject` adds it: the pod was
 /// injected before it reached the cluster (`linkerd inject --manual`).
 fn has_proxy_container(template: &PodTemplate) -> bool {
-    template.spec.containers.iter().chain(&template.spec.init_containers).any(|c| is_proxy(c))
+    template.spec.containers.iter().chain(&template.spec.init_containers).any(is_proxy)
 }
 
 fn is_proxy(c: &Container) -> bool {
