@@ -113,9 +113,11 @@ pub fn run(args: InjectArgs) -> ExitCode {
     for (_, text) in &inputs {
         namespaces.collect(text);
     }
+    // Files are independent once the namespaces are known.
+    use rayon::prelude::*;
+    let injected: Vec<_> = inputs.par_iter().map(|(_, text)| inject_text(text, &namespaces, &options)).collect();
     let mut all = Vec::new();
-    for (i, (name, text)) in inputs.iter().enumerate() {
-        let (out, messages) = inject_text(text, &namespaces, &options);
+    for (i, ((name, _), (out, messages))) in inputs.iter().zip(injected).enumerate() {
         // Files are joined as documents of one stream, as `linkerd inject` prints them.
         if i > 0 {
             out!("---\n");

@@ -67,7 +67,8 @@ impl Namespaces {
 
     /// Adds every Namespace of a text (Lists included).
     pub fn collect(&mut self, text: &str) {
-        for chunk in chunks(text) {
+        // Parsing is most of the cost: only documents that can hold a Namespace.
+        for chunk in chunks(text).into_iter().filter(|c| c.contains("Namespace")) {
             let Ok(docs) = parse_documents(chunk) else { continue };
             for doc in &docs {
                 for (_, obj) in objects(doc) {
