@@ -7,6 +7,7 @@ pub mod cli;
 pub mod diff;
 pub mod emit;
 pub mod findings;
+pub mod inject;
 pub mod invariants;
 pub mod load;
 pub mod lower;

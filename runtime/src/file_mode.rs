@@ -95,6 +95,7 @@ pub async fn start(s: Settings) -> Result<Running, String> {
         metrics,
         namespace: "mesh-system".into(),
         source: dir.display().to_string(),
+        namespaces: Arc::new(crate::webhook::NoNamespaces),
     };
     run::serve(&s, parts, tasks).await
 }

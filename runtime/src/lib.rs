@@ -25,6 +25,7 @@ mod state_file;
 pub mod store;
 pub mod supervise;
 pub mod tokens;
+pub mod webhook;
 
 pub use run::{Running, start};
-pub use settings::{KubeSettings, Limits, Settings};
+pub use settings::{KubeSettings, Limits, Settings, WebhookSettings};

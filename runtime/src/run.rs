@@ -43,11 +43,13 @@ pub async fn start(s: Settings) -> Result<Running, String> {
 pub struct Running {
     pub api_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The admission webhook's address, when `--webhook-listen` is given.
+    pub webhook_addr: Option<SocketAddr>,
     pub shutdown: CancellationToken,
     tasks: Tasks,
     failure: watch::Receiver<Option<String>>,
-    /// A self-issued identity's directory, removed at the end.
-    own_dir: Option<PathBuf>,
+    /// Self-issued identities' directories, removed at the end.
+    own_dirs: Vec<PathBuf>,
 }
 
 impl Running {
@@ -66,7 +68,7 @@ impl Running {
     /// or a task failed).
     pub async fn stopped(self) {
         self.tasks.join().await;
-        if let Some(d) = self.own_dir {
+        for d in self.own_dirs {
             let _ = std::fs::remove_dir_all(d);
         }
     }
@@ -85,6 +87,8 @@ pub struct Parts {
     pub namespace: String,
     /// What the startup log line says the runtime serves from.
     pub source: String,
+    /// Where the admission webhook reads Namespaces.
+    pub namespaces: Arc<dyn crate::webhook::Namespaces>,
 }
 
 fn unix_seconds(t: SystemTime) -> i64 {
@@ -129,9 +133,52 @@ pub async fn serve(s: &Settings, parts: Parts, mut tasks: Tasks) -> Result<Runni
     let readiness = tasks.readiness(parts.readiness);
     tasks.spawn("api server", serve::api(api_listener, api, identity, s.limits.max_connections, shutdown.clone()));
     tasks.spawn("admin server", serve::admin(admin_listener, parts.metrics.clone(), readiness, shutdown.clone()));
+    let (ca, metrics) = (parts.ca.clone(), parts.metrics.clone());
     tasks.spawn("issuer expiry check", watch_issuer(parts.ca, parts.metrics, shutdown.clone()));
+    let mut own_dirs: Vec<PathBuf> = own_dir.into_iter().collect();
+    let webhook_addr = match s.webhook.webhook_listen {
+        Some(addr) => {
+            let (addr, dir) =
+                serve_webhook(s, addr, &ca, &parts.namespace, parts.namespaces, &metrics, &mut tasks).await?;
+            own_dirs.push(dir);
+            Some(addr)
+        }
+        None => None,
+    };
     let failure = tasks.failure();
-    Ok(Running { api_addr, admin_addr, shutdown, tasks, failure, own_dir })
+    Ok(Running { api_addr, admin_addr, webhook_addr, shutdown, tasks, failure, own_dirs })
+}
+
+/// The admission webhook's listener, with a certificate for
+/// `--webhook-name` from the runtime's issuer, renewed like its own.
+async fn serve_webhook(
+    s: &Settings,
+    addr: SocketAddr,
+    ca: &watch::Receiver<Arc<Ca>>,
+    namespace: &str,
+    namespaces: Arc<dyn crate::webhook::Namespaces>,
+    metrics: &Arc<Metrics>,
+    tasks: &mut Tasks,
+) -> Result<(SocketAddr, PathBuf), String> {
+    let name = s.webhook.webhook_name.clone().unwrap_or_else(|| format!("mesh-runtime.{namespace}.svc"));
+    let dir =
+        std::env::temp_dir().join(format!("mesh-runtime-webhook-{}-{:08x}", std::process::id(), fastrand::u32(..)));
+    create_private_dir(&dir)?;
+    let issuer = ca.borrow().clone();
+    let cert = issuer.issue_own(&name, s.cert_lifetime)?;
+    pki::write_identity_dir(&dir, &cert, issuer.anchors_pem())?;
+    let identity = Identity::load(&dir)?;
+    let shutdown = tasks.shutdown().clone();
+    let renew = RenewOwn { ca: ca.clone(), name, dir: dir.clone(), lifetime: s.cert_lifetime };
+    tasks.spawn("webhook certificate renewal", renew.run(shutdown.clone()));
+    tasks.adopt("webhook identity reloader", identity.spawn_reloader(Duration::from_secs(1), shutdown.clone()));
+    let listener = TcpListener::bind(addr).await.map_err(|e| format!("--webhook-listen {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let hook = Arc::new(crate::webhook::Webhook { config: s.webhook.inject_config(s, namespace), namespaces });
+    tracing::info!(webhook = %local, "admission webhook serving");
+    let max = s.limits.max_connections;
+    tasks.spawn("webhook server", serve::webhook(listener, hook, identity, max, metrics.clone(), shutdown));
+    Ok((local, dir))
 }
 
 /// Re-checks the issuer's expiry hourly and whenever it is replaced.

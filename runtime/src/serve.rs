@@ -98,6 +98,37 @@ pub async fn api(
     .await;
 }
 
+/// Serves the admission webhook until `shutdown`: TLS with the webhook's
+/// certificate (the API server sends no client certificate).
+pub async fn webhook(
+    listener: TcpListener,
+    hook: Arc<crate::webhook::Webhook>,
+    identity: Arc<Identity>,
+    max_connections: usize,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let stop = shutdown.clone();
+    let cap = ConnCap { listener: "webhook", max: max_connections, metrics };
+    accept_loop(listener, cap, shutdown, move |stream| {
+        let (hook, identity, stop) = (hook.clone(), identity.clone(), stop.clone());
+        async move {
+            let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config());
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return tracing::debug!("webhook TLS handshake: {e}"),
+                Err(_) => return tracing::debug!("webhook TLS handshake timed out"),
+            };
+            let service = service_fn(move |req| {
+                let hook = hook.clone();
+                async move { Ok::<_, Infallible>(crate::webhook::handle(hook, req).await) }
+            });
+            connection(tls, service, stop).await;
+        }
+    })
+    .await;
+}
+
 async fn connection<I, S>(io: I, service: S, shutdown: CancellationToken)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,

@@ -69,6 +69,8 @@ pub struct Settings {
     pub cert_lifetime: Duration,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub webhook: WebhookSettings,
     /// `text` or `json`.
     #[arg(long, default_value = "text")]
     pub log_format: String,
@@ -103,6 +105,62 @@ pub struct Limits {
     /// --cert-rate-per-identity (a rollout's replicas start together).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub cert_burst_per_identity: u32,
+}
+
+/// The admission webhook that injects mesh-proxy into pods
+/// (runtime/deploy/webhook.yaml); off unless `--webhook-listen` is given.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WebhookSettings {
+    /// Serve the webhook (HTTPS) here, e.g. `0.0.0.0:9443`.
+    #[arg(long)]
+    pub webhook_listen: Option<SocketAddr>,
+    /// The DNS name in the webhook's certificate, as the API server calls it
+    /// (default: `mesh-runtime.<namespace>.svc`).
+    #[arg(long)]
+    pub webhook_name: Option<String>,
+    /// The proxy image injected pods run, without its tag.
+    #[arg(long, default_value = mesh_inject::knobs::IMAGE)]
+    pub proxy_image: String,
+    /// The proxy image's tag (default: this runtime's version).
+    #[arg(long)]
+    pub proxy_version: Option<String>,
+    /// The iptables backend `mesh-proxy init` uses in injected pods.
+    #[arg(long, default_value = "legacy", value_parser = ["nft", "legacy"])]
+    pub iptables_mode: String,
+    /// The cluster's DNS domain, in the runtime's address injected proxies use.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Inject the proxy as a native sidecar unless a pod's annotation says otherwise.
+    #[arg(long)]
+    pub native_sidecar: bool,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+impl WebhookSettings {
+    /// The injector's configuration for a runtime in `namespace`.
+    pub fn inject_config(&self, s: &Settings, namespace: &str) -> mesh_inject::Config {
+        let mut c = mesh_inject::Config {
+            image: self.proxy_image.clone(),
+            control_plane_namespace: s.control_plane_namespace.clone(),
+            trust_domain: s.trust_domain.clone(),
+            cluster_domain: self.cluster_domain.clone(),
+            runtime_namespace: namespace.to_owned(),
+            token_audience: s.kube.token_audience.clone(),
+            iptables_mode: self.iptables_mode.clone(),
+            native_sidecar: self.native_sidecar,
+            created_by: format!("mesh-runtime/webhook {}", env!("CARGO_PKG_VERSION")),
+            ..mesh_inject::Config::default()
+        };
+        if let Some(v) = &self.proxy_version {
+            c.version = v.clone();
+        }
+        c
+    }
 }
 
 /// Every limit at its command-line default.

@@ -152,7 +152,24 @@ fn service_and_pdb_select_the_pods_on_their_ports() {
         assert_eq!(port["port"].as_u64(), Some(u64::from(container_port(target))), "Service port {target}");
         names.insert(target.to_string());
     }
-    assert_eq!(names, BTreeSet::from(["admin".to_string(), "api".to_string()]));
+    assert_eq!(names, BTreeSet::from(["admin".to_string(), "api".to_string(), "webhook".to_string()]));
+}
+
+/// The API server reaches the injection webhook through the Service's
+/// `webhook` port, which the runtime listens on with `--webhook-listen`.
+#[test]
+fn the_webhook_configuration_calls_the_runtimes_webhook_listener() {
+    let hook = object("MutatingWebhookConfiguration", "mesh-runtime-injector");
+    let client = &hook["webhooks"][0]["clientConfig"]["service"];
+    assert_eq!(client["name"], "mesh-runtime");
+    assert_eq!(client["namespace"], "mesh-system");
+    let settings = deployed_settings();
+    let listen = settings.webhook.webhook_listen.expect("the Deployment turns the webhook on");
+    assert_eq!(client["port"].as_u64(), Some(u64::from(listen.port())));
+    assert_eq!(container_port("webhook"), listen.port());
+    // Pods of the runtime's own namespace never wait for it.
+    let excluded = &hook["webhooks"][0]["namespaceSelector"]["matchExpressions"][1]["values"];
+    assert!(excluded.as_array().unwrap().iter().any(|v| v == "mesh-system"), "{excluded}");
 }
 
 const TOKEN: &str = "mesh-runtime-token";

@@ -21,6 +21,7 @@ mod build;
 mod check;
 mod diff;
 mod explain;
+mod inject;
 mod keygen;
 mod reach;
 mod reach_clusters;
@@ -76,6 +77,8 @@ enum Command {
     Test(test::TestArgs),
     /// Write the JSON Schemas of meshc.yaml, the resources meshc reads, and ProxyConfig.
     Schemas(explain::SchemasArgs),
+    /// Mesh every pod template that asks for it: the mesh-proxy sidecar, its init container and volumes.
+    Inject(Box<inject::InjectArgs>),
     /// Make an ed25519 key pair for signing builds (NAME.key, NAME.pub).
     Keygen(keygen::KeygenArgs),
     /// Check, then sign every workload's ProxyConfig into Kubernetes objects for GitOps.
@@ -102,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Matrix(args) => reach::run_matrix(args),
         Command::Diff(args) => diff::run(*args),
         Command::Test(args) => test::run(args),
+        Command::Inject(args) => inject::run(*args),
         Command::Keygen(args) => keygen::run(args),
         Command::Build(args) => build::run(*args),
         Command::VerifyBundle(args) => verify_bundle::run(args),

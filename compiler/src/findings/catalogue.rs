@@ -273,6 +273,10 @@ catalogue! {
         "Workloads of linked clusters carry the same identity name.",
         "A mesh identity is `<sa>.<ns>.serviceaccount.identity.<cp-ns>.<trust domain>`. When linked clusters share the control-plane namespace and trust domain (`cluster.local` by default), the same ServiceAccount in both clusters has the same identity: a policy that admits one admits the other across the link (pod-to-pod), and no policy can tell them apart.",
         "Give each cluster its own trust domain when policies must tell them apart, or accept that they are one principal.";
+    NotInjectable = "not-injectable", Warning,
+        "A pod template asks for injection (its own or its namespace's `linkerd.io/inject`), but meshc's injector leaves it without mesh-proxy.",
+        "`meshc inject` and mesh-runtime's admission webhook run one function, and it refuses a template it cannot mesh safely rather than produce a pod that fails: one with `hostNetwork: true` (the proxy's iptables rules would capture the node's traffic; Linkerd's injector refuses it too), one whose containers declare a port the proxy listens on (4143 inbound, 4140 outbound, 4191 admin: the proxy cannot bind, or the app never sees that port's traffic; Linkerd injects such a pod and it fails), or one with a `config.linkerd.io/*` value the injector cannot use (a proxy-uid that is not a non-root user id, a resource quantity or port list that does not parse: Linkerd ignores some of these and rejects the pod for others). The pod runs unmeshed, outside every policy; `meshc check` still models it as Linkerd would.",
+        "Fix what the message names (drop `hostNetwork`, move the app off the proxy's ports, correct the annotation), or set `linkerd.io/inject: disabled` on the template if it is meant to run unmeshed.";
 }
 
 /// The text `meshc explain CODE` prints.

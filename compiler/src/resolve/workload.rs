@@ -95,6 +95,16 @@ pub fn derive(
         .clone()
         .or_else(|| template.spec.service_account.clone())
         .unwrap_or_else(|| "default".to_owned());
+    if let Some(why) = injector_refusal(r, ns, settings) {
+        let msg = format!(
+            "{} {}/{}: `meshc inject` and mesh-runtime's injector leave this pod template without mesh-proxy: {why}",
+            r.id.kind,
+            namespace,
+            r.name()
+        );
+        let at = pod_spec_path(&r.id.kind);
+        findings.push(Finding::new(Code::NotInjectable, r.span_at(&at), msg).resource(r.id.clone()));
+    }
     // Values copied from the namespace are reported once, on the Namespace.
     let mut annotation_finding = |key: &str, why: String| {
         if !meta.annotations.contains_key(key) {
@@ -300,8 +310,43 @@ fn injection(
     Ok(())
 }
 
+/// Why meshc's injector (`crate::inject`, the function behind `meshc inject`
+/// and the webhook) refuses a template that asks for injection.
+fn injector_refusal(r: &Resource, ns: &NamespaceInfo, settings: &Settings) -> Option<String> {
+    let path = crate::inject::documents::template_path(&r.id.kind)?;
+    let mut node = &r.node;
+    for step in &path {
+        let crate::inject::value::Step::Key(k) = step else { return None };
+        node = node.get(k)?;
+    }
+    let empty = BTreeMap::new();
+    let namespace_meta = (ns.annotations.is_some() || ns.labels.is_some()).then(|| crate::inject::NamespaceMeta {
+        annotations: ns.annotations.unwrap_or(&empty),
+        labels: ns.labels.unwrap_or(&empty),
+    });
+    let config = crate::inject::Config {
+        default_skip_inbound_ports: settings.default_skip_inbound_ports.clone(),
+        ..crate::inject::Config::default()
+    };
+    let ctx = crate::inject::Context {
+        kind: &r.id.kind,
+        name: r.name(),
+        namespace: r.namespace(),
+        namespace_meta,
+        overrides: &empty,
+        config: &config,
+    };
+    crate::inject::refusal(&node.to_json(), &ctx)
+}
+
+/// Linkerd's proxy, or mesh-proxy as `meshc inject` adds it: the pod was
+/// injected before it reached the cluster (`linkerd inject --manual`).
 fn has_proxy_container(template: &PodTemplate) -> bool {
-    template.spec.containers.iter().chain(&template.spec.init_containers).any(|c| c.name == "linkerd-proxy")
+    template.spec.containers.iter().chain(&template.spec.init_containers).any(is_proxy)
+}
+
+fn is_proxy(c: &Container) -> bool {
+    c.name == "linkerd-proxy" || c.name == crate::inject::PROXY_CONTAINER
 }
 
 fn default_policy(
@@ -339,6 +384,8 @@ fn container_ports(containers: &[Container], injected: bool) -> Vec<NamedPort> {
         for p in &c.ports {
             let tcp = p.protocol.as_deref().is_none_or(|proto| proto.eq_ignore_ascii_case("TCP"));
             if let (true, Ok(port)) = (tcp, u16::try_from(p.container_port)) {
+                // An injected proxy's own ports are the proxy's, not the app's.
+                let injected = injected || is_proxy(c);
                 out.push(NamedPort { name: p.name.clone(), port, injected });
             }
         }
@@ -399,7 +446,7 @@ fn http_probes(containers: &[Container], prefix: &[&str], list: &str) -> Vec<Htt
                 path: path.to_owned(),
                 kind,
                 container: c.name.clone(),
-                injected: false,
+                injected: is_proxy(c),
                 https,
                 field,
             });

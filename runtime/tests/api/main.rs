@@ -15,3 +15,4 @@ mod rollback;
 mod servers;
 mod supervise;
 mod support;
+mod webhook;

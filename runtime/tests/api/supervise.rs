@@ -38,6 +38,7 @@ fn parts(files: &Files) -> Parts {
         metrics,
         namespace: "mesh-system".into(),
         source: "test".into(),
+        namespaces: Arc::new(mesh_runtime::webhook::NoNamespaces),
     }
 }
 

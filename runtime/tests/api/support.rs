@@ -123,6 +123,7 @@ impl Files {
             state_dir: None,
             poll_interval: Duration::from_millis(200),
             limits: mesh_runtime::Limits { max_watches: 100, ..mesh_runtime::Limits::default() },
+            webhook: mesh_runtime::WebhookSettings::default(),
             log_format: "text".into(),
         }
     }
