@@ -44,7 +44,9 @@ pub struct ReachArgs {
     /// egress:HOST:PORT for a destination outside the cluster (DNS name or IP).
     #[arg(long)]
     to: String,
-    /// TLS SNI for an egress target (default on port 443 without request options: HOST).
+    /// TLS SNI: the client opens a TLS connection whose ClientHello names it
+    /// (an egress target defaults to it on port 443 without request options: HOST;
+    /// a svc/ target is called with HTTP unless it is given).
     #[arg(long)]
     sni: Option<String>,
     /// Request method (default GET when --path is given).
@@ -168,7 +170,7 @@ pub fn run_reach(a: ReachArgs) -> ExitCode {
         };
     }
     if a.sni.is_some() {
-        return fail("--sni applies to egress:HOST:PORT targets only");
+        return fail("--sni applies to svc/NS/NAME:PORT and egress:HOST:PORT targets only");
     }
     let (wi, port) = match reach::parse_target(&o, &a.to) {
         Ok((wi, Some(p))) => (wi, p),
@@ -198,6 +200,9 @@ fn run_reach_service(a: ReachArgs) -> ExitCode {
     };
     let classes = Classes::derive(&o.resolved, &o.configs);
     let req = match request(&a) {
+        Ok(Some(_)) if a.sni.is_some() => {
+            return fail("--sni (TLS) and --method/--path/--header/--host (HTTP) describe different traffic: give one");
+        }
         Ok(r) => r.unwrap_or_else(|| HttpRequest::new("GET", "/")),
         Err(e) => return fail(e),
     };
@@ -209,12 +214,15 @@ fn run_reach_service(a: ReachArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
-    let result = svc::reach(&o, client, &target, &req);
+    let result = svc::reach(&o, client, &target, &req, a.sni.as_deref());
     match a.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&svc::render::json(&result)).expect("json")),
         Format::Text => {
-            let grpc = req.header_values("content-type").any(|v| v.starts_with("application/grpc"));
-            let line = format!("{} {}", req.method, req.path);
+            let grpc = a.sni.is_none() && req.header_values("content-type").any(|v| v.starts_with("application/grpc"));
+            let line = match &a.sni {
+                Some(sni) => format!("TLS SNI {sni}"),
+                None => format!("{} {}", req.method, req.path),
+            };
             out!("{}", svc::render::text(&result, &line, grpc, text::Paint::detect()));
         }
     }
