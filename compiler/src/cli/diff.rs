@@ -192,8 +192,8 @@ fn fails(fail_on: &[FailOn], d: &diff::Diff, traffic: &traffic::Checked) -> bool
     list.iter().any(|f| match f {
         // A row that could not be checked may be a broken flow.
         FailOn::BrokenTraffic => !traffic.broken.is_empty() || !traffic.unchecked.is_empty(),
-        FailOn::Closed => !d.closed.is_empty(),
-        FailOn::Opened => !d.opened.is_empty(),
+        FailOn::Closed => !d.closed.is_empty() || !d.egress_closed.is_empty(),
+        FailOn::Opened => !d.opened.is_empty() || !d.egress_opened.is_empty(),
         FailOn::Finding => !d.findings.introduced.is_empty(),
     })
 }

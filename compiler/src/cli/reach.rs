@@ -417,16 +417,17 @@ pub fn run_matrix(a: MatrixArgs) -> ExitCode {
         return fail(format!("namespace {ns} has no workloads in {}", a.common.path.display()));
     }
     let classes = Classes::derive(&o.resolved, &o.configs);
+    let egress = crate::query::matrix_egress::rows(&o, &classes, a.namespace.as_deref());
     crate::profile::stage("matrix: classes");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let title = format!("meshc matrix: {}", a.common.path.display());
     let written = match a.format {
-        MatrixFormat::Json => matrix_out::json(&mut out, &o, &classes, &scope, &|s| s).map(drop),
-        MatrixFormat::Table => matrix_out::table(&mut out, &o, &classes, &scope),
-        MatrixFormat::Dot => matrix_out::dot(&mut out, &o, &classes, &scope),
-        MatrixFormat::Mermaid => matrix_out::mermaid(&mut out, &o, &classes, &scope),
-        MatrixFormat::Html => matrix_out::html(&mut out, &o, &classes, &scope, &title),
+        MatrixFormat::Json => matrix_out::json(&mut out, &o, &classes, &scope, &egress, &|s| s).map(drop),
+        MatrixFormat::Table => matrix_out::table(&mut out, &o, &classes, &scope, &egress),
+        MatrixFormat::Dot => matrix_out::dot(&mut out, &o, &classes, &scope, &egress),
+        MatrixFormat::Mermaid => matrix_out::mermaid(&mut out, &o, &classes, &scope, &egress),
+        MatrixFormat::Html => matrix_out::html(&mut out, &o, &classes, &scope, &egress, &title),
     };
     let written = written.and_then(|()| out.flush());
     crate::profile::stage("matrix: written");

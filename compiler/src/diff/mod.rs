@@ -3,6 +3,7 @@
 
 pub mod cause;
 pub mod edges;
+pub mod egress;
 pub mod render;
 pub mod traffic;
 
@@ -91,6 +92,9 @@ pub struct Diff {
     pub opened: Vec<EdgeChange>,
     pub closed: Vec<EdgeChange>,
     pub unchanged: usize,
+    /// Egress edges (`matrix` JSON `egress`) opened and closed, per fact.
+    pub egress_opened: Vec<egress::EgressChange>,
+    pub egress_closed: Vec<egress::EgressChange>,
     pub findings: FindingChanges,
     pub configs_changed: Vec<ConfigChange>,
 }
@@ -131,6 +135,7 @@ pub fn diff(s: &Sides, namespace: Option<&str>) -> Diff {
             });
         }
     }
+    (d.egress_opened, d.egress_closed) = egress::changes(s, namespace);
     d.findings = finding_changes(s.base, s.head);
     d.configs_changed = config_changes(s.base, s.head, namespace);
     d
