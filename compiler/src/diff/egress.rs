@@ -8,7 +8,7 @@
 
 use super::Sides;
 use crate::pipeline::Outcome;
-use crate::query::matrix_egress::{EgressFact, EgressOutcome, namespace_facts};
+use crate::query::matrix_egress::{EgressFact, EgressOutcome, namespace_facts, no_proxy};
 use crate::query::proof::{Prover, Step};
 use crate::query::reach::workload_label;
 use serde::Serialize;
@@ -30,17 +30,7 @@ pub struct EgressChange {
 /// Every workload's egress facts on one side, by label.
 fn facts_by_workload(o: &Outcome) -> BTreeMap<String, BTreeSet<EgressOutcome>> {
     let mut per_namespace: HashMap<&str, BTreeSet<EgressOutcome>> = HashMap::new();
-    let no_proxy = EgressOutcome {
-        target: EgressFact {
-            egress_network: None,
-            route: None,
-            port: None,
-            traffic_policy: None,
-            egress: Some("no-proxy"),
-        },
-        verdict: "allow",
-        backends: vec!["original".to_owned()],
-    };
+    let no_proxy = no_proxy();
     let mut out = BTreeMap::new();
     for (wi, w) in o.resolved.workloads.iter().enumerate() {
         let facts = if w.is_meshed() {

@@ -116,6 +116,11 @@ pub fn namespace_facts(egress: &Egress) -> Vec<EgressOutcome> {
     out
 }
 
+/// The edge of a workload without a proxy.
+pub fn no_proxy() -> EgressOutcome {
+    plain(EgressFact { egress: Some("no-proxy"), ..none() })
+}
+
 fn none() -> EgressFact {
     EgressFact { egress_network: None, route: None, port: None, traffic_policy: None, egress: None }
 }
@@ -215,7 +220,7 @@ pub fn rows(o: &Outcome, classes: &Classes, network_namespace: Option<&str>) -> 
         }
     }
     if !unmeshed.0.is_empty() {
-        by_fact.insert(plain(EgressFact { egress: Some("no-proxy"), ..none() }), unmeshed);
+        by_fact.insert(no_proxy(), unmeshed);
     }
     let keep = |f: &EgressFact| match network_namespace {
         None => true,
