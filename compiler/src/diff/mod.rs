@@ -5,6 +5,7 @@ pub mod cause;
 pub mod edges;
 pub mod egress;
 pub mod render;
+pub mod services;
 pub mod traffic;
 
 use crate::findings::Finding;
@@ -95,6 +96,11 @@ pub struct Diff {
     /// Egress edges (`matrix` JSON `egress`) opened and closed, per fact.
     pub egress_opened: Vec<egress::EgressChange>,
     pub egress_closed: Vec<egress::EgressChange>,
+    /// Client → Service edges (`matrix --services`) opened and closed; only
+    /// with `diff --services` (`services_compared`).
+    pub services_compared: bool,
+    pub services_opened: Vec<services::ServiceEdgeChange>,
+    pub services_closed: Vec<services::ServiceEdgeChange>,
     pub findings: FindingChanges,
     pub configs_changed: Vec<ConfigChange>,
 }

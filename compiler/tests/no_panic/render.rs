@@ -77,9 +77,12 @@ fn services(o: &Outcome, classes: &Classes) {
         {
             if let Ok(client) = reach::parse_client(o, classes, &client) {
                 let req = mesh_proxy_api::HttpRequest::new("GET", "/");
-                let r = svc::reach(o, client, t, &req);
-                let _ = svc::render::text(&r, "GET /", false, text::Paint(true));
-                serde_json::to_string(&svc::render::json(&r)).expect("service reach json");
+                // Plain HTTP, then a TLS connection (TLSRoutes route it by SNI).
+                for sni in [None, Some("a.example.com")] {
+                    let r = svc::reach(o, client.clone(), t, &req, sni);
+                    let _ = svc::render::text(&r, "GET /", false, text::Paint(true));
+                    serde_json::to_string(&svc::render::json(&r)).expect("service reach json");
+                }
             }
         }
     }
