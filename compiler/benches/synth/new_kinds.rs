@@ -10,7 +10,8 @@
 //! - an HTTPLocalRateLimitPolicy on that app's Server (total, per identity,
 //!   and an override for the next app's ServiceAccount).
 //!
-//! All of it is valid: no finding is added.
+//! All of it is valid; each EgressNetwork adds the `egress-deny-all` info
+//! (Deny with no route: everything external refused), 50 in all.
 
 use super::{App, AppKind, Out, doc, labelled};
 use std::io;
