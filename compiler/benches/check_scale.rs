@@ -21,7 +21,8 @@
 //! Environment: MESHC_BENCH_SHAPE (`apps`, the default, or `wide`: the
 //! second generator, see `synth/wide.rs`), MESHC_BENCH_WORKLOADS (10000),
 //! MESHC_BENCH_NAMESPACES (workloads / 100, or / 50 for `wide`), MESHC_BENCH_RUNS (5), MESHC_BENCH_DIR (keep the
-//! generated repository there instead of a temporary directory).
+//! generated repository there instead of a temporary directory), MESHC_BENCH_NEW_KINDS=1 (`apps` only: an
+//! EgressNetwork, a TLSRoute and an HTTPLocalRateLimitPolicy in every other namespace, `synth/new_kinds.rs`).
 
 mod synth;
 
@@ -60,6 +61,7 @@ fn config() -> synth::Config {
     if let Some(n) = env_usize("MESHC_BENCH_NAMESPACES") {
         cfg.namespaces = n.max(1);
     }
+    cfg.new_kinds = std::env::var("MESHC_BENCH_NEW_KINDS").is_ok_and(|v| v == "1");
     cfg
 }
 

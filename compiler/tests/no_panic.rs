@@ -1,6 +1,9 @@
-//! No input panics: arbitrary bytes, arbitrary Kubernetes-shaped YAML, and
-//! mutations of the real examples go through the loader and the whole
-//! pipeline; generated repositories go through every renderer and `build`.
+//! No input panics: arbitrary bytes, arbitrary Kubernetes-shaped YAML, the
+//! Linkerd 2.17+ kinds written to refer to each other (EgressNetworks, routes
+//! with EgressNetwork and Service parents, TLSRoutes, TCPRoutes,
+//! HTTPLocalRateLimitPolicies), and mutations of the real examples go through
+//! the loader and the whole pipeline; generated repositories go through every
+//! renderer (egress edges, `reach --to svc/` with and without an SNI) and `build`.
 
 mod no_panic {
     pub mod render;
@@ -173,8 +176,155 @@ fn object() -> impl Strategy<Value = Value> {
     })
 }
 
+/// One of a few names, so that references between generated objects resolve
+/// often enough to reach the code behind them.
+fn name() -> impl Strategy<Value = String> {
+    // web and voting (emojivoto), books (booksapp) are Services, Servers and ServiceAccounts of the examples.
+    prop::sample::select(vec!["web", "voting", "books", "internet", "partners", "web-http"]).prop_map(str::to_owned)
+}
+
+fn namespace() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["emojivoto", "booksapp", "linkerd-egress", "other"]).prop_map(str::to_owned)
+}
+
+/// A parentRef to an EgressNetwork or a Service, sometimes with a port,
+/// sometimes in another namespace or with a wrong group.
+fn parent_ref() -> impl Strategy<Value = Value> {
+    (
+        prop::sample::select(vec![
+            ("policy.linkerd.io", "EgressNetwork"),
+            ("core", "Service"),
+            ("", "Service"),
+            ("x", "EgressNetwork"),
+        ]),
+        name(),
+        prop::option::of(namespace()),
+        prop::option::of(prop_oneof![(0u16..100).prop_map(|p| json!(p)), Just(json!(443)), Just(json!("http"))]),
+    )
+        .prop_map(|((group, kind), name, ns, port)| {
+            let mut r = json!({"group": group, "kind": kind, "name": name});
+            if let Some(ns) = ns {
+                r["namespace"] = json!(ns);
+            }
+            if let Some(port) = port {
+                r["port"] = port;
+            }
+            r
+        })
+}
+
+fn backend_ref() -> impl Strategy<Value = Value> {
+    (
+        prop::sample::select(vec!["EgressNetwork", "Service", "Pod"]),
+        name(),
+        prop::option::of(0u32..70000),
+        prop::option::of(0i64..3),
+    )
+        .prop_map(|(kind, name, port, weight)| {
+            let mut b = json!({"kind": kind, "name": name});
+            if kind == "EgressNetwork" {
+                b["group"] = json!("policy.linkerd.io");
+            }
+            if let Some(p) = port {
+                b["port"] = json!(p);
+            }
+            if let Some(w) = weight {
+                b["weight"] = json!(w - 1);
+            }
+            b
+        })
+}
+
+/// A hostname as the route CRDs take it, or something they refuse.
+fn hostname() -> impl Strategy<Value = Value> {
+    prop::sample::select(vec!["api.example.com", "*.example.com", "*", "Bad_Name", "example.com.", ""])
+        .prop_map(|h| json!(h))
+}
+
+/// The Linkerd 2.17+ kinds, written to refer to each other (routes with
+/// EgressNetwork or Service parents, rate limits on Servers, EgressNetworks
+/// with networks and exceptions), with values in and out of their schemas.
+fn new_kind() -> impl Strategy<Value = Value> {
+    let route = (
+        prop::sample::select(vec![
+            ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+            ("policy.linkerd.io/v1beta3", "HTTPRoute"),
+            ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+            ("gateway.networking.k8s.io/v1alpha2", "TLSRoute"),
+            ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
+        ]),
+        prop::collection::vec(parent_ref(), 0..3),
+        prop::collection::vec(hostname(), 0..3),
+        prop::collection::vec(prop::collection::vec(backend_ref(), 0..3), 0..3),
+        tree(),
+    )
+        .prop_map(|((api, kind), parents, hosts, rules, matches)| {
+            let rules: Vec<Value> = rules.into_iter().map(|b| json!({"backendRefs": b, "matches": [matches.clone()]})).collect();
+            json!({"apiVersion": api, "kind": kind, "spec": {"parentRefs": parents, "hostnames": hosts, "rules": rules}})
+        });
+    let network = prop::sample::select(vec![
+        "0.0.0.0/0",
+        "::/0",
+        "203.0.113.0/24",
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "nonsense",
+        "1.2.3.4/40",
+    ]);
+    let egress = (
+        prop::sample::select(vec!["Allow", "Deny", "allow", ""]),
+        prop::option::of(prop::collection::vec((network.clone(), prop::collection::vec(network, 0..2)), 0..3)),
+    )
+        .prop_map(|(policy, networks)| {
+            let mut spec = json!({"trafficPolicy": policy});
+            if let Some(n) = networks {
+                spec["networks"] =
+                    n.into_iter().map(|(cidr, except)| json!({"cidr": cidr, "except": except})).collect();
+            }
+            json!({"apiVersion": "policy.linkerd.io/v1alpha1", "kind": "EgressNetwork", "spec": spec})
+        });
+    let rps = || prop_oneof![(0i64..2000).prop_map(|n| json!(n)), Just(json!(-1)), Just(json!("ten"))];
+    let rate_limit = (
+        name(),
+        prop::sample::select(vec!["Server", "Service"]),
+        prop::option::of(rps()),
+        prop::option::of(rps()),
+        prop::collection::vec((rps(), prop::collection::vec(name(), 0..3)), 0..3),
+    )
+        .prop_map(|(target, kind, total, identity, overrides)| {
+            let mut spec = json!({"targetRef": {"group": "policy.linkerd.io", "kind": kind, "name": target}});
+            if let Some(t) = total {
+                spec["total"] = json!({"requestsPerSecond": t});
+            }
+            if let Some(i) = identity {
+                spec["identity"] = json!({"requestsPerSecond": i});
+            }
+            spec["overrides"] = overrides
+                .into_iter()
+                .map(|(r, sas)| {
+                    let refs: Vec<Value> =
+                        sas.into_iter().map(|n| json!({"kind": "ServiceAccount", "name": n})).collect();
+                    json!({"requestsPerSecond": r, "clientRefs": refs})
+                })
+                .collect();
+            json!({"apiVersion": "policy.linkerd.io/v1alpha1", "kind": "HTTPLocalRateLimitPolicy", "spec": spec})
+        });
+    (prop_oneof![route, egress, rate_limit], name(), namespace()).prop_map(|(mut o, name, ns)| {
+        o["metadata"] = json!({"name": name, "namespace": ns});
+        o
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn new_kinds_referring_to_each_other(seed in any::<u64>(), objects in prop::collection::vec(new_kind(), 1..10)) {
+        // After a real example, so that Services, Servers and workloads exist to be referred to.
+        let files = example_texts();
+        let example = &files[(seed % files.len() as u64) as usize];
+        check_text(format!("{example}\n---\n{}", documents(&objects)));
+    }
 
     #[test]
     fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
@@ -219,10 +369,13 @@ proptest! {
         seed in any::<u64>(),
         base in prop::collection::vec(object(), 0..6),
         head in prop::collection::vec(object(), 0..6),
+        base_new in prop::collection::vec(new_kind(), 0..5),
+        head_new in prop::collection::vec(new_kind(), 0..5),
         names in prop::collection::vec(".{0,16}", 0..4),
     ) {
         let files = example_texts();
         let example = &files[(seed % files.len() as u64) as usize];
+        let (base, head) = ([base, base_new].concat(), [head, head_new].concat());
         let base = no_panic::render::compile(format!("{example}\n---\n{}", documents(&base)));
         let head = no_panic::render::compile(format!("{example}\n---\n{}", documents(&head)));
         no_panic::render::findings(&head);

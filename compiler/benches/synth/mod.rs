@@ -30,10 +30,15 @@
 //! probe route), so `meshc check` reports a handful of findings, as on a
 //! healthy repository.
 //!
+//! With `new_kinds` (MESHC_BENCH_NEW_KINDS=1), every other namespace also
+//! holds an EgressNetwork, a TLSRoute and an HTTPLocalRateLimitPolicy (see
+//! `new_kinds.rs`); the rest of the repository is byte for byte the same.
+//!
 //! No dependencies beyond std: it is shared by the bench binary and the script.
 
 mod apps;
 pub mod invariants;
+mod new_kinds;
 mod outbound;
 mod policy;
 mod wide;
@@ -49,6 +54,8 @@ pub struct Config {
     pub namespaces: usize,
     pub seed: u64,
     pub shape: Shape,
+    /// Also the Linkerd 2.17+ kinds in every other namespace (`new_kinds.rs`; apps shape only).
+    pub new_kinds: bool,
 }
 
 /// Which repository `generate` writes.
@@ -82,7 +89,7 @@ impl Config {
     /// The shape's workloads per namespace, at least one namespace.
     pub fn shaped(shape: Shape, workloads: usize) -> Config {
         let namespaces = workloads.div_ceil(shape.per_namespace()).max(1);
-        Config { workloads, namespaces, seed: 0x6d65_7368_6300_0001, shape }
+        Config { workloads, namespaces, seed: 0x6d65_7368_6300_0001, shape, new_kinds: false }
     }
 }
 
@@ -285,6 +292,9 @@ pub fn generate(root: &Path, cfg: &Config) -> io::Result<Stats> {
         if n > 0 {
             policy::write_authentications(&mut out, &ns, &uses)?;
             outbound::write_outbound(&mut out, &ns, k, &apps)?;
+            if cfg.new_kinds && k % 2 == 1 {
+                new_kinds::write(&mut out, &ns, &apps)?;
+            }
         }
     }
     out.stats.workloads = global;

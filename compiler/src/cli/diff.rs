@@ -30,6 +30,10 @@ pub struct DiffArgs {
     /// Only targets in this namespace.
     #[arg(long, short = 'n')]
     namespace: Option<String>,
+    /// Also compare client → Service edges (`matrix --services`: each Service
+    /// port called by every client group); costs a Service call per group and port.
+    #[arg(long)]
+    services: bool,
     /// Observed flows (JSON) to check: those allowed before and denied after are reported first.
     #[arg(long)]
     traffic: Option<PathBuf>,
@@ -179,7 +183,11 @@ pub fn run(a: DiffArgs) -> ExitCode {
     let (base, head) = (std::mem::ManuallyDrop::new(base), std::mem::ManuallyDrop::new(head));
     let sides = Sides::new(&base, &head);
     crate::profile::stage("diff: classes");
-    let d = diff::diff(&sides, a.namespace.as_deref());
+    let mut d = diff::diff(&sides, a.namespace.as_deref());
+    if a.services {
+        (d.services_opened, d.services_closed) = diff::services::changes(&sides, a.namespace.as_deref());
+        d.services_compared = true;
+    }
     crate::profile::stage("diff: compared");
     let traffic = match &a.traffic {
         Some(file) => match traffic::check_file(&sides, file) {
@@ -209,8 +217,8 @@ fn fails(fail_on: &[FailOn], d: &diff::Diff, traffic: &traffic::Checked) -> bool
     list.iter().any(|f| match f {
         // A row that could not be checked may be a broken flow.
         FailOn::BrokenTraffic => !traffic.broken.is_empty() || !traffic.unchecked.is_empty(),
-        FailOn::Closed => !d.closed.is_empty(),
-        FailOn::Opened => !d.opened.is_empty(),
+        FailOn::Closed => !d.closed.is_empty() || !d.egress_closed.is_empty() || !d.services_closed.is_empty(),
+        FailOn::Opened => !d.opened.is_empty() || !d.egress_opened.is_empty() || !d.services_opened.is_empty(),
         FailOn::Finding => !d.findings.introduced.is_empty(),
     })
 }

@@ -44,7 +44,9 @@ pub struct ReachArgs {
     /// egress:HOST:PORT for a destination outside the cluster (DNS name or IP).
     #[arg(long)]
     pub(super) to: String,
-    /// TLS SNI for an egress target (default on port 443 without request options: HOST).
+    /// TLS SNI: the client opens a TLS connection whose ClientHello names it
+    /// (an egress target defaults to it on port 443 without request options: HOST;
+    /// a svc/ target is called with HTTP unless it is given).
     #[arg(long)]
     sni: Option<String>,
     /// Opaque TCP to an egress target: neither HTTP nor a TLS ClientHello.
@@ -182,7 +184,7 @@ pub(super) fn reach_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str) -> Exit
         };
     }
     if a.sni.is_some() || a.tcp {
-        return fail("--sni and --tcp apply to egress:HOST:PORT targets only");
+        return fail("--sni applies to svc/NS/NAME:PORT and egress:HOST:PORT targets only, --tcp to egress:HOST:PORT only");
     }
     let (wi, port) = match reach::parse_target(o, to) {
         Ok((wi, Some(p))) => (wi, p),
@@ -216,7 +218,13 @@ fn run_reach_service(a: ReachArgs) -> ExitCode {
 /// `reach --to svc/...` in one cluster; `o` is compiled (outbound parts complete).
 pub(super) fn reach_service_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str) -> ExitCode {
     let classes = Classes::derive(&o.resolved, &o.configs);
+    if a.tcp {
+        return fail("--tcp applies to egress:HOST:PORT targets only (a svc/ target is called with HTTP, or TLS with --sni)");
+    }
     let req = match request(a) {
+        Ok(Some(_)) if a.sni.is_some() => {
+            return fail("--sni (TLS) and --method/--path/--header/--host (HTTP) describe different traffic: give one");
+        }
         Ok(r) => r.unwrap_or_else(|| HttpRequest::new("GET", "/")),
         Err(e) => return fail(e),
     };
@@ -228,12 +236,15 @@ pub(super) fn reach_service_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str)
         Ok(t) => t,
         Err(e) => return fail(e),
     };
-    let result = svc::reach(o, client, &target, &req);
+    let result = svc::reach(o, client, &target, &req, a.sni.as_deref());
     match a.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&svc::render::json(&result)).expect("json")),
         Format::Text => {
-            let grpc = req.header_values("content-type").any(|v| v.starts_with("application/grpc"));
-            let line = format!("{} {}", req.method, req.path);
+            let grpc = a.sni.is_none() && req.header_values("content-type").any(|v| v.starts_with("application/grpc"));
+            let line = match &a.sni {
+                Some(sni) => format!("TLS SNI {sni}"),
+                None => format!("{} {}", req.method, req.path),
+            };
             out!("{}", svc::render::text(&result, &line, grpc, text::Paint::detect()));
         }
     }
@@ -440,16 +451,17 @@ pub fn run_matrix(a: MatrixArgs) -> ExitCode {
         return fail(format!("namespace {ns} has no workloads in {}", a.common.path.display()));
     }
     let classes = Classes::derive(&o.resolved, &o.configs);
+    let egress = crate::query::matrix_egress::rows(&o, &classes, a.namespace.as_deref());
     crate::profile::stage("matrix: classes");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let title = format!("meshc matrix: {}", a.common.path.display());
     let written = match a.format {
-        MatrixFormat::Json => matrix_out::json(&mut out, &o, &classes, &scope, &|s| s).map(drop),
-        MatrixFormat::Table => matrix_out::table(&mut out, &o, &classes, &scope),
-        MatrixFormat::Dot => matrix_out::dot(&mut out, &o, &classes, &scope),
-        MatrixFormat::Mermaid => matrix_out::mermaid(&mut out, &o, &classes, &scope),
-        MatrixFormat::Html => matrix_out::html(&mut out, &o, &classes, &scope, &title),
+        MatrixFormat::Json => matrix_out::json(&mut out, &o, &classes, &scope, &egress, &|s| s).map(drop),
+        MatrixFormat::Table => matrix_out::table(&mut out, &o, &classes, &scope, &egress),
+        MatrixFormat::Dot => matrix_out::dot(&mut out, &o, &classes, &scope, &egress),
+        MatrixFormat::Mermaid => matrix_out::mermaid(&mut out, &o, &classes, &scope, &egress),
+        MatrixFormat::Html => matrix_out::html(&mut out, &o, &classes, &scope, &egress, &title),
     };
     let written = written.and_then(|()| out.flush());
     crate::profile::stage("matrix: written");

@@ -3,7 +3,9 @@
 
 pub mod cause;
 pub mod edges;
+pub mod egress;
 pub mod render;
+pub mod services;
 pub mod traffic;
 
 use crate::findings::Finding;
@@ -99,6 +101,14 @@ pub struct Diff {
     pub opened: Vec<EdgeChange>,
     pub closed: Vec<EdgeChange>,
     pub unchanged: usize,
+    /// Egress edges (`matrix` JSON `egress`) opened and closed, per fact.
+    pub egress_opened: Vec<egress::EgressChange>,
+    pub egress_closed: Vec<egress::EgressChange>,
+    /// Client → Service edges (`matrix --services`) opened and closed; only
+    /// with `diff --services` (`services_compared`).
+    pub services_compared: bool,
+    pub services_opened: Vec<services::ServiceEdgeChange>,
+    pub services_closed: Vec<services::ServiceEdgeChange>,
     pub findings: FindingChanges,
     pub configs_changed: Vec<ConfigChange>,
 }
@@ -139,6 +149,7 @@ pub fn diff(s: &Sides, namespace: Option<&str>) -> Diff {
             });
         }
     }
+    (d.egress_opened, d.egress_closed) = egress::changes(s, namespace);
     d.findings = finding_changes(s.base, s.head);
     d.configs_changed = config_changes(s.base, s.head, namespace);
     d

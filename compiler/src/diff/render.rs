@@ -12,13 +12,32 @@ pub const MARKDOWN_LIMIT: usize = 60 * 1024;
 
 pub fn summary(d: &Diff) -> String {
     let (i, f) = (d.findings.introduced.len(), d.findings.fixed.len());
+    // Said only when there are some, so that a change without egress reads as before.
+    let mut egress = match (d.egress_opened.len(), d.egress_closed.len()) {
+        (0, 0) => String::new(),
+        (o, c) => format!("; {o} egress edges opened, {c} closed"),
+    };
+    if d.services_compared {
+        egress += &format!("; {} Service edges opened, {} closed", d.services_opened.len(), d.services_closed.len());
+    }
     format!(
-        "{} edges opened, {} closed, {} unchanged; {i} findings introduced, {f} fixed; {} workload configs changed",
+        "{} edges opened, {} closed, {} unchanged{egress}; {i} findings introduced, {f} fixed; {} workload configs changed",
         d.opened.len(),
         d.closed.len(),
         d.unchanged,
         d.configs_changed.len()
     )
+}
+
+/// The Service edge changes, opened first, one line each.
+fn service_lines(d: &Diff) -> Vec<(bool, String)> {
+    let opened = d.services_opened.iter().map(|c| (true, super::services::line(c)));
+    opened.chain(d.services_closed.iter().map(|c| (false, super::services::line(c)))).collect()
+}
+
+/// The egress changes, opened first: `(opened, change)`.
+fn egress_changes(d: &Diff) -> impl Iterator<Item = (bool, &super::egress::EgressChange)> {
+    d.egress_opened.iter().map(|e| (true, e)).chain(d.egress_closed.iter().map(|e| (false, e)))
 }
 
 fn by_namespace(d: &Diff) -> BTreeMap<&str, Vec<(bool, &EdgeChange)>> {
@@ -76,6 +95,26 @@ pub fn human(d: &Diff, traffic: &Checked, paint: Paint) -> String {
             if let Some(cause) = cause_line(e) {
                 let _ = writeln!(out, "      because {cause}");
             }
+        }
+    }
+    if !d.egress_opened.is_empty() || !d.egress_closed.is_empty() {
+        let _ = writeln!(out, "\negress");
+        for (opened, e) in egress_changes(d) {
+            let (sign, code) = if opened { ("+ opened", "32") } else { ("- closed", "31") };
+            let line = format!("  {sign}  {}", super::egress::line(e));
+            let _ = writeln!(out, "{}", if paint.0 { format!("\x1b[{code}m{line}\x1b[0m") } else { line });
+            if let Some(source) = super::egress::source_line(e) {
+                let _ = writeln!(out, "      from {source}");
+            }
+        }
+    }
+    let services = service_lines(d);
+    if !services.is_empty() {
+        let _ = writeln!(out, "\nservices (client → Service edges)");
+        for (opened, line) in services {
+            let (sign, code) = if opened { ("+ opened", "32") } else { ("- closed", "31") };
+            let line = format!("  {sign}  {line}");
+            let _ = writeln!(out, "{}", if paint.0 { format!("\x1b[{code}m{line}\x1b[0m") } else { line });
         }
     }
     for (title, list) in [("findings introduced", &d.findings.introduced), ("findings fixed", &d.findings.fixed)] {
@@ -142,6 +181,25 @@ pub fn markdown(d: &Diff, traffic: &Checked) -> String {
             let sign = if opened { ":green_circle: opened" } else { ":red_circle: closed" };
             let cause = cause_line(e).map_or_else(String::new, |c| format!("<br>because {}", escape(&c)));
             let _ = writeln!(body, "- {sign} `{}`{cause}", edge_line(e));
+        }
+        let _ = writeln!(body, "\n</details>");
+    }
+    let egress: Vec<_> = egress_changes(d).collect();
+    if !egress.is_empty() {
+        let _ = writeln!(body, "\n<details><summary>egress: {} changes</summary>\n", egress.len());
+        for (opened, e) in egress {
+            let sign = if opened { ":green_circle: opened" } else { ":red_circle: closed" };
+            let from = super::egress::source_line(e).map_or_else(String::new, |c| format!("<br>from {}", escape(&c)));
+            let _ = writeln!(body, "- {sign} `{}`{from}", super::egress::line(e));
+        }
+        let _ = writeln!(body, "\n</details>");
+    }
+    let services = service_lines(d);
+    if !services.is_empty() {
+        let _ = writeln!(body, "\n<details><summary>client → Service edges: {} changes</summary>\n", services.len());
+        for (opened, line) in services {
+            let sign = if opened { ":green_circle: opened" } else { ":red_circle: closed" };
+            let _ = writeln!(body, "- {sign} `{line}`");
         }
         let _ = writeln!(body, "\n</details>");
     }

@@ -22,6 +22,7 @@ pub const GLOBALS: &[(&str, Option<Shape>)] = &[
     ("servers", Some(Shape::Resource)),
     ("routes", Some(Shape::Resource)),
     ("policies", Some(Shape::Resource)),
+    ("egress", Some(Shape::Egress)),
 ];
 
 /// Namespaces of qualified functions (`math.greatest`, `ip.isCanonical`).

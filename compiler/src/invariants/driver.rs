@@ -239,6 +239,7 @@ pub fn counterexample(q: &Quantifier, cx: &Cx, elem: &dyn Val) -> Counterexample
             out.port = Some(port);
         }
         Some(Item::Workload(w)) => out.workload = Some(w as usize),
+        Some(Item::Egress(e)) => out.class = cx.t.egress().get(e as usize).map(|x| x.class as usize),
         Some(Item::Resource(_)) | None => {}
     }
     out

@@ -24,6 +24,8 @@ pub enum Item {
         entry: u32,
     },
     Resource(u32),
+    /// An egress edge: an index into [`Tables::egress`].
+    Egress(u32),
 }
 
 pub const CLASS_FIELDS: &[&str] = &["kind", "name", "namespace", "identity", "id", "members", "labels"];
@@ -31,6 +33,8 @@ pub const TARGET_FIELDS: &[&str] = &["namespace", "name", "kind", "port", "portN
 pub const WORKLOAD_FIELDS: &[&str] = &["kind", "namespace", "name", "meshed", "identity", "ports", "labels"];
 pub const EDGE_FIELDS: &[&str] = &["client", "target", "route", "partial"];
 pub const RESOURCE_FIELDS: &[&str] = &["kind", "namespace", "name", "apiVersion"];
+pub const EGRESS_FIELDS: &[&str] =
+    &["client", "namespace", "kind", "egressNetwork", "route", "port", "verdict", "backends"];
 
 /// What [`Item`]s of a kind are called in messages, and their fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +44,7 @@ pub enum Shape {
     Workload,
     Edge,
     Resource,
+    Egress,
 }
 
 impl Shape {
@@ -50,6 +55,7 @@ impl Shape {
             Shape::Workload => WORKLOAD_FIELDS,
             Shape::Edge => EDGE_FIELDS,
             Shape::Resource => RESOURCE_FIELDS,
+            Shape::Egress => EGRESS_FIELDS,
         }
     }
 
@@ -60,6 +66,7 @@ impl Shape {
             Shape::Workload => "a workload",
             Shape::Edge => "an edge",
             Shape::Resource => "a resource",
+            Shape::Egress => "an egress edge",
         }
     }
 
@@ -68,6 +75,7 @@ impl Shape {
         match (self, f) {
             (Shape::Edge, "client") => Some(Shape::Class),
             (Shape::Edge, "target") => Some(Shape::Target),
+            (Shape::Egress, "client") => Some(Shape::Class),
             _ => None,
         }
     }
@@ -81,6 +89,7 @@ impl Item {
             Item::Workload(_) => Shape::Workload,
             Item::Edge { .. } => Shape::Edge,
             Item::Resource(_) => Shape::Resource,
+            Item::Egress(_) => Shape::Egress,
         }
     }
 
@@ -134,6 +143,7 @@ pub fn field<'t>(t: &'t Tables<'t>, item: Item, f: &str) -> Option<Boxed<'t>> {
         Item::Workload(w) => workload_field(t, w as usize, f),
         Item::Edge { class, target, entry } => edge_field(t, class, target, entry, f),
         Item::Resource(r) => resource_field(t, r as usize, f),
+        Item::Egress(e) => egress_field(t, e as usize, f),
     }
 }
 
@@ -211,6 +221,31 @@ fn resource_field<'t>(t: &'t Tables<'t>, r: usize, f: &str) -> Option<Boxed<'t>>
         "namespace" => string(res.namespace()),
         "name" => string(res.name()),
         "apiVersion" => string(&res.id.api_version),
+        _ => return None,
+    })
+}
+
+/// `kind`: `route`, `trafficPolicy`, `uncovered` or `no-proxy`.
+fn egress_field<'t>(t: &'t Tables<'t>, e: usize, f: &str) -> Option<Boxed<'t>> {
+    let edge = t.egress().get(e)?;
+    let fact = &edge.outcome.target;
+    Some(match f {
+        "client" => Box::new(super::values::Record { t, item: Item::Class(edge.class) }),
+        "namespace" => string(&edge.namespace),
+        "kind" => string(match (&fact.route, fact.traffic_policy, fact.egress) {
+            (Some(_), _, _) => "route",
+            (None, Some(_), _) => "trafficPolicy",
+            (None, None, Some(kind)) => kind,
+            (None, None, None) => "",
+        }),
+        "egressNetwork" => string(fact.egress_network.as_deref().unwrap_or("")),
+        "route" => string(fact.route.as_deref().unwrap_or("")),
+        "port" => int(fact.port.map_or(0, i64::from)),
+        "verdict" => string(edge.outcome.verdict),
+        "backends" => {
+            let list: Vec<Boxed<'t>> = edge.outcome.backends.iter().map(|b| string(b.as_str())).collect();
+            Box::new(CelList::from(list))
+        }
         _ => return None,
     })
 }

@@ -51,6 +51,23 @@
 //! A **resource** has `kind`, `namespace` (`""` if cluster-scoped), `name`
 //! and `apiVersion` (strings).
 //!
+//! An **egress edge** (a fact of a client's egress policy that lets traffic
+//! out of the cluster; the `egress` rows of `meshc matrix --format json`) has
+//! `client` (client class), `namespace` (string: the client workloads'
+//! namespace the edge holds for; egress turns on it, not on the class),
+//! `kind` (string: `route` (an EgressNetwork route forwards what it matches),
+//! `trafficPolicy` (an `Allow` EgressNetwork forwards any other traffic to
+//! its networks), `uncovered` (addresses no EgressNetwork that applies covers
+//! get Linkerd's egress-fallback) or `no-proxy` (a workload without a proxy:
+//! nothing polices it)), `egressNetwork` (string `namespace/name`, `""` for
+//! `uncovered` and `no-proxy`), `route` (string `HTTPRoute name` or
+//! `GRPCRoute name`, `""` unless `kind` is `route`), `port` (int: the
+//! destination port the route serves, `0` otherwise), `verdict` (string:
+//! `allow`, or `partial` when some of the route's backends are invalid) and
+//! `backends` (list(string): `original`, `svc/ns/name:port` when redirected to
+//! a Service, or `invalid: …`). A `Deny` EgressNetwork's default route is no
+//! edge.
+//!
 //! A **request** (`request(...)`) is a value of type `meshc.Request`, only
 //! passed to `reachable` and `reachers`.
 //!
@@ -65,6 +82,7 @@
 //! | `servers` | list(resource): the Servers |
 //! | `routes` | list(resource): HTTPRoutes (both API groups) and GRPCRoutes |
 //! | `policies` | list(resource): AuthorizationPolicies, ServerAuthorizations, MeshTLSAuthentications, NetworkAuthentications |
+//! | `egress` | list(egress edge): by client class, then client namespace, then fact |
 //!
 //! # Functions
 //!
@@ -290,7 +308,7 @@ impl<'o> Env<'o> {
 struct Vars<'t> {
     t: &'t Tables<'t>,
     calls: functions::Calls<'t>,
-    lists: [OnceLock<RecordList<'t>>; 7],
+    lists: [OnceLock<RecordList<'t>>; 8],
     edges: edgelist::EdgeList<'t>,
     log: tracked::Log,
 }
@@ -321,6 +339,7 @@ impl<'t> Vars<'t> {
             }
             "servers" => resources(&t.resources().servers),
             "routes" => resources(&t.resources().routes),
+            "egress" => self.records((0..t.egress().len() as u32).map(Item::Egress)),
             _ => resources(&t.resources().policies),
         }
     }

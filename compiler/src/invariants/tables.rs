@@ -66,6 +66,14 @@ pub struct ResourceLists {
     pub policies: Vec<u32>,
 }
 
+/// One egress edge (`query::matrix_egress`): a client class, the client
+/// namespace it holds for, and a fact of that namespace's egress policy.
+pub struct EgressEdge {
+    pub class: u32,
+    pub namespace: String,
+    pub outcome: Arc<crate::query::matrix_egress::EgressOutcome>,
+}
+
 /// Which edges a verdict that depends on the pod CIDR counts as: an
 /// invariant is evaluated without them, and, if it met any, again with
 /// them; where the two answers differ, the answer depends on the pod CIDR.
@@ -86,6 +94,7 @@ pub struct Tables<'o> {
     targets: OnceLock<Targets>,
     sets: OnceLock<Vec<OnceLock<PortEdges>>>,
     resources: OnceLock<ResourceLists>,
+    egress: OnceLock<Vec<EgressEdge>>,
     /// Per class field, then per target field: each item's value, interned
     /// (see `edges.rs`); shared by every invariant.
     field_ids: Vec<OnceLock<Vec<u32>>>,
@@ -104,6 +113,7 @@ impl<'o> Tables<'o> {
             targets: OnceLock::new(),
             sets: OnceLock::new(),
             resources: OnceLock::new(),
+            egress: OnceLock::new(),
             field_ids: (0..n_fields).map(|_| OnceLock::new()).collect(),
             lists: Mutex::default(),
             localhost: OnceLock::new(),
@@ -244,6 +254,39 @@ impl<'o> Tables<'o> {
                     _ => continue,
                 };
                 list.push(i as u32);
+            }
+            out
+        })
+    }
+
+    /// Every egress edge, by class, then client namespace (workloads
+    /// without a proxy last within a class), then fact.
+    pub fn egress(&self) -> &[EgressEdge] {
+        self.egress.get_or_init(|| {
+            use crate::query::matrix_egress::{EgressOutcome, namespace_facts, no_proxy};
+            use std::collections::{BTreeSet, HashMap};
+            let o = self.o;
+            let mut seen: BTreeSet<(u32, bool, &str)> = BTreeSet::new();
+            for c in &self.classes.classes {
+                for w in c.members.iter().filter_map(|m| m.workload.map(|wi| &o.resolved.workloads[wi])) {
+                    seen.insert((c.id as u32, !w.is_meshed(), w.namespace.as_str()));
+                }
+            }
+            let mut facts: HashMap<&str, Vec<Arc<EgressOutcome>>> = HashMap::new();
+            let unproxied: Arc<EgressOutcome> = Arc::new(no_proxy());
+            let mut out = Vec::new();
+            for (class, unmeshed, ns) in seen {
+                let list = if unmeshed {
+                    vec![unproxied.clone()]
+                } else {
+                    facts
+                        .entry(ns)
+                        .or_insert_with(|| {
+                            namespace_facts(&o.outbound.egress.for_namespace(ns)).into_iter().map(Arc::new).collect()
+                        })
+                        .clone()
+                };
+                out.extend(list.into_iter().map(|outcome| EgressEdge { class, namespace: ns.to_owned(), outcome }));
             }
             out
         })

@@ -84,7 +84,7 @@ impl std::fmt::Debug for Record<'_> {
 fn keys_of(shape: fields::Shape) -> &'static [CelString<'static>] {
     static KEYS: LazyLock<Vec<Vec<CelString<'static>>>> = LazyLock::new(|| {
         use fields::Shape::*;
-        [Class, Target, Workload, Edge, Resource]
+        [Class, Target, Workload, Edge, Resource, Egress]
             .iter()
             .map(|s| s.fields().iter().map(|f| CelString::from(*f)).collect())
             .collect()

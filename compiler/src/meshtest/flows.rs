@@ -47,13 +47,18 @@ pub fn name(f: &Flow) -> String {
 /// an `egress:` target through the client's EgressNetwork decision.
 fn verdict(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(&'static str, String), String> {
     let client = parse_client(o, classes, &f.spec.from)?;
-    if f.spec.sni.is_some() && crate::query::egress_ref::parse(&f.spec.to).is_none() {
-        return Err("`sni` applies to egress:HOST:PORT targets only".to_owned());
+    let sni_target = svc::target::is_service(&f.spec.to) || crate::query::egress_ref::parse(&f.spec.to).is_some();
+    if f.spec.sni.is_some() && !sni_target {
+        return Err("`sni` applies to svc/ and egress:HOST:PORT targets only".to_owned());
     }
     if svc::target::is_service(&f.spec.to) {
         let t = svc::target::parse(o, &f.spec.to)?;
-        let req = request(f).unwrap_or_else(|| HttpRequest::new("GET", "/"));
-        let r = svc::reach(o, client, &t, &req);
+        let req = request(f);
+        if f.spec.sni.is_some() && req.is_some() {
+            return Err("`sni` (TLS) and a request (HTTP) describe different traffic: give one".to_owned());
+        }
+        let req = req.unwrap_or_else(|| HttpRequest::new("GET", "/"));
+        let r = svc::reach(o, client, &t, &req, f.spec.sni.as_deref());
         return Ok((r.verdict.as_str(), service_explanation(&r)));
     }
     if let Some(target) = crate::query::egress_ref::parse(&f.spec.to) {

@@ -11,6 +11,7 @@ pub mod egress_ref;
 pub mod egress_who;
 pub mod evaluate;
 pub mod matrix;
+pub mod matrix_egress;
 pub mod places;
 pub mod proof;
 pub mod ratelimit;

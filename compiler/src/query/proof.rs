@@ -78,6 +78,8 @@ impl<'o> Prover<'o> {
             ("httproute", Some("policy.linkerd.io")) => Kind::PolicyHttpRoute,
             ("httproute", _) => Kind::GatewayHttpRoute,
             ("grpcroute", _) => Kind::GrpcRoute,
+            ("tlsroute", _) => Kind::TlsRoute,
+            ("tcproute", _) => Kind::TcpRoute,
             _ => return None,
         };
         self.outcome.resolved.index.get(kind, ns, &meta.name)

@@ -31,14 +31,21 @@ pub fn findings(o: &Outcome) {
 pub fn queries(o: &Outcome) {
     let classes = Classes::derive(&o.resolved, &o.configs);
     let scope = matrix::workloads_in(o, None);
+    let egress = meshc::query::matrix_egress::rows(o, &classes, None);
     let mut out = Vec::new();
-    matrix_out::json(&mut out, o, &classes, &scope, &|s| s).expect("writes to memory");
+    matrix_out::json(&mut out, o, &classes, &scope, &egress, &|s| s).expect("writes to memory");
     serde_json::from_slice::<serde_json::Value>(&out).expect("matrix json parses");
-    type Format = fn(&mut dyn std::io::Write, &Outcome, &Classes, &[usize]) -> std::io::Result<()>;
+    type Format = fn(
+        &mut dyn std::io::Write,
+        &Outcome,
+        &Classes,
+        &[usize],
+        &[meshc::query::matrix_egress::EgressRow],
+    ) -> std::io::Result<()>;
     for format in [matrix_out::table as Format, matrix_out::dot, matrix_out::mermaid] {
-        format(&mut Vec::new(), o, &classes, &scope).expect("writes to memory");
+        format(&mut Vec::new(), o, &classes, &scope, &egress).expect("writes to memory");
     }
-    matrix_out::html(&mut Vec::new(), o, &classes, &scope, "<title> & \"quotes\"").expect("writes to memory");
+    matrix_out::html(&mut Vec::new(), o, &classes, &scope, &egress, "<title> & \"quotes\"").expect("writes to memory");
     for wi in scope.iter().copied().take(3) {
         let w = &o.resolved.workloads[wi];
         let target = format!("{}/{}/{}", w.kind, w.namespace, w.name);
@@ -70,9 +77,12 @@ fn services(o: &Outcome, classes: &Classes) {
         {
             if let Ok(client) = reach::parse_client(o, classes, &client) {
                 let req = mesh_proxy_api::HttpRequest::new("GET", "/");
-                let r = svc::reach(o, client, t, &req);
-                let _ = svc::render::text(&r, "GET /", false, text::Paint(true));
-                serde_json::to_string(&svc::render::json(&r)).expect("service reach json");
+                // Plain HTTP, then a TLS connection (TLSRoutes route it by SNI).
+                for sni in [None, Some("a.example.com")] {
+                    let r = svc::reach(o, client.clone(), t, &req, sni);
+                    let _ = svc::render::text(&r, "GET /", false, text::Paint(true));
+                    serde_json::to_string(&svc::render::json(&r)).expect("service reach json");
+                }
             }
         }
     }

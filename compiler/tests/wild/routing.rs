@@ -182,7 +182,7 @@ fn check_unproxied(o: &Outcome, x: &Expectation) -> Result<(), String> {
     let classes = Classes::derive(&o.resolved, &o.configs);
     let client = parse_client(o, &classes, &x.client_ns)?;
     let target = svc::target::parse(o, &format!("svc/{}/{}:{}", x.service.0, x.service.1, x.port))?;
-    let r = svc::reach(o, client, &target, &x.request);
+    let r = svc::reach(o, client, &target, &x.request, None);
     for clause in &x.clauses {
         let words: Vec<&str> = clause.split_whitespace().collect();
         let held = match words.as_slice() {

@@ -5,10 +5,11 @@
 //! size grows with the distinct facts, not with classes x targets. Table,
 //! DOT and Mermaid draw one line per edge, as a reader wants them.
 
-use super::html;
+use super::{html, matrix_egress_out};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::query::matrix::{PortSets, for_each_port};
+use crate::query::matrix_egress::EgressRow;
 use crate::query::reach::workload_label;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -86,6 +87,9 @@ pub struct Summary {
     /// Distinct sets of classes the rows name.
     #[serde(rename = "clientSets")]
     pub client_sets: usize,
+    /// Egress (class, fact) edges, as if each were its own row.
+    #[serde(rename = "egressEdges")]
+    pub egress_edges: usize,
 }
 
 #[cfg(test)]
@@ -197,6 +201,7 @@ pub fn json(
     o: &Outcome,
     classes: &Classes,
     scope: &[usize],
+    egress: &[EgressRow],
     escape: &dyn Fn(String) -> String,
 ) -> io::Result<Summary> {
     let put = |out: &mut dyn Write, s: String| out.write_all(escape(s).as_bytes());
@@ -243,8 +248,11 @@ pub fn json(
         }
         put(out, std::mem::take(&mut buf))
     })?;
+    put(out, "\n]".to_owned())?;
+    put(out, matrix_egress_out::json(egress, &mut |c| sets.id(c))?)?;
+    summary.egress_edges = egress.iter().map(|r| r.clients.len()).sum();
     summary.client_sets = sets.sets.len();
-    put(out, "\n],\n\"clientSets\":[".to_owned())?;
+    put(out, ",\n\"clientSets\":[".to_owned())?;
     for (n, set) in sets.sets.into_iter().enumerate() {
         put(out, if n == 0 { format!("\n{set}") } else { format!(",\n{set}") })?;
     }
@@ -252,9 +260,16 @@ pub fn json(
     Ok(summary)
 }
 
-pub fn html(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize], title: &str) -> io::Result<()> {
+pub fn html(
+    out: &mut dyn Write,
+    o: &Outcome,
+    classes: &Classes,
+    scope: &[usize],
+    egress: &[EgressRow],
+    title: &str,
+) -> io::Result<()> {
     out.write_all(html::head(title).as_bytes())?;
-    json(out, o, classes, scope, &|s| html::escape_script(&s))?;
+    json(out, o, classes, scope, egress, &|s| html::escape_script(&s))?;
     out.write_all(html::tail().as_bytes())
 }
 
@@ -262,8 +277,14 @@ fn client_label(classes: &Classes, c: Option<usize>) -> String {
     c.map_or_else(|| "every client".to_owned(), |c| format!("[{c}] {}", classes.classes[c].label()))
 }
 
-/// One line per edge, then the class legend.
-pub fn table(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize]) -> io::Result<()> {
+/// One line per edge, then one per egress edge, then the class legend.
+pub fn table(
+    out: &mut dyn Write,
+    o: &Outcome,
+    classes: &Classes,
+    scope: &[usize],
+    egress: &[EgressRow],
+) -> io::Result<()> {
     writeln!(out, "{:<48} {:<44} {:<8} ROUTES", "CLIENT", "TARGET", "VERDICT")?;
     let mut summary = Summary { classes: classes.len(), workloads: scope.len(), ..Summary::default() };
     let labels: Vec<String> = (0..classes.len()).map(|c| client_label(classes, Some(c))).collect();
@@ -282,10 +303,11 @@ pub fn table(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize
         }
         Ok::<(), io::Error>(())
     })?;
+    summary.egress_edges = matrix_egress_out::table(out, egress, classes)?;
     writeln!(
         out,
-        "\n{} edges over {} ports of {} workloads; {} client classes:",
-        summary.edges, summary.ports, summary.workloads, summary.classes
+        "\n{} edges over {} ports of {} workloads, {} egress edges; {} client classes:",
+        summary.edges, summary.ports, summary.workloads, summary.egress_edges, summary.classes
     )?;
     for c in &classes.classes {
         let members: Vec<&str> = c.members.iter().map(|m| m.label.as_str()).collect();
@@ -307,12 +329,25 @@ fn class_namespace<'c>(classes: &'c Classes, c: usize) -> Option<&'c str> {
 
 /// Graphviz: namespaces as clusters, client classes and workloads as nodes,
 /// edges labelled with the port (dashed when partial).
-pub fn dot(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize]) -> io::Result<()> {
-    graph(out, o, classes, scope, Syntax::Dot)
+/// Egress edges lead to one node per EgressNetwork (or fallback kind).
+pub fn dot(
+    out: &mut dyn Write,
+    o: &Outcome,
+    classes: &Classes,
+    scope: &[usize],
+    egress: &[EgressRow],
+) -> io::Result<()> {
+    graph(out, o, classes, (scope, egress), Syntax::Dot)
 }
 
-pub fn mermaid(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize]) -> io::Result<()> {
-    graph(out, o, classes, scope, Syntax::Mermaid)
+pub fn mermaid(
+    out: &mut dyn Write,
+    o: &Outcome,
+    classes: &Classes,
+    scope: &[usize],
+    egress: &[EgressRow],
+) -> io::Result<()> {
+    graph(out, o, classes, (scope, egress), Syntax::Mermaid)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -325,7 +360,13 @@ fn quote(s: &str) -> String {
     s.replace('"', "'")
 }
 
-fn graph(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize], syntax: Syntax) -> io::Result<()> {
+fn graph(
+    out: &mut dyn Write,
+    o: &Outcome,
+    classes: &Classes,
+    (scope, egress): (&[usize], &[EgressRow]),
+    syntax: Syntax,
+) -> io::Result<()> {
     use std::collections::BTreeMap;
     let mut groups: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for &wi in scope {
@@ -335,7 +376,8 @@ fn graph(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize], s
             .or_default()
             .push((node_id("w", &workload_label(o, wi)), workload_label(o, wi)));
     }
-    let mut outside = Vec::new();
+    let mut outside: Vec<(String, String)> =
+        matrix_egress_out::nodes(egress).into_iter().map(|n| (node_id("e", &n), n)).collect();
     for c in &classes.classes {
         let node = (node_id("c", &c.id.to_string()), format!("[{}] {}", c.id, c.label()));
         match class_namespace(classes, c.id) {
@@ -393,6 +435,19 @@ fn graph(out: &mut dyn Write, o: &Outcome, classes: &Classes, scope: &[usize], s
         }
         Ok::<(), io::Error>(())
     })?;
+    for r in egress {
+        let to = node_id("e", &r.outcome.target.node());
+        let label = quote(&matrix_egress_out::edge_label(r));
+        for &c in &r.clients {
+            let from = node_id("c", &c.to_string());
+            match (syntax, r.outcome.verdict != "allow") {
+                (Syntax::Dot, false) => writeln!(out, "  {from} -> {to} [label=\"{label}\"];")?,
+                (Syntax::Dot, true) => writeln!(out, "  {from} -> {to} [label=\"{label}\", style=dashed];")?,
+                (Syntax::Mermaid, false) => writeln!(out, "  {from} -->|\"{label}\"| {to}")?,
+                (Syntax::Mermaid, true) => writeln!(out, "  {from} -.->|\"{label}\"| {to}")?,
+            }
+        }
+    }
     if syntax == Syntax::Dot {
         writeln!(out, "}}")?;
     }

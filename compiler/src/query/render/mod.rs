@@ -1,5 +1,6 @@
 //! Output of the reachability queries.
 
 pub mod html;
+pub mod matrix_egress_out;
 pub mod matrix_out;
 pub mod text;

@@ -58,8 +58,14 @@ impl Asker<'_> {
     }
 }
 
-/// The verdicts behind every backend of the chosen rule.
-pub fn judge(o: &Outcome, ask: &Asker, backends: &[(BackendRef, u32)], req: &HttpRequest) -> Vec<BackendVerdict> {
+/// The verdicts behind every backend of the chosen rule, for `req`, or for
+/// a connection (`None`: TLS, or opaque TCP) on which only authorization decides.
+pub fn judge(
+    o: &Outcome,
+    ask: &Asker,
+    backends: &[(BackendRef, u32)],
+    req: Option<&HttpRequest>,
+) -> Vec<BackendVerdict> {
     backends.iter().flat_map(|(b, w)| judge_one(o, ask, b, *w, req)).collect()
 }
 
@@ -76,7 +82,7 @@ fn alone(b: &BackendRef, weight: u32, verdict: Verdict, status: Option<u32>, why
     }
 }
 
-fn judge_one(o: &Outcome, ask: &Asker, b: &BackendRef, weight: u32, req: &HttpRequest) -> Vec<BackendVerdict> {
+fn judge_one(o: &Outcome, ask: &Asker, b: &BackendRef, weight: u32, req: Option<&HttpRequest>) -> Vec<BackendVerdict> {
     let (namespace, name, port) = match b {
         BackendRef::Service { namespace, name, port } => (namespace, name, *port),
         BackendRef::Invalid { reason } => {
@@ -126,8 +132,15 @@ fn judge_one(o: &Outcome, ask: &Asker, b: &BackendRef, weight: u32, req: &HttpRe
         }) else {
             continue;
         };
-        let r = reach::reach(o, ask.client.clone(), wi, pod_port, Some(req));
-        let Some(v) = r.verdicts.into_iter().next() else { continue };
+        let r = reach::reach(o, ask.client.clone(), wi, pod_port, req);
+        let v = match req {
+            Some(_) => r.verdicts.into_iter().next(),
+            None => connection_verdict(r.verdicts),
+        };
+        let Some(v) = v else {
+            out.push(http_only(b, weight, format!("{}:{pod_port}", workload_label(o, wi))));
+            continue;
+        };
         out.push(BackendVerdict {
             service: b.label(),
             weight,
@@ -144,4 +157,23 @@ fn judge_one(o: &Outcome, ask: &Asker, b: &BackendRef, weight: u32, req: &HttpRe
         ));
     }
     out
+}
+
+/// The verdict a connection gets: the connection-level decision (an opaque
+/// or TLS Server, or non-HTTP traffic on a detect port), or the bypass of a
+/// workload without a proxy. `None` when the Server declares HTTP.
+fn connection_verdict(verdicts: Vec<reach::VerdictView>) -> Option<reach::VerdictView> {
+    use crate::query::evaluate::Unit;
+    verdicts.into_iter().find(|v| matches!(v.unit, Unit::Connection | Unit::Bypass))
+}
+
+/// A Server that declares HTTP (or gRPC) reads the connection as HTTP
+/// without detection (Linkerd's inbound skips protocol detection for a
+/// declared protocol); TLS or raw TCP bytes fail to parse and the
+/// connection is closed.
+fn http_only(b: &BackendRef, weight: u32, workload: String) -> BackendVerdict {
+    let why = format!(
+        "the Server on {workload} declares an HTTP protocol: the inbound proxy reads the connection as HTTP without detection, and a TLS or opaque connection fails to parse and is closed"
+    );
+    BackendVerdict { workload: Some(workload), ..alone(b, weight, Verdict::Deny, None, why) }
 }

@@ -11,6 +11,7 @@ use mesh_proxy_api::outbound::{
     Backend, BackendTarget, OutboundRoute, OutboundService, Profile, ProfileRoute, Retry, RouteTarget, RuleBackends,
     Timeouts, route_outbound,
 };
+use mesh_proxy_api::outbound::{ConnectionRoute, SniMatch, route_connection};
 use serde::Serialize;
 
 /// Who sends the request: a proxy that applies outbound policy, or none.
@@ -95,10 +96,12 @@ impl BackendRef {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientRoute {
-    /// `HTTPRoute`, `GRPCRoute`, `ServiceProfile`, `default` (no routes: the
-    /// Service itself), `opaque` (TCP to the Service), `no-proxy` (kube-proxy
-    /// alone), `undeclared-port` (the Service has no such port),
-    /// `not-exposed` (a ClusterIP Service called from outside the cluster).
+    /// `HTTPRoute`, `GRPCRoute`, `TCPRoute`, `TLSRoute`, `ServiceProfile`,
+    /// `default` (no routes: the Service itself), `opaque` (TCP to the
+    /// Service), `no-route` (404, or a connection no TLSRoute takes),
+    /// `no-proxy` (kube-proxy alone), `undeclared-port` (the Service has no
+    /// such port), `not-exposed` (a ClusterIP Service called from outside
+    /// the cluster).
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -119,6 +122,13 @@ pub struct ClientRoute {
     /// A ServiceProfile route whose failures are retried within the budget.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub retryable: bool,
+    /// The SNI of the TLS connection routed (`reach --sni`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// Whether the client's proxy routes the whole connection (a TCPRoute
+    /// or TLSRoute): the backends see a connection, not a request.
+    #[serde(skip)]
+    pub connection: bool,
     /// In words, for the proof.
     #[serde(skip)]
     pub detail: String,
@@ -145,6 +155,8 @@ impl ClientRoute {
             timeouts: Timeouts::default(),
             retry: None,
             retryable: false,
+            sni: None,
+            connection: false,
             detail,
             origin: None,
         }
@@ -197,15 +209,81 @@ fn itself(t: &ServiceTarget) -> BackendRef {
     BackendRef::Service { namespace: t.namespace.clone(), name: t.name.clone(), port: t.port }
 }
 
-/// Routes `req` as the client's proxy would.
-pub fn route(svc: &OutboundService, t: &ServiceTarget, req: &HttpRequest, cluster_domain: &str) -> Routed {
+/// Routes `req` (or, with `sni`, a TLS connection naming it) as the
+/// client's proxy would: the connection first (`route_connection`: a
+/// TCPRoute, the TLSRoute for the SNI, or none), then, on a port that
+/// routes requests, the request (`route_outbound`).
+pub fn route(svc: &OutboundService, t: &ServiceTarget, req: &HttpRequest, sni: Option<&str>, domain: &str) -> Routed {
+    let mut routed = match route_connection(svc, t.port, sni) {
+        None => return undeclared(t),
+        Some(ConnectionRoute::Requests) if sni.is_none() => return route_request(svc, t, req, domain),
+        Some(ConnectionRoute::Requests | ConnectionRoute::Service { .. }) => to_service_as_tcp(t, sni),
+        Some(ConnectionRoute::Route { route, backends, sni: matched }) => stream_routed(route, backends, sni, matched),
+        Some(ConnectionRoute::NoRoute) => no_stream_route(t, sni),
+    };
+    routed.route.sni = sni.map(str::to_owned);
+    routed
+}
+
+/// No connection route takes it: the connection goes to the Service as TCP
+/// (an opaque port, or TLS on a port whose detection finds no HTTP).
+fn to_service_as_tcp(t: &ServiceTarget, sni: Option<&str>) -> Routed {
+    let detail = match sni {
+        Some(_) => {
+            "no TCPRoute or TLSRoute serves the port and a TLS connection is not HTTP: the client's proxy sends it to the Service as TCP"
+        }
+        None => "the port is opaque: the connection goes to the Service as TCP, no HTTP route applies",
+    };
+    let mut route = ClientRoute::new("opaque", detail.to_owned());
+    route.connection = true;
+    Routed { route, backends: vec![(itself(t), 1)] }
+}
+
+/// A TCPRoute, or the TLSRoute the SNI selected: one backend by weight per connection.
+fn stream_routed(meta: &mesh_proxy_api::Meta, backends: &[Backend], sni: Option<&str>, m: Option<SniMatch>) -> Routed {
+    let tls = meta.kind == "tlsroute";
+    let kind = if tls { "TLSRoute" } else { "TCPRoute" };
+    let how = match (tls, sni, m) {
+        (false, _, _) => "takes every connection to the port (a TCPRoute has no match)".to_owned(),
+        (true, Some(s), Some(SniMatch::Exact(_))) => {
+            format!("names SNI {s} exactly (an exact name beats any wildcard)")
+        }
+        (true, Some(s), Some(SniMatch::Suffix(_))) => {
+            format!("matches SNI {s} by a wildcard hostname (the longest matching suffix, no exact name)")
+        }
+        (true, _, _) => "lists no hostnames, so it takes any SNI no other TLSRoute names".to_owned(),
+    };
+    let mut route = ClientRoute::new(kind, format!("{kind} {} {how}", meta.name));
+    route.name = Some(meta.name.clone());
+    route.connection = true;
+    route.origin = Some(RouteOrigin { meta: meta.clone(), namespace: None });
+    Routed { route, backends: backends.iter().map(|b| (backend_ref(b), b.weight)).collect() }
+}
+
+/// TLSRoutes serve the port and none takes this connection: the client's
+/// proxy closes it (no HTTP status: it is not HTTP).
+fn no_stream_route(t: &ServiceTarget, sni: Option<&str>) -> Routed {
+    let detail = match sni {
+        Some(s) => format!(
+            "TLSRoutes serve port {} and none names SNI {s} (nor lists no hostnames): the client's proxy closes the connection",
+            t.port
+        ),
+        None => format!(
+            "TLSRoutes serve port {}: a connection without a TLS ClientHello naming an SNI (plain HTTP here; give --sni for TLS) matches none, and the client's proxy closes it",
+            t.port
+        ),
+    };
+    let mut route = ClientRoute::new("no-route", detail);
+    route.connection = true;
+    Routed { route, backends: Vec::new() }
+}
+
+/// Routes the request on a port that routes requests.
+fn route_request(svc: &OutboundService, t: &ServiceTarget, req: &HttpRequest, cluster_domain: &str) -> Routed {
     let Some(outcome) = route_outbound(svc, t.port, req) else { return undeclared(t) };
     let status = outcome.local_status();
     let mut routed = match outcome {
-        OutboundRoute::Opaque => {
-            let detail = "the port is opaque: the connection goes to the Service as TCP, no HTTP route applies".into();
-            Routed { route: ClientRoute::new("opaque", detail), backends: vec![(itself(t), 1)] }
-        }
+        OutboundRoute::Opaque => to_service_as_tcp(t, None),
         OutboundRoute::NotFound => {
             let detail = format!(
                 "routes are attached to port {} and none matches {} {}: the client's proxy answers 404 itself",

@@ -5,7 +5,7 @@
 
 use super::Overall;
 use super::target::{ServiceTarget, service_ports};
-use super::who::{Row, groups, requests, row};
+use super::who::{Row, call, groups, requests, row};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::resolve::index::Kind;
@@ -51,10 +51,7 @@ pub fn edges(o: &Outcome, classes: &Classes, targets: &[ServiceTarget]) -> Vec<S
             let edges = groups
                 .iter()
                 .filter_map(|g| {
-                    requests(o, g, t)
-                        .iter()
-                        .map(|req| row(g, req, &super::reach(o, g.client.clone(), t, req)))
-                        .find(gets_in)
+                    requests(o, g, t).iter().map(|probe| row(g, probe, &call(o, g, t, probe))).find(gets_in)
                 })
                 .collect();
             ServiceEdges { service: t.label(), edges }

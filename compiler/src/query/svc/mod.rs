@@ -78,8 +78,9 @@ pub struct ServiceReach {
     pub proof: Vec<Step>,
 }
 
-/// What `client` sees when it sends `req` to Service port `t`.
-pub fn reach(o: &Outcome, client: ClientView, t: &ServiceTarget, req: &HttpRequest) -> ServiceReach {
+/// What `client` sees when it sends `req` to Service port `t`, or, with
+/// `sni`, when it opens a TLS connection whose ClientHello names `sni`.
+pub fn reach(o: &Outcome, client: ClientView, t: &ServiceTarget, req: &HttpRequest, sni: Option<&str>) -> ServiceReach {
     let sender = client_route::sender(o, &client);
     let routed = if t.declared.is_none() {
         client_route::undeclared(t)
@@ -89,14 +90,17 @@ pub fn reach(o: &Outcome, client: ClientView, t: &ServiceTarget, req: &HttpReque
         client_route::unproxied(t)
     } else {
         match client_route::service_view(o, &client, sender.namespace.as_deref(), t) {
-            Some(svc) => client_route::route(&svc, t, req, &o.resolved.settings.cluster_domain),
+            Some(svc) => client_route::route(&svc, t, req, sni, &o.resolved.settings.cluster_domain),
             None => client_route::undeclared(t),
         }
     };
-    let grpc = req.header_values("content-type").any(|v| v.starts_with("application/grpc"));
+    let grpc = sni.is_none() && req.header_values("content-type").any(|v| v.starts_with("application/grpc"));
     let ask = Asker { client: &client, proxy: sender.proxy, grpc };
     let Routed { route, backends } = routed;
-    let judged = backends::judge(o, &ask, &backends, req);
+    // A TLS connection, or one a TCPRoute/TLSRoute carries, reaches the
+    // backends as a connection: only their authorization decides.
+    let request = (sni.is_none() && !route.connection).then_some(req);
+    let judged = backends::judge(o, &ask, &backends, request);
     let status = route.status.and_then(|s| ask.local(s));
     let verdict = overall(&route, &judged);
     let p = Prover::new(o);
@@ -126,7 +130,7 @@ pub fn reach(o: &Outcome, client: ClientView, t: &ServiceTarget, req: &HttpReque
 fn overall(route: &ClientRoute, judged: &[BackendVerdict]) -> Overall {
     match (route.kind, route.status) {
         ("undeclared-port" | "not-exposed", _) => return Overall::Deny,
-        (_, Some(404)) => return Overall::NoRoute,
+        ("no-route", _) | (_, Some(404)) => return Overall::NoRoute,
         (_, Some(_)) => return Overall::Deny,
         _ => {}
     }

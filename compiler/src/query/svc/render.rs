@@ -64,6 +64,7 @@ pub fn text(r: &ServiceReach, request: &str, grpc: bool, paint: Paint) -> String
         (Some(code), _) if grpc => format!(" (grpc-status {code}, from the client's proxy)"),
         (Some(code), _) => format!(" ({code}, from the client's proxy)"),
         (None, Overall::Deny) if r.backends.is_empty() => " (connection refused)".to_owned(),
+        (None, Overall::NoRoute) => " (connection closed by the client's proxy)".to_owned(),
         _ => String::new(),
     };
     let _ = writeln!(out, "\n{}{overall_status}", paint_overall(paint, r.verdict));

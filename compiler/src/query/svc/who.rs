@@ -5,13 +5,13 @@
 //! has a proxy, so a class is split by those before the call is evaluated
 //! once per group.
 
+use super::probes::Probe;
 use super::target::ServiceTarget;
 use super::{Overall, ServiceReach};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::query::clients::ClientKind;
 use crate::query::reach::{ClientView, placed};
-use mesh_proxy_api::HttpRequest;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -55,7 +55,8 @@ pub fn groups(o: &Outcome, classes: &Classes) -> Vec<Group> {
 pub struct Row {
     pub class: usize,
     pub clients: Vec<String>,
-    /// The request sent (`GET /`, or one a route rule selects: `probes`).
+    /// The request sent (`GET /`, or one a route rule selects, or a TLS
+    /// connection with an SNI a TLSRoute names: `probes`).
     pub request: String,
     pub verdict: Overall,
     /// The client route's kind and name (`HTTPRoute api-split`, `default`, `no-proxy`).
@@ -67,7 +68,7 @@ pub struct Row {
     pub backends: Vec<String>,
 }
 
-pub fn row(g: &Group, req: &HttpRequest, r: &ServiceReach) -> Row {
+pub fn row(g: &Group, probe: &Probe, r: &ServiceReach) -> Row {
     let route = &r.client_route;
     let client_route = match &route.name {
         Some(name) => format!("{} {name}", route.kind),
@@ -82,8 +83,7 @@ pub fn row(g: &Group, req: &HttpRequest, r: &ServiceReach) -> Row {
             format!("{} weight {}{at} {}{status}", b.service, b.weight, b.verdict.as_str())
         })
         .collect();
-    let request = format!("{} {}", req.method, req.path)
-        + &req.headers.iter().map(|(k, v)| format!(" {k}={v}")).collect::<String>();
+    let request = probe.label();
     Row {
         class: g.class,
         clients: g.members.clone(),
@@ -95,8 +95,9 @@ pub fn row(g: &Group, req: &HttpRequest, r: &ServiceReach) -> Row {
     }
 }
 
-/// The requests a group sends: `GET /` and one per route rule it sees.
-pub fn requests(o: &Outcome, g: &Group, t: &ServiceTarget) -> Vec<HttpRequest> {
+/// What a group sends: `GET /`, one request per route rule it sees, one
+/// TLS connection per SNI a TLSRoute names.
+pub fn requests(o: &Outcome, g: &Group, t: &ServiceTarget) -> Vec<Probe> {
     let sender = super::client_route::sender(o, &g.client);
     super::probes::probes(o, t, sender.namespace.as_deref())
 }
@@ -105,11 +106,16 @@ pub fn requests(o: &Outcome, g: &Group, t: &ServiceTarget) -> Vec<HttpRequest> {
 pub fn who_can_reach(o: &Outcome, classes: &Classes, t: &ServiceTarget) -> Vec<Row> {
     let mut out = Vec::new();
     for g in &groups(o, classes) {
-        for req in requests(o, g, t) {
-            out.push(row(g, &req, &super::reach(o, g.client.clone(), t, &req)));
+        for probe in requests(o, g, t) {
+            out.push(row(g, &probe, &call(o, g, t, &probe)));
         }
     }
     out
+}
+
+/// `g`'s call to `t` with `probe`.
+pub fn call(o: &Outcome, g: &Group, t: &ServiceTarget, probe: &Probe) -> ServiceReach {
+    super::reach(o, g.client.clone(), t, &probe.request(), probe.sni())
 }
 
 /// `who-can-reach svc/...` in words: per group and request, the verdict.
