@@ -217,10 +217,10 @@ fn run_reach_service(a: ReachArgs) -> ExitCode {
 
 /// `reach --to svc/...` in one cluster; `o` is compiled (outbound parts complete).
 pub(super) fn reach_service_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str) -> ExitCode {
-    let classes = Classes::derive(&o.resolved, &o.configs);
     if a.tcp {
         return fail("--tcp applies to egress:HOST:PORT targets only (a svc/ target is called with HTTP, or TLS with --sni)");
     }
+    let classes = Classes::derive(&o.resolved, &o.configs);
     let req = match request(a) {
         Ok(Some(_)) if a.sni.is_some() => {
             return fail("--sni (TLS) and --method/--path/--header/--host (HTTP) describe different traffic: give one");
