@@ -184,7 +184,9 @@ pub(super) fn reach_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str) -> Exit
         };
     }
     if a.sni.is_some() || a.tcp {
-        return fail("--sni applies to svc/NS/NAME:PORT and egress:HOST:PORT targets only, --tcp to egress:HOST:PORT only");
+        return fail(
+            "--sni applies to svc/NS/NAME:PORT and egress:HOST:PORT targets only, --tcp to egress:HOST:PORT only",
+        );
     }
     let (wi, port) = match reach::parse_target(o, to) {
         Ok((wi, Some(p))) => (wi, p),
@@ -218,7 +220,9 @@ fn run_reach_service(a: ReachArgs) -> ExitCode {
 /// `reach --to svc/...` in one cluster; `o` is compiled (outbound parts complete).
 pub(super) fn reach_service_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str) -> ExitCode {
     if a.tcp {
-        return fail("--tcp applies to egress:HOST:PORT targets only (a svc/ target is called with HTTP, or TLS with --sni)");
+        return fail(
+            "--tcp applies to egress:HOST:PORT targets only (a svc/ target is called with HTTP, or TLS with --sni)",
+        );
     }
     let classes = Classes::derive(&o.resolved, &o.configs);
     let req = match request(a) {

@@ -7,9 +7,10 @@
 //! namespace has the same egress, and a workload without a proxy has none
 //! policed. An egress edge is one fact of that policy that lets traffic out:
 //!
-//! - a route of an EgressNetwork on a port (`HTTPRoute x` on 443): requests
-//!   it matches, to addresses the network covers, are forwarded (to the
-//!   original destination, or redirected to a Service);
+//! - a route of an EgressNetwork on a port (`HTTPRoute x` on 443; a
+//!   TLSRoute or the TCPRoute where no HTTP or gRPC route serves the port):
+//!   requests or connections it matches, to addresses the network covers,
+//!   are forwarded (to the original destination, or redirected to a Service);
 //! - an EgressNetwork with `trafficPolicy: Allow`: any other traffic to the
 //!   addresses it covers (the default route Linkerd appends);
 //! - `uncovered`: addresses no EgressNetwork that applies covers get
@@ -24,7 +25,7 @@
 
 use super::classes::Classes;
 use crate::pipeline::Outcome;
-use mesh_proxy_api::outbound::egress::{Egress, EgressBackend, EgressNetwork, EgressTarget, TrafficPolicy};
+use mesh_proxy_api::outbound::egress::{Egress, EgressBackend, EgressNetwork, EgressPort, EgressTarget, TrafficPolicy};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -133,13 +134,7 @@ fn network_facts(n: &EgressNetwork) -> Vec<EgressOutcome> {
     let network = Some(format!("{}/{}", n.namespace, n.name));
     let mut out = Vec::new();
     for p in &n.ports {
-        // GRPCRoutes serve the port when there are any (Linkerd's order).
-        let routes: Vec<(&str, &str, Vec<&EgressBackend>)> = if p.grpc_routes.is_empty() {
-            p.http_routes.iter().map(|r| ("HTTPRoute", r.meta.name.as_str(), backends_of(&r.rules))).collect()
-        } else {
-            p.grpc_routes.iter().map(|r| ("GRPCRoute", r.meta.name.as_str(), backends_of(&r.rules))).collect()
-        };
-        for (kind, name, backends) in routes {
+        for (kind, name, backends) in port_routes(p) {
             let route = Some(format!("{kind} {name}"));
             let fact = EgressFact { egress_network: network.clone(), route, port: Some(p.port), ..none() };
             out.extend(route_outcome(fact, &backends));
@@ -149,6 +144,21 @@ fn network_facts(n: &EgressNetwork) -> Vec<EgressOutcome> {
         out.push(plain(EgressFact { egress_network: network, traffic_policy: Some("Allow"), ..none() }));
     }
     out
+}
+
+/// The routes that serve a port, by kind in the order Linkerd's status
+/// controller lets one kind win: GRPCRoutes, else HTTPRoutes, else
+/// TLSRoutes, else the TCPRoute.
+fn port_routes(p: &EgressPort) -> Vec<(&'static str, &str, Vec<&EgressBackend>)> {
+    if !p.grpc_routes.is_empty() {
+        p.grpc_routes.iter().map(|r| ("GRPCRoute", r.meta.name.as_str(), backends_of(&r.rules))).collect()
+    } else if !p.http_routes.is_empty() {
+        p.http_routes.iter().map(|r| ("HTTPRoute", r.meta.name.as_str(), backends_of(&r.rules))).collect()
+    } else if !p.tls_routes.is_empty() {
+        p.tls_routes.iter().map(|r| ("TLSRoute", r.meta.name.as_str(), r.backends.iter().collect())).collect()
+    } else {
+        p.tcp_route.iter().map(|r| ("TCPRoute", r.meta.name.as_str(), r.backends.iter().collect())).collect()
+    }
 }
 
 fn backends_of<M>(rules: &[mesh_proxy_api::outbound::egress::EgressRule<M>]) -> Vec<&EgressBackend> {
@@ -240,7 +250,8 @@ pub fn rows(o: &Outcome, classes: &Classes, network_namespace: Option<&str>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mesh_proxy_api::Network;
+    use mesh_proxy_api::outbound::egress::{EgressHttpRoute, EgressRule, EgressTcpRoute, EgressTlsRoute};
+    use mesh_proxy_api::{Meta, Network};
 
     fn network(policy: TrafficPolicy, nets: &[&str]) -> EgressNetwork {
         EgressNetwork {
@@ -277,5 +288,51 @@ mod tests {
         assert_eq!(facts[0].target.egress, Some("uncovered"));
         // No network at all: everything is the fallback.
         assert_eq!(namespace_facts(&Egress::default())[0].target.egress, Some("uncovered"));
+    }
+
+    fn meta(kind: &str, name: &str) -> Meta {
+        Meta { kind: kind.into(), name: name.into(), group: None }
+    }
+
+    fn to_original() -> Vec<EgressBackend> {
+        vec![EgressBackend { target: EgressTarget::Original, weight: 1 }]
+    }
+
+    /// A Deny network refuses what no route takes, so each connection route
+    /// is an edge of its own; on a port with an HTTPRoute the TLSRoute is
+    /// not accepted (Linkerd's status controller), so only the HTTPRoute is.
+    #[test]
+    fn tls_and_tcp_routes_are_edges_where_no_http_route_serves_the_port() {
+        let mut n = network(TrafficPolicy::Deny, &["0.0.0.0/0", "::/0"]);
+        let tls =
+            |name: &str| EgressTlsRoute { meta: meta("tlsroute", name), snis: Vec::new(), backends: to_original() };
+        let mut p443 = EgressPort::new(443);
+        p443.tls_routes.push(tls("api"));
+        let mut p5432 = EgressPort::new(5432);
+        p5432.tcp_route = Some(EgressTcpRoute { meta: meta("tcproute", "db"), backends: to_original() });
+        let mut p8443 = EgressPort::new(8443);
+        p8443.tls_routes.push(tls("shadowed"));
+        p8443.http_routes.push(EgressHttpRoute {
+            meta: meta("httproute", "web"),
+            hostnames: Vec::new(),
+            rules: vec![EgressRule {
+                matches: Vec::new(),
+                filters: Vec::new(),
+                backends: to_original(),
+                timeouts: Default::default(),
+            }],
+        });
+        n.ports = vec![p443, p5432, p8443];
+        let egress = Egress { cluster_networks: Vec::new(), networks: vec![n] };
+        let routes: Vec<(Option<String>, Option<u16>)> =
+            namespace_facts(&egress).into_iter().map(|f| (f.target.route, f.target.port)).collect();
+        assert_eq!(
+            routes,
+            [
+                (Some("TLSRoute api".to_owned()), Some(443)),
+                (Some("TCPRoute db".to_owned()), Some(5432)),
+                (Some("HTTPRoute web".to_owned()), Some(8443)),
+            ]
+        );
     }
 }

@@ -288,7 +288,7 @@ pub async fn check(c: &Cluster, requests: &[Req]) -> BTreeMap<String, usize> {
         for sp in &c.services {
             let target = svc::target::parse(o, &sp.target).expect("the Service is in the repository");
             for req in requests.iter().filter(|r| !(r.grpc && sp.http1)) {
-                let predicted = svc::reach(o, client.clone(), &target, &req.to_api());
+                let predicted = svc::reach(o, client.clone(), &target, &req.to_api(), None);
                 if calls_itself(&predicted, &from) {
                     // See `calls_itself`: neither side models this as Linkerd does yet.
                     *tally.entry("skipped: a pod calling its own Service".to_string()).or_insert(0) += 1;
