@@ -146,9 +146,17 @@ pub fn complete(p: Prepared, options: &Options) -> Outcome {
 /// from here a resource's YAML tree only locates fields for findings and
 /// proofs (`Resource::span_at`, `resolve::unknown`: keys and positions), so
 /// its scalar strings are freed for the stages after decoding to reuse.
+/// Except a workload's: the injector's refusal (`not-injectable`, from
+/// `resolve::workload`) runs the one function behind `meshc inject` and the
+/// webhook on the pod template as written, which the typed spec does not
+/// hold in full.
 fn drop_decoded_scalars(resources: &mut [model::Resource]) {
     use rayon::prelude::*;
-    resources.par_iter_mut().with_min_len(256).for_each(|r| r.node.drop_scalars());
+    resources
+        .par_iter_mut()
+        .with_min_len(256)
+        .filter(|r| crate::inject::documents::template_path(&r.id.kind).is_none())
+        .for_each(|r| r.node.drop_scalars());
 }
 
 fn read_settings(

@@ -117,7 +117,7 @@ pub fn start(example: &str) -> Cluster {
     let mut children = Vec::new();
     for pod in &pods {
         init_rules(pod);
-        children.push(spawn_app(&build, pod));
+        children.extend(spawn_app(&build, pod));
         let log = std::fs::File::create(logs.join(format!("proxy-{}.log", pod.name))).unwrap();
         let args = proxy_args(&build, pod, runtime_api);
         children.push(pod.net.spawn_as(PROXY_UID, &mesh_e2e::binary("mesh-proxy"), &args, log));
@@ -140,12 +140,16 @@ fn init_rules(pod: &Pod) {
     assert!(out.status.success(), "mesh-proxy init in {}: {}", pod.name, String::from_utf8_lossy(&out.stderr));
 }
 
-/// mesh-echo answering on every port of the workload, on all addresses.
-fn spawn_app(build: &Build, pod: &Pod) -> Child {
+/// mesh-echo answering on every port of the workload, on all addresses;
+/// none for a workload that only calls others (it declares no port).
+fn spawn_app(build: &Build, pod: &Pod) -> Option<Child> {
     let o = &build.outcome;
     let (w, config) = (&o.resolved.workloads[pod.wi], o.configs[pod.wi].as_ref().expect("meshed"));
     let ports: Vec<u16> =
         meshc::query::who::target_ports(w, Some(config)).into_iter().filter(|p| *p != ADMIN_PORT).collect();
+    if ports.is_empty() {
+        return None;
+    }
     let mut args: Vec<String> = vec!["--name".into(), pod.name.clone()];
     for &p in &ports {
         let opaque = matches!(config.inbound.lookup(p), PortPolicy::Server(s) if matches!(s.protocol, Protocol::Opaque | Protocol::Tls));
@@ -164,7 +168,7 @@ fn spawn_app(build: &Build, pod: &Pod) -> Child {
         let line = lines.next().expect("mesh-echo reports its listeners").unwrap();
         assert!(line.starts_with("listening"), "mesh-echo in {}: {line}", pod.name);
     }
-    child
+    Some(child)
 }
 
 /// `mesh-proxy run` as a sidecar: transparent listeners only, everything
