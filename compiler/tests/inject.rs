@@ -80,24 +80,57 @@ fn copy_tree(src: &Path, dst: &Path) {
     }
 }
 
-/// What `meshc check` concludes, without file positions (injection moves lines).
+/// What `meshc check` concludes, without file positions (injection moves
+/// lines): in a multicluster repository, each cluster's workloads too.
 fn conclusions(o: &Outcome) -> Vec<String> {
     let mut out: Vec<String> = o
         .findings
         .iter()
         .map(|f| format!("finding {} {:?} {} {:?}", f.code, f.severity, f.message, f.resource))
         .collect();
-    for (w, config) in o.resolved.workloads.iter().zip(&o.configs) {
-        let ports: Vec<_> = w.ports.iter().filter(|p| !p.injected).map(|p| (&p.name, p.port)).collect();
-        out.push(format!(
-            "workload {}/{}/{} meshed={:?} identity={} labels={:?} ports={ports:?}",
-            w.kind, w.namespace, w.name, w.meshed, w.identity, w.labels
-        ));
-        out.push(format!("config {}/{}: {}", w.namespace, w.name, serde_json::to_string(config).unwrap()));
+    workload_conclusions(o, "", &mut out);
+    for c in o.multicluster.iter().flat_map(|m| &m.clusters) {
+        workload_conclusions(&c.outcome, &format!("{}/", c.name), &mut out);
     }
     out.extend(o.tests.iter().map(|t| format!("test {} {} {} {}", t.test, t.name, t.passed, t.message)));
     out.sort();
     out
+}
+
+fn workload_conclusions(o: &Outcome, cluster: &str, out: &mut Vec<String>) {
+    for (w, config) in o.resolved.workloads.iter().zip(&o.configs) {
+        let ports: Vec<_> = w.ports.iter().filter(|p| !p.injected).map(|p| (&p.name, p.port)).collect();
+        out.push(format!(
+            "workload {cluster}{}/{}/{} meshed={:?} identity={} labels={:?} ports={ports:?}",
+            w.kind, w.namespace, w.name, w.meshed, w.identity, w.labels
+        ));
+        out.push(format!("config {cluster}{}/{}: {}", w.namespace, w.name, serde_json::to_string(config).unwrap()));
+    }
+}
+
+/// The examples' repository roots: an example directory, or, when it only
+/// groups repositories (emojivoto-multicluster's two modes), each of its
+/// subdirectories that holds a `meshc.yaml`.
+fn example_roots() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let nested: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("meshc.yaml").is_file())
+            .collect();
+        if dir.join("meshc.yaml").is_file() || nested.is_empty() {
+            roots.push(dir);
+        } else {
+            roots.extend(nested);
+        }
+    }
+    roots.sort();
+    roots
 }
 
 fn assert_agrees(src: &Path) {
@@ -122,11 +155,10 @@ fn assert_agrees(src: &Path) {
 
 #[test]
 fn check_of_injected_examples_agrees_with_check_of_annotated_examples() {
-    for entry in std::fs::read_dir(examples()).unwrap() {
-        let dir = entry.unwrap().path();
-        if dir.is_dir() {
-            assert_agrees(&dir);
-        }
+    let roots = example_roots();
+    assert!(roots.iter().any(|r| r.ends_with("emojivoto-multicluster/gateway")), "{roots:?}");
+    for dir in roots {
+        assert_agrees(&dir);
     }
 }
 
