@@ -53,9 +53,17 @@ pub fn check_dir(dir: &Path, label: &str) -> Vec<Object> {
             Object { origin: format!("{label}/{file}:{}", span.line), json: raw.node.to_json(), meshc: Vec::new() }
         })
         .collect();
-    let starts: Vec<(u32, u32)> = loaded.objects.iter().map(|r| (r.span().source, r.span().offset)).collect();
+    // By file name, not source index: a multicluster repository's outcome
+    // numbers its sources across clusters (settings first), the plain load
+    // above does not.
+    let loaded_names: Vec<&str> = loaded.sources.iter().map(|s| s.name.as_str()).collect();
+    let checked_names: Vec<&str> = outcome.sources.iter().map(|s| s.name.as_str()).collect();
+    let name_of = |names: &[&str], i: u32| names.get(i as usize).map(|n| (*n).to_owned());
+    let starts: Vec<(Option<String>, u32)> =
+        loaded.objects.iter().map(|r| (name_of(&loaded_names, r.span().source), r.span().offset)).collect();
     for f in outcome.findings.iter().filter(|f| f.code == Code::SchemaViolation) {
-        if let Some(i) = attribute(f, &starts, &objects) {
+        let file = name_of(&checked_names, f.span.source);
+        if let Some(i) = attribute(f, file.as_deref(), &starts, &objects) {
             objects[i].meshc.push(f.message.clone());
         }
     }
@@ -66,7 +74,7 @@ pub fn check_dir(dir: &Path, label: &str) -> Vec<Object> {
 /// (the last object starting at or before it in the same file) when that is
 /// the finding's resource, else the only object with the finding's identity
 /// (a finding may point into a kustomize patch file).
-fn attribute(f: &Finding, starts: &[(u32, u32)], objects: &[Object]) -> Option<usize> {
+fn attribute(f: &Finding, file: Option<&str>, starts: &[(Option<String>, u32)], objects: &[Object]) -> Option<usize> {
     let same_id = |o: &Object| {
         f.resource.as_ref().is_none_or(|r| {
             r.kind == o.kind()
@@ -77,7 +85,7 @@ fn attribute(f: &Finding, starts: &[(u32, u32)], objects: &[Object]) -> Option<u
     let at = starts
         .iter()
         .enumerate()
-        .filter(|(_, (source, offset))| *source == f.span.source && *offset <= f.span.offset)
+        .filter(|(_, (source, offset))| file.is_some() && source.as_deref() == file && *offset <= f.span.offset)
         .max_by_key(|(_, (_, offset))| *offset)
         .map(|(i, _)| i);
     if let Some(i) = at.filter(|&i| same_id(&objects[i])) {
