@@ -19,11 +19,11 @@ use super::{Outbound, sni, tcp};
 use crate::detect::{self, Protocol, Rewind};
 use crate::discovery::{Endpoint, ServiceKey};
 use crate::filters;
-use crate::http_util::{L5D_CLIENT_ID, api_request, is_grpc, local, strip_hop_by_hop};
+use crate::http_util::{api_request, is_grpc, local, strip_hop_by_hop};
 use crate::metrics::Labels;
 use crate::state;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_proxy_api::HttpFilter;
 use mesh_proxy_api::outbound::egress::{
@@ -230,24 +230,10 @@ async fn to_original(
     grpc: bool,
 ) -> Response<BoxBody> {
     let (mut parts, body) = req.into_parts();
-    let authority = super::http::authority_of(&parts.uri, &parts.headers);
-    let applied = match filters::apply_request(
-        rule_filters.iter().copied(),
-        &parts.uri,
-        authority.as_deref(),
-        &mut parts.headers,
-    ) {
+    let applied = match super::forward::outgoing(&mut parts, rule_filters.iter().copied(), || dst.to_string(), grpc) {
         Ok(a) => a,
-        Err(redirect) => return *redirect,
+        Err(answer) => return *answer,
     };
-    strip_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(L5D_CLIENT_ID);
-    let authority = authority.unwrap_or_else(|| dst.to_string());
-    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let Ok(uri) = Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(pq).build() else {
-        return local(StatusCode::BAD_REQUEST, grpc, Some(&format!("cannot forward to authority `{authority}`")));
-    };
-    parts.uri = uri;
     let client = EndpointClient::new(&ob.dialer, &Endpoint { addr: dst, identity: None });
     match client.send(Request::from_parts(parts, super::body::boxed(body))).await {
         Ok(resp) => {

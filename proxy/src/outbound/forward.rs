@@ -126,28 +126,40 @@ impl Attempt {
     }
 }
 
-pub async fn forward(ob: &Arc<Outbound>, plan: Plan<'_>, req: Request<Incoming>, grpc: bool) -> Response<BoxBody> {
-    let (mut parts, body) = req.into_parts();
+/// The request as it leaves the client's proxy: the rule's and backend's
+/// filters applied, hop-by-hop headers and `l5d-client-id` removed, the URI
+/// absolute with the request's authority (else `default_authority`). `Err`
+/// is the proxy's own answer: a redirect filter's, or a 400 for an
+/// authority that makes no URI. Service backends and egress share it.
+pub(super) fn outgoing<'f>(
+    parts: &mut request::Parts,
+    rule_filters: impl IntoIterator<Item = &'f HttpFilter>,
+    default_authority: impl FnOnce() -> String,
+    grpc: bool,
+) -> Result<filters::Applied<'f>, crate::http_util::Answer> {
     let authority = super::http::authority_of(&parts.uri, &parts.headers);
-    let applied = match filters::apply_request(
-        plan.filters.iter().copied(),
-        &parts.uri,
-        authority.as_deref(),
-        &mut parts.headers,
-    ) {
-        Ok(a) => a,
-        Err(redirect) => return *redirect,
-    };
+    let applied = filters::apply_request(rule_filters, &parts.uri, authority.as_deref(), &mut parts.headers)?;
     strip_hop_by_hop(&mut parts.headers);
     // Only an inbound proxy may tell an app who its client is (from the
     // client's certificate); what this app sends under that name goes.
     parts.headers.remove(L5D_CLIENT_ID);
-    let authority = authority.unwrap_or_else(|| fqdn(&plan.backend, &ob.cluster_domain));
+    let authority = authority.unwrap_or_else(default_authority);
     let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let Ok(uri) = Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(pq).build() else {
-        return local(StatusCode::BAD_REQUEST, grpc, Some(&format!("cannot forward to authority `{authority}`")));
+        let why = format!("cannot forward to authority `{authority}`");
+        return Err(Box::new(local(StatusCode::BAD_REQUEST, grpc, Some(&why))));
     };
     parts.uri = uri;
+    Ok(applied)
+}
+
+pub async fn forward(ob: &Arc<Outbound>, plan: Plan<'_>, req: Request<Incoming>, grpc: bool) -> Response<BoxBody> {
+    let (mut parts, body) = req.into_parts();
+    let applied =
+        match outgoing(&mut parts, plan.filters.iter().copied(), || fqdn(&plan.backend, &ob.cluster_domain), grpc) {
+            Ok(a) => a,
+            Err(answer) => return *answer,
+        };
     let deadline = plan.request_timeout.map(|t| tokio::time::Instant::now() + t);
     let exchange = attempts(ob, &plan, &parts, body);
     let outcome = match deadline {
