@@ -269,23 +269,29 @@ mod pods;
 /// by mesh-runtime; every status as `meshc reach --to svc/...` predicts.
 #[test]
 fn booksapp_in_pods_statuses_match_meshc_reach() {
-    let test = "booksapp_in_pods_statuses_match_meshc_reach";
-    netns::run(test, || {
-        if let Err(e) = netns::iptables_available() {
-            mesh_test_support::missing(test, &format!("the pods need iptables ({e})"), "apt-get install -y iptables");
-            return;
-        }
-        if !mesh_test_support::require_tool(test, "setpriv", &["--version"], "apt-get install -y util-linux") {
-            return;
-        }
-        in_pods("booksapp-rest", &pods::booksapp_requests(), &["allow", "deny", "no-route"]);
-    });
+    in_pods(
+        "booksapp_in_pods_statuses_match_meshc_reach",
+        "booksapp-rest",
+        pods::booksapp_requests,
+        &["allow", "deny", "no-route"],
+    );
 }
 
 /// The same with emojivoto: gRPC to the emoji and voting Services, HTTP to web.
 #[test]
 fn emojivoto_in_pods_statuses_match_meshc_reach() {
-    let test = "emojivoto_in_pods_statuses_match_meshc_reach";
+    in_pods(
+        "emojivoto_in_pods_statuses_match_meshc_reach",
+        "emojivoto-grpc",
+        pods::emojivoto_requests,
+        &["allow", "deny"],
+    );
+}
+
+/// In test `test`'s network namespace, when iptables and setpriv are
+/// there: starts `example` in pods, checks every request, and asserts each
+/// of `verdicts` was among those compared.
+fn in_pods(test: &str, example: &str, requests: fn() -> Vec<clients::Req>, verdicts: &[&str]) {
     netns::run(test, || {
         if let Err(e) = netns::iptables_available() {
             mesh_test_support::missing(test, &format!("the pods need iptables ({e})"), "apt-get install -y iptables");
@@ -294,13 +300,11 @@ fn emojivoto_in_pods_statuses_match_meshc_reach() {
         if !mesh_test_support::require_tool(test, "setpriv", &["--version"], "apt-get install -y util-linux") {
             return;
         }
-        in_pods("emojivoto-grpc", &pods::emojivoto_requests(), &["allow", "deny"]);
+        check_in_pods(example, &requests(), verdicts);
     });
 }
 
-/// Starts `example` in pods, checks every request, and asserts each of
-/// `verdicts` was among those compared.
-fn in_pods(example: &str, requests: &[clients::Req], verdicts: &[&str]) {
+fn check_in_pods(example: &str, requests: &[clients::Req], verdicts: &[&str]) {
     let cluster = pods::start(example);
     let tally = runtime().block_on(pods::check(&cluster, requests));
     println!("{example} in pods: every status as meshc reach predicts; verdicts {tally:?}");
