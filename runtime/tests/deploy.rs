@@ -8,7 +8,7 @@
 use fake_apiserver::{FakeApiServer, TokenInfo};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
@@ -234,6 +234,9 @@ async fn rbac_allows_every_call_the_runtime_makes() {
     list_and_watch_all::<Service>(&client, "services").await;
     list_and_watch_all::<Pod>(&client, "pods").await;
     list_and_watch_all::<EndpointSlice>(&client, "endpointslices").await;
+    list_and_watch_all::<Namespace>(&client, "namespaces").await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    allowed("get a namespace (the webhook, before its watch holds it)", namespaces.get_opt("booksapp").await);
 
     let (keys_kind, keys_name) = trusted_keys(&settings);
     match keys_kind {

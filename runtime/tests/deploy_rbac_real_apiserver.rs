@@ -84,6 +84,7 @@ fn used(s: &Settings) -> Vec<(String, String, String, String, String)> {
             add(verb, group, resource, "", "");
         }
         add(verb, "discovery.k8s.io", "endpointslices", "", "");
+        add(verb, "", "namespaces", "", "");
         add(verb, "", keys_resource, ns, &keys_name);
         add(verb, "", "configmaps", ns, &s.kube.trust_roots);
         add(verb, "", "secrets", ns, &s.kube.issuer_secret);
@@ -96,6 +97,7 @@ fn used(s: &Settings) -> Vec<(String, String, String, String, String)> {
         add(verb, "", "configmaps", ns, &s.kube.state_configmap);
     }
     add("create", "", "configmaps", ns, "");
+    add("get", "", "namespaces", "", "booksapp");
     add("create", "authentication.k8s.io", "tokenreviews", "", "");
     out
 }
@@ -129,6 +131,9 @@ fn denied(s: &Settings) -> Vec<(String, String, String, String, String)> {
         ("get", "coordination.k8s.io", "leases", ns, "someone-else"),
         ("delete", "coordination.k8s.io", "leases", ns, s.kube.lease.as_str()),
         ("create", "coordination.k8s.io", "leases", "kube-system", ""),
+        ("update", "", "namespaces", "", "booksapp"),
+        ("patch", "", "namespaces", "", "booksapp"),
+        ("delete", "", "namespaces", "", "booksapp"),
     ];
     rows.into_iter().map(|(a, b, c, d, e)| (a.into(), b.into(), c.into(), d.into(), e.into())).collect()
 }

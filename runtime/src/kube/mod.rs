@@ -19,6 +19,7 @@
 
 pub mod endpoints;
 pub mod lease;
+pub mod namespaces;
 pub mod objects;
 pub mod state;
 pub mod status;
@@ -141,7 +142,9 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
     };
     tasks.spawn("status writer", writer.run(configs.clone(), board, leader, shutdown.clone()));
 
-    let namespaces = Arc::new(KubeNamespaces(Api::all(client.clone())));
+    let (namespaces, watch) = namespaces::WatchedNamespaces::spawn(client.clone(), shutdown.clone());
+    tasks.spawn("namespaces watch", watch);
+    let namespaces = Arc::new(namespaces);
     let tokens = Arc::new(token_review::KubeTokenReviewer::new(client, &k.token_audience));
     let readiness = Arc::new(KubeReadiness { synced, configs: configs.clone() });
     let source = format!("Kubernetes (namespace {}, replica {holder})", k.namespace);
@@ -261,22 +264,5 @@ fn spawn_keys(
         KeysSource::Secret(name) => {
             tasks.spawn("trusted keys watch", trust::watch_named::<Secret, _, _>(c, ns, name, stop, apply))
         }
-    }
-}
-
-/// The webhook's Namespaces, read from the API server per review (Linkerd's
-/// injector does the same; a pod creation is rare next to the review's
-/// cost, and a watch would hold every Namespace in memory).
-struct KubeNamespaces(Api<k8s_openapi::api::core::v1::Namespace>);
-
-impl crate::webhook::Namespaces for KubeNamespaces {
-    fn get<'a>(&'a self, name: &'a str) -> crate::webhook::Lookup<'a> {
-        Box::pin(async move {
-            let ns = self.0.get_opt(name).await.map_err(|e| e.to_string())?;
-            Ok(ns.map(|ns| {
-                let collect = |m: Option<std::collections::BTreeMap<String, String>>| m.unwrap_or_default();
-                (collect(ns.metadata.annotations), collect(ns.metadata.labels))
-            }))
-        })
     }
 }

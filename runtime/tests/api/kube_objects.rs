@@ -15,6 +15,7 @@ fn kind_of(kind: &str) -> (&'static str, &'static str, &'static str, bool) {
     match kind {
         "ConfigMap" => ("", "v1", "configmaps", true),
         "Secret" => ("", "v1", "secrets", true),
+        "Namespace" => ("", "v1", "namespaces", false),
         "ProxyConfig" => ("meshc.io", "v1alpha1", "proxyconfigs", true),
         "MeshBundle" => ("meshc.io", "v1alpha1", "meshbundles", false),
         other => panic!("no test writes a {other}"),

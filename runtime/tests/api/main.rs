@@ -16,3 +16,4 @@ mod servers;
 mod supervise;
 mod support;
 mod webhook;
+mod webhook_kube;

@@ -67,7 +67,7 @@ async fn start() -> (Files, mesh_runtime::Running, SocketAddr) {
 
 /// POSTs one body over TLS, checking the webhook's certificate against the
 /// mesh's trust anchors for the Service's name (what `caBundle` does).
-async fn post(addr: SocketAddr, anchors_pem: &str, body: String) -> (http::StatusCode, Value) {
+pub(crate) async fn post(addr: SocketAddr, anchors_pem: &str, body: String) -> (http::StatusCode, Value) {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -104,7 +104,7 @@ fn pod_of(deployment: &str, template: &Value) -> Value {
     pod
 }
 
-fn review(uid: &str, namespace: &str, pod: &Value) -> String {
+pub(crate) fn review(uid: &str, namespace: &str, pod: &Value) -> String {
     json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
