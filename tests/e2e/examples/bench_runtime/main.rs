@@ -4,7 +4,8 @@
 //!    holds its new config (file mode and Kubernetes mode);
 //! 2. memory: the runtime's VmRSS/VmHWM serving 0, 1,000 and 10,000
 //!    ProxyConfigs;
-//! 3. certs: certificates issued per second to concurrent clients.
+//! 3. certs: certificates issued per second to concurrent clients;
+//! 4. webhook: the admission webhook's answer time for a typical pod.
 //!
 //! `scripts/bench-runtime.sh` builds and runs it; `--help` lists the knobs.
 
@@ -15,6 +16,7 @@ mod process;
 mod source;
 mod source_real;
 mod stats;
+mod webhook;
 mod workloads;
 
 use clap::Parser;
@@ -25,8 +27,8 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "bench_runtime")]
 pub struct Args {
-    /// Which figures: latency, memory, certs.
-    #[arg(long, value_delimiter = ',', default_value = "latency,memory,certs")]
+    /// Which figures: latency, memory, certs, webhook.
+    #[arg(long, value_delimiter = ',', default_value = "latency,memory,certs,webhook")]
     figures: Vec<String>,
     /// Which modes: file, kube (the fake API server), kube-real (a real
     /// kube-apiserver; latency and memory only).
@@ -47,7 +49,10 @@ pub struct Args {
     /// Memory: runtime starts per size.
     #[arg(long, default_value_t = 3)]
     memory_runs: usize,
-    /// Certs: concurrent clients.
+    /// Webhook: AdmissionReviews timed per row.
+    #[arg(long, default_value_t = 2000)]
+    reviews: usize,
+    /// Certs and webhook: concurrent clients.
     #[arg(long, value_delimiter = ',', default_value = "16,64")]
     clients: Vec<usize>,
     /// Certs: seconds per measurement.
@@ -86,8 +91,8 @@ fn default_bin() -> Result<PathBuf, String> {
 async fn run(args: Args) -> Result<(), String> {
     let modes = args.modes()?;
     for f in &args.figures {
-        if !["latency", "memory", "certs"].contains(&f.as_str()) {
-            return Err(format!("--figures: unknown figure `{f}` (latency, memory, certs)"));
+        if !["latency", "memory", "certs", "webhook"].contains(&f.as_str()) {
+            return Err(format!("--figures: unknown figure `{f}` (latency, memory, certs, webhook)"));
         }
     }
     if args.wants("certs") && modes.contains(&Mode::KubeReal) {
@@ -112,6 +117,9 @@ async fn run(args: Args) -> Result<(), String> {
     }
     if args.wants("certs") {
         figures::certs(&env, &args, &modes).await?;
+    }
+    if args.wants("webhook") {
+        figures::webhook(&env, &args, &modes).await?;
     }
     Ok(())
 }

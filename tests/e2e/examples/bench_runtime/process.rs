@@ -24,7 +24,7 @@ pub struct Memory {
 }
 
 /// A port the kernel just handed out; the runtime binds it right after.
-fn free_addr() -> Result<SocketAddr, String> {
+pub fn free_addr() -> Result<SocketAddr, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
     l.local_addr().map_err(|e| e.to_string())
 }

@@ -145,7 +145,25 @@ impl Source {
 
     /// Starts the runtime binary over this source.
     pub fn spawn(&self, env: &Env, log: &Path) -> Result<Runtime, String> {
+        self.spawn_with(env, log, &[])
+    }
+
+    /// Creates a cluster-scoped or namespaced object where the runtime's
+    /// Kubernetes mode reads it; a directory has no such objects.
+    pub async fn create(&self, object: &Value) -> Result<(), String> {
+        match self {
+            Source::Dir { .. } => Ok(()),
+            Source::Fake { server, .. } => {
+                server.store().create_object(object.clone()).map(|_| ()).map_err(|e| e.to_string())
+            }
+            Source::Real(real) => real.create(object).await,
+        }
+    }
+
+    /// [`Source::spawn`] with `extra` flags after the mode's own.
+    pub fn spawn_with(&self, env: &Env, log: &Path, extra: &[OsString]) -> Result<Runtime, String> {
         let os = |s: &str| OsString::from(s);
+        let with = |args: &[OsString]| [args, extra].concat();
         match self {
             Source::Dir { dist, tokens } => {
                 let args = [
@@ -158,15 +176,15 @@ impl Source {
                     os("--tokens"),
                     tokens.into(),
                 ];
-                Runtime::spawn(&env.bin, &args, &[], log)
+                Runtime::spawn(&env.bin, &with(&args), &[], log)
             }
             Source::Fake { kubeconfig, .. } => {
                 let args = [os("--kubernetes"), os("--namespace"), os(SYSTEM_NS)];
-                Runtime::spawn(&env.bin, &args, &[("KUBECONFIG", kubeconfig)], log)
+                Runtime::spawn(&env.bin, &with(&args), &[("KUBECONFIG", kubeconfig)], log)
             }
             Source::Real(real) => {
                 let args = [os("--kubernetes"), os("--namespace"), os(SYSTEM_NS)];
-                Runtime::spawn(&env.bin, &args, &[("KUBECONFIG", real.server.kubeconfig())], log)
+                Runtime::spawn(&env.bin, &with(&args), &[("KUBECONFIG", real.server.kubeconfig())], log)
             }
         }
     }
