@@ -18,17 +18,21 @@
 #   build-again  the same over the previous, unchanged, output
 #   matrix       meshc matrix DIR --format json
 #   invariants   meshc check DIR --tests FILE, 50 invariants over `edges`
+#   inject       meshc inject DIR (every pod template rewritten to stdout)
 # and prints per repository the median wall time, the median peak RSS
 # ("Maximum resident set size"), the output size (bytes written to stdout;
 # for build, the output directory) and each one's ratio to check's, with
 # the budgets of issue 23: diff <= 1.5x check (wall and memory), build <=
-# 1.5x, matrix <= 2x and under 100 MB, check's peak RSS <= 15x the input.
+# 1.5x, matrix <= 2x and under 100 MB, check's peak RSS <= 15x the input;
+# and issue 18's: inject <= 1.5x check.
 #
 # For the in-process figures with a per-stage breakdown, run instead:
 #   cargo bench -p meshc --bench check_scale        (MESHC_BENCH_SHAPE=wide too)
 #
 # Environment: MESHC_BENCH_WORKLOADS (10000), MESHC_BENCH_RUNS (3),
-# MESHC_BENCH_SHAPES ("apps wide"), MESHC_BENCH_DIR (generate there and
+# MESHC_BENCH_SHAPES ("apps wide"), MESHC_BENCH_COMMANDS (the commands to
+# time, space-separated; default all; check is always timed, as the base of
+# every ratio), MESHC_BENCH_DIR (generate there and
 # keep it), CARGO_TARGET_DIR (target).
 set -euo pipefail
 
@@ -59,7 +63,13 @@ PY
     ) >&2
 }
 
-names=(parse-only check diff build build-again matrix invariants)
+all_names="parse-only check diff build build-again matrix invariants inject"
+read -r -a names <<<"${MESHC_BENCH_COMMANDS:-$all_names}"
+for n in "${names[@]}"; do
+    case " $all_names " in *" $n "*) ;; *) echo "MESHC_BENCH_COMMANDS: unknown command $n ($all_names)" >&2; exit 2 ;; esac
+done
+case " ${names[*]} " in *" check "*) ;; *) names=(check "${names[@]}") ;; esac
+timed() { case " ${names[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 declare -A cmd input_bytes
 work="$(mktemp -d -t meshc-bench-work-XXXXXX)"
 "$meshc" keygen --out "$work" >&2
@@ -79,6 +89,7 @@ for shape in $shapes; do
     cmd[$shape/build-again]="${cmd[$shape/build]}"
     cmd[$shape/matrix]="$meshc matrix $repo --format json"
     cmd[$shape/invariants]="$meshc check $repo --tests $work/$shape.meshtest.yaml --format json"
+    cmd[$shape/inject]="$meshc inject $repo"
 done
 
 # One timed run: "wall_s rss_kib output_bytes".
@@ -112,9 +123,41 @@ cores_after="$("$bench_bin" --cores)"
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # The signed configs of each build still verify.
-for shape in $shapes; do
-    "$meshc" verify-bundle "$work/$shape.dist" --pubkey "$work/meshc.pub" >&2
-done
+if timed build; then
+    for shape in $shapes; do
+        "$meshc" verify-bundle "$work/$shape.dist" --pubkey "$work/meshc.pub" >&2
+    done
+fi
+
+# One budget line: "NAME what RATIO (<= LIMIT: ok|OVER)", and its RESULT field.
+budget() {
+    awk -v what="$1" -v x="$2" -v limit="$3" 'BEGIN {
+        printf "  %-22s %8.2f (<= %s: %s)\n", what, x, limit, (x <= limit ? "ok" : "OVER") }'
+    result="$result ${1// /_}=$2"
+}
+
+# The issues' budgets for every timed command of one shape.
+budgets() {
+    local shape="$1" cw="$2" cr="$3" w r
+    result="shape=$shape check_s=$cw check_rss_kib=$cr"
+    echo "budgets (issue 23; inject: issue 18):"
+    for name in "${names[@]}"; do
+        w="$(echo "${walls[$shape/$name]}" | median)"
+        r="$(echo "${rsss[$shape/$name]}" | median)"
+        case "$name" in
+            check) budget "check RSS per input" "$(awk -v r="$cr" -v b="${input_bytes[$shape]}" 'BEGIN { print r * 1024 / b }')" 15 ;;
+            diff)
+                budget "diff wall x check" "$(awk -v a="$w" -v b="$cw" 'BEGIN { print a / b }')" 1.5
+                budget "diff RSS x check" "$(awk -v a="$r" -v b="$cr" 'BEGIN { print a / b }')" 1.5 ;;
+            build) budget "build wall x check" "$(awk -v a="$w" -v b="$cw" 'BEGIN { print a / b }')" 1.5 ;;
+            matrix)
+                budget "matrix wall x check" "$(awk -v a="$w" -v b="$cw" 'BEGIN { print a / b }')" 2
+                budget "matrix MB" "$(awk -v b="${sizes[$shape/matrix]}" 'BEGIN { print b / 1e6 }')" 100 ;;
+            inject) budget "inject wall x check" "$(awk -v a="$w" -v b="$cw" 'BEGIN { print a / b }')" 1.5 ;;
+        esac
+    done
+    echo "RESULT $result"
+}
 
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) cores; $runs round(s), medians"
@@ -134,16 +177,6 @@ for shape in $shapes; do
         awk -v n="$name" -v w="$w" -v r="$r" -v cw="$check_w" -v cr="$check_r" -v b="${sizes[$shape/$name]}" 'BEGIN {
             printf "%-12s %9.2f %7.2f %10.0f %7.2f %10.1f MB\n", n, w, w / cw, r / 1024, r / cr, b / 1e6 }'
     done
-    awk -v s="$shape" -v in_b="${input_bytes[$shape]}" -v cw="$check_w" -v cr="$check_r" \
-        -v dw="$(echo "${walls[$shape/diff]}" | median)" -v dr="$(echo "${rsss[$shape/diff]}" | median)" \
-        -v bw="$(echo "${walls[$shape/build]}" | median)" -v mw="$(echo "${walls[$shape/matrix]}" | median)" \
-        -v mb="${sizes[$shape/matrix]}" 'BEGIN {
-        printf "budgets (issue 23): diff wall %.2f (<= 1.5: %s), diff RSS %.2f (<= 1.5: %s), build %.2f (<= 1.5: %s),\n",
-            dw / cw, (dw <= 1.5 * cw ? "ok" : "OVER"), dr / cr, (dr <= 1.5 * cr ? "ok" : "OVER"), bw / cw, (bw <= 1.5 * cw ? "ok" : "OVER")
-        printf "  matrix %.2f (<= 2: %s), matrix %.1f MB (< 100: %s), check RSS %.1fx input (<= 15: %s)\n",
-            mw / cw, (mw <= 2 * cw ? "ok" : "OVER"), mb / 1e6, (mb < 1e8 ? "ok" : "OVER"), cr * 1024 / in_b, (cr * 1024 <= 15 * in_b ? "ok" : "OVER")
-        printf "RESULT shape=%s check_s=%.3f check_rss_kib=%d diff_x=%.3f diff_rss_x=%.3f build_x=%.3f matrix_x=%.3f matrix_bytes=%d check_rss_per_input=%.2f\n",
-            s, cw, cr, dw / cw, dr / cr, bw / cw, mw / cw, mb, cr * 1024 / in_b
-    }'
+    budgets "$shape" "$check_w" "$check_r"
 done
 rm -rf "$work"
