@@ -120,3 +120,36 @@ async fn a_linked_runtime_of_another_trust_anchor_is_not_believed() {
     west_rt.shutdown.cancel();
     west_rt.stopped().await;
 }
+
+/// A linked cluster's endpoints from a file instead of its runtime: read
+/// at start, and again when it changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_clusters_endpoints_can_come_from_a_file() {
+    let east = Files::new();
+    let west_file = east.tmp.path().join("west-endpoints.json");
+    let one_pod = format!(r#"{{"addr": "10.20.0.7:8080", "identity": "{BACKEND_ID}"}}"#);
+    std::fs::write(&west_file, west_endpoints("", &one_pod)).unwrap();
+    let links = serde_json::json!({"links": [{
+    "targetCluster": "west",
+    "gateway": {"addresses": ["10.99.0.20"], "port": 4143, "identity": GATEWAY_ID},
+    "remote": {"endpointsFile": west_file},
+    "services": [
+        {"namespace": "podinfo", "name": "podinfo", "mode": "gateway", "ports": [9898]},
+        {"namespace": "podinfo", "name": "backend", "mode": "remote-discovery", "ports": [8080]}
+    ]}]});
+    let links_file = east.tmp.path().join("links.json");
+    std::fs::write(&links_file, serde_json::to_vec(&links).unwrap()).unwrap();
+    let mut settings = east.settings();
+    settings.links = Some(links_file);
+    let rt = mesh_runtime::start(settings).await.unwrap();
+    let tls = tls_config(Some(&east.identity(FRONTEND_ID)), east.pki.anchors_pem());
+    let pods = serde_json::json!([{"addr": "10.20.0.7:8080", "identity": BACKEND_ID}]);
+    until_endpoints(rt.api_addr, tls.clone(), "/v1/endpoints/podinfo/backend-west/8080", pods).await;
+    // west's podinfo has no endpoints: no gateway behind its mirror, until it has one.
+    until_endpoints(rt.api_addr, tls.clone(), "/v1/endpoints/podinfo/podinfo-west/9898", serde_json::json!([])).await;
+    std::fs::write(&west_file, west_endpoints(r#"{"addr": "10.20.0.5:9898"}"#, &one_pod)).unwrap();
+    let gateway = serde_json::json!([{"addr": "10.99.0.20:4143", "identity": GATEWAY_ID}]);
+    until_endpoints(rt.api_addr, tls.clone(), "/v1/endpoints/podinfo/podinfo-west/9898", gateway).await;
+    rt.shutdown.cancel();
+    rt.stopped().await;
+}
