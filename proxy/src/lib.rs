@@ -14,6 +14,7 @@ mod ctx;
 mod detect;
 pub mod discovery;
 mod filters;
+pub mod gateway;
 mod http_util;
 pub mod identity;
 pub mod inbound;

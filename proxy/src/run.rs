@@ -6,7 +6,7 @@ use crate::identity::csr::{self, CsrSettings, CsrTiming};
 use crate::metrics::Metrics;
 use crate::source::http::{PollTiming, RuntimeClient};
 use crate::source::{self, RuntimeSource, Verifier};
-use crate::{Ctx, Settings, admin, inbound, outbound, state};
+use crate::{Ctx, Settings, admin, gateway, inbound, outbound, state};
 use mesh_common::identity::{Identity, Reload};
 use mesh_common::verify::read_trusted_keys;
 use std::sync::Arc;
@@ -55,6 +55,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         tokio::spawn(inbound::serve(ctx.clone())),
         tokio::spawn(outbound::serve(ctx.clone())),
         tokio::spawn(admin::serve(ctx.clone())),
+        tokio::spawn(gateway::serve(ctx.clone())),
     ];
     tokio::select! {
         () = terminated() => tracing::info!("shutting down: draining in-flight requests"),
@@ -134,9 +135,9 @@ fn unix_seconds(t: std::time::SystemTime) -> i64 {
 
 /// The first listener to fail stops the proxy: a proxy that cannot listen
 /// must not look healthy.
-async fn futures_first(listeners: [tokio::task::JoinHandle<std::io::Result<()>>; 3]) -> Result<(), String> {
-    let [a, b, c] = listeners;
-    let r = tokio::select! { r = a => r, r = b => r, r = c => r };
+async fn futures_first(listeners: [tokio::task::JoinHandle<std::io::Result<()>>; 4]) -> Result<(), String> {
+    let [a, b, c, d] = listeners;
+    let r = tokio::select! { r = a => r, r = b => r, r = c => r, r = d => r };
     match r {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("listener failed: {e}")),

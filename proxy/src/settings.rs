@@ -77,6 +77,16 @@ pub struct Settings {
     /// cluster IP) selects the Service.
     #[arg(long)]
     pub outbound_transparent: Option<SocketAddr>,
+    /// Gateway mode: a multicluster gateway's listener (Linkerd's 4143).
+    /// Only mTLS clients with an identity; the policy of this port in the
+    /// workload's config authorizes each request, which goes on to the
+    /// local Service its mirrored name stands for, with this proxy's identity.
+    #[arg(long, requires = "gateway_cluster")]
+    pub gateway: Option<SocketAddr>,
+    /// Gateway mode: this cluster's name, the suffix that other clusters'
+    /// service mirrors add to its Services' names (the Link's `targetClusterName`).
+    #[arg(long, requires = "gateway")]
+    pub gateway_cluster: Option<String>,
     /// The pod's address: outbound connections are made from it.
     #[arg(long)]
     pub pod_ip: Option<IpAddr>,

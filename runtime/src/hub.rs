@@ -218,15 +218,29 @@ pub type EndpointsSnapshot = Arc<HashMap<ServiceKey, EndpointsAnswer>>;
 
 /// Every Service port's endpoints. One channel: a change wakes every
 /// endpoints poll, and each one answers only if its own version changed.
+///
+/// Two inputs make up what is served: the cluster's own Services (the
+/// endpoints file, or EndpointSlices) and the Services mirrored from
+/// linked clusters (`crate::mirror`). A local Service wins over a mirror
+/// of the same name, as the local object does in Linkerd's cluster.
 pub struct EndpointsHub {
     tx: watch::Sender<EndpointsSnapshot>,
     empty: EndpointsAnswer,
-    /// The lists the current snapshot was made from: a list passed again
-    /// (the same `Arc`) keeps its answer instead of being encoded again.
-    last: Mutex<HashMap<ServiceKey, Endpoints>>,
+    lists: Mutex<Lists>,
     /// Cluster IP and port → Service port, for `GET /v1/services/by-cluster-ip`
     /// (a plain lookup, not a long poll: proxies cache the answers).
     cluster_ips: RwLock<Arc<HashMap<SocketAddr, ServiceKey>>>,
+    /// The same for mirrored Services; a local Service's address wins.
+    mirrored_cluster_ips: RwLock<Arc<HashMap<SocketAddr, ServiceKey>>>,
+}
+
+#[derive(Default)]
+struct Lists {
+    local: HashMap<ServiceKey, Endpoints>,
+    mirrored: HashMap<ServiceKey, Endpoints>,
+    /// The lists the current snapshot was made from: a list passed again
+    /// (the same `Arc`) keeps its answer instead of being encoded again.
+    encoded: HashMap<ServiceKey, Endpoints>,
 }
 
 impl Default for EndpointsHub {
@@ -234,27 +248,45 @@ impl Default for EndpointsHub {
         EndpointsHub {
             tx: watch::channel(Arc::new(HashMap::new())).0,
             empty: EndpointsAnswer::new(&Arc::new(Vec::new())),
-            last: Mutex::new(HashMap::new()),
+            lists: Mutex::new(Lists::default()),
             cluster_ips: RwLock::new(Arc::new(HashMap::new())),
+            mirrored_cluster_ips: RwLock::new(Arc::new(HashMap::new())),
         }
     }
 }
 
 impl EndpointsHub {
-    /// Replaces every Service port's endpoints. Lists passed again as the
-    /// same `Arc` are not encoded again, so a caller that keeps unchanged
-    /// lists' `Arc`s pays per change, not per Service port.
+    /// Replaces every local Service port's endpoints. Lists passed again as
+    /// the same `Arc` are not encoded again, so a caller that keeps
+    /// unchanged lists' `Arc`s pays per change, not per Service port.
     pub fn replace(&self, endpoints: &HashMap<ServiceKey, Endpoints>) {
-        let mut last = lock(&self.last);
+        let mut lists = lock(&self.lists);
+        lists.local.clone_from(endpoints);
+        self.publish(&mut lists);
+    }
+
+    /// Replaces every mirrored Service port's endpoints.
+    pub fn replace_mirrored(&self, endpoints: HashMap<ServiceKey, Endpoints>) {
+        let mut lists = lock(&self.lists);
+        for k in endpoints.keys().filter(|k| lists.local.contains_key(*k)) {
+            tracing::warn!(namespace = %k.namespace, name = %k.name, port = k.port, "a local Service has a mirrored Service's name; serving the local one");
+        }
+        lists.mirrored = endpoints;
+        self.publish(&mut lists);
+    }
+
+    fn publish(&self, lists: &mut Lists) {
         let cur = self.tx.borrow().clone();
-        let snap: HashMap<ServiceKey, EndpointsAnswer> = endpoints
-            .iter()
+        let merged = lists.local.iter().chain(lists.mirrored.iter().filter(|(k, _)| !lists.local.contains_key(*k)));
+        let mut encoded = HashMap::with_capacity(lists.local.len() + lists.mirrored.len());
+        let snap: HashMap<ServiceKey, EndpointsAnswer> = merged
             .map(|(k, eps)| {
-                let kept = last.get(k).filter(|old| Arc::ptr_eq(old, eps)).and_then(|_| cur.get(k).cloned());
+                let kept = lists.encoded.get(k).filter(|old| Arc::ptr_eq(old, eps)).and_then(|_| cur.get(k).cloned());
+                encoded.insert(k.clone(), eps.clone());
                 (k.clone(), kept.unwrap_or_else(|| EndpointsAnswer::new(eps)))
             })
             .collect();
-        last.clone_from(endpoints);
+        lists.encoded = encoded;
         self.tx.send_if_modified(|cur| {
             let changed = **cur != snap;
             if changed {
@@ -264,14 +296,20 @@ impl EndpointsHub {
         });
     }
 
-    /// Replaces the cluster IP table (every Service port with a cluster IP).
+    /// Replaces the cluster IP table (every local Service port with a cluster IP).
     pub fn replace_cluster_ips(&self, by_addr: HashMap<SocketAddr, ServiceKey>) {
         *self.cluster_ips.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(by_addr);
     }
 
+    /// Replaces the mirrored Services' cluster IP table.
+    pub fn replace_mirrored_cluster_ips(&self, by_addr: HashMap<SocketAddr, ServiceKey>) {
+        *self.mirrored_cluster_ips.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(by_addr);
+    }
+
     /// The Service port behind a cluster IP and port.
     pub fn service_at(&self, addr: SocketAddr) -> Option<ServiceKey> {
-        self.cluster_ips.read().unwrap_or_else(|e| e.into_inner()).get(&addr).cloned()
+        let local = self.cluster_ips.read().unwrap_or_else(|e| e.into_inner()).get(&addr).cloned();
+        local.or_else(|| self.mirrored_cluster_ips.read().unwrap_or_else(|e| e.into_inner()).get(&addr).cloned())
     }
 
     pub fn subscribe(&self) -> watch::Receiver<EndpointsSnapshot> {
@@ -310,5 +348,40 @@ mod tests {
         assert_eq!(hub.trusted_keys(), 1);
         assert!(asked.elapsed() < Duration::from_millis(200), "waited {:?}", asked.elapsed());
         update.join().unwrap();
+    }
+
+    fn key(name: &str) -> ServiceKey {
+        ServiceKey { namespace: "emojivoto".into(), name: name.into(), port: 8080 }
+    }
+
+    fn list(addr: &str) -> Endpoints {
+        Arc::new(vec![mesh_proxy_api::endpoints::Endpoint { addr: addr.parse().unwrap(), identity: None }])
+    }
+
+    /// Mirrored Services are served beside the local ones; each input
+    /// replaces only its own part, and a local Service wins a name clash.
+    #[test]
+    fn mirrored_endpoints_are_served_beside_the_local_ones() {
+        let hub = EndpointsHub::default();
+        hub.replace(&HashMap::from([(key("web-svc"), list("10.10.0.1:8080"))]));
+        hub.replace_mirrored(HashMap::from([
+            (key("emoji-svc-west"), list("10.99.0.20:4143")),
+            (key("web-svc"), list("10.99.0.20:4143")),
+        ]));
+        let rx = hub.subscribe();
+        let body = |k: &str| String::from_utf8(hub.answer(&rx.borrow(), &key(k)).body.to_vec()).unwrap();
+        assert!(body("emoji-svc-west").contains("10.99.0.20:4143"));
+        assert!(body("web-svc").contains("10.10.0.1:8080"), "the local Service wins: {}", body("web-svc"));
+        hub.replace(&HashMap::new());
+        assert!(body("emoji-svc-west").contains("10.99.0.20:4143"), "a local change keeps the mirrors");
+        assert!(body("web-svc").contains("10.99.0.20:4143"), "the mirror shows once the local Service is gone");
+        hub.replace_mirrored(HashMap::new());
+        assert!(!body("emoji-svc-west").contains("10.99"));
+
+        let (local, mirror) = ("10.96.0.1:80".parse().unwrap(), "10.96.0.2:8080".parse().unwrap());
+        hub.replace_cluster_ips(HashMap::from([(local, key("web-svc"))]));
+        hub.replace_mirrored_cluster_ips(HashMap::from([(mirror, key("emoji-svc-west")), (local, key("x"))]));
+        assert_eq!(hub.service_at(local), Some(key("web-svc")));
+        assert_eq!(hub.service_at(mirror), Some(key("emoji-svc-west")));
     }
 }

@@ -17,6 +17,7 @@ pub mod hub;
 pub mod kube;
 mod limits;
 pub mod metrics;
+mod mirror;
 mod quota;
 pub mod run;
 pub mod serve;

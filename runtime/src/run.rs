@@ -114,6 +114,13 @@ pub async fn serve(s: &Settings, parts: Parts, mut tasks: Tasks) -> Result<Runni
     check_issuer(&parts.ca.borrow(), &parts.metrics);
     let (identity, own_dir) = own_identity(s, &parts, &mut tasks)?;
     tasks.adopt("identity reloader", identity.spawn_reloader(Duration::from_secs(1), shutdown.clone()));
+    if let Some(path) = &s.links {
+        // After the own identity: it is what the runtime shows linked clusters' runtimes.
+        let bytes = std::fs::read(path).map_err(|e| format!("--links {}: {e}", path.display()))?;
+        let links = crate::mirror::parse(&bytes).map_err(|e| format!("--links {}: {e}", path.display()))?;
+        tracing::info!(links = links.links.len(), "serving mirrored Services of linked clusters");
+        crate::mirror::remote::spawn(links, parts.endpoints.clone(), identity.clone(), s.poll_interval, &mut tasks);
+    }
     let api_listener = TcpListener::bind(s.listen).await.map_err(|e| format!("--listen {}: {e}", s.listen))?;
     let admin_listener = TcpListener::bind(s.admin).await.map_err(|e| format!("--admin {}: {e}", s.admin))?;
     let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;

@@ -33,7 +33,13 @@ pub struct Settings {
     /// only as long as the process.
     #[arg(long, conflicts_with = "kubernetes")]
     pub state_dir: Option<PathBuf>,
-    /// How often file mode polls its files.
+    /// The Services linked clusters export, mirrored here as
+    /// `<service>-<cluster>` with the endpoints Linkerd's service mirror
+    /// gives them (gateway or pod-to-pod), from each cluster's runtime or an
+    /// endpoints file (runtime/API.md, "Mirrored Services"). Read at start.
+    #[arg(long)]
+    pub links: Option<PathBuf>,
+    /// How often file mode polls its files (and the links' endpoints files).
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     pub poll_interval: Duration,
 

@@ -124,7 +124,7 @@ async fn connection(
 /// The mesh TLS handshake, within `--tls-handshake-timeout`: a peer that
 /// starts one and stalls would otherwise hold its connection slot forever.
 /// Failures and timeouts are counted as refused connections.
-async fn accept_tls(ctx: &Ctx, stream: TcpStream, peer: SocketAddr) -> Option<TlsStream<TcpStream>> {
+pub(crate) async fn accept_tls(ctx: &Ctx, stream: TcpStream, peer: SocketAddr) -> Option<TlsStream<TcpStream>> {
     let acceptor = tokio_rustls::TlsAcceptor::from(ctx.identity.server_config());
     match tokio::time::timeout(ctx.settings.tls_handshake_timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => Some(tls),
@@ -143,7 +143,7 @@ async fn accept_tls(ctx: &Ctx, stream: TcpStream, peer: SocketAddr) -> Option<Tl
 
 /// Peeks at the first byte without consuming it. A client that says
 /// nothing in time is not a peer proxy (they open with TLS at once).
-async fn starts_tls(stream: &TcpStream, timeout: Duration) -> bool {
+pub(crate) async fn starts_tls(stream: &TcpStream, timeout: Duration) -> bool {
     let mut first = [0u8; 1];
     let peeked = tokio::time::timeout(timeout, stream.peek(&mut first)).await;
     // 0x16: a TLS handshake record.

@@ -54,7 +54,7 @@ pub async fn app(respond_with: &'static [(&'static str, &'static str)]) -> Socke
 }
 
 /// The config: every port an HTTP/1 server with one route that admits anyone.
-fn open_config() -> Arc<Loaded> {
+pub fn open_config() -> Arc<Loaded> {
     let anyone = serde_json::json!({
         "meta": {"kind": "default", "name": "all-unauthenticated"},
         "networks": [{"net": "0.0.0.0/0"}],
@@ -83,7 +83,8 @@ pub struct Proxy {
     pub ctx: Arc<Ctx>,
     pub pki: TestPki,
     _dir: tempfile::TempDir,
-    _config: state::ConfigTx,
+    /// The verified config in force; tests may replace it.
+    pub config: state::ConfigTx,
 }
 
 pub fn free_addr() -> SocketAddr {
@@ -132,7 +133,7 @@ pub async fn proxy_on(inbound: SocketAddr, app: SocketAddr, discovery: serde_jso
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    Proxy { inbound, outbound, ctx, pki, _dir: dir, _config: tx }
+    Proxy { inbound, outbound, ctx, pki, _dir: dir, config: tx }
 }
 
 impl Proxy {
@@ -190,12 +191,24 @@ pub async fn get(
     authority: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
+    get_from(None, addr, tls, authority, headers).await
+}
+
+/// As [`get`], from source address `from` (a loopback address other than
+/// 127.0.0.1 is no `localhost` client to the policy).
+pub async fn get_from(
+    from: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    authority: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut req = Request::builder().uri("/").header("host", authority);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let req = req.body(Full::new(Bytes::new())).unwrap();
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tcp = mesh_proxy::net::connect_from(from, addr).await.unwrap();
     let resp = match tls {
         Some(config) => {
             let name = ServerName::try_from(SERVER.to_string()).unwrap();

@@ -10,6 +10,7 @@ mod kube_identity;
 mod kube_objects;
 mod kube_rollback;
 mod limits;
+mod mirror;
 mod rollback;
 #[path = "../servers/mod.rs"]
 mod servers;

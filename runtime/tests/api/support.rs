@@ -122,6 +122,7 @@ impl Files {
             cert_lifetime: Duration::from_secs(24 * 3600),
             state_dir: None,
             poll_interval: Duration::from_millis(200),
+            links: None,
             limits: mesh_runtime::Limits { max_watches: 100, ..mesh_runtime::Limits::default() },
             webhook: mesh_runtime::WebhookSettings::default(),
             log_format: "text".into(),

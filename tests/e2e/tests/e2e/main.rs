@@ -315,3 +315,33 @@ fn check_in_pods(example: &str, requests: &[clients::Req], verdicts: &[&str]) {
         );
     }
 }
+
+mod multicluster;
+
+/// Emojivoto split across two clusters (web in east; emoji and voting in
+/// west), each with its own mesh-runtime and one trust anchor: every
+/// cross-cluster call's status is what `meshc reach` proves across the
+/// clusters, through west's gateway and pod-to-pod, including the policy
+/// that admits web's identity and so refuses the gateway's.
+#[test]
+fn emojivoto_multicluster_statuses_match_meshc_reach() {
+    netns::run("emojivoto_multicluster_statuses_match_meshc_reach", || {
+        use multicluster::Scenario;
+        let expected: [(Scenario, &[(&str, usize)]); 3] = [
+            // web and vote-bot both arrive as the gateway, which west admits; a client without a proxy has no identity for the gateway.
+            (Scenario::Gateway, &[("allow", 4), ("deny", 1)]),
+            // West admits web, but through the gateway web arrives as the gateway.
+            (Scenario::GatewayWithClientPolicy, &[("deny", 5)]),
+            // Pod-to-pod web's own identity arrives: web is admitted, vote-bot is not.
+            (Scenario::PodToPod, &[("allow", 2), ("deny", 2)]),
+        ];
+        for (scenario, want) in expected {
+            let clusters = multicluster::start(scenario);
+            let tally = runtime().block_on(multicluster::check(&clusters, scenario));
+            println!("emojivoto multicluster {scenario:?}: every status as meshc reach predicts; verdicts {tally:?}");
+            let want: std::collections::BTreeMap<String, usize> =
+                want.iter().map(|(v, n)| (v.to_string(), *n)).collect();
+            assert_eq!(tally, want, "{scenario:?}: the verdicts compared");
+        }
+    });
+}
