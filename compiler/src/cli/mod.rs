@@ -18,6 +18,7 @@ macro_rules! out {
 }
 
 mod build;
+mod build_clusters;
 mod check;
 mod diff;
 mod explain;
