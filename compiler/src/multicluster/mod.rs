@@ -7,6 +7,7 @@
 //! and `docs/semantics/multicluster.md`.
 
 pub mod checks;
+pub mod client_route;
 pub mod flows;
 pub mod identity;
 pub mod link;
