@@ -24,6 +24,7 @@ mod diff;
 mod explain;
 mod inject;
 mod keygen;
+mod query_clusters;
 mod reach;
 mod reach_clusters;
 mod show_config;

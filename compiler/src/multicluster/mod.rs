@@ -8,6 +8,7 @@
 
 pub mod checks;
 pub mod client_route;
+pub mod edges;
 pub mod flows;
 pub mod identity;
 pub mod link;
