@@ -211,8 +211,10 @@ pub fn run_matrix(a: &MatrixArgs) -> ExitCode {
 /// clients its cluster's policies do not tell apart from its pods), is
 /// `partial`, with the pods that get through.
 fn across_rows(m: &Clusters, classes: &[Classes], offsets: &[usize], ns: Option<&str>) -> Vec<AcrossRow> {
+    // (mirror, target workload, port, source cluster, class) → each pod's verdict, the target cluster, the mode.
     type Key = (String, String, u16, usize, usize);
-    let mut per_class: BTreeMap<Key, (Vec<(String, &'static str)>, String, &'static str)> = BTreeMap::new();
+    type Pods = (Vec<(String, &'static str)>, String, &'static str);
+    let mut per_class: BTreeMap<Key, Pods> = BTreeMap::new();
     for e in edges::all(m) {
         let (Some(s), Some(t)) = (m.find(&e.client_cluster), m.find(&e.target_cluster)) else { continue };
         let w = &m.clusters[t].outcome.resolved.workloads[e.workload_index];
