@@ -188,7 +188,8 @@ fn booksapp_clients_and_resources() {
         );
         holds(
             env,
-            r#"type(clients[0]) == map && "members" in clients[0] && size(clients[6]) == 7 && size(clients[0]) == 6"#,
+            // A class has 7 fields (`cluster` included), and `labels` when its first member is a workload.
+            r#"type(clients[0]) == map && "members" in clients[0] && size(clients[6]) == 8 && size(clients[0]) == 7"#,
         );
         holds(env, r#"servers.map(s, s.name).sort() == ["authors-service", "books-service", "webapp-service"]"#);
         holds(env, r#"routes.all(r, r.kind == "HTTPRoute" && r.namespace == "booksapp") && size(routes) == 6"#);
@@ -385,7 +386,7 @@ const EDGE_PREDICATES: &[&str] = &[
     "e.client in reachers(e.target)",
     "reachable(e.client, e.target) && e.client.id != 5",
     r#"has(e.client.labels) ? e.client.labels["app"] != "books" : e.target.portName != "grpc""#,
-    "size(e.client) == 7 || e.client.members.size() > 1",
+    "size(e.client) == 8 || e.client.members.size() > 1",
     "e != edges[3]",
     r#"e.client.identity.endsWith(".shop.serviceaccount.identity.linkerd.cluster.local") || e.route == "*""#,
     r#"reachable(e.client, e.target, request("GET", "/api/v1/items")) || e.client.kind != "workload""#,

@@ -265,9 +265,18 @@ fn expected_cells(m: &Value) -> Cells {
     cells
 }
 
+/// The column groups: each workload's namespace, `CLUSTER / NS` in a multicluster matrix.
 fn workload_namespaces(m: &Value) -> BTreeSet<String> {
     let ws = m["workloads"].as_array().expect("workloads");
-    ws.iter().map(|w| w["namespace"].as_str().expect("workload.namespace").to_owned()).collect()
+    ws.iter()
+        .map(|w| {
+            let ns = w["namespace"].as_str().expect("workload.namespace");
+            match w["cluster"].as_str() {
+                Some(c) => format!("{c} / {ns}"),
+                None => ns.to_owned(),
+            }
+        })
+        .collect()
 }
 
 /// The routes each partial edge lists, per cell, for the tooltip check.
@@ -404,6 +413,25 @@ fn booksapp_matrix_renders_every_allowed_cell_in_chromium() {
     assert_eq!(embedded_json(&page), grouped, "the page embeds `matrix --format json` unchanged");
     let m = per_class(&grouped);
     assert!(!m["edges"].as_array().expect("edges").is_empty(), "booksapp has allowed edges");
+    check_page(&browser, &page, &m);
+}
+
+/// A multicluster matrix (issue 20): the page groups columns by cluster
+/// and namespace, and draws the calls across clusters (east's pods into
+/// west's emoji and voting through the mirrors) as cells like any other.
+#[test]
+fn multicluster_matrix_groups_by_cluster_in_chromium() {
+    let Some(browser) = browser_or_skip("multicluster_matrix_groups_by_cluster_in_chromium") else { return };
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies-examples/emojivoto-multicluster/gateway");
+    let repo = repo.to_str().expect("UTF-8 path");
+    let page = meshc(&["matrix", repo, "--format", "html"]);
+    let grouped: Value = serde_json::from_str(&meshc(&["matrix", repo, "--format", "json"])).expect("matrix JSON");
+    assert_eq!(grouped["clusters"], json!(["east", "west"]));
+    let across = grouped["edges"].as_array().expect("edges").iter().filter(|e| e.get("via").is_some()).count();
+    assert!(across >= 2, "calls across clusters into emoji and voting: {grouped}");
+    let m = per_class(&grouped);
+    let expected: BTreeSet<String> = ["east / emojivoto", "west / emojivoto"].map(str::to_owned).into();
+    assert_eq!(workload_namespaces(&m), expected);
     check_page(&browser, &page, &m);
 }
 

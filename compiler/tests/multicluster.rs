@@ -40,7 +40,7 @@ fn chapter_12_examples_check_clean_and_their_intent_passes() {
         assert!(text.contains("4 workloads"), "{mode}: {text}");
         let out = meshc(&["test", &example(mode)]);
         assert_eq!(out.status.code(), Some(0), "{mode}: {}", stdout(&out));
-        assert!(stdout(&out).contains("5 passed, 0 failed, 0 errors"), "{mode}: {}", stdout(&out));
+        assert!(stdout(&out).contains("6 passed, 0 failed, 0 errors"), "{mode}: {}", stdout(&out));
     }
 }
 
@@ -128,4 +128,53 @@ fn references_need_a_cluster_prefix() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout(&out).contains("deny"), "{}", stdout(&out));
+}
+
+/// `meshc build` of a multicluster repository: one build per cluster in
+/// `OUT/<cluster>/`, each verifying as a build of its own; the source
+/// cluster's web carries its outbound policy (routes to mirrors would be in
+/// it), the target's workloads theirs. `--stdout` needs `--cluster`.
+#[test]
+fn build_writes_one_verified_build_per_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let keygen = meshc(&["keygen", "--out", &d, "--name", "mc"]);
+    assert_eq!(keygen.status.code(), Some(0), "{}", String::from_utf8_lossy(&keygen.stderr));
+    let (key, public) = (format!("{d}/mc.key"), format!("{d}/mc.pub"));
+    let out = format!("{d}/dist");
+    let built =
+        meshc(&["build", &example("gateway"), "--key", &key, "--out", &out, "--revision", "r1", "--sequence", "7"]);
+    assert_eq!(built.status.code(), Some(0), "{}", String::from_utf8_lossy(&built.stderr));
+    for (cluster, workload) in [("east", "web"), ("west", "emoji")] {
+        let root = Path::new(&out).join(cluster);
+        assert!(root.join("bundle.yaml").is_file(), "{cluster}: no bundle");
+        let configs = std::fs::read_dir(root.join("configs/emojivoto")).unwrap().count();
+        assert_eq!(configs, 2, "{cluster}: its two workloads' configs");
+        let verified = meshc(&["verify-bundle", &root.display().to_string(), "--pubkey", &public]);
+        assert_eq!(verified.status.code(), Some(0), "{cluster}: {}", String::from_utf8_lossy(&verified.stderr));
+        let names: Vec<String> = std::fs::read_dir(root.join("configs/emojivoto"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().any(|n| n.contains(workload)), "{cluster}: {names:?}");
+    }
+    // A stream is one bundle: one cluster at a time.
+    let stream = meshc(&["build", &example("gateway"), "--key", &key, "--stdout", "--revision", "r1"]);
+    assert_eq!(stream.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&stream.stderr).contains("--cluster"));
+    let west =
+        meshc(&["build", &example("gateway"), "--key", &key, "--stdout", "--cluster", "west", "--revision", "r1"]);
+    assert_eq!(west.status.code(), Some(0), "{}", String::from_utf8_lossy(&west.stderr));
+    assert!(stdout(&west).contains("\"kind\": \"MeshBundle\""), "{}", stdout(&west));
+    assert!(stdout(&west).contains("deployment-emoji"), "west's emoji is in west's build");
+    assert!(!stdout(&west).contains("deployment-web"), "east's web is not in west's build");
+}
+
+/// The cluster prefix selects show-config's cluster.
+#[test]
+fn show_config_takes_a_cluster_prefix() {
+    let out = meshc(&["show-config", &example("pod-to-pod"), "west/deploy/emojivoto/voting"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = meshc(&["show-config", &example("pod-to-pod"), "deploy/emojivoto/voting"]);
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -16,44 +16,47 @@ use std::process::ExitCode;
 pub struct BuildArgs {
     /// A directory (searched recursively for .yaml, .yml, .json) or a file.
     #[arg(default_value = ".")]
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// The private key (PKCS#8 PEM, from `meshc keygen`).
     #[arg(long, value_name = "KEY")]
-    key: PathBuf,
+    pub(super) key: PathBuf,
     /// Write the build into this directory (see README, "meshc build").
     #[arg(long, value_name = "DIR", conflicts_with = "stdout", required_unless_present = "stdout")]
-    out: Option<PathBuf>,
+    pub(super) out: Option<PathBuf>,
     /// Print one YAML stream (CRDs, bundle, configs) instead, e.g. for an Argo CD plugin.
     #[arg(long)]
-    stdout: bool,
+    pub(super) stdout: bool,
     /// Source revision to record (default: git HEAD of PATH, `-dirty` if PATH has changes).
     #[arg(long)]
-    revision: Option<String>,
+    pub(super) revision: Option<String>,
     /// The build's sequence, signed into the bundle and every config; the
     /// runtime and proxies refuse a lower one. Default: the source commit's
     /// committer time (Unix seconds), or the clock when PATH is not a clean
     /// git work tree.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
-    sequence: Option<u64>,
+    pub(super) sequence: Option<u64>,
     /// Write a build whose sequence is not above the one already in --out
     /// (a deliberate rollback; the runtime still refuses it).
     #[arg(long)]
-    allow_rollback: bool,
+    pub(super) allow_rollback: bool,
     /// Sign even when there are error findings; the bundle says so.
     #[arg(long)]
-    allow_errors: bool,
+    pub(super) allow_errors: bool,
     /// Suppress a finding code for this run (repeatable, or comma-separated).
     #[arg(long, value_delimiter = ',')]
-    ignore: Vec<String>,
+    pub(super) ignore: Vec<String>,
     /// Mesh settings file (default: meshc.yaml at the root of PATH).
     #[arg(long)]
-    settings: Option<PathBuf>,
+    pub(super) settings: Option<PathBuf>,
     /// Namespace for objects that have none (what `kubectl apply -n` would use).
     #[arg(long = "namespace", short = 'n')]
-    default_namespace: Option<String>,
+    pub(super) default_namespace: Option<String>,
+    /// In a multicluster repository, build this cluster only (required with --stdout there).
+    #[arg(long, value_name = "NAME")]
+    pub(super) cluster: Option<String>,
 }
 
-fn usage(msg: &str) -> ExitCode {
+pub(super) fn usage(msg: &str) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(EXIT_USAGE)
 }
@@ -79,7 +82,7 @@ fn options(args: &BuildArgs) -> Result<Options, String> {
 
 /// The revision and sequence to sign; says so when the sequence is the
 /// clock's rather than a commit's.
-fn build_info(args: &BuildArgs, previous: Option<u64>, error_findings: usize) -> BuildInfo {
+pub(super) fn build_info(args: &BuildArgs, previous: Option<u64>, error_findings: usize) -> BuildInfo {
     let source = revision::detect(&args.path);
     let sequence = args.sequence.unwrap_or_else(|| match sequence::default(source.committed_at, previous) {
         (s, sequence::Origin::Commit) => s,
@@ -93,6 +96,22 @@ fn build_info(args: &BuildArgs, previous: Option<u64>, error_findings: usize) ->
     });
     let source_revision = args.revision.clone().unwrap_or(source.revision);
     BuildInfo { source_revision, sequence, error_findings }
+}
+
+/// The number of error findings, or the refusal to sign them without `--allow-errors`.
+pub(super) fn error_findings(args: &BuildArgs, outcome: &pipeline::Outcome) -> Result<usize, ExitCode> {
+    let errors: Vec<_> = outcome.findings.iter().filter(|f| f.severity == Severity::Error).cloned().collect();
+    if !errors.is_empty() && !args.allow_errors {
+        let summary = Summary::new(&outcome.findings, outcome.objects, outcome.workloads());
+        eprint!("{}", report::human::render(&errors, &outcome.sources, summary, false));
+        eprintln!(
+            "error: {} error finding(s): refusing to sign configs for a policy that does not check (run `meshc check {}`, or pass --allow-errors)",
+            errors.len(),
+            args.path.display()
+        );
+        return Err(ExitCode::from(EXIT_FINDINGS));
+    }
+    Ok(errors.len())
 }
 
 pub fn run(args: BuildArgs) -> ExitCode {
@@ -115,29 +134,21 @@ pub fn run(args: BuildArgs) -> ExitCode {
         return usage(&format!("{}: no manifests (.yaml, .yml, .json) found", args.path.display()));
     }
     if outcome.multicluster.is_some() {
-        return usage(&format!(
-            "{}: meshc.yaml declares clusters:, and building a multicluster repository is not supported yet; build \
-             each cluster's directory on its own (mirrored Services are not in those builds)",
-            args.path.display()
-        ));
+        return super::build_clusters::run(&args, &key, outcome);
     }
-    let errors: Vec<_> = outcome.findings.iter().filter(|f| f.severity == Severity::Error).cloned().collect();
-    if !errors.is_empty() && !args.allow_errors {
-        let summary = Summary::new(&outcome.findings, outcome.objects, outcome.workloads());
-        eprint!("{}", report::human::render(&errors, &outcome.sources, summary, false));
-        eprintln!(
-            "error: {} error finding(s): refusing to sign configs for a policy that does not check (run `meshc check {}`, or pass --allow-errors)",
-            errors.len(),
-            args.path.display()
-        );
-        return ExitCode::from(EXIT_FINDINGS);
+    if args.cluster.is_some() {
+        return usage("--cluster applies to a repository whose meshc.yaml declares clusters:");
     }
+    let errors = match error_findings(&args, &outcome) {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
     let previous = match args.out.as_deref().filter(|_| !args.allow_rollback).map(sequence::previous) {
         Some(Err(e)) => return usage(&e),
         Some(Ok(p)) => p,
         None => None,
     };
-    let info = build_info(&args, previous.as_ref().map(|p| p.sequence), errors.len());
+    let info = build_info(&args, previous.as_ref().map(|p| p.sequence), errors);
     let built = match emit::build(&outcome.configs, &key, &info) {
         Ok(b) => b,
         Err(e) => return usage(&e.to_string()),

@@ -142,13 +142,14 @@ fn check(input: &Input, overrides: SettingsFile, cache: &ParseCache) -> Result<O
     // otherwise be checked as one cluster made of every directory.
     let clusters = |text: &str| text.lines().any(|l| l.starts_with("clusters:"));
     if matches!(input, Input::Files { settings: Some(text), .. } if clusters(text)) {
-        return Err(InputError("meshc.yaml declares clusters:; diff of a multicluster repository is not supported yet: diff one cluster's directory".to_owned()));
+        return Err(InputError(
+            "meshc.yaml declares clusters:; a multicluster repository is compared as two directories (or WORKTREE \
+             and a directory), not git revisions yet: check the revision out (`git worktree add DIR REV`) and run \
+             `meshc diff DIR_BASE DIR_HEAD`"
+                .to_owned(),
+        ));
     }
-    let o = pipeline::check_cached(input, &Options { overrides, ..Options::default() }, Some(cache))?;
-    if o.multicluster.is_some() {
-        return Err(InputError("meshc.yaml declares clusters:; diff of a multicluster repository is not supported yet: diff one cluster's directory".to_owned()));
-    }
-    Ok(o)
+    pipeline::check_cached(input, &Options { overrides, ..Options::default() }, Some(cache))
 }
 
 pub fn run(a: DiffArgs) -> ExitCode {
@@ -181,6 +182,9 @@ pub fn run(a: DiffArgs) -> ExitCode {
     };
     // Freeing two large repositories' trees takes seconds; the process is about to exit.
     let (base, head) = (std::mem::ManuallyDrop::new(base), std::mem::ManuallyDrop::new(head));
+    if base.multicluster.is_some() || head.multicluster.is_some() {
+        return run_clusters(&a, &base, &head);
+    }
     let sides = Sides::new(&base, &head);
     crate::profile::stage("diff: classes");
     let mut d = diff::diff(&sides, a.namespace.as_deref());
@@ -208,6 +212,34 @@ pub fn run(a: DiffArgs) -> ExitCode {
     crate::profile::stage("diff: rendered");
     let failed = a.exit_code && fails(&a.fail_on, &d, &traffic);
     std::mem::forget(sides);
+    if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
+}
+
+/// Both sides (or one) are multicluster repositories: each cluster's diff
+/// and the calls across clusters (`diff::clusters`).
+fn run_clusters(a: &DiffArgs, base: &Outcome, head: &Outcome) -> ExitCode {
+    if base.multicluster.is_some() != head.multicluster.is_some() {
+        return fail(
+            "one side's meshc.yaml declares clusters: and the other's does not: there are no clusters to match",
+        );
+    }
+    if a.services || a.traffic.is_some() {
+        return fail(
+            "--services and --traffic compare one cluster: in a multicluster repository, diff one cluster's directory",
+        );
+    }
+    let d = diff::clusters::diff(base, head, a.namespace.as_deref());
+    let traffic = traffic::Checked::default();
+    match a.format {
+        Format::Human => out!("{}", render::human(&d, &traffic, Paint::detect())),
+        Format::Json => outln!("{}", render::json(&d, &traffic)),
+        Format::Markdown => out!("{}", render::markdown(&d, &traffic)),
+        Format::Sarif => {
+            let prefix = super::check::report_prefix(&a.path.as_ref().map_or(".".into(), |p| p.display().to_string()));
+            outln!("{}", sarif(head, &d, &prefix))
+        }
+    }
+    let failed = a.exit_code && fails(&a.fail_on, &d, &traffic);
     if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
 }
 

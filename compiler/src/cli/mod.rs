@@ -18,11 +18,13 @@ macro_rules! out {
 }
 
 mod build;
+mod build_clusters;
 mod check;
 mod diff;
 mod explain;
 mod inject;
 mod keygen;
+mod query_clusters;
 mod reach;
 mod reach_clusters;
 mod show_config;

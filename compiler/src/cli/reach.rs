@@ -71,14 +71,14 @@ pub struct ReachArgs {
 #[derive(Args, Debug)]
 pub struct WhoArgs {
     #[command(flatten)]
-    common: Common,
+    pub(super) common: Common,
     /// The workload, optionally with a port: KIND/NS/NAME[:PORT]; a Service
     /// port, svc/NS/NAME:PORT (every client calling it with GET / and a request
     /// per route rule); or egress:HOST:PORT (every workload as a client of that
     /// destination outside the cluster).
-    target: String,
+    pub(super) target: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    pub(super) format: Format,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -93,17 +93,17 @@ pub enum MatrixFormat {
 #[derive(Args, Debug)]
 pub struct MatrixArgs {
     #[command(flatten)]
-    common: Common,
+    pub(super) common: Common,
     /// Only targets in this namespace (clients are always every class).
     #[arg(long, short = 'n')]
-    namespace: Option<String>,
+    pub(super) namespace: Option<String>,
     #[arg(long, value_enum, default_value_t = MatrixFormat::Table)]
-    format: MatrixFormat,
+    pub(super) format: MatrixFormat,
     /// Client → Service edges (each Service port called with GET / and a
     /// request per route rule) instead of client → workload edges; formats
     /// table and json.
     #[arg(long)]
-    services: bool,
+    pub(super) services: bool,
 }
 
 pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -111,7 +111,7 @@ pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn load(c: &Common) -> Result<Outcome, ExitCode> {
+pub(super) fn load(c: &Common) -> Result<Outcome, ExitCode> {
     load_with(c, pipeline::check)
 }
 
@@ -330,9 +330,7 @@ pub fn reach_json(r: &Reach, with_request: bool) -> String {
 
 pub fn run_who(a: WhoArgs) -> ExitCode {
     if super::reach_clusters::is_multicluster(&a.common) {
-        return fail(
-            "meshc.yaml declares clusters:; who-can-reach across clusters is not supported yet: give one cluster's directory",
-        );
+        return super::query_clusters::run_who(&a);
     }
     if svc::target::is_service(&a.target) {
         return run_who_service(a);
@@ -375,13 +373,18 @@ fn run_who_service(a: WhoArgs) -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
-    let target = match svc::target::parse(&o, &a.target) {
+    who_service_in(&o, &a.target, a.format)
+}
+
+/// `who-can-reach svc/...` in one cluster; `o` is compiled.
+pub(super) fn who_service_in(o: &Outcome, spec: &str, format: Format) -> ExitCode {
+    let target = match svc::target::parse(o, spec) {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
     let classes = Classes::derive(&o.resolved, &o.configs);
-    let rows = svc::who::who_can_reach(&o, &classes, &target);
-    match a.format {
+    let rows = svc::who::who_can_reach(o, &classes, &target);
+    match format {
         Format::Json => {
             let v = serde_json::json!({ "version": 1, "service": target.label(), "clients": rows });
             outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -417,7 +420,7 @@ fn run_matrix_services(a: MatrixArgs) -> ExitCode {
 }
 
 /// Default traffic for the destination: TLS on 443, else HTTP GET /.
-fn run_who_egress(o: &Outcome, target: &crate::query::egress_ref::EgressRef, format: Format) -> ExitCode {
+pub(super) fn run_who_egress(o: &Outcome, target: &crate::query::egress_ref::EgressRef, format: Format) -> ExitCode {
     use crate::query::{egress, egress_who};
     let classes = Classes::derive(&o.resolved, &o.configs);
     let traffic = egress::traffic_of(target, None, None);
@@ -437,9 +440,7 @@ fn run_who_egress(o: &Outcome, target: &crate::query::egress_ref::EgressRef, for
 
 pub fn run_matrix(a: MatrixArgs) -> ExitCode {
     if super::reach_clusters::is_multicluster(&a.common) {
-        return fail(
-            "meshc.yaml declares clusters:; matrix across clusters is not supported yet: give one cluster's directory",
-        );
+        return super::query_clusters::run_matrix(&a);
     }
     if a.services {
         return run_matrix_services(a);

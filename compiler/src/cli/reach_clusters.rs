@@ -169,26 +169,6 @@ fn service_port(m: &Clusters, p: &Path, wi: usize, pod_port: u16) -> u16 {
         .unwrap_or(pod_port)
 }
 
-/// The verdict of one call: the first hop that denies, else the target's.
-fn overall(c: &CrossReach, with_request: bool) -> String {
-    use crate::query::evaluate::Verdict;
-    if let Some(h) = c.hops.iter().find(|h| h.verdict.is_some_and(|v| v != Verdict::Allow)) {
-        return h.verdict.map_or("deny", Verdict::as_str).to_owned();
-    }
-    let Some((_, r)) = &c.target else { return "deny".to_owned() };
-    if with_request {
-        return r.verdicts.first().map_or("deny", |v| v.verdict.as_str()).to_owned();
-    }
-    let count = |want: Verdict| r.verdicts.iter().filter(|x| x.verdict == want).count();
-    match (count(Verdict::Allow), count(Verdict::Depends)) {
-        (0, 0) => "deny",
-        (0, _) => "depends",
-        (n, _) if n == r.verdicts.len() => "allow",
-        _ => "partial",
-    }
-    .to_owned()
-}
-
 fn render(_m: &Clusters, a: &ReachArgs, calls: &[CrossReach], req: Option<&HttpRequest>) -> ExitCode {
     match a.format {
         Format::Json => {
@@ -220,13 +200,13 @@ fn json(c: &CrossReach, with_request: bool) -> serde_json::Value {
         v
     });
     serde_json::json!({
-        "via": c.via, "mode": c.mode, "hops": hops, "target": target, "verdict": overall(c, with_request),
+        "via": c.via, "mode": c.mode, "hops": hops, "target": target, "verdict": c.verdict(with_request),
     })
 }
 
 fn text_of(c: &CrossReach, request: Option<&str>, with_request: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} via {} ({} mode): {}", c.client, c.via, c.mode, overall(c, with_request));
+    let _ = writeln!(out, "{} via {} ({} mode): {}", c.client, c.via, c.mode, c.verdict(with_request));
     for (i, h) in c.hops.iter().enumerate() {
         let verdict = h.verdict.map_or("", |v| v.as_str());
         let _ = writeln!(out, "  hop {} {} ({}): {verdict}", i + 1, h.hop, h.cluster);

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 pub struct ShowConfigArgs {
     /// A directory or file of manifests.
     path: PathBuf,
-    /// The workload: KIND/NAMESPACE/NAME (deploy, sts, ds, rs, job, cj, pod) or NAMESPACE/NAME.
+    /// The workload: KIND/NAMESPACE/NAME (deploy, sts, ds, rs, job, cj, pod) or NAMESPACE/NAME;
+    /// in a multicluster repository prefixed with its cluster (CLUSTER/KIND/NAMESPACE/NAME).
     workload: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -39,10 +40,28 @@ pub fn run(args: ShowConfigArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(e.to_string()),
     };
-    if outcome.multicluster.is_some() {
-        return fail("meshc.yaml declares clusters:; show-config of a multicluster repository is not supported yet: give one cluster's directory".to_owned());
+    let mut outcome = outcome;
+    if let Some(m) = outcome.multicluster.as_deref_mut() {
+        // `CLUSTER/KIND/NS/NAME`: that cluster's config, with the Services mirrored into it.
+        let names: Vec<String> = m.clusters.iter().map(|c| c.name.clone()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (c, workload) = match crate::query::cluster_ref::split(&names, &args.workload) {
+            Ok(x) => x,
+            Err(e) => return fail(e),
+        };
+        let cluster = &mut m.clusters[c].outcome;
+        crate::lower::outbound::complete(cluster);
+        return show(cluster, workload, args.format);
     }
-    let wi = match workload_ref::find(&outcome.resolved, &args.workload) {
+    show(&outcome, &args.workload, args.format)
+}
+
+fn show(outcome: &pipeline::Outcome, workload: &str, format: Format) -> ExitCode {
+    let fail = |msg: String| {
+        eprintln!("error: {msg}");
+        ExitCode::from(EXIT_USAGE)
+    };
+    let wi = match workload_ref::find(&outcome.resolved, workload) {
         Ok(wi) => wi,
         Err(e) => return fail(e),
     };
@@ -54,7 +73,7 @@ pub fn run(args: ShowConfigArgs) -> ExitCode {
             w.kind, w.namespace, w.name
         ));
     };
-    match args.format {
+    match format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(config).expect("config serializes")),
         Format::Text => {
             out!("{}", show_config::render(config));

@@ -2,6 +2,7 @@
 //! configs a rollout pushes, between two versions of a repository.
 
 pub mod cause;
+pub mod clusters;
 pub mod edges;
 pub mod egress;
 pub mod render;

@@ -28,9 +28,9 @@ pub enum Item {
     Egress(u32),
 }
 
-pub const CLASS_FIELDS: &[&str] = &["kind", "name", "namespace", "identity", "id", "members", "labels"];
-pub const TARGET_FIELDS: &[&str] = &["namespace", "name", "kind", "port", "portName", "workload"];
-pub const WORKLOAD_FIELDS: &[&str] = &["kind", "namespace", "name", "meshed", "identity", "ports", "labels"];
+pub const CLASS_FIELDS: &[&str] = &["kind", "name", "namespace", "identity", "id", "members", "labels", "cluster"];
+pub const TARGET_FIELDS: &[&str] = &["namespace", "name", "kind", "port", "portName", "workload", "cluster"];
+pub const WORKLOAD_FIELDS: &[&str] = &["kind", "namespace", "name", "meshed", "identity", "ports", "labels", "cluster"];
 pub const EDGE_FIELDS: &[&str] = &["client", "target", "route", "partial"];
 pub const RESOURCE_FIELDS: &[&str] = &["kind", "namespace", "name", "apiVersion"];
 pub const EGRESS_FIELDS: &[&str] =
@@ -161,6 +161,7 @@ fn class_field<'t>(t: &'t Tables<'t>, c: u32, f: &str) -> Option<Boxed<'t>> {
             Box::new(CelList::from(members))
         }
         "labels" => labels(&t.o.resolved.workloads.get(first.workload?)?.labels),
+        "cluster" => string(&t.o.resolved.settings.cluster),
         _ => return None,
     })
 }
@@ -177,6 +178,7 @@ fn target_field<'t>(t: &'t Tables<'t>, wi: usize, port: u16, f: &str) -> Option<
             string(name.unwrap_or(""))
         }
         "workload" => Box::new(CelString::from(format!("{}/{}/{}", w.kind, w.namespace, w.name))),
+        "cluster" => string(&t.o.resolved.settings.cluster),
         _ => return None,
     })
 }
@@ -196,6 +198,7 @@ fn workload_field<'t>(t: &'t Tables<'t>, wi: usize, f: &str) -> Option<Boxed<'t>
             Box::new(CelList::from(ports.collect::<Vec<_>>()))
         }
         "labels" => labels(&w.labels),
+        "cluster" => string(&t.o.resolved.settings.cluster),
         _ => return None,
     })
 }

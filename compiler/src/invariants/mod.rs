@@ -28,14 +28,20 @@
 //! | `id` | int | the class id, as in `meshc who-can-reach` |
 //! | `members` | list(string) | every member's label: `Deployment/ns/name`, `identity:…`, `cidr:…`, `kubelet`, … |
 //! | `labels` | map(string, string) | the pod labels of the first member, only when it is a workload (`has(c.labels)`) |
+//! | `cluster` | string | the cluster's name in a multicluster repository (`clusters:` in `meshc.yaml`), `""` otherwise |
 //!
 //! A **target** (a workload port) has `namespace`, `name`, `kind` (the
 //! workload's: strings), `port` (int), `portName` (string, `""` if the port
-//! has no name) and `workload` (string, `Kind/namespace/name`).
+//! has no name), `workload` (string, `Kind/namespace/name`) and `cluster`
+//! (string, as a client class's).
 //!
 //! A **workload** has `kind`, `namespace`, `name` (strings), `meshed`
 //! (bool), `identity` (string, `""` if not meshed), `ports` (list(int): its
-//! target ports) and `labels` (map(string, string): pod labels).
+//! target ports), `labels` (map(string, string): pod labels) and `cluster`
+//! (string, as a client class's). In a multicluster repository each cluster's
+//! invariants run on that cluster, so every value's `cluster` is its name:
+//! an invariant shared by several clusters can tell them apart
+//! (`workloads.all(w, w.cluster != "edge" || !w.meshed)`).
 //!
 //! An **edge** (a client class allowed on a target, on one route) has
 //! `client` (client class), `target` (target), `route` (string:

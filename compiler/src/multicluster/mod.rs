@@ -7,6 +7,8 @@
 //! and `docs/semantics/multicluster.md`.
 
 pub mod checks;
+pub mod client_route;
+pub mod edges;
 pub mod flows;
 pub mod identity;
 pub mod link;
@@ -79,7 +81,9 @@ pub fn check(repo: Repository, options: &Options, cache: Option<&load::ParseCach
     for (entry, span) in &repo.clusters {
         let opts = repository::cluster_options(&repo, entry, options);
         match pipeline::prepare(&Input::Path(repo.root.join(&entry.directory)), &opts, cache) {
-            Ok(p) => {
+            Ok(mut p) => {
+                // What CEL's `cluster` field reads.
+                p.settings.cluster = entry.name.clone();
                 anchors.push(identity::anchors(&repo, entry, *span, &p, &mut findings));
                 prepared.push(p);
                 names.push((entry.name.clone(), entry.directory.clone()));

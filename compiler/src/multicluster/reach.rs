@@ -36,6 +36,28 @@ pub struct CrossReach {
     pub target: Option<(String, Reach)>,
 }
 
+impl CrossReach {
+    /// The call's verdict: the first hop that does not let it through, else
+    /// the target's (with a request, its one verdict; without, `allow` on
+    /// every route, `partial` on some, `depends` when none for sure).
+    pub fn verdict(&self, with_request: bool) -> &'static str {
+        if let Some(v) = self.hops.iter().filter_map(|h| h.verdict).find(|v| *v != Verdict::Allow) {
+            return v.as_str();
+        }
+        let Some((_, r)) = &self.target else { return "deny" };
+        if with_request {
+            return r.verdicts.first().map_or("deny", |v| v.verdict.as_str());
+        }
+        let count = |want: Verdict| r.verdicts.iter().filter(|x| x.verdict == want).count();
+        match (count(Verdict::Allow), count(Verdict::Depends)) {
+            (0, 0) => "deny",
+            (0, _) => "depends",
+            (n, _) if n == r.verdicts.len() => "allow",
+            _ => "partial",
+        }
+    }
+}
+
 /// A mirror (or export) of a source cluster that reaches `(namespace, service)` in a target cluster.
 pub struct Path<'l> {
     pub source: usize,
@@ -70,7 +92,8 @@ pub fn path_of_mirror<'m>(m: &'m Clusters, source: usize, namespace: &str, name:
         .map(|e| path_of(m, e))
 }
 
-fn path_of<'m>(m: &'m Clusters, e: &'m super::mirror::Export) -> Path<'m> {
+/// The path of one export.
+pub fn path_of<'m>(m: &'m Clusters, e: &'m super::mirror::Export) -> Path<'m> {
     let link = &m.links.links[e.link];
     Path {
         source: link.source_cluster,
@@ -118,7 +141,13 @@ pub fn cross(
 ) -> CrossReach {
     let (src, tgt) = (&m.clusters[p.source], &m.clusters[p.target]);
     let via = format!("{}/svc/{}/{}:{port}", src.name, p.namespace, p.mirror);
-    let mut hops = vec![client_hop(src, tgt, client, p, port)];
+    let (first, routed_away) = client_hop(src, tgt, client, p, port, req);
+    let mut hops = vec![first];
+    if routed_away {
+        // The client's proxy stops the call (or sends it elsewhere): nothing crosses.
+        let mode = p.mode.as_str();
+        return CrossReach { client: format!("{}/{}", src.name, client.spec), via, mode, hops, target: None };
+    }
     let arriving = match p.mode {
         Mode::Gateway => {
             let (hop, id) = gateway_hop(tgt, client, p);
@@ -147,7 +176,17 @@ fn link_step(src: &ClusterOutcome, p: &Path, detail: String) -> Step {
     Step { step: "link", resource: None, file, line: Some(p.link.span.line), detail }
 }
 
-fn client_hop(src: &ClusterOutcome, tgt: &ClusterOutcome, client: &ClientView, p: &Path, port: u16) -> Hop {
+/// The client's proxy: the Link, the client route on the mirror, the
+/// connection across; `true` when the client's proxy stops the call or
+/// routes it away from the mirror (nothing crosses).
+fn client_hop(
+    src: &ClusterOutcome,
+    tgt: &ClusterOutcome,
+    client: &ClientView,
+    p: &Path,
+    port: u16,
+    req: Option<&HttpRequest>,
+) -> (Hop, bool) {
     let mut proof = vec![Step::plain("client", client.detail.clone())];
     proof.push(link_step(
         src,
@@ -165,8 +204,27 @@ fn client_hop(src: &ClusterOutcome, tgt: &ClusterOutcome, client: &ClientView, p
             p.mode.as_str()
         ),
     ));
+    let hop = |verdict, proof| Hop { hop: "client proxy", cluster: src.name.clone(), verdict: Some(verdict), proof };
+    if let Some(routed) = super::client_route::route(&src.outcome, client, p, port, req) {
+        proof.push(routed.step);
+        if let Some((verdict, detail)) = routed.stop {
+            proof.push(Step::plain("client proxy", detail));
+            return (hop(verdict, proof), true);
+        }
+        if let Some(others) = routed.elsewhere {
+            let detail = format!("the rest of the call stays in {}: {others}", src.name);
+            proof.push(Step::plain("client route", detail));
+        }
+    }
+    let (verdict, detail) = connection(src, tgt, client, p);
+    proof.push(Step::plain("client proxy", detail));
+    (hop(verdict, proof), false)
+}
+
+/// Whether the client's proxy connects across: an identity, trusted anchors.
+fn connection(src: &ClusterOutcome, tgt: &ClusterOutcome, client: &ClientView, p: &Path) -> (Verdict, String) {
     let meshed = client.client.tls.identity().is_some();
-    let (verdict, detail) = match p.mode {
+    match p.mode {
         _ if meshed && p.untrusted => (
             Verdict::Deny,
             format!(
@@ -195,9 +253,7 @@ fn client_hop(src: &ClusterOutcome, tgt: &ClusterOutcome, client: &ClientView, p
              cluster's endpoints), with its own identity"
                 .to_owned(),
         ),
-    };
-    proof.push(Step::plain("client proxy", detail));
-    Hop { hop: "client proxy", cluster: src.name.clone(), verdict: Some(verdict), proof }
+    }
 }
 
 /// The gateway's own inbound policy, then the identity it forwards with.

@@ -157,6 +157,9 @@ pub struct Settings {
     pub detect_timeout_ms: u64,
     pub service_account_token_projection: bool,
     pub linkerd_version: version::LinkerdVersion,
+    /// The cluster's name in a multicluster repository (`clusters:`), set
+    /// by `multicluster::check`; empty in a repository of one cluster.
+    pub cluster: String,
 }
 
 pub const DEFAULT_CLUSTER_NETWORKS: &[&str] =
@@ -247,6 +250,7 @@ impl Settings {
             detect_timeout_ms: 10_000,
             service_account_token_projection: file.service_account_token_projection.unwrap_or(true),
             linkerd_version,
+            cluster: String::new(),
         }
     }
 

@@ -154,17 +154,21 @@ const TAIL: &str = r#"</script>
 
   function byName(a, b) { return a < b ? -1 : a > b ? 1 : 0; }
 
+  // In a multicluster repository (data.clusters) groups are CLUSTER / NAMESPACE.
+  function inCluster(cluster, ns) { return cluster ? cluster + " / " + ns : ns; }
+
   function namespaceOfWorkload(ref) {
     var parts = String(ref).split("/");
+    if (parts.length === 4) return inCluster(parts[0], parts[2]);
     return parts.length === 3 ? parts[1] : OUTSIDE;
   }
 
   function classNamespace(c) {
     var members = c.members || [];
     for (var i = 0; i < members.length; i++) {
-      if (members[i].namespace) return members[i].namespace;
+      if (members[i].namespace) return inCluster(c.cluster, members[i].namespace);
     }
-    return OUTSIDE;
+    return c.cluster ? inCluster(c.cluster, OUTSIDE) : OUTSIDE;
   }
 
   function lower(parts) { return parts.join("\n").toLowerCase(); }
@@ -174,14 +178,14 @@ const TAIL: &str = r#"</script>
     function add(t) { if (!seen[t.key]) { seen[t.key] = t; list.push(t); } }
     (data.workloads || []).forEach(function (w) {
       var ports = w.ports || [];
-      var meshed = w.meshed === false ? " (not meshed)" : "";
+      var meshed = w.meshed === false ? " (not meshed)" : "", ns = inCluster(w.cluster, w.namespace);
       if (ports.length === 0) {
-        add({ key: w.workload, ns: w.namespace, label: w.name + meshed + " (no ports)", noPorts: true,
-          text: lower([w.workload, w.namespace]) });
+        add({ key: w.workload, ns: ns, label: w.name + meshed + " (no ports)", noPorts: true,
+          text: lower([w.workload, ns]) });
       }
       ports.forEach(function (p) {
         var key = w.workload + ":" + p;
-        add({ key: key, ns: w.namespace, label: w.name + ":" + p + meshed, text: lower([key, w.namespace]) });
+        add({ key: key, ns: ns, label: w.name + ":" + p + meshed, text: lower([key, ns]) });
       });
     });
     (data.edges || []).forEach(function (e) {
@@ -209,7 +213,8 @@ const TAIL: &str = r#"</script>
     (data.edges || []).forEach(function (e) {
       var ids = e.clients === "*" ? ["*"] : sets[e.clients] || [];
       var add = function (c) {
-        out.push({ client: c, target: e.target, verdict: e.verdict, routes: e.routes, condition: e.condition });
+        out.push({ client: c, target: e.target, verdict: e.verdict, routes: e.routes, condition: e.condition,
+          via: e.via });
       };
       ids.forEach(function (c) {
         // [first, last]: a run of consecutive class ids.
@@ -240,7 +245,7 @@ const TAIL: &str = r#"</script>
   function merge(a, b) {
     if (!a) return b;
     if (!b) return a;
-    if (a.verdict === "allow" || b.verdict === "allow") return { verdict: "allow", star: a.star || b.star, routes: [] };
+    if (a.verdict === "allow" || b.verdict === "allow") return { verdict: "allow", star: a.star || b.star, routes: [], via: a.via || b.via };
     if (a.verdict === "depends" || b.verdict === "depends") return a.verdict === "depends" ? a : b;
     return { verdict: "partial", star: a.star || b.star, routes: a.routes.concat(b.routes) };
   }
@@ -250,7 +255,8 @@ const TAIL: &str = r#"</script>
     (data.edges || []).forEach(function (e) {
       var key = e.target.workload + ":" + e.target.port;
       var verdict = e.verdict === "partial" || e.verdict === "depends" ? e.verdict : "allow";
-      var cell = { verdict: verdict, star: e.client === "*", routes: e.routes || [], condition: e.condition };
+      var cell = { verdict: verdict, star: e.client === "*", routes: e.routes || [], condition: e.condition,
+        via: e.via };
       if (e.client === "*") star[key] = merge(star[key], cell);
       else specific[e.client + "\u0000" + key] = merge(specific[e.client + "\u0000" + key], cell);
     });
@@ -287,7 +293,7 @@ const TAIL: &str = r#"</script>
   }
 
   function cellTitle(client, target, cell) {
-    var head = client.label + " \u2192 " + target.key + "\n";
+    var head = client.label + " \u2192 " + target.key + (cell.via ? " via " + cell.via : "") + "\n";
     if (cell.verdict === "depends") return head + "depends: " + cell.condition;
     if (cell.verdict === "partial") return head + "allowed on these routes only: " + cell.routes.join(", ");
     return head + (cell.star ? "allowed: nothing is enforced on this port" : "allowed");

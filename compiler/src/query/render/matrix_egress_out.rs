@@ -19,15 +19,16 @@ pub fn json(rows: &[EgressRow], set_id: &mut dyn FnMut(&[usize]) -> usize) -> io
     Ok(out)
 }
 
-/// One line per (class, fact), as the workload edges are written.
-pub fn table(out: &mut dyn Write, rows: &[EgressRow], classes: &Classes) -> io::Result<usize> {
+/// One line per (class, fact), as the workload edges are written; `prefix`
+/// names the cluster in a multicluster matrix (`east/`), else is empty.
+pub fn table(out: &mut dyn Write, rows: &[EgressRow], classes: &Classes, prefix: &str) -> io::Result<usize> {
     let mut n = 0;
     for r in rows {
         let target = format!("egress: {}", r.outcome.target.label());
         let via = format!("to {}", r.outcome.backends.join(", "));
         let within = r.namespaces.join(", ");
         for &c in &r.clients {
-            let client = format!("[{c}] {} (workloads in {within})", classes.classes[c].label());
+            let client = format!("{prefix}[{c}] {} (workloads in {within})", classes.classes[c].label());
             writeln!(out, "{client:<48} {target:<44} {:<8} {via}", r.outcome.verdict)?;
             n += 1;
         }

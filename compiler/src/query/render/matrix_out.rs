@@ -5,6 +5,7 @@
 //! size grows with the distinct facts, not with classes x targets. Table,
 //! DOT and Mermaid draw one line per edge, as a reader wants them.
 
+pub use super::matrix_graph::{dot, graph_parts, mermaid};
 use super::{html, matrix_egress_out};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
@@ -14,6 +15,59 @@ use crate::query::reach::workload_label;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::{self, Write};
+
+/// One cluster's share of a matrix: its checked outcome, classes, targets
+/// in scope and egress rows. A repository of one cluster is one part
+/// without a name; in a multicluster repository each part's workloads are
+/// written `CLUSTER/KIND/NS/NAME` and its class ids follow the previous
+/// part's (`offset`), so that one JSON, table or graph holds them all.
+pub struct Part<'a> {
+    pub cluster: Option<&'a str>,
+    pub outcome: &'a Outcome,
+    pub classes: &'a Classes<'a>,
+    pub scope: &'a [usize],
+    pub egress: &'a [EgressRow],
+    pub offset: usize,
+}
+
+impl Part<'_> {
+    /// The workload's label, with the cluster prefix in a multicluster repository.
+    pub fn workload(&self, wi: usize) -> String {
+        let label = workload_label(self.outcome, wi);
+        match self.cluster {
+            Some(c) => format!("{c}/{label}"),
+            None => label,
+        }
+    }
+
+    /// Group name of a namespace: `CLUSTER / NS` in a multicluster repository.
+    pub(super) fn group(&self, ns: &str) -> String {
+        match self.cluster {
+            Some(c) => format!("{c} / {ns}"),
+            None => ns.to_owned(),
+        }
+    }
+
+    pub(super) fn shifted(&self, ids: &[usize]) -> Vec<usize> {
+        ids.iter().map(|c| c + self.offset).collect()
+    }
+}
+
+/// Allowed calls across clusters, grouped as rows are: the classes (ids
+/// of the whole matrix) that one mirror lets into one workload port alike.
+pub struct AcrossRow {
+    pub clients: Vec<usize>,
+    /// When only some pods of the classes get through (`partial`): those pods.
+    pub members: Vec<String>,
+    pub target_cluster: String,
+    /// `CLUSTER/KIND/NS/NAME`.
+    pub workload: String,
+    pub port: u16,
+    pub verdict: &'static str,
+    /// `CLUSTER/svc/NS/MIRROR:PORT`.
+    pub via: String,
+    pub mode: &'static str,
+}
 
 /// One allowed edge; `client: None` is every class.
 pub struct Edge<'p> {
@@ -105,6 +159,8 @@ mod tests {
 
 #[derive(Serialize)]
 struct WorkloadJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a str>,
     workload: String,
     kind: &'a str,
     namespace: &'a str,
@@ -204,52 +260,106 @@ pub fn json(
     egress: &[EgressRow],
     escape: &dyn Fn(String) -> String,
 ) -> io::Result<Summary> {
+    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    json_parts(out, &[part], &[], escape)
+}
+
+/// [`json`] of several clusters' parts and the edges across them. With
+/// clusters, classes, workloads and targets carry a `cluster`, and rows
+/// across clusters a `via` and `mode`.
+pub fn json_parts(
+    out: &mut dyn Write,
+    parts: &[Part],
+    across: &[AcrossRow],
+    escape: &dyn Fn(String) -> String,
+) -> io::Result<Summary> {
     let put = |out: &mut dyn Write, s: String| out.write_all(escape(s).as_bytes());
-    put(out, "{\"version\":2,\n\"classes\":".to_owned())?;
-    put(out, serde_json::to_string(&classes.classes).map_err(io_err)?)?;
+    put(out, "{\"version\":2,\n".to_owned())?;
+    let names: Vec<&str> = parts.iter().filter_map(|p| p.cluster).collect();
+    if !names.is_empty() {
+        put(out, format!("\"clusters\":{},\n", serde_json::to_string(&names).map_err(io_err)?))?;
+    }
+    put(out, "\"classes\":".to_owned())?;
+    put(out, classes_json(parts)?)?;
     put(out, ",\n\"workloads\":[".to_owned())?;
-    for (n, &wi) in scope.iter().enumerate() {
-        let w = &o.resolved.workloads[wi];
-        let item = WorkloadJson {
-            workload: workload_label(o, wi),
-            kind: &w.kind,
-            namespace: &w.namespace,
-            name: &w.name,
-            meshed: w.is_meshed(),
-            ports: crate::query::who::target_ports(w, o.configs[wi].as_ref()),
-        };
-        let sep = if n == 0 { "\n" } else { ",\n" };
-        put(out, format!("{sep}{}", serde_json::to_string(&item).map_err(io_err)?))?;
+    let mut n = 0;
+    for part in parts {
+        let o = part.outcome;
+        for &wi in part.scope {
+            let w = &o.resolved.workloads[wi];
+            let item = WorkloadJson {
+                cluster: part.cluster,
+                workload: part.workload(wi),
+                kind: &w.kind,
+                namespace: &w.namespace,
+                name: &w.name,
+                meshed: w.is_meshed(),
+                ports: crate::query::who::target_ports(w, o.configs[wi].as_ref()),
+            };
+            let sep = if n == 0 { "\n" } else { ",\n" };
+            n += 1;
+            put(out, format!("{sep}{}", serde_json::to_string(&item).map_err(io_err)?))?;
+        }
     }
     put(out, "],\n\"edges\":[".to_owned())?;
-    let mut summary = Summary { classes: classes.len(), workloads: scope.len(), ..Summary::default() };
+    let mut summary = Summary {
+        classes: parts.iter().map(|p| p.classes.len()).sum(),
+        workloads: parts.iter().map(|p| p.scope.len()).sum(),
+        ..Summary::default()
+    };
     let mut sets = ClientSets::default();
     // Written by hand, a port's rows into one buffer: serde_json values per
     // row cost more than computing the whole matrix.
     let mut buf = String::new();
-    for_each_port(o, classes, scope, |ps| {
-        summary.ports += 1;
-        let target = serde_json::json!({"workload": workload_label(o, ps.workload), "port": ps.port}).to_string();
-        buf.clear();
-        for Row { clients, edge: e } in rows(&ps, classes) {
-            let sep = if summary.rows == 0 { "\n" } else { ",\n" };
-            summary.rows += 1;
-            summary.edges += clients.as_ref().map_or(1, Vec::len);
-            let clients = clients.map_or_else(|| "\"*\"".to_owned(), |c| sets.id(&c).to_string());
-            let _ = write!(buf, "{sep}{{\"clients\":{clients},\"target\":{target},\"verdict\":\"{}\"", e.verdict);
-            if let Some(condition) = &e.condition {
-                let _ = write!(buf, ",\"condition\":{}", serde_json::to_string(condition).map_err(io_err)?);
+    for part in parts {
+        for_each_port(part.outcome, part.classes, part.scope, |ps| {
+            summary.ports += 1;
+            let mut target = serde_json::json!({"workload": part.workload(ps.workload), "port": ps.port});
+            if let Some(c) = part.cluster {
+                target["cluster"] = serde_json::json!(c);
             }
-            if !e.routes.is_empty() {
-                let routes = serde_json::to_string(&e.routes).map_err(io_err)?;
-                let _ = write!(buf, ",\"routes\":{routes}");
+            let target = target.to_string();
+            buf.clear();
+            for Row { clients, edge: e } in rows(&ps, part.classes) {
+                let sep = if summary.rows == 0 { "\n" } else { ",\n" };
+                summary.rows += 1;
+                summary.edges += clients.as_ref().map_or(1, Vec::len);
+                let clients = clients.map_or_else(|| "\"*\"".to_owned(), |c| sets.id(&part.shifted(&c)).to_string());
+                let _ = write!(buf, "{sep}{{\"clients\":{clients},\"target\":{target},\"verdict\":\"{}\"", e.verdict);
+                if let Some(condition) = &e.condition {
+                    let _ = write!(buf, ",\"condition\":{}", serde_json::to_string(condition).map_err(io_err)?);
+                }
+                if !e.routes.is_empty() {
+                    let routes = serde_json::to_string(&e.routes).map_err(io_err)?;
+                    let _ = write!(buf, ",\"routes\":{routes}");
+                }
+                buf.push('}');
             }
-            buf.push('}');
+            put(out, std::mem::take(&mut buf))
+        })?;
+    }
+    for r in across {
+        let sep = if summary.rows == 0 { "\n" } else { ",\n" };
+        summary.rows += 1;
+        summary.edges += r.clients.len();
+        let mut row = serde_json::json!({
+            "clients": sets.id(&r.clients),
+            "target": {"workload": r.workload, "port": r.port, "cluster": r.target_cluster},
+            "verdict": r.verdict,
+            "via": r.via,
+            "mode": r.mode,
+        });
+        if !r.members.is_empty() {
+            row["members"] = serde_json::json!(r.members);
         }
-        put(out, std::mem::take(&mut buf))
-    })?;
+        put(out, format!("{sep}{}", serde_json::to_string(&row).map_err(io_err)?))?;
+    }
     put(out, "\n]".to_owned())?;
-    put(out, matrix_egress_out::json(egress, &mut |c| sets.id(c))?)?;
+    let egress: Vec<EgressRow> = parts
+        .iter()
+        .flat_map(|p| p.egress.iter().map(|r| EgressRow { clients: p.shifted(&r.clients), ..r.clone() }))
+        .collect();
+    put(out, matrix_egress_out::json(&egress, &mut |c| sets.id(c))?)?;
     summary.egress_edges = egress.iter().map(|r| r.clients.len()).sum();
     summary.client_sets = sets.sets.len();
     put(out, ",\n\"clientSets\":[".to_owned())?;
@@ -260,6 +370,25 @@ pub fn json(
     Ok(summary)
 }
 
+/// The classes of every part; with clusters, each carries its cluster and its id in the whole matrix.
+fn classes_json(parts: &[Part]) -> io::Result<String> {
+    if let [only] = parts
+        && only.cluster.is_none()
+    {
+        return serde_json::to_string(&only.classes.classes).map_err(io_err);
+    }
+    let mut all = Vec::new();
+    for part in parts {
+        for c in &part.classes.classes {
+            let mut v = serde_json::to_value(c).map_err(io_err)?;
+            v["id"] = serde_json::json!(c.id + part.offset);
+            v["cluster"] = serde_json::json!(part.cluster);
+            all.push(v);
+        }
+    }
+    serde_json::to_string(&all).map_err(io_err)
+}
+
 pub fn html(
     out: &mut dyn Write,
     o: &Outcome,
@@ -268,8 +397,14 @@ pub fn html(
     egress: &[EgressRow],
     title: &str,
 ) -> io::Result<()> {
+    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    html_parts(out, &[part], &[], title)
+}
+
+/// [`html`] of several clusters: the page groups rows and columns by cluster, then namespace.
+pub fn html_parts(out: &mut dyn Write, parts: &[Part], across: &[AcrossRow], title: &str) -> io::Result<()> {
     out.write_all(html::head(title).as_bytes())?;
-    json(out, o, classes, scope, egress, &|s| html::escape_script(&s))?;
+    json_parts(out, parts, across, &|s| html::escape_script(&s))?;
     out.write_all(html::tail().as_bytes())
 }
 
@@ -285,171 +420,66 @@ pub fn table(
     scope: &[usize],
     egress: &[EgressRow],
 ) -> io::Result<()> {
+    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    table_parts(out, &[part], &[])
+}
+
+/// [`table`] of several clusters: each cluster's edges, then the edges
+/// across clusters (with the mirror they go through), then each legend.
+pub fn table_parts(out: &mut dyn Write, parts: &[Part], across: &[AcrossRow]) -> io::Result<()> {
     writeln!(out, "{:<48} {:<44} {:<8} ROUTES", "CLIENT", "TARGET", "VERDICT")?;
-    let mut summary = Summary { classes: classes.len(), workloads: scope.len(), ..Summary::default() };
-    let labels: Vec<String> = (0..classes.len()).map(|c| client_label(classes, Some(c))).collect();
-    let every = client_label(classes, None);
-    for_each_port(o, classes, scope, |ps| {
-        summary.ports += 1;
-        let target = format!("{}:{}", workload_label(o, ps.workload), ps.port);
-        for e in edges(&ps, classes) {
-            summary.edges += 1;
-            let client = e.client.map_or(&every, |c| &labels[c]);
-            let mut routes = e.routes.join(", ");
-            if let Some(condition) = &e.condition {
-                routes = if routes.is_empty() { condition.clone() } else { format!("{routes} — {condition}") };
+    let mut summary = Summary {
+        classes: parts.iter().map(|p| p.classes.len()).sum(),
+        workloads: parts.iter().map(|p| p.scope.len()).sum(),
+        ..Summary::default()
+    };
+    let mut labels: Vec<String> = Vec::new();
+    for part in parts {
+        let prefix = part.cluster.map_or_else(String::new, |c| format!("{c}/"));
+        let classes = part.classes;
+        labels.extend((0..classes.len()).map(|c| format!("{prefix}{}", client_label(classes, Some(c)))));
+        let every = format!("{prefix}{}", client_label(classes, None));
+        for_each_port(part.outcome, classes, part.scope, |ps| {
+            summary.ports += 1;
+            let target = format!("{}:{}", part.workload(ps.workload), ps.port);
+            for e in edges(&ps, classes) {
+                summary.edges += 1;
+                let client = e.client.map_or(&every, |c| &labels[c + part.offset]);
+                let mut routes = e.routes.join(", ");
+                if let Some(condition) = &e.condition {
+                    routes = if routes.is_empty() { condition.clone() } else { format!("{routes} — {condition}") };
+                }
+                writeln!(out, "{client:<48} {target:<44} {:<8} {routes}", e.verdict)?;
             }
-            writeln!(out, "{client:<48} {target:<44} {:<8} {routes}", e.verdict)?;
+            Ok::<(), io::Error>(())
+        })?;
+    }
+    for r in across {
+        let target = format!("{}:{}", r.workload, r.port);
+        for &c in &r.clients {
+            summary.edges += 1;
+            let client = labels.get(c).map_or("?", String::as_str);
+            let only = if r.members.is_empty() { String::new() } else { format!(", only {}", r.members.join(", ")) };
+            writeln!(out, "{client:<48} {target:<44} {:<8} via {} ({} mode){only}", r.verdict, r.via, r.mode)?;
         }
-        Ok::<(), io::Error>(())
-    })?;
-    summary.egress_edges = matrix_egress_out::table(out, egress, classes)?;
+    }
+    for part in parts {
+        let prefix = part.cluster.map_or_else(String::new, |c| format!("{c}/"));
+        summary.egress_edges += matrix_egress_out::table(out, part.egress, part.classes, &prefix)?;
+    }
     writeln!(
         out,
         "\n{} edges over {} ports of {} workloads, {} egress edges; {} client classes:",
         summary.edges, summary.ports, summary.workloads, summary.egress_edges, summary.classes
     )?;
-    for c in &classes.classes {
-        let members: Vec<&str> = c.members.iter().map(|m| m.label.as_str()).collect();
-        writeln!(out, "  [{}] {}", c.id, members.join(", "))?;
-    }
-    Ok(())
-}
-
-/// A node id safe in DOT and Mermaid.
-fn node_id(prefix: &str, s: &str) -> String {
-    let clean: String = s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-    format!("{prefix}_{clean}")
-}
-
-/// The namespace a class is drawn in: its first member's, if any.
-fn class_namespace<'c>(classes: &'c Classes, c: usize) -> Option<&'c str> {
-    classes.classes[c].members.iter().find_map(|m| m.namespace.as_deref())
-}
-
-/// Graphviz: namespaces as clusters, client classes and workloads as nodes,
-/// edges labelled with the port (dashed when partial).
-/// Egress edges lead to one node per EgressNetwork (or fallback kind).
-pub fn dot(
-    out: &mut dyn Write,
-    o: &Outcome,
-    classes: &Classes,
-    scope: &[usize],
-    egress: &[EgressRow],
-) -> io::Result<()> {
-    graph(out, o, classes, (scope, egress), Syntax::Dot)
-}
-
-pub fn mermaid(
-    out: &mut dyn Write,
-    o: &Outcome,
-    classes: &Classes,
-    scope: &[usize],
-    egress: &[EgressRow],
-) -> io::Result<()> {
-    graph(out, o, classes, (scope, egress), Syntax::Mermaid)
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Syntax {
-    Dot,
-    Mermaid,
-}
-
-fn quote(s: &str) -> String {
-    s.replace('"', "'")
-}
-
-fn graph(
-    out: &mut dyn Write,
-    o: &Outcome,
-    classes: &Classes,
-    (scope, egress): (&[usize], &[EgressRow]),
-    syntax: Syntax,
-) -> io::Result<()> {
-    use std::collections::BTreeMap;
-    let mut groups: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for &wi in scope {
-        let w = &o.resolved.workloads[wi];
-        groups
-            .entry(w.namespace.clone())
-            .or_default()
-            .push((node_id("w", &workload_label(o, wi)), workload_label(o, wi)));
-    }
-    let mut outside: Vec<(String, String)> =
-        matrix_egress_out::nodes(egress).into_iter().map(|n| (node_id("e", &n), n)).collect();
-    for c in &classes.classes {
-        let node = (node_id("c", &c.id.to_string()), format!("[{}] {}", c.id, c.label()));
-        match class_namespace(classes, c.id) {
-            Some(ns) => groups.entry(ns.to_owned()).or_default().push(node),
-            None => outside.push(node),
+    for part in parts {
+        if let Some(c) = part.cluster {
+            writeln!(out, "cluster {c}:")?;
         }
-    }
-    match syntax {
-        Syntax::Dot => writeln!(
-            out,
-            "digraph meshc {{\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n  all [label=\"every client\"];"
-        )?,
-        Syntax::Mermaid => writeln!(out, "flowchart LR\n  all([every client])")?,
-    }
-    for (id, label) in &outside {
-        match syntax {
-            Syntax::Dot => writeln!(out, "  {id} [label=\"{}\", shape=ellipse];", quote(label))?,
-            Syntax::Mermaid => writeln!(out, "  {id}([\"{}\"])", quote(label))?,
+        for c in &part.classes.classes {
+            let members: Vec<&str> = c.members.iter().map(|m| m.label.as_str()).collect();
+            writeln!(out, "  [{}] {}", c.id, members.join(", "))?;
         }
-    }
-    for (i, (ns, nodes)) in groups.iter().enumerate() {
-        match syntax {
-            Syntax::Dot => writeln!(out, "  subgraph cluster_{i} {{\n    label=\"{}\";", quote(ns))?,
-            Syntax::Mermaid => writeln!(out, "  subgraph ns_{i}[\"{}\"]", quote(ns))?,
-        }
-        for (id, label) in nodes {
-            match syntax {
-                Syntax::Dot => writeln!(out, "    {id} [label=\"{}\"];", quote(label))?,
-                Syntax::Mermaid => writeln!(out, "    {id}[\"{}\"]", quote(label))?,
-            }
-        }
-        match syntax {
-            Syntax::Dot => writeln!(out, "  }}")?,
-            Syntax::Mermaid => writeln!(out, "  end")?,
-        }
-    }
-    for_each_port(o, classes, scope, |ps| {
-        let to = node_id("w", &workload_label(o, ps.workload));
-        for e in edges(&ps, classes) {
-            let from = e.client.map_or_else(|| "all".to_owned(), |c| node_id("c", &c.to_string()));
-            let mut label = if e.routes.is_empty() {
-                ps.port.to_string()
-            } else {
-                format!("{} ({})", ps.port, e.routes.join(", "))
-            };
-            if let Some(condition) = &e.condition {
-                label = format!("{label} if {}", condition.trim_start_matches("allow when "));
-            }
-            match (syntax, e.verdict != "allow") {
-                (Syntax::Dot, false) => writeln!(out, "  {from} -> {to} [label=\"{}\"];", quote(&label))?,
-                (Syntax::Dot, true) => writeln!(out, "  {from} -> {to} [label=\"{}\", style=dashed];", quote(&label))?,
-                (Syntax::Mermaid, false) => writeln!(out, "  {from} -->|\"{}\"| {to}", quote(&label))?,
-                (Syntax::Mermaid, true) => writeln!(out, "  {from} -.->|\"{}\"| {to}", quote(&label))?,
-            }
-        }
-        Ok::<(), io::Error>(())
-    })?;
-    for r in egress {
-        let to = node_id("e", &r.outcome.target.node());
-        let label = quote(&matrix_egress_out::edge_label(r));
-        for &c in &r.clients {
-            let from = node_id("c", &c.to_string());
-            match (syntax, r.outcome.verdict != "allow") {
-                (Syntax::Dot, false) => writeln!(out, "  {from} -> {to} [label=\"{label}\"];")?,
-                (Syntax::Dot, true) => writeln!(out, "  {from} -> {to} [label=\"{label}\", style=dashed];")?,
-                (Syntax::Mermaid, false) => writeln!(out, "  {from} -->|\"{label}\"| {to}")?,
-                (Syntax::Mermaid, true) => writeln!(out, "  {from} -.->|\"{label}\"| {to}")?,
-            }
-        }
-    }
-    if syntax == Syntax::Dot {
-        writeln!(out, "}}")?;
     }
     Ok(())
 }

@@ -2,5 +2,6 @@
 
 pub mod html;
 pub mod matrix_egress_out;
+pub mod matrix_graph;
 pub mod matrix_out;
 pub mod text;
