@@ -27,6 +27,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("tcproute.spec.schema.json", pretty(&schema_for!(stream_route::TcpRouteSpec))),
         ("serviceprofile.spec.schema.json", pretty(&schema_for!(profile::ServiceProfileSpec))),
         ("egressnetwork.spec.schema.json", pretty(&schema_for!(crate::model::egress::EgressNetworkSpec))),
+        ("trafficsplit.spec.schema.json", pretty(&schema_for!(crate::model::traffic_split::TrafficSplitSpec))),
         ("httplocalratelimitpolicy.spec.schema.json", pretty(&schema_for!(policy::HttpLocalRateLimitPolicySpec))),
         ("pod-template.schema.json", pretty(&schema_for!(core::PodTemplate))),
         ("service.spec.schema.json", pretty(&schema_for!(core::ServiceSpec))),

@@ -1,7 +1,7 @@
 //! No input panics: arbitrary bytes, arbitrary Kubernetes-shaped YAML, the
 //! Linkerd 2.17+ kinds written to refer to each other (EgressNetworks, routes
 //! with EgressNetwork and Service parents, TLSRoutes, TCPRoutes,
-//! HTTPLocalRateLimitPolicies), and mutations of the real examples go through
+//! HTTPLocalRateLimitPolicies, SMI TrafficSplits), and mutations of the real examples go through
 //! the loader and the whole pipeline; generated repositories go through every
 //! renderer (egress edges, `reach --to svc/` with and without an SNI) and `build`.
 
@@ -42,6 +42,8 @@ const KINDS: &[(&str, &str)] = &[
     ("linkerd.io/v1alpha2", "ServiceProfile"),
     ("policy.linkerd.io/v1alpha1", "HTTPLocalRateLimitPolicy"),
     ("policy.linkerd.io/v1alpha1", "EgressNetwork"),
+    ("split.smi-spec.io/v1alpha1", "TrafficSplit"),
+    ("split.smi-spec.io/v1alpha2", "TrafficSplit"),
     ("v1", "List"),
 ];
 
@@ -110,6 +112,8 @@ const KEYS: &[&str] = &[
     "config.linkerd.io/default-inbound-policy",
     "config.linkerd.io/opaque-ports",
     "config.linkerd.io/skip-inbound-ports",
+    "backends",
+    "weight",
 ];
 
 fn scalar() -> impl Strategy<Value = Value> {
@@ -309,7 +313,26 @@ fn new_kind() -> impl Strategy<Value = Value> {
                 .collect();
             json!({"apiVersion": "policy.linkerd.io/v1alpha1", "kind": "HTTPLocalRateLimitPolicy", "spec": spec})
         });
-    (prop_oneof![route, egress, rate_limit], name(), namespace()).prop_map(|(mut o, name, ns)| {
+    // Weights of every type and sign either version may hold, apexes and backends that exist or not.
+    let weight = prop_oneof![
+        (-2i64..2000).prop_map(|n| json!(n)),
+        Just(json!(0.5)),
+        Just(json!(1e300)),
+        Just(json!(true)),
+        prop::sample::select(vec!["500m", "1", "0m", "-1", "1Ki", "1e3", "1e99", "half", "", "."])
+            .prop_map(|s| json!(s))
+    ];
+    let split = (
+        prop::sample::select(vec!["v1alpha1", "v1alpha2", "v1alpha4"]),
+        name(),
+        prop::collection::vec((name(), weight), 0..4),
+    )
+        .prop_map(|(version, apex, backends)| {
+            let backends: Vec<Value> = backends.into_iter().map(|(s, w)| json!({"service": s, "weight": w})).collect();
+            json!({"apiVersion": format!("split.smi-spec.io/{version}"), "kind": "TrafficSplit",
+                   "spec": {"service": apex, "backends": backends}})
+        });
+    (prop_oneof![route, egress, rate_limit, split], name(), namespace()).prop_map(|(mut o, name, ns)| {
         o["metadata"] = json!({"name": name, "namespace": ns});
         o
     })

@@ -189,6 +189,18 @@ catalogue! {
         "A ServiceProfile replaces HTTPRoutes or outbound annotations for the same Service.",
         "When a ServiceProfile has routes or dstOverrides, Linkerd's destination controller serves it instead of the Service's GAMMA routes, and ignores the retry, timeout and failure-accrual annotations. Policy written in the routes or annotations silently stops applying for the clients that see the profile.",
         "Keep one mechanism per Service: migrate the profile's routes to HTTPRoutes, or remove the routes and annotations the profile overrides.";
+    TrafficSplitUnresolved = "traffic-split-unresolved", Error,
+        "A TrafficSplit names an apex or backend Service that does not exist, or a backend that lacks a port of the apex.",
+        "The linkerd-smi extension copies a TrafficSplit into the dstOverrides of the apex Service's ServiceProfile without checking any name. Without the apex Service no client can call the name, so nothing is split. A backend that takes traffic is resolved by the client's proxy as `<backend>.<namespace>.svc.<cluster domain>` on the port the client called: with no such Service, or no such port on it, the proxy finds no endpoints and that share of the requests fails.",
+        "Name Services of the TrafficSplit's namespace, and give every backend the apex Service's ports.";
+    TrafficSplitIgnored = "traffic-split-ignored", Warning,
+        "Nothing of a TrafficSplit reaches the proxies: its weights are all 0, or the ServiceProfile is marked to be skipped.",
+        "linkerd-smi writes the backends into the apex Service's ServiceProfile, but the proxy drops every dstOverride of weight 0; when none is left the split does nothing and requests go to the apex Service's own endpoints (often none: an apex is usually a Service without pods). A ServiceProfile annotated `smi.linkerd.io/skip` is never changed by linkerd-smi, so the TrafficSplit has no effect at all.",
+        "Give at least one backend a positive weight, or remove the `smi.linkerd.io/skip` annotation (or the TrafficSplit).";
+    TrafficSplitConflict = "traffic-split-conflict", Warning,
+        "Two writers set the same ServiceProfile's dstOverrides: two TrafficSplits for one apex Service, or a TrafficSplit and a profile in git that has its own dstOverrides.",
+        "linkerd-smi overwrites the apex profile's dstOverrides each time it syncs a TrafficSplit. With two TrafficSplits for one apex, the split in force is whichever was synced last, which changes when either is edited or the adaptor restarts. A ServiceProfile in git with dstOverrides loses them to the adaptor, and the tool that applies the repository puts them back: the split flips between the two.",
+        "Keep one TrafficSplit per apex Service, and leave dstOverrides out of a ServiceProfile that a TrafficSplit fills (or annotate it `smi.linkerd.io/skip` and drop the TrafficSplit).";
     RetryNonIdempotent = "retry-non-idempotent", Warning,
         "Requests that are not idempotent (POST, PATCH) are retried.",
         "A retry is sent when a response is a failure, after the server may already have acted on the request. For POST and PATCH the retried request can be applied twice: two orders, two payments.",

@@ -27,6 +27,7 @@ pub fn check(r: &mut Resource, findings: &mut Vec<Finding>) -> bool {
         Spec::EgressNetwork(e) => super::egress_admission::egress_network_values(r, e, findings),
         Spec::TlsRoute(t) => super::stream_admission::admit(r, StreamRoute::Tls(t), findings),
         Spec::TcpRoute(t) => super::stream_admission::admit(r, StreamRoute::Tcp(t), findings),
+        Spec::TrafficSplit(t) => super::traffic_split::admit(r, t, findings),
         _ => true,
     };
     r.spec = spec;

@@ -13,6 +13,7 @@ mod rollout;
 pub mod route;
 mod stream_admission;
 pub mod stream_route;
+pub mod traffic_split;
 mod unmodelled;
 mod values;
 
@@ -57,6 +58,8 @@ pub enum Spec {
     ServiceProfile(profile::ServiceProfileSpec),
     HttpLocalRateLimitPolicy(policy::HttpLocalRateLimitPolicySpec),
     EgressNetwork(egress::EgressNetworkSpec),
+    /// SMI TrafficSplit, which the linkerd-smi extension turns into a ServiceProfile's dstOverrides.
+    TrafficSplit(traffic_split::TrafficSplitSpec),
 }
 
 impl Resource {
@@ -126,6 +129,8 @@ fn known(group: &str, kind: &str) -> Option<(&'static [&'static str], bool)> {
         ("gateway.networking.k8s.io", "GRPCRoute") => (GGRPC, true),
         ("gateway.networking.k8s.io", "TLSRoute" | "TCPRoute") => (GSTREAM, true),
         ("linkerd.io", "ServiceProfile") => (SP, true),
+        // linkerd-smi's CRD serves these two (v1alpha3/v1alpha4 are the SMI SDK's only).
+        ("split.smi-spec.io", "TrafficSplit") => (&["v1alpha1", "v1alpha2"], true),
         _ => return None,
     })
 }
@@ -285,6 +290,7 @@ fn decode_spec(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Op
         "ServiceProfile" => typed(raw, s, None, findings, Spec::ServiceProfile),
         "HTTPLocalRateLimitPolicy" => typed(raw, s, None, findings, Spec::HttpLocalRateLimitPolicy),
         "EgressNetwork" => typed(raw, s, None, findings, Spec::EgressNetwork),
+        "TrafficSplit" => typed(raw, s, None, findings, Spec::TrafficSplit),
         _ => None,
     }
 }

@@ -32,7 +32,7 @@ pub fn finding(raw: &RawObject, group: &str, namespace: &str) -> Option<Finding>
         return None;
     }
     let effect = if SERVED_GROUPS.contains(&group) {
-        served_effect(raw, group, namespace)
+        served_effect(raw, group)
     } else if has_pod_template(&raw.node) {
         "its pods are not seen (meshc models Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and \
          CronJob): Servers selecting them, and their verdicts as clients and as servers, are not checked"
@@ -64,22 +64,17 @@ fn spec_str<'a>(raw: &'a RawObject, path: &[&str]) -> Option<&'a str> {
 
 /// What Linkerd (or the gateway, or linkerd-smi) does with the object that
 /// meshc's verdicts therefore leave out.
-fn served_effect(raw: &RawObject, group: &str, namespace: &str) -> String {
-    if group.ends_with(".smi-spec.io") && raw.kind != "TrafficSplit" {
+fn served_effect(raw: &RawObject, group: &str) -> String {
+    if group.ends_with(".smi-spec.io") {
         // linkerd-smi converts TrafficSplits only; nothing reads the others.
         return "Linkerd does not implement it (the linkerd-smi extension reads TrafficSplit only): the access or \
                 routing it describes is not enforced"
             .to_owned();
     }
     match raw.kind.as_str() {
-        // TLSRoute and TCPRoute (model::stream_route) and EgressNetwork
-        // (model::egress) are modelled.
+        // TLSRoute and TCPRoute (model::stream_route), EgressNetwork
+        // (model::egress) and TrafficSplit (model::traffic_split) are modelled.
         "UDPRoute" => "Linkerd does not proxy UDP; the gateway that serves it is not checked".to_owned(),
-        "TrafficSplit" => format!(
-            "the linkerd-smi extension turns it into the dstOverrides of Service {namespace}/{}'s ServiceProfile, \
-             splitting requests to it across the backends it lists; reach and show-config show no such split",
-            spec_str(raw, &["service"]).unwrap_or("?")
-        ),
         "ExternalWorkload" => "the external workload is not seen: its identity as a client and the Servers that \
                                select it (externalWorkloadSelector) are not checked"
             .to_owned(),

@@ -26,6 +26,7 @@ pub enum Kind {
     ServiceProfile,
     RateLimitPolicy,
     EgressNetwork,
+    TrafficSplit,
 }
 
 pub fn kind_of(r: &Resource) -> Kind {
@@ -48,6 +49,7 @@ pub fn kind_of(r: &Resource) -> Kind {
         TcpRoute(_) => Kind::TcpRoute,
         ServiceProfile(_) => Kind::ServiceProfile,
         EgressNetwork(_) => Kind::EgressNetwork,
+        TrafficSplit(_) => Kind::TrafficSplit,
     }
 }
 

@@ -15,8 +15,13 @@ use crate::resolve::index::Kind;
 use mesh_proxy_api::{Authentication, Authorization, InboundServer, Meta, Network};
 
 /// Codes that a release's objects can make false.
-const DEPENDS_ON_RELEASES: &[Code] =
-    &[Code::ServerSelectsNothing, Code::IdentityMatchesNothing, Code::UnresolvedReference, Code::BackendUnresolved];
+const DEPENDS_ON_RELEASES: &[Code] = &[
+    Code::ServerSelectsNothing,
+    Code::IdentityMatchesNothing,
+    Code::UnresolvedReference,
+    Code::BackendUnresolved,
+    Code::TrafficSplitUnresolved,
+];
 
 /// Downgrades the findings a release in their namespace may make false.
 pub fn downgrade(findings: &mut [Finding], releases: &[Release], default_namespace: &str) {

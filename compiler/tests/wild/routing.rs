@@ -12,6 +12,8 @@
 //! profile or retry applies: kube-proxy picks an endpoint) and `to`. Clauses:
 //! - `to NAME:PORT=W ...`: the rule's backends, weights compared as shares;
 //! - `route NAME`: the route that takes the request;
+//! - `profile NAME`: a ServiceProfile governs the Service (its dstOverrides
+//!   are what `to` compares, e.g. those a TrafficSplit became);
 //! - `not-found`: routes exist and none matches (the proxy answers 404);
 //! - `no-port`: the Service declares no such port (Linkerd denies it);
 //! - `declared`: the Service declares the port (routes, profile or default);
@@ -20,7 +22,7 @@
 
 use mesh_proxy_api::HttpRequest;
 use mesh_proxy_api::outbound::{
-    Backend, BackendTarget, OutboundRoute, OutboundService, RouteTarget, RuleBackends, route_outbound,
+    Backend, BackendTarget, OutboundRoute, OutboundService, Profile, RouteTarget, RuleBackends, route_outbound,
 };
 use meshc::pipeline::Outcome;
 
@@ -90,9 +92,44 @@ pub fn check(o: &Outcome, x: &Expectation) -> Result<(), String> {
     let svc = service(o, x).ok_or_else(|| format!("no Service {}/{}", x.service.0, x.service.1))?;
     let routed = route_outbound(&svc, x.port, &x.request);
     for clause in &x.clauses {
-        clause_holds(clause, routed.as_ref(), &svc.namespace).map_err(|got| format!("`{clause}`: {got}"))?;
+        let held = match routed.as_ref() {
+            Some(OutboundRoute::Profile { profile, .. }) => profile_clause_holds(clause, profile, x),
+            other => clause_holds(clause, other, &svc.namespace),
+        };
+        held.map_err(|got| format!("`{clause}`: {got}"))?;
     }
     Ok(())
+}
+
+/// A ServiceProfile governs the Service: `profile NAME`, and `to` compares
+/// its dstOverrides (an authority `NAME.NS.svc.cluster.local` is `NAME:PORT`,
+/// on the port called); without dstOverrides, the Service itself.
+fn profile_clause_holds(clause: &str, profile: &Profile, x: &Expectation) -> Result<(), String> {
+    let words: Vec<&str> = clause.split_whitespace().collect();
+    match words.as_slice() {
+        ["profile", name] => (profile.name == *name).then_some(()).ok_or_else(|| format!("profile {}", profile.name)),
+        ["declared"] => Ok(()),
+        ["to", shares @ ..] => {
+            let suffix = format!(".{}.svc.cluster.local", x.service.0);
+            let got: Vec<(String, u64)> = if profile.dst_overrides.is_empty() {
+                vec![(format!("{}:{}", x.service.1, x.port), 1)]
+            } else {
+                profile
+                    .dst_overrides
+                    .iter()
+                    .map(|d| {
+                        let name = d
+                            .authority
+                            .strip_suffix(&suffix)
+                            .map_or(d.authority.clone(), |n| format!("{n}:{}", x.port));
+                        (name, u64::from(d.weight))
+                    })
+                    .collect()
+            };
+            shares_hold(shares, got)
+        }
+        _ => Err(format!("ServiceProfile {} governs the Service: unknown clause for a profile", profile.name)),
+    }
 }
 
 fn target<'a>(routed: Option<&'a OutboundRoute<'a>>) -> Result<&'a RouteTarget<'a>, String> {
@@ -151,6 +188,11 @@ fn backends_hold(shares: &[&str], t: &RouteTarget, ns: &str) -> Result<(), Strin
         }
         RuleBackends::Weighted(b) => b.iter().map(|b| (backend_name(b, ns), u64::from(b.weight))).collect(),
     };
+    shares_hold(shares, got)
+}
+
+/// `shares` (`NAME:PORT=W ...`) against the backends got, weights as shares.
+fn shares_hold(shares: &[&str], got: Vec<(String, u64)>) -> Result<(), String> {
     let mut want = Vec::new();
     for s in shares {
         let (name, w) = s.rsplit_once('=').ok_or("`to` takes NAME:PORT=WEIGHT")?;

@@ -12,6 +12,7 @@ mod routes;
 mod scope;
 mod services;
 mod stream_routes;
+mod traffic_split;
 
 pub use scope::complete;
 
@@ -40,6 +41,9 @@ pub struct Policy {
     index: ServiceIndex,
     /// EgressNetworks and their routes.
     pub egress: egress::EgressPolicy,
+    /// The TrafficSplit whose backends are the dstOverrides of the profile
+    /// of Service `si` in a namespace (linkerd-smi's adaptor wrote them).
+    splits: BTreeMap<(usize, String), usize>,
 }
 
 /// Reads Services, Service-parent routes and ServiceProfiles; reports their mistakes.
@@ -66,6 +70,7 @@ pub fn analyze(r: &Resolved, findings: &mut Vec<Finding>) -> Policy {
             p.profiles[l.service].insert(l.namespace, l.profile);
         }
     }
+    traffic_split::apply(r, &mut p, findings);
     p.report_shadowed_streams(r, findings);
     p
 }
@@ -141,12 +146,19 @@ impl Policy {
             return;
         }
         let res = &r.resources[l.resource];
-        let msg = format!(
-            "{} has routes or dstOverrides, so for clients in namespace {} it replaces {} entirely: those are ignored",
-            res.id,
-            l.namespace,
-            what.join(" and ")
-        );
+        let what = what.join(" and ");
+        let msg = if matches!(res.spec, Spec::TrafficSplit(_)) {
+            format!(
+                "{} becomes the dstOverrides of ServiceProfile {} (linkerd-smi), so for clients in namespace {} that \
+                 profile replaces {what} entirely: those are ignored",
+                res.id, l.profile.name, l.namespace
+            )
+        } else {
+            format!(
+                "{} has routes or dstOverrides, so for clients in namespace {} it replaces {what} entirely: those are ignored",
+                res.id, l.namespace
+            )
+        };
         let hint = "move the policy into one place: either the ServiceProfile or the HTTPRoutes and annotations";
         findings.push(Finding::new(Code::ProfileOverridesRoutes, res.span(), msg).resource(res.id.clone()).hint(hint));
     }
@@ -161,6 +173,12 @@ impl Policy {
             && !profiles.contains_key(&svc.namespace)
             && !self.routes[si].iter().any(|a| a.namespace == svc.namespace || a.namespace == client_ns)
             && !self.streams[si].iter().any(|a| a.namespace == svc.namespace || a.namespace == client_ns)
+    }
+
+    /// The TrafficSplit (resource index) that linkerd-smi wrote into the
+    /// dstOverrides of Service `si`'s profile in `profile_namespace`.
+    pub fn traffic_split(&self, si: usize, profile_namespace: &str) -> Option<usize> {
+        self.splits.get(&(si, profile_namespace.to_owned())).copied()
     }
 
     /// The index of Service `namespace/name`, for [`Policy::service_for`].

@@ -51,7 +51,8 @@ pub fn lower(
         return None; // Linkerd keeps route/annotation policy for such profiles
     }
     let mut ctx = Ctx { r, findings };
-    let routes = spec.routes.iter().enumerate().filter_map(|(k, route)| ctx.route(k, route)).collect();
+    let routes: Vec<ProfileRoute> =
+        spec.routes.iter().enumerate().filter_map(|(k, route)| ctx.route(k, route)).collect();
     let retry_budget = ctx.budget(spec);
     let dst_overrides = spec
         .dst_overrides
@@ -61,7 +62,12 @@ pub fn lower(
             let weight = ctx.quantity(k, &d.weight)?;
             Some(DstOverride { authority: d.authority.clone(), weight })
         })
-        .collect();
+        // The proxy drops zero-weight overrides (`convert_dst_override`).
+        .filter(|d: &DstOverride| d.weight > 0)
+        .collect::<Vec<_>>();
+    if routes.is_empty() && dst_overrides.is_empty() {
+        return None; // no targets and no routes: the proxy keeps the route/annotation policy
+    }
     let profile =
         Profile { name: name.to_owned(), namespace: r.namespace().to_owned(), routes, retry_budget, dst_overrides };
     Some(Lowered { service, namespace: r.namespace().to_owned(), resource: ri, profile })

@@ -89,7 +89,17 @@ fn reachable(o: &Outcome) -> Reach<'_> {
     let mut unselected: HashMap<&str, Vec<usize>> = HashMap::new();
     for (si, set) in allowed.iter().enumerate() {
         match set {
-            Some(set) => set.ones().for_each(|c| by_class[c].push(si)),
+            Some(set) => {
+                // A Service is also reached through the backends its routes and
+                // profiles send to: a TrafficSplit's apex usually has no pods.
+                let mut set = set.clone();
+                for b in backend_services(p, si).into_iter().filter(|&b| b != si) {
+                    if let Some(Some(more)) = allowed.get(b) {
+                        set.union_with(more);
+                    }
+                }
+                set.ones().for_each(|c| by_class[c].push(si));
+            }
             None => unselected.entry(p.bases[si].svc.namespace.as_str()).or_default().push(si),
         }
     }
@@ -119,4 +129,39 @@ fn admitted(o: &Outcome, classes: &Classes, by_ns: &HashMap<&str, Vec<usize>>, s
         }
     }
     Some(set)
+}
+
+/// The Services that Service `si`'s routes (HTTP, gRPC, TLS, TCP) and
+/// profiles (dstOverrides `NAME.NS.svc.DOMAIN[:PORT]`) may send requests to.
+fn backend_services(p: &super::Policy, si: usize) -> Vec<usize> {
+    use mesh_proxy_api::outbound::{Backend, BackendTarget};
+    let mut names: Vec<(String, String)> = Vec::new();
+    let mut add = |backends: &[Backend]| {
+        for b in backends {
+            if let BackendTarget::Service { namespace, name, .. } = &b.target {
+                names.push((namespace.clone(), name.clone()));
+            }
+        }
+    };
+    for a in &p.routes[si] {
+        match &a.route {
+            super::routes::RouteKind::Http(h) => h.rules.iter().for_each(|r| add(&r.backends)),
+            super::routes::RouteKind::Grpc(g) => g.rules.iter().for_each(|r| add(&r.backends)),
+        }
+    }
+    for a in &p.streams[si] {
+        match &a.route {
+            super::stream_routes::StreamKind::Tls(t) => add(&t.backends),
+            super::stream_routes::StreamKind::Tcp(t) => add(&t.backends),
+        }
+    }
+    for profile in p.profiles[si].values() {
+        for d in &profile.dst_overrides {
+            let host = d.authority.split(':').next().unwrap_or_default();
+            if let [name, namespace, "svc", ..] = host.split('.').collect::<Vec<_>>().as_slice() {
+                names.push(((*namespace).to_owned(), (*name).to_owned()));
+            }
+        }
+    }
+    names.into_iter().filter_map(|(ns, name)| p.find(&ns, &name)).collect()
 }

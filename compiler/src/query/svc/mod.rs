@@ -189,10 +189,15 @@ fn route_step(
     let Some(origin) = &r.origin else { return Step::plain("client route", detail) };
     let index = &p.outcome.resolved.index;
     let found = if origin.meta.kind == "serviceprofile" {
-        origin
-            .namespace
-            .as_deref()
-            .and_then(|ns| index.get(crate::resolve::index::Kind::ServiceProfile, ns, &origin.meta.name))
+        let ns = origin.namespace.as_deref().unwrap_or_default();
+        // dstOverrides linkerd-smi wrote: cited at the TrafficSplit when git holds no such profile.
+        let split =
+            p.outcome.outbound.find(&t.namespace, &t.name).and_then(|si| p.outcome.outbound.traffic_split(si, ns));
+        if let Some(ts) = split {
+            let ts = &p.outcome.resolved.resources[ts];
+            detail.push_str(&format!(" (dstOverrides written by linkerd-smi from TrafficSplit {ns}/{})", ts.name()));
+        }
+        index.get(crate::resolve::index::Kind::ServiceProfile, ns, &origin.meta.name).or(split)
     } else {
         // A producer route lives with the Service, a consumer route with the client.
         std::iter::once(t.namespace.as_str())
