@@ -77,7 +77,9 @@ pub struct Settings {
     /// cluster IP) selects the Service.
     #[arg(long)]
     pub outbound_transparent: Option<SocketAddr>,
-    /// The pod's address: outbound connections are made from it.
+    /// The pod's address: outbound connections are made from it, and a
+    /// Service endpoint there is this pod (plaintext to the app, no inbound
+    /// policy, as Linkerd's `LINKERD2_PROXY_INBOUND_IPS`).
     #[arg(long)]
     pub pod_ip: Option<IpAddr>,
     /// Admin server: `/live`, `/ready`, `/metrics`.
