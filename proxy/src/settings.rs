@@ -87,7 +87,9 @@ pub struct Settings {
     /// service mirrors add to its Services' names (the Link's `targetClusterName`).
     #[arg(long, requires = "gateway")]
     pub gateway_cluster: Option<String>,
-    /// The pod's address: outbound connections are made from it.
+    /// The pod's address: outbound connections are made from it, and a
+    /// Service endpoint there is this pod (plaintext to the app, no inbound
+    /// policy, as Linkerd's `LINKERD2_PROXY_INBOUND_IPS`).
     #[arg(long)]
     pub pod_ip: Option<IpAddr>,
     /// Admin server: `/live`, `/ready`, `/metrics`.

@@ -34,6 +34,11 @@ pub struct ClientView {
     pub at: Vec<(Place, Client)>,
     #[serde(skip)]
     pub workload: Option<usize>,
+    /// The client is one pod of `workload` (a workload reference), not a
+    /// class of clients: a Service endpoint of that workload may be the
+    /// client's own pod (`svc::own_pod`).
+    #[serde(skip)]
+    pub one_pod: bool,
 }
 
 impl ClientView {
@@ -56,6 +61,7 @@ impl ClientView {
             client,
             at: at.to_vec(),
             workload: None,
+            one_pod: false,
         }
     }
 }
@@ -67,7 +73,7 @@ pub fn placed(classes: &Classes, kind: ClientKind, c: &Client) -> Vec<(Place, Cl
 
 pub fn parse_client(o: &Outcome, classes: &Classes, spec: &str) -> Result<ClientView, String> {
     let a = &classes.addrs;
-    let view = |kind, client: Client, detail: String, workload| ClientView {
+    let view = |kind, client: Client, detail: String, workload: Option<usize>| ClientView {
         spec: spec.to_owned(),
         kind,
         address: client.addr,
@@ -77,6 +83,7 @@ pub fn parse_client(o: &Outcome, classes: &Classes, spec: &str) -> Result<Client
         at: placed(classes, kind, &client),
         client,
         workload,
+        one_pod: workload.is_some(),
     };
     let in_cluster = |ip: &IpAddr| o.resolved.settings.cluster_networks.iter().any(|n| n.contains(ip));
     if let Some(rest) = spec.strip_prefix("sa:") {

@@ -1,6 +1,8 @@
 //! Connections to one endpoint: from the pod's address, mTLS when the
 //! endpoint has an identity (the server must prove exactly that identity),
-//! plaintext otherwise; pooled per endpoint and HTTP version.
+//! plaintext otherwise; pooled per endpoint and HTTP version. An endpoint
+//! at the pod's own address is this pod: plaintext to the app, as Linkerd
+//! (see `Dialer::is_local`).
 
 use super::body::BoxBody;
 use crate::discovery::Endpoint;
@@ -33,6 +35,8 @@ pub type TlsSource = Arc<dyn Fn() -> Arc<rustls::ClientConfig> + Send + Sync>;
 /// How connections are made: from where, with which TLS config.
 #[derive(Clone)]
 pub struct Dialer {
+    /// The pod's address (`--pod-ip`): connections are made from it, and an
+    /// endpoint there is this pod itself.
     pub pod_ip: Option<IpAddr>,
     pub tls: TlsSource,
 }
@@ -50,6 +54,9 @@ impl Dialer {
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, crate::net::connect_from(self.pod_ip, ep.addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connect to {} timed out", ep.addr)))??;
+        if self.is_local(ep) {
+            return Ok(Conn::Plain(tcp));
+        }
         let Some(identity) = &ep.identity else { return Ok(Conn::Plain(tcp)) };
         let name = ServerName::try_from(identity.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("identity `{identity}`: {e}")))?;
@@ -58,6 +65,18 @@ impl Dialer {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("TLS to {} timed out", ep.addr)))??;
         Ok(Conn::Tls(Box::new(stream)))
+    }
+
+    /// Whether `ep` is this pod: a Service the app calls may have the app's
+    /// own pod among its endpoints. linkerd2-proxy marks an endpoint at one
+    /// of its inbound addresses local (`outbound::http::concrete`, `is_local`
+    /// from `LINKERD2_PROXY_INBOUND_IPS`) and connects in plaintext
+    /// (`NoClientTls::Loopback`) to the app's port: the connection, opened
+    /// as the proxy's uid to the pod's own address, leaves through `lo` and
+    /// `mesh-proxy init`'s rules return it, so it never meets the inbound
+    /// proxy. mTLS there would reach the app, not a proxy, and fail.
+    pub fn is_local(&self, ep: &Endpoint) -> bool {
+        self.pod_ip == Some(ep.addr.ip())
     }
 }
 
@@ -239,5 +258,21 @@ mod tests {
         assert!(matches!(conn, Conn::Plain(_)));
         let bad = dialer.connect(&Endpoint { addr, identity: Some("not a name!".into()) }).await.err().unwrap();
         assert!(bad.to_string().contains("not a name!"), "{bad}");
+    }
+
+    /// The pod's own address as an endpoint (its Service selects it): the
+    /// app answers there in plaintext, whatever identity discovery names.
+    #[tokio::test]
+    async fn an_endpoint_at_the_pods_own_address_is_plaintext_to_the_app() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dialer = Dialer { pod_ip: Some(addr.ip()), tls: Arc::new(|| unreachable!("no TLS to the pod's own app")) };
+        let own = Endpoint { addr, identity: Some(WEB.into()) };
+        assert!(dialer.is_local(&own));
+        let conn = dialer.connect(&own).await.unwrap();
+        assert!(matches!(conn, Conn::Plain(_)));
+        // Another pod at another address keeps mTLS.
+        let other = Endpoint { addr: "127.0.0.2:80".parse().unwrap(), identity: Some(WEB.into()) };
+        assert!(!dialer.is_local(&other));
     }
 }

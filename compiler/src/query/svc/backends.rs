@@ -1,7 +1,9 @@
 //! The server's side of a call to a Service: each backend the client's
 //! proxy may pick, the workloads behind it (the Service's selector), and the
 //! inbound verdict each gives the client on the Service's target port —
-//! `meshc reach` on that workload port, with its proof.
+//! `meshc reach` on that workload port, with its proof. When the client is
+//! a pod of a workload behind the backend, its own pod answers without
+//! inbound policy (`own_pod`).
 
 use super::client_route::BackendRef;
 use super::target::service_ports;
@@ -24,6 +26,14 @@ pub struct BackendVerdict {
     pub weight: u32,
     /// `KIND/NS/NAME:PORT`: the workload and its target port.
     pub workload: Option<String>,
+    /// Set when the workload is the client's own: `own` for the client's own
+    /// pod (plaintext to the app, no inbound policy), `others` for the
+    /// workload's other pods (inbound policy as for any endpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pods: Option<Pods>,
+    /// The workload's index, for grouping clients (`who`).
+    #[serde(skip)]
+    pub workload_index: Option<usize>,
     pub verdict: Verdict,
     /// With `depends`: what the answer turns on.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,6 +44,25 @@ pub struct BackendVerdict {
     pub proof: Vec<Step>,
 }
 
+/// Which pods of the client's own workload an entry stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pods {
+    /// The client's own pod.
+    Own,
+    /// The workload's other pods.
+    Others,
+}
+
+impl Pods {
+    pub fn label(self) -> &'static str {
+        match self {
+            Pods::Own => "the client's own pod",
+            Pods::Others => "its other pods",
+        }
+    }
+}
+
 /// Who answers when nothing behind a backend can: the client's proxy.
 pub struct Asker<'a> {
     pub client: &'a ClientView,
@@ -42,6 +71,14 @@ pub struct Asker<'a> {
 }
 
 impl Asker<'_> {
+    /// The workload whose endpoints include the client's own pod: the
+    /// client's, when it is one pod of a workload and its proxy routes the
+    /// call (without a proxy, kube-proxy sends the connection back through
+    /// the pod's inbound side).
+    fn own_workload(&self) -> Option<usize> {
+        self.client.workload.filter(|_| self.client.one_pod && self.proxy)
+    }
+
     /// The status the client's proxy answers with for an HTTP status, in
     /// gRPC form for gRPC calls (linkerd2-proxy `errors::respond`).
     pub fn local(&self, http: u16) -> Option<u32> {
@@ -75,6 +112,8 @@ fn alone(b: &BackendRef, weight: u32, verdict: Verdict, status: Option<u32>, why
         service: b.label(),
         weight,
         workload: None,
+        pods: None,
+        workload_index: None,
         verdict,
         condition,
         status,
@@ -137,19 +176,26 @@ fn judge_one(o: &Outcome, ask: &Asker, b: &BackendRef, weight: u32, req: Option<
             Some(_) => r.verdicts.into_iter().next(),
             None => connection_verdict(r.verdicts),
         };
-        let Some(v) = v else {
-            out.push(http_only(b, weight, format!("{}:{pod_port}", workload_label(o, wi))));
-            continue;
+        let workload = format!("{}:{pod_port}", workload_label(o, wi));
+        let entry = match v {
+            Some(v) => BackendVerdict {
+                service: b.label(),
+                weight,
+                workload: Some(workload),
+                pods: None,
+                workload_index: Some(wi),
+                verdict: v.verdict,
+                condition: v.condition,
+                status: v.status,
+                proof: v.proof,
+            },
+            None => http_only(b, weight, workload, wi),
         };
-        out.push(BackendVerdict {
-            service: b.label(),
-            weight,
-            workload: Some(format!("{}:{pod_port}", workload_label(o, wi))),
-            verdict: v.verdict,
-            condition: v.condition,
-            status: v.status,
-            proof: v.proof,
-        });
+        if ask.own_workload() == Some(wi) {
+            out.extend(super::own_pod::entries(o, wi, entry));
+        } else {
+            out.push(entry);
+        }
     }
     if out.is_empty() {
         return no_endpoints(format!(
@@ -171,9 +217,9 @@ fn connection_verdict(verdicts: Vec<reach::VerdictView>) -> Option<reach::Verdic
 /// without detection (Linkerd's inbound skips protocol detection for a
 /// declared protocol); TLS or raw TCP bytes fail to parse and the
 /// connection is closed.
-fn http_only(b: &BackendRef, weight: u32, workload: String) -> BackendVerdict {
+fn http_only(b: &BackendRef, weight: u32, workload: String, wi: usize) -> BackendVerdict {
     let why = format!(
         "the Server on {workload} declares an HTTP protocol: the inbound proxy reads the connection as HTTP without detection, and a TLS or opaque connection fails to parse and is closed"
     );
-    BackendVerdict { workload: Some(workload), ..alone(b, weight, Verdict::Deny, None, why) }
+    BackendVerdict { workload: Some(workload), workload_index: Some(wi), ..alone(b, weight, Verdict::Deny, None, why) }
 }

@@ -5,11 +5,12 @@
 
 use super::Overall;
 use super::target::{ServiceTarget, service_ports};
-use super::who::{Row, call, groups, requests, row};
+use super::who::{Group, Row, groups, requests, rows};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::resolve::index::Kind;
 use serde::Serialize;
+use std::collections::HashSet;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ServiceEdges {
@@ -43,20 +44,36 @@ pub fn service_targets(o: &Outcome, namespace: Option<&str>) -> Vec<ServiceTarge
 /// The edges into every Service port of `targets`.
 pub fn edges(o: &Outcome, classes: &Classes, targets: &[ServiceTarget]) -> Vec<ServiceEdges> {
     let groups = groups(o, classes);
-    let gets_in = |r: &Row| matches!(r.verdict, Overall::Allow | Overall::Partial | Overall::Depends);
     targets
         .iter()
-        .map(|t| {
-            // A group's edge: the first of its requests that gets in.
-            let edges = groups
-                .iter()
-                .filter_map(|g| {
-                    requests(o, g, t).iter().map(|probe| row(g, probe, &call(o, g, t, probe))).find(gets_in)
-                })
-                .collect();
-            ServiceEdges { service: t.label(), edges }
-        })
+        .map(|t| ServiceEdges { service: t.label(), edges: groups.iter().flat_map(|g| group_edges(o, g, t)).collect() })
         .collect()
+}
+
+/// The edges of `g`'s members into `t`: per member, the first request that
+/// gets in. Usually one row for the whole group; members calling their own
+/// pod may get in with other requests than the rest.
+fn group_edges(o: &Outcome, g: &Group, t: &ServiceTarget) -> Vec<Row> {
+    let gets_in = |r: &Row| matches!(r.verdict, Overall::Allow | Overall::Partial | Overall::Depends);
+    let (mut out, mut covered) = (Vec::new(), HashSet::new());
+    for probe in requests(o, g, t) {
+        for mut r in rows(o, g, t, &probe).into_iter().filter(gets_in) {
+            if !covered.is_empty() {
+                r.clients.retain(|c| !covered.contains(c));
+            }
+            if r.clients.len() == g.members.len() {
+                return vec![r];
+            }
+            if !r.clients.is_empty() {
+                covered.extend(r.clients.iter().cloned());
+                out.push(r);
+            }
+        }
+        if covered.len() == g.members.len() {
+            break;
+        }
+    }
+    out
 }
 
 /// One line per edge: `CLIENTS → svc/NS/NAME:PORT  REQUEST  VERDICT  CLIENT ROUTE`.

@@ -7,6 +7,7 @@
 pub mod backends;
 pub mod client_route;
 pub mod matrix;
+pub mod own_pod;
 pub mod probes;
 pub mod render;
 pub mod target;
@@ -102,7 +103,7 @@ pub fn reach(o: &Outcome, client: ClientView, t: &ServiceTarget, req: &HttpReque
     let request = (sni.is_none() && !route.connection).then_some(req);
     let judged = backends::judge(o, &ask, &backends, request);
     let status = route.status.and_then(|s| ask.local(s));
-    let verdict = overall(&route, &judged);
+    let verdict = verdict_of(&route, &judged);
     let p = Prover::new(o);
     let proof = vec![
         service_step(&p, t),
@@ -127,7 +128,7 @@ pub fn reach(o: &Outcome, client: ClientView, t: &ServiceTarget, req: &HttpReque
 
 /// The client's proxy decides first (404, 500, a refused port); then the
 /// backends that take traffic (weight above 0) decide together.
-fn overall(route: &ClientRoute, judged: &[BackendVerdict]) -> Overall {
+pub fn verdict_of(route: &ClientRoute, judged: &[BackendVerdict]) -> Overall {
     match (route.kind, route.status) {
         ("undeclared-port" | "not-exposed", _) => return Overall::Deny,
         ("no-route", _) | (_, Some(404)) => return Overall::NoRoute,
@@ -225,6 +226,8 @@ mod tests {
             service: "shop/api:80".into(),
             weight,
             workload: None,
+            pods: None,
+            workload_index: None,
             verdict,
             condition: None,
             status: None,
@@ -237,12 +240,12 @@ mod tests {
         let route = client_route::unproxied(&target()).route;
         let allow = backend(90, Verdict::Allow);
         let deny = backend(10, Verdict::Deny);
-        assert_eq!(overall(&route, &[allow.clone(), deny.clone()]), Overall::Partial);
-        assert_eq!(overall(&route, &[allow.clone(), backend(0, Verdict::Deny)]), Overall::Allow);
-        assert_eq!(overall(&route, &[deny.clone(), backend(5, Verdict::Depends)]), Overall::Depends);
-        assert_eq!(overall(&route, &[deny.clone(), backend(5, Verdict::NoRoute)]), Overall::Deny);
+        assert_eq!(verdict_of(&route, &[allow.clone(), deny.clone()]), Overall::Partial);
+        assert_eq!(verdict_of(&route, &[allow.clone(), backend(0, Verdict::Deny)]), Overall::Allow);
+        assert_eq!(verdict_of(&route, &[deny.clone(), backend(5, Verdict::Depends)]), Overall::Depends);
+        assert_eq!(verdict_of(&route, &[deny.clone(), backend(5, Verdict::NoRoute)]), Overall::Deny);
         // Nothing that takes traffic: nothing answers.
-        assert_eq!(overall(&route, &[]), Overall::Deny);
+        assert_eq!(verdict_of(&route, &[]), Overall::Deny);
     }
 
     #[test]
@@ -250,10 +253,10 @@ mod tests {
         let mut route = client_route::unproxied(&target()).route;
         let allow = [backend(1, Verdict::Allow)];
         route.status = Some(404);
-        assert_eq!(overall(&route, &allow), Overall::NoRoute);
+        assert_eq!(verdict_of(&route, &allow), Overall::NoRoute);
         route.status = Some(500);
-        assert_eq!(overall(&route, &allow), Overall::Deny);
+        assert_eq!(verdict_of(&route, &allow), Overall::Deny);
         let undeclared = client_route::undeclared(&target()).route;
-        assert_eq!(overall(&undeclared, &allow), Overall::Deny);
+        assert_eq!(verdict_of(&undeclared, &allow), Overall::Deny);
     }
 }

@@ -1,5 +1,6 @@
 //! Human and JSON output of `meshc reach ... --to svc/...`.
 
+use super::backends::BackendVerdict;
 use super::client_route::ClientRoute;
 use super::{Overall, ServiceReach};
 use crate::query::evaluate::Verdict;
@@ -69,7 +70,7 @@ pub fn text(r: &ServiceReach, request: &str, grpc: bool, paint: Paint) -> String
     };
     let _ = writeln!(out, "\n{}{overall_status}", paint_overall(paint, r.verdict));
     for b in &r.backends {
-        let at = b.workload.as_deref().map_or_else(String::new, |w| format!(" → {w}"));
+        let at = backend_at(b);
         let _ = writeln!(
             out,
             "\n  backend {} weight {}{at}: {}{}",
@@ -88,6 +89,16 @@ pub fn text(r: &ServiceReach, request: &str, grpc: bool, paint: Paint) -> String
         }
     }
     out
+}
+
+/// ` → KIND/NS/NAME:PORT`, with which of the client's own pods when the
+/// workload is the client's (`""` without a workload).
+pub fn backend_at(b: &BackendVerdict) -> String {
+    match (&b.workload, b.pods) {
+        (Some(w), Some(pods)) => format!(" → {w} ({})", pods.label()),
+        (Some(w), None) => format!(" → {w}"),
+        (None, _) => String::new(),
+    }
 }
 
 /// Version 1 of the JSON answer.

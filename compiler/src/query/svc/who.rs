@@ -3,7 +3,8 @@
 //! inbound side cannot tell apart; the outbound side also turns on the
 //! client's namespace (consumer routes, ServiceProfiles) and on whether it
 //! has a proxy, so a class is split by those before the call is evaluated
-//! once per group.
+//! once per group. A member whose own workload is behind a backend calls
+//! its own pod there (`own_pod`), so it gets a row of its own.
 
 use super::probes::Probe;
 use super::target::ServiceTarget;
@@ -13,14 +14,18 @@ use crate::query::classes::Classes;
 use crate::query::clients::ClientKind;
 use crate::query::reach::{ClientView, placed};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-/// Clients that see a Service alike: one class, one namespace, proxied or not.
+/// Clients that see a Service alike: one class, one namespace, proxied or
+/// not (except for a Service in front of a member's own workload: `rows`).
 pub struct Group {
     pub class: usize,
     pub members: Vec<String>,
-    /// The first member, as `reach --from` would resolve it.
+    /// The first member, as `reach --from` would resolve it, but standing
+    /// for the whole group (not one pod).
     pub client: ClientView,
+    /// The meshed workload members: workload index → position in `members`.
+    pub workloads: HashMap<usize, usize>,
 }
 
 /// The groups of every class, in class order then first-member order;
@@ -34,16 +39,26 @@ pub fn groups(o: &Outcome, classes: &Classes) -> Vec<Group> {
         for m in class.members.iter().filter(|m| m.kind != ClientKind::Localhost) {
             let proxied = m.workload.map_or(m.kind == ClientKind::Identity, |wi| o.resolved.workloads[wi].is_meshed());
             let key = (m.namespace.clone(), proxied, m.kind == ClientKind::External);
-            if let Some(&g) = by_key.get(&key) {
-                let group: &mut Group = &mut out[g];
-                group.members.push(m.label.clone());
-                continue;
+            let g = match by_key.get(&key) {
+                Some(&g) => g,
+                None => {
+                    let mut client = ClientView::of_client(
+                        m.label.clone(),
+                        m.kind,
+                        &placed(classes, m.kind, &m.client),
+                        Some(class.id),
+                    );
+                    client.workload = m.workload;
+                    by_key.insert(key, out.len());
+                    out.push(Group { class: class.id, members: Vec::new(), client, workloads: HashMap::new() });
+                    out.len() - 1
+                }
+            };
+            let group: &mut Group = &mut out[g];
+            if let Some(wi) = m.workload.filter(|_| proxied) {
+                group.workloads.insert(wi, group.members.len());
             }
-            let mut client =
-                ClientView::of_client(m.label.clone(), m.kind, &placed(classes, m.kind, &m.client), Some(class.id));
-            client.workload = m.workload;
-            by_key.insert(key, out.len());
-            out.push(Group { class: class.id, members: vec![m.label.clone()], client });
+            group.members.push(m.label.clone());
         }
     }
     out
@@ -78,7 +93,7 @@ pub fn row(g: &Group, probe: &Probe, r: &ServiceReach) -> Row {
         .backends
         .iter()
         .map(|b| {
-            let at = b.workload.as_deref().map_or_else(String::new, |w| format!(" → {w}"));
+            let at = super::render::backend_at(b);
             let status = b.status.map_or_else(String::new, |s| format!(" ({s})"));
             format!("{} weight {}{at} {}{status}", b.service, b.weight, b.verdict.as_str())
         })
@@ -107,13 +122,52 @@ pub fn who_can_reach(o: &Outcome, classes: &Classes, t: &ServiceTarget) -> Vec<R
     let mut out = Vec::new();
     for g in &groups(o, classes) {
         for probe in requests(o, g, t) {
-            out.push(row(g, &probe, &call(o, g, t, &probe)));
+            out.extend(rows(o, g, t, &probe));
         }
     }
     out
 }
 
-/// `g`'s call to `t` with `probe`.
+/// `g`'s call to `t` with `probe`, as one row for the group, except that a
+/// meshed member whose own workload is behind a backend gets a row of its
+/// own: there one endpoint is its own pod, which answers without inbound
+/// policy (`own_pod`).
+pub fn rows(o: &Outcome, g: &Group, t: &ServiceTarget, probe: &Probe) -> Vec<Row> {
+    let group = call(o, g, t, probe);
+    let mut own: Vec<(usize, usize)> = group
+        .backends
+        .iter()
+        .filter_map(|b| b.workload_index)
+        .filter_map(|wi| g.workloads.get(&wi).map(|&m| (m, wi)))
+        .collect();
+    if own.is_empty() {
+        return vec![row(g, probe, &group)];
+    }
+    own.sort_unstable();
+    own.dedup();
+    let rest: Vec<String> = g
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(m, _)| !own.iter().any(|(i, _)| i == m))
+        .map(|(_, l)| l.clone())
+        .collect();
+    let mut out = Vec::new();
+    if !rest.is_empty() {
+        out.push(Row { clients: rest, ..row(g, probe, &group) });
+    }
+    for (m, wi) in own {
+        let mut client = g.client.clone();
+        client.spec = g.members[m].clone();
+        client.workload = Some(wi);
+        client.one_pod = true;
+        let r = super::reach(o, client, t, &probe.request(), probe.sni());
+        out.push(Row { clients: vec![g.members[m].clone()], ..row(g, probe, &r) });
+    }
+    out
+}
+
+/// `g`'s call to `t` with `probe`, for the group as a whole.
 pub fn call(o: &Outcome, g: &Group, t: &ServiceTarget, probe: &Probe) -> ServiceReach {
     super::reach(o, g.client.clone(), t, &probe.request(), probe.sni())
 }

@@ -273,7 +273,7 @@ fn booksapp_in_pods_statuses_match_meshc_reach() {
         "booksapp_in_pods_statuses_match_meshc_reach",
         "booksapp-rest",
         pods::booksapp_requests,
-        &["allow", "deny", "no-route"],
+        &["allow", "deny", "no-route", "own pod"],
     );
 }
 
@@ -284,7 +284,7 @@ fn emojivoto_in_pods_statuses_match_meshc_reach() {
         "emojivoto_in_pods_statuses_match_meshc_reach",
         "emojivoto-grpc",
         pods::emojivoto_requests,
-        &["allow", "deny"],
+        &["allow", "deny", "own pod"],
     );
 }
 

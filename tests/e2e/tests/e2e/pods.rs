@@ -21,6 +21,7 @@ use meshc::model::Spec;
 use meshc::model::meta::IntOrString;
 use meshc::query::classes::Classes;
 use meshc::query::reach;
+use meshc::query::svc::backends::Pods;
 use meshc::query::svc::{self, Overall, ServiceReach};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -292,14 +293,12 @@ pub async fn check(c: &Cluster, requests: &[Req]) -> BTreeMap<String, usize> {
         for sp in &c.services {
             let target = svc::target::parse(o, &sp.target).expect("the Service is in the repository");
             for req in requests.iter().filter(|r| !(r.grpc && sp.http1)) {
-                let predicted = svc::reach(o, client.clone(), &target, &req.to_api(), None);
-                if calls_itself(&predicted, &from) {
-                    // See `calls_itself`: neither side models this as Linkerd does yet.
-                    *tally.entry("skipped: a pod calling its own Service".to_string()).or_insert(0) += 1;
-                    continue;
-                }
+                let predicted = one_pod_each(svc::reach(o, client.clone(), &target, &req.to_api(), None));
                 let seen = send(&pod.net, sp, req).await;
                 *tally.entry(predicted.verdict.as_str().to_string()).or_insert(0) += 1;
+                if predicted.backends.iter().any(|b| b.pods == Some(Pods::Own)) {
+                    *tally.entry("own pod".to_string()).or_insert(0) += 1;
+                }
                 if let Some(m) = disagreement(&predicted, &seen, req.grpc) {
                     let what = format!("{from} → {} ({}) {} {}", sp.target, sp.cluster, req.method, req.path);
                     mismatches.push(format!("{what}: {m}"));
@@ -317,19 +316,18 @@ pub async fn check(c: &Cluster, requests: &[Req]) -> BTreeMap<String, usize> {
     tally
 }
 
-/// Whether the Service sends the client to its own pod. Linkerd's proxy
-/// treats an endpoint that is one of its own inbound addresses as local
-/// (linkerd2-proxy `outbound::http::concrete`, `is_local` from
-/// `inbound_ips`): no mTLS (`NoClientTls::Loopback`), and the connection,
-/// opened as the proxy's uid to its own pod IP, goes out through `lo` and
-/// reaches the app without the inbound proxy, so no inbound policy applies.
-/// `meshc reach` predicts the inbound verdict there, and mesh-proxy opens
-/// mTLS to the app (502); both differ from Linkerd, so these calls are
-/// counted, not compared, until they are fixed.
-fn calls_itself(p: &ServiceReach, client_label: &str) -> bool {
-    p.backends
-        .iter()
-        .any(|b| b.workload.as_deref().is_some_and(|w| w.rsplit_once(':').map_or(w, |(l, _)| l) == client_label))
+/// `meshc reach`'s answer for this topology, where every workload runs one
+/// pod: the entries for the other pods of the client's own workload (the
+/// examples declare 2 replicas) stand for pods that do not run here, so they
+/// are dropped and the verdict taken again over the rest. A call to the
+/// client's own Service then reaches its own pod only, which answers
+/// without inbound policy (`svc::own_pod`), as Linkerd's proxy does.
+fn one_pod_each(mut p: ServiceReach) -> ServiceReach {
+    if p.backends.iter().any(|b| b.pods == Some(Pods::Others)) {
+        p.backends.retain(|b| b.pods != Some(Pods::Others));
+        p.verdict = svc::verdict_of(&p.client_route, &p.backends);
+    }
+    p
 }
 
 /// One request from inside `pod` to the Service's cluster address.
