@@ -46,6 +46,10 @@ enum Rule {
     PathModifier,
     /// A Kubernetes quantity: an integer or a string of the quantity pattern.
     Quantity,
+    /// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$` with no length bound.
+    LabelPattern,
+    /// `^(\*|label)(\.label)*$`: a proxy identity, `*`-prefixed for a whole domain.
+    IdentityPattern,
 }
 
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
@@ -184,6 +188,17 @@ const RATE_LIMIT: &[(&str, Rule)] = &[
     ("spec.overrides[].clientRefs[].name", Rule::Len(1, 253)),
 ];
 
+/// ServerAuthorization (both versions): one way to name Servers, and names
+/// and identities by pattern.
+const SERVER_AUTHORIZATION: &[(&str, Rule)] = &[
+    ("spec.server", Rule::ExactlyOne(&["name", "selector"])),
+    ("spec.server.name", Rule::LabelPattern),
+    ("spec.server.selector.matchExpressions[].operator", Rule::Enum(SELECTOR_OPERATORS)),
+    ("spec.client.meshTLS.identities[]", Rule::IdentityPattern),
+    ("spec.client.meshTLS.serviceAccounts[].name", Rule::LabelPattern),
+    ("spec.client.meshTLS.serviceAccounts[].namespace", Rule::LabelPattern),
+];
+
 /// Server v1alpha1 and v1beta1: `podSelector` is `oneOf` matchExpressions,
 /// matchLabels (later versions dropped the `oneOf`).
 const OLD_SERVER: &[(&str, Rule)] = &[("spec.podSelector", Rule::ExactlyOne(&["matchExpressions", "matchLabels"]))];
@@ -262,6 +277,7 @@ pub fn check(raw: &RawObject, group: &str, version: &str) -> Vec<Finding> {
         }
         "AuthorizationPolicy" | "MeshTLSAuthentication" if group == "policy.linkerd.io" => run(POLICY_REFS, ""),
         "HTTPLocalRateLimitPolicy" if group == "policy.linkerd.io" => run(RATE_LIMIT, ""),
+        "ServerAuthorization" if group == "policy.linkerd.io" => run(SERVER_AUTHORIZATION, ""),
         "Server" if group == "policy.linkerd.io" => {
             run(SERVER, "");
             if matches!(version, "v1alpha1" | "v1beta1") {
@@ -451,6 +467,10 @@ fn violation(node: &Node, rule: Rule) -> Option<String> {
         (Value::Map(_), Rule::TimeoutOrder) => super::cel_rules::timeout_order(node),
         (Value::Map(_), Rule::PathModifier) => super::cel_rules::path_modifier(node),
         (_, Rule::Quantity) => super::cel_rules::quantity(node),
+        (Value::Str(s), Rule::LabelPattern) => (!is_label(s)).then(|| format!("`{s}` is not an RFC 1123 label")),
+        (Value::Str(s), Rule::IdentityPattern) => (!is_identity(s)).then(|| {
+            format!("`{s}` is not a proxy identity (dot-separated lowercase labels, the first may be `*`)")
+        }),
         _ => None,
     }
 }
@@ -491,6 +511,11 @@ fn named(s: &str, lo: usize, hi: usize, ok: impl Fn(&str) -> bool, what: &str) -
 fn is_label(s: &str) -> bool {
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     s.starts_with(alnum) && s.ends_with(alnum) && s.chars().all(|c| alnum(c) || c == '-')
+}
+
+fn is_identity(s: &str) -> bool {
+    let (first, rest) = s.split_once('.').map_or((s, None), |(f, r)| (f, Some(r)));
+    (first == "*" || is_label(first)) && rest.is_none_or(is_subdomain)
 }
 
 fn is_subdomain(s: &str) -> bool {

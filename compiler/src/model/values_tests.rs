@@ -135,3 +135,17 @@ fn a_service_profile_weight_is_a_quantity() {
         "{got:?}"
     );
 }
+
+#[test]
+fn a_server_authorization_names_servers_one_way_and_clients_by_pattern() {
+    let spec = "  server: {name: web-http, selector: {matchLabels: {a: b}}}\n  client:\n    meshTLS:\n      identities: ['*', '*.cluster.local', 'web.shop.serviceaccount.identity.linkerd.cluster.local', 'Web']\n      serviceAccounts: [{name: '@@ x', namespace: shop}, {name: web}]\n";
+    let got = findings("policy.linkerd.io/v1beta1", "ServerAuthorization", spec);
+    let text = got.join("\n");
+    assert!(text.contains("6: ServerAuthorization is invalid at spec.server: exactly one of name, selector"), "{text}");
+    assert!(text.contains("at spec.client.meshTLS.identities[3]: `Web` is not a proxy identity"), "{text}");
+    assert!(text.contains("at spec.client.meshTLS.serviceAccounts[0].name: `@@ x` is not an RFC 1123 label"), "{text}");
+    assert_eq!(got.len(), 3, "{text}");
+    // The pattern has no length bound (a Label rule would stop at 63).
+    let long = format!("  server: {{name: {}}}\n  client: {{unauthenticated: true}}\n", "a".repeat(70));
+    assert!(findings("policy.linkerd.io/v1beta1", "ServerAuthorization", &long).is_empty());
+}
