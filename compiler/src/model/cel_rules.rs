@@ -56,6 +56,9 @@ pub fn gateway_duration_ms(s: &str) -> Option<u64> {
     let mut total = 0u64;
     let mut parts = 0;
     while !rest.is_empty() {
+        if parts == 4 {
+            return None;
+        }
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if !(1..=5).contains(&digits) {
             return None;
@@ -73,7 +76,7 @@ pub fn gateway_duration_ms(s: &str) -> Option<u64> {
         rest = &tail[len..];
         parts += 1;
     }
-    (1..=4).contains(&parts).then_some(total)
+    (parts > 0).then_some(total)
 }
 
 /// A Kubernetes quantity field (`x-kubernetes-int-or-string` with the

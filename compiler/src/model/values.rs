@@ -468,9 +468,8 @@ fn violation(node: &Node, rule: Rule) -> Option<String> {
         (Value::Map(_), Rule::PathModifier) => super::cel_rules::path_modifier(node),
         (_, Rule::Quantity) => super::cel_rules::quantity(node),
         (Value::Str(s), Rule::LabelPattern) => (!is_label(s)).then(|| format!("`{s}` is not an RFC 1123 label")),
-        (Value::Str(s), Rule::IdentityPattern) => (!is_identity(s)).then(|| {
-            format!("`{s}` is not a proxy identity (dot-separated lowercase labels, the first may be `*`)")
-        }),
+        (Value::Str(s), Rule::IdentityPattern) => (!is_identity(s))
+            .then(|| format!("`{s}` is not a proxy identity (dot-separated lowercase labels, the first may be `*`)")),
         _ => None,
     }
 }
