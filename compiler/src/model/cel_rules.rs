@@ -47,6 +47,72 @@ pub fn path_modifier(path: &Node) -> Option<String> {
     (!wrong.is_empty()).then(|| wrong.join(", "))
 }
 
+/// The CEL rules on a Gateway API filter list: a header modifier (and, on
+/// an HTTPRoute, a RequestRedirect or URLRewrite) at most once, and not a
+/// RequestRedirect with a URLRewrite. `http`: an HTTPRoute's list.
+pub fn filter_list(filters: &Node, http: bool) -> Option<String> {
+    let Value::Seq(items) = &filters.value else { return None };
+    let types: Vec<&str> = items.iter().filter_map(|f| f.get("type").and_then(Node::as_str)).collect();
+    let count = |t: &str| types.iter().filter(|x| **x == t).count();
+    let once: &[&str] = if http {
+        &["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite"]
+    } else {
+        &["RequestHeaderModifier", "ResponseHeaderModifier"]
+    };
+    let mut wrong: Vec<String> =
+        once.iter().filter(|t| count(t) > 1).map(|t| format!("{t} filter cannot be repeated")).collect();
+    if http && count("RequestRedirect") > 0 && count("URLRewrite") > 0 {
+        wrong.push(
+            "May specify either httpRouteFilterRequestRedirect or httpRouteFilterRequestRewrite, but not both"
+                .to_owned(),
+        );
+    }
+    (!wrong.is_empty()).then(|| wrong.join(", "))
+}
+
+/// The CEL rules on a Gateway API HTTPRoute rule: no RequestRedirect with
+/// backendRefs, and a redirect or rewrite by `replacePrefixMatch` only on a
+/// rule with exactly one match, a PathPrefix one (after defaulting: no
+/// `matches` is one PathPrefix `/` match, a match without `path` or `type`
+/// is PathPrefix).
+pub fn http_rule(rule: &Node) -> Option<String> {
+    let filters = match rule.get("filters").map(|f| &f.value) {
+        Some(Value::Seq(items)) => items.as_slice(),
+        _ => &[],
+    };
+    let backends = matches!(rule.get("backendRefs").map(|b| &b.value), Some(Value::Seq(b)) if !b.is_empty());
+    let mut wrong = Vec::new();
+    if backends && filters.iter().any(|f| f.get("requestRedirect").is_some()) {
+        wrong.push("RequestRedirect filter must not be used together with backendRefs".to_owned());
+    }
+    let one_prefix_match = match rule.get("matches").map(|m| &m.value) {
+        None => true,
+        Some(Value::Seq(matches)) => {
+            matches.len() == 1
+                && matches[0]
+                    .get("path")
+                    .and_then(|p| p.get("type"))
+                    .and_then(Node::as_str)
+                    .is_none_or(|t| t == "PathPrefix")
+        }
+        Some(_) => return None,
+    };
+    for (field, name) in [("requestRedirect", "RequestRedirect"), ("urlRewrite", "URLRewrite")] {
+        let by_prefix = |f: &&Node| {
+            f.get(field).and_then(|m| m.get("path")).is_some_and(|p| {
+                p.get("type").and_then(Node::as_str) == Some("ReplacePrefixMatch")
+                    && p.get("replacePrefixMatch").is_some()
+            })
+        };
+        if filters.iter().filter(by_prefix).count() == 1 && !one_prefix_match {
+            wrong.push(format!(
+                "When using {name} filter with path.replacePrefixMatch, exactly one PathPrefix match must be specified"
+            ));
+        }
+    }
+    (!wrong.is_empty()).then(|| wrong.join(", "))
+}
+
 /// The Gateway API duration pattern `^([0-9]{1,5}(h|m|s|ms)){1,4}$`, in
 /// milliseconds (what CEL's `duration()` reads it as); None when the
 /// pattern refuses it. Stricter than Go's durations: no fractions, no
@@ -138,6 +204,36 @@ mod tests {
         let both = path_modifier(&node("{type: ReplaceFullPath, replacePrefixMatch: /x}")).unwrap_or_default();
         assert!(both.contains("replaceFullPath must be specified"), "{both}");
         assert!(both.contains("type must be 'ReplacePrefixMatch'"), "{both}");
+    }
+
+    #[test]
+    fn filter_lists_repeat_no_filter_and_do_not_mix_redirects_with_rewrites() {
+        let twice = node("[{type: RequestHeaderModifier}, {type: RequestHeaderModifier}]");
+        assert!(
+            filter_list(&twice, true).is_some_and(|m| m.contains("RequestHeaderModifier filter cannot be repeated"))
+        );
+        assert!(filter_list(&twice, false).is_some());
+        let both = node("[{type: RequestRedirect}, {type: URLRewrite}]");
+        assert!(filter_list(&both, true).is_some_and(|m| m.contains("but not both")));
+        let mirrors = node("[{type: RequestMirror}, {type: RequestMirror}]");
+        assert!(filter_list(&mirrors, true).is_none(), "mirrors may repeat");
+    }
+
+    #[test]
+    fn an_http_rule_redirects_without_backends_and_by_prefix_on_one_prefix_match() {
+        let redirect = "filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}]";
+        assert!(http_rule(&node(&format!("{{{redirect}}}"))).is_none(), "no matches: the default PathPrefix /");
+        assert!(
+            http_rule(&node(&format!("{{{redirect}, matches: [{{headers: [{{name: a, value: b}}]}}]}}"))).is_none()
+        );
+        let exact = format!("{{{redirect}, matches: [{{path: {{type: Exact, value: /v1}}}}]}}");
+        assert!(http_rule(&node(&exact)).is_some_and(|m| m.contains("exactly one PathPrefix match")));
+        let two = format!("{{{redirect}, matches: [{{path: {{value: /a}}}}, {{path: {{value: /b}}}}]}}");
+        assert!(http_rule(&node(&two)).is_some());
+        let with_backends = format!("{{{redirect}, backendRefs: [{{name: web, port: 80}}]}}");
+        assert!(
+            http_rule(&node(&with_backends)).is_some_and(|m| m.contains("must not be used together with backendRefs"))
+        );
     }
 
     #[test]
