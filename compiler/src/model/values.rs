@@ -49,7 +49,7 @@ enum Rule {
     /// A Gateway API filter list's CEL rules (`true`: an HTTPRoute's).
     FilterList(bool),
     /// A Gateway API HTTPRoute rule's CEL rules (redirects and rewrites).
-    HttpRule,
+    HttpRouteRuleCel,
     /// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$` with no length bound.
     LabelPattern,
     /// `^(\*|label)(\.label)*$`: a proxy identity, `*`-prefixed for a whole domain.
@@ -261,7 +261,7 @@ pub fn check(raw: &RawObject, group: &str, version: &str) -> Vec<Finding> {
                 let lists = ["spec.rules[].filters", "spec.rules[].backendRefs[].filters"];
                 run(&[(lists[0], Rule::FilterList(http)), (lists[1], Rule::FilterList(http))], "");
                 if http {
-                    run(&[("spec.rules[]", Rule::HttpRule)], "");
+                    run(&[("spec.rules[]", Rule::HttpRouteRuleCel)], "");
                 }
                 for prefix in filters {
                     run(&[("", Rule::FilterFields)], prefix);
@@ -478,7 +478,7 @@ fn violation(node: &Node, rule: Rule) -> Option<String> {
         (Value::Map(_), Rule::PathModifier) => super::cel_rules::path_modifier(node),
         (_, Rule::Quantity) => super::cel_rules::quantity(node),
         (Value::Seq(_), Rule::FilterList(http)) => super::cel_rules::filter_list(node, http),
-        (Value::Map(_), Rule::HttpRule) => super::cel_rules::http_rule(node),
+        (Value::Map(_), Rule::HttpRouteRuleCel) => super::cel_rules::http_rule(node),
         (Value::Str(s), Rule::LabelPattern) => (!is_label(s)).then(|| format!("`{s}` is not an RFC 1123 label")),
         (Value::Str(s), Rule::IdentityPattern) => (!is_identity(s))
             .then(|| format!("`{s}` is not a proxy identity (dot-separated lowercase labels, the first may be `*`)")),
