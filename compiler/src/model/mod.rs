@@ -2,6 +2,7 @@
 //! concrete type), which keeps positions exact and errors specific.
 
 mod admission;
+mod cel_rules;
 pub mod core;
 pub mod decode;
 pub mod egress;
@@ -9,6 +10,7 @@ pub mod egress_admission;
 pub mod meta;
 pub mod policy;
 pub mod profile;
+pub mod quantity;
 mod rollout;
 pub mod route;
 mod stream_admission;

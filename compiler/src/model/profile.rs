@@ -53,9 +53,39 @@ pub struct RequestMatch {
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct ResponseClass {
-    pub condition: serde_json::Value,
+    pub condition: ResponseMatch,
     #[serde(default)]
     pub is_failure: Option<bool>,
+}
+
+/// A response class's condition as the CRD types it: the top level and
+/// `status` are closed (an unknown field or a string bound is refused by
+/// the API server); the nested matches under `all`, `any` and `not` are
+/// objects the schema leaves open (`x-kubernetes-preserve-unknown-fields`),
+/// which Linkerd's ServiceProfile validator reads (lower::outbound::profile).
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ResponseMatch {
+    #[serde(default)]
+    pub all: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    #[serde(default)]
+    pub any: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    #[serde(default)]
+    pub not: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub status: Option<StatusRange>,
+}
+
+/// `status`: a range of status codes; the CRD types both bounds as int32.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct StatusRange {
+    #[serde(default)]
+    pub min: Option<i32>,
+    #[serde(default)]
+    pub max: Option<i32>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -72,5 +102,7 @@ pub struct RetryBudget {
 #[schemars(deny_unknown_fields)]
 pub struct DstOverride {
     pub authority: String,
+    /// A Kubernetes quantity, an integer or a string (`500m`, `1`, `0.5`):
+    /// model::values checks the CRD's pattern, model::quantity reads it.
     pub weight: serde_json::Value,
 }

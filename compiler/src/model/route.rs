@@ -122,8 +122,10 @@ pub struct RouteFilter {
     pub request_redirect: Option<RequestRedirect>,
     #[serde(default)]
     pub request_mirror: Option<serde_json::Value>,
+    /// Typed so that the API server's refusals (unknown fields, the path
+    /// type's enum) are meshc's too; Linkerd does not act on it.
     #[serde(default)]
-    pub url_rewrite: Option<serde_json::Value>,
+    pub url_rewrite: Option<UrlRewrite>,
     #[serde(default)]
     pub extension_ref: Option<serde_json::Value>,
     #[serde(default)]
@@ -168,6 +170,19 @@ pub struct RequestRedirect {
     pub status_code: Option<i64>,
 }
 
+/// The Gateway API URLRewrite filter: the hostname and path a request is
+/// rewritten to.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct UrlRewrite {
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub path: Option<RedirectPath>,
+}
+
+/// A redirect's or rewrite's path modifier (the schema's HTTPPathModifier).
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]

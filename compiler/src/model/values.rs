@@ -36,6 +36,24 @@ enum Rule {
     /// A Gateway API filter: the field its `type` names is set and no other
     /// filter's (the CRDs' CEL rules on `filters[]`).
     FilterFields,
+    /// The Gateway API duration pattern (model::cel_rules).
+    GatewayDuration,
+    /// A core Service backendRef names its port (a CEL rule).
+    ServicePort,
+    /// `timeouts.backendRequest` no longer than a non-zero `request` (a CEL rule).
+    TimeoutOrder,
+    /// A redirect's or rewrite's `path` sets the field of its type only (CEL rules).
+    PathModifier,
+    /// A Kubernetes quantity: an integer or a string of the quantity pattern.
+    Quantity,
+    /// A Gateway API filter list's CEL rules (`true`: an HTTPRoute's).
+    FilterList(bool),
+    /// A Gateway API HTTPRoute rule's CEL rules (redirects and rewrites).
+    HttpRouteRuleCel,
+    /// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$` with no length bound.
+    LabelPattern,
+    /// `^(\*|label)(\.label)*$`: a proxy identity, `*`-prefixed for a whole domain.
+    IdentityPattern,
 }
 
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
@@ -102,6 +120,39 @@ const PORTS_AND_WEIGHTS: &[(&str, Rule)] = &[
     ("spec.rules[].backendRefs[].weight", Rule::Range(0, 1_000_000)),
 ];
 
+/// What only the Gateway API kinds declare: CEL rules on references, and
+/// session persistence durations (HTTPRoute and GRPCRoute).
+const GATEWAY_ROUTE: &[(&str, Rule)] = &[
+    ("spec.rules[].backendRefs[]", Rule::ServicePort),
+    ("spec.rules[].filters[].requestMirror.backendRef", Rule::ServicePort),
+    ("spec.rules[].backendRefs[].filters[].requestMirror.backendRef", Rule::ServicePort),
+    ("spec.rules[].sessionPersistence.absoluteTimeout", Rule::GatewayDuration),
+    ("spec.rules[].sessionPersistence.idleTimeout", Rule::GatewayDuration),
+];
+
+/// The Gateway API HTTPRoute's timeouts (Linkerd's HTTPRoute types them as
+/// Go durations, `format: duration`, which the API server reads with
+/// `time.ParseDuration`, as meshc's decoding and lowering do).
+const GATEWAY_TIMEOUTS: &[(&str, Rule)] = &[
+    ("spec.rules[].timeouts", Rule::TimeoutOrder),
+    ("spec.rules[].timeouts.request", Rule::GatewayDuration),
+    ("spec.rules[].timeouts.backendRequest", Rule::GatewayDuration),
+];
+
+const PATH_MODIFIERS: &[&str] = &["ReplaceFullPath", "ReplacePrefixMatch"];
+
+/// A Gateway API URLRewrite filter (Linkerd's HTTPRoute and GRPCRoute have none).
+const REWRITE: &[(&str, Rule)] = &[
+    ("hostname", Rule::Subdomain),
+    ("path", Rule::PathModifier),
+    ("path.type", Rule::Enum(PATH_MODIFIERS)),
+    ("path.replaceFullPath", Rule::Len(0, 1024)),
+    ("path.replacePrefixMatch", Rule::Len(0, 1024)),
+];
+
+/// ServiceProfile (both versions): a dstOverride's weight is a quantity.
+const PROFILE: &[(&str, Rule)] = &[("spec.dstOverrides[].weight", Rule::Quantity)];
+
 const GATEWAY_HTTP_FILTERS: &[&str] = &[
     "RequestHeaderModifier",
     "ResponseHeaderModifier",
@@ -139,6 +190,17 @@ const RATE_LIMIT: &[(&str, Rule)] = &[
     ("spec.overrides[].clientRefs[].kind", Rule::Kind),
     ("spec.overrides[].clientRefs[].namespace", Rule::Label),
     ("spec.overrides[].clientRefs[].name", Rule::Len(1, 253)),
+];
+
+/// ServerAuthorization (both versions): one way to name Servers, and names
+/// and identities by pattern.
+const SERVER_AUTHORIZATION: &[(&str, Rule)] = &[
+    ("spec.server", Rule::ExactlyOne(&["name", "selector"])),
+    ("spec.server.name", Rule::LabelPattern),
+    ("spec.server.selector.matchExpressions[].operator", Rule::Enum(SELECTOR_OPERATORS)),
+    ("spec.client.meshTLS.identities[]", Rule::IdentityPattern),
+    ("spec.client.meshTLS.serviceAccounts[].name", Rule::LabelPattern),
+    ("spec.client.meshTLS.serviceAccounts[].namespace", Rule::LabelPattern),
 ];
 
 /// Server v1alpha1 and v1beta1: `podSelector` is `oneOf` matchExpressions,
@@ -194,14 +256,30 @@ pub fn check(raw: &RawObject, group: &str, version: &str) -> Vec<Finding> {
                 run(&[("type", Rule::Enum(backend))], filters[1]);
             }
             if gateway {
-                run(&[("", Rule::FilterFields)], filters[0]);
-                run(&[("", Rule::FilterFields)], filters[1]);
+                run(GATEWAY_ROUTE, "");
+                let http = raw.kind == "HTTPRoute";
+                let lists = ["spec.rules[].filters", "spec.rules[].backendRefs[].filters"];
+                run(&[(lists[0], Rule::FilterList(http)), (lists[1], Rule::FilterList(http))], "");
+                if http {
+                    run(&[("spec.rules[]", Rule::HttpRouteRuleCel)], "");
+                }
+                for prefix in filters {
+                    run(&[("", Rule::FilterFields)], prefix);
+                    if raw.kind == "HTTPRoute" {
+                        run(&[("path", Rule::PathModifier)], &format!("{prefix}.requestRedirect"));
+                        run(REWRITE, &format!("{prefix}.urlRewrite"));
+                    }
+                }
+                if raw.kind == "HTTPRoute" {
+                    run(GATEWAY_TIMEOUTS, "");
+                }
             }
             if gateway || matches!(version, "v1beta2" | "v1beta3") {
                 run(PORTS_AND_WEIGHTS, "");
             }
         }
-        // Their counts, hostnames and ports are model::stream_admission's.
+        "ServiceProfile" if group == "linkerd.io" => run(PROFILE, ""),
+        // Their counts, hostnames, ports and the Service port rule are model::stream_admission's.
         "TLSRoute" | "TCPRoute" if gateway => {
             for prefix in ["spec.parentRefs[]", "spec.rules[].backendRefs[]"] {
                 run(REF, prefix);
@@ -209,6 +287,7 @@ pub fn check(raw: &RawObject, group: &str, version: &str) -> Vec<Finding> {
         }
         "AuthorizationPolicy" | "MeshTLSAuthentication" if group == "policy.linkerd.io" => run(POLICY_REFS, ""),
         "HTTPLocalRateLimitPolicy" if group == "policy.linkerd.io" => run(RATE_LIMIT, ""),
+        "ServerAuthorization" if group == "policy.linkerd.io" => run(SERVER_AUTHORIZATION, ""),
         "Server" if group == "policy.linkerd.io" => {
             run(SERVER, "");
             if matches!(version, "v1alpha1" | "v1beta1") {
@@ -391,6 +470,18 @@ fn violation(node: &Node, rule: Rule) -> Option<String> {
             (set != 1).then(|| format!("exactly one of {} must be set ({set} are)", keys.join(", ")))
         }
         (Value::Map(_), Rule::FilterFields) => filter_fields(node),
+        (Value::Str(s), Rule::GatewayDuration) => super::cel_rules::gateway_duration_ms(s)
+            .is_none()
+            .then(|| format!("`{s}` should match '^([0-9]{{1,5}}(h|m|s|ms)){{1,4}}$'")),
+        (Value::Map(_), Rule::ServicePort) => super::cel_rules::service_port(node),
+        (Value::Map(_), Rule::TimeoutOrder) => super::cel_rules::timeout_order(node),
+        (Value::Map(_), Rule::PathModifier) => super::cel_rules::path_modifier(node),
+        (_, Rule::Quantity) => super::cel_rules::quantity(node),
+        (Value::Seq(_), Rule::FilterList(http)) => super::cel_rules::filter_list(node, http),
+        (Value::Map(_), Rule::HttpRouteRuleCel) => super::cel_rules::http_rule(node),
+        (Value::Str(s), Rule::LabelPattern) => (!is_label(s)).then(|| format!("`{s}` is not an RFC 1123 label")),
+        (Value::Str(s), Rule::IdentityPattern) => (!is_identity(s))
+            .then(|| format!("`{s}` is not a proxy identity (dot-separated lowercase labels, the first may be `*`)")),
         _ => None,
     }
 }
@@ -433,6 +524,11 @@ fn is_label(s: &str) -> bool {
     s.starts_with(alnum) && s.ends_with(alnum) && s.chars().all(|c| alnum(c) || c == '-')
 }
 
+fn is_identity(s: &str) -> bool {
+    let (first, rest) = s.split_once('.').map_or((s, None), |(f, r)| (f, Some(r)));
+    (first == "*" || is_label(first)) && rest.is_none_or(is_subdomain)
+}
+
 fn is_subdomain(s: &str) -> bool {
     s.split('.').all(is_label)
 }
@@ -448,107 +544,5 @@ fn is_token(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn findings(api_version: &str, kind: &str, spec: &str) -> Vec<String> {
-        let text = format!("apiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: r\nspec:\n{spec}");
-        let node = crate::load::yaml::parse_documents(&text).expect("yaml").remove(0);
-        let raw = RawObject { source: 0, api_version: api_version.into(), kind: kind.into(), node, rendered_in: None };
-        let (group, version) = super::super::split_api_version(api_version);
-        check(&raw, group, version).into_iter().map(|f| format!("{}: {}", f.span.line, f.message)).collect()
-    }
-
-    #[test]
-    fn a_match_outside_the_enums_is_rejected_at_its_line() {
-        let spec = "  rules:\n  - matches:\n    - path: {type: Prefix, value: /}\n      method: get\n";
-        let got = findings("gateway.networking.k8s.io/v1", "HTTPRoute", spec);
-        assert_eq!(got.len(), 2, "{got:?}");
-        assert!(
-            got[0].starts_with("8: HTTPRoute is invalid at spec.rules[0].matches[0].path.type: `Prefix`"),
-            "{got:?}"
-        );
-        assert!(got[1].starts_with("9: HTTPRoute is invalid at spec.rules[0].matches[0].method: `get`"), "{got:?}");
-    }
-
-    #[test]
-    fn reference_names_ports_and_weights_follow_the_schema() {
-        let spec = "  parentRefs:\n  - {name: web, kind: Service, group: core, port: 0}\n  rules:\n  - backendRefs:\n    - {name: web, port: 80, weight: 1000001, namespace: Shop}\n";
-        let got = findings("gateway.networking.k8s.io/v1", "HTTPRoute", spec);
-        let text = got.join("\n");
-        assert!(text.contains("parentRefs[0].port: 0 is outside 1..=65535"), "{text}");
-        assert!(text.contains("backendRefs[0].weight: 1000001"), "{text}");
-        assert!(text.contains("backendRefs[0].namespace: `Shop` is not an RFC 1123 label"), "{text}");
-        // `core` is a valid subdomain, as the schema's pattern is written.
-        assert_eq!(got.len(), 3, "{text}");
-    }
-
-    #[test]
-    fn linkerd_routes_before_v1beta2_have_no_port_rules_and_fewer_filters() {
-        let spec = "  parentRefs:\n  - {name: web, kind: Server, group: policy.linkerd.io}\n  rules:\n  - filters:\n    - type: URLRewrite\n      urlRewrite: {hostname: example.com}\n";
-        let got = findings("policy.linkerd.io/v1beta1", "HTTPRoute", spec);
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].contains("`URLRewrite` is not one of RequestHeaderModifier, RequestRedirect"), "{got:?}");
-        assert!(findings("gateway.networking.k8s.io/v1", "HTTPRoute", spec).is_empty());
-    }
-
-    #[test]
-    fn fields_a_crd_lacks_are_unknown_fields() {
-        let spec = "  rules:\n  - name: r0\n    filters:\n    - type: RequestHeaderModifier\n      urlRewrite: {}\n";
-        let text =
-            format!("apiVersion: policy.linkerd.io/v1beta3\nkind: HTTPRoute\nmetadata:\n  name: r\nspec:\n{spec}");
-        let node = crate::load::yaml::parse_documents(&text).expect("yaml").remove(0);
-        let raw = RawObject {
-            source: 0,
-            api_version: "policy.linkerd.io/v1beta3".into(),
-            kind: "HTTPRoute".into(),
-            node,
-            rendered_in: None,
-        };
-        let got: Vec<String> = absent_fields(&raw, "policy.linkerd.io")
-            .iter()
-            .map(|f| format!("{}: {}", f.span.line, f.message))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                "7: HTTPRoute has no field `spec.rules[0].name` (unknown field `name`)",
-                "10: HTTPRoute has no field `spec.rules[0].filters[0].urlRewrite` (unknown field `urlRewrite`)",
-            ]
-        );
-        // The Gateway API HTTPRoute has both.
-        assert!(absent_fields(&raw, "gateway.networking.k8s.io").is_empty());
-    }
-
-    #[test]
-    fn a_gateway_filter_sets_the_field_of_its_type_and_no_other() {
-        let spec = "  rules:\n  - filters:\n    - type: ExtensionRef\n      urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /}}\n";
-        let got = findings("gateway.networking.k8s.io/v1", "HTTPRoute", spec);
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].contains("`urlRewrite` must not be set for type ExtensionRef"), "{got:?}");
-        assert!(got[0].contains("`extensionRef` must be set for type ExtensionRef"), "{got:?}");
-    }
-
-    #[test]
-    fn an_old_server_selects_pods_by_exactly_one_of_labels_and_expressions() {
-        let spec = "  port: 80\n  podSelector: {}\n";
-        let got = findings("policy.linkerd.io/v1beta1", "Server", spec);
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].contains("exactly one of matchExpressions, matchLabels must be set (0 are)"), "{got:?}");
-        assert!(findings("policy.linkerd.io/v1beta3", "Server", spec).is_empty());
-    }
-
-    #[test]
-    fn stream_route_references_follow_the_schema() {
-        let spec = "  parentRefs: [{kind: \"@@ bad @@\", name: web, port: 80}]\n  rules: [{backendRefs: [{name: web, port: 80}]}]";
-        let got = findings("gateway.networking.k8s.io/v1alpha2", "TCPRoute", spec);
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].contains("spec.parentRefs[0].kind"), "{got:?}");
-    }
-
-    #[test]
-    fn valid_values_pass() {
-        let spec = "  hostnames: ['*.example.com']\n  rules:\n  - matches:\n    - path: {type: PathPrefix, value: /}\n      headers: [{name: x-b3, value: '1', type: Exact}]\n      method: GET\n";
-        assert!(findings("gateway.networking.k8s.io/v1", "HTTPRoute", spec).is_empty());
-    }
-}
+#[path = "values_tests.rs"]
+mod tests;

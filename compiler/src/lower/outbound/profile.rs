@@ -7,7 +7,10 @@ use super::durations::parse_go;
 use super::routes::{ServiceIndex, is_non_idempotent};
 use crate::findings::{Code, Finding};
 use crate::model::Resource;
-use crate::model::profile::{ProfileRoute as SpecRoute, RequestMatch, ResponseClass as SpecClass, ServiceProfileSpec};
+use crate::model::profile::{
+    ProfileRoute as SpecRoute, RequestMatch, ResponseClass as SpecClass, ResponseMatch, ServiceProfileSpec,
+};
+use crate::model::quantity;
 use mesh_proxy_api::outbound::{
     DstOverride, Profile, ProfileRoute, RequestCondition, ResponseClass, ResponseCondition, RetryBudget, StatusRange,
 };
@@ -127,7 +130,7 @@ impl Ctx<'_> {
     /// A response class, or `None` with a finding: Linkerd's ServiceProfile
     /// validation (`linkerd profile`, the webhook) rejects an invalid condition.
     fn response_class(&mut self, ks: &str, route: &str, c: usize, class: &SpecClass) -> Option<ResponseClass> {
-        match response_condition(&class.condition) {
+        match response_match(&class.condition) {
             Ok(condition) => Some(ResponseClass { condition, is_failure: class.is_failure.unwrap_or(false) }),
             Err(why) => {
                 let msg = format!(
@@ -155,28 +158,35 @@ impl Ctx<'_> {
         }
     }
 
-    /// A Kubernetes quantity (`1`, `500m`, `0.5`) in decimilli (1 = 10000).
+    /// A dstOverride's weight in decimilli (1 = 10000), as Linkerd's
+    /// destination controller computes it (`toDstOverrides`:
+    /// `uint32(Weight.MilliValue() * 10)`). The API server has already
+    /// refused what is neither an integer nor a quantity (model::values).
     fn quantity(&mut self, k: usize, v: &Value) -> Option<u32> {
         let text = match v {
             Value::Number(n) => n.to_string(),
-            Value::String(s) => s.trim().to_owned(),
+            Value::String(s) => s.clone(),
             _ => String::new(),
         };
-        let (num, scale) = match text.strip_suffix('m') {
-            Some(n) => (n, 10.0),
-            None => (text.as_str(), 10_000.0),
-        };
-        match num.parse::<f64>() {
-            Ok(x) if x.is_finite() && x >= 0.0 && x * scale <= f64::from(u32::MAX) => Some((x * scale).round() as u32),
-            _ => {
-                let msg = format!(
-                    "{} dstOverrides weight `{text}` is not a non-negative quantity; the override is dropped",
-                    self.r.id
-                );
-                self.report(Code::InvalidAnnotation, &["spec", "dstOverrides", &k.to_string(), "weight"], msg);
-                None
+        let decimilli = quantity::parse(&text).map(|q| q.milli_value().and_then(|m| m.checked_mul(10)));
+        let why = match decimilli {
+            Ok(Some(w)) => match u32::try_from(w) {
+                Ok(w) => return Some(w),
+                Err(_) => format!(
+                    "is {} in decimilli, outside 0..={}: Linkerd's uint32 conversion wraps it around to {}",
+                    w,
+                    u32::MAX,
+                    w as u32
+                ),
+            },
+            Ok(None) => "is too large for Linkerd's 64-bit milli value".to_owned(),
+            Err(e) => {
+                format!("cannot be read by Linkerd ({e}), so the destination controller cannot decode the profile")
             }
-        }
+        };
+        let msg = format!("{} dstOverrides weight `{text}` {why}; meshc leaves the override out", self.r.id);
+        self.report(Code::InvalidAnnotation, &["spec", "dstOverrides", &k.to_string(), "weight"], msg);
+        None
     }
 }
 
@@ -256,27 +266,49 @@ fn methods(c: &RequestCondition) -> Vec<&str> {
     }
 }
 
-/// A ResponseMatch, validated as Linkerd validates it: at least one field,
-/// status bounds within 100..=599 and min <= max.
+/// A response class's condition (its top level typed by the CRD schema),
+/// validated as Linkerd validates it: at least one field, status bounds
+/// within 100..=599 and min <= max.
+fn response_match(m: &ResponseMatch) -> Result<ResponseCondition, String> {
+    let status = m.status.as_ref().map(|s| status_range(s.min.map(i64::from), s.max.map(i64::from))).transpose()?;
+    let nested = |items: &Option<Vec<serde_json::Map<String, Value>>>| -> Result<Vec<ResponseCondition>, String> {
+        items.iter().flatten().map(|o| response_condition(&Value::Object(o.clone()))).collect()
+    };
+    let not = m.not.as_ref().map(|n| response_condition(&Value::Object(n.clone()))).transpose()?;
+    combine(status, nested(&m.all)?, nested(&m.any)?, not)
+}
+
+/// A nested ResponseMatch, which the CRD schema leaves open: read as
+/// Linkerd's validator reads it.
 fn response_condition(v: &Value) -> Result<ResponseCondition, String> {
     let obj = v.as_object().ok_or("the condition is not a mapping")?;
-    let mut all = Vec::new();
-    if let Some(s) = obj.get("status") {
-        all.push(ResponseCondition::Status(status_range(s)?));
-    }
+    let status = match obj.get("status") {
+        Some(s) => Some(status_range(s.get("min").and_then(Value::as_i64), s.get("max").and_then(Value::as_i64))?),
+        None => None,
+    };
     let list = |k: &str| -> Result<Vec<ResponseCondition>, String> {
         obj.get(k).and_then(Value::as_array).map_or(Ok(vec![]), |a| a.iter().map(response_condition).collect())
     };
-    let (a, any) = (list("all")?, list("any")?);
-    if !a.is_empty() {
-        all.push(ResponseCondition::All(a));
+    let not = obj.get("not").map(response_condition).transpose()?;
+    combine(status, list("all")?, list("any")?, not)
+}
+
+/// The fields of one ResponseMatch, which must set at least one (several are AND).
+fn combine(
+    status: Option<StatusRange>,
+    all_of: Vec<ResponseCondition>,
+    any_of: Vec<ResponseCondition>,
+    not: Option<ResponseCondition>,
+) -> Result<ResponseCondition, String> {
+    let mut all = Vec::new();
+    all.extend(status.map(ResponseCondition::Status));
+    if !all_of.is_empty() {
+        all.push(ResponseCondition::All(all_of));
     }
-    if !any.is_empty() {
-        all.push(ResponseCondition::Any(any));
+    if !any_of.is_empty() {
+        all.push(ResponseCondition::Any(any_of));
     }
-    if let Some(n) = obj.get("not") {
-        all.push(ResponseCondition::Not(Box::new(response_condition(n)?)));
-    }
+    all.extend(not.map(|n| ResponseCondition::Not(Box::new(n))));
     match all.len() {
         0 => Err("a response match must set one of status, all, any, not".to_owned()),
         1 => Ok(all.remove(0)),
@@ -301,13 +333,13 @@ mod grpc_path_tests {
 
 /// Linkerd's validation lets 0 through as "not set" and checks the order
 /// only of two set bounds; 0 is kept as written, as Linkerd sends it on.
-fn status_range(s: &Value) -> Result<StatusRange, String> {
-    let bound = |k: &str, absent: u16| match s.get(k).and_then(Value::as_u64) {
+fn status_range(min: Option<i64>, max: Option<i64>) -> Result<StatusRange, String> {
+    let bound = |k: &str, v: Option<i64>, absent: u16| match v {
         None => Ok(absent),
         Some(n @ (0 | 100..=599)) => Ok(n as u16),
         Some(n) => Err(format!("status {k} {n} is not between 100 and 599")),
     };
-    let (min, max) = (bound("min", 100)?, bound("max", 599)?);
+    let (min, max) = (bound("min", min, 100)?, bound("max", max, 599)?);
     if min != 0 && max != 0 && max < min {
         return Err(format!("status max {max} is smaller than min {min}"));
     }
