@@ -6,7 +6,7 @@
 //! `resource.Quantity`. v1alpha3 and v1alpha4 exist in the SMI SDK but not
 //! in that CRD, so the API server refuses them.
 
-use super::Resource;
+use super::{Resource, quantity};
 use crate::findings::{Code, Finding};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -82,71 +82,10 @@ pub fn decimilli(w: &Value) -> Option<u32> {
     Some(milli.wrapping_mul(10) as u32)
 }
 
-/// A Kubernetes quantity (`resource.ParseQuantity`: a signed decimal, then
-/// a binary-SI suffix `Ki`..`Ei`, a decimal-SI suffix `n`..`E` or an
-/// exponent `e3`) as `MilliValue` reads it: thousandths, rounded up.
+/// A weight as `MilliValue` reads it: thousandths, rounded up (the
+/// quantity grammar is [`quantity`]'s, shared with ServiceProfile weights).
 pub fn milli_value(text: &str) -> Result<i64, String> {
-    let (number, suffix) = split_number(text.trim())?;
-    let (negative, digits) = match number.as_bytes().first() {
-        Some(b'-') => (true, &number[1..]),
-        Some(b'+') => (false, &number[1..]),
-        _ => (false, number),
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if int.is_empty() && frac.is_empty() {
-        return Err("no digits".to_owned());
-    }
-    let all: String = format!("{int}{frac}");
-    let significant = all.trim_start_matches('0');
-    if significant.len() > 30 {
-        return Err("too many digits".to_owned());
-    }
-    let mantissa: i128 = if significant.is_empty() { 0 } else { significant.parse().map_err(|_| "not a number")? };
-    let (exp10, exp2) = suffix_exponents(suffix)?;
-    // value = mantissa * 10^(exp10 - frac digits) * 2^exp2; in milli: + 3.
-    let scaled = mantissa.checked_mul(1i128 << exp2).ok_or("too large")?;
-    let e = exp10 + 3 - frac.len() as i32;
-    let magnitude = if e >= 0 {
-        10i128.checked_pow(e as u32).and_then(|p| scaled.checked_mul(p)).ok_or("too large")?
-    } else {
-        // MilliValue rounds up: a fraction of a thousandth is one more.
-        let p = 10i128.checked_pow((-e) as u32).unwrap_or(i128::MAX);
-        scaled / p + i128::from(scaled % p != 0)
-    };
-    let signed = if negative { -magnitude } else { magnitude };
-    i64::try_from(signed).map_err(|_| "too large".to_owned())
-}
-
-/// The number and the suffix after it.
-fn split_number(text: &str) -> Result<(&str, &str), String> {
-    let end = text
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_digit() || c == '.' || (i == 0 && (c == '+' || c == '-'))))
-        .map_or(text.len(), |(i, _)| i);
-    let (number, suffix) = text.split_at(end);
-    if number.matches('.').count() > 1 {
-        return Err("more than one decimal point".to_owned());
-    }
-    Ok((number, suffix))
-}
-
-/// (power of ten, power of two) of a quantity suffix.
-fn suffix_exponents(suffix: &str) -> Result<(i32, u32), String> {
-    const BINARY: &[&str] = &["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
-    const DECIMAL: &[(&str, i32)] =
-        &[("n", -9), ("u", -6), ("m", -3), ("", 0), ("k", 3), ("M", 6), ("G", 9), ("T", 12), ("P", 15), ("E", 18)];
-    if let Some(i) = BINARY.iter().position(|b| *b == suffix) {
-        return Ok((0, 10 * (i as u32 + 1)));
-    }
-    if let Some((_, e)) = DECIMAL.iter().find(|(s, _)| *s == suffix) {
-        return Ok((*e, 0));
-    }
-    let exponent = suffix.strip_prefix(['e', 'E']).ok_or_else(|| format!("unknown suffix `{suffix}`"))?;
-    let e: i32 = exponent.parse().map_err(|_| format!("unknown suffix `{suffix}`"))?;
-    if e.abs() > 30 {
-        return Err("exponent too large".to_owned());
-    }
-    Ok((e, 0))
+    quantity::parse(text.trim())?.milli_value().ok_or_else(|| format!("`{text}` is too large"))
 }
 
 #[cfg(test)]
