@@ -28,8 +28,10 @@
 #   cargo bench -p meshc --bench check_scale        (MESHC_BENCH_SHAPE=wide too)
 #
 # Environment: MESHC_BENCH_WORKLOADS (10000), MESHC_BENCH_RUNS (3),
-# MESHC_BENCH_SHAPES ("apps wide"), MESHC_BENCH_DIR (generate there and
-# keep it), CARGO_TARGET_DIR (target).
+# MESHC_BENCH_SHAPES ("apps wide"), MESHC_BENCH_COMMANDS (the commands
+# above to time, space-separated; check is always timed, as the reference;
+# the budgets line needs diff, build and matrix), MESHC_BENCH_DIR (generate
+# there and keep it), CARGO_TARGET_DIR (target).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,7 +61,9 @@ PY
     ) >&2
 }
 
-names=(parse-only check diff build build-again matrix invariants)
+read -r -a names <<<"${MESHC_BENCH_COMMANDS:-parse-only check diff build build-again matrix invariants}"
+[[ " ${names[*]} " == *" check "* ]] || names=(check "${names[@]}")
+timed() { [[ " ${names[*]} " == *" $1 "* ]]; }
 declare -A cmd input_bytes
 work="$(mktemp -d -t meshc-bench-work-XXXXXX)"
 "$meshc" keygen --out "$work" >&2
@@ -113,7 +117,9 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[in
 
 # The signed configs of each build still verify.
 for shape in $shapes; do
-    "$meshc" verify-bundle "$work/$shape.dist" --pubkey "$work/meshc.pub" >&2
+    if timed build || timed build-again; then
+        "$meshc" verify-bundle "$work/$shape.dist" --pubkey "$work/meshc.pub" >&2
+    fi
 done
 
 echo
@@ -134,6 +140,7 @@ for shape in $shapes; do
         awk -v n="$name" -v w="$w" -v r="$r" -v cw="$check_w" -v cr="$check_r" -v b="${sizes[$shape/$name]}" 'BEGIN {
             printf "%-12s %9.2f %7.2f %10.0f %7.2f %10.1f MB\n", n, w, w / cw, r / 1024, r / cr, b / 1e6 }'
     done
+    timed diff && timed build && timed matrix || continue
     awk -v s="$shape" -v in_b="${input_bytes[$shape]}" -v cw="$check_w" -v cr="$check_r" \
         -v dw="$(echo "${walls[$shape/diff]}" | median)" -v dr="$(echo "${rsss[$shape/diff]}" | median)" \
         -v bw="$(echo "${walls[$shape/build]}" | median)" -v mw="$(echo "${walls[$shape/matrix]}" | median)" \
