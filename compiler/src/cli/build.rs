@@ -78,6 +78,7 @@ fn options(args: &BuildArgs) -> Result<Options, String> {
         tests: Some(Vec::new()),
         root: None,
         render: Default::default(),
+        drop_source_texts: false,
     })
 }
 
