@@ -25,6 +25,10 @@ pub struct Options {
     pub root: Option<std::path::PathBuf>,
     /// The renderers run on kustomizations (`load::render`).
     pub render: load::render::Tools,
+    /// Free the files' texts once parsed: only the human report quotes
+    /// them (findings elsewhere carry file names and positions), and on a
+    /// large repository they are the input's size again in memory.
+    pub drop_source_texts: bool,
 }
 
 pub struct Outcome {
@@ -97,6 +101,9 @@ pub fn prepare(input: &Input, options: &Options, cache: Option<&load::ParseCache
     crate::profile::stage("load (read, parse)");
     let test_files = std::mem::take(&mut loaded.test_files);
     let mut sources = loaded.sources;
+    if options.drop_source_texts {
+        sources.iter_mut().for_each(|s| s.text = String::new());
+    }
     let mut findings = loaded.findings;
     let helm = settings::helm_values::from_helm_release(&loaded.objects);
     let chart = settings::helm_values::chart_version(&loaded.objects);

@@ -199,3 +199,44 @@ fn verified_payloads_decide_as_reach_predicts() {
     }
     assert!(checks > 500, "only {checks} checks");
 }
+
+/// Issue 23's build memory: every config of a large repository lists the
+/// Services its workload may reach, so all of them together grow with
+/// workloads x Services (21 GB for 10,000 workloads). `build_each` with a
+/// writer must make each config once, hand its file over at once and keep
+/// no config text, and still write exactly the in-memory build's bytes.
+#[test]
+fn a_written_build_makes_each_config_once_and_keeps_none() {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let configs: Vec<ProxyConfig> = example_configs("emojivoto-grpc").into_iter().flatten().collect();
+    let key = SigningKey::from_bytes(&[4; 32]);
+    let info = BuildInfo { source_revision: "r".into(), sequence: SEQUENCE, error_findings: 0 };
+    let kept = emit::build(&configs.iter().cloned().map(Some).collect::<Vec<_>>(), &key, &info).unwrap();
+
+    let made: Vec<AtomicUsize> = configs.iter().map(|_| AtomicUsize::new(0)).collect();
+    let files: Mutex<BTreeMap<String, String>> = Mutex::default();
+    let write = |rel: &str, text: &str| {
+        let again = files.lock().unwrap().insert(rel.to_owned(), text.to_owned());
+        if again.is_some() { Err(format!("{rel} written twice")) } else { Ok(()) }
+    };
+    let refs: Vec<_> = configs.iter().map(|c| &c.workload).collect();
+    let config_of = |i: usize| {
+        made[i].fetch_add(1, Ordering::Relaxed);
+        configs[i].clone()
+    };
+    let streamed = emit::build_each(&refs, config_of, &key, &info, &emit::ConfigOut::Write(&write)).unwrap();
+
+    assert!(made.iter().all(|n| n.load(Ordering::Relaxed) == 1), "each config is made exactly once");
+    let held: Vec<&str> = streamed.files.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(held, [emit::CRDS_FILE, emit::BUNDLE_FILE], "no config text is kept");
+    let want: Vec<(String, String)> = kept.files[2..].to_vec();
+    let written: Vec<(String, String)> =
+        streamed.written.iter().map(|p| (p.clone(), files.lock().unwrap()[p].clone())).collect();
+    assert_eq!(written.len(), configs.len());
+    assert_eq!(written, want, "the same files, in the same order, as the in-memory build");
+    assert_eq!(streamed.files, kept.files[..2].to_vec(), "the same CRDs and bundle");
+    assert_eq!((&streamed.kustomization, &streamed.bundle_digest), (&kept.kustomization, &kept.bundle_digest));
+}

@@ -1,13 +1,17 @@
 use super::{EXIT_FINDINGS, EXIT_USAGE};
-use crate::emit::{self, BuildInfo, keys, revision, sequence, write};
+use crate::emit::{self, BuildInfo, Built, ConfigOut, keys, revision, sequence, write};
 use crate::findings::{Code, Severity};
 use crate::load::Input;
+use crate::lower::outbound::scope::Scope;
+use crate::pipeline::Outcome;
 use crate::pipeline::{self, Options};
 use crate::report::{self, Summary};
 use crate::settings::SettingsFile;
 use clap::Args;
+use mesh_proxy_api::envelope::SigningKey;
+use mesh_proxy_api::{ProxyConfig, WorkloadRef};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Cluster settings come from `meshc.yaml` in the repository rather than
@@ -77,6 +81,7 @@ fn options(args: &BuildArgs) -> Result<Options, String> {
         tests: Some(Vec::new()),
         root: None,
         render: Default::default(),
+        drop_source_texts: false,
     })
 }
 
@@ -126,7 +131,9 @@ pub fn run(args: BuildArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return usage(&e),
     };
-    let outcome = match pipeline::compile(&Input::Path(args.path.clone()), &options) {
+    // Each config's outbound part is laid out as it is signed (`sign`), not
+    // for all configs first: `pipeline::compile` would hold them all.
+    let outcome = match pipeline::check(&Input::Path(args.path.clone()), &options) {
         Ok(o) => o,
         Err(e) => return usage(&e.to_string()),
     };
@@ -149,17 +156,8 @@ pub fn run(args: BuildArgs) -> ExitCode {
         None => None,
     };
     let info = build_info(&args, previous.as_ref().map(|p| p.sequence), errors);
-    let built = match emit::build(&outcome.configs, &key, &info) {
-        Ok(b) => b,
-        Err(e) => return usage(&e.to_string()),
-    };
-    crate::profile::stage("build: signed");
-    if let Err(e) = sequence::check_forward(previous.as_ref(), info.sequence, &built.bundle_digest) {
-        return usage(&e);
-    }
     let written = match &args.out {
-        Some(dir) => write::write_dir(dir, &built).map(|()| {
-            let configs = built.files.len() - 2;
+        Some(dir) => build_into(dir, &outcome, &key, &info, previous.as_ref()).map(|configs| {
             eprintln!(
                 "wrote {configs} ProxyConfig(s) and the MeshBundle to {} (revision {}, sequence {})",
                 dir.display(),
@@ -167,17 +165,63 @@ pub fn run(args: BuildArgs) -> ExitCode {
                 info.sequence
             );
         }),
-        None => std::io::stdout()
-            .lock()
-            .write_all(built.stream().as_bytes())
-            .map_err(|e| format!("cannot write stdout: {e}")),
+        None => sign(&outcome, &key, &info, &ConfigOut::Keep).and_then(|built| {
+            crate::profile::stage("build: signed");
+            let written = std::io::stdout().lock().write_all(built.stream().as_bytes());
+            std::mem::forget(built);
+            written.map_err(|e| format!("cannot write stdout: {e}"))
+        }),
     };
     crate::profile::stage("build: written");
     // Like check: freeing a large repository's analysis at exit is the OS's job.
     std::mem::forget(outcome);
-    std::mem::forget(built);
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => usage(&e),
     }
+}
+
+/// Signs every config of `outcome`, each with its outbound part laid out
+/// just before (see `lower::outbound::scope`).
+fn sign(outcome: &Outcome, key: &SigningKey, info: &BuildInfo, out: &ConfigOut) -> Result<Built, String> {
+    let scope = Scope::new(outcome);
+    let present: Vec<&ProxyConfig> = outcome.configs.iter().flatten().collect();
+    let at: Vec<usize> = outcome.configs.iter().enumerate().filter(|(_, c)| c.is_some()).map(|(wi, _)| wi).collect();
+    let refs: Vec<&WorkloadRef> = present.iter().map(|c| &c.workload).collect();
+    let config_of = |i: usize| {
+        let mut config = present[i].clone();
+        if let Some(outbound) = scope.outbound(outcome, at[i]) {
+            config.outbound = outbound;
+        }
+        config
+    };
+    emit::build_each(&refs, config_of, key, info, out).map_err(|e| e.to_string())
+}
+
+/// `--out DIR`: each config file is written as soon as it is signed, when
+/// the sequence is known to go forward; the same sequence again is admitted
+/// only for the same signed content, which needs every digest first, so
+/// then the files are kept until the check. Returns how many configs.
+fn build_into(
+    dir: &Path,
+    outcome: &Outcome,
+    key: &SigningKey,
+    info: &BuildInfo,
+    previous: Option<&sequence::Previous>,
+) -> Result<usize, String> {
+    let same_sequence = previous.is_some_and(|p| p.sequence == info.sequence);
+    if !same_sequence {
+        // The digest decides only between equal sequences.
+        sequence::check_forward(previous, info.sequence, "")?;
+    }
+    let writer = write::DirWriter::open(dir)?;
+    let write_now = |rel: &str, text: &str| writer.write(rel, text);
+    let out = if same_sequence { ConfigOut::Keep } else { ConfigOut::Write(&write_now) };
+    let built = sign(outcome, key, info, &out)?;
+    crate::profile::stage("build: signed");
+    sequence::check_forward(previous, info.sequence, &built.bundle_digest)?;
+    let configs = built.files.len() + built.written.len() - 2;
+    write::finish_dir(writer, &built)?;
+    std::mem::forget(built);
+    Ok(configs)
 }

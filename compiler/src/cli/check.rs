@@ -147,8 +147,16 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let kustomize = args.kustomize_bin.unwrap_or(crate::load::render::Engine::Search);
     let helm = args.helm_bin.unwrap_or(crate::load::render::Engine::Search);
     let render = crate::load::render::Tools { kustomize, helm, timeout };
-    let options =
-        Options { overrides, settings_file: args.settings, ignore, tests: Some(args.tests), root: args.root, render };
+    let drop_source_texts = !matches!(args.format, Format::Human);
+    let options = Options {
+        overrides,
+        settings_file: args.settings,
+        ignore,
+        tests: Some(args.tests),
+        root: args.root,
+        render,
+        drop_source_texts,
+    };
     let outcome = match pipeline::check(&input, &options) {
         Ok(o) => o,
         Err(e) => return fail(&e.to_string()),

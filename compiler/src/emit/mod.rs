@@ -11,9 +11,9 @@ pub mod sequence;
 pub mod verify;
 pub mod write;
 
-use mesh_proxy_api::ProxyConfig;
 use mesh_proxy_api::envelope::SigningKey;
 use mesh_proxy_api::envelope::{self, Envelope};
+use mesh_proxy_api::{ProxyConfig, WorkloadRef};
 use objects::*;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -35,6 +35,9 @@ pub struct BuildInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Built {
     pub files: Vec<(String, String)>,
+    /// Config files [`ConfigOut::Write`] wrote as they were signed (then
+    /// not in `files`), in stream order.
+    pub written: Vec<String>,
     pub kustomization: String,
     /// The digest of the bundle's signed payload: with the sequence, what
     /// a later build in the same `--out` is compared with.
@@ -63,11 +66,20 @@ impl std::fmt::Display for EmitError {
     }
 }
 
-struct Signed {
-    config: ProxyConfig,
-    name: String,
-    envelope: Envelope,
-    digest: String,
+/// One config signed and laid out: what the bundle lists for it, its file,
+/// and the file's text unless it was handed to a writer already.
+struct Laid {
+    entry: BundleEntry,
+    path: String,
+    text: Option<String>,
+}
+
+/// Where each config's file goes as soon as it is signed: kept in memory
+/// (the `--stdout` stream, whose bundle comes first, and tests) or written
+/// at once, so that a build never holds more than the configs being signed.
+pub enum ConfigOut<'a> {
+    Keep,
+    Write(&'a (dyn Fn(&str, &str) -> Result<(), String> + Sync)),
 }
 
 /// Signs every config and lays out the objects. Same configs, key and info
@@ -75,35 +87,89 @@ struct Signed {
 /// list is sorted.
 pub fn build(configs: &[Option<ProxyConfig>], key: &SigningKey, info: &BuildInfo) -> Result<Built, EmitError> {
     let configs: Vec<&ProxyConfig> = configs.iter().flatten().collect();
-    for c in &configs {
-        if !names::is_dns_label(&c.workload.namespace) {
+    let refs: Vec<&WorkloadRef> = configs.iter().map(|c| &c.workload).collect();
+    build_each(&refs, |i| configs[i].clone(), key, info, &ConfigOut::Keep)
+}
+
+/// [`build`] for configs made one at a time: `config_of(i)` is the config of
+/// `workloads[i]`, and with [`ConfigOut::Write`] each one's file is written
+/// once signed and listed in [`Built::written`], so memory holds the configs
+/// being signed, not all of them (a repository's configs together repeat
+/// its Services once per client: see `lower::outbound::scope`).
+pub fn build_each<F>(
+    workloads: &[&WorkloadRef],
+    config_of: F,
+    key: &SigningKey,
+    info: &BuildInfo,
+    out: &ConfigOut,
+) -> Result<Built, EmitError>
+where
+    F: Fn(usize) -> ProxyConfig + Sync,
+{
+    let laid = sign_all(workloads, config_of, key, info, out)?;
+    let (bundle, bundle_digest) = bundle(&laid, key, info)?;
+    let mut files = vec![(CRDS_FILE.to_owned(), crd::stream()), (BUNDLE_FILE.to_owned(), bundle)];
+    let mut written = Vec::new();
+    for l in laid {
+        match l.text {
+            Some(text) => files.push((l.path, text)),
+            None => written.push(l.path),
+        }
+    }
+    let kustomization = kustomization(files.iter().map(|(p, _)| p.as_str()).chain(written.iter().map(String::as_str)));
+    Ok(Built { files, written, kustomization, bundle_digest })
+}
+
+/// Signs `config_of(i)` for every workload, in parallel, sorted by namespace
+/// and object name.
+fn sign_all<F>(
+    workloads: &[&WorkloadRef],
+    config_of: F,
+    key: &SigningKey,
+    info: &BuildInfo,
+    out: &ConfigOut,
+) -> Result<Vec<Laid>, EmitError>
+where
+    F: Fn(usize) -> ProxyConfig + Sync,
+{
+    for w in workloads {
+        if !names::is_dns_label(&w.namespace) {
             return Err(EmitError(format!(
                 "{} {}/{}: namespace `{}` is not a valid Kubernetes namespace name",
-                c.workload.kind, c.workload.namespace, c.workload.name, c.workload.namespace
+                w.kind, w.namespace, w.name, w.namespace
             )));
         }
     }
-    let refs: Vec<_> = configs.iter().map(|c| &c.workload).collect();
-    let names = names::object_names(&refs);
-    let mut signed: Vec<Signed> = configs
-        .par_iter()
-        .zip(names)
-        .map(|(config, name)| {
-            let config = ProxyConfig { sequence: info.sequence, ..(*config).clone() };
-            let envelope = envelope::sign(&config, key);
-            let digest = envelope::payload_digest(&envelope).expect("meshc's own envelope decodes");
-            Signed { config, name, envelope, digest }
+    let names = names::object_names(workloads);
+    let mut laid = names
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut config = config_of(i);
+            config.sequence = info.sequence;
+            let mut laid = lay_out(config, name, key, info);
+            if let ConfigOut::Write(write) = out
+                && let Some(text) = laid.text.take()
+            {
+                write(&laid.path, &text).map_err(EmitError)?;
+            }
+            Ok(laid)
         })
-        .collect();
-    signed.sort_by(|a, b| (&a.config.workload.namespace, &a.name).cmp(&(&b.config.workload.namespace, &b.name)));
-    let (bundle, bundle_digest) = bundle(&signed, key, info)?;
-    let mut files = vec![(CRDS_FILE.to_owned(), crd::stream()), (BUNDLE_FILE.to_owned(), bundle)];
-    files.par_extend(signed.par_iter().map(|s| {
-        let path = format!("{CONFIGS_DIR}/{}/{}.yaml", s.config.workload.namespace, s.name);
-        (path, document(&config_object(s, info)))
-    }));
-    let kustomization = kustomization(&files);
-    Ok(Built { files, kustomization, bundle_digest })
+        .collect::<Result<Vec<Laid>, EmitError>>()?;
+    laid.sort_by(|a, b| (&a.entry.namespace, &a.entry.name).cmp(&(&b.entry.namespace, &b.entry.name)));
+    Ok(laid)
+}
+
+/// Signs one config (its sequence already set) and writes its object.
+fn lay_out(config: ProxyConfig, name: String, key: &SigningKey, info: &BuildInfo) -> Laid {
+    let envelope = envelope::sign(&config, key);
+    let digest = envelope::payload_digest(&envelope).expect("meshc's own envelope decodes");
+    let ProxyConfig { workload, identity, .. } = config;
+    let path = format!("{CONFIGS_DIR}/{}/{name}.yaml", workload.namespace);
+    let object = config_object(&name, &workload, identity, digest.clone(), envelope, info);
+    let text = document(&object);
+    let entry = BundleEntry { namespace: workload.namespace.clone(), name, workload, digest };
+    Laid { entry, path, text: Some(text) }
 }
 
 /// The `meshc.io/allow-errors` annotation's value, when there is one.
@@ -117,8 +183,14 @@ fn annotations(info: &BuildInfo) -> BTreeMap<String, String> {
     note.map(|n| (ANNOTATION_ALLOW_ERRORS.to_owned(), n)).into_iter().collect()
 }
 
-fn config_object(s: &Signed, info: &BuildInfo) -> Object<ProxyConfigSpec> {
-    let w = &s.config.workload;
+fn config_object(
+    name: &str,
+    w: &WorkloadRef,
+    identity: String,
+    digest: String,
+    envelope: Envelope,
+    info: &BuildInfo,
+) -> Object<ProxyConfigSpec> {
     let labels = BTreeMap::from([
         (LABEL_MANAGED_BY.to_owned(), "meshc".to_owned()),
         (LABEL_WORKLOAD_KIND.to_owned(), names::label_value(&w.kind)),
@@ -128,22 +200,17 @@ fn config_object(s: &Signed, info: &BuildInfo) -> Object<ProxyConfigSpec> {
         api_version: API_VERSION.to_owned(),
         kind: PROXY_CONFIG_KIND.to_owned(),
         metadata: ObjectMeta {
-            name: s.name.clone(),
+            name: name.to_owned(),
             namespace: Some(w.namespace.clone()),
             labels,
             annotations: annotations(info),
         },
-        spec: ProxyConfigSpec {
-            workload: w.clone(),
-            identity: s.config.identity.clone(),
-            digest: s.digest.clone(),
-            envelope: s.envelope.clone(),
-        },
+        spec: ProxyConfigSpec { workload: w.clone(), identity, digest, envelope },
     }
 }
 
 /// The MeshBundle's document and the digest of its signed payload.
-fn bundle(signed: &[Signed], key: &SigningKey, info: &BuildInfo) -> Result<(String, String), EmitError> {
+fn bundle(laid: &[Laid], key: &SigningKey, info: &BuildInfo) -> Result<(String, String), EmitError> {
     let mut spec = BundleSpec {
         source_revision: info.source_revision.clone(),
         sequence: info.sequence,
@@ -151,15 +218,7 @@ fn bundle(signed: &[Signed], key: &SigningKey, info: &BuildInfo) -> Result<(Stri
         key_id: envelope::key_id(&key.verifying_key()),
         allow_errors: info.error_findings > 0,
         error_findings: info.error_findings,
-        configs: signed
-            .iter()
-            .map(|s| BundleEntry {
-                namespace: s.config.workload.namespace.clone(),
-                name: s.name.clone(),
-                workload: s.config.workload.clone(),
-                digest: s.digest.clone(),
-            })
-            .collect(),
+        configs: laid.iter().map(|l| l.entry.clone()).collect(),
         envelope: None,
     };
     let signed_spec = envelope::sign_value(&spec, BUNDLE_PAYLOAD_TYPE, key).map_err(EmitError)?;
@@ -179,8 +238,8 @@ fn bundle(signed: &[Signed], key: &SigningKey, info: &BuildInfo) -> Result<(Stri
     Ok((document(&object), digest))
 }
 
-fn kustomization(files: &[(String, String)]) -> String {
-    let resources: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+fn kustomization<'a>(paths: impl Iterator<Item = &'a str>) -> String {
+    let resources: Vec<&str> = paths.collect();
     // A single JSON document without `---`: kustomize reads one object here.
     let k = serde_json::json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",

@@ -10,47 +10,70 @@
 use super::{Built, CONFIGS_DIR, KUSTOMIZATION_FILE};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 pub const OWNED_LIST: &str = ".meshc-build";
 const HEADER: &str = "# Files written by `meshc build`; it removes those it no longer writes. Do not edit.";
 
+/// Writes `built` into `dir`.
 pub fn write_dir(dir: &Path, built: &Built) -> Result<(), String> {
-    let previous = previous_files(dir)?;
-    let all: Vec<(&str, &str)> = built
-        .files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .chain([(KUSTOMIZATION_FILE, built.kustomization.as_str())])
-        .collect();
-    let dirs: BTreeSet<&Path> = all.iter().filter_map(|(rel, _)| Path::new(rel).parent()).collect();
-    for d in dirs {
-        let d = dir.join(d);
-        std::fs::create_dir_all(&d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    finish_dir(DirWriter::open(dir)?, built)
+}
+
+/// Writes the files of `built` that `out` has not written yet (all but
+/// `built.written`), then the ownership list.
+pub fn finish_dir(out: DirWriter, built: &Built) -> Result<(), String> {
+    let all = built.files.iter().map(|(p, t)| (p.as_str(), t.as_str()));
+    let all: Vec<(&str, &str)> = all.chain([(KUSTOMIZATION_FILE, built.kustomization.as_str())]).collect();
+    all.par_iter().try_for_each(|(rel, text)| out.write(rel, text))?;
+    out.finish(all.iter().map(|(rel, _)| *rel).chain(built.written.iter().map(String::as_str)))
+}
+
+/// An output directory being written: [`DirWriter::write`] each file (from
+/// any thread, as soon as it is made), then [`DirWriter::finish`] with every
+/// file of the build, which removes stale ones and replaces the list.
+pub struct DirWriter {
+    dir: PathBuf,
+    previous: BTreeSet<String>,
+}
+
+impl DirWriter {
+    pub fn open(dir: &Path) -> Result<DirWriter, String> {
+        let previous = previous_files(dir)?;
+        Ok(DirWriter { dir: dir.to_path_buf(), previous })
     }
-    // Thousands of small files, in parallel; a file that already holds the
-    // same bytes is left alone (a rebuild touches only what changed). They
-    // are written in place: a temporary file and a rename per file cost 5x
-    // as much on ext4, and a build interrupted half-way leaves files whose
-    // signatures or bundle listing fail `verify-bundle`, never a valid
-    // mixture. The ownership list is still replaced atomically, last.
-    all.par_iter().try_for_each(|(rel, text)| {
-        let path = dir.join(rel);
+
+    /// Writes `rel` unless it already holds the same bytes (a rebuild
+    /// touches only what changed). Files are written in place: a temporary
+    /// file and a rename per file cost 5x as much on ext4, and a build
+    /// interrupted half-way leaves files whose signatures or bundle listing
+    /// fail `verify-bundle`, never a valid mixture. The ownership list is
+    /// still replaced atomically, last.
+    pub fn write(&self, rel: &str, text: &str) -> Result<(), String> {
+        let path = self.dir.join(rel);
         if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
             return Ok(());
         }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    })?;
-    let current: BTreeSet<String> = all.iter().map(|(rel, _)| (*rel).to_owned()).collect();
-    for stale in previous.difference(&current) {
-        remove_stale(dir, stale)?;
     }
-    let mut list = format!("{HEADER}\n");
-    for f in &current {
-        list.push_str(f);
-        list.push('\n');
+
+    /// Removes what the previous build wrote and this one (`written`) did
+    /// not, and records `written` as meshc's.
+    pub fn finish<'a>(self, written: impl Iterator<Item = &'a str>) -> Result<(), String> {
+        let current: BTreeSet<String> = written.map(str::to_owned).collect();
+        for stale in self.previous.difference(&current) {
+            remove_stale(&self.dir, stale)?;
+        }
+        let mut list = format!("{HEADER}\n");
+        for f in &current {
+            list.push_str(f);
+            list.push('\n');
+        }
+        write_atomic(&self.dir.join(OWNED_LIST), &list)
     }
-    write_atomic(&dir.join(OWNED_LIST), &list)
 }
 
 /// The files the last build wrote; empty for a new or empty directory.

@@ -9,7 +9,7 @@ pub mod egress;
 mod egress_streams;
 mod profile;
 mod routes;
-mod scope;
+pub mod scope;
 mod services;
 mod stream_routes;
 mod traffic_split;

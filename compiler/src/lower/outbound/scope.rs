@@ -18,35 +18,53 @@ use std::collections::HashMap;
 
 /// Fills `outbound` in every config of `o`.
 pub fn complete(o: &mut Outcome) {
-    let reach = reachable(o);
-    let policy = &o.outbound;
-    let workloads = &o.resolved.workloads;
-    let default_opaque = parse_port_ranges(&o.resolved.settings.default_opaque_ports).unwrap_or_default();
-    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
-    for ns in workloads.iter().map(|w| w.namespace.as_str()) {
-        consumers.entry(ns).or_insert_with(|| policy.consumer_services(ns));
-    }
-    let outbound: Vec<Option<Outbound>> = o
-        .configs
-        .par_iter()
-        .enumerate()
-        .map(|(wi, c)| {
-            c.as_ref()?;
-            let ns = workloads[wi].namespace.as_str();
-            let mut services: Vec<usize> = reach.of(wi, ns).chain(consumers[ns].iter().copied()).collect();
-            services.sort_unstable();
-            services.dedup();
-            services.retain(|&si| !policy.is_default_for(si, ns, &default_opaque));
-            let mut services: Vec<_> = services.into_iter().map(|si| policy.service_for(si, ns)).collect();
-            services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-            let egress = policy.egress.for_namespace(ns);
-            Some(Outbound { services, default_opaque_ports: default_opaque.clone(), egress })
-        })
-        .collect();
+    let scope = Scope::new(o);
+    let outbound: Vec<Option<Outbound>> =
+        (0..o.configs.len()).into_par_iter().map(|wi| scope.outbound(o, wi)).collect();
+    drop(scope);
     for (c, out) in o.configs.iter_mut().zip(outbound) {
         if let (Some(c), Some(out)) = (c.as_mut(), out) {
             c.outbound = out;
         }
+    }
+}
+
+/// What decides each config's outbound part, computed once for the whole
+/// repository; [`Scope::outbound`] then lays out one workload's part at a
+/// time, so that `meshc build` can sign and write each config without
+/// holding every completed config (their Services repeat across configs:
+/// all of them together grow with workloads x reachable Services).
+pub struct Scope<'a> {
+    reach: Reach<'a>,
+    consumers: HashMap<&'a str, Vec<usize>>,
+    default_opaque: Vec<mesh_proxy_api::PortRange>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(o: &'a Outcome) -> Scope<'a> {
+        let reach = reachable(o);
+        let default_opaque = parse_port_ranges(&o.resolved.settings.default_opaque_ports).unwrap_or_default();
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for ns in o.resolved.workloads.iter().map(|w| w.namespace.as_str()) {
+            consumers.entry(ns).or_insert_with(|| o.outbound.consumer_services(ns));
+        }
+        Scope { reach, consumers, default_opaque }
+    }
+
+    /// The outbound part of workload `wi`'s config (`None` when it has no config).
+    pub fn outbound(&self, o: &Outcome, wi: usize) -> Option<Outbound> {
+        o.configs.get(wi)?.as_ref()?;
+        let policy = &o.outbound;
+        let ns = o.resolved.workloads[wi].namespace.as_str();
+        let consumers = self.consumers.get(ns).map_or(&[][..], Vec::as_slice);
+        let mut services: Vec<usize> = self.reach.of(wi, ns).chain(consumers.iter().copied()).collect();
+        services.sort_unstable();
+        services.dedup();
+        services.retain(|&si| !policy.is_default_for(si, ns, &self.default_opaque));
+        let mut services: Vec<_> = services.into_iter().map(|si| policy.service_for(si, ns)).collect();
+        services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let egress = policy.egress.for_namespace(ns);
+        Some(Outbound { services, default_opaque_ports: self.default_opaque.clone(), egress })
     }
 }
 
