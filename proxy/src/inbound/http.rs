@@ -6,7 +6,7 @@ use crate::Ctx;
 use crate::access_log::{AccessLog, Seen};
 use crate::filters::apply_request;
 use crate::http_util::{
-    Body, L5D_CLIENT_ID, L5D_SERVER_ID, api_request, boxed, is_grpc, local, set_identity_header, strip_hop_by_hop,
+    Body, L5D_CLIENT_ID, L5D_SERVER_ID, boxed, is_grpc, local, request_view, set_identity_header, strip_hop_by_hop,
 };
 use crate::metrics::{Labels, meta_label};
 use crate::state::current;
@@ -117,7 +117,7 @@ async fn authorize_and_forward(
             }
         };
     }
-    let verdict = decide_http(server, &conn.client, &api_request(&req));
+    let verdict = decide_http(server, &conn.client, &request_view(&req));
     if let Some(route) = verdict.route_meta(server) {
         labels.route = meta_label(route);
     }

@@ -8,7 +8,7 @@ use super::forward::{Classify, Plan, RetryPlan};
 use super::{Outbound, target};
 use crate::access_log::{AccessLog, Seen};
 use crate::discovery::ServiceKey;
-use crate::http_util::{api_request, is_grpc};
+use crate::http_util::{is_grpc, request_view};
 use crate::metrics::Labels;
 use crate::state;
 use http::{Request, Response, StatusCode};
@@ -140,8 +140,7 @@ async fn route(
             &fallback
         }
     };
-    let view = api_request(&req);
-    let Some(outcome) = route_outbound(svc, key.port, &view) else {
+    let Some(outcome) = route_outbound(svc, key.port, &request_view(&req)) else {
         return local(StatusCode::INTERNAL_SERVER_ERROR, grpc, Some("service port vanished from the config"));
     };
     labels.route = route_label(&outcome);
