@@ -10,6 +10,7 @@ use crate::http_util::{
 };
 use crate::metrics::{LabelKey, Labels, LastRequest, TargetId, address, meta_label};
 use crate::state::{Loaded, current};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
@@ -48,9 +49,12 @@ impl AppClients {
     }
 }
 
-/// One HTTP connection: who it is from, and what its last request counted into.
+/// One HTTP connection: who it is from, where its requests go, and what
+/// its last request counted into.
 struct HttpConn {
     conn: Conn,
+    /// `conn.app` as a URI authority, parsed once per connection.
+    app: Option<Authority>,
     last: LastRequest,
 }
 
@@ -58,7 +62,8 @@ pub async fn serve<S>(ctx: Arc<Ctx>, app: AppClients, io: S, conn: Conn)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = Arc::new(HttpConn { conn, last: LastRequest::default() });
+    let app_authority = Authority::try_from(conn.app.to_string()).ok();
+    let conn = Arc::new(HttpConn { conn, app: app_authority, last: LastRequest::default() });
     let service = {
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| handle(ctx.clone(), app.clone(), conn.clone(), req))
@@ -80,7 +85,7 @@ async fn handle(
     let loaded = current(&ctx.config);
     let log = loaded.as_ref().and_then(|c| AccessLog::from_config(&c.config));
     let seen = log.as_ref().map(|_| Seen::of(&req));
-    let (rsp, decided) = authorize_and_forward(loaded.as_deref(), &app, conn, req, grpc).await;
+    let (rsp, decided) = authorize_and_forward(loaded.as_deref(), &app, &http, req, grpc).await;
     let status = rsp.status().as_u16();
     let generation = loaded.as_ref().map_or(0, |l| l.generation);
     http.last.record(&ctx.metrics, decided.key(generation, status), || decided.labels(status), start.elapsed());
@@ -131,10 +136,11 @@ impl Decided<'_> {
 async fn authorize_and_forward<'a>(
     loaded: Option<&'a Loaded>,
     app: &AppClients,
-    conn: &Conn,
+    http: &HttpConn,
     mut req: Request<Incoming>,
     grpc: bool,
 ) -> (Response<Body>, Decided<'a>) {
+    let conn = &http.conn;
     let Some(loaded) = loaded else {
         let rsp = local(StatusCode::SERVICE_UNAVAILABLE, grpc, None);
         return (rsp, Decided { verdict: "error", ..Decided::default() });
@@ -143,7 +149,7 @@ async fn authorize_and_forward<'a>(
         PortPolicy::Server(s) => s,
         // The port became skipped after this connection was accepted.
         PortPolicy::Skipped => {
-            return (forward(app, conn, req, grpc).await, Decided { verdict: "allow", ..Decided::default() });
+            return (forward(app, http, req, grpc).await, Decided { verdict: "allow", ..Decided::default() });
         }
     };
     let mut decided = Decided { server: Some(&server.meta), ..Decided::default() };
@@ -154,7 +160,7 @@ async fn authorize_and_forward<'a>(
             mesh_proxy_api::TcpVerdict::Allowed { authz } => {
                 decided.authz = Some(&authz.authorization.meta);
                 decided.verdict = "allow";
-                (forward(app, conn, req, grpc).await, decided)
+                (forward(app, http, req, grpc).await, decided)
             }
             mesh_proxy_api::TcpVerdict::Closed => {
                 decided.verdict = "deny";
@@ -194,7 +200,7 @@ async fn authorize_and_forward<'a>(
                 let msg = exceeded.message();
                 return (local(StatusCode::TOO_MANY_REQUESTS, grpc, detail(conn, &msg)), decided);
             }
-            (forward(app, conn, req, grpc).await, decided)
+            (forward(app, http, req, grpc).await, decided)
         }
     }
 }
@@ -215,20 +221,34 @@ fn rule_filters(server: &InboundServer, route: usize, rule: usize) -> &[mesh_pro
     server.http_routes.get(route).and_then(|r| r.rules.get(rule)).map_or(&[], |r| r.filters.as_slice())
 }
 
+/// `http://APP/path?query`: the request's path and query (`/` when it has
+/// none) sent to the app. A target that is no path (`*`, an authority) has
+/// no such URI.
+fn app_uri(app: &Authority, uri: Uri) -> Option<Uri> {
+    let mut parts = uri.into_parts();
+    match &parts.path_and_query {
+        Some(pq) if !pq.as_str().starts_with('/') => return None,
+        Some(_) => {}
+        None => parts.path_and_query = Some(PathAndQuery::from_static("/")),
+    }
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(app.clone());
+    Uri::from_parts(parts).ok()
+}
+
 /// Linkerd tells only meshed clients why it refused.
 fn detail<'a>(conn: &Conn, msg: &'a str) -> Option<&'a str> {
     conn.client.tls.identity().map(|_| msg)
 }
 
-async fn forward(app: &AppClients, conn: &Conn, mut req: Request<Incoming>, grpc: bool) -> Response<Body> {
+async fn forward(app: &AppClients, http: &HttpConn, mut req: Request<Incoming>, grpc: bool) -> Response<Body> {
+    let conn = &http.conn;
     strip_hop_by_hop(req.headers_mut());
     // The app may trust `l5d-client-id`: it names the identity the client
     // proved in the TLS handshake, never what the client wrote.
     set_identity_header(req.headers_mut(), L5D_CLIENT_ID, conn.client.tls.identity());
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let uri: Uri = match format!("http://{}{path}", conn.app).parse() {
-        Ok(uri) => uri,
-        Err(_) => return local(StatusCode::BAD_GATEWAY, grpc, None),
+    let Some(uri) = http.app.as_ref().and_then(|app| app_uri(app, std::mem::take(req.uri_mut()))) else {
+        return local(StatusCode::BAD_GATEWAY, grpc, None);
     };
     *req.uri_mut() = uri;
     let client = if req.version() == Version::HTTP_2 { &app.h2 } else { &app.h1 };
@@ -244,5 +264,22 @@ async fn forward(app: &AppClients, conn: &Conn, mut req: Request<Incoming>, grpc
             tracing::warn!(app = %conn.app, "app request failed: {e}");
             local(StatusCode::BAD_GATEWAY, grpc, None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_go_to_the_app_with_their_path_and_query() {
+        let app = Authority::from_static("127.0.0.1:8080");
+        let to = |target: &str| app_uri(&app, target.parse().unwrap()).map(|u| u.to_string());
+        assert_eq!(to("/a/b?c=d&e").as_deref(), Some("http://127.0.0.1:8080/a/b?c=d&e"));
+        assert_eq!(to("http://web.shop:80/x?y").as_deref(), Some("http://127.0.0.1:8080/x?y"), "absolute form");
+        assert_eq!(to("web.shop:443").as_deref(), Some("http://127.0.0.1:8080/"), "authority form");
+        assert_eq!(to("*"), None, "asterisk form has no path to send");
+        let v6 = Authority::try_from(std::net::SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 80)).to_string()).unwrap();
+        assert_eq!(app_uri(&v6, Uri::from_static("/")).unwrap().to_string(), "http://[::1]:80/");
     }
 }
