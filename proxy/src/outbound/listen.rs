@@ -2,6 +2,7 @@
 //! each, connection tasks in `ctx.tasks`, graceful HTTP shutdown on drain.
 
 use super::http::{Target, handle};
+use crate::metrics::LastRequest;
 use super::{Outbound, egress, sni, target, tcp};
 use crate::Ctx;
 use crate::ctx::Direction;
@@ -176,7 +177,8 @@ pub(super) async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let max_header_bytes = ob.max_header_bytes;
-    let svc = service_fn(move |req| handle(ob.clone(), target.clone(), peer, req));
+    let last = Arc::new(LastRequest::default());
+    let svc = service_fn(move |req| handle(ob.clone(), target.clone(), peer, last.clone(), req));
     mesh_common::http_server::serve_connection(
         io,
         svc,
