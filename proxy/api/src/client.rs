@@ -144,6 +144,25 @@ pub trait RequestView {
     fn any_header_value(&self, name: &str, pred: impl FnMut(&str) -> bool) -> bool;
 }
 
+/// So `&&HttpRequest` decides like `&HttpRequest`, as before generics.
+impl<T: RequestView + ?Sized> RequestView for &T {
+    fn method(&self) -> &str {
+        (**self).method()
+    }
+    fn path(&self) -> &str {
+        (**self).path()
+    }
+    fn query(&self) -> Option<&str> {
+        (**self).query()
+    }
+    fn host(&self) -> Option<&str> {
+        (**self).host()
+    }
+    fn any_header_value(&self, name: &str, pred: impl FnMut(&str) -> bool) -> bool {
+        (**self).any_header_value(name, pred)
+    }
+}
+
 impl RequestView for HttpRequest {
     fn method(&self) -> &str {
         &self.method
