@@ -4,6 +4,7 @@
 
 use super::body::BoxBody;
 use crate::discovery::Endpoint;
+use crate::net::ReadAhead;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -37,10 +38,11 @@ pub struct Dialer {
     pub tls: TlsSource,
 }
 
-/// A connection to an endpoint, plain or mTLS.
+/// A connection to an endpoint, plain or mTLS (reading ahead under TLS:
+/// see [`ReadAhead`]).
 pub enum Conn {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<ReadAhead<TcpStream>>>),
 }
 
 impl Dialer {
@@ -54,7 +56,7 @@ impl Dialer {
         let name = ServerName::try_from(identity.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("identity `{identity}`: {e}")))?;
         let tls = tokio_rustls::TlsConnector::from((self.tls)());
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, tcp))
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, ReadAhead::new(tcp)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("TLS to {} timed out", ep.addr)))??;
         Ok(Conn::Tls(Box::new(stream)))
