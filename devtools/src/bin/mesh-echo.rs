@@ -171,7 +171,8 @@ async fn echo_body(req: Request<Incoming>) -> Response<Body> {
             with_headers(Full::new(body.to_bytes()).boxed_unsync(), headers)
         }
         Err(e) => {
-            let status = if e.is::<LengthLimitError>() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+            let status =
+                if e.is::<LengthLimitError>() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
             let text = Bytes::from(format!("reading request: {e}\n"));
             let mut resp = with_headers(Full::new(text).boxed_unsync(), headers);
             *resp.status_mut() = status;

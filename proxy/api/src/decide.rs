@@ -118,7 +118,11 @@ impl HttpVerdict<'_> {
 /// matches nothing (→ `NoRoute`): lowering must emit Linkerd's default routes
 /// explicitly. Opaque and TLS servers never route; use [`decide`] or
 /// [`decide_tcp`] for them.
-pub fn decide_http<'a, R: RequestView + ?Sized>(server: &'a InboundServer, client: &Client, req: &R) -> HttpVerdict<'a> {
+pub fn decide_http<'a, R: RequestView + ?Sized>(
+    server: &'a InboundServer,
+    client: &Client,
+    req: &R,
+) -> HttpVerdict<'a> {
     let routed = if server.protocol == Protocol::Grpc {
         select_grpc_route_for_http(&server.grpc_routes, req)
             .map(|s| (s, server.grpc_routes[s.route].authorizations.as_slice()))

@@ -279,7 +279,8 @@ mod tests {
         assert_eq!(to("http://web.shop:80/x?y").as_deref(), Some("http://127.0.0.1:8080/x?y"), "absolute form");
         assert_eq!(to("web.shop:443").as_deref(), Some("http://127.0.0.1:8080/"), "authority form");
         assert_eq!(to("*"), None, "asterisk form has no path to send");
-        let v6 = Authority::try_from(std::net::SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 80)).to_string()).unwrap();
+        let v6 =
+            Authority::try_from(std::net::SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 80)).to_string()).unwrap();
         assert_eq!(app_uri(&v6, Uri::from_static("/")).unwrap().to_string(), "http://[::1]:80/");
     }
 }

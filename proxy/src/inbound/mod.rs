@@ -12,8 +12,8 @@ mod tcp;
 
 use crate::ctx::Direction;
 use crate::detect::{self, Protocol as Detected, Rewind};
-use crate::state::current;
 use crate::net::ReadAhead;
+use crate::state::current;
 use crate::{Ctx, listen, net};
 use mesh_proxy_api::config::Protocol;
 use mesh_proxy_api::{Client, PortPolicy};

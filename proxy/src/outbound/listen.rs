@@ -2,12 +2,12 @@
 //! each, connection tasks in `ctx.tasks`, graceful HTTP shutdown on drain.
 
 use super::http::{Target, handle};
-use crate::metrics::LastRequest;
 use super::{Outbound, egress, sni, target, tcp};
 use crate::Ctx;
 use crate::ctx::Direction;
 use crate::detect::{self, Protocol, Rewind};
 use crate::discovery::ServiceKey;
+use crate::metrics::LastRequest;
 use bytes::Bytes;
 use hyper::service::service_fn;
 use mesh_proxy_api::outbound::OutboundProtocol;
