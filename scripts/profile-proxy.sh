@@ -15,6 +15,9 @@
 #     are dumped (`callgrind_control -d`, or strace detached).
 #       proxy    curl → server mesh-proxy inbound (plaintext) → mesh-echo
 #       meshed   curl → client mesh-proxy outbound → mTLS → server mesh-proxy → mesh-echo
+#   * The proxies run with `--reload-interval 3600s` (PROXY_ARGS_EXTRA): the
+#     periodic re-reading of config, identity and discovery files is work
+#     per second, which valgrind's slowdown would spread over requests.
 #   * Reported per request: instructions of each proxy process (callgrind's
 #     Ir), the top functions by their own instructions and by inclusive
 #     instructions (callgrind_annotate), or system calls by name (strace -c).
@@ -49,6 +52,10 @@ BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/release}
 BENCH_NAME=profile-proxy
 # Proxies under valgrind start some 50 times slower.
 READY_WAIT=${READY_WAIT:-180}
+# The proxies re-read their config, identity and discovery files every
+# --reload-interval: work per second, not per request, which would swell
+# the per-request counts as much as valgrind slows the requests down.
+PROXY_ARGS_EXTRA=${PROXY_ARGS_EXTRA:---reload-interval 3600s}
 # shellcheck source=lib/proxy-bench.sh
 source "$REPO/scripts/lib/proxy-bench.sh"
 

@@ -239,6 +239,9 @@ prepare_mesh() {
 EOF
 }
 
+# Extra `mesh-proxy run` flags for both proxies.
+PROXY_ARGS=(${PROXY_ARGS_EXTRA:-})
+
 # launch_proxy NAME COMMAND...: runs one proxy in this (background) subshell.
 # `exec` keeps its PID the one `$!` names. The profile script redefines it
 # to run the proxy under valgrind.
@@ -251,7 +254,7 @@ start_server_proxy() {
     launch_proxy server "$BIN_DIR/mesh-proxy" run --workload Deployment/bench/echo \
         --config "$WORK/dist/configs/bench/deployment-echo.yaml" --trust-key "$WORK/keys/meshc.pub" \
         --identity-dir "$WORK/id-echo" --inbound "$SERVER_INBOUND=$APP_ADDR" --admin $SERVER_ADMIN \
-        >"$WORK/server-proxy.log" 2>&1 &
+        "${PROXY_ARGS[@]}" >"$WORK/server-proxy.log" 2>&1 &
     PIDS+=($!)
     SERVER_PROXY_PID=$!
     wait_http "http://$SERVER_ADMIN/ready"
@@ -262,7 +265,7 @@ start_client_proxy() {
         --config "$WORK/dist/configs/bench/deployment-client.yaml" --trust-key "$WORK/keys/meshc.pub" \
         --identity-dir "$WORK/id-client" --discovery "$WORK/discovery.json" \
         --outbound $CLIENT_OUTBOUND --pod-ip $CLIENT_POD_IP --admin $CLIENT_ADMIN \
-        >"$WORK/client-proxy.log" 2>&1 &
+        "${PROXY_ARGS[@]}" >"$WORK/client-proxy.log" 2>&1 &
     PIDS+=($!)
     CLIENT_PROXY_PID=$!
     wait_http "http://$CLIENT_ADMIN/ready"
