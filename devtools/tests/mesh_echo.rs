@@ -107,6 +107,23 @@ async fn http1_answers_with_name_method_path_and_echoes_x_echo_headers() {
 }
 
 #[tokio::test]
+async fn x_echo_body_answers_with_the_request_body() {
+    let echo = start(&["--listen", "127.0.0.1:0"], 1);
+    // Larger than any single read or frame, as the benchmark's 1 MiB bodies are.
+    let sent: Bytes = (0..300_000u32).flat_map(u32::to_le_bytes).collect::<Vec<u8>>().into();
+    let req = Request::post("/upload")
+        .header("host", "echo")
+        .header("x-echo-body", "1")
+        .body(Full::new(sent.clone()))
+        .expect("request");
+    let (resp, body) = h1(echo.addrs[0], req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "content-type"), "application/octet-stream");
+    assert_eq!(body.len(), sent.len());
+    assert!(body == sent, "the body came back changed");
+}
+
+#[tokio::test]
 async fn h2c_prior_knowledge_is_served_on_the_same_listener() {
     let echo = start(&["--listen", "127.0.0.1:0", "--name", "api"], 1);
     let mut send = h2(echo.addrs[0]).await;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::header::{CONNECTION, HeaderName, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full};
-use mesh_proxy_api::HttpRequest;
+use mesh_proxy_api::{HttpRequest, RequestView};
 
 pub use mesh_common::http_server::BoxError;
 pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
@@ -130,7 +130,49 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The request as route matching sees it.
+/// The request as route matching reads it, borrowed from the request the
+/// proxy received: what [`api_request`] would copy, without copying it.
+pub struct View<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    host: Option<&'a str>,
+    headers: &'a HeaderMap,
+}
+
+pub fn request_view<B>(req: &Request<B>) -> View<'_> {
+    let uri = req.uri();
+    View {
+        method: req.method().as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        host: uri.authority().map(|a| a.as_str()).or_else(|| req.headers().get(header::HOST)?.to_str().ok()),
+        headers: req.headers(),
+    }
+}
+
+impl RequestView for View<'_> {
+    fn method(&self) -> &str {
+        self.method
+    }
+    fn path(&self) -> &str {
+        self.path
+    }
+    fn query(&self) -> Option<&str> {
+        self.query
+    }
+    fn host(&self) -> Option<&str> {
+        self.host
+    }
+    /// `HeaderMap` finds names case-insensitively; a name that is no valid
+    /// header name has no values, as no header the proxy received has it.
+    fn any_header_value(&self, name: &str, pred: impl FnMut(&str) -> bool) -> bool {
+        self.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).any(pred)
+    }
+}
+
+/// The request as route matching sees it, copied (egress decisions keep
+/// it; per-request decisions read a [`View`]).
 pub fn api_request<B>(req: &Request<B>) -> HttpRequest {
     let uri = req.uri();
     let host = uri
@@ -173,6 +215,47 @@ mod tests {
         assert_eq!(r.status(), 503);
         let body = r.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"no endpoints\n");
+    }
+
+    /// What the decision functions read through a `View` is what they read
+    /// of the copy meshc-style `HttpRequest`: same method, path, query,
+    /// authority, and per header name (in any case) the same text values.
+    #[test]
+    fn the_view_answers_as_the_copied_request_does() {
+        let requests = [
+            Request::get("/a/b?x=1&y=2")
+                .header("host", "web.shop.svc.cluster.local:8080")
+                .header("x-canary", "one")
+                .header("x-canary", "two")
+                .header("x-bytes", HeaderValue::from_bytes(b"caf\xe9").unwrap())
+                .header("x-tab", "a\tb")
+                .body(())
+                .unwrap(),
+            Request::post("http://api.shop:80/rpc.Svc/Call").header("host", "ignored").body(()).unwrap(),
+            Request::builder().method("PURGE").uri("/").body(()).unwrap(),
+        ];
+        let names = ["host", "X-Canary", "x-canary", "x-bytes", "x-tab", "absent", "not a name", ""];
+        for req in &requests {
+            let (view, copy) = (request_view(req), api_request(req));
+            assert_eq!(view.method(), copy.method());
+            assert_eq!(view.path(), copy.path());
+            assert_eq!(view.query(), copy.query());
+            assert_eq!(view.host(), copy.host());
+            for name in names {
+                assert_eq!(values(&view, name), values(&copy, name), "header {name:?} of {}", req.uri());
+            }
+        }
+    }
+
+    /// Every value `any_header_value` shows for `name`, sorted.
+    fn values(req: &impl RequestView, name: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        req.any_header_value(name, |v| {
+            seen.push(v.to_string());
+            false
+        });
+        seen.sort();
+        seen
     }
 
     #[test]

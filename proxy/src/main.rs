@@ -24,7 +24,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(settings) => {
             init_logging(&settings.log_format);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            let rt = match mesh_proxy::run::runtime(settings.cores) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("mesh-proxy: starting the runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             match rt.block_on(mesh_proxy::run::run(*settings)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

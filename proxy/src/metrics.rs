@@ -13,8 +13,10 @@
 //! that comes back starts again from zero, which `rate()` handles as a
 //! counter reset.
 
+mod last;
 mod targets;
 
+pub use last::{LabelKey, LastRequest, TargetId, address};
 pub use targets::{LiveTargets, PASSTHROUGH, UNLISTED};
 use targets::{Targeted, Tracked};
 
@@ -102,6 +104,21 @@ struct RefusedLabels {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct DirectionLabel {
     direction: &'static str,
+}
+
+/// The metrics one request label set counts into (handles onto the
+/// families' own: recording through a clone is recording in the family).
+#[derive(Clone, Debug)]
+pub struct RequestMetrics {
+    count: Counter,
+    latency: Histogram,
+}
+
+impl RequestMetrics {
+    pub fn record(&self, latency: Duration) {
+        self.count.inc();
+        self.latency.observe(latency.as_secs_f64());
+    }
 }
 
 /// Request latency buckets in seconds: 100µs (a local hop) to 10s (a slow
@@ -198,12 +215,16 @@ impl Metrics {
 
     /// Counts one HTTP request and records its latency.
     pub fn request(&self, labels: &Labels, latency: Duration) {
-        self.requests.with(labels, |c| {
-            c.inc();
-        });
+        self.request_metrics(labels).record(latency);
+    }
+
+    /// The request counter and latency histogram of `labels`, created if
+    /// needed. Finding them hashes every label; callers that see the same
+    /// labels again keep them ([`LastRequest`]).
+    pub fn request_metrics(&self, labels: &Labels) -> RequestMetrics {
         let key =
             LatencyLabels { direction: labels.direction, target: labels.target.clone(), route: labels.route.clone() };
-        self.latency.with(&key, |h| h.observe(latency.as_secs_f64()));
+        RequestMetrics { count: self.requests.get_or_create(labels), latency: self.latency.get_or_create(&key) }
     }
 
     /// Counts one opaque TCP connection decision (`route` and `status` are ignored).

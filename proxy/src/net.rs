@@ -1,8 +1,12 @@
 //! Socket helpers: the original destination of an iptables-redirected
-//! connection, and outbound connections made from the pod's address.
+//! connection, outbound connections made from the pod's address, and
+//! reading ahead under TLS.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Where a connection redirected by iptables (`REDIRECT`) was headed
@@ -24,4 +28,180 @@ pub async fn connect_from(source: Option<IpAddr>, dst: SocketAddr) -> io::Result
     let stream = socket.connect(dst).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// A stream that reads ahead in large chunks while its peer sends a lot.
+///
+/// rustls asks its transport for at most 4 KiB at a time (`READ_SIZE` in
+/// its deframer), so a full 16 KiB TLS record costs five `read` calls, and a
+/// 1 MiB body over mTLS some 320. Once a read fills the caller's buffer (so
+/// more is likely waiting), this reads up to [`CHUNK`] bytes at once and
+/// serves the next reads from them; after a short read it goes back to
+/// reading straight into the caller's buffer and frees its own, so an idle
+/// connection holds no buffer and small messages are not copied.
+pub struct ReadAhead<S> {
+    inner: S,
+    buf: Vec<u8>,
+    /// `buf[pos..filled]` is read and not yet handed out.
+    pos: usize,
+    filled: usize,
+    bulk: bool,
+}
+
+/// The read-ahead size: four full TLS records.
+pub const CHUNK: usize = 64 * 1024;
+
+impl<S> ReadAhead<S> {
+    pub fn new(inner: S) -> Self {
+        ReadAhead { inner, buf: Vec::new(), pos: 0, filled: 0, bulk: false }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Hands out buffered bytes; frees the buffer once it is drained and
+    /// the peer has stopped sending in bulk.
+    fn drain_into(&mut self, out: &mut ReadBuf<'_>) {
+        let n = out.remaining().min(self.filled - self.pos);
+        out.put_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        if self.pos == self.filled {
+            self.pos = 0;
+            self.filled = 0;
+            if !self.bulk {
+                self.buf = Vec::new();
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.filled {
+            this.drain_into(out);
+            return Poll::Ready(Ok(()));
+        }
+        if !this.bulk || out.remaining() >= CHUNK {
+            let before = out.filled().len();
+            ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
+            // A read that filled the caller's buffer suggests more is waiting.
+            this.bulk = out.filled().len() > before && out.remaining() == 0;
+            return Poll::Ready(Ok(()));
+        }
+        if this.buf.len() < CHUNK {
+            this.buf.resize(CHUNK, 0);
+        }
+        let mut ahead = ReadBuf::new(&mut this.buf);
+        let polled = Pin::new(&mut this.inner).poll_read(cx, &mut ahead);
+        let filled = ahead.filled().len();
+        match polled {
+            Poll::Ready(Ok(())) => {}
+            // The peer paused: hold no buffer while waiting for it.
+            Poll::Pending => {
+                this.bulk = false;
+                this.buf = Vec::new();
+                return Poll::Pending;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+        }
+        this.filled = filled;
+        this.bulk = filled == CHUNK;
+        this.drain_into(out);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A peer with `data` all sent at once: each read gets what fits, and
+    /// the reads are counted.
+    struct Burst {
+        data: Vec<u8>,
+        at: usize,
+        reads: usize,
+    }
+
+    impl AsyncRead for Burst {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            self.reads += 1;
+            let n = out.remaining().min(self.data.len() - self.at);
+            let at = self.at;
+            out.put_slice(&self.data[at..at + n]);
+            self.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Burst {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Reads everything in rustls's 4 KiB steps.
+    async fn read_in_4k(stream: &mut ReadAhead<Burst>) -> Vec<u8> {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return all;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_transfer_is_read_in_large_chunks_and_arrives_whole() {
+        let data: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = ReadAhead::new(Burst { data: data.clone(), at: 0, reads: 0 });
+        let got = read_in_4k(&mut stream).await;
+        assert!(got == data, "bytes changed on the way");
+        // 1 MiB in 4 KiB reads would be 256 reads of the socket.
+        let reads = stream.get_ref().reads;
+        assert!(reads <= 1024 * 1024 / CHUNK + 3, "{reads} reads");
+        assert!(stream.buf.is_empty(), "the buffer is freed once the peer has no more");
+    }
+
+    #[tokio::test]
+    async fn small_messages_are_read_straight_through_without_a_buffer() {
+        let mut stream = ReadAhead::new(Burst { data: b"hello".to_vec(), at: 0, reads: 0 });
+        let mut buf = [0u8; 4096];
+        assert_eq!(stream.read(&mut buf).await.unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+        assert_eq!(stream.buf.capacity(), 0, "no read-ahead buffer for a short read");
+    }
 }

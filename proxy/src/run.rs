@@ -11,6 +11,19 @@ use mesh_common::identity::{Identity, Reload};
 use mesh_common::verify::read_trusted_keys;
 use std::sync::Arc;
 
+/// The runtime `--cores` asks for: linkerd2-proxy's choice (`rt.rs`), one
+/// thread with the single-threaded scheduler, else a worker per core.
+pub fn runtime(cores: u16) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if cores <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(usize::from(cores));
+        b
+    };
+    builder.enable_all().thread_name("mesh-proxy").build()
+}
+
 pub async fn run(settings: Settings) -> Result<(), String> {
     let trusted = read_trusted_keys(&settings.trust_keys)?;
     let csr = csr_settings(&settings)?;

@@ -123,6 +123,12 @@ pub struct Settings {
     /// How long shutdown waits for in-flight requests.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Threads that serve traffic. 1, the default as in linkerd2-proxy
+    /// (`LINKERD2_PROXY_CORES`), runs every connection on one thread: no
+    /// wake-ups across threads per request, and the CPU a sidecar is
+    /// usually given. More spreads connections over that many threads.
+    #[arg(long, env = "MESH_PROXY_CORES", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub cores: u16,
     /// Log format: `plain` or `json`.
     #[arg(long, default_value = "plain")]
     pub log_format: String,

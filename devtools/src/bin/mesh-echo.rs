@@ -1,8 +1,9 @@
 //! `mesh-echo`: the application behind proxies in end-to-end tests and
 //! benchmarks. One plaintext listener serves HTTP/1.1 and h2c (prior
 //! knowledge); gRPC requests get their message echoed back; `--tcp`
-//! listeners echo opaque bytes. Failures can be injected so retries and
-//! failure accrual have something to mask.
+//! listeners echo opaque bytes; an HTTP request with `x-echo-body` gets its
+//! body back (benchmarks send large bodies through proxies with it). Failures
+//! can be injected so retries and failure accrual have something to mask.
 //!
 //! Once every listener is bound it prints one `listening ADDR` line per
 //! listener to stdout — first the `--listen` ones, then the `--tcp` ones, each
@@ -11,7 +12,7 @@
 use bytes::{Buf, Bytes};
 use clap::Parser;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -27,6 +28,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// gRPC request bodies are buffered whole to echo them; anything larger is refused.
 const MAX_GRPC_BODY: usize = 4 * 1024 * 1024;
+/// Bodies echoed for `x-echo-body` are buffered whole too.
+const MAX_ECHO_BODY: usize = 16 * 1024 * 1024;
+/// A request with this header is answered with its own body.
+const ECHO_BODY: &str = "x-echo-body";
 const GRPC_OK: &str = "0";
 const GRPC_INTERNAL: &str = "13";
 const GRPC_UNAVAILABLE: &str = "14";
@@ -98,7 +103,13 @@ impl Echo {
         if req.headers().contains_key("x-echo-abort") {
             return Err(Aborted);
         }
-        let mut resp = if is_grpc(req.headers()) { self.grpc(req, fail).await } else { self.http(&req, fail) };
+        let mut resp = if is_grpc(req.headers()) {
+            self.grpc(req, fail).await
+        } else if req.headers().contains_key(ECHO_BODY) && !fail {
+            echo_body(req).await
+        } else {
+            self.http(&req, fail)
+        };
         resp.headers_mut().insert("x-echo-name", self.name_header.clone());
         Ok(resp)
     }
@@ -146,6 +157,27 @@ impl Echo {
         trailers.insert("grpc-status", HeaderValue::from_static(status));
         let body = Full::new(frame).with_trailers(async move { Some(Ok(trailers)) }).boxed_unsync();
         with_headers(body, headers)
+    }
+}
+
+/// Answers with the request's body, whole (up to [`MAX_ECHO_BODY`]).
+async fn echo_body(req: Request<Incoming>) -> Response<Body> {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-echo-proto", proto(req.version()));
+    copy_echo_headers(req.headers(), &mut headers);
+    match Limited::new(req.into_body(), MAX_ECHO_BODY).collect().await {
+        Ok(body) => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            with_headers(Full::new(body.to_bytes()).boxed_unsync(), headers)
+        }
+        Err(e) => {
+            let status =
+                if e.is::<LengthLimitError>() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+            let text = Bytes::from(format!("reading request: {e}\n"));
+            let mut resp = with_headers(Full::new(text).boxed_unsync(), headers);
+            *resp.status_mut() = status;
+            resp
+        }
     }
 }
 

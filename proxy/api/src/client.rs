@@ -125,6 +125,62 @@ impl HttpRequest {
     }
 }
 
+/// What route matching reads of an HTTP request. The decision functions
+/// take any implementation: meshc passes an [`HttpRequest`] it built, and
+/// the proxy a borrowed view of the request it received, so deciding copies
+/// no header. An implementation answers exactly what the [`HttpRequest`]
+/// holding the same request would.
+pub trait RequestView {
+    /// Compared case-sensitively.
+    fn method(&self) -> &str;
+    /// The raw (still percent-encoded) path, without the query string.
+    fn path(&self) -> &str;
+    /// The raw query string without the leading `?`.
+    fn query(&self) -> Option<&str>;
+    /// The request authority (`:authority` or `Host`), port included if sent.
+    fn host(&self) -> Option<&str>;
+    /// Whether any value of the header `name` (compared case-insensitively)
+    /// satisfies `pred`; values that are not text are not seen.
+    fn any_header_value(&self, name: &str, pred: impl FnMut(&str) -> bool) -> bool;
+}
+
+/// So `&&HttpRequest` decides like `&HttpRequest`, as before generics.
+impl<T: RequestView + ?Sized> RequestView for &T {
+    fn method(&self) -> &str {
+        (**self).method()
+    }
+    fn path(&self) -> &str {
+        (**self).path()
+    }
+    fn query(&self) -> Option<&str> {
+        (**self).query()
+    }
+    fn host(&self) -> Option<&str> {
+        (**self).host()
+    }
+    fn any_header_value(&self, name: &str, pred: impl FnMut(&str) -> bool) -> bool {
+        (**self).any_header_value(name, pred)
+    }
+}
+
+impl RequestView for HttpRequest {
+    fn method(&self) -> &str {
+        &self.method
+    }
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn query(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+    fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+    fn any_header_value(&self, name: &str, pred: impl FnMut(&str) -> bool) -> bool {
+        self.header_values(name).any(pred)
+    }
+}
+
 /// A gRPC call. On the wire it is `POST /<service>/<method>`, which is what
 /// route matching sees (see [`GrpcRequest::to_http`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

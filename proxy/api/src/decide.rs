@@ -9,7 +9,7 @@
 //! route's authorizations, the server's, then localhost (none → 403).
 
 use crate::authz::{AuthzMatch, authorize};
-use crate::client::{Client, GrpcRequest, HttpRequest};
+use crate::client::{Client, GrpcRequest, HttpRequest, RequestView};
 use crate::config::{Authorization, Inbound, InboundServer, Meta, Protocol};
 use crate::route::{RouteSelection, select_grpc_route_for_http, select_http_route};
 use std::net::IpAddr;
@@ -118,7 +118,11 @@ impl HttpVerdict<'_> {
 /// matches nothing (→ `NoRoute`): lowering must emit Linkerd's default routes
 /// explicitly. Opaque and TLS servers never route; use [`decide`] or
 /// [`decide_tcp`] for them.
-pub fn decide_http<'a>(server: &'a InboundServer, client: &Client, req: &HttpRequest) -> HttpVerdict<'a> {
+pub fn decide_http<'a, R: RequestView + ?Sized>(
+    server: &'a InboundServer,
+    client: &Client,
+    req: &R,
+) -> HttpVerdict<'a> {
     let routed = if server.protocol == Protocol::Grpc {
         select_grpc_route_for_http(&server.grpc_routes, req)
             .map(|s| (s, server.grpc_routes[s.route].authorizations.as_slice()))

@@ -27,7 +27,7 @@ pub use authz::{
     AuthnMismatch, AuthzAttempt, AuthzMatch, AuthzSource, IdentityMatch, NetworkMismatch, authorize, explain_authorize,
     identity_match_from_str, is_dns_identity, localhost_authorization,
 };
-pub use client::{Client, ClientTls, GrpcRequest, HttpRequest};
+pub use client::{Client, ClientTls, GrpcRequest, HttpRequest, RequestView};
 pub use config::*;
 pub use decide::{HttpVerdict, PortPolicy, TcpVerdict, Verdict, decide, decide_grpc, decide_http, decide_tcp};
 pub use identity::IdentityDomain;

@@ -19,7 +19,7 @@ mod fields;
 mod host;
 mod path;
 
-use crate::client::{GrpcRequest, HttpRequest};
+use crate::client::{GrpcRequest, HttpRequest, RequestView};
 use crate::config::{GrpcMatch, GrpcRoute, HostMatch, HttpMatch, HttpRoute};
 use crate::outbound::{OutboundGrpcRoute, OutboundHttpRoute};
 use host::HostScore;
@@ -81,15 +81,15 @@ matched_route!(HttpRoute => HttpMatch, GrpcRoute => GrpcMatch, OutboundHttpRoute
 
 /// The best HTTP route for `req`, or `None` (the proxy answers 404). The
 /// same precedence applies to a client proxy's routes to a Service port.
-pub fn select_http_route<R: MatchedRoute<Match = HttpMatch>>(
+pub fn select_http_route<R: MatchedRoute<Match = HttpMatch>, Q: RequestView + ?Sized>(
     routes: &[R],
-    req: &HttpRequest,
+    req: &Q,
 ) -> Option<RouteSelection> {
     select(
         routes,
         |route| route.hostnames(),
         |route| best_rule(route.rule_matches(), HTTP_BASE, |m| http_match_score(m, req)),
-        req.host.as_deref(),
+        req.host(),
     )
 }
 
@@ -101,15 +101,15 @@ pub fn select_grpc_route(routes: &[GrpcRoute], req: &GrpcRequest) -> Option<Rout
 /// gRPC route selection for an arbitrary HTTP request, which is what a gRPC
 /// server's proxy does: a request that is not `POST /<service>/<method>`
 /// matches only rules without matches. Also for a client proxy's gRPC routes.
-pub fn select_grpc_route_for_http<R: MatchedRoute<Match = GrpcMatch>>(
+pub fn select_grpc_route_for_http<R: MatchedRoute<Match = GrpcMatch>, Q: RequestView + ?Sized>(
     routes: &[R],
-    req: &HttpRequest,
+    req: &Q,
 ) -> Option<RouteSelection> {
     select(
         routes,
         |route| route.hostnames(),
         |route| best_rule(route.rule_matches(), GrpcScore::default(), |m| grpc_match_score(m, req)),
-        req.host.as_deref(),
+        req.host(),
     )
 }
 
@@ -239,15 +239,15 @@ fn first_best<S: Ord, T>(items: impl Iterator<Item = (S, T)>) -> Option<(S, T)> 
 }
 
 /// All conditions of one match must hold (AND).
-fn http_match_score(m: &HttpMatch, req: &HttpRequest) -> Option<HttpScore> {
-    if m.method.as_ref().is_some_and(|method| *method != req.method) {
+fn http_match_score<Q: RequestView + ?Sized>(m: &HttpMatch, req: &Q) -> Option<HttpScore> {
+    if m.method.as_ref().is_some_and(|method| method != req.method()) {
         return None;
     }
     let path_len = match &m.path {
-        Some(p) => path::match_len(p, &req.path)?,
+        Some(p) => path::match_len(p, req.path())?,
         None => HTTP_BASE.path_len,
     };
-    if !m.headers.iter().all(|h| fields::header_matches(h, &req.headers)) {
+    if !m.headers.iter().all(|h| fields::header_matches(h, req)) {
         return None;
     }
     if !m.query_params.iter().all(|q| fields::query_param_matches(q, req)) {
@@ -261,14 +261,14 @@ fn http_match_score(m: &HttpMatch, req: &HttpRequest) -> Option<HttpScore> {
     })
 }
 
-fn grpc_match_score(m: &GrpcMatch, req: &HttpRequest) -> Option<GrpcScore> {
-    if req.method != "POST" {
+fn grpc_match_score<Q: RequestView + ?Sized>(m: &GrpcMatch, req: &Q) -> Option<GrpcScore> {
+    if req.method() != "POST" {
         return None;
     }
-    let (service, method) = split_rpc_path(&req.path)?;
+    let (service, method) = split_rpc_path(req.path())?;
     let service_len = exact_len(m.service.as_deref(), service)?;
     let method_len = exact_len(m.method.as_deref(), method)?;
-    if !m.headers.iter().all(|h| fields::header_matches(h, &req.headers)) {
+    if !m.headers.iter().all(|h| fields::header_matches(h, req)) {
         return None;
     }
     Some(GrpcScore { service_len, method_len, headers: m.headers.len() })

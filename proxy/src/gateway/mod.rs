@@ -30,7 +30,7 @@ mod target;
 use crate::ctx::Direction;
 use crate::detect::{self, Protocol as Detected, Rewind};
 use crate::http_util::{Body, api_request, is_grpc, local};
-use crate::metrics::{Labels, meta_label};
+use crate::metrics::{LastRequest, Labels, meta_label};
 use crate::outbound::Outbound;
 use crate::outbound::http::{Target, handle as forward};
 use crate::state::current;
@@ -102,9 +102,12 @@ async fn connection(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr, _perm
             let client = Client::identified(peer.ip(), identity.clone());
             let peer = Arc::new(Peer { client, identity, addr: peer });
             let io = Rewind::new(read, tls);
+            // The outbound side's metrics of this connection's last request,
+            // reused while its requests go to the same Service alike.
+            let last = Arc::new(LastRequest::default());
             let service = {
                 let gw = gw.clone();
-                hyper::service::service_fn(move |req| handle(gw.clone(), peer.clone(), req))
+                hyper::service::service_fn(move |req| handle(gw.clone(), peer.clone(), last.clone(), req))
             };
             let limits = mesh_common::http_server::ConnLimits::headers(ctx.settings.max_header_bytes);
             mesh_common::http_server::serve_connection(io, service, limits, &ctx.shutdown).await;
@@ -117,7 +120,12 @@ async fn connection(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr, _perm
     }
 }
 
-async fn handle(gw: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    gw: Arc<Gateway>,
+    peer: Arc<Peer>,
+    last: Arc<LastRequest>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let grpc = is_grpc(&req);
     let (answer, mut labels) = authorize(&gw, &peer, &req, grpc);
@@ -127,7 +135,7 @@ async fn handle(gw: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming>) -> Re
         None => match to_local_service(&gw, &peer, req) {
             Ok((key, req)) => {
                 tracing::debug!(client = %peer.identity, service = ?key, "gateway forwards");
-                forward(gw.outbound.clone(), Target::Fixed(key), peer.addr, req).await?
+                forward(gw.outbound.clone(), Target::Fixed(key), peer.addr, last, req).await?
             }
             Err(rsp) => *rsp,
         },

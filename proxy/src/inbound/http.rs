@@ -6,15 +6,16 @@ use crate::Ctx;
 use crate::access_log::{AccessLog, Seen};
 use crate::filters::apply_request;
 use crate::http_util::{
-    Body, L5D_CLIENT_ID, L5D_SERVER_ID, api_request, boxed, is_grpc, local, set_identity_header, strip_hop_by_hop,
+    Body, L5D_CLIENT_ID, L5D_SERVER_ID, boxed, is_grpc, local, request_view, set_identity_header, strip_hop_by_hop,
 };
-use crate::metrics::{Labels, meta_label};
-use crate::state::current;
+use crate::metrics::{LabelKey, Labels, LastRequest, TargetId, address, meta_label};
+use crate::state::{Loaded, current};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use mesh_proxy_api::config::{InboundServer, Protocol};
+use mesh_proxy_api::config::{InboundServer, Meta, Protocol};
 use mesh_proxy_api::{HttpVerdict, PortPolicy, decide_http, decide_tcp};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -48,11 +49,21 @@ impl AppClients {
     }
 }
 
+/// One HTTP connection: who it is from, where its requests go, and what
+/// its last request counted into.
+struct HttpConn {
+    conn: Conn,
+    /// `conn.app` as a URI authority, parsed once per connection.
+    app: Option<Authority>,
+    last: LastRequest,
+}
+
 pub async fn serve<S>(ctx: Arc<Ctx>, app: AppClients, io: S, conn: Conn)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = Arc::new(conn);
+    let app_authority = Authority::try_from(conn.app.to_string()).ok();
+    let conn = Arc::new(HttpConn { conn, app: app_authority, last: LastRequest::default() });
     let service = {
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| handle(ctx.clone(), app.clone(), conn.clone(), req))
@@ -64,92 +75,132 @@ where
 async fn handle(
     ctx: Arc<Ctx>,
     app: AppClients,
-    conn: Arc<Conn>,
+    http: Arc<HttpConn>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let grpc = is_grpc(&req);
-    // One config for the whole request: its decision and its log line.
+    let conn = &http.conn;
+    // One config for the whole request: its decision, metrics and log line.
     let loaded = current(&ctx.config);
     let log = loaded.as_ref().and_then(|c| AccessLog::from_config(&c.config));
     let seen = log.as_ref().map(|_| Seen::of(&req));
-    let (rsp, mut labels) = authorize_and_forward(loaded, &app, &conn, req, grpc).await;
-    labels.direction = "inbound";
-    labels.status = rsp.status().as_u16().to_string();
-    ctx.metrics.request(&labels, start.elapsed());
+    let (rsp, decided) = authorize_and_forward(loaded.as_deref(), &app, &http, req, grpc).await;
+    let status = rsp.status().as_u16();
+    let generation = loaded.as_ref().map_or(0, |l| l.generation);
+    http.last.record(&ctx.metrics, decided.key(generation, status), || decided.labels(status), start.elapsed());
     if let (Some(log), Some(seen)) = (log, seen) {
-        log.request(&seen, conn.peer, conn.client.tls.identity(), &labels, start.elapsed());
+        log.request(&seen, conn.peer, conn.client.tls.identity(), &decided.labels(status), start.elapsed());
     }
     Ok(rsp)
 }
 
-async fn authorize_and_forward(
-    loaded: crate::state::Current,
+/// How a request was decided, by reference into the config in force: what
+/// its metric labels and log line name, formatted only when needed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Decided<'a> {
+    verdict: &'static str,
+    server: Option<&'a Meta>,
+    route: Option<&'a Meta>,
+    authz: Option<&'a Meta>,
+}
+
+impl Decided<'_> {
+    fn labels(&self, status: u16) -> Labels {
+        Labels {
+            direction: "inbound",
+            target: self.server.map(meta_label).unwrap_or_default(),
+            route: self.route.map(meta_label).unwrap_or_default(),
+            authz: self.authz.map(meta_label).unwrap_or_default(),
+            verdict: self.verdict,
+            status: status.to_string(),
+        }
+    }
+
+    fn key(&self, generation: u64, status: u16) -> LabelKey {
+        let target = match self.server {
+            Some(server) => TargetId::Config(address(Some(server)), 0),
+            None => TargetId::Fixed(""),
+        };
+        LabelKey {
+            generation,
+            target,
+            route: address(self.route),
+            authz: address(self.authz),
+            verdict: self.verdict,
+            status,
+        }
+    }
+}
+
+async fn authorize_and_forward<'a>(
+    loaded: Option<&'a Loaded>,
     app: &AppClients,
-    conn: &Conn,
+    http: &HttpConn,
     mut req: Request<Incoming>,
     grpc: bool,
-) -> (Response<Body>, Labels) {
+) -> (Response<Body>, Decided<'a>) {
+    let conn = &http.conn;
     let Some(loaded) = loaded else {
         let rsp = local(StatusCode::SERVICE_UNAVAILABLE, grpc, None);
-        return (rsp, Labels { verdict: "error", ..Labels::default() });
+        return (rsp, Decided { verdict: "error", ..Decided::default() });
     };
     let server = match loaded.config.inbound.lookup(conn.port) {
         PortPolicy::Server(s) => s,
         // The port became skipped after this connection was accepted.
         PortPolicy::Skipped => {
-            return (forward(app, conn, req, grpc).await, Labels { verdict: "allow", ..Labels::default() });
+            return (forward(app, http, req, grpc).await, Decided { verdict: "allow", ..Decided::default() });
         }
     };
-    let mut labels = Labels { target: meta_label(&server.meta), ..Labels::default() };
+    let mut decided = Decided { server: Some(&server.meta), ..Decided::default() };
     // The port turned opaque under an open HTTP connection: the connection
     // is authorized as TCP, as a fresh one would be.
     if !server.protocol.is_http() {
         return match decide_tcp(server, &conn.client) {
             mesh_proxy_api::TcpVerdict::Allowed { authz } => {
-                labels.authz = meta_label(&authz.authorization.meta);
-                labels.verdict = "allow";
-                (forward(app, conn, req, grpc).await, labels)
+                decided.authz = Some(&authz.authorization.meta);
+                decided.verdict = "allow";
+                (forward(app, http, req, grpc).await, decided)
             }
             mesh_proxy_api::TcpVerdict::Closed => {
-                labels.verdict = "deny";
-                (local(StatusCode::FORBIDDEN, grpc, detail(conn, "unauthorized connection")), labels)
+                decided.verdict = "deny";
+                (local(StatusCode::FORBIDDEN, grpc, detail(conn, "unauthorized connection")), decided)
             }
         };
     }
-    let verdict = decide_http(server, &conn.client, &api_request(&req));
-    if let Some(route) = verdict.route_meta(server) {
-        labels.route = meta_label(route);
-    }
+    let verdict = decide_http(server, &conn.client, &request_view(&req));
+    decided.route = verdict.route_meta(server);
     match verdict {
         HttpVerdict::NoRoute => {
-            labels.verdict = "no-route";
-            (local(StatusCode::NOT_FOUND, grpc, detail(conn, "no route found for request")), labels)
+            decided.verdict = "no-route";
+            (local(StatusCode::NOT_FOUND, grpc, detail(conn, "no route found for request")), decided)
         }
         HttpVerdict::Unauthorized { .. } => {
-            labels.verdict = "deny";
-            (local(StatusCode::FORBIDDEN, grpc, detail(conn, "unauthorized request on route")), labels)
+            decided.verdict = "deny";
+            (local(StatusCode::FORBIDDEN, grpc, detail(conn, "unauthorized request on route")), decided)
         }
         HttpVerdict::Allowed { route, rule, authz } => {
-            labels.authz = meta_label(&authz.authorization.meta);
-            labels.verdict = "allow";
+            decided.authz = Some(&authz.authorization.meta);
+            decided.verdict = "allow";
             if authz.is_audit() {
-                tracing::info!(client = ?conn.client, route = %labels.route, "allowed by audit policy");
+                let route = decided.route.map(meta_label).unwrap_or_default();
+                tracing::info!(client = ?conn.client, %route, "allowed by audit policy");
             }
             // Response header modifiers do not apply inbound: Linkerd drops them there.
-            let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
-            let uri = req.uri().clone();
-            if let Err(redirect) =
-                apply_request(rule_filters(server, route, rule), &uri, host.as_deref(), req.headers_mut())
-            {
-                return (*redirect, labels);
+            let filters = rule_filters(server, route, rule);
+            if !filters.is_empty() {
+                let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
+                let uri = req.uri().clone();
+                if let Err(redirect) = apply_request(filters, &uri, host.as_deref(), req.headers_mut()) {
+                    return (*redirect, decided);
+                }
             }
             if let Err(exceeded) = check_rate_limit(app, conn, server) {
-                labels.verdict = "rate-limited";
+                decided.verdict = "rate-limited";
                 let msg = exceeded.message();
-                return (local(StatusCode::TOO_MANY_REQUESTS, grpc, detail(conn, &msg)), labels);
+                return (local(StatusCode::TOO_MANY_REQUESTS, grpc, detail(conn, &msg)), decided);
             }
-            (forward(app, conn, req, grpc).await, labels)
+            (forward(app, http, req, grpc).await, decided)
         }
     }
 }
@@ -170,20 +221,34 @@ fn rule_filters(server: &InboundServer, route: usize, rule: usize) -> &[mesh_pro
     server.http_routes.get(route).and_then(|r| r.rules.get(rule)).map_or(&[], |r| r.filters.as_slice())
 }
 
+/// `http://APP/path?query`: the request's path and query (`/` when it has
+/// none) sent to the app. A target that is no path (`*`, an authority) has
+/// no such URI.
+fn app_uri(app: &Authority, uri: Uri) -> Option<Uri> {
+    let mut parts = uri.into_parts();
+    match &parts.path_and_query {
+        Some(pq) if !pq.as_str().starts_with('/') => return None,
+        Some(_) => {}
+        None => parts.path_and_query = Some(PathAndQuery::from_static("/")),
+    }
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(app.clone());
+    Uri::from_parts(parts).ok()
+}
+
 /// Linkerd tells only meshed clients why it refused.
 fn detail<'a>(conn: &Conn, msg: &'a str) -> Option<&'a str> {
     conn.client.tls.identity().map(|_| msg)
 }
 
-async fn forward(app: &AppClients, conn: &Conn, mut req: Request<Incoming>, grpc: bool) -> Response<Body> {
+async fn forward(app: &AppClients, http: &HttpConn, mut req: Request<Incoming>, grpc: bool) -> Response<Body> {
+    let conn = &http.conn;
     strip_hop_by_hop(req.headers_mut());
     // The app may trust `l5d-client-id`: it names the identity the client
     // proved in the TLS handshake, never what the client wrote.
     set_identity_header(req.headers_mut(), L5D_CLIENT_ID, conn.client.tls.identity());
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let uri: Uri = match format!("http://{}{path}", conn.app).parse() {
-        Ok(uri) => uri,
-        Err(_) => return local(StatusCode::BAD_GATEWAY, grpc, None),
+    let Some(uri) = http.app.as_ref().and_then(|app| app_uri(app, std::mem::take(req.uri_mut()))) else {
+        return local(StatusCode::BAD_GATEWAY, grpc, None);
     };
     *req.uri_mut() = uri;
     let client = if req.version() == Version::HTTP_2 { &app.h2 } else { &app.h1 };
@@ -199,5 +264,23 @@ async fn forward(app: &AppClients, conn: &Conn, mut req: Request<Incoming>, grpc
             tracing::warn!(app = %conn.app, "app request failed: {e}");
             local(StatusCode::BAD_GATEWAY, grpc, None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_go_to_the_app_with_their_path_and_query() {
+        let app = Authority::from_static("127.0.0.1:8080");
+        let to = |target: &str| app_uri(&app, target.parse().unwrap()).map(|u| u.to_string());
+        assert_eq!(to("/a/b?c=d&e").as_deref(), Some("http://127.0.0.1:8080/a/b?c=d&e"));
+        assert_eq!(to("http://web.shop:80/x?y").as_deref(), Some("http://127.0.0.1:8080/x?y"), "absolute form");
+        assert_eq!(to("web.shop:443").as_deref(), Some("http://127.0.0.1:8080/"), "authority form");
+        assert_eq!(to("*"), None, "asterisk form has no path to send");
+        let v6 =
+            Authority::try_from(std::net::SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 80)).to_string()).unwrap();
+        assert_eq!(app_uri(&v6, Uri::from_static("/")).unwrap().to_string(), "http://[::1]:80/");
     }
 }

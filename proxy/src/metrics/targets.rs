@@ -83,6 +83,18 @@ impl<L: Targeted, M: Clone, C: MetricConstructor<M>> Tracked<L, M, C> {
         self.lock().insert(labels.clone());
     }
 
+    /// The metric of `labels`, created if needed; a handle onto the
+    /// family's own.
+    pub fn get_or_create(&self, labels: &L) -> M {
+        if let Some(m) = self.family.get(labels) {
+            return m.clone();
+        }
+        let m = self.family.get_or_create(labels).clone();
+        // Recorded after creation, as in `with`.
+        self.lock().insert(labels.clone());
+        m
+    }
+
     /// Drops the label sets whose target is not live.
     pub fn retain(&self, live: &LiveTargets) {
         self.lock().retain(|l| {

@@ -6,6 +6,7 @@
 
 use super::body::BoxBody;
 use crate::discovery::Endpoint;
+use crate::net::ReadAhead;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -41,10 +42,11 @@ pub struct Dialer {
     pub tls: TlsSource,
 }
 
-/// A connection to an endpoint, plain or mTLS.
+/// A connection to an endpoint, plain or mTLS (reading ahead under TLS:
+/// see [`ReadAhead`]).
 pub enum Conn {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<ReadAhead<TcpStream>>>),
 }
 
 impl Dialer {
@@ -61,7 +63,7 @@ impl Dialer {
         let name = ServerName::try_from(identity.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("identity `{identity}`: {e}")))?;
         let tls = tokio_rustls::TlsConnector::from((self.tls)());
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, tcp))
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, ReadAhead::new(tcp)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("TLS to {} timed out", ep.addr)))??;
         Ok(Conn::Tls(Box::new(stream)))
@@ -100,6 +102,25 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    /// Forwarded, so hyper sends a head and body chunks in one `writev`
+    /// (plaintext) or one TLS record, instead of first copying them into
+    /// one buffer: it copies when the stream says it cannot write vectors.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

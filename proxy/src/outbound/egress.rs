@@ -15,6 +15,7 @@
 use super::body::BoxBody;
 use super::connect::EndpointClient;
 use super::forward::Plan;
+use super::http::{Counted, CountedTarget};
 use super::{Outbound, sni, tcp};
 use crate::detect::{self, Protocol, Rewind};
 use crate::discovery::{Endpoint, ServiceKey};
@@ -151,11 +152,11 @@ pub async fn route_request(
     loaded: state::Current,
     dst: SocketAddr,
     req: Request<Incoming>,
-    labels: &mut Labels,
+    counted: &mut Counted<'_>,
 ) -> Response<BoxBody> {
     let grpc = is_grpc(&req);
-    labels.target = crate::metrics::PASSTHROUGH.into();
-    labels.verdict = "error";
+    counted.target = CountedTarget::Fixed(crate::metrics::PASSTHROUGH);
+    counted.verdict = "error";
     let Some(loaded) = loaded else {
         return local(StatusCode::SERVICE_UNAVAILABLE, grpc, Some("proxy has no verified config yet"));
     };
@@ -163,16 +164,16 @@ pub async fn route_request(
     let decision = decide_egress(&loaded.config.outbound.egress, dst.ip(), dst.port(), EgressTraffic::Http(&view));
     match request_plan(decision, grpc) {
         Req::Refuse(status, grpc, reason) => {
-            labels.verdict = "deny";
+            counted.verdict = "deny";
             tracing::info!(%dst, path = view.path, reason, "egress request refused");
             local(status, grpc, Some(&reason))
         }
         Req::Service(plan) => {
-            labels.verdict = "allow";
+            counted.verdict = "allow";
             super::forward::forward(ob, *plan, req, grpc).await
         }
         Req::Original { filters, timeout } => {
-            labels.verdict = "allow";
+            counted.verdict = "allow";
             let sent = to_original(ob, dst, req, &filters, grpc);
             match timeout {
                 Some(t) => tokio::time::timeout(t, sent).await.unwrap_or_else(|_| {

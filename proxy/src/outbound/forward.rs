@@ -161,7 +161,7 @@ pub async fn forward(ob: &Arc<Outbound>, plan: Plan<'_>, req: Request<Incoming>,
             Err(answer) => return *answer,
         };
     let deadline = plan.request_timeout.map(|t| tokio::time::Instant::now() + t);
-    let exchange = attempts(ob, &plan, &parts, body);
+    let exchange = attempts(ob, &plan, parts, body);
     let outcome = match deadline {
         Some(d) => tokio::time::timeout_at(d, exchange).await.unwrap_or_else(|_| {
             Attempt::failed(
@@ -202,11 +202,15 @@ fn clone_parts(p: &request::Parts) -> request::Parts {
 /// How long a request waits for a newly watched Service's first endpoints.
 pub(super) const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
 
-async fn attempts(ob: &Outbound, plan: &Plan<'_>, parts: &request::Parts, body: Incoming) -> Attempt {
+async fn attempts(ob: &Outbound, plan: &Plan<'_>, mut parts: request::Parts, body: Incoming) -> Attempt {
+    // What the server side attached (e.g. an upgrade handle) is not for the
+    // backend; copies for retries never carried it either.
+    parts.extensions.clear();
     let balancer = ob.balancer(&plan.backend);
     balancer.ready(DISCOVERY_WAIT).await;
     let Some(retry) = &plan.retry else {
-        return attempt(&balancer, plan, Request::from_parts(clone_parts(parts), boxed(body))).await;
+        // Sent once: the head moves into the request, no copy of its headers.
+        return attempt(&balancer, plan, Request::from_parts(parts, boxed(body))).await;
     };
     if let Some(budget) = &retry.budget {
         budget.deposit(Instant::now());
@@ -215,7 +219,7 @@ async fn attempts(ob: &Outbound, plan: &Plan<'_>, parts: &request::Parts, body: 
     let mut body = boxed(first);
     let mut n: u16 = 0;
     loop {
-        let outcome = attempt(&balancer, plan, Request::from_parts(clone_parts(parts), body)).await;
+        let outcome = attempt(&balancer, plan, Request::from_parts(clone_parts(&parts), body)).await;
         if n >= retry.limit || !outcome.retryable(&retry.classify) {
             return outcome;
         }

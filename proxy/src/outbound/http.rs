@@ -8,12 +8,15 @@ use super::forward::{Classify, Plan, RetryPlan};
 use super::{Outbound, target};
 use crate::access_log::{AccessLog, Seen};
 use crate::discovery::ServiceKey;
-use crate::http_util::{api_request, is_grpc};
-use crate::metrics::Labels;
+use crate::http_util::{is_grpc, request_view};
+use crate::metrics::{LabelKey, Labels, LastRequest, TargetId, address};
 use crate::state;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use mesh_proxy_api::outbound::{Backend, BackendTarget, OutboundPort, OutboundService, Profile, RuleBackends};
+use mesh_proxy_api::config::Meta;
+use mesh_proxy_api::outbound::{
+    Backend, BackendTarget, OutboundPort, OutboundService, Profile, ProfileRoute, RuleBackends,
+};
 use mesh_proxy_api::{OutboundRoute, pick_backend, route_outbound};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,26 +38,123 @@ pub enum Target {
     Egress(SocketAddr),
 }
 
-/// The hyper service: answers every request, recording its metrics.
+/// The hyper service: answers every request, recording its metrics
+/// (`last`: what the connection's last request counted into).
 pub async fn handle(
     ob: Arc<Outbound>,
     target: Target,
     peer: SocketAddr,
+    last: Arc<LastRequest>,
     req: Request<Incoming>,
 ) -> Result<Response<BoxBody>, Infallible> {
     let start = Instant::now();
-    // One config for the whole request: its routing and its log line.
+    // One config for the whole request: its routing, metrics and log line.
     let loaded = state::current(&ob.config);
     let log = loaded.as_ref().and_then(|c| AccessLog::from_config(&c.config));
     let seen = log.as_ref().map(|_| Seen::of(&req));
-    let mut labels = Labels { direction: "outbound", ..Labels::default() };
-    let resp = route(&ob, loaded, &target, req, &mut labels).await;
-    labels.status = resp.status().as_u16().to_string();
-    ob.metrics.request(&labels, start.elapsed());
+    let mut fallback = None;
+    let mut counted = Counted::default();
+    let resp = route(&ob, &loaded, &target, req, &mut counted, &mut fallback).await;
+    let status = resp.status().as_u16();
+    let generation = loaded.as_ref().map_or(0, |l| l.generation);
+    last.record(&ob.metrics, counted.key(generation, status), || counted.labels(status), start.elapsed());
     if let (Some(log), Some(seen)) = (log, seen) {
-        log.request(&seen, peer, None, &labels, start.elapsed());
+        log.request(&seen, peer, None, &counted.labels(status), start.elapsed());
     }
     Ok(resp)
+}
+
+/// What an outbound request's metric labels name, by reference into the
+/// config in force, formatted only when needed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Counted<'a> {
+    pub target: CountedTarget<'a>,
+    pub route: CountedRoute<'a>,
+    pub verdict: &'static str,
+}
+
+/// The `target` label: a fixed word, or a Service port the config lists.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum CountedTarget<'a> {
+    Fixed(&'static str),
+    Service(&'a OutboundService, u16),
+}
+
+impl Default for CountedTarget<'_> {
+    fn default() -> Self {
+        CountedTarget::Fixed("")
+    }
+}
+
+/// The `route` label.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) enum CountedRoute<'a> {
+    /// Not routed (refused first, no route matched): `""`.
+    #[default]
+    None,
+    /// The default route, an opaque port, a profile with no matching route: `default:default`.
+    Default,
+    /// A route rule: `kind:name`.
+    Rule(&'a Meta),
+    /// A ServiceProfile route: `serviceprofile:NAME`.
+    Profile(&'a ProfileRoute),
+}
+
+impl<'a> CountedRoute<'a> {
+    fn of(outcome: &OutboundRoute<'a>) -> Self {
+        match *outcome {
+            OutboundRoute::Rule { route, .. } => CountedRoute::Rule(route),
+            OutboundRoute::Profile { route: Some(r), .. } => CountedRoute::Profile(r),
+            OutboundRoute::NotFound => CountedRoute::None,
+            _ => CountedRoute::Default,
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            CountedRoute::None => String::new(),
+            CountedRoute::Default => "default:default".to_string(),
+            CountedRoute::Rule(meta) => format!("{}:{}", meta.kind, meta.name),
+            CountedRoute::Profile(r) => format!("serviceprofile:{}", r.name),
+        }
+    }
+
+    /// Distinct per variant and resource: the sentinels are no addresses.
+    fn key(self) -> usize {
+        match self {
+            CountedRoute::None => 0,
+            CountedRoute::Default => 1,
+            CountedRoute::Rule(meta) => address(Some(meta)),
+            CountedRoute::Profile(r) => address(Some(r)),
+        }
+    }
+}
+
+impl Counted<'_> {
+    fn labels(&self, status: u16) -> Labels {
+        let target = match self.target {
+            CountedTarget::Fixed(word) => word.to_string(),
+            CountedTarget::Service(svc, port) => {
+                target::label(&ServiceKey { namespace: svc.namespace.clone(), name: svc.name.clone(), port })
+            }
+        };
+        Labels {
+            direction: "outbound",
+            target,
+            route: self.route.text(),
+            authz: String::new(),
+            verdict: self.verdict,
+            status: status.to_string(),
+        }
+    }
+
+    fn key(&self, generation: u64, status: u16) -> LabelKey {
+        let target = match self.target {
+            CountedTarget::Fixed(word) => TargetId::Fixed(word),
+            CountedTarget::Service(svc, port) => TargetId::Config(address(Some(svc)), port),
+        };
+        LabelKey { generation, target, route: self.route.key(), authz: 0, verdict: self.verdict, status }
+    }
 }
 
 fn service_key(ob: &Outbound, target: &Target, req: &Request<Incoming>) -> Result<ServiceKey, Answer> {
@@ -109,46 +209,46 @@ fn default_service(outbound: &mesh_proxy_api::Outbound, key: &ServiceKey) -> Out
     }
 }
 
-async fn route(
+async fn route<'a>(
     ob: &Arc<Outbound>,
-    loaded: state::Current,
+    loaded: &'a state::Current,
     target: &Target,
     req: Request<Incoming>,
-    labels: &mut Labels,
+    counted: &mut Counted<'a>,
+    fallback: &'a mut Option<OutboundService>,
 ) -> Response<BoxBody> {
     if let Target::Egress(dst) = target {
-        return super::egress::route_request(ob, loaded, *dst, req, labels).await;
+        return super::egress::route_request(ob, loaded.clone(), *dst, req, counted).await;
     }
     let grpc = is_grpc(&req);
-    labels.verdict = "error";
+    counted.verdict = "error";
     let key = match service_key(ob, target, &req) {
         Ok(k) => k,
         Err(resp) => return *resp,
     };
-    labels.target = crate::metrics::UNLISTED.to_string();
+    counted.target = CountedTarget::Fixed(crate::metrics::UNLISTED);
     let Some(loaded) = loaded else {
         return local(StatusCode::SERVICE_UNAVAILABLE, grpc, Some("proxy has no verified config yet"));
     };
     let outbound = &loaded.config.outbound;
-    labels.target = target::metric_label(outbound, &key);
     let listed = outbound.service(&key.namespace, &key.name).filter(|s| s.ports.iter().any(|p| p.port == key.port));
-    let fallback;
-    let svc = match listed {
+    if let Some(svc) = listed {
+        counted.target = CountedTarget::Service(svc, key.port);
+    }
+    // A Service the config does not list takes the default route; it
+    // lives as long as the request's other references into the config.
+    let svc: &'a OutboundService = match listed {
         Some(s) => s,
-        None => {
-            fallback = default_service(outbound, &key);
-            &fallback
-        }
+        None => fallback.insert(default_service(outbound, &key)),
     };
-    let view = api_request(&req);
-    let Some(outcome) = route_outbound(svc, key.port, &view) else {
+    let Some(outcome) = route_outbound(svc, key.port, &request_view(&req)) else {
         return local(StatusCode::INTERNAL_SERVER_ERROR, grpc, Some("service port vanished from the config"));
     };
-    labels.route = route_label(&outcome);
+    counted.route = CountedRoute::of(&outcome);
     if let Some(status) = outcome.local_status() {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status == StatusCode::NOT_FOUND {
-            labels.verdict = "no-route";
+            counted.verdict = "no-route";
         }
         return local(status, grpc, Some(&format!("{}: {}", target::label(&key), local_reason(status))));
     }
@@ -156,7 +256,7 @@ async fn route(
         Ok(p) => p,
         Err(resp) => return *resp,
     };
-    labels.verdict = "allow";
+    counted.verdict = "allow";
     super::forward::forward(ob, plan, req, grpc).await
 }
 
@@ -164,15 +264,6 @@ fn local_reason(status: StatusCode) -> &'static str {
     match status.as_u16() {
         404 => "no route matches the request",
         _ => "the route's backends are all invalid or weighted 0",
-    }
-}
-
-fn route_label(outcome: &OutboundRoute<'_>) -> String {
-    match outcome {
-        OutboundRoute::Rule { route, .. } => format!("{}:{}", route.kind, route.name),
-        OutboundRoute::Profile { route: Some(r), .. } => format!("serviceprofile:{}", r.name),
-        OutboundRoute::NotFound => String::new(),
-        _ => "default:default".to_string(),
     }
 }
 

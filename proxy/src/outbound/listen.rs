@@ -7,6 +7,7 @@ use crate::Ctx;
 use crate::ctx::Direction;
 use crate::detect::{self, Protocol, Rewind};
 use crate::discovery::ServiceKey;
+use crate::metrics::LastRequest;
 use bytes::Bytes;
 use hyper::service::service_fn;
 use mesh_proxy_api::outbound::OutboundProtocol;
@@ -176,7 +177,8 @@ pub(super) async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let max_header_bytes = ob.max_header_bytes;
-    let svc = service_fn(move |req| handle(ob.clone(), target.clone(), peer, req));
+    let last = Arc::new(LastRequest::default());
+    let svc = service_fn(move |req| handle(ob.clone(), target.clone(), peer, last.clone(), req));
     mesh_common::http_server::serve_connection(
         io,
         svc,

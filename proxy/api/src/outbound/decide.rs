@@ -4,7 +4,7 @@
 
 use super::{Backend, BackendTarget, OutboundProtocol, OutboundService, Profile, ProfileRoute, Retry, Timeouts};
 use super::{RequestCondition, ResponseCondition};
-use crate::client::HttpRequest;
+use crate::client::RequestView;
 use crate::config::{HttpFilter, Meta};
 use crate::route::{RouteSelection, regex_matches_whole, select_grpc_route_for_http, select_http_route};
 
@@ -70,7 +70,11 @@ impl OutboundRoute<'_> {
 }
 
 /// Routes `req` sent to `svc`'s `port`; `None` when the Service has no such port.
-pub fn route_outbound<'a>(svc: &'a OutboundService, port: u16, req: &HttpRequest) -> Option<OutboundRoute<'a>> {
+pub fn route_outbound<'a, R: RequestView + ?Sized>(
+    svc: &'a OutboundService,
+    port: u16,
+    req: &R,
+) -> Option<OutboundRoute<'a>> {
     let p = svc.ports.iter().find(|p| p.port == port)?;
     if let Some(profile) = &svc.profile {
         let route = profile.routes.iter().find(|r| r.condition.matches(req));
@@ -146,10 +150,10 @@ pub fn pick_weighted<T>(items: &[T], weight: impl Fn(&T) -> u32, roll: u64) -> O
 
 impl RequestCondition {
     /// Whether a request satisfies this ServiceProfile condition.
-    pub fn matches(&self, req: &HttpRequest) -> bool {
+    pub fn matches<R: RequestView + ?Sized>(&self, req: &R) -> bool {
         match self {
-            RequestCondition::PathRegex(re) => regex_matches_whole(re, &req.path),
-            RequestCondition::Method(m) => *m == req.method,
+            RequestCondition::PathRegex(re) => regex_matches_whole(re, req.path()),
+            RequestCondition::Method(m) => m == req.method(),
             RequestCondition::All(all) => all.iter().all(|c| c.matches(req)),
             RequestCondition::Any(any) => any.iter().any(|c| c.matches(req)),
             RequestCondition::Not(c) => !c.matches(req),

@@ -1,6 +1,6 @@
 //! Header, query-parameter and regex matching shared by HTTP and gRPC routes.
 
-use crate::client::HttpRequest;
+use crate::client::RequestView;
 use crate::config::{HeaderMatch, QueryParamMatch, StringMatch};
 use regex::Regex;
 use std::cell::RefCell;
@@ -45,15 +45,12 @@ fn with_regex<T>(pattern: &str, f: impl FnOnce(Option<&Regex>) -> T) -> T {
 
 /// A header matches if any value of the (case-insensitively named) header
 /// does.
-pub(crate) fn header_matches(m: &HeaderMatch, req_headers: &[(String, String)]) -> bool {
-    let values = req_headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(&m.name)).map(|(_, v)| v.as_str());
+pub(crate) fn header_matches<R: RequestView + ?Sized>(m: &HeaderMatch, req: &R) -> bool {
     match &m.value {
-        StringMatch::Exact(exact) => values.into_iter().any(|v| v == exact),
+        StringMatch::Exact(exact) => req.any_header_value(&m.name, |v| v == exact),
         // The proxy regex-matches only values that are visible ASCII (it
         // cannot view other header bytes as text).
-        StringMatch::Regex(re) => {
-            values.into_iter().filter(|v| is_visible_ascii(v)).any(|v| regex_matches_whole(re, v))
-        }
+        StringMatch::Regex(re) => req.any_header_value(&m.name, |v| is_visible_ascii(v) && regex_matches_whole(re, v)),
     }
 }
 
@@ -63,8 +60,8 @@ fn is_visible_ascii(v: &str) -> bool {
 
 /// A query parameter matches if any decoded `name=value` pair with that
 /// exact (case-sensitive) name has a matching value.
-pub(crate) fn query_param_matches(m: &QueryParamMatch, req: &HttpRequest) -> bool {
-    let Some(query) = req.query.as_deref() else {
+pub(crate) fn query_param_matches<R: RequestView + ?Sized>(m: &QueryParamMatch, req: &R) -> bool {
+    let Some(query) = req.query() else {
         return false;
     };
     decode_query(query).any(|(name, value)| {

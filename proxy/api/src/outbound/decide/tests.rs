@@ -1,4 +1,5 @@
 use super::*;
+use crate::client::HttpRequest;
 use crate::config::{HeaderMatch, HttpMatch, PathMatch, StringMatch};
 use crate::outbound::{OutboundHttpRoute, OutboundHttpRule, OutboundPort, StatusRange};
 

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# profile-proxy.sh — where mesh-proxy spends its instructions and system
+# calls per request (issue 21), repeatable on a loaded machine: instruction
+# counts under callgrind do not depend on what else runs.
+#
+# Method
+#   * The same loopback layout, policy, certificates and app as
+#     scripts/bench-proxy.sh (scripts/lib/proxy-bench.sh). Both proxies run
+#     under valgrind's callgrind (MODE=callgrind), or natively with strace
+#     counting their system calls (MODE=strace).
+#   * Per target, closed loop: WARMUP requests (connections, pools and TLS
+#     sessions established), then the counters are zeroed
+#     (`callgrind_control -z`, or strace attached), REQUESTS requests are
+#     sent by curl over CONNECTIONS keep-alive connections (one curl each), and the counters
+#     are dumped (`callgrind_control -d`, or strace detached).
+#       proxy    curl → server mesh-proxy inbound (plaintext) → mesh-echo
+#       meshed   curl → client mesh-proxy outbound → mTLS → server mesh-proxy → mesh-echo
+#   * The proxies run with `--reload-interval 3600s` (PROXY_ARGS_EXTRA): the
+#     periodic re-reading of config, identity and discovery files is work
+#     per second, which valgrind's slowdown would spread over requests.
+#   * Reported per request: instructions of each proxy process (callgrind's
+#     Ir), the top functions by their own instructions and by inclusive
+#     instructions (callgrind_annotate), or system calls by name (strace -c).
+#     With CONNECTIONS=1 every request is its own wake-up, as at low rates.
+#
+# Usage: scripts/profile-proxy.sh           (from the repository root)
+# Environment:
+#   MODE=callgrind      or strace
+#   REQUESTS=20000      measured requests per target
+#   WARMUP=500          requests before the counters are zeroed
+#   CONNECTIONS=1       keep-alive connections (closed loop)
+#   BODY_BYTES=0        >0: POST a body of that size, echoed back (`x-echo-body`)
+#   TARGETS="proxy meshed"
+#   TOP=25              functions listed per table
+#   BIN_DIR, TOOLS_DIR, SKIP_BUILD, KEEP_TMP as for scripts/bench-proxy.sh (release
+#   binaries carry line tables, so callgrind names the functions)
+# Needs: valgrind (callgrind_control, callgrind_annotate) or strace, curl,
+# taskset, python3.
+
+set -euo pipefail
+
+MODE=${MODE:-callgrind}
+REQUESTS=${REQUESTS:-20000}
+WARMUP=${WARMUP:-500}
+CONNECTIONS=${CONNECTIONS:-1}
+BODY_BYTES=${BODY_BYTES:-0}
+TARGETS=${TARGETS:-"proxy meshed"}
+TOP=${TOP:-25}
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/release}
+BENCH_NAME=profile-proxy
+# Proxies under valgrind start some 50 times slower.
+READY_WAIT=${READY_WAIT:-180}
+# The proxies re-read their config, identity and discovery files every
+# --reload-interval: work per second, not per request, which would swell
+# the per-request counts as much as valgrind slows the requests down.
+PROXY_ARGS_EXTRA=${PROXY_ARGS_EXTRA:---reload-interval 3600s}
+# shellcheck source=lib/proxy-bench.sh
+source "$REPO/scripts/lib/proxy-bench.sh"
+
+require() {
+    case $MODE in
+        callgrind) for t in valgrind callgrind_control callgrind_annotate; do
+            command -v $t >/dev/null || die "$t not found: apt-get install valgrind"
+        done ;;
+        strace) command -v strace >/dev/null || die "strace not found: apt-get install strace" ;;
+        *) die "MODE is callgrind or strace, not $MODE" ;;
+    esac
+    command -v curl >/dev/null || die "curl not found"
+    command -v python3 >/dev/null || die "python3 not found"
+}
+
+build() {
+    if [[ -n ${SKIP_BUILD:-} ]]; then return; fi
+    log "building release binaries (mesh-proxy, mesh-echo, mesh-certs, meshc)"
+    (cd "$REPO" && cargo build --release --locked -p mesh-proxy -p mesh-devtools --bins -p meshc >&2)
+}
+
+# Under callgrind the proxies are not pinned: valgrind runs one thread at a
+# time anyway, and the counts do not depend on the core.
+if [[ $MODE == callgrind ]]; then
+    launch_proxy() {
+        local name=$1
+        shift
+        exec valgrind -q --tool=callgrind --callgrind-out-file="$WORK/callgrind.$name" "$@"
+    }
+fi
+
+# The proxy processes by name, for the counters.
+proxies() {
+    echo "server $SERVER_PROXY_PID"
+    [[ -z ${CLIENT_PROXY_PID:-} ]] || echo "client $CLIENT_PROXY_PID"
+}
+
+# load N: N requests to the target, closed loop: one curl per connection,
+# each sending its share of the requests in turn over one keep-alive
+# connection. Fails unless every answer is 200.
+load() {
+    local n=$1 c pids=() body=()
+    target_of "$TARGET"
+    if ((BODY_BYTES > 0)); then
+        [[ -f $WORK/body.bin ]] || head -c "$BODY_BYTES" /dev/urandom >"$WORK/body.bin"
+        # No `Expect: 100-continue` round trip: oha in the benchmark sends none.
+        body=(--data-binary "@$WORK/body.bin" -H "x-echo-body: 1" -H "Expect:")
+    fi
+    for c in $(seq "$CONNECTIONS"); do
+        local share=$((n / CONNECTIONS + (c <= n % CONNECTIONS ? 1 : 0)))
+        awk -v n="$share" -v u="$TARGET_URL" 'BEGIN { for (i = 0; i < n; i++) printf "url = \"%s\"\n", u }' \
+            >"$WORK/curl-$c.cfg"
+        curl -s -K "$WORK/curl-$c.cfg" "${TARGET_ARGS[@]}" "${body[@]}" -w '%{stderr}%{http_code}\n' \
+            >/dev/null 2>"$WORK/codes-$c" &
+        pids+=($!)
+    done
+    for c in "${pids[@]}"; do wait "$c" || true; done
+    local ok
+    ok=$(cat "$WORK"/codes-* | grep -c '^200$' || true)
+    ((ok == n)) || die "$TARGET: $ok of $n requests answered 200 ($(sort "$WORK"/codes-* | uniq -c | tr '\n' ' '))"
+    rm -f "$WORK"/codes-* "$WORK"/curl-*.cfg
+}
+
+begin_window() {
+    local name pid
+    while read -r name pid; do
+        case $MODE in
+            callgrind) callgrind_control -z "$pid" >/dev/null ;;
+            strace)
+                strace -f -c -o "$WORK/strace.$TARGET.$name" -p "$pid" 2>/dev/null &
+                STRACES+=($!)
+                ;;
+        esac
+    done < <(proxies)
+    # strace attaches asynchronously; let it reach every thread.
+    [[ $MODE == strace ]] && sleep 1
+    return 0
+}
+
+end_window() {
+    local name pid
+    case $MODE in
+        callgrind)
+            # Each dump is numbered (callgrind.NAME.1, .2, ...); the previous
+            # ones were renamed, so the one file left is this window's.
+            local dumps
+            while read -r name pid; do
+                callgrind_control -d "$pid" >/dev/null
+                dumps=("$WORK/callgrind.$name".*)
+                [[ ${#dumps[@]} == 1 && -f ${dumps[0]} ]] || die "expected one new dump of the $name proxy: ${dumps[*]}"
+                mv "${dumps[0]}" "$WORK/callgrind.$TARGET.$name"
+            done < <(proxies)
+            ;;
+        strace)
+            for pid in "${STRACES[@]}"; do kill -INT "$pid"; done
+            for pid in "${STRACES[@]}"; do wait "$pid" 2>/dev/null || true; done
+            ;;
+    esac
+}
+
+# The functions of one callgrind dump, per request: TOP by own
+# instructions, then TOP by inclusive instructions.
+top_functions() {
+    local file=$1 label=$2 inclusive
+    for inclusive in no yes; do
+        callgrind_annotate --auto=no --inclusive=$inclusive --threshold=100 "$file" 2>/dev/null |
+            python3 "$REPO/scripts/lib/callgrind_top.py" "$REQUESTS" "$TOP" "$label" "$inclusive"
+    done
+}
+
+report() {
+    local t name pid file
+    local what="GET"
+    ((BODY_BYTES == 0)) || what="POST of $BODY_BYTES bytes echoed back"
+    echo "**$MODE**: $REQUESTS requests ($what) per target over $CONNECTIONS keep-alive connection(s), after $WARMUP warm-up requests"
+    echo
+    case $MODE in
+        callgrind)
+            echo "| target | process | instructions per request |"
+            echo "|---|---|---|"
+            for t in "${STARTED[@]}"; do
+                local sum=0
+                while read -r name pid; do
+                    file="$WORK/callgrind.$t.$name"
+                    local ir
+                    ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$file")
+                    sum=$((sum + ir))
+                    echo "| $t | $name proxy | $((ir / REQUESTS)) |"
+                done < <(proxies)
+                echo "| $t | **all proxies** | **$((sum / REQUESTS))** |"
+            done
+            for t in "${STARTED[@]}"; do
+                while read -r name pid; do
+                    [[ $t == proxy && $name == client ]] && continue
+                    top_functions "$WORK/callgrind.$t.$name" "$t, $name proxy"
+                done < <(proxies)
+            done
+            ;;
+        strace)
+            for t in "${STARTED[@]}"; do
+                while read -r name pid; do
+                    [[ $t == proxy && $name == client ]] && continue
+                    python3 "$REPO/scripts/lib/strace_per_request.py" "$WORK/strace.$t.$name" "$REQUESTS" "$t, $name proxy"
+                done < <(proxies)
+            done
+            ;;
+    esac
+}
+
+main() {
+    require
+    build
+    [[ -x $BIN_DIR/mesh-echo ]] || die "$BIN_DIR/mesh-echo missing (build, or set BIN_DIR)"
+    # Both proxies always run, so each target's figures include what the
+    # other proxy does while idle (nothing, between its timers).
+    start_targets proxy meshed
+    local wanted=()
+    for TARGET in "${STARTED[@]}"; do [[ " $TARGETS " == *" $TARGET "* ]] && wanted+=("$TARGET"); done
+    ((${#wanted[@]})) || die "no target to profile (needs mesh-certs and meshc in $BIN_DIR)"
+    STARTED=("${wanted[@]}")
+    for TARGET in "${STARTED[@]}"; do
+        log "$TARGET: $WARMUP warm-up requests"
+        load "$WARMUP"
+        STRACES=()
+        begin_window
+        log "$TARGET: $REQUESTS requests under $MODE"
+        local start=$SECONDS
+        load "$REQUESTS"
+        end_window
+        log "$TARGET: done in $((SECONDS - start)) s"
+    done
+    report
+}
+
+main "$@"
