@@ -203,8 +203,8 @@ const SERVER_AUTHORIZATION: &[(&str, Rule)] = &[
     ("spec.client.meshTLS.serviceAccounts[].namespace", Rule::LabelPattern),
 ];
 
-/// Server v1alpha1 and v1beta1: `podSelector` is `oneOf` matchExpressions,
-/// matchLabels (later versions dropped the `oneOf`).
+/// Server v1alpha1: `podSelector` is `oneOf` matchExpressions, matchLabels
+/// (v1beta1 dropped the `oneOf`: an empty selector selects every pod).
 const OLD_SERVER: &[(&str, Rule)] = &[("spec.podSelector", Rule::ExactlyOne(&["matchExpressions", "matchLabels"]))];
 
 const SELECTOR_OPERATORS: &[&str] = &["In", "NotIn", "Exists", "DoesNotExist"];
@@ -290,7 +290,7 @@ pub fn check(raw: &RawObject, group: &str, version: &str) -> Vec<Finding> {
         "ServerAuthorization" if group == "policy.linkerd.io" => run(SERVER_AUTHORIZATION, ""),
         "Server" if group == "policy.linkerd.io" => {
             run(SERVER, "");
-            if matches!(version, "v1alpha1" | "v1beta1") {
+            if version == "v1alpha1" {
                 run(OLD_SERVER, "");
             }
         }
