@@ -47,7 +47,7 @@ fn signed_number(s: &str) -> Option<&str> {
 /// `ParseQuantity`'s reading of `s`, or why it fails.
 pub fn parse(s: &str) -> Result<Quantity, String> {
     if !matches_crd_pattern(s) {
-        return Err(format!("`{s}` is not a quantity"));
+        return Err(format!("`{s}` is not a Kubernetes quantity"));
     }
     let negative = s.starts_with('-');
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);

@@ -61,8 +61,8 @@ fn weight_in_version(version: &str, w: &Value) -> Result<(), String> {
         )),
         (_, Value::String(s)) => milli_value(s).map(|_| ()).map_err(|e| {
             format!(
-                "`{s}` is not a Kubernetes quantity ({e}); the API server stores it, but linkerd-smi's adaptor cannot \
-                 decode it and its TrafficSplit informer fails to list"
+                "{e}; the API server stores it, but linkerd-smi's adaptor cannot decode it and its TrafficSplit \
+                 informer fails to list"
             )
         }),
         _ => Err("an int-or-string is required; the API server rejects the object".to_owned()),
