@@ -454,6 +454,7 @@ mod tests {
     fn findings(api_version: &str, kind: &str, spec: &str) -> Vec<String> {
         let text = format!("apiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: r\nspec:\n{spec}");
         let node = crate::load::yaml::parse_documents(&text).expect("yaml").remove(0);
+        let node = std::sync::Arc::new(node);
         let raw = RawObject { source: 0, api_version: api_version.into(), kind: kind.into(), node, rendered_in: None };
         let (group, version) = super::super::split_api_version(api_version);
         check(&raw, group, version).into_iter().map(|f| format!("{}: {}", f.span.line, f.message)).collect()
@@ -502,7 +503,7 @@ mod tests {
             source: 0,
             api_version: "policy.linkerd.io/v1beta3".into(),
             kind: "HTTPRoute".into(),
-            node,
+            node: std::sync::Arc::new(node),
             rendered_in: None,
         };
         let got: Vec<String> = absent_fields(&raw, "policy.linkerd.io")
