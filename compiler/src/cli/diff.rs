@@ -3,8 +3,8 @@
 use super::{EXIT_FINDINGS, EXIT_USAGE};
 use crate::diff::{self, Sides, render, traffic};
 use crate::load::git::{read_revision, read_revisions};
-use crate::load::{Input, InputError, ParseCache};
-use crate::pipeline::{self, Options, Outcome};
+use crate::load::{Input, InputError};
+use crate::pipeline::{self, Options, Outcome, Prepared, Reuse};
 use crate::query::render::text::Paint;
 use crate::settings::SettingsFile;
 use clap::{Args, ValueEnum};
@@ -137,18 +137,23 @@ fn inputs(a: &DiffArgs) -> Result<(Input, Input), InputError> {
     Ok((side(&a.base, &repo)?, side(&a.head, &repo)?))
 }
 
-fn check(input: &Input, overrides: SettingsFile, cache: &ParseCache) -> Result<Outcome, InputError> {
+const MULTICLUSTER: &str = "meshc.yaml declares clusters:; diff of a multicluster repository is not supported yet: diff one cluster's directory";
+
+/// One side loaded, its settings read and its objects decoded
+/// (`pipeline::prepare`), taking from `cache` what the other side shares.
+fn prepare(input: &Input, overrides: SettingsFile, cache: &Reuse) -> Result<(Prepared, Options), InputError> {
     // A git revision's meshc.yaml is text here: a `clusters:` key in it would
     // otherwise be checked as one cluster made of every directory.
     let clusters = |text: &str| text.lines().any(|l| l.starts_with("clusters:"));
     if matches!(input, Input::Files { settings: Some(text), .. } if clusters(text)) {
-        return Err(InputError("meshc.yaml declares clusters:; diff of a multicluster repository is not supported yet: diff one cluster's directory".to_owned()));
+        return Err(InputError(MULTICLUSTER.to_owned()));
     }
-    let o = pipeline::check_cached(input, &Options { overrides, ..Options::default() }, Some(cache))?;
-    if o.multicluster.is_some() {
-        return Err(InputError("meshc.yaml declares clusters:; diff of a multicluster repository is not supported yet: diff one cluster's directory".to_owned()));
+    let options = Options { overrides, ..Options::default() };
+    if crate::multicluster::repository(input, &options)?.is_some() {
+        return Err(InputError(MULTICLUSTER.to_owned()));
     }
-    Ok(o)
+    let prepared = pipeline::prepare(input, &options, Some(cache))?;
+    Ok((prepared, options))
 }
 
 pub fn run(a: DiffArgs) -> ExitCode {
@@ -160,25 +165,40 @@ pub fn run(a: DiffArgs) -> ExitCode {
         Ok(i) => i,
         Err(e) => return fail(e),
     };
-    // One after the other: the head reuses what the base parsed (most files are the same).
-    let cache = ParseCache::default();
+    // One after the other: the head reuses what the base parsed and decoded
+    // (most files are the same; `pipeline::Reuse`).
+    let cache = Reuse::default();
     crate::profile::stage("diff: read revisions");
-    // Each side's input text is dropped once checked (its sources hold a
-    // copy), and the base's before the head is checked (`diff::drop_base_text`).
-    let base = check(&base_in, base_set, &cache).map(|mut o| {
-        diff::drop_base_text(&mut o);
-        o
+    // Each side's input text is dropped once loaded (its sources hold a
+    // copy), and the sources' too unless SARIF quotes them (`diff::drop_texts`).
+    let quoted = matches!(a.format, Format::Sarif);
+    let base = prepare(&base_in, base_set, &cache).map(|(mut p, o)| {
+        diff::drop_texts(&mut p.sources);
+        (p, o)
     });
     drop(base_in);
-    crate::profile::stage("diff: base checked");
-    let head = check(&head_in, head_set, &cache);
+    cache.first_side_done();
+    crate::profile::stage("diff: base prepared");
+    let head = prepare(&head_in, head_set, &cache).map(|(mut p, o)| {
+        if !quoted {
+            diff::drop_texts(&mut p.sources);
+        }
+        (p, o)
+    });
     drop(head_in);
-    crate::profile::stage("diff: head checked");
     drop(cache);
-    let (base, head) = match (base, head) {
+    crate::profile::stage("diff: head prepared");
+    let ((mut base, base_options), (mut head, head_options)) = match (base, head) {
         (Ok(b), Ok(h)) => (b, h),
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
+    pipeline::drop_shared_scalars(&mut base, &mut head);
+    crate::profile::stage("diff: shared scalars dropped");
+    // Resolving and analysing are mostly one core's work each, and the
+    // sides are independent: side by side (profile stages interleave here).
+    let (base, head) =
+        rayon::join(|| pipeline::complete(base, &base_options), || pipeline::complete(head, &head_options));
+    crate::profile::stage("diff: both sides checked");
     // Freeing two large repositories' trees takes seconds; the process is about to exit.
     let (base, head) = (std::mem::ManuallyDrop::new(base), std::mem::ManuallyDrop::new(head));
     let sides = Sides::new(&base, &head);
