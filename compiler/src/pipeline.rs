@@ -69,10 +69,29 @@ pub fn compile(input: &Input, options: &Options) -> Result<Outcome, InputError> 
     Ok(o)
 }
 
-/// [`check`] sharing parse results through `cache` (see [`load::ParseCache`]).
+/// What the two checks of `meshc diff` share, filled by the first (the
+/// base) and taken by the second: each file whose name and text both sides
+/// have (the same git blob) is parsed once ([`load::ParseCache`]: the head
+/// gets the very same trees), and each object whose tree is such a parse,
+/// untouched, is decoded once ([`model::DecodeCache`]). Resolving, lowering
+/// and analysing are not shared: see docs/diff.md, "What the two sides share".
+#[derive(Default)]
+pub struct Reuse {
+    pub parse: load::ParseCache,
+    pub decode: model::DecodeCache,
+}
+
+impl Reuse {
+    /// The first side is checked: the second only takes from now on.
+    pub fn first_side_done(&self) {
+        self.decode.seal();
+    }
+}
+
+/// [`check`] sharing parse and decode results through `cache` (see [`Reuse`]).
 /// A repository whose `meshc.yaml` declares `clusters:` is checked one
 /// cluster at a time, then across clusters (`multicluster`).
-pub fn check_cached(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
+pub fn check_cached(input: &Input, options: &Options, cache: Option<&Reuse>) -> Result<Outcome, InputError> {
     if let Some(repo) = crate::multicluster::repository(input, options)? {
         return crate::multicluster::check(repo, options, cache);
     }
@@ -96,8 +115,8 @@ pub struct Prepared {
 }
 
 /// Load, settings and decode: everything before `resolve`.
-pub fn prepare(input: &Input, options: &Options, cache: Option<&load::ParseCache>) -> Result<Prepared, InputError> {
-    let mut loaded = load::load_cached_at(input, cache, options.root.as_deref(), &options.render)?;
+pub fn prepare(input: &Input, options: &Options, cache: Option<&Reuse>) -> Result<Prepared, InputError> {
+    let mut loaded = load::load_cached_at(input, cache.map(|c| &c.parse), options.root.as_deref(), &options.render)?;
     crate::profile::stage("load (read, parse)");
     let test_files = std::mem::take(&mut loaded.test_files);
     let mut sources = loaded.sources;
@@ -117,7 +136,9 @@ pub fn prepare(input: &Input, options: &Options, cache: Option<&load::ParseCache
     }));
     let objects = resolve::versions::unserved(loaded.objects, settings.linkerd_version, &mut findings);
     let multicluster = crate::multicluster::Inputs::collect(&objects);
-    let (mut resources, objects) = model::decode_all(objects, &settings.default_namespace, &mut findings);
+    let decode_cache = cache.map(|c| &c.decode);
+    let (mut resources, objects) =
+        model::decode_all_cached(objects, &settings.default_namespace, &mut findings, decode_cache);
     drop_decoded_scalars(&mut resources);
     crate::profile::stage("settings, decode");
     Ok(Prepared { sources, findings, objects, resources, settings, multicluster, releases, unknown_values, test_files })
@@ -156,14 +177,48 @@ pub fn complete(p: Prepared, options: &Options) -> Outcome {
 /// Except a workload's: the injector's refusal (`not-injectable`, from
 /// `resolve::workload`) runs the one function behind `meshc inject` and the
 /// webhook on the pod template as written, which the typed spec does not
-/// hold in full.
+/// hold in full. A tree still shared (`meshc diff`: the parse both sides
+/// read, `load::ParseCache`) keeps them: the other side may still need
+/// them, and sharing one whole tree costs less than two without scalars.
 fn drop_decoded_scalars(resources: &mut [model::Resource]) {
     use rayon::prelude::*;
     resources
         .par_iter_mut()
         .with_min_len(256)
         .filter(|r| crate::inject::documents::template_path(&r.id.kind).is_none())
-        .for_each(|r| r.node.drop_scalars());
+        .filter_map(|r| std::sync::Arc::get_mut(&mut r.node))
+        .for_each(|node| node.drop_scalars());
+}
+
+/// Both sides of a diff prepared and their [`Reuse`] dropped: the trees they
+/// share (one per object decoded once) lose their scalars as a check's do,
+/// which `drop_decoded_scalars` skipped while the head's load could still
+/// read them. A shared tree is changed in place once the base's reference is
+/// set aside, then both sides hold it again; a tree still held elsewhere
+/// keeps its scalars (they are only positions' company).
+pub fn drop_shared_scalars(base: &mut Prepared, head: &mut Prepared) {
+    use std::sync::Arc;
+    let placeholder = Arc::new(load::yaml::Node {
+        line: 0,
+        column: 0,
+        offset: 0,
+        source: load::yaml::SAME_SOURCE,
+        value: load::yaml::Value::Null,
+    });
+    let by_tree: HashMap<usize, usize> =
+        base.resources.iter().enumerate().map(|(i, r)| (Arc::as_ptr(&r.node) as usize, i)).collect();
+    let mut shared = Vec::new();
+    for (h, r) in head.resources.iter().enumerate() {
+        if let Some(&b) = by_tree.get(&(Arc::as_ptr(&r.node) as usize)) {
+            base.resources[b].node = Arc::clone(&placeholder);
+            shared.push((b, h));
+        }
+    }
+    drop_decoded_scalars(&mut head.resources);
+    for (b, h) in shared {
+        base.resources[b].node = Arc::clone(&head.resources[h].node);
+    }
+    drop_decoded_scalars(&mut base.resources);
 }
 
 fn read_settings(

@@ -3,8 +3,8 @@
 use super::{EXIT_FINDINGS, EXIT_USAGE};
 use crate::diff::{self, Sides, render, traffic};
 use crate::load::git::{read_revision, read_revisions};
-use crate::load::{Input, InputError, ParseCache};
-use crate::pipeline::{self, Options, Outcome};
+use crate::load::{Input, InputError};
+use crate::pipeline::{self, Options, Outcome, Prepared, Reuse};
 use crate::query::render::text::Paint;
 use crate::settings::SettingsFile;
 use clap::{Args, ValueEnum};
@@ -137,19 +137,41 @@ fn inputs(a: &DiffArgs) -> Result<(Input, Input), InputError> {
     Ok((side(&a.base, &repo)?, side(&a.head, &repo)?))
 }
 
-fn check(input: &Input, overrides: SettingsFile, cache: &ParseCache) -> Result<Outcome, InputError> {
-    // A git revision's meshc.yaml is text here: a `clusters:` key in it would
-    // otherwise be checked as one cluster made of every directory.
+const MULTICLUSTER: &str = "meshc.yaml declares clusters:; a multicluster repository is compared as two directories (or \
+     WORKTREE and a directory), not git revisions yet: check the revision out (`git worktree add DIR REV`) and run \
+     `meshc diff DIR_BASE DIR_HEAD`";
+
+/// The options a side is checked with, and whether it is a multicluster
+/// repository (a directory whose meshc.yaml declares `clusters:`). A git
+/// revision's meshc.yaml is text here: a `clusters:` key in it would
+/// otherwise be checked as one cluster made of every directory.
+fn side_options(input: &Input, overrides: &SettingsFile) -> Result<(Options, bool), InputError> {
     let clusters = |text: &str| text.lines().any(|l| l.starts_with("clusters:"));
     if matches!(input, Input::Files { settings: Some(text), .. } if clusters(text)) {
-        return Err(InputError(
-            "meshc.yaml declares clusters:; a multicluster repository is compared as two directories (or WORKTREE \
-             and a directory), not git revisions yet: check the revision out (`git worktree add DIR REV`) and run \
-             `meshc diff DIR_BASE DIR_HEAD`"
-                .to_owned(),
-        ));
+        return Err(InputError(MULTICLUSTER.to_owned()));
     }
-    pipeline::check_cached(input, &Options { overrides, ..Options::default() }, Some(cache))
+    let options = Options { overrides: overrides.clone(), ..Options::default() };
+    let multicluster = crate::multicluster::repository(input, &options)?.is_some();
+    Ok((options, multicluster))
+}
+
+/// One side loaded, its settings read and its objects decoded
+/// (`pipeline::prepare`), taking from `cache` what the other side shares.
+fn prepare(input: &Input, options: &Options, cache: &Reuse) -> Result<Prepared, InputError> {
+    pipeline::prepare(input, options, Some(cache))
+}
+
+/// Either side a multicluster repository: both checked whole, cluster by
+/// cluster (no sharing between the sides), then compared per cluster and
+/// across clusters.
+fn run_multicluster(a: &DiffArgs, sides: [(&Input, &Options); 2]) -> ExitCode {
+    let [(base_in, base_options), (head_in, head_options)] = sides;
+    let (base, head) =
+        match rayon::join(|| pipeline::check(base_in, base_options), || pipeline::check(head_in, head_options)) {
+            (Ok(b), Ok(h)) => (std::mem::ManuallyDrop::new(b), std::mem::ManuallyDrop::new(h)),
+            (Err(e), _) | (_, Err(e)) => return fail(e),
+        };
+    run_clusters(a, &base, &head)
 }
 
 pub fn run(a: DiffArgs) -> ExitCode {
@@ -161,30 +183,47 @@ pub fn run(a: DiffArgs) -> ExitCode {
         Ok(i) => i,
         Err(e) => return fail(e),
     };
-    // One after the other: the head reuses what the base parsed (most files are the same).
-    let cache = ParseCache::default();
+    let (base_options, head_options) = match (side_options(&base_in, &base_set), side_options(&head_in, &head_set)) {
+        (Ok((b, false)), Ok((h, false))) => (b, h),
+        (Ok((b, _)), Ok((h, _))) => return run_multicluster(&a, [(&base_in, &b), (&head_in, &h)]),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    // One after the other: the head reuses what the base parsed and decoded
+    // (most files are the same; `pipeline::Reuse`).
+    let cache = Reuse::default();
     crate::profile::stage("diff: read revisions");
-    // Each side's input text is dropped once checked (its sources hold a
-    // copy), and the base's before the head is checked (`diff::drop_base_text`).
-    let base = check(&base_in, base_set, &cache).map(|mut o| {
-        diff::drop_base_text(&mut o);
-        o
+    // Each side's input text is dropped once loaded (its sources hold a
+    // copy), and the sources' too unless SARIF quotes them (`diff::drop_texts`).
+    let quoted = matches!(a.format, Format::Sarif);
+    let base = prepare(&base_in, &base_options, &cache).map(|mut p| {
+        diff::drop_texts(&mut p.sources);
+        p
     });
     drop(base_in);
-    crate::profile::stage("diff: base checked");
-    let head = check(&head_in, head_set, &cache);
+    cache.first_side_done();
+    crate::profile::stage("diff: base prepared");
+    let head = prepare(&head_in, &head_options, &cache).map(|mut p| {
+        if !quoted {
+            diff::drop_texts(&mut p.sources);
+        }
+        p
+    });
     drop(head_in);
-    crate::profile::stage("diff: head checked");
     drop(cache);
-    let (base, head) = match (base, head) {
+    crate::profile::stage("diff: head prepared");
+    let (mut base, mut head) = match (base, head) {
         (Ok(b), Ok(h)) => (b, h),
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
+    pipeline::drop_shared_scalars(&mut base, &mut head);
+    crate::profile::stage("diff: shared scalars dropped");
+    // Resolving and analysing are mostly one core's work each, and the
+    // sides are independent: side by side (profile stages interleave here).
+    let (base, head) =
+        rayon::join(|| pipeline::complete(base, &base_options), || pipeline::complete(head, &head_options));
+    crate::profile::stage("diff: both sides checked");
     // Freeing two large repositories' trees takes seconds; the process is about to exit.
     let (base, head) = (std::mem::ManuallyDrop::new(base), std::mem::ManuallyDrop::new(head));
-    if base.multicluster.is_some() || head.multicluster.is_some() {
-        return run_clusters(&a, &base, &head);
-    }
     let sides = Sides::new(&base, &head);
     crate::profile::stage("diff: classes");
     let mut d = diff::diff(&sides, a.namespace.as_deref());

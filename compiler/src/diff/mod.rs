@@ -30,21 +30,19 @@ pub struct Sides<'o> {
 impl<'o> Sides<'o> {
     pub fn new(base: &'o Outcome, head: &'o Outcome) -> Self {
         let (b, h) = Addresses::shared((&base.resolved, &base.configs), (&head.resolved, &head.configs));
-        // The sides are independent: derived side by side.
-        let (base_classes, head_classes) = rayon::join(
-            || Classes::derive_at(&base.resolved, &base.configs, b),
-            || Classes::derive_at(&head.resolved, &head.configs, h),
-        );
+        // The head's members that are the base's clients take their
+        // signatures from the base's classes (`Classes::derive_reusing`).
+        let base_classes = Classes::derive_at(&base.resolved, &base.configs, b);
+        let head_classes = Classes::derive_reusing(&head.resolved, &head.configs, h, &base_classes);
         Sides { base_classes, head_classes, base, head }
     }
 }
 
-/// Drops what the comparison does not read of the base once it is checked:
-/// its files' text (findings and proofs name a file and a line; only the
-/// head's text is quoted, by SARIF). Its YAML trees hold no scalars any more
-/// (`pipeline`), so what stays is the analysis the edges are compared on.
-pub fn drop_base_text(base: &mut Outcome) {
-    base.sources.iter_mut().for_each(|s| s.text = String::new());
+/// Drops what the comparison does not read of a side once it is loaded:
+/// its files' text (findings and proofs name a file and a line; resolving
+/// and analysing read names; only SARIF quotes the head's text).
+pub fn drop_texts(sources: &mut [crate::load::discover::Source]) {
+    sources.iter_mut().for_each(|s| s.text = String::new());
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -60,8 +60,10 @@ impl std::fmt::Display for InputError {
 }
 
 /// Parse results shared between the loads of two versions of a repository
-/// (`meshc diff`): a file with the same name and text is parsed once. Keyed
-/// by name and a 128-bit digest of the text (two SipHash keys).
+/// (`meshc diff`): a file with the same name and text is parsed once, and
+/// the second load gets the very same trees (`RawObject::node` is shared
+/// and copied on write), which is what `model::DecodeCache` recognises.
+/// Keyed by name and a 128-bit digest of the text (two SipHash keys).
 #[derive(Default)]
 pub struct ParseCache(Mutex<HashMap<(String, u64, u64), Parsed>>);
 

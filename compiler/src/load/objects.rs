@@ -4,6 +4,7 @@
 
 use super::yaml::{self, Node, ParseFailure, Value};
 use crate::findings::{Code, Finding, Span};
+use std::sync::Arc;
 
 /// One Kubernetes object as written, with its position.
 #[derive(Clone, Debug)]
@@ -11,7 +12,11 @@ pub struct RawObject {
     pub source: u32,
     pub api_version: String,
     pub kind: String,
-    pub node: Node,
+    /// Shared, copied on write (`Arc::make_mut`): the two sides of `meshc
+    /// diff` hold one tree for a file both have (`ParseCache`), and a tree
+    /// still shared when decoded was never changed after parsing, which is
+    /// what lets `model::DecodeCache` reuse its decoding.
+    pub node: Arc<Node>,
     /// The kustomization file whose `kustomize build` produced this object
     /// (`load/render`); None for an object read as written. Flux applies
     /// (and substitutes) what the build of its path produced, wherever the
@@ -134,7 +139,7 @@ fn collect(source: u32, node: Node, out: &mut Vec<RawObject>, findings: &mut Vec
         expand_list(source, node, out, findings);
         return;
     }
-    out.push(RawObject { source, api_version, kind, node, rendered_in: None });
+    out.push(RawObject { source, api_version, kind, node: Arc::new(node), rendered_in: None });
 }
 
 fn expand_list(source: u32, mut node: Node, out: &mut Vec<RawObject>, findings: &mut Vec<Finding>) {

@@ -5,6 +5,7 @@ mod admission;
 mod cel_rules;
 pub mod core;
 pub mod decode;
+pub mod decode_cache;
 pub mod egress;
 pub mod egress_admission;
 pub mod meta;
@@ -24,6 +25,7 @@ use crate::load::RawObject;
 use crate::load::objects::span_of;
 use crate::load::yaml::Node;
 use decode::{Seg, decode, node_at};
+pub use decode_cache::DecodeCache;
 use meta::ObjectMeta;
 use serde::de::DeserializeOwned;
 
@@ -36,8 +38,10 @@ pub struct Resource {
     pub version: String,
     pub meta: ObjectMeta,
     pub source: u32,
-    /// The object's YAML tree, to point findings at a field.
-    pub node: Node,
+    /// The object's YAML tree, to point findings at a field; shared with
+    /// the raw object it was decoded from (and, in `meshc diff`, with the
+    /// other side's resource decoded from the same file: `DecodeCache`).
+    pub node: std::sync::Arc<Node>,
     pub spec: Spec,
 }
 
@@ -150,21 +154,35 @@ pub fn decode_all(
     default_namespace: &str,
     findings: &mut Vec<Finding>,
 ) -> (Vec<Resource>, usize) {
+    decode_all_cached(raws, default_namespace, findings, None)
+}
+
+/// [`decode_all`], taking from `cache` what the other side of a diff
+/// decoded of the same parsed trees, and recording its own decoding there
+/// until the cache is sealed (see [`DecodeCache`]).
+pub fn decode_all_cached(
+    raws: Vec<RawObject>,
+    default_namespace: &str,
+    findings: &mut Vec<Finding>,
+    cache: Option<&DecodeCache>,
+) -> (Vec<Resource>, usize) {
     use rayon::prelude::*;
     let total = raws.len();
     // Objects decode independently; collecting keeps input order, so
     // findings and duplicate resolution stay deterministic.
-    let decoded: Vec<(Option<Resource>, Vec<Finding>)> = raws
+    let decoded: Vec<decode_cache::Decoded> = raws
         .into_par_iter()
         .with_min_len(256)
-        .map(|raw| {
-            let id = raw_id(&raw, default_namespace);
-            let mut local = Vec::new();
-            let resource = decode_one(raw, default_namespace, &mut local);
-            for f in local.iter_mut().filter(|f| f.resource.is_none()) {
-                f.resource.clone_from(&id);
-            }
-            (resource, local)
+        .map(|raw| match cache {
+            Some(cache) => cache.take(&raw, default_namespace).unwrap_or_else(|| {
+                let place = cache.recording().then(|| decode_cache::Place::of(&raw));
+                let decoded = decode_with_id(raw, default_namespace);
+                if let Some(place) = place {
+                    cache.put(place, default_namespace, &decoded);
+                }
+                decoded
+            }),
+            None => decode_with_id(raw, default_namespace),
         })
         .collect();
     let mut out = Vec::with_capacity(total);
@@ -175,6 +193,18 @@ pub fn decode_all(
     // A Rollout's workloadRef names another object's template.
     rollout::resolve_refs(&mut out, findings);
     (out, total)
+}
+
+/// One object decoded, its findings naming the object as written where
+/// decoding did not name it.
+fn decode_with_id(raw: RawObject, default_namespace: &str) -> decode_cache::Decoded {
+    let id = raw_id(&raw, default_namespace);
+    let mut local = Vec::new();
+    let resource = decode_one(raw, default_namespace, &mut local);
+    for f in local.iter_mut().filter(|f| f.resource.is_none()) {
+        f.resource.clone_from(&id);
+    }
+    (resource, local)
 }
 
 /// The object's identity as written, for findings raised before (or

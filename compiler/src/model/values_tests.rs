@@ -4,7 +4,7 @@ use super::*;
 
 fn findings(api_version: &str, kind: &str, spec: &str) -> Vec<String> {
     let text = format!("apiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: r\nspec:\n{spec}");
-    let node = crate::load::yaml::parse_documents(&text).expect("yaml").remove(0);
+    let node = std::sync::Arc::new(crate::load::yaml::parse_documents(&text).expect("yaml").remove(0));
     let raw = RawObject { source: 0, api_version: api_version.into(), kind: kind.into(), node, rendered_in: None };
     let (group, version) = super::super::split_api_version(api_version);
     check(&raw, group, version).into_iter().map(|f| format!("{}: {}", f.span.line, f.message)).collect()
@@ -49,7 +49,7 @@ fn fields_a_crd_lacks_are_unknown_fields() {
         source: 0,
         api_version: "policy.linkerd.io/v1beta3".into(),
         kind: "HTTPRoute".into(),
-        node,
+        node: std::sync::Arc::new(node),
         rendered_in: None,
     };
     let got: Vec<String> =

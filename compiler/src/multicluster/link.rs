@@ -62,7 +62,7 @@ pub struct Link {
     pub namespace: String,
     pub span: Span,
     /// The Link's YAML, where the Services it mirrors are placed.
-    pub node: crate::load::yaml::Node,
+    pub node: std::sync::Arc<crate::load::yaml::Node>,
     /// `spec.targetClusterName`: the mirrors' suffix.
     pub target: String,
     pub spec: LinkSpec,
@@ -140,7 +140,7 @@ impl Link {
             "Link {}/{} exports through the gateway of cluster {} but {what}: calls to its mirrored Services fail",
             self.namespace, self.name, self.target
         );
-        let span = crate::load::objects::span_of(raw.source, raw.node.get("spec").unwrap_or(&raw.node));
+        let span = crate::load::objects::span_of(raw.source, raw.node.get("spec").unwrap_or(&*raw.node));
         findings.push(Finding::new(Code::MulticlusterInvalid, span, msg).hint(
             "write the fields `linkerd multicluster link-gen` writes: the target gateway Service's address, its \
              `mc-gateway` port (4143) and its `mirror.linkerd.io/gateway-identity` annotation",

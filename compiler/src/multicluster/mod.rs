@@ -18,7 +18,7 @@ pub mod repository;
 
 use crate::findings::{Code, Finding, Span};
 use crate::load::discover::Source;
-use crate::load::{self, Input, InputError, RawObject};
+use crate::load::{Input, InputError, RawObject};
 use crate::pipeline::{self, Options, Outcome, Prepared};
 use link::Link;
 pub use repository::{Repository, repository};
@@ -73,7 +73,7 @@ pub struct Links {
     pub untrusted: Vec<bool>,
 }
 
-pub fn check(repo: Repository, options: &Options, cache: Option<&load::ParseCache>) -> Result<Outcome, InputError> {
+pub fn check(repo: Repository, options: &Options, cache: Option<&pipeline::Reuse>) -> Result<Outcome, InputError> {
     let mut findings = repo.findings.clone();
     let mut prepared: Vec<Prepared> = Vec::new();
     let mut names: Vec<(String, String)> = Vec::new();

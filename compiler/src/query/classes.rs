@@ -12,6 +12,8 @@
 //! satisfaction sets are kept per place, so a verdict that differs between
 //! places (`depends`) is found by the same bitset unions.
 
+mod reuse;
+
 use super::clients::{Addresses, ClientKind, Member, members};
 use crate::resolve::Resolved;
 use fixedbitset::FixedBitSet;
@@ -91,6 +93,29 @@ impl<'a> Classes<'a> {
 
     /// Classes with clients placed at `addrs` (see [`Addresses::shared`]).
     pub fn derive_at(r: &Resolved, configs: &'a [Option<ProxyConfig>], addrs: Addresses) -> Self {
+        Self::derive_with(r, configs, addrs, None)
+    }
+
+    /// [`Self::derive_at`] for the second side of a diff, taking from
+    /// `other` (the first side's classes) the signature of every member that
+    /// is the same client at the same places there: the same result,
+    /// without evaluating the predicates both sides have again (see
+    /// `reuse::Reuse`).
+    pub fn derive_reusing(
+        r: &Resolved,
+        configs: &'a [Option<ProxyConfig>],
+        addrs: Addresses,
+        other: &Classes<'a>,
+    ) -> Self {
+        Self::derive_with(r, configs, addrs, Some(other))
+    }
+
+    fn derive_with(
+        r: &Resolved,
+        configs: &'a [Option<ProxyConfig>],
+        addrs: Addresses,
+        other: Option<&Classes<'a>>,
+    ) -> Self {
         let mut this = Classes {
             classes: Vec::new(),
             preds: Vec::new(),
@@ -120,11 +145,13 @@ impl<'a> Classes<'a> {
         let signed: Vec<(Member, Vec<Client>, Vec<u32>)> = {
             use rayon::prelude::*;
             let this = &this;
+            let reuse = other.map(|o| reuse::Reuse::new(this, o));
             members(r, &this.addrs)
                 .into_par_iter()
                 .map(|m| {
                     let at = this.addrs.at_places(m.kind, &m.client);
-                    let sig = this.place_signature(&at);
+                    let known = reuse.as_ref().and_then(|x| x.signature(this, &m, &at));
+                    let sig = known.unwrap_or_else(|| this.place_signature(&at));
                     (m, at, sig)
                 })
                 .collect()
@@ -165,14 +192,20 @@ impl<'a> Classes<'a> {
 
     /// The predicates `c` satisfies, sorted.
     fn signature(&self, c: &Client) -> Vec<u32> {
-        let mut sig: Vec<u32> = self.generic.iter().copied().filter(|&p| self.preds[p as usize].holds(c)).collect();
-        if let Some(id) = c.tls.identity() {
-            let exact = self.by_identity.get(id).map_or(&[][..], Vec::as_slice);
-            sig.extend(exact.iter().chain(&self.suffixed).copied().filter(|&p| self.preds[p as usize].holds(c)));
-        }
+        let mut sig: Vec<u32> = self.considered(c).filter(|&p| self.preds[p as usize].holds(c)).collect();
         sig.sort_unstable();
         sig.dedup();
         sig
+    }
+
+    /// The predicates that may hold for `c` (maybe twice): those on the
+    /// address alone, and with an identity those naming it or a suffix.
+    fn considered<'s>(&'s self, c: &'s Client) -> impl Iterator<Item = u32> + 's {
+        let (exact, suffixed) = match c.tls.identity() {
+            Some(id) => (self.by_identity.get(id).map_or(&[][..], Vec::as_slice), &self.suffixed[..]),
+            None => (&[][..], &[][..]),
+        };
+        self.generic.iter().chain(exact).chain(suffixed).copied()
     }
 
     /// The signatures at every place, each closed by a separator no

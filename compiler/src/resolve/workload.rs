@@ -314,7 +314,7 @@ fn injection(
 /// and the webhook) refuses a template that asks for injection.
 fn injector_refusal(r: &Resource, ns: &NamespaceInfo, settings: &Settings) -> Option<String> {
     let path = crate::inject::documents::template_path(&r.id.kind)?;
-    let mut node = &r.node;
+    let mut node: &crate::load::yaml::Node = &r.node;
     for step in &path {
         let crate::inject::value::Step::Key(k) = step else { return None };
         node = node.get(k)?;

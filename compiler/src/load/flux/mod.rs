@@ -24,6 +24,7 @@ use super::objects::span_of;
 use super::yaml::Node;
 use crate::findings::{Code, Finding};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use vars::{DataSources, Vars, meta_str};
 
 const GROUP: &str = "kustomize.toolkit.fluxcd.io/";
@@ -252,12 +253,15 @@ fn substitute_one(
         _ if disabled => Vec::new(),
         // Flux substitutes only under a postBuild.
         Some(Kustomization { vars: None, .. }) => Vec::new(),
-        Some(Kustomization { vars: Some(vars), .. }) => {
-            apply::substitute(o.source, &mut o.node, &|name| vars.values.get(name).map(String::as_str), out)
-        }
+        Some(Kustomization { vars: Some(vars), .. }) => apply::substitute(
+            o.source,
+            Arc::make_mut(&mut o.node),
+            &|name| vars.values.get(name).map(String::as_str),
+            out,
+        ),
         // Outside any Kustomization, scripts in ConfigMaps keep their `${...}`.
         None if data_source => Vec::new(),
-        None => apply::substitute(o.source, &mut o.node, &|_| None, out),
+        None => apply::substitute(o.source, Arc::make_mut(&mut o.node), &|_| None, out),
     }
 }
 
@@ -272,7 +276,7 @@ fn report_paths(loaded: &mut Loaded, ks: &[Kustomization], dirs: &[String]) {
         let o = &loaded.objects[k.object];
         let spec = o.node.get("spec");
         let path = spec.and_then(|s| s.get("path").or_else(|| s.get("source")?.get("path")));
-        let at = path.unwrap_or(&o.node);
+        let at = path.unwrap_or(&*o.node);
         let msg = format!(
             "{} applies a path that is not in the repository: kustomize-controller (Argo CD's repo server) fails it with \"kustomization path not found\" (\"app path does not exist\") and applies nothing from it",
             k.id

@@ -245,8 +245,11 @@ fn read_output(loaded: &mut Loaded, registry: &mut Registry, at: &Where, plan: &
         loaded.findings.extend(findings.into_iter().map(|f| Finding { span: release_at, ..f }));
         for mut o in objects {
             match source {
-                Some(_) => pin(&mut o.node, (1, 1, 0, SAME_SOURCE)),
-                None => pin(&mut o.node, (release_at.line, release_at.column, release_at.offset, SAME_SOURCE)),
+                Some(_) => pin(std::sync::Arc::make_mut(&mut o.node), (1, 1, 0, SAME_SOURCE)),
+                None => pin(
+                    std::sync::Arc::make_mut(&mut o.node),
+                    (release_at.line, release_at.column, release_at.offset, SAME_SOURCE),
+                ),
             }
             if let Some(ns) = &plan.release.namespace {
                 default_namespace(&mut o, ns);
@@ -307,7 +310,7 @@ fn default_namespace(o: &mut RawObject, ns: &str) {
     if CLUSTER_SCOPED.contains(&o.kind.as_str()) {
         return;
     }
-    let Value::Map(top) = &mut o.node.value else { return };
+    let Value::Map(top) = &mut std::sync::Arc::make_mut(&mut o.node).value else { return };
     let Some((_, meta)) = top.iter_mut().find(|(k, _)| k.name == "metadata") else { return };
     let (line, column, offset) = (meta.line, meta.column, meta.offset);
     let Value::Map(fields) = &mut meta.value else { return };

@@ -174,7 +174,7 @@ impl Reader<'_> {
         self.loaded.findings.extend(findings.into_iter().map(|f| Finding { span: Span::file(k.source), ..f }));
         let patches = patches::collect(self.loaded, self.registry, self.at, &self.at.path_of(&k.dir));
         for mut o in objects {
-            let origin = take_origin(&mut o.node).map(|p| lexical(&wrapper.join(p)));
+            let origin = take_origin(std::sync::Arc::make_mut(&mut o.node)).map(|p| lexical(&wrapper.join(p)));
             let source = match &origin {
                 Some(path) => match self.registry.source(self.at, self.loaded, path) {
                     Some(s) => s,
@@ -187,9 +187,9 @@ impl Reader<'_> {
                 None => k.source,
             };
             let original = self.originals.find(self.loaded, source, &o.node);
-            let written = original.as_ref().unwrap_or(&o.node);
+            let written = original.as_ref().unwrap_or(&*o.node);
             let targeting: Vec<_> = patches.iter().filter(|p| p.targets(written)).map(|p| &p.patch).collect();
-            origin::place(&mut o.node, original.as_ref(), &targeting);
+            origin::place(std::sync::Arc::make_mut(&mut o.node), original.as_ref(), &targeting);
             self.loaded.objects.push(RawObject { source, rendered_in: Some(k.source), ..o });
         }
     }
