@@ -30,7 +30,7 @@ mod target;
 use crate::ctx::Direction;
 use crate::detect::{self, Protocol as Detected, Rewind};
 use crate::http_util::{Body, api_request, is_grpc, local};
-use crate::metrics::{LastRequest, Labels, meta_label};
+use crate::metrics::{Labels, LastRequest, meta_label};
 use crate::outbound::Outbound;
 use crate::outbound::http::{Target, handle as forward};
 use crate::state::current;

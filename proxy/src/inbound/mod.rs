@@ -125,7 +125,11 @@ async fn connection(
 /// The mesh TLS handshake, within `--tls-handshake-timeout`: a peer that
 /// starts one and stalls would otherwise hold its connection slot forever.
 /// Failures and timeouts are counted as refused connections.
-pub(crate) async fn accept_tls(ctx: &Ctx, stream: TcpStream, peer: SocketAddr) -> Option<TlsStream<ReadAhead<TcpStream>>> {
+pub(crate) async fn accept_tls(
+    ctx: &Ctx,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<TlsStream<ReadAhead<TcpStream>>> {
     let acceptor = tokio_rustls::TlsAcceptor::from(ctx.identity.server_config());
     let stream = ReadAhead::new(stream);
     match tokio::time::timeout(ctx.settings.tls_handshake_timeout, acceptor.accept(stream)).await {
