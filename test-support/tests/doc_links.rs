@@ -24,8 +24,9 @@ fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The text outside fenced code blocks.
-fn prose(text: &str) -> String {
+/// The text outside fenced code blocks (headings keep their code spans:
+/// GitHub's anchors are made from their text).
+fn outside_fences(text: &str) -> String {
     let mut fenced = false;
     let mut out = String::new();
     for line in text.lines() {
@@ -37,6 +38,12 @@ fn prose(text: &str) -> String {
         }
     }
     out
+}
+
+/// The text links are looked for in: outside fences and inline code spans
+/// (a regex such as `[a-z]([-a-z]*)` in backticks is no link).
+fn prose(text: &str) -> String {
+    outside_fences(text).lines().flat_map(|line| line.split('`').step_by(2).chain(["\n"])).collect()
 }
 
 /// `(target, anchor)` of every `](...)` link; external ones left out.
@@ -70,7 +77,7 @@ fn slug(heading: &str) -> String {
 }
 
 fn anchors(markdown: &str) -> Vec<String> {
-    prose(markdown).lines().filter(|l| l.starts_with('#')).map(|l| slug(l.trim_start_matches('#'))).collect()
+    outside_fences(markdown).lines().filter(|l| l.starts_with('#')).map(|l| slug(l.trim_start_matches('#'))).collect()
 }
 
 /// Broken links of one file, as `file: link (reason)`.
