@@ -178,3 +178,50 @@ fn show_config_takes_a_cluster_prefix() {
     let out = meshc(&["show-config", &example("pod-to-pod"), "deploy/emojivoto/voting"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=meshc", "-c", "user.email=meshc@example.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A pull-request pipeline diffs git revisions: a multicluster repository's
+/// are compared as its directories are. The head is the query case
+/// `mc-diff-unexport`'s (voting's export label removed, which closes web's
+/// and vote-bot's calls to voting through the gateway), committed over the
+/// gateway example; the result must be the directories' diff, byte for byte.
+#[test]
+fn git_revisions_of_a_multicluster_repository_diff_as_its_directories_do() {
+    let base = example("gateway");
+    let head = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/queries/mc-diff-unexport/head");
+    let repo = tempfile::tempdir().unwrap();
+    mesh_test_support::copy_tree(Path::new(&base), repo.path());
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "base"]);
+    for entry in std::fs::read_dir(repo.path()).unwrap().flatten() {
+        if entry.file_name() != ".git" {
+            let path = entry.path();
+            if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) }.unwrap();
+        }
+    }
+    mesh_test_support::copy_tree(&head, repo.path());
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "head: voting no longer exported"]);
+
+    let by_dirs = meshc(&["diff", &base, &head.display().to_string(), "--format", "json"]);
+    let by_git = Command::new(env!("CARGO_BIN_EXE_meshc"))
+        .args(["diff", "HEAD~1", "HEAD", "--format", "json"])
+        .current_dir(repo.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("meshc runs");
+    assert!(by_git.status.success(), "{}", String::from_utf8_lossy(&by_git.stderr));
+    assert_eq!(stdout(&by_git), stdout(&by_dirs));
+    let closed = json(&by_git)["closed"].as_array().cloned().unwrap_or_default();
+    assert!(!closed.is_empty(), "the calls to voting close: {}", stdout(&by_git));
+}

@@ -1,5 +1,6 @@
 //! `meshc diff BASE HEAD [PATH]`.
 
+use super::diff_checkout::as_directory;
 use super::{EXIT_FINDINGS, EXIT_USAGE};
 use crate::diff::{self, Sides, render, traffic};
 use crate::load::git::{read_revision, read_revisions};
@@ -137,19 +138,10 @@ fn inputs(a: &DiffArgs) -> Result<(Input, Input), InputError> {
     Ok((side(&a.base, &repo)?, side(&a.head, &repo)?))
 }
 
-const MULTICLUSTER: &str = "meshc.yaml declares clusters:; a multicluster repository is compared as two directories (or \
-     WORKTREE and a directory), not git revisions yet: check the revision out (`git worktree add DIR REV`) and run \
-     `meshc diff DIR_BASE DIR_HEAD`";
-
 /// The options a side is checked with, and whether it is a multicluster
-/// repository (a directory whose meshc.yaml declares `clusters:`). A git
-/// revision's meshc.yaml is text here: a `clusters:` key in it would
-/// otherwise be checked as one cluster made of every directory.
+/// repository (a directory whose meshc.yaml declares `clusters:`; a git
+/// revision of one is a directory by now: `diff_checkout`).
 fn side_options(input: &Input, overrides: &SettingsFile) -> Result<(Options, bool), InputError> {
-    let clusters = |text: &str| text.lines().any(|l| l.starts_with("clusters:"));
-    if matches!(input, Input::Files { settings: Some(text), .. } if clusters(text)) {
-        return Err(InputError(MULTICLUSTER.to_owned()));
-    }
     let options = Options { overrides: overrides.clone(), ..Options::default() };
     let multicluster = crate::multicluster::repository(input, &options)?.is_some();
     Ok((options, multicluster))
@@ -179,7 +171,11 @@ pub fn run(a: DiffArgs) -> ExitCode {
         (Ok(b), Ok(h)) => (b, h),
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
-    let (base_in, head_in) = match inputs(&a) {
+    // Kept until the diff ends: revisions of a multicluster repository
+    // written out as directories.
+    let mut checkouts = Vec::new();
+    let sides = inputs(&a).and_then(|(b, h)| Ok((as_directory(b, &mut checkouts)?, as_directory(h, &mut checkouts)?)));
+    let (base_in, head_in) = match sides {
         Ok(i) => i,
         Err(e) => return fail(e),
     };

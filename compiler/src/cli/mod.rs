@@ -21,6 +21,7 @@ mod build;
 mod build_clusters;
 mod check;
 mod diff;
+mod diff_checkout;
 mod explain;
 mod inject;
 mod keygen;
