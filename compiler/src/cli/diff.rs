@@ -235,17 +235,8 @@ pub fn run(a: DiffArgs) -> ExitCode {
         },
         None => traffic::Checked::default(),
     };
-    match a.format {
-        Format::Human => out!("{}", render::human(&d, &traffic, Paint::detect())),
-        Format::Json => outln!("{}", render::json(&d, &traffic)),
-        Format::Markdown => out!("{}", render::markdown(&d, &traffic)),
-        Format::Sarif => {
-            let prefix = super::check::report_prefix(&a.path.as_ref().map_or(".".into(), |p| p.display().to_string()));
-            outln!("{}", sarif(&head, &d, &prefix))
-        }
-    }
+    let failed = report(&a, &head, &d, &traffic);
     crate::profile::stage("diff: rendered");
-    let failed = a.exit_code && fails(&a.fail_on, &d, &traffic);
     std::mem::forget(sides);
     if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
 }
@@ -265,17 +256,22 @@ fn run_clusters(a: &DiffArgs, base: &Outcome, head: &Outcome) -> ExitCode {
     }
     let d = diff::clusters::diff(base, head, a.namespace.as_deref());
     let traffic = traffic::Checked::default();
+    let failed = report(a, head, &d, &traffic);
+    if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
+}
+
+/// Writes the diff in the chosen format; whether `--exit-code` fails it.
+fn report(a: &DiffArgs, head: &Outcome, d: &diff::Diff, traffic: &traffic::Checked) -> bool {
     match a.format {
-        Format::Human => out!("{}", render::human(&d, &traffic, Paint::detect())),
-        Format::Json => outln!("{}", render::json(&d, &traffic)),
-        Format::Markdown => out!("{}", render::markdown(&d, &traffic)),
+        Format::Human => out!("{}", render::human(d, traffic, Paint::detect())),
+        Format::Json => outln!("{}", render::json(d, traffic)),
+        Format::Markdown => out!("{}", render::markdown(d, traffic)),
         Format::Sarif => {
             let prefix = super::check::report_prefix(&a.path.as_ref().map_or(".".into(), |p| p.display().to_string()));
-            outln!("{}", sarif(head, &d, &prefix))
+            outln!("{}", sarif(head, d, &prefix))
         }
     }
-    let failed = a.exit_code && fails(&a.fail_on, &d, &traffic);
-    if failed { ExitCode::from(EXIT_FINDINGS) } else { ExitCode::SUCCESS }
+    a.exit_code && fails(&a.fail_on, d, traffic)
 }
 
 fn fails(fail_on: &[FailOn], d: &diff::Diff, traffic: &traffic::Checked) -> bool {
