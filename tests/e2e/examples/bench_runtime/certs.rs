@@ -47,7 +47,9 @@ impl Outcome {
     }
 }
 
-fn anchors_only(anchors_pem: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+/// A client trusting `anchors_pem`, without a client certificate,
+/// offering `alpn` (none: HTTP/1.1 only).
+pub fn anchors_only(anchors_pem: &str, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(anchors_pem.as_bytes()) {
         roots.add(c.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
@@ -58,7 +60,7 @@ fn anchors_only(anchors_pem: &str) -> Result<Arc<rustls::ClientConfig>, String> 
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 
@@ -71,7 +73,7 @@ pub async fn run(
     clients: usize,
     duration: Duration,
 ) -> Result<Outcome, String> {
-    let config = anchors_only(anchors_pem)?;
+    let config = anchors_only(anchors_pem, &[b"h2", b"http/1.1"])?;
     let tls: TlsSource = Arc::new(move || Ok(config.clone()));
     let mut workers = Vec::with_capacity(clients);
     let barrier = Arc::new(tokio::sync::Barrier::new(clients));

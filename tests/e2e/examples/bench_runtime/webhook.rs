@@ -7,8 +7,6 @@ use crate::stats::percentile;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,20 +77,6 @@ fn review(uid: usize) -> Bytes {
     )
 }
 
-fn tls_config(anchors_pem: &str) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(anchors_pem.as_bytes()) {
-        roots.add(c.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 async fn connect(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> Result<Sender, String> {
@@ -132,7 +116,7 @@ pub async fn measure(
     per_client: usize,
     warmup: usize,
 ) -> Result<Vec<Duration>, String> {
-    let tls = tls_config(anchors_pem)?;
+    let tls = crate::certs::anchors_only(anchors_pem, &[])?;
     let mut tasks = Vec::with_capacity(clients);
     for c in 0..clients {
         let mut send = connect(addr, tls.clone()).await?;
