@@ -9,6 +9,7 @@
 use crate::webhook::{Lookup, NamespaceInfo, Namespaces};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -57,9 +58,13 @@ impl WatchedNamespaces {
     /// The store is filled at once when the first list completes, so
     /// before that every name misses.
     fn cached(&self, name: &str) -> Option<NamespaceInfo> {
-        let ns = self.store.get(&ObjectRef::new(name))?;
-        Some((ns.metadata.annotations.clone().unwrap_or_default(), ns.metadata.labels.clone().unwrap_or_default()))
+        self.store.get(&ObjectRef::new(name)).map(|ns| info(&ns.metadata))
     }
+}
+
+/// What the webhook reads of a Namespace: its annotations and labels.
+fn info(meta: &ObjectMeta) -> NamespaceInfo {
+    (meta.annotations.clone().unwrap_or_default(), meta.labels.clone().unwrap_or_default())
 }
 
 impl Namespaces for WatchedNamespaces {
@@ -69,10 +74,7 @@ impl Namespaces for WatchedNamespaces {
                 return Ok(Some(info));
             }
             let ns = self.api.get_opt(name).await.map_err(|e| e.to_string())?;
-            Ok(ns.map(|ns| {
-                let collect = |m: Option<std::collections::BTreeMap<String, String>>| m.unwrap_or_default();
-                (collect(ns.metadata.annotations), collect(ns.metadata.labels))
-            }))
+            Ok(ns.map(|ns| info(&ns.metadata)))
         })
     }
 }
