@@ -4,7 +4,7 @@
 //! gateway in gateway mode (its own inbound policy), and the target's
 //! inbound policy with the identity that really arrives there.
 
-use super::identity::{self, gateway_identity};
+use super::identity;
 use super::link::Mode;
 use super::{ClusterOutcome, Clusters};
 use crate::pipeline::Outcome;
@@ -69,6 +69,10 @@ pub struct Path<'l> {
     pub link: &'l super::link::Link,
     /// The two clusters' trust anchors are known and share none.
     pub untrusted: bool,
+    /// The target cluster's gateway.
+    pub gateway: &'l identity::Gateway,
+    /// Why the gateway cannot be reached as the Link says (its values), if so.
+    pub gateway_problem: Option<&'l str>,
 }
 
 /// Every export from `source` to `target` whose Service selects workload `wi` on `port`.
@@ -104,6 +108,8 @@ pub fn path_of<'m>(m: &'m Clusters, e: &'m super::mirror::Export) -> Path<'m> {
         mirror: &e.mirror,
         link,
         untrusted: m.links.untrusted.get(e.link).copied().unwrap_or(false),
+        gateway: &m.links.gateways[e.target_cluster],
+        gateway_problem: m.links.gateway_problems.get(e.link).and_then(Option::as_deref),
     }
 }
 
@@ -136,14 +142,45 @@ pub fn cross(
     client: &ClientView,
     p: &Path,
     port: u16,
+    backend: (usize, u16),
+    req: Option<&HttpRequest>,
+) -> CrossReach {
+    cross_from(m, client, p, port, backend, req, None)
+}
+
+/// [`cross`] when the mirror is a backend that another Service's route
+/// (`picked_by`, in words) chose: the client's proxy sends the call
+/// straight to the mirror's endpoints, and routes parented on the mirror do
+/// not apply (a backend is a concrete destination: linkerd2-proxy routes
+/// only on the Service the app called).
+pub fn cross_as_backend(
+    m: &Clusters,
+    client: &ClientView,
+    p: &Path,
+    port: u16,
+    backend: (usize, u16),
+    req: Option<&HttpRequest>,
+    picked_by: String,
+) -> CrossReach {
+    cross_from(m, client, p, port, backend, req, Some(picked_by))
+}
+
+fn cross_from(
+    m: &Clusters,
+    client: &ClientView,
+    p: &Path,
+    port: u16,
     (wi, pod_port): (usize, u16),
     req: Option<&HttpRequest>,
+    picked_by: Option<String>,
 ) -> CrossReach {
     let (src, tgt) = (&m.clusters[p.source], &m.clusters[p.target]);
     let via = format!("{}/svc/{}/{}:{port}", src.name, p.namespace, p.mirror);
-    let (first, routed_away) = client_hop(src, tgt, client, p, port, req);
+    let (first, routed_away) = client_hop(src, tgt, client, p, port, req, picked_by);
     let mut hops = vec![first];
-    if routed_away {
+    // No gateway answers as the Link says (its cluster's values): nothing crosses either.
+    let no_gateway = p.mode == Mode::Gateway && p.gateway_problem.is_some();
+    if routed_away || no_gateway {
         // The client's proxy stops the call (or sends it elsewhere): nothing crosses.
         let mode = p.mode.as_str();
         return CrossReach { client: format!("{}/{}", src.name, client.spec), via, mode, hops, target: None };
@@ -176,7 +213,8 @@ fn link_step(src: &ClusterOutcome, p: &Path, detail: String) -> Step {
     Step { step: "link", resource: None, file, line: Some(p.link.span.line), detail }
 }
 
-/// The client's proxy: the Link, the client route on the mirror, the
+/// The client's proxy: the Link, the client route on the mirror (unless
+/// another route picked the mirror as its backend: `picked_by`), the
 /// connection across; `true` when the client's proxy stops the call or
 /// routes it away from the mirror (nothing crosses).
 fn client_hop(
@@ -186,6 +224,7 @@ fn client_hop(
     p: &Path,
     port: u16,
     req: Option<&HttpRequest>,
+    picked_by: Option<String>,
 ) -> (Hop, bool) {
     let mut proof = vec![Step::plain("client", client.detail.clone())];
     proof.push(link_step(
@@ -205,7 +244,9 @@ fn client_hop(
         ),
     ));
     let hop = |verdict, proof| Hop { hop: "client proxy", cluster: src.name.clone(), verdict: Some(verdict), proof };
-    if let Some(routed) = super::client_route::route(&src.outcome, client, p, port, req) {
+    if let Some(detail) = picked_by {
+        proof.push(Step::plain("client route", detail));
+    } else if let Some(routed) = super::client_route::route(&src.outcome, client, p, port, req) {
         proof.push(routed.step);
         if let Some((verdict, detail)) = routed.stop {
             proof.push(Step::plain("client proxy", detail));
@@ -232,11 +273,16 @@ fn connection(src: &ClusterOutcome, tgt: &ClusterOutcome, client: &ClientView, p
                 src.name, tgt.name
             ),
         ),
+        Mode::Gateway if p.gateway_problem.is_some() => {
+            (Verdict::Deny, p.gateway_problem.unwrap_or_default().to_owned())
+        }
         Mode::Gateway if !meshed => (
             Verdict::Deny,
-            "without a proxy the client connects in plaintext to the gateway's port, which requires an mTLS \
-             identity (config.linkerd.io/proxy-require-identity-inbound-ports: 4143): refused"
-                .to_owned(),
+            format!(
+                "without a proxy the client connects in plaintext to the gateway's port, which requires an mTLS \
+                 identity (config.linkerd.io/proxy-require-identity-inbound-ports: {}): refused",
+                p.gateway.port
+            ),
         ),
         Mode::Gateway => (
             Verdict::Allow,
@@ -258,7 +304,7 @@ fn connection(src: &ClusterOutcome, tgt: &ClusterOutcome, client: &ClientView, p
 
 /// The gateway's own inbound policy, then the identity it forwards with.
 fn gateway_hop(tgt: &ClusterOutcome, client: &ClientView, p: &Path) -> (Hop, Option<String>) {
-    let gw = p.link.spec.gateway_identity.clone().unwrap_or_else(|| gateway_identity(&tgt.outcome.resolved.settings));
+    let gw = p.gateway.arriving(p.link);
     let hop = |verdict, detail: String| Hop {
         hop: "gateway",
         cluster: tgt.name.clone(),
@@ -268,7 +314,7 @@ fn gateway_hop(tgt: &ClusterOutcome, client: &ClientView, p: &Path) -> (Hop, Opt
     let Some(id) = client.client.tls.identity() else {
         return (hop(Verdict::Deny, "the gateway refuses connections without a client identity".to_owned()), None);
     };
-    if let Some(r) = gateway_in_repository(tgt, client) {
+    if let Some(r) = gateway_in_repository(tgt, client, p.gateway) {
         let allowed = r.verdicts.iter().any(|v| matches!(v.verdict, Verdict::Allow | Verdict::Depends));
         let mut proof: Vec<Step> = r.verdicts.first().map(|v| v.proof.clone()).unwrap_or_default();
         proof.push(Step::plain("gateway", format!("the gateway forwards with its own identity {gw}")));
@@ -277,27 +323,30 @@ fn gateway_hop(tgt: &ClusterOutcome, client: &ClientView, p: &Path) -> (Hop, Opt
         return (h, allowed.then_some(gw));
     }
     let detail = format!(
-        "the gateway (linkerd-gateway in {}, not in the repository: the multicluster chart's policy assumed, \
+        "the gateway ({} in {}, not in the repository: the multicluster chart's policy assumed, \
          AuthorizationPolicy linkerd-gateway requiring any mesh identity from any network) admits {id}, then \
          forwards with its own identity {gw}",
-        identity::MULTICLUSTER_NAMESPACE
+        p.gateway.service_account, p.gateway.namespace
     );
     (hop(Verdict::Allow, detail), Some(gw))
 }
 
-/// When the target cluster's manifests hold the gateway, its verdict on port 4143.
-fn gateway_in_repository(tgt: &ClusterOutcome, client: &ClientView) -> Option<Reach> {
+/// When the target cluster's manifests hold the gateway, its verdict on
+/// its port (`gateway.port`, 4143 by default).
+fn gateway_in_repository(tgt: &ClusterOutcome, client: &ClientView, gw: &identity::Gateway) -> Option<Reach> {
     let o = &tgt.outcome;
-    let wi = o.resolved.workloads.iter().position(|w| {
-        w.namespace == identity::MULTICLUSTER_NAMESPACE && w.service_account == identity::GATEWAY_SERVICE_ACCOUNT
-    })?;
+    let wi = o
+        .resolved
+        .workloads
+        .iter()
+        .position(|w| w.namespace == gw.namespace && w.service_account == gw.service_account)?;
     let view = ClientView::of_client(
         client.spec.clone(),
         ClientKind::Identity,
         &[(lone(&client.client), client.client.clone())],
         None,
     );
-    Some(reach::reach(o, view, wi, 4143, None))
+    Some(reach::reach(o, view, wi, gw.port, None))
 }
 
 /// A client arriving from another cluster is at one address, which no network of this cluster's policies places.

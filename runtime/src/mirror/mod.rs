@@ -19,6 +19,7 @@
 
 mod file;
 pub mod remote;
+pub mod signed;
 #[cfg(test)]
 mod tests;
 

@@ -2,9 +2,10 @@
 //! 10.20.0.0/16 (the podNetworks the example's meshc.yaml gives them),
 //! each cluster with its own mesh-runtime (file mode over its own signed
 //! build) and one trust anchor for both. East's runtime serves west's
-//! exported Services (`--links`, from the Link and what west exports,
-//! west's endpoints from west's runtime); west runs the gateway's proxy
-//! (`--gateway`) on the Link's gateway address.
+//! exported Services (`--links`: the links.json meshc signs into east's
+//! build, from the Link, what west exports and meshc.yaml's `runtime:` of
+//! west, whose runtime gives west's endpoints); west runs the gateway's
+//! proxy (`--gateway`) on the Link's gateway address.
 
 use super::super::mesh::{self, RuntimeThread};
 use mesh_common::identity::pki::TestPki;
@@ -16,7 +17,7 @@ use meshc::load::Input;
 use meshc::model::Spec;
 use meshc::model::meta::IntOrString;
 use meshc::multicluster::ClusterOutcome;
-use meshc::multicluster::link::Mode;
+use meshc::multicluster::links_file;
 use meshc::pipeline::{self, Options, Outcome};
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -116,15 +117,16 @@ pub fn start(dir: tempfile::TempDir, repo: &Path) -> TwoClusters {
         let cdir = dir.path().join(&c.name);
         std::fs::create_dir_all(&cdir).unwrap();
         let info = BuildInfo { source_revision: "e2e".into(), sequence: 1, error_findings: 0 };
-        let built = emit::build(&c.outcome.configs, &key, &info).expect("builds");
+        let mut built = emit::build(&c.outcome.configs, &key, &info).expect("builds");
+        // The links file `meshc build` signs into the cluster's build, as the runtime reads it there.
+        let links = signed_links(m, c, &key);
+        if let Some(text) = &links {
+            built.files.push((links_file::FILE_NAME.to_owned(), text.clone()));
+        }
         write::write_dir(&cdir.join("dist"), &built).unwrap();
+        let links = links.map(|_| cdir.join("dist").join(links_file::FILE_NAME));
         let pods = place_pods(c);
         std::fs::write(cdir.join("endpoints.json"), endpoints(c, &pods).to_string()).unwrap();
-        let links = (c.name == "east").then(|| {
-            let path = cdir.join("links.json");
-            std::fs::write(&path, links_file(m, c, gateway).to_string()).unwrap();
-            path
-        });
         super::super::netns::add_address(runtime_addr(&c.name));
         let args = runtime_args(c, &cdir, &pubkey, &ca, links.as_deref(), &domain);
         runtimes.push(RuntimeThread::start(args));
@@ -193,38 +195,18 @@ fn endpoints(c: &ClusterOutcome, pods: &[(usize, IpAddr)]) -> serde_json::Value 
     serde_json::json!({ "services": services })
 }
 
-/// East's links file: what its Link says and which Services west exports
-/// through it (meshc's own reading of the Link), west's endpoints from
-/// west's runtime.
-fn links_file(m: &meshc::multicluster::Clusters, source: &ClusterOutcome, gateway: SocketAddr) -> serde_json::Value {
-    let mut links = Vec::new();
-    for (li, link) in m.links.links.iter().enumerate() {
-        if m.clusters[link.source_cluster].name != source.name {
-            continue;
-        }
-        let services: Vec<_> = m
-            .links
-            .exports
-            .iter()
-            .filter(|e| e.link == li)
-            .map(|e| {
-                let target = &m.clusters[e.target_cluster].outcome;
-                let Spec::Service(spec) = &target.resolved.resources[e.service].spec else { unreachable!() };
-                let ports: Vec<i64> = spec.ports.iter().map(|p| p.port).collect();
-                let mode = if e.mode == Mode::Gateway { "gateway" } else { "remote-discovery" };
-                serde_json::json!({"namespace": e.namespace, "name": e.name, "mode": mode, "ports": ports})
-            })
-            .collect();
-        let remote = format!("https://{}", SocketAddr::new(runtime_addr(&link.target), 8443));
-        links.push(serde_json::json!({
-            "targetCluster": link.target,
-            "gateway": {"addresses": [gateway.ip()], "port": gateway.port(),
-                        "identity": link.spec.gateway_identity},
-            "remote": {"runtime": remote, "runtimeIdentity": RUNTIME_IDENTITY},
-            "services": services,
-        }));
-    }
-    serde_json::json!({ "links": links })
+/// The cluster's links file as `meshc build` signs it: east's names west's
+/// gateway (the Link) and west's runtime (meshc.yaml's `runtime:` of west,
+/// which must be the runtime this test starts for west).
+fn signed_links(m: &meshc::multicluster::Clusters, c: &ClusterOutcome, key: &SigningKey) -> Option<String> {
+    let ci = m.find(&c.name).expect("a cluster of the repository");
+    let (text, notes) = links_file::signed(m, ci, key).expect("signs")?;
+    assert!(notes.is_empty(), "meshc leaves out of {}'s links file: {notes:?}", c.name);
+    let west = m.find("west").expect("cluster west");
+    let url = format!("https://{}", SocketAddr::new(runtime_addr("west"), 8443));
+    let expected = links_file::Remote::Runtime { url, identity: RUNTIME_IDENTITY.to_owned() };
+    assert_eq!(m.clusters[west].runtime.as_ref(), Some(&expected), "meshc.yaml's runtime: of west");
+    Some(text)
 }
 
 fn runtime_args(
