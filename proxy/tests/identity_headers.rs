@@ -75,6 +75,24 @@ async fn outbound_responses_name_the_verified_server() {
     assert_eq!(header_seen(&reply, "l5d-client-id"), Some(SERVER), "the app saw:\n{}", reply.body);
 }
 
+/// A pod calling its own Service: the endpoint at the proxy's `--pod-ip`
+/// is this pod, reached in plaintext (linkerd2-proxy's
+/// `NoClientTls::Loopback`) straight to the app, past the inbound proxy. No
+/// handshake proved the identity discovery names for it, and no proxy
+/// answered: the response names no server, whatever the app claimed.
+#[tokio::test]
+async fn a_self_call_names_no_server() {
+    let app = app(&[("l5d-server-id", SPOOF)]).await;
+    let pod_ip = app.ip().to_string();
+    let p = proxy(app, service(app, Some(SERVER)), &["--pod-ip", &pod_ip]).await;
+    let reply = get(p.outbound, None, "web.test.svc.cluster.local:80", &[("l5d-client-id", SPOOF)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.headers.get("l5d-server-id"), None, "{:?}", reply.headers);
+    // The app was called directly: no inbound proxy named the client (through
+    // one, it would see `SERVER`, this proxy's own identity).
+    assert_eq!(header_seen(&reply, "l5d-client-id"), None, "the app saw:\n{}", reply.body);
+}
+
 #[tokio::test]
 async fn outbound_responses_from_unmeshed_endpoints_name_no_server() {
     let app = app(&[("l5d-server-id", SPOOF)]).await;

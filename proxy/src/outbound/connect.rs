@@ -56,11 +56,8 @@ impl Dialer {
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, crate::net::connect_from(self.pod_ip, ep.addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connect to {} timed out", ep.addr)))??;
-        if self.is_local(ep) {
-            return Ok(Conn::Plain(tcp));
-        }
-        let Some(identity) = &ep.identity else { return Ok(Conn::Plain(tcp)) };
-        let name = ServerName::try_from(identity.clone())
+        let Some(identity) = self.tls_identity(ep) else { return Ok(Conn::Plain(tcp)) };
+        let name = ServerName::try_from(identity.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("identity `{identity}`: {e}")))?;
         let tls = tokio_rustls::TlsConnector::from((self.tls)());
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, ReadAhead::new(tcp)))
@@ -79,6 +76,14 @@ impl Dialer {
     /// proxy. mTLS there would reach the app, not a proxy, and fail.
     pub fn is_local(&self, ep: &Endpoint) -> bool {
         self.pod_ip == Some(ep.addr.ip())
+    }
+
+    /// The identity a connection to `ep` makes the server prove in the TLS
+    /// handshake: the endpoint's, unless the connection is plaintext (an
+    /// unmeshed endpoint, or this pod: linkerd2-proxy's `NoClientTls`).
+    /// Only such an identity may name the server to the app.
+    pub fn tls_identity<'e>(&self, ep: &'e Endpoint) -> Option<&'e str> {
+        ep.identity.as_deref().filter(|_| !self.is_local(ep))
     }
 }
 
@@ -166,6 +171,8 @@ impl tower_service::Service<Uri> for EndpointConnector {
 pub struct EndpointClient {
     h1: Client<EndpointConnector, BoxBody>,
     h2: Client<EndpointConnector, BoxBody>,
+    /// What every connection of this client proves ([`Dialer::tls_identity`]).
+    tls_identity: Option<String>,
 }
 
 impl EndpointClient {
@@ -179,7 +186,14 @@ impl EndpointClient {
             .pool_max_idle_per_host(POOL_MAX_IDLE);
         let h1 = builder.build(connector.clone());
         let h2 = builder.http2_only(true).build(connector);
-        EndpointClient { h1, h2 }
+        let tls_identity = dialer.tls_identity(endpoint).map(str::to_owned);
+        EndpointClient { h1, h2, tls_identity }
+    }
+
+    /// The identity the server proved on this client's connections; none
+    /// when they are plaintext.
+    pub fn tls_identity(&self) -> Option<&str> {
+        self.tls_identity.as_deref()
     }
 
     pub async fn send(&self, req: Request<BoxBody>) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
@@ -292,8 +306,11 @@ mod tests {
         assert!(dialer.is_local(&own));
         let conn = dialer.connect(&own).await.unwrap();
         assert!(matches!(conn, Conn::Plain(_)));
+        // No handshake: nothing proves the identity discovery names.
+        assert_eq!(dialer.tls_identity(&own), None);
         // Another pod at another address keeps mTLS.
         let other = Endpoint { addr: "127.0.0.2:80".parse().unwrap(), identity: Some(WEB.into()) };
         assert!(!dialer.is_local(&other));
+        assert_eq!(dialer.tls_identity(&other), Some(WEB));
     }
 }
