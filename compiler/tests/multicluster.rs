@@ -179,15 +179,11 @@ fn show_config_takes_a_cluster_prefix() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=meshc", "-c", "user.email=meshc@example.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+// The diff tests' git, with its fixed identity; the rest of the module is theirs.
+#[allow(dead_code)]
+#[path = "support/gitrepo.rs"]
+mod gitrepo;
+use gitrepo::git;
 
 /// A pull-request pipeline diffs git revisions: a multicluster repository's
 /// are compared as its directories are. The head is the query case

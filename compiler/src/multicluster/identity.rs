@@ -5,7 +5,7 @@
 use super::Links;
 use super::link::Mode;
 use super::repository::Repository;
-use crate::findings::{Code, Finding, Span};
+use crate::findings::{Code, Finding, Referent, Span};
 use crate::load::RawObject;
 use crate::load::yaml::Node;
 use crate::model::Spec;
@@ -374,9 +374,9 @@ pub fn drop_matched_elsewhere(outcomes: &mut [Outcome], links: &Links) {
         known[t].insert(links.gateways[t].identity.clone());
     }
     for (o, ids) in outcomes.iter_mut().zip(known) {
-        o.findings.retain(|f| {
-            f.code != Code::IdentityMatchesNothing
-                || !ids.iter().any(|id| f.message.contains(&format!("identity {id},")))
+        o.findings.retain(|f| match &f.referent {
+            Some(Referent::Identity(id)) if f.code == Code::IdentityMatchesNothing => !ids.contains(id),
+            _ => true,
         });
     }
 }

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -36,9 +36,9 @@ pub type TlsSource = Arc<dyn Fn() -> Arc<rustls::ClientConfig> + Send + Sync>;
 /// How connections are made: from where, with which TLS config.
 #[derive(Clone)]
 pub struct Dialer {
-    /// The pod's address (`--pod-ip`): connections are made from it, and an
-    /// endpoint there is this pod itself.
-    pub pod_ip: Option<IpAddr>,
+    /// The pod's addresses (`--pod-ip`): connections are made from the one
+    /// of the destination's family, and an endpoint at any is this pod.
+    pub pod_ips: Arc<[IpAddr]>,
     pub tls: TlsSource,
 }
 
@@ -53,14 +53,11 @@ impl Dialer {
     /// Connects to `ep`; with an identity, the TLS handshake verifies that
     /// the server's certificate names exactly that identity.
     pub async fn connect(&self, ep: &Endpoint) -> io::Result<Conn> {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, crate::net::connect_from(self.pod_ip, ep.addr))
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, crate::net::connect_from(self.source_for(ep.addr), ep.addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connect to {} timed out", ep.addr)))??;
-        if self.is_local(ep) {
-            return Ok(Conn::Plain(tcp));
-        }
-        let Some(identity) = &ep.identity else { return Ok(Conn::Plain(tcp)) };
-        let name = ServerName::try_from(identity.clone())
+        let Some(identity) = self.tls_identity(ep) else { return Ok(Conn::Plain(tcp)) };
+        let name = ServerName::try_from(identity.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("identity `{identity}`: {e}")))?;
         let tls = tokio_rustls::TlsConnector::from((self.tls)());
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, ReadAhead::new(tcp)))
@@ -77,8 +74,24 @@ impl Dialer {
     /// as the proxy's uid to the pod's own address, leaves through `lo` and
     /// `mesh-proxy init`'s rules return it, so it never meets the inbound
     /// proxy. mTLS there would reach the app, not a proxy, and fail.
+    /// Every address of the pod counts (`inbound_ips` is a set: a
+    /// dual-stack pod's IPv6 address is as much its own as its IPv4 one).
     pub fn is_local(&self, ep: &Endpoint) -> bool {
-        self.pod_ip == Some(ep.addr.ip())
+        self.pod_ips.contains(&ep.addr.ip())
+    }
+
+    /// The pod address a connection to `dst` is made from: the first of
+    /// the destination's family, none when the pod has no such address.
+    pub fn source_for(&self, dst: SocketAddr) -> Option<IpAddr> {
+        self.pod_ips.iter().copied().find(|ip| ip.is_ipv4() == dst.is_ipv4())
+    }
+
+    /// The identity a connection to `ep` makes the server prove in the TLS
+    /// handshake: the endpoint's, unless the connection is plaintext (an
+    /// unmeshed endpoint, or this pod: linkerd2-proxy's `NoClientTls`).
+    /// Only such an identity may name the server to the app.
+    pub fn tls_identity<'e>(&self, ep: &'e Endpoint) -> Option<&'e str> {
+        ep.identity.as_deref().filter(|_| !self.is_local(ep))
     }
 }
 
@@ -166,6 +179,8 @@ impl tower_service::Service<Uri> for EndpointConnector {
 pub struct EndpointClient {
     h1: Client<EndpointConnector, BoxBody>,
     h2: Client<EndpointConnector, BoxBody>,
+    /// What every connection of this client proves ([`Dialer::tls_identity`]).
+    tls_identity: Option<String>,
 }
 
 impl EndpointClient {
@@ -179,7 +194,14 @@ impl EndpointClient {
             .pool_max_idle_per_host(POOL_MAX_IDLE);
         let h1 = builder.build(connector.clone());
         let h2 = builder.http2_only(true).build(connector);
-        EndpointClient { h1, h2 }
+        let tls_identity = dialer.tls_identity(endpoint).map(str::to_owned);
+        EndpointClient { h1, h2, tls_identity }
+    }
+
+    /// The identity the server proved on this client's connections; none
+    /// when they are plaintext.
+    pub fn tls_identity(&self) -> Option<&str> {
+        self.tls_identity.as_deref()
     }
 
     pub async fn send(&self, req: Request<BoxBody>) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
@@ -256,7 +278,7 @@ mod tests {
     #[tokio::test]
     async fn meshed_endpoints_must_prove_their_identity() {
         let (addr, client) = tls_server().await;
-        let dialer = Dialer { pod_ip: None, tls: Arc::new(move || client.clone()) };
+        let dialer = Dialer { pod_ips: Arc::new([]), tls: Arc::new(move || client.clone()) };
         let right = Endpoint { addr, identity: Some(WEB.into()) };
         let mut conn = dialer.connect(&right).await.unwrap();
         assert!(matches!(conn, Conn::Tls(_)));
@@ -274,7 +296,7 @@ mod tests {
     async fn unmeshed_endpoints_are_plaintext_and_bad_identities_are_errors() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let dialer = Dialer { pod_ip: None, tls: Arc::new(|| unreachable!("no TLS for plaintext endpoints")) };
+        let dialer = Dialer { pod_ips: Arc::new([]), tls: Arc::new(|| unreachable!("no TLS for plaintext endpoints")) };
         let conn = dialer.connect(&Endpoint { addr, identity: None }).await.unwrap();
         assert!(matches!(conn, Conn::Plain(_)));
         let bad = dialer.connect(&Endpoint { addr, identity: Some("not a name!".into()) }).await.err().unwrap();
@@ -287,13 +309,37 @@ mod tests {
     async fn an_endpoint_at_the_pods_own_address_is_plaintext_to_the_app() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let dialer = Dialer { pod_ip: Some(addr.ip()), tls: Arc::new(|| unreachable!("no TLS to the pod's own app")) };
+        let dialer =
+            Dialer { pod_ips: Arc::new([addr.ip()]), tls: Arc::new(|| unreachable!("no TLS to the pod's own app")) };
         let own = Endpoint { addr, identity: Some(WEB.into()) };
         assert!(dialer.is_local(&own));
         let conn = dialer.connect(&own).await.unwrap();
         assert!(matches!(conn, Conn::Plain(_)));
+        // No handshake: nothing proves the identity discovery names.
+        assert_eq!(dialer.tls_identity(&own), None);
         // Another pod at another address keeps mTLS.
         let other = Endpoint { addr: "127.0.0.2:80".parse().unwrap(), identity: Some(WEB.into()) };
         assert!(!dialer.is_local(&other));
+        assert_eq!(dialer.tls_identity(&other), Some(WEB));
+    }
+
+    /// A dual-stack pod (`--pod-ip fd00::7,ADDR`): the address listed second
+    /// is as much the pod's own as the first, and a connection is made
+    /// from the pod's address of the destination's family.
+    #[tokio::test]
+    async fn every_address_of_a_dual_stack_pod_is_its_own() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let v6: IpAddr = "fd00::7".parse().unwrap();
+        let tls: TlsSource = Arc::new(|| unreachable!("no TLS to the pod's own app"));
+        let dialer = Dialer { pod_ips: Arc::new([v6, addr.ip()]), tls };
+        let own = Endpoint { addr, identity: Some(WEB.into()) };
+        assert!(dialer.is_local(&own));
+        assert!(matches!(dialer.connect(&own).await.unwrap(), Conn::Plain(_)));
+        assert!(dialer.is_local(&Endpoint { addr: SocketAddr::new(v6, 80), identity: Some(WEB.into()) }));
+        assert_eq!(dialer.source_for(addr), Some(addr.ip()));
+        assert_eq!(dialer.source_for(SocketAddr::new(v6, 80)), Some(v6));
+        let v4_only = Dialer { pod_ips: Arc::new([addr.ip()]), tls: dialer.tls.clone() };
+        assert_eq!(v4_only.source_for("[fd00::9]:80".parse().unwrap()), None);
     }
 }

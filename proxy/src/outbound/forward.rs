@@ -268,10 +268,11 @@ async fn attempt(balancer: &Balancer<EndpointClient>, plan: &Plan<'_>, req: Requ
             picked.observe(!plan.is_failure(resp.status()), accrual);
             // The identity the server proved in the TLS handshake (the
             // dialer checks a meshed endpoint's certificate against exactly
-            // this name); none for plaintext, whatever the response said.
-            // As linkerd2-proxy did in `add_server_id_on_rsp::layer` (outbound,
-            // removed in #628 with its inbound counterpart).
-            set_identity_header(resp.headers_mut(), L5D_SERVER_ID, picked.ep.endpoint.identity.as_deref());
+            // this name); none for plaintext, this pod's own included,
+            // whatever the response said. As linkerd2-proxy did in
+            // `add_server_id_on_rsp::layer` (outbound, from the endpoint's
+            // client TLS; removed in #628 with its inbound counterpart).
+            set_identity_header(resp.headers_mut(), L5D_SERVER_ID, picked.ep.conn.tls_identity());
             Attempt::Response(resp)
         }
         Err(e) => {

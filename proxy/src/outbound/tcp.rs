@@ -128,7 +128,7 @@ pub async fn passthrough<C>(ob: &Outbound, dst: SocketAddr, mut client: C, prefi
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut upstream = match crate::net::connect_from(ob.dialer.pod_ip, dst).await {
+    let mut upstream = match crate::net::connect_from(ob.dialer.source_for(dst), dst).await {
         Ok(s) => s,
         Err(e) => {
             tracing::info!(%dst, error = %e, "passthrough connect failed");

@@ -30,7 +30,17 @@ pub struct Part<'a> {
     pub offset: usize,
 }
 
-impl Part<'_> {
+impl<'a> Part<'a> {
+    /// The only part of a one-cluster repository: no cluster prefix, no offset.
+    pub fn one_cluster(
+        outcome: &'a Outcome,
+        classes: &'a Classes<'a>,
+        scope: &'a [usize],
+        egress: &'a [EgressRow],
+    ) -> Self {
+        Part { cluster: None, outcome, classes, scope, egress, offset: 0 }
+    }
+
     /// The workload's label, with the cluster prefix in a multicluster repository.
     pub fn workload(&self, wi: usize) -> String {
         let label = workload_label(self.outcome, wi);
@@ -260,7 +270,7 @@ pub fn json(
     egress: &[EgressRow],
     escape: &dyn Fn(String) -> String,
 ) -> io::Result<Summary> {
-    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    let part = Part::one_cluster(o, classes, scope, egress);
     json_parts(out, &[part], &[], escape)
 }
 
@@ -397,7 +407,7 @@ pub fn html(
     egress: &[EgressRow],
     title: &str,
 ) -> io::Result<()> {
-    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    let part = Part::one_cluster(o, classes, scope, egress);
     html_parts(out, &[part], &[], title)
 }
 
@@ -420,7 +430,7 @@ pub fn table(
     scope: &[usize],
     egress: &[EgressRow],
 ) -> io::Result<()> {
-    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    let part = Part::one_cluster(o, classes, scope, egress);
     table_parts(out, &[part], &[])
 }
 

@@ -9,9 +9,8 @@
 
 use super::super::mesh::{self, RuntimeThread};
 use mesh_common::identity::pki::TestPki;
-use mesh_proxy_api::config::Protocol;
+use mesh_proxy_api::ProxyConfig;
 use mesh_proxy_api::envelope::{SigningKey, verifying_key_to_pem};
-use mesh_proxy_api::{PortPolicy, ProxyConfig};
 use meshc::emit::{self, BuildInfo, write};
 use meshc::load::Input;
 use meshc::model::Spec;
@@ -19,7 +18,6 @@ use meshc::model::meta::IntOrString;
 use meshc::multicluster::ClusterOutcome;
 use meshc::multicluster::links_file;
 use meshc::pipeline::{self, Options, Outcome};
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -323,22 +321,8 @@ impl Started {
     }
 
     fn spawn_echo(&mut self, name: &str, app: IpAddr, ports: &[u16], config: &ProxyConfig) {
-        let mut args: Vec<String> = vec!["--name".into(), name.into()];
-        for &p in ports {
-            let opaque = matches!(config.inbound.lookup(p), PortPolicy::Server(s) if matches!(s.protocol, Protocol::Opaque | Protocol::Tls));
-            args.extend([if opaque { "--tcp" } else { "--listen" }.into(), SocketAddr::new(app, p).to_string()]);
-        }
-        let mut child = Command::new(mesh_e2e::binary("mesh-echo"))
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("mesh-echo starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for _ in ports {
-            let line = lines.next().expect("mesh-echo reports its listeners").unwrap();
-            assert!(line.starts_with("listening"), "mesh-echo: {line}");
-        }
+        let addrs: Vec<SocketAddr> = ports.iter().map(|&p| SocketAddr::new(app, p)).collect();
+        let child = mesh_e2e::echo::spawn(mesh_e2e::echo::command(), name, config, &addrs, &[]);
         self.children.push(child);
     }
 }
