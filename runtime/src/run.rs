@@ -118,8 +118,13 @@ pub async fn serve(s: &Settings, parts: Parts, mut tasks: Tasks) -> Result<Runni
         // After the own identity: it is what the runtime shows linked clusters' runtimes.
         let bytes = std::fs::read(path).map_err(|e| format!("--links {}: {e}", path.display()))?;
         let links = crate::mirror::parse(&bytes).map_err(|e| format!("--links {}: {e}", path.display()))?;
-        tracing::info!(links = links.links.len(), "serving mirrored Services of linked clusters");
-        crate::mirror::remote::spawn(links, parts.endpoints.clone(), identity.clone(), s.poll_interval, &mut tasks);
+        tracing::info!(
+            links = links.links.len(),
+            federated = links.federated.len(),
+            "serving mirrored Services of linked clusters"
+        );
+        let (hub, poll) = (parts.endpoints.clone(), s.poll_interval);
+        crate::mirror::watch::spawn(path.clone(), links, hub, identity.clone(), poll, &mut tasks);
     }
     let api_listener = TcpListener::bind(s.listen).await.map_err(|e| format!("--listen {}: {e}", s.listen))?;
     let admin_listener = TcpListener::bind(s.admin).await.map_err(|e| format!("--admin {}: {e}", s.admin))?;
