@@ -99,6 +99,8 @@ pub fn document(m: &Clusters, source: usize) -> Option<(Value, Vec<String>)> {
     let mut notes = Vec::new();
     let mut links = Vec::new();
     let mut mirrors: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut linked: BTreeSet<&str> = BTreeSet::new();
+    let (federated, member_links) = federated_entries(m, source, &mut notes);
     let mut any = false;
     for (l, link) in m.links.links.iter().enumerate() {
         if link.source_cluster != source {
@@ -112,11 +114,80 @@ pub fn document(m: &Clusters, source: usize) -> Option<(Value, Vec<String>)> {
             ));
             continue;
         };
-        if let Some(entry) = link_entry(m, l, target, &mut mirrors, &mut notes) {
+        // The runtime takes one link per target cluster (its mirrors' suffix).
+        if !linked.insert(link.target.as_str()) {
+            notes.push(format!(
+                "Link {}/{} links cluster {} a second time: left out (the runtime takes one link per target cluster)",
+                link.namespace, link.name, link.target
+            ));
+            continue;
+        }
+        if let Some(entry) = link_entry(m, l, target, &mut mirrors, &mut notes, member_links.contains(&l)) {
             links.push(entry);
         }
     }
-    any.then(|| (json!({ "links": links }), notes))
+    let mut doc = json!({ "links": links });
+    if !federated.is_empty() {
+        doc["federated"] = Value::Array(federated);
+    }
+    any.then_some((doc, notes))
+}
+
+/// Cluster `source`'s federated Services (`<name>-federated`, every
+/// member's pods, pod to pod): the local member, the remote members (each
+/// through the Link to its cluster, whose runtime meshc.yaml must name), and
+/// the ports of the Service meshc adds (its oldest member's). Also the Links
+/// those members need written even when they export nothing themselves.
+fn federated_entries(m: &Clusters, source: usize, notes: &mut Vec<String>) -> (Vec<Value>, BTreeSet<usize>) {
+    let (mut out, mut needed) = (Vec::new(), BTreeSet::new());
+    let o = &m.clusters[source].outcome;
+    for f in m.links.federated.iter().filter(|f| f.cluster == source) {
+        let name = format!("{}-federated", f.name);
+        let what = format!("federated Service {}/{name}", f.namespace);
+        let Some(ri) = o.resolved.index.get(crate::resolve::index::Kind::Service, &f.namespace, &name) else {
+            continue;
+        };
+        let Spec::Service(spec) = &o.resolved.resources[ri].spec else { continue };
+        let ports = tcp_ports(spec);
+        let local = f.members.iter().any(|(c, _)| *c == source);
+        let mut remote = Vec::new();
+        for &(c, _) in f.members.iter().filter(|(c, _)| *c != source) {
+            let cluster = &m.clusters[c];
+            let link = m.links.links.iter().enumerate().find(|(l, link)| {
+                link.source_cluster == source && m.links.target_of[*l] == Some(c)
+            });
+            match (link, &cluster.runtime) {
+                (Some((l, _)), Some(_)) => {
+                    needed.insert(l);
+                    remote.push(cluster.name.clone());
+                }
+                (None, _) => notes.push(format!("{what}: member cluster {} has no Link from here, left out", cluster.name)),
+                (Some(_), None) => notes.push(format!(
+                    "{what}: member cluster {} left out: its pods come from its runtime, which meshc.yaml does not \
+                     name (add `runtime:` to cluster {})",
+                    cluster.name, cluster.name
+                )),
+            }
+        }
+        if ports.is_empty() || (!local && remote.is_empty()) {
+            notes.push(format!("{what} left out: it has no TCP port or no member left"));
+            continue;
+        }
+        out.push(json!({
+            "namespace": f.namespace, "name": f.name, "ports": ports,
+            "localMember": local, "remoteMembers": remote,
+        }));
+    }
+    (out, needed)
+}
+
+/// A Service's TCP ports, as the runtime serves them.
+fn tcp_ports(spec: &crate::model::core::ServiceSpec) -> BTreeSet<u16> {
+    spec.ports
+        .iter()
+        .filter(|p| p.protocol.as_deref().is_none_or(|x| x.eq_ignore_ascii_case("TCP")))
+        .filter_map(|p| u16::try_from(p.port).ok().filter(|n| *n > 0))
+        .collect()
 }
 
 /// Cluster `source`'s links file signed with `key` (a DSSE envelope of
@@ -129,13 +200,15 @@ pub fn signed(m: &Clusters, source: usize, key: &SigningKey) -> Result<Option<(S
     Ok(Some((text + "\n", notes)))
 }
 
-/// One Link's entry: its gateway, its remote, the Services it exports.
+/// One Link's entry: its gateway, its remote, the Services it exports;
+/// written without Services when a federated Service's member needs it.
 fn link_entry(
     m: &Clusters,
     l: usize,
     target: usize,
     mirrors: &mut BTreeSet<(String, String)>,
     notes: &mut Vec<String>,
+    federation_needs_it: bool,
 ) -> Option<Value> {
     let link = &m.links.links[l];
     let what = format!("Link {}/{}", link.namespace, link.name);
@@ -171,12 +244,7 @@ fn link_entry(
             continue;
         }
         let Spec::Service(spec) = &tgt.outcome.resolved.resources[e.service].spec else { continue };
-        let ports: BTreeSet<u16> = spec
-            .ports
-            .iter()
-            .filter(|p| p.protocol.as_deref().is_none_or(|x| x.eq_ignore_ascii_case("TCP")))
-            .filter_map(|p| u16::try_from(p.port).ok().filter(|n| *n > 0))
-            .collect();
+        let ports = tcp_ports(spec);
         if ports.is_empty() {
             notes.push(format!("{what}: {svc} left out: it has no TCP port"));
             continue;
@@ -187,7 +255,7 @@ fn link_entry(
         };
         services.push(json!({"namespace": e.namespace, "name": e.name, "mode": mode, "ports": ports}));
     }
-    if services.is_empty() {
+    if services.is_empty() && !federation_needs_it {
         return None;
     }
     let mut entry = json!({ "targetCluster": link.target, "services": services });

@@ -187,7 +187,7 @@ fn cross_from(
     }
     let arriving = match p.mode {
         Mode::Gateway => {
-            let (hop, id) = gateway_hop(tgt, client, p);
+            let (hop, id) = gateway_hop(tgt, client, p, opaque_at_client(src, p, port));
             hops.push(hop);
             id.map(|id| Client::identified(first_pod(&tgt.outcome), id))
         }
@@ -302,8 +302,24 @@ fn connection(src: &ClusterOutcome, tgt: &ClusterOutcome, client: &ClientView, p
     }
 }
 
-/// The gateway's own inbound policy, then the identity it forwards with.
-fn gateway_hop(tgt: &ClusterOutcome, client: &ClientView, p: &Path) -> (Hop, Option<String>) {
+/// Whether the client's proxy treats `port` of the mirror as opaque (its
+/// outbound protocol: the mirror's `config.linkerd.io/opaque-ports`, copied
+/// from the target Service, or the default opaque ports). Linkerd's client
+/// then sends a transport header without a protocol, and the gateway
+/// authorizes the connection as TCP (`gateway/src/opaq.rs`, `authorize_tcp`),
+/// not each request (`gateway/src/http.rs`, `authorize_http`).
+fn opaque_at_client(src: &ClusterOutcome, p: &Path, port: u16) -> bool {
+    let o = &src.outcome;
+    let Some(ri) = o.resolved.index.get(Kind::Service, p.namespace, p.mirror) else { return false };
+    let r = &o.resolved.resources[ri];
+    let crate::model::Spec::Service(spec) = &r.spec else { return false };
+    let protocol = crate::lower::outbound::port_protocol(r, spec, &o.resolved.settings, port);
+    protocol == Some(mesh_proxy_api::outbound::OutboundProtocol::Opaque)
+}
+
+/// The gateway's own inbound policy (for an opaque connection, its
+/// Server's authorizations only), then the identity it forwards with.
+fn gateway_hop(tgt: &ClusterOutcome, client: &ClientView, p: &Path, opaque: bool) -> (Hop, Option<String>) {
     let gw = p.gateway.arriving(p.link);
     let hop = |verdict, detail: String| Hop {
         hop: "gateway",
@@ -314,26 +330,70 @@ fn gateway_hop(tgt: &ClusterOutcome, client: &ClientView, p: &Path) -> (Hop, Opt
     let Some(id) = client.client.tls.identity() else {
         return (hop(Verdict::Deny, "the gateway refuses connections without a client identity".to_owned()), None);
     };
-    if let Some(r) = gateway_in_repository(tgt, client, p.gateway) {
-        let allowed = r.verdicts.iter().any(|v| matches!(v.verdict, Verdict::Allow | Verdict::Depends));
-        let mut proof: Vec<Step> = r.verdicts.first().map(|v| v.proof.clone()).unwrap_or_default();
-        proof.push(Step::plain("gateway", format!("the gateway forwards with its own identity {gw}")));
+    if let Some((r, wi)) = gateway_in_repository(tgt, client, p.gateway) {
+        let (allowed, mut proof) = if opaque {
+            gateway_tcp(tgt, wi, p.gateway.port, client, &r, id)
+        } else {
+            let allowed = r.verdicts.iter().any(|v| matches!(v.verdict, Verdict::Allow | Verdict::Depends));
+            (allowed, r.verdicts.first().map(|v| v.proof.clone()).unwrap_or_default())
+        };
+        if allowed {
+            proof.push(Step::plain("gateway", format!("the gateway forwards with its own identity {gw}")));
+        }
         let verdict = if allowed { Verdict::Allow } else { Verdict::Deny };
         let h = Hop { hop: "gateway", cluster: tgt.name.clone(), verdict: Some(verdict), proof };
         return (h, allowed.then_some(gw));
     }
     let detail = format!(
         "the gateway ({} in {}, not in the repository: the multicluster chart's policy assumed, \
-         AuthorizationPolicy linkerd-gateway requiring any mesh identity from any network) admits {id}, then \
-         forwards with its own identity {gw}",
+         AuthorizationPolicy linkerd-gateway on its Server, requiring any mesh identity from any network, for \
+         HTTP and opaque connections alike) admits {id}, then forwards with its own identity {gw}",
         p.gateway.service_account, p.gateway.namespace
     );
     (hop(Verdict::Allow, detail), Some(gw))
 }
 
+/// An opaque connection at the gateway: `decide_tcp` on its port's Server
+/// (the Server's authorizations; routes and their authorizations do not
+/// apply to a connection), as the gateway proxy decides it. The proof keeps
+/// the reach's first steps (the gateway, the client, its Server).
+fn gateway_tcp(
+    tgt: &ClusterOutcome,
+    wi: usize,
+    port: u16,
+    client: &ClientView,
+    r: &Reach,
+    id: &str,
+) -> (bool, Vec<Step>) {
+    let mut proof: Vec<Step> =
+        r.verdicts.first().map(|v| v.proof.iter().take(3).cloned().collect()).unwrap_or_default();
+    let config = tgt.outcome.configs.get(wi).and_then(Option::as_ref);
+    let decided = config.map(|c| match c.inbound.lookup(port) {
+        mesh_proxy_api::PortPolicy::Server(server) => match mesh_proxy_api::decide_tcp(server, &client.client) {
+            mesh_proxy_api::TcpVerdict::Allowed { authz } => {
+                (true, format!("{} admits {id}", authz.authorization.meta.name))
+            }
+            mesh_proxy_api::TcpVerdict::Closed => (false, format!("no authorization of the Server admits {id}")),
+        },
+        _ => (false, "the port is not served".to_owned()),
+    });
+    let (allowed, why) = decided.unwrap_or((false, "the gateway has no config".to_owned()));
+    let detail = format!(
+        "the mirror's port is opaque at the client: the gateway authorizes the connection with its Server's own \
+         authorizations, not its routes (Linkerd's authorize_tcp): {why}{}",
+        if allowed { "" } else { "; the connection is closed" }
+    );
+    proof.push(Step::plain("gateway", detail));
+    (allowed, proof)
+}
+
 /// When the target cluster's manifests hold the gateway, its verdict on
-/// its port (`gateway.port`, 4143 by default).
-fn gateway_in_repository(tgt: &ClusterOutcome, client: &ClientView, gw: &identity::Gateway) -> Option<Reach> {
+/// its port (`gateway.port`, 4143 by default), and its workload.
+fn gateway_in_repository(
+    tgt: &ClusterOutcome,
+    client: &ClientView,
+    gw: &identity::Gateway,
+) -> Option<(Reach, usize)> {
     let o = &tgt.outcome;
     let wi = o
         .resolved
@@ -346,7 +406,7 @@ fn gateway_in_repository(tgt: &ClusterOutcome, client: &ClientView, gw: &identit
         &[(lone(&client.client), client.client.clone())],
         None,
     );
-    Some(reach::reach(o, view, wi, gw.port, None))
+    Some((reach::reach(o, view, wi, gw.port, None), wi))
 }
 
 /// A client arriving from another cluster is at one address, which no network of this cluster's policies places.

@@ -6,6 +6,7 @@
 
 use super::body::BoxBody;
 use crate::discovery::Endpoint;
+use crate::gateway::header;
 use crate::net::ReadAhead;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
@@ -20,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -53,13 +54,35 @@ impl Dialer {
     /// Connects to `ep`; with an identity, the TLS handshake verifies that
     /// the server's certificate names exactly that identity.
     pub async fn connect(&self, ep: &Endpoint) -> io::Result<Conn> {
+        self.connect_with(ep, (self.tls)()).await
+    }
+
+    /// Connects to `ep` for an opaque connection to the Service port
+    /// `authority` (`<name>.<ns>.svc.<domain>:<port>`): over mTLS the
+    /// transport header's ALPN is offered too, and when the server selects
+    /// it (a gateway: see [`crate::gateway::header`]) the header naming
+    /// `authority` is written before anything else.
+    pub async fn connect_opaque(&self, ep: &Endpoint, authority: &str) -> io::Result<Conn> {
+        let mut config = (*(self.tls)()).clone();
+        config.alpn_protocols.insert(0, header::ALPN.to_vec());
+        let mut conn = self.connect_with(ep, Arc::new(config)).await?;
+        if let Conn::Tls(tls) = &mut conn
+            && tls.get_ref().1.alpn_protocol() == Some(header::ALPN)
+        {
+            tls.write_all(&header::encode(authority)).await?;
+            tls.flush().await?;
+        }
+        Ok(conn)
+    }
+
+    async fn connect_with(&self, ep: &Endpoint, config: Arc<rustls::ClientConfig>) -> io::Result<Conn> {
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, crate::net::connect_from(self.source_for(ep.addr), ep.addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connect to {} timed out", ep.addr)))??;
         let Some(identity) = self.tls_identity(ep) else { return Ok(Conn::Plain(tcp)) };
         let name = ServerName::try_from(identity.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("identity `{identity}`: {e}")))?;
-        let tls = tokio_rustls::TlsConnector::from((self.tls)());
+        let tls = tokio_rustls::TlsConnector::from(config);
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, ReadAhead::new(tcp)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("TLS to {} timed out", ep.addr)))??;

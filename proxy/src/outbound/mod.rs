@@ -43,7 +43,7 @@ mod listen;
 pub mod retry;
 mod sni;
 pub mod target;
-mod tcp;
+pub(crate) mod tcp;
 
 use crate::Ctx;
 use crate::discovery::{Discovery, ServiceKey};

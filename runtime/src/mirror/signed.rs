@@ -13,12 +13,26 @@
 
 use super::Links;
 use mesh_proxy_api::envelope::{self, Envelope, LINKS_PAYLOAD_TYPE, VerifyingKey};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The keys and the build directory a links file is judged by, at start
+/// and at every re-read (`mirror::watch`).
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    pub keys: Vec<VerifyingKey>,
+    pub build_dir: Option<PathBuf>,
+}
 
 /// The links `path` holds, signed by one of `trusted` or unsigned outside `build_dir`.
-pub fn read(path: &Path, trusted: &[VerifyingKey], build_dir: Option<&Path>) -> Result<Links, String> {
+pub fn read(path: &Path, trust: &Trust) -> Result<Links, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    if let Ok(env) = serde_json::from_slice::<Envelope>(&bytes) {
+    open(&bytes, path, trust)
+}
+
+/// The links in `bytes`, read from `path`: see [`read`].
+pub fn open(bytes: &[u8], path: &Path, trust: &Trust) -> Result<Links, String> {
+    let (trusted, build_dir) = (trust.keys.as_slice(), trust.build_dir.as_deref());
+    if let Ok(env) = serde_json::from_slice::<Envelope>(bytes) {
         let payload = envelope::verified_payload(&env, LINKS_PAYLOAD_TYPE, trusted).map_err(|e| {
             let keys = if trusted.is_empty() { " (the runtime has no --trust-key to verify it with)" } else { "" };
             format!("the signed links file does not verify{keys}: {e}")
@@ -30,7 +44,7 @@ pub fn read(path: &Path, trusted: &[VerifyingKey], build_dir: Option<&Path>) -> 
                     signed: use the links.json `meshc build` signs, or keep a hand-written one outside --dir"
             .to_owned());
     }
-    let links = super::parse(&bytes)?;
+    let links = super::parse(bytes)?;
     tracing::warn!("the links file is not signed: trusted as operator configuration, like --endpoints");
     Ok(links)
 }
@@ -50,6 +64,10 @@ mod tests {
 
     const DOC: &str = r#"{"links":[{"targetCluster":"west","gateway":{"addresses":["203.0.113.20"],"port":4143,"identity":"gw.example"},"services":[{"namespace":"shop","name":"api","mode":"gateway","ports":[8080]}]}]}"#;
 
+    fn trust(keys: Vec<VerifyingKey>, build_dir: Option<&Path>) -> Trust {
+        Trust { keys, build_dir: build_dir.map(Path::to_path_buf) }
+    }
+
     fn signed(key: &SigningKey) -> String {
         let doc: serde_json::Value = serde_json::from_str(DOC).unwrap();
         serde_json::to_string(&envelope::sign_value(&doc, LINKS_PAYLOAD_TYPE, key).unwrap()).unwrap()
@@ -61,11 +79,11 @@ mod tests {
         let key = SigningKey::from_bytes(&[7; 32]);
         let path = dir.path().join("links.json");
         std::fs::write(&path, signed(&key)).unwrap();
-        let links = read(&path, &[key.verifying_key()], Some(dir.path())).unwrap();
+        let links = read(&path, &trust(vec![key.verifying_key()], Some(dir.path()))).unwrap();
         assert_eq!(links.links[0].target_cluster, "west");
         let other = SigningKey::from_bytes(&[8; 32]).verifying_key();
-        assert!(read(&path, &[other], None).unwrap_err().contains("does not verify"));
-        assert!(read(&path, &[], None).unwrap_err().contains("no --trust-key"));
+        assert!(read(&path, &trust(vec![other], None)).unwrap_err().contains("does not verify"));
+        assert!(read(&path, &trust(vec![], None)).unwrap_err().contains("no --trust-key"));
     }
 
     #[test]
@@ -73,11 +91,11 @@ mod tests {
         let build = tempfile::tempdir().unwrap();
         let inside_path = build.path().join("links.json");
         std::fs::write(&inside_path, DOC).unwrap();
-        let err = read(&inside_path, &[], Some(build.path())).unwrap_err();
+        let err = read(&inside_path, &trust(vec![], Some(build.path()))).unwrap_err();
         assert!(err.contains("unsigned links file inside the build directory"), "{err}");
         let elsewhere = tempfile::tempdir().unwrap();
         let outside_path = elsewhere.path().join("links.json");
         std::fs::write(&outside_path, DOC).unwrap();
-        assert_eq!(read(&outside_path, &[], Some(build.path())).unwrap().links.len(), 1);
+        assert_eq!(read(&outside_path, &trust(vec![], Some(build.path()))).unwrap().links.len(), 1);
     }
 }

@@ -31,11 +31,18 @@ pub struct Pod {
     pub name: String,
     /// Its proxy's `--outbound` HTTP listener (the app's way out).
     pub outbound: SocketAddr,
+    /// Its proxy's `--outbound-tcp` listeners, one per opaque mirror port
+    /// of its cluster: (`mirror.namespace`, port) → listener.
+    pub opaque: Vec<((String, u16), SocketAddr)>,
+    /// Its pod address (its endpoints' address).
+    pub ip: IpAddr,
     pub app: IpAddr,
 }
 
 pub struct TwoClusters {
     pub outcome: Outcome,
+    /// The clusters' one trust anchor and issuer, for a client of either runtime.
+    pub pki: TestPki,
     pub pods: Vec<Pod>,
     /// West's gateway, where the Link says it is.
     pub gateway: SocketAddr,
@@ -59,20 +66,29 @@ fn octet(cluster: &str) -> u8 {
     if cluster == "east" { 10 } else { 20 }
 }
 
-fn runtime_addr(cluster: &str) -> IpAddr {
+pub fn runtime_addr(cluster: &str) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, octet(cluster), 255, 1))
 }
 
 /// Copies `policies-examples/emojivoto-multicluster/<mode>` into `dir`,
-/// adds west's gateway (the chart's objects), and applies `edit` to the copy.
+/// adds west's gateway (the chart's objects) and west's opaque `relay-svc`
+/// (exported as the mode exports), and applies `edit` to the copy.
 pub fn repository(mode: &str, dir: &Path, edit: impl FnOnce(&Path)) -> PathBuf {
     let from = mesh::example("emojivoto-multicluster").join(mode);
     let repo = dir.join("repo");
     copy_dir(&from, &repo);
-    let gateway = Path::new(env!("CARGO_MANIFEST_DIR")).join("repos/multicluster-gateway/linkerd-gateway.yaml");
-    std::fs::copy(gateway, repo.join("west/linkerd-gateway.yaml")).unwrap();
+    std::fs::copy(e2e_repo("multicluster-gateway/linkerd-gateway.yaml"), repo.join("west/linkerd-gateway.yaml"))
+        .unwrap();
+    let relay = std::fs::read_to_string(e2e_repo("multicluster-opaque/relay.yaml")).unwrap();
+    let export = if mode == "gateway" { "\"true\"" } else { "remote-discovery" };
+    std::fs::write(repo.join("west/relay.yaml"), relay.replace("EXPORT_LABEL", export)).unwrap();
     edit(&repo);
     repo
+}
+
+/// A file of the end-to-end tests' own repositories (`tests/e2e/repos/`).
+pub fn e2e_repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("repos").join(path)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -131,15 +147,16 @@ pub fn start(dir: tempfile::TempDir, repo: &Path) -> TwoClusters {
         placed.push((c, cdir, pods));
     }
     for (c, cdir, pods) in placed {
+        let opaque = opaque_mirror_ports(m, c);
         for (wi, ip) in pods {
-            started.spawn(c, wi, ip, &cdir, &pki, &pubkey, &domain, gateway);
+            started.spawn(c, wi, ip, &cdir, &pki, &pubkey, &domain, (gateway, &opaque));
         }
     }
     for p in &started.pods {
         mesh::wait_ready(SocketAddr::new(p.app, 4191), &logs);
     }
     let Started { children, pods, .. } = started;
-    TwoClusters { outcome, pods, gateway, logs, children, _runtimes: runtimes, _dir: dir }
+    TwoClusters { outcome, pki, pods, gateway, logs, children, _runtimes: runtimes, _dir: dir }
 }
 
 /// The Link's `gatewayAddress` and `gatewayPort` (the only Link here).
@@ -207,6 +224,28 @@ fn signed_links(m: &meshc::multicluster::Clusters, c: &ClusterOutcome, key: &Sig
     Some(text)
 }
 
+/// The source cluster's mirror ports that its proxies carry as opaque TCP
+/// (meshc's own reading of the mirror's protocol), as (`mirror.namespace`,
+/// port): each pod's proxy gets an `--outbound-tcp` listener on that port.
+fn opaque_mirror_ports(m: &meshc::multicluster::Clusters, source: &ClusterOutcome) -> Vec<(String, u16)> {
+    let o = &source.outcome;
+    let mut out = Vec::new();
+    for e in m.links.exports.iter().filter(|e| m.clusters[m.links.links[e.link].source_cluster].name == source.name) {
+        let Some(ri) = o.resolved.index.get(meshc::resolve::index::Kind::Service, &e.namespace, &e.mirror) else {
+            continue;
+        };
+        let r = &o.resolved.resources[ri];
+        let Spec::Service(spec) = &r.spec else { continue };
+        for p in spec.ports.iter().filter_map(|p| u16::try_from(p.port).ok()) {
+            let protocol = meshc::lower::outbound::port_protocol(r, spec, &o.resolved.settings, p);
+            if protocol == Some(mesh_proxy_api::outbound::OutboundProtocol::Opaque) {
+                out.push((format!("{}.{}", e.mirror, e.namespace), p));
+            }
+        }
+    }
+    out
+}
+
 fn runtime_args(
     c: &ClusterOutcome,
     cdir: &Path,
@@ -264,7 +303,7 @@ impl Started {
         pki: &TestPki,
         pubkey: &Path,
         domain: &mesh_proxy_api::IdentityDomain,
-        gateway: SocketAddr,
+        (gateway, opaque_mirrors): (SocketAddr, &[(String, u16)]),
     ) {
         let w = &c.outcome.resolved.workloads[wi];
         let config = c.outcome.configs[wi].clone().expect("a meshed workload");
@@ -301,11 +340,17 @@ impl Started {
             ("--reload-interval", "100ms".to_string()),
         ];
         args.extend(flags.into_iter().flat_map(|(k, v)| [k.to_string(), v]));
+        let mut opaque = Vec::new();
         if is_gateway {
             args.extend(["--gateway".into(), gateway.to_string(), "--gateway-cluster".into(), c.name.clone()]);
         } else {
             for p in &app_ports {
                 args.extend(["--inbound".into(), format!("{}={}", SocketAddr::new(ip, *p), SocketAddr::new(app, *p))]);
+            }
+            for (mirror, port) in opaque_mirrors {
+                let listen = SocketAddr::new(app, *port);
+                args.extend(["--outbound-tcp".into(), format!("{listen}={mirror}:{port}")]);
+                opaque.push(((mirror.clone(), *port), listen));
             }
         }
         let log = std::fs::File::create(self.logs.join(format!("proxy-{}-{}.log", c.name, w.name))).unwrap();
@@ -317,7 +362,7 @@ impl Started {
             .spawn()
             .expect("mesh-proxy starts");
         self.children.push(child);
-        self.pods.push(Pod { cluster: c.name.clone(), name: w.name.clone(), outbound, app });
+        self.pods.push(Pod { cluster: c.name.clone(), name: w.name.clone(), outbound, opaque, ip, app });
     }
 
     fn spawn_echo(&mut self, name: &str, app: IpAddr, ports: &[u16], config: &ProxyConfig) {
@@ -346,4 +391,33 @@ impl TwoClusters {
         }
         out
     }
+}
+
+/// `GET path` of `cluster`'s runtime API, as a proxy of that cluster asks
+/// (mTLS with a certificate of the shared trust anchor): the JSON answer.
+pub async fn runtime_get(clusters: &TwoClusters, cluster: &str, path: &str) -> Result<serde_json::Value, String> {
+    use http_body_util::BodyExt;
+    let name = clusters.pki.domain().service_account("emojivoto", "e2e");
+    let validity = mesh_common::identity::pki::Validity::valid_for(std::time::Duration::from_secs(3600));
+    let cert = clusters.pki.issue_name(&name, validity)?;
+    let mut config = (*super::super::clients::client_config(&cert, clusters.pki.anchors_pem())).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(SocketAddr::new(runtime_addr(cluster), 8443))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let server = rustls_pki_types::ServerName::try_from(RUNTIME_IDENTITY.to_owned()).map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(server, tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", "runtime")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let rsp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    let body = rsp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    serde_json::from_slice(&body).map_err(|e| format!("{path}: {e}"))
 }
