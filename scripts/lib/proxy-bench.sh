@@ -130,6 +130,9 @@ http {
             proxy_request_buffering off;
             proxy_buffering off;
             proxy_buffer_size 64k;
+            # Unused while unbuffered, but nginx checks its busy-buffers
+            # size (2 × 64k) against them.
+            proxy_buffers 4 64k;
             proxy_max_temp_file_size 0;
         }
     }
