@@ -213,3 +213,31 @@ async fn terminated() {
         _ = tokio::signal::ctrl_c() => {}
     }
 }
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::*;
+
+    /// Bytes glibc holds in blocks mapped on their own.
+    fn mapped_bytes() -> usize {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        unsafe { libc::mallinfo2() }.hblkhd
+    }
+
+    /// Left alone, glibc raises its mmap threshold to a freed 1 MiB block's
+    /// size, and the next 256 KiB buffer comes from the heap, whose pages it
+    /// keeps once freed; bounded, such a buffer is mapped, and unmapped on free.
+    #[test]
+    fn a_large_buffer_stays_mapped_after_a_larger_one_is_freed() {
+        bound_allocator();
+        drop(std::hint::black_box(vec![1u8; 1024 * 1024]));
+        let before = mapped_bytes();
+        let buffer = std::hint::black_box(vec![1u8; 256 * 1024]);
+        let during = mapped_bytes();
+        drop(buffer);
+        assert!(
+            during >= before + 256 * 1024,
+            "a 256 KiB buffer came from the heap ({before} → {during} bytes mapped)"
+        );
+    }
+}
