@@ -1,6 +1,6 @@
 //! Connections to one endpoint: from the pod's address, mTLS when the
 //! endpoint has an identity (the server must prove exactly that identity),
-//! plaintext otherwise; pooled per endpoint and HTTP version. An endpoint
+//! plaintext otherwise; pooled per endpoint (`crate::pool`). An endpoint
 //! at the pod's own address is this pod: plaintext to the app, as Linkerd
 //! (see `Dialer::is_local`).
 
@@ -8,13 +8,11 @@ use super::body::BoxBody;
 use crate::discovery::Endpoint;
 use crate::gateway::header;
 use crate::net::ReadAhead;
-use http::{Request, Response, Uri};
+use crate::pool::{self, Dial, Dialing, Pool};
+use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -27,9 +25,6 @@ use tokio_rustls::client::TlsStream;
 
 /// Gives up on an endpoint that does not accept in this time.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const POOL_IDLE: Duration = Duration::from_secs(60);
-/// Idle HTTP/1 connections kept per endpoint; more are closed when freed.
-const POOL_MAX_IDLE: usize = 32;
 
 /// The client TLS config of the moment (the workload certificate rotates).
 pub type TlsSource = Arc<dyn Fn() -> Arc<rustls::ClientConfig> + Send + Sync>;
@@ -118,12 +113,6 @@ impl Dialer {
     }
 }
 
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
 impl AsyncRead for Conn {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
@@ -173,52 +162,21 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// The pooled client's connector: always dials its one endpoint, whatever
-/// the request URI says (the URI carries the Service authority, so h2's
+/// Connections to one endpoint (`crate::pool`): HTTP/1.1 kept for reuse,
+/// HTTP/2 shared. A request keeps its version: h2 (and so gRPC) goes out
+/// as h2, HTTP/1.x as HTTP/1.1. Whatever the request URI says, they go to
+/// this endpoint (the URI carries the Service authority, so h2's
 /// `:authority` and HTTP/1's `Host` stay what the app sent).
-#[derive(Clone)]
-struct EndpointConnector {
-    dialer: Dialer,
-    endpoint: Endpoint,
-}
-
-impl tower_service::Service<Uri> for EndpointConnector {
-    type Response = TokioIo<Conn>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<Conn>>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _uri: Uri) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { this.dialer.connect(&this.endpoint).await.map(TokioIo::new) })
-    }
-}
-
-/// Pooled HTTP/1.1 and HTTP/2 clients for one endpoint. A request keeps its
-/// version: h2 (and so gRPC) goes out as h2, HTTP/1.x as HTTP/1.1.
 pub struct EndpointClient {
-    h1: Client<EndpointConnector, BoxBody>,
-    h2: Client<EndpointConnector, BoxBody>,
+    pool: Pool<BoxBody, TokioIo<Conn>>,
     /// What every connection of this client proves ([`Dialer::tls_identity`]).
     tls_identity: Option<String>,
 }
 
 impl EndpointClient {
     pub fn new(dialer: &Dialer, endpoint: &Endpoint) -> Self {
-        let connector = EndpointConnector { dialer: dialer.clone(), endpoint: endpoint.clone() };
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(POOL_MAX_IDLE);
-        let h1 = builder.build(connector.clone());
-        let h2 = builder.http2_only(true).build(connector);
         let tls_identity = dialer.tls_identity(endpoint).map(str::to_owned);
-        EndpointClient { h1, h2, tls_identity }
+        EndpointClient { pool: Pool::new(dial(dialer, endpoint)), tls_identity }
     }
 
     /// The identity the server proved on this client's connections; none
@@ -227,9 +185,23 @@ impl EndpointClient {
         self.tls_identity.as_deref()
     }
 
-    pub async fn send(&self, req: Request<BoxBody>) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        if req.version() == http::Version::HTTP_2 { self.h2.request(req).await } else { self.h1.request(req).await }
+    /// For one request only: its connection closes after the response.
+    pub fn single_use(dialer: &Dialer, endpoint: &Endpoint) -> Self {
+        let tls_identity = dialer.tls_identity(endpoint).map(str::to_owned);
+        EndpointClient { pool: Pool::single_use(dial(dialer, endpoint)), tls_identity }
     }
+
+    pub async fn send(&self, req: Request<BoxBody>) -> Result<Response<Incoming>, pool::Error> {
+        self.pool.send(req).await
+    }
+}
+
+fn dial(dialer: &Dialer, endpoint: &Endpoint) -> Dial<TokioIo<Conn>> {
+    let (dialer, endpoint) = (dialer.clone(), endpoint.clone());
+    Arc::new(move || -> Dialing<TokioIo<Conn>> {
+        let (dialer, endpoint) = (dialer.clone(), endpoint.clone());
+        Box::pin(async move { dialer.connect(&endpoint).await.map(TokioIo::new) })
+    })
 }
 
 /// The peer an endpoint connection goes to; for logs.

@@ -73,7 +73,7 @@ async fn connection(
 ) {
     let _open = ctx.metrics.connection_open("outbound");
     match mode {
-        Mode::Http => serve_http(&ctx.shutdown, ob, Target::Authority, peer, stream).await,
+        Mode::Http => serve_http(&ctx.shutdown, ob, Target::Authority(Arc::default()), peer, stream).await,
         Mode::Tcp(key) => tcp_listener(&ob, &key, stream).await,
         Mode::Transparent => transparent(&ctx.shutdown, ob, stream, (peer, local)).await,
     }
