@@ -8,7 +8,7 @@ use super::link::{Link, Mode};
 use crate::findings::ResourceId;
 use crate::model::core::{ServicePort, ServiceSpec};
 use crate::model::meta::{LabelSelector, ObjectMeta};
-use crate::model::{Resource, Spec};
+use crate::model::{Resource, Spec, Typed};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A target Service that a Link mirrors into its source cluster.
@@ -174,15 +174,8 @@ fn service(meta: ObjectMeta, ports: Vec<ServicePort>, link: &Link) -> Resource {
         name: meta.name.clone().unwrap_or_default(),
     };
     let spec = ServiceSpec { selector: None, ports, type_: Some("ClusterIP".to_owned()), cluster_ip: None };
-    Resource {
-        id,
-        group: String::new(),
-        version: "v1".to_owned(),
-        meta,
-        source: link.span.source,
-        node: link.node.clone(),
-        spec: Spec::Service(spec),
-    }
+    let typed = Typed { id, group: String::new(), version: "v1".to_owned(), meta, spec: Spec::Service(spec) };
+    Resource::new(typed, link.span.source, link.node.clone())
 }
 
 fn mirrored_ports(ports: &[ServicePort]) -> Vec<ServicePort> {
