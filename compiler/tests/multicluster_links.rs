@@ -96,22 +96,10 @@ fn pod_to_pod_links_file_marks_remote_discovery() {
     assert_eq!(doc["links"][0]["remote"]["runtime"], "https://10.20.255.1:8443");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// The pod-to-pod example with west's `runtime:` replaced by `runtime`.
 fn pod_to_pod_with_runtime(dir: &Path, runtime: &str) -> PathBuf {
     let repo = dir.join("repo");
-    copy_dir(&example("pod-to-pod"), &repo);
+    mesh_test_support::copy_tree(&example("pod-to-pod"), &repo);
     let settings = std::fs::read_to_string(repo.join("meshc.yaml")).unwrap();
     let start = settings.find("    runtime:\n").expect("west's runtime entry");
     std::fs::write(repo.join("meshc.yaml"), format!("{}{runtime}", &settings[..start])).unwrap();

@@ -120,7 +120,8 @@ pub async fn serve(s: &Settings, parts: Parts, mut tasks: Tasks) -> Result<Runni
         // File mode's keys; Kubernetes mode has none at start, so only an unsigned file works there.
         let keys = if s.trust_keys.is_empty() { Vec::new() } else { read_trusted_keys(&s.trust_keys)? };
         let trust = crate::mirror::signed::Trust { keys, build_dir: s.dir.clone() };
-        let links = crate::mirror::signed::read(path, &trust).map_err(|e| format!("--links {}: {e}", path.display()))?;
+        let links =
+            crate::mirror::signed::read(path, &trust).map_err(|e| format!("--links {}: {e}", path.display()))?;
         tracing::info!(
             links = links.links.len(),
             federated = links.federated.len(),

@@ -63,11 +63,7 @@ impl ChartValues {
 
 /// The first HelmRelease of the chart among `objects`, if any.
 pub fn read(objects: &[RawObject]) -> Option<ChartValues> {
-    let release = objects.iter().find(|o| {
-        o.kind == "HelmRelease"
-            && o.api_version.starts_with("helm.toolkit.fluxcd.io/")
-            && chart_name(&o.node).is_some_and(|c| c == CHART || c.ends_with(&format!("/{CHART}")))
-    })?;
+    let release = crate::settings::helm_values::flux_release_of_chart(objects, CHART)?;
     let spec = release.node.get("spec")?;
     let meta = |k: &str| release.node.get("metadata").and_then(|m| m.get(k)).and_then(Node::as_str);
     let own_ns = meta("namespace");
@@ -79,10 +75,6 @@ pub fn read(objects: &[RawObject]) -> Option<ChartValues> {
         Err(_) => spec.get("values").map_or(Value::Null, Node::to_json),
     };
     Some(of_values(release, name, namespace.to_owned(), &values))
-}
-
-fn chart_name(node: &Node) -> Option<&str> {
-    node.get("spec")?.get("chart")?.get("spec")?.get("chart")?.as_str()
 }
 
 fn of_values(release: &RawObject, name: String, namespace: String, v: &Value) -> ChartValues {

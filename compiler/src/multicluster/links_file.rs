@@ -153,15 +153,20 @@ fn federated_entries(m: &Clusters, source: usize, notes: &mut Vec<String>) -> (V
         let mut remote = Vec::new();
         for &(c, _) in f.members.iter().filter(|(c, _)| *c != source) {
             let cluster = &m.clusters[c];
-            let link = m.links.links.iter().enumerate().find(|(l, link)| {
-                link.source_cluster == source && m.links.target_of[*l] == Some(c)
-            });
+            let link = m
+                .links
+                .links
+                .iter()
+                .enumerate()
+                .find(|(l, link)| link.source_cluster == source && m.links.target_of[*l] == Some(c));
             match (link, &cluster.runtime) {
                 (Some((l, _)), Some(_)) => {
                     needed.insert(l);
                     remote.push(cluster.name.clone());
                 }
-                (None, _) => notes.push(format!("{what}: member cluster {} has no Link from here, left out", cluster.name)),
+                (None, _) => {
+                    notes.push(format!("{what}: member cluster {} has no Link from here, left out", cluster.name))
+                }
                 (Some(_), None) => notes.push(format!(
                     "{what}: member cluster {} left out: its pods come from its runtime, which meshc.yaml does not \
                      name (add `runtime:` to cluster {})",

@@ -389,11 +389,7 @@ fn gateway_tcp(
 
 /// When the target cluster's manifests hold the gateway, its verdict on
 /// its port (`gateway.port`, 4143 by default), and its workload.
-fn gateway_in_repository(
-    tgt: &ClusterOutcome,
-    client: &ClientView,
-    gw: &identity::Gateway,
-) -> Option<(Reach, usize)> {
+fn gateway_in_repository(tgt: &ClusterOutcome, client: &ClientView, gw: &identity::Gateway) -> Option<(Reach, usize)> {
     let o = &tgt.outcome;
     let wi = o
         .resolved

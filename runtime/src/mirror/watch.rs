@@ -9,8 +9,8 @@
 //! new content is logged and the links in force stay.
 
 use super::Links;
-use super::signed::Trust;
 use super::remote::{self, State};
+use super::signed::Trust;
 use crate::files::FilePoll;
 use crate::hub::EndpointsHub;
 use crate::supervise::Tasks;

@@ -76,7 +76,7 @@ pub fn runtime_addr(cluster: &str) -> IpAddr {
 pub fn repository(mode: &str, dir: &Path, edit: impl FnOnce(&Path)) -> PathBuf {
     let from = mesh::example("emojivoto-multicluster").join(mode);
     let repo = dir.join("repo");
-    copy_dir(&from, &repo);
+    mesh_test_support::copy_tree(&from, &repo);
     std::fs::copy(e2e_repo("multicluster-gateway/linkerd-gateway.yaml"), repo.join("west/linkerd-gateway.yaml"))
         .unwrap();
     let relay = std::fs::read_to_string(e2e_repo("multicluster-opaque/relay.yaml")).unwrap();
@@ -89,18 +89,6 @@ pub fn repository(mode: &str, dir: &Path, edit: impl FnOnce(&Path)) -> PathBuf {
 /// A file of the end-to-end tests' own repositories (`tests/e2e/repos/`).
 pub fn e2e_repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("repos").join(path)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Compiles `repo` as `meshc check` does, then starts both clusters.
