@@ -97,6 +97,9 @@ fn predict(m: &Clusters, east: usize, client: &str, (c, wi, port): (usize, usize
         mirror: FEDERATED,
         link: &m.links.links[l],
         untrusted: m.links.untrusted.get(l).copied().unwrap_or(false),
+        // Federation is pod to pod: the gateway is never on the path.
+        gateway: &m.links.gateways[c],
+        gateway_problem: None,
     };
     let call = cross::cross(m, &view, &path, PORT, (wi, port), Some(&req));
     if let Some(v) = call.hops.iter().find_map(|h| h.verdict.filter(|v| *v != Verdict::Allow)) {
