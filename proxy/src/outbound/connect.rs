@@ -49,7 +49,7 @@ impl Dialer {
     /// Connects to `ep`; with an identity, the TLS handshake verifies that
     /// the server's certificate names exactly that identity.
     pub async fn connect(&self, ep: &Endpoint) -> io::Result<Conn> {
-        self.connect_with(ep, (self.tls)()).await
+        self.connect_with(ep, || (self.tls)()).await
     }
 
     /// Connects to `ep` for an opaque connection to the Service port
@@ -58,9 +58,12 @@ impl Dialer {
     /// it (a gateway: see [`crate::gateway::header`]) the header naming
     /// `authority` is written before anything else.
     pub async fn connect_opaque(&self, ep: &Endpoint, authority: &str) -> io::Result<Conn> {
-        let mut config = (*(self.tls)()).clone();
-        config.alpn_protocols.insert(0, header::ALPN.to_vec());
-        let mut conn = self.connect_with(ep, Arc::new(config)).await?;
+        let with_header = || {
+            let mut config = (*(self.tls)()).clone();
+            config.alpn_protocols.insert(0, header::ALPN.to_vec());
+            Arc::new(config)
+        };
+        let mut conn = self.connect_with(ep, with_header).await?;
         if let Conn::Tls(tls) = &mut conn
             && tls.get_ref().1.alpn_protocol() == Some(header::ALPN)
         {
@@ -70,14 +73,20 @@ impl Dialer {
         Ok(conn)
     }
 
-    async fn connect_with(&self, ep: &Endpoint, config: Arc<rustls::ClientConfig>) -> io::Result<Conn> {
+    /// `config` is asked for only when the connection is mTLS: a plaintext
+    /// endpoint (unmeshed, or this pod's own) needs no client identity.
+    async fn connect_with(
+        &self,
+        ep: &Endpoint,
+        config: impl FnOnce() -> Arc<rustls::ClientConfig>,
+    ) -> io::Result<Conn> {
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, crate::net::connect_from(self.source_for(ep.addr), ep.addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connect to {} timed out", ep.addr)))??;
         let Some(identity) = self.tls_identity(ep) else { return Ok(Conn::Plain(tcp)) };
         let name = ServerName::try_from(identity.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("identity `{identity}`: {e}")))?;
-        let tls = tokio_rustls::TlsConnector::from(config);
+        let tls = tokio_rustls::TlsConnector::from(config());
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, ReadAhead::new(tcp)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("TLS to {} timed out", ep.addr)))??;
