@@ -5,10 +5,10 @@
 
 use super::header;
 use super::{Gateway, Peer, local_service};
-use crate::metrics::{Labels, meta_label};
+use crate::metrics::Labels;
 use crate::net::ReadAhead;
 use crate::state::current;
-use mesh_proxy_api::{PortPolicy, TcpVerdict, decide_tcp};
+use mesh_proxy_api::PortPolicy;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -66,13 +66,6 @@ fn authorize(gw: &Gateway, peer: &Peer) -> (bool, Labels) {
     let PortPolicy::Server(server) = loaded.config.inbound.lookup(gw.port) else {
         return (false, labels);
     };
-    labels.target = meta_label(&server.meta);
-    match decide_tcp(server, &peer.client) {
-        TcpVerdict::Allowed { authz } => {
-            labels.authz = meta_label(&authz.authorization.meta);
-            labels.verdict = "allow";
-            (true, labels)
-        }
-        TcpVerdict::Closed => (false, labels),
-    }
+    let allowed = crate::inbound::tcp::decide_server_tcp(server, &peer.client, &mut labels);
+    (allowed, labels)
 }

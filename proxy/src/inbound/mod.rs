@@ -8,7 +8,7 @@
 
 mod http;
 mod ratelimit;
-mod tcp;
+pub(crate) mod tcp;
 
 use crate::ctx::Direction;
 use crate::detect::{self, Protocol as Detected, Rewind};
