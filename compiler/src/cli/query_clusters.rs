@@ -4,10 +4,12 @@
 //! each mirror that leads there (`multicluster::edges`), with the identity
 //! that arrives (the gateway's, or the client's pod-to-pod).
 
-use super::reach::{Format, MatrixArgs, MatrixFormat, WhoArgs, fail, load, run_who_egress, who_service_in};
+use super::reach::{
+    Format, MatrixArgs, MatrixFormat, WhoArgs, fail, load, run_who_egress, who_service_in, write_service_edges,
+};
 use crate::multicluster::edges::{self, CrossEdge};
 use crate::multicluster::reach as cross;
-use crate::multicluster::{Clusters, edges::pod_clients};
+use crate::multicluster::{Clusters, edges::pod_clients, service_backends};
 use crate::query::classes::Classes;
 use crate::query::cluster_ref;
 use crate::query::matrix_egress::EgressRow;
@@ -15,6 +17,7 @@ use crate::query::reach::{self, workload_label};
 use crate::query::render::matrix_out::{self, AcrossRow, Part};
 use crate::query::render::text;
 use crate::query::{egress_ref, matrix, svc, who};
+use mesh_proxy_api::HttpRequest;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -49,7 +52,10 @@ pub fn run_who(a: &WhoArgs) -> ExitCode {
             return who_through_mirror(m, a, rest, &p);
         }
         crate::lower::outbound::complete(&mut m.clusters[ct].outcome);
-        return who_service_in(&m.clusters[ct].outcome, rest, a.format);
+        let m: &Clusters = m;
+        // A backend of the Service's route may be a mirror: followed across, as `reach` does.
+        let follow = |r: &mut svc::ServiceReach, req: Option<&HttpRequest>| service_backends::follow(m, ct, r, req);
+        return who_service_in(&m.clusters[ct].outcome, rest, a.format, &follow);
     }
     let m: &Clusters = m;
     let tgt = &m.clusters[ct];
@@ -145,10 +151,7 @@ fn across_text(across: &[CrossEdge], none: &str) -> String {
 /// and labels of the whole matrix), then the allowed edges across clusters.
 pub fn run_matrix(a: &MatrixArgs) -> ExitCode {
     if a.services {
-        return fail(
-            "matrix --services is per cluster: in a multicluster repository, run it on one cluster's directory, or \
-             ask `who-can-reach CLUSTER/svc/NS/NAME:PORT` for a mirrored Service",
-        );
+        return run_matrix_services(a);
     }
     let o = match load(&a.common) {
         Ok(o) => o,
@@ -201,6 +204,48 @@ pub fn run_matrix(a: &MatrixArgs) -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
+}
+
+/// `matrix --services` of every cluster: each cluster's client → Service
+/// edges as for one cluster, with every backend that is a mirror followed
+/// across clusters (`multicluster::service_backends::follow`, as `reach`
+/// and `who-can-reach` do); Services and clients prefixed with their
+/// cluster, class ids running across the repository (as `matrix`'s).
+fn run_matrix_services(a: &MatrixArgs) -> ExitCode {
+    let mut o = match load(&a.common) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let Some(m) = o.multicluster.as_deref_mut() else { return fail("the repository declares no clusters") };
+    for c in &mut m.clusters {
+        crate::lower::outbound::complete(&mut c.outcome);
+    }
+    let m: &Clusters = m;
+    let ns = a.namespace.as_deref();
+    let (mut all, mut offset) = (Vec::new(), 0);
+    for (ci, c) in m.clusters.iter().enumerate() {
+        let o = &c.outcome;
+        let classes = Classes::derive(&o.resolved, &o.configs);
+        let targets = svc::matrix::service_targets(o, ns);
+        let follow = |r: &mut svc::ServiceReach, req: Option<&HttpRequest>| service_backends::follow(m, ci, r, req);
+        for mut s in svc::matrix::edges_following(o, &classes, &targets, &follow) {
+            s.service = format!("{}/{}", c.name, s.service);
+            for e in &mut s.edges {
+                e.class += offset;
+                e.clients.iter_mut().for_each(|client| *client = format!("{}/{client}", c.name));
+            }
+            all.push(s);
+        }
+        offset += classes.len();
+    }
+    if let Some(ns) = ns
+        && all.is_empty()
+    {
+        return fail(format!("namespace {ns} has no Services in any cluster of {}", a.common.path.display()));
+    }
+    let names = cluster_names(m);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    write_service_edges(&all, a.format, Some(names.as_slice()))
 }
 
 /// The allowed (or partly, or maybe allowed) calls across clusters into

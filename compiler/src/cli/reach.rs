@@ -219,18 +219,12 @@ fn run_reach_service(a: ReachArgs) -> ExitCode {
 
 /// `reach --to svc/...` in one cluster; `o` is compiled (outbound parts complete).
 pub(super) fn reach_service_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str) -> ExitCode {
-    reach_service_with(o, a, from, to, |_, _| {})
+    reach_service_with(o, a, from, to, svc::STAY)
 }
 
-/// [`reach_service_in`], with `follow` given the answer and the request its
-/// backends were judged with (`None`: a TLS connection) before it is shown.
-pub(super) fn reach_service_with(
-    o: &Outcome,
-    a: &ReachArgs,
-    from: &str,
-    to: &str,
-    follow: impl FnOnce(&mut svc::ServiceReach, Option<&HttpRequest>),
-) -> ExitCode {
+/// [`reach_service_in`], with the backends followed by `follow` (`svc::reach_following`)
+/// before the answer is shown.
+pub(super) fn reach_service_with(o: &Outcome, a: &ReachArgs, from: &str, to: &str, follow: svc::Follow) -> ExitCode {
     if a.tcp {
         return fail(
             "--tcp applies to egress:HOST:PORT targets only (a svc/ target is called with HTTP, or TLS with --sni)",
@@ -252,9 +246,7 @@ pub(super) fn reach_service_with(
         Ok(t) => t,
         Err(e) => return fail(e),
     };
-    let mut result = svc::reach(o, client, &target, &req, a.sni.as_deref());
-    let judged_with = (a.sni.is_none() && !result.client_route.connection).then_some(&req);
-    follow(&mut result, judged_with);
+    let (result, _) = svc::reach_following(o, client, &target, &req, a.sni.as_deref(), follow);
     match a.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&svc::render::json(&result)).expect("json")),
         Format::Text => {
@@ -387,17 +379,18 @@ fn run_who_service(a: WhoArgs) -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
-    who_service_in(&o, &a.target, a.format)
+    who_service_in(&o, &a.target, a.format, svc::STAY)
 }
 
-/// `who-can-reach svc/...` in one cluster; `o` is compiled.
-pub(super) fn who_service_in(o: &Outcome, spec: &str, format: Format) -> ExitCode {
+/// `who-can-reach svc/...` in one cluster; `o` is compiled. Each call's
+/// backends are followed by `follow` (a mirror, across clusters).
+pub(super) fn who_service_in(o: &Outcome, spec: &str, format: Format, follow: svc::Follow) -> ExitCode {
     let target = match svc::target::parse(o, spec) {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
     let classes = Classes::derive(&o.resolved, &o.configs);
-    let rows = svc::who::who_can_reach(o, &classes, &target);
+    let rows = svc::who::who_can_reach_following(o, &classes, &target, follow);
     match format {
         Format::Json => {
             let v = serde_json::json!({ "version": 1, "service": target.label(), "clients": rows });
@@ -422,12 +415,25 @@ fn run_matrix_services(a: MatrixArgs) -> ExitCode {
     }
     let classes = Classes::derive(&o.resolved, &o.configs);
     let all = svc::matrix::edges(&o, &classes, &targets);
-    match a.format {
+    write_service_edges(&all, a.format, None)
+}
+
+/// `matrix --services` as a table or JSON (version 1; in a multicluster
+/// repository with `clusters`, the cluster names).
+pub(super) fn write_service_edges(
+    all: &[svc::matrix::ServiceEdges],
+    format: MatrixFormat,
+    clusters: Option<&[&str]>,
+) -> ExitCode {
+    match format {
         MatrixFormat::Json => {
-            let v = serde_json::json!({ "version": 1, "services": all });
+            let mut v = serde_json::json!({ "version": 1, "services": all });
+            if let Some(names) = clusters {
+                v["clusters"] = serde_json::json!(names);
+            }
             outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
         }
-        MatrixFormat::Table => out!("{}", svc::matrix::table(&all)),
+        MatrixFormat::Table => out!("{}", svc::matrix::table(all)),
         other => return fail(format!("matrix --services writes table or json, not {other:?}")),
     }
     ExitCode::SUCCESS

@@ -58,9 +58,9 @@ pub fn run_reach(a: &ReachArgs) -> ExitCode {
     if cf == ct && svc::target::is_service(to) {
         // A backend of the Service's route may be a mirror: followed across.
         let follow = |r: &mut svc::ServiceReach, req: Option<&HttpRequest>| {
-            multicluster::service_backends::follow(m, cf, r, req);
+            multicluster::service_backends::follow(m, cf, r, req)
         };
-        return reach_service_with(&m.clusters[cf].outcome, a, from, to, follow);
+        return reach_service_with(&m.clusters[cf].outcome, a, from, to, &follow);
     }
     if cf == ct {
         return reach_in(&m.clusters[cf].outcome, a, from, to);

@@ -44,8 +44,9 @@ pub fn name(f: &Flow) -> String {
 /// The verdict a flow gets, and the proof to show when it is not the one
 /// expected. A `svc/` target is called as a client calls a Service (the
 /// client's proxy, then each backend), with `GET /` when no request is given;
-/// an `egress:` target through the client's EgressNetwork decision.
-fn verdict(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(&'static str, String), String> {
+/// an `egress:` target through the client's EgressNetwork decision. A
+/// `svc/` call's backends are followed by `follow` (a mirror, across clusters).
+fn verdict(o: &Outcome, classes: &Classes, f: &Flow, follow: svc::Follow) -> Result<(&'static str, String), String> {
     let client = parse_client(o, classes, &f.spec.from)?;
     let sni_target = svc::target::is_service(&f.spec.to) || crate::query::egress_ref::parse(&f.spec.to).is_some();
     if f.spec.sni.is_some() && !sni_target {
@@ -58,7 +59,7 @@ fn verdict(o: &Outcome, classes: &Classes, f: &Flow) -> Result<(&'static str, St
             return Err("`sni` (TLS) and a request (HTTP) describe different traffic: give one".to_owned());
         }
         let req = req.unwrap_or_else(|| HttpRequest::new("GET", "/"));
-        let r = svc::reach(o, client, &t, &req, f.spec.sni.as_deref());
+        let (r, _) = svc::reach_following(o, client, &t, &req, f.spec.sni.as_deref(), follow);
         return Ok((r.verdict.as_str(), service_explanation(&r)));
     }
     if let Some(target) = crate::query::egress_ref::parse(&f.spec.to) {
@@ -117,15 +118,18 @@ fn explanation(r: &Reach, got: Verdict) -> String {
 pub type Remote<'r> = &'r dyn Fn(&Flow) -> Option<Result<(&'static str, String), String>>;
 
 pub fn run(o: &Outcome, classes: &Classes, suite: &Suite, findings: &mut Vec<Finding>) -> Vec<TestResult> {
-    run_with(o, classes, suite, findings, &|_| None)
+    run_with(o, classes, suite, findings, &|_| None, svc::STAY)
 }
 
+/// [`run`], with the flows `remote` answers (across clusters) taken from it,
+/// and the backends of calls to a `svc/` target followed by `follow`.
 pub fn run_with(
     o: &Outcome,
     classes: &Classes,
     suite: &Suite,
     findings: &mut Vec<Finding>,
     remote: Remote,
+    follow: svc::Follow,
 ) -> Vec<TestResult> {
     let mut out = Vec::new();
     for f in &suite.flows {
@@ -149,7 +153,7 @@ pub fn run_with(
             out.push(result);
             continue;
         };
-        match remote(f).unwrap_or_else(|| verdict(o, classes, f)) {
+        match remote(f).unwrap_or_else(|| verdict(o, classes, f, follow)) {
             Err(e) => {
                 let msg = format!("flow {}: {e}", result.name);
                 findings.push(Finding::new(Code::TestError, f.span, msg.clone()));

@@ -2,7 +2,9 @@
 //! against it, as `meshc check` of its directory would run them; a flow
 //! whose `from` or `to` names another cluster (`CLUSTER/...`), or whose
 //! target is a mirrored Service, is answered here, across clusters, with
-//! `multicluster::reach`.
+//! `multicluster::reach`; one to a Service of its own cluster whose route
+//! sends part of the call to a mirror follows that backend across
+//! (`multicluster::service_backends::follow`, as `reach` does).
 
 use super::Clusters;
 use super::reach::{self as cross, CrossReach};
@@ -33,7 +35,10 @@ pub fn run(m: &mut Clusters, files: Vec<Vec<(String, PathBuf)>>) {
         let o = &m.clusters[c].outcome;
         let classes = Classes::derive(&o.resolved, &o.configs);
         let remote = |f: &Flow| answer(m, c, f);
-        let mut r = flows::run_with(o, &classes, suite, &mut findings[c], &remote);
+        let follow = |r: &mut svc::ServiceReach, req: Option<&mesh_proxy_api::HttpRequest>| {
+            super::service_backends::follow(m, c, r, req)
+        };
+        let mut r = flows::run_with(o, &classes, suite, &mut findings[c], &remote, &follow);
         r.extend(invariants::run(o, &classes, &suite.invariants, &mut findings[c]));
         results.push(r);
     }

@@ -117,8 +117,15 @@ pub fn check(repo: Repository, options: &Options, cache: Option<&pipeline::Reuse
         prepared[c].findings.push(f);
     }
     // Tests run once every cluster is complete: a flow may cross clusters.
-    let mut tests: Vec<Vec<(String, std::path::PathBuf)>> =
-        prepared.iter_mut().map(|p| std::mem::take(&mut p.test_files)).collect();
+    // Named from the repository root, as the clusters' sources are (`name_from_root`).
+    let mut tests: Vec<Vec<(String, std::path::PathBuf)>> = prepared
+        .iter_mut()
+        .zip(&names)
+        .map(|(p, (_, dir))| {
+            let dir = dir.trim_end_matches('/');
+            std::mem::take(&mut p.test_files).into_iter().map(|(name, path)| (format!("{dir}/{name}"), path)).collect()
+        })
+        .collect();
     let per_cluster = Options { tests: None, ..options.clone() };
     let mut outcomes: Vec<Outcome> = prepared.into_iter().map(|p| pipeline::complete(p, &per_cluster)).collect();
     checks::drop_superseded(&mut outcomes);
@@ -140,6 +147,7 @@ pub fn check(repo: Repository, options: &Options, cache: Option<&pipeline::Reuse
         })
         .collect();
     let mut m = Clusters { clusters, links };
+    name_from_root(&mut m);
     if let Some(extra) = &options.tests {
         // `--tests` files name the first cluster's workloads unless prefixed.
         if let Some(first) = tests.first_mut() {
@@ -227,21 +235,25 @@ fn add_mirrors(prepared: &mut [Prepared], links: &mut Links) {
     links.federated = federated;
 }
 
+/// Names every cluster's sources from the repository root, before any
+/// proof cites them (MeshTest flows, queries): `west/policy.yaml`, never a
+/// bare `policy.yaml` that could be any cluster's.
+fn name_from_root(m: &mut Clusters) {
+    for c in &mut m.clusters {
+        let dir = c.directory.trim_end_matches('/').to_owned();
+        for s in &mut c.outcome.sources {
+            s.name = format!("{dir}/{}", s.name);
+        }
+    }
+}
+
 /// One outcome for the repository: the root `meshc.yaml`, then each
-/// cluster's sources under its directory, and every finding.
+/// cluster's sources (named from the root: `name_from_root`), and every finding.
 fn combine(settings: Source, mut findings: Vec<Finding>, mut m: Clusters, options: &Options) -> Outcome {
     let mut sources = vec![settings];
     let mut objects = 0;
     for c in &mut m.clusters {
         let offset = sources.len() as u32;
-        let dir = c.directory.trim_end_matches('/').to_owned();
-        // Named from the repository root, in the cluster's own proofs too.
-        for s in &mut c.outcome.sources {
-            s.name = format!("{dir}/{}", s.name);
-        }
-        for t in &mut c.outcome.tests {
-            t.file = format!("{dir}/{}", t.file);
-        }
         sources.extend(c.outcome.sources.iter().cloned());
         findings.extend(c.outcome.findings.iter().cloned().map(|mut f| {
             f.span.source += offset;

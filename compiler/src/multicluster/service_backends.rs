@@ -1,4 +1,5 @@
-//! `reach --to CLUSTER/svc/NS/NAME:PORT` of a Service whose client route
+//! A call to a Service (`reach`, `who-can-reach` and `matrix --services` on
+//! `CLUSTER/svc/NS/NAME:PORT`, MeshTest flows to a `svc/` target) whose client route
 //! (an HTTPRoute's or GRPCRoute's backendRefs, a ServiceProfile's
 //! dstOverrides, a TrafficSplit through them) sends part of the call to a
 //! mirrored Service: the one-cluster answer judges such a backend as a
@@ -17,17 +18,26 @@ use crate::query::svc::{self, ServiceReach};
 use mesh_proxy_api::HttpRequest;
 
 /// Follows every backend of `r` (a Service reach in cluster `source`) that
-/// is a mirror into the target cluster, then decides the call again.
-/// `req` is the request the backends were judged with (`None`: a connection).
-pub fn follow(m: &Clusters, source: usize, r: &mut ServiceReach, req: Option<&HttpRequest>) {
+/// is a mirror into the target cluster, then decides the call again; `true`
+/// when some backend was a mirror. `req` is the request the backends were
+/// judged with (`None`: a connection). The one [`svc::Follow`] of a
+/// multicluster repository.
+pub fn follow(m: &Clusters, source: usize, r: &mut ServiceReach, req: Option<&HttpRequest>) -> bool {
     let before = std::mem::take(&mut r.backends);
+    let mut crossed = false;
     for b in before {
         match across(m, source, r, &b, req) {
-            Some(entries) => r.backends.extend(entries),
+            Some(entries) => {
+                crossed = true;
+                r.backends.extend(entries);
+            }
             None => r.backends.push(b),
         }
     }
-    r.verdict = svc::verdict_of(&r.client_route, &r.backends);
+    if crossed {
+        r.verdict = svc::verdict_of(&r.client_route, &r.backends);
+    }
+    crossed
 }
 
 /// The entries that replace backend `b` when it is a mirror, one per
@@ -44,11 +54,20 @@ fn across(
     let port: u16 = port.parse().ok()?;
     let path = cross::path_of_mirror(m, source, namespace, name)?;
     let target = &m.clusters[path.target];
-    let picked_by = format!(
-        "the route of {}/{}:{} picks backend {} (weight {}): the client's proxy sends the call to the mirror's \
-         endpoints; the mirror's own routes do not apply to a backend",
-        r.service.namespace, r.service.name, r.service.port, b.service, b.weight
-    );
+    let picked_by = if (namespace, name) == (r.service.namespace.as_str(), r.service.name.as_str()) {
+        // The client called the mirror itself: its routes were the client route above.
+        format!(
+            "the client route of the mirror {}/{}:{} sends the call to {} (weight {}): the client's proxy sends it \
+             to the mirror's endpoints",
+            r.service.namespace, r.service.name, r.service.port, b.service, b.weight
+        )
+    } else {
+        format!(
+            "the route of {}/{}:{} picks backend {} (weight {}): the client's proxy sends the call to the mirror's \
+             endpoints; the mirror's own routes do not apply to a backend",
+            r.service.namespace, r.service.name, r.service.port, b.service, b.weight
+        )
+    };
     let workloads = cross::backends(m, &path, port);
     if workloads.is_empty() {
         let why = format!(

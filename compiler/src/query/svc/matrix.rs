@@ -3,9 +3,9 @@
 //! the client's proxy routes them and the backends answer; an edge where
 //! one gets in (`allow`, `partial`, or `depends`), shown with that request.
 
-use super::Overall;
 use super::target::{ServiceTarget, service_ports};
 use super::who::{Group, Row, groups, requests, rows};
+use super::{Follow, Overall, STAY};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::resolve::index::Kind;
@@ -43,21 +43,29 @@ pub fn service_targets(o: &Outcome, namespace: Option<&str>) -> Vec<ServiceTarge
 
 /// The edges into every Service port of `targets`.
 pub fn edges(o: &Outcome, classes: &Classes, targets: &[ServiceTarget]) -> Vec<ServiceEdges> {
+    edges_following(o, classes, targets, STAY)
+}
+
+/// [`edges`], each call's backends followed by `follow` (a mirror across clusters).
+pub fn edges_following(o: &Outcome, classes: &Classes, targets: &[ServiceTarget], follow: Follow) -> Vec<ServiceEdges> {
     let groups = groups(o, classes);
     targets
         .iter()
-        .map(|t| ServiceEdges { service: t.label(), edges: groups.iter().flat_map(|g| group_edges(o, g, t)).collect() })
+        .map(|t| ServiceEdges {
+            service: t.label(),
+            edges: groups.iter().flat_map(|g| group_edges(o, classes, g, t, follow)).collect(),
+        })
         .collect()
 }
 
 /// The edges of `g`'s members into `t`: per member, the first request that
 /// gets in. Usually one row for the whole group; members calling their own
 /// pod may get in with other requests than the rest.
-fn group_edges(o: &Outcome, g: &Group, t: &ServiceTarget) -> Vec<Row> {
+fn group_edges(o: &Outcome, classes: &Classes, g: &Group, t: &ServiceTarget, follow: Follow) -> Vec<Row> {
     let gets_in = |r: &Row| matches!(r.verdict, Overall::Allow | Overall::Partial | Overall::Depends);
     let (mut out, mut covered) = (Vec::new(), HashSet::new());
     for probe in requests(o, g, t) {
-        for mut r in rows(o, g, t, &probe).into_iter().filter(gets_in) {
+        for mut r in rows(o, classes, g, t, &probe, follow).into_iter().filter(gets_in) {
             if !covered.is_empty() {
                 r.clients.retain(|c| !covered.contains(c));
             }

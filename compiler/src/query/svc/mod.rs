@@ -126,6 +126,38 @@ pub fn reach(o: &Outcome, client: ClientView, t: &ServiceTarget, req: &HttpReque
     }
 }
 
+/// What becomes of a Service reach's backends before its verdict stands,
+/// given the request they were judged with (`None`: a connection); `true`
+/// when it changed any. In a multicluster repository a backend that is a
+/// mirror is followed across clusters (`multicluster::service_backends::follow`);
+/// in one cluster the backends stay as judged ([`STAY`]).
+pub type Follow<'f> = &'f dyn Fn(&mut ServiceReach, Option<&HttpRequest>) -> bool;
+
+fn stay(_: &mut ServiceReach, _: Option<&HttpRequest>) -> bool {
+    false
+}
+
+/// Backends stay as [`reach`] judged them: a repository of one cluster.
+pub const STAY: Follow<'static> = &stay;
+
+/// [`reach`], then `follow` on its backends; with whether `follow` changed
+/// any. `reach`, `who-can-reach`, `matrix --services` and MeshTest flows on
+/// a `svc/` target all call this, so they follow a backend alike.
+pub fn reach_following(
+    o: &Outcome,
+    client: ClientView,
+    t: &ServiceTarget,
+    req: &HttpRequest,
+    sni: Option<&str>,
+    follow: Follow,
+) -> (ServiceReach, bool) {
+    let mut r = reach(o, client, t, req, sni);
+    // As `reach` judged the backends: a TLS connection, or one a TCPRoute/TLSRoute carries, as a connection.
+    let judged_with = (sni.is_none() && !r.client_route.connection).then_some(req);
+    let followed = follow(&mut r, judged_with);
+    (r, followed)
+}
+
 /// The client's proxy decides first (404, 500, a refused port); then the
 /// backends that take traffic (weight above 0) decide together.
 pub fn verdict_of(route: &ClientRoute, judged: &[BackendVerdict]) -> Overall {

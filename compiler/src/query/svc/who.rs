@@ -4,11 +4,15 @@
 //! client's namespace (consumer routes, ServiceProfiles) and on whether it
 //! has a proxy, so a class is split by those before the call is evaluated
 //! once per group. A member whose own workload is behind a backend calls
-//! its own pod there (`own_pod`), so it gets a row of its own.
+//! its own pod there (`own_pod`), so it gets a row of its own. A call that
+//! crosses to another cluster (a backend that is a mirror, followed by the
+//! caller's [`Follow`]) is evaluated per member: across clusters the
+//! target's policy, or the gateway's, sees each member's own identity,
+//! which the class (made of this cluster's policies) does not tell apart.
 
 use super::probes::Probe;
 use super::target::ServiceTarget;
-use super::{Overall, ServiceReach};
+use super::{Follow, Overall, STAY, ServiceReach};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
 use crate::query::clients::ClientKind;
@@ -26,6 +30,8 @@ pub struct Group {
     pub client: ClientView,
     /// The meshed workload members: workload index → position in `members`.
     pub workloads: HashMap<usize, usize>,
+    /// Each member's position in its class's `members`, in `members` order.
+    pub member_index: Vec<usize>,
 }
 
 /// The groups of every class, in class order then first-member order;
@@ -36,7 +42,7 @@ pub fn groups(o: &Outcome, classes: &Classes) -> Vec<Group> {
         // External clients reach only NodePort and LoadBalancer Services.
         let mut by_key: BTreeMap<(Option<String>, bool, bool), usize> = BTreeMap::new();
         // The pod itself reaches its own ports, never through a Service.
-        for m in class.members.iter().filter(|m| m.kind != ClientKind::Localhost) {
+        for (mi, m) in class.members.iter().enumerate().filter(|(_, m)| m.kind != ClientKind::Localhost) {
             let proxied = m.workload.map_or(m.kind == ClientKind::Identity, |wi| o.resolved.workloads[wi].is_meshed());
             let key = (m.namespace.clone(), proxied, m.kind == ClientKind::External);
             let g = match by_key.get(&key) {
@@ -50,7 +56,13 @@ pub fn groups(o: &Outcome, classes: &Classes) -> Vec<Group> {
                     );
                     client.workload = m.workload;
                     by_key.insert(key, out.len());
-                    out.push(Group { class: class.id, members: Vec::new(), client, workloads: HashMap::new() });
+                    out.push(Group {
+                        class: class.id,
+                        members: Vec::new(),
+                        client,
+                        workloads: HashMap::new(),
+                        member_index: Vec::new(),
+                    });
                     out.len() - 1
                 }
             };
@@ -59,6 +71,7 @@ pub fn groups(o: &Outcome, classes: &Classes) -> Vec<Group> {
                 group.workloads.insert(wi, group.members.len());
             }
             group.members.push(m.label.clone());
+            group.member_index.push(mi);
         }
     }
     out
@@ -119,10 +132,15 @@ pub fn requests(o: &Outcome, g: &Group, t: &ServiceTarget) -> Vec<Probe> {
 
 /// Every group's answer for each request it sends to `t` (`requests`).
 pub fn who_can_reach(o: &Outcome, classes: &Classes, t: &ServiceTarget) -> Vec<Row> {
+    who_can_reach_following(o, classes, t, STAY)
+}
+
+/// [`who_can_reach`], each call's backends followed by `follow`.
+pub fn who_can_reach_following(o: &Outcome, classes: &Classes, t: &ServiceTarget, follow: Follow) -> Vec<Row> {
     let mut out = Vec::new();
     for g in &groups(o, classes) {
         for probe in requests(o, g, t) {
-            out.extend(rows(o, g, t, &probe));
+            out.extend(rows(o, classes, g, t, &probe, follow));
         }
     }
     out
@@ -131,9 +149,13 @@ pub fn who_can_reach(o: &Outcome, classes: &Classes, t: &ServiceTarget) -> Vec<R
 /// `g`'s call to `t` with `probe`, as one row for the group, except that a
 /// meshed member whose own workload is behind a backend gets a row of its
 /// own: there one endpoint is its own pod, which answers without inbound
-/// policy (`own_pod`).
-pub fn rows(o: &Outcome, g: &Group, t: &ServiceTarget, probe: &Probe) -> Vec<Row> {
-    let group = call(o, g, t, probe);
+/// policy (`own_pod`); and a call that `follow` takes across clusters is
+/// answered per member ([`per_member`]).
+pub fn rows(o: &Outcome, classes: &Classes, g: &Group, t: &ServiceTarget, probe: &Probe, follow: Follow) -> Vec<Row> {
+    let (group, crossed) = call(o, g, t, probe, follow);
+    if crossed && g.members.len() > 1 {
+        return per_member(o, classes, g, t, probe, follow);
+    }
     let mut own: Vec<(usize, usize)> = group
         .backends
         .iter()
@@ -161,15 +183,43 @@ pub fn rows(o: &Outcome, g: &Group, t: &ServiceTarget, probe: &Probe) -> Vec<Row
         client.spec = g.members[m].clone();
         client.workload = Some(wi);
         client.one_pod = true;
-        let r = super::reach(o, client, t, &probe.request(), probe.sni());
+        let (r, _) = super::reach_following(o, client, t, &probe.request(), probe.sni(), follow);
         out.push(Row { clients: vec![g.members[m].clone()], ..row(g, probe, &r) });
     }
     out
 }
 
-/// `g`'s call to `t` with `probe`, for the group as a whole.
-pub fn call(o: &Outcome, g: &Group, t: &ServiceTarget, probe: &Probe) -> ServiceReach {
-    super::reach(o, g.client.clone(), t, &probe.request(), probe.sni())
+/// `g`'s call to `t` with `probe`, for the group as a whole, and whether
+/// `follow` took part of it across clusters.
+pub fn call(o: &Outcome, g: &Group, t: &ServiceTarget, probe: &Probe, follow: Follow) -> (ServiceReach, bool) {
+    super::reach_following(o, g.client.clone(), t, &probe.request(), probe.sni(), follow)
+}
+
+/// Each member of `g` calling `t` on its own (the pods across the link see
+/// its identity), members that get the same answer in one row.
+fn per_member(o: &Outcome, classes: &Classes, g: &Group, t: &ServiceTarget, probe: &Probe, follow: Follow) -> Vec<Row> {
+    let Some(class) = classes.classes.get(g.class) else { return Vec::new() };
+    let mut out: Vec<Row> = Vec::new();
+    for (pos, &mi) in g.member_index.iter().enumerate() {
+        let Some(m) = class.members.get(mi) else { continue };
+        let mut client =
+            ClientView::of_client(m.label.clone(), m.kind, &placed(classes, m.kind, &m.client), Some(g.class));
+        client.workload = m.workload;
+        // A meshed member calls its own pod when its workload is behind a backend (`own_pod`).
+        client.one_pod = m.workload.is_some_and(|wi| g.workloads.get(&wi) == Some(&pos));
+        let (r, _) = super::reach_following(o, client, t, &probe.request(), probe.sni(), follow);
+        let answer = Row { clients: vec![m.label.clone()], ..row(g, probe, &r) };
+        match out.iter_mut().find(|r| same_answer(r, &answer)) {
+            Some(r) => r.clients.push(m.label.clone()),
+            None => out.push(answer),
+        }
+    }
+    out
+}
+
+/// Two rows of one group and request that say the same but for their clients.
+fn same_answer(a: &Row, b: &Row) -> bool {
+    (a.verdict, &a.client_route, a.status, &a.backends) == (b.verdict, &b.client_route, b.status, &b.backends)
 }
 
 /// `who-can-reach svc/...` in words: per group and request, the verdict.
