@@ -16,7 +16,7 @@
 //! - `localServiceMirror.federatedServiceSelector`: which of the cluster's
 //!   own Services join `<svc>-federated`.
 
-use crate::findings::Span;
+use crate::findings::{Code, Finding, Severity, Span};
 use crate::load::RawObject;
 use crate::load::flux::vars::DataSources;
 use crate::load::yaml::Node;
@@ -49,6 +49,21 @@ pub struct ChartValues {
     /// list (`k=v,k2=v2`), as the local service mirror parses it; a set-based
     /// selector string is not read (the chart's default stands).
     pub federated_selector: Option<LabelSelector>,
+    /// The `valuesFrom` entries the repository does not hold (or cannot
+    /// read): the values above are computed without them.
+    pub unknown_values: Vec<UnknownValuesFrom>,
+}
+
+/// A `valuesFrom` entry of the release whose values meshc does not know.
+#[derive(Clone, Debug)]
+pub struct UnknownValuesFrom {
+    /// The entry in `spec.valuesFrom`.
+    pub span: Span,
+    pub optional: bool,
+    /// Flux fails the release on it (missing and not optional, or not YAML).
+    pub fails_release: bool,
+    /// What is missing, in words (`its valuesFrom names key K of ConfigMap NS/NAME, which ...`).
+    pub why: String,
 }
 
 impl ChartValues {
@@ -57,6 +72,27 @@ impl ChartValues {
         format!(
             "{}.{}.serviceaccount.identity.{}.{}",
             self.gateway_name, self.namespace, self.linkerd_namespace, self.identity_trust_domain
+        )
+    }
+
+    /// The values meshc models, in words (what a finding says it used).
+    pub fn used(&self) -> String {
+        let selector = match &self.federated_selector {
+            Some(s) => {
+                let labels: Vec<String> = s.match_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                labels.join(",")
+            }
+            None => "the chart's default mirror.linkerd.io/federated=member".to_owned(),
+        };
+        format!(
+            "release namespace {}, gateway.enabled {}, gateway.name {}, gateway.port {}, linkerdNamespace {}, \
+             identityTrustDomain {}, localServiceMirror.federatedServiceSelector {selector}",
+            self.namespace,
+            self.gateway_enabled,
+            self.gateway_name,
+            self.gateway_port,
+            self.linkerd_namespace,
+            self.identity_trust_domain
         )
     }
 }
@@ -69,12 +105,21 @@ pub fn read(objects: &[RawObject]) -> Option<ChartValues> {
     let own_ns = meta("namespace");
     let name = format!("HelmRelease {}/{}", own_ns.unwrap_or("default"), meta("name").unwrap_or("?"));
     let namespace = spec.get("targetNamespace").and_then(Node::as_str).or(own_ns).unwrap_or(DEFAULT_NAMESPACE);
-    // A valuesFrom the repository does not hold: the inline values alone.
-    let values = match crate::load::render::helm_values::flux(spec, own_ns, &DataSources::collect(objects)) {
-        Ok(v) => v.inline.unwrap_or(Value::Null),
-        Err(_) => spec.get("values").map_or(Value::Null, Node::to_json),
-    };
-    Some(of_values(release, name, namespace.to_owned(), &values))
+    // What the repository holds, merged as helm-controller merges it; the
+    // entries it does not hold are kept, for the finding that says so.
+    let known = crate::load::render::helm_values::flux_known(spec, own_ns, &DataSources::collect(objects));
+    let mut values = of_values(release, name, namespace.to_owned(), &known.values);
+    values.unknown_values = known
+        .unknown
+        .into_iter()
+        .map(|u| UnknownValuesFrom {
+            span: crate::load::objects::span_of(release.source, u.entry),
+            optional: u.optional,
+            fails_release: u.fails_release,
+            why: u.why,
+        })
+        .collect();
+    Some(values)
 }
 
 fn of_values(release: &RawObject, name: String, namespace: String, v: &Value) -> ChartValues {
@@ -113,7 +158,32 @@ fn of_values(release: &RawObject, name: String, namespace: String, v: &Value) ->
         linkerd_namespace: text(&["linkerdNamespace"], mesh_proxy_api::identity::DEFAULT_CONTROL_PLANE_NAMESPACE),
         identity_trust_domain: text(&["identityTrustDomain"], mesh_proxy_api::identity::DEFAULT_TRUST_DOMAIN),
         federated_selector,
+        unknown_values: Vec::new(),
     }
+}
+
+/// `values-from-missing`: each `valuesFrom` entry of the release that the
+/// repository does not hold, with what Flux does about it and the values
+/// meshc models without it. A warning where Flux fails the release, info
+/// where it skips the entry (`optional: true`).
+pub fn unknown_values_findings(v: &ChartValues) -> Vec<Finding> {
+    v.unknown_values
+        .iter()
+        .map(|u| {
+            let flux = if u.fails_release {
+                "Flux's helm-controller fails the release on it (an entry that is not optional must exist and hold \
+                 YAML), so the extension stays as last installed, unless the cluster holds the object outside the \
+                 repository, with values meshc does not know"
+            } else {
+                "it is optional: Flux skips it when the cluster has no such object, but if the cluster holds one \
+                 outside the repository its values apply, and meshc does not know them"
+            };
+            let msg = format!("{}: {}: {flux}. meshc models the chart without it: {}", v.release, u.why, v.used());
+            let f = Finding::new(Code::ValuesFromMissing, u.span, msg)
+                .hint("add the object to the repository, or write the values the gateway depends on in spec.values");
+            if u.fails_release { f } else { f.severity(Severity::Info) }
+        })
+        .collect()
 }
 
 /// `k=v[,k2=v2]`: the equality form of a label selector string.
@@ -162,6 +232,21 @@ mod tests {
         assert_eq!((v.namespace.as_str(), v.gateway_name.as_str(), v.gateway_port), ("mc", "gw", 10143));
         assert_eq!(v.advertised_identity(), "gw.mc.serviceaccount.identity.linkerd.west.example");
         assert_eq!(v.federated_selector.unwrap().match_labels.len(), 2);
+    }
+
+    #[test]
+    fn held_values_from_are_merged_and_missing_ones_reported() {
+        let v = values_of(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: mc, namespace: linkerd-multicluster}\nspec:\n  chart: {spec: {chart: linkerd-multicluster}}\n  valuesFrom:\n  - {kind: ConfigMap, name: held}\n  - {kind: Secret, name: gone}\n  - {kind: ConfigMap, name: maybe, optional: true}\n  values:\n    gateway: {name: gw}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, namespace: linkerd-multicluster}\ndata:\n  values.yaml: \"gateway: {port: 10143, name: ignored}\"\n",
+        );
+        // The held ConfigMap's port, and the inline name over its name.
+        assert_eq!((v.gateway_name.as_str(), v.gateway_port), ("gw", 10143));
+        let lines: Vec<(u32, bool)> = v.unknown_values.iter().map(|u| (u.span.line, u.fails_release)).collect();
+        assert_eq!(lines, [(8, true), (9, false)]);
+        let findings = unknown_values_findings(&v);
+        assert_eq!(findings.iter().map(|f| f.severity).collect::<Vec<_>>(), [Severity::Warning, Severity::Info]);
+        assert!(findings[0].message.contains("Secret linkerd-multicluster/gone"), "{}", findings[0].message);
+        assert!(findings[0].message.contains("gateway.name gw, gateway.port 10143"), "{}", findings[0].message);
     }
 
     #[test]

@@ -113,6 +113,10 @@ pub fn check(repo: Repository, options: &Options, cache: Option<&pipeline::Reuse
     add_mirrors(&mut prepared, &mut links);
     let mut early = checks::mirror_names(&prepared, &links, &cluster_names);
     early.extend(checks::unselected_exports(&prepared, &links, &cluster_names));
+    for (c, p) in prepared.iter().enumerate() {
+        let chart = p.multicluster.chart.as_ref();
+        early.extend(chart.into_iter().flat_map(chart::unknown_values_findings).map(|f| (c, f)));
+    }
     for (c, f) in early {
         prepared[c].findings.push(f);
     }

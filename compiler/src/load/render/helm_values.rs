@@ -21,9 +21,44 @@ pub struct Values {
     pub set: Vec<(bool, String)>,
 }
 
-/// The values of a Flux HelmRelease in `namespace`, or why they are unknown.
+/// The values of a Flux HelmRelease in `namespace`, or why they are unknown:
+/// a `valuesFrom` entry that is not optional and that the repository does
+/// not hold fails the release in Flux (fluxcd/pkg `chartutil.ChartValuesFromReferences`),
+/// so meshc does not render it.
 pub fn flux(spec: &Node, namespace: Option<&str>, data: &DataSources) -> Result<Values, String> {
+    let known = flux_known(spec, namespace, data);
+    if let Some(missing) = known.unknown.iter().find(|u| u.fails_release) {
+        return Err(missing.why.clone());
+    }
+    Ok(Values { inline: Some(known.values), ..Values::default() })
+}
+
+/// A `valuesFrom` entry whose values meshc cannot read.
+#[derive(Debug)]
+pub struct UnknownEntry<'n> {
+    /// The entry in `spec.valuesFrom`.
+    pub entry: &'n Node,
+    /// `optional: true`: Flux skips it when it is missing.
+    pub optional: bool,
+    /// Flux fails the release on it: missing and not optional, or not YAML
+    /// (`optional` skips only a missing object or key).
+    pub fails_release: bool,
+    /// What is missing or unreadable, in words.
+    pub why: String,
+}
+
+/// The values of a Flux HelmRelease as far as the repository holds them:
+/// every `valuesFrom` entry it holds, merged in order, then `spec.values`,
+/// and the entries it does not hold (or cannot read), in order.
+pub struct KnownValues<'n> {
+    pub values: J,
+    pub unknown: Vec<UnknownEntry<'n>>,
+}
+
+/// See [`KnownValues`]; [`flux`] is this, failing on an entry that is not optional.
+pub fn flux_known<'n>(spec: &'n Node, namespace: Option<&str>, data: &DataSources) -> KnownValues<'n> {
     let mut merged = J::Object(Map::new());
+    let mut unknown = Vec::new();
     for entry in seq(spec.get("valuesFrom")) {
         let text = |k: &str| entry.get(k).and_then(Node::as_str);
         let kind = text("kind").unwrap_or("ConfigMap");
@@ -31,31 +66,32 @@ pub fn flux(spec: &Node, namespace: Option<&str>, data: &DataSources) -> Result<
         let key = text("valuesKey").unwrap_or("values.yaml");
         let optional = entry.get("optional").is_some_and(|o| o.value == Value::Bool(true));
         let found = data.get(kind, namespace, name).and_then(|d| d.iter().find(|(k, _)| k == key));
-        let value = match found {
-            Some((_, value)) => value,
-            None if optional => continue,
-            None => {
-                let ns = namespace.unwrap_or("default");
-                return Err(format!(
-                    "its valuesFrom names key {key} of {kind} {ns}/{name}, which the repository does not hold"
-                ));
-            }
+        let Some((_, value)) = found else {
+            let ns = namespace.unwrap_or("default");
+            let why =
+                format!("its valuesFrom names key {key} of {kind} {ns}/{name}, which the repository does not hold");
+            unknown.push(UnknownEntry { entry, optional, fails_release: !optional, why });
+            continue;
         };
         match text("targetPath") {
             Some(path) => set_path(&mut merged, path, J::String(value.clone())),
-            None => {
-                let doc = yaml::parse_documents(value)
-                    .map_err(|e| format!("key {key} of {kind} {name} is not YAML: {} (line {})", e.message, e.line))?;
-                if let Some(doc) = doc.first() {
-                    merge(&mut merged, doc.to_json());
+            None => match yaml::parse_documents(value) {
+                Ok(doc) => {
+                    if let Some(doc) = doc.first() {
+                        merge(&mut merged, doc.to_json());
+                    }
                 }
-            }
+                Err(e) => {
+                    let why = format!("key {key} of {kind} {name} is not YAML: {} (line {})", e.message, e.line);
+                    unknown.push(UnknownEntry { entry, optional, fails_release: true, why });
+                }
+            },
         }
     }
     if let Some(values) = spec.get("values") {
         merge(&mut merged, values.to_json());
     }
-    Ok(Values { inline: Some(merged), ..Values::default() })
+    KnownValues { values: merged, unknown }
 }
 
 /// The values of an Argo CD source's `helm` section (absent: none).
