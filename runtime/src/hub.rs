@@ -10,7 +10,6 @@ use crate::metrics::Metrics;
 use crate::store::{Change, Served, Status, Store, Subject};
 use bytes::Bytes;
 use mesh_proxy_api::endpoints::{Endpoints, ServiceKey};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -177,19 +176,6 @@ pub struct EndpointsAnswer {
     pub body: Bytes,
 }
 
-#[derive(Serialize)]
-struct EndpointsDoc<'a> {
-    version: &'a str,
-    endpoints: Vec<EndpointDoc<'a>>,
-}
-
-#[derive(Serialize)]
-struct EndpointDoc<'a> {
-    addr: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    identity: Option<&'a str>,
-}
-
 impl EndpointsAnswer {
     /// The version is a digest of the list, so it changes exactly when the
     /// list does (and is the same across restarts and replicas).
@@ -202,14 +188,7 @@ impl EndpointsAnswer {
             h.update([1]);
         }
         let version: String = h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
-        let doc = EndpointsDoc {
-            version: &version,
-            endpoints: endpoints
-                .iter()
-                .map(|e| EndpointDoc { addr: e.addr.to_string(), identity: e.identity.as_deref() })
-                .collect(),
-        };
-        let body = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+        let body = Bytes::from(mesh_proxy_api::endpoints::encode_answer(&version, endpoints));
         EndpointsAnswer { version, body }
     }
 }

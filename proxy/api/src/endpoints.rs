@@ -1,6 +1,9 @@
 //! Where a Service's endpoints are and which identity each must present:
-//! the types mesh-proxy's discovery hands out, and the endpoints file both
-//! mesh-proxy (`--discovery`) and mesh-runtime's file mode read.
+//! the types mesh-proxy's discovery hands out, the endpoints file both
+//! mesh-proxy (`--discovery`) and mesh-runtime's file mode read, and the
+//! runtime API's endpoints answer (`GET /v1/endpoints/...`, runtime/API.md:
+//! [`encode_answer`], [`decode_answer`]), which mesh-runtime writes and
+//! reads from linked clusters' runtimes, and mesh-proxy reads.
 //!
 //! File format (JSON; `identity` absent: an unmeshed endpoint, reached in
 //! plaintext; `clusterIP` absent: the Service cannot be reached
@@ -15,7 +18,8 @@
 //!         "identity": "podinfo.test.serviceaccount.identity.linkerd.cluster.local"}]}]}]}
 //! ```
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -27,12 +31,38 @@ pub struct ServiceKey {
     pub port: u16,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One endpoint, as the endpoints answer carries it too (`addr` as
+/// `IP:PORT`, `[IPv6]:PORT`; `identity` absent when unmeshed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub addr: SocketAddr,
     /// The identity the endpoint's proxy must present; `None` for an
     /// unmeshed endpoint, which is reached in plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+}
+
+/// The body of the runtime API's `GET /v1/endpoints/<ns>/<svc>/<port>`:
+/// `{"version": "...", "endpoints": [{"addr": "...", "identity": "..."}]}`.
+/// One definition for the runtime that writes it and every reader; a
+/// reader ignores fields it does not know, so the document may grow.
+#[derive(Serialize, Deserialize)]
+struct Answer<'a> {
+    version: Cow<'a, str>,
+    endpoints: Cow<'a, [Endpoint]>,
+}
+
+/// The endpoints answer for `endpoints` at `version`.
+pub fn encode_answer(version: &str, endpoints: &[Endpoint]) -> Vec<u8> {
+    let answer = Answer { version: Cow::Borrowed(version), endpoints: Cow::Borrowed(endpoints) };
+    // Strings and a list only: serializing cannot fail.
+    serde_json::to_vec(&answer).unwrap_or_default()
+}
+
+/// An endpoints answer's version and endpoints.
+pub fn decode_answer(body: &[u8]) -> Result<(String, Vec<Endpoint>), String> {
+    let answer: Answer<'_> = serde_json::from_slice(body).map_err(|e| format!("bad endpoints document: {e}"))?;
+    Ok((answer.version.into_owned(), answer.endpoints.into_owned()))
 }
 
 pub type Endpoints = Arc<Vec<Endpoint>>;
@@ -94,4 +124,36 @@ pub fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
         }
     }
     Ok(snap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_reads_back_what_it_writes() {
+        let eps = vec![
+            Endpoint {
+                addr: "10.40.0.11:9898".parse().unwrap(),
+                identity: Some("a.b.serviceaccount.identity.linkerd.cluster.local".into()),
+            },
+            Endpoint { addr: "[fd00::1]:9898".parse().unwrap(), identity: None },
+        ];
+        let body = encode_answer("17", &eps);
+        assert_eq!(
+            String::from_utf8(body.clone()).unwrap(),
+            r#"{"version":"17","endpoints":[{"addr":"10.40.0.11:9898","identity":"a.b.serviceaccount.identity.linkerd.cluster.local"},{"addr":"[fd00::1]:9898"}]}"#
+        );
+        assert_eq!(decode_answer(&body).unwrap(), ("17".to_owned(), eps));
+    }
+
+    #[test]
+    fn readers_ignore_new_fields_and_refuse_bad_addresses() {
+        let (version, eps) =
+            decode_answer(br#"{"version":"1","endpoints":[{"addr":"10.0.0.1:80","zone":"a"}],"extra":1}"#).unwrap();
+        assert_eq!((version.as_str(), eps.len(), eps[0].identity.is_none()), ("1", 1, true));
+        let err = decode_answer(br#"{"version":"1","endpoints":[{"addr":"x"}]}"#).unwrap_err();
+        assert!(err.starts_with("bad endpoints document"), "{err}");
+        assert!(decode_answer(b"{}").is_err());
+    }
 }

@@ -22,7 +22,6 @@ use super::{Discovery, Endpoint, Endpoints, Lookup, ServiceKey};
 use crate::source::http::client::encode_segment;
 use crate::source::http::{Backoff, PollTiming, RuntimeClient};
 use http::StatusCode;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,19 +31,6 @@ use tokio::sync::watch;
 
 /// The default bound on Service ports watched at once.
 pub const MAX_WATCHED_SERVICES: usize = 10_000;
-
-#[derive(Deserialize)]
-struct EndpointsDoc {
-    version: String,
-    endpoints: Vec<EndpointDoc>,
-}
-
-#[derive(Deserialize)]
-struct EndpointDoc {
-    addr: SocketAddr,
-    #[serde(default)]
-    identity: Option<String>,
-}
 
 pub struct RuntimeDiscovery {
     shared: Arc<Shared>,
@@ -198,12 +184,7 @@ async fn unless_released<T>(
 /// 200: the new version and endpoints; 304: nothing new.
 fn answer(reply: &crate::source::http::Reply) -> Result<Option<(String, Vec<Endpoint>)>, String> {
     match reply.status {
-        StatusCode::OK => {
-            let doc: EndpointsDoc =
-                serde_json::from_slice(&reply.body).map_err(|e| format!("bad endpoints document: {e}"))?;
-            let eps = doc.endpoints.into_iter().map(|e| Endpoint { addr: e.addr, identity: e.identity }).collect();
-            Ok(Some((doc.version, eps)))
-        }
+        StatusCode::OK => mesh_proxy_api::endpoints::decode_answer(&reply.body).map(Some),
         StatusCode::NOT_MODIFIED => Ok(None),
         status => Err(format!("runtime answered {status}: {}", reply.error_message())),
     }

@@ -18,8 +18,6 @@ use hyper_util::rt::TokioIo;
 use mesh_common::identity::Identity;
 use mesh_proxy_api::endpoints::{Endpoint, ServiceKey};
 use rustls_pki_types::ServerName;
-use serde::Deserialize;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -136,19 +134,6 @@ async fn poll_file(state: Arc<State>, i: usize, mut file: FilePoll, every: Durat
     }
 }
 
-#[derive(Deserialize)]
-struct EndpointsDoc {
-    version: String,
-    endpoints: Vec<EndpointDoc>,
-}
-
-#[derive(Deserialize)]
-struct EndpointDoc {
-    addr: SocketAddr,
-    #[serde(default)]
-    identity: Option<String>,
-}
-
 /// Long polls one remote Service port until shutdown.
 async fn poll_port(state: Arc<State>, i: usize, client: Arc<RemoteClient>, key: ServiceKey, stop: CancellationToken) {
     let base = format!("/v1/endpoints/{}/{}/{}?wait={WAIT_SECONDS}", key.namespace, key.name, key.port);
@@ -195,11 +180,7 @@ async fn poll_port(state: Arc<State>, i: usize, client: Arc<RemoteClient>, key: 
 /// 200: the new version and endpoints; 304: nothing new.
 fn answer(status: StatusCode, body: &[u8]) -> Result<Option<(String, Vec<Endpoint>)>, String> {
     match status {
-        StatusCode::OK => {
-            let doc: EndpointsDoc = serde_json::from_slice(body).map_err(|e| format!("bad endpoints document: {e}"))?;
-            let eps = doc.endpoints.into_iter().map(|e| Endpoint { addr: e.addr, identity: e.identity }).collect();
-            Ok(Some((doc.version, eps)))
-        }
+        StatusCode::OK => mesh_proxy_api::endpoints::decode_answer(body).map(Some),
         StatusCode::NOT_MODIFIED => Ok(None),
         other => Err(format!("answered {other}: {}", String::from_utf8_lossy(&body[..body.len().min(200)]))),
     }
