@@ -37,9 +37,6 @@ pub fn run(args: &BuildArgs, key: &SigningKey, mut outcome: Outcome) -> ExitCode
         }
         None => (0..m.clusters.len()).collect(),
     };
-    for &c in &chosen {
-        crate::lower::outbound::complete(&mut m.clusters[c].outcome);
-    }
     let outs: Vec<Option<PathBuf>> =
         chosen.iter().map(|&c| args.out.as_ref().map(|d| d.join(&m.clusters[c].name))).collect();
     let mut previous = Vec::new();
@@ -69,17 +66,17 @@ fn build_one(
     out: Option<&PathBuf>,
     previous: Option<&sequence::Previous>,
 ) -> Result<(), String> {
-    let built =
-        emit::build(&cluster.outcome.configs, key, info).map_err(|e| format!("cluster {}: {e}", cluster.name))?;
+    let built = emit::build_outcome(&cluster.outcome, key, info, &emit::ConfigOut::Keep)
+        .map_err(|e| format!("cluster {}: {e}", cluster.name))?;
     sequence::check_forward(previous, info.sequence, &built.bundle_digest)
         .map_err(|e| format!("cluster {}: {e}", cluster.name))?;
     match out {
         Some(dir) => {
             write::write_dir(dir, &built)?;
             eprintln!(
-                "cluster {}: wrote {} ProxyConfig(s) and the MeshBundle to {} (revision {}, sequence {})",
+                "cluster {}: wrote {} and the MeshBundle to {} (revision {}, sequence {})",
                 cluster.name,
-                built.files.len() - 2,
+                built.summary(),
                 dir.display(),
                 info.source_revision,
                 info.sequence

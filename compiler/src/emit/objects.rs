@@ -11,7 +11,11 @@ pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "meshc.io/v1alpha1";
 pub const PROXY_CONFIG_KIND: &str = "ProxyConfig";
 pub const BUNDLE_KIND: &str = "MeshBundle";
-pub use mesh_proxy_api::bundle::{BUNDLE_NAME, BUNDLE_PAYLOAD_TYPE, BundleEntry, BundleSpec};
+pub const SERVICE_POLICY_KIND: &str = "ServicePolicy";
+/// Where ServicePolicy files go in `--out`: `servicepolicies/<namespace>/<name>.yaml`.
+pub const SERVICE_POLICIES_DIR: &str = "servicepolicies";
+pub use mesh_proxy_api::bundle::{BUNDLE_NAME, BUNDLE_PAYLOAD_TYPE, BundleEntry, BundleSpec, ServicePolicyEntry};
+use mesh_proxy_api::service_policy::Audience;
 
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_WORKLOAD_KIND: &str = "meshc.io/workload-kind";
@@ -48,6 +52,18 @@ pub struct ObjectMeta {
 pub struct ProxyConfigSpec {
     pub workload: WorkloadRef,
     pub identity: String,
+    pub digest: String,
+    pub envelope: Envelope,
+}
+
+/// What a ServicePolicy object carries: `service`, `audience` and `digest`
+/// repeat what the envelope signs (the Service's namespace is the
+/// object's), for `kubectl get` and for the runtime to index by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePolicySpec {
+    pub service: String,
+    pub audience: Audience,
     pub digest: String,
     pub envelope: Envelope,
 }

@@ -34,11 +34,21 @@ pub struct Outbound {
     /// Connections to addresses outside the cluster networks (EgressNetworks).
     #[serde(default, skip_serializing_if = "egress::Egress::is_empty")]
     pub egress: egress::Egress,
+    /// The digest of the shared Service policies this workload's namespace
+    /// sees ([`crate::service_policy::set_digest`]): the proxy enforces
+    /// this config only together with exactly that set, whose Services
+    /// join `services` ([`crate::service_policy::effective_outbound`]).
+    /// Absent: the config stands alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_policies: Option<String>,
 }
 
 impl Outbound {
     pub fn is_empty(&self) -> bool {
-        self.services.is_empty() && self.default_opaque_ports.is_empty() && self.egress.is_empty()
+        self.services.is_empty()
+            && self.default_opaque_ports.is_empty()
+            && self.egress.is_empty()
+            && self.service_policies.is_none()
     }
 
     /// The protocol of a port of a Service this config does not list.
