@@ -116,7 +116,7 @@ pub fn start(dir: tempfile::TempDir, repo: &Path) -> TwoClusters {
         let cdir = dir.path().join(&c.name);
         std::fs::create_dir_all(&cdir).unwrap();
         let info = BuildInfo { source_revision: "e2e".into(), sequence: 1, error_findings: 0 };
-        let built = emit::build(&c.outcome.configs, &key, &info).expect("builds");
+        let built = emit::build_outcome(&c.outcome, &key, &info, &emit::ConfigOut::Keep).expect("builds");
         write::write_dir(&cdir.join("dist"), &built).unwrap();
         let pods = place_pods(c);
         std::fs::write(cdir.join("endpoints.json"), endpoints(c, &pods).to_string()).unwrap();
