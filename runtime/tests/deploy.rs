@@ -230,8 +230,6 @@ async fn rbac_allows_every_call_the_runtime_makes() {
     let status = Patch::Merge(json!({"status": accepted_status(1)}));
     let pc = meshc_api(&client, "ProxyConfig", "proxyconfigs", Some("booksapp"));
     allowed("patch proxyconfigs/status", pc.patch_status("web", &PatchParams::default(), &status).await);
-    let sp = meshc_api(&client, "ServicePolicy", "servicepolicies", Some("booksapp"));
-    allowed("patch servicepolicies/status", sp.patch_status("books", &PatchParams::default(), &status).await);
     let mb = meshc_api(&client, "MeshBundle", "meshbundles", None);
     allowed("patch meshbundles/status", mb.patch_status("bundle", &PatchParams::default(), &status).await);
 
@@ -308,7 +306,7 @@ async fn rbac_refuses_everything_else() {
     forbidden("create a ProxyConfig", pc.create(&PostParams::default(), &object).await);
     forbidden("get a ProxyConfig (reflectors list)", pc.get("web").await);
     let sp = meshc_api(&client, "ServicePolicy", "servicepolicies", Some("booksapp"));
-    allowed("patch servicepolicies/status", sp.patch_status("books", &PatchParams::default(), &status).await);
+    forbidden("patch a ServicePolicy's spec", sp.patch("books", &PatchParams::default(), &forged).await);
     let mb = meshc_api(&client, "MeshBundle", "meshbundles", None);
     forbidden("patch a MeshBundle's spec", mb.patch("bundle", &PatchParams::default(), &forged).await);
 
