@@ -96,7 +96,25 @@ pub fn check_cached(input: &Input, options: &Options, cache: Option<&Reuse>) -> 
         return crate::multicluster::check(repo, options, cache);
     }
     let prepared = prepare(input, options, cache)?;
+    release_freed_memory();
     Ok(complete(prepared, options))
+}
+
+/// Hands the pages the allocator holds free back to the OS. Loading and
+/// decoding free much of what they allocated (the files' texts, the trees'
+/// scalars, `meshc diff`'s caches) in small pieces between live ones, in
+/// the allocator's per-thread arenas; glibc keeps those pages resident and
+/// reuses them only for allocations from the same arena, so without this
+/// the stages after decoding (which allocate from other threads) grow the
+/// process past what it holds live. A no-op where the allocator is not glibc's.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes no pointers; it only returns free pages of
+    // the allocator's own heaps, under the allocator's locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    crate::profile::stage("freed memory released");
 }
 
 /// One cluster's objects, decoded, with its settings: what `resolve` takes.
@@ -137,9 +155,8 @@ pub fn prepare(input: &Input, options: &Options, cache: Option<&Reuse>) -> Resul
     let objects = resolve::versions::unserved(loaded.objects, settings.linkerd_version, &mut findings);
     let multicluster = crate::multicluster::Inputs::collect(&objects);
     let decode_cache = cache.map(|c| &c.decode);
-    let (mut resources, objects) =
-        model::decode_all_cached(objects, &settings.default_namespace, &mut findings, decode_cache);
-    drop_decoded_scalars(&mut resources);
+    let (resources, objects) =
+        model::decode_all_cached(objects, &settings.default_namespace, &mut findings, decode_cache, drop_scalars_of);
     crate::profile::stage("settings, decode");
     Ok(Prepared { sources, findings, objects, resources, settings, multicluster, releases, unknown_values, test_files })
 }
@@ -173,21 +190,26 @@ pub fn complete(p: Prepared, options: &Options) -> Outcome {
 /// Decoding has read every value the later stages use into the typed specs;
 /// from here a resource's YAML tree only locates fields for findings and
 /// proofs (`Resource::span_at`, `resolve::unknown`: keys and positions), so
-/// its scalar strings are freed for the stages after decoding to reuse.
+/// its scalar strings are freed for the stages after decoding to reuse (as
+/// each object is decoded: `model::decode_all_cached`).
 /// Except a workload's: the injector's refusal (`not-injectable`, from
 /// `resolve::workload`) runs the one function behind `meshc inject` and the
 /// webhook on the pod template as written, which the typed spec does not
 /// hold in full. A tree still shared (`meshc diff`: the parse both sides
 /// read, `load::ParseCache`) keeps them: the other side may still need
 /// them, and sharing one whole tree costs less than two without scalars.
+fn drop_scalars_of(r: &mut model::Resource) {
+    if crate::inject::documents::template_path(&r.id.kind).is_none()
+        && let Some(node) = std::sync::Arc::get_mut(&mut r.node)
+    {
+        node.drop_scalars();
+    }
+}
+
+/// [`drop_scalars_of`] every resource.
 fn drop_decoded_scalars(resources: &mut [model::Resource]) {
     use rayon::prelude::*;
-    resources
-        .par_iter_mut()
-        .with_min_len(256)
-        .filter(|r| crate::inject::documents::template_path(&r.id.kind).is_none())
-        .filter_map(|r| std::sync::Arc::get_mut(&mut r.node))
-        .for_each(|node| node.drop_scalars());
+    resources.par_iter_mut().with_min_len(256).for_each(drop_scalars_of);
 }
 
 /// Both sides of a diff prepared and their [`Reuse`] dropped: the trees they

@@ -234,6 +234,13 @@ items:
     assert_eq!(web["metadata"]["annotations"]["config.linkerd.io/proxy-log-level"], "debug");
     let env = web["spec"]["containers"][0]["env"].as_array().unwrap();
     assert!(env.iter().any(|e| e["name"] == "MESH_PROXY_LOG" && e["value"] == "debug"), "{env:?}");
+    // Every address of the pod (both of a dual-stack pod's) is its own, as
+    // Linkerd's injector gives `LINKERD2_PROXY_INBOUND_IPS` from `status.podIPs`.
+    let pod_ips = env.iter().find(|e| e["name"] == "MESH_POD_IPS").expect("MESH_POD_IPS is set");
+    assert_eq!(pod_ips["valueFrom"]["fieldRef"]["fieldPath"], "status.podIPs", "{env:?}");
+    let args = web["spec"]["containers"][0]["args"].as_array().unwrap();
+    let at = args.iter().position(|a| a == "--pod-ip").expect("--pod-ip is passed");
+    assert_eq!(args[at + 1], "$(MESH_POD_IPS)", "{args:?}");
     let agent = &list["items"][1]["spec"]["template"];
     assert_eq!(agent["spec"]["containers"].as_array().unwrap().len(), 1, "the refused template is unchanged");
     assert!(stderr.contains("DaemonSet/shop/agent: cannot be injected: it uses hostNetwork"), "{stderr}");

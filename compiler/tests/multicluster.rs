@@ -179,15 +179,11 @@ fn show_config_takes_a_cluster_prefix() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=meshc", "-c", "user.email=meshc@example.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+// The diff tests' git, with its fixed identity; the rest of the module is theirs.
+#[allow(dead_code)]
+#[path = "support/gitrepo.rs"]
+mod gitrepo;
+use gitrepo::git;
 
 /// A pull-request pipeline diffs git revisions: a multicluster repository's
 /// are compared as its directories are. The head is the query case
@@ -224,4 +220,27 @@ fn git_revisions_of_a_multicluster_repository_diff_as_its_directories_do() {
     assert_eq!(stdout(&by_git), stdout(&by_dirs));
     let closed = json(&by_git)["closed"].as_array().cloned().unwrap_or_default();
     assert!(!closed.is_empty(), "the calls to voting close: {}", stdout(&by_git));
+}
+
+/// Linkerd's gateway authorizes an HTTP request with its Server's routes
+/// (`authorize_http`) but an opaque connection with the Server's own
+/// authorizations (`authorize_tcp`, linkerd2-proxy `gateway/src/opaq.rs`):
+/// the golden case's gateway admits only on an HTTPRoute, so HTTP to
+/// emoji crosses and opaque TCP to relay (its port marked opaque, copied to
+/// the mirror) is refused at the gateway.
+#[test]
+fn an_opaque_call_is_authorized_at_the_gateway_as_a_connection() {
+    let run = |to: &str| {
+        let case = golden("multicluster-gateway-opaque");
+        json(&meshc(&["reach", &case, "--from", "east/deploy/emojivoto/web", "--to", to, "--format", "json"]))
+    };
+    let http = run("east/svc/emojivoto/emoji-svc-west:8080");
+    assert_eq!(http["paths"][0]["verdict"], "allow", "{http}");
+    let tcp = run("east/svc/emojivoto/relay-svc-west:7000");
+    let path = &tcp["paths"][0];
+    assert_eq!(path["verdict"], "deny", "{tcp}");
+    let gateway = &path["hops"][1];
+    assert_eq!((gateway["hop"].as_str(), gateway["verdict"].as_str()), (Some("gateway"), Some("deny")), "{tcp}");
+    assert!(gateway["proof"].to_string().contains("authorize_tcp"), "{gateway}");
+    assert!(path["target"].is_null(), "nothing reaches relay: {path}");
 }

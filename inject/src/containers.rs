@@ -98,7 +98,7 @@ pub fn proxy(ctx: &Context, knobs: &Knobs, native: bool) -> Y {
         "--admin",
         &format!("0.0.0.0:{ADMIN_PORT}"),
         "--pod-ip",
-        "$(MESH_POD_IP)",
+        "$(MESH_POD_IPS)",
     ]
     .map(str::to_owned)
     .to_vec();
@@ -108,7 +108,9 @@ pub fn proxy(ctx: &Context, knobs: &Knobs, native: bool) -> Y {
     let field = |path: &str| Y::map([("fieldRef", Y::map([("fieldPath", Y::str(path))]))]);
     let mut env = vec![
         Y::map([("name", Y::str("MESH_PROXY_SERVICE_ACCOUNT")), ("valueFrom", field("spec.serviceAccountName"))]),
-        Y::map([("name", Y::str("MESH_POD_IP")), ("valueFrom", field("status.podIP"))]),
+        // Every address of the pod, comma-separated (a dual-stack pod has
+        // two), as Linkerd's `LINKERD2_PROXY_INBOUND_IPS` in `_proxy.tpl`.
+        Y::map([("name", Y::str("MESH_POD_IPS")), ("valueFrom", field("status.podIPs"))]),
     ];
     if let Some(level) = &knobs.log_level {
         env.push(Y::map([("name", Y::str("MESH_PROXY_LOG")), ("value", Y::str(level))]));

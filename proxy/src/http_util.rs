@@ -109,6 +109,11 @@ pub fn set_identity_header(headers: &mut HeaderMap, name: &'static str, identity
 /// §7.6.1), including those `Connection` lists; hyper frames each side
 /// itself. `te: trailers` stays (gRPC needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them: one pass over the names tells,
+    // where a removal per name hashes and looks up each one.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -122,12 +127,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
         headers.remove(name);
     }
-    for name in ["keep-alive", "proxy-connection"] {
+    for name in [KEEP_ALIVE, PROXY_CONNECTION] {
         headers.remove(name);
     }
     if headers.get(TE).is_some_and(|v| v != "trailers") {
         headers.remove(TE);
     }
+}
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// A header [`strip_hop_by_hop`] may remove (`te` only when it is not
+/// `trailers`; the names `Connection` lists come with `Connection`).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(name.as_str(), "connection" | "transfer-encoding" | "upgrade" | "te" | "keep-alive" | "proxy-connection")
 }
 
 /// The request as route matching reads it, borrowed from the request the
@@ -256,6 +270,34 @@ mod tests {
         });
         seen.sort();
         seen
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go_and_the_rest_stays() {
+        let strip = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_static(v));
+            }
+            strip_hop_by_hop(&mut h);
+            let mut left: Vec<String> = h.iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap())).collect();
+            left.sort();
+            left
+        };
+        let end_to_end = [("host", "web"), ("x-a", "1"), ("content-length", "0")];
+        assert_eq!(strip(&end_to_end), ["content-length: 0", "host: web", "x-a: 1"], "nothing to strip");
+        let mixed = [
+            ("connection", "keep-alive, X-Token"),
+            ("x-token", "secret"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("upgrade", "h2c"),
+            ("transfer-encoding", "chunked"),
+            ("te", "gzip"),
+            ("x-kept", "yes"),
+        ];
+        assert_eq!(strip(&mixed), ["x-kept: yes"]);
+        assert_eq!(strip(&[("te", "trailers"), ("x-kept", "yes")]), ["te: trailers", "x-kept: yes"], "gRPC needs it");
     }
 
     #[test]

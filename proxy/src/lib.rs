@@ -23,6 +23,7 @@ mod listen;
 pub mod metrics;
 pub mod net;
 pub mod outbound;
+mod pool;
 pub mod run;
 mod settings;
 pub mod source;

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(settings) => {
+            mesh_proxy::run::bound_allocator();
             init_logging(&settings.log_format);
             let rt = match mesh_proxy::run::runtime(settings.cores) {
                 Ok(rt) => rt,

@@ -24,6 +24,52 @@ pub fn runtime(cores: u16) -> std::io::Result<tokio::runtime::Runtime> {
     builder.enable_all().thread_name("mesh-proxy").build()
 }
 
+/// Bounds what glibc's malloc keeps of freed memory (issue 21: RSS). Call
+/// it first, before any other thread exists.
+///
+/// Left alone, glibc gives each thread that allocates an arena of its own,
+/// and raises its mmap threshold to the largest block freed so far: after
+/// one large body, buffers of a few hundred KiB come from the heap rather
+/// than from `mmap`, and the heap keeps their pages once they are freed.
+/// One arena serves the runtime's one thread and the occasional blocking
+/// one; a fixed threshold keeps large buffers in `mmap`, returned on free;
+/// a fixed trim threshold returns the heap's top. linkerd2-proxy avoids the
+/// question with jemalloc (docs/semantics/proxy-runtime.md).
+pub fn bound_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters, before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_BLOCK as libc::c_int);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, LARGE_BLOCK as libc::c_int);
+    }
+}
+
+/// Blocks at least this large are mapped and unmapped on their own; free
+/// memory above it at the heap's top goes back to the system.
+const LARGE_BLOCK: usize = 128 * 1024;
+/// How often freed pages inside the heap are given back (`malloc_trim`).
+const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Gives the heap's free pages back to the system every [`TRIM_INTERVAL`]:
+/// the trim threshold only returns the heap's top, and connections' buffers
+/// freed below a live block would otherwise stay resident.
+fn return_free_memory(shutdown: tokio_util::sync::CancellationToken) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(TRIM_INTERVAL) => {}
+            }
+            // SAFETY: malloc_trim takes the allocator's own locks.
+            unsafe { libc::malloc_trim(0) };
+        }
+    });
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    drop(shutdown);
+}
+
 pub async fn run(settings: Settings) -> Result<(), String> {
     let trusted = read_trusted_keys(&settings.trust_keys)?;
     let csr = csr_settings(&settings)?;
@@ -44,6 +90,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let ctx = Arc::new(Ctx::new(settings, rx, identity, discovery, metrics));
     let shutdown = ctx.shutdown.clone();
     identity_reloader(&ctx);
+    return_free_memory(shutdown.clone());
     crate::metrics::prune_on_config_change(&ctx);
     if let Some(csr) = csr {
         tokio::spawn(csr.renew(shutdown.clone()));
@@ -168,5 +215,33 @@ async fn terminated() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::*;
+
+    /// Bytes glibc holds in blocks mapped on their own.
+    fn mapped_bytes() -> usize {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        unsafe { libc::mallinfo2() }.hblkhd
+    }
+
+    /// Left alone, glibc raises its mmap threshold to a freed 1 MiB block's
+    /// size, and the next 256 KiB buffer comes from the heap, whose pages it
+    /// keeps once freed; bounded, such a buffer is mapped, and unmapped on free.
+    #[test]
+    fn a_large_buffer_stays_mapped_after_a_larger_one_is_freed() {
+        bound_allocator();
+        drop(std::hint::black_box(vec![1u8; 1024 * 1024]));
+        let before = mapped_bytes();
+        let buffer = std::hint::black_box(vec![1u8; 256 * 1024]);
+        let during = mapped_bytes();
+        drop(buffer);
+        assert!(
+            during >= before + 256 * 1024,
+            "a 256 KiB buffer came from the heap ({before} → {during} bytes mapped)"
+        );
     }
 }

@@ -92,11 +92,14 @@ pub struct Settings {
     /// service mirrors add to its Services' names (the Link's `targetClusterName`).
     #[arg(long, requires = "gateway")]
     pub gateway_cluster: Option<String>,
-    /// The pod's address: outbound connections are made from it, and a
-    /// Service endpoint there is this pod (plaintext to the app, no inbound
-    /// policy, as Linkerd's `LINKERD2_PROXY_INBOUND_IPS`).
-    #[arg(long)]
-    pub pod_ip: Option<IpAddr>,
+    /// The pod's addresses, comma-separated or repeated (a dual-stack pod
+    /// has one per family; the downward API's `status.podIPs` gives them
+    /// so): outbound connections are made from the one of the
+    /// destination's family, and a Service endpoint at any of them is this
+    /// pod (plaintext to the app, no inbound policy), as Linkerd's
+    /// `LINKERD2_PROXY_INBOUND_IPS`.
+    #[arg(long = "pod-ip", value_delimiter = ',')]
+    pub pod_ips: Vec<IpAddr>,
     /// Admin server: `/live`, `/ready`, `/metrics`.
     #[arg(long, default_value = "127.0.0.1:4191")]
     pub admin: SocketAddr,

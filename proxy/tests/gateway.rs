@@ -29,13 +29,26 @@ struct Setup {
 }
 
 async fn start() -> Setup {
+    start_with(None).await
+}
+
+/// The harness's proxy as the gateway; with `opaque_client`, also an
+/// opaque outbound listener there for `web-west.test:80`, whose endpoint
+/// is the gateway itself (the proxy as a client proxy of another cluster).
+async fn start_with(opaque_client: Option<SocketAddr>) -> Setup {
     let inbound = free_addr();
     let gateway = free_addr();
     // Not 127.0.0.1: Linkerd's `localhost` authorization would admit the
     // gateway's connections to the Service, and the tests' clients.
-    let flags = [format!("--gateway={gateway}"), "--gateway-cluster=west".to_string(), format!("--pod-ip={POD_IP}")];
+    let mut flags =
+        vec![format!("--gateway={gateway}"), "--gateway-cluster=west".to_string(), format!("--pod-ip={POD_IP}")];
+    flags.extend(opaque_client.map(|at| format!("--outbound-tcp={at}=web-west.test:80")));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let proxy = proxy_on(inbound, app(&[]).await, service(inbound, Some(SERVER)), &flags).await;
+    let mut discovery = service(inbound, Some(SERVER));
+    let mirror = serde_json::json!({"namespace": "test", "name": "web-west",
+        "ports": [{"port": 80, "endpoints": [{"addr": gateway.to_string(), "identity": GATEWAY}]}]});
+    discovery["services"].as_array_mut().unwrap().push(mirror);
+    let proxy = proxy_on(inbound, app(&[]).await, discovery, &flags).await;
     tokio::spawn(mesh_proxy::gateway::serve(proxy.ctx.clone()));
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(gateway).await.is_ok() {
@@ -155,4 +168,108 @@ async fn a_service_that_admits_the_client_refuses_the_gateway() {
     assert_eq!(header_seen(&direct, "l5d-client-id"), Some(CLIENT));
     let through = s.call(CLIENT, "web-west.test:80", &[]).await;
     assert_eq!(through.status, 403, "through the gateway: {}", through.body);
+}
+
+const HTTP_GET: &[u8] = b"GET / HTTP/1.1\r\nhost: web.test\r\nconnection: close\r\n\r\n";
+
+/// An opaque connection to the gateway as `client`, offering the transport
+/// header's ALPN when `alpn`, writing `header` (if any) and then `payload`:
+/// whatever came back before the connection closed.
+async fn opaque_call(s: &Setup, client: &str, alpn: bool, header: Option<&str>, payload: &[u8]) -> String {
+    use mesh_proxy::gateway::header as transport;
+    let mut config = (*s.proxy.client_tls(client)).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if alpn {
+        config.alpn_protocols.insert(0, transport::ALPN.to_vec());
+    }
+    let tcp = mesh_proxy::net::connect_from(Some(CLIENT_IP), s.gateway).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(GATEWAY.to_string()).unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+    let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    assert_eq!(
+        negotiated.as_deref() == Some(transport::ALPN),
+        alpn,
+        "the gateway selects the header's ALPN when offered"
+    );
+    if let Some(h) = header {
+        tls.write_all(&transport::encode(h)).await.unwrap();
+    }
+    let _ = tls.write_all(payload).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Opaque TCP crosses: the transport header names the mirror, the gateway
+/// sends the bytes on to `web.test:80` as they are, and the Service's
+/// proxy sees the gateway's identity, not the client's.
+#[tokio::test]
+async fn an_opaque_connection_names_its_mirror_in_the_transport_header() {
+    let s = start().await;
+    for authority in ["web-west.test.svc.cluster.local:80", "web-west.test:80"] {
+        let got = opaque_call(&s, CLIENT, true, Some(authority), HTTP_GET).await;
+        assert!(got.starts_with("HTTP/1.1 200"), "{authority}: {got}");
+        assert!(got.contains(&format!("l5d-client-id: {GATEWAY}\n")), "{authority}: {got}");
+        assert!(!got.contains("forwarded:"), "opaque bytes are not rewritten: {got}");
+    }
+    let metrics = s.proxy.metrics();
+    assert!(
+        metrics.lines().any(|l| l.contains("direction=\"inbound\"") && l.contains("verdict=\"allow\"")),
+        "{metrics}"
+    );
+}
+
+/// The client side: the proxy's own opaque listener for the mirror offers
+/// the header's ALPN and, the gateway selecting it, names the Service.
+#[tokio::test]
+async fn a_client_proxys_opaque_connection_to_a_gateway_carries_the_header() {
+    let listener = free_addr();
+    let s = start_with(Some(listener)).await;
+    let mut app_side = None;
+    for _ in 0..200 {
+        if let Ok(c) = mesh_proxy::net::connect_from(Some(CLIENT_IP), listener).await {
+            app_side = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut app_side = app_side.expect("the opaque listener accepts");
+    app_side.write_all(HTTP_GET).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), app_side.read_to_end(&mut buf)).await;
+    let got = String::from_utf8_lossy(&buf);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}\n{}", s.proxy.metrics());
+    assert!(got.contains(&format!("l5d-client-id: {GATEWAY}\n")), "{got}");
+}
+
+/// The gateway's own policy decides per connection: one that admits only
+/// another identity closes the client's connection before anything is sent on.
+#[tokio::test]
+async fn the_gateways_own_policy_authorizes_each_opaque_connection() {
+    let s = start().await;
+    s.proxy.config.send_replace(Some(policies(s.proxy.inbound.port(), Some(only(VOTE_BOT)), None)));
+    let got = opaque_call(&s, CLIENT, true, Some("web-west.test:80"), HTTP_GET).await;
+    assert_eq!(got, "", "closed without an answer");
+    let got = opaque_call(&s, VOTE_BOT, true, Some("web-west.test:80"), HTTP_GET).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    // And the target's own policy sees the gateway: admitting only the client, it refuses.
+    s.proxy.config.send_replace(Some(policies(s.proxy.inbound.port(), None, Some(only(CLIENT)))));
+    let got = opaque_call(&s, CLIENT, true, Some("web-west.test:80"), HTTP_GET).await;
+    assert!(got.starts_with("HTTP/1.1 403"), "{got}");
+}
+
+/// What cannot name its target is closed: a connection that is neither HTTP
+/// nor has a header (Linkerd's `TransportHeaderRequired`), a header naming
+/// no mirror of this cluster, a header that is not a name.
+#[tokio::test]
+async fn opaque_connections_that_name_no_mirror_are_closed() {
+    let s = start().await;
+    assert_eq!(opaque_call(&s, CLIENT, false, None, b"\x00\x01 not http\n").await, "");
+    for header in ["web.test:80", "web-east.test:80", "not a name"] {
+        assert_eq!(opaque_call(&s, CLIENT, true, Some(header), HTTP_GET).await, "", "{header}");
+    }
+    let metrics = s.proxy.metrics();
+    for reason in ["transport-header-required", "transport-header-invalid"] {
+        assert!(metrics.lines().any(|l| l.contains(&format!("reason=\"{reason}\""))), "{reason}: {metrics}");
+    }
 }

@@ -75,6 +75,38 @@ async fn outbound_responses_name_the_verified_server() {
     assert_eq!(header_seen(&reply, "l5d-client-id"), Some(SERVER), "the app saw:\n{}", reply.body);
 }
 
+/// A pod calling its own Service: the endpoint at the proxy's `--pod-ip`
+/// is this pod, reached in plaintext (linkerd2-proxy's
+/// `NoClientTls::Loopback`) straight to the app, past the inbound proxy. No
+/// handshake proved the identity discovery names for it, and no proxy
+/// answered: the response names no server, whatever the app claimed.
+#[tokio::test]
+async fn a_self_call_names_no_server() {
+    let app = app(&[("l5d-server-id", SPOOF)]).await;
+    let pod_ip = app.ip().to_string();
+    let p = proxy(app, service(app, Some(SERVER)), &["--pod-ip", &pod_ip]).await;
+    let reply = get(p.outbound, None, "web.test.svc.cluster.local:80", &[("l5d-client-id", SPOOF)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.headers.get("l5d-server-id"), None, "{:?}", reply.headers);
+    // The app was called directly: no inbound proxy named the client (through
+    // one, it would see `SERVER`, this proxy's own identity).
+    assert_eq!(header_seen(&reply, "l5d-client-id"), None, "the app saw:\n{}", reply.body);
+}
+
+/// A dual-stack pod lists both its addresses (`status.podIPs`, comma-
+/// separated as in `LINKERD2_PROXY_INBOUND_IPS`): the one listed second is
+/// the pod's own too. The app serves plaintext only, so the 200 shows the
+/// proxy did not try mTLS there.
+#[tokio::test]
+async fn a_self_call_to_the_second_address_of_a_dual_stack_pod_is_local() {
+    let app = app(&[("l5d-server-id", SPOOF)]).await;
+    let pod_ips = format!("fd00::7,{}", app.ip());
+    let p = proxy(app, service(app, Some(SERVER)), &["--pod-ip", &pod_ips]).await;
+    let reply = get(p.outbound, None, "web.test.svc.cluster.local:80", &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.headers.get("l5d-server-id"), None, "{:?}", reply.headers);
+}
+
 #[tokio::test]
 async fn outbound_responses_from_unmeshed_endpoints_name_no_server() {
     let app = app(&[("l5d-server-id", SPOOF)]).await;

@@ -256,9 +256,51 @@ pub struct EndpointsHub {
 struct Lists {
     local: HashMap<ServiceKey, Endpoints>,
     mirrored: HashMap<ServiceKey, Endpoints>,
+    /// Federated Service port → this cluster's member Service port, whose
+    /// endpoints join the linked members' (`crate::mirror::federated`).
+    local_members: HashMap<ServiceKey, ServiceKey>,
+    /// Each federated port's last union and the lists it was made of: an
+    /// unchanged pair keeps its `Arc`, and so its encoded answer.
+    unions: HashMap<ServiceKey, Union>,
     /// The lists the current snapshot was made from: a list passed again
     /// (the same `Arc`) keeps its answer instead of being encoded again.
     encoded: HashMap<ServiceKey, Endpoints>,
+}
+
+struct Union {
+    local: Option<Endpoints>,
+    linked: Endpoints,
+    both: Endpoints,
+}
+
+fn same(a: Option<&Endpoints>, b: Option<&Endpoints>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+impl Lists {
+    /// The mirrored lists as served: a federated port with a local member
+    /// gets the local member's endpoints first, then the linked members'.
+    fn mirrored_with_local_members(&mut self) -> HashMap<ServiceKey, Endpoints> {
+        let mut unions = HashMap::with_capacity(self.local_members.len());
+        let mut out = self.mirrored.clone();
+        for (key, member) in &self.local_members {
+            let (Some(linked), local) = (self.mirrored.get(key), self.local.get(member)) else { continue };
+            let kept =
+                self.unions.remove(key).filter(|u| same(u.local.as_ref(), local) && Arc::ptr_eq(&u.linked, linked));
+            let union = kept.unwrap_or_else(|| {
+                let lists: Vec<&Endpoints> = local.into_iter().chain([linked]).collect();
+                Union { local: local.cloned(), linked: linked.clone(), both: crate::mirror::union(lists) }
+            });
+            out.insert(key.clone(), union.both.clone());
+            unions.insert(key.clone(), union);
+        }
+        self.unions = unions;
+        out
+    }
 }
 
 impl Default for EndpointsHub {
@@ -283,20 +325,27 @@ impl EndpointsHub {
         self.publish(&mut lists);
     }
 
-    /// Replaces every mirrored Service port's endpoints.
-    pub fn replace_mirrored(&self, endpoints: HashMap<ServiceKey, Endpoints>) {
+    /// Replaces every mirrored Service port's endpoints, and which local
+    /// Service port's endpoints each federated port adds to them.
+    pub fn replace_mirrored(
+        &self,
+        endpoints: HashMap<ServiceKey, Endpoints>,
+        local_members: HashMap<ServiceKey, ServiceKey>,
+    ) {
         let mut lists = lock(&self.lists);
         for k in endpoints.keys().filter(|k| lists.local.contains_key(*k)) {
             tracing::warn!(namespace = %k.namespace, name = %k.name, port = k.port, "a local Service has a mirrored Service's name; serving the local one");
         }
         lists.mirrored = endpoints;
+        lists.local_members = local_members;
         self.publish(&mut lists);
     }
 
     fn publish(&self, lists: &mut Lists) {
         let cur = self.tx.borrow().clone();
-        let merged = lists.local.iter().chain(lists.mirrored.iter().filter(|(k, _)| !lists.local.contains_key(*k)));
-        let mut encoded = HashMap::with_capacity(lists.local.len() + lists.mirrored.len());
+        let mirrored = lists.mirrored_with_local_members();
+        let merged = lists.local.iter().chain(mirrored.iter().filter(|(k, _)| !lists.local.contains_key(*k)));
+        let mut encoded = HashMap::with_capacity(lists.local.len() + mirrored.len());
         let snap: HashMap<ServiceKey, EndpointsAnswer> = merged
             .map(|(k, eps)| {
                 let kept = lists.encoded.get(k).filter(|old| Arc::ptr_eq(old, eps)).and_then(|_| cur.get(k).cloned());
@@ -382,10 +431,13 @@ mod tests {
     fn mirrored_endpoints_are_served_beside_the_local_ones() {
         let hub = EndpointsHub::default();
         hub.replace(&HashMap::from([(key("web-svc"), list("10.10.0.1:8080"))]));
-        hub.replace_mirrored(HashMap::from([
-            (key("emoji-svc-west"), list("10.99.0.20:4143")),
-            (key("web-svc"), list("10.99.0.20:4143")),
-        ]));
+        hub.replace_mirrored(
+            HashMap::from([
+                (key("emoji-svc-west"), list("10.99.0.20:4143")),
+                (key("web-svc"), list("10.99.0.20:4143")),
+            ]),
+            HashMap::new(),
+        );
         let rx = hub.subscribe();
         let body = |k: &str| String::from_utf8(hub.answer(&rx.borrow(), &key(k)).body.to_vec()).unwrap();
         assert!(body("emoji-svc-west").contains("10.99.0.20:4143"));
@@ -393,7 +445,7 @@ mod tests {
         hub.replace(&HashMap::new());
         assert!(body("emoji-svc-west").contains("10.99.0.20:4143"), "a local change keeps the mirrors");
         assert!(body("web-svc").contains("10.99.0.20:4143"), "the mirror shows once the local Service is gone");
-        hub.replace_mirrored(HashMap::new());
+        hub.replace_mirrored(HashMap::new(), HashMap::new());
         assert!(!body("emoji-svc-west").contains("10.99"));
 
         let (local, mirror) = ("10.96.0.1:80".parse().unwrap(), "10.96.0.2:8080".parse().unwrap());
@@ -401,5 +453,37 @@ mod tests {
         hub.replace_mirrored_cluster_ips(HashMap::from([(mirror, key("emoji-svc-west")), (local, key("x"))]));
         assert_eq!(hub.service_at(local), Some(key("web-svc")));
         assert_eq!(hub.service_at(mirror), Some(key("emoji-svc-west")));
+    }
+
+    /// A federated port with a local member: the local member's endpoints,
+    /// as they change, then the linked members'; unchanged inputs keep
+    /// their answer (no new version for the proxies' long polls).
+    #[test]
+    fn a_federated_port_adds_the_local_members_endpoints_as_they_change() {
+        let hub = EndpointsHub::default();
+        let linked = list("10.20.0.5:8080");
+        hub.replace(&HashMap::from([(key("emoji-svc"), list("10.10.0.5:8080"))]));
+        hub.replace_mirrored(
+            HashMap::from([(key("emoji-svc-federated"), linked.clone())]),
+            HashMap::from([(key("emoji-svc-federated"), key("emoji-svc"))]),
+        );
+        let rx = hub.subscribe();
+        let answer = || hub.answer(&rx.borrow(), &key("emoji-svc-federated"));
+        let first = answer();
+        let body = String::from_utf8(first.body.to_vec()).unwrap();
+        let (local_at, linked_at) = (body.find("10.10.0.5:8080").unwrap(), body.find("10.20.0.5:8080").unwrap());
+        assert!(local_at < linked_at, "the local member first: {body}");
+
+        hub.replace(&HashMap::from([(key("emoji-svc"), list("10.10.0.5:8080")), (key("x"), list("10.10.0.9:80"))]));
+        assert_eq!(answer(), first, "equal lists: the same answer");
+
+        hub.replace(&HashMap::new());
+        let body = String::from_utf8(answer().body.to_vec()).unwrap();
+        assert!(!body.contains("10.10.0.5") && body.contains("10.20.0.5:8080"), "the local member left: {body}");
+
+        hub.replace_mirrored(HashMap::from([(key("emoji-svc-federated"), linked)]), HashMap::new());
+        hub.replace(&HashMap::from([(key("emoji-svc"), list("10.10.0.5:8080"))]));
+        let body = String::from_utf8(answer().body.to_vec()).unwrap();
+        assert!(!body.contains("10.10.0.5"), "no longer a member: {body}");
     }
 }

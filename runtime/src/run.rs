@@ -14,6 +14,7 @@ use crate::supervise::Tasks;
 use crate::tokens::TokenReviewer;
 use mesh_common::identity::Identity;
 use mesh_common::identity::pki;
+use mesh_common::verify::read_trusted_keys;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -116,10 +117,18 @@ pub async fn serve(s: &Settings, parts: Parts, mut tasks: Tasks) -> Result<Runni
     tasks.adopt("identity reloader", identity.spawn_reloader(Duration::from_secs(1), shutdown.clone()));
     if let Some(path) = &s.links {
         // After the own identity: it is what the runtime shows linked clusters' runtimes.
-        let bytes = std::fs::read(path).map_err(|e| format!("--links {}: {e}", path.display()))?;
-        let links = crate::mirror::parse(&bytes).map_err(|e| format!("--links {}: {e}", path.display()))?;
-        tracing::info!(links = links.links.len(), "serving mirrored Services of linked clusters");
-        crate::mirror::remote::spawn(links, parts.endpoints.clone(), identity.clone(), s.poll_interval, &mut tasks);
+        // File mode's keys; Kubernetes mode has none at start, so only an unsigned file works there.
+        let keys = if s.trust_keys.is_empty() { Vec::new() } else { read_trusted_keys(&s.trust_keys)? };
+        let trust = crate::mirror::signed::Trust { keys, build_dir: s.dir.clone() };
+        let links =
+            crate::mirror::signed::read(path, &trust).map_err(|e| format!("--links {}: {e}", path.display()))?;
+        tracing::info!(
+            links = links.links.len(),
+            federated = links.federated.len(),
+            "serving mirrored Services of linked clusters"
+        );
+        let (hub, poll) = (parts.endpoints.clone(), s.poll_interval);
+        crate::mirror::watch::spawn(path.clone(), trust, links, hub, identity.clone(), poll, &mut tasks);
     }
     let api_listener = TcpListener::bind(s.listen).await.map_err(|e| format!("--listen {}: {e}", s.listen))?;
     let admin_listener = TcpListener::bind(s.admin).await.map_err(|e| format!("--admin {}: {e}", s.admin))?;

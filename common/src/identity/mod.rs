@@ -67,7 +67,7 @@ pub struct Status {
 impl Identity {
     /// Loads and validates `dir`/tls.crt, tls.key and ca.crt.
     pub fn load(dir: &Path) -> Result<Arc<Identity>, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(tls::mesh_provider());
         let files = Files::read(dir)?;
         let material = Material::parse(dir, &files, &provider)?;
         let resolver = Arc::new(Resolver::new(material.certified.clone()));

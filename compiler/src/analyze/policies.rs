@@ -1,6 +1,6 @@
 //! Findings about authorization and authentication resources themselves.
 
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::model::policy::NetworkSpec;
 use crate::model::{Resource, Spec};
 use crate::resolve::Resolved;
@@ -225,8 +225,8 @@ fn identities(r: &Resolved, findings: &mut Vec<Finding>) {
                     "{} names identity {text}, which no ServiceAccount or meshed workload in the repository has; fine for clients defined elsewhere, otherwise a typo that grants nothing",
                     res.id
                 );
-                findings
-                    .push(Finding::new(Code::IdentityMatchesNothing, res.span_at(&path), msg).resource(res.id.clone()));
+                let f = Finding::new(Code::IdentityMatchesNothing, res.span_at(&path), msg).resource(res.id.clone());
+                findings.push(f.referent(Referent::Identity(text)));
             }
         }
     }

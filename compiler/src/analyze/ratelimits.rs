@@ -2,7 +2,7 @@
 //! limit nothing, or less than written.
 
 use super::policies::KnownIdentities;
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::model::Spec;
 use crate::model::policy::{HttpLocalRateLimitPolicySpec, group_is};
 use crate::resolve::Resolved;
@@ -34,7 +34,8 @@ fn inert(r: &Resolved, i: usize, ns: &str, server: &str, findings: &mut Vec<Find
     let msg =
         format!("HTTPLocalRateLimitPolicy {} targets Server {ns}/{server}, but {why}: it limits nothing", res.name());
     let span = res.span_at(&["spec", "targetRef", "name"]);
-    findings.push(Finding::new(Code::InertPolicy, span, msg).resource(res.id.clone()));
+    let f = Finding::new(Code::InertPolicy, span, msg).resource(res.id.clone());
+    findings.push(f.referent(Referent::object("Server", ns, server)));
 }
 
 /// Override clientRefs are ServiceAccounts (the namespace defaults to the
@@ -75,7 +76,8 @@ fn unknown_clients(
             );
             let (o, c) = (o.to_string(), c.to_string());
             let span = res.span_at(&["spec", "overrides", &o, "clientRefs", &c, "name"]);
-            findings.push(Finding::new(Code::IdentityMatchesNothing, span, msg).resource(res.id.clone()));
+            let f = Finding::new(Code::IdentityMatchesNothing, span, msg).resource(res.id.clone());
+            findings.push(f.referent(Referent::Identity(id)));
         }
     }
 }

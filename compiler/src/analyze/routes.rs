@@ -1,7 +1,7 @@
 //! Route findings, read off the lowered configs: routes nobody may use,
 //! routes that capture everything, and policies on routes that never attach.
 
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::resolve::Resolved;
 use crate::resolve::index::Kind;
 use mesh_proxy_api::{HttpRoute, PathMatch, ProxyConfig};
@@ -106,6 +106,7 @@ fn policies_on_detached_routes(r: &Resolved, findings: &mut Vec<Finding>) {
             "{} targets {}, which is not attached to any Server (see its route-not-accepted or unresolved-reference finding): the policy grants nothing",
             p.id, route.id
         );
-        findings.push(Finding::new(Code::InertPolicy, p.span_at(&["spec", "targetRef"]), msg).resource(p.id.clone()));
+        let f = Finding::new(Code::InertPolicy, p.span_at(&["spec", "targetRef"]), msg).resource(p.id.clone());
+        findings.push(f.referent(Referent::from(&route.id)));
     }
 }

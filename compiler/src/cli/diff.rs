@@ -213,6 +213,7 @@ pub fn run(a: DiffArgs) -> ExitCode {
     };
     pipeline::drop_shared_scalars(&mut base, &mut head);
     crate::profile::stage("diff: shared scalars dropped");
+    pipeline::release_freed_memory();
     // Resolving and analysing are mostly one core's work each, and the
     // sides are independent: side by side (profile stages interleave here).
     let (base, head) =

@@ -219,6 +219,18 @@ fn run_reach_service(a: ReachArgs) -> ExitCode {
 
 /// `reach --to svc/...` in one cluster; `o` is compiled (outbound parts complete).
 pub(super) fn reach_service_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str) -> ExitCode {
+    reach_service_with(o, a, from, to, |_, _| {})
+}
+
+/// [`reach_service_in`], with `follow` given the answer and the request its
+/// backends were judged with (`None`: a TLS connection) before it is shown.
+pub(super) fn reach_service_with(
+    o: &Outcome,
+    a: &ReachArgs,
+    from: &str,
+    to: &str,
+    follow: impl FnOnce(&mut svc::ServiceReach, Option<&HttpRequest>),
+) -> ExitCode {
     if a.tcp {
         return fail(
             "--tcp applies to egress:HOST:PORT targets only (a svc/ target is called with HTTP, or TLS with --sni)",
@@ -240,7 +252,9 @@ pub(super) fn reach_service_in(o: &Outcome, a: &ReachArgs, from: &str, to: &str)
         Ok(t) => t,
         Err(e) => return fail(e),
     };
-    let result = svc::reach(o, client, &target, &req, a.sni.as_deref());
+    let mut result = svc::reach(o, client, &target, &req, a.sni.as_deref());
+    let judged_with = (a.sni.is_none() && !result.client_route.connection).then_some(&req);
+    follow(&mut result, judged_with);
     match a.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&svc::render::json(&result)).expect("json")),
         Format::Text => {

@@ -2,7 +2,7 @@
 //! prefix (`query::cluster_ref`); within one cluster the usual query runs on
 //! that cluster, across clusters `multicluster::reach` proves each hop.
 
-use super::reach::{Common, Format, ReachArgs, fail, load_compiled, reach_in, reach_json, request};
+use super::reach::{Common, Format, ReachArgs, fail, load_compiled, reach_in, reach_json, reach_service_with, request};
 use crate::load::Input;
 use crate::multicluster::reach::{self as cross, CrossReach, Path};
 use crate::multicluster::{self, Clusters};
@@ -54,6 +54,13 @@ pub fn run_reach(a: &ReachArgs) -> ExitCode {
             return fail(format!("{} is a Service of cluster {}: the client must be in that cluster", a.to, names[ct]));
         }
         return through_mirror(m, a, from, to, &path, req.as_ref());
+    }
+    if cf == ct && svc::target::is_service(to) {
+        // A backend of the Service's route may be a mirror: followed across.
+        let follow = |r: &mut svc::ServiceReach, req: Option<&HttpRequest>| {
+            multicluster::service_backends::follow(m, cf, r, req);
+        };
+        return reach_service_with(&m.clusters[cf].outcome, a, from, to, follow);
     }
     if cf == ct {
         return reach_in(&m.clusters[cf].outcome, a, from, to);

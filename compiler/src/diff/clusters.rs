@@ -60,6 +60,8 @@ fn empty_links() -> crate::multicluster::Links {
         exports: Vec::new(),
         federated: Vec::new(),
         untrusted: Vec::new(),
+        gateways: Vec::new(),
+        gateway_problems: Vec::new(),
     }
 }
 

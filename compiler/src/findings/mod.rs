@@ -71,6 +71,59 @@ impl Span {
     }
 }
 
+/// What a finding names besides its own resource, as data: the object a
+/// reference names that does not exist or cannot be used, or the identity a
+/// policy names that nothing has. What lowers or drops findings afterwards
+/// (`resolve::unknown`, `multicluster::identity`) reads this and the code,
+/// never the message, so rewording a message cannot change a verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Referent {
+    /// `kind` as Kubernetes spells it (`Server`, `NetworkAuthentication`).
+    Object { kind: String, namespace: String, name: String },
+    /// A workload identity (`SA.NS.serviceaccount.identity.DOMAIN`), or a
+    /// `*.`-suffix pattern of them.
+    Identity(String),
+}
+
+impl Referent {
+    pub fn object(kind: &str, namespace: &str, name: &str) -> Referent {
+        Referent::Object { kind: kind.to_owned(), namespace: namespace.to_owned(), name: name.to_owned() }
+    }
+
+    /// The namespace of the object, or of the ServiceAccount an identity
+    /// names (the label before `serviceaccount`); none for a pattern that
+    /// spans namespaces.
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Referent::Object { namespace, .. } => Some(namespace),
+            Referent::Identity(id) => {
+                let labels: Vec<&str> = id.split('.').collect();
+                // SA.NS.serviceaccount...: the namespace needs a label before it.
+                let at = labels.iter().position(|l| *l == "serviceaccount").filter(|at| *at >= 2)?;
+                Some(labels[at - 1])
+            }
+        }
+    }
+
+    /// Whether this is the object `id`; the kind in any case, as Linkerd
+    /// reads a reference's kind.
+    pub fn is(&self, id: &ResourceId) -> bool {
+        match self {
+            Referent::Object { kind, namespace, name } => {
+                kind.eq_ignore_ascii_case(&id.kind) && id.namespace.as_ref() == Some(namespace) && *name == id.name
+            }
+            Referent::Identity(_) => false,
+        }
+    }
+}
+
+impl From<&ResourceId> for Referent {
+    fn from(id: &ResourceId) -> Referent {
+        let namespace = id.namespace.clone().unwrap_or_default();
+        Referent::Object { kind: id.kind.clone(), namespace, name: id.name.clone() }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     pub code: Code,
@@ -79,12 +132,29 @@ pub struct Finding {
     pub resource: Option<ResourceId>,
     pub span: Span,
     pub hint: Option<String>,
+    /// What the finding names besides its resource; see [`Referent`].
+    pub referent: Option<Referent>,
 }
 
 impl Finding {
     /// A finding with the catalogue's default severity for `code`.
     pub fn new(code: Code, span: Span, message: impl Into<String>) -> Self {
-        Finding { code, severity: code.entry().severity, message: message.into(), resource: None, span, hint: None }
+        Finding {
+            code,
+            severity: code.entry().severity,
+            message: message.into(),
+            resource: None,
+            span,
+            hint: None,
+            referent: None,
+        }
+    }
+
+    /// What the finding names besides its resource (a `Referent`, or an
+    /// `Option` of one where only some failures name an object).
+    pub fn referent(mut self, referent: impl Into<Option<Referent>>) -> Self {
+        self.referent = referent.into();
+        self
     }
 
     pub fn resource(mut self, id: ResourceId) -> Self {

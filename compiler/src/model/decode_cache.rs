@@ -104,7 +104,9 @@ impl DecodeCache {
         Some((resource, findings))
     }
 
-    /// Records what decoding the object at `place` yielded (a copy; the tree itself is shared).
+    /// Records what decoding the object at `place` yielded: the resource's
+    /// decoded value is shared with the side that decoded it, not copied
+    /// (`Resource`'s `Typed`), and so is its tree; the findings are copied.
     pub(super) fn put(&self, place: Place, default_namespace: &str, decoded: &Decoded) {
         let key = key(&place.tree, default_namespace);
         let entry = Entry { _tree: place.tree, source: place.source, decoded: decoded.clone() };
@@ -146,7 +148,7 @@ spec:
 
     fn decode(raws: Vec<RawObject>, ns: &str, cache: Option<&DecodeCache>) -> (Vec<Resource>, Vec<Finding>) {
         let mut findings = Vec::new();
-        let (resources, _) = decode_all_cached(raws, ns, &mut findings, cache);
+        let (resources, _) = decode_all_cached(raws, ns, &mut findings, cache, |_| {});
         (resources, findings)
     }
 
@@ -163,9 +165,24 @@ spec:
         let (got, got_findings) = decode(head, "default", Some(&cache));
         assert!(cache.is_empty(), "every entry taken once");
         assert!(got.iter().zip(&base_resources).all(|(h, b)| Arc::ptr_eq(&h.node, &b.node)), "trees shared");
+        assert!(got.iter().zip(&base_resources).all(|(h, b)| h.shares_typed(b)), "decoded values shared, not copied");
         assert_eq!(format!("{got:?}"), format!("{want:?}"));
         assert_eq!(format!("{got_findings:?}"), format!("{want_findings:?}"));
         assert!(got_findings.iter().any(|f| f.message.contains("colour") && f.span.source == 7), "{got_findings:?}");
+    }
+
+    #[test]
+    fn a_side_that_changes_a_shared_resource_changes_its_own_copy() {
+        let (base, head) = sides();
+        let cache = DecodeCache::default();
+        let (base_resources, _) = decode(base, "default", Some(&cache));
+        cache.seal();
+        let (mut got, _) = decode(head, "default", Some(&cache));
+        // As a Rollout's template filled in on one side only (`rollout::resolve_refs`).
+        got[1].meta.labels.insert("side".to_owned(), "head".to_owned());
+        assert!(!got[1].shares_typed(&base_resources[1]), "copied on write");
+        assert!(base_resources[1].meta.labels.is_empty(), "the base's is unchanged");
+        assert!(got[0].shares_typed(&base_resources[0]), "the untouched one still shared");
     }
 
     #[test]

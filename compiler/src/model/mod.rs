@@ -30,19 +30,61 @@ use meta::ObjectMeta;
 use serde::de::DeserializeOwned;
 
 /// A decoded resource with where it was written.
-#[derive(Clone, Debug)]
+///
+/// What decoding made of the object (`Typed`: identity, metadata, spec) is
+/// behind an `Arc`: `meshc diff` decodes an object both sides share once
+/// (`DecodeCache`) and both sides hold that one value, not a copy each. It
+/// reads as fields of the resource (`Deref`); writing through one
+/// (`DerefMut`: a Rollout's template filled in, a mirror's ports) copies it
+/// first if the other side holds it too, so a side's change stays its own.
+/// Where it sits (file number, tree) is each side's own.
+#[derive(Clone)]
 pub struct Resource {
-    pub id: ResourceId,
-    /// The API group (empty for core) and version it was written in.
-    pub group: String,
-    pub version: String,
-    pub meta: ObjectMeta,
     pub source: u32,
     /// The object's YAML tree, to point findings at a field; shared with
     /// the raw object it was decoded from (and, in `meshc diff`, with the
     /// other side's resource decoded from the same file: `DecodeCache`).
     pub node: std::sync::Arc<Node>,
+    typed: std::sync::Arc<Typed>,
+}
+
+/// A resource's identity, metadata and typed spec: see [`Resource`].
+#[derive(Clone, Debug)]
+pub struct Typed {
+    pub id: ResourceId,
+    /// The API group (empty for core) and version it was written in.
+    pub group: String,
+    pub version: String,
+    pub meta: ObjectMeta,
     pub spec: Spec,
+}
+
+impl std::ops::Deref for Resource {
+    type Target = Typed;
+    fn deref(&self) -> &Typed {
+        &self.typed
+    }
+}
+
+impl std::ops::DerefMut for Resource {
+    /// Copied first when the other side of a diff holds it too.
+    fn deref_mut(&mut self) -> &mut Typed {
+        std::sync::Arc::make_mut(&mut self.typed)
+    }
+}
+
+impl std::fmt::Debug for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resource")
+            .field("id", &self.id)
+            .field("group", &self.group)
+            .field("version", &self.version)
+            .field("meta", &self.meta)
+            .field("source", &self.source)
+            .field("node", &self.node)
+            .field("spec", &self.spec)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -69,6 +111,15 @@ pub enum Spec {
 }
 
 impl Resource {
+    pub fn new(typed: Typed, source: u32, node: std::sync::Arc<Node>) -> Self {
+        Resource { source, node, typed: std::sync::Arc::new(typed) }
+    }
+
+    /// Whether `other` holds the very same decoded value (not a copy).
+    pub fn shares_typed(&self, other: &Resource) -> bool {
+        std::sync::Arc::ptr_eq(&self.typed, &other.typed)
+    }
+
     pub fn name(&self) -> &str {
         &self.id.name
     }
@@ -154,39 +205,49 @@ pub fn decode_all(
     default_namespace: &str,
     findings: &mut Vec<Finding>,
 ) -> (Vec<Resource>, usize) {
-    decode_all_cached(raws, default_namespace, findings, None)
+    decode_all_cached(raws, default_namespace, findings, None, |_| {})
 }
 
 /// [`decode_all`], taking from `cache` what the other side of a diff
 /// decoded of the same parsed trees, and recording its own decoding there
-/// until the cache is sealed (see [`DecodeCache`]).
+/// until the cache is sealed (see [`DecodeCache`]). `decoded` is applied to
+/// each resource as soon as it is decoded (and recorded), while the others
+/// are still being decoded: the pipeline frees the tree's scalars there, so
+/// that no moment holds every tree whole and every typed spec at once.
 pub fn decode_all_cached(
     raws: Vec<RawObject>,
     default_namespace: &str,
     findings: &mut Vec<Finding>,
     cache: Option<&DecodeCache>,
+    decoded: impl Fn(&mut Resource) + Sync,
 ) -> (Vec<Resource>, usize) {
     use rayon::prelude::*;
     let total = raws.len();
     // Objects decode independently; collecting keeps input order, so
     // findings and duplicate resolution stay deterministic.
-    let decoded: Vec<decode_cache::Decoded> = raws
+    let all: Vec<decode_cache::Decoded> = raws
         .into_par_iter()
         .with_min_len(256)
-        .map(|raw| match cache {
-            Some(cache) => cache.take(&raw, default_namespace).unwrap_or_else(|| {
-                let place = cache.recording().then(|| decode_cache::Place::of(&raw));
-                let decoded = decode_with_id(raw, default_namespace);
-                if let Some(place) = place {
-                    cache.put(place, default_namespace, &decoded);
-                }
-                decoded
-            }),
-            None => decode_with_id(raw, default_namespace),
+        .map(|raw| {
+            let mut one = match cache {
+                Some(cache) => cache.take(&raw, default_namespace).unwrap_or_else(|| {
+                    let place = cache.recording().then(|| decode_cache::Place::of(&raw));
+                    let one = decode_with_id(raw, default_namespace);
+                    if let Some(place) = place {
+                        cache.put(place, default_namespace, &one);
+                    }
+                    one
+                }),
+                None => decode_with_id(raw, default_namespace),
+            };
+            if let Some(r) = &mut one.0 {
+                decoded(r);
+            }
+            one
         })
         .collect();
     let mut out = Vec::with_capacity(total);
-    for (resource, local) in decoded {
+    for (resource, local) in all {
         findings.extend(local);
         out.extend(resource);
     }
@@ -252,7 +313,7 @@ fn decode_one(raw: RawObject, default_namespace: &str, findings: &mut Vec<Findin
     let namespaced = raw.kind != "Namespace";
     let namespace = namespaced.then(|| meta.namespace.clone().unwrap_or_else(|| default_namespace.to_owned()));
     let id = ResourceId { api_version: raw.api_version.clone(), kind: raw.kind.clone(), namespace, name };
-    let mut resource = Resource { id, group, version, meta, source: raw.source, node: raw.node, spec };
+    let mut resource = Resource::new(Typed { id, group, version, meta, spec }, raw.source, raw.node);
     admission::check(&mut resource, findings).then_some(resource)
 }
 

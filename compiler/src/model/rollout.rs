@@ -18,7 +18,7 @@
 use super::core::{PodTemplate, RolloutSpec};
 use super::decode::{Seg, node_at};
 use super::{Resource, Spec, split_api_version};
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::load::RawObject;
 use crate::load::objects::span_of;
 use crate::load::yaml::Node;
@@ -125,7 +125,9 @@ fn referenced_template(resources: &[Resource], i: usize) -> Result<PodTemplate, 
                 r.name(),
                 r.namespace()
             );
-            Err(finding(Code::UnresolvedReference, "name", msg))
+            let mut f = finding(Code::UnresolvedReference, "name", msg);
+            f.referent = Some(Referent::object(kind, r.namespace(), name));
+            Err(f)
         }
     }
 }

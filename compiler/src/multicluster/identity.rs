@@ -5,7 +5,7 @@
 use super::Links;
 use super::link::Mode;
 use super::repository::Repository;
-use crate::findings::{Code, Finding, Span};
+use crate::findings::{Code, Finding, Referent, Span};
 use crate::load::RawObject;
 use crate::load::yaml::Node;
 use crate::model::Spec;
@@ -20,12 +20,104 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The multicluster chart's namespace and the gateway's ServiceAccount
 /// (`gateway.name`, default `linkerd-gateway`).
-pub const MULTICLUSTER_NAMESPACE: &str = "linkerd-multicluster";
-pub const GATEWAY_SERVICE_ACCOUNT: &str = "linkerd-gateway";
+pub const MULTICLUSTER_NAMESPACE: &str = super::chart::DEFAULT_NAMESPACE;
+pub const GATEWAY_SERVICE_ACCOUNT: &str = super::chart::DEFAULT_GATEWAY_NAME;
 
-/// The identity a target cluster's workloads see on calls through its gateway.
-pub fn gateway_identity(target: &Settings) -> String {
-    target.identity(MULTICLUSTER_NAMESPACE, GATEWAY_SERVICE_ACCOUNT)
+/// A cluster's gateway: as its multicluster Helm values install it, else
+/// as the chart's defaults would.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    pub namespace: String,
+    pub service_account: String,
+    /// `gateway.port`: the Service's `mc-gateway` port, which requires an identity.
+    pub port: u16,
+    pub enabled: bool,
+    /// What its certificate names: its ServiceAccount under the cluster's own identity domain.
+    pub identity: String,
+    /// The values it comes from; `None`: not in the repository.
+    pub values: Option<super::chart::ChartValues>,
+}
+
+impl Gateway {
+    pub fn of(settings: &Settings, chart: Option<&super::chart::ChartValues>) -> Gateway {
+        let (namespace, service_account, port, enabled) = match chart {
+            Some(v) => (v.namespace.clone(), v.gateway_name.clone(), v.gateway_port, v.gateway_enabled),
+            None => (
+                MULTICLUSTER_NAMESPACE.to_owned(),
+                GATEWAY_SERVICE_ACCOUNT.to_owned(),
+                super::chart::DEFAULT_GATEWAY_PORT,
+                true,
+            ),
+        };
+        let identity = settings.identity(&namespace, &service_account);
+        Gateway { namespace, service_account, port, enabled, identity, values: chart.cloned() }
+    }
+
+    /// The identity a call through `link` carries to the target: the
+    /// gateway's own; without the values in the repository the Link's
+    /// `gatewayIdentity` is the best word on it (a gateway may be renamed).
+    pub fn arriving(&self, link: &super::link::Link) -> String {
+        match (&self.values, &link.spec.gateway_identity) {
+            (None, Some(id)) => id.clone(),
+            _ => self.identity.clone(),
+        }
+    }
+}
+
+/// Per Link, why its gateway cannot be reached as the Link says, when the
+/// target's multicluster values show it (`link-gateway-mismatch`, at the
+/// Link); and the chart advertising an identity its gateway does not carry
+/// (at the release, once per target cluster).
+pub fn gateway_problems(outcomes: &mut [Outcome], links: &Links, names: &[&str]) -> Vec<Option<String>> {
+    let mut problems = vec![None; links.links.len()];
+    let mut advertised_checked = HashSet::new();
+    for (l, link) in links.links.iter().enumerate() {
+        let Some(t) = links.target_of[l] else { continue };
+        let gw = &links.gateways[t];
+        let Some(values) = &gw.values else { continue };
+        if !links.exports.iter().any(|e| e.link == l && e.mode == Mode::Gateway) {
+            continue;
+        }
+        let problem = if !gw.enabled {
+            Some(format!(
+                "cluster {}'s multicluster values disable its gateway (gateway.enabled: false in {}): nothing \
+                 answers at the Link's gatewayAddress, and every call to its gateway-mode mirrors fails",
+                names[t], values.release
+            ))
+        } else {
+            link.spec.gateway_identity.as_deref().filter(|id| *id != gw.identity).map(|id| {
+                format!(
+                    "the Link expects the gateway's identity {id}, but cluster {}'s gateway ({} in {}, from {}) \
+                     carries {}: the client's proxy refuses its certificate",
+                    names[t], gw.service_account, gw.namespace, values.release, gw.identity
+                )
+            })
+        };
+        if let Some(p) = &problem {
+            let msg = format!("Link {}/{}: {p}", link.namespace, link.name);
+            let f = Finding::new(Code::LinkGatewayMismatch, link.span, msg).hint(
+                "regenerate the Link with `linkerd multicluster link-gen` against the target cluster, or enable its \
+                 gateway; pod-to-pod links need no gateway",
+            );
+            outcomes[link.source_cluster].findings.push(f);
+        }
+        problems[l] = problem;
+        if gw.enabled && advertised_checked.insert(t) && values.advertised_identity() != gw.identity {
+            let msg = format!(
+                "{} advertises the gateway's identity {} (values linkerdNamespace and identityTrustDomain), but its \
+                 certificate carries {} (cluster {}'s control plane): Links written from the gateway Service's \
+                 annotation expect the wrong identity",
+                values.release,
+                values.advertised_identity(),
+                gw.identity,
+                names[t]
+            );
+            let f = Finding::new(Code::LinkGatewayMismatch, values.span, msg)
+                .hint("set linkerdNamespace and identityTrustDomain to the control plane's");
+            outcomes[t].findings.push(f);
+        }
+    }
+    problems
 }
 
 /// A cluster's trust anchors: the certificates' bodies, and where they were read.
@@ -176,7 +268,7 @@ pub fn gateway_denials(outcomes: &mut [Outcome], links: &Links, names: &[&str]) 
     for e in links.exports.iter().filter(|e| e.mode == Mode::Gateway) {
         let link = &links.links[e.link];
         let tgt = &outcomes[e.target_cluster];
-        let gateway = link.spec.gateway_identity.clone().unwrap_or_else(|| gateway_identity(&tgt.resolved.settings));
+        let gateway = links.gateways[e.target_cluster].arriving(link);
         let clients = &clients[link.source_cluster];
         let in_ns = by_ns[e.target_cluster].get(e.namespace.as_str()).map_or(&[][..], Vec::as_slice);
         for (wi, port) in backing_ports_among(tgt, &e.namespace, &e.name, in_ns.iter().copied()) {
@@ -278,14 +370,13 @@ pub fn drop_matched_elsewhere(outcomes: &mut [Outcome], links: &Links) {
         let (from_s, from_t) = (ids(&outcomes[s]), ids(&outcomes[t]));
         known[t].extend(from_s);
         known[s].extend(from_t);
-        known[t].insert(
-            link.spec.gateway_identity.clone().unwrap_or_else(|| gateway_identity(&outcomes[t].resolved.settings)),
-        );
+        known[t].insert(links.gateways[t].arriving(link));
+        known[t].insert(links.gateways[t].identity.clone());
     }
     for (o, ids) in outcomes.iter_mut().zip(known) {
-        o.findings.retain(|f| {
-            f.code != Code::IdentityMatchesNothing
-                || !ids.iter().any(|id| f.message.contains(&format!("identity {id},")))
+        o.findings.retain(|f| match &f.referent {
+            Some(Referent::Identity(id)) if f.code == Code::IdentityMatchesNothing => !ids.contains(id),
+            _ => true,
         });
     }
 }

@@ -8,7 +8,7 @@ use super::link::{Link, Mode};
 use crate::findings::ResourceId;
 use crate::model::core::{ServicePort, ServiceSpec};
 use crate::model::meta::{LabelSelector, ObjectMeta};
-use crate::model::{Resource, Spec};
+use crate::model::{Resource, Spec, Typed};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A target Service that a Link mirrors into its source cluster.
@@ -74,15 +74,22 @@ pub fn exports(links: &[Link], clusters: &[&[Resource]], target_of: &[Option<usi
 
 /// Federated Services per source cluster: a member for each Link whose
 /// target's Service matches its federated selector, and the cluster's own
-/// Service when it matches the local service mirror's (only where the
+/// Service when it matches the local service mirror's (`local[c]`, from the
+/// cluster's multicluster values, else the chart's default; only where the
 /// multicluster extension runs, i.e. the cluster holds a Link).
-pub fn federated(links: &[Link], clusters: &[&[Resource]], target_of: &[Option<usize>]) -> Vec<Federated> {
-    let local = local_federated_selector();
+pub fn federated(
+    links: &[Link],
+    clusters: &[&[Resource]],
+    target_of: &[Option<usize>],
+    local: &[Option<LabelSelector>],
+) -> Vec<Federated> {
+    let default = local_federated_selector();
     let mut by_key: BTreeMap<(usize, String, String), Vec<(usize, usize)>> = BTreeMap::new();
     let sources: BTreeSet<usize> = links.iter().map(|l| l.source_cluster).collect();
     for &c in &sources {
+        let local = local.get(c).and_then(Option::as_ref).unwrap_or(&default);
         for (i, svc) in federable(clusters[c]) {
-            if crate::resolve::selector::matches(&local, &svc.meta.labels) {
+            if crate::resolve::selector::matches(local, &svc.meta.labels) {
                 by_key.entry((c, svc.namespace().to_owned(), svc.name().to_owned())).or_default().push((c, i));
             }
         }
@@ -167,15 +174,8 @@ fn service(meta: ObjectMeta, ports: Vec<ServicePort>, link: &Link) -> Resource {
         name: meta.name.clone().unwrap_or_default(),
     };
     let spec = ServiceSpec { selector: None, ports, type_: Some("ClusterIP".to_owned()), cluster_ip: None };
-    Resource {
-        id,
-        group: String::new(),
-        version: "v1".to_owned(),
-        meta,
-        source: link.span.source,
-        node: link.node.clone(),
-        spec: Spec::Service(spec),
-    }
+    let typed = Typed { id, group: String::new(), version: "v1".to_owned(), meta, spec: Spec::Service(spec) };
+    Resource::new(typed, link.span.source, link.node.clone())
 }
 
 fn mirrored_ports(ports: &[ServicePort]) -> Vec<ServicePort> {

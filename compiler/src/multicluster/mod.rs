@@ -6,15 +6,18 @@
 //! (identities across the gateway, trust anchors). See `docs/multicluster.md`
 //! and `docs/semantics/multicluster.md`.
 
+pub mod chart;
 pub mod checks;
 pub mod client_route;
 pub mod edges;
 pub mod flows;
 pub mod identity;
 pub mod link;
+pub mod links_file;
 pub mod mirror;
 pub mod reach;
 pub mod repository;
+pub mod service_backends;
 
 use crate::findings::{Code, Finding, Span};
 use crate::load::discover::Source;
@@ -31,6 +34,8 @@ pub struct ClusterOutcome {
     pub outcome: Outcome,
     /// Where its sources start in the combined outcome's.
     pub source_offset: u32,
+    /// Where its sources' runtimes learn its endpoints (meshc.yaml's `runtime:`).
+    pub runtime: Option<links_file::Remote>,
 }
 
 /// A multicluster repository after the check: each cluster and the Links.
@@ -52,13 +57,16 @@ pub struct Inputs {
     pub links: Vec<RawObject>,
     /// The `linkerd-identity-trust-roots` ConfigMap's `ca-bundle.crt`, and where it is.
     pub trust_roots: Option<(String, Span)>,
+    /// The multicluster extension's Helm values, when the cluster holds them.
+    pub chart: Option<chart::ChartValues>,
 }
 
 impl Inputs {
     pub fn collect(objects: &[RawObject]) -> Inputs {
         let links = link::raw_links(objects);
         let trust_roots = objects.iter().find_map(identity::trust_roots_configmap);
-        Inputs { links, trust_roots }
+        let chart = chart::read(objects);
+        Inputs { links, trust_roots, chart }
     }
 }
 
@@ -71,12 +79,17 @@ pub struct Links {
     pub federated: Vec<mirror::Federated>,
     /// Per Link: both clusters' trust anchors are known and share none.
     pub untrusted: Vec<bool>,
+    /// Per cluster: its gateway, from its multicluster values or the chart's defaults.
+    pub gateways: Vec<identity::Gateway>,
+    /// Per Link: why its gateway cannot be reached as the Link says, when the values show it.
+    pub gateway_problems: Vec<Option<String>>,
 }
 
 pub fn check(repo: Repository, options: &Options, cache: Option<&pipeline::Reuse>) -> Result<Outcome, InputError> {
     let mut findings = repo.findings.clone();
     let mut prepared: Vec<Prepared> = Vec::new();
     let mut names: Vec<(String, String)> = Vec::new();
+    let mut runtimes: Vec<Option<links_file::Remote>> = Vec::new();
     let mut anchors: Vec<Option<identity::Anchors>> = Vec::new();
     for (entry, span) in &repo.clusters {
         let opts = repository::cluster_options(&repo, entry, options);
@@ -85,6 +98,7 @@ pub fn check(repo: Repository, options: &Options, cache: Option<&pipeline::Reuse
                 // What CEL's `cluster` field reads.
                 p.settings.cluster = entry.name.clone();
                 anchors.push(identity::anchors(&repo, entry, *span, &p, &mut findings));
+                runtimes.push(entry.runtime.as_ref().and_then(|r| links_file::remote(r, &p.settings)));
                 prepared.push(p);
                 names.push((entry.name.clone(), entry.directory.clone()));
             }
@@ -112,10 +126,18 @@ pub fn check(repo: Repository, options: &Options, cache: Option<&pipeline::Reuse
     identity::gateway_denials(&mut outcomes, &links, &cluster_names);
     identity::shared_identities(&mut outcomes, &links, &cluster_names);
     links.untrusted = identity::differing_anchors(&mut outcomes, &links, &anchors, &cluster_names);
+    links.gateway_problems = identity::gateway_problems(&mut outcomes, &links, &cluster_names);
     let clusters = outcomes
         .into_iter()
         .zip(names)
-        .map(|(outcome, (name, directory))| ClusterOutcome { name, directory, outcome, source_offset: 0 })
+        .zip(runtimes)
+        .map(|((outcome, (name, directory)), runtime)| ClusterOutcome {
+            name,
+            directory,
+            outcome,
+            source_offset: 0,
+            runtime,
+        })
         .collect();
     let mut m = Clusters { clusters, links };
     if let Some(extra) = &options.tests {
@@ -166,7 +188,16 @@ fn read_links(prepared: &mut [Prepared], names: &[&str]) -> Links {
         }
         p.multicluster.links = raws;
     }
-    Links { links, target_of, exports: Vec::new(), federated: Vec::new(), untrusted: Vec::new() }
+    let gateways = prepared.iter().map(|p| identity::Gateway::of(&p.settings, p.multicluster.chart.as_ref())).collect();
+    Links {
+        links,
+        target_of,
+        exports: Vec::new(),
+        federated: Vec::new(),
+        untrusted: Vec::new(),
+        gateways,
+        gateway_problems: Vec::new(),
+    }
 }
 
 /// Adds the mirrored and federated Services to each source cluster's
@@ -174,7 +205,10 @@ fn read_links(prepared: &mut [Prepared], names: &[&str]) -> Links {
 fn add_mirrors(prepared: &mut [Prepared], links: &mut Links) {
     let views: Vec<&[crate::model::Resource]> = prepared.iter().map(|p| p.resources.as_slice()).collect();
     let exports = mirror::exports(&links.links, &views, &links.target_of);
-    let federated = mirror::federated(&links.links, &views, &links.target_of);
+    // The local service mirror's selector: the cluster's multicluster values, else the chart's default.
+    let local: Vec<Option<crate::model::meta::LabelSelector>> =
+        prepared.iter().map(|p| p.multicluster.chart.as_ref().and_then(|c| c.federated_selector.clone())).collect();
+    let federated = mirror::federated(&links.links, &views, &links.target_of, &local);
     let mut added: Vec<Vec<crate::model::Resource>> = vec![Vec::new(); prepared.len()];
     for e in &exports {
         let link = &links.links[e.link];

@@ -4,7 +4,7 @@
 //! gateway in gateway mode (its own inbound policy), and the target's
 //! inbound policy with the identity that really arrives there.
 
-use super::identity::{self, gateway_identity};
+use super::identity;
 use super::link::Mode;
 use super::{ClusterOutcome, Clusters};
 use crate::pipeline::Outcome;
@@ -69,6 +69,10 @@ pub struct Path<'l> {
     pub link: &'l super::link::Link,
     /// The two clusters' trust anchors are known and share none.
     pub untrusted: bool,
+    /// The target cluster's gateway.
+    pub gateway: &'l identity::Gateway,
+    /// Why the gateway cannot be reached as the Link says (its values), if so.
+    pub gateway_problem: Option<&'l str>,
 }
 
 /// Every export from `source` to `target` whose Service selects workload `wi` on `port`.
@@ -104,6 +108,8 @@ pub fn path_of<'m>(m: &'m Clusters, e: &'m super::mirror::Export) -> Path<'m> {
         mirror: &e.mirror,
         link,
         untrusted: m.links.untrusted.get(e.link).copied().unwrap_or(false),
+        gateway: &m.links.gateways[e.target_cluster],
+        gateway_problem: m.links.gateway_problems.get(e.link).and_then(Option::as_deref),
     }
 }
 
@@ -136,21 +142,52 @@ pub fn cross(
     client: &ClientView,
     p: &Path,
     port: u16,
+    backend: (usize, u16),
+    req: Option<&HttpRequest>,
+) -> CrossReach {
+    cross_from(m, client, p, port, backend, req, None)
+}
+
+/// [`cross`] when the mirror is a backend that another Service's route
+/// (`picked_by`, in words) chose: the client's proxy sends the call
+/// straight to the mirror's endpoints, and routes parented on the mirror do
+/// not apply (a backend is a concrete destination: linkerd2-proxy routes
+/// only on the Service the app called).
+pub fn cross_as_backend(
+    m: &Clusters,
+    client: &ClientView,
+    p: &Path,
+    port: u16,
+    backend: (usize, u16),
+    req: Option<&HttpRequest>,
+    picked_by: String,
+) -> CrossReach {
+    cross_from(m, client, p, port, backend, req, Some(picked_by))
+}
+
+fn cross_from(
+    m: &Clusters,
+    client: &ClientView,
+    p: &Path,
+    port: u16,
     (wi, pod_port): (usize, u16),
     req: Option<&HttpRequest>,
+    picked_by: Option<String>,
 ) -> CrossReach {
     let (src, tgt) = (&m.clusters[p.source], &m.clusters[p.target]);
     let via = format!("{}/svc/{}/{}:{port}", src.name, p.namespace, p.mirror);
-    let (first, routed_away) = client_hop(src, tgt, client, p, port, req);
+    let (first, routed_away) = client_hop(src, tgt, client, p, port, req, picked_by);
     let mut hops = vec![first];
-    if routed_away {
+    // No gateway answers as the Link says (its cluster's values): nothing crosses either.
+    let no_gateway = p.mode == Mode::Gateway && p.gateway_problem.is_some();
+    if routed_away || no_gateway {
         // The client's proxy stops the call (or sends it elsewhere): nothing crosses.
         let mode = p.mode.as_str();
         return CrossReach { client: format!("{}/{}", src.name, client.spec), via, mode, hops, target: None };
     }
     let arriving = match p.mode {
         Mode::Gateway => {
-            let (hop, id) = gateway_hop(tgt, client, p);
+            let (hop, id) = gateway_hop(tgt, client, p, opaque_at_client(src, p, port));
             hops.push(hop);
             id.map(|id| Client::identified(first_pod(&tgt.outcome), id))
         }
@@ -176,7 +213,8 @@ fn link_step(src: &ClusterOutcome, p: &Path, detail: String) -> Step {
     Step { step: "link", resource: None, file, line: Some(p.link.span.line), detail }
 }
 
-/// The client's proxy: the Link, the client route on the mirror, the
+/// The client's proxy: the Link, the client route on the mirror (unless
+/// another route picked the mirror as its backend: `picked_by`), the
 /// connection across; `true` when the client's proxy stops the call or
 /// routes it away from the mirror (nothing crosses).
 fn client_hop(
@@ -186,6 +224,7 @@ fn client_hop(
     p: &Path,
     port: u16,
     req: Option<&HttpRequest>,
+    picked_by: Option<String>,
 ) -> (Hop, bool) {
     let mut proof = vec![Step::plain("client", client.detail.clone())];
     proof.push(link_step(
@@ -205,7 +244,9 @@ fn client_hop(
         ),
     ));
     let hop = |verdict, proof| Hop { hop: "client proxy", cluster: src.name.clone(), verdict: Some(verdict), proof };
-    if let Some(routed) = super::client_route::route(&src.outcome, client, p, port, req) {
+    if let Some(detail) = picked_by {
+        proof.push(Step::plain("client route", detail));
+    } else if let Some(routed) = super::client_route::route(&src.outcome, client, p, port, req) {
         proof.push(routed.step);
         if let Some((verdict, detail)) = routed.stop {
             proof.push(Step::plain("client proxy", detail));
@@ -232,11 +273,16 @@ fn connection(src: &ClusterOutcome, tgt: &ClusterOutcome, client: &ClientView, p
                 src.name, tgt.name
             ),
         ),
+        Mode::Gateway if p.gateway_problem.is_some() => {
+            (Verdict::Deny, p.gateway_problem.unwrap_or_default().to_owned())
+        }
         Mode::Gateway if !meshed => (
             Verdict::Deny,
-            "without a proxy the client connects in plaintext to the gateway's port, which requires an mTLS \
-             identity (config.linkerd.io/proxy-require-identity-inbound-ports: 4143): refused"
-                .to_owned(),
+            format!(
+                "without a proxy the client connects in plaintext to the gateway's port, which requires an mTLS \
+                 identity (config.linkerd.io/proxy-require-identity-inbound-ports: {}): refused",
+                p.gateway.port
+            ),
         ),
         Mode::Gateway => (
             Verdict::Allow,
@@ -256,9 +302,25 @@ fn connection(src: &ClusterOutcome, tgt: &ClusterOutcome, client: &ClientView, p
     }
 }
 
-/// The gateway's own inbound policy, then the identity it forwards with.
-fn gateway_hop(tgt: &ClusterOutcome, client: &ClientView, p: &Path) -> (Hop, Option<String>) {
-    let gw = p.link.spec.gateway_identity.clone().unwrap_or_else(|| gateway_identity(&tgt.outcome.resolved.settings));
+/// Whether the client's proxy treats `port` of the mirror as opaque (its
+/// outbound protocol: the mirror's `config.linkerd.io/opaque-ports`, copied
+/// from the target Service, or the default opaque ports). Linkerd's client
+/// then sends a transport header without a protocol, and the gateway
+/// authorizes the connection as TCP (`gateway/src/opaq.rs`, `authorize_tcp`),
+/// not each request (`gateway/src/http.rs`, `authorize_http`).
+fn opaque_at_client(src: &ClusterOutcome, p: &Path, port: u16) -> bool {
+    let o = &src.outcome;
+    let Some(ri) = o.resolved.index.get(Kind::Service, p.namespace, p.mirror) else { return false };
+    let r = &o.resolved.resources[ri];
+    let crate::model::Spec::Service(spec) = &r.spec else { return false };
+    let protocol = crate::lower::outbound::port_protocol(r, spec, &o.resolved.settings, port);
+    protocol == Some(mesh_proxy_api::outbound::OutboundProtocol::Opaque)
+}
+
+/// The gateway's own inbound policy (for an opaque connection, its
+/// Server's authorizations only), then the identity it forwards with.
+fn gateway_hop(tgt: &ClusterOutcome, client: &ClientView, p: &Path, opaque: bool) -> (Hop, Option<String>) {
+    let gw = p.gateway.arriving(p.link);
     let hop = |verdict, detail: String| Hop {
         hop: "gateway",
         cluster: tgt.name.clone(),
@@ -268,36 +330,79 @@ fn gateway_hop(tgt: &ClusterOutcome, client: &ClientView, p: &Path) -> (Hop, Opt
     let Some(id) = client.client.tls.identity() else {
         return (hop(Verdict::Deny, "the gateway refuses connections without a client identity".to_owned()), None);
     };
-    if let Some(r) = gateway_in_repository(tgt, client) {
-        let allowed = r.verdicts.iter().any(|v| matches!(v.verdict, Verdict::Allow | Verdict::Depends));
-        let mut proof: Vec<Step> = r.verdicts.first().map(|v| v.proof.clone()).unwrap_or_default();
-        proof.push(Step::plain("gateway", format!("the gateway forwards with its own identity {gw}")));
+    if let Some((r, wi)) = gateway_in_repository(tgt, client, p.gateway) {
+        let (allowed, mut proof) = if opaque {
+            gateway_tcp(tgt, wi, p.gateway.port, client, &r, id)
+        } else {
+            let allowed = r.verdicts.iter().any(|v| matches!(v.verdict, Verdict::Allow | Verdict::Depends));
+            (allowed, r.verdicts.first().map(|v| v.proof.clone()).unwrap_or_default())
+        };
+        if allowed {
+            proof.push(Step::plain("gateway", format!("the gateway forwards with its own identity {gw}")));
+        }
         let verdict = if allowed { Verdict::Allow } else { Verdict::Deny };
         let h = Hop { hop: "gateway", cluster: tgt.name.clone(), verdict: Some(verdict), proof };
         return (h, allowed.then_some(gw));
     }
     let detail = format!(
-        "the gateway (linkerd-gateway in {}, not in the repository: the multicluster chart's policy assumed, \
-         AuthorizationPolicy linkerd-gateway requiring any mesh identity from any network) admits {id}, then \
-         forwards with its own identity {gw}",
-        identity::MULTICLUSTER_NAMESPACE
+        "the gateway ({} in {}, not in the repository: the multicluster chart's policy assumed, \
+         AuthorizationPolicy linkerd-gateway on its Server, requiring any mesh identity from any network, for \
+         HTTP and opaque connections alike) admits {id}, then forwards with its own identity {gw}",
+        p.gateway.service_account, p.gateway.namespace
     );
     (hop(Verdict::Allow, detail), Some(gw))
 }
 
-/// When the target cluster's manifests hold the gateway, its verdict on port 4143.
-fn gateway_in_repository(tgt: &ClusterOutcome, client: &ClientView) -> Option<Reach> {
+/// An opaque connection at the gateway: `decide_tcp` on its port's Server
+/// (the Server's authorizations; routes and their authorizations do not
+/// apply to a connection), as the gateway proxy decides it. The proof keeps
+/// the reach's first steps (the gateway, the client, its Server).
+fn gateway_tcp(
+    tgt: &ClusterOutcome,
+    wi: usize,
+    port: u16,
+    client: &ClientView,
+    r: &Reach,
+    id: &str,
+) -> (bool, Vec<Step>) {
+    let mut proof: Vec<Step> =
+        r.verdicts.first().map(|v| v.proof.iter().take(3).cloned().collect()).unwrap_or_default();
+    let config = tgt.outcome.configs.get(wi).and_then(Option::as_ref);
+    let decided = config.map(|c| match c.inbound.lookup(port) {
+        mesh_proxy_api::PortPolicy::Server(server) => match mesh_proxy_api::decide_tcp(server, &client.client) {
+            mesh_proxy_api::TcpVerdict::Allowed { authz } => {
+                (true, format!("{} admits {id}", authz.authorization.meta.name))
+            }
+            mesh_proxy_api::TcpVerdict::Closed => (false, format!("no authorization of the Server admits {id}")),
+        },
+        _ => (false, "the port is not served".to_owned()),
+    });
+    let (allowed, why) = decided.unwrap_or((false, "the gateway has no config".to_owned()));
+    let detail = format!(
+        "the mirror's port is opaque at the client: the gateway authorizes the connection with its Server's own \
+         authorizations, not its routes (Linkerd's authorize_tcp): {why}{}",
+        if allowed { "" } else { "; the connection is closed" }
+    );
+    proof.push(Step::plain("gateway", detail));
+    (allowed, proof)
+}
+
+/// When the target cluster's manifests hold the gateway, its verdict on
+/// its port (`gateway.port`, 4143 by default), and its workload.
+fn gateway_in_repository(tgt: &ClusterOutcome, client: &ClientView, gw: &identity::Gateway) -> Option<(Reach, usize)> {
     let o = &tgt.outcome;
-    let wi = o.resolved.workloads.iter().position(|w| {
-        w.namespace == identity::MULTICLUSTER_NAMESPACE && w.service_account == identity::GATEWAY_SERVICE_ACCOUNT
-    })?;
+    let wi = o
+        .resolved
+        .workloads
+        .iter()
+        .position(|w| w.namespace == gw.namespace && w.service_account == gw.service_account)?;
     let view = ClientView::of_client(
         client.spec.clone(),
         ClientKind::Identity,
         &[(lone(&client.client), client.client.clone())],
         None,
     );
-    Some(reach::reach(o, view, wi, 4143, None))
+    Some((reach::reach(o, view, wi, gw.port, None), wi))
 }
 
 /// A client arriving from another cluster is at one address, which no network of this cluster's policies places.

@@ -97,6 +97,15 @@ fn valid_clusters(
             ));
             continue;
         }
+        let mut entry = entry;
+        if let Some(Err(e)) = entry.runtime.as_ref().map(super::links_file::check_runtime) {
+            findings.push(Finding::new(
+                Code::MulticlusterInvalid,
+                span,
+                format!("meshc.yaml: cluster `{}`: {e}; its sources' links files leave it out", entry.name),
+            ));
+            entry.runtime = None;
+        }
         out.push((entry, span));
     }
     out

@@ -79,6 +79,9 @@ pub struct Classes<'a> {
     /// For each place and predicate, the classes that satisfy it there.
     sat: Vec<Vec<FixedBitSet>>,
     by_signature: HashMap<Vec<u32>, usize>,
+    /// The classes that are only the pod itself ([`Self::is_localhost`]),
+    /// kept as a set so that a port's edges drop them with one difference.
+    localhost: FixedBitSet,
     /// Conditions in words by the places that allow: few patterns recur on
     /// many edges.
     conditions: std::sync::Mutex<HashMap<Vec<bool>, String>>,
@@ -125,6 +128,7 @@ impl<'a> Classes<'a> {
             suffixed: Vec::new(),
             sat: Vec::new(),
             by_signature: HashMap::new(),
+            localhost: FixedBitSet::new(),
             conditions: std::sync::Mutex::default(),
             addrs,
         };
@@ -166,6 +170,8 @@ impl<'a> Classes<'a> {
             this.classes[id].members.push(m);
         }
         this.classes.iter_mut().for_each(Class::set_label);
+        this.localhost = (0..this.classes.len()).filter(|&c| this.is_localhost(c)).collect();
+        this.localhost.grow(this.classes.len());
         this.fill_satisfaction();
         this
     }
@@ -261,6 +267,11 @@ impl<'a> Classes<'a> {
     /// Whether class `c` is only the pod itself (127.0.0.1 / ::1).
     pub fn is_localhost(&self, c: usize) -> bool {
         self.classes[c].members.iter().all(|m| m.kind == super::clients::ClientKind::Localhost)
+    }
+
+    /// Every class [`Self::is_localhost`] says is only the pod itself.
+    pub fn localhost(&self) -> &FixedBitSet {
+        &self.localhost
     }
 
     pub fn len(&self) -> usize {

@@ -6,7 +6,7 @@
 use super::authn;
 use super::index::{Index, Kind};
 use super::selector;
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::model::policy::{AuthorizationPolicySpec, NamespacedTargetRef, ServerAuthorizationSpec, group_is};
 use crate::model::{Resource, Spec};
 use crate::settings::Settings;
@@ -137,7 +137,8 @@ fn target(ctx: &Ctx, p: &Resource, spec: &AuthorizationPolicySpec, findings: &mu
             Some(s) => Some(Target::Servers(vec![s])),
             None => {
                 let hint = similar(ctx, Kind::Server, ns, &t.name);
-                findings.push(finding(p, Code::UnresolvedReference, &at, missing("Server")).hint(hint));
+                let f = finding(p, Code::UnresolvedReference, &at, missing("Server")).hint(hint);
+                findings.push(f.referent(Referent::object("Server", ns, &t.name)));
                 None
             }
         },
@@ -208,7 +209,8 @@ fn route_target(
         None => {
             let msg = format!("{} targets {what} {ns}/{name}, which does not exist; the policy has no effect", p.id);
             let hint = similar(ctx, kind, ns, name);
-            findings.push(finding(p, Code::UnresolvedReference, &["spec", "targetRef", "name"], msg).hint(hint));
+            let f = finding(p, Code::UnresolvedReference, &["spec", "targetRef", "name"], msg).hint(hint);
+            findings.push(f.referent(Referent::object(what, ns, name)));
             None
         }
     }
@@ -295,8 +297,8 @@ fn policy_authorization(
                 "{} requires {} {ns}/{}, which does not exist: Linkerd ignores the whole policy, so it grants nothing and the clients it names are denied (403, or a closed connection on opaque ports)",
                 p.id, r.kind, r.name
             );
-            findings
-                .push(finding(p, Code::UnresolvedReference, &path, msg).hint(similar(ctx, index_kind, ns, &r.name)));
+            let f = finding(p, Code::UnresolvedReference, &path, msg).hint(similar(ctx, index_kind, ns, &r.name));
+            findings.push(f.referent(Referent::object(&r.kind, ns, &r.name)));
             inert = true;
             continue;
         };
@@ -321,7 +323,7 @@ fn policy_authorization(
                 "{} requires {}, which Linkerd cannot use (it {why}): the whole policy is ignored and grants nothing",
                 p.id, a.id
             );
-            findings.push(finding(p, Code::UnresolvedReference, &path, msg));
+            findings.push(finding(p, Code::UnresolvedReference, &path, msg).referent(Referent::from(&a.id)));
             inert = true;
         }
     }
@@ -375,7 +377,8 @@ fn server_authorization(
             None => {
                 let msg = format!("{} names Server {ns}/{name}, which does not exist; it authorizes nothing", s.id);
                 let hint = similar(ctx, Kind::Server, ns, name);
-                findings.push(finding(s, Code::UnresolvedReference, &["spec", "server", "name"], msg).hint(hint));
+                let f = finding(s, Code::UnresolvedReference, &["spec", "server", "name"], msg).hint(hint);
+                findings.push(f.referent(Referent::object("Server", ns, name)));
                 return;
             }
         },

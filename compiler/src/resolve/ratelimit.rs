@@ -7,7 +7,7 @@
 //! accepted policy (`k8s/index/src/inbound/index.rs`, `client_ratelimit`).
 
 use super::index::{Index, Kind};
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::model::policy::HttpLocalRateLimitPolicySpec;
 use crate::model::{Resource, Spec};
 use std::collections::BTreeMap;
@@ -53,7 +53,8 @@ pub fn accept(resources: &[Resource], index: &Index, findings: &mut Vec<Finding>
                 r.namespace()
             );
             let span = r.span_at(&["spec", "targetRef", "name"]);
-            findings.push(Finding::new(Code::UnresolvedReference, span, msg).resource(r.id.clone()));
+            let f = Finding::new(Code::UnresolvedReference, span, msg).resource(r.id.clone());
+            findings.push(f.referent(Referent::object("Server", r.namespace(), server)));
             continue;
         }
         by_target.entry((r.namespace().to_owned(), server.clone())).or_default().push(i);

@@ -3,7 +3,7 @@
 //! (git has no `.status`), and their conversion to the proxy's form.
 
 use super::index::{Index, Kind};
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::model::route::{
     GrpcRouteMatch, GrpcRouteSpec, HttpRouteMatch, HttpRouteRule, HttpRouteSpec, ParentRef, RouteFilter, ValueMatch,
 };
@@ -180,7 +180,8 @@ fn server_parents(r: &Resource, index: &Index, findings: &mut Vec<Finding>) -> O
                     "{} parentRef names Server {}/{}, which does not exist; the route is not accepted (NoMatchingParent) and has no effect",
                     r.id, ns, p.name
                 );
-                findings.push(Finding::new(Code::UnresolvedReference, at("name"), msg).resource(r.id.clone()));
+                let f = Finding::new(Code::UnresolvedReference, at("name"), msg).resource(r.id.clone());
+                findings.push(f.referent(Referent::object("Server", ns, &p.name)));
             }
         }
     }

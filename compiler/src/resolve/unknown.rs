@@ -5,7 +5,7 @@
 //! the repository) may hold the network that would admit a client. Such a
 //! finding is not certain: it drops to info and says what may make it false.
 
-use crate::findings::{Code, Finding, Severity};
+use crate::findings::{Code, Finding, Referent, Severity};
 use crate::load::flux::UnknownValues;
 use crate::load::releases::Release;
 use crate::load::yaml::{Node, Value};
@@ -30,10 +30,13 @@ pub fn downgrade(findings: &mut [Finding], releases: &[Release], default_namespa
     }
     let namespace = |r: &Release| r.namespace.clone().unwrap_or_else(|| default_namespace.to_owned());
     for f in findings.iter_mut().filter(|f| DEPENDS_ON_RELEASES.contains(&f.code)) {
-        // The namespace of the object looked for first, then the finding's own.
-        let looked_for = releases.iter().find(|r| names_object_in(f, &namespace(r)));
+        // The namespace of the object looked for first, then the finding's
+        // own; an identity's is that of its ServiceAccount alone (the
+        // policy naming it may be anywhere).
+        let wanted = f.referent.as_ref().and_then(Referent::namespace);
+        let looked_for = || releases.iter().find(|r| wanted == Some(namespace(r).as_str()));
         let own = || releases.iter().find(|r| f.code != Code::IdentityMatchesNothing && is_in(f, &namespace(r)));
-        let Some(release) = looked_for.or_else(own) else {
+        let Some(release) = looked_for().or_else(own) else {
             continue;
         };
         let why = release.why.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
@@ -46,16 +49,6 @@ pub fn downgrade(findings: &mut [Finding], releases: &[Release], default_namespa
 
 fn is_in(f: &Finding, namespace: &str) -> bool {
     f.resource.as_ref().and_then(|id| id.namespace.as_deref()) == Some(namespace)
-}
-
-/// Whether the message names an object in `namespace`: for an identity
-/// `SA.NS.serviceaccount...` (the resource's own name would mislead), else
-/// a `NS/NAME` reference.
-fn names_object_in(f: &Finding, namespace: &str) -> bool {
-    if f.code == Code::IdentityMatchesNothing {
-        return f.message.contains(&format!(".{namespace}.serviceaccount."));
-    }
-    f.message.contains(&format!(" {namespace}/"))
 }
 
 /// Findings a reference to an object with unknown values carries over: the
@@ -98,9 +91,8 @@ impl<'a> Variables<'a> {
                     && f.span.source == r.source
                     && field_holds_use(&r.node, f.span.offset, u)
             });
-            let named = || {
-                self.0.iter().find(|(i, _)| DEPENDS_BY_REFERENCE.contains(&f.code) && names(&f.message, &resources[*i]))
-            };
+            let referent = f.referent.as_ref().filter(|_| DEPENDS_BY_REFERENCE.contains(&f.code));
+            let named = || referent.and_then(|to| self.0.iter().find(|(i, _)| to.is(&resources[*i].id)));
             if let Some((_, u)) = own.or_else(named) {
                 mark(f, u);
             }
@@ -298,55 +290,68 @@ fn preorder(node: &Node, depth: u32, out: &mut Vec<(u32, u32)>) {
     }
 }
 
-/// Whether `message` names the resource as `Kind NS/NAME`, as a whole word.
-fn names(message: &str, r: &Resource) -> bool {
-    let id = r.id.to_string();
-    message.match_indices(&id).any(|(at, _)| {
-        let mut rest = message[at + id.len()..].chars();
-        match rest.next() {
-            None => true,
-            Some('.') => !rest.next().is_some_and(|c| c.is_ascii_alphanumeric()),
-            Some(c) => !(c.is_ascii_alphanumeric() || c == '-'),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::findings::{ResourceId, Span};
 
-    fn finding(code: Code, namespace: &str, message: &str) -> Finding {
+    /// A finding about a resource in `namespace` whose message names
+    /// nothing: only its code and referent may decide.
+    fn finding(code: Code, namespace: &str, referent: Option<Referent>) -> Finding {
         let id = ResourceId {
             api_version: "policy.linkerd.io/v1alpha1".into(),
             kind: "MeshTLSAuthentication".into(),
             namespace: Some(namespace.into()),
             name: "m".into(),
         };
-        Finding::new(code, Span::default(), message).resource(id)
+        Finding::new(code, Span::default(), "reworded").resource(id).referent(referent)
     }
 
     #[test]
     fn only_findings_about_a_release_namespace_drop_to_info() {
         let releases =
             [Release { creator: "HelmRelease flux-system/web".into(), namespace: Some("web".into()), why: None }];
+        let identity = |id: &str| Some(Referent::Identity(id.into()));
         let mut findings = vec![
             // The identity is in ns other: the resource's own namespace web does not matter.
-            finding(Code::IdentityMatchesNothing, "web", "web/m names identity a.other.serviceaccount.identity.x"),
-            finding(Code::IdentityMatchesNothing, "other", "other/m names identity a.web.serviceaccount.identity.x"),
-            finding(Code::ServerSelectsNothing, "web", "Server s selects no pod in namespace web"),
-            finding(Code::ServerSelectsNothing, "batch", "Server s selects no pod in namespace batch"),
-            finding(Code::SchemaViolation, "web", "bad"),
+            finding(Code::IdentityMatchesNothing, "web", identity("a.other.serviceaccount.identity.x")),
+            finding(Code::IdentityMatchesNothing, "other", identity("a.web.serviceaccount.identity.x")),
+            finding(Code::IdentityMatchesNothing, "other", identity("*.web.serviceaccount.identity.x")),
+            // A pattern over every namespace names none.
+            finding(Code::IdentityMatchesNothing, "other", identity("*.serviceaccount.identity.x")),
+            finding(Code::ServerSelectsNothing, "web", None),
+            finding(Code::ServerSelectsNothing, "batch", None),
+            // The object looked for is in web; the policy looking is not.
+            finding(Code::UnresolvedReference, "batch", Some(Referent::object("NetworkAuthentication", "web", "n"))),
+            finding(Code::UnresolvedReference, "batch", Some(Referent::object("Server", "batch", "s"))),
+            finding(Code::SchemaViolation, "web", None),
         ];
         downgrade(&mut findings, &releases, "default");
         let severities: Vec<_> = findings.iter().map(|f| f.severity).collect();
-        let schema = Code::SchemaViolation.entry().severity;
-        assert_eq!(
-            severities,
-            [Severity::Info, Severity::Info, Severity::Info, Code::ServerSelectsNothing.entry().severity, schema]
-        );
-        assert!(!findings[0].message.contains("may be created"));
-        assert!(findings[2].message.contains("may be created by HelmRelease flux-system/web"));
+        let (info, default) = (Severity::Info, |c: Code| c.entry().severity);
+        let want = [
+            default(Code::IdentityMatchesNothing),
+            info,
+            info,
+            default(Code::IdentityMatchesNothing),
+            info,
+            default(Code::ServerSelectsNothing),
+            info,
+            default(Code::UnresolvedReference),
+            default(Code::SchemaViolation),
+        ];
+        assert_eq!(severities, want);
+        assert!(findings[1].message.contains("may be created by HelmRelease flux-system/web"));
+    }
+
+    #[test]
+    fn an_identity_names_the_namespace_of_its_service_account() {
+        let ns = |id: &str| Referent::Identity(id.into()).namespace().map(str::to_owned);
+        assert_eq!(ns("api.shop.serviceaccount.identity.linkerd.cluster.local").as_deref(), Some("shop"));
+        assert_eq!(ns("*.shop.serviceaccount.identity.linkerd.cluster.local").as_deref(), Some("shop"));
+        assert_eq!(ns("*.serviceaccount.identity.linkerd.cluster.local"), None);
+        assert_eq!(ns("shop.serviceaccount.identity.linkerd.cluster.local"), None);
+        assert_eq!(ns("spiffe://example.org/x"), None);
     }
 }
 

@@ -28,4 +28,31 @@ pub struct ClusterEntry {
     /// `linkerd-identity-trust-roots` ConfigMap in the cluster's directory, when it holds one.
     #[serde(default)]
     pub trust_anchors: Option<String>,
+    /// Where the mesh-runtime of a cluster that sources link to hands out
+    /// its endpoints: what `meshc build` writes into each source cluster's
+    /// `links.json` for the runtime (`mesh-runtime --links`). meshc cannot
+    /// know it from the manifests.
+    #[serde(default)]
+    pub runtime: Option<ClusterRuntime>,
+}
+
+/// How a source cluster's mesh-runtime learns a linked cluster's
+/// endpoints: that cluster's runtime API (`url` and the identity its
+/// certificate carries), or an endpoints file on the source runtime's disk.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ClusterRuntime {
+    /// The cluster's mesh-runtime API, `https://HOST:PORT`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The identity the runtime's certificate carries; default
+    /// `mesh-runtime.mesh-system.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
+    /// of the cluster's own settings.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// Instead of `url`: a file in mesh-runtime's endpoints format, as the
+    /// source cluster's runtime sees it on its disk.
+    #[serde(default)]
+    pub endpoints_file: Option<String>,
 }

@@ -14,11 +14,7 @@ const CHART: &str = "linkerd-control-plane";
 
 /// Settings from the first HelmRelease of Linkerd's control-plane chart, if any.
 pub fn from_helm_release(objects: &[RawObject]) -> Option<SettingsFile> {
-    let release = objects.iter().find(|o| {
-        o.kind == "HelmRelease"
-            && o.api_version.starts_with("helm.toolkit.fluxcd.io/")
-            && chart_name(&o.node).is_some_and(|c| c == CHART || c.ends_with(&format!("/{CHART}")))
-    })?;
+    let release = flux_release_of_chart(objects, CHART)?;
     let spec = release.node.get("spec")?;
     let values = spec.get("values");
     let get = |path: &[&str]| -> Option<&Node> {
@@ -46,6 +42,16 @@ pub fn from_helm_release(objects: &[RawObject]) -> Option<SettingsFile> {
         default_skip_inbound_ports: text(&["proxyInit", "ignoreInboundPorts"]),
         service_account_token_projection: get(&["identity", "serviceAccountTokenProjection"]).and_then(bool_value),
         ..SettingsFile::default()
+    })
+}
+
+/// The first Flux HelmRelease among `objects` whose chart is `chart`
+/// (by name, or a repository path ending in it).
+pub(crate) fn flux_release_of_chart<'a>(objects: &'a [RawObject], chart: &str) -> Option<&'a RawObject> {
+    objects.iter().find(|o| {
+        o.kind == "HelmRelease"
+            && o.api_version.starts_with("helm.toolkit.fluxcd.io/")
+            && chart_name(&o.node).is_some_and(|c| c == chart || c.ends_with(&format!("/{chart}")))
     })
 }
 

@@ -4,6 +4,7 @@
 //! 2. who-can-reach says what `reach` says, for every client class.
 //! 3. The matrix's bitsets say what who-can-reach says.
 //! 4. Every member of a client class gets its representative's verdicts.
+//! 5. The matrix JSON's rows are its per-class edges grouped.
 //!
 //! Repositories come from a structured generator, so that most of them are
 //! valid and policies actually interact: identities collide through a small
@@ -22,6 +23,7 @@ use meshc::query::classes::Classes;
 use meshc::query::clients::{ClientKind, Member, split_identity};
 use meshc::query::evaluate::{self, Unit, Verdict};
 use meshc::query::reach::{self, ClientView, VerdictView};
+use meshc::query::render::matrix_out;
 use meshc::query::{matrix, who};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -52,6 +54,9 @@ struct Stats {
     outsiders: usize,
     /// Verdicts that depend on where the client pod is.
     depends: usize,
+    /// Matrix rows naming several classes, and ports with several rows.
+    grouped_rows: usize,
+    split_ports: usize,
 }
 
 impl Stats {
@@ -71,6 +76,8 @@ impl Stats {
         self.shared_members += o.shared_members;
         self.outsiders += o.outsiders;
         self.depends += o.depends;
+        self.grouped_rows += o.grouped_rows;
+        self.split_ports += o.split_ports;
     }
 
     fn verdict(&mut self, v: Verdict, unit: Unit) {
@@ -434,6 +441,47 @@ fn matrix_agrees_with_who(o: &Outcome) -> Result<Stats, String> {
     Ok(stats)
 }
 
+/// Property 5: the rows `matrix --format json` writes, built by splitting
+/// a port's classes by its sets, are the per-class edges grouped by
+/// (verdict, routes, condition) one class at a time, in the order of their
+/// first class: the grouping `matrix` did before rows were built from sets.
+fn rows_group_the_edges(o: &Outcome) -> Result<Stats, String> {
+    let classes = Classes::derive(&o.resolved, &o.configs);
+    let mut stats = Stats { classes: classes.len(), ..Stats::default() };
+    for wi in 0..o.resolved.workloads.len() {
+        for port in ports_of(o, wi) {
+            let at = format!("{}:{port}", reach::workload_label(o, wi));
+            let sets = matrix::port_sets(o, &classes, wi, port);
+            // (clients, verdict, routes, condition); `None` clients is the `*` edge.
+            type Grouped = Vec<(Option<Vec<usize>>, &'static str, Vec<String>, Option<String>)>;
+            let mut want: Grouped = Vec::new();
+            for e in matrix_out::edges(&sets, &classes) {
+                let routes: Vec<String> = e.routes.iter().map(|r| r.to_string()).collect();
+                let alike = want.iter_mut().find(|w| {
+                    w.0.is_some() && e.client.is_some() && w.1 == e.verdict && w.2 == routes && w.3 == e.condition
+                });
+                match (alike, e.client) {
+                    (Some(w), Some(c)) => w.0.get_or_insert_with(Vec::new).push(c),
+                    (_, client) => want.push((client.map(|c| vec![c]), e.verdict, routes, e.condition)),
+                }
+            }
+            let got: Grouped = matrix_out::rows(&sets, &classes)
+                .into_iter()
+                .map(|r| {
+                    let routes = r.edge.routes.iter().map(|r| r.to_string()).collect();
+                    (r.clients.as_ref().map(ones), r.edge.verdict, routes, r.edge.condition)
+                })
+                .collect();
+            ensure!(got == want, "{at}: rows {got:?}, edges grouped {want:?}");
+            stats.checks += got.len();
+            stats.depends += got.iter().filter(|r| r.3.is_some()).count();
+            stats.grouped_rows += got.iter().filter(|r| r.0.as_ref().is_some_and(|c| c.len() > 1)).count();
+            stats.split_ports += usize::from(got.len() > 1);
+        }
+    }
+    Ok(stats)
+}
+
 /// Clients no member need be: plaintext from anywhere, and identities
 /// (named by policies or not) from the pod network and elsewhere.
 fn outsiders(o: &Outcome) -> Vec<Client> {
@@ -539,6 +587,11 @@ proptest! {
     }
 
     #[test]
+    fn matrix_rows_group_its_edges(repo in repo()) {
+        run(&repo, |_, o| rows_group_the_edges(o))?;
+    }
+
+    #[test]
     fn class_members_share_verdicts(repo in repo()) {
         run(&repo, |_, o| classes_are_sound(o))?;
     }
@@ -551,12 +604,14 @@ fn generator_exercises_every_verdict() {
     let mut runner = TestRunner::deterministic();
     let strategy = repo();
     let (mut total, mut mixed, mut dangling, mut unmeshed) = (Stats::default(), 0, 0, 0);
+    let mut row_conditions = 0;
     for _ in 0..50 {
         let repo = strategy.new_tree(&mut runner).expect("generator never rejects").current();
         let o = repo.check();
         let reach = reach_agrees_with_proxy(&repo, &o).unwrap_or_else(|e| panic!("{e}\n{}", repo.describe()));
         let who = who_agrees_with_reach(&o).unwrap_or_else(|e| panic!("{e}\n{}", repo.describe()));
         let sound = classes_are_sound(&o).unwrap_or_else(|e| panic!("{e}\n{}", repo.describe()));
+        let rows = rows_group_the_edges(&o).unwrap_or_else(|e| panic!("{e}\n{}", repo.describe()));
         mixed += usize::from(reach.allow > 0 && reach.deny > 0);
         dangling += usize::from(o.findings.iter().any(|f| f.code == Code::UnresolvedReference));
         unmeshed += usize::from(o.resolved.workloads.iter().any(|w| !w.is_meshed()));
@@ -564,6 +619,9 @@ fn generator_exercises_every_verdict() {
         total.split_entries += who.split_entries;
         total.shared_members += sound.shared_members;
         total.outsiders += sound.outsiders;
+        total.grouped_rows += rows.grouped_rows;
+        total.split_ports += rows.split_ports;
+        row_conditions += rows.depends;
     }
     eprintln!("over 50 repositories: {total:?}; {mixed} with both allow and deny, {dangling} with dangling references");
     assert!(total.allow > 0 && total.deny > 0, "both allow and deny occur: {total:?}");
@@ -575,5 +633,10 @@ fn generator_exercises_every_verdict() {
     assert!(total.cidr_members > 0 && total.identity_members > 0, "named networks and identities occur: {total:?}");
     assert!(total.depends > 0, "some verdict depends on where the client pod is: {total:?}");
     assert!(total.shared_members > 0 && total.outsiders > 0, "classes have several members, and outsiders: {total:?}");
+    assert!(
+        total.grouped_rows > 0 && total.split_ports > 0 && row_conditions > 0,
+        "matrix rows group several classes, ports have several rows, rows carry conditions: {total:?}, \
+         {row_conditions} with a condition"
+    );
     assert!(dangling > 0 && unmeshed > 0, "dangling references ({dangling}) and unmeshed workloads ({unmeshed}) occur");
 }

@@ -18,6 +18,10 @@ use std::fmt;
 
 /// DSSE `payloadType` of a signed [`ProxyConfig`].
 pub const PROXY_CONFIG_PAYLOAD_TYPE: &str = "application/vnd.meshc.proxyconfig+json;version=v1alpha1";
+/// DSSE `payloadType` of a signed links file (mesh-runtime's `--links`
+/// document): which gateway identity and which remote runtime a source
+/// cluster's runtime believes, signed like the configs it serves beside.
+pub const LINKS_PAYLOAD_TYPE: &str = "application/vnd.meshc.links+json;version=v1alpha1";
 
 /// A DSSE envelope (<https://github.com/secure-systems-lab/dsse>, JSON form).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

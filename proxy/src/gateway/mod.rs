@@ -17,14 +17,29 @@
 //!    and, for HTTP/1, `Host` set to the Service's name. A name that is no
 //!    mirror of this cluster is 404 (`GatewayDomainInvalid`).
 //!
-//! Where it departs from Linkerd: linkerd2-proxy's client side sends the
-//! target's name in a transport header (`transport.l5d.io/v1`), so opaque
-//! TCP crosses gateways too; mesh-proxy clients send the app's request as
-//! it is, so the gateway reads the mirror's name from the request's
-//! authority and maps it back. Only HTTP (HTTP/1, h2, gRPC) crosses a
-//! mesh-proxy gateway; other connections are closed and counted
-//! (`mesh_proxy_connections_refused_total{reason="gateway-not-http"}`).
+//! Opaque connections cross too, as Linkerd's (`linkerd/app/gateway/src/opaq.rs`):
+//! a client proxy names the Service in a transport header ([`header`],
+//! negotiated by ALPN); the gateway's own policy for its port authorizes
+//! the connection as TCP (the Server's authorizations, not its routes:
+//! Linkerd's `authorize_tcp`), and again when a new config arrives (a
+//! revoked authorization closes it, as on any inbound port); the stream
+//! then goes to `<service>` through the outbound side (its TCPRoute,
+//! balancing, mTLS with the gateway's identity). Linkerd checks loops for
+//! HTTP only; so does this gateway.
+//!
+//! Where it departs from Linkerd: linkerd2-proxy's client side names the
+//! target Service itself (`<service>.<ns>.svc.<domain>`, from the
+//! endpoint's authority override) in a transport header on every gateway
+//! connection, HTTP too; mesh-proxy clients send HTTP as it is and a
+//! header only on opaque connections, naming the mirror, so the gateway
+//! maps the mirror's name back (`<service>-<NAME>` → `<service>`), from the
+//! request's authority or from the header. A connection that is neither
+//! HTTP nor has a header cannot name its target and is closed and counted
+//! (`mesh_proxy_connections_refused_total{reason="transport-header-required"}`,
+//! Linkerd's `TransportHeaderRequired`).
 
+pub mod header;
+mod opaque;
 mod target;
 
 use crate::ctx::Direction;
@@ -57,6 +72,29 @@ struct Gateway {
     cluster: String,
     /// The port whose policy applies (LISTEN's).
     port: u16,
+    /// The identity's server config and ours made from it (the transport
+    /// header's ALPN first), remade when the identity's changes.
+    tls: std::sync::Mutex<Option<(Arc<rustls::ServerConfig>, Arc<rustls::ServerConfig>)>>,
+}
+
+impl Gateway {
+    /// The workload identity's TLS server config, offering the transport
+    /// header's ALPN before `h2` and `http/1.1`: only clients that offer it
+    /// (opaque connections) get it, HTTP clients still get `h2` or `http/1.1`.
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let base = self.ctx.identity.server_config();
+        let mut cached = self.tls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((b, ours)) = cached.as_ref()
+            && Arc::ptr_eq(b, &base)
+        {
+            return ours.clone();
+        }
+        let mut config = (*base).clone();
+        config.alpn_protocols.insert(0, header::ALPN.to_vec());
+        let ours = Arc::new(config);
+        *cached = Some((base, ours.clone()));
+        ours
+    }
 }
 
 /// One accepted, identified peer.
@@ -77,7 +115,7 @@ pub async fn serve(ctx: Arc<Ctx>) -> io::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(%local, %cluster, "gateway listening");
     let outbound = Outbound::from_ctx(&ctx);
-    let gw = Arc::new(Gateway { ctx: ctx.clone(), outbound, cluster, port: local.port() });
+    let gw = Arc::new(Gateway { ctx: ctx.clone(), outbound, cluster, port: local.port(), tls: Default::default() });
     listen::accept_until_shutdown(&ctx, &listener, Direction::Inbound, |stream, peer, permit| {
         ctx.tasks.spawn(connection(gw.clone(), stream, peer, permit));
     })
@@ -91,16 +129,20 @@ async fn connection(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr, _perm
         ctx.metrics.connection_refused("inbound", "no-identity");
         return;
     }
-    let Some(mut tls) = inbound::accept_tls(ctx, stream, peer).await else { return };
+    let Some(mut tls) = inbound::accept_tls_with(ctx, stream, peer, gw.server_config()).await else { return };
     let Some(identity) = mesh_common::identity::peer_identity(tls.get_ref().1) else {
         tracing::debug!(%peer, "gateway: a client without an identity; closing");
         ctx.metrics.connection_refused("inbound", "no-identity");
         return;
     };
+    let client = Client::identified(peer.ip(), identity.clone());
+    let peer = Peer { client, identity, addr: peer };
+    if tls.get_ref().1.alpn_protocol() == Some(header::ALPN) {
+        return opaque::serve(&gw, tls, peer).await;
+    }
     match detect::detect(&mut tls, ctx.settings.detect_timeout).await {
         Ok((Detected::Http, read)) => {
-            let client = Client::identified(peer.ip(), identity.clone());
-            let peer = Arc::new(Peer { client, identity, addr: peer });
+            let peer = Arc::new(peer);
             let io = Rewind::new(read, tls);
             // The outbound side's metrics of this connection's last request,
             // reused while its requests go to the same Service alike.
@@ -113,10 +155,10 @@ async fn connection(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr, _perm
             mesh_common::http_server::serve_connection(io, service, limits, &ctx.shutdown).await;
         }
         Ok((Detected::Tcp, _)) => {
-            tracing::debug!(%peer, "gateway: not HTTP; mesh-proxy gateways carry HTTP only");
-            ctx.metrics.connection_refused("inbound", "gateway-not-http");
+            tracing::debug!(peer = %peer.addr, "gateway: neither HTTP nor a transport header; closing");
+            ctx.metrics.connection_refused("inbound", "transport-header-required");
         }
-        Err(e) => tracing::debug!(%peer, "gateway: detection failed: {e}"),
+        Err(e) => tracing::debug!(peer = %peer.addr, "gateway: detection failed: {e}"),
     }
 }
 

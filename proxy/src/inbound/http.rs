@@ -9,43 +9,48 @@ use crate::http_util::{
     Body, L5D_CLIENT_ID, L5D_SERVER_ID, boxed, is_grpc, local, request_view, set_identity_header, strip_hop_by_hop,
 };
 use crate::metrics::{LabelKey, Labels, LastRequest, TargetId, address, meta_label};
+use crate::pool::{Dialing, Pool};
 use crate::state::{Loaded, current};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioIo;
 use mesh_proxy_api::config::{InboundServer, Meta, Protocol};
 use mesh_proxy_api::{HttpVerdict, PortPolicy, decide_http, decide_tcp};
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
-/// Pooled connections to the app, one client per HTTP version so a
-/// request reaches the app in the version the client spoke, and the rate
+/// Connections to the app, a pool per app address (`crate::pool`: a
+/// request reaches the app in the version the client spoke), and the rate
 /// limits' buckets, which outlive connections.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct AppClients {
-    h1: HyperClient<HttpConnector, Incoming>,
-    h2: HyperClient<HttpConnector, Incoming>,
+    pools: Arc<Mutex<HashMap<SocketAddr, Arc<AppPool>>>>,
     limiters: Arc<Limiters>,
 }
 
+type AppPool = Pool<Incoming, TokioIo<TcpStream>>;
+
 impl AppClients {
     pub fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let builder = || {
-            let mut b = HyperClient::builder(TokioExecutor::new());
-            b.timer(TokioTimer::new()).pool_timer(TokioTimer::new());
-            b
-        };
-        AppClients {
-            h1: builder().build(connector.clone()),
-            h2: builder().http2_only(true).build(connector),
-            limiters: Arc::default(),
-        }
+        Self::default()
+    }
+
+    /// The pool of `app`, looked up once per connection: a transparent
+    /// listener serves as many app addresses as the pod has ports.
+    fn pool(&self, app: SocketAddr) -> Arc<AppPool> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = pools.entry(app).or_insert_with(|| {
+            Arc::new(Pool::new(Arc::new(move || -> Dialing<TokioIo<TcpStream>> {
+                Box::pin(async move { crate::net::connect_from(None, app).await.map(TokioIo::new) })
+            })))
+        });
+        pool.clone()
     }
 }
 
@@ -55,6 +60,8 @@ struct HttpConn {
     conn: Conn,
     /// `conn.app` as a URI authority, parsed once per connection.
     app: Option<Authority>,
+    /// Connections to `conn.app`.
+    pool: Arc<AppPool>,
     last: LastRequest,
 }
 
@@ -63,7 +70,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let app_authority = Authority::try_from(conn.app.to_string()).ok();
-    let conn = Arc::new(HttpConn { conn, app: app_authority, last: LastRequest::default() });
+    let pool = app.pool(conn.app);
+    let conn = Arc::new(HttpConn { conn, app: app_authority, pool, last: LastRequest::default() });
     let service = {
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| handle(ctx.clone(), app.clone(), conn.clone(), req))
@@ -149,7 +157,7 @@ async fn authorize_and_forward<'a>(
         PortPolicy::Server(s) => s,
         // The port became skipped after this connection was accepted.
         PortPolicy::Skipped => {
-            return (forward(app, http, req, grpc).await, Decided { verdict: "allow", ..Decided::default() });
+            return (forward(http, req, grpc).await, Decided { verdict: "allow", ..Decided::default() });
         }
     };
     let mut decided = Decided { server: Some(&server.meta), ..Decided::default() };
@@ -160,7 +168,7 @@ async fn authorize_and_forward<'a>(
             mesh_proxy_api::TcpVerdict::Allowed { authz } => {
                 decided.authz = Some(&authz.authorization.meta);
                 decided.verdict = "allow";
-                (forward(app, http, req, grpc).await, decided)
+                (forward(http, req, grpc).await, decided)
             }
             mesh_proxy_api::TcpVerdict::Closed => {
                 decided.verdict = "deny";
@@ -200,7 +208,7 @@ async fn authorize_and_forward<'a>(
                 let msg = exceeded.message();
                 return (local(StatusCode::TOO_MANY_REQUESTS, grpc, detail(conn, &msg)), decided);
             }
-            (forward(app, http, req, grpc).await, decided)
+            (forward(http, req, grpc).await, decided)
         }
     }
 }
@@ -241,7 +249,7 @@ fn detail<'a>(conn: &Conn, msg: &'a str) -> Option<&'a str> {
     conn.client.tls.identity().map(|_| msg)
 }
 
-async fn forward(app: &AppClients, http: &HttpConn, mut req: Request<Incoming>, grpc: bool) -> Response<Body> {
+async fn forward(http: &HttpConn, mut req: Request<Incoming>, grpc: bool) -> Response<Body> {
     let conn = &http.conn;
     strip_hop_by_hop(req.headers_mut());
     // The app may trust `l5d-client-id`: it names the identity the client
@@ -251,8 +259,7 @@ async fn forward(app: &AppClients, http: &HttpConn, mut req: Request<Incoming>, 
         return local(StatusCode::BAD_GATEWAY, grpc, None);
     };
     *req.uri_mut() = uri;
-    let client = if req.version() == Version::HTTP_2 { &app.h2 } else { &app.h1 };
-    match client.request(req).await {
+    match http.pool.send(req).await {
         Ok(mut rsp) => {
             strip_hop_by_hop(rsp.headers_mut());
             // Only the client's own proxy names the server (from its

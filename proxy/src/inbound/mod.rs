@@ -8,7 +8,7 @@
 
 mod http;
 mod ratelimit;
-mod tcp;
+pub(crate) mod tcp;
 
 use crate::ctx::Direction;
 use crate::detect::{self, Protocol as Detected, Rewind};
@@ -130,7 +130,17 @@ pub(crate) async fn accept_tls(
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Option<TlsStream<ReadAhead<TcpStream>>> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(ctx.identity.server_config());
+    accept_tls_with(ctx, stream, peer, ctx.identity.server_config()).await
+}
+
+/// [`accept_tls`] with another server config (the gateway's offers one more ALPN id).
+pub(crate) async fn accept_tls_with(
+    ctx: &Ctx,
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
+) -> Option<TlsStream<ReadAhead<TcpStream>>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let stream = ReadAhead::new(stream);
     match tokio::time::timeout(ctx.settings.tls_handshake_timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => Some(tls),

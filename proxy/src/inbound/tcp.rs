@@ -6,7 +6,7 @@ use super::Conn;
 use crate::Ctx;
 use crate::metrics::{Labels, meta_label};
 use crate::state::current;
-use mesh_proxy_api::{PortPolicy, TcpVerdict, decide_tcp};
+use mesh_proxy_api::{Client, InboundServer, PortPolicy, TcpVerdict, decide_tcp};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
 use tokio::net::TcpStream;
@@ -54,14 +54,22 @@ fn authorize(ctx: &Ctx, conn: &Conn) -> (bool, Labels) {
         labels.verdict = "allow";
         return (true, labels);
     };
+    let allowed = decide_server_tcp(server, &conn.client, &mut labels);
+    (allowed, labels)
+}
+
+/// A connection's verdict on a Server (`decide_tcp`: its authorizations,
+/// not its routes), with the Server and the authorization that admits it
+/// written into `labels`: the inbound port and the gateway's port decide alike.
+pub(crate) fn decide_server_tcp(server: &InboundServer, client: &Client, labels: &mut Labels) -> bool {
     labels.target = meta_label(&server.meta);
-    match decide_tcp(server, &conn.client) {
+    match decide_tcp(server, client) {
         TcpVerdict::Allowed { authz } => {
             labels.authz = meta_label(&authz.authorization.meta);
             labels.verdict = "allow";
-            (true, labels)
+            true
         }
-        TcpVerdict::Closed => (false, labels),
+        TcpVerdict::Closed => false,
     }
 }
 

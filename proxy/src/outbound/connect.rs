@@ -1,34 +1,30 @@
 //! Connections to one endpoint: from the pod's address, mTLS when the
 //! endpoint has an identity (the server must prove exactly that identity),
-//! plaintext otherwise; pooled per endpoint and HTTP version. An endpoint
+//! plaintext otherwise; pooled per endpoint (`crate::pool`). An endpoint
 //! at the pod's own address is this pod: plaintext to the app, as Linkerd
 //! (see `Dialer::is_local`).
 
 use super::body::BoxBody;
 use crate::discovery::Endpoint;
+use crate::gateway::header;
 use crate::net::ReadAhead;
-use http::{Request, Response, Uri};
+use crate::pool::{self, Dial, Dialing, Pool};
+use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
-use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 /// Gives up on an endpoint that does not accept in this time.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const POOL_IDLE: Duration = Duration::from_secs(60);
-/// Idle HTTP/1 connections kept per endpoint; more are closed when freed.
-const POOL_MAX_IDLE: usize = 32;
 
 /// The client TLS config of the moment (the workload certificate rotates).
 pub type TlsSource = Arc<dyn Fn() -> Arc<rustls::ClientConfig> + Send + Sync>;
@@ -36,9 +32,9 @@ pub type TlsSource = Arc<dyn Fn() -> Arc<rustls::ClientConfig> + Send + Sync>;
 /// How connections are made: from where, with which TLS config.
 #[derive(Clone)]
 pub struct Dialer {
-    /// The pod's address (`--pod-ip`): connections are made from it, and an
-    /// endpoint there is this pod itself.
-    pub pod_ip: Option<IpAddr>,
+    /// The pod's addresses (`--pod-ip`): connections are made from the one
+    /// of the destination's family, and an endpoint at any is this pod.
+    pub pod_ips: Arc<[IpAddr]>,
     pub tls: TlsSource,
 }
 
@@ -53,16 +49,44 @@ impl Dialer {
     /// Connects to `ep`; with an identity, the TLS handshake verifies that
     /// the server's certificate names exactly that identity.
     pub async fn connect(&self, ep: &Endpoint) -> io::Result<Conn> {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, crate::net::connect_from(self.pod_ip, ep.addr))
+        self.connect_with(ep, || (self.tls)()).await
+    }
+
+    /// Connects to `ep` for an opaque connection to the Service port
+    /// `authority` (`<name>.<ns>.svc.<domain>:<port>`): over mTLS the
+    /// transport header's ALPN is offered too, and when the server selects
+    /// it (a gateway: see [`crate::gateway::header`]) the header naming
+    /// `authority` is written before anything else.
+    pub async fn connect_opaque(&self, ep: &Endpoint, authority: &str) -> io::Result<Conn> {
+        let with_header = || {
+            let mut config = (*(self.tls)()).clone();
+            config.alpn_protocols.insert(0, header::ALPN.to_vec());
+            Arc::new(config)
+        };
+        let mut conn = self.connect_with(ep, with_header).await?;
+        if let Conn::Tls(tls) = &mut conn
+            && tls.get_ref().1.alpn_protocol() == Some(header::ALPN)
+        {
+            tls.write_all(&header::encode(authority)).await?;
+            tls.flush().await?;
+        }
+        Ok(conn)
+    }
+
+    /// `config` is asked for only when the connection is mTLS: a plaintext
+    /// endpoint (unmeshed, or this pod's own) needs no client identity.
+    async fn connect_with(
+        &self,
+        ep: &Endpoint,
+        config: impl FnOnce() -> Arc<rustls::ClientConfig>,
+    ) -> io::Result<Conn> {
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, crate::net::connect_from(self.source_for(ep.addr), ep.addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connect to {} timed out", ep.addr)))??;
-        if self.is_local(ep) {
-            return Ok(Conn::Plain(tcp));
-        }
-        let Some(identity) = &ep.identity else { return Ok(Conn::Plain(tcp)) };
-        let name = ServerName::try_from(identity.clone())
+        let Some(identity) = self.tls_identity(ep) else { return Ok(Conn::Plain(tcp)) };
+        let name = ServerName::try_from(identity.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("identity `{identity}`: {e}")))?;
-        let tls = tokio_rustls::TlsConnector::from((self.tls)());
+        let tls = tokio_rustls::TlsConnector::from(config());
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, ReadAhead::new(tcp)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("TLS to {} timed out", ep.addr)))??;
@@ -77,14 +101,24 @@ impl Dialer {
     /// as the proxy's uid to the pod's own address, leaves through `lo` and
     /// `mesh-proxy init`'s rules return it, so it never meets the inbound
     /// proxy. mTLS there would reach the app, not a proxy, and fail.
+    /// Every address of the pod counts (`inbound_ips` is a set: a
+    /// dual-stack pod's IPv6 address is as much its own as its IPv4 one).
     pub fn is_local(&self, ep: &Endpoint) -> bool {
-        self.pod_ip == Some(ep.addr.ip())
+        self.pod_ips.contains(&ep.addr.ip())
     }
-}
 
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        Connected::new()
+    /// The pod address a connection to `dst` is made from: the first of
+    /// the destination's family, none when the pod has no such address.
+    pub fn source_for(&self, dst: SocketAddr) -> Option<IpAddr> {
+        self.pod_ips.iter().copied().find(|ip| ip.is_ipv4() == dst.is_ipv4())
+    }
+
+    /// The identity a connection to `ep` makes the server prove in the TLS
+    /// handshake: the endpoint's, unless the connection is plaintext (an
+    /// unmeshed endpoint, or this pod: linkerd2-proxy's `NoClientTls`).
+    /// Only such an identity may name the server to the app.
+    pub fn tls_identity<'e>(&self, ep: &'e Endpoint) -> Option<&'e str> {
+        ep.identity.as_deref().filter(|_| !self.is_local(ep))
     }
 }
 
@@ -137,54 +171,46 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// The pooled client's connector: always dials its one endpoint, whatever
-/// the request URI says (the URI carries the Service authority, so h2's
+/// Connections to one endpoint (`crate::pool`): HTTP/1.1 kept for reuse,
+/// HTTP/2 shared. A request keeps its version: h2 (and so gRPC) goes out
+/// as h2, HTTP/1.x as HTTP/1.1. Whatever the request URI says, they go to
+/// this endpoint (the URI carries the Service authority, so h2's
 /// `:authority` and HTTP/1's `Host` stay what the app sent).
-#[derive(Clone)]
-struct EndpointConnector {
-    dialer: Dialer,
-    endpoint: Endpoint,
-}
-
-impl tower_service::Service<Uri> for EndpointConnector {
-    type Response = TokioIo<Conn>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<Conn>>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _uri: Uri) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { this.dialer.connect(&this.endpoint).await.map(TokioIo::new) })
-    }
-}
-
-/// Pooled HTTP/1.1 and HTTP/2 clients for one endpoint. A request keeps its
-/// version: h2 (and so gRPC) goes out as h2, HTTP/1.x as HTTP/1.1.
 pub struct EndpointClient {
-    h1: Client<EndpointConnector, BoxBody>,
-    h2: Client<EndpointConnector, BoxBody>,
+    pool: Pool<BoxBody, TokioIo<Conn>>,
+    /// What every connection of this client proves ([`Dialer::tls_identity`]).
+    tls_identity: Option<String>,
 }
 
 impl EndpointClient {
     pub fn new(dialer: &Dialer, endpoint: &Endpoint) -> Self {
-        let connector = EndpointConnector { dialer: dialer.clone(), endpoint: endpoint.clone() };
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(POOL_MAX_IDLE);
-        let h1 = builder.build(connector.clone());
-        let h2 = builder.http2_only(true).build(connector);
-        EndpointClient { h1, h2 }
+        let tls_identity = dialer.tls_identity(endpoint).map(str::to_owned);
+        EndpointClient { pool: Pool::new(dial(dialer, endpoint)), tls_identity }
     }
 
-    pub async fn send(&self, req: Request<BoxBody>) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        if req.version() == http::Version::HTTP_2 { self.h2.request(req).await } else { self.h1.request(req).await }
+    /// The identity the server proved on this client's connections; none
+    /// when they are plaintext.
+    pub fn tls_identity(&self) -> Option<&str> {
+        self.tls_identity.as_deref()
     }
+
+    /// For one request only: its connection closes after the response.
+    pub fn single_use(dialer: &Dialer, endpoint: &Endpoint) -> Self {
+        let tls_identity = dialer.tls_identity(endpoint).map(str::to_owned);
+        EndpointClient { pool: Pool::single_use(dial(dialer, endpoint)), tls_identity }
+    }
+
+    pub async fn send(&self, req: Request<BoxBody>) -> Result<Response<Incoming>, pool::Error> {
+        self.pool.send(req).await
+    }
+}
+
+fn dial(dialer: &Dialer, endpoint: &Endpoint) -> Dial<TokioIo<Conn>> {
+    let (dialer, endpoint) = (dialer.clone(), endpoint.clone());
+    Arc::new(move || -> Dialing<TokioIo<Conn>> {
+        let (dialer, endpoint) = (dialer.clone(), endpoint.clone());
+        Box::pin(async move { dialer.connect(&endpoint).await.map(TokioIo::new) })
+    })
 }
 
 /// The peer an endpoint connection goes to; for logs.
@@ -256,7 +282,7 @@ mod tests {
     #[tokio::test]
     async fn meshed_endpoints_must_prove_their_identity() {
         let (addr, client) = tls_server().await;
-        let dialer = Dialer { pod_ip: None, tls: Arc::new(move || client.clone()) };
+        let dialer = Dialer { pod_ips: Arc::new([]), tls: Arc::new(move || client.clone()) };
         let right = Endpoint { addr, identity: Some(WEB.into()) };
         let mut conn = dialer.connect(&right).await.unwrap();
         assert!(matches!(conn, Conn::Tls(_)));
@@ -274,7 +300,7 @@ mod tests {
     async fn unmeshed_endpoints_are_plaintext_and_bad_identities_are_errors() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let dialer = Dialer { pod_ip: None, tls: Arc::new(|| unreachable!("no TLS for plaintext endpoints")) };
+        let dialer = Dialer { pod_ips: Arc::new([]), tls: Arc::new(|| unreachable!("no TLS for plaintext endpoints")) };
         let conn = dialer.connect(&Endpoint { addr, identity: None }).await.unwrap();
         assert!(matches!(conn, Conn::Plain(_)));
         let bad = dialer.connect(&Endpoint { addr, identity: Some("not a name!".into()) }).await.err().unwrap();
@@ -287,13 +313,37 @@ mod tests {
     async fn an_endpoint_at_the_pods_own_address_is_plaintext_to_the_app() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let dialer = Dialer { pod_ip: Some(addr.ip()), tls: Arc::new(|| unreachable!("no TLS to the pod's own app")) };
+        let dialer =
+            Dialer { pod_ips: Arc::new([addr.ip()]), tls: Arc::new(|| unreachable!("no TLS to the pod's own app")) };
         let own = Endpoint { addr, identity: Some(WEB.into()) };
         assert!(dialer.is_local(&own));
         let conn = dialer.connect(&own).await.unwrap();
         assert!(matches!(conn, Conn::Plain(_)));
+        // No handshake: nothing proves the identity discovery names.
+        assert_eq!(dialer.tls_identity(&own), None);
         // Another pod at another address keeps mTLS.
         let other = Endpoint { addr: "127.0.0.2:80".parse().unwrap(), identity: Some(WEB.into()) };
         assert!(!dialer.is_local(&other));
+        assert_eq!(dialer.tls_identity(&other), Some(WEB));
+    }
+
+    /// A dual-stack pod (`--pod-ip fd00::7,ADDR`): the address listed second
+    /// is as much the pod's own as the first, and a connection is made
+    /// from the pod's address of the destination's family.
+    #[tokio::test]
+    async fn every_address_of_a_dual_stack_pod_is_its_own() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let v6: IpAddr = "fd00::7".parse().unwrap();
+        let tls: TlsSource = Arc::new(|| unreachable!("no TLS to the pod's own app"));
+        let dialer = Dialer { pod_ips: Arc::new([v6, addr.ip()]), tls };
+        let own = Endpoint { addr, identity: Some(WEB.into()) };
+        assert!(dialer.is_local(&own));
+        assert!(matches!(dialer.connect(&own).await.unwrap(), Conn::Plain(_)));
+        assert!(dialer.is_local(&Endpoint { addr: SocketAddr::new(v6, 80), identity: Some(WEB.into()) }));
+        assert_eq!(dialer.source_for(addr), Some(addr.ip()));
+        assert_eq!(dialer.source_for(SocketAddr::new(v6, 80)), Some(v6));
+        let v4_only = Dialer { pod_ips: Arc::new([addr.ip()]), tls: dialer.tls.clone() };
+        assert_eq!(v4_only.source_for("[fd00::9]:80".parse().unwrap()), None);
     }
 }

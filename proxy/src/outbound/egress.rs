@@ -231,11 +231,12 @@ async fn to_original(
     grpc: bool,
 ) -> Response<BoxBody> {
     let (mut parts, body) = req.into_parts();
-    let applied = match super::forward::outgoing(&mut parts, rule_filters.iter().copied(), || dst.to_string(), grpc) {
-        Ok(a) => a,
-        Err(answer) => return *answer,
-    };
-    let client = EndpointClient::new(&ob.dialer, &Endpoint { addr: dst, identity: None });
+    let applied =
+        match super::forward::outgoing(&mut parts, rule_filters.iter().copied(), None, || dst.to_string(), grpc) {
+            Ok(a) => a,
+            Err(answer) => return *answer,
+        };
+    let client = EndpointClient::single_use(&ob.dialer, &Endpoint { addr: dst, identity: None });
     match client.send(Request::from_parts(parts, super::body::boxed(body))).await {
         Ok(resp) => {
             let (mut head, body) = resp.into_parts();

@@ -6,11 +6,13 @@ use super::accrual::AccrualPolicy;
 use super::balance::Balancer;
 use super::body::{BoxBody, TimedBody, boxed, full_with_trailers, local};
 use super::connect::{EndpointClient, describe};
+use super::http::{authority_of, authority_str};
 use super::retry::{Budget, backoff, tee};
 use super::{Outbound, target};
 use crate::discovery::ServiceKey;
 use crate::filters;
 use crate::http_util::{L5D_CLIENT_ID, L5D_SERVER_ID, set_identity_header, strip_hop_by_hop};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, request};
 use hyper::body::Incoming;
 use mesh_proxy_api::config::HttpFilter;
@@ -36,6 +38,9 @@ pub struct Plan<'a> {
     /// Set when a ServiceProfile governs: its route's response classes
     /// decide what a failure is (else 5xx).
     pub profile_route: Option<Option<&'a ProfileRoute>>,
+    /// The request's authority as its connection parsed it before: the
+    /// request leaves with it unless it names another (see [`outgoing`]).
+    pub known_authority: Option<Authority>,
 }
 
 impl Plan<'_> {
@@ -50,6 +55,7 @@ impl Plan<'_> {
             retry: None,
             accrual,
             profile_route: None,
+            known_authority: None,
         }
     }
 
@@ -128,38 +134,58 @@ impl Attempt {
 
 /// The request as it leaves the client's proxy: the rule's and backend's
 /// filters applied, hop-by-hop headers and `l5d-client-id` removed, the URI
-/// absolute with the request's authority (else `default_authority`). `Err`
-/// is the proxy's own answer: a redirect filter's, or a 400 for an
-/// authority that makes no URI. Service backends and egress share it.
+/// absolute with the request's authority (`known` when it is the same text,
+/// parsed already; else `default_authority` when there is none). `Err` is
+/// the proxy's own answer: a redirect filter's, or a 400 for an authority
+/// that makes no URI. Service backends and egress share it.
 pub(super) fn outgoing<'f>(
     parts: &mut request::Parts,
     rule_filters: impl IntoIterator<Item = &'f HttpFilter>,
+    known: Option<&Authority>,
     default_authority: impl FnOnce() -> String,
     grpc: bool,
 ) -> Result<filters::Applied<'f>, crate::http_util::Answer> {
-    let authority = super::http::authority_of(&parts.uri, &parts.headers);
-    let applied = filters::apply_request(rule_filters, &parts.uri, authority.as_deref(), &mut parts.headers)?;
+    let known = known.filter(|k| authority_str(&parts.uri, &parts.headers) == Some(k.as_str())).cloned();
+    let text = if known.is_some() { None } else { authority_of(&parts.uri, &parts.headers) };
+    let named = known.as_ref().map(Authority::as_str).or(text.as_deref());
+    let applied = filters::apply_request(rule_filters, &parts.uri, named, &mut parts.headers)?;
     strip_hop_by_hop(&mut parts.headers);
     // Only an inbound proxy may tell an app who its client is (from the
     // client's certificate); what this app sends under that name goes.
     parts.headers.remove(L5D_CLIENT_ID);
-    let authority = authority.unwrap_or_else(default_authority);
-    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let Ok(uri) = Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(pq).build() else {
+    let cannot = |authority: &str| {
         let why = format!("cannot forward to authority `{authority}`");
-        return Err(Box::new(local(StatusCode::BAD_REQUEST, grpc, Some(&why))));
+        Box::new(local(StatusCode::BAD_REQUEST, grpc, Some(&why)))
     };
-    parts.uri = uri;
+    let authority = match known {
+        Some(a) => a,
+        None => {
+            let text = text.unwrap_or_else(default_authority);
+            Authority::try_from(text.as_str()).map_err(|_| cannot(&text))?
+        }
+    };
+    // The path and query move over as they are, not printed and parsed again.
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(authority.clone());
+    uri.path_and_query = Some(uri.path_and_query.take().unwrap_or_else(|| PathAndQuery::from_static("/")));
+    parts.uri = Uri::from_parts(uri).map_err(|_| cannot(authority.as_str()))?;
     Ok(applied)
 }
 
 pub async fn forward(ob: &Arc<Outbound>, plan: Plan<'_>, req: Request<Incoming>, grpc: bool) -> Response<BoxBody> {
     let (mut parts, body) = req.into_parts();
-    let applied =
-        match outgoing(&mut parts, plan.filters.iter().copied(), || fqdn(&plan.backend, &ob.cluster_domain), grpc) {
-            Ok(a) => a,
-            Err(answer) => return *answer,
-        };
+    let default_authority = || fqdn(&plan.backend, &ob.cluster_domain);
+    let applied = match outgoing(
+        &mut parts,
+        plan.filters.iter().copied(),
+        plan.known_authority.as_ref(),
+        default_authority,
+        grpc,
+    ) {
+        Ok(a) => a,
+        Err(answer) => return *answer,
+    };
     let deadline = plan.request_timeout.map(|t| tokio::time::Instant::now() + t);
     let exchange = attempts(ob, &plan, parts, body);
     let outcome = match deadline {
@@ -179,7 +205,11 @@ pub async fn forward(ob: &Arc<Outbound>, plan: Plan<'_>, req: Request<Incoming>,
             for m in applied.response {
                 filters::modify_headers(&mut head.headers, m);
             }
-            Response::from_parts(head, boxed(TimedBody::new(boxed(body), deadline, plan.idle_timeout)))
+            let body = match (deadline, plan.idle_timeout) {
+                (None, None) => boxed(body),
+                (deadline, idle) => boxed(TimedBody::new(boxed(body), deadline, idle)),
+            };
+            Response::from_parts(head, body)
         }
         Attempt::Failed { status, reason, .. } => local(status, grpc, Some(&reason)),
     }
@@ -268,10 +298,11 @@ async fn attempt(balancer: &Balancer<EndpointClient>, plan: &Plan<'_>, req: Requ
             picked.observe(!plan.is_failure(resp.status()), accrual);
             // The identity the server proved in the TLS handshake (the
             // dialer checks a meshed endpoint's certificate against exactly
-            // this name); none for plaintext, whatever the response said.
-            // As linkerd2-proxy did in `add_server_id_on_rsp::layer` (outbound,
-            // removed in #628 with its inbound counterpart).
-            set_identity_header(resp.headers_mut(), L5D_SERVER_ID, picked.ep.endpoint.identity.as_deref());
+            // this name); none for plaintext, this pod's own included,
+            // whatever the response said. As linkerd2-proxy did in
+            // `add_server_id_on_rsp::layer` (outbound, from the endpoint's
+            // client TLS; removed in #628 with its inbound counterpart).
+            set_identity_header(resp.headers_mut(), L5D_SERVER_ID, picked.ep.conn.tls_identity());
             Attempt::Response(resp)
         }
         Err(e) => {

@@ -11,6 +11,7 @@ use crate::discovery::ServiceKey;
 use crate::http_util::{is_grpc, request_view};
 use crate::metrics::{LabelKey, Labels, LastRequest, TargetId, address};
 use crate::state;
+use http::uri::Authority;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_proxy_api::config::Meta;
@@ -31,7 +32,8 @@ const PROFILE_RETRY_LIMIT: u16 = 3;
 /// (explicit `--outbound`), or fixed by the connection (transparent).
 #[derive(Clone, Debug)]
 pub enum Target {
-    Authority,
+    /// The connection's requests' authorities, parsed once per authority.
+    Authority(Arc<target::AuthorityCache>),
     Fixed(ServiceKey),
     /// A transparent connection to an address outside the Services, under
     /// an EgressNetwork: each request is decided by `decide_egress`.
@@ -157,35 +159,49 @@ impl Counted<'_> {
     }
 }
 
-fn service_key(ob: &Outbound, target: &Target, req: &Request<Incoming>) -> Result<ServiceKey, Answer> {
+/// The Service port a request is for, and its authority when the
+/// connection's cache holds it parsed.
+fn service_key(
+    ob: &Outbound,
+    target: &Target,
+    req: &Request<Incoming>,
+) -> Result<(ServiceKey, Option<Authority>), Answer> {
     let grpc = is_grpc(req);
     match target {
-        Target::Fixed(key) => Ok(key.clone()),
+        Target::Fixed(key) => Ok((key.clone(), None)),
         Target::Egress(dst) => Err(Box::new(local(
             StatusCode::INTERNAL_SERVER_ERROR,
             grpc,
             Some(&format!("egress {dst} is not a Service")),
         ))),
-        Target::Authority => {
-            let Some(authority) = authority_of(req.uri(), req.headers()) else {
+        Target::Authority(cache) => {
+            let Some(authority) = authority_str(req.uri(), req.headers()) else {
                 return Err(Box::new(local(
                     StatusCode::BAD_REQUEST,
                     grpc,
                     Some("request has no authority (Host) to route by"),
                 )));
             };
-            target::parse_service(&authority, &ob.cluster_domain, 80)
-                .map_err(|e| Box::new(local(StatusCode::BAD_GATEWAY, grpc, Some(&e))))
+            let named = cache.named(authority, &ob.cluster_domain);
+            match &named.service {
+                Ok(key) => Ok((key.clone(), named.authority.clone())),
+                Err(e) => Err(Box::new(local(StatusCode::BAD_GATEWAY, grpc, Some(e.as_str())))),
+            }
         }
     }
 }
 
 /// The request's authority: the URI's (h2, absolute-form) or `Host`.
 pub fn authority_of(uri: &http::Uri, headers: &http::HeaderMap) -> Option<String> {
-    if let Some(a) = uri.authority() {
-        return Some(a.as_str().to_string());
+    authority_str(uri, headers).map(str::to_string)
+}
+
+/// [`authority_of`], borrowed.
+pub fn authority_str<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    match uri.authority() {
+        Some(a) => Some(a.as_str()),
+        None => headers.get(http::header::HOST).and_then(|h| h.to_str().ok()),
     }
-    headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string)
 }
 
 /// A Service the config does not list (or a port it does not list): one
@@ -222,7 +238,7 @@ async fn route<'a>(
     }
     let grpc = is_grpc(&req);
     counted.verdict = "error";
-    let key = match service_key(ob, target, &req) {
+    let (key, authority) = match service_key(ob, target, &req) {
         Ok(k) => k,
         Err(resp) => return *resp,
     };
@@ -252,10 +268,11 @@ async fn route<'a>(
         }
         return local(status, grpc, Some(&format!("{}: {}", target::label(&key), local_reason(status))));
     }
-    let plan = match plan(ob, outbound, &key, &outcome, &req) {
+    let mut plan = match plan(ob, outbound, &key, &outcome, &req) {
         Ok(p) => p,
         Err(resp) => return *resp,
     };
+    plan.known_authority = authority;
     counted.verdict = "allow";
     super::forward::forward(ob, plan, req, grpc).await
 }
@@ -317,6 +334,7 @@ fn plan<'a>(
         idle_timeout: target.timeouts.idle_ms.filter(|&ms| ms > 0).map(Duration::from_millis),
         retry,
         profile_route: None,
+        known_authority: None,
     })
 }
 

@@ -73,7 +73,7 @@ async fn connection(
 ) {
     let _open = ctx.metrics.connection_open("outbound");
     match mode {
-        Mode::Http => serve_http(&ctx.shutdown, ob, Target::Authority, peer, stream).await,
+        Mode::Http => serve_http(&ctx.shutdown, ob, Target::Authority(Arc::default()), peer, stream).await,
         Mode::Tcp(key) => tcp_listener(&ob, &key, stream).await,
         Mode::Transparent => transparent(&ctx.shutdown, ob, stream, (peer, local)).await,
     }
@@ -292,7 +292,7 @@ mod tests {
         let (tx, rx) = state::channel();
         tx.send_replace(Some(Arc::new(Loaded { config, generation: 1, digest: String::new(), key_id: String::new() })));
         std::mem::forget(tx);
-        let dialer = Dialer { pod_ip: None, tls: Arc::new(|| unreachable!("plaintext endpoints only")) };
+        let dialer = Dialer { pod_ips: Arc::new([]), tls: Arc::new(|| unreachable!("plaintext endpoints only")) };
         let ob = Outbound {
             detect_timeout: Duration::from_millis(200),
             ..Outbound::new(rx, discovery, Arc::new(Metrics::new()), "cluster.local".into(), dialer)

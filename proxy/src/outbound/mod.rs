@@ -43,7 +43,7 @@ mod listen;
 pub mod retry;
 mod sni;
 pub mod target;
-mod tcp;
+pub(crate) mod tcp;
 
 use crate::Ctx;
 use crate::discovery::{Discovery, ServiceKey};
@@ -100,7 +100,8 @@ impl Outbound {
     /// the workload identity's client config of the moment.
     pub fn from_ctx(ctx: &Ctx) -> Arc<Self> {
         let identity = ctx.identity.clone();
-        let dialer = Dialer { pod_ip: ctx.settings.pod_ip, tls: Arc::new(move || identity.client_config()) };
+        let pod_ips = ctx.settings.pod_ips.as_slice().into();
+        let dialer = Dialer { pod_ips, tls: Arc::new(move || identity.client_config()) };
         let ob = Outbound::new(
             ctx.config.clone(),
             ctx.discovery.clone(),

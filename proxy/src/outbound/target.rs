@@ -1,7 +1,9 @@
 //! Which Service port a request or listener names.
 
 use crate::discovery::ServiceKey;
+use http::uri::Authority;
 use mesh_proxy_api::names::is_dns_label;
+use std::sync::{Arc, Mutex};
 
 /// Parses `name.ns.svc.<cluster_domain>[:port]`, `name.ns.svc[:port]` or
 /// `name.ns[:port]` (port 80 when absent; a trailing dot is allowed).
@@ -38,6 +40,43 @@ pub fn parse_service(authority: &str, cluster_domain: &str, default_port: u16) -
     Ok(ServiceKey { namespace: labels[1].to_string(), name: labels[0].to_string(), port })
 }
 
+/// The authority a connection's requests name, parsed once: an app's
+/// keep-alive connection names the same Service request after request,
+/// and [`parse_service`] lowercases, splits and checks it (some 3,000
+/// instructions) where comparing it with the last one costs a few dozen.
+#[derive(Debug, Default)]
+pub struct AuthorityCache {
+    last: Mutex<Option<Arc<Named>>>,
+}
+
+/// What an authority names.
+#[derive(Debug)]
+pub struct Named {
+    text: String,
+    /// The Service port, or why the authority names none.
+    pub service: Result<ServiceKey, String>,
+    /// The authority as a URI part for the request that leaves (`None`
+    /// when it is none).
+    pub authority: Option<Authority>,
+}
+
+impl AuthorityCache {
+    /// What `text` names, the connection's last answer when it named the same.
+    pub fn named(&self, text: &str, cluster_domain: &str) -> Arc<Named> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(named) = last.as_ref().filter(|n| n.text == text) {
+            return named.clone();
+        }
+        let named = Arc::new(Named {
+            text: text.to_string(),
+            service: parse_service(text, cluster_domain, 80),
+            authority: Authority::try_from(text).ok(),
+        });
+        *last = Some(named.clone());
+        named
+    }
+}
+
 /// `namespace/name:port`, how logs and errors name a Service port.
 pub fn label(key: &ServiceKey) -> String {
     format!("{}/{}:{}", key.namespace, key.name, key.port)
@@ -71,6 +110,23 @@ mod tests {
             parse_service("web.emojivoto.svc.corp.example:80", "corp.example", 1),
             Ok(key("web", "emojivoto", 80))
         );
+    }
+
+    /// A connection's next request naming the same authority gets the
+    /// same parse; another authority is parsed afresh and replaces it.
+    #[test]
+    fn a_connection_parses_a_repeated_authority_once() {
+        let cache = AuthorityCache::default();
+        let first = cache.named("Web.Shop.svc.cluster.local:8080", "cluster.local");
+        assert_eq!(first.service, Ok(key("web", "shop", 8080)));
+        assert_eq!(first.authority.as_ref().map(|a| a.as_str()), Some("Web.Shop.svc.cluster.local:8080"));
+        assert!(Arc::ptr_eq(&first, &cache.named("Web.Shop.svc.cluster.local:8080", "cluster.local")));
+        let other = cache.named("api.shop:80", "cluster.local");
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(other.service, Ok(key("api", "shop", 80)));
+        let bad = cache.named("bad host", "cluster.local");
+        assert!(bad.service.is_err() && bad.authority.is_none(), "{bad:?}");
+        assert!(Arc::ptr_eq(&bad, &cache.named("bad host", "cluster.local")), "a refusal is remembered too");
     }
 
     #[test]

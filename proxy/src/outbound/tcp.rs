@@ -1,5 +1,6 @@
 //! Opaque TCP to a Service port: one endpoint per connection, picked by
-//! the balancer (pending connections count as load), mTLS as for HTTP.
+//! the balancer (pending connections count as load), mTLS as for HTTP,
+//! with the transport header when the endpoint is a gateway.
 
 use super::accrual::AccrualPolicy;
 use super::{Outbound, target};
@@ -44,7 +45,11 @@ where
             return;
         }
     };
-    let mut upstream = match ob.dialer.connect(&picked.ep.endpoint).await {
+    // The Service's own name: a gateway behind this endpoint reads it from
+    // the transport header (`crate::gateway::header`); other peers never see it.
+    let authority =
+        format!("{}.{}.svc.{}:{}", key.name, key.namespace, ob.cluster_domain.trim_end_matches('.'), key.port);
+    let mut upstream = match ob.dialer.connect_opaque(&picked.ep.endpoint, &authority).await {
         Ok(c) => c,
         Err(e) => {
             picked.observe(false, policy.as_ref());
@@ -128,7 +133,7 @@ pub async fn passthrough<C>(ob: &Outbound, dst: SocketAddr, mut client: C, prefi
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut upstream = match crate::net::connect_from(ob.dialer.pod_ip, dst).await {
+    let mut upstream = match crate::net::connect_from(ob.dialer.source_for(dst), dst).await {
         Ok(s) => s,
         Err(e) => {
             tracing::info!(%dst, error = %e, "passthrough connect failed");

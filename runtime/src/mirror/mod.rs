@@ -8,19 +8,27 @@
 //!   Service has no endpoints on any port (`cluster_watcher.go`'s
 //!   `createGatewayEndpoints`, `isEmptyService`);
 //! - pod-to-pod (`remote-discovery`): `<service>-<target cluster>` has the
-//!   remote pods' own addresses and identities (`server.go`'s `Get`).
+//!   remote pods' own addresses and identities (`server.go`'s `Get`);
+//! - federated: `<service>-federated` has every member's endpoints, pod to
+//!   pod: each member cluster's pods, and this cluster's own `<service>`
+//!   when it is a member (`federated_service_watcher.go`), see [`federated`].
 //!
 //! The links file (`--links`, format in runtime/API.md) says which Services
 //! each linked cluster exports, in which mode, and where that cluster's
 //! endpoints come from: its mesh-runtime's API (mTLS with this runtime's
 //! own certificate, both clusters sharing a trust anchor), or an endpoints
-//! file. [`remote`] keeps those up to date; this module turns them into
-//! the mirrored Services' endpoints.
+//! file. [`remote`] keeps those up to date, [`watch`] follows the links
+//! file itself (a cluster that stops exporting drops out when `meshc build`
+//! writes the file again); this module turns them into the mirrored
+//! Services' endpoints.
 
+mod federated;
 mod file;
 pub mod remote;
+pub mod signed;
 #[cfg(test)]
 mod tests;
+pub mod watch;
 
 use mesh_proxy_api::endpoints::{Endpoint, Endpoints, ServiceKey};
 use std::collections::{BTreeSet, HashMap};
@@ -28,12 +36,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use federated::{Federated, union};
 pub use file::parse;
 
-/// Every link of this (source) cluster.
+/// Every link of this (source) cluster, and the federated Services.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Links {
     pub links: Vec<Link>,
+    pub federated: Vec<Federated>,
 }
 
 /// One linked target cluster: what it exports and where its endpoints come from.
@@ -95,10 +105,14 @@ impl Exported {
     }
 }
 
-impl Link {
-    /// The target cluster's Service ports this link needs endpoints of.
-    pub fn remote_keys(&self) -> BTreeSet<ServiceKey> {
-        self.services.iter().flat_map(Exported::remote_keys).collect()
+impl Links {
+    /// The target cluster's Service ports link `i` needs endpoints of: its
+    /// exported Services and the federated Services it is a member of.
+    pub fn remote_keys(&self, i: usize) -> BTreeSet<ServiceKey> {
+        let Some(link) = self.links.get(i) else { return BTreeSet::new() };
+        let exported = link.services.iter().flat_map(Exported::remote_keys);
+        let members = self.federated.iter().filter(|f| f.has_remote_member(&link.target_cluster));
+        exported.chain(members.flat_map(Federated::member_keys)).collect()
     }
 }
 
@@ -132,6 +146,7 @@ pub fn mirrored(links: &Links, remotes: &[Option<RemoteEndpoints>]) -> Mirrored 
             }
         }
     }
+    federated::add(links, remotes, &mut out);
     out
 }
 
@@ -151,6 +166,10 @@ fn gateway_endpoints(gateway: Option<&Gateway>) -> Endpoints {
 /// What [`mirrored`] computes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Mirrored {
+    /// Mirrored Service ports; for a federated one, its linked members' endpoints.
     pub endpoints: HashMap<ServiceKey, Endpoints>,
     pub cluster_ips: HashMap<SocketAddr, ServiceKey>,
+    /// Federated Service port → this cluster's own member Service port,
+    /// whose endpoints the hub adds to the linked members' as they change.
+    pub local_members: HashMap<ServiceKey, ServiceKey>,
 }

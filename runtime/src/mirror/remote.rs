@@ -2,7 +2,7 @@
 //! date, and publishes the mirrored Services' endpoints in the hub.
 //!
 //! A remote runtime is asked as a proxy asks it: one long poll per
-//! exported Service port (`GET /v1/endpoints/<ns>/<svc>/<port>?after=…`),
+//! exported (or federated member) Service port (`GET /v1/endpoints/<ns>/<svc>/<port>?after=…`),
 //! over mTLS with this runtime's own certificate, the remote's certificate
 //! checked against `runtimeIdentity` and the shared trust anchors. A
 //! failed poll keeps the last answer (Linkerd's mirrors stay while the
@@ -11,7 +11,6 @@
 use super::{Links, Remote, RemoteEndpoints, mirrored};
 use crate::files::FilePoll;
 use crate::hub::EndpointsHub;
-use crate::supervise::Tasks;
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
@@ -23,6 +22,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// How long the remote runtime may hold a long poll (its `wait`).
@@ -33,14 +33,38 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// An endpoints answer is small; this bounds what a broken remote can make us buffer.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// Every link's remote endpoints, and where the result goes.
-struct State {
-    links: Links,
+/// One links file's links, what their remotes said, and where the result goes.
+pub(super) struct State {
+    pub(super) links: Links,
     remotes: Mutex<Vec<Option<RemoteEndpoints>>>,
     hub: Arc<EndpointsHub>,
 }
 
 impl State {
+    /// The state of `links`, keeping what `previous` heard from each
+    /// remote source that is still there (the same cluster, the same
+    /// source): a changed links file does not empty the mirrors it keeps
+    /// until their remotes answer again.
+    pub(super) fn new(links: Links, hub: Arc<EndpointsHub>, previous: Option<&State>) -> State {
+        let old = previous.map(|p| (&p.links, p.remotes.lock().unwrap_or_else(|e| e.into_inner()).clone()));
+        let remotes = links
+            .links
+            .iter()
+            .map(|l| {
+                let remote = l.remote.as_ref()?;
+                let kept = old.as_ref().and_then(|(links, remotes)| {
+                    let i = links
+                        .links
+                        .iter()
+                        .position(|o| o.target_cluster == l.target_cluster && o.remote.as_ref() == Some(remote))?;
+                    remotes.get(i).cloned().flatten()
+                });
+                Some(kept.unwrap_or_default())
+            })
+            .collect();
+        State { links, remotes: Mutex::new(remotes), hub }
+    }
+
     /// Applies `change` to link `i`'s remote endpoints and publishes every
     /// mirror again.
     fn update(&self, i: usize, change: impl FnOnce(&mut RemoteEndpoints)) {
@@ -48,29 +72,35 @@ impl State {
         if let Some(Some(r)) = remotes.get_mut(i) {
             change(r);
         }
-        self.publish(&remotes);
+        self.publish_locked(&remotes);
     }
 
-    fn publish(&self, remotes: &[Option<RemoteEndpoints>]) {
+    /// Publishes every mirror from what is known now.
+    pub(super) fn publish(&self) {
+        self.publish_locked(&self.remotes.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn publish_locked(&self, remotes: &[Option<RemoteEndpoints>]) {
         let m = mirrored(&self.links, remotes);
         self.hub.replace_mirrored_cluster_ips(m.cluster_ips);
-        self.hub.replace_mirrored(m.endpoints);
+        self.hub.replace_mirrored(m.endpoints, m.local_members);
     }
 }
 
-/// Publishes the mirrors at once (gateway mode without a remote source
-/// needs nothing more) and starts one poller per remote source.
-pub fn spawn(links: Links, hub: Arc<EndpointsHub>, identity: Arc<Identity>, poll: Duration, tasks: &mut Tasks) {
-    let remotes: Vec<_> = links.links.iter().map(|l| l.remote.as_ref().map(|_| RemoteEndpoints::new())).collect();
-    let state = Arc::new(State { links, remotes: Mutex::new(remotes), hub });
-    state.publish(&state.remotes.lock().unwrap_or_else(|e| e.into_inner()));
-    let shutdown = tasks.shutdown().clone();
+/// Starts one poller per remote source of `state`'s links into `pollers`,
+/// each running until `stop`.
+pub(super) fn start(
+    state: &Arc<State>,
+    identity: &Arc<Identity>,
+    poll: Duration,
+    stop: &CancellationToken,
+    pollers: &mut JoinSet<()>,
+) {
     for (i, link) in state.links.links.iter().enumerate() {
         match &link.remote {
             None => {}
             Some(Remote::EndpointsFile(path)) => {
-                let poller = poll_file(state.clone(), i, FilePoll::new(path.clone()), poll, shutdown.clone());
-                tasks.spawn("mirror endpoints file poll", poller);
+                pollers.spawn(poll_file(state.clone(), i, FilePoll::new(path.clone()), poll, stop.clone()));
             }
             Some(Remote::Runtime { url, identity: name }) => {
                 let client = match RemoteClient::new(url, name, identity.clone()) {
@@ -80,9 +110,8 @@ pub fn spawn(links: Links, hub: Arc<EndpointsHub>, identity: Arc<Identity>, poll
                         continue;
                     }
                 };
-                for key in link.remote_keys() {
-                    let poller = poll_port(state.clone(), i, client.clone(), key, shutdown.clone());
-                    tasks.spawn("mirror endpoints poll", poller);
+                for key in state.links.remote_keys(i) {
+                    pollers.spawn(poll_port(state.clone(), i, client.clone(), key, stop.clone()));
                 }
             }
         }

@@ -153,3 +153,46 @@ async fn a_linked_clusters_endpoints_can_come_from_a_file() {
     rt.shutdown.cancel();
     rt.stopped().await;
 }
+
+/// A federated Service (`podinfo-federated`): east's own `podinfo` and
+/// west's, pod to pod, one list; west drops out when the links file, written
+/// again, no longer names it, and an invalid rewrite changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_federated_service_unions_its_members_until_one_leaves() {
+    let east = Files::new();
+    let west_file = east.tmp.path().join("west-endpoints.json");
+    let west_pod = format!(r#"{{"addr": "10.20.0.5:9898", "identity": "{BACKEND_ID}"}}"#);
+    std::fs::write(&west_file, west_endpoints(&west_pod, "")).unwrap();
+    let links = |remote_members: &[&str]| {
+        serde_json::json!({
+        "links": [{"targetCluster": "west", "remote": {"endpointsFile": west_file}, "services": []}],
+        "federated": [{"namespace": "podinfo", "name": "podinfo", "ports": [9898], "clusterIP": "10.96.9.10",
+                       "localMember": true, "remoteMembers": remote_members}]})
+    };
+    let links_file = east.tmp.path().join("links.json");
+    std::fs::write(&links_file, serde_json::to_vec(&links(&["west"])).unwrap()).unwrap();
+    let mut settings = east.settings();
+    settings.links = Some(links_file.clone());
+    let rt = mesh_runtime::start(settings).await.unwrap();
+    let tls = tls_config(Some(&east.identity(FRONTEND_ID)), east.pki.anchors_pem());
+
+    // east's own podinfo endpoints (the endpoints file's), then west's pod.
+    let east_pods = serde_json::json!([
+        {"addr": "10.40.0.11:9898", "identity": "podinfo.podinfo.serviceaccount.identity.linkerd.cluster.local"},
+        {"addr": "10.40.0.12:9898"}]);
+    let mut both = east_pods.as_array().unwrap().clone();
+    both.push(serde_json::json!({"addr": "10.20.0.5:9898", "identity": BACKEND_ID}));
+    let path = "/v1/endpoints/podinfo/podinfo-federated/9898";
+    until_endpoints(rt.api_addr, tls.clone(), path, serde_json::Value::Array(both)).await;
+    let r = get(rt.api_addr, tls.clone(), "/v1/services/by-cluster-ip/10.96.9.10/9898").await;
+    assert_eq!(r.json(), serde_json::json!({"namespace": "podinfo", "name": "podinfo-federated", "port": 9898}));
+
+    std::fs::write(&links_file, serde_json::to_vec(&links(&[])).unwrap()).unwrap();
+    until_endpoints(rt.api_addr, tls.clone(), path, east_pods.clone()).await;
+    std::fs::write(&links_file, b"{\"links\": [], \"federated\": [{}]}").unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = get(rt.api_addr, tls.clone(), path).await;
+    assert_eq!(r.json()["endpoints"], east_pods, "an invalid links file keeps the links in force");
+    rt.shutdown.cancel();
+    rt.stopped().await;
+}

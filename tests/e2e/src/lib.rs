@@ -3,11 +3,15 @@
 //! together. They live in a crate of their own so that neither production
 //! crate depends on the other, not even for tests.
 //!
-//! The library only finds the binaries the tests spawn. Cargo hands an
+//! The library finds the binaries the tests spawn. Cargo hands an
 //! integration test the paths of its own package's binaries only
 //! (`CARGO_BIN_EXE_*`), and `mesh-proxy` and `mesh-echo` are other
 //! packages', so [`binary`] builds them with the same cargo, profile and
 //! target directory the test was built with, once per test process.
+//! [`echo`] starts mesh-echo as a workload's app, the same way for every
+//! test that runs one.
+
+pub mod echo;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

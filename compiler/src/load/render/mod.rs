@@ -6,7 +6,7 @@
 //! a `render-failed` finding with the tool's message, at the file.
 
 mod helm;
-mod helm_values;
+pub(crate) mod helm_values;
 mod kustomize;
 mod origin;
 mod patches;

@@ -14,7 +14,7 @@
 
 use super::durations::{parse_go, parse_linkerd};
 use super::routes::ServiceIndex;
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::model::egress_admission::is_egress_parent;
 use crate::model::route::{BackendRef, ParentRef, RouteFilter};
 use crate::model::{Resource, Spec};
@@ -152,7 +152,11 @@ fn accepted_parent<'n>(
              and shapes no egress",
             p.name
         );
-        findings.push(not_accepted(Code::UnresolvedReference, why));
+        findings.push(not_accepted(Code::UnresolvedReference, why).referent(Referent::object(
+            "EgressNetwork",
+            &ns,
+            &p.name,
+        )));
         return None;
     };
     if ns != r.namespace() {
@@ -264,6 +268,10 @@ pub(super) struct BackendParts<'a> {
     pub port: Option<i64>,
 }
 
+/// Why a backendRef points nowhere: the field at fault, the reason, and the
+/// object it names when that object does not exist.
+pub(super) type Unresolved = (&'static str, String, Option<Referent>);
+
 impl<'a> BackendParts<'a> {
     fn of_http(b: &'a BackendRef) -> Self {
         BackendParts {
@@ -368,11 +376,12 @@ impl Ctx<'_> {
         for (j, b) in refs.iter().enumerate() {
             let weight = b.weight.map_or(1, |w| u32::try_from(w).unwrap_or(0));
             let parts = BackendParts::of_http(b);
-            let target = self.target(&parts).unwrap_or_else(|(field, reason)| {
+            let target = self.target(&parts).unwrap_or_else(|(field, reason, missing)| {
                 let at = self.r.span_at(&["spec", "rules", &k.to_string(), "backendRefs", &j.to_string(), field]);
                 let msg =
                     format!("{} rule {k} backend {}: {reason}; requests routed to it fail with 500", self.r.id, b.name);
-                findings.push(Finding::new(Code::BackendUnresolved, at, msg).resource(self.r.id.clone()));
+                findings
+                    .push(Finding::new(Code::BackendUnresolved, at, msg).resource(self.r.id.clone()).referent(missing));
                 EgressTarget::Invalid { reason }
             });
             out.push(EgressBackend { target, weight });
@@ -380,29 +389,33 @@ impl Ctx<'_> {
         out
     }
 
-    pub(super) fn target(&self, b: &BackendParts<'_>) -> Result<EgressTarget, (&'static str, String)> {
+    /// The backend's target, or the field to point at, why, and the object
+    /// named when it does not exist.
+    pub(super) fn target(&self, b: &BackendParts<'_>) -> Result<EgressTarget, Unresolved> {
         let ns = b.namespace.map_or_else(|| self.r.namespace().to_owned(), str::to_owned);
         let group = b.group.unwrap_or("");
         let kind = b.kind.unwrap_or("Service");
         if kind.eq_ignore_ascii_case("EgressNetwork") && group.eq_ignore_ascii_case("policy.linkerd.io") {
             if self.nets.get(&ns, b.name).is_none() {
-                return Err(("name", format!("EgressNetwork {ns}/{} does not exist", b.name)));
+                let missing = Referent::object("EgressNetwork", &ns, b.name);
+                return Err(("name", format!("EgressNetwork {ns}/{} does not exist", b.name), Some(missing)));
             }
             if ns != self.parent.namespace || b.name != self.parent.name.as_str() {
                 let why = "an EgressNetwork backend must be the route's own EgressNetwork parent";
-                return Err(("name", why.to_owned()));
+                return Err(("name", why.to_owned(), None));
             }
             return Ok(EgressTarget::Original);
         }
         if !(kind == "Service" && matches!(group, "" | "core")) {
-            return Err(("kind", format!("kind {kind} is not a Service or EgressNetwork")));
+            return Err(("kind", format!("kind {kind} is not a Service or EgressNetwork"), None));
         }
         if !self.services.contains_key(&(ns.clone(), b.name.to_owned())) {
-            return Err(("name", format!("Service {ns}/{} does not exist", b.name)));
+            let missing = Referent::object("Service", &ns, b.name);
+            return Err(("name", format!("Service {ns}/{} does not exist", b.name), Some(missing)));
         }
         match b.port.and_then(|p| u16::try_from(p).ok()) {
             Some(port) => Ok(EgressTarget::Service { namespace: ns, name: b.name.to_owned(), port }),
-            None => Err(("name", "it has no port (required)".to_owned())),
+            None => Err(("name", "it has no port (required)".to_owned(), None)),
         }
     }
 }

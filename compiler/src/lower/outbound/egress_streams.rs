@@ -38,10 +38,10 @@ impl Ctx<'_> {
             namespace: b.namespace.as_deref(),
             port: b.port,
         };
-        let target = self.target(&parts).unwrap_or_else(|(field, reason)| {
+        let target = self.target(&parts).unwrap_or_else(|(field, reason, missing)| {
             let at = self.r.span_at(&["spec", "rules", "0", "backendRefs", &j.to_string(), field]);
             let msg = format!("{} backend {}: {reason}; connections routed to it are closed", self.r.id, b.name);
-            findings.push(Finding::new(Code::BackendUnresolved, at, msg).resource(self.r.id.clone()));
+            findings.push(Finding::new(Code::BackendUnresolved, at, msg).resource(self.r.id.clone()).referent(missing));
             EgressTarget::Invalid { reason }
         });
         EgressBackend { target, weight }

@@ -17,6 +17,7 @@ mod stream_routes;
 mod traffic_split;
 
 pub use scope::complete;
+pub use services::port_protocol;
 
 use crate::findings::{Code, Finding};
 use crate::model::Spec;

@@ -5,7 +5,7 @@
 use super::annotations::{self, Problems};
 use super::durations::{parse_go, parse_linkerd};
 use super::services::{ServiceBase, report};
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::model::route::{BackendRef, HttpRouteRule, ParentRef, RouteFilter};
 use crate::model::{Resource, Spec};
 use crate::resolve::routes::{convert_filter, convert_grpc_match, convert_http_match, hostnames, meta};
@@ -173,7 +173,8 @@ fn report_missing_parents(r: &Resource, services: &ServiceIndex, findings: &mut 
                 r.id, p.name
             );
             let at = r.span_at(&["spec", "parentRefs", &i.to_string(), "name"]);
-            findings.push(Finding::new(Code::UnresolvedReference, at, msg).resource(r.id.clone()));
+            let f = Finding::new(Code::UnresolvedReference, at, msg).resource(r.id.clone());
+            findings.push(f.referent(Referent::object("Service", &ns, &p.name)));
         }
     }
 }
@@ -338,22 +339,28 @@ impl Ctx<'_> {
                 |field: &str| self.r.span_at(&["spec", "rules", &k.to_string(), "backendRefs", &j.to_string(), field]);
             let weight = b.weight.map_or(1, |w| u32::try_from(w).unwrap_or(0));
             let bns = b.namespace.clone().unwrap_or_else(|| ns.to_owned());
+            // An error: where, why, and the Service named when it does not exist.
             let target = if !is_service_ref(b.group.as_deref(), b.kind.as_deref()) {
-                Err((at("kind"), format!("kind {} is not a Service", b.kind.as_deref().unwrap_or("?"))))
+                Err((at("kind"), format!("kind {} is not a Service", b.kind.as_deref().unwrap_or("?")), None))
             } else if let Some(f) = b.filters.first() {
                 let ty = f.get("type").and_then(|t| t.as_str()).unwrap_or("?");
-                Err((at("filters"), format!("backend filter {ty} is not supported")))
+                Err((at("filters"), format!("backend filter {ty} is not supported"), None))
             } else {
                 match (self.services.get(&(bns.clone(), b.name.clone())), b.port.and_then(|p| u16::try_from(p).ok())) {
-                    (None, _) => Err((at("name"), format!("Service {bns}/{} does not exist", b.name))),
-                    (Some(_), None) => Err((at("name"), "it has no port (required)".to_owned())),
+                    (None, _) => {
+                        let missing = Referent::object("Service", &bns, &b.name);
+                        Err((at("name"), format!("Service {bns}/{} does not exist", b.name), Some(missing)))
+                    }
+                    (Some(_), None) => Err((at("name"), "it has no port (required)".to_owned(), None)),
                     (Some(_), Some(port)) => Ok(BackendTarget::Service { namespace: bns, name: b.name.clone(), port }),
                 }
             };
-            let target = target.unwrap_or_else(|(span, reason)| {
+            let target = target.unwrap_or_else(|(span, reason, missing)| {
                 let msg =
                     format!("{} rule {k} backend {}: {reason}; requests routed to it fail with 500", self.r.id, b.name);
-                findings.push(Finding::new(Code::BackendUnresolved, span, msg).resource(self.r.id.clone()));
+                findings.push(
+                    Finding::new(Code::BackendUnresolved, span, msg).resource(self.r.id.clone()).referent(missing),
+                );
                 BackendTarget::Invalid { reason }
             });
             out.push(Backend { target, weight, filters: Vec::new() });

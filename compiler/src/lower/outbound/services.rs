@@ -73,6 +73,13 @@ pub fn service_base(r: &Resource, spec: &ServiceSpec, settings: &Settings, findi
     ServiceBase { svc, invalid_parent, has_annotation_policy }
 }
 
+/// The protocol a client proxy gives port `port` of Service `r` (as
+/// [`service_base`] lowers it); `None` for a port the Service does not declare.
+pub fn port_protocol(r: &Resource, spec: &ServiceSpec, settings: &Settings, port: u16) -> Option<OutboundProtocol> {
+    let base = service_base(r, spec, settings, &mut Vec::new());
+    base.svc.ports.iter().find(|p| p.port == port).map(|p| p.protocol)
+}
+
 /// `appProtocol` wins over opaque ports: `http` and `kubernetes.io/h2c` are
 /// HTTP, any other value is opaque; without one, opaque ports are opaque
 /// and the rest detect.

@@ -9,7 +9,7 @@
 
 use super::routes::ServiceIndex;
 use super::services::ServiceBase;
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::model::Resource;
 use crate::model::route::ParentRef;
 use crate::model::stream_route::{StreamBackendRef, StreamRoute};
@@ -136,7 +136,8 @@ fn accepted_parents(
                 "{} parentRef names Service {ns}/{name}, which does not exist; the route is not accepted (NoMatchingParent) and routes nothing",
                 r.id
             );
-            findings.push(Finding::new(Code::UnresolvedReference, at("name"), msg).resource(r.id.clone()));
+            let f = Finding::new(Code::UnresolvedReference, at("name"), msg).resource(r.id.clone());
+            findings.push(f.referent(Referent::object("Service", &ns, &name)));
             continue;
         };
         if let Some(why) = ctx.bases[si].invalid_parent {
@@ -195,22 +196,26 @@ fn backend(ctx: &Ctx<'_>, r: &Resource, j: usize, b: &StreamBackendRef, findings
     let ns = b.namespace.clone().unwrap_or_else(|| r.namespace().to_owned());
     let group = b.group.as_deref().unwrap_or("");
     let kind = b.kind.as_deref().unwrap_or("Service");
+    // An error: where, why, and the Service named when it does not exist.
     let target = match (group, kind) {
         ("" | "core", "Service") => match b.port.and_then(|p| u16::try_from(p).ok()) {
-            None => Err((at("name"), format!("backend Service {} has no port", b.name))),
+            None => Err((at("name"), format!("backend Service {} has no port", b.name), None)),
             Some(_) if !ctx.services.contains_key(&(ns.clone(), b.name.clone())) => {
-                Err((at("name"), format!("Service {ns}/{} does not exist (BackendNotFound)", b.name)))
+                let missing = Referent::object("Service", &ns, &b.name);
+                Err((at("name"), format!("Service {ns}/{} does not exist (BackendNotFound)", b.name), Some(missing)))
             }
             Some(port) => Ok(BackendTarget::Service { namespace: ns, name: b.name.clone(), port }),
         },
         ("policy.linkerd.io", "EgressNetwork") => {
-            Err((at("kind"), "EgressNetwork backends attach to EgressNetwork parents only".to_owned()))
+            Err((at("kind"), "EgressNetwork backends attach to EgressNetwork parents only".to_owned(), None))
         }
-        (g, k) => Err((at("kind"), format!("unsupported backend type {} {k}", if g.is_empty() { "core" } else { g }))),
+        (g, k) => {
+            Err((at("kind"), format!("unsupported backend type {} {k}", if g.is_empty() { "core" } else { g }), None))
+        }
     };
-    let target = target.unwrap_or_else(|(span, reason)| {
+    let target = target.unwrap_or_else(|(span, reason, missing)| {
         let msg = format!("{} backend {}: {reason}; connections routed to it are closed", r.id, b.name);
-        findings.push(Finding::new(Code::BackendUnresolved, span, msg).resource(r.id.clone()));
+        findings.push(Finding::new(Code::BackendUnresolved, span, msg).resource(r.id.clone()).referent(missing));
         BackendTarget::Invalid { reason }
     });
     Backend { target, weight, filters: Vec::new() }

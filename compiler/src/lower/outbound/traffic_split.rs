@@ -10,7 +10,7 @@
 
 use super::Policy;
 use super::profile::Lowered;
-use crate::findings::{Code, Finding};
+use crate::findings::{Code, Finding, Referent};
 use crate::model::traffic_split::{TrafficSplitSpec, decimilli};
 use crate::model::{Resource, Spec};
 use crate::resolve::Resolved;
@@ -38,7 +38,8 @@ pub fn apply(r: &Resolved, p: &mut Policy, findings: &mut Vec<Finding>) {
                 spec.service,
                 fqdn(&spec.service, res.namespace(), &r.settings.cluster_domain)
             );
-            report(findings, Code::TrafficSplitUnresolved, res, &["spec", "service"], msg);
+            let missing = Referent::object("Service", res.namespace(), &spec.service);
+            report_missing(findings, res, &["spec", "service"], msg, missing);
             continue;
         };
         check_backends(p, res, spec, si, findings);
@@ -72,6 +73,12 @@ fn report(findings: &mut Vec<Finding>, code: Code, res: &Resource, path: &[&str]
     findings.push(Finding::new(code, res.span_at(path), msg).resource(res.id.clone()));
 }
 
+/// A Service the split names that does not exist.
+fn report_missing(findings: &mut Vec<Finding>, res: &Resource, path: &[&str], msg: String, missing: Referent) {
+    let f = Finding::new(Code::TrafficSplitUnresolved, res.span_at(path), msg).resource(res.id.clone());
+    findings.push(f.referent(missing));
+}
+
 /// Backends that take traffic must exist and declare every port of the
 /// apex: the adaptor writes the authority without a port, and the
 /// destination controller adds the port the client called (`toDstOverrides`).
@@ -89,7 +96,8 @@ fn check_backends(p: &Policy, res: &Resource, spec: &TrafficSplitSpec, apex: usi
                  repository: the client's proxy finds no endpoints for it and fails those requests",
                 res.id, apex_svc.name, b.service
             );
-            report(findings, Code::TrafficSplitUnresolved, res, &path, msg);
+            let missing = Referent::object("Service", ns, &b.service);
+            report_missing(findings, res, &path, msg, missing);
             continue;
         };
         let backend = &p.bases[bi].svc;

@@ -31,7 +31,7 @@ pub fn dot(
     scope: &[usize],
     egress: &[EgressRow],
 ) -> io::Result<()> {
-    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    let part = Part::one_cluster(o, classes, scope, egress);
     graph(out, &[part], &[], Syntax::Dot)
 }
 
@@ -42,7 +42,7 @@ pub fn mermaid(
     scope: &[usize],
     egress: &[EgressRow],
 ) -> io::Result<()> {
-    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    let part = Part::one_cluster(o, classes, scope, egress);
     graph(out, &[part], &[], Syntax::Mermaid)
 }
 

@@ -6,12 +6,14 @@
 //! DOT and Mermaid draw one line per edge, as a reader wants them.
 
 pub use super::matrix_graph::{dot, graph_parts, mermaid};
+pub use super::matrix_rows::{Edge, Row, edges, rows};
 use super::{html, matrix_egress_out};
 use crate::pipeline::Outcome;
 use crate::query::classes::Classes;
-use crate::query::matrix::{PortSets, for_each_port};
+use crate::query::matrix::for_each_port;
 use crate::query::matrix_egress::EgressRow;
 use crate::query::reach::workload_label;
+use fixedbitset::FixedBitSet;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -30,7 +32,17 @@ pub struct Part<'a> {
     pub offset: usize,
 }
 
-impl Part<'_> {
+impl<'a> Part<'a> {
+    /// The only part of a one-cluster repository: no cluster prefix, no offset.
+    pub fn one_cluster(
+        outcome: &'a Outcome,
+        classes: &'a Classes<'a>,
+        scope: &'a [usize],
+        egress: &'a [EgressRow],
+    ) -> Self {
+        Part { cluster: None, outcome, classes, scope, egress, offset: 0 }
+    }
+
     /// The workload's label, with the cluster prefix in a multicluster repository.
     pub fn workload(&self, wi: usize) -> String {
         let label = workload_label(self.outcome, wi);
@@ -69,66 +81,6 @@ pub struct AcrossRow {
     pub mode: &'static str,
 }
 
-/// One allowed edge; `client: None` is every class.
-pub struct Edge<'p> {
-    pub client: Option<usize>,
-    /// Not allowed on every route: `routes` lists those it may use.
-    pub partial: bool,
-    pub routes: Vec<&'p str>,
-    /// Where a route allows the class only if its pods are in the right
-    /// part of the pod CIDR: the condition.
-    pub condition: Option<String>,
-    /// `allow` (every route), `partial` (some routes for sure), or
-    /// `depends` (no route for sure, some depending on the pod CIDR).
-    pub verdict: &'static str,
-}
-
-/// The edges of one port: one `*` edge when every class gets in
-/// everywhere, else one per class allowed (or maybe allowed) somewhere.
-/// The pod's own localhost traffic, which every proxy allows, is not an edge.
-pub fn edges<'p>(ps: &'p PortSets, classes: &Classes) -> Vec<Edge<'p>> {
-    if !classes.is_empty() && ps.every.count_ones(..) == classes.len() {
-        return vec![Edge { client: None, partial: false, routes: Vec::new(), condition: None, verdict: "allow" }];
-    }
-    ps.any
-        .ones()
-        .filter(|&c| !classes.is_localhost(c))
-        .map(|c| {
-            let routes = ps.routes_of(c);
-            let partial = routes.len() < ps.entries.len();
-            let sure = ps.entries.iter().any(|(_, set)| set.contains(c));
-            let verdict = match (ps.every.contains(c), sure) {
-                (true, _) => "allow",
-                (false, true) => "partial",
-                (false, false) => "depends",
-            };
-            let condition = edge_condition(ps, classes, c);
-            let routes = if partial || condition.is_some() && verdict == "partial" { routes } else { Vec::new() };
-            Edge { client: Some(c), partial, routes, condition, verdict }
-        })
-        .collect()
-}
-
-/// The condition of class `c` on the port: alone when every route it may
-/// use depends alike, else each prefixed with its route (the others are
-/// allowed for sure).
-fn edge_condition(ps: &PortSets, classes: &Classes, c: usize) -> Option<String> {
-    if !ps.depends_on_place(c) {
-        return None;
-    }
-    let mut found: Vec<(&str, String)> = Vec::new();
-    for (i, (name, _)) in ps.entries.iter().enumerate() {
-        if let Some(cond) = ps.condition(classes, i, c) {
-            found.push((name, cond));
-        }
-    }
-    let first = found.first().map(|(_, c)| c.clone())?;
-    if found.len() == ps.routes_of(c).len() && found.iter().all(|(_, c)| *c == first) {
-        return Some(first);
-    }
-    Some(found.iter().map(|(n, c)| format!("{n}: {c}")).collect::<Vec<_>>().join("; "))
-}
-
 #[derive(Default, Serialize)]
 pub struct Summary {
     pub classes: usize,
@@ -150,10 +102,12 @@ pub struct Summary {
 mod tests {
     #[test]
     fn a_set_writes_runs_of_three_or_more_as_ranges() {
-        assert_eq!(super::set_json(&[]), "[]");
-        assert_eq!(super::set_json(&[4]), "[4]");
-        assert_eq!(super::set_json(&[0, 1, 5]), "[0,1,5]");
-        assert_eq!(super::set_json(&[0, 2, 3, 4, 9, 10, 11, 12, 20]), "[0,[2,4],[9,12],20]");
+        assert_eq!(super::set_json([0; 0]), "[]");
+        assert_eq!(super::set_json([4]), "[4]");
+        assert_eq!(super::set_json([0, 1, 5]), "[0,1,5]");
+        assert_eq!(super::set_json([0, 2, 3, 4, 9, 10, 11, 12, 20]), "[0,[2,4],[9,12],20]");
+        // Not ascending, or repeated (never written so): each id as it comes.
+        assert_eq!(super::set_json([5, 4, 4, 5, 6, 7]), "[5,4,[4,7]]");
     }
 }
 
@@ -173,36 +127,6 @@ fn io_err(e: serde_json::Error) -> io::Error {
     io::Error::other(e)
 }
 
-/// A port's edges that say the same thing but for the client, with the
-/// classes in the order their edges came (ascending); `clients: None` is
-/// the `*` edge.
-pub struct Row<'p> {
-    pub clients: Option<Vec<usize>>,
-    pub edge: Edge<'p>,
-}
-
-/// [`edges`] grouped by (verdict, routes, condition): the rows of one port.
-pub fn rows<'p>(ps: &'p PortSets, classes: &Classes) -> Vec<Row<'p>> {
-    let mut out: Vec<Row<'p>> = Vec::new();
-    for e in edges(ps, classes) {
-        let Some(c) = e.client else {
-            out.push(Row { clients: None, edge: e });
-            continue;
-        };
-        let alike = |r: &&mut Row| {
-            r.clients.is_some()
-                && r.edge.verdict == e.verdict
-                && r.edge.routes == e.routes
-                && r.edge.condition == e.condition
-        };
-        match out.iter_mut().find(alike) {
-            Some(row) => row.clients.get_or_insert_with(Vec::new).push(c),
-            None => out.push(Row { clients: Some(vec![c]), edge: e }),
-        }
-    }
-    out
-}
-
 /// Client sets numbered in the order first named, so that a set of classes
 /// many ports admit alike (a namespace's members, every authenticated
 /// client) is written once. Keyed by the written form, which is short:
@@ -214,7 +138,7 @@ struct ClientSets {
 }
 
 impl ClientSets {
-    fn id(&mut self, clients: &[usize]) -> usize {
+    fn id(&mut self, clients: impl IntoIterator<Item = usize>) -> usize {
         let text = set_json(clients);
         let next = self.sets.len();
         *self.ids.entry(text).or_insert_with_key(|text| {
@@ -226,27 +150,36 @@ impl ClientSets {
 
 /// Ascending class ids as JSON: a run of three or more consecutive ids is
 /// `[first,last]`, any other id is itself (`[0,[2,19],25]`).
-fn set_json(ids: &[usize]) -> String {
+fn set_json(ids: impl IntoIterator<Item = usize>) -> String {
     let mut out = String::from("[");
-    let mut i = 0;
-    while i < ids.len() {
-        let mut j = i;
-        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
-            j += 1;
+    let mut run: Option<(usize, usize)> = None;
+    for id in ids {
+        match &mut run {
+            Some((_, last)) if last.checked_add(1) == Some(id) => *last = id,
+            _ => {
+                if let Some(done) = run.replace((id, id)) {
+                    write_run(&mut out, done);
+                }
+            }
         }
-        if i > 0 {
-            out.push(',');
-        }
-        if j - i >= 2 {
-            let _ = write!(out, "[{},{}]", ids[i], ids[j]);
-            i = j + 1;
-        } else {
-            let _ = write!(out, "{}", ids[i]);
-            i += 1;
-        }
+    }
+    if let Some(done) = run {
+        write_run(&mut out, done);
     }
     out.push(']');
     out
+}
+
+/// One run of consecutive ids, after a comma unless it is the first.
+fn write_run(out: &mut String, (first, last): (usize, usize)) {
+    if out.len() > 1 {
+        out.push(',');
+    }
+    let _ = match last - first {
+        0 => write!(out, "{first}"),
+        1 => write!(out, "{first},{last}"),
+        _ => write!(out, "[{first},{last}]"),
+    };
 }
 
 /// The matrix JSON (documented in docs/queries.md), written as it is
@@ -260,7 +193,7 @@ pub fn json(
     egress: &[EgressRow],
     escape: &dyn Fn(String) -> String,
 ) -> io::Result<Summary> {
-    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    let part = Part::one_cluster(o, classes, scope, egress);
     json_parts(out, &[part], &[], escape)
 }
 
@@ -323,8 +256,9 @@ pub fn json_parts(
             for Row { clients, edge: e } in rows(&ps, part.classes) {
                 let sep = if summary.rows == 0 { "\n" } else { ",\n" };
                 summary.rows += 1;
-                summary.edges += clients.as_ref().map_or(1, Vec::len);
-                let clients = clients.map_or_else(|| "\"*\"".to_owned(), |c| sets.id(&part.shifted(&c)).to_string());
+                summary.edges += clients.as_ref().map_or(1, |c| c.count_ones(..));
+                let shifted = |c: FixedBitSet| sets.id(c.ones().map(|c| c + part.offset)).to_string();
+                let clients = clients.map_or_else(|| "\"*\"".to_owned(), shifted);
                 let _ = write!(buf, "{sep}{{\"clients\":{clients},\"target\":{target},\"verdict\":\"{}\"", e.verdict);
                 if let Some(condition) = &e.condition {
                     let _ = write!(buf, ",\"condition\":{}", serde_json::to_string(condition).map_err(io_err)?);
@@ -343,7 +277,7 @@ pub fn json_parts(
         summary.rows += 1;
         summary.edges += r.clients.len();
         let mut row = serde_json::json!({
-            "clients": sets.id(&r.clients),
+            "clients": sets.id(r.clients.iter().copied()),
             "target": {"workload": r.workload, "port": r.port, "cluster": r.target_cluster},
             "verdict": r.verdict,
             "via": r.via,
@@ -359,7 +293,7 @@ pub fn json_parts(
         .iter()
         .flat_map(|p| p.egress.iter().map(|r| EgressRow { clients: p.shifted(&r.clients), ..r.clone() }))
         .collect();
-    put(out, matrix_egress_out::json(&egress, &mut |c| sets.id(c))?)?;
+    put(out, matrix_egress_out::json(&egress, &mut |c| sets.id(c.iter().copied()))?)?;
     summary.egress_edges = egress.iter().map(|r| r.clients.len()).sum();
     summary.client_sets = sets.sets.len();
     put(out, ",\n\"clientSets\":[".to_owned())?;
@@ -397,7 +331,7 @@ pub fn html(
     egress: &[EgressRow],
     title: &str,
 ) -> io::Result<()> {
-    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    let part = Part::one_cluster(o, classes, scope, egress);
     html_parts(out, &[part], &[], title)
 }
 
@@ -420,7 +354,7 @@ pub fn table(
     scope: &[usize],
     egress: &[EgressRow],
 ) -> io::Result<()> {
-    let part = Part { cluster: None, outcome: o, classes, scope, egress, offset: 0 };
+    let part = Part::one_cluster(o, classes, scope, egress);
     table_parts(out, &[part], &[])
 }
 

@@ -208,7 +208,7 @@ fn judge_one(o: &Outcome, ask: &Asker, b: &BackendRef, weight: u32, req: Option<
 /// The verdict a connection gets: the connection-level decision (an opaque
 /// or TLS Server, or non-HTTP traffic on a detect port), or the bypass of a
 /// workload without a proxy. `None` when the Server declares HTTP.
-fn connection_verdict(verdicts: Vec<reach::VerdictView>) -> Option<reach::VerdictView> {
+pub fn connection_verdict(verdicts: Vec<reach::VerdictView>) -> Option<reach::VerdictView> {
     use crate::query::evaluate::Unit;
     verdicts.into_iter().find(|v| matches!(v.unit, Unit::Connection | Unit::Bypass))
 }

@@ -115,7 +115,7 @@ async fn setup() -> (Arc<Outbound>, Hosts) {
     let (tx, rx) = state::channel();
     tx.send_replace(Some(Arc::new(Loaded { config, generation: 1, digest: String::new(), key_id: String::new() })));
     std::mem::forget(tx);
-    let dialer = Dialer { pod_ip: None, tls: Arc::new(|| unreachable!("plaintext endpoints only")) };
+    let dialer = Dialer { pod_ips: Arc::new([]), tls: Arc::new(|| unreachable!("plaintext endpoints only")) };
     let ob = Outbound {
         detect_timeout: Duration::from_millis(300),
         ..Outbound::new(rx, Arc::new(Mirror(mirror)), Arc::new(Metrics::new()), "cluster.local".into(), dialer)

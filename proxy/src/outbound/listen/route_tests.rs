@@ -93,7 +93,7 @@ async fn proxy(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
     tx.send_replace(Some(Arc::new(Loaded { config, generation: 1, digest: String::new(), key_id: String::new() })));
     std::mem::forget(tx);
     let discovery = Services(HashMap::from([("web-a".to_owned(), a), ("web-b".to_owned(), b)]));
-    let dialer = Dialer { pod_ip: None, tls: Arc::new(|| unreachable!("plaintext endpoints only")) };
+    let dialer = Dialer { pod_ips: Arc::new([]), tls: Arc::new(|| unreachable!("plaintext endpoints only")) };
     let ob = Outbound {
         detect_timeout: Duration::from_millis(300),
         ..Outbound::new(rx, Arc::new(discovery), Arc::new(Metrics::new()), "cluster.local".into(), dialer)

@@ -322,18 +322,22 @@ mod multicluster;
 /// west), each with its own mesh-runtime and one trust anchor: every
 /// cross-cluster call's status is what `meshc reach` proves across the
 /// clusters, through west's gateway and pod-to-pod, including the policy
-/// that admits web's identity and so refuses the gateway's.
+/// that admits web's identity and so refuses the gateway's; opaque TCP
+/// crosses the gateway too, and a federated Service is served from both
+/// clusters' members.
 #[test]
 fn emojivoto_multicluster_statuses_match_meshc_reach() {
     netns::run("emojivoto_multicluster_statuses_match_meshc_reach", || {
         use multicluster::Scenario;
         let expected: [(Scenario, &[(&str, usize)]); 3] = [
-            // web and vote-bot both arrive as the gateway, which west admits; a client without a proxy has no identity for the gateway.
-            (Scenario::Gateway, &[("allow", 4), ("deny", 1)]),
-            // West admits web, but through the gateway web arrives as the gateway.
-            (Scenario::GatewayWithClientPolicy, &[("deny", 5)]),
-            // Pod-to-pod web's own identity arrives: web is admitted, vote-bot is not.
-            (Scenario::PodToPod, &[("allow", 2), ("deny", 2)]),
+            // web and vote-bot both arrive as the gateway, which west admits (gRPC and opaque TCP alike);
+            // a client without a proxy has no identity for the gateway.
+            (Scenario::Gateway, &[("allow", 6), ("deny", 1)]),
+            // West admits web, but through the gateway web arrives as the gateway (opaque too).
+            (Scenario::GatewayWithClientPolicy, &[("deny", 7)]),
+            // Pod-to-pod web's own identity arrives: web is admitted, vote-bot is not, on the mirrors
+            // (gRPC and opaque) and on either member of the federated emoji-svc.
+            (Scenario::PodToPod, &[("allow", 4), ("deny", 4)]),
         ];
         for (scenario, want) in expected {
             let clusters = multicluster::start(scenario);

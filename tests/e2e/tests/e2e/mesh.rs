@@ -2,14 +2,12 @@
 //! one mesh-proxy per meshed workload, each with its own certificate.
 
 use mesh_common::identity::pki::{TestPki, Validity, write_identity_dir};
-use mesh_proxy_api::config::Protocol;
 use mesh_proxy_api::envelope::{SigningKey, verifying_key_to_pem};
-use mesh_proxy_api::{PortPolicy, ProxyConfig, WorkloadRef};
+use mesh_proxy_api::{ProxyConfig, WorkloadRef};
 use meshc::emit::{self, BuildInfo, write};
 use meshc::load::Input;
 use meshc::pipeline::{self, Options, Outcome};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -260,23 +258,8 @@ impl Mesh {
     }
 
     fn spawn_echo(&mut self, name: &str, app: IpAddr, ports: &[u16], config: &ProxyConfig, extra: &[String]) {
-        let mut args: Vec<String> = vec!["--name".into(), name.into()];
-        for &p in ports {
-            let opaque = matches!(config.inbound.lookup(p), PortPolicy::Server(s) if matches!(s.protocol, Protocol::Opaque | Protocol::Tls));
-            args.extend([if opaque { "--tcp" } else { "--listen" }.into(), SocketAddr::new(app, p).to_string()]);
-        }
-        args.extend(extra.iter().cloned());
-        let mut child = Command::new(mesh_e2e::binary("mesh-echo"))
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("mesh-echo starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for _ in ports {
-            let line = lines.next().expect("mesh-echo reports its listeners").unwrap();
-            assert!(line.starts_with("listening"), "mesh-echo: {line}");
-        }
+        let addrs: Vec<SocketAddr> = ports.iter().map(|&p| SocketAddr::new(app, p)).collect();
+        let child = mesh_e2e::echo::spawn(mesh_e2e::echo::command(), name, config, &addrs, extra);
         self.children.push((format!("echo-{name}"), child));
     }
 

@@ -3,8 +3,12 @@
 //! runtime mirrors (`emoji-svc-west`, `voting-svc-west`), through west's
 //! gateway or straight to west's pods. Every status on the wire is what
 //! `meshc reach` proves for the same call across the clusters (each hop:
-//! client proxy, gateway, target).
+//! client proxy, gateway, target). The same for opaque TCP to west's
+//! `relay-svc` (its port marked opaque: through the gateway with the
+//! transport header), and, pod to pod, for the federated `emoji-svc`
+//! (east's own emoji-east and west's emoji behind `emoji-svc-federated`).
 
+mod federated;
 mod two_clusters;
 
 use super::clients::{self, Observed, Req};
@@ -46,9 +50,30 @@ pub fn start(scenario: Scenario) -> TwoClusters {
             let admits_web = super::mesh::example("emojivoto-multicluster").join("pod-to-pod/west/policy.yaml");
             std::fs::copy(admits_web, repo.join("west/policy.yaml")).unwrap();
         }),
-        Scenario::PodToPod => two_clusters::repository("pod-to-pod", dir.path(), |_| {}),
+        Scenario::PodToPod => two_clusters::repository("pod-to-pod", dir.path(), federate_emoji),
     };
     two_clusters::start(dir, &repo)
+}
+
+/// Makes emoji-svc a federated Service: east's own member (emoji-east),
+/// west's emoji-svc labelled a member, and east's Link selecting members
+/// (what `link-gen` writes as `federatedServiceSelector`).
+fn federate_emoji(repo: &std::path::Path) {
+    let member = two_clusters::e2e_repo("multicluster-federated/east-emoji.yaml");
+    std::fs::copy(member, repo.join("east/emoji-east.yaml")).unwrap();
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = repo.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file}: no `{from}`");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    let exported =
+        "    mirror.linkerd.io/exported: remote-discovery\nspec:\n  selector:\n    app.kubernetes.io/name: emoji\n";
+    let member_too = exported.replacen("\nspec:", "\n    mirror.linkerd.io/federated: member\nspec:", 1);
+    edit("west/emojivoto.yaml", exported, &member_too);
+    let selector = "  remoteDiscoverySelector:\n";
+    let federated = "  federatedServiceSelector:\n    matchLabels:\n      mirror.linkerd.io/federated: member\n";
+    edit("east/link.yaml", selector, &format!("{federated}{selector}"));
 }
 
 /// Sends every call and returns how many of each verdict were compared;
@@ -78,8 +103,64 @@ pub async fn check(clusters: &TwoClusters, scenario: Scenario) -> BTreeMap<Strin
             wrong.push(format!("unmeshed → the gateway: {why}"));
         }
     }
+    until_runtime_has_endpoints(clusters, &format!("/v1/endpoints/emojivoto/{}/{}", OPAQUE.0, OPAQUE.1)).await;
+    for client in ["web", "vote-bot"] {
+        let predicted = predict_opaque(m, client, OPAQUE.0, OPAQUE.1);
+        let seen = call_opaque(clusters, client, OPAQUE.0, OPAQUE.1).await;
+        *tally.entry(predicted.verdict.as_str().to_owned()).or_insert(0) += 1;
+        if let Some(why) = disagreement(&predicted, &seen) {
+            wrong.push(format!("east/{client} → {}:{} (opaque TCP): {why}", OPAQUE.0, OPAQUE.1));
+        }
+    }
+    if matches!(scenario, Scenario::PodToPod) {
+        federated::check(clusters, m, &mut tally, &mut wrong).await;
+    }
     assert!(wrong.is_empty(), "{scenario:?}:\n{}\n{}", wrong.join("\n"), clusters.dump_logs());
     tally
+}
+
+/// The opaque call: west's relay-svc through its mirror, port 7000.
+const OPAQUE: (&str, u16) = ("relay-svc-west", 7000);
+
+/// `meshc reach` for an opaque connection (no request): the first hop that
+/// does not allow, else the target's one connection verdict.
+fn predict_opaque(m: &Clusters, client: &str, mirror: &str, port: u16) -> Predicted {
+    let east = m.find("east").expect("cluster east");
+    let src = &m.clusters[east].outcome;
+    let classes = Classes::derive(&src.resolved, &src.configs);
+    let view = reach::parse_client(src, &classes, &format!("deploy/emojivoto/{client}")).expect("a client meshc knows");
+    let path = cross::path_of_mirror(m, east, "emojivoto", mirror).expect("a mirrored Service");
+    let backends = cross::backends(m, &path, port);
+    let [backend] = backends.as_slice() else { panic!("{mirror}: one workload behind it, got {backends:?}") };
+    let app = m.clusters[path.target].outcome.resolved.workloads[backend.0].name.clone();
+    let call = cross::cross(m, &view, &path, port, *backend, None);
+    let verdict = match call.hops.iter().find_map(|h| h.verdict.filter(|v| *v != Verdict::Allow)) {
+        Some(v) => v,
+        None => call.target.as_ref().expect("every hop allows: the target decides").1.verdicts[0].verdict,
+    };
+    Predicted { verdict, status: None, app }
+}
+
+/// Waits, at most 10 s, until east's runtime serves endpoints at `path`:
+/// a TCP connection finding none is closed, which would look like a deny.
+async fn until_runtime_has_endpoints(clusters: &TwoClusters, path: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let doc = two_clusters::runtime_get(clusters, "east", path).await;
+        if doc.as_ref().is_ok_and(|d| d["endpoints"].as_array().is_some_and(|a| !a.is_empty())) {
+            return;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "{path}: {doc:?}\n{}", clusters.dump_logs());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The app's opaque connection through its proxy's `--outbound-tcp` listener for the mirror.
+async fn call_opaque(clusters: &TwoClusters, client: &str, mirror: &str, port: u16) -> Observed {
+    let pod = clusters.pod("east", client);
+    let name = format!("{mirror}.emojivoto");
+    let (_, listener) = pod.opaque.iter().find(|(k, _)| *k == (name.clone(), port)).expect("an opaque listener");
+    clients::tcp(pod.app, *listener, None).await
 }
 
 /// What `meshc reach` proves: the first hop that does not allow, else the target's verdict.
@@ -144,6 +225,7 @@ fn disagreement(p: &Predicted, seen: &Observed) -> Option<String> {
     let ok = match (p.verdict, p.status, seen) {
         (Verdict::Allow, _, Observed::Response { status: 200, grpc: Some(0), app: Some(name) }) => *name == p.app,
         (Verdict::Deny | Verdict::NoRoute, None, Observed::Closed(_)) => true,
+        (Verdict::Allow, None, Observed::Echoed(name)) => *name == p.app,
         (Verdict::Deny | Verdict::NoRoute, Some(code), Observed::Response { status: 200, grpc, app: None }) => {
             *grpc == Some(code)
         }

@@ -24,10 +24,9 @@ use meshc::query::reach;
 use meshc::query::svc::backends::Pods;
 use meshc::query::svc::{self, Overall, ServiceReach};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use topology::PodNet;
 
 /// The uid `mesh-proxy run` runs as, and `mesh-proxy init`'s default
@@ -151,24 +150,9 @@ fn spawn_app(build: &Build, pod: &Pod) -> Option<Child> {
     if ports.is_empty() {
         return None;
     }
-    let mut args: Vec<String> = vec!["--name".into(), pod.name.clone()];
-    for &p in &ports {
-        let opaque = matches!(config.inbound.lookup(p), PortPolicy::Server(s) if matches!(s.protocol, Protocol::Opaque | Protocol::Tls));
-        args.extend([if opaque { "--tcp" } else { "--listen" }.into(), format!("0.0.0.0:{p}")]);
-    }
-    let mut child = pod
-        .net
-        .command(&mesh_e2e::binary("mesh-echo"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("mesh-echo starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    for _ in &ports {
-        let line = lines.next().expect("mesh-echo reports its listeners").unwrap();
-        assert!(line.starts_with("listening"), "mesh-echo in {}: {line}", pod.name);
-    }
+    let addrs: Vec<SocketAddr> = ports.iter().map(|&p| SocketAddr::from((Ipv4Addr::UNSPECIFIED, p))).collect();
+    let command = pod.net.command(&mesh_e2e::binary("mesh-echo"));
+    let child = mesh_e2e::echo::spawn(command, &pod.name, config, &addrs, &[]);
     Some(child)
 }
 

@@ -2,23 +2,22 @@
 //! 10.20.0.0/16 (the podNetworks the example's meshc.yaml gives them),
 //! each cluster with its own mesh-runtime (file mode over its own signed
 //! build) and one trust anchor for both. East's runtime serves west's
-//! exported Services (`--links`, from the Link and what west exports,
-//! west's endpoints from west's runtime); west runs the gateway's proxy
-//! (`--gateway`) on the Link's gateway address.
+//! exported Services (`--links`: the links.json meshc signs into east's
+//! build, from the Link, what west exports and meshc.yaml's `runtime:` of
+//! west, whose runtime gives west's endpoints); west runs the gateway's
+//! proxy (`--gateway`) on the Link's gateway address.
 
 use super::super::mesh::{self, RuntimeThread};
 use mesh_common::identity::pki::TestPki;
-use mesh_proxy_api::config::Protocol;
+use mesh_proxy_api::ProxyConfig;
 use mesh_proxy_api::envelope::{SigningKey, verifying_key_to_pem};
-use mesh_proxy_api::{PortPolicy, ProxyConfig};
 use meshc::emit::{self, BuildInfo, write};
 use meshc::load::Input;
 use meshc::model::Spec;
 use meshc::model::meta::IntOrString;
 use meshc::multicluster::ClusterOutcome;
-use meshc::multicluster::link::Mode;
+use meshc::multicluster::links_file;
 use meshc::pipeline::{self, Options, Outcome};
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,11 +31,18 @@ pub struct Pod {
     pub name: String,
     /// Its proxy's `--outbound` HTTP listener (the app's way out).
     pub outbound: SocketAddr,
+    /// Its proxy's `--outbound-tcp` listeners, one per opaque mirror port
+    /// of its cluster: (`mirror.namespace`, port) → listener.
+    pub opaque: Vec<((String, u16), SocketAddr)>,
+    /// Its pod address (its endpoints' address).
+    pub ip: IpAddr,
     pub app: IpAddr,
 }
 
 pub struct TwoClusters {
     pub outcome: Outcome,
+    /// The clusters' one trust anchor and issuer, for a client of either runtime.
+    pub pki: TestPki,
     pub pods: Vec<Pod>,
     /// West's gateway, where the Link says it is.
     pub gateway: SocketAddr,
@@ -60,32 +66,29 @@ fn octet(cluster: &str) -> u8 {
     if cluster == "east" { 10 } else { 20 }
 }
 
-fn runtime_addr(cluster: &str) -> IpAddr {
+pub fn runtime_addr(cluster: &str) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, octet(cluster), 255, 1))
 }
 
 /// Copies `policies-examples/emojivoto-multicluster/<mode>` into `dir`,
-/// adds west's gateway (the chart's objects), and applies `edit` to the copy.
+/// adds west's gateway (the chart's objects) and west's opaque `relay-svc`
+/// (exported as the mode exports), and applies `edit` to the copy.
 pub fn repository(mode: &str, dir: &Path, edit: impl FnOnce(&Path)) -> PathBuf {
     let from = mesh::example("emojivoto-multicluster").join(mode);
     let repo = dir.join("repo");
-    copy_dir(&from, &repo);
-    let gateway = Path::new(env!("CARGO_MANIFEST_DIR")).join("repos/multicluster-gateway/linkerd-gateway.yaml");
-    std::fs::copy(gateway, repo.join("west/linkerd-gateway.yaml")).unwrap();
+    mesh_test_support::copy_tree(&from, &repo);
+    std::fs::copy(e2e_repo("multicluster-gateway/linkerd-gateway.yaml"), repo.join("west/linkerd-gateway.yaml"))
+        .unwrap();
+    let relay = std::fs::read_to_string(e2e_repo("multicluster-opaque/relay.yaml")).unwrap();
+    let export = if mode == "gateway" { "\"true\"" } else { "remote-discovery" };
+    std::fs::write(repo.join("west/relay.yaml"), relay.replace("EXPORT_LABEL", export)).unwrap();
     edit(&repo);
     repo
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
+/// A file of the end-to-end tests' own repositories (`tests/e2e/repos/`).
+pub fn e2e_repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("repos").join(path)
 }
 
 /// Compiles `repo` as `meshc check` does, then starts both clusters.
@@ -116,30 +119,32 @@ pub fn start(dir: tempfile::TempDir, repo: &Path) -> TwoClusters {
         let cdir = dir.path().join(&c.name);
         std::fs::create_dir_all(&cdir).unwrap();
         let info = BuildInfo { source_revision: "e2e".into(), sequence: 1, error_findings: 0 };
-        let built = emit::build_outcome(&c.outcome, &key, &info, &emit::ConfigOut::Keep).expect("builds");
+        let mut built = emit::build_outcome(&c.outcome, &key, &info, &emit::ConfigOut::Keep).expect("builds");
+        // The links file `meshc build` signs into the cluster's build, as the runtime reads it there.
+        let links = signed_links(m, c, &key);
+        if let Some(text) = &links {
+            built.files.push((links_file::FILE_NAME.to_owned(), text.clone()));
+        }
         write::write_dir(&cdir.join("dist"), &built).unwrap();
+        let links = links.map(|_| cdir.join("dist").join(links_file::FILE_NAME));
         let pods = place_pods(c);
         std::fs::write(cdir.join("endpoints.json"), endpoints(c, &pods).to_string()).unwrap();
-        let links = (c.name == "east").then(|| {
-            let path = cdir.join("links.json");
-            std::fs::write(&path, links_file(m, c, gateway).to_string()).unwrap();
-            path
-        });
         super::super::netns::add_address(runtime_addr(&c.name));
         let args = runtime_args(c, &cdir, &pubkey, &ca, links.as_deref(), &domain);
         runtimes.push(RuntimeThread::start(args));
         placed.push((c, cdir, pods));
     }
     for (c, cdir, pods) in placed {
+        let opaque = opaque_mirror_ports(m, c);
         for (wi, ip) in pods {
-            started.spawn(c, wi, ip, &cdir, &pki, &pubkey, &domain, gateway);
+            started.spawn(c, wi, ip, &cdir, &pki, &pubkey, &domain, (gateway, &opaque));
         }
     }
     for p in &started.pods {
         mesh::wait_ready(SocketAddr::new(p.app, 4191), &logs);
     }
     let Started { children, pods, .. } = started;
-    TwoClusters { outcome, pods, gateway, logs, children, _runtimes: runtimes, _dir: dir }
+    TwoClusters { outcome, pki, pods, gateway, logs, children, _runtimes: runtimes, _dir: dir }
 }
 
 /// The Link's `gatewayAddress` and `gatewayPort` (the only Link here).
@@ -193,38 +198,40 @@ fn endpoints(c: &ClusterOutcome, pods: &[(usize, IpAddr)]) -> serde_json::Value 
     serde_json::json!({ "services": services })
 }
 
-/// East's links file: what its Link says and which Services west exports
-/// through it (meshc's own reading of the Link), west's endpoints from
-/// west's runtime.
-fn links_file(m: &meshc::multicluster::Clusters, source: &ClusterOutcome, gateway: SocketAddr) -> serde_json::Value {
-    let mut links = Vec::new();
-    for (li, link) in m.links.links.iter().enumerate() {
-        if m.clusters[link.source_cluster].name != source.name {
+/// The cluster's links file as `meshc build` signs it: east's names west's
+/// gateway (the Link) and west's runtime (meshc.yaml's `runtime:` of west,
+/// which must be the runtime this test starts for west).
+fn signed_links(m: &meshc::multicluster::Clusters, c: &ClusterOutcome, key: &SigningKey) -> Option<String> {
+    let ci = m.find(&c.name).expect("a cluster of the repository");
+    let (text, notes) = links_file::signed(m, ci, key).expect("signs")?;
+    assert!(notes.is_empty(), "meshc leaves out of {}'s links file: {notes:?}", c.name);
+    let west = m.find("west").expect("cluster west");
+    let url = format!("https://{}", SocketAddr::new(runtime_addr("west"), 8443));
+    let expected = links_file::Remote::Runtime { url, identity: RUNTIME_IDENTITY.to_owned() };
+    assert_eq!(m.clusters[west].runtime.as_ref(), Some(&expected), "meshc.yaml's runtime: of west");
+    Some(text)
+}
+
+/// The source cluster's mirror ports that its proxies carry as opaque TCP
+/// (meshc's own reading of the mirror's protocol), as (`mirror.namespace`,
+/// port): each pod's proxy gets an `--outbound-tcp` listener on that port.
+fn opaque_mirror_ports(m: &meshc::multicluster::Clusters, source: &ClusterOutcome) -> Vec<(String, u16)> {
+    let o = &source.outcome;
+    let mut out = Vec::new();
+    for e in m.links.exports.iter().filter(|e| m.clusters[m.links.links[e.link].source_cluster].name == source.name) {
+        let Some(ri) = o.resolved.index.get(meshc::resolve::index::Kind::Service, &e.namespace, &e.mirror) else {
             continue;
+        };
+        let r = &o.resolved.resources[ri];
+        let Spec::Service(spec) = &r.spec else { continue };
+        for p in spec.ports.iter().filter_map(|p| u16::try_from(p.port).ok()) {
+            let protocol = meshc::lower::outbound::port_protocol(r, spec, &o.resolved.settings, p);
+            if protocol == Some(mesh_proxy_api::outbound::OutboundProtocol::Opaque) {
+                out.push((format!("{}.{}", e.mirror, e.namespace), p));
+            }
         }
-        let services: Vec<_> = m
-            .links
-            .exports
-            .iter()
-            .filter(|e| e.link == li)
-            .map(|e| {
-                let target = &m.clusters[e.target_cluster].outcome;
-                let Spec::Service(spec) = &target.resolved.resources[e.service].spec else { unreachable!() };
-                let ports: Vec<i64> = spec.ports.iter().map(|p| p.port).collect();
-                let mode = if e.mode == Mode::Gateway { "gateway" } else { "remote-discovery" };
-                serde_json::json!({"namespace": e.namespace, "name": e.name, "mode": mode, "ports": ports})
-            })
-            .collect();
-        let remote = format!("https://{}", SocketAddr::new(runtime_addr(&link.target), 8443));
-        links.push(serde_json::json!({
-            "targetCluster": link.target,
-            "gateway": {"addresses": [gateway.ip()], "port": gateway.port(),
-                        "identity": link.spec.gateway_identity},
-            "remote": {"runtime": remote, "runtimeIdentity": RUNTIME_IDENTITY},
-            "services": services,
-        }));
     }
-    serde_json::json!({ "links": links })
+    out
 }
 
 fn runtime_args(
@@ -284,7 +291,7 @@ impl Started {
         pki: &TestPki,
         pubkey: &Path,
         domain: &mesh_proxy_api::IdentityDomain,
-        gateway: SocketAddr,
+        (gateway, opaque_mirrors): (SocketAddr, &[(String, u16)]),
     ) {
         let w = &c.outcome.resolved.workloads[wi];
         let config = c.outcome.configs[wi].clone().expect("a meshed workload");
@@ -321,11 +328,17 @@ impl Started {
             ("--reload-interval", "100ms".to_string()),
         ];
         args.extend(flags.into_iter().flat_map(|(k, v)| [k.to_string(), v]));
+        let mut opaque = Vec::new();
         if is_gateway {
             args.extend(["--gateway".into(), gateway.to_string(), "--gateway-cluster".into(), c.name.clone()]);
         } else {
             for p in &app_ports {
                 args.extend(["--inbound".into(), format!("{}={}", SocketAddr::new(ip, *p), SocketAddr::new(app, *p))]);
+            }
+            for (mirror, port) in opaque_mirrors {
+                let listen = SocketAddr::new(app, *port);
+                args.extend(["--outbound-tcp".into(), format!("{listen}={mirror}:{port}")]);
+                opaque.push(((mirror.clone(), *port), listen));
             }
         }
         let log = std::fs::File::create(self.logs.join(format!("proxy-{}-{}.log", c.name, w.name))).unwrap();
@@ -337,26 +350,12 @@ impl Started {
             .spawn()
             .expect("mesh-proxy starts");
         self.children.push(child);
-        self.pods.push(Pod { cluster: c.name.clone(), name: w.name.clone(), outbound, app });
+        self.pods.push(Pod { cluster: c.name.clone(), name: w.name.clone(), outbound, opaque, ip, app });
     }
 
     fn spawn_echo(&mut self, name: &str, app: IpAddr, ports: &[u16], config: &ProxyConfig) {
-        let mut args: Vec<String> = vec!["--name".into(), name.into()];
-        for &p in ports {
-            let opaque = matches!(config.inbound.lookup(p), PortPolicy::Server(s) if matches!(s.protocol, Protocol::Opaque | Protocol::Tls));
-            args.extend([if opaque { "--tcp" } else { "--listen" }.into(), SocketAddr::new(app, p).to_string()]);
-        }
-        let mut child = Command::new(mesh_e2e::binary("mesh-echo"))
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("mesh-echo starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for _ in ports {
-            let line = lines.next().expect("mesh-echo reports its listeners").unwrap();
-            assert!(line.starts_with("listening"), "mesh-echo: {line}");
-        }
+        let addrs: Vec<SocketAddr> = ports.iter().map(|&p| SocketAddr::new(app, p)).collect();
+        let child = mesh_e2e::echo::spawn(mesh_e2e::echo::command(), name, config, &addrs, &[]);
         self.children.push(child);
     }
 }
@@ -380,4 +379,33 @@ impl TwoClusters {
         }
         out
     }
+}
+
+/// `GET path` of `cluster`'s runtime API, as a proxy of that cluster asks
+/// (mTLS with a certificate of the shared trust anchor): the JSON answer.
+pub async fn runtime_get(clusters: &TwoClusters, cluster: &str, path: &str) -> Result<serde_json::Value, String> {
+    use http_body_util::BodyExt;
+    let name = clusters.pki.domain().service_account("emojivoto", "e2e");
+    let validity = mesh_common::identity::pki::Validity::valid_for(std::time::Duration::from_secs(3600));
+    let cert = clusters.pki.issue_name(&name, validity)?;
+    let mut config = (*super::super::clients::client_config(&cert, clusters.pki.anchors_pem())).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(SocketAddr::new(runtime_addr(cluster), 8443))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let server = rustls_pki_types::ServerName::try_from(RUNTIME_IDENTITY.to_owned()).map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(server, tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", "runtime")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let rsp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    let body = rsp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    serde_json::from_slice(&body).map_err(|e| format!("{path}: {e}"))
 }

@@ -1,0 +1,291 @@
+//! The proxy's own connections to one address: HTTP/1.1 connections kept
+//! for reuse, and one HTTP/2 connection its requests share.
+//!
+//! Why not hyper-util's pooled client: it keys its pool by each request's
+//! scheme and authority, hashed (SipHash) at every checkout, and spawns a
+//! task per HTTP/1 request to put the connection back once it is free
+//! again; together some 10,000 instructions per request in the profile
+//! (proxy/README.md, "Where the instructions go"). Here a pool serves one
+//! address, found once per connection (inbound) or per endpoint
+//! (outbound), and an HTTP/1 connection goes back into the pool as soon as
+//! its response head has arrived: a checkout takes only a connection ready
+//! for a new request (`is_ready`), so one still carrying a body is
+//! skipped, not waited for, and nothing needs to watch it become free.
+//! linkerd2-proxy drives `hyper::client::conn` itself for HTTP/2 as well
+//! (`linkerd/proxy/http/src/h2.rs`).
+
+use http::header::HOST;
+use http::uri::{Parts, PathAndQuery};
+use http::{HeaderValue, Method, Request, Response, Uri, Version};
+use hyper::body::{Body, Incoming};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Dialing<I> = Pin<Box<dyn Future<Output = io::Result<I>> + Send>>;
+/// Opens one connection to the pool's address (TCP, and TLS when meshed).
+pub type Dial<I> = Arc<dyn Fn() -> Dialing<I> + Send + Sync>;
+
+/// HTTP/1 connections a pool keeps, busy or idle: linkerd2-proxy's
+/// default (`LINKERD2_PROXY_{INBOUND,OUTBOUND}_MAX_IDLE_CONNS_PER_ENDPOINT`,
+/// 10,000 in `linkerd/app/src/env.rs`). hyper-util's 32 closed connections
+/// after every burst of more concurrent requests, and a meshed one costs a
+/// TLS handshake to open again.
+const MAX_KEPT: usize = 10_000;
+/// Kept connections are checked for idleness this often, and closed when
+/// unused through a whole period (after 3 to 6 s): linkerd2-proxy closes
+/// idle HTTP/1 connections after 3 s
+/// (`LINKERD2_PROXY_{INBOUND,OUTBOUND}_HTTP1_CONNECTION_POOL_IDLE_TIMEOUT`).
+const SWEEP_PERIOD: Duration = Duration::from_secs(3);
+
+/// Why a request got no response.
+#[derive(Debug)]
+pub enum Error {
+    Connect(io::Error),
+    Http(hyper::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Connect(e) => write!(f, "cannot connect: {e}"),
+            Error::Http(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // Its text is in the message already.
+            Error::Connect(_) => None,
+            Error::Http(e) => e.source(),
+        }
+    }
+}
+
+/// Connections to one address.
+pub struct Pool<B, I> {
+    dial: Dial<I>,
+    shared: Arc<Shared<B>>,
+}
+
+struct Shared<B> {
+    /// Kept HTTP/1 connections, each with the sweep period it was last
+    /// handed back in (see [`sweep`]).
+    h1: Mutex<Vec<(http1::SendRequest<B>, u64)>>,
+    h2: Mutex<Option<http2::SendRequest<B>>>,
+    /// Held while an HTTP/2 connection is being opened, so concurrent
+    /// requests wait for it rather than open one each.
+    h2_dialing: tokio::sync::Mutex<()>,
+    /// 0: HTTP/1 connections are not kept (one request per pool).
+    max_kept: usize,
+    period: AtomicU64,
+    sweeping: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<B, I> Pool<B, I>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    pub fn new(dial: Dial<I>) -> Self {
+        Self::with_limit(dial, MAX_KEPT)
+    }
+
+    /// A pool for one request: its connection closes after the response.
+    pub fn single_use(dial: Dial<I>) -> Self {
+        Self::with_limit(dial, 0)
+    }
+
+    fn with_limit(dial: Dial<I>, max_kept: usize) -> Self {
+        let shared = Shared {
+            h1: Mutex::default(),
+            h2: Mutex::default(),
+            h2_dialing: tokio::sync::Mutex::new(()),
+            max_kept,
+            period: AtomicU64::new(0),
+            sweeping: AtomicBool::new(false),
+        };
+        Pool { dial, shared: Arc::new(shared) }
+    }
+
+    /// Sends `req` in the HTTP version it came in: HTTP/2 over the shared
+    /// connection, HTTP/1.x over a kept or a new HTTP/1.1 connection.
+    pub async fn send(&self, req: Request<B>) -> Result<Response<Incoming>, Error> {
+        if req.version() == Version::HTTP_2 { self.send_h2(req).await } else { self.send_h1(req).await }
+    }
+
+    async fn send_h1(&self, mut req: Request<B>) -> Result<Response<Incoming>, Error> {
+        to_http1_form(&mut req);
+        loop {
+            let (mut tx, reused) = match self.checkout_h1() {
+                Some(tx) => (tx, true),
+                None => (self.open_h1().await?, false),
+            };
+            match tx.try_send_request(req).await {
+                Ok(rsp) => {
+                    self.keep_h1(tx);
+                    return Ok(rsp);
+                }
+                Err(mut e) => match e.take_message() {
+                    // A kept connection the peer closed before the request
+                    // was written: another one may do (each is tried once).
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(Error::Http(e.into_error())),
+                },
+            }
+        }
+    }
+
+    /// A kept connection ready for a request, the latest kept first;
+    /// closed ones met on the way are dropped.
+    fn checkout_h1(&self) -> Option<http1::SendRequest<B>> {
+        let mut kept = lock(&self.shared.h1);
+        let mut i = kept.len();
+        while i > 0 {
+            i -= 1;
+            // `swap_remove` moves the last entry, already looked at, to `i`.
+            if kept[i].0.is_closed() {
+                kept.swap_remove(i);
+            } else if kept[i].0.is_ready() {
+                return Some(kept.swap_remove(i).0);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection whose response head arrived: it serves another
+    /// request once that response (and the request body) is through.
+    fn keep_h1(&self, tx: http1::SendRequest<B>) {
+        let shared = &self.shared;
+        if tx.is_closed() || shared.max_kept == 0 {
+            return;
+        }
+        let mut kept = lock(&shared.h1);
+        if kept.len() < shared.max_kept {
+            kept.push((tx, shared.period.load(Ordering::Relaxed)));
+        }
+    }
+
+    async fn open_h1(&self) -> Result<http1::SendRequest<B>, Error> {
+        let io = (self.dial)().await.map_err(Error::Connect)?;
+        let (tx, conn) = http1::handshake(io).await.map_err(Error::Http)?;
+        drive(conn);
+        if self.shared.max_kept > 0 && !self.shared.sweeping.swap(true, Ordering::Relaxed) {
+            tokio::spawn(sweep(Arc::downgrade(&self.shared)));
+        }
+        Ok(tx)
+    }
+
+    async fn send_h2(&self, mut req: Request<B>) -> Result<Response<Incoming>, Error> {
+        let mut retried = false;
+        loop {
+            let (mut tx, reused) = self.h2_sender().await?;
+            match tx.try_send_request(req).await {
+                Ok(rsp) => return Ok(rsp),
+                Err(mut e) => match e.take_message() {
+                    // The shared connection ended before this request went
+                    // out: once more, on a new one.
+                    Some(unsent) if reused && !retried => {
+                        retried = true;
+                        req = unsent;
+                    }
+                    _ => return Err(Error::Http(e.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The shared HTTP/2 connection (`true`: it was open already), opened
+    /// when there is none or it has closed.
+    async fn h2_sender(&self) -> Result<(http2::SendRequest<B>, bool), Error> {
+        if let Some(tx) = self.open_h2() {
+            return Ok((tx, true));
+        }
+        let _dialing = self.shared.h2_dialing.lock().await;
+        if let Some(tx) = self.open_h2() {
+            return Ok((tx, true));
+        }
+        let io = (self.dial)().await.map_err(Error::Connect)?;
+        let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(Error::Http)?;
+        drive(conn);
+        *lock(&self.shared.h2) = Some(tx.clone());
+        Ok((tx, false))
+    }
+
+    fn open_h2(&self) -> Option<http2::SendRequest<B>> {
+        lock(&self.shared.h2).as_ref().filter(|tx| !tx.is_closed()).cloned()
+    }
+}
+
+/// Runs a connection until it ends (its last sender dropped, the peer gone).
+fn drive<F>(conn: F)
+where
+    F: Future<Output = hyper::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("upstream connection ended: {e}");
+        }
+    });
+}
+
+/// Closes kept HTTP/1 connections unused since before the last sweep;
+/// ends with the pool.
+async fn sweep<B>(pool: Weak<Shared<B>>) {
+    loop {
+        tokio::time::sleep(SWEEP_PERIOD).await;
+        let Some(shared) = pool.upgrade() else { return };
+        let now = shared.period.fetch_add(1, Ordering::Relaxed) + 1;
+        lock(&shared.h1).retain(|(tx, period)| now - period < 2 && !tx.is_closed());
+    }
+}
+
+/// An HTTP/1 request as hyper-util's client sent it: `Host` from the URI
+/// when the request has none (without the default port), and the target
+/// in origin form (`/path?query`), authority form for CONNECT.
+fn to_http1_form<B>(req: &mut Request<B>) {
+    if !req.headers().contains_key(HOST)
+        && let Some(host) = host_header(req.uri())
+    {
+        req.headers_mut().insert(HOST, host);
+    }
+    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+    let mut target = Parts::default();
+    if req.method() == Method::CONNECT {
+        target.authority = parts.authority.take();
+    } else {
+        target.path_and_query = Some(parts.path_and_query.take().unwrap_or_else(|| PathAndQuery::from_static("/")));
+    }
+    *req.uri_mut() = Uri::from_parts(target).unwrap_or_default();
+}
+
+/// `host[:port]` of an absolute URI, the port left out when it is HTTP's 80.
+fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    match uri.port_u16() {
+        Some(port) if port != 80 => HeaderValue::from_str(&format!("{host}:{port}")).ok(),
+        _ => HeaderValue::from_str(host).ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,220 @@
+use super::*;
+use bytes::Bytes;
+use http::header::HOST;
+use http_body::Frame;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+type Gate = Arc<Mutex<Option<oneshot::Receiver<()>>>>;
+
+/// A test server: how many connections it accepted, and the gate that
+/// holds back the end of `/slow`'s body.
+struct Server {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    gate: Gate,
+}
+
+impl Server {
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Answers `/slow` with a body that ends when the gate opens, anything
+/// else at once with `HOST TARGET` as it arrived.
+async fn server(h2: bool) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server { addr: listener.local_addr().unwrap(), accepted: Arc::default(), gate: Arc::default() };
+    let (accepted, gate) = (server.accepted.clone(), server.gate.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let gate = gate.clone();
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let rsp = respond(&req, &gate);
+                async move { Ok::<_, Infallible>(rsp) }
+            });
+            let io = TokioIo::new(tcp);
+            tokio::spawn(async move {
+                if h2 {
+                    let _ =
+                        hyper::server::conn::http2::Builder::new(TokioExecutor::new()).serve_connection(io, svc).await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                }
+            });
+        }
+    });
+    server
+}
+
+fn respond(req: &Request<Incoming>, gate: &Gate) -> Response<BoxBody<Bytes, Infallible>> {
+    if req.uri().path() == "/slow" {
+        let rx = gate.lock().unwrap().take();
+        return Response::new(Gated(rx).boxed());
+    }
+    let host = req.headers().get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("-");
+    Response::new(Full::new(Bytes::from(format!("{host} {}", req.uri()))).boxed())
+}
+
+/// A body that sends `late` once its gate opens, then ends.
+struct Gated(Option<oneshot::Receiver<()>>);
+
+impl http_body::Body for Gated {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let Some(rx) = self.0.as_mut() else { return Poll::Ready(None) };
+        let _ = ready!(Pin::new(rx).poll(cx));
+        self.0 = None;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"late")))))
+    }
+}
+
+type TestPool = Pool<Empty<Bytes>, TokioIo<TcpStream>>;
+
+fn pool(addr: SocketAddr) -> TestPool {
+    Pool::new(Arc::new(move || -> Dialing<TokioIo<TcpStream>> {
+        Box::pin(async move { TcpStream::connect(addr).await.map(TokioIo::new) })
+    }))
+}
+
+fn request(uri: &str, version: Version) -> Request<Empty<Bytes>> {
+    Request::builder().uri(uri).version(version).body(Empty::new()).unwrap()
+}
+
+async fn text(rsp: Response<Incoming>) -> String {
+    String::from_utf8(rsp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+/// Lets the connections' tasks run (a finished response frees its
+/// connection on the connection's task, not the caller's).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn http1_requests_in_turn_share_one_connection_in_origin_form() {
+    let s = server(false).await;
+    let pool = pool(s.addr);
+    for path in ["/a?b=c", "/", "/d"] {
+        let rsp = pool.send(request(&format!("http://{}{path}", s.addr), Version::HTTP_11)).await.unwrap();
+        assert_eq!(text(rsp).await, format!("{} {path}", s.addr), "Host from the URI, target in origin form");
+        settle().await;
+    }
+    assert_eq!(s.accepted(), 1);
+}
+
+/// A connection whose response is still streaming is not handed to the
+/// next request (it would wait behind the body); once through, it is.
+#[tokio::test]
+async fn a_connection_busy_with_a_body_is_skipped_not_waited_for() {
+    let s = server(false).await;
+    let (open, gate) = oneshot::channel();
+    *s.gate.lock().unwrap() = Some(gate);
+    let pool = pool(s.addr);
+    let slow = pool.send(request(&format!("http://{}/slow", s.addr), Version::HTTP_11)).await.unwrap();
+    let quick = tokio::time::timeout(
+        Duration::from_secs(5),
+        pool.send(request(&format!("http://{}/quick", s.addr), Version::HTTP_11)),
+    )
+    .await
+    .expect("waited behind the streaming body")
+    .unwrap();
+    assert!(text(quick).await.ends_with(" /quick"));
+    assert_eq!(s.accepted(), 2);
+    open.send(()).unwrap();
+    assert_eq!(text(slow).await, "late");
+    settle().await;
+    for _ in 0..3 {
+        let rsp = pool.send(request(&format!("http://{}/again", s.addr), Version::HTTP_11)).await.unwrap();
+        text(rsp).await;
+        settle().await;
+    }
+    assert_eq!(s.accepted(), 2, "both connections kept and reused");
+}
+
+/// A peer that closes every connection after one response: each request
+/// gets a fresh connection instead of a dead kept one.
+#[tokio::test]
+async fn connections_the_peer_closed_are_not_reused() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        }
+    });
+    let pool = pool(addr);
+    for _ in 0..3 {
+        let rsp = pool.send(request(&format!("http://{addr}/"), Version::HTTP_11)).await.unwrap();
+        assert_eq!(text(rsp).await, "ok");
+        settle().await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn http2_requests_share_one_connection_at_once() {
+    let s = server(true).await;
+    let pool = pool(s.addr);
+    let uri = format!("http://{}/h2", s.addr);
+    let (a, b, c) = tokio::join!(
+        pool.send(request(&uri, Version::HTTP_2)),
+        pool.send(request(&uri, Version::HTTP_2)),
+        pool.send(request(&uri, Version::HTTP_2)),
+    );
+    for rsp in [a, b, c] {
+        let rsp = rsp.unwrap();
+        assert_eq!(rsp.version(), Version::HTTP_2);
+        assert!(text(rsp).await.ends_with("/h2"));
+    }
+    assert_eq!(s.accepted(), 1);
+}
+
+#[tokio::test]
+async fn connection_failures_say_why() {
+    let unused = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let err = pool(unused).send(request(&format!("http://{unused}/"), Version::HTTP_11)).await.unwrap_err();
+    assert!(matches!(err, Error::Connect(_)) && err.to_string().starts_with("cannot connect: "), "{err}");
+}
+
+#[test]
+fn http1_requests_leave_as_hyper_utils_client_sent_them() {
+    let form = |uri: &str, method: Method, host: Option<&str>| {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(h) = host {
+            req = req.header(HOST, h);
+        }
+        let mut req = req.body(()).unwrap();
+        to_http1_form(&mut req);
+        (req.uri().to_string(), req.headers().get(HOST).map(|h| h.to_str().unwrap().to_string()))
+    };
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(form("http://web.shop:8080/a?b", Method::GET, None), ("/a?b".into(), some("web.shop:8080")));
+    assert_eq!(form("http://web.shop:80", Method::GET, None), ("/".into(), some("web.shop")), "default port left out");
+    assert_eq!(form("http://127.0.0.1:9/x", Method::POST, Some("app.example")), ("/x".into(), some("app.example")));
+    assert_eq!(form("http://[::1]:8080/", Method::GET, None), ("/".into(), some("[::1]:8080")));
+    assert_eq!(form("http://web.shop:443/", Method::CONNECT, None), ("web.shop:443".into(), some("web.shop:443")));
+}
