@@ -19,6 +19,7 @@
 use super::shared::service_policies;
 use crate::pipeline::Outcome;
 use crate::resolve::ports::parse_port_ranges;
+use mesh_proxy_api::ProxyConfig;
 use mesh_proxy_api::outbound::Outbound;
 use mesh_proxy_api::service_policy::{ServicePolicy, effective_outbound};
 use rayon::prelude::*;
@@ -35,10 +36,8 @@ pub fn complete(o: &mut Outcome) {
         .filter(|(c, _)| c.is_some())
         .map(|(_, w)| w.namespace.as_str())
         .collect();
-    let effective: HashMap<String, Outbound> = namespaces
-        .into_par_iter()
-        .map(|ns| (ns.to_owned(), effective_outbound(&scope.own(o, ns), &scope.shared, ns)))
-        .collect();
+    let effective: HashMap<String, Outbound> =
+        namespaces.into_par_iter().map(|ns| (ns.to_owned(), scope.effective(o, ns))).collect();
     drop(scope);
     for (c, w) in o.configs.iter_mut().zip(&o.resolved.workloads) {
         if let (Some(c), Some(out)) = (c.as_mut(), effective.get(&w.namespace)) {
@@ -69,5 +68,34 @@ impl Scope {
             egress: o.outbound.egress.for_namespace(ns),
             service_policies: None,
         }
+    }
+
+    /// What a proxy in namespace `ns` enforces outbound: its own part
+    /// composed with the shared views for `ns`.
+    pub fn effective(&self, o: &Outcome, ns: &str) -> Outbound {
+        effective_outbound(&self.own(o, ns), &self.shared, ns)
+    }
+}
+
+/// Workload `wi`'s config as its proxy enforces it (`complete` for one
+/// config only: `show-config` composes the one it prints, not every one).
+pub fn completed(o: &Outcome, wi: usize) -> Option<ProxyConfig> {
+    let config = o.configs.get(wi)?.as_ref()?;
+    let outbound = Scope::new(o).effective(o, &config.workload.namespace);
+    Some(with_outbound(config, outbound))
+}
+
+/// `config` with `outbound` in place of its own, without copying the
+/// outbound part it held (after `complete`, its namespace's every Service).
+pub fn with_outbound(config: &ProxyConfig, outbound: Outbound) -> ProxyConfig {
+    let ProxyConfig { api_version, workload, identity, inbound, outbound: _, access_log, sequence } = config;
+    ProxyConfig {
+        api_version: api_version.clone(),
+        workload: workload.clone(),
+        identity: identity.clone(),
+        inbound: inbound.clone(),
+        outbound,
+        access_log: *access_log,
+        sequence: *sequence,
     }
 }
