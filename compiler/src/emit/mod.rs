@@ -124,14 +124,12 @@ pub fn build_outcome(
     info: &BuildInfo,
     out: &ConfigOut,
 ) -> Result<Built, EmitError> {
-    let scope = crate::lower::outbound::scope::Scope::new(outcome);
+    use crate::lower::outbound::scope::{Scope, with_outbound};
+    let scope = Scope::new(outcome);
     let present: Vec<&ProxyConfig> = outcome.configs.iter().flatten().collect();
     let refs: Vec<&WorkloadRef> = present.iter().map(|c| &c.workload).collect();
-    let config_of = |i: usize| {
-        let mut config = present[i].clone();
-        config.outbound = scope.own(outcome, &config.workload.namespace);
-        config
-    };
+    // Never a copy of a composed outbound part (`pipeline::compile`'s).
+    let config_of = |i: usize| with_outbound(present[i], scope.own(outcome, &present[i].workload.namespace));
     build_each(&refs, config_of, &scope.shared, key, info, out)
 }
 
@@ -296,7 +294,7 @@ fn bundle(
             annotations: annotations(info),
             ..ObjectMeta::default()
         },
-        spec,
+        spec: BundleObjectSpec::of(&spec),
     };
     Ok((document(&object), digest))
 }

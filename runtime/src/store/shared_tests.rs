@@ -10,7 +10,11 @@ fn build(signer: &SigningKey, sequence: u64) -> Update {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies-examples/podinfo-canary");
     let outcome = meshc::pipeline::check(&meshc::load::Input::Path(dir), &Default::default()).expect("compiles");
     let info = BuildInfo { source_revision: "test".into(), sequence, error_findings: 0 };
-    let built = emit::build_outcome(&outcome, signer, &info, &ConfigOut::Keep).unwrap();
+    update_of(emit::build_outcome(&outcome, signer, &info, &ConfigOut::Keep).unwrap())
+}
+
+/// The store update that takes in every object of `built`.
+fn update_of(built: emit::Built) -> Update {
     let mut update = Update::default();
     for (path, text) in built.files {
         let key = |rest: &str| {
@@ -76,4 +80,42 @@ fn a_removed_service_policy_is_missing_and_a_bundle_without_it_drops_it() {
     bare.bundle = built.files.into_iter().find(|(p, _)| p == emit::BUNDLE_FILE).map(|(_, t)| Bytes::from(t));
     store.update(bare);
     assert!(store.served_policies().is_empty(), "no longer listed: no longer served");
+}
+
+/// A build that shares no ServicePolicy after one that did, its MeshBundle
+/// merged over the live one, as an apply that merges leaves it (server-side
+/// apply keeps a field that another field manager set, and the fake API
+/// server keeps every field): the list the new object leaves out would
+/// survive from the old one, so the clear spec would not be the signed one
+/// and the runtime would keep the old build in force. The object states
+/// its empty list, which replaces the old one.
+#[test]
+fn a_bundle_without_shared_policies_applied_by_a_merge_over_one_with_them_goes_in_force() {
+    let with = build(&key(1), 20);
+    assert!(!with.policies.is_empty(), "the canary's routes are shared");
+    let mut store = Store::new(vec![key(1).verifying_key()]);
+    store.update(with.clone());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies-examples/podinfo-canary");
+    let outcome = meshc::pipeline::compile(&meshc::load::Input::Path(dir), &Default::default()).expect("compiles");
+    let info = BuildInfo { source_revision: "test".into(), sequence: 21, error_findings: 0 };
+    let mut without = update_of(emit::build(&outcome.configs, &[], &key(1), &info).unwrap());
+    assert!(without.policies.is_empty(), "configs that stand alone share nothing");
+    let object = |b: &Option<Bytes>| -> serde_json::Value {
+        serde_json::from_slice(&check::json_body(b.as_ref().expect("a bundle"))).unwrap()
+    };
+    let mut live = object(&with.bundle);
+    json_patch::merge(&mut live, &object(&without.bundle));
+    without.bundle = Some(Bytes::from(serde_json::to_vec(&live).unwrap()));
+    let configs: Vec<ObjectKey> = without.configs.iter().map(|(k, _)| k.clone()).collect();
+    store.update(without);
+    assert!(
+        matches!(store.status(&Subject::Bundle), Some(Status::Accepted { .. })),
+        "{:?}",
+        store.status(&Subject::Bundle)
+    );
+    assert_eq!(store.bundle().map(|b| b.sequence), Some(21));
+    for k in configs {
+        assert!(matches!(store.status(&Subject::Config(k.clone())), Some(Status::Accepted { .. })), "{k}");
+    }
+    assert!(store.served_policies().is_empty(), "the new build lists none");
 }
