@@ -89,7 +89,7 @@ impl Rejection {
         }
     }
 
-    fn from_verify(e: VerifyError) -> Rejection {
+    pub fn from_verify(e: VerifyError) -> Rejection {
         match e {
             VerifyError::NoTrustedKeys | VerifyError::UntrustedKey { .. } => Rejection::UntrustedKey(e),
             VerifyError::PayloadType { .. } | VerifyError::Base64 { .. } | VerifyError::BadSignature { .. } => {

@@ -60,8 +60,11 @@ pub fn check(input: &Input, options: &Options) -> Result<Outcome, InputError> {
     check_cached(input, options, None)
 }
 
-/// [`check`], then each config's outbound part (`lower::outbound::complete`):
-/// the configs `meshc build` signs and `show-config` prints.
+/// [`check`], then each config composed with the outbound policy its proxy
+/// enforces (`lower::outbound::complete`), for the analyses that read
+/// configs whole. Every config then holds its namespace's every Service:
+/// `meshc build` and `show-config` start from [`check`] instead and compose
+/// only what they need (`emit::build_outcome`, `scope::completed`).
 pub fn compile(input: &Input, options: &Options) -> Result<Outcome, InputError> {
     let mut o = check(input, options)?;
     crate::lower::outbound::complete(&mut o);

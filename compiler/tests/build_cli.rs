@@ -206,12 +206,17 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_of("booksapp-rest")
+}
+
+/// A build of `example_name` with the fixture's keys.
+fn fixture_of(example_name: &str) -> Fixture {
     let (keys_dir, key, public) = keys("meshc");
     let out = meshc(&["keygen", "--out", s(keys_dir.path()), "--name", "other"]);
     assert_eq!(out.status.code(), Some(0));
     let tmp = tempfile::tempdir().unwrap();
     let dist = tmp.path().join("dist");
-    let out = build("booksapp-rest", &key, &dist, &[]);
+    let out = build(example_name, &key, &dist, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     Fixture { other_key: keys_dir.path().join("other.key"), _tmp: tmp, _keys: keys_dir, dist, public }
 }
@@ -527,4 +532,29 @@ fn rollback_default_sequence_follows_commits_and_refuses_an_older_checkout() {
     assert_eq!(dirty.status.code(), Some(0), "{}", stderr(&dirty));
     assert!(stderr(&dirty).contains("not a clean git work tree"), "{}", stderr(&dirty));
     assert!(sequence_in(&dist) > 1_700_000_100);
+}
+
+/// The first ServicePolicy file of a build, relative to its directory.
+fn first_service_policy(dist: &Path) -> String {
+    let found = tree(dist).into_iter().map(|(p, _)| p).find(|p| p.starts_with("servicepolicies/"));
+    found.expect("podinfo's Service has routes: the build shares its policy")
+}
+
+#[test]
+fn tampering_with_a_service_policy_fails_naming_it() {
+    let f = fixture_of("podinfo-canary");
+    let rel = first_service_policy(&f.dist);
+    let err = tampered(&f, |d| std::fs::remove_file(d.join(&rel)).unwrap());
+    assert!(err.contains("listed in the signed MeshBundle but missing"), "{err}");
+    let err = tampered(&f, |d| edit(&d.join(&rel), |v| flip_base64(&mut v["spec"]["envelope"]["payload"], 30)));
+    assert!(err.contains(&format!("({rel}): envelope:")), "{err}");
+    let err = tampered(&f, |d| edit(&d.join(&rel), |v| v["spec"]["service"] = Value::from("other")));
+    assert!(err.contains(&format!("({rel}): namespace and spec.service are not the signed Service")), "{err}");
+    // A copy under another name is not listed.
+    let err = tampered(&f, |d| {
+        let copy = d.join(&rel).with_file_name("copy.yaml");
+        std::fs::copy(d.join(&rel), &copy).unwrap();
+        edit(&copy, |v| v["metadata"]["name"] = Value::from("copy"));
+    });
+    assert!(err.contains("metadata.name is not"), "{err}");
 }

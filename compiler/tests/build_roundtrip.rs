@@ -4,6 +4,7 @@
 
 use mesh_proxy_api::ProxyConfig;
 use mesh_proxy_api::envelope::{self, SigningKey};
+use mesh_proxy_api::service_policy::effective_outbound;
 use meshc::emit::{self, BuildInfo, verify, write};
 use meshc::load::Input;
 use meshc::pipeline::{self, Options};
@@ -33,7 +34,16 @@ const SEQUENCE: u64 = 7;
 fn build_with(configs: &[Option<ProxyConfig>], seed: u8) -> Result<(emit::Built, SigningKey), emit::EmitError> {
     let key = SigningKey::from_bytes(&[seed; 32]);
     let info = BuildInfo { source_revision: "r".into(), sequence: SEQUENCE, error_findings: 0 };
-    Ok((emit::build(configs, &key, &info)?, key))
+    Ok((emit::build(configs, &[], &key, &info)?, key))
+}
+
+/// What `meshc build` signs for example `name` (configs and shared
+/// ServicePolicies), with the key from `seed`.
+fn build_example(name: &str, seed: u8) -> (emit::Built, SigningKey) {
+    let outcome = pipeline::check(&Input::Path(example(name)), &Options::default()).expect("example loads");
+    let key = SigningKey::from_bytes(&[seed; 32]);
+    let info = BuildInfo { source_revision: "r".into(), sequence: SEQUENCE, error_findings: 0 };
+    (emit::build_outcome(&outcome, &key, &info, &emit::ConfigOut::Keep).expect("example builds"), key)
 }
 
 #[test]
@@ -61,11 +71,18 @@ fn built_configs_are_exactly_the_analysed_ones() {
         let verified = verify::verify_path(&dist, &[public]).unwrap().unwrap_or_else(|p| panic!("{name}: {p:?}"));
         let mut signed = verified.configs;
         signed.sort_by(|a, b| a.workload.cmp(&b.workload));
+        // What each proxy enforces: its config composed with the verified
+        // ServicePolicies of its namespace, as mesh-proxy composes them.
+        let shared = &verified.service_policies;
+        for c in &mut signed {
+            assert!(c.outbound.service_policies.is_some() || shared.is_empty(), "{name}: each config names its set");
+            c.outbound = effective_outbound(&c.outbound, shared, &c.workload.namespace);
+        }
         let want = analysed(&example(name));
         assert!(!want.is_empty(), "{name} has meshed workloads");
         // Signing adds the build's sequence and nothing else.
         let want: Vec<_> = want.into_iter().map(|c| ProxyConfig { sequence: SEQUENCE, ..c }).collect();
-        assert_eq!(signed, want, "{name}: the signed configs are the analysed ones");
+        assert_eq!(signed, want, "{name}: the enforced configs are the analysed ones");
     }
 }
 
@@ -73,7 +90,7 @@ fn built_configs_are_exactly_the_analysed_ones() {
 /// between JSON tokens: changing it to any other byte fails verification.
 #[test]
 fn every_single_byte_change_to_a_config_file_fails() {
-    let (built, key) = build_with(&example_configs("booksapp-rest"), 9).unwrap();
+    let (built, key) = build_example("booksapp-rest", 9);
     let tmp = tempfile::tempdir().unwrap();
     write::write_dir(tmp.path(), &built).unwrap();
     // The CRDs are not verified; without them each round parses far less.
@@ -107,11 +124,15 @@ mod bless;
 /// The CRDs are checked separately (tests/schemas.rs).
 #[test]
 fn emitted_objects_match_the_golden() {
-    let (built, _) = build_with(&example_configs("booksapp-rest"), 7).unwrap();
-    let text: String = built.files.iter().filter(|(p, _)| p != emit::CRDS_FILE).map(|(_, t)| t.as_str()).collect();
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/emit/booksapp-rest.yaml");
-    if let Err(e) = bless::bless_or_compare(&golden, &text) {
-        panic!("{e}\n(review, then `MESHC_BLESS=1 cargo test -p meshc --test build_roundtrip`)");
+    // booksapp: Services without outbound policy, so no ServicePolicy;
+    // podinfo-canary: its Service's routes, shared (tests/golden/emit/README.md).
+    for name in ["booksapp-rest", "podinfo-canary"] {
+        let (built, _) = build_example(name, 7);
+        let text: String = built.files.iter().filter(|(p, _)| p != emit::CRDS_FILE).map(|(_, t)| t.as_str()).collect();
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/golden/emit/{name}.yaml"));
+        if let Err(e) = bless::bless_or_compare(&golden, &text) {
+            panic!("{e}\n(review, then `MESHC_BLESS=1 cargo test -p meshc --test build_roundtrip`)");
+        }
     }
 }
 
@@ -152,7 +173,7 @@ fn verified_payloads_decide_as_reach_predicts() {
     let mut checks = 0;
     for name in ["booksapp-rest", "emojivoto-grpc", "common-mistakes", "podinfo-canary"] {
         let o = pipeline::compile(&Input::Path(example(name)), &Options::default()).unwrap();
-        let (built, key) = build_with(&o.configs, 3).unwrap();
+        let (built, key) = build_example(name, 3);
         let tmp = tempfile::tempdir().unwrap();
         write::write_dir(tmp.path(), &built).unwrap();
         let verified = verify::verify_path(tmp.path(), &[key.verifying_key()]).unwrap().expect("the build verifies");
@@ -214,7 +235,7 @@ fn a_written_build_makes_each_config_once_and_keeps_none() {
     let configs: Vec<ProxyConfig> = example_configs("emojivoto-grpc").into_iter().flatten().collect();
     let key = SigningKey::from_bytes(&[4; 32]);
     let info = BuildInfo { source_revision: "r".into(), sequence: SEQUENCE, error_findings: 0 };
-    let kept = emit::build(&configs.iter().cloned().map(Some).collect::<Vec<_>>(), &key, &info).unwrap();
+    let kept = emit::build(&configs.iter().cloned().map(Some).collect::<Vec<_>>(), &[], &key, &info).unwrap();
 
     let made: Vec<AtomicUsize> = configs.iter().map(|_| AtomicUsize::new(0)).collect();
     let files: Mutex<BTreeMap<String, String>> = Mutex::default();
@@ -227,7 +248,7 @@ fn a_written_build_makes_each_config_once_and_keeps_none() {
         made[i].fetch_add(1, Ordering::Relaxed);
         configs[i].clone()
     };
-    let streamed = emit::build_each(&refs, config_of, &key, &info, &emit::ConfigOut::Write(&write)).unwrap();
+    let streamed = emit::build_each(&refs, config_of, &[], &key, &info, &emit::ConfigOut::Write(&write)).unwrap();
 
     assert!(made.iter().all(|n| n.load(Ordering::Relaxed) == 1), "each config is made exactly once");
     let held: Vec<&str> = streamed.files.iter().map(|(p, _)| p.as_str()).collect();

@@ -93,8 +93,9 @@ fn compare(case: &Path, name: &str, actual: &str, problems: &mut Vec<String>) ->
     Ok(())
 }
 
-/// The outbound part of every workload's config (what `meshc build` signs),
-/// keyed by kind/namespace/name.
+/// The outbound policy every workload's proxy enforces (its config's own
+/// part composed with its namespace's ServicePolicies, as `meshc build`
+/// signs them), keyed by kind/namespace/name.
 fn outbound_json(outcome: &mut meshc::pipeline::Outcome) -> String {
     meshc::lower::outbound::complete(outcome);
     let map: std::collections::BTreeMap<String, &mesh_proxy_api::Outbound> = outcome

@@ -99,6 +99,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let loader = match (&ctx.settings.config, runtime) {
         (Some(path), _) => tokio::spawn(source::watch_file(
             path.clone(),
+            ctx.settings.service_policies.clone(),
             ctx.settings.reload_interval,
             verifier,
             tx,
@@ -106,8 +107,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             shutdown.clone(),
         )),
         (None, Some(client)) => {
+            let namespace = verifier.workload_ref()?.namespace;
+            let policies = RuntimeSource::service_policies(client.clone(), &namespace, PollTiming::default());
             let source = RuntimeSource::new(client, ctx.settings.workload.clone(), PollTiming::default());
-            tokio::spawn(source::run(source, verifier, tx, ctx.metrics.clone(), shutdown.clone()))
+            let metrics = ctx.metrics.clone();
+            tokio::spawn(source::run_with_policies(source, policies, verifier, tx, metrics, shutdown.clone()))
         }
         (None, None) => return Err("one of --config and --runtime is required".into()),
     };

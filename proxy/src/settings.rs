@@ -15,6 +15,11 @@ pub struct Settings {
     /// Exactly one of `--config` and `--runtime`.
     #[arg(long, env = "MESH_PROXY_CONFIG", required_unless_present = "runtime", conflicts_with = "runtime")]
     pub config: Option<PathBuf>,
+    /// With `--config`: the build's `servicepolicies/` directory, the shared
+    /// Service policies a config may name (`outbound.servicePolicies`); a
+    /// config that names some is enforced only with exactly those.
+    #[arg(long, env = "MESH_PROXY_SERVICE_POLICIES", requires = "config")]
+    pub service_policies: Option<PathBuf>,
     /// The runtime controller, `https://host:port`: configs come from it, and
     /// endpoints too unless `--discovery` is given.
     #[arg(long, env = "MESH_PROXY_RUNTIME", requires = "runtime_identity")]

@@ -1,4 +1,5 @@
-//! The v1 API (`runtime/API.md`): configs and endpoints as long polls, and
+//! The v1 API (`runtime/API.md`): configs, shared ServicePolicies and
+//! endpoints as long polls, and
 //! certificates from CSRs. Transport and TLS are in [`crate::serve`].
 
 use crate::ca::{Ca, CsrError};
@@ -50,10 +51,13 @@ pub async fn handle(api: Arc<Api>, peer: Option<String>, req: Request<Incoming>)
     let query = req.uri().query().unwrap_or("").to_owned();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/v1/config") => answer(config(&api, peer, &query).await),
+        (&Method::GET, SERVICE_POLICIES) => answer(service_policies(&api, peer, &query).await),
         (&Method::GET, p) if p.starts_with("/v1/endpoints/") => answer(endpoints(&api, peer, p, &query).await),
         (&Method::GET, p) if p.starts_with(BY_CLUSTER_IP) => answer(service_at(&api, peer, p)),
         (&Method::POST, "/v1/certificate") => certificate(&api, req.into_body()).await,
-        (_, "/v1/config" | "/v1/certificate") => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        (_, "/v1/config" | "/v1/certificate" | SERVICE_POLICIES) => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
         (_, p) if p.starts_with("/v1/endpoints/") || p.starts_with(BY_CLUSTER_IP) => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
@@ -232,6 +236,47 @@ async fn config(api: &Api, peer: Option<String>, query: &str) -> Answer {
         if held.is_none() {
             held = Some(hold(api, &caller)?);
         }
+        if !wait_change(api, rx.changed(), deadline, gone).await? {
+            return Ok(not_modified());
+        }
+    }
+}
+
+const SERVICE_POLICIES: &str = "/v1/service-policies";
+
+/// The shared ServicePolicies clients in `namespace=` see, for a caller of
+/// that namespace: `{"policies": [object, …]}` with `x-mesh-digest`, the
+/// digest of the set (what the namespace's configs name), held while it is
+/// `after=`.
+async fn service_policies(api: &Api, peer: Option<String>, query: &str) -> Answer {
+    let caller = require_peer(peer)?;
+    let q = Query::parse(query).map_err(bad_request)?;
+    let namespace = q
+        .get("namespace")
+        .filter(|ns| !ns.is_empty())
+        .ok_or_else(|| bad_request("namespace=<namespace> is required".into()))?
+        .to_owned();
+    let wait = q.wait().map_err(bad_request)?;
+    if caller.split('.').nth(1) != Some(namespace.as_str()) {
+        let msg = format!("{caller} is not of namespace {namespace}");
+        return Err(Refused(StatusCode::FORBIDDEN, msg));
+    }
+    let mut rx = api.configs.watch_policies();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut held = None;
+    loop {
+        let answer = rx.borrow_and_update().answer(&namespace);
+        if q.get("after") != Some(answer.digest.as_str()) {
+            let mut r = json(StatusCode::OK, answer.body.clone());
+            if let Ok(v) = header::HeaderValue::from_str(&answer.digest) {
+                r.headers_mut().insert("x-mesh-digest", v);
+            }
+            return Ok(r);
+        }
+        if held.is_none() {
+            held = Some(hold(api, &caller)?);
+        }
+        let gone = || Refused(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
         if !wait_change(api, rx.changed(), deadline, gone).await? {
             return Ok(not_modified());
         }

@@ -1,5 +1,6 @@
 //! File mode's inputs, polled: the directory `meshc build --out DIR` writes
-//! (`bundle.yaml`, `configs/<namespace>/<name>.yaml`), and small files
+//! (`bundle.yaml`, `configs/<namespace>/<name>.yaml`,
+//! `servicepolicies/<namespace>/<name>.yaml`), and small files
 //! (endpoints, tokens) re-read when their content changes.
 //!
 //! A build rewrites its files in place, one after another, so a poll can
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 pub const BUNDLE_FILE: &str = "bundle.yaml";
 pub const CONFIGS_DIR: &str = "configs";
+pub const SERVICE_POLICIES_DIR: &str = "servicepolicies";
 /// Pause between the two scans that must agree.
 const SETTLE: Duration = Duration::from_millis(25);
 /// A directory still changing after this many scans is applied as it is.
@@ -44,21 +46,27 @@ impl PartialEq for Content {
 pub struct Snapshot {
     pub bundle: Option<Content>,
     pub configs: BTreeMap<ObjectKey, Content>,
+    pub policies: BTreeMap<ObjectKey, Content>,
 }
 
 impl Snapshot {
     /// The store update that takes `self` to `next`.
     pub fn update_to(&self, next: &Snapshot) -> Update {
         let bundle = next.bundle.as_ref().filter(|b| self.bundle.as_ref() != Some(b)).map(|b| b.bytes.clone());
-        let configs = next
-            .configs
-            .iter()
-            .filter(|(k, c)| self.configs.get(*k) != Some(c))
-            .map(|(k, c)| (k.clone(), c.bytes.clone()))
-            .collect();
-        let removed = self.configs.keys().filter(|k| !next.configs.contains_key(*k)).cloned().collect();
-        Update { bundle, configs, removed }
+        let (configs, removed) = changes(&self.configs, &next.configs);
+        let (policies, removed_policies) = changes(&self.policies, &next.policies);
+        Update { bundle, configs, removed, policies, removed_policies }
     }
+}
+
+/// The objects new or changed from `before` to `after`, and those removed.
+type Changes = (Vec<(ObjectKey, Bytes)>, Vec<ObjectKey>);
+
+fn changes(before: &BTreeMap<ObjectKey, Content>, after: &BTreeMap<ObjectKey, Content>) -> Changes {
+    let changed =
+        after.iter().filter(|(k, c)| before.get(*k) != Some(c)).map(|(k, c)| (k.clone(), c.bytes.clone())).collect();
+    let removed = before.keys().filter(|k| !after.contains_key(*k)).cloned().collect();
+    (changed, removed)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -104,14 +112,25 @@ impl DirScanner {
         if bundle.exists() {
             snap.bundle = self.read(&bundle, &mut seen);
         }
-        let configs = self.dir.join(CONFIGS_DIR);
-        let namespaces = match std::fs::read_dir(&configs) {
+        snap.configs = self.scan_objects(CONFIGS_DIR, &mut seen)?;
+        snap.policies = self.scan_objects(SERVICE_POLICIES_DIR, &mut seen)?;
+        self.cache = seen;
+        Ok(snap)
+    }
+
+    /// The `<sub>/<namespace>/<name>.yaml` files, by object; none when
+    /// `sub` does not exist in an existing directory.
+    fn scan_objects(
+        &self,
+        sub: &str,
+        seen: &mut HashMap<PathBuf, (Fingerprint, Content)>,
+    ) -> Result<BTreeMap<ObjectKey, Content>, String> {
+        let mut objects = BTreeMap::new();
+        let root = self.dir.join(sub);
+        let namespaces = match std::fs::read_dir(&root) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.dir.is_dir() => {
-                self.cache = seen;
-                return Ok(snap);
-            }
-            Err(e) => return Err(format!("{}: {e}", configs.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.dir.is_dir() => return Ok(objects),
+            Err(e) => return Err(format!("{}: {e}", root.display())),
         };
         for ns in namespaces.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
             let Some(namespace) = ns.file_name().to_str().map(str::to_owned) else { continue };
@@ -122,13 +141,12 @@ impl DirScanner {
                     continue;
                 };
                 let key = ObjectKey { namespace: namespace.clone(), name: name.to_owned() };
-                if let Some(c) = self.read(&path, &mut seen) {
-                    snap.configs.insert(key, c);
+                if let Some(c) = self.read(&path, seen) {
+                    objects.insert(key, c);
                 }
             }
         }
-        self.cache = seen;
-        Ok(snap)
+        Ok(objects)
     }
 
     fn read(&self, path: &Path, seen: &mut HashMap<PathBuf, (Fingerprint, Content)>) -> Option<Content> {
@@ -239,12 +257,19 @@ mod tests {
         std::fs::write(d.join("configs/ns/b.yaml"), "b1").unwrap();
         std::fs::write(d.join("configs/ns/notes.txt"), "x").unwrap();
         std::fs::write(d.join("crds.yaml"), "x").unwrap();
+        std::fs::create_dir_all(d.join("servicepolicies/shop")).unwrap();
+        std::fs::write(d.join("servicepolicies/shop/api.web.yaml"), "p1").unwrap();
         let mut s = DirScanner::new(d.to_path_buf());
         let first = s.scan().unwrap();
         assert_eq!(first.configs.len(), 2);
         let up = Snapshot::default().update_to(&first);
         assert_eq!(up.bundle.as_deref(), Some(&b"b1"[..]));
         assert_eq!(up.configs.len(), 2);
+        let api = ObjectKey { namespace: "shop".into(), name: "api.web".into() };
+        assert_eq!(up.policies, vec![(api.clone(), Bytes::from("p1"))]);
+        std::fs::remove_file(d.join("servicepolicies/shop/api.web.yaml")).unwrap();
+        let gone = DirScanner::new(d.to_path_buf()).scan().unwrap();
+        assert_eq!(first.update_to(&gone).removed_policies, vec![api]);
 
         std::fs::write(d.join("configs/ns/a.yaml"), "a2").unwrap();
         std::fs::remove_file(d.join("configs/ns/b.yaml")).unwrap();

@@ -1,15 +1,19 @@
 //! What the API serves, published for long polls: the [`Store`]'s configs,
-//! one watch channel per served workload, and the endpoints of every
-//! Service port, one snapshot for all.
+//! one watch channel per served workload; its shared ServicePolicies, one
+//! index for all (`policies`); and the endpoints of every Service port, one
+//! snapshot for all.
 //!
 //! Channels exist only for workloads that are served (or were, while a
 //! poll still holds them), so a client naming made-up workloads cannot
 //! grow these maps.
 
+mod policies;
+
 use crate::metrics::Metrics;
 use crate::store::{Change, Served, Status, Store, Subject};
 use bytes::Bytes;
 use mesh_proxy_api::endpoints::{Endpoints, ServiceKey};
+pub use policies::{PolicyAnswer, PolicyIndex};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -51,6 +55,8 @@ pub struct ConfigHub {
     /// The store revision last published.
     published: Mutex<Option<u64>>,
     watches: Mutex<HashMap<String, watch::Sender<Option<Arc<Served>>>>>,
+    /// The shared ServicePolicies served; changes only when they do.
+    policies: watch::Sender<Arc<PolicyIndex>>,
     metrics: Arc<Metrics>,
 }
 
@@ -67,6 +73,7 @@ impl ConfigHub {
             store: Mutex::new(store),
             published: Mutex::new(None),
             watches: Mutex::new(HashMap::new()),
+            policies: watch::channel(Arc::new(PolicyIndex::default())).0,
             metrics,
         };
         hub.publish(&lock(&hub.store));
@@ -100,16 +107,14 @@ impl ConfigHub {
     }
 
     fn report(&self, c: &Change, store: &Store) {
-        let kind = match c.subject {
-            Subject::Bundle => "MeshBundle",
-            Subject::Config(_) => "ProxyConfig",
-        };
+        let kind = c.subject.kind();
         match &c.status {
             Status::Accepted { digest } => tracing::info!(object = %c.subject, %digest, "accepted"),
             Status::Rejected(r) => {
                 let kept = match &c.subject {
                     Subject::Bundle => store.bundle().map(|b| b.digest.clone()),
                     Subject::Config(k) => store.served().values().find(|s| &s.object == k).map(|s| s.digest.clone()),
+                    Subject::Policy(k) => store.served_policies().get(k).map(|s| s.digest.clone()),
                 };
                 let kept = kept.as_deref().unwrap_or("none");
                 tracing::warn!(object = %c.subject, reason = r.reason, kept, "refused: {}", r.message);
@@ -152,6 +157,19 @@ impl ConfigHub {
             tx.receiver_count() > 0
         });
         self.metrics.set_configs_held(served.len());
+        let policies = store.served_policies();
+        self.policies.send_if_modified(|index| {
+            let changed = !index.same_as(policies);
+            if changed {
+                *index = Arc::new(PolicyIndex::new(policies.clone()));
+            }
+            changed
+        });
+    }
+
+    /// The shared ServicePolicies served and their updates.
+    pub fn watch_policies(&self) -> watch::Receiver<Arc<PolicyIndex>> {
+        self.policies.subscribe()
     }
 
     /// The config of `workload` and its updates; `None` when none is served.

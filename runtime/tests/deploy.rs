@@ -220,7 +220,9 @@ async fn rbac_allows_every_call_the_runtime_makes() {
     let all = ListParams::default();
     let watch_all = WatchParams::default().timeout(1);
 
-    for (kind, plural) in [("ProxyConfig", "proxyconfigs"), ("MeshBundle", "meshbundles")] {
+    for (kind, plural) in
+        [("ProxyConfig", "proxyconfigs"), ("ServicePolicy", "servicepolicies"), ("MeshBundle", "meshbundles")]
+    {
         let api = meshc_api(&client, kind, plural, None);
         allowed(&format!("list {plural}"), api.list(&all).await);
         allowed(&format!("watch {plural}"), api.watch(&watch_all, "0").await);
@@ -303,6 +305,8 @@ async fn rbac_refuses_everything_else() {
     object.metadata.resource_version = None;
     forbidden("create a ProxyConfig", pc.create(&PostParams::default(), &object).await);
     forbidden("get a ProxyConfig (reflectors list)", pc.get("web").await);
+    let sp = meshc_api(&client, "ServicePolicy", "servicepolicies", Some("booksapp"));
+    forbidden("patch a ServicePolicy's spec", sp.patch("books", &PatchParams::default(), &forged).await);
     let mb = meshc_api(&client, "MeshBundle", "meshbundles", None);
     forbidden("patch a MeshBundle's spec", mb.patch("bundle", &PatchParams::default(), &forged).await);
 

@@ -2,14 +2,12 @@ use super::{EXIT_FINDINGS, EXIT_USAGE};
 use crate::emit::{self, BuildInfo, Built, ConfigOut, keys, revision, sequence, write};
 use crate::findings::{Code, Severity};
 use crate::load::Input;
-use crate::lower::outbound::scope::Scope;
 use crate::pipeline::Outcome;
 use crate::pipeline::{self, Options};
 use crate::report::{self, Summary};
 use crate::settings::SettingsFile;
 use clap::Args;
 use mesh_proxy_api::envelope::SigningKey;
-use mesh_proxy_api::{ProxyConfig, WorkloadRef};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -157,9 +155,9 @@ pub fn run(args: BuildArgs) -> ExitCode {
     };
     let info = build_info(&args, previous.as_ref().map(|p| p.sequence), errors);
     let written = match &args.out {
-        Some(dir) => build_into(dir, &outcome, &key, &info, previous.as_ref()).map(|configs| {
+        Some(dir) => build_into(dir, &outcome, &key, &info, previous.as_ref()).map(|summary| {
             eprintln!(
-                "wrote {configs} ProxyConfig(s) and the MeshBundle to {} (revision {}, sequence {})",
+                "wrote {summary} and the MeshBundle to {} (revision {}, sequence {})",
                 dir.display(),
                 info.source_revision,
                 info.sequence
@@ -181,34 +179,22 @@ pub fn run(args: BuildArgs) -> ExitCode {
     }
 }
 
-/// Signs every config of `outcome`, each with its outbound part laid out
-/// just before (see `lower::outbound::scope`).
+/// Signs every config and shared Service policy of `outcome`.
 fn sign(outcome: &Outcome, key: &SigningKey, info: &BuildInfo, out: &ConfigOut) -> Result<Built, String> {
-    let scope = Scope::new(outcome);
-    let present: Vec<&ProxyConfig> = outcome.configs.iter().flatten().collect();
-    let at: Vec<usize> = outcome.configs.iter().enumerate().filter(|(_, c)| c.is_some()).map(|(wi, _)| wi).collect();
-    let refs: Vec<&WorkloadRef> = present.iter().map(|c| &c.workload).collect();
-    let config_of = |i: usize| {
-        let mut config = present[i].clone();
-        if let Some(outbound) = scope.outbound(outcome, at[i]) {
-            config.outbound = outbound;
-        }
-        config
-    };
-    emit::build_each(&refs, config_of, key, info, out).map_err(|e| e.to_string())
+    emit::build_outcome(outcome, key, info, out).map_err(|e| e.to_string())
 }
 
 /// `--out DIR`: each config file is written as soon as it is signed, when
 /// the sequence is known to go forward; the same sequence again is admitted
 /// only for the same signed content, which needs every digest first, so
-/// then the files are kept until the check. Returns how many configs.
+/// then the files are kept until the check. Returns what it wrote, for the message.
 fn build_into(
     dir: &Path,
     outcome: &Outcome,
     key: &SigningKey,
     info: &BuildInfo,
     previous: Option<&sequence::Previous>,
-) -> Result<usize, String> {
+) -> Result<String, String> {
     let same_sequence = previous.is_some_and(|p| p.sequence == info.sequence);
     if !same_sequence {
         // The digest decides only between equal sequences.
@@ -220,8 +206,8 @@ fn build_into(
     let built = sign(outcome, key, info, &out)?;
     crate::profile::stage("build: signed");
     sequence::check_forward(previous, info.sequence, &built.bundle_digest)?;
-    let configs = built.files.len() + built.written.len() - 2;
+    let summary = built.summary();
     write::finish_dir(writer, &built)?;
     std::mem::forget(built);
-    Ok(configs)
+    Ok(summary)
 }

@@ -39,9 +39,6 @@ pub fn run(args: &BuildArgs, key: &SigningKey, mut outcome: Outcome) -> ExitCode
         }
         None => (0..m.clusters.len()).collect(),
     };
-    for &c in &chosen {
-        crate::lower::outbound::complete(&mut m.clusters[c].outcome);
-    }
     let outs: Vec<Option<PathBuf>> =
         chosen.iter().map(|&c| args.out.as_ref().map(|d| d.join(&m.clusters[c].name))).collect();
     let mut previous = Vec::new();
@@ -73,11 +70,11 @@ fn build_one(
     previous: Option<&sequence::Previous>,
 ) -> Result<(), String> {
     let cluster = &m.clusters[c];
-    let mut built =
-        emit::build(&cluster.outcome.configs, key, info).map_err(|e| format!("cluster {}: {e}", cluster.name))?;
+    let mut built = emit::build_outcome(&cluster.outcome, key, info, &emit::ConfigOut::Keep)
+        .map_err(|e| format!("cluster {}: {e}", cluster.name))?;
     sequence::check_forward(previous, info.sequence, &built.bundle_digest)
         .map_err(|e| format!("cluster {}: {e}", cluster.name))?;
-    let configs = built.files.len() - 2;
+    let summary = built.summary();
     match out {
         Some(dir) => {
             let links = signed_links(m, c, key)?;
@@ -87,8 +84,7 @@ fn build_one(
             write::write_dir(dir, &built)?;
             let and_links = if links.is_some() { ", its links file" } else { "" };
             eprintln!(
-                "cluster {}: wrote {configs} ProxyConfig(s){and_links} and the MeshBundle to {} (revision {}, \
-                 sequence {})",
+                "cluster {}: wrote {summary}{and_links} and the MeshBundle to {} (revision {}, sequence {})",
                 cluster.name,
                 dir.display(),
                 info.source_revision,

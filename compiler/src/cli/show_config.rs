@@ -36,11 +36,12 @@ pub fn run(args: ShowConfigArgs) -> ExitCode {
         return fail(format!("{}: no such file or directory", args.path.display()));
     }
     let options = Options { settings_file: args.settings, ..Options::default() };
-    let outcome = match pipeline::compile(&Input::Path(args.path), &options) {
+    // Only the config shown is composed with its namespace's shared
+    // Service policies (`pipeline::compile` would compose every one).
+    let mut outcome = match pipeline::check(&Input::Path(args.path), &options) {
         Ok(o) => o,
         Err(e) => return fail(e.to_string()),
     };
-    let mut outcome = outcome;
     if let Some(m) = outcome.multicluster.as_deref_mut() {
         // `CLUSTER/KIND/NS/NAME`: that cluster's config, with the Services mirrored into it.
         let names: Vec<String> = m.clusters.iter().map(|c| c.name.clone()).collect();
@@ -49,9 +50,7 @@ pub fn run(args: ShowConfigArgs) -> ExitCode {
             Ok(x) => x,
             Err(e) => return fail(e),
         };
-        let cluster = &mut m.clusters[c].outcome;
-        crate::lower::outbound::complete(cluster);
-        return show(cluster, workload, args.format);
+        return show(&m.clusters[c].outcome, workload, args.format);
     }
     show(&outcome, &args.workload, args.format)
 }
@@ -66,7 +65,7 @@ fn show(outcome: &pipeline::Outcome, workload: &str, format: Format) -> ExitCode
         Err(e) => return fail(e),
     };
     let w = &outcome.resolved.workloads[wi];
-    let Some(config) = &outcome.configs[wi] else {
+    let Some(config) = crate::lower::outbound::scope::completed(outcome, wi) else {
         let why = w.meshed.as_ref().err().cloned().unwrap_or_default();
         return fail(format!(
             "{} {}/{} has no Linkerd proxy ({why}), so nothing is enforced there",
@@ -74,9 +73,9 @@ fn show(outcome: &pipeline::Outcome, workload: &str, format: Format) -> ExitCode
         ));
     };
     match format {
-        Format::Json => outln!("{}", serde_json::to_string_pretty(config).expect("config serializes")),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&config).expect("config serializes")),
         Format::Text => {
-            out!("{}", show_config::render(config));
+            out!("{}", show_config::render(&config));
         }
     }
     ExitCode::SUCCESS

@@ -1,13 +1,17 @@
-//! CustomResourceDefinitions for ProxyConfig and MeshBundle. Written into
+//! CustomResourceDefinitions for ProxyConfig, ServicePolicy and MeshBundle. Written into
 //! every build (so a fresh cluster can apply the output as is) and committed
 //! under `schemas/crds/` (a test fails when they drift).
 
-use super::objects::{BUNDLE_KIND, GROUP, PROXY_CONFIG_KIND, VERSION, document};
+use super::objects::{BUNDLE_KIND, GROUP, PROXY_CONFIG_KIND, SERVICE_POLICY_KIND, VERSION, document};
 use serde_json::{Value, json};
 
 /// (file name under `schemas/crds/`, YAML text), ProxyConfig first.
 pub fn files() -> Vec<(&'static str, String)> {
-    vec![("proxyconfig.crd.yaml", document(&proxy_config())), ("meshbundle.crd.yaml", document(&mesh_bundle()))]
+    vec![
+        ("proxyconfig.crd.yaml", document(&proxy_config())),
+        ("servicepolicy.crd.yaml", document(&service_policy())),
+        ("meshbundle.crd.yaml", document(&mesh_bundle())),
+    ]
 }
 
 /// Both CRDs as one YAML stream, in the order of [`files`].
@@ -132,15 +136,47 @@ fn proxy_config() -> Value {
     crd(PROXY_CONFIG_KIND, "proxyconfigs", "Namespaced", spec, columns)
 }
 
+fn audience() -> Value {
+    json!({
+        "type": "object",
+        "description": "Which client namespaces see the Service so: allNamespaces (those without a view of their own), or one namespace.",
+        "required": ["kind"],
+        "properties": {"kind": {"type": "string", "enum": ["allNamespaces", "namespace"]}, "namespace": string()}
+    })
+}
+
+fn service_policy() -> Value {
+    let spec = json!({
+        "type": "object",
+        "description": "One Service's signed outbound policy as some client namespaces see it, shared by their proxies. service, audience and digest repeat the signed payload.",
+        "required": ["service", "audience", "digest", "envelope"],
+        "properties": {"service": string(), "audience": audience(), "digest": digest(), "envelope": envelope()}
+    });
+    let columns = json!([
+        {"name": "Service", "type": "string", "jsonPath": ".spec.service"},
+        {"name": "Audience", "type": "string", "jsonPath": ".spec.audience.kind"},
+        {"name": "Digest", "type": "string", "jsonPath": ".spec.digest", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+    ]);
+    crd(SERVICE_POLICY_KIND, "servicepolicies", "Namespaced", spec, columns)
+}
+
 fn mesh_bundle() -> Value {
     let entry = json!({
         "type": "object",
         "required": ["namespace", "name", "workload", "digest"],
         "properties": {"namespace": string(), "name": string(), "workload": workload_ref(), "digest": digest()}
     });
+    let policy_entry = json!({
+        "type": "object",
+        "required": ["namespace", "name", "service", "audience", "digest"],
+        "properties": {
+            "namespace": string(), "name": string(), "service": string(), "audience": audience(), "digest": digest()
+        }
+    });
     let spec = json!({
         "type": "object",
-        "description": "The signed list of every ProxyConfig of one build.",
+        "description": "The signed list of every ProxyConfig and ServicePolicy of one build.",
         "required": ["sourceRevision", "meshcVersion", "keyId", "allowErrors", "errorFindings", "configs", "envelope"],
         "properties": {
             "sourceRevision": string(),
@@ -155,6 +191,7 @@ fn mesh_bundle() -> Value {
             "allowErrors": {"type": "boolean"},
             "errorFindings": {"type": "integer", "minimum": 0},
             "configs": {"type": "array", "items": entry},
+            "servicePolicies": {"type": "array", "items": policy_entry},
             "envelope": envelope()
         }
     });

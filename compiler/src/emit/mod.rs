@@ -8,12 +8,16 @@ pub mod names;
 pub mod objects;
 pub mod revision;
 pub mod sequence;
+pub mod shared;
 pub mod verify;
+mod verify_shared;
 pub mod write;
 
 use mesh_proxy_api::envelope::SigningKey;
 use mesh_proxy_api::envelope::{self, Envelope};
+use mesh_proxy_api::service_policy::ServicePolicy;
 use mesh_proxy_api::{ProxyConfig, WorkloadRef};
+pub use objects::SERVICE_POLICIES_DIR;
 use objects::*;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -29,14 +33,14 @@ pub struct BuildInfo {
 }
 
 /// The files of one build, as (path relative to the output directory,
-/// text), in stream order: `crds.yaml`, `bundle.yaml`, then the configs by
-/// namespace and name. `kustomization.yaml` comes last and is not part of
+/// text), in stream order: `crds.yaml`, `bundle.yaml`, the configs by
+/// namespace and name, then the ServicePolicies likewise. `kustomization.yaml` comes last and is not part of
 /// the `--stdout` stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Built {
     pub files: Vec<(String, String)>,
-    /// Config files [`ConfigOut::Write`] wrote as they were signed (then
-    /// not in `files`), in stream order.
+    /// Config and ServicePolicy files [`ConfigOut::Write`] wrote as they
+    /// were signed (then not in `files`), in stream order.
     pub written: Vec<String>,
     pub kustomization: String,
     /// The digest of the bundle's signed payload: with the sequence, what
@@ -53,6 +57,21 @@ impl Built {
     /// The `--stdout` stream: every file's documents, in order.
     pub fn stream(&self) -> String {
         self.files.iter().map(|(_, text)| text.as_str()).collect()
+    }
+
+    /// How many files of the build are under `dir` (`configs`, `servicepolicies`).
+    pub fn count_under(&self, dir: &str) -> usize {
+        let paths = self.files.iter().map(|(p, _)| p.as_str()).chain(self.written.iter().map(String::as_str));
+        paths.filter(|p| p.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))).count()
+    }
+
+    /// `N ProxyConfig(s)[, M ServicePolicy(s)]`, for the build's message.
+    pub fn summary(&self) -> String {
+        let configs = self.count_under(CONFIGS_DIR);
+        match self.count_under(SERVICE_POLICIES_DIR) {
+            0 => format!("{configs} ProxyConfig(s)"),
+            n => format!("{configs} ProxyConfig(s), {n} ServicePolicy(s)"),
+        }
     }
 }
 
@@ -82,13 +101,36 @@ pub enum ConfigOut<'a> {
     Write(&'a (dyn Fn(&str, &str) -> Result<(), String> + Sync)),
 }
 
-/// Signs every config and lays out the objects. Same configs, key and info
-/// give the same bytes: ed25519 signatures are deterministic, and every
-/// list is sorted.
-pub fn build(configs: &[Option<ProxyConfig>], key: &SigningKey, info: &BuildInfo) -> Result<Built, EmitError> {
+/// Signs every config and shared Service policy and lays out the objects.
+/// Same inputs give the same bytes: ed25519 signatures are deterministic,
+/// and every list is sorted.
+pub fn build(
+    configs: &[Option<ProxyConfig>],
+    shared: &[ServicePolicy],
+    key: &SigningKey,
+    info: &BuildInfo,
+) -> Result<Built, EmitError> {
     let configs: Vec<&ProxyConfig> = configs.iter().flatten().collect();
     let refs: Vec<&WorkloadRef> = configs.iter().map(|c| &c.workload).collect();
-    build_each(&refs, |i| configs[i].clone(), key, info, &ConfigOut::Keep)
+    build_each(&refs, |i| configs[i].clone(), shared, key, info, &ConfigOut::Keep)
+}
+
+/// What `meshc build` signs for a checked repository: each config with only
+/// its own outbound part, and every Service's shared views
+/// (`lower::outbound::scope`), each file handed to `out` once signed.
+pub fn build_outcome(
+    outcome: &crate::pipeline::Outcome,
+    key: &SigningKey,
+    info: &BuildInfo,
+    out: &ConfigOut,
+) -> Result<Built, EmitError> {
+    use crate::lower::outbound::scope::{Scope, with_outbound};
+    let scope = Scope::new(outcome);
+    let present: Vec<&ProxyConfig> = outcome.configs.iter().flatten().collect();
+    let refs: Vec<&WorkloadRef> = present.iter().map(|c| &c.workload).collect();
+    // Never a copy of a composed outbound part (`pipeline::compile`'s).
+    let config_of = |i: usize| with_outbound(present[i], scope.own(outcome, &present[i].workload.namespace));
+    build_each(&refs, config_of, &scope.shared, key, info, out)
 }
 
 /// [`build`] for configs made one at a time: `config_of(i)` is the config of
@@ -96,9 +138,12 @@ pub fn build(configs: &[Option<ProxyConfig>], key: &SigningKey, info: &BuildInfo
 /// once signed and listed in [`Built::written`], so memory holds the configs
 /// being signed, not all of them (a repository's configs together repeat
 /// its Services once per client: see `lower::outbound::scope`).
+/// Each config of a namespace names the digest of the shared policies its
+/// clients see (`Outbound::service_policies`) when `shared` is not empty.
 pub fn build_each<F>(
     workloads: &[&WorkloadRef],
     config_of: F,
+    shared: &[ServicePolicy],
     key: &SigningKey,
     info: &BuildInfo,
     out: &ConfigOut,
@@ -106,14 +151,24 @@ pub fn build_each<F>(
 where
     F: Fn(usize) -> ProxyConfig + Sync,
 {
+    let policies = shared::sign_policies(shared, key, info, out)?;
+    let sets = shared::set_digests(&policies, workloads.iter().map(|w| w.namespace.as_str()));
+    let config_of = |i: usize| {
+        let mut config = config_of(i);
+        if let Some(set) = sets.get(&config.workload.namespace) {
+            config.outbound.service_policies = Some(set.clone());
+        }
+        config
+    };
     let laid = sign_all(workloads, config_of, key, info, out)?;
-    let (bundle, bundle_digest) = bundle(&laid, key, info)?;
+    let (bundle, bundle_digest) = bundle(&laid, &policies, key, info)?;
     let mut files = vec![(CRDS_FILE.to_owned(), crd::stream()), (BUNDLE_FILE.to_owned(), bundle)];
     let mut written = Vec::new();
-    for l in laid {
-        match l.text {
-            Some(text) => files.push((l.path, text)),
-            None => written.push(l.path),
+    let laid = laid.into_iter().map(|l| (l.path, l.text));
+    for (path, text) in laid.chain(policies.into_iter().map(|p| (p.path, p.text))) {
+        match text {
+            Some(text) => files.push((path, text)),
+            None => written.push(path),
         }
     }
     let kustomization = kustomization(files.iter().map(|(p, _)| p.as_str()).chain(written.iter().map(String::as_str)));
@@ -210,7 +265,12 @@ fn config_object(
 }
 
 /// The MeshBundle's document and the digest of its signed payload.
-fn bundle(laid: &[Laid], key: &SigningKey, info: &BuildInfo) -> Result<(String, String), EmitError> {
+fn bundle(
+    laid: &[Laid],
+    policies: &[shared::LaidPolicy],
+    key: &SigningKey,
+    info: &BuildInfo,
+) -> Result<(String, String), EmitError> {
     let mut spec = BundleSpec {
         source_revision: info.source_revision.clone(),
         sequence: info.sequence,
@@ -219,6 +279,7 @@ fn bundle(laid: &[Laid], key: &SigningKey, info: &BuildInfo) -> Result<(String, 
         allow_errors: info.error_findings > 0,
         error_findings: info.error_findings,
         configs: laid.iter().map(|l| l.entry.clone()).collect(),
+        service_policies: policies.iter().map(|p| p.entry.clone()).collect(),
         envelope: None,
     };
     let signed_spec = envelope::sign_value(&spec, BUNDLE_PAYLOAD_TYPE, key).map_err(EmitError)?;
@@ -233,7 +294,7 @@ fn bundle(laid: &[Laid], key: &SigningKey, info: &BuildInfo) -> Result<(String, 
             annotations: annotations(info),
             ..ObjectMeta::default()
         },
-        spec,
+        spec: BundleObjectSpec::of(&spec),
     };
     Ok((document(&object), digest))
 }

@@ -6,6 +6,7 @@ use crate::load::yaml;
 use mesh_proxy_api::ProxyConfig;
 use mesh_proxy_api::envelope::VerifyingKey;
 use mesh_proxy_api::envelope::{self, payload_digest};
+use mesh_proxy_api::service_policy::ServicePolicy;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ pub struct Verified {
     pub manifest: BundleSpec,
     /// In the manifest's order.
     pub configs: Vec<ProxyConfig>,
+    /// The shared Service policies, in the manifest's order.
+    pub service_policies: Vec<ServicePolicy>,
 }
 
 /// One ProxyConfig object as found, before and after its checks.
@@ -32,6 +35,7 @@ struct Found {
 struct State {
     problems: Vec<String>,
     configs: Vec<Found>,
+    policies: Vec<super::verify_shared::FoundPolicy>,
     bundles: Vec<(String, Object<BundleSpec>)>,
 }
 
@@ -120,6 +124,13 @@ fn read_object(file: &str, v: Value, keys: &[VerifyingKey], state: &mut State) {
             Ok(o) => check_config(place, o, keys, state),
             Err(e) => state.problems.push(format!("{place}: malformed: {e}")),
         },
+        SERVICE_POLICY_KIND => match serde_json::from_value::<Object<ServicePolicySpec>>(v) {
+            Ok(o) => match super::verify_shared::check_policy(place.clone(), o, keys) {
+                Ok(found) => state.policies.push(found),
+                Err(p) => state.problems.push(format!("{place}: {p}")),
+            },
+            Err(e) => state.problems.push(format!("{place}: malformed: {e}")),
+        },
         BUNDLE_KIND => match serde_json::from_value::<Object<BundleSpec>>(v) {
             Ok(o) => state.bundles.push((place, o)),
             Err(e) => state.problems.push(format!("{place}: malformed: {e}")),
@@ -193,8 +204,15 @@ fn finish(mut state: State, keys: &[VerifyingKey]) -> Result<Verified, Vec<Strin
         }
     };
     let configs = manifest.as_ref().map(|m| match_configs(m, &state.configs, &mut state.problems));
-    match (manifest, configs) {
-        (Some(manifest), Some(configs)) if state.problems.is_empty() => Ok(Verified { manifest, configs }),
+    let policies =
+        manifest.as_ref().map(|m| super::verify_shared::match_policies(m, &state.policies, &mut state.problems));
+    if let (Some(m), Some(configs)) = (&manifest, &configs) {
+        super::verify_shared::check_config_sets(m, configs, &mut state.problems);
+    }
+    match (manifest, configs, policies) {
+        (Some(manifest), Some(configs), Some(service_policies)) if state.problems.is_empty() => {
+            Ok(Verified { manifest, configs, service_policies })
+        }
         _ => Err(state.problems),
     }
 }

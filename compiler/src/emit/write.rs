@@ -100,7 +100,8 @@ fn previous_files(dir: &Path) -> Result<BTreeSet<String>, String> {
 }
 
 /// Only paths a build can write: a top-level file it names, or a config
-/// file directly under `configs/<namespace>/`. An edited list cannot make
+/// or ServicePolicy file directly under `configs/<namespace>/` or
+/// `servicepolicies/<namespace>/`. An edited list cannot make
 /// meshc delete anything else.
 fn is_ours(rel: &str) -> bool {
     let parts: Vec<Component> = Path::new(rel).components().collect();
@@ -110,7 +111,7 @@ fn is_ours(rel: &str) -> bool {
     match parts.as_slice() {
         [Component::Normal(f)] => [super::CRDS_FILE, super::BUNDLE_FILE, KUSTOMIZATION_FILE].iter().any(|n| f == n),
         [Component::Normal(c), Component::Normal(_), Component::Normal(f)] => {
-            *c == CONFIGS_DIR && f.to_string_lossy().ends_with(".yaml")
+            (*c == CONFIGS_DIR || *c == super::SERVICE_POLICIES_DIR) && f.to_string_lossy().ends_with(".yaml")
         }
         _ => false,
     }
@@ -125,7 +126,8 @@ fn remove_stale(dir: &Path, rel: &str) -> Result<(), String> {
     }
     // A namespace directory left empty goes too; `remove_dir` fails on a
     // non-empty one, which is what should happen.
-    if let Some(parent) = path.parent().filter(|p| p.parent().is_some_and(|pp| pp == dir.join(CONFIGS_DIR))) {
+    let per_namespace = |pp: &Path| pp == dir.join(CONFIGS_DIR) || pp == dir.join(super::SERVICE_POLICIES_DIR);
+    if let Some(parent) = path.parent().filter(|p| p.parent().is_some_and(per_namespace)) {
         let _ = std::fs::remove_dir(parent);
     }
     Ok(())
@@ -148,6 +150,8 @@ mod tests {
     fn only_build_paths_are_ours() {
         assert!(is_ours("bundle.yaml"));
         assert!(is_ours("configs/shop/deployment-web.yaml"));
+        assert!(is_ours("servicepolicies/shop/api.web.yaml"));
+        assert!(!is_ours("servicepolicies/shop"));
         assert!(!is_ours("../bundle.yaml"));
         assert!(!is_ours("configs/../../etc/passwd.yaml"));
         assert!(!is_ours("/etc/x.yaml"));

@@ -4,6 +4,7 @@
 
 use crate::config::WorkloadRef;
 use crate::envelope::{self, Envelope, VerifyError, VerifyingKey};
+use crate::service_policy::{Audience, set_digest};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -31,6 +32,10 @@ pub struct BundleSpec {
     pub error_findings: usize,
     /// Sorted by namespace, then name.
     pub configs: Vec<BundleEntry>,
+    /// The build's shared Service policies (`crate::service_policy`),
+    /// sorted by namespace, then name. Absent in builds from before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_policies: Vec<ServicePolicyEntry>,
     /// Absent from the signed payload, present in every object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope: Option<Envelope>,
@@ -43,6 +48,26 @@ pub struct BundleEntry {
     pub name: String,
     pub workload: WorkloadRef,
     pub digest: String,
+}
+
+/// One signed ServicePolicy object of the build: where it is (its
+/// namespace is the Service's), which Service and clients it is for, and
+/// the digest of its signed payload.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePolicyEntry {
+    pub namespace: String,
+    pub name: String,
+    pub service: String,
+    pub audience: Audience,
+    pub digest: String,
+}
+
+/// [`set_digest`] of the shared views among `entries` for clients in
+/// `client_ns`: what every config of that namespace must name.
+pub fn service_policy_set(entries: &[ServicePolicyEntry], client_ns: &str) -> String {
+    let applies = entries.iter().filter(|e| e.audience.includes(client_ns));
+    set_digest(applies.map(|e| e.digest.as_str()))
 }
 
 /// Why a bundle spec did not open.

@@ -21,7 +21,8 @@ pub struct ProxyConfig {
     /// `web.emojivoto.serviceaccount.identity.linkerd.cluster.local`.
     pub identity: String,
     pub inbound: Inbound,
-    /// Client-side policy for the Services this workload can reach.
+    /// Client-side policy: the workload's own part, and the shared Service
+    /// policies it is enforced with (`Outbound::service_policies`).
     #[serde(default, skip_serializing_if = "crate::outbound::Outbound::is_empty")]
     pub outbound: crate::outbound::Outbound,
     /// Per-request access log (`config.linkerd.io/access-log` on the pod

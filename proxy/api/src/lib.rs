@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod route;
 pub mod schema;
 pub mod sequence;
+pub mod service_policy;
 
 pub use authz::{
     AuthnMismatch, AuthzAttempt, AuthzMatch, AuthzSource, IdentityMatch, NetworkMismatch, authorize, explain_authorize,

@@ -62,3 +62,39 @@ impl ConfigSource for FileSource {
         }
     }
 }
+
+/// A build's `servicepolicies/` directory, polled like a config file and
+/// yielded as one answer (`shared::read_dir_answer`) when it changes.
+pub struct PolicyDirSource {
+    dir: PathBuf,
+    ticks: Interval,
+    last: Option<Seen>,
+}
+
+impl PolicyDirSource {
+    pub fn new(dir: PathBuf, interval: Duration) -> PolicyDirSource {
+        let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        PolicyDirSource { dir, ticks, last: None }
+    }
+}
+
+impl ConfigSource for PolicyDirSource {
+    async fn next(&mut self) -> Result<Vec<u8>, SourceError> {
+        loop {
+            self.ticks.tick().await;
+            let dir = self.dir.clone();
+            let read = tokio::task::spawn_blocking(move || super::shared::read_dir_answer(&dir))
+                .await
+                .unwrap_or_else(|e| Err(SourceError(format!("reading the ServicePolicy directory: {e}"))));
+            let seen = match &read {
+                Ok(bytes) => Seen::Content(digest(bytes)),
+                Err(e) => Seen::Failed(e.0.clone()),
+            };
+            if self.last.as_ref() != Some(&seen) {
+                self.last = Some(seen);
+                return read;
+            }
+        }
+    }
+}

@@ -110,7 +110,11 @@ enum Outcome {
 
 pub struct RuntimeSource {
     client: Arc<RuntimeClient>,
+    /// What is polled, for messages: `Kind/namespace/name`, or
+    /// `ServicePolicies of <namespace>`.
     workload: String,
+    /// The request without `wait` and `after`.
+    base_path: String,
     timing: PollTiming,
     /// The digest the runtime last sent: the long poll waits for another.
     after: Option<String>,
@@ -124,10 +128,23 @@ pub struct RuntimeSource {
 impl RuntimeSource {
     /// Watches `workload` (`Kind/namespace/name`) through `client`.
     pub fn new(client: Arc<RuntimeClient>, workload: String, timing: PollTiming) -> RuntimeSource {
+        let base_path = format!("/v1/config?workload={}", client::encode_query(&workload));
+        RuntimeSource::polling(client, workload, base_path, timing)
+    }
+
+    /// Watches the shared Service policies clients in `namespace` see
+    /// (`GET /v1/service-policies?namespace=…`, runtime/API.md).
+    pub fn service_policies(client: Arc<RuntimeClient>, namespace: &str, timing: PollTiming) -> RuntimeSource {
+        let base_path = format!("/v1/service-policies?namespace={}", client::encode_query(namespace));
+        RuntimeSource::polling(client, format!("ServicePolicies of {namespace}"), base_path, timing)
+    }
+
+    fn polling(client: Arc<RuntimeClient>, workload: String, base_path: String, timing: PollTiming) -> RuntimeSource {
         let backoff = Backoff::new(timing.retry_min, timing.retry_max);
         RuntimeSource {
             client,
             workload,
+            base_path,
             timing,
             after: None,
             last: None,
@@ -138,8 +155,7 @@ impl RuntimeSource {
     }
 
     async fn poll(&mut self) -> Outcome {
-        let mut path =
-            format!("/v1/config?workload={}&wait={}", client::encode_query(&self.workload), self.timing.wait_param());
+        let mut path = format!("{}&wait={}", self.base_path, self.timing.wait_param());
         if let Some(after) = &self.after {
             path.push_str(&format!("&after={}", client::encode_query(after)));
         }
@@ -156,7 +172,7 @@ impl RuntimeSource {
             StatusCode::OK => match reply.digest.clone().or_else(|| stated_digest(&reply.body)) {
                 Some(digest) => Outcome::Changed { bytes: reply.body.to_vec(), digest },
                 None => Outcome::Failed {
-                    message: "runtime sent a config without x-mesh-digest or spec.digest".into(),
+                    message: format!("runtime sent {} without x-mesh-digest or spec.digest", self.workload),
                     retry_in: self.backoff.next_delay(),
                 },
             },
@@ -205,7 +221,7 @@ impl ConfigSource for RuntimeSource {
                 Outcome::Missing => {
                     self.backoff.reset();
                     if !self.missing_logged {
-                        tracing::info!(workload = %self.workload, "the runtime holds no config for this workload yet");
+                        tracing::info!(workload = %self.workload, "the runtime holds nothing for this yet");
                         self.missing_logged = true;
                     }
                     self.resume_at = Some(Instant::now() + self.timing.not_found);

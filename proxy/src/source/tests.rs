@@ -66,7 +66,7 @@ impl Harness {
         let shutdown = CancellationToken::new();
         let verifier =
             Verifier { trusted: trusted.iter().map(|k| k.verifying_key()).collect(), workload: WORKLOAD.into() };
-        let task = tokio::spawn(watch_file(path.clone(), POLL, verifier, tx, metrics.clone(), shutdown.clone()));
+        let task = tokio::spawn(watch_file(path.clone(), None, POLL, verifier, tx, metrics.clone(), shutdown.clone()));
         Harness { _dir: dir, path, rx, metrics, shutdown, task }
     }
 

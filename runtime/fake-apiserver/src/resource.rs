@@ -112,7 +112,7 @@ impl Resources {
     /// Everything mesh-runtime touches: core v1 namespaces, pods, services,
     /// secrets, configmaps, serviceaccounts; discovery.k8s.io/v1
     /// endpointslices; coordination.k8s.io/v1 leases; TokenReview; and
-    /// meshc's ProxyConfig and MeshBundle (with their status subresource, as
+    /// meshc's ProxyConfig, ServicePolicy and MeshBundle (with their status subresource, as
     /// schemas/crds/ declares).
     pub fn standard() -> Self {
         let mut r = Resources::empty();
@@ -130,6 +130,10 @@ impl Resources {
         });
         r.add(
             ResourceType::namespaced(Gvr::new(MESHC_GROUP, MESHC_VERSION, "proxyconfigs"), "ProxyConfig").with_status(),
+        );
+        r.add(
+            ResourceType::namespaced(Gvr::new(MESHC_GROUP, MESHC_VERSION, "servicepolicies"), "ServicePolicy")
+                .with_status(),
         );
         r.add(ResourceType::cluster(Gvr::new(MESHC_GROUP, MESHC_VERSION, "meshbundles"), "MeshBundle").with_status());
         r

@@ -53,6 +53,7 @@ const ISSUER_WAIT_LOG: Duration = Duration::from_secs(30);
 struct Synced {
     configs: Arc<AtomicBool>,
     bundle: Arc<AtomicBool>,
+    policies: Arc<AtomicBool>,
     endpoints: Arc<AtomicBool>,
     keys: Arc<AtomicBool>,
 }
@@ -68,6 +69,7 @@ impl Readiness for KubeReadiness {
         let waiting: Vec<&str> = [
             (&s.configs, "ProxyConfigs"),
             (&s.bundle, "MeshBundle"),
+            (&s.policies, "ServicePolicies"),
             (&s.endpoints, "endpoints"),
             (&s.keys, "trusted keys"),
         ]
@@ -110,11 +112,13 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
     let watches = [
         (Kind::Config, Api::<DynamicObject>::all_with(client.clone(), &objects::proxy_configs()), &synced.configs),
         (Kind::Bundle, Api::all_with(client.clone(), &objects::mesh_bundles()), &synced.bundle),
+        (Kind::Policy, Api::all_with(client.clone(), &objects::service_policies()), &synced.policies),
     ];
     for (kind, api, flag) in watches {
         let name = match kind {
             Kind::Config => "ProxyConfig watch",
             Kind::Bundle => "MeshBundle watch",
+            Kind::Policy => "ServicePolicy watch",
         };
         let (hub, board, synced, floor) = (configs.clone(), board.clone(), flag.clone(), floor.clone());
         let w = ObjectWatch { kind, api, hub, board, synced, floor };
@@ -139,6 +143,7 @@ pub async fn start(s: Settings, client: kube::Client) -> Result<Running, String>
         bundles: Api::all_with(client.clone(), &objects::mesh_bundles()),
         client: client.clone(),
         config_resource: objects::proxy_configs(),
+        policy_resource: objects::service_policies(),
     };
     tasks.spawn("status writer", writer.run(configs.clone(), board, leader, shutdown.clone()));
 

@@ -1,4 +1,4 @@
-//! ProxyConfig and MeshBundle objects, watched and fed to the store.
+//! ProxyConfig, ServicePolicy and MeshBundle objects, watched and fed to the store.
 //!
 //! The store sees each object as `meshc build` wrote it: apiVersion, kind,
 //! name, namespace and spec. Everything the API server adds (status,
@@ -55,15 +55,20 @@ pub fn proxy_configs() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, "ProxyConfig"), "proxyconfigs")
 }
 
+pub fn service_policies() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, "ServicePolicy"), "servicepolicies")
+}
+
 pub fn mesh_bundles() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, "MeshBundle"), "meshbundles")
 }
 
-/// Which of the two kinds a watch carries.
+/// Which kind a watch carries.
 #[derive(Clone, Copy)]
 pub enum Kind {
     Config,
     Bundle,
+    Policy,
 }
 
 /// An object as the store takes it, and what the status writer needs.
@@ -78,6 +83,7 @@ fn seen(kind: Kind, o: &DynamicObject) -> Option<Seen> {
     let subject = match kind {
         Kind::Bundle => Subject::Bundle,
         Kind::Config => Subject::Config(ObjectKey { namespace: o.metadata.namespace.clone()?, name: name.clone() }),
+        Kind::Policy => Subject::Policy(ObjectKey { namespace: o.metadata.namespace.clone()?, name: name.clone() }),
     };
     let (api_version, kind_name) = o.types.as_ref().map_or(("", ""), |t| (t.api_version.as_str(), t.kind.as_str()));
     let mut metadata = json!({"name": name});
@@ -90,12 +96,16 @@ fn seen(kind: Kind, o: &DynamicObject) -> Option<Seen> {
     Some(Seen { subject, bytes, observed })
 }
 
-/// The object `key` is gone: whatever the batch held for it is replaced
-/// by its removal.
-fn unstage(key: ObjectKey, state: &mut Batch) {
-    state.update.configs.retain(|(k, _)| *k != key);
+/// The object `key` (a ProxyConfig or a ServicePolicy, as `kind` says) is
+/// gone: whatever the batch held for it is replaced by its removal.
+fn unstage(kind: Kind, key: ObjectKey, state: &mut Batch) {
     state.known.remove(&key);
-    state.update.removed.push(key);
+    let (changed, removed) = match kind {
+        Kind::Policy => (&mut state.update.policies, &mut state.update.removed_policies),
+        Kind::Config | Kind::Bundle => (&mut state.update.configs, &mut state.update.removed),
+    };
+    changed.retain(|(k, _)| *k != key);
+    removed.push(key);
 }
 
 /// Watches one kind and applies it to `hub`; `synced` turns true after
@@ -132,7 +142,7 @@ impl ObjectWatch {
         let config = match self.kind {
             // One bundle per cluster, by name: nothing else is read.
             Kind::Bundle => Config::default().fields(&format!("metadata.name={BUNDLE_NAME}")),
-            Kind::Config => Config::default(),
+            Kind::Config | Kind::Policy => Config::default(),
         };
         let stream = watcher::watcher(self.api.clone(), config).default_backoff();
         let mut stream = std::pin::pin!(stream);
@@ -164,10 +174,10 @@ impl ObjectWatch {
             // same step as the store judges their content: the status
             // writer reads both under that lock, so it never pairs a
             // verdict with another generation than the one judged.
-            let (board, bundle) = (self.board.clone(), matches!(self.kind, Kind::Bundle));
+            let (board, kind) = (self.board.clone(), self.kind_name());
             let observe = move || {
                 if let Some(listed) = relisted {
-                    board.replace(bundle, listed);
+                    board.replace(kind, listed);
                 }
                 for (subject, observed) in seen {
                     match observed {
@@ -176,7 +186,12 @@ impl ObjectWatch {
                     }
                 }
             };
-            if update.bundle.is_some() || !update.configs.is_empty() || !update.removed.is_empty() {
+            let any = update.bundle.is_some()
+                || !update.configs.is_empty()
+                || !update.removed.is_empty()
+                || !update.policies.is_empty()
+                || !update.removed_policies.is_empty();
+            if any {
                 self.hub
                     .update(move |s| {
                         let changes = s.update(update);
@@ -203,6 +218,7 @@ impl ObjectWatch {
         match self.kind {
             Kind::Config => "ProxyConfig",
             Kind::Bundle => "MeshBundle",
+            Kind::Policy => "ServicePolicy",
         }
     }
 
@@ -229,8 +245,8 @@ impl ObjectWatch {
             Event::Delete(o) => {
                 if let Some(s) = seen(self.kind, &o) {
                     state.seen.push((s.subject.clone(), None));
-                    if let Subject::Config(key) = s.subject {
-                        unstage(key, state);
+                    if let Subject::Config(key) | Subject::Policy(key) = s.subject {
+                        unstage(self.kind, key, state);
                     }
                     // A deleted MeshBundle keeps the last good one served:
                     // the store has no way to "unset" it, by design.
@@ -248,6 +264,11 @@ impl ObjectWatch {
                 state.known.insert(key.clone());
                 state.update.configs.push((key, s.bytes));
             }
+            Subject::Policy(key) => {
+                state.update.removed_policies.retain(|k| *k != key);
+                state.known.insert(key.clone());
+                state.update.policies.push((key, s.bytes));
+            }
         }
     }
 
@@ -259,13 +280,13 @@ impl ObjectWatch {
         let names: BTreeSet<&ObjectKey> = listed
             .keys()
             .filter_map(|s| match s {
-                Subject::Config(k) => Some(k),
+                Subject::Config(k) | Subject::Policy(k) => Some(k),
                 Subject::Bundle => None,
             })
             .collect();
         let gone: Vec<ObjectKey> = state.known.iter().filter(|k| !names.contains(k)).cloned().collect();
         for key in gone {
-            unstage(key, state);
+            unstage(self.kind, key, state);
         }
         // A relist supersedes what single events said before it.
         state.seen.clear();

@@ -1,12 +1,12 @@
-//! Verification of one object on its own: a ProxyConfig (signature, digest,
-//! and that what it says in the clear agrees with what it signs) or the
-//! MeshBundle (signature, and that its clear spec is the signed one). The
+//! Verification of one object on its own: a ProxyConfig or a ServicePolicy
+//! (signature, digest, and that what it says in the clear agrees with what
+//! it signs) or the MeshBundle (signature, and that its clear spec is the signed one). The
 //! cross-check between the two is in the store.
 //!
 //! ProxyConfig signatures are checked by mesh-proxy's own [`Verifier`], so
 //! the runtime accepts exactly what a proxy would accept.
 
-use super::{ObjectKey, Rejection, Served};
+use super::{ObjectKey, Rejection, Served, ServedPolicy};
 use bytes::Bytes;
 use mesh_common::verify::Verifier;
 use mesh_proxy_api::WorkloadRef;
@@ -15,7 +15,8 @@ use mesh_proxy_api::envelope::{self, VerifyingKey};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-pub use mesh_proxy_api::bundle::{BUNDLE_NAME, BUNDLE_PAYLOAD_TYPE, BundleEntry, BundleSpec};
+pub use mesh_proxy_api::bundle::{BUNDLE_NAME, BUNDLE_PAYLOAD_TYPE, BundleEntry, BundleSpec, ServicePolicyEntry};
+use mesh_proxy_api::service_policy::{Audience, ServicePolicy};
 
 /// A bundle that verified: which object carries which workload's config,
 /// with which digest.
@@ -27,6 +28,8 @@ pub struct Bundle {
     pub allow_errors: bool,
     pub digest: String,
     pub entries: BTreeMap<ObjectKey, BundleEntry>,
+    /// Its shared Service policies, by object.
+    pub policies: BTreeMap<ObjectKey, ServicePolicyEntry>,
     /// The bytes it was read from, re-verified when the trusted keys change.
     pub bytes: Bytes,
 }
@@ -105,6 +108,46 @@ pub fn config(key: &ObjectKey, bytes: &Bytes, trusted: &[VerifyingKey]) -> Resul
     })
 }
 
+/// The clear fields of a ServicePolicy spec.
+#[derive(Deserialize)]
+struct PolicySpec {
+    service: String,
+    audience: Audience,
+    digest: String,
+    envelope: envelope::Envelope,
+}
+
+/// Verifies a ServicePolicy object stored under `key`: its signature (the
+/// check mesh-proxy runs), and that its namespace, name, service, audience
+/// and digest are the signed ones.
+pub fn policy(key: &ObjectKey, bytes: &Bytes, trusted: &[VerifyingKey]) -> Result<ServedPolicy, Rejection> {
+    let body = json_body(bytes);
+    let object: Object<PolicySpec> = serde_json::from_slice(&body).map_err(parse_err)?;
+    if object.kind != "ServicePolicy" {
+        return Err(parse_err(format!("kind is `{}`, expected ServicePolicy", object.kind)));
+    }
+    let spec = &object.spec;
+    let signed = ServicePolicy::open(&spec.envelope, trusted).map_err(verify_err)?;
+    let digest = envelope::payload_digest(&spec.envelope).map_err(verify_err)?;
+    if spec.digest != digest {
+        return Err(Rejection::new(
+            "digest",
+            format!("spec.digest {} is not the signed payload's {digest}", spec.digest),
+        ));
+    }
+    let svc = &signed.service;
+    let name = signed.object_name();
+    let placed = object.metadata.namespace.as_deref() == Some(svc.namespace.as_str())
+        && key.namespace == svc.namespace
+        && object.metadata.name.as_deref() == Some(key.name.as_str())
+        && key.name == name;
+    if !placed || spec.service != svc.name || spec.audience != signed.audience {
+        let msg = format!("not the signed ServicePolicy {}/{name}", svc.namespace);
+        return Err(Rejection::new("metadata", msg));
+    }
+    Ok(ServedPolicy { audience: signed.audience, digest, object: key.clone(), body })
+}
+
 /// Verifies the MeshBundle object.
 pub fn bundle(bytes: &Bytes, trusted: &[VerifyingKey]) -> Result<Bundle, Rejection> {
     let body = json_body(bytes);
@@ -135,12 +178,20 @@ pub fn bundle(bytes: &Bytes, trusted: &[VerifyingKey]) -> Result<Bundle, Rejecti
             return Err(Rejection::new("metadata", "an object is listed twice"));
         }
     }
+    let mut policies = BTreeMap::new();
+    for e in signed.service_policies {
+        let key = ObjectKey { namespace: e.namespace.clone(), name: e.name.clone() };
+        if policies.insert(key, e).is_some() {
+            return Err(Rejection::new("metadata", "a ServicePolicy is listed twice"));
+        }
+    }
     Ok(Bundle {
         source_revision: signed.source_revision,
         sequence: signed.sequence,
         allow_errors: signed.allow_errors,
         digest,
         entries,
+        policies,
         bytes: bytes.clone(),
     })
 }

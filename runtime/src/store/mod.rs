@@ -3,7 +3,8 @@
 //!
 //! Inputs are objects as they arrive (from files or, later, the Kubernetes
 //! API): [`Store::set_bundle`], [`Store::set_config`], [`Store::remove_config`]
-//! or several at once with [`Store::update`],
+//! or several at once with [`Store::update`] (which also takes the shared
+//! ServicePolicy objects: served under the same rules as configs),
 //! and [`Store::set_trusted`] for key rotation. Each returns the objects
 //! whose status changed, for logs, metrics and status conditions.
 //!
@@ -32,6 +33,7 @@ use bytes::Bytes;
 use check::Bundle;
 pub use floor::Floor;
 use mesh_proxy_api::envelope::VerifyingKey;
+use mesh_proxy_api::service_policy::Audience;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
@@ -65,6 +67,19 @@ pub struct Served {
     pub body: Bytes,
 }
 
+/// A shared ServicePolicy the runtime serves (to proxies of the
+/// namespaces its audience includes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedPolicy {
+    pub audience: Audience,
+    /// `sha256:…` of the signed payload.
+    pub digest: String,
+    /// The object it came from (the Service's namespace).
+    pub object: ObjectKey,
+    /// The object's JSON, as served.
+    pub body: Bytes,
+}
+
 /// Why an object is not accepted. `reason` is a fixed word (a metrics label
 /// and, later, a status condition reason).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +108,18 @@ impl fmt::Display for Rejection {
 pub enum Subject {
     Bundle,
     Config(ObjectKey),
+    Policy(ObjectKey),
+}
+
+impl Subject {
+    /// The object's kind, as Kubernetes names it (also a metrics label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Bundle => "MeshBundle",
+            Subject::Config(_) => "ProxyConfig",
+            Subject::Policy(_) => "ServicePolicy",
+        }
+    }
 }
 
 impl fmt::Display for Subject {
@@ -100,6 +127,7 @@ impl fmt::Display for Subject {
         match self {
             Subject::Bundle => write!(f, "MeshBundle {}", check::BUNDLE_NAME),
             Subject::Config(k) => write!(f, "ProxyConfig {k}"),
+            Subject::Policy(k) => write!(f, "ServicePolicy {k}"),
         }
     }
 }
@@ -120,10 +148,10 @@ pub struct Change {
     pub status: Status,
 }
 
-/// The latest content of one ProxyConfig object and what checking it alone said.
-struct Input {
+/// The latest content of one object and what checking it alone said.
+struct Input<T> {
     bytes: Bytes,
-    checked: Result<Arc<Served>, Rejection>,
+    checked: Result<Arc<T>, Rejection>,
 }
 
 /// Changes to apply together; see [`Store::update`].
@@ -132,6 +160,9 @@ pub struct Update {
     pub bundle: Option<Bytes>,
     pub configs: Vec<(ObjectKey, Bytes)>,
     pub removed: Vec<ObjectKey>,
+    /// ServicePolicy objects, new or changed, and removed.
+    pub policies: Vec<(ObjectKey, Bytes)>,
+    pub removed_policies: Vec<ObjectKey>,
 }
 
 #[derive(Default)]
@@ -141,9 +172,13 @@ pub struct Store {
     bundle_input: Option<(Bytes, Result<(), Rejection>)>,
     /// The newest bundle that verified.
     bundle: Option<Arc<Bundle>>,
-    configs: BTreeMap<ObjectKey, Input>,
+    configs: BTreeMap<ObjectKey, Input<Served>>,
     /// Workload (`Kind/ns/name`) → its last good config.
     served: BTreeMap<String, Arc<Served>>,
+    policies: BTreeMap<ObjectKey, Input<ServedPolicy>>,
+    /// ServicePolicy object → its last good content, for the objects the
+    /// bundle lists.
+    served_policies: BTreeMap<ObjectKey, Arc<ServedPolicy>>,
     statuses: BTreeMap<Subject, Status>,
     /// The newest bundle accepted, now or before a restart.
     floor: Option<Floor>,
@@ -174,6 +209,11 @@ impl Store {
     /// Every served config, by workload.
     pub fn served(&self) -> &BTreeMap<String, Arc<Served>> {
         &self.served
+    }
+
+    /// Every served ServicePolicy, by object.
+    pub fn served_policies(&self) -> &BTreeMap<ObjectKey, Arc<ServedPolicy>> {
+        &self.served_policies
     }
 
     pub fn bundle(&self) -> Option<&Bundle> {
@@ -251,6 +291,17 @@ impl Store {
         for key in &update.removed {
             changed |= self.configs.remove(key).is_some();
         }
+        for (key, bytes) in update.policies {
+            if self.policies.get(&key).is_some_and(|i| i.bytes == bytes) {
+                continue;
+            }
+            let checked = check::policy(&key, &bytes, &self.trusted).map(Arc::new);
+            self.policies.insert(key, Input { bytes, checked });
+            changed = true;
+        }
+        for key in &update.removed_policies {
+            changed |= self.policies.remove(key).is_some();
+        }
         if changed { self.reconcile() } else { Vec::new() }
     }
 
@@ -270,8 +321,12 @@ impl Store {
         for (key, input) in &mut self.configs {
             input.checked = check::config(key, &input.bytes, &self.trusted).map(Arc::new);
         }
+        for (key, input) in &mut self.policies {
+            input.checked = check::policy(key, &input.bytes, &self.trusted).map(Arc::new);
+        }
         let trusted = &self.trusted;
         self.served.retain(|_, s| check::config(&s.object, &s.body, trusted).is_ok());
+        self.served_policies.retain(|_, s| check::policy(&s.object, &s.body, trusted).is_ok());
         self.reconcile()
     }
 
@@ -291,11 +346,19 @@ impl Store {
         for (key, input) in &self.configs {
             statuses.insert(Subject::Config(key.clone()), self.config_status(key, input));
         }
+        for (key, input) in &self.policies {
+            statuses.insert(Subject::Policy(key.clone()), self.policy_status(key, input));
+        }
         self.update_served();
+        self.update_served_policies();
         if let Some(bundle) = &self.bundle {
+            let missing =
+                || Status::Rejected(Rejection::new("missing", "listed in the signed MeshBundle but not present"));
             for key in bundle.entries.keys().filter(|k| !self.configs.contains_key(*k)) {
-                let r = Rejection::new("missing", "listed in the signed MeshBundle but not present");
-                statuses.insert(Subject::Config(key.clone()), Status::Rejected(r));
+                statuses.insert(Subject::Config(key.clone()), missing());
+            }
+            for key in bundle.policies.keys().filter(|k| !self.policies.contains_key(*k)) {
+                statuses.insert(Subject::Policy(key.clone()), missing());
             }
         }
         let changes = statuses
@@ -307,7 +370,40 @@ impl Store {
         changes
     }
 
-    fn config_status(&self, key: &ObjectKey, input: &Input) -> Status {
+    fn policy_status(&self, key: &ObjectKey, input: &Input<ServedPolicy>) -> Status {
+        let served = match &input.checked {
+            Ok(s) => s,
+            Err(r) => return Status::Rejected(r.clone()),
+        };
+        let Some(bundle) = &self.bundle else {
+            return Status::Rejected(Rejection::new("no-bundle", "no MeshBundle has verified yet"));
+        };
+        match bundle.policies.get(key) {
+            None => Status::Rejected(Rejection::new("not-in-bundle", "not listed in the signed MeshBundle")),
+            Some(e) if e.digest != served.digest => {
+                let msg = format!("digest {} is not the signed MeshBundle's {}", served.digest, e.digest);
+                Status::Rejected(Rejection::new("bundle-mismatch", msg))
+            }
+            Some(_) => Status::Accepted { digest: served.digest.clone() },
+        }
+    }
+
+    /// Serves every listed ServicePolicy whose object is accepted, keeps
+    /// the last good content of a listed one whose object is not, drops
+    /// those the bundle no longer lists (as for configs).
+    fn update_served_policies(&mut self) {
+        let Some(bundle) = &self.bundle else { return };
+        for (key, entry) in &bundle.policies {
+            let accepted =
+                self.policies.get(key).and_then(|i| i.checked.as_ref().ok()).filter(|s| s.digest == entry.digest);
+            if let Some(s) = accepted {
+                self.served_policies.insert(key.clone(), s.clone());
+            }
+        }
+        self.served_policies.retain(|k, _| bundle.policies.contains_key(k));
+    }
+
+    fn config_status(&self, key: &ObjectKey, input: &Input<Served>) -> Status {
         let served = match &input.checked {
             Ok(s) => s,
             Err(r) => return Status::Rejected(r.clone()),
@@ -347,5 +443,7 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ mod mirror;
 mod rollback;
 #[path = "../servers/mod.rs"]
 mod servers;
+mod service_policies;
 mod supervise;
 mod support;
 mod webhook;

@@ -1,7 +1,8 @@
 //! Outbound lowering: the client-side half of each workload's config
 //! (semantics reference §8). `analyze` reads every Service, route and
-//! ServiceProfile once (and reports their mistakes); `complete` then gives
-//! each workload's config the Services it can reach, as its namespace sees them.
+//! ServiceProfile once (and reports their mistakes); `shared` lays out each
+//! Service's views as shared ServicePolicies, and `complete` gives each
+//! workload's config every Service as its namespace sees them.
 
 mod annotations;
 mod durations;
@@ -11,6 +12,7 @@ mod profile;
 mod routes;
 pub mod scope;
 mod services;
+pub mod shared;
 mod stream_routes;
 mod traffic_split;
 
@@ -219,18 +221,6 @@ impl Policy {
             connection_routes_for(port, &streams, &parent);
         }
         svc
-    }
-
-    /// Services named by routes in `namespace` whose parents are elsewhere
-    /// (consumer routes): clients there get them whatever they reach.
-    pub fn consumer_services(&self, namespace: &str) -> Vec<usize> {
-        (0..self.bases.len())
-            .filter(|&si| {
-                self.bases[si].svc.namespace != namespace
-                    && (self.routes[si].iter().any(|a| a.namespace == namespace)
-                        || self.streams[si].iter().any(|a| a.namespace == namespace))
-            })
-            .collect()
     }
 }
 

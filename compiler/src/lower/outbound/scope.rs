@@ -1,185 +1,101 @@
-//! Which Services each workload's config carries: those it can reach under
-//! the inbound analysis (some pod behind the Service lets the workload in on
-//! the Service's target port), plus those its namespace's consumer routes
-//! name; and of those only the ones whose policy differs from the default
-//! (the config carries the default opaque ports, so a proxy treats an
-//! unlisted Service exactly as Linkerd would). Config size then follows a
-//! workload's dependencies that have policy, not the mesh.
+//! What a workload's config carries outbound, and what its proxy enforces.
+//!
+//! A config carries only what is its namespace's own: the default opaque
+//! ports and the EgressNetworks that apply there (and, once signed, the
+//! digest of the shared Service policies its namespace sees). Each
+//! Service's policy is signed once per view and shared by every client
+//! that sees it alike (`shared`, `mesh_proxy_api::service_policy`), as
+//! Linkerd's proxies ask one policy controller per destination: so a
+//! build's output grows with workloads plus Services (plus namespaces with
+//! views of their own), never with workloads x Services.
+//!
+//! Every client in a namespace gets every Service's view for that
+//! namespace, not only the Services it is allowed to reach: that is what a
+//! Linkerd proxy gets from the policy controller for any Service it calls.
+//! The analysis (`complete`) composes each config's effective outbound part
+//! with `mesh_proxy_api::service_policy::effective_outbound`, the function
+//! the proxy runs on the documents it verified.
 
-use crate::model::meta::IntOrString;
+use super::shared::service_policies;
 use crate::pipeline::Outcome;
-use crate::query::classes::Classes;
-use crate::query::matrix::port_sets;
 use crate::resolve::ports::parse_port_ranges;
-use fixedbitset::FixedBitSet;
+use mesh_proxy_api::ProxyConfig;
 use mesh_proxy_api::outbound::Outbound;
+use mesh_proxy_api::service_policy::{ServicePolicy, effective_outbound};
 use rayon::prelude::*;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-/// Fills `outbound` in every config of `o`.
+/// Fills `outbound` in every config of `o` with what its proxy enforces:
+/// its own part and its namespace's shared views.
 pub fn complete(o: &mut Outcome) {
     let scope = Scope::new(o);
-    let outbound: Vec<Option<Outbound>> =
-        (0..o.configs.len()).into_par_iter().map(|wi| scope.outbound(o, wi)).collect();
+    let namespaces: BTreeSet<&str> = o
+        .configs
+        .iter()
+        .zip(&o.resolved.workloads)
+        .filter(|(c, _)| c.is_some())
+        .map(|(_, w)| w.namespace.as_str())
+        .collect();
+    let effective: HashMap<String, Outbound> =
+        namespaces.into_par_iter().map(|ns| (ns.to_owned(), scope.effective(o, ns))).collect();
     drop(scope);
-    for (c, out) in o.configs.iter_mut().zip(outbound) {
-        if let (Some(c), Some(out)) = (c.as_mut(), out) {
-            c.outbound = out;
+    for (c, w) in o.configs.iter_mut().zip(&o.resolved.workloads) {
+        if let (Some(c), Some(out)) = (c.as_mut(), effective.get(&w.namespace)) {
+            c.outbound = out.clone();
         }
     }
 }
 
-/// What decides each config's outbound part, computed once for the whole
-/// repository; [`Scope::outbound`] then lays out one workload's part at a
-/// time, so that `meshc build` can sign and write each config without
-/// holding every completed config (their Services repeat across configs:
-/// all of them together grow with workloads x reachable Services).
-pub struct Scope<'a> {
-    reach: Reach<'a>,
-    consumers: HashMap<&'a str, Vec<usize>>,
+/// What decides the outbound parts, computed once for the repository.
+pub struct Scope {
+    /// Every Service's shared views (no sequence yet: signing sets it).
+    pub shared: Vec<ServicePolicy>,
     default_opaque: Vec<mesh_proxy_api::PortRange>,
 }
 
-impl<'a> Scope<'a> {
-    pub fn new(o: &'a Outcome) -> Scope<'a> {
-        let reach = reachable(o);
+impl Scope {
+    pub fn new(o: &Outcome) -> Scope {
         let default_opaque = parse_port_ranges(&o.resolved.settings.default_opaque_ports).unwrap_or_default();
-        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
-        for ns in o.resolved.workloads.iter().map(|w| w.namespace.as_str()) {
-            consumers.entry(ns).or_insert_with(|| o.outbound.consumer_services(ns));
-        }
-        Scope { reach, consumers, default_opaque }
+        let shared = service_policies(&o.outbound, &default_opaque, mesh_proxy_api::API_VERSION);
+        Scope { shared, default_opaque }
     }
 
-    /// The outbound part of workload `wi`'s config (`None` when it has no config).
-    pub fn outbound(&self, o: &Outcome, wi: usize) -> Option<Outbound> {
-        o.configs.get(wi)?.as_ref()?;
-        let policy = &o.outbound;
-        let ns = o.resolved.workloads[wi].namespace.as_str();
-        let consumers = self.consumers.get(ns).map_or(&[][..], Vec::as_slice);
-        let mut services: Vec<usize> = self.reach.of(wi, ns).chain(consumers.iter().copied()).collect();
-        services.sort_unstable();
-        services.dedup();
-        services.retain(|&si| !policy.is_default_for(si, ns, &self.default_opaque));
-        let mut services: Vec<_> = services.into_iter().map(|si| policy.service_for(si, ns)).collect();
-        services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        let egress = policy.egress.for_namespace(ns);
-        Some(Outbound { services, default_opaque_ports: self.default_opaque.clone(), egress })
+    /// The outbound part a config in namespace `ns` carries itself.
+    pub fn own(&self, o: &Outcome, ns: &str) -> Outbound {
+        Outbound {
+            services: Vec::new(),
+            default_opaque_ports: self.default_opaque.clone(),
+            egress: o.outbound.egress.for_namespace(ns),
+            service_policies: None,
+        }
+    }
+
+    /// What a proxy in namespace `ns` enforces outbound: its own part
+    /// composed with the shared views for `ns`.
+    pub fn effective(&self, o: &Outcome, ns: &str) -> Outbound {
+        effective_outbound(&self.own(o, ns), &self.shared, ns)
     }
 }
 
-/// Which Services (indices) each workload can reach.
-struct Reach<'a> {
-    class_of: Vec<Option<usize>>,
-    /// Per client class, the Services some backing pod admits it to.
-    by_class: Vec<Vec<usize>>,
-    /// Services without a selector, by namespace: listed for that namespace's workloads.
-    unselected: HashMap<&'a str, Vec<usize>>,
+/// Workload `wi`'s config as its proxy enforces it (`complete` for one
+/// config only: `show-config` composes the one it prints, not every one).
+pub fn completed(o: &Outcome, wi: usize) -> Option<ProxyConfig> {
+    let config = o.configs.get(wi)?.as_ref()?;
+    let outbound = Scope::new(o).effective(o, &config.workload.namespace);
+    Some(with_outbound(config, outbound))
 }
 
-impl Reach<'_> {
-    fn of(&self, wi: usize, ns: &str) -> impl Iterator<Item = usize> + '_ {
-        let by_class = self.class_of[wi].map_or(&[][..], |c| self.by_class[c].as_slice());
-        let unselected = self.unselected.get(ns).map_or(&[][..], Vec::as_slice);
-        by_class.iter().chain(unselected).copied()
+/// `config` with `outbound` in place of its own, without copying the
+/// outbound part it held (after `complete`, its namespace's every Service).
+pub fn with_outbound(config: &ProxyConfig, outbound: Outbound) -> ProxyConfig {
+    let ProxyConfig { api_version, workload, identity, inbound, outbound: _, access_log, sequence } = config;
+    ProxyConfig {
+        api_version: api_version.clone(),
+        workload: workload.clone(),
+        identity: identity.clone(),
+        inbound: inbound.clone(),
+        outbound,
+        access_log: *access_log,
+        sequence: *sequence,
     }
-}
-
-fn reachable(o: &Outcome) -> Reach<'_> {
-    let classes = Classes::derive(&o.resolved, &o.configs);
-    let mut class_of = vec![None; o.resolved.workloads.len()];
-    for c in &classes.classes {
-        for m in &c.members {
-            if let Some(wi) = m.workload {
-                class_of[wi] = Some(c.id);
-            }
-        }
-    }
-    let p = &o.outbound;
-    let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (wi, w) in o.resolved.workloads.iter().enumerate() {
-        by_ns.entry(w.namespace.as_str()).or_default().push(wi);
-    }
-    // Per Service, the client classes some backing pod admits on a target port.
-    let allowed: Vec<Option<FixedBitSet>> =
-        (0..p.service_count()).into_par_iter().map(|si| admitted(o, &classes, &by_ns, si)).collect();
-    let mut by_class = vec![Vec::new(); classes.len()];
-    let mut unselected: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (si, set) in allowed.iter().enumerate() {
-        match set {
-            Some(set) => {
-                // A Service is also reached through the backends its routes and
-                // profiles send to: a TrafficSplit's apex usually has no pods.
-                let mut set = set.clone();
-                for b in backend_services(p, si).into_iter().filter(|&b| b != si) {
-                    if let Some(Some(more)) = allowed.get(b) {
-                        set.union_with(more);
-                    }
-                }
-                set.ones().for_each(|c| by_class[c].push(si));
-            }
-            None => unselected.entry(p.bases[si].svc.namespace.as_str()).or_default().push(si),
-        }
-    }
-    Reach { class_of, by_class, unselected }
-}
-
-fn admitted(o: &Outcome, classes: &Classes, by_ns: &HashMap<&str, Vec<usize>>, si: usize) -> Option<FixedBitSet> {
-    let p = &o.outbound;
-    let res = &o.resolved.resources[p.resources[si]];
-    let crate::model::Spec::Service(spec) = &res.spec else { return None };
-    let sel = spec.selector.as_ref().filter(|s| !s.is_empty())?;
-    let mut set = FixedBitSet::with_capacity(classes.len());
-    let ns = res.namespace();
-    for &wi in by_ns.get(ns).map_or(&[][..], Vec::as_slice) {
-        let w = &o.resolved.workloads[wi];
-        if !sel.iter().all(|(k, v)| w.labels.get(k) == Some(v)) {
-            continue;
-        }
-        for t in &p.bases[si].targets {
-            let port = match t {
-                IntOrString::Int(n) => u16::try_from(*n).ok(),
-                IntOrString::Str(name) => w.ports.iter().find(|p| p.name.as_deref() == Some(name)).map(|p| p.port),
-            };
-            if let Some(port) = port {
-                set.union_with(&port_sets(o, classes, wi, port).any);
-            }
-        }
-    }
-    Some(set)
-}
-
-/// The Services that Service `si`'s routes (HTTP, gRPC, TLS, TCP) and
-/// profiles (dstOverrides `NAME.NS.svc.DOMAIN[:PORT]`) may send requests to.
-fn backend_services(p: &super::Policy, si: usize) -> Vec<usize> {
-    use mesh_proxy_api::outbound::{Backend, BackendTarget};
-    let mut names: Vec<(String, String)> = Vec::new();
-    let mut add = |backends: &[Backend]| {
-        for b in backends {
-            if let BackendTarget::Service { namespace, name, .. } = &b.target {
-                names.push((namespace.clone(), name.clone()));
-            }
-        }
-    };
-    for a in &p.routes[si] {
-        match &a.route {
-            super::routes::RouteKind::Http(h) => h.rules.iter().for_each(|r| add(&r.backends)),
-            super::routes::RouteKind::Grpc(g) => g.rules.iter().for_each(|r| add(&r.backends)),
-        }
-    }
-    for a in &p.streams[si] {
-        match &a.route {
-            super::stream_routes::StreamKind::Tls(t) => add(&t.backends),
-            super::stream_routes::StreamKind::Tcp(t) => add(&t.backends),
-        }
-    }
-    for profile in p.profiles[si].values() {
-        for d in &profile.dst_overrides {
-            let host = d.authority.split(':').next().unwrap_or_default();
-            if let [name, namespace, "svc", ..] = host.split('.').collect::<Vec<_>>().as_slice() {
-                names.push(((*namespace).to_owned(), (*name).to_owned()));
-            }
-        }
-    }
-    names.into_iter().filter_map(|(ns, name)| p.find(&ns, &name)).collect()
 }

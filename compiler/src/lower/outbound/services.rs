@@ -6,7 +6,6 @@ use super::annotations::{self, Problems};
 use crate::findings::{Code, Finding};
 use crate::model::Resource;
 use crate::model::core::ServiceSpec;
-use crate::model::meta::IntOrString;
 use crate::resolve::ports::{contains, parse_port_ranges};
 use crate::settings::Settings;
 use crate::settings::version::Feature;
@@ -14,8 +13,6 @@ use mesh_proxy_api::outbound::{OutboundPort, OutboundProtocol, OutboundService};
 
 pub struct ServiceBase {
     pub svc: OutboundService,
-    /// Each port's targetPort: where the Service's pods listen.
-    pub targets: Vec<IntOrString>,
     /// Why routes cannot use the Service as a parent (headless, ExternalName).
     pub invalid_parent: Option<&'static str>,
     /// Whether any timeout, retry or failure-accrual annotation is written.
@@ -33,7 +30,6 @@ pub fn service_base(r: &Resource, spec: &ServiceSpec, settings: &Settings, findi
         None => parse_port_ranges(&settings.default_opaque_ports).unwrap_or_default(),
     };
     let mut ports = Vec::new();
-    let mut targets = Vec::new();
     for p in &spec.ports {
         let Ok(port) = u16::try_from(p.port) else { continue };
         if p.protocol.as_deref().is_some_and(|proto| !proto.eq_ignore_ascii_case("TCP")) {
@@ -50,8 +46,6 @@ pub fn service_base(r: &Resource, spec: &ServiceSpec, settings: &Settings, findi
             tls_routes: Vec::new(),
             tcp_route: None,
         });
-        let target = p.target_port.clone().unwrap_or(IntOrString::Int(p.port));
-        targets.push(target);
     }
     ports.sort_by_key(|p| p.port);
     let timeouts = annotations::timeouts(a, &mut problems);
@@ -76,7 +70,7 @@ pub fn service_base(r: &Resource, spec: &ServiceSpec, settings: &Settings, findi
         failure_accrual,
         profile: None,
     };
-    ServiceBase { svc, targets, invalid_parent, has_annotation_policy }
+    ServiceBase { svc, invalid_parent, has_annotation_policy }
 }
 
 /// The protocol a client proxy gives port `port` of Service `r` (as

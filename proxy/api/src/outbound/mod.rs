@@ -22,10 +22,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Outbound {
-    /// The Services this workload can reach whose policy differs from the
-    /// default, sorted by namespace then name. Any other Service gets the
-    /// default: detection (opaque on `default_opaque_ports`), one route to
-    /// the Service, no timeouts, retries or circuit breaking.
+    /// Services whose policy differs from the default, sorted by namespace
+    /// then name. Any other Service gets the default: detection (opaque on
+    /// `default_opaque_ports`), one route to the Service, no timeouts,
+    /// retries or circuit breaking. `meshc build` lists none here: each
+    /// Service's policy is a shared ServicePolicy the config names by
+    /// `service_policies`, and the proxy fills this list from them
+    /// (`crate::service_policy::effective_outbound`); a Service listed
+    /// here wins over its shared view.
     pub services: Vec<OutboundService>,
     /// The cluster's default opaque ports, which apply to every Service
     /// without a `config.linkerd.io/opaque-ports` annotation.
@@ -34,11 +38,21 @@ pub struct Outbound {
     /// Connections to addresses outside the cluster networks (EgressNetworks).
     #[serde(default, skip_serializing_if = "egress::Egress::is_empty")]
     pub egress: egress::Egress,
+    /// The digest of the shared Service policies this workload's namespace
+    /// sees ([`crate::service_policy::set_digest`]): the proxy enforces
+    /// this config only together with exactly that set, whose Services
+    /// join `services` ([`crate::service_policy::effective_outbound`]).
+    /// Absent: the config stands alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_policies: Option<String>,
 }
 
 impl Outbound {
     pub fn is_empty(&self) -> bool {
-        self.services.is_empty() && self.default_opaque_ports.is_empty() && self.egress.is_empty()
+        self.services.is_empty()
+            && self.default_opaque_ports.is_empty()
+            && self.egress.is_empty()
+            && self.service_policies.is_none()
     }
 
     /// The protocol of a port of a Service this config does not list.

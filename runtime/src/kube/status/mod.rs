@@ -179,10 +179,10 @@ impl Board {
         self.lock().remove(subject);
     }
 
-    /// Replaces every object of one kind (after a relist).
-    pub fn replace(&self, bundle: bool, objects: impl IntoIterator<Item = (Subject, Observed)>) {
+    /// Replaces every object of one kind ([`Subject::kind`]) after a relist.
+    pub fn replace(&self, kind: &str, objects: impl IntoIterator<Item = (Subject, Observed)>) {
         let mut held = self.lock();
-        held.retain(|s, _| matches!(s, Subject::Bundle) != bundle);
+        held.retain(|s, _| s.kind() != kind);
         held.extend(objects);
         self.wake.notify_one();
     }
@@ -222,6 +222,8 @@ pub struct Writer {
     /// ProxyConfigs are written through a namespaced API made from this client.
     pub client: kube::Client,
     pub config_resource: kube::api::ApiResource,
+    /// ServicePolicies likewise.
+    pub policy_resource: kube::api::ApiResource,
 }
 
 impl Writer {
@@ -232,6 +234,11 @@ impl Writer {
             Subject::Config(ObjectKey { namespace, name }) => {
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(self.client.clone(), namespace, &self.config_resource);
+                api.patch_status(name, &params, &Patch::Merge(patch)).await.map(|_| ())
+            }
+            Subject::Policy(ObjectKey { namespace, name }) => {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(self.client.clone(), namespace, &self.policy_resource);
                 api.patch_status(name, &params, &Patch::Merge(patch)).await.map(|_| ())
             }
         }

@@ -113,8 +113,10 @@ impl Cluster {
     fn deploy_runtime(&self) {
         let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtime/deploy");
         self.kubectl(&["apply", "--server-side", "-k", &deploy.display().to_string()], None);
-        let crds = ["crd/proxyconfigs.meshc.io", "crd/meshbundles.meshc.io"];
-        self.kubectl(&["wait", "--for=condition=Established", "--timeout=120s", crds[0], crds[1]], None);
+        let crds = ["crd/proxyconfigs.meshc.io", "crd/servicepolicies.meshc.io", "crd/meshbundles.meshc.io"];
+        let mut wait = vec!["wait", "--for=condition=Established", "--timeout=120s"];
+        wait.extend(crds);
+        self.kubectl(&wait, None);
     }
 
     pub fn runtime_credentials(&self) -> RuntimeCredentials {
@@ -205,13 +207,27 @@ impl Cluster {
         }
     }
 
-    /// `kubectl apply --server-side` of the build directory's MeshBundle and
-    /// ProxyConfigs, as Flux and Argo CD apply; returns how long kubectl took.
+    /// `kubectl apply --server-side` of the build directory's MeshBundle,
+    /// ProxyConfigs and ServicePolicies, as Flux and Argo CD apply; returns
+    /// how long kubectl took.
     pub fn apply_dist(&self, dist: &Path) -> Duration {
         let (bundle, configs) = (dist.join("bundle.yaml"), dist.join("configs"));
         let (bundle, configs) = (bundle.display().to_string(), configs.display().to_string());
+        let policies = dist.join("servicepolicies");
+        // kubectl refuses a directory without objects: a build that shares
+        // no policy leaves none there.
+        let any_policy = std::fs::read_dir(&policies)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|ns| std::fs::read_dir(ns.path()).into_iter().flatten().flatten().next().is_some());
+        let policies = policies.display().to_string();
+        let mut args = vec!["apply", "--server-side", "-f", &bundle, "-R", "-f", &configs];
+        if any_policy {
+            args.extend(["-f", &policies]);
+        }
         let start = Instant::now();
-        self.kubectl(&["apply", "--server-side", "-f", &bundle, "-R", "-f", &configs], None);
+        self.kubectl(&args, None);
         start.elapsed()
     }
 

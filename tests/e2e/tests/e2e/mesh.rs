@@ -41,7 +41,7 @@ pub fn build_dir(repo: &Path) -> Build {
     let outcome = pipeline::compile(&Input::Path(repo.to_path_buf()), &Options::default()).expect("example compiles");
     let key = SigningKey::from_bytes(&[42; 32]);
     let info = BuildInfo { source_revision: "e2e".into(), sequence: BUILD_SEQUENCE, error_findings: 0 };
-    let built = emit::build(&outcome.configs, &key, &info).expect("example builds");
+    let built = emit::build_outcome(&outcome, &key, &info, &emit::ConfigOut::Keep).expect("example builds");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dist");
     write::write_dir(&out, &built).expect("build writes");
@@ -200,6 +200,8 @@ impl Mesh {
             match &l.runtime {
                 None => {
                     args.extend(["--config".into(), l.build.files[&workload].display().to_string()]);
+                    let policies = l.build.dir.path().join("dist").join(emit::SERVICE_POLICIES_DIR);
+                    args.extend(["--service-policies".into(), policies.display().to_string()]);
                     args.extend(["--discovery".into(), discovery.display().to_string()]);
                 }
                 Some(rt) => {

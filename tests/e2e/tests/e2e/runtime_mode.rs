@@ -53,7 +53,7 @@ impl Setup {
         static NEXT: AtomicU64 = AtomicU64::new(super::mesh::BUILD_SEQUENCE + 1);
         let sequence = NEXT.fetch_add(1, Ordering::Relaxed);
         let info = BuildInfo { source_revision: "e2e-2".into(), sequence, error_findings: 0 };
-        let built = emit::build(configs, &self.build.key, &info).unwrap();
+        let built = emit::build(configs, &[], &self.build.key, &info).unwrap();
         let dist = self.build.dir.path().join("dist");
         write::write_dir(&dist, &built).unwrap();
         if let Some(cluster) = &self.mesh.cluster {

@@ -119,7 +119,7 @@ pub fn start(dir: tempfile::TempDir, repo: &Path) -> TwoClusters {
         let cdir = dir.path().join(&c.name);
         std::fs::create_dir_all(&cdir).unwrap();
         let info = BuildInfo { source_revision: "e2e".into(), sequence: 1, error_findings: 0 };
-        let mut built = emit::build(&c.outcome.configs, &key, &info).expect("builds");
+        let mut built = emit::build_outcome(&c.outcome, &key, &info, &emit::ConfigOut::Keep).expect("builds");
         // The links file `meshc build` signs into the cluster's build, as the runtime reads it there.
         let links = signed_links(m, c, &key);
         if let Some(text) = &links {
