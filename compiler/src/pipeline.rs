@@ -170,6 +170,7 @@ pub fn complete(p: Prepared, options: &Options) -> Outcome {
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let mut resolved = resolve::resolve(resources, settings, &names, &mut findings);
     resolved.unknown_values = unknown_values;
+    empty_workload_strings(&mut resolved.resources);
     crate::profile::stage("resolve");
     let configs = lower::lower_all(&resolved);
     crate::profile::stage("lower");
@@ -206,6 +207,21 @@ fn drop_scalars_of(r: &mut model::Resource) {
         && let Some(node) = std::sync::Arc::get_mut(&mut r.node)
     {
         node.drop_scalars();
+    }
+}
+
+/// The workloads' trees, whose strings [`drop_scalars_of`] kept for
+/// `resolve::workload`, lose them once resolved: no later stage reads a
+/// workload's strings from its tree (`query::svc::own_pod` asks only whether
+/// `replicas` is a number, so the strings are emptied, not removed). A tree
+/// the other side of a diff shares keeps them, as in [`drop_scalars_of`].
+fn empty_workload_strings(resources: &mut [model::Resource]) {
+    for r in resources {
+        if crate::inject::documents::template_path(&r.id.kind).is_some()
+            && let Some(node) = std::sync::Arc::get_mut(&mut r.node)
+        {
+            node.empty_strings();
+        }
     }
 }
 

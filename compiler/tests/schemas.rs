@@ -107,7 +107,7 @@ fn collect(node: &meshc::load::yaml::Node, prefix: &mut Vec<String>, out: &mut V
     use meshc::load::yaml::Value as Y;
     if let Some(Y::Map(props)) = node.get("properties").map(|p| &p.value) {
         for (k, v) in props {
-            prefix.push(k.name.clone());
+            prefix.push(k.name.to_string());
             out.push(prefix.clone());
             collect(v, prefix, out);
             prefix.pop();

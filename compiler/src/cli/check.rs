@@ -168,7 +168,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
     // CI tools want paths from the repository root: findings are relative to PATH.
     let prefix = report_prefix(&args.path);
     let text = match args.format {
-        Format::Json => report::json::render(&outcome.findings, &outcome.sources, summary),
+        Format::Json => {
+            // Streamed: the report of a large repository is megabytes.
+            let _ = report::json::write(&outcome.findings, &outcome.sources, summary, std::io::stdout().lock());
+            String::new()
+        }
         Format::Github => report::ci::github(&outcome.findings, &outcome.sources, &prefix),
         Format::Sarif => report::ci::sarif(&outcome.findings, &outcome.sources, &prefix),
         Format::Human => {

@@ -195,7 +195,7 @@ fn objects(doc: &Node) -> Vec<(Vec<Step>, &Node)> {
 fn strings(node: Option<&Node>) -> BTreeMap<String, String> {
     match node.map(|n| &n.value) {
         Some(Value::Map(entries)) => {
-            entries.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.name.clone(), s.to_owned()))).collect()
+            entries.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.name.to_string(), s.to_owned()))).collect()
         }
         _ => BTreeMap::new(),
     }
@@ -263,19 +263,27 @@ fn apply(target: &mut Node, ops: &[Op]) -> Result<(), ()> {
         };
         let (last, parents) = path.split_last().ok_or(())?;
         let parent = node_at_mut(target, parents).ok_or(())?;
-        match (last, &mut parent.value, value) {
-            (Step::Key(k), Value::Map(entries), Some(v)) => match entries.iter_mut().find(|(key, _)| key.name == *k) {
-                Some((_, old)) => *old = v,
-                None => entries.push((Key { name: k.clone(), line: 0, column: 0, offset: 0 }, v)),
-            },
-            (Step::Key(k), Value::Map(entries), None) => entries.retain(|(key, _)| key.name != *k),
-            (Step::Index(i), Value::Seq(items), Some(v)) if *i <= items.len() => items.insert(*i, v),
-            (Step::Index(i), Value::Seq(items), None) if *i < items.len() => {
-                items.remove(*i);
+        let value_at = &mut parent.value;
+        let edited = match (last, &*value_at, value) {
+            (Step::Key(k), Value::Map(_), Some(v)) => {
+                value_at.edit_map(|entries| match entries.iter_mut().find(|(key, _)| key.name == *k) {
+                    Some((_, old)) => *old = v,
+                    None => entries.push((Key { name: k.as_str().into(), line: 0, column: 0, offset: 0 }, v)),
+                })
             }
-            (Step::End, Value::Seq(items), Some(v)) => items.push(v),
-            _ => return Err(()),
-        }
+            (Step::Key(k), Value::Map(_), None) => {
+                value_at.edit_map(|entries| entries.retain(|(key, _)| key.name != *k))
+            }
+            (Step::Index(i), Value::Seq(items), Some(v)) if *i <= items.len() => {
+                value_at.edit_seq(|items| items.insert(*i, v))
+            }
+            (Step::Index(i), Value::Seq(items), None) if *i < items.len() => value_at.edit_seq(|items| {
+                items.remove(*i);
+            }),
+            (Step::End, Value::Seq(_), Some(v)) => value_at.edit_seq(|items| items.push(v)),
+            _ => None,
+        };
+        edited.ok_or(())?;
     }
     Ok(())
 }
@@ -284,10 +292,13 @@ fn node_of(y: &Y) -> Node {
     let value = match y {
         Y::Bool(b) => Value::Bool(*b),
         Y::Int(i) => Value::Int(*i),
-        Y::Str(s) => Value::Str(s.clone()),
+        Y::Str(s) => Value::Str(s.as_str().into()),
         Y::Seq(items) => Value::Seq(items.iter().map(node_of).collect()),
         Y::Map(entries) => Value::Map(
-            entries.iter().map(|(k, v)| (Key { name: k.clone(), line: 0, column: 0, offset: 0 }, node_of(v))).collect(),
+            entries
+                .iter()
+                .map(|(k, v)| (Key { name: k.as_str().into(), line: 0, column: 0, offset: 0 }, node_of(v)))
+                .collect(),
         ),
     };
     Node { line: 0, column: 0, offset: 0, source: SAME_SOURCE, value }

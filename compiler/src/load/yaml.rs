@@ -10,7 +10,11 @@
 //! booleans such as `yes`/`on`), merge keys (`<<`) are applied, and aliases
 //! are expanded within a budget so an alias bomb is an error, not a hang.
 
+mod key_name;
+
 use granit_parser::{Event, Parser, ScalarStyle, ScanError, Span as GSpan};
+use key_name::Interner;
+pub use key_name::KeyName;
 use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -29,21 +33,49 @@ pub struct Node {
 /// [`Node::source`] of a node written in its object's own source.
 pub const SAME_SOURCE: u32 = u32::MAX;
 
+/// A node's value. Strings and collections are boxed slices, not `String`s
+/// and `Vec`s: a check holds every tree to its end, and without a capacity
+/// word a node is 40 bytes instead of 48 (a tenth of a tree's memory).
+/// Collections are edited, rarely (kustomize, Helm, `meshc inject`), as
+/// vectors: [`Value::edit_seq`], [`Value::edit_map`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
-    Seq(Vec<Node>),
+    Str(Box<str>),
+    Seq(Box<[Node]>),
     /// Keys in document order; a key keeps its own position for findings about it.
-    Map(Vec<(Key, Node)>),
+    Map(Box<[(Key, Node)]>),
+}
+
+impl Value {
+    /// Runs `edit` on the items of a sequence as a vector; `None` (and
+    /// nothing run) when this is not a sequence.
+    pub fn edit_seq<R>(&mut self, edit: impl FnOnce(&mut Vec<Node>) -> R) -> Option<R> {
+        let Value::Seq(items) = self else { return None };
+        let mut vec = std::mem::take(items).into_vec();
+        let out = edit(&mut vec);
+        *items = vec.into_boxed_slice();
+        Some(out)
+    }
+
+    /// Runs `edit` on the entries of a mapping as a vector; `None` (and
+    /// nothing run) when this is not a mapping.
+    pub fn edit_map<R>(&mut self, edit: impl FnOnce(&mut Vec<(Key, Node)>) -> R) -> Option<R> {
+        let Value::Map(entries) = self else { return None };
+        let mut vec = std::mem::take(entries).into_vec();
+        let out = edit(&mut vec);
+        *entries = vec.into_boxed_slice();
+        Some(out)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Key {
-    pub name: String,
+    /// Shared with every key of the same name in its parse (`KeyName`).
+    pub name: KeyName,
     pub line: u32,
     pub column: u32,
     pub offset: u32,
@@ -76,6 +108,19 @@ impl Node {
         }
     }
 
+    /// Empties every string, keeping each node's kind (a string stays a
+    /// string, of no length and no allocation) and position: for a tree
+    /// whose strings were read, where a later reader still asks what kind
+    /// of value a field holds (`query::svc::own_pod`: `replicas`).
+    pub fn empty_strings(&mut self) {
+        match &mut self.value {
+            Value::Str(s) => *s = Box::default(),
+            Value::Seq(items) => items.iter_mut().for_each(Node::empty_strings),
+            Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| v.empty_strings()),
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
+        }
+    }
+
     /// Converts to JSON for typed decoding. Non-finite floats have no JSON
     /// form and become null, which typed decoding then reports.
     pub fn to_json(&self) -> serde_json::Value {
@@ -85,9 +130,9 @@ impl Node {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-            Value::Str(s) => J::String(s.clone()),
+            Value::Str(s) => J::String(s.to_string()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect()),
+            Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.name.to_string(), v.to_json())).collect()),
         }
     }
 }
@@ -106,6 +151,7 @@ fn build(text: &str) -> Result<Builder, ParseFailure> {
         budget: MAX_NODES,
         doc_start: 0,
         key_probes: 0,
+        names: Interner::default(),
     };
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| scan_failure(&e))?;
@@ -119,7 +165,7 @@ const MAX_NODES: usize = 5_000_000;
 
 /// A collection being built, with its position and anchor.
 enum Open {
-    Seq(Node, usize),
+    Seq(Node, usize, Vec<Node>),
     /// Entries so far, their key names, and a key waiting for its value.
     Map(Node, usize, Vec<(Key, Node)>, KeyNames, Option<Node>),
 }
@@ -135,6 +181,8 @@ struct Builder {
     /// Key comparisons and lookups made by the duplicate and merge checks,
     /// which tests hold linear in the number of keys.
     key_probes: u64,
+    /// Key names, one allocation per distinct name.
+    names: Interner,
 }
 
 impl Builder {
@@ -180,8 +228,9 @@ impl Builder {
             }
             Event::SequenceStart(_, anchor, _) => {
                 self.stack.push(Open::Seq(
-                    Node { line: at.0, column: at.1, offset: at.2, source: SAME_SOURCE, value: Value::Seq(Vec::new()) },
+                    Node { line: at.0, column: at.1, offset: at.2, source: SAME_SOURCE, value: Value::Null },
                     anchor,
+                    Vec::new(),
                 ));
             }
             Event::MappingStart(_, anchor, _) => {
@@ -189,20 +238,17 @@ impl Builder {
                 self.stack.push(Open::Map(node, anchor, Vec::new(), KeyNames::default(), None));
             }
             Event::SequenceEnd => {
-                if let Some(Open::Seq(mut node, anchor)) = self.stack.pop() {
+                if let Some(Open::Seq(mut node, anchor, items)) = self.stack.pop() {
                     // Trees live as long as the check (findings point into
-                    // them): drop the spare capacity pushing left.
-                    if let Value::Seq(items) = &mut node.value {
-                        items.shrink_to_fit();
-                    }
+                    // them): no spare capacity (boxed slices have none).
+                    node.value = Value::Seq(items.into_boxed_slice());
                     self.finish(node, anchor)?;
                 }
             }
             Event::MappingEnd => {
                 if let Some(Open::Map(mut node, anchor, entries, _, _)) = self.stack.pop() {
-                    let mut entries = merge_keys(entries, at, &mut self.key_probes)?;
-                    entries.shrink_to_fit();
-                    node.value = Value::Map(entries);
+                    let entries = merge_keys(entries, at, &mut self.key_probes)?;
+                    node.value = Value::Map(entries.into_boxed_slice());
                     self.finish(node, anchor)?;
                 }
             }
@@ -222,15 +268,11 @@ impl Builder {
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
-            Some(Open::Seq(parent, _)) => {
-                if let Value::Seq(items) = &mut parent.value {
-                    items.push(node);
-                }
-            }
+            Some(Open::Seq(_, _, items)) => items.push(node),
             Some(Open::Map(_, _, entries, keys, pending)) => match pending.take() {
                 None => *pending = Some(node),
                 Some(key) => {
-                    let key = key_of(key);
+                    let key = key_of(key, &mut self.names);
                     if !keys.insert(&key.name, entries, &mut self.key_probes) {
                         let msg = format!("duplicate key `{}`; kubectl rejects the object", key.name);
                         return Err(failure_at((key.line, key.column, key.offset), &msg));
@@ -256,26 +298,26 @@ fn count(node: &Node) -> usize {
 /// names go into a hash set, so a mapping of n keys costs O(n) probes, not
 /// O(n²) (a hostile 200,000-key ConfigMap took a minute).
 #[derive(Default)]
-struct KeyNames(Option<HashSet<String>>);
+struct KeyNames(Option<HashSet<KeyName>>);
 
 const SCAN_LIMIT: usize = 16;
 
 impl KeyNames {
     /// Adds `name` unless `entries` (the mapping's keys so far) has it;
     /// false when it is a duplicate.
-    fn insert(&mut self, name: &str, entries: &[(Key, Node)], probes: &mut u64) -> bool {
+    fn insert(&mut self, name: &KeyName, entries: &[(Key, Node)], probes: &mut u64) -> bool {
         if let Some(set) = &mut self.0 {
             *probes += 1;
-            return set.insert(name.to_owned());
+            return set.insert(name.clone());
         }
         *probes += entries.len() as u64;
-        if entries.iter().any(|(k, _)| k.name == name) {
+        if entries.iter().any(|(k, _)| k.name == *name) {
             return false;
         }
         if entries.len() >= SCAN_LIMIT {
-            let mut set: HashSet<String> = entries.iter().map(|(k, _)| k.name.clone()).collect();
+            let mut set: HashSet<KeyName> = entries.iter().map(|(k, _)| k.name.clone()).collect();
             *probes += set.len() as u64;
-            set.insert(name.to_owned());
+            set.insert(name.clone());
             self.0 = Some(set);
         }
         true
@@ -292,7 +334,7 @@ fn merge_keys(
         return Ok(entries);
     }
     let (merges, mut out): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(k, _)| k.name == "<<");
-    let mut names: HashSet<String> = out.iter().map(|(k, _)| k.name.clone()).collect();
+    let mut names: HashSet<KeyName> = out.iter().map(|(k, _)| k.name.clone()).collect();
     *probes += names.len() as u64;
     for (_, source) in merges {
         let maps = match source.value {
@@ -326,12 +368,12 @@ fn clamp(v: usize) -> u32 {
 /// and `!!str` are strings.
 fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
     match tag {
-        Some("str") => return Value::Str(text.to_owned()),
+        Some("str") => return Value::Str(text.into()),
         Some("null") => return Value::Null,
         _ => {}
     }
     if style != ScalarStyle::Plain && tag.is_none() {
-        return Value::Str(text.to_owned());
+        return Value::Str(text.into());
     }
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
@@ -352,7 +394,7 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
     {
         return Value::Float(f);
     }
-    Value::Str(text.to_owned())
+    Value::Str(text.into())
 }
 
 fn parse_int(text: &str) -> Option<i64> {
@@ -389,14 +431,14 @@ fn looks_like_float(text: &str) -> bool {
 
 /// Kubernetes keys are strings; YAML allows any scalar as a key, which we
 /// keep as its text so the typed decoder reports it as an unknown field.
-fn key_of(node: Node) -> Key {
+fn key_of(node: Node, names: &mut Interner) -> Key {
     let name = match node.value {
-        Value::Str(s) => s,
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Seq(_) | Value::Map(_) => "<complex key>".to_owned(),
+        Value::Str(s) => names.intern(&s),
+        Value::Null => names.intern("null"),
+        Value::Bool(b) => names.intern(&b.to_string()),
+        Value::Int(i) => names.intern(&i.to_string()),
+        Value::Float(f) => names.intern(&f.to_string()),
+        Value::Seq(_) | Value::Map(_) => names.intern("<complex key>"),
     };
     Key { name, line: node.line, column: node.column, offset: node.offset }
 }

@@ -77,7 +77,7 @@ pub fn filter_list(filters: &Node, http: bool) -> Option<String> {
 /// is PathPrefix).
 pub fn http_rule(rule: &Node) -> Option<String> {
     let filters = match rule.get("filters").map(|f| &f.value) {
-        Some(Value::Seq(items)) => items.as_slice(),
+        Some(Value::Seq(items)) => &items[..],
         _ => &[],
     };
     let backends = matches!(rule.get("backendRefs").map(|b| &b.value), Some(Value::Seq(b)) if !b.is_empty());

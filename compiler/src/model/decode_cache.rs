@@ -193,8 +193,7 @@ spec:
         cache.seal();
         // As Flux substitution or a Helm release's namespace would: copied on write.
         let node = Arc::make_mut(&mut head[1].node);
-        let crate::load::yaml::Value::Map(top) = &mut node.value else { panic!("a mapping") };
-        top.retain(|(k, _)| k.name != "spec");
+        node.value.edit_map(|top| top.retain(|(k, _)| k.name != "spec")).expect("a mapping");
         let (got, _) = decode(head, "default", Some(&cache));
         assert_eq!(cache.len(), 1, "the Service's entry is not taken");
         let crate::model::Spec::Service(spec) = &got[1].spec else { panic!("a Service") };

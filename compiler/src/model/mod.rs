@@ -91,8 +91,10 @@ impl std::fmt::Debug for Resource {
 pub enum Spec {
     Namespace,
     ServiceAccount,
-    /// Pods and every controller with a pod template.
-    Workload(core::PodTemplate),
+    /// Pods and every controller with a pod template. Boxed: the largest
+    /// variant by far (two `ObjectMeta`s' worth), which every resource's
+    /// `Spec` would otherwise be the size of.
+    Workload(Box<core::PodTemplate>),
     Service(core::ServiceSpec),
     Server(policy::ServerSpec),
     ServerAuthorization(policy::ServerAuthorizationSpec),
@@ -350,7 +352,7 @@ fn decode_spec(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Op
         "Pod" => {
             // A Pod is its own template: its labels and annotations are the pod's.
             let (meta, spec) = typed::<core::PodSpec>(raw, s, None, findings, |spec| {
-                Spec::Workload(core::PodTemplate { metadata: Default::default(), spec })
+                Spec::Workload(Box::new(core::PodTemplate { metadata: Default::default(), spec }))
             })?;
             let Spec::Workload(mut template) = spec else {
                 return None;
@@ -358,16 +360,16 @@ fn decode_spec(raw: &RawObject, strict: bool, findings: &mut Vec<Finding>) -> Op
             template.metadata = meta.clone();
             Some((meta, Spec::Workload(template)))
         }
-        "CronJob" => {
-            typed::<core::CronJobSpec>(raw, s, None, findings, |c| Spec::Workload(c.job_template.spec.template))
-        }
+        "CronJob" => typed::<core::CronJobSpec>(raw, s, None, findings, |c| {
+            Spec::Workload(Box::new(c.job_template.spec.template))
+        }),
         "Rollout" => {
             let env = decode::<core::RolloutSpec>(raw, s, findings)?;
             let template = rollout::template(raw, env.spec.unwrap_or_default(), findings)?;
-            Some((env.metadata, Spec::Workload(template)))
+            Some((env.metadata, Spec::Workload(Box::new(template))))
         }
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
-            typed::<core::WorkloadSpec>(raw, s, None, findings, |w| Spec::Workload(w.template))
+            typed::<core::WorkloadSpec>(raw, s, None, findings, |w| Spec::Workload(Box::new(w.template)))
         }
         // A Service without spec is still a Service (it selects nothing).
         "Service" => typed(raw, s, Some(Spec::Service(Default::default())), findings, Spec::Service),

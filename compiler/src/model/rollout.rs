@@ -56,7 +56,7 @@ pub fn resolve_refs(resources: &mut Vec<Resource>, findings: &mut Vec<Finding>) 
     let mut dropped = Vec::new();
     for i in rollouts {
         match referenced_template(resources, i) {
-            Ok(template) => resources[i].spec = Spec::Workload(template),
+            Ok(template) => resources[i].spec = Spec::Workload(Box::new(template)),
             Err(finding) => {
                 if !resources[i].ignores(finding.code) {
                     findings.push(*finding);
@@ -116,7 +116,7 @@ fn referenced_template(resources: &[Resource], i: usize) -> Result<PodTemplate, 
         .rev()
         .find(|t| t.group == "apps" && t.id.kind == kind && t.namespace() == r.namespace() && t.name() == name);
     match target.map(|t| &t.spec) {
-        Some(Spec::Workload(template)) => Ok(template.clone()),
+        Some(Spec::Workload(template)) => Ok((**template).clone()),
         _ => {
             let msg = format!(
                 "Rollout {}/{} refers to {kind} {}/{name}, which does not exist: Argo Rollouts cannot resolve its \

@@ -442,7 +442,7 @@ fn visit(raw: &RawObject, node: &Node, steps: &[Step], at: &mut Vec<Seg>, rule: 
 /// which typed decoding reports).
 fn violation(node: &Node, rule: Rule) -> Option<String> {
     match (&node.value, rule) {
-        (Value::Str(s), Rule::Enum(allowed)) if !allowed.contains(&s.as_str()) => {
+        (Value::Str(s), Rule::Enum(allowed)) if !allowed.contains(&&**s) => {
             Some(format!("`{s}` is not one of {}", allowed.join(", ")))
         }
         (Value::Int(i), Rule::IntEnum(allowed)) if !allowed.contains(i) => {

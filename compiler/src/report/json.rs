@@ -29,6 +29,27 @@ struct JsonFinding<'a> {
 }
 
 pub fn render(findings: &[Finding], sources: &[Source], summary: Summary) -> String {
+    let mut out = serde_json::to_string_pretty(&report(findings, sources, summary)).expect("report serializes");
+    out.push('\n');
+    out
+}
+
+/// [`render`]'s bytes written to `out` as they are made: a large
+/// repository's report is never held whole in memory (`meshc check`).
+pub fn write(
+    findings: &[Finding],
+    sources: &[Source],
+    summary: Summary,
+    out: impl std::io::Write,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, &report(findings, sources, summary))?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+fn report<'a>(findings: &'a [Finding], sources: &'a [Source], summary: Summary) -> Report<'a> {
     let findings = findings
         .iter()
         .map(|f| JsonFinding {
@@ -42,8 +63,5 @@ pub fn render(findings: &[Finding], sources: &[Source], summary: Summary) -> Str
             hint: f.hint.as_deref(),
         })
         .collect();
-    let report = Report { version: VERSION, findings, summary };
-    let mut out = serde_json::to_string_pretty(&report).expect("report serializes");
-    out.push('\n');
-    out
+    Report { version: VERSION, findings, summary }
 }

@@ -476,7 +476,7 @@ fn add_injected_proxy(ports: &mut Vec<NamedPort>, probes: &mut Vec<HttpProbe>) {
 /// The pod template of a workload resource, if it is one.
 pub fn template_of(r: &Resource) -> Option<&PodTemplate> {
     match &r.spec {
-        Spec::Workload(t) => Some(t),
+        Spec::Workload(t) => Some(&**t),
         _ => None,
     }
 }

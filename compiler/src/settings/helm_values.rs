@@ -61,7 +61,7 @@ fn chart_name(node: &Node) -> Option<&str> {
 
 fn scalar_text(node: &Node) -> Option<String> {
     match &node.value {
-        Value::Str(s) => Some(s.clone()),
+        Value::Str(s) => Some(s.to_string()),
         Value::Int(i) => Some(i.to_string()),
         _ => None,
     }

@@ -57,16 +57,18 @@ fn walk<'a, L: Fn(&str) -> Option<&'a str>>(w: &mut Walk<'_, L>, node: &mut Node
             }
             !unresolved.is_empty()
         }
-        Value::Seq(items) => {
-            items.retain_mut(|item| {
-                let before = w.unknown_at.len();
-                let dropped = walk(w, item, depth + 1);
-                if dropped {
-                    // The entry is gone: what is unknown is the entry.
-                    w.unknown_at.truncate(before);
-                    w.unknown_at.push((item.offset, depth + 1));
-                }
-                !dropped
+        Value::Seq(_) => {
+            node.value.edit_seq(|items| {
+                items.retain_mut(|item| {
+                    let before = w.unknown_at.len();
+                    let dropped = walk(w, item, depth + 1);
+                    if dropped {
+                        // The entry is gone: what is unknown is the entry.
+                        w.unknown_at.truncate(before);
+                        w.unknown_at.push((item.offset, depth + 1));
+                    }
+                    !dropped
+                });
             });
             false
         }
@@ -101,7 +103,7 @@ fn reread(text: String) -> Value {
     }
     match yaml::parse_documents(&text).as_deref() {
         Ok([one]) if !matches!(one.value, Value::Seq(_) | Value::Map(_)) => one.value.clone(),
-        _ => Value::Str(text),
+        _ => Value::Str(text.into()),
     }
 }
 

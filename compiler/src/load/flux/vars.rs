@@ -61,7 +61,7 @@ pub fn of_kustomization(k: &Node, namespace: Option<&str>, data: &DataSources) -
     }
     if let Some(Value::Map(entries)) = post.get("substitute").map(|n| &n.value) {
         for (k, v) in entries {
-            vars.values.insert(k.name.clone(), scalar_text(v));
+            vars.values.insert(k.name.to_string(), scalar_text(v));
         }
     }
     Some(vars)
@@ -88,7 +88,7 @@ fn data_of(o: &RawObject) -> Vec<(String, String)> {
             let text = scalar_text(v);
             let text = if secret && field == "data" { decode_base64(&text) } else { Some(text) };
             if let Some(text) = text {
-                out.push((k.name.clone(), text));
+                out.push((k.name.to_string(), text));
             }
         }
     }
@@ -104,7 +104,7 @@ fn decode_base64(text: &str) -> Option<String> {
 /// A scalar as the string the API server stores in a `map[string]string`.
 fn scalar_text(node: &Node) -> String {
     match &node.value {
-        Value::Str(s) => s.clone(),
+        Value::Str(s) => s.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
         Value::Bool(b) => b.to_string(),

@@ -313,14 +313,16 @@ fn default_namespace(o: &mut RawObject, ns: &str) {
     let Value::Map(top) = &mut std::sync::Arc::make_mut(&mut o.node).value else { return };
     let Some((_, meta)) = top.iter_mut().find(|(k, _)| k.name == "metadata") else { return };
     let (line, column, offset) = (meta.line, meta.column, meta.offset);
-    let Value::Map(fields) = &mut meta.value else { return };
+    let Value::Map(fields) = &meta.value else { return };
     if fields.iter().any(|(k, v)| k.name == "namespace" && !matches!(v.value, Value::Null)) {
         return;
     }
-    fields.retain(|(k, _)| k.name != "namespace");
-    let key = Key { name: "namespace".to_owned(), line, column, offset };
-    let value = Node { line, column, offset, source: SAME_SOURCE, value: Value::Str(ns.to_owned()) };
-    fields.push((key, value));
+    let key = Key { name: "namespace".into(), line, column, offset };
+    let value = Node { line, column, offset, source: SAME_SOURCE, value: Value::Str(ns.into()) };
+    meta.value.edit_map(|fields| {
+        fields.retain(|(k, _)| k.name != "namespace");
+        fields.push((key, value));
+    });
 }
 
 #[cfg(test)]

@@ -208,15 +208,15 @@ fn outside_root(k: &KFile, o: &RawObject, path: &Path) -> Finding {
 /// returns its `path`.
 fn take_origin(node: &mut Node) -> Option<String> {
     let Value::Map(top) = &mut node.value else { return None };
-    let Value::Map(meta) = &mut top.iter_mut().find(|(k, _)| k.name == "metadata")?.1.value else {
-        return None;
-    };
-    let at = meta.iter().position(|(k, _)| k.name == "annotations")?;
-    let Value::Map(annotations) = &mut meta[at].1.value else { return None };
-    let i = annotations.iter().position(|(k, _)| k.name == ORIGIN)?;
-    let (_, value) = annotations.remove(i);
-    if annotations.is_empty() {
-        meta.remove(at);
+    let meta = &mut top.iter_mut().find(|(k, _)| k.name == "metadata")?.1.value;
+    let Value::Map(entries) = &mut *meta else { return None };
+    let at = entries.iter().position(|(k, _)| k.name == "annotations")?;
+    let annotations = &mut entries[at].1.value;
+    let Value::Map(listed) = &*annotations else { return None };
+    let i = listed.iter().position(|(k, _)| k.name == ORIGIN)?;
+    let (_, value) = annotations.edit_map(|a| a.remove(i))?;
+    if matches!(annotations, Value::Map(a) if a.is_empty()) {
+        meta.edit_map(|entries| entries.remove(at));
     }
     let origin = yaml::parse_documents(value.as_str()?).ok()?.into_iter().next()?;
     origin.get("path").and_then(Node::as_str).map(str::to_owned)
