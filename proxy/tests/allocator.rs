@@ -19,6 +19,12 @@ mod glibc {
     /// `proto/h1/io.rs`): what a connection reads a streaming body into.
     const READ_BUFFER: usize = 8192 + 4096 * 100;
 
+    /// Read buffers live at once (a connection's buffer and chunks still on
+    /// their way): each under the mmap threshold, all of them freed still
+    /// under the trim threshold.
+    const LIVE: usize = 3;
+    const _: () = assert!(READ_BUFFER < MMAP_THRESHOLD && LIVE * READ_BUFFER < TRIM_THRESHOLD);
+
     /// (bytes in blocks mapped on their own, bytes of heap the arenas hold)
     fn allocator_bytes() -> (usize, usize) {
         // SAFETY: mallinfo2 only reads the allocator's statistics.
@@ -46,10 +52,6 @@ mod glibc {
     /// the heap; and `malloc_trim`, which the proxy calls every 5 s, gives
     /// their pages back.
     pub fn read_buffers_come_from_the_heap_are_reused_and_trimmed_back() {
-        // Three live at once (a connection's buffer and chunks still on their
-        // way) still fit under the trim threshold once freed.
-        const LIVE: usize = 3;
-        assert!(READ_BUFFER < MMAP_THRESHOLD && LIVE * READ_BUFFER < TRIM_THRESHOLD);
         bound_allocator();
         // A larger block freed first: glibc's own rule would move the
         // thresholds with it; fixed ones stay.
