@@ -20,7 +20,8 @@
 #     per second, which valgrind's slowdown would spread over requests.
 #   * Reported per request: instructions of each proxy process (callgrind's
 #     Ir), the top functions by their own instructions and by inclusive
-#     instructions (callgrind_annotate), or system calls by name (strace -c).
+#     instructions (callgrind_annotate), or system calls by name (strace -c)
+#     and minor page faults (/proc/PID/stat).
 #     With CONNECTIONS=1 every request is its own wake-up, as at low rates.
 #
 # Usage: scripts/profile-proxy.sh           (from the repository root)
@@ -125,6 +126,7 @@ begin_window() {
         case $MODE in
             callgrind) callgrind_control -z "$pid" >/dev/null ;;
             strace)
+                minor_faults "$pid" >"$WORK/faults.$TARGET.$name"
                 strace -f -c -o "$WORK/strace.$TARGET.$name" -p "$pid" 2>/dev/null &
                 STRACES+=($!)
                 ;;
@@ -152,8 +154,17 @@ end_window() {
         strace)
             for pid in "${STRACES[@]}"; do kill -INT "$pid"; done
             for pid in "${STRACES[@]}"; do wait "$pid" 2>/dev/null || true; done
+            while read -r name pid; do
+                minor_faults "$pid" >>"$WORK/faults.$TARGET.$name"
+            done < <(proxies)
             ;;
     esac
+}
+
+# minor_faults PID: the process's minor page faults so far, all threads
+# (`minflt`, field 10 of /proc/PID/stat; the name in field 2 has no spaces).
+minor_faults() {
+    awk '{print $10}' "/proc/$1/stat"
 }
 
 # The functions of one callgrind dump, per request: TOP by own
@@ -199,6 +210,8 @@ report() {
                 while read -r name pid; do
                     [[ $t == proxy && $name == client ]] && continue
                     python3 "$REPO/scripts/lib/strace_per_request.py" "$WORK/strace.$t.$name" "$REQUESTS" "$t, $name proxy"
+                    awk -v n="$REQUESTS" 'NR == 1 {a = $1} NR == 2 {printf "\nminor page faults per request: %.1f\n", ($1 - a) / n}' \
+                        "$WORK/faults.$t.$name"
                 done < <(proxies)
             done
             ;;

@@ -28,26 +28,35 @@ pub fn runtime(cores: u16) -> std::io::Result<tokio::runtime::Runtime> {
 /// it first, before any other thread exists.
 ///
 /// Left alone, glibc gives each thread that allocates an arena of its own,
-/// and raises its mmap threshold to the largest block freed so far: after
-/// one large body, buffers of a few hundred KiB come from the heap rather
-/// than from `mmap`, and the heap keeps their pages once they are freed.
-/// One arena serves the runtime's one thread and the occasional blocking
-/// one; a fixed threshold keeps large buffers in `mmap`, returned on free;
-/// a fixed trim threshold returns the heap's top. linkerd2-proxy avoids the
+/// and moves its mmap and trim thresholds with the largest block freed so
+/// far. One arena serves the runtime's one thread and the occasional
+/// blocking one. Fixed thresholds above the buffers a connection allocates
+/// per read keep those buffers in the heap: hyper's HTTP/1 read buffer grows
+/// to 400 KiB while a body streams, and a new one is allocated for each read
+/// while the last chunk is still on its way. Mapped on their own (a 128 KiB
+/// threshold did that), each cost an `mmap`, a page fault per 4 KiB touched
+/// and a `munmap`: about 100 faults per proxy per 1 MiB echoed over the
+/// meshed path (proxy/README.md). What the heap keeps free goes back every
+/// [`TRIM_INTERVAL`] ([`return_free_memory`]). linkerd2-proxy avoids the
 /// question with jemalloc (docs/semantics/proxy-runtime.md).
 pub fn bound_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters, before other threads run.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_BLOCK as libc::c_int);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, LARGE_BLOCK as libc::c_int);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int);
     }
 }
 
-/// Blocks at least this large are mapped and unmapped on their own; free
-/// memory above it at the heap's top goes back to the system.
-const LARGE_BLOCK: usize = 128 * 1024;
+/// Blocks at least this large are mapped and unmapped on their own: above
+/// hyper's largest HTTP/1 read buffer (`DEFAULT_MAX_BUFFER_SIZE`, 8 KiB +
+/// 400 KiB, in hyper's `proto/h1/io.rs`) with room for `BytesMut` rounding.
+pub const MMAP_THRESHOLD: usize = 1024 * 1024;
+/// Free memory at the heap's top beyond this goes back at once; less waits
+/// for the periodic trim. Room for a few read buffers, so that freeing one
+/// does not shrink the heap that the next read grows again.
+pub const TRIM_THRESHOLD: usize = 2 * MMAP_THRESHOLD;
 /// How often freed pages inside the heap are given back (`malloc_trim`).
 const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -215,33 +224,5 @@ async fn terminated() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
-mod tests {
-    use super::*;
-
-    /// Bytes glibc holds in blocks mapped on their own.
-    fn mapped_bytes() -> usize {
-        // SAFETY: mallinfo2 only reads the allocator's statistics.
-        unsafe { libc::mallinfo2() }.hblkhd
-    }
-
-    /// Left alone, glibc raises its mmap threshold to a freed 1 MiB block's
-    /// size, and the next 256 KiB buffer comes from the heap, whose pages it
-    /// keeps once freed; bounded, such a buffer is mapped, and unmapped on free.
-    #[test]
-    fn a_large_buffer_stays_mapped_after_a_larger_one_is_freed() {
-        bound_allocator();
-        drop(std::hint::black_box(vec![1u8; 1024 * 1024]));
-        let before = mapped_bytes();
-        let buffer = std::hint::black_box(vec![1u8; 256 * 1024]);
-        let during = mapped_bytes();
-        drop(buffer);
-        assert!(
-            during >= before + 256 * 1024,
-            "a 256 KiB buffer came from the heap ({before} → {during} bytes mapped)"
-        );
     }
 }
