@@ -27,32 +27,43 @@ pub struct EgressChange {
     pub source: Option<Step>,
 }
 
-/// Every workload's egress facts on one side, by label.
-fn facts_by_workload(o: &Outcome) -> BTreeMap<String, BTreeSet<EgressOutcome>> {
-    let mut per_namespace: HashMap<&str, BTreeSet<EgressOutcome>> = HashMap::new();
-    let no_proxy = no_proxy();
-    let mut out = BTreeMap::new();
-    for (wi, w) in o.resolved.workloads.iter().enumerate() {
-        let facts = if w.is_meshed() {
-            per_namespace
-                .entry(w.namespace.as_str())
-                .or_insert_with(|| {
-                    namespace_facts(&o.outbound.egress.for_namespace(&w.namespace)).into_iter().collect()
+/// One side's egress facts: the distinct sets (a namespace's, or no
+/// proxy's), and which set each workload has, by label. Workloads of one
+/// namespace share its set (ten thousand copies of a hundred sets otherwise).
+struct Facts {
+    sets: Vec<BTreeSet<EgressOutcome>>,
+    by_workload: BTreeMap<String, usize>,
+}
+
+impl Facts {
+    fn of(o: &Outcome) -> Self {
+        let mut sets = vec![BTreeSet::from([no_proxy()])];
+        let mut per_namespace: HashMap<&str, usize> = HashMap::new();
+        let mut by_workload = BTreeMap::new();
+        for (wi, w) in o.resolved.workloads.iter().enumerate() {
+            let set = if w.is_meshed() {
+                *per_namespace.entry(w.namespace.as_str()).or_insert_with(|| {
+                    sets.push(namespace_facts(&o.outbound.egress.for_namespace(&w.namespace)).into_iter().collect());
+                    sets.len() - 1
                 })
-                .clone()
-        } else {
-            BTreeSet::from([no_proxy.clone()])
-        };
-        out.insert(workload_label(o, wi), facts);
+            } else {
+                0
+            };
+            by_workload.insert(workload_label(o, wi), set);
+        }
+        Facts { sets, by_workload }
     }
-    out
+
+    fn get(&self, label: &str) -> Option<&BTreeSet<EgressOutcome>> {
+        self.by_workload.get(label).and_then(|&i| self.sets.get(i))
+    }
 }
 
 /// `(opened, closed)`; `network_namespace` keeps the facts of EgressNetworks in it.
 pub fn changes(s: &Sides, network_namespace: Option<&str>) -> (Vec<EgressChange>, Vec<EgressChange>) {
-    let (base, head) = (facts_by_workload(s.base), facts_by_workload(s.head));
+    let (base, head) = rayon::join(|| Facts::of(s.base), || Facts::of(s.head));
     let empty = BTreeSet::new();
-    let labels: BTreeSet<&String> = base.keys().chain(head.keys()).collect();
+    let labels: BTreeSet<&String> = base.by_workload.keys().chain(head.by_workload.keys()).collect();
     let mut opened: BTreeMap<&EgressOutcome, Vec<String>> = BTreeMap::new();
     let mut closed: BTreeMap<&EgressOutcome, Vec<String>> = BTreeMap::new();
     for label in labels {

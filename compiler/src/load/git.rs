@@ -50,11 +50,47 @@ pub fn read_revisions(dir: &Path, base: &str, head: &str) -> Result<(Revision, R
     let mut unique: Vec<&str> = b.oids().chain(h.oids()).collect();
     unique.sort_unstable();
     unique.dedup();
-    let texts: std::collections::HashMap<&str, Result<String, String>> =
-        unique.iter().copied().zip(cat_blobs(dir, &unique)?).collect();
-    let pick = |l: &Listing| l.oids().map(|o| texts[o].clone()).collect::<Vec<_>>();
-    let (bt, ht) = (pick(&b), pick(&h));
+    let mut texts = Shared::new(b.oids().chain(h.oids()), unique.iter().copied().zip(cat_blobs(dir, &unique)?));
+    let (bt, ht) = (texts.pick(&b), texts.pick(&h));
     Ok((b.into_revision(bt)?, h.into_revision(ht)?))
+}
+
+/// Blob texts by object id, each handed out as many times as it is asked
+/// for: copied while another use remains, moved on the last (most blobs
+/// are both sides', and each copy of a large revision is its size again).
+struct Shared<'l> {
+    texts: std::collections::HashMap<&'l str, (Result<String, String>, usize)>,
+}
+
+impl<'l> Shared<'l> {
+    fn new(
+        uses: impl Iterator<Item = &'l str>,
+        blobs: impl Iterator<Item = (&'l str, Result<String, String>)>,
+    ) -> Self {
+        let mut texts: std::collections::HashMap<_, _> = blobs.map(|(oid, text)| (oid, (text, 0))).collect();
+        for oid in uses {
+            if let Some((_, n)) = texts.get_mut(oid) {
+                *n += 1;
+            }
+        }
+        Shared { texts }
+    }
+
+    /// The texts of `listing`'s blobs, in its order.
+    fn pick(&mut self, listing: &Listing) -> Vec<Result<String, String>> {
+        listing.oids().map(|oid| self.take(oid)).collect()
+    }
+
+    fn take(&mut self, oid: &str) -> Result<String, String> {
+        let Some((text, uses)) = self.texts.get_mut(oid) else {
+            return Err(format!("git cat-file: no blob {oid}"));
+        };
+        *uses = uses.saturating_sub(1);
+        if *uses == 0 {
+            return self.texts.remove(oid).map_or_else(|| Err(format!("git cat-file: no blob {oid}")), |(t, _)| t);
+        }
+        text.clone()
+    }
 }
 
 /// A revision's manifests (name, object id) and its meshc.yaml's object id.
@@ -133,8 +169,39 @@ fn read_blob(out: &mut impl BufRead, size: u64) -> Result<Result<String, String>
     Ok(text_from_bytes(bytes))
 }
 
-/// Every blob's text, in the order asked, through one `git cat-file --batch`.
+/// Blobs per `git cat-file` process below which one process reads them all.
+const BLOBS_PER_READER: usize = 512;
+
+/// Every blob's text, in the order asked. git inflates blobs on one core
+/// per process, so a large revision is read by one `git cat-file --batch`
+/// per core, each a contiguous part of the list, concatenated in order.
 fn cat_blobs(dir: &Path, oids: &[&str]) -> Result<Vec<Result<String, String>>, InputError> {
+    let readers = rayon::current_num_threads().clamp(1, 4).min(oids.len() / BLOBS_PER_READER);
+    cat_blobs_by(dir, oids, readers)
+}
+
+/// [`cat_blobs`] with `readers` processes (at least one).
+fn cat_blobs_by(dir: &Path, oids: &[&str], readers: usize) -> Result<Vec<Result<String, String>>, InputError> {
+    if readers <= 1 || oids.len() < 2 {
+        return cat_blobs_one(dir, oids);
+    }
+    let parts: Vec<&[&str]> = oids.chunks(oids.len().div_ceil(readers)).collect();
+    let read: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts.iter().map(|part| scope.spawn(|| cat_blobs_one(dir, part))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(InputError("git cat-file: a reader failed".to_owned()))))
+            .collect()
+    });
+    let mut blobs = Vec::with_capacity(oids.len());
+    for part in read {
+        blobs.extend(part?);
+    }
+    Ok(blobs)
+}
+
+/// Every blob's text, in the order asked, through one `git cat-file --batch`.
+fn cat_blobs_one(dir: &Path, oids: &[&str]) -> Result<Vec<Result<String, String>>, InputError> {
     let mut child = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -164,4 +231,79 @@ fn cat_blobs(dir: &Path, oids: &[&str]) -> Result<Vec<Result<String, String>>, I
     let _ = writer.join();
     let _ = child.wait();
     Ok(blobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git_in(dir: &Path, args: &[&str]) {
+        let status = Command::new("git")
+            .args(["-c", "user.name=meshc", "-c", "user.email=meshc@example.com", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?}");
+    }
+
+    fn manifest(i: usize, version: &str) -> String {
+        format!("apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: sa-{i}, labels: {{v: '{version}'}}}}\n")
+    }
+
+    /// A repository of `n` manifests; the head changes every tenth, drops the first and adds one.
+    fn repository(n: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = |i: usize| dir.path().join(format!("f{i:05}.yaml"));
+        for i in 0..n {
+            std::fs::write(path(i), manifest(i, "base")).expect("write");
+        }
+        git_in(dir.path(), &["init", "-q"]);
+        git_in(dir.path(), &["add", "-A"]);
+        git_in(dir.path(), &["commit", "-q", "-m", "base"]);
+        for i in (0..n).step_by(10) {
+            std::fs::write(path(i), manifest(i, "head")).expect("write");
+        }
+        std::fs::remove_file(path(0)).expect("remove");
+        std::fs::write(path(n), manifest(n, "new")).expect("write");
+        git_in(dir.path(), &["add", "-A"]);
+        git_in(dir.path(), &["commit", "-q", "-m", "head"]);
+        dir
+    }
+
+    #[test]
+    fn several_readers_return_the_blobs_of_one_in_order() {
+        let dir = repository(40);
+        let listing = list_revision(dir.path(), "HEAD~1").expect("listing");
+        let oids: Vec<&str> = listing.oids().collect();
+        let one = cat_blobs_by(dir.path(), &oids, 1).expect("one reader");
+        assert_eq!(one.len(), 40);
+        for readers in [2, 3, 7] {
+            assert_eq!(cat_blobs_by(dir.path(), &oids, readers).expect("readers"), one, "{readers} readers");
+        }
+    }
+
+    #[test]
+    fn both_revisions_get_their_own_texts_from_one_read() {
+        let n = 2 * BLOBS_PER_READER + 50;
+        let dir = repository(n);
+        let (base, head) = read_revisions(dir.path(), "HEAD~1", "HEAD").expect("revisions");
+        let text = |r: &Revision, name: &str| {
+            r.files.iter().find(|(n, _)| n == name).and_then(|(_, t)| t.clone().ok()).unwrap_or_default()
+        };
+        assert_eq!((base.files.len(), head.files.len()), (n, n));
+        assert_eq!(text(&base, "f00000.yaml"), manifest(0, "base"));
+        assert_eq!(text(&head, "f00000.yaml"), "", "removed on the head");
+        for i in [1, 10, 11, n - 1] {
+            let name = format!("f{i:05}.yaml");
+            let changed = if i % 10 == 0 { "head" } else { "base" };
+            assert_eq!(text(&base, &name), manifest(i, "base"), "{name}");
+            assert_eq!(text(&head, &name), manifest(i, changed), "{name}");
+        }
+        assert_eq!(text(&head, &format!("f{n:05}.yaml")), manifest(n, "new"));
+        // Each side alone reads the same.
+        assert_eq!(read_revision(dir.path(), "HEAD").expect("head").files, head.files);
+        assert_eq!(read_revision(dir.path(), "HEAD~1").expect("base").files, base.files);
+    }
 }

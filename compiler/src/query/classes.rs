@@ -77,7 +77,7 @@ pub struct Classes<'a> {
     by_identity: HashMap<&'a str, Vec<u32>>,
     suffixed: Vec<u32>,
     /// For each place and predicate, the classes that satisfy it there.
-    sat: Vec<Vec<FixedBitSet>>,
+    sat: Vec<Vec<Satisfied>>,
     by_signature: HashMap<Vec<u32>, usize>,
     /// The classes that are only the pod itself ([`Self::is_localhost`]),
     /// kept as a set so that a port's edges drop them with one difference.
@@ -85,6 +85,37 @@ pub struct Classes<'a> {
     /// Conditions in words by the places that allow: few patterns recur on
     /// many edges.
     conditions: std::sync::Mutex<HashMap<Vec<bool>, String>>,
+}
+
+/// The classes that satisfy one predicate at one place: their ids (sorted),
+/// or a set of every class where that takes less memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Satisfied {
+    Ids(Vec<u32>),
+    Set(FixedBitSet),
+}
+
+impl Satisfied {
+    /// `ids` (sorted, each below `n`) in whichever form is smaller: a set
+    /// takes `n` bits, an id 32.
+    fn of(ids: Vec<u32>, n: usize) -> Self {
+        if ids.len().saturating_mul(32) <= n {
+            let mut ids = ids;
+            ids.shrink_to_fit();
+            return Satisfied::Ids(ids);
+        }
+        let mut set = FixedBitSet::with_capacity(n);
+        set.extend(ids.iter().map(|&c| c as usize));
+        Satisfied::Set(set)
+    }
+
+    /// Adds these classes to `out` (a set of every class).
+    fn add_to(&self, out: &mut FixedBitSet) {
+        match self {
+            Satisfied::Ids(ids) => ids.iter().for_each(|&c| out.insert(c as usize)),
+            Satisfied::Set(set) => out.union_with(set),
+        }
+    }
 }
 
 static LOCALHOST: std::sync::LazyLock<Authorization> = std::sync::LazyLock::new(localhost_authorization);
@@ -132,6 +163,15 @@ impl<'a> Classes<'a> {
             conditions: std::sync::Mutex::default(),
             addrs,
         };
+        // At most one predicate per authorization and skip-subnets list:
+        // reserved at once, not grown push by push through a heap that
+        // decoding left fragmented.
+        let mut listed = 1;
+        for c in configs.iter().flatten() {
+            listed += 1;
+            super::for_each_authorization(c, |_| listed += 1);
+        }
+        this.preds.reserve(listed);
         // Every proxy appends the localhost authorization, so it tells the pod itself apart.
         let local: &'static Authorization = &LOCALHOST;
         this.intern(Pred::Authz(&local.networks, &local.authentication));
@@ -143,6 +183,7 @@ impl<'a> Classes<'a> {
                 this.intern(Pred::Authz(&a.networks, &a.authentication));
             });
         }
+        this.preds.shrink_to_fit();
         // Signatures are independent per member (most of the derivation's
         // time): computed in parallel, grouped afterwards in member order,
         // so class ids are the same as one at a time.
@@ -232,16 +273,26 @@ impl<'a> Classes<'a> {
         out
     }
 
+    /// Which classes satisfy each predicate at each place. Most predicates
+    /// name an identity and hold for a few classes: those are kept as ids,
+    /// not as a set of every class (places x predicates x classes bits,
+    /// most of a large repository's classes' memory and time otherwise).
     fn fill_satisfaction(&mut self) {
         let n = self.classes.len();
-        self.sat = vec![vec![FixedBitSet::with_capacity(n); self.preds.len()]; self.addrs.places.len()];
+        let mut by_class: Vec<&[u32]> = vec![&[]; n];
         for (sig, &class) in &self.by_signature {
-            for (place, part) in sig.split(|&p| p == u32::MAX).take(self.sat.len()).enumerate() {
+            by_class[class] = sig.as_slice();
+        }
+        let mut ids: Vec<Vec<Vec<u32>>> = vec![vec![Vec::new(); self.preds.len()]; self.addrs.places.len()];
+        // In class order, so each list is sorted.
+        for (class, sig) in by_class.into_iter().enumerate() {
+            for (place, part) in sig.split(|&p| p == u32::MAX).take(ids.len()).enumerate() {
                 for &p in part {
-                    self.sat[place][p as usize].insert(class);
+                    ids[place][p as usize].push(class as u32);
                 }
             }
         }
+        self.sat = ids.into_iter().map(|place| place.into_iter().map(|c| Satisfied::of(c, n)).collect()).collect();
     }
 
     /// The class whose members behave exactly like `c` (of `kind`, which
@@ -286,11 +337,12 @@ impl<'a> Classes<'a> {
     /// `place`: the classes [`mesh_proxy_api::authorize`] lets through.
     pub fn permitted(&self, place: usize, lists: &[&[Authorization]]) -> FixedBitSet {
         let sat = &self.sat[place];
+        let mut out = FixedBitSet::with_capacity(self.classes.len());
         // Interned first in `derive`: predicate 0 is localhost's.
-        let mut out = sat[0].clone();
+        sat[0].add_to(&mut out);
         for a in lists.iter().flat_map(|l| l.iter()) {
             if let Some(&p) = self.ids.get(&Pred::Authz(&a.networks, &a.authentication)) {
-                out.union_with(&sat[p as usize]);
+                sat[p as usize].add_to(&mut out);
             }
         }
         out
@@ -298,15 +350,51 @@ impl<'a> Classes<'a> {
 
     /// Classes whose traffic bypasses a proxy with these skip-subnets at `place`.
     pub fn bypassing(&self, place: usize, skip_subnets: &[IpNet]) -> FixedBitSet {
-        match self.ids.get(&Pred::Bypass(skip_subnets)) {
-            Some(&p) => self.sat[place][p as usize].clone(),
-            None => FixedBitSet::with_capacity(self.classes.len()),
+        let mut out = FixedBitSet::with_capacity(self.classes.len());
+        if let Some(&p) = self.ids.get(&Pred::Bypass(skip_subnets)) {
+            self.sat[place][p as usize].add_to(&mut out);
         }
+        out
     }
 
     pub fn all(&self) -> FixedBitSet {
         let mut all = FixedBitSet::with_capacity(self.classes.len());
         all.insert_range(..);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Satisfied;
+    use fixedbitset::FixedBitSet;
+
+    fn set_of(s: &Satisfied, n: usize) -> FixedBitSet {
+        let mut out = FixedBitSet::with_capacity(n);
+        s.add_to(&mut out);
+        out
+    }
+
+    #[test]
+    fn satisfied_classes_are_the_same_as_ids_or_as_a_set() {
+        let n = 640;
+        let few: Vec<u32> = vec![3, 64, 639];
+        let many: Vec<u32> = (0..n as u32).step_by(2).collect();
+        assert!(matches!(Satisfied::of(few.clone(), n), Satisfied::Ids(_)), "a few classes are kept as ids");
+        assert!(matches!(Satisfied::of(many.clone(), n), Satisfied::Set(_)), "half of them as a set");
+        for ids in [few, many, Vec::new()] {
+            let want: FixedBitSet = {
+                let mut s = FixedBitSet::with_capacity(n);
+                s.extend(ids.iter().map(|&c| c as usize));
+                s
+            };
+            assert_eq!(set_of(&Satisfied::of(ids.clone(), n), n), want, "{ids:?}");
+        }
+        // Added to a set that holds others already: a union.
+        let mut out = FixedBitSet::with_capacity(n);
+        out.insert(1);
+        Satisfied::of(vec![2], n).add_to(&mut out);
+        Satisfied::of((100..400).collect(), n).add_to(&mut out);
+        assert_eq!(out.count_ones(..), 302);
     }
 }

@@ -103,13 +103,14 @@ pub struct ChartVersion {
 pub fn chart_version(objects: &[RawObject]) -> Option<ChartVersion> {
     objects.iter().find_map(|o| {
         let meta = |k: &str| o.node.get("metadata").and_then(|m| m.get(k)).and_then(Node::as_str);
-        let id = format!("{}/{}", meta("namespace").unwrap_or("default"), meta("name").unwrap_or("?"));
+        // Named only for the two kinds that can say it (every object is looked at).
+        let id = || format!("{}/{}", meta("namespace").unwrap_or("default"), meta("name").unwrap_or("?"));
         let (creator, version) = if o.kind == "HelmRelease" && o.api_version.starts_with("helm.toolkit.fluxcd.io/") {
             chart_name(&o.node).filter(|c| is_linkerd_chart(c))?;
             let spec = o.node.get("spec")?.get("chart")?.get("spec")?;
-            (format!("HelmRelease {id}"), spec.get("version"))
+            (format!("HelmRelease {}", id()), spec.get("version"))
         } else if o.kind == "Application" && o.api_version.starts_with("argoproj.io/") {
-            (format!("Application {id}"), argo_revision(o.node.get("spec")?)?)
+            (format!("Application {}", id()), argo_revision(o.node.get("spec")?)?)
         } else {
             return None;
         };
