@@ -80,7 +80,7 @@ fn one_view_for_every_namespace_and_one_per_namespace_of_its_own() {
         (names, svc.profile.is_some())
     };
     assert_eq!(routes("plain"), (vec!["producer".to_owned()], false));
-    assert_eq!(routes("web").1, false);
+    assert!(!routes("web").1);
     assert_eq!(routes("web").0.len(), 2, "producer and consumer routes are merged for web");
     assert_eq!(routes("ops"), (vec![], true), "ops' ServiceProfile replaces the routes there");
 }
