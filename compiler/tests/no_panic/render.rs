@@ -91,7 +91,7 @@ fn services(o: &Outcome, classes: &Classes) {
 pub fn build(o: &Outcome) {
     let key = SigningKey::from_bytes(&[3; 32]);
     let info = BuildInfo { source_revision: "no-panic".to_owned(), sequence: 1, error_findings: 0 };
-    if let Ok(built) = emit::build_outcome(&o, &key, &info, &emit::ConfigOut::Keep) {
+    if let Ok(built) = emit::build_outcome(o, &key, &info, &emit::ConfigOut::Keep) {
         assert!(!built.stream().is_empty());
     }
 }

@@ -108,6 +108,8 @@ mod tests {
         let c = interner.intern("spec");
         assert!(Arc::ptr_eq(&a.0, &b.0));
         assert_eq!((a.as_str(), c.as_str()), ("metadata", "spec"));
-        assert!(a == "metadata" && a == *"metadata" && a == "metadata".to_owned());
+        // Compared with a `&str`, a `str` and a `String`, as callers do.
+        let owned = String::from("metadata");
+        assert!(a == "metadata" && a == *"metadata" && a == owned);
     }
 }
