@@ -1,4 +1,5 @@
 fn main() -> std::process::ExitCode {
+    meshc::pipeline::bound_malloc_arenas();
     meshc::profile::stage("start");
     meshc::cli::main()
 }
