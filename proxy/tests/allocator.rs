@@ -49,7 +49,7 @@ mod glibc {
     /// large body (proxy/README.md, "Large bodies and the allocator"). Bounded
     /// as now, the buffers come from the heap; freed, they stay there for the
     /// next reads (below the trim threshold), which take them without growing
-    /// the heap; and `malloc_trim`, which the proxy calls every 5 s, gives
+    /// the heap; and `malloc_trim`, which the proxy calls every second, gives
     /// their pages back.
     pub fn read_buffers_come_from_the_heap_are_reused_and_trimmed_back() {
         bound_allocator();
