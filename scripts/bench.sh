@@ -13,9 +13,10 @@
 #   parse-only   discover + read + parse_documents of every file, one thread
 #   check        meshc check DIR --format json
 #   diff         meshc diff HEAD~1 HEAD (in DIR)
-#   build        meshc build DIR --key K --out OUT --allow-errors into an
-#                empty OUT (removing the last one is not timed)
-#   build-again  the same over the previous, unchanged, output
+#   build        meshc build DIR --key K --out OUT --allow-errors into a
+#                new OUT per round; no output is removed before the end
+#                (see "Deleting outputs" below)
+#   build-again  the same over the round's build, unchanged
 #   matrix       meshc matrix DIR --format json
 #   invariants   meshc check DIR --tests FILE, 50 invariants over `edges`
 #   inject       meshc inject DIR (every pod template rewritten to stdout)
@@ -25,6 +26,16 @@
 # the budgets of issue 23: diff <= 1.5x check (wall and memory), build <=
 # 1.5x, matrix <= 2x and under 100 MB, check's peak RSS <= 15x the input;
 # and issue 18's: inject <= 1.5x check.
+#
+# Deleting outputs. On an ext4 without a journal, as on the benchmark
+# machines, the kernel skips inodes freed in the last 60 s (300 s while
+# their inode table block is dirty) when it allocates new ones
+# (`recently_deleted` in fs/ext4/ialloc.c), so creating the 12,500 files of
+# a build just after removing the last one's costs 5-10 s of system time
+# (docs/benchmarks/scale.md, "Build and the file system"). No timed command
+# here follows a mass deletion: every build writes a new directory, and all
+# are removed on exit. Leave some minutes between two runs of this script,
+# whose exit removes some 250,000 files.
 #
 # For the in-process figures with a per-stage breakdown, run instead:
 #   cargo bench -p meshc --bench check_scale        (MESHC_BENCH_SHAPE=wide too)
@@ -40,7 +51,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 runs="${MESHC_BENCH_RUNS:-3}"
 shapes="${MESHC_BENCH_SHAPES:-apps wide}"
-bench_name=meshc-bench
+bench_name="meshc-bench"
 # shellcheck source=scripts/bench-setup.sh
 . "$root/scripts/bench-setup.sh"
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (GNU time; Debian package time)" >&2; exit 2; }
@@ -72,6 +83,12 @@ case " ${names[*]} " in *" check "*) ;; *) names=(check "${names[@]}") ;; esac
 timed() { case " ${names[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 declare -A cmd input_bytes
 work="$(mktemp -d -t meshc-bench-work-XXXXXX)"
+# The builds' outputs go with the work directory, after the last timing
+# (bench-setup.sh's trap removes a temporary $dir; this one does that too).
+remove_dir=""
+[ -n "${MESHC_BENCH_DIR:-}" ] || remove_dir="$dir"
+# shellcheck disable=SC2064 # expand now: the paths are known
+trap "rm -rf '$work' ${remove_dir:+'$remove_dir'}" EXIT
 "$meshc" keygen --out "$work" >&2
 for shape in $shapes; do
     repo="$dir/$shape"
@@ -82,24 +99,27 @@ for shape in $shapes; do
     if timed invariants; then
         MESHC_BENCH_SHAPE="$shape" "$bench_bin" --invariants "$work/$shape.meshtest.yaml" >&2
     fi
-    out="$work/$shape.dist"
     cmd[$shape/parse-only]="MESHC_BENCH_RUNS=1 $bench_bin --parse-only $repo"
     cmd[$shape/check]="$meshc check $repo --format json"
     cmd[$shape/diff]="cd $repo && $meshc diff HEAD~1 HEAD"
     # --allow-errors: the generators' deliberate errors would stop it.
-    cmd[$shape/build]="$meshc build $repo --key $work/meshc.key --out $out --allow-errors"
+    # OUT: the round's output directory (`measure`).
+    cmd[$shape/build]="$meshc build $repo --key $work/meshc.key --out OUT --allow-errors"
     cmd[$shape/build-again]="${cmd[$shape/build]}"
     cmd[$shape/matrix]="$meshc matrix $repo --format json"
     cmd[$shape/invariants]="$meshc check $repo --tests $work/$shape.meshtest.yaml --format json"
     cmd[$shape/inject]="$meshc inject $repo"
 done
 
-# One timed run: "wall_s rss_kib output_bytes".
+# The output directory of a shape's build in a round.
+dist() { echo "$work/$1.dist.$2"; }
+
+# One timed run in round $3: "wall_s rss_kib output_bytes".
 measure() {
-    local shape="$1" name="$2" tf="$work/time" bytes
-    [ "$name" = build ] && rm -rf "$work/$shape.dist"
-    bytes="$(/usr/bin/time -v -o "$tf" sh -c "${cmd[$shape/$name]}" 2>/dev/null | wc -c)" || true
-    case "$name" in build | build-again) bytes="$(du -sb "$work/$shape.dist" | cut -f1)" ;; esac
+    local shape="$1" name="$2" round="$3" tf="$work/time" bytes out
+    out="$(dist "$shape" "$round")"
+    bytes="$(/usr/bin/time -v -o "$tf" sh -c "${cmd[$shape/$name]//OUT/$out}" 2>/dev/null | wc -c)" || true
+    case "$name" in build | build-again) bytes="$(du -sb "$out" | cut -f1)" ;; esac
     awk -v bytes="$bytes" '
         /Elapsed \(wall clock\)/ { n = split($NF, p, ":"); wall = 0; for (i = 1; i <= n; i++) wall = wall * 60 + p[i] }
         /Maximum resident set size/ { rss = $NF }
@@ -112,7 +132,7 @@ declare -A walls rsss sizes
 for round in $(seq "$runs"); do
     for shape in $shapes; do
         for name in "${names[@]}"; do
-            read -r w r b < <(measure "$shape" "$name")
+            read -r w r b < <(measure "$shape" "$name" "$round")
             walls[$shape/$name]="${walls[$shape/$name]:-} $w"
             rsss[$shape/$name]="${rsss[$shape/$name]:-} $r"
             sizes[$shape/$name]="$b"
@@ -127,7 +147,7 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[in
 # The signed configs of each build still verify.
 if timed build || timed build-again; then
     for shape in $shapes; do
-        "$meshc" verify-bundle "$work/$shape.dist" --pubkey "$work/meshc.pub" >&2
+        "$meshc" verify-bundle "$(dist "$shape" "$runs")" --pubkey "$work/meshc.pub" >&2
     done
 fi
 
