@@ -48,7 +48,7 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(3);
 /// body streams in. hyper's default (8 KiB + 400 KiB) let each busy
 /// connection hold 400 KiB and more, since a buffer whose bytes are still
 /// on their way out is not reused: 16 connections echoing 1 MiB bodies
-/// peaked 5 MB higher than with this bound, which costs about 7 more system
+/// peaked 5 MB higher than with this bound, which costs 4-8 more system
 /// calls per MiB (proxy/README.md, "Body regression and peak RSS,
 /// counted"). A response head must fit too (hyper checks between reads, so
 /// not to the byte): twice the listeners' default `--max-header-bytes`.
