@@ -21,7 +21,8 @@
 #   * Reported per request: instructions of each proxy process (callgrind's
 #     Ir), the top functions by their own instructions and by inclusive
 #     instructions (callgrind_annotate), or system calls by name (strace -c)
-#     and minor page faults (/proc/PID/stat).
+#     and minor page faults (/proc/PID/stat), and each proxy's peak RSS
+#     up to the window's end (VmHWM, /proc/PID/status).
 #     With CONNECTIONS=1 every request is its own wake-up, as at low rates.
 #
 # Usage: scripts/profile-proxy.sh           (from the repository root)
@@ -156,9 +157,16 @@ end_window() {
             for pid in "${STRACES[@]}"; do wait "$pid" 2>/dev/null || true; done
             while read -r name pid; do
                 minor_faults "$pid" >>"$WORK/faults.$TARGET.$name"
+                peak_rss "$pid" >"$WORK/peak.$TARGET.$name"
             done < <(proxies)
             ;;
     esac
+}
+
+# peak_rss PID: the process's peak resident set so far, kB (`VmHWM`): the
+# most any window up to now held, this one included.
+peak_rss() {
+    awk '/^VmHWM:/ {print $2}' "/proc/$1/status"
 }
 
 # minor_faults PID: the process's minor page faults so far, all threads
@@ -212,6 +220,7 @@ report() {
                     python3 "$REPO/scripts/lib/strace_per_request.py" "$WORK/strace.$t.$name" "$REQUESTS" "$t, $name proxy"
                     awk -v n="$REQUESTS" 'NR == 1 {a = $1} NR == 2 {printf "\nminor page faults per request: %.1f\n", ($1 - a) / n}' \
                         "$WORK/faults.$t.$name"
+                    echo "peak RSS (VmHWM) so far: $(cat "$WORK/peak.$t.$name") kB"
                 done < <(proxies)
             done
             ;;

@@ -81,10 +81,11 @@ pub(crate) use write_through_to_inner;
 /// connection holds no buffer and small messages are not copied.
 pub struct ReadAhead<S> {
     inner: S,
+    /// What the last read ahead brought (`len`); its capacity stays
+    /// while the peer sends in bulk.
     buf: Vec<u8>,
-    /// `buf[pos..filled]` is read and not yet handed out.
+    /// `buf[pos..]` is read and not yet handed out.
     pos: usize,
-    filled: usize,
     bulk: bool,
 }
 
@@ -93,7 +94,7 @@ pub const CHUNK: usize = 64 * 1024;
 
 impl<S> ReadAhead<S> {
     pub fn new(inner: S) -> Self {
-        ReadAhead { inner, buf: Vec::new(), pos: 0, filled: 0, bulk: false }
+        ReadAhead { inner, buf: Vec::new(), pos: 0, bulk: false }
     }
 
     pub fn get_ref(&self) -> &S {
@@ -103,12 +104,12 @@ impl<S> ReadAhead<S> {
     /// Hands out buffered bytes; frees the buffer once it is drained and
     /// the peer has stopped sending in bulk.
     fn drain_into(&mut self, out: &mut ReadBuf<'_>) {
-        let n = out.remaining().min(self.filled - self.pos);
+        let n = out.remaining().min(self.buf.len() - self.pos);
         out.put_slice(&self.buf[self.pos..self.pos + n]);
         self.pos += n;
-        if self.pos == self.filled {
+        if self.pos == self.buf.len() {
             self.pos = 0;
-            self.filled = 0;
+            self.buf.clear();
             if !self.bulk {
                 self.buf = Vec::new();
             }
@@ -119,7 +120,7 @@ impl<S> ReadAhead<S> {
 impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.pos < this.filled {
+        if this.pos < this.buf.len() {
             this.drain_into(out);
             return Poll::Ready(Ok(()));
         }
@@ -130,12 +131,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
             this.bulk = out.filled().len() > before && out.remaining() == 0;
             return Poll::Ready(Ok(()));
         }
-        if this.buf.len() < CHUNK {
-            this.buf.resize(CHUNK, 0);
-        }
-        let mut ahead = ReadBuf::new(&mut this.buf);
+        // Read into the spare capacity as it is: zero-filling 64 KiB first
+        // cost as many bytes written again as the read then brings.
+        this.buf.reserve_exact(CHUNK);
+        let spare = &mut this.buf.spare_capacity_mut()[..CHUNK];
+        let start = spare.as_ptr().cast::<u8>();
+        let mut ahead = ReadBuf::uninit(spare);
         let polled = Pin::new(&mut this.inner).poll_read(cx, &mut ahead);
         let filled = ahead.filled().len();
+        // The stream must have filled this buffer, not swapped in another.
+        assert_eq!(ahead.filled().as_ptr(), start, "read ahead into a foreign buffer");
         match polled {
             Poll::Ready(Ok(())) => {}
             // The peer paused: hold no buffer while waiting for it.
@@ -146,7 +151,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
         }
-        this.filled = filled;
+        // SAFETY: `ReadBuf` guarantees its first `filled` bytes are
+        // initialised, and they are `buf`'s spare capacity (asserted above).
+        unsafe { this.buf.set_len(filled) };
         this.bulk = filled == CHUNK;
         this.drain_into(out);
         Poll::Ready(Ok(()))

@@ -5,8 +5,8 @@
 //! scheme and authority, hashed (SipHash) at every checkout, and spawns a
 //! task per HTTP/1 request to put the connection back once it is free
 //! again; together some 10,000 instructions per request in the profile
-//! (proxy/README.md, "Where the instructions go"). Here a pool serves one
-//! address, found once per connection (inbound) or per endpoint
+//! (docs/benchmarks/proxy.md, "Where the instructions go"). Here a pool
+//! serves one address, found once per connection (inbound) or per endpoint
 //! (outbound), and an HTTP/1 connection goes back into the pool as soon as
 //! its response head has arrived: a checkout takes only a connection ready
 //! for a new request (`is_ready`), so one still carrying a body is
@@ -44,6 +44,15 @@ const MAX_KEPT: usize = 10_000;
 /// idle HTTP/1 connections after 3 s
 /// (`LINKERD2_PROXY_{INBOUND,OUTBOUND}_HTTP1_CONNECTION_POOL_IDLE_TIMEOUT`).
 const SWEEP_PERIOD: Duration = Duration::from_secs(3);
+/// The most an HTTP/1 connection's read buffer grows to while a response
+/// body streams in. hyper's default (8 KiB + 400 KiB) let each busy
+/// connection hold 400 KiB and more, since a buffer whose bytes are still
+/// on their way out is not reused: 16 connections echoing 1 MiB bodies
+/// peaked 5 MB higher than with this bound, which costs 4-8 more system
+/// calls per MiB (proxy/README.md, "Body regression and peak RSS,
+/// counted"). A response head must fit too (hyper checks between reads, so
+/// not to the byte): twice the listeners' default `--max-header-bytes`.
+const READ_BUF_MAX: usize = 128 * 1024;
 
 /// Why a request got no response.
 #[derive(Debug)]
@@ -183,7 +192,7 @@ where
 
     async fn open_h1(&self) -> Result<http1::SendRequest<B>, Error> {
         let io = (self.dial)().await.map_err(Error::Connect)?;
-        let (tx, conn) = http1::handshake(io).await.map_err(Error::Http)?;
+        let (tx, conn) = http1::Builder::new().max_buf_size(READ_BUF_MAX).handshake(io).await.map_err(Error::Http)?;
         drive(conn);
         if self.shared.max_kept > 0 && !self.shared.sweeping.swap(true, Ordering::Relaxed) {
             tokio::spawn(sweep(Arc::downgrade(&self.shared)));

@@ -32,7 +32,8 @@ pub fn runtime(cores: u16) -> std::io::Result<tokio::runtime::Runtime> {
 /// far. One arena serves the runtime's one thread and the occasional
 /// blocking one. Fixed thresholds above the buffers a connection allocates
 /// per read keep those buffers in the heap: hyper's HTTP/1 read buffer grows
-/// to 400 KiB while a body streams, and a new one is allocated for each read
+/// while a body streams (to 128 KiB in the pool, `pool::READ_BUF_MAX`; to
+/// 400 KiB at hyper's default), and a new one is allocated for each read
 /// while the last chunk is still on its way. Mapped on their own (a 128 KiB
 /// threshold did that), each cost an `mmap`, a page fault per 4 KiB touched
 /// and a `munmap`: about 100 faults per proxy per 1 MiB echoed over the
