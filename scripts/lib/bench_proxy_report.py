@@ -39,7 +39,9 @@ def fmt(x, digits=0):
 
 
 def ratio(x, base):
-    return "–" if x is None or not base or base <= 0 else f"{x / base:.2f}×"
+    # A negative added latency (a target's tail under `direct`'s, as happens
+    # in short runs) makes no multiple.
+    return "–" if x is None or x < 0 or not base or base <= 0 else f"{x / base:.2f}×"
 
 
 def mb(kb):
