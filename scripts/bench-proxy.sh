@@ -13,6 +13,20 @@
 #       nginx    oha → nginx (Debian package, 1 worker, keep-alive upstream, unbuffered) → mesh-echo
 #       proxy    oha → mesh-proxy inbound (explicit mode, plaintext client) → mesh-echo
 #       meshed   oha → client mesh-proxy outbound → mTLS → server mesh-proxy inbound → mesh-echo
+#       haproxy-meshed
+#                oha → client HAProxy (plaintext in) → mTLS → server HAProxy → mesh-echo:
+#                `meshed` with HAProxy in both proxies' places, on the same
+#                pod addresses, pinned alike, HTTP mode and keep-alive on
+#                every leg. The TLS is the mesh's: the certificates and
+#                identities mesh-certs issued for the mesh-proxies (ECDSA
+#                P-256), TLS 1.3 only, AES-128-GCM first, no resumption, a
+#                certificate required and verified on both sides, the
+#                client checking the server's name and the server allowing
+#                only the client's identity (a check at start shows it, with
+#                openssl s_client). What the meshed path costs on this
+#                machine whatever the proxy: the report puts `meshed`'s
+#                added latency beside the absolute target and as a multiple
+#                of this target's.
 #   * Scenarios, all measured in the same interleaved rounds (round 1: every
 #     scenario's every load on every target, then round 2, ...), so drift on
 #     the machine spreads over all targets alike:
@@ -25,14 +39,16 @@
 #              proxy process's RSS at the start and at the end
 #   * Per run: p50 / p99 / p99.9 from oha's JSON; CPU per request = the
 #     utime+stime delta (/proc/PID/stat) of the target's proxy processes
-#     (haproxy; nginx; the server proxy; both proxies) divided by the
+#     (haproxy; nginx; the server proxy; both proxies; both HAProxies) divided by the
 #     requests oha completed, with the system (kernel) part shown apart;
 #     memory = VmRSS at the end of the run and VmHWM (peak) of each of them.
 #     The tables show the median over rounds, and for the proxies the ratio
 #     of their added latency and CPU to HAProxy's.
 #   * The proxy targets need `meshc` (keygen, build of a tiny policy repo)
-#     and `mesh-certs` (test CA and workload certificates). When `mesh-certs`
-#     is missing they are skipped with a note.
+#     and `mesh-certs` (test CA and workload certificates; haproxy-meshed
+#     uses them too). When `mesh-certs` is missing they are skipped with a
+#     note. The proxies get the build's shared Service policies
+#     (`--service-policies`) whenever the build wrote any.
 #
 # Usage: scripts/bench-proxy.sh            (from the repository root)
 # Environment:
@@ -44,14 +60,14 @@
 #   SCENARIOS="base ramp body soak"
 #   DURATION=20s        length of each run (not the soak's)
 #   ROUNDS=3            interleaved rounds (median reported)
-#   TARGETS="direct haproxy nginx proxy meshed"
+#   TARGETS="direct haproxy nginx proxy haproxy-meshed meshed"
 #   BIN_DIR=target/release (or $CARGO_TARGET_DIR/release); SKIP_BUILD=1 to use it as is
 #   TOOLS_DIR=$BIN_DIR  where meshc and mesh-certs are (a debug build does)
 #   KEEP_TMP=1          keep the work directory (configs, logs, oha JSON)
 # A quick end-to-end check of the script itself (figures meaningless):
 #   DURATION=2s ROUNDS=1 SOAK_DURATION=4s scripts/bench-proxy.sh
-# Needs: oha (cargo install oha --locked), haproxy, nginx, curl, taskset,
-# python3, 2+ cores.
+# Needs: oha (cargo install oha --locked), haproxy, nginx, curl, openssl,
+# taskset, python3, 2+ cores.
 
 set -euo pipefail
 
@@ -66,7 +82,7 @@ SOAK_DURATION=${SOAK_DURATION:-5m}
 SCENARIOS=${SCENARIOS:-"base ramp body soak"}
 DURATION=${DURATION:-20s}
 ROUNDS=${ROUNDS:-3}
-TARGETS=${TARGETS:-"direct haproxy nginx proxy meshed"}
+TARGETS=${TARGETS:-"direct haproxy nginx proxy haproxy-meshed meshed"}
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/release}
@@ -76,7 +92,8 @@ source "$REPO/scripts/lib/proxy-bench.sh"
 
 require() {
     command -v oha >/dev/null || die "oha not found: cargo install oha --locked"
-    [[ " $TARGETS " != *" haproxy "* ]] || command -v haproxy >/dev/null || die "haproxy not found: apt-get install haproxy"
+    [[ " $TARGETS " != *" haproxy"[\ -]* ]] || command -v haproxy >/dev/null || die "haproxy not found: apt-get install haproxy"
+    [[ " $TARGETS " != *" haproxy-meshed "* ]] || command -v openssl >/dev/null || die "openssl not found (its s_client checks haproxy-meshed's mTLS)"
     [[ " $TARGETS " != *" nginx "* ]] || command -v nginx >/dev/null || die "nginx not found: apt-get install nginx"
     command -v taskset >/dev/null || die "taskset not found (util-linux)"
     command -v python3 >/dev/null || die "python3 not found"

@@ -12,6 +12,10 @@ APP_CPU=${APP_CPU:-1}
 APP_ADDR=127.0.0.1:18080
 HAPROXY_ADDR=127.0.0.1:18081
 NGINX_ADDR=127.0.0.1:18082
+# The HAProxy pair of `haproxy-meshed`, on the same pod addresses as the
+# mesh-proxies: the client's plaintext listener and the server's mTLS one.
+HAPROXY_CLIENT_ADDR=127.0.0.3:18084
+HAPROXY_SERVER_ADDR=127.0.0.2:18443
 SERVER_INBOUND=127.0.0.2:8080
 SERVER_ADMIN=127.0.0.2:4191
 CLIENT_POD_IP=127.0.0.3
@@ -49,6 +53,16 @@ wait_http() {
     die "nothing answers on $1"
 }
 
+# wait_ready URL: until a proxy's /ready answers 200: with shared Service
+# policies its config loads only once the set it names is read too.
+wait_ready() {
+    for _ in $(seq $((READY_WAIT * 10))); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    die "$1 never answered 200"
+}
+
 # wait_line FILE PATTERN: until a process's log says it is ready.
 wait_line() {
     for _ in $(seq $((READY_WAIT * 10))); do
@@ -65,11 +79,12 @@ start_app() {
     wait_line "$WORK/app.log" "listening $APP_ADDR"
 }
 
-start_haproxy() {
-    cat >"$WORK/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 4096
+# haproxy_common [GLOBAL_LINE...]: the global and defaults sections every
+# HAProxy here shares (one thread, HTTP mode, keep-alive both sides).
+haproxy_common() {
+    printf 'global\n    nbthread 1\n    maxconn 4096\n'
+    (($# == 0)) || printf '    %s\n' "$@"
+    cat <<EOF
 defaults
     mode http
     option http-keep-alive
@@ -77,16 +92,26 @@ defaults
     timeout connect 5s
     timeout client 30s
     timeout server 30s
-frontend bench
-    bind $HAPROXY_ADDR
-    default_backend echo
-backend echo
-    server app $APP_ADDR
 EOF
-    haproxy -c -q -f "$WORK/haproxy.cfg" || die "haproxy rejected $WORK/haproxy.cfg"
-    taskset -c "$APP_CPU" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+}
+
+# launch_haproxy NAME: checks and starts $WORK/NAME.cfg pinned like every
+# proxy; sets LAUNCHED_PID.
+launch_haproxy() {
+    haproxy -c -q -f "$WORK/$1.cfg" || die "haproxy rejected $WORK/$1.cfg"
+    taskset -c "$APP_CPU" haproxy -db -f "$WORK/$1.cfg" >"$WORK/$1.log" 2>&1 &
     PIDS+=($!)
-    HAPROXY_PID=$!
+    LAUNCHED_PID=$!
+}
+
+start_haproxy() {
+    {
+        haproxy_common
+        printf 'frontend bench\n    bind %s\n    default_backend echo\n' "$HAPROXY_ADDR"
+        printf 'backend echo\n    server app %s\n' "$APP_ADDR"
+    } >"$WORK/haproxy.cfg"
+    launch_haproxy haproxy
+    HAPROXY_PID=$LAUNCHED_PID
     wait_http "http://$HAPROXY_ADDR/"
 }
 
@@ -228,17 +253,26 @@ spec:
 EOF
 }
 
-# Keys, signed configs, certificates and discovery for both proxies.
-# Returns 1 (proxy targets skipped) when `mesh-certs` is not there.
+# Keys, signed configs, certificates and discovery for both proxies (the
+# certificates serve `haproxy-meshed` too). Returns 1 (those targets
+# skipped) when `mesh-certs` is not there.
 prepare_mesh() {
     if ! "$TOOLS_DIR/mesh-certs" --help >/dev/null 2>&1; then
-        log "no mesh-certs in $TOOLS_DIR: skipping the proxy and meshed targets"
+        log "no mesh-certs in $TOOLS_DIR: skipping the proxy, meshed and haproxy-meshed targets"
         return 1
     fi
     local meshc="$TOOLS_DIR/meshc"
     "$meshc" keygen --out "$WORK/keys" >&2
     write_policy "$WORK/repo"
     "$meshc" build "$WORK/repo" --key "$WORK/keys/meshc.key" --out "$WORK/dist" --revision bench >&2
+    # A build writes servicepolicies/<namespace>/*.yaml only when the repo
+    # shares Service policies; the proxies then get the directory, as users
+    # run them (proxy/README.md, "Run it"): a config that names a set is
+    # enforced only with exactly that set.
+    SERVICE_POLICY_ARGS=()
+    if compgen -G "$WORK/dist/servicepolicies/*/*.yaml" >/dev/null; then
+        SERVICE_POLICY_ARGS=(--service-policies "$WORK/dist/servicepolicies")
+    fi
     "$TOOLS_DIR/mesh-certs" init --dir "$WORK/ca" --trust-domain cluster.local >&2
     for sa in echo client; do
         "$TOOLS_DIR/mesh-certs" issue --ca-dir "$WORK/ca" --sa $sa --namespace bench --out "$WORK/id-$sa" >&2
@@ -264,10 +298,10 @@ start_server_proxy() {
     launch_proxy server "$BIN_DIR/mesh-proxy" run --workload Deployment/bench/echo \
         --config "$WORK/dist/configs/bench/deployment-echo.yaml" --trust-key "$WORK/keys/meshc.pub" \
         --identity-dir "$WORK/id-echo" --inbound "$SERVER_INBOUND=$APP_ADDR" --admin $SERVER_ADMIN \
-        "${PROXY_ARGS[@]}" >"$WORK/server-proxy.log" 2>&1 &
+        "${SERVICE_POLICY_ARGS[@]}" "${PROXY_ARGS[@]}" >"$WORK/server-proxy.log" 2>&1 &
     PIDS+=($!)
     SERVER_PROXY_PID=$!
-    wait_http "http://$SERVER_ADMIN/ready"
+    wait_ready "http://$SERVER_ADMIN/ready"
 }
 
 start_client_proxy() {
@@ -275,10 +309,86 @@ start_client_proxy() {
         --config "$WORK/dist/configs/bench/deployment-client.yaml" --trust-key "$WORK/keys/meshc.pub" \
         --identity-dir "$WORK/id-client" --discovery "$WORK/discovery.json" \
         --outbound $CLIENT_OUTBOUND --pod-ip $CLIENT_POD_IP --admin $CLIENT_ADMIN \
-        "${PROXY_ARGS[@]}" >"$WORK/client-proxy.log" 2>&1 &
+        "${SERVICE_POLICY_ARGS[@]}" "${PROXY_ARGS[@]}" >"$WORK/client-proxy.log" 2>&1 &
     PIDS+=($!)
     CLIENT_PROXY_PID=$!
-    wait_http "http://$CLIENT_ADMIN/ready"
+    wait_ready "http://$CLIENT_ADMIN/ready"
+}
+
+# `haproxy-meshed`: the meshed path with two HAProxies in the mesh-proxies'
+# places, so that what two hops and mTLS cost on this machine is measured
+# apart from what mesh-proxy's code costs. The same certificates and
+# identities as the mesh (mesh-certs: ECDSA P-256), TLS 1.3 only,
+# AES-128-GCM first as the mesh's provider orders it, a certificate
+# required and verified on both sides, the client checking the server's
+# identity (SNI and name) and the server allowing only the client's
+# identity, as the bench policy does. No resumption, as in the mesh (no
+# tickets, no session cache; a pooled connection handshakes once anyway).
+ECHO_ID=echo.bench.serviceaccount.identity.linkerd.cluster.local
+CLIENT_ID=client.bench.serviceaccount.identity.linkerd.cluster.local
+MESH_SUITES=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+
+start_haproxy_meshed() {
+    local sa
+    # HAProxy takes the chain and its key in one file.
+    for sa in echo client; do cat "$WORK/id-$sa/tls.crt" "$WORK/id-$sa/tls.key" >"$WORK/haproxy-$sa.pem"; done
+    {
+        haproxy_common "ssl-default-bind-ciphersuites $MESH_SUITES" \
+            "ssl-default-bind-options ssl-min-ver TLSv1.3 no-tls-tickets" "tune.ssl.cachesize 0"
+        cat <<EOF
+frontend mesh-in
+    bind $HAPROXY_SERVER_ADDR ssl crt $WORK/haproxy-echo.pem ca-file $WORK/id-echo/ca.crt verify required
+    http-request deny unless { ssl_c_s_dn(CN) -m str $CLIENT_ID }
+    default_backend echo
+backend echo
+    server app $APP_ADDR
+EOF
+    } >"$WORK/haproxy-server.cfg"
+    {
+        haproxy_common "ssl-default-server-ciphersuites $MESH_SUITES" \
+            "ssl-default-server-options ssl-min-ver TLSv1.3 no-tls-tickets"
+        cat <<EOF
+frontend mesh-out
+    bind $HAPROXY_CLIENT_ADDR
+    default_backend echo
+backend echo
+    server echo $HAPROXY_SERVER_ADDR ssl crt $WORK/haproxy-client.pem ca-file $WORK/id-client/ca.crt verify required sni str($ECHO_ID) verifyhost $ECHO_ID no-ssl-reuse
+EOF
+    } >"$WORK/haproxy-client.cfg"
+    launch_haproxy haproxy-server
+    HAPROXY_SERVER_PID=$LAUNCHED_PID
+    launch_haproxy haproxy-client
+    HAPROXY_CLIENT_PID=$LAUNCHED_PID
+    wait_http "http://$HAPROXY_CLIENT_ADDR/"
+    check_haproxy_mtls
+}
+
+# tls_get SA: a GET to the server HAProxy over TLS with SA's certificate
+# (none for SA=-), verifying the server as the client HAProxy does;
+# prints openssl's session summary and the status line.
+tls_get() {
+    local cert=()
+    [[ $1 == - ]] || cert=(-cert "$WORK/id-$1/tls.crt" -cert_chain "$WORK/id-$1/tls.crt" -key "$WORK/id-$1/tls.key")
+    printf 'GET /bench HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n' |
+        timeout 5 openssl s_client -brief -ign_eof -connect "$HAPROXY_SERVER_ADDR" -servername $ECHO_ID \
+            -verify_hostname $ECHO_ID -verify_return_error -CAfile "$WORK/id-client/ca.crt" "${cert[@]}" 2>&1 |
+        grep -E '^(Protocol version|Ciphersuite|Peer certificate|Verification|HTTP/1)|alert' || true
+}
+
+# The baseline is what it claims only if the server HAProxy speaks TLS 1.3
+# with AES-128-GCM, requires a certificate, and answers the client's
+# identity only.
+check_haproxy_mtls() {
+    local ok none other
+    ok=$(tls_get client)
+    none=$(tls_get -)
+    other=$(tls_get echo)
+    log "haproxy-meshed, with the client's certificate: ${ok//$'\n'/; }"
+    [[ $ok == *"Protocol version: TLSv1.3"* && $ok == *"Ciphersuite: TLS_AES_128_GCM_SHA256"* &&
+        $ok == *" 200 "* ]] || die "haproxy-meshed: no 200 over TLS 1.3 / AES-128-GCM with the client's identity"
+    [[ $none == *"alert certificate required"* && $none != *HTTP/1* ]] ||
+        die "haproxy-meshed: the server HAProxy answers a client without certificate"
+    [[ $other == *"HTTP/1.1 403 "* ]] || die "haproxy-meshed: the server HAProxy does not refuse another identity"
 }
 
 # The URL, extra oha arguments and measured processes of a target:
@@ -292,6 +402,10 @@ target_of() {
         haproxy) TARGET_URL="http://$HAPROXY_ADDR/bench"; TARGET_PIDS=("$HAPROXY_PID") ;;
         nginx) TARGET_URL="http://$NGINX_ADDR/bench"; TARGET_PIDS=("$NGINX_PID") ;;
         proxy) TARGET_URL="http://$SERVER_INBOUND/bench"; TARGET_PIDS=("$SERVER_PROXY_PID") ;;
+        haproxy-meshed)
+            TARGET_URL="http://$HAPROXY_CLIENT_ADDR/bench"
+            TARGET_PIDS=("$HAPROXY_SERVER_PID" "$HAPROXY_CLIENT_PID")
+            ;;
         meshed)
             TARGET_URL="http://$CLIENT_OUTBOUND/bench"
             TARGET_ARGS=(-H "Host: $SERVICE_HOST")
@@ -302,27 +416,33 @@ target_of() {
 }
 
 # start_targets TARGET...: starts the app and what the targets need; sets
-# STARTED (array) to the targets that could be started.
+# STARTED (array) to the targets that could be started, in the given order.
 start_targets() {
     start_app
     STARTED=()
-    local t wants_mesh=""
+    local t wants_mesh="" up=" direct "
     for t in "$@"; do
         case $t in
-            direct) STARTED+=(direct) ;;
-            haproxy) start_haproxy; STARTED+=(haproxy) ;;
-            nginx) start_nginx; STARTED+=(nginx) ;;
-            proxy | meshed) wants_mesh=1 ;;
+            direct) ;;
+            haproxy) start_haproxy; up+="haproxy " ;;
+            nginx) start_nginx; up+="nginx " ;;
+            proxy | meshed | haproxy-meshed) wants_mesh=1 ;;
             *) die "unknown target $t" ;;
         esac
     done
     if [[ -n $wants_mesh ]] && prepare_mesh; then
-        start_server_proxy
-        [[ " $* " == *" proxy "* ]] && STARTED+=(proxy)
+        if [[ " $* " == *" proxy "* || " $* " == *" meshed "* ]]; then
+            start_server_proxy
+            up+="proxy "
+        fi
         if [[ " $* " == *" meshed "* ]]; then
             start_client_proxy
-            STARTED+=(meshed)
+            up+="meshed "
+        fi
+        if [[ " $* " == *" haproxy-meshed "* ]]; then
+            start_haproxy_meshed
+            up+="haproxy-meshed "
         fi
     fi
-    return 0
+    for t in "$@"; do [[ $up != *" $t "* ]] || STARTED+=("$t"); done
 }
