@@ -44,24 +44,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_http URL: until something answers on URL (any status).
+# wait_http URL [CURL_FLAG]: until something answers on URL (any status;
+# with -f, a 2xx).
 wait_http() {
     for _ in $(seq $((READY_WAIT * 10))); do
-        curl -s -o /dev/null "$1" && return 0
+        curl -s ${2:+"$2"} -o /dev/null "$1" && return 0
         sleep 0.1
     done
-    die "nothing answers on $1"
+    die "no answer${2:+ ($2)} on $1"
 }
 
 # wait_ready URL: until a proxy's /ready answers 200: with shared Service
 # policies its config loads only once the set it names is read too.
-wait_ready() {
-    for _ in $(seq $((READY_WAIT * 10))); do
-        curl -sf -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    die "$1 never answered 200"
-}
+wait_ready() { wait_http "$1" -f; }
 
 # wait_line FILE PATTERN: until a process's log says it is ready.
 wait_line() {
