@@ -82,14 +82,14 @@ impl<'l> Shared<'l> {
     }
 
     fn take(&mut self, oid: &str) -> Result<String, String> {
-        let Some((text, uses)) = self.texts.get_mut(oid) else {
-            return Err(format!("git cat-file: no blob {oid}"));
-        };
-        *uses = uses.saturating_sub(1);
-        if *uses == 0 {
-            return self.texts.remove(oid).map_or_else(|| Err(format!("git cat-file: no blob {oid}")), |(t, _)| t);
+        match self.texts.get_mut(oid) {
+            None => Err(format!("git cat-file: no blob {oid}")),
+            Some((text, uses)) if *uses > 1 => {
+                *uses -= 1;
+                text.clone()
+            }
+            Some(_) => self.texts.remove(oid).map(|(text, _)| text).expect("the blob was just found"),
         }
-        text.clone()
     }
 }
 

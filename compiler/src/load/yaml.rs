@@ -55,21 +55,23 @@ impl Value {
     /// nothing run) when this is not a sequence.
     pub fn edit_seq<R>(&mut self, edit: impl FnOnce(&mut Vec<Node>) -> R) -> Option<R> {
         let Value::Seq(items) = self else { return None };
-        let mut vec = std::mem::take(items).into_vec();
-        let out = edit(&mut vec);
-        *items = vec.into_boxed_slice();
-        Some(out)
+        Some(edit_as_vec(items, edit))
     }
 
     /// Runs `edit` on the entries of a mapping as a vector; `None` (and
     /// nothing run) when this is not a mapping.
     pub fn edit_map<R>(&mut self, edit: impl FnOnce(&mut Vec<(Key, Node)>) -> R) -> Option<R> {
         let Value::Map(entries) = self else { return None };
-        let mut vec = std::mem::take(entries).into_vec();
-        let out = edit(&mut vec);
-        *entries = vec.into_boxed_slice();
-        Some(out)
+        Some(edit_as_vec(entries, edit))
     }
+}
+
+/// Runs `edit` on a boxed slice's items as a vector, and boxes them again.
+fn edit_as_vec<T, R>(items: &mut Box<[T]>, edit: impl FnOnce(&mut Vec<T>) -> R) -> R {
+    let mut vec = std::mem::take(items).into_vec();
+    let out = edit(&mut vec);
+    *items = vec.into_boxed_slice();
+    out
 }
 
 #[derive(Clone, Debug, PartialEq)]
