@@ -34,7 +34,7 @@ const SEQUENCE: u64 = 7;
 fn build_with(configs: &[Option<ProxyConfig>], seed: u8) -> Result<(emit::Built, SigningKey), emit::EmitError> {
     let key = SigningKey::from_bytes(&[seed; 32]);
     let info = BuildInfo { source_revision: "r".into(), sequence: SEQUENCE, error_findings: 0 };
-    Ok((emit::build(configs, &[], &key, &info)?, key))
+    Ok((emit::build(configs, &key, &info)?, key))
 }
 
 /// What `meshc build` signs for example `name` (configs and shared
@@ -235,7 +235,7 @@ fn a_written_build_makes_each_config_once_and_keeps_none() {
     let configs: Vec<ProxyConfig> = example_configs("emojivoto-grpc").into_iter().flatten().collect();
     let key = SigningKey::from_bytes(&[4; 32]);
     let info = BuildInfo { source_revision: "r".into(), sequence: SEQUENCE, error_findings: 0 };
-    let kept = emit::build(&configs.iter().cloned().map(Some).collect::<Vec<_>>(), &[], &key, &info).unwrap();
+    let kept = emit::build(&configs.iter().cloned().map(Some).collect::<Vec<_>>(), &key, &info).unwrap();
 
     let made: Vec<AtomicUsize> = configs.iter().map(|_| AtomicUsize::new(0)).collect();
     let files: Mutex<BTreeMap<String, String>> = Mutex::default();

@@ -101,18 +101,13 @@ pub enum ConfigOut<'a> {
     Write(&'a (dyn Fn(&str, &str) -> Result<(), String> + Sync)),
 }
 
-/// Signs every config and shared Service policy and lays out the objects.
-/// Same inputs give the same bytes: ed25519 signatures are deterministic,
-/// and every list is sorted.
-pub fn build(
-    configs: &[Option<ProxyConfig>],
-    shared: &[ServicePolicy],
-    key: &SigningKey,
-    info: &BuildInfo,
-) -> Result<Built, EmitError> {
+/// Signs every config as it is (no shared Service policies: those are
+/// [`build_outcome`]'s) and lays out the objects. Same inputs give the same
+/// bytes: ed25519 signatures are deterministic, and every list is sorted.
+pub fn build(configs: &[Option<ProxyConfig>], key: &SigningKey, info: &BuildInfo) -> Result<Built, EmitError> {
     let configs: Vec<&ProxyConfig> = configs.iter().flatten().collect();
     let refs: Vec<&WorkloadRef> = configs.iter().map(|c| &c.workload).collect();
-    build_each(&refs, |i| configs[i].clone(), shared, key, info, &ConfigOut::Keep)
+    build_each(&refs, |i| configs[i].clone(), &[], key, info, &ConfigOut::Keep)
 }
 
 /// What `meshc build` signs for a checked repository: each config with only

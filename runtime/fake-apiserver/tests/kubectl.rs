@@ -66,7 +66,7 @@ fn meshc_build(dir: &Path) -> usize {
     let outcome = pipeline::compile(&Input::Path(example), &Options::default()).expect("example compiles");
     let key = SigningKey::from_bytes(&[7; 32]);
     let info = BuildInfo { source_revision: "kubectl-test".into(), sequence: 1, error_findings: 0 };
-    let built = emit::build(&outcome.configs, &[], &key, &info).expect("example builds");
+    let built = emit::build(&outcome.configs, &key, &info).expect("example builds");
     write::write_dir(&dir.join("dist"), &built).expect("build writes");
     built.files.iter().filter(|(p, _)| p.starts_with(emit::CONFIGS_DIR)).count()
 }

@@ -56,11 +56,14 @@ fn listed_service_policies_are_served_and_a_bad_one_keeps_the_last_good() {
         matches!(store.status(&Subject::Policy(k.clone())), Some(Status::Rejected(r)) if r.reason == "untrusted-key")
     );
     assert_eq!(store.served_policies()[&k].digest, before, "the last good ServicePolicy stays served");
-    // An object the bundle does not list is refused and never served.
+    // A good object under a name its signed Service and audience do not
+    // give is refused for its metadata, and never served.
     let stray = ObjectKey { namespace: k.namespace.clone(), name: "stray".into() };
     let (_, good) = b.policies[0].clone();
     store.update(Update { policies: vec![(stray.clone(), good)], ..Update::default() });
-    assert!(matches!(store.status(&Subject::Policy(stray.clone())), Some(Status::Rejected(_))));
+    assert!(
+        matches!(store.status(&Subject::Policy(stray.clone())), Some(Status::Rejected(r)) if r.reason == "metadata")
+    );
     assert!(!store.served_policies().contains_key(&stray));
 }
 
@@ -76,10 +79,16 @@ fn a_removed_service_policy_is_missing_and_a_bundle_without_it_drops_it() {
     let mut bare = Update::default();
     let configs: Vec<Option<mesh_proxy_api::ProxyConfig>> = Vec::new();
     let info = BuildInfo { source_revision: "test".into(), sequence: 12, error_findings: 0 };
-    let built = emit::build(&configs, &[], &key(1), &info).unwrap();
+    let built = emit::build(&configs, &key(1), &info).unwrap();
     bare.bundle = built.files.into_iter().find(|(p, _)| p == emit::BUNDLE_FILE).map(|(_, t)| Bytes::from(t));
     store.update(bare);
     assert!(store.served_policies().is_empty(), "no longer listed: no longer served");
+    // Put back as it was, good and signed, it is still not in the bundle in force.
+    store.update(Update { policies: vec![b.policies[0].clone()], ..Update::default() });
+    assert!(
+        matches!(store.status(&Subject::Policy(k.clone())), Some(Status::Rejected(r)) if r.reason == "not-in-bundle")
+    );
+    assert!(store.served_policies().is_empty(), "an object the bundle does not list is never served");
 }
 
 /// A build that shares no ServicePolicy after one that did, its MeshBundle
@@ -98,7 +107,7 @@ fn a_bundle_without_shared_policies_applied_by_a_merge_over_one_with_them_goes_i
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies-examples/podinfo-canary");
     let outcome = meshc::pipeline::compile(&meshc::load::Input::Path(dir), &Default::default()).expect("compiles");
     let info = BuildInfo { source_revision: "test".into(), sequence: 21, error_findings: 0 };
-    let mut without = update_of(emit::build(&outcome.configs, &[], &key(1), &info).unwrap());
+    let mut without = update_of(emit::build(&outcome.configs, &key(1), &info).unwrap());
     assert!(without.policies.is_empty(), "configs that stand alone share nothing");
     let object = |b: &Option<Bytes>| -> serde_json::Value {
         serde_json::from_slice(&check::json_body(b.as_ref().expect("a bundle"))).unwrap()

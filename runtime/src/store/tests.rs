@@ -36,7 +36,7 @@ fn build_of(configs: &[Option<ProxyConfig>], signer: &SigningKey) -> Build {
 
 fn build_at(configs: &[Option<ProxyConfig>], signer: &SigningKey, sequence: u64) -> Build {
     let info = BuildInfo { source_revision: "test".into(), sequence, error_findings: 0 };
-    let built = emit::build(configs, &[], signer, &info).unwrap();
+    let built = emit::build(configs, signer, &info).unwrap();
     let mut out = Build { bundle: Bytes::new(), configs: BTreeMap::new() };
     for (path, text) in built.files {
         if path == emit::BUNDLE_FILE {

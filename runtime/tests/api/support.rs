@@ -51,7 +51,7 @@ fn next_sequence() -> u64 {
 pub fn write_build(dist: &Path, configs: &[ProxyConfig], key: &SigningKey, revision: &str) {
     let info = BuildInfo { source_revision: revision.into(), sequence: next_sequence(), error_findings: 0 };
     let all: Vec<Option<ProxyConfig>> = configs.iter().cloned().map(Some).collect();
-    let built = emit::build(&all, &[], key, &info).unwrap();
+    let built = emit::build(&all, key, &info).unwrap();
     write::write_dir(dist, &built).unwrap();
 }
 

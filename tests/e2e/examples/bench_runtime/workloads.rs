@@ -71,7 +71,7 @@ fn next_sequence() -> u64 {
 pub fn sign(configs: &[ProxyConfig], key: &SigningKey, revision: &str) -> Result<Signed, String> {
     let info = BuildInfo { source_revision: revision.into(), sequence: next_sequence(), error_findings: 0 };
     let all: Vec<Option<ProxyConfig>> = configs.iter().cloned().map(Some).collect();
-    let built = emit::build(&all, &[], key, &info).map_err(|e| e.to_string())?;
+    let built = emit::build(&all, key, &info).map_err(|e| e.to_string())?;
     let mut objects = Vec::with_capacity(built.files.len());
     for (path, text) in &built.files {
         if path == emit::CRDS_FILE {

@@ -47,13 +47,16 @@ impl Setup {
     }
 
     /// Signs `configs` with the build's key and writes them over `dist/`, as
-    /// a new `meshc build` would; returns each workload's new digest.
+    /// a new `meshc build` would; returns each workload's new digest. Each
+    /// config is signed standalone, with its outbound part inline and no
+    /// shared ServicePolicies (the first build shares the canary's), so a
+    /// rebuild also switches the proxies from composed to standalone configs.
     fn rebuild(&self, configs: &[Option<ProxyConfig>]) -> BTreeMap<String, String> {
         // Each rebuild is a newer build, as a new commit's would be.
         static NEXT: AtomicU64 = AtomicU64::new(super::mesh::BUILD_SEQUENCE + 1);
         let sequence = NEXT.fetch_add(1, Ordering::Relaxed);
         let info = BuildInfo { source_revision: "e2e-2".into(), sequence, error_findings: 0 };
-        let built = emit::build(configs, &[], &self.build.key, &info).unwrap();
+        let built = emit::build(configs, &self.build.key, &info).unwrap();
         let dist = self.build.dir.path().join("dist");
         write::write_dir(&dist, &built).unwrap();
         if let Some(cluster) = &self.mesh.cluster {
@@ -218,7 +221,8 @@ pub async fn a_runtime_restart_does_not_interrupt_traffic(s: &mut Setup) {
         assert!(ok(&s.to_podinfo(true).await), "traffic stopped with the runtime\n{}", s.mesh.dump_logs());
     }
     s.restart_runtime();
-    // The proxies reconnect: the original build, written again, reaches them.
+    // The proxies reconnect: the original build's configs, signed again
+    // (standalone, see `rebuild`), reach them.
     let want = s.rebuild(&s.build.outcome.configs);
     let start = Instant::now();
     while s.served() != want {
