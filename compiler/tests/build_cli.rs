@@ -550,11 +550,17 @@ fn tampering_with_a_service_policy_fails_naming_it() {
     assert!(err.contains(&format!("({rel}): envelope:")), "{err}");
     let err = tampered(&f, |d| edit(&d.join(&rel), |v| v["spec"]["service"] = Value::from("other")));
     assert!(err.contains(&format!("({rel}): namespace and spec.service are not the signed Service")), "{err}");
-    // A copy under another name is not listed.
+    // A copy renamed in its metadata: the name must be the one its signed
+    // Service and audience give.
     let err = tampered(&f, |d| {
         let copy = d.join(&rel).with_file_name("copy.yaml");
         std::fs::copy(d.join(&rel), &copy).unwrap();
         edit(&copy, |v| v["metadata"]["name"] = Value::from("copy"));
     });
     assert!(err.contains("metadata.name is not"), "{err}");
+    // A verbatim copy in another file: the same signed policy twice.
+    let err = tampered(&f, |d| {
+        std::fs::copy(d.join(&rel), d.join(&rel).with_file_name("copy.yaml")).unwrap();
+    });
+    assert!(err.contains("duplicate of"), "{err}");
 }
