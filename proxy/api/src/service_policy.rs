@@ -140,10 +140,17 @@ pub fn effective_outbound<'a>(
     client_ns: &str,
 ) -> Outbound {
     let shared = services_for(policies, client_ns);
-    let mut services = own.services.clone();
+    // Field by field: `..own.clone()` would copy its services a second time.
+    let Outbound { services: own_services, default_opaque_ports, egress, service_policies: _ } = own;
+    let mut services = own_services.clone();
     services.extend(shared.into_iter().filter(|s| own.service(&s.namespace, &s.name).is_none()));
     services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    Outbound { services, service_policies: None, ..own.clone() }
+    Outbound {
+        services,
+        default_opaque_ports: default_opaque_ports.clone(),
+        egress: egress.clone(),
+        service_policies: None,
+    }
 }
 
 #[cfg(test)]
