@@ -2,12 +2,14 @@
 //! connection, outbound connections made from the pod's address, and
 //! reading ahead under TLS.
 
+use bytes::BufMut as _;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::io::poll_read_buf;
 
 /// Where a connection redirected by iptables (`REDIRECT`) was headed
 /// (`SO_ORIGINAL_DST`, IPv4, or `IP6T_SO_ORIGINAL_DST`).
@@ -131,18 +133,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
             this.bulk = out.filled().len() > before && out.remaining() == 0;
             return Poll::Ready(Ok(()));
         }
-        // Read into the spare capacity as it is: zero-filling 64 KiB first
-        // cost as many bytes written again as the read then brings.
+        // Read into the spare capacity as it is (tokio-util's
+        // `poll_read_buf`): zero-filling 64 KiB first cost as many bytes
+        // written again as the read then brings.
         this.buf.reserve_exact(CHUNK);
-        let spare = &mut this.buf.spare_capacity_mut()[..CHUNK];
-        let start = spare.as_ptr().cast::<u8>();
-        let mut ahead = ReadBuf::uninit(spare);
-        let polled = Pin::new(&mut this.inner).poll_read(cx, &mut ahead);
-        let filled = ahead.filled().len();
-        // The stream must have filled this buffer, not swapped in another.
-        assert_eq!(ahead.filled().as_ptr(), start, "read ahead into a foreign buffer");
-        match polled {
-            Poll::Ready(Ok(())) => {}
+        let filled = match poll_read_buf(Pin::new(&mut this.inner), cx, &mut (&mut this.buf).limit(CHUNK)) {
+            Poll::Ready(Ok(n)) => n,
             // The peer paused: hold no buffer while waiting for it.
             Poll::Pending => {
                 this.bulk = false;
@@ -150,10 +146,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
                 return Poll::Pending;
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-        }
-        // SAFETY: `ReadBuf` guarantees its first `filled` bytes are
-        // initialised, and they are `buf`'s spare capacity (asserted above).
-        unsafe { this.buf.set_len(filled) };
+        };
         this.bulk = filled == CHUNK;
         this.drain_into(out);
         Poll::Ready(Ok(()))
