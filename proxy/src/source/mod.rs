@@ -22,6 +22,7 @@ pub mod shared;
 
 use crate::metrics::Metrics;
 use crate::state::{ConfigTx, Loaded};
+use futures_util::{Stream, StreamExt as _};
 pub use mesh_common::verify::{Rejection, SourceError, Verified, Verifier};
 use mesh_proxy_api::sequence::{self, Held};
 use mesh_proxy_api::service_policy::effective_outbound;
@@ -143,19 +144,29 @@ pub async fn run<S: ConfigSource>(
 
 /// [`run`] with a source of shared Service policies beside the config's.
 pub async fn run_with_policies<S: ConfigSource, P: ConfigSource>(
-    mut source: S,
-    mut policies: P,
+    source: S,
+    policies: P,
     verifier: Verifier,
     tx: ConfigTx,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut loader = Loader::new(&verifier, &tx, &metrics);
+    // Each source is awaited through a stream that owns it and keeps its
+    // call in progress between turns: awaiting both `next()` calls directly
+    // in `select!` dropped the other one whenever one answered, so every
+    // change of the shared policies cancelled the config's runtime long
+    // poll half-way and sent it again.
+    let configs = changes(source);
+    let policy_sets = changes(policies);
+    tokio::pin!(configs, policy_sets);
     loop {
         let (what, result) = tokio::select! {
             () = shutdown.cancelled() => return,
-            next = source.next() => ("config", next.map_err(Rejection::Io).and_then(|b| loader.offer_config(&b))),
-            next = policies.next() => {
+            Some(next) = configs.next() => {
+                ("config", next.map_err(Rejection::Io).and_then(|b| loader.offer_config(&b)))
+            }
+            Some(next) = policy_sets.next() => {
                 ("shared Service policies", next.map_err(Rejection::Io).and_then(|b| loader.offer_policies(&b)))
             }
         };
@@ -170,6 +181,11 @@ pub async fn run_with_policies<S: ConfigSource, P: ConfigSource>(
             metrics.config_rejected(rejection.reason());
         }
     }
+}
+
+/// What `source` yields, one change after another, without end.
+fn changes<S: ConfigSource>(source: S) -> impl Stream<Item = Result<Vec<u8>, SourceError>> {
+    futures_util::stream::unfold(source, |mut source| async move { Some((source.next().await, source)) })
 }
 
 /// Watches `path` (and the build's `servicepolicies/` directory, when

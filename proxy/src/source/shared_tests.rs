@@ -3,11 +3,14 @@
 
 use super::*;
 use crate::state;
+use Duration;
 use mesh_proxy_api::ProxyConfig;
 use mesh_proxy_api::envelope::{SigningKey, payload_digest, sign};
 use mesh_proxy_api::outbound::{OutboundPort, OutboundProtocol, OutboundService};
 use mesh_proxy_api::service_policy::{Audience, ServicePolicy, set_digest};
 use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::mpsc;
 
 const WORKLOAD: &str = "Deployment/shop/web";
 
@@ -108,4 +111,52 @@ fn a_config_that_stands_alone_needs_no_set() {
     let metrics = Metrics::new();
     Loader::new(&verifier, &tx, &metrics).offer_config(&envelope_bytes(&config(None))).unwrap();
     assert!(state::current(&rx).is_some());
+}
+
+/// A source that counts the `next()` calls it starts, and answers each
+/// with what the test sends.
+struct Gated {
+    started: Arc<AtomicUsize>,
+    answers: mpsc::UnboundedReceiver<Vec<u8>>,
+}
+
+impl ConfigSource for Gated {
+    async fn next(&mut self) -> Result<Vec<u8>, SourceError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        match self.answers.recv().await {
+            Some(bytes) => Ok(bytes),
+            None => std::future::pending().await,
+        }
+    }
+}
+
+fn gated() -> (Gated, Arc<AtomicUsize>, mpsc::UnboundedSender<Vec<u8>>) {
+    let started = Arc::new(AtomicUsize::new(0));
+    let (send, answers) = mpsc::unbounded_channel();
+    (Gated { started: started.clone(), answers }, started, send)
+}
+
+/// A runtime long poll for the config stays the one call in progress while
+/// the shared policies change: it is not cancelled and sent again.
+#[tokio::test]
+async fn a_policy_change_leaves_the_config_call_in_progress() {
+    let verifier = Verifier { trusted: vec![key().verifying_key()], workload: WORKLOAD.into() };
+    let (tx, _rx) = state::channel();
+    let (configs, config_calls, _config_answers) = gated();
+    let (policies, policy_calls, policy_answers) = gated();
+    let shutdown = CancellationToken::new();
+    let run =
+        tokio::spawn(run_with_policies(configs, policies, verifier, tx, Arc::new(Metrics::new()), shutdown.clone()));
+    let (set, _) = answer(&[policy("api", Audience::AllNamespaces)]);
+    for _ in 0..3 {
+        policy_answers.send(set.clone()).unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while policy_calls.load(Ordering::SeqCst) < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "the three policy answers were not taken");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(config_calls.load(Ordering::SeqCst), 1, "the config call was restarted");
+    shutdown.cancel();
+    run.await.unwrap();
 }
