@@ -129,7 +129,10 @@ async fn connection(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr, _perm
         ctx.metrics.connection_refused("inbound", "no-identity");
         return;
     }
-    let Some(mut tls) = inbound::accept_tls_with(ctx, stream, peer, gw.server_config()).await else { return };
+    // Boxed, each way of serving apart: see `inbound::connection`.
+    let Some(mut tls) = Box::pin(inbound::accept_tls_with(ctx, stream, peer, gw.server_config())).await else {
+        return;
+    };
     let Some(identity) = mesh_common::identity::peer_identity(tls.get_ref().1) else {
         tracing::debug!(%peer, "gateway: a client without an identity; closing");
         ctx.metrics.connection_refused("inbound", "no-identity");
@@ -138,7 +141,7 @@ async fn connection(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr, _perm
     let client = Client::identified(peer.ip(), identity.clone());
     let peer = Peer { client, identity, addr: peer };
     if tls.get_ref().1.alpn_protocol() == Some(header::ALPN) {
-        return opaque::serve(&gw, tls, peer).await;
+        return Box::pin(opaque::serve(&gw, tls, peer)).await;
     }
     match detect::detect(&mut tls, ctx.settings.detect_timeout).await {
         Ok((Detected::Http, read)) => {
@@ -152,7 +155,7 @@ async fn connection(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr, _perm
                 hyper::service::service_fn(move |req| handle(gw.clone(), peer.clone(), last.clone(), req))
             };
             let limits = mesh_common::http_server::ConnLimits::headers(ctx.settings.max_header_bytes);
-            mesh_common::http_server::serve_connection(io, service, limits, &ctx.shutdown).await;
+            Box::pin(mesh_common::http_server::serve_connection(io, service, limits, &ctx.shutdown)).await;
         }
         Ok((Detected::Tcp, _)) => {
             tracing::debug!(peer = %peer.addr, "gateway: neither HTTP nor a transport header; closing");

@@ -72,10 +72,11 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _open = ctx.metrics.connection_open("outbound");
+    // Boxed, each way of serving apart: see `inbound::connection`.
     match mode {
-        Mode::Http => serve_http(&ctx.shutdown, ob, Target::Authority(Arc::default()), peer, stream).await,
-        Mode::Tcp(key) => tcp_listener(&ob, &key, stream).await,
-        Mode::Transparent => transparent(&ctx.shutdown, ob, stream, (peer, local)).await,
+        Mode::Http => Box::pin(serve_http(&ctx.shutdown, ob, Target::Authority(Arc::default()), peer, stream)).await,
+        Mode::Tcp(key) => Box::pin(tcp_listener(&ob, &key, stream)).await,
+        Mode::Transparent => Box::pin(transparent(&ctx.shutdown, ob, stream, (peer, local))).await,
     }
 }
 
@@ -123,7 +124,7 @@ async fn to_original_dst(
     // A Service first, then egress (Linkerd's `lookup_ip` order).
     let key = match ob.discovery.lookup_service_at(dst).await {
         Ok(Some(key)) => key,
-        Ok(None) => return egress::serve(shutdown, ob, stream, peer, dst).await,
+        Ok(None) => return Box::pin(egress::serve(shutdown, ob, stream, peer, dst)).await,
         Err(e) => {
             // Going straight to a cluster IP would skip the Service's routes and mTLS.
             tracing::warn!(%dst, error = %e, "cannot tell which Service this address is; closing");
@@ -133,21 +134,21 @@ async fn to_original_dst(
     match tcp::routing(&ob, &key) {
         tcp::Routing::Tls => {
             let (sni, prefix) = sni::read_sni(&mut stream, ob.detect_timeout).await;
-            return tcp::route(&ob, &key, stream, prefix, sni.as_deref()).await;
+            return Box::pin(tcp::route(&ob, &key, stream, prefix, sni.as_deref())).await;
         }
-        tcp::Routing::Tcp => return tcp::route(&ob, &key, stream, Bytes::new(), None).await,
+        tcp::Routing::Tcp => return Box::pin(tcp::route(&ob, &key, stream, Bytes::new(), None)).await,
         tcp::Routing::None => {}
     }
     match port_protocol(&ob, &key) {
-        OutboundProtocol::Opaque => tcp::forward(&ob, &key, stream, Bytes::new()).await,
+        OutboundProtocol::Opaque => Box::pin(tcp::forward(&ob, &key, stream, Bytes::new())).await,
         OutboundProtocol::Http1 | OutboundProtocol::Http2 => {
-            serve_http(shutdown, ob, Target::Fixed(key), peer, stream).await
+            Box::pin(serve_http(shutdown, ob, Target::Fixed(key), peer, stream)).await
         }
         OutboundProtocol::Detect => match detect::detect(&mut stream, ob.detect_timeout).await {
             Ok((Protocol::Http, prefix)) => {
-                serve_http(shutdown, ob, Target::Fixed(key), peer, Rewind::new(prefix, stream)).await
+                Box::pin(serve_http(shutdown, ob, Target::Fixed(key), peer, Rewind::new(prefix, stream))).await
             }
-            Ok((Protocol::Tcp, prefix)) => tcp::forward(&ob, &key, stream, prefix).await,
+            Ok((Protocol::Tcp, prefix)) => Box::pin(tcp::forward(&ob, &key, stream, prefix)).await,
             Err(e) => tracing::debug!(error = %e, "detection failed; closing"),
         },
     }
