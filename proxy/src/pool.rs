@@ -24,7 +24,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -44,6 +44,17 @@ const MAX_KEPT: usize = 10_000;
 /// idle HTTP/1 connections after 3 s
 /// (`LINKERD2_PROXY_{INBOUND,OUTBOUND}_HTTP1_CONNECTION_POOL_IDLE_TIMEOUT`).
 const SWEEP_PERIOD: Duration = Duration::from_secs(3);
+/// HTTP/1 connections a pool opens at once. A request that finds no kept
+/// connection ready opens one while fewer are being opened; past that it
+/// waits for the first of: a kept connection finishing its exchange, or
+/// an opening ending. Without the bound a burst opened a connection per
+/// request in flight, each a TLS handshake when meshed: 256 client
+/// connections starting at once queued 121 ms behind some 256 handshakes
+/// on the proxies' core (p99), and the server proxy then opened as many
+/// connections to the app, 25 MB at peak; bounded at 4, 7 ms and 18 MB
+/// (proxy/README.md, "Peak RSS"). Plaintext dials to the app take tens of
+/// microseconds, so the bound costs a burst of long requests little there.
+const DIALS_AT_ONCE: usize = 4;
 /// The most an HTTP/1 connection's read buffer grows to while a response
 /// body streams in. hyper's default (8 KiB + 400 KiB) let each busy
 /// connection hold 400 KiB and more, since a buffer whose bytes are still
@@ -98,6 +109,13 @@ struct Shared<B> {
     max_kept: usize,
     period: AtomicU64,
     sweeping: AtomicBool,
+    /// HTTP/1 connections being opened (at most [`DIALS_AT_ONCE`]).
+    dialing: AtomicUsize,
+    /// Signalled when an HTTP/1 connection is kept or an opening ends:
+    /// what requests waiting for a connection wait on.
+    changed: tokio::sync::Notify,
+    /// Requests looking for an HTTP/1 connection past the kept ones.
+    waiting: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -128,6 +146,9 @@ where
             max_kept,
             period: AtomicU64::new(0),
             sweeping: AtomicBool::new(false),
+            dialing: AtomicUsize::new(0),
+            changed: tokio::sync::Notify::new(),
+            waiting: AtomicUsize::new(0),
         };
         Pool { dial, shared: Arc::new(shared) }
     }
@@ -141,10 +162,7 @@ where
     async fn send_h1(&self, mut req: Request<B>) -> Result<Response<Incoming>, Error> {
         to_http1_form(&mut req);
         loop {
-            let (mut tx, reused) = match self.checkout_h1() {
-                Some(tx) => (tx, true),
-                None => (self.open_h1().await?, false),
-            };
+            let (mut tx, reused) = self.connection_h1().await?;
             match tx.try_send_request(req).await {
                 Ok(rsp) => {
                     self.keep_h1(tx);
@@ -157,6 +175,59 @@ where
                     _ => return Err(Error::Http(e.into_error())),
                 },
             }
+        }
+    }
+
+    /// A connection for one request (`true`: a kept one): kept and ready,
+    /// else a new one while fewer than [`DIALS_AT_ONCE`] are being opened,
+    /// else the first kept one to finish its exchange or the next chance
+    /// to open one, whichever comes first.
+    async fn connection_h1(&self) -> Result<(http1::SendRequest<B>, bool), Error> {
+        if let Some(tx) = self.checkout_h1() {
+            return Ok((tx, true));
+        }
+        let _waiting = Waiting::count(&self.shared);
+        loop {
+            // Registered before looking, so a change in between is not missed.
+            let changed = self.shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(tx) = self.checkout_h1() {
+                return Ok((tx, true));
+            }
+            if let Some(_slot) = DialSlot::take(&self.shared) {
+                return Ok((self.open_h1().await?, false));
+            }
+            let Some(mut busy) = self.take_busy_h1() else {
+                changed.await;
+                continue;
+            };
+            tokio::select! {
+                ready = busy.ready() => {
+                    if ready.is_ok() {
+                        return Ok((busy, true));
+                    }
+                    // Closed instead: dropped; look again.
+                }
+                () = &mut changed => self.put_back_h1(busy),
+            }
+        }
+    }
+
+    /// A kept connection still busy with an exchange, taken out of the pool
+    /// for a request that waits for it to finish.
+    fn take_busy_h1(&self) -> Option<http1::SendRequest<B>> {
+        let mut kept = lock(&self.shared.h1);
+        let i = kept.iter().rposition(|(tx, _)| !tx.is_closed())?;
+        Some(kept.swap_remove(i).0)
+    }
+
+    /// Returns a connection [`Self::take_busy_h1`] took, with no signal:
+    /// nothing changed for the others.
+    fn put_back_h1(&self, tx: http1::SendRequest<B>) {
+        let mut kept = lock(&self.shared.h1);
+        if !tx.is_closed() && kept.len() < self.shared.max_kept {
+            kept.push((tx, self.shared.period.load(Ordering::Relaxed)));
         }
     }
 
@@ -187,6 +258,11 @@ where
         let mut kept = lock(&shared.h1);
         if kept.len() < shared.max_kept {
             kept.push((tx, shared.period.load(Ordering::Relaxed)));
+            drop(kept);
+            // Requests rarely wait: no signal (and its lock) then.
+            if shared.waiting.load(Ordering::SeqCst) > 0 {
+                shared.changed.notify_waiters();
+            }
         }
     }
 
@@ -242,6 +318,42 @@ where
 
     fn open_h2(&self) -> Option<http2::SendRequest<B>> {
         lock(&self.shared.h2).as_ref().filter(|tx| !tx.is_closed()).cloned()
+    }
+}
+
+/// One of the [`DIALS_AT_ONCE`] openings of HTTP/1 connections a pool
+/// allows; its end (done, failed or abandoned) lets a waiting request try.
+struct DialSlot<'a, B>(&'a Shared<B>);
+
+impl<'a, B> DialSlot<'a, B> {
+    fn take(shared: &'a Shared<B>) -> Option<Self> {
+        let taken =
+            shared.dialing.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < DIALS_AT_ONCE).then_some(n + 1));
+        // Not `then_some`: a slot made and dropped would give one back.
+        taken.is_ok().then(|| DialSlot(shared))
+    }
+}
+
+impl<B> Drop for DialSlot<'_, B> {
+    fn drop(&mut self) {
+        self.0.dialing.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// Counts a request in [`Shared::waiting`] while it looks for a connection.
+struct Waiting<'a, B>(&'a Shared<B>);
+
+impl<'a, B> Waiting<'a, B> {
+    fn count(shared: &'a Shared<B>) -> Self {
+        shared.waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(shared)
+    }
+}
+
+impl<B> Drop for Waiting<'_, B> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -265,3 +265,78 @@ async fn bodies_stream_past_the_read_buffer_bound_and_heads_must_fit_it() {
         "a head twice the bound is refused (hyper alone would take 400 KiB)"
     );
 }
+
+/// A pool whose dials wait `delay` first, counting the dials in progress
+/// and the most at once.
+fn slow_dialing_pool(addr: SocketAddr, delay: Duration) -> (TestPool, Arc<AtomicUsize>) {
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let counted = most.clone();
+    let pool = Pool::new(Arc::new(move || -> Dialing<TokioIo<TcpStream>> {
+        let (now, most) = (now.clone(), most.clone());
+        Box::pin(async move {
+            most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            TcpStream::connect(addr).await.map(TokioIo::new)
+        })
+    }));
+    (pool, counted)
+}
+
+/// 32 requests at once open at most DIALS_AT_ONCE connections at a time,
+/// and those that wait take connections as their exchanges finish rather
+/// than one new connection each.
+#[tokio::test]
+async fn a_burst_opens_a_few_connections_at_a_time() {
+    let s = server(false).await;
+    let (pool, most_at_once) = slow_dialing_pool(s.addr, Duration::from_millis(100));
+    let pool = Arc::new(pool);
+    let burst: Vec<_> = (0..32)
+        .map(|i| {
+            let (pool, uri) = (pool.clone(), format!("http://{}/{i}", s.addr));
+            tokio::spawn(async move { text(pool.send(request(&uri, Version::HTTP_11)).await.unwrap()).await })
+        })
+        .collect();
+    for (i, answer) in burst.into_iter().enumerate() {
+        assert!(answer.await.unwrap().ends_with(&format!(" /{i}")));
+    }
+    assert_eq!(most_at_once.load(Ordering::SeqCst), DIALS_AT_ONCE, "dials at once");
+    assert!(s.accepted() < 32, "a connection per request: {}", s.accepted());
+}
+
+/// With every opening in progress, a request takes the first kept
+/// connection to finish its exchange.
+#[tokio::test]
+async fn a_waiting_request_takes_the_first_connection_to_finish() {
+    let s = server(false).await;
+    let (open, gate) = oneshot::channel();
+    *s.gate.lock().unwrap() = Some(gate);
+    let dials = Arc::new(AtomicUsize::new(0));
+    let addr = s.addr;
+    // The first dial connects; every later one never ends.
+    let pool = Arc::new(TestPool::new(Arc::new(move || -> Dialing<TokioIo<TcpStream>> {
+        let first = dials.fetch_add(1, Ordering::SeqCst) == 0;
+        Box::pin(async move {
+            if !first {
+                std::future::pending::<()>().await;
+            }
+            TcpStream::connect(addr).await.map(TokioIo::new)
+        })
+    })));
+    let slow = pool.send(request(&format!("http://{addr}/slow"), Version::HTTP_11)).await.unwrap();
+    let send = |path: String| {
+        let pool = pool.clone();
+        tokio::spawn(async move { text(pool.send(request(&path, Version::HTTP_11)).await.unwrap()).await })
+    };
+    let stuck: Vec<_> = (0..DIALS_AT_ONCE).map(|i| send(format!("http://{addr}/stuck{i}"))).collect();
+    settle().await;
+    let waiting = send(format!("http://{addr}/waiting"));
+    settle().await;
+    assert!(!waiting.is_finished(), "answered while the only connection was busy");
+    open.send(()).unwrap();
+    assert_eq!(text(slow).await, "late");
+    let answer = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("still waiting").unwrap();
+    assert!(answer.ends_with(" /waiting"));
+    assert_eq!(s.accepted(), 1, "over the first connection");
+    stuck.iter().for_each(|t| t.abort());
+}
