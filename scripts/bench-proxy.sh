@@ -61,8 +61,11 @@
 #   DURATION=20s        length of each run (not the soak's)
 #   ROUNDS=3            interleaved rounds (median reported)
 #   TARGETS="direct haproxy nginx proxy haproxy-meshed meshed"
-#   BIN_DIR=target/release (or $CARGO_TARGET_DIR/release); SKIP_BUILD=1 to use it as is
-#   TOOLS_DIR=$BIN_DIR  where meshc and mesh-certs are (a debug build does)
+#   BIN_DIR=target/proxy  mesh-proxy and mesh-echo, built with the proxy's cargo
+#                       profile (Cargo.toml [profile.proxy], as its image ships);
+#                       SKIP_BUILD=1 to use what is there as is
+#   TOOLS_DIR           where meshc and mesh-certs are (any build does): target/release,
+#                       or BIN_DIR when that is given
 #   KEEP_TMP=1          keep the work directory (configs, logs, oha JSON)
 # A quick end-to-end check of the script itself (figures meaningless):
 #   DURATION=2s ROUNDS=1 SOAK_DURATION=4s scripts/bench-proxy.sh
@@ -85,7 +88,6 @@ ROUNDS=${ROUNDS:-3}
 TARGETS=${TARGETS:-"direct haproxy nginx proxy haproxy-meshed meshed"}
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/release}
 BENCH_NAME=bench-proxy
 # shellcheck source=lib/proxy-bench.sh
 source "$REPO/scripts/lib/proxy-bench.sh"
@@ -103,11 +105,6 @@ require() {
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }
 
-build() {
-    if [[ -n ${SKIP_BUILD:-} ]]; then return; fi
-    log "building release binaries (mesh-proxy, mesh-echo, mesh-certs, meshc)"
-    (cd "$REPO" && cargo build --release --locked -p mesh-proxy -p mesh-devtools --bins -p meshc >&2)
-}
 
 # cpu_ticks PID...: "user system" ticks of the processes.
 cpu_ticks() {
@@ -187,7 +184,7 @@ report() {
 
 main() {
     require
-    build
+    build_binaries
     [[ -x $BIN_DIR/mesh-echo ]] || die "$BIN_DIR/mesh-echo missing (build, or set BIN_DIR)"
     head -c "$BODY_BYTES" /dev/urandom >"$WORK/body.bin"
     # shellcheck disable=SC2086

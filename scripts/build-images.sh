@@ -8,7 +8,8 @@
 # /etc/passwd and /etc/group naming the image's user, and an empty /tmp for
 # the mount a read-only root filesystem needs.
 #
-#   scripts/build-images.sh                      # cargo build --release, then all three images
+#   scripts/build-images.sh                      # cargo build (mesh-proxy: --profile proxy, the
+#                                                # others --release), then all three images
 #   scripts/build-images.sh --bin-dir DIR        # binaries already built in DIR
 #   scripts/build-images.sh mesh-runtime         # only the images named
 #
@@ -52,10 +53,27 @@ package_of() {
     esac
 }
 
+# The cargo profile each image's binary is built with: the proxy's own
+# (whole-program LTO, Cargo.toml [profile.proxy]) for the proxy.
+profile_of() {
+    case "$1" in
+        mesh-proxy) echo proxy ;;
+        *) echo release ;;
+    esac
+}
+
+# Where an image's binary is: --bin-dir, or the profile's output directory.
+binary_of() {
+    if [ -n "$bin_dir" ]; then
+        echo "$bin_dir/$1"
+    else
+        echo "${CARGO_TARGET_DIR:-target}/$(profile_of "$1")/$1"
+    fi
+}
+
 if [ -z "$bin_dir" ]; then
-    bin_dir="${CARGO_TARGET_DIR:-target}/release"
     for image in "${images[@]}"; do
-        cargo build --release --locked --quiet -p "$(package_of "$image")" --bin "$image"
+        cargo build --profile "$(profile_of "$image")" --locked --quiet -p "$(package_of "$image")" --bin "$image"
     done
 fi
 
@@ -129,7 +147,7 @@ check_image() {
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for image in "${images[@]}"; do
-    binary="$bin_dir/$image"
+    binary=$(binary_of "$image")
     [ -x "$binary" ] || { echo "build-images.sh: no binary $binary" >&2; exit 1; }
     context="$work/$image"
     mkdir -p "$context"

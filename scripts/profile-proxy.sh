@@ -34,7 +34,7 @@
 #   BODY_BYTES=0        >0: POST a body of that size, echoed back (`x-echo-body`)
 #   TARGETS="proxy meshed"
 #   TOP=25              functions listed per table
-#   BIN_DIR, TOOLS_DIR, SKIP_BUILD, KEEP_TMP as for scripts/bench-proxy.sh (release
+#   BIN_DIR, TOOLS_DIR, SKIP_BUILD, KEEP_TMP as for scripts/bench-proxy.sh (its
 #   binaries carry line tables, so callgrind names the functions)
 # Needs: valgrind (callgrind_control, callgrind_annotate) or strace, curl,
 # taskset, python3.
@@ -50,7 +50,6 @@ TARGETS=${TARGETS:-"proxy meshed"}
 TOP=${TOP:-25}
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/release}
 BENCH_NAME=profile-proxy
 # Proxies under valgrind start some 50 times slower.
 READY_WAIT=${READY_WAIT:-180}
@@ -73,11 +72,6 @@ require() {
     command -v python3 >/dev/null || die "python3 not found"
 }
 
-build() {
-    if [[ -n ${SKIP_BUILD:-} ]]; then return; fi
-    log "building release binaries (mesh-proxy, mesh-echo, mesh-certs, meshc)"
-    (cd "$REPO" && cargo build --release --locked -p mesh-proxy -p mesh-devtools --bins -p meshc >&2)
-}
 
 # Under callgrind the proxies are not pinned: valgrind runs one thread at a
 # time anyway, and the counts do not depend on the core.
@@ -229,7 +223,7 @@ report() {
 
 main() {
     require
-    build
+    build_binaries
     [[ -x $BIN_DIR/mesh-echo ]] || die "$BIN_DIR/mesh-echo missing (build, or set BIN_DIR)"
     # Both proxies always run, so each target's figures include what the
     # other proxy does while idle (nothing, between its timers).

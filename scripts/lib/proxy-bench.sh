@@ -1,7 +1,7 @@
 # proxy-bench.sh — what scripts/bench-proxy.sh and scripts/profile-proxy.sh
 # share: the loopback layout, the app, the baselines (HAProxy, nginx), the
 # policy repo, keys and certificates, and the two mesh-proxies. Sourced, not
-# run; the caller sets `set -euo pipefail` and BIN_DIR.
+# run; the caller sets `set -euo pipefail` and REPO.
 #
 # The server "pod" is 127.0.0.2 and the client "pod" 127.0.0.3, so the meshed
 # path is authorized by the client's mTLS identity rather than by the
@@ -22,9 +22,26 @@ CLIENT_POD_IP=127.0.0.3
 CLIENT_OUTBOUND=127.0.0.3:4140
 CLIENT_ADMIN=127.0.0.3:4191
 SERVICE_HOST=echo.bench.svc.cluster.local:8080
-# Where `meshc` and `mesh-certs` are: they only prepare configs and
-# certificates, so a debug build does (TOOLS_DIR=target/debug).
-TOOLS_DIR=${TOOLS_DIR:-$BIN_DIR}
+# Where mesh-proxy and mesh-echo are: by default built as shipped, with the
+# proxy's cargo profile (Cargo.toml [profile.proxy]). Where `meshc` and
+# `mesh-certs` are: they only prepare configs and certificates, so any
+# build does (TOOLS_DIR=target/debug); by default the release one, or
+# BIN_DIR when that is given.
+CARGO_OUT=${CARGO_TARGET_DIR:-$REPO/target}
+if [[ -n ${BIN_DIR:-} ]]; then
+    TOOLS_DIR=${TOOLS_DIR:-$BIN_DIR}
+else
+    BIN_DIR=$CARGO_OUT/proxy
+    TOOLS_DIR=${TOOLS_DIR:-$CARGO_OUT/release}
+fi
+
+# build_binaries: what the defaults above name, unless SKIP_BUILD is set.
+build_binaries() {
+    if [[ -n ${SKIP_BUILD:-} ]]; then return; fi
+    log "building mesh-proxy and mesh-echo (--profile proxy), mesh-certs and meshc (--release)"
+    (cd "$REPO" && cargo build --profile proxy --locked -p mesh-proxy -p mesh-devtools --bins >&2)
+    (cd "$REPO" && cargo build --release --locked -p mesh-devtools --bins -p meshc >&2)
+}
 # Seconds a process may take to answer after start (valgrind needs more).
 READY_WAIT=${READY_WAIT:-10}
 
