@@ -15,12 +15,17 @@
 #     are dumped (`callgrind_control -d`, or strace detached).
 #       proxy    curl → server mesh-proxy inbound (plaintext) → mesh-echo
 #       meshed   curl → client mesh-proxy outbound → mTLS → server mesh-proxy → mesh-echo
+#       haproxy  curl → HAProxy (as in scripts/bench-proxy.sh) → mesh-echo: the
+#                baseline's own counts, measured alike
 #   * The proxies run with `--reload-interval 3600s` (PROXY_ARGS_EXTRA): the
 #     periodic re-reading of config, identity and discovery files is work
 #     per second, which valgrind's slowdown would spread over requests.
 #   * Reported per request: instructions of each proxy process (callgrind's
 #     Ir), the top functions by their own instructions and by inclusive
-#     instructions (callgrind_annotate), or system calls by name (strace -c)
+#     instructions (callgrind_annotate), the code the window ran (distinct
+#     64-byte lines of instructions and 4 KiB pages, from the dump's
+#     per-instruction costs, `--dump-instr=yes`: what a request that finds
+#     the caches cold has to fetch again), or system calls by name (strace -c)
 #     and minor page faults (/proc/PID/stat), and each proxy's peak RSS
 #     up to the window's end (VmHWM, /proc/PID/status).
 #     With CONNECTIONS=1 every request is its own wake-up, as at low rates.
@@ -32,7 +37,7 @@
 #   WARMUP=500          requests before the counters are zeroed
 #   CONNECTIONS=1       keep-alive connections (closed loop)
 #   BODY_BYTES=0        >0: POST a body of that size, echoed back (`x-echo-body`)
-#   TARGETS="proxy meshed"
+#   TARGETS="proxy meshed"   (and haproxy, the baseline, when named)
 #   TOP=25              functions listed per table
 #   BIN_DIR, TOOLS_DIR, SKIP_BUILD, KEEP_TMP as for scripts/bench-proxy.sh (its
 #   binaries carry line tables, so callgrind names the functions)
@@ -76,17 +81,29 @@ require() {
 # Under callgrind the proxies are not pinned: valgrind runs one thread at a
 # time anyway, and the counts do not depend on the core.
 if [[ $MODE == callgrind ]]; then
+    CALLGRIND=(valgrind -q --tool=callgrind --dump-instr=yes)
     launch_proxy() {
         local name=$1
         shift
-        exec valgrind -q --tool=callgrind --callgrind-out-file="$WORK/callgrind.$name" "$@"
+        exec "${CALLGRIND[@]}" --callgrind-out-file="$WORK/callgrind.$name" "$@"
+    }
+    launch_haproxy() {
+        haproxy -c -q -f "$WORK/$1.cfg" || die "haproxy rejected $WORK/$1.cfg"
+        "${CALLGRIND[@]}" --callgrind-out-file="$WORK/callgrind.$1" haproxy -db -f "$WORK/$1.cfg" >"$WORK/$1.log" 2>&1 &
+        PIDS+=($!)
+        LAUNCHED_PID=$!
     }
 fi
 
-# The proxy processes by name, for the counters.
+# The processes of $TARGET by name, for the counters: the mesh-proxies
+# (for `proxy`, the server one alone; the client proxy idles meanwhile), or
+# HAProxy.
 proxies() {
-    echo "server $SERVER_PROXY_PID"
-    [[ -z ${CLIENT_PROXY_PID:-} ]] || echo "client $CLIENT_PROXY_PID"
+    case $TARGET in
+        haproxy) echo "haproxy $HAPROXY_PID" ;;
+        proxy) echo "server $SERVER_PROXY_PID" ;;
+        meshed) echo "server $SERVER_PROXY_PID"; echo "client $CLIENT_PROXY_PID" ;;
+    esac
 }
 
 # load N: N requests to the target, closed loop: one curl per connection,
@@ -191,27 +208,39 @@ report() {
             echo "|---|---|---|"
             for t in "${STARTED[@]}"; do
                 local sum=0
+                TARGET=$t
                 while read -r name pid; do
                     file="$WORK/callgrind.$t.$name"
                     local ir
                     ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$file")
                     sum=$((sum + ir))
-                    echo "| $t | $name proxy | $((ir / REQUESTS)) |"
+                    echo "| $t | $name | $((ir / REQUESTS)) |"
                 done < <(proxies)
-                echo "| $t | **all proxies** | **$((sum / REQUESTS))** |"
+                echo "| $t | **all** | **$((sum / REQUESTS))** |"
+            done
+            echo
+            echo "Code run in the window (distinct, not per request):"
+            echo
+            echo "| target | process | KiB of 64-byte lines | 4 KiB pages |"
+            echo "|---|---|---|---|"
+            for t in "${STARTED[@]}"; do
+                TARGET=$t
+                while read -r name pid; do
+                    python3 "$REPO/scripts/lib/callgrind_footprint.py" "$WORK/callgrind.$t.$name" "$t" "$name"
+                done < <(proxies)
             done
             for t in "${STARTED[@]}"; do
+                TARGET=$t
                 while read -r name pid; do
-                    [[ $t == proxy && $name == client ]] && continue
-                    top_functions "$WORK/callgrind.$t.$name" "$t, $name proxy"
+                    top_functions "$WORK/callgrind.$t.$name" "$t, $name"
                 done < <(proxies)
             done
             ;;
         strace)
             for t in "${STARTED[@]}"; do
+                TARGET=$t
                 while read -r name pid; do
-                    [[ $t == proxy && $name == client ]] && continue
-                    python3 "$REPO/scripts/lib/strace_per_request.py" "$WORK/strace.$t.$name" "$REQUESTS" "$t, $name proxy"
+                    python3 "$REPO/scripts/lib/strace_per_request.py" "$WORK/strace.$t.$name" "$REQUESTS" "$t, $name"
                     awk -v n="$REQUESTS" 'NR == 1 {a = $1} NR == 2 {printf "\nminor page faults per request: %.1f\n", ($1 - a) / n}' \
                         "$WORK/faults.$t.$name"
                     echo "peak RSS (VmHWM) so far: $(cat "$WORK/peak.$t.$name") kB"
@@ -227,7 +256,11 @@ main() {
     [[ -x $BIN_DIR/mesh-echo ]] || die "$BIN_DIR/mesh-echo missing (build, or set BIN_DIR)"
     # Both proxies always run, so each target's figures include what the
     # other proxy does while idle (nothing, between its timers).
-    start_targets proxy meshed
+    if [[ " $TARGETS " == *" haproxy "* ]]; then
+        start_targets haproxy proxy meshed
+    else
+        start_targets proxy meshed
+    fi
     local wanted=()
     for TARGET in "${STARTED[@]}"; do [[ " $TARGETS " == *" $TARGET "* ]] && wanted+=("$TARGET"); done
     ((${#wanted[@]})) || die "no target to profile (needs mesh-certs and meshc in $BIN_DIR)"
