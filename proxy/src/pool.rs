@@ -60,7 +60,7 @@ const DIALS_AT_ONCE: usize = 4;
 /// connection hold 400 KiB and more, since a buffer whose bytes are still
 /// on their way out is not reused: 16 connections echoing 1 MiB bodies
 /// peaked 5 MB higher than with this bound, which costs 4-8 more system
-/// calls per MiB (proxy/README.md, "Body regression and peak RSS,
+/// calls per MiB (docs/benchmarks/proxy.md, "Body regression and peak RSS,
 /// counted"). A response head must fit too (hyper checks between reads, so
 /// not to the byte): twice the listeners' default `--max-header-bytes`.
 const READ_BUF_MAX: usize = 128 * 1024;

@@ -46,7 +46,7 @@ mod glibc {
 
     /// With a 128 KiB mmap threshold each read buffer was a mapping of its own,
     /// made, faulted in page by page and unmapped again for every read of a
-    /// large body (proxy/README.md, "Large bodies and the allocator"). Bounded
+    /// large body (docs/benchmarks/proxy.md, "Third round"). Bounded
     /// as now, the buffers come from the heap; freed, they stay there for the
     /// next reads (below the trim threshold), which take them without growing
     /// the heap; and `malloc_trim`, which the proxy calls every second, gives
