@@ -116,6 +116,25 @@ struct Shared<B> {
     changed: tokio::sync::Notify,
     /// Requests looking for an HTTP/1 connection past the kept ones.
     waiting: AtomicUsize,
+    /// HTTP/1 openings that failed to connect, and the last one's error.
+    failed_dials: AtomicU64,
+    last_dial_error: Mutex<Option<(io::ErrorKind, String)>>,
+}
+
+impl<B> Shared<B> {
+    fn dial_failed(&self, e: &io::Error) {
+        *lock(&self.last_dial_error) = Some((e.kind(), e.to_string()));
+        self.failed_dials.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The last failed opening's error, when one failed after `failures`.
+    fn failure_since(&self, failures: u64) -> Option<io::Error> {
+        if self.failed_dials.load(Ordering::SeqCst) == failures {
+            return None;
+        }
+        let last = lock(&self.last_dial_error).clone();
+        last.map(|(kind, text)| io::Error::new(kind, text))
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,6 +168,8 @@ where
             dialing: AtomicUsize::new(0),
             changed: tokio::sync::Notify::new(),
             waiting: AtomicUsize::new(0),
+            failed_dials: AtomicU64::new(0),
+            last_dial_error: Mutex::default(),
         };
         Pool { dial, shared: Arc::new(shared) }
     }
@@ -181,12 +202,14 @@ where
     /// A connection for one request (`true`: a kept one): kept and ready,
     /// else a new one while fewer than [`DIALS_AT_ONCE`] are being opened,
     /// else the first kept one to finish its exchange or the next chance
-    /// to open one, whichever comes first.
+    /// to open one, whichever comes first; or the error of an opening that
+    /// failed while there was nothing else to wait for.
     async fn connection_h1(&self) -> Result<(http1::SendRequest<B>, bool), Error> {
         if let Some(tx) = self.checkout_h1() {
             return Ok((tx, true));
         }
         let _waiting = Waiting::count(&self.shared);
+        let failures = self.shared.failed_dials.load(Ordering::SeqCst);
         loop {
             // Registered before looking, so a change in between is not missed.
             let changed = self.shared.changed.notified();
@@ -196,10 +219,22 @@ where
                 return Ok((tx, true));
             }
             if let Some(_slot) = DialSlot::take(&self.shared) {
-                return Ok((self.open_h1().await?, false));
+                let opened = self.open_h1().await;
+                if let Err(Error::Connect(e)) = &opened {
+                    self.shared.dial_failed(e);
+                }
+                return opened.map(|tx| (tx, false));
             }
             let Some(mut busy) = self.take_busy_h1() else {
                 changed.await;
+                // With no connection to wait for, an opening that failed
+                // meanwhile fails this request too, as one of its own would
+                // likely have; otherwise requests behind a dead address
+                // would fail one bounded wave of connect timeouts after
+                // another.
+                if let Some(e) = self.shared.failure_since(failures) {
+                    return Err(Error::Connect(e));
+                }
                 continue;
             };
             tokio::select! {

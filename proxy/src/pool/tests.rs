@@ -340,3 +340,30 @@ async fn a_waiting_request_takes_the_first_connection_to_finish() {
     assert_eq!(s.accepted(), 1, "over the first connection");
     stuck.iter().for_each(|t| t.abort());
 }
+
+/// Requests waiting behind openings to an address that refuses them fail
+/// with those openings, not one bounded wave of connect attempts after
+/// another.
+#[tokio::test]
+async fn waiting_requests_fail_with_the_openings_they_waited_for() {
+    let dials = Arc::new(AtomicUsize::new(0));
+    let counted = dials.clone();
+    let pool = Arc::new(TestPool::new(Arc::new(move || -> Dialing<TokioIo<TcpStream>> {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Err(io::Error::new(io::ErrorKind::ConnectionRefused, "refused for the test"))
+        })
+    })));
+    let burst: Vec<_> = (0..4 * DIALS_AT_ONCE)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.send(request("http://10.0.0.1/", Version::HTTP_11)).await.map(|_| ()) })
+        })
+        .collect();
+    for failed in burst {
+        let e = failed.await.unwrap().unwrap_err();
+        assert_eq!(e.to_string(), "cannot connect: refused for the test");
+    }
+    assert_eq!(dials.load(Ordering::SeqCst), DIALS_AT_ONCE, "one wave of openings");
+}
