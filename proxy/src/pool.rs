@@ -62,7 +62,8 @@ const DIALS_AT_ONCE: usize = 4;
 /// peaked 5 MB higher than with this bound, which costs 4-8 more system
 /// calls per MiB (docs/benchmarks/proxy.md, "Body regression and peak RSS,
 /// counted"). A response head must fit too (hyper checks between reads, so
-/// not to the byte): twice the listeners' default `--max-header-bytes`.
+/// not to the byte): twice the listeners' default `--max-header-bytes`,
+/// or twice a larger setting ([`Pool::for_heads_of`]).
 const READ_BUF_MAX: usize = 128 * 1024;
 
 /// Why a request got no response.
@@ -95,6 +96,8 @@ impl std::error::Error for Error {
 pub struct Pool<B, I> {
     dial: Dial<I>,
     shared: Arc<Shared<B>>,
+    /// The bound of each HTTP/1 connection's read buffer.
+    read_buf_max: usize,
 }
 
 struct Shared<B> {
@@ -171,7 +174,15 @@ where
             failed_dials: AtomicU64::new(0),
             last_dial_error: Mutex::default(),
         };
-        Pool { dial, shared: Arc::new(shared) }
+        Pool { dial, shared: Arc::new(shared), read_buf_max: READ_BUF_MAX }
+    }
+
+    /// Lets response heads of up to `max_header_bytes` through, as the
+    /// listeners let requests (`--max-header-bytes`): the read buffer's
+    /// bound is twice that when it is above [`READ_BUF_MAX`].
+    pub fn for_heads_of(mut self, max_header_bytes: usize) -> Self {
+        self.read_buf_max = READ_BUF_MAX.max(max_header_bytes.saturating_mul(2));
+        self
     }
 
     /// Sends `req` in the HTTP version it came in: HTTP/2 over the shared
@@ -303,7 +314,8 @@ where
 
     async fn open_h1(&self) -> Result<http1::SendRequest<B>, Error> {
         let io = (self.dial)().await.map_err(Error::Connect)?;
-        let (tx, conn) = http1::Builder::new().max_buf_size(READ_BUF_MAX).handshake(io).await.map_err(Error::Http)?;
+        let (tx, conn) =
+            http1::Builder::new().max_buf_size(self.read_buf_max).handshake(io).await.map_err(Error::Http)?;
         drive(conn);
         if self.shared.max_kept > 0 && !self.shared.sweeping.swap(true, Ordering::Relaxed) {
             tokio::spawn(sweep(Arc::downgrade(&self.shared)));

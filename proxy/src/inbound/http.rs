@@ -32,13 +32,15 @@ use tokio::net::TcpStream;
 pub struct AppClients {
     pools: Arc<Mutex<HashMap<SocketAddr, Arc<AppPool>>>>,
     limiters: Arc<Limiters>,
+    /// The largest response head let through (`--max-header-bytes`).
+    max_header_bytes: usize,
 }
 
 type AppPool = Pool<Incoming, TokioIo<TcpStream>>;
 
 impl AppClients {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(max_header_bytes: usize) -> Self {
+        AppClients { max_header_bytes, ..Self::default() }
     }
 
     /// The pool of `app`, looked up once per connection: a transparent
@@ -46,9 +48,10 @@ impl AppClients {
     fn pool(&self, app: SocketAddr) -> Arc<AppPool> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         let pool = pools.entry(app).or_insert_with(|| {
-            Arc::new(Pool::new(Arc::new(move || -> Dialing<TokioIo<TcpStream>> {
+            let dial = Arc::new(move || -> Dialing<TokioIo<TcpStream>> {
                 Box::pin(async move { crate::net::connect_from(None, app).await.map(TokioIo::new) })
-            })))
+            });
+            Arc::new(Pool::new(dial).for_heads_of(self.max_header_bytes))
         });
         pool.clone()
     }

@@ -46,7 +46,7 @@ enum Mode {
 /// Runs until `ctx.shutdown` is cancelled; returns early only on error.
 pub async fn serve(ctx: Arc<Ctx>) -> io::Result<()> {
     let mut loops = tokio::task::JoinSet::new();
-    let app = http::AppClients::new();
+    let app = http::AppClients::new(ctx.settings.max_header_bytes);
     for (listen, app_addr) in &ctx.settings.inbound {
         let listener = listen::bind(*listen, "inbound").await?;
         loops.spawn(accept_loop(ctx.clone(), app.clone(), listener, Mode::Explicit { app: *app_addr }));

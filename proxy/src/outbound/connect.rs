@@ -183,9 +183,12 @@ pub struct EndpointClient {
 }
 
 impl EndpointClient {
-    pub fn new(dialer: &Dialer, endpoint: &Endpoint) -> Self {
+    /// `max_header_bytes`: the largest response head let through
+    /// (`--max-header-bytes`).
+    pub fn new(dialer: &Dialer, endpoint: &Endpoint, max_header_bytes: usize) -> Self {
         let tls_identity = dialer.tls_identity(endpoint).map(str::to_owned);
-        EndpointClient { pool: Pool::new(dial(dialer, endpoint)), tls_identity }
+        let pool = Pool::new(dial(dialer, endpoint)).for_heads_of(max_header_bytes);
+        EndpointClient { pool, tls_identity }
     }
 
     /// The identity the server proved on this client's connections; none
@@ -195,9 +198,10 @@ impl EndpointClient {
     }
 
     /// For one request only: its connection closes after the response.
-    pub fn single_use(dialer: &Dialer, endpoint: &Endpoint) -> Self {
+    pub fn single_use(dialer: &Dialer, endpoint: &Endpoint, max_header_bytes: usize) -> Self {
         let tls_identity = dialer.tls_identity(endpoint).map(str::to_owned);
-        EndpointClient { pool: Pool::single_use(dial(dialer, endpoint)), tls_identity }
+        let pool = Pool::single_use(dial(dialer, endpoint)).for_heads_of(max_header_bytes);
+        EndpointClient { pool, tls_identity }
     }
 
     pub async fn send(&self, req: Request<BoxBody>) -> Result<Response<Incoming>, pool::Error> {

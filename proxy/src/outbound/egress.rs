@@ -236,7 +236,7 @@ async fn to_original(
             Ok(a) => a,
             Err(answer) => return *answer,
         };
-    let client = EndpointClient::single_use(&ob.dialer, &Endpoint { addr: dst, identity: None });
+    let client = EndpointClient::single_use(&ob.dialer, &Endpoint { addr: dst, identity: None }, ob.max_header_bytes);
     match client.send(Request::from_parts(parts, super::body::boxed(body))).await {
         Ok(resp) => {
             let (mut head, body) = resp.into_parts();

@@ -123,11 +123,11 @@ impl Outbound {
         if let Some(b) = map.get(key) {
             return b.clone();
         }
-        let dialer = self.dialer.clone();
+        let (dialer, max_header_bytes) = (self.dialer.clone(), self.max_header_bytes);
         let b = Arc::new(Balancer::new(
             key.clone(),
             self.discovery.clone(),
-            Arc::new(move |ep| EndpointClient::new(&dialer, ep)),
+            Arc::new(move |ep| EndpointClient::new(&dialer, ep, max_header_bytes)),
         ));
         // Names discovery does not know are not remembered (clients could
         // make up any number of them); a watched Service is, even while its

@@ -367,3 +367,17 @@ async fn waiting_requests_fail_with_the_openings_they_waited_for() {
     }
     assert_eq!(dials.load(Ordering::SeqCst), DIALS_AT_ONCE, "one wave of openings");
 }
+
+/// A response head larger than the default bound is refused, and let
+/// through by a pool made for heads that large (`--max-header-bytes`).
+#[tokio::test]
+async fn the_head_bound_follows_max_header_bytes() {
+    let pad = "a".repeat(3 * READ_BUF_MAX / 2);
+    let addr = raw_server(format!("HTTP/1.1 200 OK\r\nx-pad: {pad}\r\ncontent-length: 0\r\n\r\n"), Vec::new()).await;
+    let uri = format!("http://{addr}/");
+    let refused = pool(addr).send(request(&uri, Version::HTTP_11)).await;
+    assert!(matches!(refused, Err(Error::Http(_))), "over the default bound");
+    let taken = pool(addr).for_heads_of(2 * READ_BUF_MAX).send(request(&uri, Version::HTTP_11)).await;
+    let rsp = taken.expect("a head within --max-header-bytes");
+    assert_eq!(rsp.headers()["x-pad"].len(), pad.len());
+}
