@@ -110,6 +110,22 @@ pub fn set_digest<'a>(doc_digests: impl IntoIterator<Item = &'a str>) -> String 
     envelope::digest(text.as_bytes())
 }
 
+/// The answer a proxy reads its shared policies from, the runtime's
+/// (`GET /v1/service-policies`) and a build directory's alike:
+/// `{"policies": [object, …]}`, each object the JSON text of one signed
+/// ServicePolicy object, in the order given.
+pub fn answer_body<'a>(objects: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut body = br#"{"policies":["#.to_vec();
+    for (i, object) in objects.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(object);
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
 /// Per Service, the view clients in `client_ns` get: their namespace's own
 /// if there is one, else the one for all namespaces. Sorted by namespace
 /// then name, as [`Outbound::services`] is.
@@ -245,5 +261,13 @@ mod tests {
         let other = envelope::SigningKey::from_bytes(&[8; 32]).verifying_key();
         assert!(ServicePolicy::open(&env, &[other]).is_err());
         assert!(envelope::verify(&env, &[key.verifying_key()]).is_err(), "payload type keeps kinds apart");
+    }
+
+    #[test]
+    fn answers_list_the_objects_in_the_order_given() {
+        assert_eq!(answer_body([]), br#"{"policies":[]}"#);
+        let body = answer_body([&br#"{"a":1}"#[..], br#"{"b":2}"#]);
+        let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(parsed, serde_json::json!({"policies": [{"a": 1}, {"b": 2}]}));
     }
 }

@@ -11,7 +11,7 @@
 
 use super::{Rejection, SourceError};
 use mesh_proxy_api::envelope::{Envelope, VerifyingKey, payload_digest};
-use mesh_proxy_api::service_policy::{ServicePolicy, set_digest};
+use mesh_proxy_api::service_policy::{ServicePolicy, answer_body, set_digest};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -62,7 +62,7 @@ pub fn read_dir_answer(dir: &Path) -> Result<Vec<u8>, SourceError> {
     let mut files = Vec::new();
     let namespaces = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(br#"{"policies":[]}"#.to_vec()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(answer_body([])),
         Err(e) => return Err(SourceError(format!("{}: {e}", dir.display()))),
     };
     for ns in namespaces.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
@@ -70,15 +70,8 @@ pub fn read_dir_answer(dir: &Path) -> Result<Vec<u8>, SourceError> {
         files.extend(entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "yaml")));
     }
     files.sort();
-    let mut out = br#"{"policies":["#.to_vec();
-    for (i, path) in files.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(json_of(path)?.as_bytes());
-    }
-    out.extend_from_slice(b"]}");
-    Ok(out)
+    let objects = files.iter().map(|path| json_of(path)).collect::<Result<Vec<_>, _>>()?;
+    Ok(answer_body(objects.iter().map(String::as_bytes)))
 }
 
 /// A file `meshc build` wrote: `---` and one JSON document.

@@ -4,7 +4,7 @@
 
 use crate::store::{ObjectKey, ServedPolicy};
 use bytes::Bytes;
-use mesh_proxy_api::service_policy::set_digest;
+use mesh_proxy_api::service_policy::{answer_body, set_digest};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -45,14 +45,7 @@ impl PolicyIndex {
         let chosen: Vec<&Arc<ServedPolicy>> =
             self.policies.values().filter(|p| p.audience.includes(namespace)).collect();
         let digest = set_digest(chosen.iter().map(|p| p.digest.as_str()));
-        let mut body = br#"{"policies":["#.to_vec();
-        for (i, p) in chosen.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(&p.body);
-        }
-        body.extend_from_slice(b"]}");
+        let body = answer_body(chosen.iter().map(|p| &p.body[..]));
         let answer = Arc::new(PolicyAnswer { digest, body: Bytes::from(body) });
         answers.insert(namespace.to_owned(), answer.clone());
         answer
