@@ -255,7 +255,9 @@ where
                     }
                     // Closed instead: dropped; look again.
                 }
-                () = &mut changed => self.put_back_h1(busy),
+                () = &mut changed => {
+                    self.put_back_h1(busy);
+                }
             }
         }
     }
@@ -268,13 +270,17 @@ where
         Some(kept.swap_remove(i).0)
     }
 
-    /// Returns a connection [`Self::take_busy_h1`] took, with no signal:
-    /// nothing changed for the others.
-    fn put_back_h1(&self, tx: http1::SendRequest<B>) {
+    /// Keeps `tx` in the pool unless it is closed or the pool is full (a
+    /// single-use pool keeps none), with no signal; whether it was kept.
+    /// What [`Self::keep_h1`] does, and how a connection
+    /// [`Self::take_busy_h1`] took goes back: nothing changed for the others.
+    fn put_back_h1(&self, tx: http1::SendRequest<B>) -> bool {
         let mut kept = lock(&self.shared.h1);
-        if !tx.is_closed() && kept.len() < self.shared.max_kept {
+        let keep = !tx.is_closed() && kept.len() < self.shared.max_kept;
+        if keep {
             kept.push((tx, self.shared.period.load(Ordering::Relaxed)));
         }
+        keep
     }
 
     /// A kept connection ready for a request, the latest kept first;
@@ -297,18 +303,9 @@ where
     /// Keeps a connection whose response head arrived: it serves another
     /// request once that response (and the request body) is through.
     fn keep_h1(&self, tx: http1::SendRequest<B>) {
-        let shared = &self.shared;
-        if tx.is_closed() || shared.max_kept == 0 {
-            return;
-        }
-        let mut kept = lock(&shared.h1);
-        if kept.len() < shared.max_kept {
-            kept.push((tx, shared.period.load(Ordering::Relaxed)));
-            drop(kept);
-            // Requests rarely wait: no signal (and its lock) then.
-            if shared.waiting.load(Ordering::SeqCst) > 0 {
-                shared.changed.notify_waiters();
-            }
+        // Requests rarely wait: no signal (and its lock) then.
+        if self.put_back_h1(tx) && self.shared.waiting.load(Ordering::SeqCst) > 0 {
+            self.shared.changed.notify_waiters();
         }
     }
 

@@ -37,9 +37,10 @@ pub fn runtime(cores: u16) -> std::io::Result<tokio::runtime::Runtime> {
 /// while the last chunk is still on its way. Mapped on their own (a 128 KiB
 /// threshold did that), each cost an `mmap`, a page fault per 4 KiB touched
 /// and a `munmap`: about 100 faults per proxy per 1 MiB echoed over the
-/// meshed path (docs/benchmarks/proxy.md, "Third round"). What the heap keeps free goes back every
-/// [`TRIM_INTERVAL`] ([`return_free_memory`]). linkerd2-proxy avoids the
-/// question with jemalloc (docs/semantics/proxy-runtime.md).
+/// meshed path (docs/benchmarks/proxy.md, "Third round"). What the heap
+/// keeps free goes back every [`TRIM_INTERVAL`] ([`return_free_memory`]).
+/// linkerd2-proxy avoids the question with jemalloc
+/// (docs/semantics/proxy-runtime.md).
 pub fn bound_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters, before other threads run.

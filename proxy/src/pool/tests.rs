@@ -155,14 +155,7 @@ async fn connections_the_peer_closed_are_not_reused() {
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
             counted.fetch_add(1, Ordering::SeqCst);
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match tcp.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
+            read_head(&mut tcp).await;
             let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
         }
     });
@@ -219,6 +212,20 @@ fn http1_requests_leave_as_hyper_utils_client_sent_them() {
     assert_eq!(form("http://web.shop:443/", Method::CONNECT, None), ("web.shop:443".into(), some("web.shop:443")));
 }
 
+/// Reads a request head off a raw connection; whether it all came before
+/// the peer closed.
+async fn read_head(tcp: &mut TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
 /// Answers every HTTP/1 request on a raw connection with `head` and
 /// `body` written at once, as a server with the whole response ready does.
 async fn raw_server(head: String, body: Vec<u8>) -> SocketAddr {
@@ -229,15 +236,9 @@ async fn raw_server(head: String, body: Vec<u8>) -> SocketAddr {
         while let Ok((mut tcp, _)) = listener.accept().await {
             let rsp = rsp.clone();
             tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tcp.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
+                if read_head(&mut tcp).await {
+                    let _ = tcp.write_all(&rsp).await;
                 }
-                let _ = tcp.write_all(&rsp).await;
             });
         }
     });

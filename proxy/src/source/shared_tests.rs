@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::state;
-use Duration;
 use mesh_proxy_api::ProxyConfig;
 use mesh_proxy_api::envelope::{SigningKey, payload_digest, sign};
 use mesh_proxy_api::outbound::{OutboundPort, OutboundProtocol, OutboundService};
