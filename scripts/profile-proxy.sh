@@ -87,11 +87,8 @@ if [[ $MODE == callgrind ]]; then
         shift
         exec "${CALLGRIND[@]}" --callgrind-out-file="$WORK/callgrind.$name" "$@"
     }
-    launch_haproxy() {
-        haproxy -c -q -f "$WORK/$1.cfg" || die "haproxy rejected $WORK/$1.cfg"
-        "${CALLGRIND[@]}" --callgrind-out-file="$WORK/callgrind.$1" haproxy -db -f "$WORK/$1.cfg" >"$WORK/$1.log" 2>&1 &
-        PIDS+=($!)
-        LAUNCHED_PID=$!
+    run_haproxy() {
+        exec "${CALLGRIND[@]}" --callgrind-out-file="$WORK/callgrind.$1" haproxy -db -f "$WORK/$1.cfg"
     }
 fi
 
@@ -196,8 +193,16 @@ top_functions() {
     done
 }
 
+# measured: "TARGET NAME" of every process measured, target by target.
+measured() {
+    local name pid
+    for TARGET in "${STARTED[@]}"; do
+        while read -r name pid; do echo "$TARGET $name"; done < <(proxies)
+    done
+}
+
 report() {
-    local t name pid file
+    local t name
     local what="GET"
     ((BODY_BYTES == 0)) || what="POST of $BODY_BYTES bytes echoed back"
     echo "**$MODE**: $REQUESTS requests ($what) per target over $CONNECTIONS keep-alive connection(s), after $WARMUP warm-up requests"
@@ -206,46 +211,37 @@ report() {
         callgrind)
             echo "| target | process | instructions per request |"
             echo "|---|---|---|"
-            for t in "${STARTED[@]}"; do
-                local sum=0
-                TARGET=$t
-                while read -r name pid; do
-                    file="$WORK/callgrind.$t.$name"
-                    local ir
-                    ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$file")
-                    sum=$((sum + ir))
-                    echo "| $t | $name | $((ir / REQUESTS)) |"
-                done < <(proxies)
-                echo "| $t | **all** | **$((sum / REQUESTS))** |"
-            done
+            local last="" sum=0 ir
+            while read -r t name; do
+                if [[ $t != "$last" && -n $last ]]; then
+                    echo "| $last | **all** | **$((sum / REQUESTS))** |"
+                    sum=0
+                fi
+                last=$t
+                ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$WORK/callgrind.$t.$name")
+                sum=$((sum + ir))
+                echo "| $t | $name | $((ir / REQUESTS)) |"
+            done < <(measured)
+            echo "| $last | **all** | **$((sum / REQUESTS))** |"
             echo
             echo "Code run in the window (distinct, not per request):"
             echo
             echo "| target | process | KiB of 64-byte lines | 4 KiB pages |"
             echo "|---|---|---|---|"
-            for t in "${STARTED[@]}"; do
-                TARGET=$t
-                while read -r name pid; do
-                    python3 "$REPO/scripts/lib/callgrind_footprint.py" "$WORK/callgrind.$t.$name" "$t" "$name"
-                done < <(proxies)
-            done
-            for t in "${STARTED[@]}"; do
-                TARGET=$t
-                while read -r name pid; do
-                    top_functions "$WORK/callgrind.$t.$name" "$t, $name"
-                done < <(proxies)
-            done
+            while read -r t name; do
+                python3 "$REPO/scripts/lib/callgrind_footprint.py" "$WORK/callgrind.$t.$name" "$t" "$name"
+            done < <(measured)
+            while read -r t name; do
+                top_functions "$WORK/callgrind.$t.$name" "$t, $name"
+            done < <(measured)
             ;;
         strace)
-            for t in "${STARTED[@]}"; do
-                TARGET=$t
-                while read -r name pid; do
-                    python3 "$REPO/scripts/lib/strace_per_request.py" "$WORK/strace.$t.$name" "$REQUESTS" "$t, $name"
-                    awk -v n="$REQUESTS" 'NR == 1 {a = $1} NR == 2 {printf "\nminor page faults per request: %.1f\n", ($1 - a) / n}' \
-                        "$WORK/faults.$t.$name"
-                    echo "peak RSS (VmHWM) so far: $(cat "$WORK/peak.$t.$name") kB"
-                done < <(proxies)
-            done
+            while read -r t name; do
+                python3 "$REPO/scripts/lib/strace_per_request.py" "$WORK/strace.$t.$name" "$REQUESTS" "$t, $name"
+                awk -v n="$REQUESTS" 'NR == 1 {a = $1} NR == 2 {printf "\nminor page faults per request: %.1f\n", ($1 - a) / n}' \
+                    "$WORK/faults.$t.$name"
+                echo "peak RSS (VmHWM) so far: $(cat "$WORK/peak.$t.$name") kB"
+            done < <(measured)
             ;;
     esac
 }

@@ -107,11 +107,17 @@ defaults
 EOF
 }
 
-# launch_haproxy NAME: checks and starts $WORK/NAME.cfg pinned like every
-# proxy; sets LAUNCHED_PID.
+# run_haproxy NAME: runs HAProxy on $WORK/NAME.cfg in this (background)
+# subshell, pinned like every proxy. `exec` keeps its PID the one `$!`
+# names. The profile script redefines it to run HAProxy under valgrind.
+run_haproxy() {
+    exec taskset -c "$APP_CPU" haproxy -db -f "$WORK/$1.cfg"
+}
+
+# launch_haproxy NAME: checks and starts $WORK/NAME.cfg; sets LAUNCHED_PID.
 launch_haproxy() {
     haproxy -c -q -f "$WORK/$1.cfg" || die "haproxy rejected $WORK/$1.cfg"
-    taskset -c "$APP_CPU" haproxy -db -f "$WORK/$1.cfg" >"$WORK/$1.log" 2>&1 &
+    run_haproxy "$1" >"$WORK/$1.log" 2>&1 &
     PIDS+=($!)
     LAUNCHED_PID=$!
 }
